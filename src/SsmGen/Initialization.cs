@@ -1,0 +1,135 @@
+namespace SsmGen;
+
+/// <summary>
+/// Parameter initializations used by generated models and the reference alike. Each tensor draws from
+/// its own stream (<see cref="StreamFor"/>), so adding a tensor never shifts another one's values.
+/// </summary>
+public static class Initialization
+{
+    /// <summary>The random stream of tensor number <paramref name="tensorIndex"/> for a model seed.</summary>
+    public static Rng StreamFor(ulong seed, int tensorIndex) => new(seed * 0x100000001B3UL + (ulong)tensorIndex * 0x9E3779B97F4A7C15UL + 1);
+
+    /// <summary>Uniform in [−bound, bound]: PyTorch's default for Linear weights and biases (bound = 1/√fan_in).</summary>
+    public static void Uniform(Span<float> dst, double bound, ref Rng rng)
+    {
+        for (int i = 0; i < dst.Length; i++) dst[i] = (float)rng.Uniform(-bound, bound);
+    }
+
+    /// <summary>Normal with the given standard deviation.</summary>
+    public static void Normal(Span<float> dst, double std, ref Rng rng)
+    {
+        for (int i = 0; i < dst.Length; i++) dst[i] = (float)(std * rng.Normal());
+    }
+
+    /// <summary>Every element set to <paramref name="value"/>.</summary>
+    public static void Constant(Span<float> dst, float value) => dst.Fill(value);
+
+    /// <summary>log Δ uniform in [log dtMin, log dtMax] (S4D paper).</summary>
+    public static void LogDt(Span<float> dst, double dtMin, double dtMax, ref Rng rng)
+    {
+        for (int i = 0; i < dst.Length; i++) dst[i] = (float)rng.Uniform(Math.Log(dtMin), Math.Log(dtMax));
+    }
+
+    /// <summary>Complex C, stored as (…, 2) real/imaginary pairs, each part N(0, 1/2).</summary>
+    public static void ComplexNormal(Span<float> dst, ref Rng rng) => Normal(dst, Math.Sqrt(0.5), ref rng);
+
+    /// <summary>Complex 1 + 0i, stored as (…, 2) pairs.</summary>
+    public static void ComplexOne(Span<float> dst)
+    {
+        for (int i = 0; i < dst.Length; i += 2) { dst[i] = 1; dst[i + 1] = 0; }
+    }
+
+    /// <summary>
+    /// Fills log(−Re A) and Im A, shapes (H, N/2), with the named S4D initialization; every channel
+    /// gets the same A (the paper's choice), except <see cref="S4DInit.Random"/>, which draws per channel.
+    /// </summary>
+    public static void S4DA(Span<float> logAReal, Span<float> aImag, int h, int n, S4DInit init, ref Rng rng)
+    {
+        int half = n / 2;
+        if (logAReal.Length != h * half || aImag.Length != h * half)
+            throw new ArgumentException($"A tensors must have H·N/2 = {h * half} elements.");
+        double[]? legs = init == S4DInit.LegS ? LegSFrequencies(n) : null;
+        for (int c = 0; c < h; c++)
+        {
+            for (int k = 0; k < half; k++)
+            {
+                (double re, double im) = init switch
+                {
+                    S4DInit.Lin => (-0.5, Math.PI * k),
+                    S4DInit.Inv => (-0.5, n / Math.PI * (n / (2.0 * k + 1) - 1)),
+                    S4DInit.Real => (-(k + 1.0), 0.0),
+                    S4DInit.LegS => (-0.5, legs![k]),
+                    S4DInit.Random => (-0.5, rng.Uniform(0, Math.PI * half)),
+                    _ => throw new ArgumentOutOfRangeException(nameof(init), init, "Unknown S4D initialization."),
+                };
+                logAReal[c * half + k] = (float)Math.Log(-re);
+                aImag[c * half + k] = (float)im;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The N/2 positive frequencies ω of the normal part of HiPPO-LegS, ascending. That normal part is
+    /// −1/2·I + T with T skew-symmetric, T[i,j] = −½√((2i+1)(2j+1)) for i &gt; j; its eigenvalues are
+    /// −1/2 ± iω, where ω² are the eigenvalues (each twice) of the symmetric matrix −T².
+    /// </summary>
+    public static double[] LegSFrequencies(int n)
+    {
+        var t = new double[n, n];
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+                t[i, j] = i == j ? 0 : (i > j ? -0.5 : 0.5) * Math.Sqrt((2.0 * i + 1) * (2.0 * j + 1));
+        var m = new double[n, n];
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double s = 0;
+                for (int k = 0; k < n; k++) s -= t[i, k] * t[k, j];
+                m[i, j] = s;
+            }
+        double[] eig = SymmetricEigenvalues(m);
+        Array.Sort(eig);
+        var w = new double[n / 2];
+        for (int k = 0; k < n / 2; k++) w[k] = Math.Sqrt(Math.Max(0, 0.5 * (eig[2 * k] + eig[2 * k + 1])));
+        return w;
+    }
+
+    /// <summary>Eigenvalues of a real symmetric matrix by cyclic Jacobi rotations (small n, init time only).</summary>
+    internal static double[] SymmetricEigenvalues(double[,] a)
+    {
+        int n = a.GetLength(0);
+        a = (double[,])a.Clone();
+        for (int sweep = 0; sweep < 100; sweep++)
+        {
+            double off = 0, diag = 0;
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < n; j++)
+                    if (i != j) off += a[i, j] * a[i, j]; else diag += a[i, i] * a[i, i];
+            if (off <= 1e-26 * diag) break;
+            for (int p = 0; p < n - 1; p++)
+                for (int q = p + 1; q < n; q++)
+                {
+                    if (a[p, q] == 0) continue;
+                    double theta = (a[q, q] - a[p, p]) / (2 * a[p, q]);
+                    double tt = Math.Sign(theta) / (Math.Abs(theta) + Math.Sqrt(theta * theta + 1));
+                    if (theta == 0) tt = 1;
+                    double c = 1 / Math.Sqrt(tt * tt + 1), s = tt * c;
+                    for (int k = 0; k < n; k++)
+                    {
+                        double akp = a[k, p], akq = a[k, q];
+                        a[k, p] = c * akp - s * akq;
+                        a[k, q] = s * akp + c * akq;
+                    }
+                    for (int k = 0; k < n; k++)
+                    {
+                        double apk = a[p, k], aqk = a[q, k];
+                        a[p, k] = c * apk - s * aqk;
+                        a[q, k] = s * apk + c * aqk;
+                    }
+                }
+        }
+        var d = new double[n];
+        for (int i = 0; i < n; i++) d[i] = a[i, i];
+        return d;
+    }
+}

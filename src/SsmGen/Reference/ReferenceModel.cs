@@ -1,0 +1,247 @@
+using System.Numerics;
+
+namespace SsmGen.Reference;
+
+/// <summary>
+/// The oracle: a whole model (encoder, S4D blocks, final norm, pooling, decoder) in plain runtime-sized
+/// code over float or double, with the same parameter layout as the generated model. Slow on purpose.
+/// </summary>
+public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
+{
+    private sealed class LayerCache
+    {
+        public T[] X = [], Mean = [], Rstd = [], U = [], Y = [], G = [], O = [], Glu = [];
+    }
+
+    public ModelConfig Config { get; }
+    public ParameterInfo[] Table { get; }
+    public T[] Parameters { get; }
+    public T[] Gradients { get; }
+
+    private readonly Dictionary<string, ParameterInfo> _byName;
+    private readonly S4DReference<T>[] _mixers;
+    private LayerCache[] _cache = [];
+    private T[] _xf = [], _meanF = [], _rstdF = [], _nf = [], _pooled = [];
+    private int[]? _tokens;
+    private T[]? _input;
+    private int _batch, _length;
+    private bool _training;
+    private ulong _dropSeed, _dropStep;
+
+    public ReferenceModel(ModelConfig config)
+    {
+        config.Validate();
+        Config = config;
+        Table = ParameterLayout.Build(config);
+        _byName = Table.ToDictionary(p => p.Name);
+        Parameters = new T[ParameterLayout.Count(Table)];
+        Gradients = new T[Parameters.Length];
+        _mixers = config.Layers.Select(l => new S4DReference<T>(config.DModel, l.N, l.Discretization)).ToArray();
+    }
+
+    private Span<T> P(T[] buf, string name) { var p = _byName[name]; return buf.AsSpan(p.Offset, p.Length); }
+    private Span<T> POpt(T[] buf, string name) => _byName.ContainsKey(name) ? P(buf, name) : Span<T>.Empty;
+
+    private S4DReference<T>.Params Mixer(T[] buf, int i)
+    {
+        string m = $"layers.{i}.mixer.";
+        return new(P(buf, m + "log_dt"), P(buf, m + "log_A_real"), P(buf, m + "A_imag"), POpt(buf, m + "B"), P(buf, m + "C"), P(buf, m + "D"));
+    }
+
+    /// <summary>Initializes every tensor with the papers' formulas (the same helpers the generated code calls).</summary>
+    public void Initialize(ulong seed)
+    {
+        var f = new float[Parameters.Length];
+        int h = Config.DModel;
+        for (int t = 0; t < Table.Length; t++)
+        {
+            var p = Table[t];
+            var rng = Initialization.StreamFor(seed, t);
+            var dst = f.AsSpan(p.Offset, p.Length);
+            string name = p.Name;
+            if (name == "encoder.weight" && Config.TokenInput) Initialization.Normal(dst, 1, ref rng);
+            else if (name.StartsWith("encoder.")) Initialization.Uniform(dst, 1 / Math.Sqrt(Config.Input), ref rng);
+            else if (name.EndsWith("norm.weight") || name == "norm_f.weight") Initialization.Constant(dst, 1);
+            else if (name.EndsWith("norm.bias") || name == "norm_f.bias") Initialization.Constant(dst, 0);
+            else if (name.EndsWith("output_linear.weight") || name.EndsWith("output_linear.bias") || name.StartsWith("decoder."))
+                Initialization.Uniform(dst, 1 / Math.Sqrt(h), ref rng);
+            else if (name.EndsWith("mixer.log_dt"))
+            {
+                var l = Config.Layers[LayerIndex(name)];
+                Initialization.LogDt(dst, l.DtMin, l.DtMax, ref rng);
+            }
+            else if (name.EndsWith("mixer.log_A_real"))
+            {
+                var l = Config.Layers[LayerIndex(name)];
+                var imag = Table[t + 1];
+                Initialization.S4DA(dst, f.AsSpan(imag.Offset, imag.Length), h, l.N, l.Init, ref rng);
+            }
+            else if (name.EndsWith("mixer.A_imag")) { }
+            else if (name.EndsWith("mixer.B")) Initialization.ComplexOne(dst);
+            else if (name.EndsWith("mixer.C")) Initialization.ComplexNormal(dst, ref rng);
+            else if (name.EndsWith("mixer.D")) Initialization.Normal(dst, 1, ref rng);
+            else throw new InvalidOperationException("No initialization for " + name);
+        }
+        for (int i = 0; i < f.Length; i++) Parameters[i] = T.CreateChecked(f[i]);
+    }
+
+    private static int LayerIndex(string name) => int.Parse(name.Split('.')[1]);
+
+    /// <summary>Forward over real inputs (B, L, Input).</summary>
+    public T[] Forward(ReadOnlySpan<T> input, int batch, int length, bool training = false, ulong dropoutSeed = 0, ulong dropoutStep = 0)
+    {
+        if (Config.TokenInput) throw new InvalidOperationException("This model reads token ids.");
+        _input = input.ToArray(); _tokens = null;
+        return Run(batch, length, training, dropoutSeed, dropoutStep);
+    }
+
+    /// <summary>Forward over token ids (B, L).</summary>
+    public T[] Forward(ReadOnlySpan<int> tokens, int batch, int length, bool training = false, ulong dropoutSeed = 0, ulong dropoutStep = 0)
+    {
+        if (!Config.TokenInput) throw new InvalidOperationException("This model reads real features.");
+        _tokens = tokens.ToArray(); _input = null;
+        return Run(batch, length, training, dropoutSeed, dropoutStep);
+    }
+
+    private T[] Run(int batch, int length, bool training, ulong seed, ulong step)
+    {
+        (_batch, _length, _training, _dropSeed, _dropStep) = (batch, length, training, seed, step);
+        int h = Config.DModel, rows = batch * length;
+        var x = new T[rows * h];
+        if (_tokens is not null)
+        {
+            var e = P(Parameters, "encoder.weight");
+            for (int r = 0; r < rows; r++) e.Slice(_tokens[r] * h, h).CopyTo(x.AsSpan(r * h));
+        }
+        else BlockReference<T>.LinearForward(_input, P(Parameters, "encoder.weight"), P(Parameters, "encoder.bias"), x, rows, Config.Input, h);
+
+        _cache = new LayerCache[Config.Layers.Count];
+        for (int i = 0; i < Config.Layers.Count; i++)
+        {
+            var c = _cache[i] = new LayerCache
+            {
+                X = x, Mean = new T[rows], Rstd = new T[rows], U = new T[rows * h], Y = new T[rows * h],
+                G = new T[rows * h], O = new T[rows * 2 * h], Glu = new T[rows * h],
+            };
+            string l = $"layers.{i}.";
+            BlockReference<T>.LayerNormForward(x, P(Parameters, l + "norm.weight"), P(Parameters, l + "norm.bias"), c.U, c.Mean, c.Rstd, rows, h);
+            _mixers[i].Forward(Mixer(Parameters, i), c.U, c.Y, batch, length);
+            for (int j = 0; j < c.G.Length; j++) c.G[j] = BlockReference<T>.Gelu(c.Y[j]);
+            BlockReference<T>.LinearForward(c.G, P(Parameters, l + "mixer.output_linear.weight"), P(Parameters, l + "mixer.output_linear.bias"), c.O, rows, h, 2 * h);
+            BlockReference<T>.GluForward(c.O, c.Glu, rows, h);
+            var next = new T[rows * h];
+            for (int j = 0; j < next.Length; j++) next[j] = x[j] + c.Glu[j] * DropScale(i, j);
+            x = next;
+        }
+        _xf = x; _meanF = new T[rows]; _rstdF = new T[rows]; _nf = new T[rows * h];
+        BlockReference<T>.LayerNormForward(x, P(Parameters, "norm_f.weight"), P(Parameters, "norm_f.bias"), _nf, _meanF, _rstdF, rows, h);
+        int outRows = Config.Pooling == Pooling.None ? rows : batch;
+        _pooled = new T[outRows * h];
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t < length; t++)
+                for (int k = 0; k < h; k++)
+                {
+                    T v = _nf[(b * length + t) * h + k];
+                    switch (Config.Pooling)
+                    {
+                        case Pooling.Mean: _pooled[b * h + k] += v / T.CreateChecked(length); break;
+                        case Pooling.Last: if (t == length - 1) _pooled[b * h + k] = v; break;
+                        default: _pooled[(b * length + t) * h + k] = v; break;
+                    }
+                }
+        var y = new T[outRows * Config.Output];
+        BlockReference<T>.LinearForward(_pooled, P(Parameters, "decoder.weight"), P(Parameters, "decoder.bias"), y, outRows, h, Config.Output);
+        return y;
+    }
+
+    private T DropScale(int layer, int index)
+    {
+        double p = Config.Layers[layer].Dropout;
+        return _training && p > 0 ? BlockReference<T>.DropoutScale(p, _dropSeed, _dropStep, layer, index) : T.One;
+    }
+
+    /// <summary>Accumulates dL/dθ into <see cref="Gradients"/> from dL/d(output) of the last Forward.</summary>
+    public void Backward(ReadOnlySpan<T> dOut)
+    {
+        int h = Config.DModel, rows = _batch * _length, outRows = Config.Pooling == Pooling.None ? rows : _batch;
+        var dPooled = new T[outRows * h];
+        BlockReference<T>.LinearBackward(_pooled, P(Parameters, "decoder.weight"), dOut, dPooled, P(Gradients, "decoder.weight"), P(Gradients, "decoder.bias"), outRows, h, Config.Output);
+        var dNf = new T[rows * h];
+        for (int b = 0; b < _batch; b++)
+            for (int t = 0; t < _length; t++)
+                for (int k = 0; k < h; k++)
+                    dNf[(b * _length + t) * h + k] = Config.Pooling switch
+                    {
+                        Pooling.Mean => dPooled[b * h + k] / T.CreateChecked(_length),
+                        Pooling.Last => t == _length - 1 ? dPooled[b * h + k] : T.Zero,
+                        _ => dPooled[(b * _length + t) * h + k],
+                    };
+        var dx = new T[rows * h];
+        BlockReference<T>.LayerNormBackward(_xf, P(Parameters, "norm_f.weight"), _meanF, _rstdF, dNf, dx, P(Gradients, "norm_f.weight"), P(Gradients, "norm_f.bias"), rows, h);
+        for (int i = Config.Layers.Count - 1; i >= 0; i--)
+        {
+            var c = _cache[i];
+            string l = $"layers.{i}.";
+            // residual: dx flows through unchanged and into the block
+            var dGlu = new T[rows * h];
+            for (int j = 0; j < dGlu.Length; j++) dGlu[j] = dx[j] * DropScale(i, j);
+            var dO = new T[rows * 2 * h];
+            BlockReference<T>.GluBackward(c.O, dGlu, dO, rows, h);
+            var dG = new T[rows * h];
+            BlockReference<T>.LinearBackward(c.G, P(Parameters, l + "mixer.output_linear.weight"), dO, dG, P(Gradients, l + "mixer.output_linear.weight"), P(Gradients, l + "mixer.output_linear.bias"), rows, h, 2 * h);
+            var dY = new T[rows * h];
+            for (int j = 0; j < dY.Length; j++) dY[j] = dG[j] * BlockReference<T>.GeluDerivative(c.Y[j]);
+            var dU = new T[rows * h];
+            _mixers[i].Backward(Mixer(Parameters, i), Mixer(Gradients, i), c.U, dY, dU, _batch, _length);
+            BlockReference<T>.LayerNormBackward(c.X, P(Parameters, l + "norm.weight"), c.Mean, c.Rstd, dU, dx, P(Gradients, l + "norm.weight"), P(Gradients, l + "norm.bias"), rows, h);
+        }
+        if (_tokens is not null)
+        {
+            var ge = P(Gradients, "encoder.weight");
+            for (int r = 0; r < rows; r++)
+                for (int k = 0; k < h; k++) ge[_tokens[r] * h + k] += dx[r * h + k];
+        }
+        else BlockReference<T>.LinearBackward(_input, P(Parameters, "encoder.weight"), dx, Span<T>.Empty, P(Gradients, "encoder.weight"), P(Gradients, "encoder.bias"), rows, Config.Input, h);
+    }
+
+    /// <summary>
+    /// The whole model run token by token with the S4D recurrence instead of the convolution: row t of
+    /// the result is the model's output for the prefix of length t+1 (for Pooling.None, token t's output).
+    /// </summary>
+    public T[] ForwardRecurrent(ReadOnlySpan<T> input, ReadOnlySpan<int> tokens, int length)
+    {
+        int h = Config.DModel;
+        var x = new T[length * h];
+        if (Config.TokenInput)
+        {
+            var e = P(Parameters, "encoder.weight");
+            for (int t = 0; t < length; t++) e.Slice(tokens[t] * h, h).CopyTo(x.AsSpan(t * h));
+        }
+        else BlockReference<T>.LinearForward(input, P(Parameters, "encoder.weight"), P(Parameters, "encoder.bias"), x, length, Config.Input, h);
+        for (int i = 0; i < Config.Layers.Count; i++)
+        {
+            string l = $"layers.{i}.";
+            var u = new T[length * h]; var y = new T[length * h]; var o = new T[length * 2 * h];
+            var g = new T[length * h]; var glu = new T[length * h];
+            BlockReference<T>.LayerNormForward(x, P(Parameters, l + "norm.weight"), P(Parameters, l + "norm.bias"), u, new T[length], new T[length], length, h);
+            _mixers[i].Recurrent(Mixer(Parameters, i), u, y, 1, length);
+            for (int j = 0; j < g.Length; j++) g[j] = BlockReference<T>.Gelu(y[j]);
+            BlockReference<T>.LinearForward(g, P(Parameters, l + "mixer.output_linear.weight"), P(Parameters, l + "mixer.output_linear.bias"), o, length, h, 2 * h);
+            BlockReference<T>.GluForward(o, glu, length, h);
+            for (int j = 0; j < x.Length; j++) x[j] += glu[j];
+        }
+        var nf = new T[length * h];
+        BlockReference<T>.LayerNormForward(x, P(Parameters, "norm_f.weight"), P(Parameters, "norm_f.bias"), nf, new T[length], new T[length], length, h);
+        var pooled = new T[length * h];
+        var sum = new T[h];
+        for (int t = 0; t < length; t++)
+            for (int k = 0; k < h; k++)
+            {
+                sum[k] += nf[t * h + k];
+                pooled[t * h + k] = Config.Pooling == Pooling.Mean ? sum[k] / T.CreateChecked(t + 1) : nf[t * h + k];
+            }
+        var outp = new T[length * Config.Output];
+        BlockReference<T>.LinearForward(pooled, P(Parameters, "decoder.weight"), P(Parameters, "decoder.bias"), outp, length, h, Config.Output);
+        return outp;
+    }
+}

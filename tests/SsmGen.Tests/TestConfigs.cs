@@ -1,0 +1,34 @@
+using SsmGen;
+
+namespace SsmGen.Tests;
+
+/// <summary>Small model configurations shared by the reference tests.</summary>
+internal static class TestConfigs
+{
+    public static ModelConfig RealMean => new(Input: 2, Vocab: 0, DModel: 4, Output: 3, Pooling.Mean,
+        [new S4DLayerConfig(4, S4DInit.Lin, Discretization.Zoh, TrainB: true),
+         new S4DLayerConfig(6, S4DInit.Inv, Discretization.Bilinear, Dropout: 0.3)]);
+
+    public static ModelConfig TokensPerToken => new(Input: 0, Vocab: 5, DModel: 4, Output: 5, Pooling.None,
+        [new S4DLayerConfig(4, S4DInit.LegS, Discretization.Bilinear, TrainB: true),
+         new S4DLayerConfig(2, S4DInit.Real, Discretization.Zoh)]);
+
+    public static ModelConfig RealLast => new(Input: 3, Vocab: 0, DModel: 6, Output: 2, Pooling.Last,
+        [new S4DLayerConfig(8, S4DInit.Random, Discretization.Zoh)]);
+
+    public static double[] RandomArray(int n, ulong seed, double scale = 1)
+    {
+        var rng = new Rng(seed);
+        var a = new double[n];
+        for (int i = 0; i < n; i++) a[i] = scale * rng.Normal();
+        return a;
+    }
+
+    public static int[] RandomTokens(int n, int vocab, ulong seed)
+    {
+        var rng = new Rng(seed);
+        var a = new int[n];
+        for (int i = 0; i < n; i++) a[i] = rng.NextInt(vocab);
+        return a;
+    }
+}
