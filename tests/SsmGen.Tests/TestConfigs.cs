@@ -32,3 +32,19 @@ internal static class TestConfigs
         return a;
     }
 }
+
+internal static class GeneratedConfigs
+{
+    /// <summary>Hand-written twin of <see cref="VectorTokens"/>.</summary>
+    public static ModelConfig VectorTokens => new(Input: 0, Vocab: 7, DModel: 8, Output: 7, Pooling.None,
+        [new S4DLayerConfig(32, S4DInit.LegS, Discretization.Bilinear, TrainB: true),
+         new S4DLayerConfig(16, S4DInit.Real, Discretization.Zoh, Dropout: 0.2)]);
+
+    /// <summary>Hand-written twin of <see cref="VectorLast"/>.</summary>
+    public static ModelConfig VectorLast => new(Input: 3, Vocab: 0, DModel: 8, Output: 2, Pooling.Last,
+        [new S4DLayerConfig(64), new S4DLayerConfig(64)]);
+
+    /// <summary>Hand-written twin of <see cref="SeqClassifier"/>.</summary>
+    public static ModelConfig SeqClassifier => new(Input: 1, Vocab: 0, DModel: 128, Output: 10, Pooling.Mean,
+        [new S4DLayerConfig(64), new S4DLayerConfig(64), new S4DLayerConfig(64), new S4DLayerConfig(64)]);
+}

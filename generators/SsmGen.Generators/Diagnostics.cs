@@ -1,0 +1,50 @@
+using System.Linq;
+using Microsoft.CodeAnalysis;
+
+namespace SsmGen.Generators;
+
+/// <summary>Every problem the generator reports: one descriptor each, the message says what to change.</summary>
+internal static class Diagnostics
+{
+    private const string Category = "SsmGen";
+
+    private static DiagnosticDescriptor Error(string id, string title, string message) =>
+        new(id, title, message, Category, DiagnosticSeverity.Error, isEnabledByDefault: true);
+
+    public static readonly DiagnosticDescriptor NotPartial = Error("SSMG0001",
+        "Model class must be partial", "Model class '{0}' must be declared 'partial' so SsmGen can add the generated members");
+    public static readonly DiagnosticDescriptor GenericOrNested = Error("SSMG0002",
+        "Model class must be top-level and non-generic", "Model class '{0}' must be a top-level, non-generic class; move it out of '{1}' or remove its type parameters");
+    public static readonly DiagnosticDescriptor BadStateSize = Error("SSMG0003",
+        "S4D state size must be positive and even", "[S4DLayer] N = {0} is invalid; use a positive even state size such as 64");
+    public static readonly DiagnosticDescriptor UnknownInit = Error("SSMG0004",
+        "Unknown S4D initialization", "[S4DLayer] Init = {0} is not an S4DInit; use Lin, Inv, Real, LegS or Random");
+    public static readonly DiagnosticDescriptor UnknownDiscretization = Error("SSMG0005",
+        "Unknown discretization", "[S4DLayer] Discretization = {0} is not a Discretization; use Zoh or Bilinear");
+    public static readonly DiagnosticDescriptor NonPositiveSize = Error("SSMG0006",
+        "Model size must be positive", "[SsmModel] {0} = {1} must be positive");
+    public static readonly DiagnosticDescriptor LayerWithoutModel = Error("SSMG0007",
+        "Layer attribute without [SsmModel]", "Class '{0}' has layer attributes but no [SsmModel]; add [SsmModel(...)] to declare the model");
+    public static readonly DiagnosticDescriptor InputOrVocab = Error("SSMG0008",
+        "Conflicting input options", "[SsmModel] sets {0}; set exactly one of Input (real features) and Vocab (token ids), each positive");
+    public static readonly DiagnosticDescriptor NoLayers = Error("SSMG0009",
+        "Model has no layers", "Model class '{0}' declares no layers; add at least one [S4DLayer]");
+    public static readonly DiagnosticDescriptor BadDropout = Error("SSMG0010",
+        "Dropout out of range", "[S4DLayer] Dropout = {0} must be in [0, 1)");
+    public static readonly DiagnosticDescriptor BadRepeat = Error("SSMG0011",
+        "Repeat must be positive", "[S4DLayer] Repeat = {0} must be at least 1");
+    public static readonly DiagnosticDescriptor UnknownPooling = Error("SSMG0012",
+        "Unknown pooling", "[SsmModel] Pooling = {0} is not a Pooling; use Mean, Last or None");
+    public static readonly DiagnosticDescriptor BadDtRange = Error("SSMG0013",
+        "Invalid Δ range", "[S4DLayer] needs 0 < DtMin <= DtMax, got DtMin = {0} and DtMax = {1}");
+    public static readonly DiagnosticDescriptor NotAClass = Error("SSMG0014",
+        "Model must be a class", "[SsmModel] on '{0}' is not supported; declare the model as a partial class");
+
+    private static readonly DiagnosticDescriptor[] All =
+    {
+        NotPartial, GenericOrNested, BadStateSize, UnknownInit, UnknownDiscretization, NonPositiveSize, LayerWithoutModel,
+        InputOrVocab, NoLayers, BadDropout, BadRepeat, UnknownPooling, BadDtRange, NotAClass,
+    };
+
+    public static DiagnosticDescriptor ById(string id) => All.First(d => d.Id == id);
+}

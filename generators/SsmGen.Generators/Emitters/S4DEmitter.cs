@@ -1,0 +1,277 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using SsmGen.Generators.Model;
+
+namespace SsmGen.Generators.Emitters;
+
+/// <summary>
+/// The S4D layer, CPU backend: the specialized kernels one S4D variant needs, with the number of complex
+/// modes M = N/2 a constant and the mode loop held in fixed-width vector registers (Vector512 or
+/// Vector256 where M divides, a scalar loop otherwise). Mode tables are laid out
+/// [Re Ā | Im Ā | Re W | Im W], each (H, M), W = C·B̄.
+/// </summary>
+internal static class S4DEmitter
+{
+    /// <summary>Emits every kernel the plan's S4D layers use, each variant once.</summary>
+    public static void EmitKernels(CodeWriter w, ModelPlan plan)
+    {
+        foreach (int n in plan.Layers.Select(l => l.Spec.N).Distinct())
+        {
+            EmitKernel(w, n);
+            EmitHorner(w, n);
+            EmitStep(w, n);
+        }
+        foreach (var l in plan.Layers.GroupBy(l => l.Variant).Select(g => g.First()))
+        {
+            EmitDiscretize(w, l);
+            EmitChainRule(w, l);
+        }
+    }
+
+    /// <summary>Vector widths to try, widest first, for M modes.</summary>
+    private static IEnumerable<(string Type, int Width)> Widths(int m)
+    {
+        if (m % 16 == 0) yield return ("Vector512", 16);
+        if (m % 8 == 0) yield return ("Vector256", 8);
+    }
+
+    private static string Each(int count, Func<int, string> f) => string.Join(" ", Enumerable.Range(0, count).Select(f));
+
+    private static void Load(CodeWriter w, string vt, int vw, int nv, string name, string table, string src = "modes")
+    {
+        w.Line(Each(nv, v => $"var {name}{v} = {vt}.Create({src}.Slice({table}m0 + {v * vw}, {vw}));"));
+    }
+
+    private static void Store(CodeWriter w, int vw, int nv, string name, string table, string dst)
+    {
+        w.Line(Each(nv, v => $"{name}{v}.CopyTo({dst}.Slice({table}m0 + {v * vw}, {vw}));"));
+    }
+
+    private static void Header(CodeWriter w, int m) => w.Line($"const int M = {m}, HM = H * M;");
+
+    private static void EmitKernel(CodeWriter w, int n)
+    {
+        int m = n / 2;
+        w.Line($"/// <summary>S4D kernel for N = {n}: K[h, l] = 2·Re Σ_m W[h,m]·Ā[h,m]^l, (H, L). The power chain restarts");
+        w.Line("/// every 32 steps from an anchor advanced by Ā^32, so float rounding grows with 32, not with L.</summary>");
+        w.Open($"private static void S4D_N{n}_Kernel(ReadOnlySpan<float> modes, Span<float> k, int length)");
+        Header(w, m);
+        foreach (var (vt, vw) in Widths(m))
+        {
+            int nv = m / vw;
+            w.Open($"if ({vt}.IsHardwareAccelerated)");
+            w.Open("for (int h = 0; h < H; h++)");
+            w.Line("int m0 = h * M;");
+            Load(w, vt, vw, nv, "zr", ""); Load(w, vt, vw, nv, "zi", "HM + ");
+            Load(w, vt, vw, nv, "pr", "2 * HM + "); Load(w, vt, vw, nv, "pi", "3 * HM + ");
+            w.Line("// a = Ā^32 by five squarings");
+            w.Line(Each(nv, v => $"var ar{v} = zr{v}; var ai{v} = zi{v};"));
+            w.Open("for (int s = 0; s < 5; s++)");
+            w.Line(Each(nv, v => $"var sq{v} = ar{v} * ar{v} - ai{v} * ai{v}; ai{v} = (ar{v} + ar{v}) * ai{v}; ar{v} = sq{v};"));
+            w.Close();
+            w.Line("var kh = k.Slice(h * length, length);");
+            w.Open("for (int l0 = 0; l0 < length; l0 += 32)");
+            w.Line(Each(nv, v => $"var qr{v} = pr{v}; var qi{v} = pi{v};"));
+            w.Line("int end = Math.Min(32, length - l0);");
+            w.Open("for (int j = 0; j < end; j++)");
+            w.Line($"kh[l0 + j] = 2f * {vt}.Sum({string.Join(" + ", Enumerable.Range(0, nv).Select(v => $"qr{v}"))});");
+            w.Line(Each(nv, v => $"var t{v} = qr{v} * zr{v} - qi{v} * zi{v}; qi{v} = qr{v} * zi{v} + qi{v} * zr{v}; qr{v} = t{v};"));
+            w.Close();
+            w.Line(Each(nv, v => $"var u{v} = pr{v} * ar{v} - pi{v} * ai{v}; pi{v} = pr{v} * ai{v} + pi{v} * ar{v}; pr{v} = u{v};"));
+            w.Close();
+            w.Close();
+            w.Line("return;");
+            w.Close();
+        }
+        w.Line("// Scalar fallback: the same anchored chain, one mode at a time.");
+        w.Open("for (int h = 0; h < H; h++)");
+        w.Line("var kh = k.Slice(h * length, length);");
+        w.Line("kh.Clear();");
+        w.Open("for (int i = h * M; i < h * M + M; i++)");
+        w.Line("float zr = modes[i], zi = modes[HM + i], pr = modes[2 * HM + i], pi = modes[3 * HM + i];");
+        w.Line("float ar = zr, ai = zi;");
+        w.Line("for (int s = 0; s < 5; s++) { float sq = ar * ar - ai * ai; ai = 2 * ar * ai; ar = sq; }");
+        w.Open("for (int l0 = 0; l0 < length; l0 += 32)");
+        w.Line("float qr = pr, qi = pi;");
+        w.Line("int end = Math.Min(32, length - l0);");
+        w.Line("for (int j = 0; j < end; j++) { kh[l0 + j] += 2f * qr; float t = qr * zr - qi * zi; qi = qr * zi + qi * zr; qr = t; }");
+        w.Line("float u = pr * ar - pi * ai; pi = pr * ai + pi * ar; pr = u;");
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Line();
+    }
+
+    private static void EmitHorner(CodeWriter w, int n)
+    {
+        int m = n / 2;
+        w.Line($"/// <summary>For N = {n}: p(Ā) = Σ_l dK[l]·Ā^l and p'(Ā) per mode by Horner's rule, into");
+        w.Line("/// sums [Re p | Im p | Re p' | Im p'] (H, M): what the kernel's gradient needs.</summary>");
+        w.Open($"private static void S4D_N{n}_Horner(ReadOnlySpan<float> modes, ReadOnlySpan<float> dk, Span<float> sums, int length)");
+        Header(w, m);
+        foreach (var (vt, vw) in Widths(m))
+        {
+            int nv = m / vw;
+            w.Open($"if ({vt}.IsHardwareAccelerated)");
+            w.Open("for (int h = 0; h < H; h++)");
+            w.Line("int m0 = h * M;");
+            Load(w, vt, vw, nv, "zr", ""); Load(w, vt, vw, nv, "zi", "HM + ");
+            w.Line(Each(nv, v => $"var pr{v} = {vt}<float>.Zero; var pi{v} = {vt}<float>.Zero; var dr{v} = {vt}<float>.Zero; var di{v} = {vt}<float>.Zero;"));
+            w.Line("var dkh = dk.Slice(h * length, length);");
+            w.Open("for (int l = length - 1; l >= 0; l--)");
+            w.Line($"var d = {vt}.Create(dkh[l]);");
+            w.Line("// p' ← p'·Ā + p, then p ← p·Ā + dK[l]");
+            w.Line(Each(nv, v => $"var t{v} = dr{v} * zr{v} - di{v} * zi{v} + pr{v}; di{v} = dr{v} * zi{v} + di{v} * zr{v} + pi{v}; dr{v} = t{v};"));
+            w.Line(Each(nv, v => $"var s{v} = pr{v} * zr{v} - pi{v} * zi{v} + d; pi{v} = pr{v} * zi{v} + pi{v} * zr{v}; pr{v} = s{v};"));
+            w.Close();
+            Store(w, vw, nv, "pr", "", "sums"); Store(w, vw, nv, "pi", "HM + ", "sums");
+            Store(w, vw, nv, "dr", "2 * HM + ", "sums"); Store(w, vw, nv, "di", "3 * HM + ", "sums");
+            w.Close();
+            w.Line("return;");
+            w.Close();
+        }
+        w.Open("for (int h = 0; h < H; h++)");
+        w.Open("for (int i = h * M; i < h * M + M; i++)");
+        w.Line("float zr = modes[i], zi = modes[HM + i], pr = 0, pi = 0, dr = 0, di = 0;");
+        w.Open("for (int l = length - 1; l >= 0; l--)");
+        w.Line("float t = dr * zr - di * zi + pr; di = dr * zi + di * zr + pi; dr = t;");
+        w.Line("float s = pr * zr - pi * zi + dk[h * length + l]; pi = pr * zi + pi * zr; pr = s;");
+        w.Close();
+        w.Line("sums[i] = pr; sums[HM + i] = pi; sums[2 * HM + i] = dr; sums[3 * HM + i] = di;");
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Line();
+    }
+
+    private static void EmitStep(CodeWriter w, int n)
+    {
+        int m = n / 2;
+        w.Line($"/// <summary>One recurrent step for N = {n}: x ← Ā·x + u, y = 2·Re Σ_m W·x + D·u, per channel.");
+        w.Line("/// State [Re x | Im x] (H, M).</summary>");
+        w.Open($"private static void S4D_N{n}_Step(ReadOnlySpan<float> modes, ReadOnlySpan<float> d, Span<float> state, ReadOnlySpan<float> u, Span<float> y)");
+        Header(w, m);
+        foreach (var (vt, vw) in Widths(m))
+        {
+            int nv = m / vw;
+            w.Open($"if ({vt}.IsHardwareAccelerated)");
+            w.Open("for (int h = 0; h < H; h++)");
+            w.Line("int m0 = h * M;");
+            w.Line($"var uu = {vt}.Create(u[h]);");
+            Load(w, vt, vw, nv, "zr", ""); Load(w, vt, vw, nv, "zi", "HM + ");
+            Load(w, vt, vw, nv, "wr", "2 * HM + "); Load(w, vt, vw, nv, "wi", "3 * HM + ");
+            Load(w, vt, vw, nv, "sr", "", "state"); Load(w, vt, vw, nv, "si", "HM + ", "state");
+            w.Line(Each(nv, v => $"var t{v} = zr{v} * sr{v} - zi{v} * si{v} + uu; si{v} = zr{v} * si{v} + zi{v} * sr{v}; sr{v} = t{v};"));
+            Store(w, vw, nv, "sr", "", "state"); Store(w, vw, nv, "si", "HM + ", "state");
+            w.Line($"var acc = {string.Join(" + ", Enumerable.Range(0, nv).Select(v => $"(wr{v} * sr{v} - wi{v} * si{v})"))};");
+            w.Line($"y[h] = 2f * {vt}.Sum(acc) + d[h] * u[h];");
+            w.Close();
+            w.Line("return;");
+            w.Close();
+        }
+        w.Open("for (int h = 0; h < H; h++)");
+        w.Line("float acc = 0;");
+        w.Open("for (int i = h * M; i < h * M + M; i++)");
+        w.Line("float sr = modes[i] * state[i] - modes[HM + i] * state[HM + i] + u[h];");
+        w.Line("float si = modes[i] * state[HM + i] + modes[HM + i] * state[i];");
+        w.Line("state[i] = sr; state[HM + i] = si;");
+        w.Line("acc += modes[2 * HM + i] * sr - modes[3 * HM + i] * si;");
+        w.Close();
+        w.Line("y[h] = 2f * acc + d[h] * u[h];");
+        w.Close();
+        w.Close();
+        w.Line();
+    }
+
+    private static void ModeLocals(CodeWriter w, S4DLayerPlan l)
+    {
+        w.Line("int i = h * M + n;");
+        w.Line("var a = new Complex(-Math.Exp(logAReal[i]), aImag[i]);");
+        w.Line("var q = dt * a;");
+        w.Line("var c = new Complex(cc[2 * i], cc[2 * i + 1]);");
+        w.Line(l.Spec.TrainB ? "var b = new Complex(bb[2 * i], bb[2 * i + 1]);" : "var b = Complex.One; // B is fixed at 1");
+    }
+
+    private static string ParamArgs => "ReadOnlySpan<float> logDt, ReadOnlySpan<float> logAReal, ReadOnlySpan<float> aImag, ReadOnlySpan<float> bb, ReadOnlySpan<float> cc";
+
+    private static void EmitDiscretize(CodeWriter w, S4DLayerPlan l)
+    {
+        bool zoh = l.Spec.Discretization == 0;
+        w.Line($"/// <summary>{l.Variant}: Ā and W = C·B̄ of every mode, computed in double, stored as float.");
+        w.Line(zoh ? "/// ZOH: Ā = exp(ΔA), B̄ = (exp(ΔA) − 1)/A · B.</summary>" : "/// Bilinear: Ā = (1 + ΔA/2)/(1 − ΔA/2), B̄ = Δ/(1 − ΔA/2) · B.</summary>");
+        w.Open($"private static void {l.Variant}_Discretize({ParamArgs}, Span<float> modes)");
+        Header(w, l.Modes);
+        w.Open("for (int h = 0; h < H; h++)");
+        w.Line("double dt = Math.Exp(logDt[h]);");
+        w.Open("for (int n = 0; n < M; n++)");
+        ModeLocals(w, l);
+        if (zoh)
+        {
+            w.Line("var z = Complex.Exp(q);");
+            w.Line("var wm = c * b * (z - 1) / a;");
+        }
+        else
+        {
+            w.Line("var r = 1 / (1 - q / 2);");
+            w.Line("var z = (1 + q / 2) * r;");
+            w.Line("var wm = c * b * dt * r;");
+        }
+        w.Line("modes[i] = (float)z.Real; modes[HM + i] = (float)z.Imaginary;");
+        w.Line("modes[2 * HM + i] = (float)wm.Real; modes[3 * HM + i] = (float)wm.Imaginary;");
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Line();
+    }
+
+    private static void EmitChainRule(CodeWriter w, S4DLayerPlan l)
+    {
+        bool zoh = l.Spec.Discretization == 0;
+        w.Line($"/// <summary>{l.Variant}: from the Horner sums to parameter gradients. With gradients written");
+        w.Line("/// ∂L/∂Re + i·∂L/∂Im: gW = 2·conj p(Ā), gĀ = 2·conj(W·p'(Ā)); a holomorphic step multiplies by the");
+        w.Line("/// conjugate derivative, a real parameter takes Re(conj(g)·∂/∂θ).</summary>");
+        w.Open($"private static void {l.Variant}_ChainRule({ParamArgs}, ReadOnlySpan<float> sums, Span<float> gLogDt, Span<float> gLogAReal, Span<float> gAImag, Span<float> gB, Span<float> gC)");
+        Header(w, l.Modes);
+        w.Open("for (int h = 0; h < H; h++)");
+        w.Line("double dt = Math.Exp(logDt[h]), gDt = 0;");
+        w.Open("for (int n = 0; n < M; n++)");
+        ModeLocals(w, l);
+        w.Line("var p = new Complex(sums[i], sums[HM + i]);");
+        w.Line("var dp = new Complex(sums[2 * HM + i], sums[3 * HM + i]);");
+        if (zoh)
+        {
+            w.Line("var z = Complex.Exp(q);");
+            w.Line("var e = (z - 1) / a;");
+            w.Line("var gW = 2 * Complex.Conjugate(p);");
+            w.Line("var gZ = 2 * Complex.Conjugate(c * b * e * dp);");
+            w.Line("var gc = gW * Complex.Conjugate(b * e);");
+            if (l.Spec.TrainB) w.Line("var gb = gW * Complex.Conjugate(c * e);");
+            w.Line("var gZt = gZ + gW * Complex.Conjugate(c * b / a);          // W depends on Ā too");
+            w.Line("var gA = gW * Complex.Conjugate(-c * b * e / a) + gZt * Complex.Conjugate(dt * z);");
+            w.Line("gDt += (Complex.Conjugate(gZt) * a * z).Real;");
+        }
+        else
+        {
+            w.Line("var r = 1 / (1 - q / 2);");
+            w.Line("var gW = 2 * Complex.Conjugate(p);");
+            w.Line("var gZ = 2 * Complex.Conjugate(c * b * dt * r * dp);");
+            w.Line("var gc = gW * Complex.Conjugate(b * dt * r);");
+            if (l.Spec.TrainB) w.Line("var gb = gW * Complex.Conjugate(c * dt * r);");
+            w.Line("var gQ = gZ * Complex.Conjugate(r * r) + gW * Complex.Conjugate(c * b * (dt / 2) * r * r);");
+            w.Line("gDt += (Complex.Conjugate(gW) * c * b * r).Real + (Complex.Conjugate(gQ) * a).Real;");
+            w.Line("var gA = dt * gQ;");
+        }
+        w.Line("gC[2 * i] += (float)gc.Real; gC[2 * i + 1] += (float)gc.Imaginary;");
+        if (l.Spec.TrainB) w.Line("gB[2 * i] += (float)gb.Real; gB[2 * i + 1] += (float)gb.Imaginary;");
+        w.Line("gLogAReal[i] += (float)(-Math.Exp(logAReal[i]) * gA.Real);");
+        w.Line("gAImag[i] += (float)gA.Imaginary;");
+        w.Close();
+        w.Line("gLogDt[h] += (float)(gDt * dt);");
+        w.Close();
+        w.Close();
+        w.Line();
+    }
+
+}

@@ -1,0 +1,41 @@
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.Text;
+
+namespace SsmGen.Generators.Model;
+
+// Values the pipeline passes between steps: plain equatable records, never symbols or syntax, so an
+// unrelated edit leaves every step cached.
+
+/// <summary>One S4D block as declared (enums kept as their integer values).</summary>
+internal sealed record S4DLayerSpec(int N, int Init, int Discretization, bool TrainB, double Dropout, double DtMin, double DtMax);
+
+/// <summary>A parsed, valid model declaration.</summary>
+internal sealed record ModelSpec(
+    string Namespace,
+    string ClassName,
+    string Accessibility,
+    int Input,
+    int Vocab,
+    int DModel,
+    int Output,
+    int Pooling,
+    EquatableArray<S4DLayerSpec> Layers);
+
+/// <summary>A diagnostic with its location kept as plain data.</summary>
+internal sealed record DiagnosticInfo(string Id, string FilePath, TextSpan Span, LinePositionSpan LineSpan, EquatableArray<string> Args)
+{
+    public static DiagnosticInfo Create(DiagnosticDescriptor d, Location? location, params string[] args)
+    {
+        var loc = location ?? Location.None;
+        return new DiagnosticInfo(d.Id, loc.SourceTree?.FilePath ?? "", loc.SourceSpan, loc.GetLineSpan().Span, EquatableArray.From(args));
+    }
+
+    public Diagnostic ToDiagnostic()
+    {
+        var loc = FilePath.Length == 0 ? Location.None : Location.Create(FilePath, Span, LineSpan);
+        return Diagnostic.Create(Diagnostics.ById(Id), loc, System.Linq.Enumerable.ToArray(System.Linq.Enumerable.Cast<object>(Args.Items)));
+    }
+}
+
+/// <summary>What parsing one declaration gives: a spec when valid, and its diagnostics.</summary>
+internal sealed record ParseResult(ModelSpec? Spec, EquatableArray<DiagnosticInfo> Diagnostics);

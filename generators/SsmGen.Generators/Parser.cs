@@ -1,0 +1,117 @@
+using System.Collections.Generic;
+using System.Collections.Immutable;
+using System.Globalization;
+using System.Linq;
+using System.Threading;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+using SsmGen.Generators.Model;
+
+namespace SsmGen.Generators;
+
+/// <summary>Symbols → <see cref="ModelSpec"/> plus diagnostics. Never throws on user input.</summary>
+internal static class Parser
+{
+    public const string ModelAttribute = "SsmGen.SsmModelAttribute";
+    public const string S4DAttribute = "SsmGen.S4DLayerAttribute";
+
+    // Defaults of the attribute properties; a test checks them against the runtime attribute.
+    private const int DefaultN = 64, DefaultRepeat = 1;
+    private const double DefaultDtMin = 1e-3, DefaultDtMax = 1e-1;
+    private const int InitCount = 5, DiscretizationCount = 2, PoolingCount = 3;
+
+    public static ParseResult Parse(GeneratorAttributeSyntaxContext ctx, CancellationToken ct)
+    {
+        var diags = new List<DiagnosticInfo>();
+        var symbol = (INamedTypeSymbol)ctx.TargetSymbol;
+        var node = (TypeDeclarationSyntax)ctx.TargetNode;
+        var where = node.Identifier.GetLocation();
+        string name = symbol.Name;
+
+        if (symbol.TypeKind != TypeKind.Class || symbol.IsStatic)
+            return Fail(Diagnostics.NotAClass, where, name);
+        if (!node.Modifiers.Any(SyntaxKind.PartialKeyword))
+            diags.Add(DiagnosticInfo.Create(Diagnostics.NotPartial, where, name));
+        if (symbol.ContainingType is not null)
+            diags.Add(DiagnosticInfo.Create(Diagnostics.GenericOrNested, where, name, symbol.ContainingType.Name));
+        else if (symbol.IsGenericType)
+            diags.Add(DiagnosticInfo.Create(Diagnostics.GenericOrNested, where, name, "its type parameters"));
+
+        var model = ctx.Attributes[0];
+        var modelWhere = model.ApplicationSyntaxReference?.GetSyntax(ct).GetLocation() ?? where;
+        var args = Named(model);
+        int input = Int(args, "Input", 0), vocab = Int(args, "Vocab", 0);
+        int dModel = Int(args, "DModel", 0), output = Int(args, "Output", 0), pooling = Int(args, "Pooling", 0);
+        if (input < 0) diags.Add(DiagnosticInfo.Create(Diagnostics.NonPositiveSize, modelWhere, "Input", Text(input)));
+        if (vocab < 0) diags.Add(DiagnosticInfo.Create(Diagnostics.NonPositiveSize, modelWhere, "Vocab", Text(vocab)));
+        if (input > 0 && vocab > 0) diags.Add(DiagnosticInfo.Create(Diagnostics.InputOrVocab, modelWhere, "both Input and Vocab"));
+        if (input == 0 && vocab == 0) diags.Add(DiagnosticInfo.Create(Diagnostics.InputOrVocab, modelWhere, "neither Input nor Vocab"));
+        if (dModel <= 0) diags.Add(DiagnosticInfo.Create(Diagnostics.NonPositiveSize, modelWhere, "DModel", Text(dModel)));
+        if (output <= 0) diags.Add(DiagnosticInfo.Create(Diagnostics.NonPositiveSize, modelWhere, "Output", Text(output)));
+        if (pooling < 0 || pooling >= PoolingCount) diags.Add(DiagnosticInfo.Create(Diagnostics.UnknownPooling, modelWhere, Text(pooling)));
+
+        var layers = new List<S4DLayerSpec>();
+        foreach (var attr in LayerAttributes(symbol))
+        {
+            ct.ThrowIfCancellationRequested();
+            var at = attr.ApplicationSyntaxReference?.GetSyntax(ct).GetLocation() ?? where;
+            var a = Named(attr);
+            int n = Int(a, "N", DefaultN), init = Int(a, "Init", 0), disc = Int(a, "Discretization", 0), repeat = Int(a, "Repeat", DefaultRepeat);
+            double dropout = Double(a, "Dropout", 0), dtMin = Double(a, "DtMin", DefaultDtMin), dtMax = Double(a, "DtMax", DefaultDtMax);
+            bool trainB = a.TryGetValue("TrainB", out var tb) && tb.Value is true;
+            int before = diags.Count;
+            if (n <= 0 || n % 2 != 0) diags.Add(DiagnosticInfo.Create(Diagnostics.BadStateSize, at, Text(n)));
+            if (init < 0 || init >= InitCount) diags.Add(DiagnosticInfo.Create(Diagnostics.UnknownInit, at, Text(init)));
+            if (disc < 0 || disc >= DiscretizationCount) diags.Add(DiagnosticInfo.Create(Diagnostics.UnknownDiscretization, at, Text(disc)));
+            if (!(dropout >= 0 && dropout < 1)) diags.Add(DiagnosticInfo.Create(Diagnostics.BadDropout, at, Text(dropout)));
+            if (repeat < 1) diags.Add(DiagnosticInfo.Create(Diagnostics.BadRepeat, at, Text(repeat)));
+            if (!(dtMin > 0 && dtMin <= dtMax)) diags.Add(DiagnosticInfo.Create(Diagnostics.BadDtRange, at, Text(dtMin), Text(dtMax)));
+            if (diags.Count != before) continue;
+            for (int r = 0; r < repeat; r++) layers.Add(new S4DLayerSpec(n, init, disc, trainB, dropout, dtMin, dtMax));
+        }
+        if (!LayerAttributes(symbol).Any()) diags.Add(DiagnosticInfo.Create(Diagnostics.NoLayers, where, name));
+
+        if (diags.Count > 0) return new ParseResult(null, EquatableArray.From(diags));
+        string ns = symbol.ContainingNamespace.IsGlobalNamespace ? "" : symbol.ContainingNamespace.ToDisplayString();
+        string access = symbol.DeclaredAccessibility == Accessibility.Public ? "public" : "internal";
+        var spec = new ModelSpec(ns, name, access, input, vocab, dModel, output, pooling, EquatableArray.From(layers));
+        return new ParseResult(spec, default);
+
+        ParseResult Fail(DiagnosticDescriptor d, Location l, params string[] a) =>
+            new(null, EquatableArray.From(new[] { DiagnosticInfo.Create(d, l, a) }));
+    }
+
+    /// <summary>[S4DLayer] attributes in source order (file, then position), so the stack order is stable.</summary>
+    public static IEnumerable<AttributeData> LayerAttributes(INamedTypeSymbol symbol) =>
+        symbol.GetAttributes()
+            .Where(a => a.AttributeClass?.ToDisplayString() == S4DAttribute)
+            .OrderBy(a => a.ApplicationSyntaxReference?.SyntaxTree.FilePath, System.StringComparer.Ordinal)
+            .ThenBy(a => a.ApplicationSyntaxReference?.Span.Start ?? 0);
+
+    /// <summary>For [S4DLayer] on a class without [SsmModel]: the diagnostic, else nothing.</summary>
+    public static ParseResult ParseOrphanLayers(GeneratorAttributeSyntaxContext ctx, CancellationToken ct)
+    {
+        var symbol = (INamedTypeSymbol)ctx.TargetSymbol;
+        bool hasModel = symbol.GetAttributes().Any(a => a.AttributeClass?.ToDisplayString() == ModelAttribute);
+        if (hasModel) return new ParseResult(null, default);
+        var where = ((TypeDeclarationSyntax)ctx.TargetNode).Identifier.GetLocation();
+        return new ParseResult(null, EquatableArray.From(new[] { DiagnosticInfo.Create(Diagnostics.LayerWithoutModel, where, symbol.Name) }));
+    }
+
+    private static Dictionary<string, TypedConstant> Named(AttributeData a)
+    {
+        var d = new Dictionary<string, TypedConstant>();
+        foreach (var kv in a.NamedArguments) d[kv.Key] = kv.Value;
+        return d;
+    }
+
+    private static int Int(Dictionary<string, TypedConstant> a, string key, int fallback) =>
+        a.TryGetValue(key, out var v) && v.Value is not null ? System.Convert.ToInt32(v.Value, CultureInfo.InvariantCulture) : fallback;
+
+    private static double Double(Dictionary<string, TypedConstant> a, string key, double fallback) =>
+        a.TryGetValue(key, out var v) && v.Value is not null ? System.Convert.ToDouble(v.Value, CultureInfo.InvariantCulture) : fallback;
+
+    private static string Text(int v) => v.ToString(CultureInfo.InvariantCulture);
+    private static string Text(double v) => v.ToString("R", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,55 @@
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+using SsmGen.Generators.Emitters;
+using SsmGen.Generators.Model;
+
+namespace SsmGen.Generators;
+
+/// <summary>
+/// Turns a <c>[SsmModel]</c> partial class into specialized forward, backward and step code.
+/// Pipeline: Parse (symbols → ModelSpec) → Plan (→ ModelPlan) → Emit (→ source text); each step's
+/// value is equatable, so unrelated edits leave the steps cached.
+/// </summary>
+[Generator(LanguageNames.CSharp)]
+public sealed class SsmModelGenerator : IIncrementalGenerator
+{
+    /// <summary>Tracking names of the pipeline steps (tests assert on their caching).</summary>
+    public const string ParseStep = "Parse", PlanStep = "Plan", EmitStep = "Emit", OrphanStep = "OrphanLayers";
+
+    public void Initialize(IncrementalGeneratorInitializationContext context)
+    {
+        var parsed = context.SyntaxProvider
+            .ForAttributeWithMetadataName(Parser.ModelAttribute,
+                static (node, _) => node is TypeDeclarationSyntax,
+                Parser.Parse)
+            .WithTrackingName(ParseStep);
+
+        context.RegisterSourceOutput(parsed, static (spc, r) =>
+        {
+            foreach (var d in r.Diagnostics) spc.ReportDiagnostic(d.ToDiagnostic());
+        });
+
+        var emitted = parsed
+            .Where(static r => r.Spec is not null)
+            .Select(static (r, _) => Planner.Plan(r.Spec!))
+            .WithTrackingName(PlanStep)
+            .Select(static (plan, _) => new GeneratedFile(Hint(plan.Spec), ModelEmitter.Emit(plan)))
+            .WithTrackingName(EmitStep);
+
+        context.RegisterSourceOutput(emitted, static (spc, f) => spc.AddSource(f.HintName, f.Source));
+
+        var orphans = context.SyntaxProvider
+            .ForAttributeWithMetadataName(Parser.S4DAttribute,
+                static (node, _) => node is TypeDeclarationSyntax,
+                Parser.ParseOrphanLayers)
+            .WithTrackingName(OrphanStep);
+        context.RegisterSourceOutput(orphans, static (spc, r) =>
+        {
+            foreach (var d in r.Diagnostics) spc.ReportDiagnostic(d.ToDiagnostic());
+        });
+    }
+
+    private static string Hint(ModelSpec s) => (s.Namespace.Length == 0 ? "" : s.Namespace + ".") + s.ClassName + ".g.cs";
+
+    private sealed record GeneratedFile(string HintName, string Source);
+}

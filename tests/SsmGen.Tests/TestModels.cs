@@ -1,0 +1,28 @@
+using SsmGen;
+
+namespace SsmGen.Tests;
+
+// Models the generator compiles for the tests. Each mirrors a hand-written ModelConfig in the tests,
+// so the generated code is checked against the reference built from an independent description.
+
+/// <summary>Same architecture as <see cref="TestConfigs.RealMean"/>: scalar mode loops (2 and 3 modes).</summary>
+[SsmModel(Input = 2, DModel = 4, Output = 3, Pooling = Pooling.Mean)]
+[S4DLayer(N = 4, Init = S4DInit.Lin, Discretization = Discretization.Zoh, TrainB = true)]
+[S4DLayer(N = 6, Init = S4DInit.Inv, Discretization = Discretization.Bilinear, Dropout = 0.3)]
+public partial class TinyRealMean { }
+
+/// <summary>Token input, per-token output; 16 modes (one Vector512) and 8 modes (one Vector256).</summary>
+[SsmModel(Vocab = 7, DModel = 8, Output = 7, Pooling = Pooling.None)]
+[S4DLayer(N = 32, Init = S4DInit.LegS, Discretization = Discretization.Bilinear, TrainB = true)]
+[S4DLayer(N = 16, Init = S4DInit.Real, Discretization = Discretization.Zoh, Dropout = 0.2)]
+public partial class VectorTokens { }
+
+/// <summary>Last pooling, 32 modes (two Vector512 registers), a repeated block.</summary>
+[SsmModel(Input = 3, DModel = 8, Output = 2, Pooling = Pooling.Last)]
+[S4DLayer(N = 64, Init = S4DInit.Lin, Repeat = 2)]
+public partial class VectorLast { }
+
+/// <summary>The example classifier: 4 blocks, H = 128, N = 64.</summary>
+[SsmModel(Input = 1, DModel = 128, Output = 10, Pooling = Pooling.Mean)]
+[S4DLayer(N = 64, Init = S4DInit.Lin, Repeat = 4)]
+public partial class SeqClassifier { }
