@@ -1,0 +1,53 @@
+namespace SsmGen.Tests.Generated;
+
+/// <summary>After construction and one warm-up call, Forward, Backward and Step allocate nothing.</summary>
+public class AllocationTests
+{
+    [Theory]
+    [InlineData(32)]    // direct convolution
+    [InlineData(200)]   // FFT convolution
+    public void ForwardBackwardAndStepAllocateZeroBytes(int length)
+    {
+        const int batch = 3;
+        var m = new SeqClassifier(batch, length);
+        m.Initialize(1);
+        m.DropoutSeed = 1;
+        var x = new float[batch * length];
+        for (int i = 0; i < x.Length; i++) x[i] = MathF.Sin(i);
+        var y = new float[batch * 10];
+        var dy = new float[batch * 10];
+        dy.AsSpan().Fill(0.1f);
+        var state = m.CreateState();
+        var ys = new float[10];
+        var xs = new float[1];
+
+        void Run()
+        {
+            m.Forward(x, batch, length, y, training: true);
+            m.Backward(dy);
+            m.Forward(x.AsSpan(0, 2 * (length - 1)), 2, length - 1, y.AsSpan(0, 20));
+            for (int t = 0; t < 5; t++) { xs[0] = t; m.Step(state, xs, ys); }
+        }
+        Run();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        Run();
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(0, allocated);
+
+        var tokens = new VectorTokens(2, length);
+        tokens.Initialize(2);
+        var ids = new int[2 * length];
+        var yt = new float[2 * length * 7];
+        var st = tokens.CreateState();
+        void RunTokens()
+        {
+            tokens.Forward(ids, 2, length, yt, training: true);
+            tokens.Backward(yt);
+            tokens.Step(st, 3, yt.AsSpan(0, 7));
+        }
+        RunTokens();
+        before = GC.GetAllocatedBytesForCurrentThread();
+        RunTokens();
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+}
