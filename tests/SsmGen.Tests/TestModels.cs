@@ -26,3 +26,8 @@ public partial class VectorLast { }
 [SsmModel(Input = 1, DModel = 128, Output = 10, Pooling = Pooling.Mean)]
 [S4DLayer(N = 64, Init = S4DInit.Lin, Repeat = 4)]
 public partial class SeqClassifier { }
+
+/// <summary>A small classifier for the training smoke test.</summary>
+[SsmModel(Input = 1, DModel = 16, Output = 4, Pooling = Pooling.Mean)]
+[S4DLayer(N = 16, Repeat = 2)]
+public partial class SmokeModel { }

@@ -1,0 +1,67 @@
+namespace SsmGen.Training;
+
+/// <summary>Learning rate and weight decay of one optimizer group.</summary>
+public readonly record struct GroupSettings(float LearningRate, float WeightDecay);
+
+/// <summary>
+/// AdamW (decoupled weight decay) over a model's contiguous parameter buffer, with settings per
+/// <see cref="OptimizerGroup"/>. Defaults follow the S4D paper: the SSM group (log Δ, A, B) trains at
+/// 1e-3 without weight decay; biases, norms and D have no weight decay. Moments are allocated once.
+/// </summary>
+public sealed class AdamW
+{
+    private readonly float[] _m, _v;
+    private readonly (int Start, int Length, OptimizerGroup Group)[] _ranges;
+    private readonly GroupSettings[] _groups = new GroupSettings[3];
+
+    public float Beta1 { get; }
+    public float Beta2 { get; }
+    public float Epsilon { get; }
+    /// <summary>Steps taken so far (bias correction uses it).</summary>
+    public long StepCount { get; private set; }
+
+    public AdamW(IReadOnlyList<ParameterInfo> table, float learningRate = 1e-2f, float weightDecay = 0.01f, float ssmLearningRate = 1e-3f,
+                 float beta1 = 0.9f, float beta2 = 0.999f, float epsilon = 1e-8f)
+    {
+        if (!(learningRate > 0) || !(ssmLearningRate > 0)) throw new ArgumentOutOfRangeException(nameof(learningRate), "Learning rates must be positive.");
+        if (!(weightDecay >= 0)) throw new ArgumentOutOfRangeException(nameof(weightDecay), "Weight decay must not be negative.");
+        if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1)) throw new ArgumentOutOfRangeException(nameof(beta1), "Betas must be in [0, 1).");
+        int count = table.Count == 0 ? 0 : table[^1].Offset + table[^1].Length;
+        _m = new float[count];
+        _v = new float[count];
+        _ranges = table.Select(p => (p.Offset, p.Length, p.Group)).ToArray();
+        this[OptimizerGroup.Default] = new(learningRate, weightDecay);
+        this[OptimizerGroup.NoDecay] = new(learningRate, 0);
+        this[OptimizerGroup.Ssm] = new(ssmLearningRate, 0);
+        (Beta1, Beta2, Epsilon) = (beta1, beta2, epsilon);
+    }
+
+    /// <summary>Settings of a group; change them between steps as you like.</summary>
+    public GroupSettings this[OptimizerGroup group]
+    {
+        get => _groups[(int)group];
+        set => _groups[(int)group] = value;
+    }
+
+    /// <summary>One update of <paramref name="parameters"/> from <paramref name="gradients"/>; every learning rate is scaled by <paramref name="lrScale"/> (the schedule).</summary>
+    public void Step(Span<float> parameters, ReadOnlySpan<float> gradients, float lrScale = 1f)
+    {
+        if (parameters.Length != _m.Length || gradients.Length != _m.Length)
+            throw new ArgumentException($"Expected {_m.Length} parameters and gradients, got {parameters.Length} and {gradients.Length}.");
+        StepCount++;
+        float c1 = 1f / (1f - MathF.Pow(Beta1, StepCount));
+        float c2 = 1f / (1f - MathF.Pow(Beta2, StepCount));
+        foreach (var (start, length, group) in _ranges)
+        {
+            var s = _groups[(int)group];
+            float lr = s.LearningRate * lrScale, decay = 1f - lr * s.WeightDecay;
+            for (int i = start; i < start + length; i++)
+            {
+                float g = gradients[i];
+                float m = _m[i] = Beta1 * _m[i] + (1 - Beta1) * g;
+                float v = _v[i] = Beta2 * _v[i] + (1 - Beta2) * g * g;
+                parameters[i] = parameters[i] * decay - lr * (m * c1) / (MathF.Sqrt(v * c2) + Epsilon);
+            }
+        }
+    }
+}

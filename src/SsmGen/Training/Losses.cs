@@ -1,0 +1,71 @@
+namespace SsmGen.Training;
+
+/// <summary>Losses that return the mean loss and write its gradient; inputs are checked before anything is written.</summary>
+public static class Losses
+{
+    /// <summary>
+    /// Mean softmax cross-entropy of <paramref name="rows"/> rows of logits (rows, classes) against class
+    /// indices; writes dL/dlogits = (softmax − onehot)/rows.
+    /// </summary>
+    public static float CrossEntropy(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, int rows, int classes, Span<float> dLogits)
+    {
+        if (logits.Length < rows * classes) throw new ArgumentException($"Logits hold {logits.Length} values; {rows}×{classes} needed.", nameof(logits));
+        if (dLogits.Length < rows * classes) throw new ArgumentException($"dLogits holds {dLogits.Length} values; {rows}×{classes} needed.", nameof(dLogits));
+        if (targets.Length < rows) throw new ArgumentException($"{targets.Length} targets for {rows} rows.", nameof(targets));
+        for (int r = 0; r < rows; r++)
+            if ((uint)targets[r] >= (uint)classes) throw new ArgumentOutOfRangeException(nameof(targets), targets[r], $"Target {r} is {targets[r]}, outside [0, {classes}).");
+        double total = 0;
+        for (int r = 0; r < rows; r++)
+        {
+            var z = logits.Slice(r * classes, classes);
+            var d = dLogits.Slice(r * classes, classes);
+            float max = float.NegativeInfinity;
+            foreach (float v in z) max = MathF.Max(max, v);
+            double sum = 0;
+            for (int k = 0; k < classes; k++) sum += Math.Exp(z[k] - max);
+            double logZ = max + Math.Log(sum);
+            total += logZ - z[targets[r]];
+            for (int k = 0; k < classes; k++) d[k] = (float)(Math.Exp(z[k] - logZ) / rows);
+            d[targets[r]] -= 1f / rows;
+        }
+        return (float)(total / rows);
+    }
+
+    /// <summary>Mean squared error over all elements; writes dL/dprediction = 2(p − t)/n.</summary>
+    public static float MeanSquaredError(ReadOnlySpan<float> prediction, ReadOnlySpan<float> target, Span<float> dPrediction)
+    {
+        if (prediction.Length != target.Length) throw new ArgumentException($"Prediction has {prediction.Length} values, target {target.Length}.", nameof(target));
+        if (dPrediction.Length < prediction.Length) throw new ArgumentException("dPrediction is too short.", nameof(dPrediction));
+        double total = 0;
+        int n = prediction.Length;
+        for (int i = 0; i < n; i++)
+        {
+            float e = prediction[i] - target[i];
+            total += (double)e * e;
+            dPrediction[i] = 2f * e / n;
+        }
+        return (float)(total / n);
+    }
+}
+
+/// <summary>Evaluation metrics.</summary>
+public static class Metrics
+{
+    /// <summary>Number of rows whose arg-max equals the target (ties go to the lowest index).</summary>
+    public static int CorrectCount(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, int rows, int classes)
+    {
+        int correct = 0;
+        for (int r = 0; r < rows; r++)
+        {
+            var z = logits.Slice(r * classes, classes);
+            int best = 0;
+            for (int k = 1; k < classes; k++) if (z[k] > z[best]) best = k;
+            if (best == targets[r]) correct++;
+        }
+        return correct;
+    }
+
+    /// <summary>Fraction of rows classified correctly.</summary>
+    public static float Accuracy(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, int rows, int classes) =>
+        rows == 0 ? 0 : (float)CorrectCount(logits, targets, rows, classes) / rows;
+}

@@ -1,0 +1,103 @@
+namespace SsmGen.Training;
+
+/// <summary>Settings of a <see cref="Trainer"/>.</summary>
+public sealed record TrainerOptions
+{
+    public float LearningRate { get; init; } = 1e-2f;
+    public float SsmLearningRate { get; init; } = 1e-3f;
+    public float WeightDecay { get; init; } = 0.01f;
+    public int WarmupSteps { get; init; } = 10;
+    public int TotalSteps { get; init; } = 1000;
+    public float MaxGradNorm { get; init; } = 1f;
+}
+
+/// <summary>Result of one training step.</summary>
+public readonly record struct StepResult(float Loss, float GradientNorm, int Correct, int Count);
+
+/// <summary>
+/// A classification training step for any generated model: forward (training mode), cross-entropy,
+/// backward, clipping by global norm, AdamW with a cosine schedule. Buffers are sized once.
+/// For per-token models (Pooling.None) there is one target per token.
+/// </summary>
+public sealed class Trainer
+{
+    private readonly ISsmModel _model;
+    private readonly float[] _logits, _dLogits;
+    private readonly int _classes;
+
+    public AdamW Optimizer { get; }
+    public CosineSchedule Schedule { get; }
+    public TrainerOptions Options { get; }
+    public long Step { get; private set; }
+
+    public Trainer(ISsmModel model, TrainerOptions options)
+    {
+        _model = model;
+        Options = options;
+        _classes = model.Config.Output;
+        int rows = model.Config.Pooling == Pooling.None ? model.MaxBatch * model.MaxLength : model.MaxBatch;
+        _logits = new float[rows * _classes];
+        _dLogits = new float[rows * _classes];
+        Optimizer = new AdamW(model.ParameterTable, options.LearningRate, options.WeightDecay, options.SsmLearningRate);
+        Schedule = new CosineSchedule(options.WarmupSteps, options.TotalSteps);
+    }
+
+    private int Rows(int batch, int length) => _model.Config.Pooling == Pooling.None ? batch * length : batch;
+
+    /// <summary>One step on real-valued inputs (B, L, Input).</summary>
+    public StepResult TrainStep(ReadOnlySpan<float> input, ReadOnlySpan<int> targets, int batch, int length)
+    {
+        int rows = Rows(batch, length);
+        CheckTargets(targets, rows);
+        _model.Forward(input, batch, length, _logits, training: true);
+        return Finish(targets, rows);
+    }
+
+    /// <summary>One step on token ids (B, L).</summary>
+    public StepResult TrainStep(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets, int batch, int length)
+    {
+        int rows = Rows(batch, length);
+        CheckTargets(targets, rows);
+        _model.Forward(tokens, batch, length, _logits, training: true);
+        return Finish(targets, rows);
+    }
+
+    private void CheckTargets(ReadOnlySpan<int> targets, int rows)
+    {
+        if (targets.Length != rows) throw new ArgumentException($"Got {targets.Length} targets; this batch has {rows} output rows.", nameof(targets));
+        foreach (int t in targets)
+            if ((uint)t >= (uint)_classes) throw new ArgumentOutOfRangeException(nameof(targets), t, $"Targets must be in [0, {_classes}).");
+    }
+
+    private StepResult Finish(ReadOnlySpan<int> targets, int rows)
+    {
+        var logits = _logits.AsSpan(0, rows * _classes);
+        var d = _dLogits.AsSpan(0, rows * _classes);
+        float loss = Losses.CrossEntropy(logits, targets, rows, _classes, d);
+        int correct = Metrics.CorrectCount(logits, targets, rows, _classes);
+        _model.ZeroGradients();
+        _model.Backward(d);
+        float norm = GradientClipping.ClipByGlobalNorm(_model.Gradients, Options.MaxGradNorm);
+        Optimizer.Step(_model.Parameters, _model.Gradients, Schedule.Factor(Step));
+        Step++;
+        return new StepResult(loss, norm, correct, rows);
+    }
+
+    /// <summary>Inference on real inputs; returns the number of correct rows.</summary>
+    public int Evaluate(ReadOnlySpan<float> input, ReadOnlySpan<int> targets, int batch, int length)
+    {
+        int rows = Rows(batch, length);
+        CheckTargets(targets, rows);
+        _model.Forward(input, batch, length, _logits);
+        return Metrics.CorrectCount(_logits, targets, rows, _classes);
+    }
+
+    /// <summary>Inference on token ids; returns the number of correct rows.</summary>
+    public int Evaluate(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets, int batch, int length)
+    {
+        int rows = Rows(batch, length);
+        CheckTargets(targets, rows);
+        _model.Forward(tokens, batch, length, _logits);
+        return Metrics.CorrectCount(_logits, targets, rows, _classes);
+    }
+}

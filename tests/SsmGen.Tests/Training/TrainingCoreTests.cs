@@ -1,0 +1,109 @@
+using SsmGen.Training;
+
+namespace SsmGen.Tests.Training;
+
+public class TrainingCoreTests
+{
+    private static readonly ParameterInfo[] Table =
+    [
+        new("w", [2], 0, OptimizerGroup.Default),
+        new("b", [1], 2, OptimizerGroup.NoDecay),
+        new("log_dt", [1], 3, OptimizerGroup.Ssm),
+    ];
+
+    [Fact]
+    public void AdamWMatchesTheUpdateRuleWrittenOut()
+    {
+        var opt = new AdamW(Table, learningRate: 0.1f, weightDecay: 0.5f, ssmLearningRate: 0.01f, beta1: 0.9f, beta2: 0.99f, epsilon: 1e-8f);
+        float[] p = [1f, -2f, 3f, 4f];
+        float[][] grads = [[0.5f, -1f, 2f, 0.25f], [-0.5f, 0.2f, 1f, 0.25f]];
+        double[] pd = [1, -2, 3, 4], m = new double[4], v = new double[4];
+        double[] lr = [0.1, 0.1, 0.1, 0.01], wd = [0.5, 0.5, 0, 0];
+        for (int t = 1; t <= 2; t++)
+        {
+            opt.Step(p, grads[t - 1]);
+            for (int i = 0; i < 4; i++)
+            {
+                double g = grads[t - 1][i];
+                m[i] = 0.9 * m[i] + 0.1 * g;
+                v[i] = 0.99 * v[i] + 0.01 * g * g;
+                double mh = m[i] / (1 - Math.Pow(0.9, t)), vh = v[i] / (1 - Math.Pow(0.99, t));
+                pd[i] = pd[i] - lr[i] * wd[i] * pd[i] - lr[i] * mh / (Math.Sqrt(vh) + 1e-8);
+            }
+        }
+        for (int i = 0; i < 4; i++) Assert.Equal(pd[i], p[i], 5);
+        Assert.Equal(2, opt.StepCount);
+    }
+
+    [Fact]
+    public void AdamWRejectsMismatchedBuffersWithoutChangingAnything()
+    {
+        var opt = new AdamW(Table);
+        float[] p = [1, 2, 3, 4];
+        Assert.Throws<ArgumentException>(() => opt.Step(p, new float[3]));
+        Assert.Equal([1f, 2f, 3f, 4f], p);
+        Assert.Equal(0, opt.StepCount);
+    }
+
+    [Fact]
+    public void CosineScheduleWarmsUpThenDecays()
+    {
+        var s = new CosineSchedule(WarmupSteps: 10, TotalSteps: 110, MinFactor: 0.1f);
+        Assert.Equal(0.1f, s.Factor(0), 6);
+        Assert.Equal(1f, s.Factor(9), 6);
+        Assert.Equal(1f, s.Factor(10), 6);
+        Assert.Equal(0.1 + 0.9 * 0.5, s.Factor(60), 5);
+        Assert.Equal(0.1f, s.Factor(110), 6);
+        Assert.Equal(0.1f, s.Factor(500), 6);
+    }
+
+    [Fact]
+    public void ClippingScalesToTheMaximumNorm()
+    {
+        float[] g = [3, 4];
+        Assert.Equal(5f, GradientClipping.ClipByGlobalNorm(g, 1f), 5);
+        Assert.Equal(0.6f, g[0], 5);
+        Assert.Equal(0.8f, g[1], 5);
+        float[] small = [0.3f, 0.4f];
+        Assert.Equal(0.5f, GradientClipping.ClipByGlobalNorm(small, 1f), 5);
+        Assert.Equal([0.3f, 0.4f], small);
+    }
+
+    [Fact]
+    public void CrossEntropyValueAndGradientMatchTheFormula()
+    {
+        float[] z = [1f, 2f, 0.5f, -1f, 0f, 3f];
+        int[] t = [1, 2];
+        var d = new float[6];
+        float loss = Losses.CrossEntropy(z, t, 2, 3, d);
+        double l0 = Math.Log(Math.Exp(1) + Math.Exp(2) + Math.Exp(0.5)) - 2;
+        double l1 = Math.Log(Math.Exp(-1) + Math.Exp(0) + Math.Exp(3)) - 3;
+        Assert.Equal((l0 + l1) / 2, loss, 5);
+        // central differences of the loss in each logit
+        for (int i = 0; i < 6; i++)
+        {
+            var zp = (float[])z.Clone(); zp[i] += 1e-2f;
+            var zm = (float[])z.Clone(); zm[i] -= 1e-2f;
+            double fd = (Losses.CrossEntropy(zp, t, 2, 3, new float[6]) - Losses.CrossEntropy(zm, t, 2, 3, new float[6])) / 2e-2;
+            Assert.Equal(fd, d[i], 3);
+        }
+    }
+
+    [Fact]
+    public void CrossEntropyRejectsAnOutOfRangeTargetBeforeWriting()
+    {
+        var d = new float[6];
+        d.AsSpan().Fill(7);
+        Assert.Throws<ArgumentOutOfRangeException>(() => Losses.CrossEntropy(new float[6], [0, 3], 2, 3, d));
+        Assert.All(d, v => Assert.Equal(7f, v));
+    }
+
+    [Fact]
+    public void MeanSquaredErrorAndAccuracy()
+    {
+        var d = new float[2];
+        Assert.Equal((1.0 + 4.0) / 2, Losses.MeanSquaredError([1f, 3f], [0f, 1f], d), 6);
+        Assert.Equal([1f, 2f], d);
+        Assert.Equal(0.5f, Metrics.Accuracy([0f, 1f, 5f, 2f], [1, 1], 2, 2));
+    }
+}
