@@ -334,7 +334,7 @@ internal static class ModelEmitter
             w.Line("TensorPrimitives.Add(sum, _sn, sum);");
             w.Line("TensorPrimitives.Multiply(sum, 1f / (t + 1), _sp);");
         }
-        else w.Line("_sn.CopyTo(_sp);");
+        else w.Line("_sn.AsSpan().CopyTo(_sp);");
         w.Line($"Gemm.LinearForward(_sp, {Span("_p", plan, "decoder.weight", "OutputSize * H")}, {Span("_p", plan, "decoder.bias", "OutputSize")}, y, 1, H, OutputSize);");
         w.Close();
         w.Line();

@@ -36,16 +36,20 @@ internal static class S4DEmitter
         if (m % 8 == 0) yield return ("Vector256", 8);
     }
 
-    private static string Each(int count, Func<int, string> f) => string.Join(" ", Enumerable.Range(0, count).Select(f));
+    /// <summary>One line per vector register, so the emitted code reads like hand-unrolled code.</summary>
+    private static void EachLine(CodeWriter w, int count, Func<int, string> f)
+    {
+        for (int v = 0; v < count; v++) w.Line(f(v));
+    }
 
     private static void Load(CodeWriter w, string vt, int vw, int nv, string name, string table, string src = "modes")
     {
-        w.Line(Each(nv, v => $"var {name}{v} = {vt}.Create({src}.Slice({table}m0 + {v * vw}, {vw}));"));
+        EachLine(w, nv, v => $"var {name}{v} = {vt}.Create({src}.Slice({table}m0 + {v * vw}, {vw}));");
     }
 
     private static void Store(CodeWriter w, int vw, int nv, string name, string table, string dst)
     {
-        w.Line(Each(nv, v => $"{name}{v}.CopyTo({dst}.Slice({table}m0 + {v * vw}, {vw}));"));
+        EachLine(w, nv, v => $"{name}{v}.CopyTo({dst}.Slice({table}m0 + {v * vw}, {vw}));");
     }
 
     private static void Header(CodeWriter w, int m) => w.Line($"const int M = {m}, HM = H * M;");
@@ -66,19 +70,19 @@ internal static class S4DEmitter
             Load(w, vt, vw, nv, "zr", ""); Load(w, vt, vw, nv, "zi", "HM + ");
             Load(w, vt, vw, nv, "pr", "2 * HM + "); Load(w, vt, vw, nv, "pi", "3 * HM + ");
             w.Line("// a = Ā^32 by five squarings");
-            w.Line(Each(nv, v => $"var ar{v} = zr{v}; var ai{v} = zi{v};"));
+            EachLine(w, nv, v => $"var ar{v} = zr{v}; var ai{v} = zi{v};");
             w.Open("for (int s = 0; s < 5; s++)");
-            w.Line(Each(nv, v => $"var sq{v} = ar{v} * ar{v} - ai{v} * ai{v}; ai{v} = (ar{v} + ar{v}) * ai{v}; ar{v} = sq{v};"));
+            EachLine(w, nv, v => $"var sq{v} = ar{v} * ar{v} - ai{v} * ai{v}; ai{v} = (ar{v} + ar{v}) * ai{v}; ar{v} = sq{v};");
             w.Close();
             w.Line("var kh = k.Slice(h * length, length);");
             w.Open("for (int l0 = 0; l0 < length; l0 += 32)");
-            w.Line(Each(nv, v => $"var qr{v} = pr{v}; var qi{v} = pi{v};"));
+            EachLine(w, nv, v => $"var qr{v} = pr{v}; var qi{v} = pi{v};");
             w.Line("int end = Math.Min(32, length - l0);");
             w.Open("for (int j = 0; j < end; j++)");
             w.Line($"kh[l0 + j] = 2f * {vt}.Sum({string.Join(" + ", Enumerable.Range(0, nv).Select(v => $"qr{v}"))});");
-            w.Line(Each(nv, v => $"var t{v} = qr{v} * zr{v} - qi{v} * zi{v}; qi{v} = qr{v} * zi{v} + qi{v} * zr{v}; qr{v} = t{v};"));
+            EachLine(w, nv, v => $"var t{v} = qr{v} * zr{v} - qi{v} * zi{v}; qi{v} = qr{v} * zi{v} + qi{v} * zr{v}; qr{v} = t{v};");
             w.Close();
-            w.Line(Each(nv, v => $"var u{v} = pr{v} * ar{v} - pi{v} * ai{v}; pi{v} = pr{v} * ai{v} + pi{v} * ar{v}; pr{v} = u{v};"));
+            EachLine(w, nv, v => $"var u{v} = pr{v} * ar{v} - pi{v} * ai{v}; pi{v} = pr{v} * ai{v} + pi{v} * ar{v}; pr{v} = u{v};");
             w.Close();
             w.Close();
             w.Line("return;");
@@ -118,13 +122,13 @@ internal static class S4DEmitter
             w.Open("for (int h = 0; h < H; h++)");
             w.Line("int m0 = h * M;");
             Load(w, vt, vw, nv, "zr", ""); Load(w, vt, vw, nv, "zi", "HM + ");
-            w.Line(Each(nv, v => $"var pr{v} = {vt}<float>.Zero; var pi{v} = {vt}<float>.Zero; var dr{v} = {vt}<float>.Zero; var di{v} = {vt}<float>.Zero;"));
+            EachLine(w, nv, v => $"var pr{v} = {vt}<float>.Zero; var pi{v} = {vt}<float>.Zero; var dr{v} = {vt}<float>.Zero; var di{v} = {vt}<float>.Zero;");
             w.Line("var dkh = dk.Slice(h * length, length);");
             w.Open("for (int l = length - 1; l >= 0; l--)");
             w.Line($"var d = {vt}.Create(dkh[l]);");
             w.Line("// p' ← p'·Ā + p, then p ← p·Ā + dK[l]");
-            w.Line(Each(nv, v => $"var t{v} = dr{v} * zr{v} - di{v} * zi{v} + pr{v}; di{v} = dr{v} * zi{v} + di{v} * zr{v} + pi{v}; dr{v} = t{v};"));
-            w.Line(Each(nv, v => $"var s{v} = pr{v} * zr{v} - pi{v} * zi{v} + d; pi{v} = pr{v} * zi{v} + pi{v} * zr{v}; pr{v} = s{v};"));
+            EachLine(w, nv, v => $"var t{v} = dr{v} * zr{v} - di{v} * zi{v} + pr{v}; di{v} = dr{v} * zi{v} + di{v} * zr{v} + pi{v}; dr{v} = t{v};");
+            EachLine(w, nv, v => $"var s{v} = pr{v} * zr{v} - pi{v} * zi{v} + d; pi{v} = pr{v} * zi{v} + pi{v} * zr{v}; pr{v} = s{v};");
             w.Close();
             Store(w, vw, nv, "pr", "", "sums"); Store(w, vw, nv, "pi", "HM + ", "sums");
             Store(w, vw, nv, "dr", "2 * HM + ", "sums"); Store(w, vw, nv, "di", "3 * HM + ", "sums");
@@ -160,10 +164,11 @@ internal static class S4DEmitter
             w.Open("for (int h = 0; h < H; h++)");
             w.Line("int m0 = h * M;");
             w.Line($"var uu = {vt}.Create(u[h]);");
+            w.Line("ReadOnlySpan<float> current = state;");
             Load(w, vt, vw, nv, "zr", ""); Load(w, vt, vw, nv, "zi", "HM + ");
             Load(w, vt, vw, nv, "wr", "2 * HM + "); Load(w, vt, vw, nv, "wi", "3 * HM + ");
-            Load(w, vt, vw, nv, "sr", "", "state"); Load(w, vt, vw, nv, "si", "HM + ", "state");
-            w.Line(Each(nv, v => $"var t{v} = zr{v} * sr{v} - zi{v} * si{v} + uu; si{v} = zr{v} * si{v} + zi{v} * sr{v}; sr{v} = t{v};"));
+            Load(w, vt, vw, nv, "sr", "", "current"); Load(w, vt, vw, nv, "si", "HM + ", "current");
+            EachLine(w, nv, v => $"var t{v} = zr{v} * sr{v} - zi{v} * si{v} + uu; si{v} = zr{v} * si{v} + zi{v} * sr{v}; sr{v} = t{v};");
             Store(w, vw, nv, "sr", "", "state"); Store(w, vw, nv, "si", "HM + ", "state");
             w.Line($"var acc = {string.Join(" + ", Enumerable.Range(0, nv).Select(v => $"(wr{v} * sr{v} - wi{v} * si{v})"))};");
             w.Line($"y[h] = 2f * {vt}.Sum(acc) + d[h] * u[h];");
