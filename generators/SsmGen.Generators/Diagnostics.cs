@@ -38,7 +38,7 @@ internal static class Diagnostics
     public static readonly DiagnosticDescriptor BadDtRange = Error("SSMG0013",
         "Invalid Δ range", "[S4DLayer] needs 0 < DtMin <= DtMax, got DtMin = {0} and DtMax = {1}");
     public static readonly DiagnosticDescriptor NotAClass = Error("SSMG0014",
-        "Model must be a class", "[SsmModel] on '{0}' is not supported; declare the model as a partial class");
+        "Model must be a non-static class", "[SsmModel] on '{0}' is not supported; declare the model as a non-static partial class");
 
     private static readonly DiagnosticDescriptor[] All =
     {

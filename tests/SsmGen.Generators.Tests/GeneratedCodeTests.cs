@@ -85,4 +85,21 @@ public class GeneratedCodeTests
         Assert.Contains(emit, o => o.Reason == IncrementalStepRunReason.Modified);
         Assert.Contains("const int M = 16, HM = H * M;", result.GeneratedTrees.Single(t => t.FilePath.EndsWith("SeqClassifier.g.cs")).ToString());
     }
+
+    [Fact]
+    public void BrokenDeclarationsNeverCrashTheGenerator()
+    {
+        var (output, genDiags, run) = GeneratorHarness.Run("""
+            using SsmGen;
+            [SsmModel(Input = "x", DModel = 8 +, Output = 2)]
+            [S4DLayer(N = UnknownConstant, Init = 3.5)]
+            public partial class Broken { }
+            [S4DLayer]
+            [SsmModel(Input = 1)]
+            public partial class Half { }
+            """);
+        Assert.DoesNotContain(genDiags, d => d.Id == "CS8785"); // "generator threw"
+        Assert.All(run.Results, r => Assert.Null(r.Exception));
+        Assert.Contains(genDiags, d => d.Id == "SSMG0006");
+    }
 }

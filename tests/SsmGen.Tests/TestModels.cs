@@ -31,3 +31,8 @@ public partial class SeqClassifier { }
 [SsmModel(Input = 1, DModel = 16, Output = 4, Pooling = Pooling.Mean)]
 [S4DLayer(N = 16, Repeat = 2)]
 public partial class SmokeModel { }
+
+/// <summary>Every layer option left at its default.</summary>
+[SsmModel(Input = 1, DModel = 2, Output = 1)]
+[S4DLayer]
+public partial class DefaultsModel { }

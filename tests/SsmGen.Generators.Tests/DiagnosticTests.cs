@@ -1,0 +1,142 @@
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp.Testing;
+using Microsoft.CodeAnalysis.Testing;
+
+namespace SsmGen.Generators.Tests;
+
+/// <summary>Every invalid declaration is a compiler diagnostic at the right place, never a generator exception.</summary>
+public class DiagnosticTests
+{
+    private static async Task Verify(string source, params DiagnosticResult[] expected)
+    {
+        var test = new CSharpSourceGeneratorTest<SsmModelGenerator, DefaultVerifier>
+        {
+            ReferenceAssemblies = GeneratorHarness.Offline,
+            TestState = { Sources = { "using SsmGen;\n" + source } },
+        };
+        test.TestState.AdditionalReferences.AddRange(GeneratorHarness.References);
+        test.TestState.ExpectedDiagnostics.AddRange(expected);
+        await test.RunAsync();
+    }
+
+    private static DiagnosticResult Diag(string id) => new DiagnosticResult(id, DiagnosticSeverity.Error);
+
+    [Fact]
+    public Task NonPartialClass() => Verify("""
+        [SsmModel(Input = 1, DModel = 8, Output = 2)]
+        [S4DLayer(N = 4)]
+        public class {|#0:M|} { }
+        """, Diag("SSMG0001").WithLocation(0).WithArguments("M"));
+
+    [Fact]
+    public Task NestedClass() => Verify("""
+        public partial class Outer
+        {
+            [SsmModel(Input = 1, DModel = 8, Output = 2)]
+            [S4DLayer(N = 4)]
+            public partial class {|#0:M|} { }
+        }
+        """, Diag("SSMG0002").WithLocation(0).WithArguments("M", "Outer"));
+
+    [Fact]
+    public Task GenericClass() => Verify("""
+        [SsmModel(Input = 1, DModel = 8, Output = 2)]
+        [S4DLayer(N = 4)]
+        public partial class {|#0:M|}<T> { }
+        """, Diag("SSMG0002").WithLocation(0).WithArguments("M", "its type parameters"));
+
+    [Theory]
+    [InlineData("5")]
+    [InlineData("0")]
+    [InlineData("-2")]
+    public Task OddOrNonPositiveStateSize(string n) => Verify($$"""
+        [SsmModel(Input = 1, DModel = 8, Output = 2)]
+        [{|#0:S4DLayer(N = {{n}})|}]
+        public partial class M { }
+        """, Diag("SSMG0003").WithLocation(0).WithArguments(n));
+
+    [Fact]
+    public Task UnknownInit() => Verify("""
+        [SsmModel(Input = 1, DModel = 8, Output = 2)]
+        [{|#0:S4DLayer(N = 4, Init = (S4DInit)42)|}]
+        public partial class M { }
+        """, Diag("SSMG0004").WithLocation(0).WithArguments("42"));
+
+    [Fact]
+    public Task UnknownDiscretization() => Verify("""
+        [SsmModel(Input = 1, DModel = 8, Output = 2)]
+        [{|#0:S4DLayer(N = 4, Discretization = (Discretization)7)|}]
+        public partial class M { }
+        """, Diag("SSMG0005").WithLocation(0).WithArguments("7"));
+
+    [Fact]
+    public Task NeitherInputNorVocab() => Verify("""
+        [{|#0:SsmModel(DModel = 8, Output = 2)|}]
+        [S4DLayer(N = 4)]
+        public partial class M { }
+        """, Diag("SSMG0008").WithLocation(0).WithArguments("neither Input nor Vocab"));
+
+    [Fact]
+    public Task NonPositiveSizes() => Verify("""
+        [{|#0:SsmModel(Input = -1, DModel = 0, Output = 0)|}]
+        [S4DLayer(N = 4)]
+        public partial class M { }
+        """,
+        Diag("SSMG0006").WithLocation(0).WithArguments("Input", "-1"),
+        Diag("SSMG0006").WithLocation(0).WithArguments("DModel", "0"),
+        Diag("SSMG0006").WithLocation(0).WithArguments("Output", "0"));
+
+    [Fact]
+    public Task LayersWithoutModel() => Verify("""
+        [S4DLayer(N = 4)]
+        public partial class {|#0:M|} { }
+        """, Diag("SSMG0007").WithLocation(0).WithArguments("M"));
+
+    [Fact]
+    public Task BothInputAndVocab() => Verify("""
+        [{|#0:SsmModel(Input = 2, Vocab = 10, DModel = 8, Output = 2)|}]
+        [S4DLayer(N = 4)]
+        public partial class M { }
+        """, Diag("SSMG0008").WithLocation(0).WithArguments("both Input and Vocab"));
+
+    [Fact]
+    public Task NoLayers() => Verify("""
+        [SsmModel(Input = 1, DModel = 8, Output = 2)]
+        public partial class {|#0:M|} { }
+        """, Diag("SSMG0009").WithLocation(0).WithArguments("M"));
+
+    [Fact]
+    public Task DropoutOutOfRange() => Verify("""
+        [SsmModel(Input = 1, DModel = 8, Output = 2)]
+        [{|#0:S4DLayer(N = 4, Dropout = 1.0)|}]
+        public partial class M { }
+        """, Diag("SSMG0010").WithLocation(0).WithArguments("1"));
+
+    [Fact]
+    public Task RepeatZero() => Verify("""
+        [SsmModel(Input = 1, DModel = 8, Output = 2)]
+        [{|#0:S4DLayer(N = 4, Repeat = 0)|}]
+        public partial class M { }
+        """, Diag("SSMG0011").WithLocation(0).WithArguments("0"));
+
+    [Fact]
+    public Task UnknownPooling() => Verify("""
+        [{|#0:SsmModel(Input = 1, DModel = 8, Output = 2, Pooling = (Pooling)9)|}]
+        [S4DLayer(N = 4)]
+        public partial class M { }
+        """, Diag("SSMG0012").WithLocation(0).WithArguments("9"));
+
+    [Fact]
+    public Task InvertedDtRange() => Verify("""
+        [SsmModel(Input = 1, DModel = 8, Output = 2)]
+        [{|#0:S4DLayer(N = 4, DtMin = 0.1, DtMax = 0.01)|}]
+        public partial class M { }
+        """, Diag("SSMG0013").WithLocation(0).WithArguments("0.1", "0.01"));
+
+    [Fact]
+    public Task StaticClass() => Verify("""
+        [SsmModel(Input = 1, DModel = 8, Output = 2)]
+        [S4DLayer(N = 4)]
+        public static partial class {|#0:M|} { }
+        """, Diag("SSMG0014").WithLocation(0).WithArguments("M"));
+}

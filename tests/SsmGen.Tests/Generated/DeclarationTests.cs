@@ -1,0 +1,43 @@
+namespace SsmGen.Tests.Generated;
+
+public class DeclarationTests
+{
+    [Fact]
+    public void GeneratorDefaultsAreTheAttributeDefaults()
+    {
+        var a = new S4DLayerAttribute();
+        var m = new SsmModelAttribute();
+        var l = Assert.Single(DefaultsModel.Declaration.Layers);
+        Assert.Equal(new S4DLayerConfig(a.N, a.Init, a.Discretization, a.TrainB, a.Dropout, a.DtMin, a.DtMax), l);
+        Assert.Equal(1, a.Repeat);
+        Assert.Equal(m.Pooling, DefaultsModel.Declaration.Pooling);
+    }
+
+    [Fact]
+    public void RepeatStacksCopies()
+    {
+        Assert.Equal(4, SeqClassifier.LayerCount);
+        Assert.Equal(GeneratedConfigs.SeqClassifier.Layers, SeqClassifier.Declaration.Layers);
+    }
+
+    [Fact]
+    public void BadShapesThrowBeforeAnythingChanges()
+    {
+        var m = new TinyRealMean(2, 8);
+        m.Initialize(1);
+        var y = new float[6];
+        Assert.Throws<ArgumentOutOfRangeException>(() => m.Forward(new float[2 * 9 * 2], 2, 9, y));
+        Assert.Throws<ArgumentOutOfRangeException>(() => m.Forward(new float[3 * 8 * 2], 3, 8, y));
+        Assert.Throws<ArgumentException>(() => m.Forward(new float[5], 2, 8, y));
+        Assert.Throws<ArgumentException>(() => m.Forward(new float[2 * 8 * 2], 2, 8, new float[5]));
+        Assert.Throws<InvalidOperationException>(() => m.Forward(new int[16], 2, 8, y));
+        Assert.Throws<InvalidOperationException>(() => m.Backward(new float[6]));
+        Assert.Equal(0UL, m.DropoutStep);
+        Assert.All(y, v => Assert.Equal(0f, v));
+        m.Forward(new float[2 * 8 * 2], 2, 8, y);
+        Assert.Throws<ArgumentException>(() => m.Backward(new float[5]));
+        var tokens = new VectorTokens(1, 4);
+        Assert.Throws<ArgumentOutOfRangeException>(() => tokens.Forward([0, 1, 7, 2], 1, 4, new float[28]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new TinyRealMean(0, 4));
+    }
+}
