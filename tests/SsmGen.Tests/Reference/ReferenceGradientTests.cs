@@ -1,9 +1,10 @@
 using SsmGen.Reference;
+using Xunit.Abstractions;
 
 namespace SsmGen.Tests.Reference;
 
 /// <summary>The oracle's own oracle: double-precision gradients against central finite differences.</summary>
-public class ReferenceGradientTests
+public class ReferenceGradientTests(ITestOutputHelper output)
 {
     public static TheoryData<string> Configs => new() { "RealMean", "TokensPerToken", "RealLast" };
 
@@ -58,6 +59,7 @@ public class ReferenceGradientTests
                 double err = Math.Abs(fd - analytic[k]) / Math.Max(1, Math.Abs(fd));
                 if (err > worst) { worst = err; worstName = $"{p.Name}[{j}] fd={fd} analytic={analytic[k]}"; }
             }
+        output.WriteLine($"{name}: worst relative error {worst:E2} at {worstName}");
         Assert.True(worst < 1e-6, $"worst relative error {worst:E2} at {worstName}");
     }
 }
