@@ -131,7 +131,7 @@ namespace SsmGen.Examples
                 string? Next() => i + 1 < args.Length ? args[++i] : null;
                 switch (a)
                 {
-                    case "--quick": o = o with { Epochs = 2, TrainCount = 2048, TestCount = 512 }; break;
+                    case "--quick": o = o with { Epochs = 3, TrainCount = 2048, TestCount = 512 }; break;
                     case "--epochs" when int.TryParse(Next(), out int e) && e > 0: o = o with { Epochs = e }; break;
                     case "--train" when int.TryParse(Next(), out int n) && n >= 32: o = o with { TrainCount = n }; break;
                     case "--seed" when ulong.TryParse(Next(), out ulong s): o = o with { Seed = s }; break;

@@ -24,10 +24,7 @@ public sealed class SsmModelGenerator : IIncrementalGenerator
                 Parser.Parse)
             .WithTrackingName(ParseStep);
 
-        context.RegisterSourceOutput(parsed, static (spc, r) =>
-        {
-            foreach (var d in r.Diagnostics) spc.ReportDiagnostic(d.ToDiagnostic());
-        });
+        context.RegisterSourceOutput(parsed, Report);
 
         var emitted = parsed
             .Where(static r => r.Spec is not null)
@@ -43,10 +40,12 @@ public sealed class SsmModelGenerator : IIncrementalGenerator
                 static (node, _) => node is TypeDeclarationSyntax,
                 Parser.ParseOrphanLayers)
             .WithTrackingName(OrphanStep);
-        context.RegisterSourceOutput(orphans, static (spc, r) =>
-        {
-            foreach (var d in r.Diagnostics) spc.ReportDiagnostic(d.ToDiagnostic());
-        });
+        context.RegisterSourceOutput(orphans, Report);
+    }
+
+    private static void Report(SourceProductionContext spc, ParseResult r)
+    {
+        foreach (var d in r.Diagnostics) spc.ReportDiagnostic(d.ToDiagnostic());
     }
 
     private static string Hint(ModelSpec s) => (s.Namespace.Length == 0 ? "" : s.Namespace + ".") + s.ClassName + ".g.cs";

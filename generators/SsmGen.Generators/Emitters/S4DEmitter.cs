@@ -52,6 +52,21 @@ internal static class S4DEmitter
         EachLine(w, nv, v => $"{name}{v}.CopyTo({dst}.Slice({table}m0 + {v * vw}, {vw}));");
     }
 
+    /// <summary>Opens the vector path: taken when the CPU accelerates this width, a loop over channels h.</summary>
+    private static void BeginVectorPath(CodeWriter w, string vt)
+    {
+        w.Open($"if ({vt}.IsHardwareAccelerated)");
+        w.Open("for (int h = 0; h < H; h++)");
+        w.Line("int m0 = h * M;");
+    }
+
+    private static void EndVectorPath(CodeWriter w)
+    {
+        w.Close();
+        w.Line("return;");
+        w.Close();
+    }
+
     private static void Header(CodeWriter w, int m) => w.Line($"const int M = {m}, HM = H * M;");
 
     private static void EmitKernel(CodeWriter w, int n)
@@ -64,9 +79,7 @@ internal static class S4DEmitter
         foreach (var (vt, vw) in Widths(m))
         {
             int nv = m / vw;
-            w.Open($"if ({vt}.IsHardwareAccelerated)");
-            w.Open("for (int h = 0; h < H; h++)");
-            w.Line("int m0 = h * M;");
+            BeginVectorPath(w, vt);
             Load(w, vt, vw, nv, "zr", ""); Load(w, vt, vw, nv, "zi", "HM + ");
             Load(w, vt, vw, nv, "pr", "2 * HM + "); Load(w, vt, vw, nv, "pi", "3 * HM + ");
             w.Line("// a = Ā^32 by five squarings");
@@ -84,9 +97,7 @@ internal static class S4DEmitter
             w.Close();
             EachLine(w, nv, v => $"var u{v} = pr{v} * ar{v} - pi{v} * ai{v}; pi{v} = pr{v} * ai{v} + pi{v} * ar{v}; pr{v} = u{v};");
             w.Close();
-            w.Close();
-            w.Line("return;");
-            w.Close();
+            EndVectorPath(w);
         }
         w.Line("// Scalar fallback: the same anchored chain, one mode at a time.");
         w.Open("for (int h = 0; h < H; h++)");
@@ -118,9 +129,7 @@ internal static class S4DEmitter
         foreach (var (vt, vw) in Widths(m))
         {
             int nv = m / vw;
-            w.Open($"if ({vt}.IsHardwareAccelerated)");
-            w.Open("for (int h = 0; h < H; h++)");
-            w.Line("int m0 = h * M;");
+            BeginVectorPath(w, vt);
             Load(w, vt, vw, nv, "zr", ""); Load(w, vt, vw, nv, "zi", "HM + ");
             EachLine(w, nv, v => $"var pr{v} = {vt}<float>.Zero; var pi{v} = {vt}<float>.Zero; var dr{v} = {vt}<float>.Zero; var di{v} = {vt}<float>.Zero;");
             w.Line("var dkh = dk.Slice(h * length, length);");
@@ -132,9 +141,7 @@ internal static class S4DEmitter
             w.Close();
             Store(w, vw, nv, "pr", "", "sums"); Store(w, vw, nv, "pi", "HM + ", "sums");
             Store(w, vw, nv, "dr", "2 * HM + ", "sums"); Store(w, vw, nv, "di", "3 * HM + ", "sums");
-            w.Close();
-            w.Line("return;");
-            w.Close();
+            EndVectorPath(w);
         }
         w.Open("for (int h = 0; h < H; h++)");
         w.Open("for (int i = h * M; i < h * M + M; i++)");
@@ -160,9 +167,7 @@ internal static class S4DEmitter
         foreach (var (vt, vw) in Widths(m))
         {
             int nv = m / vw;
-            w.Open($"if ({vt}.IsHardwareAccelerated)");
-            w.Open("for (int h = 0; h < H; h++)");
-            w.Line("int m0 = h * M;");
+            BeginVectorPath(w, vt);
             w.Line($"var uu = {vt}.Create(u[h]);");
             w.Line("ReadOnlySpan<float> current = state;");
             Load(w, vt, vw, nv, "zr", ""); Load(w, vt, vw, nv, "zi", "HM + ");
@@ -172,9 +177,7 @@ internal static class S4DEmitter
             Store(w, vw, nv, "sr", "", "state"); Store(w, vw, nv, "si", "HM + ", "state");
             w.Line($"var acc = {string.Join(" + ", Enumerable.Range(0, nv).Select(v => $"(wr{v} * sr{v} - wi{v} * si{v})"))};");
             w.Line($"y[h] = 2f * {vt}.Sum(acc) + d[h] * u[h];");
-            w.Close();
-            w.Line("return;");
-            w.Close();
+            EndVectorPath(w);
         }
         w.Open("for (int h = 0; h < H; h++)");
         w.Line("float acc = 0;");
