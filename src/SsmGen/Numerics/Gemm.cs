@@ -1,45 +1,176 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 
 namespace SsmGen.Numerics;
 
 /// <summary>
-/// Linear-layer products over row-major float matrices, PyTorch layout W (out, in). Built on
-/// System.Numerics.Tensors primitives, which vectorize to the widest width the CPU offers.
+/// Linear-layer products over row-major float matrices, PyTorch layout W (out, in). One register-blocked
+/// kernel serves all three products: C (+)= A·B with A read through strides (so Aᵀ costs nothing) and
+/// B row-major. Its inner block keeps a 6×32 tile of C in twelve Vector512 registers and streams B; rows
+/// are shared out over the <see cref="WorkerPool"/>. Without AVX-512 it falls back to System.Numerics.Tensors.
 /// </summary>
-public static class Gemm
+public static unsafe class Gemm
 {
+    private const int MR = 6, NR = 32, KC = 256;
+
+    /// <summary>Use the Vector512 kernel when the CPU accelerates it (tests switch it off to check the fallback).</summary>
+    public static bool UseVectorKernel { get; set; } = Vector512.IsHardwareAccelerated;
+
+    [ThreadStatic] private static float[]? t_transposed;
+
     /// <summary>y (rows, out) = x (rows, in) · Wᵀ + b; b may be empty.</summary>
     public static void LinearForward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, Span<float> y, int rows, int inF, int outF)
     {
+        Check(x, rows * inF, "x"); Check(w, outF * inF, "w"); Check(y, rows * outF, "y");
+        if (!UseVectorKernel || (long)rows * inF * outF < 4096)
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                var yr = y.Slice(r * outF, outF);
+                for (int o = 0; o < outF; o++) yr[o] = TensorPrimitives.Dot(x.Slice(r * inF, inF), w.Slice(o * inF, inF));
+                if (!b.IsEmpty) TensorPrimitives.Add(yr, b, yr);
+            }
+            return;
+        }
+        // Wᵀ (in, out) so that B is row-major; the transpose is O(in·out), small next to the product.
+        var wt = t_transposed is { } t && t.Length >= inF * outF ? t : (t_transposed = new float[inF * outF]);
+        for (int o = 0; o < outF; o++)
+            for (int i = 0; i < inF; i++) wt[i * outF + o] = w[o * inF + i];
         for (int r = 0; r < rows; r++)
         {
-            var xr = x.Slice(r * inF, inF);
-            var yr = y.Slice(r * outF, outF);
-            for (int o = 0; o < outF; o++) yr[o] = TensorPrimitives.Dot(xr, w.Slice(o * inF, inF));
-            if (!b.IsEmpty) TensorPrimitives.Add(yr, b, yr);
+            if (b.IsEmpty) y.Slice(r * outF, outF).Clear();
+            else b.CopyTo(y.Slice(r * outF, outF));
         }
+        fixed (float* px = x, pwt = wt, py = y)
+            Multiply(px, inF, 1, pwt, outF, py, outF, rows, outF, inF);
     }
 
     /// <summary>dx (rows, in) += dy · W (dx may be empty), dW += dyᵀ · x, db += Σ_rows dy (db may be empty).</summary>
     public static void LinearBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> dy, Span<float> dx, Span<float> dw, Span<float> db, int rows, int inF, int outF)
     {
-        for (int r = 0; r < rows; r++)
+        Check(x, rows * inF, "x"); Check(w, outF * inF, "w"); Check(dy, rows * outF, "dy"); Check(dw, outF * inF, "dw");
+        if (!dx.IsEmpty) Check(dx, rows * inF, "dx");
+        if (!db.IsEmpty)
+            for (int r = 0; r < rows; r++) TensorPrimitives.Add(db, dy.Slice(r * outF, outF), db);
+        if (!UseVectorKernel || (long)rows * inF * outF < 4096)
         {
-            var dyr = dy.Slice(r * outF, outF);
-            var xr = x.Slice(r * inF, inF);
-            if (!db.IsEmpty) TensorPrimitives.Add(db, dyr, db);
-            for (int o = 0; o < outF; o++)
-            {
-                float g = dyr[o];
-                if (g == 0) continue;
-                var dwo = dw.Slice(o * inF, inF);
-                TensorPrimitives.MultiplyAdd(xr, g, dwo, dwo);
-                if (!dx.IsEmpty)
+            for (int r = 0; r < rows; r++)
+                for (int o = 0; o < outF; o++)
                 {
-                    var dxr = dx.Slice(r * inF, inF);
-                    TensorPrimitives.MultiplyAdd(w.Slice(o * inF, inF), g, dxr, dxr);
+                    float g = dy[r * outF + o];
+                    var dwo = dw.Slice(o * inF, inF);
+                    TensorPrimitives.MultiplyAdd(x.Slice(r * inF, inF), g, dwo, dwo);
+                    if (!dx.IsEmpty) { var dxr = dx.Slice(r * inF, inF); TensorPrimitives.MultiplyAdd(w.Slice(o * inF, inF), g, dxr, dxr); }
                 }
-            }
+            return;
+        }
+        fixed (float* px = x, pw = w, pdy = dy, pdx = dx, pdw = dw)
+        {
+            if (!dx.IsEmpty) Multiply(pdy, outF, 1, pw, inF, pdx, inF, rows, inF, outF);    // dx += dy·W
+            Multiply(pdy, 1, outF, px, inF, pdw, inF, outF, inF, rows);                    // dW += dyᵀ·x
+        }
+    }
+
+    private static void Check(ReadOnlySpan<float> s, int needed, string name)
+    {
+        if (s.Length < needed) throw new ArgumentException($"{name} has {s.Length} values; the product needs {needed}.", name);
+    }
+
+    private sealed class Job : ParallelWork
+    {
+        public float* A, B, C;
+        public int Ars, Acs, Ldb, Ldc, M, N, K;
+        public override void Execute(int part, int parts)
+        {
+            var (s, e) = WorkerPool.Share(M, part, parts, MR);
+            if (s < e) Serial(A + (long)s * Ars, Ars, Acs, B, Ldb, C + (long)s * Ldc, Ldc, e - s, N, K);
+        }
+    }
+
+    [ThreadStatic] private static Job? t_job;
+
+    /// <summary>C (m×n, row stride ldc) += Σ_k A(i,k)·B(k,j), A(i,k) at a[i·ars + k·acs], B row-major with row stride ldb.</summary>
+    private static void Multiply(float* a, int ars, int acs, float* b, int ldb, float* c, int ldc, int m, int n, int k)
+    {
+        var pool = WorkerPool.Shared;
+        int parts = (long)m * n * k >= 1 << 18 ? Math.Min(pool.Concurrency, (m + MR - 1) / MR) : 1;
+        if (parts <= 1) { Serial(a, ars, acs, b, ldb, c, ldc, m, n, k); return; }
+        var job = t_job ??= new Job();
+        job.A = a; job.B = b; job.C = c;
+        job.Ars = ars; job.Acs = acs; job.Ldb = ldb; job.Ldc = ldc; job.M = m; job.N = n; job.K = k;
+        pool.Run(job, parts);
+    }
+
+    private static void Serial(float* a, int ars, int acs, float* b, int ldb, float* c, int ldc, int m, int n, int k)
+    {
+        // Blocks of KC along k keep the A and B panels in L2 when k is long (the dW product).
+        for (int k0 = 0; k0 < k; k0 += KC)
+        {
+            int kc = Math.Min(KC, k - k0);
+            float* ak = a + (long)k0 * acs, bk = b + (long)k0 * ldb;
+            int i = 0;
+            for (; i + MR <= m; i += MR) Rows6(ak + (long)i * ars, ars, acs, bk, ldb, c + (long)i * ldc, ldc, n, kc);
+            for (; i < m; i++) Row1(ak + (long)i * ars, acs, bk, ldb, c + (long)i * ldc, n, kc);
+        }
+    }
+
+    private static void Rows6(float* a, int ars, int acs, float* b, int ldb, float* c, int ldc, int n, int k)
+    {
+        int j = 0;
+        for (; j + NR <= n; j += NR) Tile6x32(a, ars, acs, b + j, ldb, c + j, ldc, k);
+        for (int r = 0; r < MR; r++) Row1(a + r * ars, acs, b + j, ldb, c + (long)r * ldc + j, n - j, k);
+    }
+
+    private static void Tile6x32(float* a, int ars, int acs, float* b, int ldb, float* c, int ldc, int k)
+    {
+        float* c0 = c, c1 = c + ldc, c2 = c + 2 * ldc, c3 = c + 3 * ldc, c4 = c + 4 * ldc, c5 = c + 5 * ldc;
+        var x00 = Vector512.Load(c0); var x01 = Vector512.Load(c0 + 16);
+        var x10 = Vector512.Load(c1); var x11 = Vector512.Load(c1 + 16);
+        var x20 = Vector512.Load(c2); var x21 = Vector512.Load(c2 + 16);
+        var x30 = Vector512.Load(c3); var x31 = Vector512.Load(c3 + 16);
+        var x40 = Vector512.Load(c4); var x41 = Vector512.Load(c4 + 16);
+        var x50 = Vector512.Load(c5); var x51 = Vector512.Load(c5 + 16);
+        for (int p = 0; p < k; p++)
+        {
+            float* bp = b + (long)p * ldb, ap = a + (long)p * acs;
+            var b0 = Vector512.Load(bp); var b1 = Vector512.Load(bp + 16);
+            var a0 = Vector512.Create(ap[0]);
+            x00 = Vector512.FusedMultiplyAdd(a0, b0, x00); x01 = Vector512.FusedMultiplyAdd(a0, b1, x01);
+            var a1 = Vector512.Create(ap[ars]);
+            x10 = Vector512.FusedMultiplyAdd(a1, b0, x10); x11 = Vector512.FusedMultiplyAdd(a1, b1, x11);
+            var a2 = Vector512.Create(ap[2 * ars]);
+            x20 = Vector512.FusedMultiplyAdd(a2, b0, x20); x21 = Vector512.FusedMultiplyAdd(a2, b1, x21);
+            var a3 = Vector512.Create(ap[3 * ars]);
+            x30 = Vector512.FusedMultiplyAdd(a3, b0, x30); x31 = Vector512.FusedMultiplyAdd(a3, b1, x31);
+            var a4 = Vector512.Create(ap[4 * ars]);
+            x40 = Vector512.FusedMultiplyAdd(a4, b0, x40); x41 = Vector512.FusedMultiplyAdd(a4, b1, x41);
+            var a5 = Vector512.Create(ap[5 * ars]);
+            x50 = Vector512.FusedMultiplyAdd(a5, b0, x50); x51 = Vector512.FusedMultiplyAdd(a5, b1, x51);
+        }
+        x00.Store(c0); x01.Store(c0 + 16); x10.Store(c1); x11.Store(c1 + 16); x20.Store(c2); x21.Store(c2 + 16);
+        x30.Store(c3); x31.Store(c3 + 16); x40.Store(c4); x41.Store(c4 + 16); x50.Store(c5); x51.Store(c5 + 16);
+    }
+
+    private static void Row1(float* a, int acs, float* b, int ldb, float* c, int n, int k)
+    {
+        int j = 0;
+        for (; j + 16 <= n; j += 16)
+        {
+            var x0 = Vector512.Load(c + j);
+            for (int p = 0; p < k; p++) x0 = Vector512.FusedMultiplyAdd(Vector512.Create(a[(long)p * acs]), Vector512.Load(b + (long)p * ldb + j), x0);
+            x0.Store(c + j);
+        }
+        Tail(a, acs, b, ldb, c, j, n, k);
+    }
+
+    /// <summary>Columns [from, n) of one row, scalar: only when n is not a multiple of the tile width.</summary>
+    private static void Tail(float* a, int acs, float* b, int ldb, float* c, int from, int n, int k)
+    {
+        for (int j = from; j < n; j++)
+        {
+            float s = c[j];
+            for (int p = 0; p < k; p++) s += a[(long)p * acs] * b[(long)p * ldb + j];
+            c[j] = s;
         }
     }
 }

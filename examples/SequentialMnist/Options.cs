@@ -1,0 +1,70 @@
+using System.Globalization;
+
+namespace SsmGen.Examples.Mnist;
+
+/// <summary>Command-line options of the example.</summary>
+public sealed record Options
+{
+    public bool Permuted { get; init; }
+    public bool Quick { get; init; }
+    public int Epochs { get; init; } = 20;
+    public int Batch { get; init; } = 16;
+    public float LearningRate { get; init; } = 4e-3f;
+    public ulong Seed { get; init; } = 1;
+    public string? Resume { get; init; }
+    public string? OutputDir { get; init; }
+    public string DataDir { get; init; } = Path.Combine(".cache", "mnist");
+    public int? TrainLimit { get; init; }
+
+    public string Task => Permuted ? "psmnist" : "smnist";
+    public string Output => OutputDir ?? Path.Combine("runs", Task + (Quick ? "-quick" : ""));
+
+    public const string Usage = """
+        Options:
+          --permuted          psMNIST: pixels in a fixed random order (default: sMNIST, row by row)
+          --quick             a short run: smaller model, 3 epochs
+          --epochs N          epochs to train (default 20; 3 with --quick)
+          --batch N           batch size (default 16)
+          --lr X              peak learning rate (default 0.004)
+          --train-limit N     train on the first N training digits only
+          --seed N            seed of the split, permutation, init and shuffles (default 1)
+          --resume FILE       continue from a checkpoint written by an earlier run
+          --out DIR           where checkpoints and plots go (default runs/<task>)
+          --data DIR          MNIST cache (default .cache/mnist)
+        """;
+
+    public static Options? Parse(string[] args, TextWriter error)
+    {
+        var o = new Options();
+        bool epochsSet = false;
+        for (int i = 0; i < args.Length; i++)
+        {
+            string a = args[i];
+            string? Next() => i + 1 < args.Length ? args[++i] : null;
+            bool ok = true;
+            switch (a)
+            {
+                case "--permuted": o = o with { Permuted = true }; break;
+                case "--quick": o = o with { Quick = true }; break;
+                case "--epochs": ok = int.TryParse(Next(), out int e) && e > 0; o = o with { Epochs = e }; epochsSet = true; break;
+                case "--batch": ok = int.TryParse(Next(), out int b) && b > 0; o = o with { Batch = b }; break;
+                case "--lr": ok = float.TryParse(Next(), NumberStyles.Float, CultureInfo.InvariantCulture, out float lr) && lr > 0; o = o with { LearningRate = lr }; break;
+                case "--train-limit": ok = int.TryParse(Next(), out int n) && n > 0; o = o with { TrainLimit = n }; break;
+                case "--seed": ok = ulong.TryParse(Next(), out ulong s); o = o with { Seed = s }; break;
+                case "--resume": { string? f = Next(); ok = f is not null; o = o with { Resume = f }; break; }
+                case "--out": { string? d = Next(); ok = d is not null; o = o with { OutputDir = d }; break; }
+                case "--data": { string? d = Next(); ok = d is not null; o = o with { DataDir = d! }; break; }
+                case "--help" or "-h": error.WriteLine(Usage); return null;
+                default: ok = false; break;
+            }
+            if (!ok)
+            {
+                error.WriteLine($"Invalid option or value at '{a}'.");
+                error.WriteLine(Usage);
+                return null;
+            }
+        }
+        if (o.Quick && !epochsSet) o = o with { Epochs = 3 };
+        return o;
+    }
+}

@@ -1,0 +1,199 @@
+// Sequential MNIST with a generated S4D model: 784 pixels as a sequence, one digit class per sequence.
+//
+//   dotnet run -c Release --project examples/SequentialMnist                 (sMNIST, 20 epochs)
+//   dotnet run -c Release --project examples/SequentialMnist -- --permuted   (psMNIST)
+//   dotnet run -c Release --project examples/SequentialMnist -- --quick      (a short run)
+//   ... -- --resume runs/smnist/checkpoint.safetensors                       (continue a run)
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Spectre.Console;
+using SsmGen;
+using SsmGen.Checkpoints;
+using SsmGen.Examples.Mnist;
+using SsmGen.Training;
+
+var options = Options.Parse(args, Console.Error);
+if (options is null) return 2;
+try
+{
+    return Run(options);
+}
+catch (Exception e) when (e is InvalidDataException or InvalidOperationException or IOException or ArgumentException)
+{
+    AnsiConsole.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+    return 1;
+}
+
+static int Run(Options o)
+{
+    var data = MnistData.Load(o.DataDir, m => AnsiConsole.MarkupLineInterpolated($"[grey]{m}[/]"));
+    var (train, test) = data.Split(testCount: 1500, o.Seed);
+    if (o.TrainLimit is int limit) train = train[..Math.Min(limit, train.Length)];
+    int[]? perm = o.Permuted ? MnistData.Permutation(o.Seed + 17) : null;
+    ISsmModel model = o.Quick ? new QuickSmnistModel(o.Batch, MnistData.Pixels) : new SmnistModel(o.Batch, MnistData.Pixels);
+    model.Initialize(o.Seed);
+    model.DropoutSeed = o.Seed;
+    int stepsPerEpoch = train.Length / o.Batch;
+    var trainer = new Trainer(model, new TrainerOptions
+    {
+        LearningRate = o.LearningRate,
+        SsmLearningRate = 1e-3f,
+        WeightDecay = 0.01f,
+        WarmupSteps = Math.Min(200, stepsPerEpoch),
+        TotalSteps = stepsPerEpoch * o.Epochs,
+    });
+    Directory.CreateDirectory(o.Output);
+    string checkpointPath = Path.Combine(o.Output, "checkpoint.safetensors");
+    string optimizerPath = Path.Combine(o.Output, "optimizer.safetensors");
+    var history = new List<EpochRecord>();
+    int firstEpoch = 1;
+    if (o.Resume is not null)
+    {
+        firstEpoch = Resume(o, model, trainer, history);
+        AnsiConsole.MarkupLineInterpolated($"Resumed from [bold]{o.Resume}[/] after epoch {firstEpoch - 1} (step {trainer.Step}).");
+    }
+    AnsiConsole.MarkupLineInterpolated($"[bold]{(o.Permuted ? "psMNIST" : "sMNIST")}[/]: {train.Length:N0} training / {test.Length:N0} held-out digits, 784 steps each; {model.GetType().Name}: {model.Config.Layers.Count} S4D blocks, H = {model.Config.DModel}, N = {model.Config.Layers[0].N}, {model.Parameters.Length:N0} parameters; batch {o.Batch}.");
+
+    bool stop = false;
+    Console.CancelKeyPress += (_, e) =>
+    {
+        e.Cancel = true;
+        stop = true;
+        AnsiConsole.MarkupLine("[yellow]Ctrl+C: finishing this batch, saving a checkpoint, then exiting.[/]");
+    };
+
+    var xb = new float[o.Batch * MnistData.Pixels];
+    var yb = new int[o.Batch];
+    var total = Stopwatch.StartNew();
+    bool interactive = !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
+    for (int epoch = firstEpoch; epoch <= o.Epochs && !stop; epoch++)
+    {
+        var order = (int[])train.Clone();
+        MnistData.Shuffle(order, new Rng(o.Seed * 1000 + (ulong)epoch));
+        var clock = Stopwatch.StartNew();
+        double lossSum = 0; int correct = 0, seen = 0, step = 0;
+        string Status() => seen == 0 ? $"epoch {epoch}/{o.Epochs}" :
+            $"epoch {epoch}/{o.Epochs}  loss {lossSum / step:F4}  acc {100.0 * correct / seen:F1}%  {seen / clock.Elapsed.TotalSeconds:F1} seq/s";
+        void TrainBatch()
+        {
+            for (int b = 0; b < o.Batch; b++)
+            {
+                int k = order[step * o.Batch + b];
+                data.CopySequence(k, perm, xb.AsSpan(b * MnistData.Pixels, MnistData.Pixels));
+                yb[b] = data.Labels[k];
+            }
+            var r = trainer.TrainStep(xb, yb, o.Batch, MnistData.Pixels);
+            lossSum += r.Loss; correct += r.Correct; seen += r.Count; step++;
+        }
+        if (interactive)
+        {
+            AnsiConsole.Progress().AutoClear(true)
+                .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+                .Start(ctx =>
+                {
+                    var task = ctx.AddTask(Status(), maxValue: stepsPerEpoch);
+                    while (step < stepsPerEpoch && !stop) { TrainBatch(); task.Increment(1); task.Description = Status(); }
+                });
+        }
+        else
+        {
+            int every = Math.Max(1, stepsPerEpoch / 10);
+            while (step < stepsPerEpoch && !stop)
+            {
+                TrainBatch();
+                if (step % every == 0 || step == stepsPerEpoch)
+                {
+                    double eta = clock.Elapsed.TotalSeconds / step * (stepsPerEpoch - step);
+                    Console.WriteLine($"{Status()}  step {step}/{stepsPerEpoch}  ETA {eta:F0} s");
+                }
+            }
+        }
+        if (stop && step < stepsPerEpoch)
+        {
+            // An interrupted epoch is not recorded; the checkpoint holds the weights after the last batch,
+            // and a resume repeats this epoch.
+            SaveCheckpoint(o, model, trainer, history, epoch - 1, checkpointPath, optimizerPath);
+            AnsiConsole.MarkupLineInterpolated($"Saved [bold]{checkpointPath}[/] during epoch {epoch}; continue with --resume {checkpointPath}.");
+            return 130;
+        }
+        double testAcc = Evaluate(model, trainer, data, test, perm, o.Batch);
+        var rec = new EpochRecord(epoch, lossSum / step, (double)correct / seen, testAcc, clock.Elapsed.TotalSeconds);
+        history.Add(rec);
+        SaveCheckpoint(o, model, trainer, history, epoch, checkpointPath, optimizerPath);
+        Plots.Curves(Path.Combine(o.Output, "curves.png"), history, $"{(o.Permuted ? "psMNIST" : "sMNIST")} — {model.GetType().Name}");
+        Plots.Kernels(Path.Combine(o.Output, "kernels.png"), model);
+        AnsiConsole.MarkupLineInterpolated(
+            $"epoch {epoch,2}/{o.Epochs}  loss {rec.TrainLoss:F4}  train {100 * rec.TrainAccuracy:F1}%  [bold]test {100 * rec.TestAccuracy:F2}%[/]  {seen / rec.Seconds:F1} seq/s  {rec.Seconds:F0} s  (total {total.Elapsed.TotalMinutes:F1} min)");
+    }
+
+    var table = new Table().AddColumns("epoch", "train loss", "train acc", "test acc", "time");
+    foreach (var h in history)
+        table.AddRow(h.Epoch.ToString(), h.TrainLoss.ToString("F4"), $"{100 * h.TrainAccuracy:F1}%", $"{100 * h.TestAccuracy:F2}%", $"{h.Seconds:F0} s");
+    AnsiConsole.Write(table);
+    if (history.Count > 0)
+        AnsiConsole.MarkupLineInterpolated($"Best test accuracy {100 * history.Max(h => h.TestAccuracy):F2}% on {test.Length:N0} held-out digits; {history.Sum(h => h.Seconds) / 60:F1} min of training. Checkpoint, curves.png and kernels.png in {o.Output}.");
+    return 0;
+}
+
+static double Evaluate(ISsmModel model, Trainer trainer, MnistData data, int[] idx, int[]? perm, int batch)
+{
+    var x = new float[batch * MnistData.Pixels];
+    var y = new int[batch];
+    int correct = 0;
+    for (int s = 0; s < idx.Length; s += batch)
+    {
+        int n = Math.Min(batch, idx.Length - s);
+        for (int b = 0; b < n; b++)
+        {
+            data.CopySequence(idx[s + b], perm, x.AsSpan(b * MnistData.Pixels, MnistData.Pixels));
+            y[b] = data.Labels[idx[s + b]];
+        }
+        correct += trainer.Evaluate(x.AsSpan(0, n * MnistData.Pixels), y.AsSpan(0, n), n, MnistData.Pixels);
+    }
+    return (double)correct / idx.Length;
+}
+
+static void SaveCheckpoint(Options o, ISsmModel model, Trainer trainer, List<EpochRecord> history, int epoch, string path, string optimizerPath)
+{
+    var meta = new Dictionary<string, string>
+    {
+        ["task"] = o.Task,
+        ["model"] = model.GetType().Name,
+        ["epoch"] = epoch.ToString(CultureInfo.InvariantCulture),
+        ["step"] = trainer.Step.ToString(CultureInfo.InvariantCulture),
+        ["seed"] = o.Seed.ToString(CultureInfo.InvariantCulture),
+        ["history"] = JsonSerializer.Serialize(history.Select(h => new[] { h.Epoch, h.TrainLoss, h.TrainAccuracy, h.TestAccuracy, h.Seconds }).ToArray(), HistoryJson.Default.DoubleArrayArray),
+    };
+    // Optimizer first: a crash between the two writes leaves an older model with newer moments, never the reverse.
+    Checkpoint.Write(optimizerPath,
+        [("adamw.m", [trainer.Optimizer.FirstMoments.Length], trainer.Optimizer.FirstMoments.ToArray()),
+         ("adamw.v", [trainer.Optimizer.SecondMoments.Length], trainer.Optimizer.SecondMoments.ToArray())],
+        new Dictionary<string, string> { ["step"] = trainer.Optimizer.StepCount.ToString(CultureInfo.InvariantCulture) });
+    Checkpoint.Save(model, path, meta);
+}
+
+static int Resume(Options o, ISsmModel model, Trainer trainer, List<EpochRecord> history)
+{
+    var file = SafetensorsFile.Read(o.Resume!);
+    string Meta(string key) => file.Metadata.TryGetValue(key, out var v) ? v : throw new InvalidDataException($"Checkpoint {o.Resume} has no '{key}' metadata; it was not written by this example.");
+    if (Meta("task") != o.Task || Meta("model") != model.GetType().Name)
+        throw new InvalidDataException($"Checkpoint {o.Resume} is for {Meta("task")} with {Meta("model")}; this run is {o.Task} with {model.GetType().Name}.");
+    string optimizerPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(o.Resume!))!, "optimizer.safetensors");
+    var opt = SafetensorsFile.Read(optimizerPath);
+    var m = new float[trainer.Optimizer.FirstMoments.Length];
+    var v = new float[m.Length];
+    opt.ReadAsFloat32("adamw.m", m);
+    opt.ReadAsFloat32("adamw.v", v);
+    long optStep = long.Parse(opt.Metadata.TryGetValue("step", out var s) ? s : "0", CultureInfo.InvariantCulture);
+    var rows = JsonSerializer.Deserialize(Meta("history"), HistoryJson.Default.DoubleArrayArray) ?? [];
+    // Everything is read and checked; now change state.
+    Checkpoint.Load(model, file);
+    trainer.Optimizer.Restore(m, v, optStep);
+    trainer.Step = long.Parse(Meta("step"), CultureInfo.InvariantCulture);
+    history.AddRange(rows.Select(r => new EpochRecord((int)r[0], r[1], r[2], r[3], r[4])));
+    return int.Parse(Meta("epoch"), CultureInfo.InvariantCulture) + 1;
+}
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(double[][]))]
+internal partial class HistoryJson : System.Text.Json.Serialization.JsonSerializerContext { }

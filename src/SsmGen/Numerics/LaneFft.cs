@@ -1,0 +1,86 @@
+using System.Runtime.Intrinsics;
+
+namespace SsmGen.Numerics;
+
+/// <summary>
+/// Sixteen complex FFTs at once, one per Vector512 lane: element t of sequence c sits at [t·16 + c] of
+/// split real/imaginary arrays. Every butterfly is then a plain vertical vector operation with a broadcast
+/// twiddle: no shuffles. Radix-2, in place, any power-of-two size up to the one it was built for.
+/// </summary>
+public sealed class LaneFft
+{
+    public const int Lanes = 16;
+    private readonly float[] _cos, _sin;
+    private readonly int _maxSize;
+
+    public LaneFft(int maxSize)
+    {
+        if (maxSize < 2 || (maxSize & (maxSize - 1)) != 0) throw new ArgumentException($"FFT size must be a power of two ≥ 2, got {maxSize}.");
+        _maxSize = maxSize;
+        _cos = new float[maxSize / 2];
+        _sin = new float[maxSize / 2];
+        for (int k = 0; k < maxSize / 2; k++)
+        {
+            _cos[k] = (float)Math.Cos(2 * Math.PI * k / maxSize);
+            _sin[k] = (float)-Math.Sin(2 * Math.PI * k / maxSize);
+        }
+    }
+
+    /// <summary>X[j] = Σ_t x[t]·e^{−2πijt/n} in every lane.</summary>
+    public void Forward(Span<float> re, Span<float> im, int n) => Transform(re, im, n);
+
+    /// <summary>Inverse transform with the 1/n scale, in every lane.</summary>
+    public void Inverse(Span<float> re, Span<float> im, int n)
+    {
+        Transform(im, re, n); // conj(FFT(conj x)) by swapping the roles of Re and Im
+        var s = Vector512.Create(1f / n);
+        for (int i = 0; i < n * Lanes; i += Lanes)
+        {
+            (Vector512.LoadUnsafe(ref re[i]) * s).StoreUnsafe(ref re[i]);
+            (Vector512.LoadUnsafe(ref im[i]) * s).StoreUnsafe(ref im[i]);
+        }
+    }
+
+    private void Transform(Span<float> re, Span<float> im, int n)
+    {
+        if (n > _maxSize || (n & (n - 1)) != 0) throw new ArgumentException($"FFT size {n} is not a power of two ≤ {_maxSize}.");
+        if (re.Length < n * Lanes || im.Length < n * Lanes) throw new ArgumentException("Buffers hold fewer than n·16 values.");
+        for (int i = 1, j = 0; i < n; i++)
+        {
+            int bit = n >> 1;
+            for (; (j & bit) != 0; bit >>= 1) j ^= bit;
+            j ^= bit;
+            if (i < j)
+            {
+                Swap(re, i, j);
+                Swap(im, i, j);
+            }
+        }
+        for (int len = 2; len <= n; len <<= 1)
+        {
+            int half = len >> 1, step = _maxSize / len;
+            for (int k = 0; k < half; k++)
+            {
+                var wr = Vector512.Create(_cos[k * step]);
+                var wi = Vector512.Create(_sin[k * step]);
+                for (int start = 0; start < n; start += len)
+                {
+                    int a = (start + k) * Lanes, b = a + half * Lanes;
+                    var br = Vector512.LoadUnsafe(ref re[b]); var bi = Vector512.LoadUnsafe(ref im[b]);
+                    var tr = br * wr - bi * wi;
+                    var ti = br * wi + bi * wr;
+                    var ar = Vector512.LoadUnsafe(ref re[a]); var ai = Vector512.LoadUnsafe(ref im[a]);
+                    (ar - tr).StoreUnsafe(ref re[b]); (ai - ti).StoreUnsafe(ref im[b]);
+                    (ar + tr).StoreUnsafe(ref re[a]); (ai + ti).StoreUnsafe(ref im[a]);
+                }
+            }
+        }
+    }
+
+    private static void Swap(Span<float> x, int i, int j)
+    {
+        var a = Vector512.LoadUnsafe(ref x[i * Lanes]);
+        Vector512.LoadUnsafe(ref x[j * Lanes]).StoreUnsafe(ref x[i * Lanes]);
+        a.StoreUnsafe(ref x[j * Lanes]);
+    }
+}

@@ -1,0 +1,84 @@
+using System.Runtime.Intrinsics;
+using BenchmarkDotNet.Attributes;
+using SsmGen.Numerics;
+using SsmGen.Training;
+
+namespace SsmGen.Benchmarks;
+
+/// <summary>The machine's FP32 peak on one core: 12 independent Vector512 FMA chains, 32 flops each.</summary>
+public class FmaPeak
+{
+    public const int Iterations = 1 << 20;
+    /// <summary>Flops per call.</summary>
+    public const double Flops = 12.0 * 32 * Iterations;
+
+    [Benchmark]
+    public float Fma()
+    {
+        var m = Vector512.Create(0.999f); var a = Vector512.Create(0.001f);
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default,
+                         c6 = default, c7 = default, c8 = default, c9 = default, c10 = default, c11 = default;
+        for (int i = 0; i < Iterations; i++)
+        {
+            c0 = Vector512.FusedMultiplyAdd(c0, m, a); c1 = Vector512.FusedMultiplyAdd(c1, m, a);
+            c2 = Vector512.FusedMultiplyAdd(c2, m, a); c3 = Vector512.FusedMultiplyAdd(c3, m, a);
+            c4 = Vector512.FusedMultiplyAdd(c4, m, a); c5 = Vector512.FusedMultiplyAdd(c5, m, a);
+            c6 = Vector512.FusedMultiplyAdd(c6, m, a); c7 = Vector512.FusedMultiplyAdd(c7, m, a);
+            c8 = Vector512.FusedMultiplyAdd(c8, m, a); c9 = Vector512.FusedMultiplyAdd(c9, m, a);
+            c10 = Vector512.FusedMultiplyAdd(c10, m, a); c11 = Vector512.FusedMultiplyAdd(c11, m, a);
+        }
+        return Vector512.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
+    }
+}
+
+/// <summary>
+/// The H→2H output projection of one S4D block at the sMNIST shape (B·L = 16·784 rows, 128 → 256):
+/// forward, and backward (dx and dW).
+/// </summary>
+[MemoryDiagnoser]
+public class Projection
+{
+    public const int Rows = 16 * 784, In = 128, Out = 256;
+    public const double ForwardFlops = 2.0 * Rows * In * Out, BackwardFlops = 2 * ForwardFlops;
+    private readonly float[] _x = Fill(Rows * In), _w = Fill(Out * In), _b = Fill(Out), _y = new float[Rows * Out];
+    private readonly float[] _dx = new float[Rows * In], _dw = new float[Out * In], _db = new float[Out];
+
+    private static float[] Fill(int n)
+    {
+        var rng = new Rng(1);
+        var a = new float[n];
+        for (int i = 0; i < n; i++) a[i] = (float)rng.Normal();
+        return a;
+    }
+
+    [Benchmark] public void Forward() => Gemm.LinearForward(_x, _w, _b, _y, Rows, In, Out);
+    [Benchmark] public void Backward() => Gemm.LinearBackward(_x, _w, _y, _dx, _dw, _db, Rows, In, Out);
+}
+
+/// <summary>One training step (forward + backward + AdamW) and one forward of the sMNIST model, batch 16, L = 784.</summary>
+[MemoryDiagnoser]
+public class SmnistStep
+{
+    public const int Batch = 16, Length = 784;
+    private SmnistBench _model = null!;
+    private Trainer _trainer = null!;
+    private float[] _x = null!, _logits = null!;
+    private int[] _y = null!;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _model = new SmnistBench(Batch, Length);
+        _model.Initialize(1);
+        _trainer = new Trainer(_model, new TrainerOptions());
+        var rng = new Rng(2);
+        _x = new float[Batch * Length];
+        for (int i = 0; i < _x.Length; i++) _x[i] = (float)rng.NextDouble();
+        _y = new int[Batch];
+        for (int i = 0; i < Batch; i++) _y[i] = rng.NextInt(10);
+        _logits = new float[Batch * 10];
+    }
+
+    [Benchmark] public void Forward() => _model.Forward(_x, Batch, Length, _logits);
+    [Benchmark] public float TrainStep() => _trainer.TrainStep(_x, _y, Batch, Length).Loss;
+}
