@@ -44,6 +44,11 @@ internal static class GeneratedConfigs
     public static ModelConfig VectorLast => new(Input: 3, Vocab: 0, DModel: 8, Output: 2, Pooling.Last,
         [new S4DLayerConfig(64), new S4DLayerConfig(64)]);
 
+    /// <summary>Hand-written twin of <see cref="Wide16"/>.</summary>
+    public static ModelConfig Wide16 => new(Input: 2, Vocab: 0, DModel: 16, Output: 3, Pooling.Mean,
+        [new S4DLayerConfig(16, S4DInit.Lin, Discretization.Zoh),
+         new S4DLayerConfig(8, S4DInit.Inv, Discretization.Bilinear, TrainB: true, Dropout: 0.25)]);
+
     /// <summary>Hand-written twin of <see cref="SeqClassifier"/>.</summary>
     public static ModelConfig SeqClassifier => new(Input: 1, Vocab: 0, DModel: 128, Output: 10, Pooling.Mean,
         [new S4DLayerConfig(64), new S4DLayerConfig(64), new S4DLayerConfig(64), new S4DLayerConfig(64)]);

@@ -36,3 +36,9 @@ public partial class SmokeModel { }
 [SsmModel(Input = 1, DModel = 2, Output = 1)]
 [S4DLayer]
 public partial class DefaultsModel { }
+
+/// <summary>H = 16: the convolution runs sixteen channels per vector lane set (<see cref="TestConfigs"/> twin in GeneratedConfigs.Wide16).</summary>
+[SsmModel(Input = 2, DModel = 16, Output = 3, Pooling = Pooling.Mean)]
+[S4DLayer(N = 16, Init = S4DInit.Lin, Discretization = Discretization.Zoh)]
+[S4DLayer(N = 8, Init = S4DInit.Inv, Discretization = Discretization.Bilinear, TrainB = true, Dropout = 0.25)]
+public partial class Wide16 { }

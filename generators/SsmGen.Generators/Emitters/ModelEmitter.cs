@@ -112,7 +112,7 @@ internal static class ModelEmitter
         w.Line("private readonly float[] _input, _xf, _meanF, _rstdF, _nf, _pooled;");
         w.Line("private readonly int[] _tokens;");
         w.Line("// Scratch for the backward and the step.");
-        w.Line("private readonly float[] _ut, _yt, _dut, _dX, _dA, _dB, _dC, _dO, _dk, _sums, _lnScratch, _dPooled;");
+        w.Line("private readonly float[] _dX, _dA, _dB, _dC, _dO, _dk, _sums, _lnScratch, _dPooled;");
         w.Line("private readonly float[] _sx, _su, _sy, _sg, _so, _sglu, _sn, _sp, _sStat;");
         w.Line("private int _batch, _length;");
         w.Line("private bool _training, _hasForward;");
@@ -130,7 +130,7 @@ internal static class ModelEmitter
         w.Line("if (maxLength < 1) throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength, \"maxLength must be positive.\");");
         w.Line("_maxBatch = maxBatch; _maxLength = maxLength;");
         w.Line("int rows = checked(maxBatch * maxLength);");
-        w.Line("_conv = new CausalConvolution(H, maxLength);");
+        w.Line("_conv = new CausalConvolution(H, maxBatch, maxLength);");
         foreach (var l in plan.Layers)
         {
             string i = "_l" + l.Index;
@@ -140,8 +140,7 @@ internal static class ModelEmitter
         w.Line("_input = new float[rows * InputSize]; _tokens = new int[rows];");
         w.Line("_xf = new float[rows * H]; _meanF = new float[rows]; _rstdF = new float[rows]; _nf = new float[rows * H];");
         w.Line("_pooled = new float[(PerToken ? rows : maxBatch) * H]; _dPooled = new float[(PerToken ? rows : maxBatch) * H];");
-        w.Line("_ut = new float[rows * H]; _yt = new float[rows * H]; _dut = new float[rows * H];");
-        w.Line("_dX = new float[rows * H]; _dA = new float[rows * H]; _dB = new float[rows * H]; _dC = new float[rows * H]; _dO = new float[rows * 2 * H];");
+                w.Line("_dX = new float[rows * H]; _dA = new float[rows * H]; _dB = new float[rows * H]; _dC = new float[rows * H]; _dO = new float[rows * 2 * H];");
         w.Line($"_dk = new float[H * maxLength]; _sums = new float[4 * H * {MaxModes(plan)}]; _lnScratch = new float[2 * H];");
         w.Line("_sx = new float[H]; _su = new float[H]; _sy = new float[H]; _sg = new float[H]; _so = new float[2 * H]; _sglu = new float[H]; _sn = new float[H]; _sp = new float[H]; _sStat = new float[2];");
         w.Close();
@@ -365,9 +364,7 @@ internal static class ModelEmitter
         w.Line("// S4D: discretize the modes, build the kernel K (H, L), convolve each channel along time, add D·u");
         w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, {i}Modes);");
         w.Line($"S4D_N{l.Spec.N}_Kernel({i}Modes, {i}K, length);");
-        w.Line("BlockKernels.ToChannelMajor(u, _ut, batch, length, H);");
-        w.Line($"_conv.Forward({i}K, _ut, _yt, batch, length);");
-        w.Line("BlockKernels.ToTimeMajor(_yt, y, batch, length, H);");
+        w.Line($"_conv.Forward({i}K, u, y, batch, length);");
         w.Line($"var d = {Span("_p", plan, p + "mixer.D", "H")};");
         w.Line("for (int r = 0; r < rows; r++) TensorPrimitives.FusedMultiplyAdd(u.Slice(r * H, H), d, y.Slice(r * H, H), y.Slice(r * H, H));");
         w.Line($"BlockKernels.GeluForward(y, {i}G.AsSpan(0, rows * H));");
@@ -424,10 +421,7 @@ internal static class ModelEmitter
         w.Line("TensorPrimitives.Multiply(dY.Slice(r * H, H), d, dU.Slice(r * H, H));");
         w.Close();
         w.Line("// convolution backward: du += Σ dy[s]·K[s−t], dK[l] = Σ dy[t]·u[t−l]");
-        w.Line("BlockKernels.ToChannelMajor(u, _ut, batch, length, H);");
-        w.Line("BlockKernels.ToChannelMajor(dY, _yt, batch, length, H);");
-        w.Line($"_conv.Backward({i}K, _ut, _yt, _dut, _dk, batch, length);");
-        w.Line("BlockKernels.ToTimeMajor(_dut, dGlu, batch, length, H);");
+        w.Line($"_conv.Backward({i}K, u, dY, dGlu, _dk, batch, length);");
         w.Line("TensorPrimitives.Add(dU, dGlu, dU);");
         w.Line("// kernel backward: Horner sums per mode, then the chain rule to log Δ, A, B, C");
         w.Line($"S4D_N{l.Spec.N}_Horner({i}Modes, _dk, _sums, length);");

@@ -1,45 +1,244 @@
+using System.Runtime.Intrinsics;
+
 namespace SsmGen.Numerics;
 
 /// <summary>
-/// Per-channel causal convolution y[t] = Σ_{s≤t} k[s]·u[t−s] of (B, H, L) sequences with a (H, L) kernel,
-/// and its backward. Long sequences go through the FFT (zero-padded to ≥ 2L−1, so nothing wraps), two
-/// batch rows packed into one complex transform (the kernel is real, so Re and Im stay separate); short
-/// ones use the direct sum. Buffers are sized once; calls allocate nothing.
+/// Per-channel causal convolution y[b,t,h] = Σ_{s≤t} k[h,s]·u[b,t−s,h] of (B, L, H) sequences with a (H, L)
+/// kernel, and its backward. Through the FFT, zero-padded to a power of two ≥ 2L so nothing wraps, and two
+/// batch rows packed into one complex transform (Re and Im stay apart because the kernel is real).
+/// When H is a multiple of 16 and the CPU has AVX-512, sixteen channels ride the lanes of one
+/// <see cref="LaneFft"/>, read and written straight from the (B, L, H) layout, with channel blocks shared
+/// over the <see cref="WorkerPool"/>. Otherwise each channel is transposed out and transformed alone
+/// (direct sum for L ≤ 64). Buffers are sized once; calls allocate nothing.
 /// </summary>
-public sealed class CausalConvolution
+public sealed unsafe class CausalConvolution
 {
-    /// <summary>Lengths up to this use the direct O(L²) sum.</summary>
+    /// <summary>Per-channel path: lengths up to this use the direct O(L²) sum.</summary>
     public const int DirectMaxLength = 64;
+    private const int Lanes = LaneFft.Lanes;
 
-    private readonly Fft _fft;
-    private readonly int _channels, _maxLength;
-    private readonly float[] _kRe, _kIm, _aRe, _aIm, _bRe, _bIm, _dkRe, _dkIm;
+    private readonly int _channels, _maxBatch, _maxLength, _m;
+    private readonly bool _lanes;
+    private readonly LaneFft? _laneFft;
+    private readonly LaneScratch[] _scratch = [];
+    private readonly LaneJob _job = new();
+    // per-channel path
+    private readonly Fft? _fft;
+    private readonly float[] _kRe = [], _kIm = [], _aRe = [], _aIm = [], _bRe = [], _bIm = [], _dkRe = [], _dkIm = [];
+    private readonly float[] _ut = [], _yt = [], _dyt = [];
 
-    public CausalConvolution(int channels, int maxLength)
+    public CausalConvolution(int channels, int maxBatch, int maxLength)
     {
-        _channels = channels;
-        _maxLength = maxLength;
-        int m = Fft.NextPowerOfTwo(2 * maxLength);
-        _fft = new Fft(m);
-        _kRe = new float[m]; _kIm = new float[m]; _aRe = new float[m]; _aIm = new float[m];
-        _bRe = new float[m]; _bIm = new float[m]; _dkRe = new float[m]; _dkIm = new float[m];
+        (_channels, _maxBatch, _maxLength) = (channels, maxBatch, maxLength);
+        _m = Fft.NextPowerOfTwo(2 * maxLength);
+        _lanes = channels % Lanes == 0 && Vector512.IsHardwareAccelerated;
+        if (_lanes)
+        {
+            _laneFft = new LaneFft(_m);
+            _scratch = new LaneScratch[WorkerPool.Shared.Concurrency];
+            for (int i = 0; i < _scratch.Length; i++) _scratch[i] = new LaneScratch(_m * Lanes);
+            _job.Owner = this;
+        }
+        else
+        {
+            _fft = new Fft(_m);
+            _kRe = new float[_m]; _kIm = new float[_m]; _aRe = new float[_m]; _aIm = new float[_m];
+            _bRe = new float[_m]; _bIm = new float[_m]; _dkRe = new float[_m]; _dkIm = new float[_m];
+            int n = maxBatch * maxLength * channels;
+            _ut = new float[n]; _yt = new float[n]; _dyt = new float[n];
+        }
     }
 
-    private void Check(int batch, int length)
+    private void Check(int batch, int length, int u, int k)
     {
         if (length < 1 || length > _maxLength) throw new ArgumentOutOfRangeException(nameof(length), length, $"Length must be in [1, {_maxLength}].");
-        if (batch < 1) throw new ArgumentOutOfRangeException(nameof(batch), batch, "Batch must be positive.");
+        if (batch < 1 || batch > _maxBatch) throw new ArgumentOutOfRangeException(nameof(batch), batch, $"Batch must be in [1, {_maxBatch}].");
+        if (u < batch * length * _channels) throw new ArgumentException($"Sequences hold {u} values; (B, L, H) needs {batch * length * _channels}.");
+        if (k < _channels * length) throw new ArgumentException($"Kernel holds {k} values; (H, L) needs {_channels * length}.");
     }
+
+    /// <summary>y (B, L, H) = k ∗ u per batch row and channel (overwrites y).</summary>
+    public void Forward(ReadOnlySpan<float> k, ReadOnlySpan<float> u, Span<float> y, int batch, int length)
+    {
+        Check(batch, length, Math.Min(u.Length, y.Length), k.Length);
+        if (_lanes)
+        {
+            fixed (float* pk = k, pu = u, py = y) RunLanes(pk, pu, py, null, null, batch, length);
+            return;
+        }
+        BlockKernels.ToChannelMajor(u, _ut, batch, length, _channels);
+        PerChannelForward(k, _ut, _yt, batch, length);
+        BlockKernels.ToTimeMajor(_yt, y, batch, length, _channels);
+    }
+
+    /// <summary>du (B, L, H) = Σ_{s≥t} dy[s]·k[s−t] (overwrites); dk (H, L) = Σ_b Σ_t dy[t]·u[t−l] (overwrites).</summary>
+    public void Backward(ReadOnlySpan<float> k, ReadOnlySpan<float> u, ReadOnlySpan<float> dy, Span<float> du, Span<float> dk, int batch, int length)
+    {
+        Check(batch, length, Math.Min(Math.Min(u.Length, dy.Length), du.Length), Math.Min(k.Length, dk.Length));
+        if (_lanes)
+        {
+            fixed (float* pk = k, pu = u, pdy = dy, pdu = du, pdk = dk) RunLanes(pk, pu, pdu, pdy, pdk, batch, length);
+            return;
+        }
+        BlockKernels.ToChannelMajor(u, _ut, batch, length, _channels);
+        BlockKernels.ToChannelMajor(dy, _dyt, batch, length, _channels);
+        PerChannelBackward(k, _ut, _dyt, _yt, dk, batch, length);
+        BlockKernels.ToTimeMajor(_yt, du, batch, length, _channels);
+    }
+
+    // ---- lanes path: sixteen channels per transform ----
+
+    private sealed class LaneScratch(int n)
+    {
+        public readonly float[] KRe = new float[n], KIm = new float[n], ARe = new float[n], AIm = new float[n];
+        public readonly float[] GRe = new float[n], GIm = new float[n], DkRe = new float[n], DkIm = new float[n];
+    }
+
+    private sealed class LaneJob : ParallelWork
+    {
+        public CausalConvolution Owner = null!;
+        public float* K, U, Out, Dy, Dk;
+        public int Batch, Length;
+        public override void Execute(int part, int parts)
+        {
+            var (s, e) = WorkerPool.Share(Owner._channels / Lanes, part, parts);
+            for (int block = s; block < e; block++)
+            {
+                if (Dy is null) Owner.LaneForward(Owner._scratch[part], block * Lanes, K, U, Out, Batch, Length);
+                else Owner.LaneBackward(Owner._scratch[part], block * Lanes, K, U, Dy, Out, Dk, Batch, Length);
+            }
+        }
+    }
+
+    private void RunLanes(float* k, float* u, float* output, float* dy, float* dk, int batch, int length)
+    {
+        var j = _job;
+        j.K = k; j.U = u; j.Out = output; j.Dy = dy; j.Dk = dk; j.Batch = batch; j.Length = length;
+        WorkerPool.Shared.Run(j, Math.Min(_scratch.Length, _channels / Lanes));
+    }
+
+    private static int FftSize(int length) => Fft.NextPowerOfTwo(2 * length);
+
+    /// <summary>Kernel rows [h0, h0+16) into lanes, transformed.</summary>
+    private void KernelSpectrum(LaneScratch s, int h0, float* k, int length, int m)
+    {
+        for (int l = 0; l < length; l++)
+            for (int c = 0; c < Lanes; c++) s.KRe[l * Lanes + c] = k[(long)(h0 + c) * length + l];
+        s.KRe.AsSpan(length * Lanes, (m - length) * Lanes).Clear();
+        s.KIm.AsSpan(0, m * Lanes).Clear();
+        _laneFft!.Forward(s.KRe, s.KIm, m);
+    }
+
+    /// <summary>Rows b (real part) and b+1 (imaginary part, zero past the batch) of channels [h0, h0+16), transformed.</summary>
+    private void PackedSpectrum(float[] re, float[] im, float* x, int b, int h0, int batch, int length, int m)
+    {
+        int h = _channels;
+        fixed (float* pr = re, pi = im)
+        {
+            float* ra = x + (long)b * length * h + h0;
+            for (int t = 0; t < length; t++) Vector512.Load(ra + (long)t * h).Store(pr + t * Lanes);
+            if (b + 1 < batch)
+            {
+                float* rb = ra + (long)length * h;
+                for (int t = 0; t < length; t++) Vector512.Load(rb + (long)t * h).Store(pi + t * Lanes);
+            }
+            else new Span<float>(pi, length * Lanes).Clear();
+        }
+        re.AsSpan(length * Lanes, (m - length) * Lanes).Clear();
+        im.AsSpan(length * Lanes, (m - length) * Lanes).Clear();
+        _laneFft!.Forward(re, im, m);
+    }
+
+    private void Unpack(float[] re, float[] im, float* y, int b, int h0, int batch, int length)
+    {
+        int h = _channels;
+        fixed (float* pr = re, pi = im)
+        {
+            float* ya = y + (long)b * length * h + h0;
+            for (int t = 0; t < length; t++) Vector512.Load(pr + t * Lanes).Store(ya + (long)t * h);
+            if (b + 1 < batch)
+            {
+                float* yb = ya + (long)length * h;
+                for (int t = 0; t < length; t++) Vector512.Load(pi + t * Lanes).Store(yb + (long)t * h);
+            }
+        }
+    }
+
+    private void LaneForward(LaneScratch s, int h0, float* k, float* u, float* y, int batch, int length)
+    {
+        int m = FftSize(length);
+        KernelSpectrum(s, h0, k, length, m);
+        for (int b = 0; b < batch; b += 2)
+        {
+            PackedSpectrum(s.ARe, s.AIm, u, b, h0, batch, length, m);
+            fixed (float* ar = s.ARe, ai = s.AIm, kr = s.KRe, ki = s.KIm)
+                for (int i = 0; i < m * Lanes; i += Lanes)
+                {
+                    var xr = Vector512.Load(ar + i); var xi = Vector512.Load(ai + i);
+                    var wr = Vector512.Load(kr + i); var wi = Vector512.Load(ki + i);
+                    (xr * wr - xi * wi).Store(ar + i);
+                    (xr * wi + xi * wr).Store(ai + i);
+                }
+            _laneFft!.Inverse(s.ARe, s.AIm, m);
+            Unpack(s.ARe, s.AIm, y, b, h0, batch, length);
+        }
+    }
+
+    private void LaneBackward(LaneScratch s, int h0, float* k, float* u, float* dy, float* du, float* dk, int batch, int length)
+    {
+        int m = FftSize(length);
+        KernelSpectrum(s, h0, k, length, m);
+        s.DkRe.AsSpan(0, m * Lanes).Clear();
+        s.DkIm.AsSpan(0, m * Lanes).Clear();
+        var half = Vector512.Create(0.5f);
+        for (int b = 0; b < batch; b += 2)
+        {
+            PackedSpectrum(s.ARe, s.AIm, u, b, h0, batch, length, m);
+            PackedSpectrum(s.GRe, s.GIm, dy, b, h0, batch, length, m);
+            fixed (float* ar = s.ARe, ai = s.AIm, gr = s.GRe, gi = s.GIm, dr = s.DkRe, di = s.DkIm, kr = s.KRe, ki = s.KIm)
+            {
+                for (int j = 0; j < m; j++)
+                {
+                    // Separate the packed rows: X1 = (Z[j] + conj Z[−j])/2, X2 = (Z[j] − conj Z[−j])/(2i); then dK += G·conj(U) for both.
+                    int o = j * Lanes, no = ((m - j) & (m - 1)) * Lanes;
+                    var zr = Vector512.Load(ar + o); var zi = Vector512.Load(ai + o);
+                    var nr = Vector512.Load(ar + no); var ni = Vector512.Load(ai + no);
+                    var u1r = half * (zr + nr); var u1i = half * (zi - ni);
+                    var u2r = half * (zi + ni); var u2i = half * (nr - zr);
+                    zr = Vector512.Load(gr + o); zi = Vector512.Load(gi + o);
+                    nr = Vector512.Load(gr + no); ni = Vector512.Load(gi + no);
+                    var g1r = half * (zr + nr); var g1i = half * (zi - ni);
+                    var g2r = half * (zi + ni); var g2i = half * (nr - zr);
+                    (Vector512.Load(dr + o) + g1r * u1r + g1i * u1i + g2r * u2r + g2i * u2i).Store(dr + o);
+                    (Vector512.Load(di + o) + g1i * u1r - g1r * u1i + g2i * u2r - g2r * u2i).Store(di + o);
+                }
+                // dU = G·conj(K): both rows at once, since K is real
+                for (int i = 0; i < m * Lanes; i += Lanes)
+                {
+                    var xr = Vector512.Load(gr + i); var xi = Vector512.Load(gi + i);
+                    var wr = Vector512.Load(kr + i); var wi = Vector512.Load(ki + i);
+                    (xr * wr + xi * wi).Store(gr + i);
+                    (xi * wr - xr * wi).Store(gi + i);
+                }
+            }
+            _laneFft!.Inverse(s.GRe, s.GIm, m);
+            Unpack(s.GRe, s.GIm, du, b, h0, batch, length);
+        }
+        _laneFft!.Inverse(s.DkRe, s.DkIm, m);
+        for (int l = 0; l < length; l++)
+            for (int c = 0; c < Lanes; c++) dk[(long)(h0 + c) * length + l] = s.DkRe[l * Lanes + c];
+    }
+
+    // ---- per-channel path: (B, H, L) sequences, one transform per channel ----
 
     private void KernelSpectrum(ReadOnlySpan<float> k, int m, int length)
     {
         k.Slice(0, length).CopyTo(_kRe);
         _kRe.AsSpan(length, m - length).Clear();
         _kIm.AsSpan(0, m).Clear();
-        _fft.Forward(_kRe, _kIm, m);
+        _fft!.Forward(_kRe, _kIm, m);
     }
 
-    /// <summary>Loads rows b and b+1 (zero when past the batch) of channel c as one complex sequence, transformed.</summary>
     private void PackedSpectrum(ReadOnlySpan<float> x, float[] re, float[] im, int b, int c, int batch, int length, int m)
     {
         x.Slice((b * _channels + c) * length, length).CopyTo(re);
@@ -47,7 +246,7 @@ public sealed class CausalConvolution
         if (b + 1 < batch) x.Slice(((b + 1) * _channels + c) * length, length).CopyTo(im);
         else im.AsSpan(0, length).Clear();
         im.AsSpan(length, m - length).Clear();
-        _fft.Forward(re, im, m);
+        _fft!.Forward(re, im, m);
     }
 
     private void UnpackTo(Span<float> y, float[] re, float[] im, int b, int c, int batch, int length)
@@ -56,10 +255,8 @@ public sealed class CausalConvolution
         if (b + 1 < batch) im.AsSpan(0, length).CopyTo(y.Slice(((b + 1) * _channels + c) * length, length));
     }
 
-    /// <summary>y (B, H, L) = k ∗ u per row (overwrites y).</summary>
-    public void Forward(ReadOnlySpan<float> k, ReadOnlySpan<float> u, Span<float> y, int batch, int length)
+    private void PerChannelForward(ReadOnlySpan<float> k, ReadOnlySpan<float> u, Span<float> y, int batch, int length)
     {
-        Check(batch, length);
         if (length <= DirectMaxLength)
         {
             for (int b = 0; b < batch; b++)
@@ -77,7 +274,7 @@ public sealed class CausalConvolution
                 }
             return;
         }
-        int m = Fft.NextPowerOfTwo(2 * length);
+        int m = FftSize(length);
         for (int c = 0; c < _channels; c++)
         {
             KernelSpectrum(k.Slice(c * length, length), m, length);
@@ -90,18 +287,14 @@ public sealed class CausalConvolution
                     _aIm[j] = _aRe[j] * _kIm[j] + _aIm[j] * _kRe[j];
                     _aRe[j] = r;
                 }
-                _fft.Inverse(_aRe, _aIm, m);
+                _fft!.Inverse(_aRe, _aIm, m);
                 UnpackTo(y, _aRe, _aIm, b, c, batch, length);
             }
         }
     }
 
-    /// <summary>
-    /// du (B, H, L) = Σ_{s≥t} dy[s]·k[s−t] (overwrites); dk (H, L) = Σ_b Σ_t dy[t]·u[t−l] (overwrites).
-    /// </summary>
-    public void Backward(ReadOnlySpan<float> k, ReadOnlySpan<float> u, ReadOnlySpan<float> dy, Span<float> du, Span<float> dk, int batch, int length)
+    private void PerChannelBackward(ReadOnlySpan<float> k, ReadOnlySpan<float> u, ReadOnlySpan<float> dy, Span<float> du, Span<float> dk, int batch, int length)
     {
-        Check(batch, length);
         if (length <= DirectMaxLength)
         {
             du.Slice(0, batch * _channels * length).Clear();
@@ -124,7 +317,7 @@ public sealed class CausalConvolution
                 }
             return;
         }
-        int m = Fft.NextPowerOfTwo(2 * length);
+        int m = FftSize(length);
         for (int c = 0; c < _channels; c++)
         {
             KernelSpectrum(k.Slice(c * length, length), m, length);
@@ -135,27 +328,24 @@ public sealed class CausalConvolution
                 PackedSpectrum(dy, _bRe, _bIm, b, c, batch, length, m);
                 for (int j = 0; j < m; j++)
                 {
-                    // Separate the two packed real rows: X1 = (Z[j] + conj Z[−j])/2, X2 = (Z[j] − conj Z[−j])/(2i).
                     int nj = (m - j) & (m - 1);
                     float u1r = 0.5f * (_aRe[j] + _aRe[nj]), u1i = 0.5f * (_aIm[j] - _aIm[nj]);
                     float u2r = 0.5f * (_aIm[j] + _aIm[nj]), u2i = -0.5f * (_aRe[j] - _aRe[nj]);
                     float g1r = 0.5f * (_bRe[j] + _bRe[nj]), g1i = 0.5f * (_bIm[j] - _bIm[nj]);
                     float g2r = 0.5f * (_bIm[j] + _bIm[nj]), g2i = -0.5f * (_bRe[j] - _bRe[nj]);
-                    // dK += G·conj(U) for both rows
                     _dkRe[j] += g1r * u1r + g1i * u1i + g2r * u2r + g2i * u2i;
                     _dkIm[j] += g1i * u1r - g1r * u1i + g2i * u2r - g2r * u2i;
                 }
-                // dU = G·conj(K), both rows at once since K is real
                 for (int j = 0; j < m; j++)
                 {
                     float r = _bRe[j] * _kRe[j] + _bIm[j] * _kIm[j];
                     _bIm[j] = _bIm[j] * _kRe[j] - _bRe[j] * _kIm[j];
                     _bRe[j] = r;
                 }
-                _fft.Inverse(_bRe, _bIm, m);
+                _fft!.Inverse(_bRe, _bIm, m);
                 UnpackTo(du, _bRe, _bIm, b, c, batch, length);
             }
-            _fft.Inverse(_dkRe, _dkIm, m);
+            _fft!.Inverse(_dkRe, _dkIm, m);
             _dkRe.AsSpan(0, length).CopyTo(dk.Slice(c * length, length));
         }
     }

@@ -9,13 +9,14 @@ namespace SsmGen.Tests.Generated;
 /// </summary>
 public class GeneratedVsReferenceTests(ITestOutputHelper output)
 {
-    public static TheoryData<string> Models => new() { "TinyRealMean", "VectorTokens", "VectorLast" };
+    public static TheoryData<string> Models => new() { "TinyRealMean", "VectorTokens", "VectorLast", "Wide16" };
 
     internal static (ISsmModel Gen, ModelConfig Cfg) Make(string name, int maxBatch, int maxLength) => name switch
     {
         "TinyRealMean" => (new TinyRealMean(maxBatch, maxLength), TestConfigs.RealMean),
         "VectorTokens" => (new VectorTokens(maxBatch, maxLength), GeneratedConfigs.VectorTokens),
         "VectorLast" => (new VectorLast(maxBatch, maxLength), GeneratedConfigs.VectorLast),
+        "Wide16" => (new Wide16(maxBatch, maxLength), GeneratedConfigs.Wide16),
         _ => (new SeqClassifier(maxBatch, maxLength), GeneratedConfigs.SeqClassifier),
     };
 
@@ -60,6 +61,8 @@ public class GeneratedVsReferenceTests(ITestOutputHelper output)
     [InlineData("TinyRealMean", 150)]   // FFT convolution path (L > 64)
     [InlineData("VectorTokens", 100)]
     [InlineData("VectorLast", 130)]
+    [InlineData("Wide16", 6)]       // lane convolution (H a multiple of 16)
+    [InlineData("Wide16", 97)]
     public void ForwardAndBackwardMatchTheReference(string name, int length)
     {
         const int batch = 3;

@@ -1,0 +1,53 @@
+using SsmGen.Numerics;
+
+namespace SsmGen.Tests.Numerics;
+
+/// <summary>The FFT convolutions (lane and per-channel paths) against the direct sums written out in double.</summary>
+public class CausalConvolutionTests
+{
+    [Theory]
+    [InlineData(32, 3, 70)]   // lanes (H % 16 == 0), odd batch, FFT size 256
+    [InlineData(16, 1, 1)]    // lanes, a single step
+    [InlineData(5, 3, 70)]    // per-channel FFT path
+    [InlineData(5, 2, 20)]    // per-channel direct path
+    public void ForwardAndBackwardMatchTheDirectSums(int h, int batch, int length)
+    {
+        var conv = new CausalConvolution(h, batch + 1, length + 3);
+        var k = TestConfigs.RandomArray(h * length, 1); var u = TestConfigs.RandomArray(batch * length * h, 2);
+        var dy = TestConfigs.RandomArray(batch * length * h, 3);
+        float[] F(double[] a) => a.Select(v => (float)v).ToArray();
+        var y = new float[batch * length * h];
+        conv.Forward(F(k), F(u), y, batch, length);
+        var du = Enumerable.Repeat(9f, batch * length * h).ToArray();   // overwritten, not added to
+        var dk = Enumerable.Repeat(9f, h * length).ToArray();
+        conv.Backward(F(k), F(u), F(dy), du, dk, batch, length);
+
+        double yErr = 0, duErr = 0, dkErr = 0;
+        var dkRef = new double[h * length];
+        for (int b = 0; b < batch; b++)
+            for (int c = 0; c < h; c++)
+                for (int t = 0; t < length; t++)
+                {
+                    double s = 0, g = 0;
+                    for (int j = 0; j <= t; j++) s += k[c * length + j] * u[(b * length + t - j) * h + c];
+                    for (int j = t; j < length; j++) g += dy[(b * length + j) * h + c] * k[c * length + j - t];
+                    for (int j = 0; j <= t; j++) dkRef[c * length + j] += dy[(b * length + t) * h + c] * u[(b * length + t - j) * h + c];
+                    yErr = Math.Max(yErr, Math.Abs(s - y[(b * length + t) * h + c]));
+                    duErr = Math.Max(duErr, Math.Abs(g - du[(b * length + t) * h + c]));
+                }
+        for (int i = 0; i < dk.Length; i++) dkErr = Math.Max(dkErr, Math.Abs(dkRef[i] - dk[i]));
+        double tol = 2e-5 * length;
+        Assert.True(yErr < tol, $"y: {yErr:E2}");
+        Assert.True(duErr < tol, $"du: {duErr:E2}");
+        Assert.True(dkErr < tol * batch, $"dk: {dkErr:E2}");
+    }
+
+    [Fact]
+    public void ShapesAreCheckedFirst()
+    {
+        var conv = new CausalConvolution(16, 2, 8);
+        Assert.Throws<ArgumentOutOfRangeException>(() => conv.Forward(new float[16 * 9], new float[2 * 9 * 16], new float[2 * 9 * 16], 2, 9));
+        Assert.Throws<ArgumentOutOfRangeException>(() => conv.Forward(new float[16 * 8], new float[3 * 8 * 16], new float[3 * 8 * 16], 3, 8));
+        Assert.Throws<ArgumentException>(() => conv.Forward(new float[16 * 8], new float[10], new float[2 * 8 * 16], 2, 8));
+    }
+}
