@@ -45,49 +45,93 @@ public static class BlockKernels
     }
 
     private const float GeluC = 0.7978845608028654f; // √(2/π)
+    private const int Chunk = 256;                     // elements per stack scratch chunk
 
-    /// <summary>y = GELU(x), tanh form.</summary>
+    /// <summary>t = tanh(√(2/π)(x + 0.044715x³)) for a chunk, vectorized by System.Numerics.Tensors.</summary>
+    private static void GeluTanh(ReadOnlySpan<float> x, Span<float> t)
+    {
+        TensorPrimitives.Multiply(x, x, t);
+        TensorPrimitives.Multiply(t, 0.044715f, t);
+        TensorPrimitives.Add(t, 1f, t);
+        TensorPrimitives.Multiply(t, x, t);
+        TensorPrimitives.Multiply(t, GeluC, t);
+        TensorPrimitives.Tanh(t, t);
+    }
+
+    /// <summary>y = GELU(x), tanh form: ½x(1 + t).</summary>
     public static void GeluForward(ReadOnlySpan<float> x, Span<float> y)
     {
-        for (int i = 0; i < x.Length; i++)
+        Span<float> t = stackalloc float[Chunk];
+        for (int i = 0; i < x.Length; i += Chunk)
         {
-            float v = x[i];
-            y[i] = 0.5f * v * (1f + MathF.Tanh(GeluC * (v + 0.044715f * v * v * v)));
+            int n = Math.Min(Chunk, x.Length - i);
+            var xs = x.Slice(i, n); var ts = t.Slice(0, n);
+            GeluTanh(xs, ts);
+            TensorPrimitives.Multiply(ts, 0.5f, ts);
+            TensorPrimitives.Add(ts, 0.5f, ts);
+            TensorPrimitives.Multiply(xs, ts, y.Slice(i, n));
         }
     }
 
-    /// <summary>dx = dy · GELU'(x) (overwrites).</summary>
+    /// <summary>dx = dy · GELU'(x) (overwrites; dx may alias dy): GELU' = ½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²).</summary>
     public static void GeluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx)
     {
-        for (int i = 0; i < x.Length; i++)
+        Span<float> t = stackalloc float[Chunk];
+        Span<float> d = stackalloc float[Chunk];
+        for (int i = 0; i < x.Length; i += Chunk)
         {
-            float v = x[i];
-            float t = MathF.Tanh(GeluC * (v + 0.044715f * v * v * v));
-            dx[i] = dy[i] * (0.5f * (1f + t) + 0.5f * v * (1f - t * t) * GeluC * (1f + 3f * 0.044715f * v * v));
+            int n = Math.Min(Chunk, x.Length - i);
+            var xs = x.Slice(i, n); var ts = t.Slice(0, n); var ds = d.Slice(0, n);
+            GeluTanh(xs, ts);
+            TensorPrimitives.Multiply(xs, xs, ds);
+            TensorPrimitives.Multiply(ds, 3 * 0.044715f * GeluC, ds);
+            TensorPrimitives.Add(ds, GeluC, ds);                                   // √(2/π)(1 + 3·0.044715x²)
+            TensorPrimitives.Multiply(ds, xs, ds);
+            TensorPrimitives.Multiply(ds, 0.5f, ds);                               // ½x·√(2/π)(…)
+            for (int j = 0; j < n; j++)
+            {
+                float tj = t[j];
+                d[j] = 0.5f * (1f + tj) + d[j] * (1f - tj * tj);
+            }
+            TensorPrimitives.Multiply(dy.Slice(i, n), ds, dx.Slice(i, n));
         }
     }
 
     /// <summary>GLU over rows of width 2h: y = a·σ(g), a the first half.</summary>
     public static void GluForward(ReadOnlySpan<float> o, Span<float> y, int rows, int h)
     {
+        Span<float> s = stackalloc float[Chunk];
         for (int r = 0; r < rows; r++)
-            for (int i = 0; i < h; i++)
-                y[r * h + i] = o[r * 2 * h + i] * Sigmoid(o[r * 2 * h + h + i]);
-    }
-
-    /// <summary>dO = GLU backward (overwrites).</summary>
-    public static void GluBackward(ReadOnlySpan<float> o, ReadOnlySpan<float> dy, Span<float> dO, int rows, int h)
-    {
-        for (int r = 0; r < rows; r++)
-            for (int i = 0; i < h; i++)
+            for (int i = 0; i < h; i += Chunk)
             {
-                float a = o[r * 2 * h + i], s = Sigmoid(o[r * 2 * h + h + i]), g = dy[r * h + i];
-                dO[r * 2 * h + i] = g * s;
-                dO[r * 2 * h + h + i] = g * a * s * (1f - s);
+                int n = Math.Min(Chunk, h - i);
+                var ss = s.Slice(0, n);
+                TensorPrimitives.Sigmoid(o.Slice(r * 2 * h + h + i, n), ss);
+                TensorPrimitives.Multiply(o.Slice(r * 2 * h + i, n), ss, y.Slice(r * h + i, n));
             }
     }
 
-    private static float Sigmoid(float x) => 1f / (1f + MathF.Exp(-x));
+    /// <summary>dO = GLU backward (overwrites): da = dy·σ(g), dg = dy·a·σ(g)(1 − σ(g)).</summary>
+    public static void GluBackward(ReadOnlySpan<float> o, ReadOnlySpan<float> dy, Span<float> dO, int rows, int h)
+    {
+        Span<float> s = stackalloc float[Chunk];
+        for (int r = 0; r < rows; r++)
+            for (int i = 0; i < h; i += Chunk)
+            {
+                int n = Math.Min(Chunk, h - i);
+                var ss = s.Slice(0, n);
+                var a = o.Slice(r * 2 * h + i, n);
+                var g = dy.Slice(r * h + i, n);
+                var da = dO.Slice(r * 2 * h + i, n);
+                var dg = dO.Slice(r * 2 * h + h + i, n);
+                TensorPrimitives.Sigmoid(o.Slice(r * 2 * h + h + i, n), ss);
+                TensorPrimitives.Multiply(g, ss, da);                 // dy·σ
+                TensorPrimitives.Subtract(1f, ss, dg);                // 1 − σ
+                TensorPrimitives.Multiply(dg, ss, dg);                // σ(1 − σ)
+                TensorPrimitives.Multiply(dg, a, dg);
+                TensorPrimitives.Multiply(dg, g, dg);
+            }
+    }
 
     /// <summary>(B, L, H) → (B, H, L).</summary>
     public static void ToChannelMajor(ReadOnlySpan<float> src, Span<float> dst, int batch, int length, int h)
