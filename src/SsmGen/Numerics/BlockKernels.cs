@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 
 namespace SsmGen.Numerics;
 
@@ -7,130 +8,250 @@ public static class BlockKernels
 {
     private const float Eps = 1e-5f;
 
-    /// <summary>LayerNorm over rows of width h; keeps mean and 1/std per row.</summary>
-    public static void LayerNormForward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, Span<float> y, Span<float> mean, Span<float> rstd, int rows, int h)
+    /// <summary>LayerNorm over rows of width h; keeps mean and 1/std per row. Rows run in parallel.</summary>
+    public static unsafe void LayerNormForward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, Span<float> y, Span<float> mean, Span<float> rstd, int rows, int h)
     {
-        for (int r = 0; r < rows; r++)
+        Need(x, rows * h); Need(y, rows * h); Need(mean, rows); Need(rstd, rows); Need(w, h); Need(b, h);
+        fixed (float* px = x, pw = w, pb = b, py = y, pm = mean, pr = rstd)
+            RowParallel.Run(&LayerNormRows, new RowArgs { P0 = px, P1 = pw, P2 = pb, P3 = py, P4 = pm, P5 = pr, Width = h }, rows, h);
+    }
+
+    private static unsafe void LayerNormRows(ref RowArgs a, int r0, int r1)
+    {
+        int h = a.Width;
+        float* w = a.P1, b = a.P2;
+        for (int r = r0; r < r1; r++)
         {
-            var xr = x.Slice(r * h, h);
-            var yr = y.Slice(r * h, h);
-            float m = TensorPrimitives.Sum(xr) / h;
-            TensorPrimitives.Subtract(xr, m, yr);
-            float v = TensorPrimitives.Dot(yr, yr) / h;
-            float rs = 1f / MathF.Sqrt(v + Eps);
-            mean[r] = m; rstd[r] = rs;
-            TensorPrimitives.Multiply(yr, rs, yr);
-            TensorPrimitives.FusedMultiplyAdd(yr, w, b, yr);
+            float* x = a.P0 + (long)r * h, y = a.P3 + (long)r * h;
+            // two passes (mean, then squared deviations): no cancellation when |mean| ≫ std
+            float sum = 0, sq = 0;
+            int i = 0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                Vector512<float> vs = default;
+                for (; i + 16 <= h; i += 16) vs += Vector512.Load(x + i);
+                sum = Vector512.Sum(vs);
+            }
+            for (; i < h; i++) sum += x[i];
+            float m = sum / h;
+            i = 0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                Vector512<float> vq = default;
+                var vm = Vector512.Create(m);
+                for (; i + 16 <= h; i += 16) { var d = Vector512.Load(x + i) - vm; vq += d * d; }
+                sq = Vector512.Sum(vq);
+            }
+            for (; i < h; i++) sq += (x[i] - m) * (x[i] - m);
+            float rs = 1f / MathF.Sqrt(sq / h + Eps);
+            a.P4[r] = m; a.P5[r] = rs;
+            i = 0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                var vm = Vector512.Create(m); var vr = Vector512.Create(rs);
+                for (; i + 16 <= h; i += 16)
+                    Vector512.FusedMultiplyAdd((Vector512.Load(x + i) - vm) * vr, Vector512.Load(w + i), Vector512.Load(b + i)).Store(y + i);
+            }
+            for (; i < h; i++) y[i] = (x[i] - m) * rs * w[i] + b[i];
         }
     }
 
-    /// <summary>dx += LayerNorm backward; dw and db accumulate. <paramref name="scratch"/> holds h floats.</summary>
-    public static void LayerNormBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd, ReadOnlySpan<float> dy, Span<float> dx, Span<float> dw, Span<float> db, Span<float> scratch, int rows, int h)
+    /// <summary>dx += LayerNorm backward (rows in parallel); dw and db accumulate. <paramref name="scratch"/> holds 2h floats.</summary>
+    public static unsafe void LayerNormBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd, ReadOnlySpan<float> dy, Span<float> dx, Span<float> dw, Span<float> db, Span<float> scratch, int rows, int h)
     {
-        var xhat = scratch.Slice(0, h);
-        var g = scratch.Slice(h, h);
-        for (int r = 0; r < rows; r++)
+        Need(x, rows * h); Need(dy, rows * h); Need(dx, rows * h); Need(mean, rows); Need(rstd, rows); Need(w, h); Need(dw, h); Need(db, h); Need(scratch, 2 * h);
+        fixed (float* px = x, pw = w, pm = mean, pr = rstd, pdy = dy, pdx = dx)
+            RowParallel.Run(&LayerNormBackwardRows, new RowArgs { P0 = px, P1 = pw, P2 = pm, P3 = pr, P4 = pdy, P5 = pdx, Width = h }, rows, h);
+        // Parameter gradients: dw += Σ dy·x̂, db += Σ dy, a sum over rows; the columns are shared out instead.
+        fixed (float* px = x, pm = mean, pr = rstd, pdy = dy, pdw = dw, pdb = db)
+            RowParallel.Run(&LayerNormParameterColumns, new RowArgs { P0 = px, P2 = pm, P3 = pr, P4 = pdy, P5 = pdw, P6 = pdb, Width = h, Count = rows }, h, rows);
+    }
+
+    /// <summary>Columns [c0, c1) of dw and db, summed over all Count rows.</summary>
+    private static unsafe void LayerNormParameterColumns(ref RowArgs a, int c0, int c1)
+    {
+        int h = a.Width;
+        for (int r = 0; r < a.Count; r++)
         {
-            var dyr = dy.Slice(r * h, h);
-            TensorPrimitives.Subtract(x.Slice(r * h, h), mean[r], xhat);
-            TensorPrimitives.Multiply(xhat, rstd[r], xhat);
-            TensorPrimitives.MultiplyAdd(dyr, xhat, dw, dw);
-            TensorPrimitives.Add(db, dyr, db);
-            TensorPrimitives.Multiply(dyr, w, g);
-            float mG = TensorPrimitives.Sum(g) / h, mGX = TensorPrimitives.Dot(g, xhat) / h;
-            var dxr = dx.Slice(r * h, h);
-            float rs = rstd[r];
-            for (int i = 0; i < h; i++) dxr[i] += rs * (g[i] - mG - xhat[i] * mGX);
+            float* x = a.P0 + (long)r * h, dy = a.P4 + (long)r * h;
+            float m = a.P2[r], rs = a.P3[r];
+            int c = c0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                var vm = Vector512.Create(m); var vr = Vector512.Create(rs);
+                for (; c + 16 <= c1; c += 16)
+                {
+                    var g = Vector512.Load(dy + c);
+                    (Vector512.Load(a.P5 + c) + g * (Vector512.Load(x + c) - vm) * vr).Store(a.P5 + c);
+                    (Vector512.Load(a.P6 + c) + g).Store(a.P6 + c);
+                }
+            }
+            for (; c < c1; c++)
+            {
+                a.P5[c] += dy[c] * (x[c] - m) * rs;
+                a.P6[c] += dy[c];
+            }
         }
+    }
+
+    private static unsafe void LayerNormBackwardRows(ref RowArgs a, int r0, int r1)
+    {
+        int h = a.Width;
+        float* w = a.P1;
+        for (int r = r0; r < r1; r++)
+        {
+            float* x = a.P0 + (long)r * h, dy = a.P4 + (long)r * h, dx = a.P5 + (long)r * h;
+            float m = a.P2[r], rs = a.P3[r];
+            // g = dy·w, x̂ = (x − m)·rs; then dx += rs·(g − mean g − x̂·mean(g·x̂))
+            float sumG = 0, sumGX = 0;
+            int i = 0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                Vector512<float> vg = default, vgx = default;
+                var vm = Vector512.Create(m); var vrs = Vector512.Create(rs);
+                for (; i + 16 <= h; i += 16)
+                {
+                    var g = Vector512.Load(dy + i) * Vector512.Load(w + i);
+                    vg += g;
+                    vgx += g * (Vector512.Load(x + i) - vm) * vrs;
+                }
+                sumG = Vector512.Sum(vg); sumGX = Vector512.Sum(vgx);
+            }
+            for (; i < h; i++) { float g = dy[i] * w[i]; sumG += g; sumGX += g * (x[i] - m) * rs; }
+            float mG = sumG / h, mGX = sumGX / h;
+            i = 0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                var vm = Vector512.Create(m); var vrs = Vector512.Create(rs); var vmG = Vector512.Create(mG); var vmGX = Vector512.Create(mGX);
+                for (; i + 16 <= h; i += 16)
+                {
+                    var xhat = (Vector512.Load(x + i) - vm) * vrs;
+                    var g = Vector512.Load(dy + i) * Vector512.Load(w + i);
+                    (Vector512.Load(dx + i) + vrs * (g - vmG - xhat * vmGX)).Store(dx + i);
+                }
+            }
+            for (; i < h; i++) dx[i] += rs * (dy[i] * w[i] - mG - (x[i] - m) * rs * mGX);
+        }
+    }
+
+    private static void Need(ReadOnlySpan<float> s, int n)
+    {
+        if (s.Length < n) throw new ArgumentException($"A buffer holds {s.Length} values; {n} are needed.");
     }
 
     private const float GeluC = 0.7978845608028654f; // √(2/π)
-    private const int Chunk = 256;                     // elements per stack scratch chunk
 
-    /// <summary>t = tanh(√(2/π)(x + 0.044715x³)) for a chunk, vectorized by System.Numerics.Tensors.</summary>
-    private static void GeluTanh(ReadOnlySpan<float> x, Span<float> t)
+    /// <summary>y = GELU(x), tanh form: ½x(1 + tanh(√(2/π)(x + 0.044715x³))). Vectorized, rows in parallel.</summary>
+    public static unsafe void GeluForward(ReadOnlySpan<float> x, Span<float> y)
     {
-        TensorPrimitives.Multiply(x, x, t);
-        TensorPrimitives.Multiply(t, 0.044715f, t);
-        TensorPrimitives.Add(t, 1f, t);
-        TensorPrimitives.Multiply(t, x, t);
-        TensorPrimitives.Multiply(t, GeluC, t);
-        TensorPrimitives.Tanh(t, t);
+        Need(y, x.Length);
+        fixed (float* px = x, py = y)
+            RowParallel.Run(&GeluRows, new RowArgs { P0 = px, P1 = py, Width = 1 }, x.Length, 1);
     }
 
-    /// <summary>y = GELU(x), tanh form: ½x(1 + t).</summary>
-    public static void GeluForward(ReadOnlySpan<float> x, Span<float> y)
+    /// <summary>dx = dy · GELU'(x) (overwrites; dx may alias dy).</summary>
+    public static unsafe void GeluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx)
     {
-        Span<float> t = stackalloc float[Chunk];
-        for (int i = 0; i < x.Length; i += Chunk)
+        Need(dy, x.Length); Need(dx, x.Length);
+        fixed (float* px = x, pdy = dy, pdx = dx)
+            RowParallel.Run(&GeluBackwardRows, new RowArgs { P0 = px, P1 = pdy, P2 = pdx, Width = 1 }, x.Length, 1);
+    }
+
+    private static unsafe void GeluRows(ref RowArgs a, int i0, int i1)
+    {
+        int i = i0;
+        if (Vector512.IsHardwareAccelerated)
         {
-            int n = Math.Min(Chunk, x.Length - i);
-            var xs = x.Slice(i, n); var ts = t.Slice(0, n);
-            GeluTanh(xs, ts);
-            TensorPrimitives.Multiply(ts, 0.5f, ts);
-            TensorPrimitives.Add(ts, 0.5f, ts);
-            TensorPrimitives.Multiply(xs, ts, y.Slice(i, n));
+            var c = Vector512.Create(GeluC); var k = Vector512.Create(0.044715f); var half = Vector512.Create(0.5f);
+            for (; i + 16 <= i1; i += 16)
+            {
+                var v = Vector512.Load(a.P0 + i);
+                var t = FastMath.Tanh(c * (v + k * v * v * v));
+                (half * v * (Vector512<float>.One + t)).Store(a.P1 + i);
+            }
+        }
+        for (; i < i1; i++)
+        {
+            float v = a.P0[i];
+            a.P1[i] = 0.5f * v * (1f + MathF.Tanh(GeluC * (v + 0.044715f * v * v * v)));
         }
     }
 
-    /// <summary>dx = dy · GELU'(x) (overwrites; dx may alias dy): GELU' = ½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²).</summary>
-    public static void GeluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx)
+    private static unsafe void GeluBackwardRows(ref RowArgs a, int i0, int i1)
     {
-        Span<float> t = stackalloc float[Chunk];
-        Span<float> d = stackalloc float[Chunk];
-        for (int i = 0; i < x.Length; i += Chunk)
+        int i = i0;
+        if (Vector512.IsHardwareAccelerated)
         {
-            int n = Math.Min(Chunk, x.Length - i);
-            var xs = x.Slice(i, n); var ts = t.Slice(0, n); var ds = d.Slice(0, n);
-            GeluTanh(xs, ts);
-            TensorPrimitives.Multiply(xs, xs, ds);
-            TensorPrimitives.Multiply(ds, 3 * 0.044715f * GeluC, ds);
-            TensorPrimitives.Add(ds, GeluC, ds);                                   // √(2/π)(1 + 3·0.044715x²)
-            TensorPrimitives.Multiply(ds, xs, ds);
-            TensorPrimitives.Multiply(ds, 0.5f, ds);                               // ½x·√(2/π)(…)
-            for (int j = 0; j < n; j++)
+            var c = Vector512.Create(GeluC); var k = Vector512.Create(0.044715f); var k3 = Vector512.Create(3 * 0.044715f);
+            var half = Vector512.Create(0.5f); var one = Vector512<float>.One;
+            for (; i + 16 <= i1; i += 16)
             {
-                float tj = t[j];
-                d[j] = 0.5f * (1f + tj) + d[j] * (1f - tj * tj);
+                var v = Vector512.Load(a.P0 + i);
+                var t = FastMath.Tanh(c * (v + k * v * v * v));
+                var d = half * (one + t) + half * v * (one - t * t) * c * (one + k3 * v * v);
+                (Vector512.Load(a.P1 + i) * d).Store(a.P2 + i);
             }
-            TensorPrimitives.Multiply(dy.Slice(i, n), ds, dx.Slice(i, n));
+        }
+        for (; i < i1; i++)
+        {
+            float v = a.P0[i];
+            float t = MathF.Tanh(GeluC * (v + 0.044715f * v * v * v));
+            a.P2[i] = a.P1[i] * (0.5f * (1f + t) + 0.5f * v * (1f - t * t) * GeluC * (1f + 3f * 0.044715f * v * v));
         }
     }
 
-    /// <summary>GLU over rows of width 2h: y = a·σ(g), a the first half.</summary>
-    public static void GluForward(ReadOnlySpan<float> o, Span<float> y, int rows, int h)
+    /// <summary>GLU over rows of width 2h: y = a·σ(g), a the first half. Rows in parallel.</summary>
+    public static unsafe void GluForward(ReadOnlySpan<float> o, Span<float> y, int rows, int h)
     {
-        Span<float> s = stackalloc float[Chunk];
-        for (int r = 0; r < rows; r++)
-            for (int i = 0; i < h; i += Chunk)
-            {
-                int n = Math.Min(Chunk, h - i);
-                var ss = s.Slice(0, n);
-                TensorPrimitives.Sigmoid(o.Slice(r * 2 * h + h + i, n), ss);
-                TensorPrimitives.Multiply(o.Slice(r * 2 * h + i, n), ss, y.Slice(r * h + i, n));
-            }
+        Need(o, rows * 2 * h); Need(y, rows * h);
+        fixed (float* po = o, py = y)
+            RowParallel.Run(&GluRows, new RowArgs { P0 = po, P1 = py, Width = h }, rows, h);
     }
 
     /// <summary>dO = GLU backward (overwrites): da = dy·σ(g), dg = dy·a·σ(g)(1 − σ(g)).</summary>
-    public static void GluBackward(ReadOnlySpan<float> o, ReadOnlySpan<float> dy, Span<float> dO, int rows, int h)
+    public static unsafe void GluBackward(ReadOnlySpan<float> o, ReadOnlySpan<float> dy, Span<float> dO, int rows, int h)
     {
-        Span<float> s = stackalloc float[Chunk];
-        for (int r = 0; r < rows; r++)
-            for (int i = 0; i < h; i += Chunk)
+        Need(o, rows * 2 * h); Need(dy, rows * h); Need(dO, rows * 2 * h);
+        fixed (float* po = o, pdy = dy, pdo = dO)
+            RowParallel.Run(&GluBackwardRows, new RowArgs { P0 = po, P1 = pdy, P2 = pdo, Width = h }, rows, h);
+    }
+
+    private static unsafe void GluRows(ref RowArgs a, int r0, int r1)
+    {
+        int h = a.Width;
+        for (int r = r0; r < r1; r++)
+        {
+            float* o = a.P0 + (long)r * 2 * h, y = a.P1 + (long)r * h;
+            int i = 0;
+            if (Vector512.IsHardwareAccelerated)
+                for (; i + 16 <= h; i += 16)
+                    (Vector512.Load(o + i) * FastMath.Sigmoid(Vector512.Load(o + h + i))).Store(y + i);
+            for (; i < h; i++) y[i] = o[i] / (1f + MathF.Exp(-o[h + i]));
+        }
+    }
+
+    private static unsafe void GluBackwardRows(ref RowArgs a, int r0, int r1)
+    {
+        int h = a.Width;
+        for (int r = r0; r < r1; r++)
+        {
+            float* o = a.P0 + (long)r * 2 * h, dy = a.P1 + (long)r * h, dO = a.P2 + (long)r * 2 * h;
+            int i = 0;
+            if (Vector512.IsHardwareAccelerated)
+                for (; i + 16 <= h; i += 16)
+                {
+                    var s = FastMath.Sigmoid(Vector512.Load(o + h + i));
+                    var g = Vector512.Load(dy + i);
+                    (g * s).Store(dO + i);
+                    (g * Vector512.Load(o + i) * s * (Vector512<float>.One - s)).Store(dO + h + i);
+                }
+            for (; i < h; i++)
             {
-                int n = Math.Min(Chunk, h - i);
-                var ss = s.Slice(0, n);
-                var a = o.Slice(r * 2 * h + i, n);
-                var g = dy.Slice(r * h + i, n);
-                var da = dO.Slice(r * 2 * h + i, n);
-                var dg = dO.Slice(r * 2 * h + h + i, n);
-                TensorPrimitives.Sigmoid(o.Slice(r * 2 * h + h + i, n), ss);
-                TensorPrimitives.Multiply(g, ss, da);                 // dy·σ
-                TensorPrimitives.Subtract(1f, ss, dg);                // 1 − σ
-                TensorPrimitives.Multiply(dg, ss, dg);                // σ(1 − σ)
-                TensorPrimitives.Multiply(dg, a, dg);
-                TensorPrimitives.Multiply(dg, g, dg);
+                float s = 1f / (1f + MathF.Exp(-o[h + i])), g = dy[i];
+                dO[i] = g * s;
+                dO[h + i] = g * o[i] * s * (1f - s);
             }
+        }
     }
 
     /// <summary>(B, L, H) → (B, H, L).</summary>

@@ -1,0 +1,67 @@
+using SsmGen.Numerics;
+using System.Runtime.Intrinsics;
+using SsmGen.Reference;
+
+namespace SsmGen.Tests.Numerics;
+
+/// <summary>The float block kernels (vector and scalar-tail paths, parallel rows) against the double reference.</summary>
+public class BlockKernelTests
+{
+    [Theory]
+    [InlineData(3, 20)]      // a tail of 4 after one vector
+    [InlineData(700, 128)]   // enough work to split across the worker pool
+    public void KernelsMatchTheReference(int rows, int h)
+    {
+        var x = TestConfigs.RandomArray(rows * h, 1, 2); var w = TestConfigs.RandomArray(h, 2); var b = TestConfigs.RandomArray(h, 3);
+        var dy = TestConfigs.RandomArray(rows * h, 4); var o = TestConfigs.RandomArray(rows * 2 * h, 5, 3);
+        float[] F(double[] a) => a.Select(v => (float)v).ToArray();
+        void Close(double[] e, float[] a, double tol, string what) =>
+            Assert.True(e.Zip(a, (p, q) => Math.Abs(p - q)).Max() < tol, $"{what}: {e.Zip(a, (p, q) => Math.Abs(p - q)).Max():E2}");
+
+        var y = new float[rows * h]; var mean = new float[rows]; var rstd = new float[rows];
+        BlockKernels.LayerNormForward(F(x), F(w), F(b), y, mean, rstd, rows, h);
+        var yRef = new double[rows * h]; var mRef = new double[rows]; var rRef = new double[rows];
+        BlockReference<double>.LayerNormForward(x, w, b, yRef, mRef, rRef, rows, h);
+        Close(yRef, y, 1e-5, "LayerNorm");
+
+        var dx = F(dy); var dw = new float[h]; var db = new float[h];
+        BlockKernels.LayerNormBackward(F(x), F(w), mean, rstd, F(dy), dx, dw, db, new float[2 * h], rows, h);
+        var dxRef = (double[])dy.Clone(); var dwRef = new double[h]; var dbRef = new double[h];
+        BlockReference<double>.LayerNormBackward(x, w, mRef, rRef, dy, dxRef, dwRef, dbRef, rows, h);
+        Close(dxRef, dx, 1e-4, "LayerNorm dx");
+        Close(dwRef, dw, 1e-5 * rows, "LayerNorm dw");
+        Close(dbRef, db, 1e-5 * rows, "LayerNorm db");
+
+        var g = new float[rows * h];
+        BlockKernels.GeluForward(F(x), g);
+        Close(x.Select(BlockReference<double>.Gelu).ToArray(), g, 1e-6 * 4, "GELU");
+        var dg = F(dy);
+        BlockKernels.GeluBackward(F(x), dg, dg);   // in place, as the generated code calls it
+        Close(x.Zip(dy, (v, d) => d * BlockReference<double>.GeluDerivative(v)).ToArray(), dg, 1e-5, "GELU'");
+
+        var glu = new float[rows * h];
+        BlockKernels.GluForward(F(o), glu, rows, h);
+        var gluRef = new double[rows * h];
+        BlockReference<double>.GluForward(o, gluRef, rows, h);
+        Close(gluRef, glu, 1e-5, "GLU");
+        var dO = new float[rows * 2 * h];
+        BlockKernels.GluBackward(F(o), F(dy), dO, rows, h);
+        var dORef = new double[rows * 2 * h];
+        BlockReference<double>.GluBackward(o, dy, dORef, rows, h);
+        Close(dORef, dO, 1e-5, "GLU backward");
+    }
+
+    [Fact]
+    public void FastExpIsAccurateOverTheFloatRange()
+    {
+        double worst = 0;
+        for (double v = -87; v <= 88; v += 0.0137)
+        {
+            float e = FastMath.Exp(Vector512.Create((float)v))[3];
+            worst = Math.Max(worst, Math.Abs(e - Math.Exp((float)v)) / Math.Exp((float)v));
+        }
+        Assert.True(worst < 5e-7, $"relative error {worst:E2}");
+        Assert.Equal(1f, FastMath.Tanh(Vector512.Create(50f))[0]);
+        Assert.InRange(FastMath.Sigmoid(Vector512.Create(-120f))[0], 0f, 1e-37f);
+    }
+}
