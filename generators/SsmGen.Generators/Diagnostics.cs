@@ -40,10 +40,15 @@ internal static class Diagnostics
     public static readonly DiagnosticDescriptor NotAClass = Error("SSMG0014",
         "Model must be a non-static class", "[SsmModel] on '{0}' is not supported; declare the model as a non-static partial class");
 
+    public static readonly DiagnosticDescriptor TooLarge = Error("SSMG0015",
+        "Model too large", "{0} = {1} exceeds the supported maximum of {2}");
+    public static readonly DiagnosticDescriptor FileLocal = Error("SSMG0016",
+        "File-local model class", "Model class '{0}' is file-local; the generated code lives in another file, so declare it without the 'file' modifier");
+
     private static readonly DiagnosticDescriptor[] All =
     {
         NotPartial, GenericOrNested, BadStateSize, UnknownInit, UnknownDiscretization, NonPositiveSize, LayerWithoutModel,
-        InputOrVocab, NoLayers, BadDropout, BadRepeat, UnknownPooling, BadDtRange, NotAClass,
+        InputOrVocab, NoLayers, BadDropout, BadRepeat, UnknownPooling, BadDtRange, NotAClass, TooLarge, FileLocal,
     };
 
     public static DiagnosticDescriptor ById(string id) => All.First(d => d.Id == id);

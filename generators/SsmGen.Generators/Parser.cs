@@ -20,6 +20,9 @@ internal static class Parser
     private const int DefaultN = 64, DefaultRepeat = 1;
     private const double DefaultDtMin = 1e-3, DefaultDtMax = 1e-1;
     private const int InitCount = 5, DiscretizationCount = 2, PoolingCount = 3;
+    // Limits: the generated code keeps N/2 modes in registers and offsets in int.
+    private const int MaxN = 512, MaxWidth = 1 << 16, MaxRepeat = 1024, MaxLayers = 1024;
+    private const long MaxParameters = int.MaxValue / 4;
 
     public static ParseResult Parse(GeneratorAttributeSyntaxContext ctx, CancellationToken ct)
     {
@@ -37,6 +40,8 @@ internal static class Parser
             diags.Add(DiagnosticInfo.Create(Diagnostics.GenericOrNested, where, name, symbol.ContainingType.Name));
         else if (symbol.IsGenericType)
             diags.Add(DiagnosticInfo.Create(Diagnostics.GenericOrNested, where, name, "its type parameters"));
+        if (node.Modifiers.Any(SyntaxKind.FileKeyword))
+            diags.Add(DiagnosticInfo.Create(Diagnostics.FileLocal, where, name));
 
         var model = ctx.Attributes[0];
         var modelWhere = model.ApplicationSyntaxReference?.GetSyntax(ct).GetLocation() ?? where;
@@ -50,6 +55,8 @@ internal static class Parser
         if (dModel <= 0) diags.Add(DiagnosticInfo.Create(Diagnostics.NonPositiveSize, modelWhere, "DModel", Text(dModel)));
         if (output <= 0) diags.Add(DiagnosticInfo.Create(Diagnostics.NonPositiveSize, modelWhere, "Output", Text(output)));
         if (pooling < 0 || pooling >= PoolingCount) diags.Add(DiagnosticInfo.Create(Diagnostics.UnknownPooling, modelWhere, Text(pooling)));
+        foreach (var (key, value, max) in new[] { ("Input", input, 1 << 20), ("Vocab", vocab, 1 << 24), ("DModel", dModel, MaxWidth), ("Output", output, 1 << 24) })
+            if (value > max) diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, modelWhere, key, Text(value), Text(max)));
 
         var layers = new List<S4DLayerSpec>();
         foreach (var attr in LayerAttributes(symbol))
@@ -66,16 +73,26 @@ internal static class Parser
             if (disc < 0 || disc >= DiscretizationCount) diags.Add(DiagnosticInfo.Create(Diagnostics.UnknownDiscretization, at, Text(disc)));
             if (!(dropout >= 0 && dropout < 1)) diags.Add(DiagnosticInfo.Create(Diagnostics.BadDropout, at, Text(dropout)));
             if (repeat < 1) diags.Add(DiagnosticInfo.Create(Diagnostics.BadRepeat, at, Text(repeat)));
-            if (!(dtMin > 0 && dtMin <= dtMax)) diags.Add(DiagnosticInfo.Create(Diagnostics.BadDtRange, at, Text(dtMin), Text(dtMax)));
+            if (!(dtMin > 0 && dtMin <= dtMax && dtMax < double.PositiveInfinity)) diags.Add(DiagnosticInfo.Create(Diagnostics.BadDtRange, at, Text(dtMin), Text(dtMax)));
+            if (n > MaxN) diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, at, "N", Text(n), Text(MaxN)));
+            if (repeat > MaxRepeat) diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, at, "Repeat", Text(repeat), Text(MaxRepeat)));
             if (diags.Count != before) continue;
             for (int r = 0; r < repeat; r++) layers.Add(new S4DLayerSpec(n, init, disc, trainB, dropout, dtMin, dtMax));
         }
         if (!LayerAttributes(symbol).Any()) diags.Add(DiagnosticInfo.Create(Diagnostics.NoLayers, where, name));
+        if (layers.Count > MaxLayers) diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, where, "the number of layers", Text(layers.Count), Text(MaxLayers)));
+        else if (diags.Count == 0)
+        {
+            // Parameter count in long arithmetic, before the planner lays it out in int offsets.
+            long h = dModel, count = (vocab > 0 ? (long)vocab * h : h * input + h) + 2 * h + output * h + output;
+            foreach (var l in layers) count += 2 * h + h + 2 * h * (l.N / 2) + (l.TrainB ? h * l.N : 0) + h * l.N + h + 2 * h * h + 2 * h;
+            if (count > MaxParameters) diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, where, "the parameter count", count.ToString(CultureInfo.InvariantCulture), MaxParameters.ToString(CultureInfo.InvariantCulture)));
+        }
 
         if (diags.Count > 0) return new ParseResult(null, EquatableArray.From(diags));
-        string ns = symbol.ContainingNamespace.IsGlobalNamespace ? "" : symbol.ContainingNamespace.ToDisplayString();
+        string ns = symbol.ContainingNamespace.IsGlobalNamespace ? "" : string.Join(".", symbol.ContainingNamespace.ToDisplayString().Split('.').Select(Escape));
         string access = symbol.DeclaredAccessibility == Accessibility.Public ? "public" : "internal";
-        var spec = new ModelSpec(ns, name, access, input, vocab, dModel, output, pooling, EquatableArray.From(layers));
+        var spec = new ModelSpec(ns, Escape(name), symbol.IsRecord ? "record class" : "class", access, input, vocab, dModel, output, pooling, EquatableArray.From(layers));
         return new ParseResult(spec, default);
 
         ParseResult Fail(DiagnosticDescriptor d, Location l, params string[] a) =>
@@ -98,6 +115,9 @@ internal static class Parser
         var where = ((TypeDeclarationSyntax)ctx.TargetNode).Identifier.GetLocation();
         return new ParseResult(null, EquatableArray.From(new[] { DiagnosticInfo.Create(Diagnostics.LayerWithoutModel, where, symbol.Name) }));
     }
+
+    /// <summary>An identifier as C# source: keywords get an '@'.</summary>
+    private static string Escape(string id) => SyntaxFacts.GetKeywordKind(id) != SyntaxKind.None ? "@" + id : id;
 
     private static Dictionary<string, TypedConstant> Named(AttributeData a)
     {

@@ -48,7 +48,7 @@ public sealed class SsmModelGenerator : IIncrementalGenerator
         foreach (var d in r.Diagnostics) spc.ReportDiagnostic(d.ToDiagnostic());
     }
 
-    private static string Hint(ModelSpec s) => (s.Namespace.Length == 0 ? "" : s.Namespace + ".") + s.ClassName + ".g.cs";
+    private static string Hint(ModelSpec s) => ((s.Namespace.Length == 0 ? "" : s.Namespace + ".") + s.ClassName).Replace("@", "") + ".g.cs";
 
     private sealed record GeneratedFile(string HintName, string Source);
 }

@@ -139,4 +139,35 @@ public class DiagnosticTests
         [S4DLayer(N = 4)]
         public static partial class {|#0:M|} { }
         """, Diag("SSMG0014").WithLocation(0).WithArguments("M"));
+
+    [Fact]
+    public Task FileLocalClass() => Verify("""
+        [SsmModel(Input = 1, DModel = 8, Output = 2)]
+        [S4DLayer(N = 4)]
+        file partial class {|#0:M|} { }
+        """, Diag("SSMG0016").WithLocation(0).WithArguments("M"));
+
+    [Fact]
+    public Task SizesBeyondTheLimits() => Verify("""
+        [{|#0:SsmModel(Input = 1, DModel = 100000, Output = 2)|}]
+        [{|#1:S4DLayer(N = 1024, Repeat = 5000)|}]
+        public partial class M { }
+        """,
+        Diag("SSMG0015").WithLocation(0).WithArguments("DModel", "100000", "65536"),
+        Diag("SSMG0015").WithLocation(1).WithArguments("N", "1024", "512"),
+        Diag("SSMG0015").WithLocation(1).WithArguments("Repeat", "5000", "1024"));
+
+    [Fact]
+    public Task TooManyParameters() => Verify("""
+        [SsmModel(Input = 1, DModel = 65536, Output = 2)]
+        [S4DLayer(N = 512, Repeat = 1)]
+        public partial class {|#0:M|} { }
+        """, Diag("SSMG0015").WithLocation(0).WithArguments("the parameter count", "8657829890", "536870911"));
+
+    [Fact]
+    public Task InfiniteDtMax() => Verify("""
+        [SsmModel(Input = 1, DModel = 8, Output = 2)]
+        [{|#0:S4DLayer(N = 4, DtMax = double.PositiveInfinity)|}]
+        public partial class M { }
+        """, Diag("SSMG0013").WithLocation(0).WithArguments("0.001", "Infinity"));
 }

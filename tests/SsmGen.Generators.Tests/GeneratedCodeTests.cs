@@ -102,4 +102,22 @@ public class GeneratedCodeTests
         Assert.All(run.Results, r => Assert.Null(r.Exception));
         Assert.Contains(genDiags, d => d.Id == "SSMG0006");
     }
+
+    [Fact]
+    public void RecordsAndKeywordNamesGenerateCompilableCode()
+    {
+        var (output, genDiags, run) = GeneratorHarness.Run("""
+            using SsmGen;
+            namespace @class.Models
+            {
+                [SsmModel(Input = 1, DModel = 4, Output = 2)]
+                [S4DLayer(N = 4)]
+                public partial record @int { }
+            }
+            """);
+        Assert.Empty(genDiags);
+        Assert.Single(run.GeneratedTrees);
+        var problems = output.GetDiagnostics().Where(d => d.Severity >= DiagnosticSeverity.Warning).ToArray();
+        Assert.True(problems.Length == 0, string.Join("\n", problems.Select(d => d.ToString())));
+    }
 }

@@ -13,6 +13,7 @@ internal sealed record S4DLayerSpec(int N, int Init, int Discretization, bool Tr
 internal sealed record ModelSpec(
     string Namespace,
     string ClassName,
+    string Keyword,
     string Accessibility,
     int Input,
     int Vocab,
