@@ -56,25 +56,37 @@ public sealed class LaneFft
                 Swap(im, i, j);
             }
         }
-        for (int len = 2; len <= n; len <<= 1)
-        {
-            int half = len >> 1, step = _maxSize / len;
+        // Stages up to Block rows combine only rows inside one block: run them block by block while the
+        // block sits in L1, then the wide stages over the whole array.
+        int small = Math.Min(n, Block);
+        for (int start = 0; start < n; start += small)
+            for (int len = 2; len <= small; len <<= 1) Stage(re, im, start, start + small, len);
+        for (int len = small << 1; len <= n; len <<= 1) Stage(re, im, 0, n, len);
+    }
+
+    private const int Block = 128; // rows: 128 × 16 lanes × (Re, Im) × 4 bytes = 16 KB
+
+    /// <summary>One radix-2 stage of butterflies of span <paramref name="len"/> over rows [from, to).</summary>
+    private void Stage(Span<float> re, Span<float> im, int from, int to, int len)
+    {
+        int half = len >> 1, step = _maxSize / len;
+        ref float r0 = ref re[0];
+        ref float i0 = ref im[0];
+        // Groups outside, butterflies inside: consecutive iterations touch neighbouring rows, which keeps
+        // loads from waiting on stores to addresses 4 KB apart (the rows of a and b are half·64 bytes apart).
+        for (int start = from; start < to; start += len)
             for (int k = 0; k < half; k++)
             {
                 var wr = Vector512.Create(_cos[k * step]);
                 var wi = Vector512.Create(_sin[k * step]);
-                for (int start = 0; start < n; start += len)
-                {
-                    int a = (start + k) * Lanes, b = a + half * Lanes;
-                    var br = Vector512.LoadUnsafe(ref re[b]); var bi = Vector512.LoadUnsafe(ref im[b]);
-                    var tr = br * wr - bi * wi;
-                    var ti = br * wi + bi * wr;
-                    var ar = Vector512.LoadUnsafe(ref re[a]); var ai = Vector512.LoadUnsafe(ref im[a]);
-                    (ar - tr).StoreUnsafe(ref re[b]); (ai - ti).StoreUnsafe(ref im[b]);
-                    (ar + tr).StoreUnsafe(ref re[a]); (ai + ti).StoreUnsafe(ref im[a]);
-                }
+                nuint a = (nuint)((start + k) * Lanes), b = a + (nuint)(half * Lanes);
+                var br = Vector512.LoadUnsafe(ref r0, b); var bi = Vector512.LoadUnsafe(ref i0, b);
+                var tr = br * wr - bi * wi;
+                var ti = br * wi + bi * wr;
+                var ar = Vector512.LoadUnsafe(ref r0, a); var ai = Vector512.LoadUnsafe(ref i0, a);
+                (ar - tr).StoreUnsafe(ref r0, b); (ai - ti).StoreUnsafe(ref i0, b);
+                (ar + tr).StoreUnsafe(ref r0, a); (ai + ti).StoreUnsafe(ref i0, a);
             }
-        }
     }
 
     private static void Swap(Span<float> x, int i, int j)
