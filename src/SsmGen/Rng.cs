@@ -50,14 +50,24 @@ public struct Rng
     }
 
     /// <summary>
-    /// Stateless hash of four words to a uniform value in [0, 1): lets dropout masks be recomputed
-    /// anywhere (generated code, reference, backward) without storing them.
+    /// The dropout key of one layer in one training step: masks are <see cref="DropoutBits"/> of (key, index),
+    /// so any implementation (generated code, reference, backward) recomputes them exactly without storing them.
     /// </summary>
-    public static double Hash(ulong a, ulong b, ulong c, ulong d)
+    public static uint DropoutKey(ulong seed, ulong step, int layer)
     {
-        ulong x = a * 0x9E3779B97F4A7C15UL ^ ulong.RotateLeft(b, 17) * 0xC2B2AE3D27D4EB4FUL
-                  ^ ulong.RotateLeft(c, 31) * 0x165667B19E3779F9UL ^ ulong.RotateLeft(d, 47) * 0x27D4EB2F165667C5UL;
-        x = SplitMix(ref x);
-        return (x >> 11) * (1.0 / (1UL << 53));
+        ulong x = seed ^ (step + 1) * 0x9E3779B97F4A7C15UL ^ ((ulong)layer + 1) * 0xC2B2AE3D27D4EB4FUL;
+        return (uint)(SplitMix(ref x) >> 32);
     }
+
+    /// <summary>32 well-mixed bits for element <paramref name="index"/> (murmur3's finalizer of index·φ + key).</summary>
+    public static uint DropoutBits(uint key, uint index)
+    {
+        uint h = index * 0x9E3779B1u + key;
+        h ^= h >> 16; h *= 0x85EBCA6Bu;
+        h ^= h >> 13; h *= 0xC2B2AE35u;
+        return h ^ (h >> 16);
+    }
+
+    /// <summary>Elements whose bits fall below this are dropped: p·2³².</summary>
+    public static uint DropoutThreshold(double p) => p <= 0 ? 0u : p >= 1 ? uint.MaxValue : (uint)(p * 4294967296.0);
 }

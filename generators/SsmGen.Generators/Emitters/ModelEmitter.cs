@@ -347,7 +347,8 @@ internal static class ModelEmitter
         return $"{Span(buf, plan, m + "log_dt", "H")}, {Span(buf, plan, m + "log_A_real", hm.ToString())}, {Span(buf, plan, m + "A_imag", hm.ToString())}, {b}, {Span(buf, plan, m + "C", (2 * hm).ToString())}";
     }
 
-    private static string Dropout(S4DLayerPlan l) => CodeWriter.D(l.Spec.Dropout);
+    /// <summary>p·2³² as a uint literal (the same rule as Rng.DropoutThreshold).</summary>
+    private static string DropThreshold(S4DLayerPlan l) => ((uint)System.Math.Min(uint.MaxValue, l.Spec.Dropout * 4294967296.0)).ToString(System.Globalization.CultureInfo.InvariantCulture) + "u";
     private static string DropScale(S4DLayerPlan l) => CodeWriter.F(1 / (1 - l.Spec.Dropout));
 
     private static void EmitLayerForward(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
@@ -374,19 +375,13 @@ internal static class ModelEmitter
         if (l.Spec.Dropout > 0)
         {
             w.Line("if (_training)");
-            w.Line($"    for (int j = 0; j < rows * H; j++) next[j] = x[j] + {i}Glu[j] * DropScale{l.Index}(j);");
+            w.Line($"    BlockKernels.DropoutResidual(x, {i}Glu.AsSpan(0, rows * H), next, Rng.DropoutKey(DropoutSeed, _maskStep, {l.Index}), {DropThreshold(l)}, {DropScale(l)});");
             w.Line("else");
             w.Line($"    TensorPrimitives.Add(x, {i}Glu.AsSpan(0, rows * H), next);");
         }
         else w.Line($"TensorPrimitives.Add(x, {i}Glu.AsSpan(0, rows * H), next);");
         w.Close();
         w.Line();
-        if (l.Spec.Dropout > 0)
-        {
-            w.Line($"/// <summary>Inverted dropout of block {l.Index}: the mask is a hash of (seed, step, layer, index), recomputed in the backward.</summary>");
-            w.Line($"private float DropScale{l.Index}(int index) => Rng.Hash(DropoutSeed, _maskStep, {l.Index}, (ulong)index) < {Dropout(l)} ? 0f : {DropScale(l)};");
-            w.Line();
-        }
     }
 
     private static void EmitLayerBackward(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
@@ -402,7 +397,7 @@ internal static class ModelEmitter
         w.Line("var dGlu = _dA.AsSpan(0, rows * H);");
         if (l.Spec.Dropout > 0)
         {
-            w.Line("if (_training) for (int j = 0; j < rows * H; j++) dGlu[j] = dX[j] * DropScale" + l.Index + "(j);");
+            w.Line($"if (_training) BlockKernels.DropoutResidual(ReadOnlySpan<float>.Empty, dX, dGlu, Rng.DropoutKey(DropoutSeed, _maskStep, {l.Index}), {DropThreshold(l)}, {DropScale(l)}); // the forward's mask");
             w.Line("else dX.CopyTo(dGlu);");
         }
         else w.Line("dX.CopyTo(dGlu);");

@@ -254,6 +254,38 @@ public static class BlockKernels
         }
     }
 
+    /// <summary>
+    /// Residual with inverted dropout: next = x + glu·m, m = 0 where <see cref="Rng.DropoutBits"/>(key, i) is
+    /// below <paramref name="threshold"/>, else <paramref name="scale"/>. With <paramref name="x"/> empty it
+    /// writes glu·m alone (the backward's mask of dL/dglu).
+    /// </summary>
+    public static void DropoutResidual(ReadOnlySpan<float> x, ReadOnlySpan<float> glu, Span<float> next, uint key, uint threshold, float scale)
+    {
+        int n = glu.Length, i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var k = Vector512.Create(key); var th = Vector512.Create(threshold); var sc = Vector512.Create(scale);
+            var idx = Vector512.Create(0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 14u, 15u);
+            var sixteen = Vector512.Create(16u);
+            for (; i + 16 <= n; i += 16, idx += sixteen)
+            {
+                var h = idx * 0x9E3779B1u + k;
+                h ^= Vector512.ShiftRightLogical(h, 16); h *= 0x85EBCA6Bu;
+                h ^= Vector512.ShiftRightLogical(h, 13); h *= 0xC2B2AE35u;
+                h ^= Vector512.ShiftRightLogical(h, 16);
+                var m = Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(h, th).AsSingle(), sc, Vector512<float>.Zero);
+                var v = Vector512.Create(glu.Slice(i, 16)) * m;
+                if (!x.IsEmpty) v += Vector512.Create(x.Slice(i, 16));
+                v.CopyTo(next.Slice(i, 16));
+            }
+        }
+        for (; i < n; i++)
+        {
+            float m = Rng.DropoutBits(key, (uint)i) < threshold ? 0f : scale;
+            next[i] = (x.IsEmpty ? 0f : x[i]) + glu[i] * m;
+        }
+    }
+
     /// <summary>(B, L, H) → (B, H, L).</summary>
     public static void ToChannelMajor(ReadOnlySpan<float> src, Span<float> dst, int batch, int length, int h)
     {

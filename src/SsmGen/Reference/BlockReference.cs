@@ -118,9 +118,9 @@ public static class BlockReference<T> where T : IFloatingPointIeee754<T>
     public static T Sigmoid(T x) => T.One / (T.One + T.Exp(-x));
 
     /// <summary>
-    /// Inverted-dropout factor of element <paramref name="index"/>: 0 when dropped, 1/(1−p) when kept.
-    /// The mask is a hash of (seed, step, layer, index), so any implementation recomputes it exactly.
+    /// Inverted-dropout factor of element <paramref name="index"/>: 0 when dropped, 1/(1−p) when kept, from
+    /// the hash bits of (seed, step, layer, index) (<see cref="Rng.DropoutBits"/>).
     /// </summary>
     public static T DropoutScale(double p, ulong seed, ulong step, int layer, long index)
-        => Rng.Hash(seed, step, (ulong)layer, (ulong)index) < p ? T.Zero : C(1 / (1 - p));
+        => Rng.DropoutBits(Rng.DropoutKey(seed, step, layer), (uint)index) < Rng.DropoutThreshold(p) ? T.Zero : C(1 / (1 - p));
 }

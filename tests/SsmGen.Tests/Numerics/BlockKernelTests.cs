@@ -64,4 +64,20 @@ public class BlockKernelTests
         Assert.Equal(1f, FastMath.Tanh(Vector512.Create(50f))[0]);
         Assert.InRange(FastMath.Sigmoid(Vector512.Create(-120f))[0], 0f, 1e-37f);
     }
+
+    [Fact]
+    public void DropoutDropsTheRequestedFractionAndMatchesTheScalarRule()
+    {
+        const int n = 100_003;   // not a multiple of 16: the scalar tail runs too
+        uint key = Rng.DropoutKey(7, 3, 1), th = Rng.DropoutThreshold(0.3);
+        var ones = Enumerable.Repeat(1f, n).ToArray();
+        var y = new float[n];
+        BlockKernels.DropoutResidual(ReadOnlySpan<float>.Empty, ones, y, key, th, 1 / 0.7f);
+        Assert.InRange(y.Count(v => v == 0) / (double)n, 0.295, 0.305);
+        for (int i = 0; i < n; i++)
+            Assert.Equal(BlockReference<double>.DropoutScale(0.3, 7, 3, 1, i), y[i], 1e-6);
+        // another step or layer draws another mask
+        Assert.NotEqual(key, Rng.DropoutKey(7, 4, 1));
+        Assert.NotEqual(key, Rng.DropoutKey(7, 3, 2));
+    }
 }
