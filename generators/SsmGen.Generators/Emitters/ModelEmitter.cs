@@ -106,6 +106,7 @@ internal static class ModelEmitter
         w.Line("private readonly float[] _g = new float[ParameterCount];");
         w.Line("private readonly int _maxBatch, _maxLength;");
         w.Line("private readonly CausalConvolution _conv;");
+        w.Line("private readonly Workspace _ws; // scratch and job objects of the numerics: no call allocates");
         w.Line("// Saved activations, (B·L, width) rows: stream in, norm stats, norm out, S4D out, GELU out, linear out, GLU out.");
         foreach (var l in plan.Layers)
             w.Line($"private readonly float[] _l{l.Index}X, _l{l.Index}Mean, _l{l.Index}Rstd, _l{l.Index}U, _l{l.Index}Y, _l{l.Index}G, _l{l.Index}O, _l{l.Index}Glu, _l{l.Index}K, _l{l.Index}Modes;");
@@ -131,6 +132,7 @@ internal static class ModelEmitter
         w.Line("_maxBatch = maxBatch; _maxLength = maxLength;");
         w.Line("int rows = checked(maxBatch * maxLength);");
         w.Line("_conv = new CausalConvolution(H, maxBatch, maxLength);");
+        w.Line($"_ws = new Workspace({System.Math.Max(2 * s.DModel * s.DModel, System.Math.Max(s.DModel * plan.InputWidth, s.DModel * s.Output))});");
         foreach (var l in plan.Layers)
         {
             string i = "_l" + l.Index;
@@ -215,7 +217,7 @@ internal static class ModelEmitter
             w.Line("int rows = batch * length;");
             w.Line("input.CopyTo(_input);");
             w.Line("// encoder: (B, L, Input) → (B, L, H)");
-            w.Line($"Gemm.LinearForward(input, {Span("_p", plan, "encoder.weight", "H * InputSize")}, {Span("_p", plan, "encoder.bias", "H")}, _l0X, rows, InputSize, H);");
+            w.Line($"Gemm.LinearForward(input, {Span("_p", plan, "encoder.weight", "H * InputSize")}, {Span("_p", plan, "encoder.bias", "H")}, _l0X, rows, InputSize, H, _ws);");
             w.Line("RunLayers(batch, length, output, training);");
         }
         w.Close();
@@ -240,14 +242,14 @@ internal static class ModelEmitter
         w.Line("if (training) _maskStep = DropoutStep++;");
         w.Line("int rows = batch * length;");
         foreach (var l in plan.Layers) w.Line($"Layer{l.Index}Forward(batch, length);");
-        w.Line($"BlockKernels.LayerNormForward(_xf.AsSpan(0, rows * H), {Span("_p", plan, "norm_f.weight", "H")}, {Span("_p", plan, "norm_f.bias", "H")}, _nf, _meanF, _rstdF, rows, H);");
+        w.Line($"BlockKernels.LayerNormForward(_xf.AsSpan(0, rows * H), {Span("_p", plan, "norm_f.weight", "H")}, {Span("_p", plan, "norm_f.bias", "H")}, _nf, _meanF, _rstdF, rows, H, _ws);");
         w.Line(plan.Spec.Pooling switch
         {
             0 => "// mean pooling over time: (B, L, H) → (B, H)\n        for (int b = 0; b < batch; b++)\n        {\n            var pb = _pooled.AsSpan(b * H, H);\n            pb.Clear();\n            for (int t = 0; t < length; t++) TensorPrimitives.Add(pb, _nf.AsSpan((b * length + t) * H, H), pb);\n            TensorPrimitives.Multiply(pb, 1f / length, pb);\n        }",
             1 => "// last-position pooling: (B, L, H) → (B, H)\n        for (int b = 0; b < batch; b++) _nf.AsSpan((b * length + length - 1) * H, H).CopyTo(_pooled.AsSpan(b * H, H));",
             _ => "// no pooling: every token keeps its row\n        _nf.AsSpan(0, rows * H).CopyTo(_pooled);",
         });
-        w.Line($"Gemm.LinearForward(_pooled.AsSpan(0, {outRows} * H), {Span("_p", plan, "decoder.weight", "OutputSize * H")}, {Span("_p", plan, "decoder.bias", "OutputSize")}, output, {outRows}, H, OutputSize);");
+        w.Line($"Gemm.LinearForward(_pooled.AsSpan(0, {outRows} * H), {Span("_p", plan, "decoder.weight", "OutputSize * H")}, {Span("_p", plan, "decoder.bias", "OutputSize")}, output, {outRows}, H, OutputSize, _ws);");
         w.Close();
         w.Line();
     }
@@ -261,7 +263,7 @@ internal static class ModelEmitter
         w.Line("if (dOutput.Length != outRows * OutputSize) throw new ArgumentException($\"dOutput has {dOutput.Length} values; the last Forward produced {outRows * OutputSize}.\", nameof(dOutput));");
         w.Line("var dPooled = _dPooled.AsSpan(0, outRows * H);");
         w.Line("dPooled.Clear();");
-        w.Line($"Gemm.LinearBackward(_pooled, {Span("_p", plan, "decoder.weight", "OutputSize * H")}, dOutput, dPooled, {Span("_g", plan, "decoder.weight", "OutputSize * H")}, {Span("_g", plan, "decoder.bias", "OutputSize")}, outRows, H, OutputSize);");
+        w.Line($"Gemm.LinearBackward(_pooled, {Span("_p", plan, "decoder.weight", "OutputSize * H")}, dOutput, dPooled, {Span("_g", plan, "decoder.weight", "OutputSize * H")}, {Span("_g", plan, "decoder.bias", "OutputSize")}, outRows, H, OutputSize, _ws);");
         w.Line("var dNf = _dA.AsSpan(0, rows * H);");
         w.Line(plan.Spec.Pooling switch
         {
@@ -271,7 +273,7 @@ internal static class ModelEmitter
         });
         w.Line("var dX = _dX.AsSpan(0, rows * H);");
         w.Line("dX.Clear();");
-        w.Line($"BlockKernels.LayerNormBackward(_xf, {Span("_p", plan, "norm_f.weight", "H")}, _meanF, _rstdF, dNf, dX, {Span("_g", plan, "norm_f.weight", "H")}, {Span("_g", plan, "norm_f.bias", "H")}, _lnScratch, rows, H);");
+        w.Line($"BlockKernels.LayerNormBackward(_xf, {Span("_p", plan, "norm_f.weight", "H")}, _meanF, _rstdF, dNf, dX, {Span("_g", plan, "norm_f.weight", "H")}, {Span("_g", plan, "norm_f.bias", "H")}, _lnScratch, rows, H, _ws);");
         foreach (var l in plan.Layers.Reverse()) w.Line($"Layer{l.Index}Backward(batch, length);");
         if (plan.TokenInput)
         {
@@ -279,7 +281,7 @@ internal static class ModelEmitter
             w.Line("for (int r = 0; r < rows; r++) { var ge = gEmb.Slice(_tokens[r] * H, H); TensorPrimitives.Add(ge, dX.Slice(r * H, H), ge); }");
         }
         else
-            w.Line($"Gemm.LinearBackward(_input, {Span("_p", plan, "encoder.weight", "H * InputSize")}, dX, Span<float>.Empty, {Span("_g", plan, "encoder.weight", "H * InputSize")}, {Span("_g", plan, "encoder.bias", "H")}, rows, InputSize, H);");
+            w.Line($"Gemm.LinearBackward(_input, {Span("_p", plan, "encoder.weight", "H * InputSize")}, dX, Span<float>.Empty, {Span("_g", plan, "encoder.weight", "H * InputSize")}, {Span("_g", plan, "encoder.bias", "H")}, rows, InputSize, H, _ws);");
         w.Close();
         w.Line();
     }
@@ -307,7 +309,7 @@ internal static class ModelEmitter
         {
             w.Line("if (x.Length != InputSize) throw new ArgumentException($\"x has {x.Length} values; expected InputSize = {InputSize}.\", nameof(x));");
             w.Line("int t = BeginStep(state, y.Length);");
-            w.Line($"Gemm.LinearForward(x, {Span("_p", plan, "encoder.weight", "H * InputSize")}, {Span("_p", plan, "encoder.bias", "H")}, _sx, 1, InputSize, H);");
+            w.Line($"Gemm.LinearForward(x, {Span("_p", plan, "encoder.weight", "H * InputSize")}, {Span("_p", plan, "encoder.bias", "H")}, _sx, 1, InputSize, H, _ws);");
             w.Line("StepLayers(state.Values, t, y);");
         }
         w.Close();
@@ -325,7 +327,7 @@ internal static class ModelEmitter
         w.Line();
         w.Open("private void StepLayers(float[] state, int t, Span<float> y)");
         foreach (var l in plan.Layers) w.Line($"Layer{l.Index}Step(state.AsSpan(S_l{l.Index}, {2 * l.Modes} * H));");
-        w.Line($"BlockKernels.LayerNormForward(_sx, {Span("_p", plan, "norm_f.weight", "H")}, {Span("_p", plan, "norm_f.bias", "H")}, _sn, _sStat.AsSpan(0, 1), _sStat.AsSpan(1, 1), 1, H);");
+        w.Line($"BlockKernels.LayerNormForward(_sx, {Span("_p", plan, "norm_f.weight", "H")}, {Span("_p", plan, "norm_f.bias", "H")}, _sn, _sStat.AsSpan(0, 1), _sStat.AsSpan(1, 1), 1, H, _ws);");
         if (plan.Spec.Pooling == 0)
         {
             w.Line("// running mean: the output for the prefix seen so far");
@@ -334,7 +336,7 @@ internal static class ModelEmitter
             w.Line("TensorPrimitives.Multiply(sum, 1f / (t + 1), _sp);");
         }
         else w.Line("_sn.AsSpan().CopyTo(_sp);");
-        w.Line($"Gemm.LinearForward(_sp, {Span("_p", plan, "decoder.weight", "OutputSize * H")}, {Span("_p", plan, "decoder.bias", "OutputSize")}, y, 1, H, OutputSize);");
+        w.Line($"Gemm.LinearForward(_sp, {Span("_p", plan, "decoder.weight", "OutputSize * H")}, {Span("_p", plan, "decoder.bias", "OutputSize")}, y, 1, H, OutputSize, _ws);");
         w.Close();
         w.Line();
     }
@@ -361,16 +363,16 @@ internal static class ModelEmitter
         w.Line($"var x = {i}X.AsSpan(0, rows * H);");
         w.Line($"var u = {i}U.AsSpan(0, rows * H);");
         w.Line($"var y = {i}Y.AsSpan(0, rows * H);");
-        w.Line($"BlockKernels.LayerNormForward(x, {Span("_p", plan, p + "norm.weight", "H")}, {Span("_p", plan, p + "norm.bias", "H")}, u, {i}Mean, {i}Rstd, rows, H);");
+        w.Line($"BlockKernels.LayerNormForward(x, {Span("_p", plan, p + "norm.weight", "H")}, {Span("_p", plan, p + "norm.bias", "H")}, u, {i}Mean, {i}Rstd, rows, H, _ws);");
         w.Line("// S4D: discretize the modes, build the kernel K (H, L), convolve each channel along time, add D·u");
         w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, {i}Modes);");
         w.Line($"S4D_N{l.Spec.N}_Kernel({i}Modes, {i}K, length);");
         w.Line($"_conv.Forward({i}K, u, y, batch, length);");
         w.Line($"var d = {Span("_p", plan, p + "mixer.D", "H")};");
         w.Line("for (int r = 0; r < rows; r++) TensorPrimitives.FusedMultiplyAdd(u.Slice(r * H, H), d, y.Slice(r * H, H), y.Slice(r * H, H));");
-        w.Line($"BlockKernels.GeluForward(y, {i}G.AsSpan(0, rows * H));");
-        w.Line($"Gemm.LinearForward({i}G.AsSpan(0, rows * H), {Span("_p", plan, p + "mixer.output_linear.weight", "2 * H * H")}, {Span("_p", plan, p + "mixer.output_linear.bias", "2 * H")}, {i}O, rows, H, 2 * H);");
-        w.Line($"BlockKernels.GluForward({i}O, {i}Glu, rows, H);");
+        w.Line($"BlockKernels.GeluForward(y, {i}G.AsSpan(0, rows * H), _ws);");
+        w.Line($"Gemm.LinearForward({i}G.AsSpan(0, rows * H), {Span("_p", plan, p + "mixer.output_linear.weight", "2 * H * H")}, {Span("_p", plan, p + "mixer.output_linear.bias", "2 * H")}, {i}O, rows, H, 2 * H, _ws);");
+        w.Line($"BlockKernels.GluForward({i}O, {i}Glu, rows, H, _ws);");
         w.Line($"var next = {Next(plan, l)}.AsSpan(0, rows * H);");
         if (l.Spec.Dropout > 0)
         {
@@ -402,11 +404,11 @@ internal static class ModelEmitter
         }
         else w.Line("dX.CopyTo(dGlu);");
         w.Line("var dO = _dO.AsSpan(0, rows * 2 * H);");
-        w.Line($"BlockKernels.GluBackward({i}O, dGlu, dO, rows, H);");
+        w.Line($"BlockKernels.GluBackward({i}O, dGlu, dO, rows, H, _ws);");
         w.Line("var dY = _dB.AsSpan(0, rows * H);");
         w.Line("dY.Clear();");
-        w.Line($"Gemm.LinearBackward({i}G, {Span("_p", plan, p + "mixer.output_linear.weight", "2 * H * H")}, dO, dY, {Span("_g", plan, p + "mixer.output_linear.weight", "2 * H * H")}, {Span("_g", plan, p + "mixer.output_linear.bias", "2 * H")}, rows, H, 2 * H);");
-        w.Line($"BlockKernels.GeluBackward({i}Y.AsSpan(0, rows * H), dY, dY);");
+        w.Line($"Gemm.LinearBackward({i}G, {Span("_p", plan, p + "mixer.output_linear.weight", "2 * H * H")}, dO, dY, {Span("_g", plan, p + "mixer.output_linear.weight", "2 * H * H")}, {Span("_g", plan, p + "mixer.output_linear.bias", "2 * H")}, rows, H, 2 * H, _ws);");
+        w.Line($"BlockKernels.GeluBackward({i}Y.AsSpan(0, rows * H), dY, dY, _ws);");
         w.Line("// D skip: dD += Σ dy·u, du = D·dy");
         w.Line($"var d = {Span("_p", plan, p + "mixer.D", "H")};");
         w.Line($"var gD = {Span("_g", plan, p + "mixer.D", "H")};");
@@ -423,7 +425,7 @@ internal static class ModelEmitter
         string gb = l.Spec.TrainB ? Span("_g", plan, p + "mixer.B", (2 * hm).ToString()) : "Span<float>.Empty";
         w.Line($"{l.Variant}_ChainRule({MixerArgs(plan, l, "_p")}, _sums, {Span("_g", plan, p + "mixer.log_dt", "H")}, {Span("_g", plan, p + "mixer.log_A_real", hm.ToString())}, {Span("_g", plan, p + "mixer.A_imag", hm.ToString())}, {gb}, {Span("_g", plan, p + "mixer.C", (2 * hm).ToString())});");
         w.Line("// pre-norm: the residual already carries dX; add the path through the norm");
-        w.Line($"BlockKernels.LayerNormBackward(x, {Span("_p", plan, p + "norm.weight", "H")}, {i}Mean, {i}Rstd, dU, dX, {Span("_g", plan, p + "norm.weight", "H")}, {Span("_g", plan, p + "norm.bias", "H")}, _lnScratch, rows, H);");
+        w.Line($"BlockKernels.LayerNormBackward(x, {Span("_p", plan, p + "norm.weight", "H")}, {i}Mean, {i}Rstd, dU, dX, {Span("_g", plan, p + "norm.weight", "H")}, {Span("_g", plan, p + "norm.bias", "H")}, _lnScratch, rows, H, _ws);");
         w.Close();
         w.Line();
     }
@@ -434,11 +436,11 @@ internal static class ModelEmitter
         string i = "_l" + l.Index, p = "P_" + l.Prefix.Replace('.', '_');
         w.Line($"/// <summary>Block {l.Index}, one token: the stream _sx (H) is updated in place; O(H·N) work.</summary>");
         w.Open($"private void Layer{l.Index}Step(Span<float> state)");
-        w.Line($"BlockKernels.LayerNormForward(_sx, _p.AsSpan({p}norm_weight, H), _p.AsSpan({p}norm_bias, H), _su, _sStat.AsSpan(0, 1), _sStat.AsSpan(1, 1), 1, H);");
+        w.Line($"BlockKernels.LayerNormForward(_sx, _p.AsSpan({p}norm_weight, H), _p.AsSpan({p}norm_bias, H), _su, _sStat.AsSpan(0, 1), _sStat.AsSpan(1, 1), 1, H, _ws);");
         w.Line($"S4D_N{l.Spec.N}_Step({i}Modes, _p.AsSpan({p}mixer_D, H), state, _su, _sy);");
-        w.Line("BlockKernels.GeluForward(_sy, _sg);");
-        w.Line($"Gemm.LinearForward(_sg, _p.AsSpan({p}mixer_output_linear_weight, 2 * H * H), _p.AsSpan({p}mixer_output_linear_bias, 2 * H), _so, 1, H, 2 * H);");
-        w.Line("BlockKernels.GluForward(_so, _sglu, 1, H);");
+        w.Line("BlockKernels.GeluForward(_sy, _sg, _ws);");
+        w.Line($"Gemm.LinearForward(_sg, _p.AsSpan({p}mixer_output_linear_weight, 2 * H * H), _p.AsSpan({p}mixer_output_linear_bias, 2 * H), _so, 1, H, 2 * H, _ws);");
+        w.Line("BlockKernels.GluForward(_so, _sglu, 1, H, _ws);");
         w.Line("TensorPrimitives.Add(_sx, _sglu, _sx);");
         w.Close();
         w.Line();

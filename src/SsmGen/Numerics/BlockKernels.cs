@@ -9,11 +9,11 @@ public static class BlockKernels
     private const float Eps = 1e-5f;
 
     /// <summary>LayerNorm over rows of width h; keeps mean and 1/std per row. Rows run in parallel.</summary>
-    public static unsafe void LayerNormForward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, Span<float> y, Span<float> mean, Span<float> rstd, int rows, int h)
+    public static unsafe void LayerNormForward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, Span<float> y, Span<float> mean, Span<float> rstd, int rows, int h, Workspace? workspace = null)
     {
         Need(x, rows * h); Need(y, rows * h); Need(mean, rows); Need(rstd, rows); Need(w, h); Need(b, h);
         fixed (float* px = x, pw = w, pb = b, py = y, pm = mean, pr = rstd)
-            RowParallel.Run(&LayerNormRows, new RowArgs { P0 = px, P1 = pw, P2 = pb, P3 = py, P4 = pm, P5 = pr, Width = h }, rows, h);
+            RowParallel.Run(&LayerNormRows, new RowArgs { P0 = px, P1 = pw, P2 = pb, P3 = py, P4 = pm, P5 = pr, Width = h }, rows, h, workspace);
     }
 
     private static unsafe void LayerNormRows(ref RowArgs a, int r0, int r1)
@@ -57,14 +57,14 @@ public static class BlockKernels
     }
 
     /// <summary>dx += LayerNorm backward (rows in parallel); dw and db accumulate. <paramref name="scratch"/> holds 2h floats.</summary>
-    public static unsafe void LayerNormBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd, ReadOnlySpan<float> dy, Span<float> dx, Span<float> dw, Span<float> db, Span<float> scratch, int rows, int h)
+    public static unsafe void LayerNormBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd, ReadOnlySpan<float> dy, Span<float> dx, Span<float> dw, Span<float> db, Span<float> scratch, int rows, int h, Workspace? workspace = null)
     {
         Need(x, rows * h); Need(dy, rows * h); Need(dx, rows * h); Need(mean, rows); Need(rstd, rows); Need(w, h); Need(dw, h); Need(db, h); Need(scratch, 2 * h);
         fixed (float* px = x, pw = w, pm = mean, pr = rstd, pdy = dy, pdx = dx)
-            RowParallel.Run(&LayerNormBackwardRows, new RowArgs { P0 = px, P1 = pw, P2 = pm, P3 = pr, P4 = pdy, P5 = pdx, Width = h }, rows, h);
+            RowParallel.Run(&LayerNormBackwardRows, new RowArgs { P0 = px, P1 = pw, P2 = pm, P3 = pr, P4 = pdy, P5 = pdx, Width = h }, rows, h, workspace);
         // Parameter gradients: dw += Σ dy·x̂, db += Σ dy, a sum over rows; the columns are shared out instead.
         fixed (float* px = x, pm = mean, pr = rstd, pdy = dy, pdw = dw, pdb = db)
-            RowParallel.Run(&LayerNormParameterColumns, new RowArgs { P0 = px, P2 = pm, P3 = pr, P4 = pdy, P5 = pdw, P6 = pdb, Width = h, Count = rows }, h, rows);
+            RowParallel.Run(&LayerNormParameterColumns, new RowArgs { P0 = px, P2 = pm, P3 = pr, P4 = pdy, P5 = pdw, P6 = pdb, Width = h, Count = rows }, h, rows, workspace);
     }
 
     /// <summary>Columns [c0, c1) of dw and db, summed over all Count rows.</summary>
@@ -142,19 +142,19 @@ public static class BlockKernels
     private const float GeluC = 0.7978845608028654f; // √(2/π)
 
     /// <summary>y = GELU(x), tanh form: ½x(1 + tanh(√(2/π)(x + 0.044715x³))). Vectorized, rows in parallel.</summary>
-    public static unsafe void GeluForward(ReadOnlySpan<float> x, Span<float> y)
+    public static unsafe void GeluForward(ReadOnlySpan<float> x, Span<float> y, Workspace? workspace = null)
     {
         Need(y, x.Length);
         fixed (float* px = x, py = y)
-            RowParallel.Run(&GeluRows, new RowArgs { P0 = px, P1 = py, Width = 1 }, x.Length, 1);
+            RowParallel.Run(&GeluRows, new RowArgs { P0 = px, P1 = py, Width = 1 }, x.Length, 1, workspace);
     }
 
     /// <summary>dx = dy · GELU'(x) (overwrites; dx may alias dy).</summary>
-    public static unsafe void GeluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx)
+    public static unsafe void GeluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx, Workspace? workspace = null)
     {
         Need(dy, x.Length); Need(dx, x.Length);
         fixed (float* px = x, pdy = dy, pdx = dx)
-            RowParallel.Run(&GeluBackwardRows, new RowArgs { P0 = px, P1 = pdy, P2 = pdx, Width = 1 }, x.Length, 1);
+            RowParallel.Run(&GeluBackwardRows, new RowArgs { P0 = px, P1 = pdy, P2 = pdx, Width = 1 }, x.Length, 1, workspace);
     }
 
     private static unsafe void GeluRows(ref RowArgs a, int i0, int i1)
@@ -201,19 +201,19 @@ public static class BlockKernels
     }
 
     /// <summary>GLU over rows of width 2h: y = a·σ(g), a the first half. Rows in parallel.</summary>
-    public static unsafe void GluForward(ReadOnlySpan<float> o, Span<float> y, int rows, int h)
+    public static unsafe void GluForward(ReadOnlySpan<float> o, Span<float> y, int rows, int h, Workspace? workspace = null)
     {
         Need(o, rows * 2 * h); Need(y, rows * h);
         fixed (float* po = o, py = y)
-            RowParallel.Run(&GluRows, new RowArgs { P0 = po, P1 = py, Width = h }, rows, h);
+            RowParallel.Run(&GluRows, new RowArgs { P0 = po, P1 = py, Width = h }, rows, h, workspace);
     }
 
     /// <summary>dO = GLU backward (overwrites): da = dy·σ(g), dg = dy·a·σ(g)(1 − σ(g)).</summary>
-    public static unsafe void GluBackward(ReadOnlySpan<float> o, ReadOnlySpan<float> dy, Span<float> dO, int rows, int h)
+    public static unsafe void GluBackward(ReadOnlySpan<float> o, ReadOnlySpan<float> dy, Span<float> dO, int rows, int h, Workspace? workspace = null)
     {
         Need(o, rows * 2 * h); Need(dy, rows * h); Need(dO, rows * 2 * h);
         fixed (float* po = o, pdy = dy, pdo = dO)
-            RowParallel.Run(&GluBackwardRows, new RowArgs { P0 = po, P1 = pdy, P2 = pdo, Width = h }, rows, h);
+            RowParallel.Run(&GluBackwardRows, new RowArgs { P0 = po, P1 = pdy, P2 = pdo, Width = h }, rows, h, workspace);
     }
 
     private static unsafe void GluRows(ref RowArgs a, int r0, int r1)

@@ -7,33 +7,24 @@ namespace SsmGen.Numerics;
 /// Linear-layer products over row-major float matrices, PyTorch layout W (out, in). One register-blocked
 /// kernel serves all three products: C (+)= A·B with A read through strides (so Aᵀ costs nothing) and
 /// B row-major. Its inner block keeps a 6×32 tile of C in twelve Vector512 registers and streams B; rows
-/// are shared out over the <see cref="WorkerPool"/>. Without AVX-512 it falls back to System.Numerics.Tensors.
+/// are shared out over the <see cref="WorkerPool"/>. With fewer than six rows, or without AVX-512, it uses System.Numerics.Tensors dot products instead.
 /// </summary>
 public static unsafe class Gemm
 {
     private const int MR = 6, NR = 32, KC = 256;
 
-    /// <summary>Use the Vector512 kernel when the CPU accelerates it (tests switch it off to check the fallback).</summary>
-    public static bool UseVectorKernel { get; set; } = Vector512.IsHardwareAccelerated;
-
-    [ThreadStatic] private static float[]? t_transposed;
+    private static bool VectorKernel(int rows, int inF, int outF) =>
+        Vector512.IsHardwareAccelerated && rows >= MR && (long)rows * inF * outF >= 4096;
 
     /// <summary>y (rows, out) = x (rows, in) · Wᵀ + b; b may be empty.</summary>
-    public static void LinearForward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, Span<float> y, int rows, int inF, int outF)
+    public static void LinearForward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, Span<float> y, int rows, int inF, int outF, Workspace? workspace = null)
     {
         Check(x, rows * inF, "x"); Check(w, outF * inF, "w"); Check(y, rows * outF, "y");
-        if (!UseVectorKernel || (long)rows * inF * outF < 4096)
-        {
-            for (int r = 0; r < rows; r++)
-            {
-                var yr = y.Slice(r * outF, outF);
-                for (int o = 0; o < outF; o++) yr[o] = TensorPrimitives.Dot(x.Slice(r * inF, inF), w.Slice(o * inF, inF));
-                if (!b.IsEmpty) TensorPrimitives.Add(yr, b, yr);
-            }
-            return;
-        }
+        if (!VectorKernel(rows, inF, outF)) { PortableForward(x, w, b, y, rows, inF, outF); return; }
+        var ws = workspace ?? Workspace.ForCurrentThread;
         // Wᵀ (in, out) so that B is row-major; the transpose is O(in·out), small next to the product.
-        var wt = t_transposed is { } t && t.Length >= inF * outF ? t : (t_transposed = new float[inF * outF]);
+        if (ws.Transposed.Length < inF * outF) ws.Transposed = new float[inF * outF];
+        var wt = ws.Transposed;
         for (int o = 0; o < outF; o++)
             for (int i = 0; i < inF; i++) wt[i * outF + o] = w[o * inF + i];
         for (int r = 0; r < rows; r++)
@@ -42,32 +33,46 @@ public static unsafe class Gemm
             else b.CopyTo(y.Slice(r * outF, outF));
         }
         fixed (float* px = x, pwt = wt, py = y)
-            Multiply(px, inF, 1, pwt, outF, py, outF, rows, outF, inF);
+            Multiply(ws.GemmJob, px, inF, 1, pwt, outF, py, outF, rows, outF, inF);
+    }
+
+    /// <summary>The forward as dot products (System.Numerics.Tensors): few rows, or no AVX-512.</summary>
+    internal static void PortableForward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, Span<float> y, int rows, int inF, int outF)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            var yr = y.Slice(r * outF, outF);
+            for (int o = 0; o < outF; o++) yr[o] = TensorPrimitives.Dot(x.Slice(r * inF, inF), w.Slice(o * inF, inF));
+            if (!b.IsEmpty) TensorPrimitives.Add(yr, b, yr);
+        }
+    }
+
+    /// <summary>The backward as axpy updates (System.Numerics.Tensors).</summary>
+    internal static void PortableBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> dy, Span<float> dx, Span<float> dw, int rows, int inF, int outF)
+    {
+        for (int r = 0; r < rows; r++)
+            for (int o = 0; o < outF; o++)
+            {
+                float g = dy[r * outF + o];
+                var dwo = dw.Slice(o * inF, inF);
+                TensorPrimitives.MultiplyAdd(x.Slice(r * inF, inF), g, dwo, dwo);
+                if (!dx.IsEmpty) { var dxr = dx.Slice(r * inF, inF); TensorPrimitives.MultiplyAdd(w.Slice(o * inF, inF), g, dxr, dxr); }
+            }
     }
 
     /// <summary>dx (rows, in) += dy · W (dx may be empty), dW += dyᵀ · x, db += Σ_rows dy (db may be empty).</summary>
-    public static void LinearBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> dy, Span<float> dx, Span<float> dw, Span<float> db, int rows, int inF, int outF)
+    public static void LinearBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> dy, Span<float> dx, Span<float> dw, Span<float> db, int rows, int inF, int outF, Workspace? workspace = null)
     {
         Check(x, rows * inF, "x"); Check(w, outF * inF, "w"); Check(dy, rows * outF, "dy"); Check(dw, outF * inF, "dw");
         if (!dx.IsEmpty) Check(dx, rows * inF, "dx");
         if (!db.IsEmpty)
             for (int r = 0; r < rows; r++) TensorPrimitives.Add(db, dy.Slice(r * outF, outF), db);
-        if (!UseVectorKernel || (long)rows * inF * outF < 4096)
-        {
-            for (int r = 0; r < rows; r++)
-                for (int o = 0; o < outF; o++)
-                {
-                    float g = dy[r * outF + o];
-                    var dwo = dw.Slice(o * inF, inF);
-                    TensorPrimitives.MultiplyAdd(x.Slice(r * inF, inF), g, dwo, dwo);
-                    if (!dx.IsEmpty) { var dxr = dx.Slice(r * inF, inF); TensorPrimitives.MultiplyAdd(w.Slice(o * inF, inF), g, dxr, dxr); }
-                }
-            return;
-        }
+        if (!VectorKernel(rows, inF, outF)) { PortableBackward(x, w, dy, dx, dw, rows, inF, outF); return; }
+        var job = (workspace ?? Workspace.ForCurrentThread).GemmJob;
         fixed (float* px = x, pw = w, pdy = dy, pdx = dx, pdw = dw)
         {
-            if (!dx.IsEmpty) Multiply(pdy, outF, 1, pw, inF, pdx, inF, rows, inF, outF);    // dx += dy·W
-            Multiply(pdy, 1, outF, px, inF, pdw, inF, outF, inF, rows);                    // dW += dyᵀ·x
+            if (!dx.IsEmpty) Multiply(job, pdy, outF, 1, pw, inF, pdx, inF, rows, inF, outF);    // dx += dy·W
+            Multiply(job, pdy, 1, outF, px, inF, pdw, inF, outF, inF, rows);                    // dW += dyᵀ·x
         }
     }
 
@@ -76,7 +81,7 @@ public static unsafe class Gemm
         if (s.Length < needed) throw new ArgumentException($"{name} has {s.Length} values; the product needs {needed}.", name);
     }
 
-    private sealed class Job : ParallelWork
+    internal sealed class Job : ParallelWork
     {
         public float* A, B, C;
         public int Ars, Acs, Ldb, Ldc, M, N, K;
@@ -87,15 +92,12 @@ public static unsafe class Gemm
         }
     }
 
-    [ThreadStatic] private static Job? t_job;
-
     /// <summary>C (m×n, row stride ldc) += Σ_k A(i,k)·B(k,j), A(i,k) at a[i·ars + k·acs], B row-major with row stride ldb.</summary>
-    private static void Multiply(float* a, int ars, int acs, float* b, int ldb, float* c, int ldc, int m, int n, int k)
+    private static void Multiply(Job job, float* a, int ars, int acs, float* b, int ldb, float* c, int ldc, int m, int n, int k)
     {
         var pool = WorkerPool.Shared;
         int parts = (long)m * n * k >= 1 << 18 ? Math.Min(pool.Concurrency, (m + MR - 1) / MR) : 1;
         if (parts <= 1) { Serial(a, ars, acs, b, ldb, c, ldc, m, n, k); return; }
-        var job = t_job ??= new Job();
         job.A = a; job.B = b; job.C = c;
         job.Ars = ars; job.Acs = acs; job.Ldb = ldb; job.Ldc = ldc; job.M = m; job.N = n; job.K = k;
         pool.Run(job, parts);

@@ -13,7 +13,7 @@ public unsafe struct RowArgs
 /// </summary>
 public static unsafe class RowParallel
 {
-    private sealed class Job : ParallelWork
+    internal sealed class Job : ParallelWork
     {
         public delegate*<ref RowArgs, int, int, void> Body;
         public RowArgs Args;
@@ -25,14 +25,12 @@ public static unsafe class RowParallel
         }
     }
 
-    [ThreadStatic] private static Job? t_job;
-
     /// <param name="costPerRow">Rough elements touched per row: small totals run on the calling thread.</param>
-    public static void Run(delegate*<ref RowArgs, int, int, void> body, RowArgs args, int rows, int costPerRow)
+    public static void Run(delegate*<ref RowArgs, int, int, void> body, RowArgs args, int rows, int costPerRow, Workspace? workspace = null)
     {
         var pool = WorkerPool.Shared;
         if (pool.Concurrency == 1 || (long)rows * costPerRow < 1 << 15) { body(ref args, 0, rows); return; }
-        var job = t_job ??= new Job();
+        var job = (workspace ?? Workspace.ForCurrentThread).RowJob;
         job.Body = body; job.Args = args; job.Rows = rows;
         pool.Run(job, pool.Concurrency);
     }

@@ -51,3 +51,30 @@ public class AllocationTests
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
 }
+
+/// <summary>The model's workspace serves whichever thread calls it: no lazily made per-thread state.</summary>
+public class CrossThreadAllocationTests
+{
+    [Fact]
+    public void ASecondThreadAllocatesNothingEither()
+    {
+        const int batch = 2, length = 100;
+        var m = new SeqClassifier(batch, length);
+        m.Initialize(1);
+        var x = new float[batch * length];
+        var y = new float[batch * 10];
+        m.Forward(x, batch, length, y, training: true);
+        m.Backward(y);
+        long allocated = -1;
+        var t = new Thread(() =>
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            m.Forward(x, batch, length, y, training: true);
+            m.Backward(y);
+            allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        });
+        t.Start();
+        t.Join();
+        Assert.Equal(0, allocated);
+    }
+}

@@ -4,7 +4,6 @@ using SsmGen.Reference;
 namespace SsmGen.Tests.Numerics;
 
 /// <summary>The float GEMM kernels against the double-precision reference Linear, tiles and tails alike.</summary>
-[Collection("Gemm mode")]
 public class GemmTests
 {
     [Theory]
@@ -12,34 +11,35 @@ public class GemmTests
     [InlineData(100, 128, 256, true)]  // whole tiles, shared over the worker pool
     [InlineData(7, 1, 128, true)]      // an encoder: in = 1
     [InlineData(600, 64, 10, true)]    // a decoder: out < 16, long k in the dW product
-    [InlineData(13, 40, 70, false)]    // the portable fallback
+    [InlineData(13, 40, 70, false)]    // the portable path (few rows, or no AVX-512)
+    [InlineData(3, 128, 256, true)]    // fewer rows than a tile: the portable path through the public API
     public void LinearForwardAndBackwardMatchTheReference(int rows, int inF, int outF, bool vector)
     {
-        bool keep = Gemm.UseVectorKernel;
-        Gemm.UseVectorKernel = vector && keep;
-        try
+        var x = TestConfigs.RandomArray(rows * inF, 1); var w = TestConfigs.RandomArray(outF * inF, 2);
+        var b = TestConfigs.RandomArray(outF, 3); var dy = TestConfigs.RandomArray(rows * outF, 4);
+        var dx0 = TestConfigs.RandomArray(rows * inF, 5); var dw0 = TestConfigs.RandomArray(outF * inF, 6);
+        var db0 = TestConfigs.RandomArray(outF, 7);
+        float[] F(double[] a) => a.Select(v => (float)v).ToArray();
+
+        var y = new float[rows * outF];
+        if (vector) Gemm.LinearForward(F(x), F(w), F(b), y, rows, inF, outF, new Workspace());
+        else Gemm.PortableForward(F(x), F(w), F(b), y, rows, inF, outF);
+        var yRef = new double[rows * outF];
+        BlockReference<double>.LinearForward(x, w, b, yRef, rows, inF, outF);
+        AssertClose(yRef, y, Math.Sqrt(inF), "y");
+
+        float[] dx = F(dx0), dw = F(dw0), db = F(db0);
+        if (vector) Gemm.LinearBackward(F(x), F(w), F(dy), dx, dw, db, rows, inF, outF);
+        else
         {
-            var x = TestConfigs.RandomArray(rows * inF, 1); var w = TestConfigs.RandomArray(outF * inF, 2);
-            var b = TestConfigs.RandomArray(outF, 3); var dy = TestConfigs.RandomArray(rows * outF, 4);
-            var dx0 = TestConfigs.RandomArray(rows * inF, 5); var dw0 = TestConfigs.RandomArray(outF * inF, 6);
-            var db0 = TestConfigs.RandomArray(outF, 7);
-            float[] F(double[] a) => a.Select(v => (float)v).ToArray();
-
-            var y = new float[rows * outF];
-            Gemm.LinearForward(F(x), F(w), F(b), y, rows, inF, outF);
-            var yRef = new double[rows * outF];
-            BlockReference<double>.LinearForward(x, w, b, yRef, rows, inF, outF);
-            AssertClose(yRef, y, Math.Sqrt(inF), "y");
-
-            float[] dx = F(dx0), dw = F(dw0), db = F(db0);
-            Gemm.LinearBackward(F(x), F(w), F(dy), dx, dw, db, rows, inF, outF);
-            double[] dxRef = (double[])dx0.Clone(), dwRef = (double[])dw0.Clone(), dbRef = (double[])db0.Clone();
-            BlockReference<double>.LinearBackward(x, w, dy, dxRef, dwRef, dbRef, rows, inF, outF);
-            AssertClose(dxRef, dx, Math.Sqrt(outF), "dx");
-            AssertClose(dwRef, dw, Math.Sqrt(rows), "dW");
-            AssertClose(dbRef, db, Math.Sqrt(rows), "db");
+            Gemm.PortableBackward(F(x), F(w), F(dy), dx, dw, rows, inF, outF);
+            for (int r = 0; r < rows; r++) for (int o = 0; o < outF; o++) db[o] += (float)dy[r * outF + o];
         }
-        finally { Gemm.UseVectorKernel = keep; }
+        double[] dxRef = (double[])dx0.Clone(), dwRef = (double[])dw0.Clone(), dbRef = (double[])db0.Clone();
+        BlockReference<double>.LinearBackward(x, w, dy, dxRef, dwRef, dbRef, rows, inF, outF);
+        AssertClose(dxRef, dx, Math.Sqrt(outF), "dx");
+        AssertClose(dwRef, dw, Math.Sqrt(rows), "dW");
+        AssertClose(dbRef, db, Math.Sqrt(rows), "db");
     }
 
     private static void AssertClose(double[] expected, float[] actual, double typical, string what)

@@ -1,0 +1,20 @@
+namespace SsmGen.Numerics;
+
+/// <summary>
+/// The scratch and parallel-job objects a model hands to its kernels, made once in its constructor, so that
+/// no call allocates on any thread. One workspace serves one caller at a time (a model is not used by two
+/// threads at once). Calls without a workspace use one per thread, made on that thread's first call.
+/// </summary>
+public sealed class Workspace
+{
+    internal float[] Transposed;
+    internal readonly Gemm.Job GemmJob = new();
+    internal readonly RowParallel.Job RowJob = new();
+
+    /// <param name="maxWeights">Largest in·out of the linear layers it will serve (room for a transposed weight).</param>
+    public Workspace(int maxWeights = 0) => Transposed = new float[Math.Max(0, maxWeights)];
+
+    [ThreadStatic] private static Workspace? t_current;
+
+    internal static Workspace ForCurrentThread => t_current ??= new Workspace();
+}
