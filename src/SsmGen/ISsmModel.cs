@@ -42,28 +42,34 @@ public interface ISsmModel
 }
 
 /// <summary>
-/// Recurrent state of one stream: every layer's complex SSM state and the running pooled sum. Made by
-/// <see cref="ISsmModel.CreateState"/>; usable only with a model of the same type. The discretized
-/// parameters are read from the model when a stream starts (position 0).
+/// Recurrent state of one stream: every layer's complex SSM state, the discretized parameters the stream
+/// runs with, and the running pooled sum. Made by <see cref="ISsmModel.CreateState"/> and usable only
+/// with that model instance. The SSM's discretized parameters are read when the stream starts (position 0):
+/// after changing a model's parameters, <see cref="Reset"/> its streams.
 /// </summary>
 public sealed class SsmState
 {
-    /// <summary>The model type that made this state.</summary>
-    public Type ModelType { get; }
+    private readonly object _owner;
+
     /// <summary>Tokens consumed so far.</summary>
-    public int Position { get; internal set; }
+    public int Position { get; private set; }
     /// <summary>The state values (layout owned by the generated model).</summary>
     public float[] Values { get; }
+    /// <summary>The model type that made this state.</summary>
+    public Type ModelType => _owner.GetType();
 
-    public SsmState(Type modelType, int size) { ModelType = modelType; Values = new float[size]; }
+    public SsmState(object owner, int size) { _owner = owner; Values = new float[size]; }
 
     /// <summary>Back to the empty prefix.</summary>
     public void Reset() { Array.Clear(Values); Position = 0; }
 
-    /// <summary>Called by generated code: checks ownership and moves the position on.</summary>
-    public int Advance(Type modelType)
+    /// <summary>Called by generated code: checks that <paramref name="model"/> made this state; returns the position before this step and moves it on.</summary>
+    public int Advance(object model)
     {
-        if (modelType != ModelType) throw new ArgumentException($"This state belongs to {ModelType.Name}, not {modelType.Name}.");
+        if (!ReferenceEquals(model, _owner))
+            throw new ArgumentException(model.GetType() == ModelType
+                ? "This state was made by another model instance; create one with this model's CreateState()."
+                : $"This state belongs to a {ModelType.Name}, not a {model.GetType().Name}.");
         return Position++;
     }
 }

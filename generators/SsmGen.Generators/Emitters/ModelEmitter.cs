@@ -92,9 +92,13 @@ internal static class ModelEmitter
             w.Line($"    new(\"{p.Name}\", new[] {{ {string.Join(", ", p.Shape)} }}, {p.Const}, OptimizerGroup.{p.Group}),");
         w.Line("};");
         w.Line();
-        w.Line("// ---- Recurrent state layout: per layer [Re x | Im x] (H, N/2), then the pooled sum (H) ----");
+        w.Line("// ---- Recurrent state layout: per layer [Re x | Im x] (H, N/2) and its discretized modes (6·H·N/2), then the pooled sum (H) ----");
         int off = 0;
-        foreach (var l in plan.Layers) { w.Line($"private const int S_l{l.Index} = {off};"); off += 2 * s.DModel * l.Modes; }
+        foreach (var l in plan.Layers)
+        {
+            w.Line($"private const int S_l{l.Index} = {off}, S_modes{l.Index} = {off + 2 * s.DModel * l.Modes};");
+            off += 2 * s.DModel * l.Modes + S4DEmitter.ModeTables * s.DModel * l.Modes;
+        }
         w.Line($"private const int S_pool = {off};");
         w.Line($"private const int StateSize = {off + s.DModel};");
         w.Line();
@@ -129,6 +133,8 @@ internal static class ModelEmitter
         w.Open($"public {s.ClassName}(int maxBatch, int maxLength)");
         w.Line("if (maxBatch < 1) throw new ArgumentOutOfRangeException(nameof(maxBatch), maxBatch, \"maxBatch must be positive.\");");
         w.Line("if (maxLength < 1) throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength, \"maxLength must be positive.\");");
+        w.Line("if (maxLength > 1 << 26) throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength, \"maxLength must be at most 2^26.\");");
+        w.Line("if ((long)maxBatch * maxLength * 2 * H > Array.MaxLength) throw new ArgumentOutOfRangeException(nameof(maxBatch), maxBatch, \"maxBatch·maxLength·2·DModel exceeds the largest array.\");");
         w.Line("_maxBatch = maxBatch; _maxLength = maxLength;");
         w.Line("int rows = checked(maxBatch * maxLength);");
         w.Line("_conv = new CausalConvolution(H, maxBatch, maxLength);");
@@ -137,7 +143,7 @@ internal static class ModelEmitter
         {
             string i = "_l" + l.Index;
             w.Line($"{i}X = new float[rows * H]; {i}Mean = new float[rows]; {i}Rstd = new float[rows]; {i}U = new float[rows * H]; {i}Y = new float[rows * H];");
-            w.Line($"{i}G = new float[rows * H]; {i}O = new float[rows * 2 * H]; {i}Glu = new float[rows * H]; {i}K = new float[H * maxLength]; {i}Modes = new float[4 * H * {l.Modes}];");
+            w.Line($"{i}G = new float[rows * H]; {i}O = new float[rows * 2 * H]; {i}Glu = new float[rows * H]; {i}K = new float[H * maxLength]; {i}Modes = new float[{S4DEmitter.ModeTables} * H * {l.Modes}];");
         }
         w.Line("_input = new float[rows * InputSize]; _tokens = new int[rows];");
         w.Line("_xf = new float[rows * H]; _meanF = new float[rows]; _rstdF = new float[rows]; _nf = new float[rows * H];");
@@ -288,19 +294,19 @@ internal static class ModelEmitter
 
     private static void EmitStep(CodeWriter w, ModelPlan plan)
     {
-        w.Line("public SsmState CreateState() => new(typeof(" + plan.Spec.ClassName + "), StateSize);");
+        w.Line("public SsmState CreateState() => new(this, StateSize);");
         w.Line();
         w.Open("private int BeginStep(SsmState state, int outputLength)");
         w.Line("if (state is null) throw new ArgumentNullException(nameof(state));");
         w.Line("if (state.Values.Length != StateSize) throw new ArgumentException($\"State has {state.Values.Length} values; this model's state has {StateSize}.\", nameof(state));");
         w.Line("if (outputLength < OutputSize) throw new ArgumentException($\"Output has room for {outputLength} values; it needs {OutputSize}.\", \"y\");");
-        w.Line("int t = state.Advance(typeof(" + plan.Spec.ClassName + "));");
-        w.Line("if (t == 0) DiscretizeAll(); // a new stream reads the current parameters");
+        w.Line("int t = state.Advance(this);");
+        w.Line("if (t == 0) DiscretizeInto(state.Values); // a new stream takes the current SSM parameters");
         w.Line("return t;");
         w.Close();
         w.Line();
-        w.Open("private void DiscretizeAll()");
-        foreach (var l in plan.Layers) w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, _l{l.Index}Modes);");
+        w.Open("private void DiscretizeInto(float[] state)");
+        foreach (var l in plan.Layers) w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, state.AsSpan(S_modes{l.Index}, {S4DEmitter.ModeTables} * H * {l.Modes}));");
         w.Close();
         w.Line();
         w.Open("public void Step(SsmState state, ReadOnlySpan<float> x, Span<float> y)");
@@ -326,7 +332,7 @@ internal static class ModelEmitter
         w.Close();
         w.Line();
         w.Open("private void StepLayers(float[] state, int t, Span<float> y)");
-        foreach (var l in plan.Layers) w.Line($"Layer{l.Index}Step(state.AsSpan(S_l{l.Index}, {2 * l.Modes} * H));");
+        foreach (var l in plan.Layers) w.Line($"Layer{l.Index}Step(state.AsSpan(S_l{l.Index}, {2 * l.Modes} * H), state.AsSpan(S_modes{l.Index}, {S4DEmitter.ModeTables} * H * {l.Modes}));");
         w.Line($"BlockKernels.LayerNormForward(_sx, {Span("_p", plan, "norm_f.weight", "H")}, {Span("_p", plan, "norm_f.bias", "H")}, _sn, _sStat.AsSpan(0, 1), _sStat.AsSpan(1, 1), 1, H, _ws);");
         if (plan.Spec.Pooling == 0)
         {
@@ -435,9 +441,9 @@ internal static class ModelEmitter
         // The step uses the plan's parameter constants through the same names as the forward.
         string i = "_l" + l.Index, p = "P_" + l.Prefix.Replace('.', '_');
         w.Line($"/// <summary>Block {l.Index}, one token: the stream _sx (H) is updated in place; O(H·N) work.</summary>");
-        w.Open($"private void Layer{l.Index}Step(Span<float> state)");
+        w.Open($"private void Layer{l.Index}Step(Span<float> state, ReadOnlySpan<float> modes)");
         w.Line($"BlockKernels.LayerNormForward(_sx, _p.AsSpan({p}norm_weight, H), _p.AsSpan({p}norm_bias, H), _su, _sStat.AsSpan(0, 1), _sStat.AsSpan(1, 1), 1, H, _ws);");
-        w.Line($"S4D_N{l.Spec.N}_Step({i}Modes, _p.AsSpan({p}mixer_D, H), state, _su, _sy);");
+        w.Line($"S4D_N{l.Spec.N}_Step(modes, _p.AsSpan({p}mixer_D, H), state, _su, _sy);");
         w.Line("BlockKernels.GeluForward(_sy, _sg, _ws);");
         w.Line($"Gemm.LinearForward(_sg, _p.AsSpan({p}mixer_output_linear_weight, 2 * H * H), _p.AsSpan({p}mixer_output_linear_bias, 2 * H), _so, 1, H, 2 * H, _ws);");
         w.Line("BlockKernels.GluForward(_so, _sglu, 1, H, _ws);");

@@ -9,10 +9,13 @@ namespace SsmGen.Generators.Emitters;
 /// The S4D layer, CPU backend: the specialized kernels one S4D variant needs, with the number of complex
 /// modes M = N/2 a constant and the mode loop held in fixed-width vector registers (Vector512 or
 /// Vector256 where M divides, a scalar loop otherwise). Mode tables are laid out
-/// [Re Ā | Im Ā | Re W | Im W], each (H, M), W = C·B̄.
+/// [Re Ā | Im Ā | Re W | Im W | Re Ā^32 | Im Ā^32], each (H, M), W = C·B̄.
 /// </summary>
 internal static class S4DEmitter
 {
+    /// <summary>Tables per mode: Re/Im of Ā, of W = C·B̄, and of the anchor Ā^32.</summary>
+    public const int ModeTables = 6;
+
     /// <summary>Emits every kernel the plan's S4D layers use, each variant once.</summary>
     public static void EmitKernels(CodeWriter w, ModelPlan plan)
     {
@@ -73,7 +76,8 @@ internal static class S4DEmitter
     {
         int m = n / 2;
         w.Line($"/// <summary>S4D kernel for N = {n}: K[h, l] = 2·Re Σ_m W[h,m]·Ā[h,m]^l, (H, L). The power chain restarts");
-        w.Line("/// every 32 steps from an anchor advanced by Ā^32, so float rounding grows with 32, not with L.</summary>");
+        w.Line("/// every 32 steps from an anchor advanced by Ā^32 (computed in double), which keeps float rounding well");
+        w.Line("/// below that of one chain of L multiplications.</summary>");
         w.Open($"private static void S4D_N{n}_Kernel(ReadOnlySpan<float> modes, Span<float> k, int length)");
         Header(w, m);
         foreach (var (vt, vw) in Widths(m))
@@ -82,11 +86,7 @@ internal static class S4DEmitter
             BeginVectorPath(w, vt);
             Load(w, vt, vw, nv, "zr", ""); Load(w, vt, vw, nv, "zi", "HM + ");
             Load(w, vt, vw, nv, "pr", "2 * HM + "); Load(w, vt, vw, nv, "pi", "3 * HM + ");
-            w.Line("// a = Ā^32 by five squarings");
-            EachLine(w, nv, v => $"var ar{v} = zr{v}; var ai{v} = zi{v};");
-            w.Open("for (int s = 0; s < 5; s++)");
-            EachLine(w, nv, v => $"var sq{v} = ar{v} * ar{v} - ai{v} * ai{v}; ai{v} = (ar{v} + ar{v}) * ai{v}; ar{v} = sq{v};");
-            w.Close();
+            Load(w, vt, vw, nv, "ar", "4 * HM + "); Load(w, vt, vw, nv, "ai", "5 * HM + ");
             w.Line("var kh = k.Slice(h * length, length);");
             w.Open("for (int l0 = 0; l0 < length; l0 += 32)");
             EachLine(w, nv, v => $"var qr{v} = pr{v}; var qi{v} = pi{v};");
@@ -105,8 +105,7 @@ internal static class S4DEmitter
         w.Line("kh.Clear();");
         w.Open("for (int i = h * M; i < h * M + M; i++)");
         w.Line("float zr = modes[i], zi = modes[HM + i], pr = modes[2 * HM + i], pi = modes[3 * HM + i];");
-        w.Line("float ar = zr, ai = zi;");
-        w.Line("for (int s = 0; s < 5; s++) { float sq = ar * ar - ai * ai; ai = 2 * ar * ai; ar = sq; }");
+        w.Line("float ar = modes[4 * HM + i], ai = modes[5 * HM + i];");
         w.Open("for (int l0 = 0; l0 < length; l0 += 32)");
         w.Line("float qr = pr, qi = pi;");
         w.Line("int end = Math.Min(32, length - l0);");
@@ -207,7 +206,7 @@ internal static class S4DEmitter
     private static void EmitDiscretize(CodeWriter w, S4DLayerPlan l)
     {
         bool zoh = l.Spec.Discretization == 0;
-        w.Line($"/// <summary>{l.Variant}: Ā and W = C·B̄ of every mode, computed in double, stored as float.");
+        w.Line($"/// <summary>{l.Variant}: Ā, W = C·B̄ and Ā^32 of every mode, computed in double, stored as float.");
         w.Line(zoh ? "/// ZOH: Ā = exp(ΔA), B̄ = (exp(ΔA) − 1)/A · B.</summary>" : "/// Bilinear: Ā = (1 + ΔA/2)/(1 − ΔA/2), B̄ = Δ/(1 − ΔA/2) · B.</summary>");
         w.Open($"private static void {l.Variant}_Discretize({ParamArgs}, Span<float> modes)");
         Header(w, l.Modes);
@@ -228,6 +227,8 @@ internal static class S4DEmitter
         }
         w.Line("modes[i] = (float)z.Real; modes[HM + i] = (float)z.Imaginary;");
         w.Line("modes[2 * HM + i] = (float)wm.Real; modes[3 * HM + i] = (float)wm.Imaginary;");
+        w.Line(zoh ? "var anchor = Complex.Exp(32 * q);" : "var anchor = Complex.Pow(z, 32);");
+        w.Line("modes[4 * HM + i] = (float)anchor.Real; modes[5 * HM + i] = (float)anchor.Imaginary;");
         w.Close();
         w.Close();
         w.Close();

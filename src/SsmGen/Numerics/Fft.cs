@@ -25,6 +25,7 @@ public sealed class Fft
     /// <summary>Smallest power of two ≥ n.</summary>
     public static int NextPowerOfTwo(int n)
     {
+        if (n > 1 << 30) throw new ArgumentOutOfRangeException(nameof(n), n, "FFT lengths above 2^30 are not supported.");
         int m = 2;
         while (m < n) m <<= 1;
         return m;

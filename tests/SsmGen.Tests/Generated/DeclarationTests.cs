@@ -39,5 +39,7 @@ public class DeclarationTests
         var tokens = new VectorTokens(1, 4);
         Assert.Throws<ArgumentOutOfRangeException>(() => tokens.Forward([0, 1, 7, 2], 1, 4, new float[28]));
         Assert.Throws<ArgumentOutOfRangeException>(() => new TinyRealMean(0, 4));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new SeqClassifier(32768, 1024));   // buffers past the largest array
+        Assert.Throws<ArgumentOutOfRangeException>(() => new TinyRealMean(1, (1 << 29) + 1));
     }
 }

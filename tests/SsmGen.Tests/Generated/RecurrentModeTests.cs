@@ -90,9 +90,32 @@ public class RecurrentModeTests(ITestOutputHelper output)
     {
         var a = new TinyRealMean(1, 4);
         var b = new VectorLast(1, 4);
-        var state = b.CreateState();
+        var twin = new TinyRealMean(1, 4);
         var y = new float[3];
+        var state = b.CreateState();
         Assert.Throws<ArgumentException>(() => a.Step(state, [1f, 2f], y));
+        var ofTwin = twin.CreateState();
+        var e = Assert.Throws<ArgumentException>(() => a.Step(ofTwin, [1f, 2f], y));
+        Assert.Contains("another model instance", e.Message);
         Assert.Equal(0, state.Position);
+        Assert.Equal(0, ofTwin.Position);
+    }
+
+    [Fact]
+    public void AForwardInTheMiddleOfAStreamDoesNotDisturbIt()
+    {
+        var m = new VectorTokens(2, 50);
+        m.Initialize(4);
+        var tokens = TestConfigs.RandomTokens(40, 7, 1);
+        var plain = m.CreateState();
+        var interrupted = m.CreateState();
+        var y1 = new float[7]; var y2 = new float[7];
+        for (int t = 0; t < 40; t++)
+        {
+            m.Step(plain, tokens[t], y1);
+            m.Step(interrupted, tokens[t], y2);
+            if (t == 20) m.Forward(TestConfigs.RandomTokens(100, 7, 2), 2, 50, new float[2 * 50 * 7], training: true);
+        }
+        Assert.Equal(y1, y2);
     }
 }
