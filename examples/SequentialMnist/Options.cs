@@ -25,7 +25,7 @@ public sealed record Options
           --quick             a short run: smaller model, 3 epochs
           --epochs N          epochs to train (default 20; 3 with --quick)
           --batch N           batch size (default 16)
-          --lr X              peak learning rate (default 0.004)
+          --lr X              peak learning rate (default 0.004; 0.01 with --quick)
           --train-limit N     train on the first N training digits only
           --seed N            seed of the split, permutation, init and shuffles (default 1)
           --resume FILE       continue from a checkpoint written by an earlier run
@@ -36,7 +36,7 @@ public sealed record Options
     public static Options? Parse(string[] args, TextWriter error)
     {
         var o = new Options();
-        bool epochsSet = false;
+        bool epochsSet = false, lrSet = false;
         for (int i = 0; i < args.Length; i++)
         {
             string a = args[i];
@@ -48,7 +48,7 @@ public sealed record Options
                 case "--quick": o = o with { Quick = true }; break;
                 case "--epochs": ok = int.TryParse(Next(), out int e) && e > 0; o = o with { Epochs = e }; epochsSet = true; break;
                 case "--batch": ok = int.TryParse(Next(), out int b) && b > 0; o = o with { Batch = b }; break;
-                case "--lr": ok = float.TryParse(Next(), NumberStyles.Float, CultureInfo.InvariantCulture, out float lr) && lr > 0; o = o with { LearningRate = lr }; break;
+                case "--lr": ok = float.TryParse(Next(), NumberStyles.Float, CultureInfo.InvariantCulture, out float lr) && lr > 0; o = o with { LearningRate = lr }; lrSet = true; break;
                 case "--train-limit": ok = int.TryParse(Next(), out int n) && n > 0; o = o with { TrainLimit = n }; break;
                 case "--seed": ok = ulong.TryParse(Next(), out ulong s); o = o with { Seed = s }; break;
                 case "--resume": { string? f = Next(); ok = f is not null; o = o with { Resume = f }; break; }
@@ -65,6 +65,7 @@ public sealed record Options
             }
         }
         if (o.Quick && !epochsSet) o = o with { Epochs = 3 };
+        if (o.Quick && !lrSet) o = o with { LearningRate = 1e-2f };
         return o;
     }
 }
