@@ -439,7 +439,7 @@ internal static class ModelEmitter
     private static void EmitLayerStep(CodeWriter w, S4DLayerPlan l)
     {
         // The step uses the plan's parameter constants through the same names as the forward.
-        string i = "_l" + l.Index, p = "P_" + l.Prefix.Replace('.', '_');
+        string p = "P_" + l.Prefix.Replace('.', '_');
         w.Line($"/// <summary>Block {l.Index}, one token: the stream _sx (H) is updated in place; O(H·N) work.</summary>");
         w.Open($"private void Layer{l.Index}Step(Span<float> state, ReadOnlySpan<float> modes)");
         w.Line($"BlockKernels.LayerNormForward(_sx, _p.AsSpan({p}norm_weight, H), _p.AsSpan({p}norm_bias, H), _su, _sStat.AsSpan(0, 1), _sStat.AsSpan(1, 1), 1, H, _ws);");
