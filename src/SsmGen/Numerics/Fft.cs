@@ -11,15 +11,22 @@ public sealed class Fft
 
     public Fft(int maxSize)
     {
-        if (maxSize < 2 || (maxSize & (maxSize - 1)) != 0) throw new ArgumentException($"FFT size must be a power of two ≥ 2, got {maxSize}.");
         MaxSize = maxSize;
-        _cos = new float[maxSize / 2];
-        _sin = new float[maxSize / 2];
-        for (int k = 0; k < maxSize / 2; k++)
+        (_cos, _sin) = Twiddles(maxSize);
+    }
+
+    /// <summary>cos and −sin of 2πk/size for k &lt; size/2, computed in double: the twiddles of every power-of-two size up to <paramref name="size"/>.</summary>
+    internal static (float[] Cos, float[] Sin) Twiddles(int size)
+    {
+        if (size < 2 || (size & (size - 1)) != 0) throw new ArgumentException($"FFT size must be a power of two ≥ 2, got {size}.");
+        var c = new float[size / 2];
+        var s = new float[size / 2];
+        for (int k = 0; k < size / 2; k++)
         {
-            _cos[k] = (float)Math.Cos(2 * Math.PI * k / maxSize);
-            _sin[k] = (float)-Math.Sin(2 * Math.PI * k / maxSize);
+            c[k] = (float)Math.Cos(2 * Math.PI * k / size);
+            s[k] = (float)-Math.Sin(2 * Math.PI * k / size);
         }
+        return (c, s);
     }
 
     /// <summary>Smallest power of two ≥ n.</summary>

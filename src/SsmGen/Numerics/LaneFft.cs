@@ -15,15 +15,8 @@ public sealed class LaneFft
 
     public LaneFft(int maxSize)
     {
-        if (maxSize < 2 || (maxSize & (maxSize - 1)) != 0) throw new ArgumentException($"FFT size must be a power of two ≥ 2, got {maxSize}.");
         _maxSize = maxSize;
-        _cos = new float[maxSize / 2];
-        _sin = new float[maxSize / 2];
-        for (int k = 0; k < maxSize / 2; k++)
-        {
-            _cos[k] = (float)Math.Cos(2 * Math.PI * k / maxSize);
-            _sin[k] = (float)-Math.Sin(2 * Math.PI * k / maxSize);
-        }
+        (_cos, _sin) = Fft.Twiddles(maxSize);
     }
 
     /// <summary>X[j] = Σ_t x[t]·e^{−2πijt/n} in every lane.</summary>
