@@ -19,18 +19,22 @@ public enum OptimizerGroup
 public sealed record ParameterInfo(string Name, int[] Shape, int Offset, OptimizerGroup Group)
 {
     /// <summary>Number of elements (product of the shape).</summary>
-    public int Length
-    {
-        get
-        {
-            int n = 1;
-            foreach (int d in Shape) n *= d;
-            return n;
-        }
-    }
+    public int Length => checked((int)Shapes.ElementCount(Shape));
 
     /// <summary>Shape written as <c>(a, b)</c>.</summary>
     public string ShapeText => "(" + string.Join(", ", Shape) + ")";
+}
+
+/// <summary>Shape arithmetic shared by parameter tables and checkpoint entries.</summary>
+public static class Shapes
+{
+    /// <summary>Product of the dimensions (1 for a scalar's empty shape).</summary>
+    public static long ElementCount(ReadOnlySpan<int> shape)
+    {
+        long n = 1;
+        foreach (int d in shape) n *= d;
+        return n;
+    }
 }
 
 /// <summary>Runtime description of one S4D block (the same facts the attributes declare).</summary>

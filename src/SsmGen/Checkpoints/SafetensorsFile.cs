@@ -66,15 +66,7 @@ public static class SafetensorsDTypes
 public sealed record TensorEntry(string Name, SafetensorsDType DType, int[] Shape, long Begin, long End)
 {
     /// <summary>Number of elements (product of the shape; 1 for a scalar).</summary>
-    public long ElementCount
-    {
-        get
-        {
-            long n = 1;
-            foreach (int d in Shape) n *= d;
-            return n;
-        }
-    }
+    public long ElementCount => Shapes.ElementCount(Shape);
 
     /// <summary>Shape written as <c>[a, b]</c>.</summary>
     public string ShapeText => "[" + string.Join(", ", Shape) + "]";
