@@ -55,6 +55,26 @@ public class Projection
     [Benchmark] public void Backward() => Gemm.LinearBackward(_x, _w, _y, _dx, _dw, _db, Rows, In, Out);
 }
 
+/// <summary>The S4D convolution of one block at the sMNIST shape: (B, L, H) = (16, 784, 128), 16-lane FFTs.</summary>
+[MemoryDiagnoser]
+public class Convolution
+{
+    private const int B = 16, L = 784, H = 128;
+    private readonly CausalConvolution _conv = new(H, B, L);
+    private readonly float[] _k = Fill(H * L), _u = Fill(B * L * H), _y = new float[B * L * H], _du = new float[B * L * H], _dk = new float[H * L];
+
+    private static float[] Fill(int n)
+    {
+        var rng = new Rng(3);
+        var a = new float[n];
+        for (int i = 0; i < n; i++) a[i] = (float)rng.Normal();
+        return a;
+    }
+
+    [Benchmark] public void Forward() => _conv.Forward(_k, _u, _y, B, L);
+    [Benchmark] public void Backward() => _conv.Backward(_k, _u, _y, _du, _dk, B, L);
+}
+
 /// <summary>One training step (forward + backward + AdamW) and one forward of the sMNIST model, batch 16, L = 784.</summary>
 [MemoryDiagnoser]
 public class SmnistStep

@@ -13,8 +13,8 @@ var rest = args.Where(a => a != "--quick").ToArray();
 IConfig config = DefaultConfig.Instance.WithOptions(ConfigOptions.JoinSummary);
 if (quick) config = config.AddJob(Job.ShortRun.WithWarmupCount(1).WithIterationCount(3).WithLaunchCount(1));
 Summary[] summaries = rest.Length > 0
-    ? BenchmarkSwitcher.FromTypes([typeof(FmaPeak), typeof(Projection), typeof(SmnistStep)]).Run(rest, config).ToArray()
-    : BenchmarkRunner.Run([typeof(FmaPeak), typeof(Projection), typeof(SmnistStep)], config);
+    ? BenchmarkSwitcher.FromTypes([typeof(FmaPeak), typeof(Projection), typeof(Convolution), typeof(SmnistStep)]).Run(rest, config).ToArray()
+    : BenchmarkRunner.Run([typeof(FmaPeak), typeof(Projection), typeof(Convolution), typeof(SmnistStep)], config);
 
 // Fractions of the peak measured in this same run.
 double? Mean(string type, string method) => summaries.SelectMany(s => s.Reports)

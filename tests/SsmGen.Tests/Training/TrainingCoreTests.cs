@@ -46,6 +46,25 @@ public class TrainingCoreTests
     }
 
     [Fact]
+    public void AdamWRestoredFromItsStateContinuesExactlyLikeTheOriginal()
+    {
+        float[][] g = [[0.5f, -1f, 2f, 0.25f], [-0.5f, 0.2f, 1f, 0.25f], [0.1f, 0.1f, -0.3f, 2f]];
+        var a = new AdamW(Table);
+        float[] pa = [1, -2, 3, 4];
+        a.Step(pa, g[0]); a.Step(pa, g[1]);
+        var b = new AdamW(Table);
+        float[] pb = (float[])pa.Clone();
+        Assert.Throws<ArgumentException>(() => b.Restore(new float[3], a.SecondMoments, a.StepCount));
+        Assert.Equal(0, b.StepCount);
+        b.Restore(a.FirstMoments, a.SecondMoments, a.StepCount);
+        float[] pc = (float[])pb.Clone();
+        a.Step(pa, g[2]); b.Step(pb, g[2]);
+        Assert.Equal(pa, pb);                     // bias correction uses the restored step count
+        new AdamW(Table).Step(pc, g[2]);          // the same step without the restored moments
+        Assert.NotEqual(pc, pb);
+    }
+
+    [Fact]
     public void CosineScheduleWarmsUpThenDecays()
     {
         var s = new CosineSchedule(WarmupSteps: 10, TotalSteps: 110, MinFactor: 0.1f);
