@@ -4,7 +4,7 @@ namespace SsmGen.Reference;
 
 /// <summary>
 /// The pieces around each mixer, written for clarity over rows of a (rows, width) matrix:
-/// Linear, Embedding, LayerNorm, GELU, GLU and dropout. Backward passes accumulate (+=) into
+/// Linear, Embedding, LayerNorm, RMSNorm, GELU, SiLU, softplus, GLU and dropout. Backward passes accumulate (+=) into
 /// parameter gradients and into input gradients.
 /// </summary>
 public static class BlockReference<T> where T : IFloatingPointIeee754<T>
@@ -79,6 +79,43 @@ public static class BlockReference<T> where T : IFloatingPointIeee754<T>
         }
     }
 
+    /// <summary>
+    /// RMSNorm over the last axis: y = x · rstd · w with rstd = 1/√(mean(x²) + 1e-5) per row; keeps rstd
+    /// (rows) for the backward.
+    /// </summary>
+    public static void RmsNormForward(ReadOnlySpan<T> x, ReadOnlySpan<T> w, Span<T> y, Span<T> rstd, int rows, int h)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            T ms = T.Zero;
+            for (int i = 0; i < h; i++) ms += x[r * h + i] * x[r * h + i];
+            ms /= C(h);
+            T rs = T.One / T.Sqrt(ms + C(1e-5));
+            rstd[r] = rs;
+            for (int i = 0; i < h; i++) y[r * h + i] = x[r * h + i] * rs * w[i];
+        }
+    }
+
+    /// <summary>
+    /// RMSNorm backward: dx += rstd·(dy⊙w − x·rstd²·mean(dy⊙w⊙x)), dw += Σ_rows dy⊙x·rstd.
+    /// </summary>
+    public static void RmsNormBackward(ReadOnlySpan<T> x, ReadOnlySpan<T> w, ReadOnlySpan<T> rstd, ReadOnlySpan<T> dy, Span<T> dx, Span<T> dw, int rows, int h)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            T rs = rstd[r], sumGX = T.Zero;
+            for (int i = 0; i < h; i++)
+            {
+                T xi = x[r * h + i], g = dy[r * h + i];
+                sumGX += g * w[i] * xi;
+                dw[i] += g * xi * rs;
+            }
+            T k = rs * rs * sumGX / C(h);
+            for (int i = 0; i < h; i++)
+                dx[r * h + i] += rs * (dy[r * h + i] * w[i] - x[r * h + i] * k);
+        }
+    }
+
     /// <summary>GELU, tanh form: ½x(1 + tanh(√(2/π)(x + 0.044715x³))).</summary>
     public static T Gelu(T x)
     {
@@ -93,6 +130,19 @@ public static class BlockReference<T> where T : IFloatingPointIeee754<T>
         T t = T.Tanh(c * (x + C(0.044715) * x * x * x));
         return C(0.5) * (T.One + t) + C(0.5) * x * (T.One - t * t) * c * (T.One + C(3 * 0.044715) * x * x);
     }
+
+    /// <summary>SiLU (swish): x·σ(x).</summary>
+    public static T Silu(T x) => x * Sigmoid(x);
+
+    /// <summary>d SiLU / dx = σ(x)·(1 + x·(1 − σ(x))).</summary>
+    public static T SiluDerivative(T x)
+    {
+        T s = Sigmoid(x);
+        return s * (T.One + x * (T.One - s));
+    }
+
+    /// <summary>Softplus log(1 + eˣ), returning x itself above 20; its derivative is <see cref="Sigmoid"/>(x).</summary>
+    public static T Softplus(T x) => x > C(20) ? x : T.LogP1(T.Exp(x));
 
     /// <summary>GLU over rows of width 2h: out = a·σ(g) with a the first half, g the second.</summary>
     public static void GluForward(ReadOnlySpan<T> o, Span<T> y, int rows, int h)
