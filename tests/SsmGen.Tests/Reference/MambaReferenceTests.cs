@@ -1,0 +1,283 @@
+using SsmGen.Reference;
+using Xunit.Abstractions;
+
+namespace SsmGen.Tests.Reference;
+
+/// <summary>
+/// The Mamba (S6) oracle against finite differences, against a direct O(L²) evaluation of the selective
+/// scan written out here independently, and against its own token-by-token recurrence.
+/// </summary>
+public class MambaReferenceTests(ITestOutputHelper output)
+{
+    private static readonly string[] Names =
+        ["in_proj.weight", "conv1d.weight", "conv1d.bias", "x_proj.weight", "dt_proj.weight", "dt_proj.bias", "A_log", "D", "out_proj.weight"];
+
+    /// <summary>Random parameters: scale 0.5 everywhere, A_log ≈ log(1..N), dt bias ≈ −2, D ≈ 1.</summary>
+    private static double[] RandomParameters(MambaReference<double> m, int n, ulong seed)
+    {
+        var flat = TestConfigs.RandomArray(m.ParameterCount, seed, 0.5);
+        var p = m.View(flat);
+        var rng = new Rng(seed + 1000);
+        for (int e = 0; e < m.Inner; e++)
+        {
+            p.DtBias[e] = -2 + 0.3 * rng.Normal();
+            p.D[e] = 1 + 0.3 * rng.Normal();
+            for (int k = 0; k < n; k++) p.ALog[e * n + k] = Math.Log(k + 1) + 0.2 * rng.Normal();
+        }
+        return flat;
+    }
+
+    private static double Sig(double v) => 1 / (1 + Math.Exp(-v));
+
+    [Fact]
+    public void MambaEveryGradientMatchesCentralDifferences()
+    {
+        const int h = 3, expand = 2, n = 4, w = 3, r = 2, batch = 2, length = 7;
+        var m = new MambaReference<double>(h, n, expand, w, r);
+        var flat = RandomParameters(m, n, 21);
+        var x = TestConfigs.RandomArray(batch * length * h, 22);
+        var dy = TestConfigs.RandomArray(batch * length * h, 23);
+        var y = new double[x.Length];
+
+        double Loss()
+        {
+            m.Forward(m.View(flat), x, y, batch, length);
+            double s = 0;
+            for (int i = 0; i < y.Length; i++) s += dy[i] * y[i];
+            return s;
+        }
+
+        // Gradient buffers start non-zero to check that Backward accumulates rather than overwrites.
+        var g0 = TestConfigs.RandomArray(flat.Length, 24);
+        var dx0 = TestConfigs.RandomArray(x.Length, 25);
+        var grads = (double[])g0.Clone();
+        var dx = (double[])dx0.Clone();
+        Loss();
+        m.Backward(m.View(flat), m.View(grads), dy, dx);
+
+        const double eps = 1e-6;
+        double Check(string name, double[] values, int offset, int count, double[] analytic, double[] initial)
+        {
+            double worst = 0; string at = "";
+            for (int j = 0; j < count; j++)
+            {
+                int k = offset + j;
+                double keep = values[k];
+                values[k] = keep + eps; double lp = Loss();
+                values[k] = keep - eps; double lm = Loss();
+                values[k] = keep;
+                double fd = (lp - lm) / (2 * eps);
+                double an = analytic[k] - initial[k];
+                double err = Math.Abs(fd - an) / Math.Max(1, Math.Abs(fd));
+                if (err > worst) { worst = err; at = $"[{j}] fd={fd:G10} analytic={an:G10}"; }
+            }
+            output.WriteLine($"{name,-16} worst error {worst:E2} {at}");
+            return worst;
+        }
+
+        double overall = 0;
+        var sizes = m.ParameterSizes;
+        int o = 0;
+        for (int i = 0; i < sizes.Length; i++)
+        {
+            overall = Math.Max(overall, Check(Names[i], flat, o, sizes[i], grads, g0));
+            o += sizes[i];
+        }
+        overall = Math.Max(overall, Check("dx", x, 0, x.Length, dx, dx0));
+        Assert.True(overall < 1e-6, $"worst error {overall:E2}");
+    }
+
+    [Fact]
+    public void MambaForwardMatchesDirectQuadraticEvaluation()
+    {
+        const int H = 3, expand = 2, N = 4, W = 3, R = 2, batch = 2, length = 7, E = expand * H, ND = R + 2 * N;
+        var m = new MambaReference<double>(H, N, expand, W, R);
+        var flat = RandomParameters(m, N, 31);
+        var x = TestConfigs.RandomArray(batch * length * H, 32);
+        var y = new double[x.Length];
+        m.Forward(m.View(flat), x, y, batch, length);
+
+        var p = m.View(flat);
+        double[] inProj = p.InProj.ToArray(), convW = p.ConvWeight.ToArray(), convB = p.ConvBias.ToArray(),
+            xProj = p.XProj.ToArray(), dtW = p.DtWeight.ToArray(), dtB = p.DtBias.ToArray(),
+            aLog = p.ALog.ToArray(), d = p.D.ToArray(), outProj = p.OutProj.ToArray();
+
+        double worst = 0;
+        for (int b = 0; b < batch; b++)
+        {
+            // Every intermediate, per position, written out plainly.
+            var xi = new double[length, E]; var z = new double[length, E];
+            for (int t = 0; t < length; t++)
+                for (int j = 0; j < 2 * E; j++)
+                {
+                    double s = 0;
+                    for (int i = 0; i < H; i++) s += inProj[j * H + i] * x[(b * length + t) * H + i];
+                    if (j < E) xi[t, j] = s; else z[t, j - E] = s;
+                }
+            var u = new double[length, E];
+            for (int t = 0; t < length; t++)
+                for (int e = 0; e < E; e++)
+                {
+                    double c = convB[e];
+                    for (int lag = 0; lag < W && lag <= t; lag++) c += convW[e * W + (W - 1 - lag)] * xi[t - lag, e];
+                    u[t, e] = c / (1 + Math.Exp(-c));
+                }
+            var dbc = new double[length, ND];
+            for (int t = 0; t < length; t++)
+                for (int j = 0; j < ND; j++)
+                    for (int e = 0; e < E; e++) dbc[t, j] += xProj[j * E + e] * u[t, e];
+            var delta = new double[length, E];
+            for (int t = 0; t < length; t++)
+                for (int e = 0; e < E; e++)
+                {
+                    double s = dtB[e];
+                    for (int k = 0; k < R; k++) s += dtW[e * R + k] * dbc[t, k];
+                    delta[t, e] = Math.Log(1 + Math.Exp(s));
+                }
+
+            for (int t = 0; t < length; t++)
+            {
+                var gate = new double[E];
+                for (int e = 0; e < E; e++)
+                {
+                    double ys = d[e] * u[t, e];
+                    for (int s = 0; s <= t; s++)
+                    {
+                        double sumDelta = 0;
+                        for (int q = s + 1; q <= t; q++) sumDelta += delta[q, e];
+                        for (int k = 0; k < N; k++)
+                        {
+                            double a = -Math.Exp(aLog[e * N + k]);
+                            ys += dbc[t, R + N + k] * Math.Exp(a * sumDelta) * delta[s, e] * dbc[s, R + k] * u[s, e];
+                        }
+                    }
+                    gate[e] = ys * z[t, e] * Sig(z[t, e]);
+                }
+                for (int i = 0; i < H; i++)
+                {
+                    double expected = 0;
+                    for (int e = 0; e < E; e++) expected += outProj[i * E + e] * gate[e];
+                    double err = Math.Abs(expected - y[(b * length + t) * H + i]) / Math.Max(1, Math.Abs(expected));
+                    worst = Math.Max(worst, err);
+                }
+            }
+        }
+        output.WriteLine($"Forward vs direct O(L²) evaluation: worst error {worst:E2}");
+        Assert.True(worst < 1e-12, $"worst error {worst:E2}");
+    }
+
+    [Fact]
+    public void MambaStepMatchesForwardPositionByPosition()
+    {
+        const int H = 3, expand = 2, N = 4, W = 4, R = 2, length = 24;
+        var m = new MambaReference<double>(H, N, expand, W, R);
+        var flat = RandomParameters(m, N, 41);
+        var x = TestConfigs.RandomArray(length * H, 42);
+        var y = new double[x.Length];
+        m.Forward(m.View(flat), x, y, 1, length);
+
+        Assert.Equal(m.Inner * (W - 1) + m.Inner * N, m.StateSize);
+        var conv = new double[m.ConvStateSize];
+        var ssm = new double[m.SsmStateSize];
+        var yt = new double[H];
+        double worst = 0, scale = 0;
+        for (int t = 0; t < length; t++)
+        {
+            m.Step(m.View(flat), conv, ssm, x.AsSpan(t * H, H), yt);
+            for (int i = 0; i < H; i++)
+            {
+                scale = Math.Max(scale, Math.Abs(y[t * H + i]));
+                worst = Math.Max(worst, Math.Abs(yt[i] - y[t * H + i]) / Math.Max(1, Math.Abs(y[t * H + i])));
+            }
+        }
+        output.WriteLine($"Step vs Forward over {length} tokens: worst error {worst:E2} (max |y| {scale:G3})");
+        Assert.True(scale > 1e-3, "outputs are too small for the comparison to mean anything");
+        Assert.True(worst < 1e-12, $"worst error {worst:E2}");
+    }
+
+    [Fact]
+    public void MambaFloatForwardTracksDouble()
+    {
+        const int H = 3, expand = 2, N = 4, W = 3, R = 2, batch = 2, length = 7;
+        var md = new MambaReference<double>(H, N, expand, W, R);
+        var mf = new MambaReference<float>(H, N, expand, W, R);
+        var flat = RandomParameters(md, N, 51);
+        var x = TestConfigs.RandomArray(batch * length * H, 52);
+        var yd = new double[x.Length];
+        var yf = new float[x.Length];
+        md.Forward(md.View(flat), x, yd, batch, length);
+        var flatF = Array.ConvertAll(flat, v => (float)v);
+        mf.Forward(mf.View(flatF), Array.ConvertAll(x, v => (float)v), yf, batch, length);
+        double worst = 0;
+        for (int i = 0; i < yd.Length; i++) worst = Math.Max(worst, Math.Abs(yf[i] - yd[i]) / Math.Max(1, Math.Abs(yd[i])));
+        output.WriteLine($"float vs double Forward: worst error {worst:E2}");
+        Assert.True(worst < 1e-5, $"worst error {worst:E2}");
+    }
+
+    [Fact]
+    public void RmsNormForwardMatchesFormula()
+    {
+        const int rows = 5, h = 7;
+        var x = TestConfigs.RandomArray(rows * h, 61, 2);
+        var w = TestConfigs.RandomArray(h, 62);
+        var y = new double[rows * h];
+        var rstd = new double[rows];
+        BlockReference<double>.RmsNormForward(x, w, y, rstd, rows, h);
+        double worst = 0;
+        for (int r = 0; r < rows; r++)
+        {
+            double ss = 0;
+            for (int i = 0; i < h; i++) ss += x[r * h + i] * x[r * h + i];
+            double rms = Math.Sqrt(ss / h + 1e-5);
+            worst = Math.Max(worst, Math.Abs(rstd[r] - 1 / rms));
+            for (int i = 0; i < h; i++) worst = Math.Max(worst, Math.Abs(y[r * h + i] - x[r * h + i] / rms * w[i]));
+        }
+        output.WriteLine($"RMSNorm forward vs formula: worst error {worst:E2}");
+        Assert.True(worst < 1e-14, $"worst error {worst:E2}");
+    }
+
+    [Fact]
+    public void RmsNormBackwardMatchesCentralDifferences()
+    {
+        const int rows = 4, h = 6;
+        var x = TestConfigs.RandomArray(rows * h, 71);
+        var w = TestConfigs.RandomArray(h, 72);
+        var dy = TestConfigs.RandomArray(rows * h, 73);
+        var y = new double[rows * h];
+        var rstd = new double[rows];
+
+        double Loss()
+        {
+            BlockReference<double>.RmsNormForward(x, w, y, rstd, rows, h);
+            double s = 0;
+            for (int i = 0; i < y.Length; i++) s += dy[i] * y[i];
+            return s;
+        }
+
+        var dx0 = TestConfigs.RandomArray(x.Length, 74);
+        var dw0 = TestConfigs.RandomArray(w.Length, 75);
+        var dx = (double[])dx0.Clone();
+        var dw = (double[])dw0.Clone();
+        Loss();
+        BlockReference<double>.RmsNormBackward(x, w, rstd, dy, dx, dw, rows, h);
+
+        double Check(string name, double[] values, double[] analytic, double[] initial)
+        {
+            double worst = 0;
+            for (int k = 0; k < values.Length; k++)
+            {
+                double keep = values[k];
+                values[k] = keep + 1e-6; double lp = Loss();
+                values[k] = keep - 1e-6; double lm = Loss();
+                values[k] = keep;
+                double fd = (lp - lm) / 2e-6;
+                worst = Math.Max(worst, Math.Abs(fd - (analytic[k] - initial[k])) / Math.Max(1, Math.Abs(fd)));
+            }
+            output.WriteLine($"RMSNorm {name}: worst error {worst:E2}");
+            return worst;
+        }
+
+        double overall = Math.Max(Check("dx", x, dx, dx0), Check("dw", w, dw, dw0));
+        Assert.True(overall < 1e-7, $"worst error {overall:E2}");
+    }
+}
