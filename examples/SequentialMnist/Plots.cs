@@ -37,7 +37,7 @@ public static class Plots
         var plt = new Plot();
         for (int i = 0; i < cfg.Layers.Count; i++)
         {
-            var l = cfg.Layers[i];
+            if (cfg.Layers[i] is not S4DLayerConfig l) continue;
             Span<double> Get(string name) => table.TryGetValue($"layers.{i}.mixer.{name}", out var t) ? p.AsSpan(t.Offset, t.Length) : Span<double>.Empty;
             var s4d = new S4DReference<double>(h, l.N, l.Discretization);
             var k = s4d.Kernel(new S4DReference<double>.Params(Get("log_dt"), Get("log_A_real"), Get("A_imag"), Get("B"), Get("C"), Get("D")), length);

@@ -53,7 +53,7 @@ static int Run(Options o)
         firstEpoch = Resume(o, model, trainer, history);
         AnsiConsole.MarkupLineInterpolated($"Resumed from [bold]{o.Resume}[/] after epoch {firstEpoch - 1} (step {trainer.Step}).");
     }
-    AnsiConsole.MarkupLineInterpolated($"[bold]{(o.Permuted ? "psMNIST" : "sMNIST")}[/]: {train.Length:N0} training / {test.Length:N0} held-out digits, 784 steps each; {model.GetType().Name}: {model.Config.Layers.Count} S4D blocks, H = {model.Config.DModel}, N = {model.Config.Layers[0].N}, {model.Parameters.Length:N0} parameters; batch {o.Batch}.");
+    AnsiConsole.MarkupLineInterpolated($"[bold]{(o.Permuted ? "psMNIST" : "sMNIST")}[/]: {train.Length:N0} training / {test.Length:N0} held-out digits, 784 steps each{(o.MaxShift > 0 ? $", training digits shifted by up to {o.MaxShift} px" : "")}; {model.GetType().Name}: {model.Config.Layers.Count} S4D blocks, H = {model.Config.DModel}, N = {((S4DLayerConfig)model.Config.Layers[0]).N}, {model.Parameters.Length:N0} parameters; batch {o.Batch}.");
 
     bool stop = false;
     Console.CancelKeyPress += (_, e) =>
@@ -70,7 +70,8 @@ static int Run(Options o)
     for (int epoch = firstEpoch; epoch <= o.Epochs && !stop; epoch++)
     {
         var order = (int[])train.Clone();
-        MnistData.Shuffle(order, new Rng(o.Seed * 1000 + (ulong)epoch));
+        var rng = new Rng(o.Seed * 1000 + (ulong)epoch);
+        MnistData.Shuffle(order, rng);
         var clock = Stopwatch.StartNew();
         double lossSum = 0; int correct = 0, seen = 0, step = 0;
         string Status() => seen == 0 ? $"epoch {epoch}/{o.Epochs}" :
@@ -80,7 +81,8 @@ static int Run(Options o)
             for (int b = 0; b < o.Batch; b++)
             {
                 int k = order[step * o.Batch + b];
-                data.CopySequence(k, perm, xb.AsSpan(b * MnistData.Pixels, MnistData.Pixels));
+                int s = o.MaxShift, dx = s == 0 ? 0 : rng.NextInt(2 * s + 1) - s, dy = s == 0 ? 0 : rng.NextInt(2 * s + 1) - s;
+                data.CopySequence(k, perm, dx, dy, xb.AsSpan(b * MnistData.Pixels, MnistData.Pixels));
                 yb[b] = data.Labels[k];
             }
             var r = trainer.TrainStep(xb, yb, o.Batch, MnistData.Pixels);

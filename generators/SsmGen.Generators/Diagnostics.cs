@@ -22,21 +22,21 @@ internal static class Diagnostics
     public static readonly DiagnosticDescriptor UnknownDiscretization = Error("SSMG0005",
         "Unknown discretization", "[S4DLayer] Discretization = {0} is not a Discretization; use Zoh or Bilinear");
     public static readonly DiagnosticDescriptor NonPositiveSize = Error("SSMG0006",
-        "Model size must be positive", "[SsmModel] {0} = {1} must be positive");
+        "Model size must be positive", "[{0}] {1} = {2} must be positive");
     public static readonly DiagnosticDescriptor LayerWithoutModel = Error("SSMG0007",
         "Layer attribute without [SsmModel]", "Class '{0}' has layer attributes but no [SsmModel]; add [SsmModel(...)] to declare the model");
     public static readonly DiagnosticDescriptor InputOrVocab = Error("SSMG0008",
         "Conflicting input options", "[SsmModel] sets {0}; set exactly one of Input (real features) and Vocab (token ids), each positive");
     public static readonly DiagnosticDescriptor NoLayers = Error("SSMG0009",
-        "Model has no layers", "Model class '{0}' declares no layers; add at least one [S4DLayer]");
+        "Model has no layers", "Model class '{0}' declares no layers; add at least one layer attribute such as [S4DLayer] or [MambaLayer]");
     public static readonly DiagnosticDescriptor BadDropout = Error("SSMG0010",
-        "Dropout out of range", "[S4DLayer] Dropout = {0} must be in [0, 1)");
+        "Dropout out of range", "[{0}] Dropout = {1} must be in [0, 1)");
     public static readonly DiagnosticDescriptor BadRepeat = Error("SSMG0011",
-        "Repeat must be positive", "[S4DLayer] Repeat = {0} must be at least 1");
+        "Repeat must be positive", "[{0}] Repeat = {1} must be at least 1");
     public static readonly DiagnosticDescriptor UnknownPooling = Error("SSMG0012",
         "Unknown pooling", "[SsmModel] Pooling = {0} is not a Pooling; use Mean, Last or None");
     public static readonly DiagnosticDescriptor BadDtRange = Error("SSMG0013",
-        "Invalid Δ range", "[S4DLayer] needs 0 < DtMin <= DtMax, got DtMin = {0} and DtMax = {1}");
+        "Invalid Δ range", "[{0}] needs 0 < DtMin <= DtMax, got DtMin = {1} and DtMax = {2}");
     public static readonly DiagnosticDescriptor NotAClass = Error("SSMG0014",
         "Model must be a non-static class", "[SsmModel] on '{0}' is not supported; declare the model as a non-static partial class");
 
@@ -45,10 +45,13 @@ internal static class Diagnostics
     public static readonly DiagnosticDescriptor FileLocal = Error("SSMG0016",
         "File-local model class", "Model class '{0}' is file-local; the generated code lives in another file, so declare it without the 'file' modifier");
 
+    public static readonly DiagnosticDescriptor UnknownNorm = Error("SSMG0017",
+        "Unknown norm", "[{0}] Norm = {1} is not a NormKind; use LayerNorm or RmsNorm");
+
     private static readonly DiagnosticDescriptor[] All =
     {
         NotPartial, GenericOrNested, BadStateSize, UnknownInit, UnknownDiscretization, NonPositiveSize, LayerWithoutModel,
-        InputOrVocab, NoLayers, BadDropout, BadRepeat, UnknownPooling, BadDtRange, NotAClass, TooLarge, FileLocal,
+        InputOrVocab, NoLayers, BadDropout, BadRepeat, UnknownPooling, BadDtRange, NotAClass, TooLarge, FileLocal, UnknownNorm,
     };
 
     public static DiagnosticDescriptor ById(string id) => All.First(d => d.Id == id);

@@ -15,13 +15,17 @@ internal static class Parser
 {
     public const string ModelAttribute = "SsmGen.SsmModelAttribute";
     public const string S4DAttribute = "SsmGen.S4DLayerAttribute";
+    public const string MambaAttribute = "SsmGen.MambaLayerAttribute";
+    private static readonly string[] LayerAttributeNames = { S4DAttribute, MambaAttribute };
 
     // Defaults of the attribute properties; a test checks them against the runtime attribute.
-    private const int DefaultN = 64, DefaultRepeat = 1;
+    private const int DefaultN = 64, DefaultRepeat = 1, DefaultMambaN = 16, DefaultExpand = 2, DefaultConvWidth = 4, DefaultMambaNorm = 1;
     private const double DefaultDtMin = 1e-3, DefaultDtMax = 1e-1;
-    private const int InitCount = 5, DiscretizationCount = 2, PoolingCount = 3;
+    private const int InitCount = 5, DiscretizationCount = 2, PoolingCount = 3, NormCount = 2;
     // Limits: the generated code keeps N/2 modes in registers and offsets in int.
     private const int MaxN = 512, MaxWidth = 1 << 16, MaxRepeat = 1024, MaxLayers = 1024;
+    // The Mamba scan keeps N state registers per 16 channels; the conv keeps ConvWidth taps.
+    private const int MaxMambaN = 64, MaxExpand = 16, MaxConvWidth = 64;
     private const long MaxParameters = int.MaxValue / 4;
 
     public static ParseResult Parse(GeneratorAttributeSyntaxContext ctx, CancellationToken ct)
@@ -48,46 +52,39 @@ internal static class Parser
         var args = Named(model);
         int input = Int(args, "Input", 0), vocab = Int(args, "Vocab", 0);
         int dModel = Int(args, "DModel", 0), output = Int(args, "Output", 0), pooling = Int(args, "Pooling", 0);
-        if (input < 0) diags.Add(DiagnosticInfo.Create(Diagnostics.NonPositiveSize, modelWhere, "Input", Text(input)));
-        if (vocab < 0) diags.Add(DiagnosticInfo.Create(Diagnostics.NonPositiveSize, modelWhere, "Vocab", Text(vocab)));
+        if (input < 0) diags.Add(DiagnosticInfo.Create(Diagnostics.NonPositiveSize, modelWhere, "SsmModel", "Input", Text(input)));
+        if (vocab < 0) diags.Add(DiagnosticInfo.Create(Diagnostics.NonPositiveSize, modelWhere, "SsmModel", "Vocab", Text(vocab)));
         if (input > 0 && vocab > 0) diags.Add(DiagnosticInfo.Create(Diagnostics.InputOrVocab, modelWhere, "both Input and Vocab"));
         if (input == 0 && vocab == 0) diags.Add(DiagnosticInfo.Create(Diagnostics.InputOrVocab, modelWhere, "neither Input nor Vocab"));
-        if (dModel <= 0) diags.Add(DiagnosticInfo.Create(Diagnostics.NonPositiveSize, modelWhere, "DModel", Text(dModel)));
-        if (output <= 0) diags.Add(DiagnosticInfo.Create(Diagnostics.NonPositiveSize, modelWhere, "Output", Text(output)));
+        if (dModel <= 0) diags.Add(DiagnosticInfo.Create(Diagnostics.NonPositiveSize, modelWhere, "SsmModel", "DModel", Text(dModel)));
+        if (output <= 0) diags.Add(DiagnosticInfo.Create(Diagnostics.NonPositiveSize, modelWhere, "SsmModel", "Output", Text(output)));
         if (pooling < 0 || pooling >= PoolingCount) diags.Add(DiagnosticInfo.Create(Diagnostics.UnknownPooling, modelWhere, Text(pooling)));
         foreach (var (key, value, max) in new[] { ("Input", input, 1 << 20), ("Vocab", vocab, 1 << 24), ("DModel", dModel, MaxWidth), ("Output", output, 1 << 24) })
             if (value > max) diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, modelWhere, key, Text(value), Text(max)));
 
-        var layers = new List<S4DLayerSpec>();
+        var layers = new List<LayerSpec>();
+        long count = (vocab > 0 ? (long)vocab * dModel : (long)dModel * input + dModel) + 2L * dModel + (long)output * dModel + output;
         foreach (var attr in LayerAttributes(symbol))
         {
             ct.ThrowIfCancellationRequested();
             var at = attr.ApplicationSyntaxReference?.GetSyntax(ct).GetLocation() ?? where;
             var a = Named(attr);
-            int n = Int(a, "N", DefaultN), init = Int(a, "Init", 0), disc = Int(a, "Discretization", 0), repeat = Int(a, "Repeat", DefaultRepeat);
-            double dropout = Double(a, "Dropout", 0), dtMin = Double(a, "DtMin", DefaultDtMin), dtMax = Double(a, "DtMax", DefaultDtMax);
-            bool trainB = a.TryGetValue("TrainB", out var tb) && tb.Value is true;
+            bool mamba = attr.AttributeClass?.ToDisplayString() == MambaAttribute;
+            string kind = mamba ? "MambaLayer" : "S4DLayer";
+            int repeat = Int(a, "Repeat", DefaultRepeat);
+            double dtMin = Double(a, "DtMin", DefaultDtMin), dtMax = Double(a, "DtMax", DefaultDtMax);
             int before = diags.Count;
-            if (n <= 0 || n % 2 != 0) diags.Add(DiagnosticInfo.Create(Diagnostics.BadStateSize, at, Text(n)));
-            if (init < 0 || init >= InitCount) diags.Add(DiagnosticInfo.Create(Diagnostics.UnknownInit, at, Text(init)));
-            if (disc < 0 || disc >= DiscretizationCount) diags.Add(DiagnosticInfo.Create(Diagnostics.UnknownDiscretization, at, Text(disc)));
-            if (!(dropout >= 0 && dropout < 1)) diags.Add(DiagnosticInfo.Create(Diagnostics.BadDropout, at, Text(dropout)));
-            if (repeat < 1) diags.Add(DiagnosticInfo.Create(Diagnostics.BadRepeat, at, Text(repeat)));
-            if (!(dtMin > 0 && dtMin <= dtMax && dtMax < double.PositiveInfinity)) diags.Add(DiagnosticInfo.Create(Diagnostics.BadDtRange, at, Text(dtMin), Text(dtMax)));
-            if (n > MaxN) diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, at, "N", Text(n), Text(MaxN)));
+            if (repeat < 1) diags.Add(DiagnosticInfo.Create(Diagnostics.BadRepeat, at, kind, Text(repeat)));
             if (repeat > MaxRepeat) diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, at, "Repeat", Text(repeat), Text(MaxRepeat)));
-            if (diags.Count != before) continue;
-            for (int r = 0; r < repeat; r++) layers.Add(new S4DLayerSpec(n, init, disc, trainB, dropout, dtMin, dtMax));
+            if (!(dtMin > 0 && dtMin <= dtMax && dtMax < double.PositiveInfinity)) diags.Add(DiagnosticInfo.Create(Diagnostics.BadDtRange, at, kind, Text(dtMin), Text(dtMax)));
+            LayerSpec? layer = mamba ? ParseMamba(a, at, dModel, dtMin, dtMax, diags, ref count, repeat) : ParseS4D(a, at, dModel, dtMin, dtMax, diags, ref count, repeat);
+            if (diags.Count != before || layer is null) continue;
+            for (int r = 0; r < repeat; r++) layers.Add(layer);
         }
         if (!LayerAttributes(symbol).Any()) diags.Add(DiagnosticInfo.Create(Diagnostics.NoLayers, where, name));
         if (layers.Count > MaxLayers) diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, where, "the number of layers", Text(layers.Count), Text(MaxLayers)));
-        else if (diags.Count == 0)
-        {
-            // Parameter count in long arithmetic, before the planner lays it out in int offsets.
-            long h = dModel, count = (vocab > 0 ? (long)vocab * h : h * input + h) + 2 * h + output * h + output;
-            foreach (var l in layers) count += 2 * h + h + 2 * h * (l.N / 2) + (l.TrainB ? h * l.N : 0) + h * l.N + h + 2 * h * h + 2 * h;
-            if (count > MaxParameters) diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, where, "the parameter count", count.ToString(CultureInfo.InvariantCulture), MaxParameters.ToString(CultureInfo.InvariantCulture)));
-        }
+        else if (diags.Count == 0 && count > MaxParameters)
+            diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, where, "the parameter count", count.ToString(CultureInfo.InvariantCulture), MaxParameters.ToString(CultureInfo.InvariantCulture)));
 
         if (diags.Count > 0) return new ParseResult(null, EquatableArray.From(diags));
         string ns = symbol.ContainingNamespace.IsGlobalNamespace ? "" : string.Join(".", symbol.ContainingNamespace.ToDisplayString().Split('.').Select(Escape));
@@ -99,19 +96,54 @@ internal static class Parser
             new(null, EquatableArray.From(new[] { DiagnosticInfo.Create(d, l, a) }));
     }
 
-    /// <summary>[S4DLayer] attributes in source order (file, then position), so the stack order is stable.</summary>
+    private static S4DLayerSpec? ParseS4D(Dictionary<string, TypedConstant> a, Location at, long h, double dtMin, double dtMax, List<DiagnosticInfo> diags, ref long count, int repeat)
+    {
+        int n = Int(a, "N", DefaultN), init = Int(a, "Init", 0), disc = Int(a, "Discretization", 0);
+        double dropout = Double(a, "Dropout", 0);
+        bool trainB = a.TryGetValue("TrainB", out var tb) && tb.Value is true;
+        if (n <= 0 || n % 2 != 0) diags.Add(DiagnosticInfo.Create(Diagnostics.BadStateSize, at, Text(n)));
+        if (init < 0 || init >= InitCount) diags.Add(DiagnosticInfo.Create(Diagnostics.UnknownInit, at, Text(init)));
+        if (disc < 0 || disc >= DiscretizationCount) diags.Add(DiagnosticInfo.Create(Diagnostics.UnknownDiscretization, at, Text(disc)));
+        if (!(dropout >= 0 && dropout < 1)) diags.Add(DiagnosticInfo.Create(Diagnostics.BadDropout, at, "S4DLayer", Text(dropout)));
+        if (n > MaxN) diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, at, "N", Text(n), Text(MaxN)));
+        // norm, log Δ, A (re, im), B, C, D, output linear (2H·H + 2H), in long arithmetic before int offsets exist
+        count += System.Math.Max(1, repeat) * (2 * h + h + h * System.Math.Max(n, 0) + (trainB ? h * n : 0) + h * n + h + 2 * h * h + 2 * h);
+        return new S4DLayerSpec(n, init, disc, trainB, dropout, dtMin, dtMax);
+    }
+
+    private static MambaLayerSpec? ParseMamba(Dictionary<string, TypedConstant> a, Location at, int dModel, double dtMin, double dtMax, List<DiagnosticInfo> diags, ref long count, int repeat)
+    {
+        int n = Int(a, "N", DefaultMambaN), expand = Int(a, "Expand", DefaultExpand), width = Int(a, "ConvWidth", DefaultConvWidth);
+        int rank = Int(a, "DtRank", 0), norm = Int(a, "Norm", DefaultMambaNorm);
+        foreach (var (key, value) in new[] { ("N", n), ("Expand", expand), ("ConvWidth", width) })
+            if (value <= 0) diags.Add(DiagnosticInfo.Create(Diagnostics.NonPositiveSize, at, "MambaLayer", key, Text(value)));
+        if (rank < 0) diags.Add(DiagnosticInfo.Create(Diagnostics.NonPositiveSize, at, "MambaLayer", "DtRank (or 0 for auto)", Text(rank)));
+        if (norm < 0 || norm >= NormCount) diags.Add(DiagnosticInfo.Create(Diagnostics.UnknownNorm, at, "MambaLayer", Text(norm)));
+        foreach (var (key, value, max) in new[] { ("N", n, MaxMambaN), ("Expand", expand, MaxExpand), ("ConvWidth", width, MaxConvWidth), ("DtRank", rank, MaxWidth) })
+            if (value > max) diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, at, key, Text(value), Text(max)));
+        if (rank == 0) rank = (dModel + 15) / 16;
+        long h = dModel, e = (long)System.Math.Max(expand, 0) * h;
+        // norm, in_proj, conv (weight, bias), x_proj, dt_proj (weight, bias), A_log, D, out_proj
+        count += System.Math.Max(1, repeat) * (2 * h + 2 * e * h + e * System.Math.Max(width, 0) + e + (rank + 2L * System.Math.Max(n, 0)) * e + e * rank + e + e * System.Math.Max(n, 0) + e + h * e);
+        return new MambaLayerSpec(n, expand, width, rank, norm, dtMin, dtMax);
+    }
+
+    /// <summary>Layer attributes ([S4DLayer], [MambaLayer]) in source order (file, then position), so the stack order is stable.</summary>
     public static IEnumerable<AttributeData> LayerAttributes(INamedTypeSymbol symbol) =>
         symbol.GetAttributes()
-            .Where(a => a.AttributeClass?.ToDisplayString() == S4DAttribute)
+            .Where(a => System.Array.IndexOf(LayerAttributeNames, a.AttributeClass?.ToDisplayString()) >= 0)
             .OrderBy(a => a.ApplicationSyntaxReference?.SyntaxTree.FilePath, System.StringComparer.Ordinal)
             .ThenBy(a => a.ApplicationSyntaxReference?.Span.Start ?? 0);
 
-    /// <summary>For [S4DLayer] on a class without [SsmModel]: the diagnostic, else nothing.</summary>
+    /// <summary>For layer attributes on a class without [SsmModel]: the diagnostic (once per class), else nothing.</summary>
     public static ParseResult ParseOrphanLayers(GeneratorAttributeSyntaxContext ctx, CancellationToken ct)
     {
         var symbol = (INamedTypeSymbol)ctx.TargetSymbol;
         bool hasModel = symbol.GetAttributes().Any(a => a.AttributeClass?.ToDisplayString() == ModelAttribute);
-        if (hasModel) return new ParseResult(null, default);
+        // A class with both kinds is reported by the S4D pipeline only.
+        bool reportedElsewhere = ctx.Attributes[0].AttributeClass?.ToDisplayString() == MambaAttribute
+            && symbol.GetAttributes().Any(a => a.AttributeClass?.ToDisplayString() == S4DAttribute);
+        if (hasModel || reportedElsewhere) return new ParseResult(null, default);
         var where = ((TypeDeclarationSyntax)ctx.TargetNode).Identifier.GetLocation();
         return new ParseResult(null, EquatableArray.From(new[] { DiagnosticInfo.Create(Diagnostics.LayerWithoutModel, where, symbol.Name) }));
     }

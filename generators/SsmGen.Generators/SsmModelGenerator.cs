@@ -35,12 +35,15 @@ public sealed class SsmModelGenerator : IIncrementalGenerator
 
         context.RegisterSourceOutput(emitted, static (spc, f) => spc.AddSource(f.HintName, f.Source));
 
-        var orphans = context.SyntaxProvider
-            .ForAttributeWithMetadataName(Parser.S4DAttribute,
-                static (node, _) => node is TypeDeclarationSyntax,
-                Parser.ParseOrphanLayers)
-            .WithTrackingName(OrphanStep);
-        context.RegisterSourceOutput(orphans, Report);
+        foreach (var layerAttribute in new[] { Parser.S4DAttribute, Parser.MambaAttribute })
+        {
+            var orphans = context.SyntaxProvider
+                .ForAttributeWithMetadataName(layerAttribute,
+                    static (node, _) => node is TypeDeclarationSyntax,
+                    Parser.ParseOrphanLayers)
+                .WithTrackingName(OrphanStep);
+            context.RegisterSourceOutput(orphans, Report);
+        }
     }
 
     private static void Report(SourceProductionContext spc, ParseResult r)

@@ -30,6 +30,28 @@ public static class Initialization
         for (int i = 0; i < dst.Length; i++) dst[i] = (float)rng.Uniform(Math.Log(dtMin), Math.Log(dtMax));
     }
 
+    /// <summary>
+    /// Mamba's A_log (E, N): log(n + 1) in every row, so A = −exp(A_log) = −(n + 1), the S4D-Real initialization.
+    /// </summary>
+    public static void MambaALog(Span<float> dst, int n)
+    {
+        if (n <= 0 || dst.Length % n != 0) throw new ArgumentException($"A_log must have a whole number of rows of N = {n}.");
+        for (int i = 0; i < dst.Length; i++) dst[i] = (float)Math.Log(i % n + 1);
+    }
+
+    /// <summary>
+    /// Mamba's dt_proj.bias: softplus⁻¹(Δ) for Δ log-uniform in [dtMin, dtMax] (floored at 1e-4), so that
+    /// softplus(bias) starts in the declared Δ range.
+    /// </summary>
+    public static void MambaDtBias(Span<float> dst, double dtMin, double dtMax, ref Rng rng)
+    {
+        for (int i = 0; i < dst.Length; i++)
+        {
+            double dt = Math.Max(1e-4, Math.Exp(rng.Uniform(Math.Log(dtMin), Math.Log(dtMax))));
+            dst[i] = (float)(dt + Math.Log(-double.ExpM1(-dt))); // log(e^Δ − 1), stable for small Δ
+        }
+    }
+
     /// <summary>Complex C, stored as (…, 2) real/imaginary pairs, each part N(0, 1/2).</summary>
     public static void ComplexNormal(Span<float> dst, ref Rng rng) => Normal(dst, Math.Sqrt(0.5), ref rng);
 

@@ -37,6 +37,16 @@ public static class Shapes
     }
 }
 
+/// <summary>Runtime description of one block of a model; one record type per layer kind.</summary>
+public abstract record LayerConfig
+{
+    /// <summary>The attribute that declares this kind, e.g. <c>S4DLayer</c> (used in messages).</summary>
+    public abstract string Kind { get; }
+
+    /// <summary>Checks the facts the generator also checks at compile time.</summary>
+    public abstract void Validate(int dModel);
+}
+
 /// <summary>Runtime description of one S4D block (the same facts the attributes declare).</summary>
 public sealed record S4DLayerConfig(
     int N,
@@ -45,16 +55,73 @@ public sealed record S4DLayerConfig(
     bool TrainB = false,
     double Dropout = 0,
     double DtMin = 1e-3,
-    double DtMax = 1e-1);
+    double DtMax = 1e-1) : LayerConfig
+{
+    public override string Kind => "S4DLayer";
+
+    public override void Validate(int dModel)
+    {
+        if (N <= 0 || N % 2 != 0) throw new ArgumentException($"S4D state size N must be positive and even, got {N}.");
+        if (!(Dropout >= 0 && Dropout < 1)) throw new ArgumentException($"Dropout must be in [0, 1), got {Dropout}.");
+        if (!(DtMin > 0 && DtMin <= DtMax)) throw new ArgumentException($"Need 0 < DtMin <= DtMax, got {DtMin} and {DtMax}.");
+    }
+}
+
+/// <summary>
+/// Runtime description of one Mamba block: pre-norm, the selective SSM mixer (in_proj, causal depthwise conv,
+/// SiLU, x_proj, dt_proj with softplus, selective scan, SiLU gate, out_proj), residual.
+/// </summary>
+/// <param name="N">State size per channel.</param>
+/// <param name="Expand">Inner width E = Expand·DModel.</param>
+/// <param name="ConvWidth">Taps of the causal depthwise convolution.</param>
+/// <param name="DtRank">Rank of the Δ projection; 0 means ⌈DModel/16⌉.</param>
+/// <param name="Norm">The block's pre-norm.</param>
+public sealed record MambaLayerConfig(
+    int N = 16,
+    int Expand = 2,
+    int ConvWidth = 4,
+    int DtRank = 0,
+    NormKind Norm = NormKind.RmsNorm,
+    double DtMin = 1e-3,
+    double DtMax = 1e-1) : LayerConfig
+{
+    public override string Kind => "MambaLayer";
+
+    /// <summary>Inner width E.</summary>
+    public int Inner(int dModel) => Expand * dModel;
+
+    /// <summary>The Δ projection rank actually used.</summary>
+    public int Rank(int dModel) => DtRank > 0 ? DtRank : (dModel + 15) / 16;
+
+    public override void Validate(int dModel)
+    {
+        if (N <= 0) throw new ArgumentException($"Mamba state size N must be positive, got {N}.");
+        if (Expand <= 0) throw new ArgumentException($"Expand must be positive, got {Expand}.");
+        if (ConvWidth <= 0) throw new ArgumentException($"ConvWidth must be positive, got {ConvWidth}.");
+        if (DtRank < 0) throw new ArgumentException($"DtRank must be positive, or 0 for ⌈DModel/16⌉; got {DtRank}.");
+        if (!(DtMin > 0 && DtMin <= DtMax)) throw new ArgumentException($"Need 0 < DtMin <= DtMax, got {DtMin} and {DtMax}.");
+    }
+}
 
 /// <summary>Runtime description of a whole model; the reference implementation is built from it.</summary>
-public sealed record ModelConfig(int Input, int Vocab, int DModel, int Output, Pooling Pooling, IReadOnlyList<S4DLayerConfig> Layers)
+public sealed record ModelConfig(int Input, int Vocab, int DModel, int Output, Pooling Pooling, IReadOnlyList<LayerConfig> Layers)
 {
     /// <summary>True when the model reads token ids through an embedding.</summary>
     public bool TokenInput => Vocab > 0;
 
     /// <summary>Values per time step in a <c>Forward</c> input row: Input, or 1 for token ids.</summary>
     public int InputWidth => TokenInput ? 1 : Input;
+
+    /// <summary>
+    /// A model made only of Mamba blocks names its tensors in the Hugging Face Mamba layout
+    /// (<c>backbone.embeddings.weight</c>, <c>backbone.layers.{i}.mixer.*</c>, <c>backbone.norm_f.weight</c>,
+    /// <c>lm_head.weight</c> without bias), so such checkpoints load directly; other models use
+    /// <c>encoder</c>, <c>layers.{i}</c>, <c>norm_f</c>, <c>decoder</c>.
+    /// </summary>
+    public bool MambaLayout => Layers.Count > 0 && Layers.All(l => l is MambaLayerConfig);
+
+    /// <summary>The final norm: RMSNorm when every block is a Mamba block with RMSNorm, else LayerNorm.</summary>
+    public NormKind FinalNorm => Layers.Count > 0 && Layers.All(l => l is MambaLayerConfig { Norm: NormKind.RmsNorm }) ? NormKind.RmsNorm : NormKind.LayerNorm;
 
     /// <summary>Checks the facts the generator also checks at compile time.</summary>
     public void Validate()
@@ -64,11 +131,6 @@ public sealed record ModelConfig(int Input, int Vocab, int DModel, int Output, P
         if (DModel <= 0) throw new ArgumentException($"DModel must be positive, got {DModel}.");
         if (Output <= 0) throw new ArgumentException($"Output must be positive, got {Output}.");
         if (Layers.Count == 0) throw new ArgumentException("A model needs at least one layer.");
-        foreach (var l in Layers)
-        {
-            if (l.N <= 0 || l.N % 2 != 0) throw new ArgumentException($"S4D state size N must be positive and even, got {l.N}.");
-            if (!(l.Dropout >= 0 && l.Dropout < 1)) throw new ArgumentException($"Dropout must be in [0, 1), got {l.Dropout}.");
-            if (!(l.DtMin > 0 && l.DtMin <= l.DtMax)) throw new ArgumentException($"Need 0 < DtMin <= DtMax, got {l.DtMin} and {l.DtMax}.");
-        }
+        foreach (var l in Layers) l.Validate(DModel);
     }
 }

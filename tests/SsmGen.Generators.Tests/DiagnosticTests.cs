@@ -82,9 +82,9 @@ public class DiagnosticTests
         [S4DLayer(N = 4)]
         public partial class M { }
         """,
-        Diag("SSMG0006").WithLocation(0).WithArguments("Input", "-1"),
-        Diag("SSMG0006").WithLocation(0).WithArguments("DModel", "0"),
-        Diag("SSMG0006").WithLocation(0).WithArguments("Output", "0"));
+        Diag("SSMG0006").WithLocation(0).WithArguments("SsmModel", "Input", "-1"),
+        Diag("SSMG0006").WithLocation(0).WithArguments("SsmModel", "DModel", "0"),
+        Diag("SSMG0006").WithLocation(0).WithArguments("SsmModel", "Output", "0"));
 
     [Fact]
     public Task LayersWithoutModel() => Verify("""
@@ -110,14 +110,14 @@ public class DiagnosticTests
         [SsmModel(Input = 1, DModel = 8, Output = 2)]
         [{|#0:S4DLayer(N = 4, Dropout = 1.0)|}]
         public partial class M { }
-        """, Diag("SSMG0010").WithLocation(0).WithArguments("1"));
+        """, Diag("SSMG0010").WithLocation(0).WithArguments("S4DLayer", "1"));
 
     [Fact]
     public Task RepeatZero() => Verify("""
         [SsmModel(Input = 1, DModel = 8, Output = 2)]
         [{|#0:S4DLayer(N = 4, Repeat = 0)|}]
         public partial class M { }
-        """, Diag("SSMG0011").WithLocation(0).WithArguments("0"));
+        """, Diag("SSMG0011").WithLocation(0).WithArguments("S4DLayer", "0"));
 
     [Fact]
     public Task UnknownPooling() => Verify("""
@@ -131,7 +131,7 @@ public class DiagnosticTests
         [SsmModel(Input = 1, DModel = 8, Output = 2)]
         [{|#0:S4DLayer(N = 4, DtMin = 0.1, DtMax = 0.01)|}]
         public partial class M { }
-        """, Diag("SSMG0013").WithLocation(0).WithArguments("0.1", "0.01"));
+        """, Diag("SSMG0013").WithLocation(0).WithArguments("S4DLayer", "0.1", "0.01"));
 
     [Fact]
     public Task StaticClass() => Verify("""
@@ -169,5 +169,55 @@ public class DiagnosticTests
         [SsmModel(Input = 1, DModel = 8, Output = 2)]
         [{|#0:S4DLayer(N = 4, DtMax = double.PositiveInfinity)|}]
         public partial class M { }
-        """, Diag("SSMG0013").WithLocation(0).WithArguments("0.001", "Infinity"));
+        """, Diag("SSMG0013").WithLocation(0).WithArguments("S4DLayer", "0.001", "Infinity"));
+
+    [Fact]
+    public Task MambaNonPositiveSizes() => Verify("""
+        [SsmModel(Input = 1, DModel = 8, Output = 2)]
+        [{|#0:MambaLayer(N = 0, Expand = -1, ConvWidth = 0, DtRank = -2)|}]
+        public partial class M { }
+        """,
+        Diag("SSMG0006").WithLocation(0).WithArguments("MambaLayer", "N", "0"),
+        Diag("SSMG0006").WithLocation(0).WithArguments("MambaLayer", "Expand", "-1"),
+        Diag("SSMG0006").WithLocation(0).WithArguments("MambaLayer", "ConvWidth", "0"),
+        Diag("SSMG0006").WithLocation(0).WithArguments("MambaLayer", "DtRank (or 0 for auto)", "-2"));
+
+    [Fact]
+    public Task MambaUnknownNorm() => Verify("""
+        [SsmModel(Input = 1, DModel = 8, Output = 2)]
+        [{|#0:MambaLayer(Norm = (NormKind)5)|}]
+        public partial class M { }
+        """, Diag("SSMG0017").WithLocation(0).WithArguments("MambaLayer", "5"));
+
+    [Fact]
+    public Task MambaSizesBeyondTheLimits() => Verify("""
+        [SsmModel(Input = 1, DModel = 8, Output = 2)]
+        [{|#0:MambaLayer(N = 128, Expand = 32, ConvWidth = 100)|}]
+        public partial class M { }
+        """,
+        Diag("SSMG0015").WithLocation(0).WithArguments("N", "128", "64"),
+        Diag("SSMG0015").WithLocation(0).WithArguments("Expand", "32", "16"),
+        Diag("SSMG0015").WithLocation(0).WithArguments("ConvWidth", "100", "64"));
+
+    [Fact]
+    public Task MambaDtRangeAndRepeat() => Verify("""
+        [SsmModel(Input = 1, DModel = 8, Output = 2)]
+        [{|#0:MambaLayer(DtMin = 0, Repeat = 0)|}]
+        public partial class M { }
+        """,
+        Diag("SSMG0011").WithLocation(0).WithArguments("MambaLayer", "0"),
+        Diag("SSMG0013").WithLocation(0).WithArguments("MambaLayer", "0", "0.1"));
+
+    [Fact]
+    public Task MixedLayersWithoutModelReportOnce() => Verify("""
+        [S4DLayer(N = 4)]
+        [MambaLayer]
+        public partial class {|#0:M|} { }
+        """, Diag("SSMG0007").WithLocation(0).WithArguments("M"));
+
+    [Fact]
+    public Task MambaLayersWithoutModel() => Verify("""
+        [MambaLayer]
+        public partial class {|#0:M|} { }
+        """, Diag("SSMG0007").WithLocation(0).WithArguments("M"));
 }

@@ -5,14 +5,15 @@ namespace SsmGen.Generators.Emitters;
 
 /// <summary>
 /// The model shell, CPU backend: sizes, parameter table, buffers, Initialize, Forward, Backward and Step,
-/// with one method per layer pass. Block pieces (norms, GELU, GLU, linears) call SsmGen.Numerics with
-/// constant sizes and offsets; the S4D mixer's specialized kernels come from <see cref="S4DEmitter"/>.
+/// with one method per layer pass. The shell owns the residual stream, the encoder, the final norm,
+/// pooling and the decoder; each layer kind's emitter (<see cref="S4DEmitter"/>, <see cref="MambaEmitter"/>)
+/// writes its block's buffers, passes and specialized kernels.
 /// </summary>
 internal static class ModelEmitter
 {
     private static readonly string[] PoolingNames = { "Mean", "Last", "None" };
     private static readonly string[] InitNames = { "Lin", "Inv", "Real", "LegS", "Random" };
-    private static readonly string[] DiscNames = { "Zoh", "Bilinear" };
+    internal static readonly string[] DiscNames = { "Zoh", "Bilinear" };
 
     public static string Emit(ModelPlan plan)
     {
@@ -46,11 +47,14 @@ internal static class ModelEmitter
         EmitStep(w, plan);
         foreach (var l in plan.Layers)
         {
-            EmitLayerForward(w, plan, l);
-            EmitLayerBackward(w, plan, l);
-            EmitLayerStep(w, l);
+            switch (l)
+            {
+                case S4DLayerPlan s4d: S4DEmitter.EmitLayer(w, plan, s4d); break;
+                case MambaLayerPlan mamba: MambaEmitter.EmitLayer(w, plan, mamba); break;
+            }
         }
-        S4DEmitter.EmitKernels(w, plan);
+        if (plan.S4DLayers.Any()) S4DEmitter.EmitKernels(w, plan);
+        if (plan.MambaLayers.Any()) MambaEmitter.EmitKernels(w, plan);
         w.Close();
         return w.ToString();
     }
@@ -59,15 +63,41 @@ internal static class ModelEmitter
     {
         var s = p.Spec;
         string enc = p.TokenInput ? $"Embedding({s.Vocab} → {s.DModel})" : $"Linear({s.Input} → {s.DModel})";
-        string layers = string.Join(", ", p.Layers.Select(l => $"S4D(N = {l.Spec.N}, {InitNames[l.Spec.Init]}, {DiscNames[l.Spec.Discretization]})"));
-        return $"encoder {enc}; blocks [{layers}]; final LayerNorm; {PoolingNames[s.Pooling]} pooling; decoder Linear({s.DModel} → {s.Output}).";
+        string layers = string.Join(", ", p.Layers.Select(l => l switch
+        {
+            S4DLayerPlan x => $"S4D(N = {x.Spec.N}, {InitNames[x.Spec.Init]}, {DiscNames[x.Spec.Discretization]})",
+            MambaLayerPlan m => $"Mamba(N = {m.N}, E = {m.E}, conv {m.Spec.ConvWidth}, Δ rank {m.R}, {(m.Rms ? "RMSNorm" : "LayerNorm")})",
+            _ => "?",
+        }));
+        return $"encoder {enc}; blocks [{layers}]; final {(p.Names.FinalRms ? "RMSNorm" : "LayerNorm")}; {PoolingNames[s.Pooling]} pooling; decoder Linear({s.DModel} → {s.Output}).";
     }
 
     // Offsets are named after the tensor (ParamPlan.Const), so no lookup is needed.
-    private static string P(ModelPlan plan, string name) => "P_" + name.Replace('.', '_');
-    private static string Span(string buf, ModelPlan plan, string name, string len) => $"{buf}.AsSpan({P(plan, name)}, {len})";
-    private static string Next(ModelPlan plan, S4DLayerPlan l) => l.Index + 1 < plan.Layers.Count ? $"_l{l.Index + 1}X" : "_xf";
-    private static int MaxModes(ModelPlan plan) => plan.Layers.Max(l => l.Modes);
+    internal static string P(string name) => "P_" + name.Replace('.', '_');
+    internal static string Span(string buf, ModelPlan plan, string name, string len) => $"{buf}.AsSpan({P(name)}, {len})";
+    /// <summary>The buffer that receives a block's output: the next block's input, or the final norm's.</summary>
+    internal static string Next(ModelPlan plan, LayerPlan l) => l.Index + 1 < plan.Layers.Count ? $"_l{l.Index + 1}X" : "_xf";
+
+    /// <summary>Recurrent state values of one block.</summary>
+    private static int StateSize(ModelPlan plan, LayerPlan l) => l switch
+    {
+        S4DLayerPlan s => S4DEmitter.StateSize(plan, s),
+        MambaLayerPlan m => MambaEmitter.StateSize(m),
+        _ => 0,
+    };
+
+    /// <summary>A norm call: LayerNorm (weight, bias, mean, rstd) or RMSNorm (weight, rstd).</summary>
+    internal static string NormForward(ModelPlan plan, bool rms, string prefix, string x, string y, string mean, string rstd, string rows)
+        => rms
+            ? $"BlockKernels.RmsNormForward({x}, {Span("_p", plan, prefix + ".weight", "H")}, {y}, {rstd}, {rows}, H, _ws);"
+            : $"BlockKernels.LayerNormForward({x}, {Span("_p", plan, prefix + ".weight", "H")}, {Span("_p", plan, prefix + ".bias", "H")}, {y}, {mean}, {rstd}, {rows}, H, _ws);";
+
+    internal static string NormBackward(ModelPlan plan, bool rms, string prefix, string x, string mean, string rstd, string dy, string dx, string rows)
+        => rms
+            ? $"BlockKernels.RmsNormBackward({x}, {Span("_p", plan, prefix + ".weight", "H")}, {rstd}, {dy}, {dx}, {Span("_g", plan, prefix + ".weight", "H")}, _lnScratch, {rows}, H, _ws);"
+            : $"BlockKernels.LayerNormBackward({x}, {Span("_p", plan, prefix + ".weight", "H")}, {mean}, {rstd}, {dy}, {dx}, {Span("_g", plan, prefix + ".weight", "H")}, {Span("_g", plan, prefix + ".bias", "H")}, _lnScratch, {rows}, H, _ws);";
+
+    private static string DecoderBias(ModelPlan plan, string buf) => plan.Names.DecoderBias ? Span(buf, plan, plan.Names.Decoder + ".bias", "OutputSize") : (buf == "_p" ? "ReadOnlySpan<float>.Empty" : "Span<float>.Empty");
 
     private static void EmitConstants(CodeWriter w, ModelPlan plan)
     {
@@ -77,7 +107,7 @@ internal static class ModelEmitter
         w.Line($"/// <summary>Values per time step in a Forward input row.</summary>\n    public const int InputSize = {plan.InputWidth};");
         w.Line($"/// <summary>Residual stream width.</summary>\n    public const int DModel = {s.DModel};");
         w.Line($"/// <summary>Output features.</summary>\n    public const int OutputSize = {s.Output};");
-        w.Line($"/// <summary>Number of S4D blocks.</summary>\n    public const int LayerCount = {plan.Layers.Count};");
+        w.Line($"/// <summary>Number of blocks.</summary>\n    public const int LayerCount = {plan.Layers.Count};");
         w.Line($"/// <summary>Total parameters.</summary>\n    public const int ParameterCount = {plan.ParameterCount};");
         w.Line($"private const int H = {s.DModel};");
         w.Line($"private const bool PerToken = {(s.Pooling == 2 ? "true" : "false")};");
@@ -92,12 +122,12 @@ internal static class ModelEmitter
             w.Line($"    new(\"{p.Name}\", new[] {{ {string.Join(", ", p.Shape)} }}, {p.Const}, OptimizerGroup.{p.Group}),");
         w.Line("};");
         w.Line();
-        w.Line("// ---- Recurrent state layout: per layer [Re x | Im x] (H, N/2) and its discretized modes (6·H·N/2), then the pooled sum (H) ----");
+        w.Line("// ---- Recurrent state layout: each block's state (see its Step), then the pooled sum (H) ----");
         int off = 0;
         foreach (var l in plan.Layers)
         {
-            w.Line($"private const int S_l{l.Index} = {off}, S_modes{l.Index} = {off + 2 * s.DModel * l.Modes};");
-            off += 2 * s.DModel * l.Modes + S4DEmitter.ModeTables * s.DModel * l.Modes;
+            w.Line($"private const int S_l{l.Index} = {off};");
+            off += StateSize(plan, l);
         }
         w.Line($"private const int S_pool = {off};");
         w.Line($"private const int StateSize = {off + s.DModel};");
@@ -109,16 +139,15 @@ internal static class ModelEmitter
         w.Line("private readonly float[] _p = new float[ParameterCount];");
         w.Line("private readonly float[] _g = new float[ParameterCount];");
         w.Line("private readonly int _maxBatch, _maxLength;");
-        w.Line("private readonly CausalConvolution _conv;");
         w.Line("private readonly Workspace _ws; // scratch and job objects of the numerics: no call allocates");
-        w.Line("// Saved activations, (B·L, width) rows: stream in, norm stats, norm out, S4D out, GELU out, linear out, GLU out.");
-        foreach (var l in plan.Layers)
-            w.Line($"private readonly float[] _l{l.Index}X, _l{l.Index}Mean, _l{l.Index}Rstd, _l{l.Index}U, _l{l.Index}Y, _l{l.Index}G, _l{l.Index}O, _l{l.Index}Glu, _l{l.Index}K, _l{l.Index}Modes;");
+        w.Line("// The residual stream: _l{i}X is block i's input (B·L, H); _xf the final norm's input.");
+        w.Line($"private readonly float[] {string.Join(", ", plan.Layers.Select(l => $"_l{l.Index}X"))};");
         w.Line("private readonly float[] _input, _xf, _meanF, _rstdF, _nf, _pooled;");
         w.Line("private readonly int[] _tokens;");
-        w.Line("// Scratch for the backward and the step.");
-        w.Line("private readonly float[] _dX, _dA, _dB, _dC, _dO, _dk, _sums, _lnScratch, _dPooled;");
-        w.Line("private readonly float[] _sx, _su, _sy, _sg, _so, _sglu, _sn, _sp, _sStat;");
+        w.Line("// Scratch for the backward (dL/d stream, dL/d final norm output) and the step (stream, norm output, pooled).");
+        w.Line("private readonly float[] _dX, _dA, _lnScratch, _dPooled, _sx, _sn, _sp, _sStat;");
+        if (plan.S4DLayers.Any()) S4DEmitter.EmitFields(w, plan);
+        if (plan.MambaLayers.Any()) MambaEmitter.EmitFields(w, plan);
         w.Line("private int _batch, _length;");
         w.Line("private bool _training, _hasForward;");
         w.Line("private ulong _maskStep;");
@@ -137,20 +166,15 @@ internal static class ModelEmitter
         w.Line("if ((long)maxBatch * maxLength * 2 * H > Array.MaxLength) throw new ArgumentOutOfRangeException(nameof(maxBatch), maxBatch, \"maxBatch·maxLength·2·DModel exceeds the largest array.\");");
         w.Line("_maxBatch = maxBatch; _maxLength = maxLength;");
         w.Line("int rows = checked(maxBatch * maxLength);");
-        w.Line("_conv = new CausalConvolution(H, maxBatch, maxLength);");
-        w.Line($"_ws = new Workspace({System.Math.Max(2 * s.DModel * s.DModel, System.Math.Max(s.DModel * plan.InputWidth, s.DModel * s.Output))});");
-        foreach (var l in plan.Layers)
-        {
-            string i = "_l" + l.Index;
-            w.Line($"{i}X = new float[rows * H]; {i}Mean = new float[rows]; {i}Rstd = new float[rows]; {i}U = new float[rows * H]; {i}Y = new float[rows * H];");
-            w.Line($"{i}G = new float[rows * H]; {i}O = new float[rows * 2 * H]; {i}Glu = new float[rows * H]; {i}K = new float[H * maxLength]; {i}Modes = new float[{S4DEmitter.ModeTables} * H * {l.Modes}];");
-        }
+        w.Line($"_ws = new Workspace({plan.MaxWeights});");
         w.Line("_input = new float[rows * InputSize]; _tokens = new int[rows];");
+        foreach (var l in plan.Layers) w.Line($"_l{l.Index}X = new float[rows * H];");
         w.Line("_xf = new float[rows * H]; _meanF = new float[rows]; _rstdF = new float[rows]; _nf = new float[rows * H];");
         w.Line("_pooled = new float[(PerToken ? rows : maxBatch) * H]; _dPooled = new float[(PerToken ? rows : maxBatch) * H];");
-                w.Line("_dX = new float[rows * H]; _dA = new float[rows * H]; _dB = new float[rows * H]; _dC = new float[rows * H]; _dO = new float[rows * 2 * H];");
-        w.Line($"_dk = new float[H * maxLength]; _sums = new float[4 * H * {MaxModes(plan)}]; _lnScratch = new float[2 * H];");
-        w.Line("_sx = new float[H]; _su = new float[H]; _sy = new float[H]; _sg = new float[H]; _so = new float[2 * H]; _sglu = new float[H]; _sn = new float[H]; _sp = new float[H]; _sStat = new float[2];");
+        w.Line("_dX = new float[rows * H]; _dA = new float[rows * H]; _lnScratch = new float[2 * H];");
+        w.Line("_sx = new float[H]; _sn = new float[H]; _sp = new float[H]; _sStat = new float[2];");
+        if (plan.S4DLayers.Any()) S4DEmitter.EmitAllocations(w, plan);
+        if (plan.MambaLayers.Any()) MambaEmitter.EmitAllocations(w, plan);
         w.Close();
         w.Line();
     }
@@ -158,11 +182,15 @@ internal static class ModelEmitter
     private static void EmitProperties(CodeWriter w, ModelPlan plan)
     {
         var s = plan.Spec;
-        string layers = string.Join(", ", plan.Layers.Select(l =>
-            $"new S4DLayerConfig({l.Spec.N}, S4DInit.{InitNames[l.Spec.Init]}, Discretization.{DiscNames[l.Spec.Discretization]}, {(l.Spec.TrainB ? "true" : "false")}, {CodeWriter.D(l.Spec.Dropout)}, {CodeWriter.D(l.Spec.DtMin)}, {CodeWriter.D(l.Spec.DtMax)})"));
+        string layers = string.Join(", ", plan.Layers.Select(l => l switch
+        {
+            S4DLayerPlan x => $"new S4DLayerConfig({x.Spec.N}, S4DInit.{InitNames[x.Spec.Init]}, Discretization.{DiscNames[x.Spec.Discretization]}, {(x.Spec.TrainB ? "true" : "false")}, {CodeWriter.D(x.Spec.Dropout)}, {CodeWriter.D(x.Spec.DtMin)}, {CodeWriter.D(x.Spec.DtMax)})",
+            MambaLayerPlan m => $"new MambaLayerConfig({m.N}, {m.Spec.Expand}, {m.Spec.ConvWidth}, {m.R}, NormKind.{(m.Rms ? "RmsNorm" : "LayerNorm")}, {CodeWriter.D(m.Spec.DtMin)}, {CodeWriter.D(m.Spec.DtMax)})",
+            _ => "null!",
+        }));
         w.Line("/// <summary>The declaration as a runtime description.</summary>");
         w.Line($"public static ModelConfig Declaration {{ get; }} = new(Input: {s.Input}, Vocab: {s.Vocab}, DModel: {s.DModel}, Output: {s.Output}, Pooling.{PoolingNames[s.Pooling]},");
-        w.Line($"    new S4DLayerConfig[] {{ {layers} }});");
+        w.Line($"    new LayerConfig[] {{ {layers} }});");
         w.Line("public ModelConfig Config => Declaration;");
         w.Line("/// <summary>The parameter table, in buffer order.</summary>");
         w.Line("public static IReadOnlyList<ParameterInfo> Table => s_table;");
@@ -185,9 +213,12 @@ internal static class ModelEmitter
         {
             var p = plan.Parameters[t];
             string span = $"_p.AsSpan({p.Const}, {p.Length})";
-            var layer = p.Layer >= 0 ? plan.Layers[p.Layer].Spec : null;
+            var layer = p.Layer >= 0 ? (plan.Layers[p.Layer] as S4DLayerPlan)?.Spec : null;
+            var mamba = p.Layer >= 0 ? (plan.Layers[p.Layer] as MambaLayerPlan)?.Spec : null;
             string? call = p.Init switch
             {
+                InitKind.MambaALog => $"Initialization.MambaALog({span}, {mamba!.N});",
+                InitKind.MambaDtBias => $"Initialization.MambaDtBias({span}, {CodeWriter.D(mamba!.DtMin)}, {CodeWriter.D(mamba.DtMax)}, ref rng);",
                 InitKind.Uniform => $"Initialization.Uniform({span}, {CodeWriter.D(p.InitArg)}, ref rng);",
                 InitKind.Normal => $"Initialization.Normal({span}, {CodeWriter.D(p.InitArg)}, ref rng);",
                 InitKind.One => $"Initialization.Constant({span}, 1f);",
@@ -199,6 +230,7 @@ internal static class ModelEmitter
                 _ => $"Initialization.ComplexNormal({span}, ref rng);",
             };
             if (call is null) w.Line($"// {p.Name}: filled together with log_A_real");
+            else if (!call.Contains("ref rng")) w.Line($"{call} // {p.Name}");
             else w.Line($"{{ var rng = Initialization.StreamFor(seed, {t}); {call} }} // {p.Name}");
         }
         w.Close();
@@ -223,7 +255,7 @@ internal static class ModelEmitter
             w.Line("int rows = batch * length;");
             w.Line("input.CopyTo(_input);");
             w.Line("// encoder: (B, L, Input) → (B, L, H)");
-            w.Line($"Gemm.LinearForward(input, {Span("_p", plan, "encoder.weight", "H * InputSize")}, {Span("_p", plan, "encoder.bias", "H")}, _l0X, rows, InputSize, H, _ws);");
+            w.Line($"Gemm.LinearForward(input, {Span("_p", plan, plan.Names.Encoder + ".weight", "H * InputSize")}, {Span("_p", plan, plan.Names.Encoder + ".bias", "H")}, _l0X, rows, InputSize, H, _ws);");
             w.Line("RunLayers(batch, length, output, training);");
         }
         w.Close();
@@ -237,7 +269,7 @@ internal static class ModelEmitter
             w.Line("    if ((uint)tokens[i] >= VocabSize) throw new ArgumentOutOfRangeException(nameof(tokens), tokens[i], $\"Token {i} is {tokens[i]}, outside [0, {VocabSize}).\");");
             w.Line("tokens.CopyTo(_tokens);");
             w.Line("// encoder: embedding rows, (B, L) → (B, L, H)");
-            w.Line($"var emb = {Span("_p", plan, "encoder.weight", "VocabSize * H")};");
+            w.Line($"var emb = {Span("_p", plan, plan.Names.Encoder + ".weight", "VocabSize * H")};");
             w.Line("for (int r = 0; r < tokens.Length; r++) emb.Slice(tokens[r] * H, H).CopyTo(_l0X.AsSpan(r * H, H));");
             w.Line("RunLayers(batch, length, output, training);");
         }
@@ -248,14 +280,14 @@ internal static class ModelEmitter
         w.Line("if (training) _maskStep = DropoutStep++;");
         w.Line("int rows = batch * length;");
         foreach (var l in plan.Layers) w.Line($"Layer{l.Index}Forward(batch, length);");
-        w.Line($"BlockKernels.LayerNormForward(_xf.AsSpan(0, rows * H), {Span("_p", plan, "norm_f.weight", "H")}, {Span("_p", plan, "norm_f.bias", "H")}, _nf, _meanF, _rstdF, rows, H, _ws);");
+        w.Line(NormForward(plan, plan.Names.FinalRms, plan.Names.FinalNorm, "_xf.AsSpan(0, rows * H)", "_nf", "_meanF", "_rstdF", "rows"));
         w.Line(plan.Spec.Pooling switch
         {
             0 => "// mean pooling over time: (B, L, H) → (B, H)\n        for (int b = 0; b < batch; b++)\n        {\n            var pb = _pooled.AsSpan(b * H, H);\n            pb.Clear();\n            for (int t = 0; t < length; t++) TensorPrimitives.Add(pb, _nf.AsSpan((b * length + t) * H, H), pb);\n            TensorPrimitives.Multiply(pb, 1f / length, pb);\n        }",
             1 => "// last-position pooling: (B, L, H) → (B, H)\n        for (int b = 0; b < batch; b++) _nf.AsSpan((b * length + length - 1) * H, H).CopyTo(_pooled.AsSpan(b * H, H));",
             _ => "// no pooling: every token keeps its row\n        _nf.AsSpan(0, rows * H).CopyTo(_pooled);",
         });
-        w.Line($"Gemm.LinearForward(_pooled.AsSpan(0, {outRows} * H), {Span("_p", plan, "decoder.weight", "OutputSize * H")}, {Span("_p", plan, "decoder.bias", "OutputSize")}, output, {outRows}, H, OutputSize, _ws);");
+        w.Line($"Gemm.LinearForward(_pooled.AsSpan(0, {outRows} * H), {Span("_p", plan, plan.Names.Decoder + ".weight", "OutputSize * H")}, {DecoderBias(plan, "_p")}, output, {outRows}, H, OutputSize, _ws);");
         w.Close();
         w.Line();
     }
@@ -269,7 +301,7 @@ internal static class ModelEmitter
         w.Line("if (dOutput.Length != outRows * OutputSize) throw new ArgumentException($\"dOutput has {dOutput.Length} values; the last Forward produced {outRows * OutputSize}.\", nameof(dOutput));");
         w.Line("var dPooled = _dPooled.AsSpan(0, outRows * H);");
         w.Line("dPooled.Clear();");
-        w.Line($"Gemm.LinearBackward(_pooled, {Span("_p", plan, "decoder.weight", "OutputSize * H")}, dOutput, dPooled, {Span("_g", plan, "decoder.weight", "OutputSize * H")}, {Span("_g", plan, "decoder.bias", "OutputSize")}, outRows, H, OutputSize, _ws);");
+        w.Line($"Gemm.LinearBackward(_pooled, {Span("_p", plan, plan.Names.Decoder + ".weight", "OutputSize * H")}, dOutput, dPooled, {Span("_g", plan, plan.Names.Decoder + ".weight", "OutputSize * H")}, {DecoderBias(plan, "_g")}, outRows, H, OutputSize, _ws);");
         w.Line("var dNf = _dA.AsSpan(0, rows * H);");
         w.Line(plan.Spec.Pooling switch
         {
@@ -279,15 +311,15 @@ internal static class ModelEmitter
         });
         w.Line("var dX = _dX.AsSpan(0, rows * H);");
         w.Line("dX.Clear();");
-        w.Line($"BlockKernels.LayerNormBackward(_xf, {Span("_p", plan, "norm_f.weight", "H")}, _meanF, _rstdF, dNf, dX, {Span("_g", plan, "norm_f.weight", "H")}, {Span("_g", plan, "norm_f.bias", "H")}, _lnScratch, rows, H, _ws);");
+        w.Line(NormBackward(plan, plan.Names.FinalRms, plan.Names.FinalNorm, "_xf", "_meanF", "_rstdF", "dNf", "dX", "rows"));
         foreach (var l in plan.Layers.Reverse()) w.Line($"Layer{l.Index}Backward(batch, length);");
         if (plan.TokenInput)
         {
-            w.Line($"var gEmb = {Span("_g", plan, "encoder.weight", "VocabSize * H")};");
+            w.Line($"var gEmb = {Span("_g", plan, plan.Names.Encoder + ".weight", "VocabSize * H")};");
             w.Line("for (int r = 0; r < rows; r++) { var ge = gEmb.Slice(_tokens[r] * H, H); TensorPrimitives.Add(ge, dX.Slice(r * H, H), ge); }");
         }
         else
-            w.Line($"Gemm.LinearBackward(_input, {Span("_p", plan, "encoder.weight", "H * InputSize")}, dX, Span<float>.Empty, {Span("_g", plan, "encoder.weight", "H * InputSize")}, {Span("_g", plan, "encoder.bias", "H")}, rows, InputSize, H, _ws);");
+            w.Line($"Gemm.LinearBackward(_input, {Span("_p", plan, plan.Names.Encoder + ".weight", "H * InputSize")}, dX, Span<float>.Empty, {Span("_g", plan, plan.Names.Encoder + ".weight", "H * InputSize")}, {Span("_g", plan, plan.Names.Encoder + ".bias", "H")}, rows, InputSize, H, _ws);");
         w.Close();
         w.Line();
     }
@@ -301,21 +333,18 @@ internal static class ModelEmitter
         w.Line("if (state.Values.Length != StateSize) throw new ArgumentException($\"State has {state.Values.Length} values; this model's state has {StateSize}.\", nameof(state));");
         w.Line("if (outputLength < OutputSize) throw new ArgumentException($\"Output has room for {outputLength} values; it needs {OutputSize}.\", \"y\");");
         w.Line("int t = state.Advance(this);");
-        w.Line("if (t == 0) DiscretizeInto(state.Values); // a new stream takes the current SSM parameters");
+        if (plan.S4DLayers.Any()) w.Line("if (t == 0) DiscretizeInto(state.Values); // a new stream takes the current SSM parameters");
         w.Line("return t;");
         w.Close();
         w.Line();
-        w.Open("private void DiscretizeInto(float[] state)");
-        foreach (var l in plan.Layers) w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, state.AsSpan(S_modes{l.Index}, {S4DEmitter.ModeTables} * H * {l.Modes}));");
-        w.Close();
-        w.Line();
+        if (plan.S4DLayers.Any()) S4DEmitter.EmitDiscretizeInto(w, plan);
         w.Open("public void Step(SsmState state, ReadOnlySpan<float> x, Span<float> y)");
         if (plan.TokenInput) w.Line("throw new InvalidOperationException(\"This model reads token ids: call Step(state, int token, y).\");");
         else
         {
             w.Line("if (x.Length != InputSize) throw new ArgumentException($\"x has {x.Length} values; expected InputSize = {InputSize}.\", nameof(x));");
             w.Line("int t = BeginStep(state, y.Length);");
-            w.Line($"Gemm.LinearForward(x, {Span("_p", plan, "encoder.weight", "H * InputSize")}, {Span("_p", plan, "encoder.bias", "H")}, _sx, 1, InputSize, H, _ws);");
+            w.Line($"Gemm.LinearForward(x, {Span("_p", plan, plan.Names.Encoder + ".weight", "H * InputSize")}, {Span("_p", plan, plan.Names.Encoder + ".bias", "H")}, _sx, 1, InputSize, H, _ws);");
             w.Line("StepLayers(state.Values, t, y);");
         }
         w.Close();
@@ -326,14 +355,14 @@ internal static class ModelEmitter
         {
             w.Line("if ((uint)token >= VocabSize) throw new ArgumentOutOfRangeException(nameof(token), token, $\"Token must be in [0, {VocabSize}).\");");
             w.Line("int t = BeginStep(state, y.Length);");
-            w.Line($"{Span("_p", plan, "encoder.weight", "VocabSize * H")}.Slice(token * H, H).CopyTo(_sx);");
+            w.Line($"{Span("_p", plan, plan.Names.Encoder + ".weight", "VocabSize * H")}.Slice(token * H, H).CopyTo(_sx);");
             w.Line("StepLayers(state.Values, t, y);");
         }
         w.Close();
         w.Line();
         w.Open("private void StepLayers(float[] state, int t, Span<float> y)");
-        foreach (var l in plan.Layers) w.Line($"Layer{l.Index}Step(state.AsSpan(S_l{l.Index}, {2 * l.Modes} * H), state.AsSpan(S_modes{l.Index}, {S4DEmitter.ModeTables} * H * {l.Modes}));");
-        w.Line($"BlockKernels.LayerNormForward(_sx, {Span("_p", plan, "norm_f.weight", "H")}, {Span("_p", plan, "norm_f.bias", "H")}, _sn, _sStat.AsSpan(0, 1), _sStat.AsSpan(1, 1), 1, H, _ws);");
+        foreach (var l in plan.Layers) w.Line($"Layer{l.Index}Step(state.AsSpan(S_l{l.Index}, {StateSize(plan, l)}));");
+        w.Line(NormForward(plan, plan.Names.FinalRms, plan.Names.FinalNorm, "_sx", "_sn", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
         if (plan.Spec.Pooling == 0)
         {
             w.Line("// running mean: the output for the prefix seen so far");
@@ -342,112 +371,7 @@ internal static class ModelEmitter
             w.Line("TensorPrimitives.Multiply(sum, 1f / (t + 1), _sp);");
         }
         else w.Line("_sn.AsSpan().CopyTo(_sp);");
-        w.Line($"Gemm.LinearForward(_sp, {Span("_p", plan, "decoder.weight", "OutputSize * H")}, {Span("_p", plan, "decoder.bias", "OutputSize")}, y, 1, H, OutputSize, _ws);");
-        w.Close();
-        w.Line();
-    }
-
-    private static string MixerArgs(ModelPlan plan, S4DLayerPlan l, string buf)
-    {
-        string m = l.Prefix + "mixer.";
-        int hm = plan.Spec.DModel * l.Modes;
-        string b = l.Spec.TrainB ? Span(buf, plan, m + "B", (2 * hm).ToString()) : "ReadOnlySpan<float>.Empty";
-        return $"{Span(buf, plan, m + "log_dt", "H")}, {Span(buf, plan, m + "log_A_real", hm.ToString())}, {Span(buf, plan, m + "A_imag", hm.ToString())}, {b}, {Span(buf, plan, m + "C", (2 * hm).ToString())}";
-    }
-
-    /// <summary>p·2³² as a uint literal (the same rule as Rng.DropoutThreshold).</summary>
-    private static string DropThreshold(S4DLayerPlan l) => ((uint)System.Math.Min(uint.MaxValue, l.Spec.Dropout * 4294967296.0)).ToString(System.Globalization.CultureInfo.InvariantCulture) + "u";
-    private static string DropScale(S4DLayerPlan l) => CodeWriter.F(1 / (1 - l.Spec.Dropout));
-
-    private static void EmitLayerForward(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
-    {
-        string i = "_l" + l.Index, p = l.Prefix;
-        w.Line($"/// <summary>Block {l.Index}, (B, L, H) → (B, L, H): pre-LayerNorm, S4D (N = {l.Spec.N}, {DiscNames[l.Spec.Discretization]}), GELU,");
-        w.Line($"/// Linear(H → 2H), GLU, dropout (p = {l.Spec.Dropout}), residual.</summary>");
-        w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
-        w.Line("int rows = batch * length;");
-        w.Line($"var x = {i}X.AsSpan(0, rows * H);");
-        w.Line($"var u = {i}U.AsSpan(0, rows * H);");
-        w.Line($"var y = {i}Y.AsSpan(0, rows * H);");
-        w.Line($"BlockKernels.LayerNormForward(x, {Span("_p", plan, p + "norm.weight", "H")}, {Span("_p", plan, p + "norm.bias", "H")}, u, {i}Mean, {i}Rstd, rows, H, _ws);");
-        w.Line("// S4D: discretize the modes, build the kernel K (H, L), convolve each channel along time, add D·u");
-        w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, {i}Modes);");
-        w.Line($"S4D_N{l.Spec.N}_Kernel({i}Modes, {i}K, length);");
-        w.Line($"_conv.Forward({i}K, u, y, batch, length);");
-        w.Line($"var d = {Span("_p", plan, p + "mixer.D", "H")};");
-        w.Line("for (int r = 0; r < rows; r++) TensorPrimitives.FusedMultiplyAdd(u.Slice(r * H, H), d, y.Slice(r * H, H), y.Slice(r * H, H));");
-        w.Line($"BlockKernels.GeluForward(y, {i}G.AsSpan(0, rows * H), _ws);");
-        w.Line($"Gemm.LinearForward({i}G.AsSpan(0, rows * H), {Span("_p", plan, p + "mixer.output_linear.weight", "2 * H * H")}, {Span("_p", plan, p + "mixer.output_linear.bias", "2 * H")}, {i}O, rows, H, 2 * H, _ws);");
-        w.Line($"BlockKernels.GluForward({i}O, {i}Glu, rows, H, _ws);");
-        w.Line($"var next = {Next(plan, l)}.AsSpan(0, rows * H);");
-        if (l.Spec.Dropout > 0)
-        {
-            w.Line("if (_training)");
-            w.Line($"    BlockKernels.DropoutResidual(x, {i}Glu.AsSpan(0, rows * H), next, Rng.DropoutKey(DropoutSeed, _maskStep, {l.Index}), {DropThreshold(l)}, {DropScale(l)});");
-            w.Line("else");
-            w.Line($"    TensorPrimitives.Add(x, {i}Glu.AsSpan(0, rows * H), next);");
-        }
-        else w.Line($"TensorPrimitives.Add(x, {i}Glu.AsSpan(0, rows * H), next);");
-        w.Close();
-        w.Line();
-    }
-
-    private static void EmitLayerBackward(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
-    {
-        string i = "_l" + l.Index, p = l.Prefix;
-        int hm = plan.Spec.DModel * l.Modes;
-        w.Line($"/// <summary>Block {l.Index} backward: _dX holds dL/d(block output) and leaves holding dL/d(block input).</summary>");
-        w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
-        w.Line("int rows = batch * length;");
-        w.Line("var dX = _dX.AsSpan(0, rows * H);");
-        w.Line($"var x = {i}X.AsSpan(0, rows * H);");
-        w.Line($"var u = {i}U.AsSpan(0, rows * H);");
-        w.Line("var dGlu = _dA.AsSpan(0, rows * H);");
-        if (l.Spec.Dropout > 0)
-        {
-            w.Line($"if (_training) BlockKernels.DropoutResidual(ReadOnlySpan<float>.Empty, dX, dGlu, Rng.DropoutKey(DropoutSeed, _maskStep, {l.Index}), {DropThreshold(l)}, {DropScale(l)}); // the forward's mask");
-            w.Line("else dX.CopyTo(dGlu);");
-        }
-        else w.Line("dX.CopyTo(dGlu);");
-        w.Line("var dO = _dO.AsSpan(0, rows * 2 * H);");
-        w.Line($"BlockKernels.GluBackward({i}O, dGlu, dO, rows, H, _ws);");
-        w.Line("var dY = _dB.AsSpan(0, rows * H);");
-        w.Line("dY.Clear();");
-        w.Line($"Gemm.LinearBackward({i}G, {Span("_p", plan, p + "mixer.output_linear.weight", "2 * H * H")}, dO, dY, {Span("_g", plan, p + "mixer.output_linear.weight", "2 * H * H")}, {Span("_g", plan, p + "mixer.output_linear.bias", "2 * H")}, rows, H, 2 * H, _ws);");
-        w.Line($"BlockKernels.GeluBackward({i}Y.AsSpan(0, rows * H), dY, dY, _ws);");
-        w.Line("// D skip: dD += Σ dy·u, du = D·dy");
-        w.Line($"var d = {Span("_p", plan, p + "mixer.D", "H")};");
-        w.Line($"var gD = {Span("_g", plan, p + "mixer.D", "H")};");
-        w.Line("var dU = _dC.AsSpan(0, rows * H);");
-        w.Open("for (int r = 0; r < rows; r++)");
-        w.Line("TensorPrimitives.FusedMultiplyAdd(dY.Slice(r * H, H), u.Slice(r * H, H), gD, gD);");
-        w.Line("TensorPrimitives.Multiply(dY.Slice(r * H, H), d, dU.Slice(r * H, H));");
-        w.Close();
-        w.Line("// convolution backward: du += Σ dy[s]·K[s−t], dK[l] = Σ dy[t]·u[t−l]");
-        w.Line($"_conv.Backward({i}K, u, dY, dGlu, _dk, batch, length);");
-        w.Line("TensorPrimitives.Add(dU, dGlu, dU);");
-        w.Line("// kernel backward: Horner sums per mode, then the chain rule to log Δ, A, B, C");
-        w.Line($"S4D_N{l.Spec.N}_Horner({i}Modes, _dk, _sums, length);");
-        string gb = l.Spec.TrainB ? Span("_g", plan, p + "mixer.B", (2 * hm).ToString()) : "Span<float>.Empty";
-        w.Line($"{l.Variant}_ChainRule({MixerArgs(plan, l, "_p")}, _sums, {Span("_g", plan, p + "mixer.log_dt", "H")}, {Span("_g", plan, p + "mixer.log_A_real", hm.ToString())}, {Span("_g", plan, p + "mixer.A_imag", hm.ToString())}, {gb}, {Span("_g", plan, p + "mixer.C", (2 * hm).ToString())});");
-        w.Line("// pre-norm: the residual already carries dX; add the path through the norm");
-        w.Line($"BlockKernels.LayerNormBackward(x, {Span("_p", plan, p + "norm.weight", "H")}, {i}Mean, {i}Rstd, dU, dX, {Span("_g", plan, p + "norm.weight", "H")}, {Span("_g", plan, p + "norm.bias", "H")}, _lnScratch, rows, H, _ws);");
-        w.Close();
-        w.Line();
-    }
-
-    private static void EmitLayerStep(CodeWriter w, S4DLayerPlan l)
-    {
-        // The step uses the plan's parameter constants through the same names as the forward.
-        string p = "P_" + l.Prefix.Replace('.', '_');
-        w.Line($"/// <summary>Block {l.Index}, one token: the stream _sx (H) is updated in place; O(H·N) work.</summary>");
-        w.Open($"private void Layer{l.Index}Step(Span<float> state, ReadOnlySpan<float> modes)");
-        w.Line($"BlockKernels.LayerNormForward(_sx, _p.AsSpan({p}norm_weight, H), _p.AsSpan({p}norm_bias, H), _su, _sStat.AsSpan(0, 1), _sStat.AsSpan(1, 1), 1, H, _ws);");
-        w.Line($"S4D_N{l.Spec.N}_Step(modes, _p.AsSpan({p}mixer_D, H), state, _su, _sy);");
-        w.Line("BlockKernels.GeluForward(_sy, _sg, _ws);");
-        w.Line($"Gemm.LinearForward(_sg, _p.AsSpan({p}mixer_output_linear_weight, 2 * H * H), _p.AsSpan({p}mixer_output_linear_bias, 2 * H), _so, 1, H, 2 * H, _ws);");
-        w.Line("BlockKernels.GluForward(_so, _sglu, 1, H, _ws);");
-        w.Line("TensorPrimitives.Add(_sx, _sglu, _sx);");
+        w.Line($"Gemm.LinearForward(_sp, {Span("_p", plan, plan.Names.Decoder + ".weight", "OutputSize * H")}, {DecoderBias(plan, "_p")}, y, 1, H, OutputSize, _ws);");
         w.Close();
         w.Line();
     }

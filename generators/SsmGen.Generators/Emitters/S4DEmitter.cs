@@ -6,7 +6,8 @@ using SsmGen.Generators.Model;
 namespace SsmGen.Generators.Emitters;
 
 /// <summary>
-/// The S4D layer, CPU backend: the specialized kernels one S4D variant needs, with the number of complex
+/// The S4D layer, CPU backend: the block's buffers and passes (pre-LayerNorm, S4D, GELU, Linear H→2H, GLU,
+/// dropout, residual), and the specialized kernels one S4D variant needs, with the number of complex
 /// modes M = N/2 a constant and the mode loop held in fixed-width vector registers (Vector512 or
 /// Vector256 where M divides, a scalar loop otherwise). Mode tables are laid out
 /// [Re Ā | Im Ā | Re W | Im W | Re Ā^32 | Im Ā^32], each (H, M), W = C·B̄.
@@ -16,16 +17,62 @@ internal static class S4DEmitter
     /// <summary>Tables per mode: Re/Im of Ā, of W = C·B̄, and of the anchor Ā^32.</summary>
     public const int ModeTables = 6;
 
+    /// <summary>Step state of one block: the complex state (2·H·N/2) and the stream's mode tables.</summary>
+    public static int StateSize(ModelPlan plan, S4DLayerPlan l) => (2 + ModeTables) * plan.Spec.DModel * l.Modes;
+
+    private static int MaxModes(ModelPlan plan) => plan.S4DLayers.Max(l => l.Modes);
+
+    /// <summary>Saved activations per S4D block, and the scratch all S4D blocks share.</summary>
+    public static void EmitFields(CodeWriter w, ModelPlan plan)
+    {
+        w.Line("// S4D blocks: norm stats, norm out, S4D out, GELU out, linear out, GLU out, kernel, mode tables.");
+        foreach (var l in plan.S4DLayers)
+            w.Line($"private readonly float[] _l{l.Index}Mean, _l{l.Index}Rstd, _l{l.Index}U, _l{l.Index}Y, _l{l.Index}G, _l{l.Index}O, _l{l.Index}Glu, _l{l.Index}K, _l{l.Index}Modes;");
+        w.Line("private readonly CausalConvolution _conv;");
+        w.Line("private readonly float[] _dB, _dC, _dO, _dk, _sums, _su, _sy, _sg, _so, _sglu;");
+    }
+
+    public static void EmitAllocations(CodeWriter w, ModelPlan plan)
+    {
+        w.Line("_conv = new CausalConvolution(H, maxBatch, maxLength);");
+        foreach (var l in plan.S4DLayers)
+        {
+            string i = "_l" + l.Index;
+            w.Line($"{i}Mean = new float[rows]; {i}Rstd = new float[rows]; {i}U = new float[rows * H]; {i}Y = new float[rows * H];");
+            w.Line($"{i}G = new float[rows * H]; {i}O = new float[rows * 2 * H]; {i}Glu = new float[rows * H]; {i}K = new float[H * maxLength]; {i}Modes = new float[{ModeTables} * H * {l.Modes}];");
+        }
+        w.Line("_dB = new float[rows * H]; _dC = new float[rows * H]; _dO = new float[rows * 2 * H];");
+        w.Line($"_dk = new float[H * maxLength]; _sums = new float[4 * H * {MaxModes(plan)}];");
+        w.Line("_su = new float[H]; _sy = new float[H]; _sg = new float[H]; _so = new float[2 * H]; _sglu = new float[H];");
+    }
+
+    /// <summary>A new stream discretizes every S4D block's modes into its state once.</summary>
+    public static void EmitDiscretizeInto(CodeWriter w, ModelPlan plan)
+    {
+        w.Open("private void DiscretizeInto(float[] state)");
+        foreach (var l in plan.S4DLayers) w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, state.AsSpan(S_l{l.Index} + {2 * l.Modes} * H, {ModeTables} * H * {l.Modes}));");
+        w.Close();
+        w.Line();
+    }
+
+    /// <summary>The block's forward, backward and step passes.</summary>
+    public static void EmitLayer(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
+    {
+        EmitLayerForward(w, plan, l);
+        EmitLayerBackward(w, plan, l);
+        EmitLayerStep(w, plan, l);
+    }
+
     /// <summary>Emits every kernel the plan's S4D layers use, each variant once.</summary>
     public static void EmitKernels(CodeWriter w, ModelPlan plan)
     {
-        foreach (int n in plan.Layers.Select(l => l.Spec.N).Distinct())
+        foreach (int n in plan.S4DLayers.Select(l => l.Spec.N).Distinct())
         {
             EmitKernel(w, n);
             EmitHorner(w, n);
             EmitStep(w, n);
         }
-        foreach (var l in plan.Layers.GroupBy(l => l.Variant).Select(g => g.First()))
+        foreach (var l in plan.S4DLayers.GroupBy(l => l.Variant).Select(g => g.First()))
         {
             EmitDiscretize(w, l);
             EmitChainRule(w, l);
@@ -283,4 +330,111 @@ internal static class S4DEmitter
         w.Line();
     }
 
+    private static string MixerArgs(ModelPlan plan, S4DLayerPlan l, string buf)
+    {
+        string m = l.Prefix + "mixer.";
+        int hm = plan.Spec.DModel * l.Modes;
+        string b = l.Spec.TrainB ? ModelEmitter.Span(buf, plan, m + "B", (2 * hm).ToString()) : "ReadOnlySpan<float>.Empty";
+        return $"{ModelEmitter.Span(buf, plan, m + "log_dt", "H")}, {ModelEmitter.Span(buf, plan, m + "log_A_real", hm.ToString())}, {ModelEmitter.Span(buf, plan, m + "A_imag", hm.ToString())}, {b}, {ModelEmitter.Span(buf, plan, m + "C", (2 * hm).ToString())}";
+    }
+
+    /// <summary>p·2³² as a uint literal (the same rule as Rng.DropoutThreshold).</summary>
+    private static string DropThreshold(S4DLayerPlan l) => ((uint)System.Math.Min(uint.MaxValue, l.Spec.Dropout * 4294967296.0)).ToString(System.Globalization.CultureInfo.InvariantCulture) + "u";
+    private static string DropScale(S4DLayerPlan l) => CodeWriter.F(1 / (1 - l.Spec.Dropout));
+
+    private static void EmitLayerForward(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
+    {
+        string i = "_l" + l.Index, p = l.Prefix;
+        w.Line($"/// <summary>Block {l.Index}, (B, L, H) → (B, L, H): pre-LayerNorm, S4D (N = {l.Spec.N}, {ModelEmitter.DiscNames[l.Spec.Discretization]}), GELU,");
+        w.Line($"/// Linear(H → 2H), GLU, dropout (p = {l.Spec.Dropout}), residual.</summary>");
+        w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
+        w.Line("int rows = batch * length;");
+        w.Line($"var x = {i}X.AsSpan(0, rows * H);");
+        w.Line($"var u = {i}U.AsSpan(0, rows * H);");
+        w.Line($"var y = {i}Y.AsSpan(0, rows * H);");
+        w.Line($"BlockKernels.LayerNormForward(x, {ModelEmitter.Span("_p", plan, p + "norm.weight", "H")}, {ModelEmitter.Span("_p", plan, p + "norm.bias", "H")}, u, {i}Mean, {i}Rstd, rows, H, _ws);");
+        w.Line("// S4D: discretize the modes, build the kernel K (H, L), convolve each channel along time, add D·u");
+        w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, {i}Modes);");
+        w.Line($"S4D_N{l.Spec.N}_Kernel({i}Modes, {i}K, length);");
+        w.Line($"_conv.Forward({i}K, u, y, batch, length);");
+        w.Line($"var d = {ModelEmitter.Span("_p", plan, p + "mixer.D", "H")};");
+        w.Line("for (int r = 0; r < rows; r++) TensorPrimitives.FusedMultiplyAdd(u.Slice(r * H, H), d, y.Slice(r * H, H), y.Slice(r * H, H));");
+        w.Line($"BlockKernels.GeluForward(y, {i}G.AsSpan(0, rows * H), _ws);");
+        w.Line($"Gemm.LinearForward({i}G.AsSpan(0, rows * H), {ModelEmitter.Span("_p", plan, p + "mixer.output_linear.weight", "2 * H * H")}, {ModelEmitter.Span("_p", plan, p + "mixer.output_linear.bias", "2 * H")}, {i}O, rows, H, 2 * H, _ws);");
+        w.Line($"BlockKernels.GluForward({i}O, {i}Glu, rows, H, _ws);");
+        w.Line($"var next = {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H);");
+        if (l.Spec.Dropout > 0)
+        {
+            w.Line("if (_training)");
+            w.Line($"    BlockKernels.DropoutResidual(x, {i}Glu.AsSpan(0, rows * H), next, Rng.DropoutKey(DropoutSeed, _maskStep, {l.Index}), {DropThreshold(l)}, {DropScale(l)});");
+            w.Line("else");
+            w.Line($"    TensorPrimitives.Add(x, {i}Glu.AsSpan(0, rows * H), next);");
+        }
+        else w.Line($"TensorPrimitives.Add(x, {i}Glu.AsSpan(0, rows * H), next);");
+        w.Close();
+        w.Line();
+    }
+
+    private static void EmitLayerBackward(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
+    {
+        string i = "_l" + l.Index, p = l.Prefix;
+        int hm = plan.Spec.DModel * l.Modes;
+        w.Line($"/// <summary>Block {l.Index} backward: _dX holds dL/d(block output) and leaves holding dL/d(block input).</summary>");
+        w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
+        w.Line("int rows = batch * length;");
+        w.Line("var dX = _dX.AsSpan(0, rows * H);");
+        w.Line($"var x = {i}X.AsSpan(0, rows * H);");
+        w.Line($"var u = {i}U.AsSpan(0, rows * H);");
+        w.Line("var dGlu = _dA.AsSpan(0, rows * H);");
+        if (l.Spec.Dropout > 0)
+        {
+            w.Line($"if (_training) BlockKernels.DropoutResidual(ReadOnlySpan<float>.Empty, dX, dGlu, Rng.DropoutKey(DropoutSeed, _maskStep, {l.Index}), {DropThreshold(l)}, {DropScale(l)}); // the forward's mask");
+            w.Line("else dX.CopyTo(dGlu);");
+        }
+        else w.Line("dX.CopyTo(dGlu);");
+        w.Line("var dO = _dO.AsSpan(0, rows * 2 * H);");
+        w.Line($"BlockKernels.GluBackward({i}O, dGlu, dO, rows, H, _ws);");
+        w.Line("var dY = _dB.AsSpan(0, rows * H);");
+        w.Line("dY.Clear();");
+        w.Line($"Gemm.LinearBackward({i}G, {ModelEmitter.Span("_p", plan, p + "mixer.output_linear.weight", "2 * H * H")}, dO, dY, {ModelEmitter.Span("_g", plan, p + "mixer.output_linear.weight", "2 * H * H")}, {ModelEmitter.Span("_g", plan, p + "mixer.output_linear.bias", "2 * H")}, rows, H, 2 * H, _ws);");
+        w.Line($"BlockKernels.GeluBackward({i}Y.AsSpan(0, rows * H), dY, dY, _ws);");
+        w.Line("// D skip: dD += Σ dy·u, du = D·dy");
+        w.Line($"var d = {ModelEmitter.Span("_p", plan, p + "mixer.D", "H")};");
+        w.Line($"var gD = {ModelEmitter.Span("_g", plan, p + "mixer.D", "H")};");
+        w.Line("var dU = _dC.AsSpan(0, rows * H);");
+        w.Open("for (int r = 0; r < rows; r++)");
+        w.Line("TensorPrimitives.FusedMultiplyAdd(dY.Slice(r * H, H), u.Slice(r * H, H), gD, gD);");
+        w.Line("TensorPrimitives.Multiply(dY.Slice(r * H, H), d, dU.Slice(r * H, H));");
+        w.Close();
+        w.Line("// convolution backward: du += Σ dy[s]·K[s−t], dK[l] = Σ dy[t]·u[t−l]");
+        w.Line($"_conv.Backward({i}K, u, dY, dGlu, _dk, batch, length);");
+        w.Line("TensorPrimitives.Add(dU, dGlu, dU);");
+        w.Line("// kernel backward: Horner sums per mode, then the chain rule to log Δ, A, B, C");
+        w.Line($"S4D_N{l.Spec.N}_Horner({i}Modes, _dk, _sums, length);");
+        string gb = l.Spec.TrainB ? ModelEmitter.Span("_g", plan, p + "mixer.B", (2 * hm).ToString()) : "Span<float>.Empty";
+        w.Line($"{l.Variant}_ChainRule({MixerArgs(plan, l, "_p")}, _sums, {ModelEmitter.Span("_g", plan, p + "mixer.log_dt", "H")}, {ModelEmitter.Span("_g", plan, p + "mixer.log_A_real", hm.ToString())}, {ModelEmitter.Span("_g", plan, p + "mixer.A_imag", hm.ToString())}, {gb}, {ModelEmitter.Span("_g", plan, p + "mixer.C", (2 * hm).ToString())});");
+        w.Line("// pre-norm: the residual already carries dX; add the path through the norm");
+        w.Line(ModelEmitter.NormBackward(plan, false, p + "norm", "x", $"{i}Mean", $"{i}Rstd", "dU", "dX", "rows"));
+        w.Close();
+        w.Line();
+    }
+
+    private static void EmitLayerStep(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
+    {
+        // The step uses the plan's parameter constants through the same names as the forward.
+        string p = "P_" + l.Prefix.Replace('.', '_');
+        w.Line($"/// <summary>Block {l.Index}, one token: the stream _sx (H) is updated in place; O(H·N) work.");
+        w.Line($"/// State: [Re x | Im x] (H, N/2), then the stream's discretized mode tables ({ModeTables}·H·N/2).</summary>");
+        w.Open($"private void Layer{l.Index}Step(Span<float> stateAndModes)");
+        w.Line($"var state = stateAndModes.Slice(0, {2 * l.Modes} * H);");
+        w.Line($"ReadOnlySpan<float> modes = stateAndModes.Slice({2 * l.Modes} * H, {ModeTables} * H * {l.Modes});");
+        w.Line($"BlockKernels.LayerNormForward(_sx, _p.AsSpan({p}norm_weight, H), _p.AsSpan({p}norm_bias, H), _su, _sStat.AsSpan(0, 1), _sStat.AsSpan(1, 1), 1, H, _ws);");
+        w.Line($"S4D_N{l.Spec.N}_Step(modes, _p.AsSpan({p}mixer_D, H), state, _su, _sy);");
+        w.Line("BlockKernels.GeluForward(_sy, _sg, _ws);");
+        w.Line($"Gemm.LinearForward(_sg, _p.AsSpan({p}mixer_output_linear_weight, 2 * H * H), _p.AsSpan({p}mixer_output_linear_bias, 2 * H), _so, 1, H, 2 * H, _ws);");
+        w.Line("BlockKernels.GluForward(_so, _sglu, 1, H, _ws);");
+        w.Line("TensorPrimitives.Add(_sx, _sglu, _sx);");
+        w.Close();
+        w.Line();
+    }
 }

@@ -1,7 +1,9 @@
+using System.Linq;
+
 namespace SsmGen.Generators.Model;
 
 /// <summary>How a tensor is initialized (the emitter writes the matching runtime call).</summary>
-internal enum InitKind { Uniform, Normal, One, Zero, LogDt, S4DA, S4DAImag, ComplexOne, ComplexNormal }
+internal enum InitKind { Uniform, Normal, One, Zero, LogDt, S4DA, S4DAImag, ComplexOne, ComplexNormal, MambaALog, MambaDtBias }
 
 /// <summary>One tensor of the parameter buffer, with its offset fixed at compile time.</summary>
 internal sealed record ParamPlan(string Name, EquatableArray<int> Shape, int Offset, int Length, string Group, InitKind Init, double InitArg, int Layer)
@@ -10,17 +12,37 @@ internal sealed record ParamPlan(string Name, EquatableArray<int> Shape, int Off
     public string Const => "P_" + Name.Replace('.', '_');
 }
 
-/// <summary>One S4D block with its resolved sizes; <see cref="Variant"/> names the shared specialized kernels.</summary>
-internal sealed record S4DLayerPlan(int Index, S4DLayerSpec Spec)
+/// <summary>One block of the stack with its resolved sizes and tensor-name prefix (e.g. <c>layers.0.</c>).</summary>
+internal abstract record LayerPlan(int Index, string Prefix);
+
+/// <summary>One S4D block; <see cref="Variant"/> names the shared specialized kernels.</summary>
+internal sealed record S4DLayerPlan(int Index, string Prefix, S4DLayerSpec Spec) : LayerPlan(Index, Prefix)
 {
     public int Modes => Spec.N / 2;
     public string Variant => $"S4D_N{Spec.N}_{(Spec.Discretization == 0 ? "Zoh" : "Bilinear")}{(Spec.TrainB ? "_TrainB" : "")}";
-    public string Prefix => $"layers.{Index}.";
 }
 
+/// <summary>One Mamba block: H the stream width, E = Expand·H the inner width, R the Δ rank.</summary>
+internal sealed record MambaLayerPlan(int Index, string Prefix, MambaLayerSpec Spec, int H) : LayerPlan(Index, Prefix)
+{
+    public int E => Spec.Expand * H;
+    public int R => Spec.DtRank;
+    public int N => Spec.N;
+    /// <summary>Width of x_proj's output rows: (Δ, B, C).</summary>
+    public int Dbc => R + 2 * N;
+    public bool Rms => Spec.Norm == 1;
+    /// <summary>The scan kernels depend on N only.</summary>
+    public string Variant => $"Mamba_N{Spec.N}";
+}
+
+/// <summary>Names of the parts around the blocks (they depend on the naming layout).</summary>
+internal sealed record ModelNames(string Encoder, string FinalNorm, string Decoder, bool DecoderBias, bool FinalRms);
+
 /// <summary>Everything the emitters need: resolved shapes, the parameter table, the layer stack.</summary>
-internal sealed record ModelPlan(ModelSpec Spec, EquatableArray<ParamPlan> Parameters, EquatableArray<S4DLayerPlan> Layers, int ParameterCount)
+internal sealed record ModelPlan(ModelSpec Spec, EquatableArray<ParamPlan> Parameters, EquatableArray<LayerPlan> Layers, int ParameterCount, ModelNames Names, int MaxWeights)
 {
     public bool TokenInput => Spec.Vocab > 0;
     public int InputWidth => TokenInput ? 1 : Spec.Input;
+    public System.Collections.Generic.IEnumerable<S4DLayerPlan> S4DLayers => Layers.OfType<S4DLayerPlan>();
+    public System.Collections.Generic.IEnumerable<MambaLayerPlan> MambaLayers => Layers.OfType<MambaLayerPlan>();
 }

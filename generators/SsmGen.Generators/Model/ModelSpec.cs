@@ -6,8 +6,14 @@ namespace SsmGen.Generators.Model;
 // Values the pipeline passes between steps: plain equatable records, never symbols or syntax, so an
 // unrelated edit leaves every step cached.
 
-/// <summary>One S4D block as declared (enums kept as their integer values).</summary>
-internal sealed record S4DLayerSpec(int N, int Init, int Discretization, bool TrainB, double Dropout, double DtMin, double DtMax);
+/// <summary>One block as declared; one record per layer kind (enums kept as their integer values).</summary>
+internal abstract record LayerSpec;
+
+/// <summary>An S4D block.</summary>
+internal sealed record S4DLayerSpec(int N, int Init, int Discretization, bool TrainB, double Dropout, double DtMin, double DtMax) : LayerSpec;
+
+/// <summary>A Mamba block; <see cref="DtRank"/> is already resolved (auto → ⌈DModel/16⌉).</summary>
+internal sealed record MambaLayerSpec(int N, int Expand, int ConvWidth, int DtRank, int Norm, double DtMin, double DtMax) : LayerSpec;
 
 /// <summary>A parsed, valid model declaration.</summary>
 internal sealed record ModelSpec(
@@ -20,7 +26,7 @@ internal sealed record ModelSpec(
     int DModel,
     int Output,
     int Pooling,
-    EquatableArray<S4DLayerSpec> Layers);
+    EquatableArray<LayerSpec> Layers);
 
 /// <summary>A diagnostic with its location kept as plain data.</summary>
 internal sealed record DiagnosticInfo(string Id, string FilePath, TextSpan Span, LinePositionSpan LineSpan, EquatableArray<string> Args)

@@ -3,7 +3,7 @@ using System.Runtime.Intrinsics;
 
 namespace SsmGen.Numerics;
 
-/// <summary>Float kernels for the block around each mixer: LayerNorm, GELU (tanh form), GLU, transposes.</summary>
+/// <summary>Float kernels for the block around each mixer: LayerNorm, RMSNorm, GELU (tanh form), GLU, transposes.</summary>
 public static class BlockKernels
 {
     private const float Eps = 1e-5f;
@@ -16,9 +16,53 @@ public static class BlockKernels
             RowParallel.Run(&LayerNormRows, new RowArgs { P0 = px, P1 = pw, P2 = pb, P3 = py, P4 = pm, P5 = pr, Width = h }, rows, h, workspace);
     }
 
+    /// <summary>
+    /// RMSNorm over rows of width h: y = x·rstd·w with rstd = 1/√(mean(x²) + 1e-5), kept per row. It is LayerNorm
+    /// with the mean fixed at 0 and no bias, and runs through the same row kernels.
+    /// </summary>
+    public static unsafe void RmsNormForward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, Span<float> y, Span<float> rstd, int rows, int h, Workspace? workspace = null)
+    {
+        Need(x, rows * h); Need(y, rows * h); Need(rstd, rows); Need(w, h);
+        fixed (float* px = x, pw = w, py = y, pr = rstd)
+            RowParallel.Run(&LayerNormRows, new RowArgs { P0 = px, P1 = pw, P3 = py, P5 = pr, Width = h, Count = RmsFlag }, rows, h, workspace);
+    }
+
+    /// <summary>dx += RMSNorm backward (rows in parallel); dw accumulates. <paramref name="scratch"/> is unused (kept for symmetry with LayerNorm).</summary>
+    public static unsafe void RmsNormBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> rstd, ReadOnlySpan<float> dy, Span<float> dx, Span<float> dw, Span<float> scratch, int rows, int h, Workspace? workspace = null)
+    {
+        Need(x, rows * h); Need(dy, rows * h); Need(dx, rows * h); Need(rstd, rows); Need(w, h); Need(dw, h);
+        fixed (float* px = x, pw = w, pr = rstd, pdy = dy, pdx = dx)
+            RowParallel.Run(&LayerNormBackwardRows, new RowArgs { P0 = px, P1 = pw, P3 = pr, P4 = pdy, P5 = pdx, Width = h, Count = RmsFlag }, rows, h, workspace);
+        fixed (float* px = x, pr = rstd, pdy = dy, pdw = dw)
+            RowParallel.Run(&RmsParameterColumns, new RowArgs { P0 = px, P3 = pr, P4 = pdy, P5 = pdw, Width = h, Count = rows }, h, rows, workspace);
+    }
+
+    /// <summary>RowArgs.Count value that turns the LayerNorm row kernels into RMSNorm (mean 0, no bias).</summary>
+    private const int RmsFlag = 1;
+
+    /// <summary>Columns [c0, c1) of RMSNorm's dw += Σ dy·x·rstd over all Count rows.</summary>
+    private static unsafe void RmsParameterColumns(ref RowArgs a, int c0, int c1)
+    {
+        int h = a.Width;
+        for (int r = 0; r < a.Count; r++)
+        {
+            float* x = a.P0 + (long)r * h, dy = a.P4 + (long)r * h;
+            float rs = a.P3[r];
+            int c = c0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                var vr = Vector512.Create(rs);
+                for (; c + 16 <= c1; c += 16)
+                    (Vector512.Load(a.P5 + c) + Vector512.Load(dy + c) * Vector512.Load(x + c) * vr).Store(a.P5 + c);
+            }
+            for (; c < c1; c++) a.P5[c] += dy[c] * x[c] * rs;
+        }
+    }
+
     private static unsafe void LayerNormRows(ref RowArgs a, int r0, int r1)
     {
         int h = a.Width;
+        bool rms = a.Count == RmsFlag;
         float* w = a.P1, b = a.P2;
         for (int r = r0; r < r1; r++)
         {
@@ -26,13 +70,13 @@ public static class BlockKernels
             // two passes (mean, then squared deviations): no cancellation when |mean| ≫ std
             float sum = 0, sq = 0;
             int i = 0;
-            if (Vector512.IsHardwareAccelerated)
+            if (Vector512.IsHardwareAccelerated && !rms)
             {
                 Vector512<float> vs = default;
                 for (; i + 16 <= h; i += 16) vs += Vector512.Load(x + i);
                 sum = Vector512.Sum(vs);
             }
-            for (; i < h; i++) sum += x[i];
+            if (!rms) for (; i < h; i++) sum += x[i];
             float m = sum / h;
             i = 0;
             if (Vector512.IsHardwareAccelerated)
@@ -44,8 +88,19 @@ public static class BlockKernels
             }
             for (; i < h; i++) sq += (x[i] - m) * (x[i] - m);
             float rs = 1f / MathF.Sqrt(sq / h + Eps);
-            a.P4[r] = m; a.P5[r] = rs;
+            if (!rms) a.P4[r] = m;
+            a.P5[r] = rs;
             i = 0;
+            if (rms)
+            {
+                if (Vector512.IsHardwareAccelerated)
+                {
+                    var vr = Vector512.Create(rs);
+                    for (; i + 16 <= h; i += 16) (Vector512.Load(x + i) * vr * Vector512.Load(w + i)).Store(y + i);
+                }
+                for (; i < h; i++) y[i] = x[i] * rs * w[i];
+                continue;
+            }
             if (Vector512.IsHardwareAccelerated)
             {
                 var vm = Vector512.Create(m); var vr = Vector512.Create(rs);
@@ -101,7 +156,8 @@ public static class BlockKernels
         for (int r = r0; r < r1; r++)
         {
             float* x = a.P0 + (long)r * h, dy = a.P4 + (long)r * h, dx = a.P5 + (long)r * h;
-            float m = a.P2[r], rs = a.P3[r];
+            bool rms = a.Count == RmsFlag;
+            float m = rms ? 0 : a.P2[r], rs = a.P3[r];
             // g = dy·w, x̂ = (x − m)·rs; then dx += rs·(g − mean g − x̂·mean(g·x̂))
             float sumG = 0, sumGX = 0;
             int i = 0;
@@ -118,7 +174,8 @@ public static class BlockKernels
                 sumG = Vector512.Sum(vg); sumGX = Vector512.Sum(vgx);
             }
             for (; i < h; i++) { float g = dy[i] * w[i]; sumG += g; sumGX += g * (x[i] - m) * rs; }
-            float mG = sumG / h, mGX = sumGX / h;
+            // RMSNorm has no mean to subtract, so no mean-of-g term
+            float mG = rms ? 0 : sumG / h, mGX = sumGX / h;
             i = 0;
             if (Vector512.IsHardwareAccelerated)
             {

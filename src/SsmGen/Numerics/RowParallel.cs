@@ -4,7 +4,7 @@ namespace SsmGen.Numerics;
 public unsafe struct RowArgs
 {
     public float* P0, P1, P2, P3, P4, P5, P6;
-    public int Width, Count;
+    public int Width, Count, Extra;
 }
 
 /// <summary>

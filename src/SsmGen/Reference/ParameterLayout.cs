@@ -6,6 +6,14 @@ namespace SsmGen.Reference;
 /// </summary>
 public static class ParameterLayout
 {
+    /// <summary>Tensor names of the parts around the blocks, which depend on the naming layout.</summary>
+    public sealed record Names(string Encoder, string Layers, string FinalNorm, string Decoder);
+
+    /// <summary>The names a model uses (<see cref="ModelConfig.MambaLayout"/>).</summary>
+    public static Names For(ModelConfig c) => c.MambaLayout
+        ? new(c.TokenInput ? "backbone.embeddings" : "backbone.encoder", "backbone.layers.", "backbone.norm_f", "lm_head")
+        : new("encoder", "layers.", "norm_f", "decoder");
+
     /// <summary>Names, shapes, offsets and optimizer groups in buffer order.</summary>
     public static ParameterInfo[] Build(ModelConfig c)
     {
@@ -17,32 +25,55 @@ public static class ParameterLayout
             list.Add(p);
             offset += p.Length;
         }
+        void Norm(string prefix, NormKind kind, int h)
+        {
+            Add(prefix + ".weight", OptimizerGroup.NoDecay, h);
+            if (kind == NormKind.LayerNorm) Add(prefix + ".bias", OptimizerGroup.NoDecay, h);
+        }
+        var names = For(c);
         int h = c.DModel;
-        if (c.TokenInput) Add("encoder.weight", OptimizerGroup.Default, c.Vocab, h);
+        if (c.TokenInput) Add(names.Encoder + ".weight", OptimizerGroup.Default, c.Vocab, h);
         else
         {
-            Add("encoder.weight", OptimizerGroup.Default, h, c.Input);
-            Add("encoder.bias", OptimizerGroup.NoDecay, h);
+            Add(names.Encoder + ".weight", OptimizerGroup.Default, h, c.Input);
+            Add(names.Encoder + ".bias", OptimizerGroup.NoDecay, h);
         }
         for (int i = 0; i < c.Layers.Count; i++)
         {
-            var l = c.Layers[i];
-            string p = $"layers.{i}.";
-            Add(p + "norm.weight", OptimizerGroup.NoDecay, h);
-            Add(p + "norm.bias", OptimizerGroup.NoDecay, h);
-            Add(p + "mixer.log_dt", OptimizerGroup.Ssm, h);
-            Add(p + "mixer.log_A_real", OptimizerGroup.Ssm, h, l.N / 2);
-            Add(p + "mixer.A_imag", OptimizerGroup.Ssm, h, l.N / 2);
-            if (l.TrainB) Add(p + "mixer.B", OptimizerGroup.Ssm, h, l.N / 2, 2);
-            Add(p + "mixer.C", OptimizerGroup.Default, h, l.N / 2, 2);
-            Add(p + "mixer.D", OptimizerGroup.NoDecay, h);
-            Add(p + "mixer.output_linear.weight", OptimizerGroup.Default, 2 * h, h);
-            Add(p + "mixer.output_linear.bias", OptimizerGroup.NoDecay, 2 * h);
+            string p = names.Layers + i + ".";
+            switch (c.Layers[i])
+            {
+                case S4DLayerConfig l:
+                    Norm(p + "norm", NormKind.LayerNorm, h);
+                    Add(p + "mixer.log_dt", OptimizerGroup.Ssm, h);
+                    Add(p + "mixer.log_A_real", OptimizerGroup.Ssm, h, l.N / 2);
+                    Add(p + "mixer.A_imag", OptimizerGroup.Ssm, h, l.N / 2);
+                    if (l.TrainB) Add(p + "mixer.B", OptimizerGroup.Ssm, h, l.N / 2, 2);
+                    Add(p + "mixer.C", OptimizerGroup.Default, h, l.N / 2, 2);
+                    Add(p + "mixer.D", OptimizerGroup.NoDecay, h);
+                    Add(p + "mixer.output_linear.weight", OptimizerGroup.Default, 2 * h, h);
+                    Add(p + "mixer.output_linear.bias", OptimizerGroup.NoDecay, 2 * h);
+                    break;
+                case MambaLayerConfig m:
+                    int e = m.Inner(h), r = m.Rank(h);
+                    Norm(p + "norm", m.Norm, h);
+                    Add(p + "mixer.in_proj.weight", OptimizerGroup.Default, 2 * e, h);
+                    Add(p + "mixer.conv1d.weight", OptimizerGroup.Default, e, 1, m.ConvWidth);
+                    Add(p + "mixer.conv1d.bias", OptimizerGroup.NoDecay, e);
+                    Add(p + "mixer.x_proj.weight", OptimizerGroup.Default, r + 2 * m.N, e);
+                    Add(p + "mixer.dt_proj.weight", OptimizerGroup.Default, e, r);
+                    Add(p + "mixer.dt_proj.bias", OptimizerGroup.NoDecay, e);
+                    Add(p + "mixer.A_log", OptimizerGroup.NoDecay, e, m.N);
+                    Add(p + "mixer.D", OptimizerGroup.NoDecay, e);
+                    Add(p + "mixer.out_proj.weight", OptimizerGroup.Default, h, e);
+                    break;
+                default:
+                    throw new NotSupportedException($"No parameter layout for layer kind {c.Layers[i].Kind}.");
+            }
         }
-        Add("norm_f.weight", OptimizerGroup.NoDecay, h);
-        Add("norm_f.bias", OptimizerGroup.NoDecay, h);
-        Add("decoder.weight", OptimizerGroup.Default, c.Output, h);
-        Add("decoder.bias", OptimizerGroup.NoDecay, c.Output);
+        Norm(names.FinalNorm, c.FinalNorm, h);
+        Add(names.Decoder + ".weight", OptimizerGroup.Default, c.Output, h);
+        if (!c.MambaLayout) Add(names.Decoder + ".bias", OptimizerGroup.NoDecay, c.Output);
         return list.ToArray();
     }
 

@@ -3,7 +3,7 @@ using System.Numerics;
 namespace SsmGen.Reference;
 
 /// <summary>
-/// The oracle: a whole model (encoder, S4D blocks, final norm, pooling, decoder) in plain runtime-sized
+/// The oracle: a whole model (encoder, blocks of any kind, final norm, pooling, decoder) in plain runtime-sized
 /// code over float or double, with the same parameter layout as the generated model. Slow on purpose.
 /// </summary>
 public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
@@ -11,6 +11,7 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
     private sealed class LayerCache
     {
         public T[] X = [], Mean = [], Rstd = [], U = [], Y = [], G = [], O = [], Glu = [];
+        public MambaReference<T>? Mamba; // a Mamba block keeps its own intermediates
     }
 
     public ModelConfig Config { get; }
@@ -19,7 +20,8 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
     public T[] Gradients { get; }
 
     private readonly Dictionary<string, ParameterInfo> _byName;
-    private readonly S4DReference<T>[] _mixers;
+    private readonly S4DReference<T>?[] _mixers;
+    private readonly ParameterLayout.Names _names;
     private LayerCache[] _cache = [];
     private T[] _xf = [], _meanF = [], _rstdF = [], _nf = [], _pooled = [];
     private int[]? _tokens;
@@ -36,7 +38,8 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
         _byName = Table.ToDictionary(p => p.Name);
         Parameters = new T[ParameterLayout.Count(Table)];
         Gradients = new T[Parameters.Length];
-        _mixers = config.Layers.Select(l => new S4DReference<T>(config.DModel, l.N, l.Discretization)).ToArray();
+        _names = ParameterLayout.For(config);
+        _mixers = config.Layers.Select(l => l is S4DLayerConfig s ? new S4DReference<T>(config.DModel, s.N, s.Discretization) : null).ToArray();
     }
 
     private Span<T> P(T[] buf, string name) { var p = _byName[name]; return buf.AsSpan(p.Offset, p.Length); }
@@ -44,8 +47,31 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
 
     private S4DReference<T>.Params Mixer(T[] buf, int i)
     {
-        string m = $"layers.{i}.mixer.";
+        string m = $"{_names.Layers}{i}.mixer.";
         return new(P(buf, m + "log_dt"), P(buf, m + "log_A_real"), P(buf, m + "A_imag"), POpt(buf, m + "B"), P(buf, m + "C"), P(buf, m + "D"));
+    }
+
+    private MambaReference<T>.Params MambaMixer(T[] buf, int i)
+    {
+        string m = $"{_names.Layers}{i}.mixer.";
+        return new(P(buf, m + "in_proj.weight"), P(buf, m + "conv1d.weight"), P(buf, m + "conv1d.bias"), P(buf, m + "x_proj.weight"),
+            P(buf, m + "dt_proj.weight"), P(buf, m + "dt_proj.bias"), P(buf, m + "A_log"), P(buf, m + "D"), P(buf, m + "out_proj.weight"));
+    }
+
+    private MambaReference<T> NewMamba(MambaLayerConfig m) => new(Config.DModel, m.N, m.Expand, m.ConvWidth, m.Rank(Config.DModel));
+
+    private void NormForward(NormKind kind, string prefix, ReadOnlySpan<T> x, Span<T> y, Span<T> mean, Span<T> rstd, int rows)
+    {
+        int h = Config.DModel;
+        if (kind == NormKind.RmsNorm) BlockReference<T>.RmsNormForward(x, P(Parameters, prefix + ".weight"), y, rstd, rows, h);
+        else BlockReference<T>.LayerNormForward(x, P(Parameters, prefix + ".weight"), P(Parameters, prefix + ".bias"), y, mean, rstd, rows, h);
+    }
+
+    private void NormBackward(NormKind kind, string prefix, ReadOnlySpan<T> x, ReadOnlySpan<T> mean, ReadOnlySpan<T> rstd, ReadOnlySpan<T> dy, Span<T> dx, int rows)
+    {
+        int h = Config.DModel;
+        if (kind == NormKind.RmsNorm) BlockReference<T>.RmsNormBackward(x, P(Parameters, prefix + ".weight"), rstd, dy, dx, P(Gradients, prefix + ".weight"), rows, h);
+        else BlockReference<T>.LayerNormBackward(x, P(Parameters, prefix + ".weight"), mean, rstd, dy, dx, P(Gradients, prefix + ".weight"), P(Gradients, prefix + ".bias"), rows, h);
     }
 
     /// <summary>Initializes every tensor with the papers' formulas (the same helpers the generated code calls).</summary>
@@ -59,20 +85,33 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
             var rng = Initialization.StreamFor(seed, t);
             var dst = f.AsSpan(p.Offset, p.Length);
             string name = p.Name;
-            if (name == "encoder.weight" && Config.TokenInput) Initialization.Normal(dst, 1, ref rng);
-            else if (name.StartsWith("encoder.")) Initialization.Uniform(dst, 1 / Math.Sqrt(Config.Input), ref rng);
-            else if (name.EndsWith("norm.weight") || name == "norm_f.weight") Initialization.Constant(dst, 1);
-            else if (name.EndsWith("norm.bias") || name == "norm_f.bias") Initialization.Constant(dst, 0);
-            else if (name.EndsWith("output_linear.weight") || name.EndsWith("output_linear.bias") || name.StartsWith("decoder."))
+            var mamba = name.StartsWith(_names.Layers) ? Config.Layers[LayerIndex(name)] as MambaLayerConfig : null;
+            if (name == _names.Encoder + ".weight" && Config.TokenInput) Initialization.Normal(dst, 1, ref rng);
+            else if (name.StartsWith(_names.Encoder + ".")) Initialization.Uniform(dst, 1 / Math.Sqrt(Config.Input), ref rng);
+            else if (name.EndsWith("norm.weight") || name == _names.FinalNorm + ".weight") Initialization.Constant(dst, 1);
+            else if (name.EndsWith("norm.bias") || name == _names.FinalNorm + ".bias") Initialization.Constant(dst, 0);
+            else if (name.EndsWith("output_linear.weight") || name.EndsWith("output_linear.bias") || name.StartsWith(_names.Decoder + ".")
+                || name.EndsWith("in_proj.weight"))
                 Initialization.Uniform(dst, 1 / Math.Sqrt(h), ref rng);
+            else if (mamba is not null)
+            {
+                int e = mamba.Inner(h);
+                if (name.EndsWith("conv1d.weight") || name.EndsWith("conv1d.bias")) Initialization.Uniform(dst, 1 / Math.Sqrt(mamba.ConvWidth), ref rng);
+                else if (name.EndsWith("x_proj.weight") || name.EndsWith("out_proj.weight")) Initialization.Uniform(dst, 1 / Math.Sqrt(e), ref rng);
+                else if (name.EndsWith("dt_proj.weight")) Initialization.Uniform(dst, 1 / Math.Sqrt(mamba.Rank(h)), ref rng);
+                else if (name.EndsWith("dt_proj.bias")) Initialization.MambaDtBias(dst, mamba.DtMin, mamba.DtMax, ref rng);
+                else if (name.EndsWith("A_log")) Initialization.MambaALog(dst, mamba.N);
+                else if (name.EndsWith("mixer.D")) Initialization.Constant(dst, 1);
+                else throw new InvalidOperationException("No initialization for " + name);
+            }
             else if (name.EndsWith("mixer.log_dt"))
             {
-                var l = Config.Layers[LayerIndex(name)];
+                var l = (S4DLayerConfig)Config.Layers[LayerIndex(name)];
                 Initialization.LogDt(dst, l.DtMin, l.DtMax, ref rng);
             }
             else if (name.EndsWith("mixer.log_A_real"))
             {
-                var l = Config.Layers[LayerIndex(name)];
+                var l = (S4DLayerConfig)Config.Layers[LayerIndex(name)];
                 var imag = Table[t + 1];
                 Initialization.S4DA(dst, f.AsSpan(imag.Offset, imag.Length), h, l.N, l.Init, ref rng);
             }
@@ -85,7 +124,7 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
         for (int i = 0; i < f.Length; i++) Parameters[i] = T.CreateChecked(f[i]);
     }
 
-    private static int LayerIndex(string name) => int.Parse(name.Split('.')[1]);
+    private int LayerIndex(string name) => int.Parse(name.Substring(_names.Layers.Length).Split('.')[0]);
 
     /// <summary>Forward over real inputs (B, L, Input).</summary>
     public T[] Forward(ReadOnlySpan<T> input, int batch, int length, bool training = false, ulong dropoutSeed = 0, ulong dropoutStep = 0)
@@ -110,10 +149,10 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
         var x = new T[rows * h];
         if (_tokens is not null)
         {
-            var e = P(Parameters, "encoder.weight");
+            var e = P(Parameters, _names.Encoder + ".weight");
             for (int r = 0; r < rows; r++) e.Slice(_tokens[r] * h, h).CopyTo(x.AsSpan(r * h));
         }
-        else BlockReference<T>.LinearForward(_input, P(Parameters, "encoder.weight"), P(Parameters, "encoder.bias"), x, rows, Config.Input, h);
+        else BlockReference<T>.LinearForward(_input, P(Parameters, _names.Encoder + ".weight"), P(Parameters, _names.Encoder + ".bias"), x, rows, Config.Input, h);
 
         _cache = new LayerCache[Config.Layers.Count];
         for (int i = 0; i < Config.Layers.Count; i++)
@@ -123,9 +162,19 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
                 X = x, Mean = new T[rows], Rstd = new T[rows], U = new T[rows * h], Y = new T[rows * h],
                 G = new T[rows * h], O = new T[rows * 2 * h], Glu = new T[rows * h],
             };
-            string l = $"layers.{i}.";
+            string l = $"{_names.Layers}{i}.";
+            if (Config.Layers[i] is MambaLayerConfig mc)
+            {
+                NormForward(mc.Norm, l + "norm", x, c.U, c.Mean, c.Rstd, rows);
+                c.Mamba = NewMamba(mc);
+                c.Mamba.Forward(MambaMixer(Parameters, i), c.U, c.Y, batch, length);
+                var after = new T[rows * h];
+                for (int j = 0; j < after.Length; j++) after[j] = x[j] + c.Y[j];
+                x = after;
+                continue;
+            }
             BlockReference<T>.LayerNormForward(x, P(Parameters, l + "norm.weight"), P(Parameters, l + "norm.bias"), c.U, c.Mean, c.Rstd, rows, h);
-            _mixers[i].Forward(Mixer(Parameters, i), c.U, c.Y, batch, length);
+            _mixers[i]!.Forward(Mixer(Parameters, i), c.U, c.Y, batch, length);
             for (int j = 0; j < c.G.Length; j++) c.G[j] = BlockReference<T>.Gelu(c.Y[j]);
             BlockReference<T>.LinearForward(c.G, P(Parameters, l + "mixer.output_linear.weight"), P(Parameters, l + "mixer.output_linear.bias"), c.O, rows, h, 2 * h);
             BlockReference<T>.GluForward(c.O, c.Glu, rows, h);
@@ -134,7 +183,7 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
             x = next;
         }
         _xf = x; _meanF = new T[rows]; _rstdF = new T[rows]; _nf = new T[rows * h];
-        BlockReference<T>.LayerNormForward(x, P(Parameters, "norm_f.weight"), P(Parameters, "norm_f.bias"), _nf, _meanF, _rstdF, rows, h);
+        NormForward(Config.FinalNorm, _names.FinalNorm, x, _nf, _meanF, _rstdF, rows);
         int outRows = Config.Pooling == Pooling.None ? rows : batch;
         _pooled = new T[outRows * h];
         for (int b = 0; b < batch; b++)
@@ -150,13 +199,13 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
                     }
                 }
         var y = new T[outRows * Config.Output];
-        BlockReference<T>.LinearForward(_pooled, P(Parameters, "decoder.weight"), P(Parameters, "decoder.bias"), y, outRows, h, Config.Output);
+        BlockReference<T>.LinearForward(_pooled, P(Parameters, _names.Decoder + ".weight"), POpt(Parameters, _names.Decoder + ".bias"), y, outRows, h, Config.Output);
         return y;
     }
 
     private T DropScale(int layer, int index)
     {
-        double p = Config.Layers[layer].Dropout;
+        double p = Config.Layers[layer] is S4DLayerConfig s ? s.Dropout : 0;
         return _training && p > 0 ? BlockReference<T>.DropoutScale(p, _dropSeed, _dropStep, layer, index) : T.One;
     }
 
@@ -165,7 +214,7 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
     {
         int h = Config.DModel, rows = _batch * _length, outRows = Config.Pooling == Pooling.None ? rows : _batch;
         var dPooled = new T[outRows * h];
-        BlockReference<T>.LinearBackward(_pooled, P(Parameters, "decoder.weight"), dOut, dPooled, P(Gradients, "decoder.weight"), P(Gradients, "decoder.bias"), outRows, h, Config.Output);
+        BlockReference<T>.LinearBackward(_pooled, P(Parameters, _names.Decoder + ".weight"), dOut, dPooled, P(Gradients, _names.Decoder + ".weight"), POpt(Gradients, _names.Decoder + ".bias"), outRows, h, Config.Output);
         var dNf = new T[rows * h];
         for (int b = 0; b < _batch; b++)
             for (int t = 0; t < _length; t++)
@@ -177,11 +226,18 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
                         _ => dPooled[(b * _length + t) * h + k],
                     };
         var dx = new T[rows * h];
-        BlockReference<T>.LayerNormBackward(_xf, P(Parameters, "norm_f.weight"), _meanF, _rstdF, dNf, dx, P(Gradients, "norm_f.weight"), P(Gradients, "norm_f.bias"), rows, h);
+        NormBackward(Config.FinalNorm, _names.FinalNorm, _xf, _meanF, _rstdF, dNf, dx, rows);
         for (int i = Config.Layers.Count - 1; i >= 0; i--)
         {
             var c = _cache[i];
-            string l = $"layers.{i}.";
+            string l = $"{_names.Layers}{i}.";
+            if (Config.Layers[i] is MambaLayerConfig mc)
+            {
+                var dNorm = new T[rows * h];
+                c.Mamba!.Backward(MambaMixer(Parameters, i), MambaMixer(Gradients, i), dx, dNorm);
+                NormBackward(mc.Norm, l + "norm", c.X, c.Mean, c.Rstd, dNorm, dx, rows);
+                continue;
+            }
             // residual: dx flows through unchanged and into the block
             var dGlu = new T[rows * h];
             for (int j = 0; j < dGlu.Length; j++) dGlu[j] = dx[j] * DropScale(i, j);
@@ -192,20 +248,21 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
             var dY = new T[rows * h];
             for (int j = 0; j < dY.Length; j++) dY[j] = dG[j] * BlockReference<T>.GeluDerivative(c.Y[j]);
             var dU = new T[rows * h];
-            _mixers[i].Backward(Mixer(Parameters, i), Mixer(Gradients, i), c.U, dY, dU, _batch, _length);
+            _mixers[i]!.Backward(Mixer(Parameters, i), Mixer(Gradients, i), c.U, dY, dU, _batch, _length);
             BlockReference<T>.LayerNormBackward(c.X, P(Parameters, l + "norm.weight"), c.Mean, c.Rstd, dU, dx, P(Gradients, l + "norm.weight"), P(Gradients, l + "norm.bias"), rows, h);
         }
         if (_tokens is not null)
         {
-            var ge = P(Gradients, "encoder.weight");
+            var ge = P(Gradients, _names.Encoder + ".weight");
             for (int r = 0; r < rows; r++)
                 for (int k = 0; k < h; k++) ge[_tokens[r] * h + k] += dx[r * h + k];
         }
-        else BlockReference<T>.LinearBackward(_input, P(Parameters, "encoder.weight"), dx, Span<T>.Empty, P(Gradients, "encoder.weight"), P(Gradients, "encoder.bias"), rows, Config.Input, h);
+        else BlockReference<T>.LinearBackward(_input, P(Parameters, _names.Encoder + ".weight"), dx, Span<T>.Empty, P(Gradients, _names.Encoder + ".weight"), P(Gradients, _names.Encoder + ".bias"), rows, Config.Input, h);
     }
 
     /// <summary>
-    /// The whole model run token by token with the S4D recurrence instead of the convolution: row t of
+    /// The whole model run token by token with each block's recurrence (S4D's instead of its convolution, Mamba's
+    /// step with its conv window and state) instead of the sequence passes: row t of
     /// the result is the model's output for the prefix of length t+1 (for Pooling.None, token t's output).
     /// </summary>
     public T[] ForwardRecurrent(ReadOnlySpan<T> input, ReadOnlySpan<int> tokens, int length)
@@ -214,24 +271,38 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
         var x = new T[length * h];
         if (Config.TokenInput)
         {
-            var e = P(Parameters, "encoder.weight");
+            var e = P(Parameters, _names.Encoder + ".weight");
             for (int t = 0; t < length; t++) e.Slice(tokens[t] * h, h).CopyTo(x.AsSpan(t * h));
         }
-        else BlockReference<T>.LinearForward(input, P(Parameters, "encoder.weight"), P(Parameters, "encoder.bias"), x, length, Config.Input, h);
+        else BlockReference<T>.LinearForward(input, P(Parameters, _names.Encoder + ".weight"), P(Parameters, _names.Encoder + ".bias"), x, length, Config.Input, h);
         for (int i = 0; i < Config.Layers.Count; i++)
         {
-            string l = $"layers.{i}.";
+            string l = $"{_names.Layers}{i}.";
+            if (Config.Layers[i] is MambaLayerConfig mc)
+            {
+                var mixer = NewMamba(mc);
+                var state = new T[mixer.StateSize];
+                var un = new T[length * h];
+                NormForward(mc.Norm, l + "norm", x, un, new T[length], new T[length], length);
+                var yt = new T[h];
+                for (int t = 0; t < length; t++)
+                {
+                    mixer.Step(MambaMixer(Parameters, i), state.AsSpan(0, mixer.ConvStateSize), state.AsSpan(mixer.ConvStateSize), un.AsSpan(t * h, h), yt);
+                    for (int k = 0; k < h; k++) x[t * h + k] += yt[k];
+                }
+                continue;
+            }
             var u = new T[length * h]; var y = new T[length * h]; var o = new T[length * 2 * h];
             var g = new T[length * h]; var glu = new T[length * h];
             BlockReference<T>.LayerNormForward(x, P(Parameters, l + "norm.weight"), P(Parameters, l + "norm.bias"), u, new T[length], new T[length], length, h);
-            _mixers[i].Recurrent(Mixer(Parameters, i), u, y, 1, length);
+            _mixers[i]!.Recurrent(Mixer(Parameters, i), u, y, 1, length);
             for (int j = 0; j < g.Length; j++) g[j] = BlockReference<T>.Gelu(y[j]);
             BlockReference<T>.LinearForward(g, P(Parameters, l + "mixer.output_linear.weight"), P(Parameters, l + "mixer.output_linear.bias"), o, length, h, 2 * h);
             BlockReference<T>.GluForward(o, glu, length, h);
             for (int j = 0; j < x.Length; j++) x[j] += glu[j];
         }
         var nf = new T[length * h];
-        BlockReference<T>.LayerNormForward(x, P(Parameters, "norm_f.weight"), P(Parameters, "norm_f.bias"), nf, new T[length], new T[length], length, h);
+        NormForward(Config.FinalNorm, _names.FinalNorm, x, nf, new T[length], new T[length], length);
         var pooled = new T[length * h];
         var sum = new T[h];
         for (int t = 0; t < length; t++)
@@ -241,7 +312,7 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
                 pooled[t * h + k] = Config.Pooling == Pooling.Mean ? sum[k] / T.CreateChecked(t + 1) : nf[t * h + k];
             }
         var outp = new T[length * Config.Output];
-        BlockReference<T>.LinearForward(pooled, P(Parameters, "decoder.weight"), P(Parameters, "decoder.bias"), outp, length, h, Config.Output);
+        BlockReference<T>.LinearForward(pooled, P(Parameters, _names.Decoder + ".weight"), POpt(Parameters, _names.Decoder + ".bias"), outp, length, h, Config.Output);
         return outp;
     }
 }

@@ -1,0 +1,266 @@
+using System.Linq;
+using SsmGen.Generators.Model;
+
+namespace SsmGen.Generators.Emitters;
+
+/// <summary>
+/// The Mamba layer, CPU backend: the block's buffers and passes (pre-norm, in_proj, causal depthwise conv,
+/// SiLU, x_proj, dt_proj + softplus, selective scan, SiLU gate, out_proj, residual) and, per state size N, the
+/// scan kernels: 16 channels per call with the N state vectors held in registers for the whole sequence
+/// (forward), chunk-wise recomputation of the states (backward), and the one-token step.
+/// </summary>
+internal static class MambaEmitter
+{
+    /// <summary>Step state of one block: the last W−1 conv inputs (E, W−1), then the SSM state (E, N).</summary>
+    public static int StateSize(MambaLayerPlan l) => l.E * (l.Spec.ConvWidth - 1) + l.E * l.N;
+
+    private static int MaxE(ModelPlan plan) => plan.MambaLayers.Max(l => l.E);
+    private static int MaxDbc(ModelPlan plan) => plan.MambaLayers.Max(l => l.Dbc);
+    private static int MaxR(ModelPlan plan) => plan.MambaLayers.Max(l => l.R);
+    private static int MaxConv(ModelPlan plan) => plan.MambaLayers.Max(l => l.E * l.Spec.ConvWidth);
+
+    public static void EmitFields(CodeWriter w, ModelPlan plan)
+    {
+        w.Line("// Mamba blocks: norm stats and output, x and z halves of in_proj, conv out, SiLU out, x_proj rows (Δ, B, C),");
+        w.Line("// Δ input, Δ, scan out, gate out, conv weight as (W, E), and the scan with its chunk states.");
+        foreach (var l in plan.MambaLayers)
+        {
+            string i = "_l" + l.Index;
+            w.Line($"private readonly float[] {i}Mean, {i}Rstd, {i}U, {i}Xi, {i}Z, {i}C, {i}Act, {i}Dbc, {i}DtIn, {i}Delta, {i}Ys, {i}G, {i}ConvT;");
+            w.Line($"private readonly {l.Variant}_Scan {i}Scan;");
+        }
+        w.Line("private readonly float[] _mOut, _mdG, _mdYs, _mdZ, _mdU, _mdDelta, _mdDbc, _mdDtIn, _mdXi, _mdConvT;");
+        w.Line("private readonly float[] _msu, _msxi, _msz, _msc, _msact, _msdbc, _msdt, _msy, _msg, _mso;");
+    }
+
+    public static void EmitAllocations(CodeWriter w, ModelPlan plan)
+    {
+        foreach (var l in plan.MambaLayers)
+        {
+            string i = "_l" + l.Index;
+            w.Line($"{i}Mean = new float[rows]; {i}Rstd = new float[rows]; {i}U = new float[rows * H];");
+            w.Line($"{i}Xi = new float[rows * {l.E}]; {i}Z = new float[rows * {l.E}]; {i}C = new float[rows * {l.E}]; {i}Act = new float[rows * {l.E}];");
+            w.Line($"{i}Dbc = new float[rows * {l.Dbc}]; {i}DtIn = new float[rows * {l.R}]; {i}Delta = new float[rows * {l.E}]; {i}Ys = new float[rows * {l.E}]; {i}G = new float[rows * {l.E}];");
+            w.Line($"{i}ConvT = new float[{l.E * l.Spec.ConvWidth}]; {i}Scan = new {l.Variant}_Scan({l.E}, {l.Dbc}, {l.R}, maxBatch, maxLength);");
+        }
+        int e = MaxE(plan);
+        w.Line($"_mOut = new float[rows * H]; _mdG = new float[rows * {e}]; _mdYs = new float[rows * {e}]; _mdZ = new float[rows * {e}]; _mdU = new float[rows * {e}];");
+        w.Line($"_mdDelta = new float[rows * {e}]; _mdDbc = new float[rows * {MaxDbc(plan)}]; _mdDtIn = new float[rows * {MaxR(plan)}]; _mdXi = new float[rows * {e}]; _mdConvT = new float[{MaxConv(plan)}];");
+        w.Line($"_msu = new float[H]; _msxi = new float[{e}]; _msz = new float[{e}]; _msc = new float[{e}]; _msact = new float[{e}]; _msdbc = new float[{MaxDbc(plan)}];");
+        w.Line($"_msdt = new float[{e}]; _msy = new float[{e}]; _msg = new float[{e}]; _mso = new float[H];");
+    }
+
+    public static void EmitLayer(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
+    {
+        EmitForward(w, plan, l);
+        EmitBackward(w, plan, l);
+        EmitStep(w, plan, l);
+    }
+
+    private static string Pm(MambaLayerPlan l, string name, string buf = "_p") => $"{buf}.AsSpan({ModelEmitter.P(l.Prefix + "mixer." + name)}";
+
+    private static void EmitForward(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
+    {
+        string i = "_l" + l.Index;
+        int e = l.E, eh = l.E * plan.Spec.DModel;
+        w.Line($"/// <summary>Block {l.Index}, (B, L, H) → (B, L, H): pre-{(l.Rms ? "RMSNorm" : "LayerNorm")}, Mamba mixer (N = {l.N}, E = {e}, conv {l.Spec.ConvWidth}, Δ rank {l.R}), residual.</summary>");
+        w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
+        w.Line("int rows = batch * length;");
+        w.Line($"var x = {i}X.AsSpan(0, rows * H);");
+        w.Line(ModelEmitter.NormForward(plan, l.Rms, l.Prefix + "norm", "x", $"{i}U", $"{i}Mean", $"{i}Rstd", "rows"));
+        w.Line("// in_proj: (B, L, H) → x (B, L, E) and z (B, L, E), the two row blocks of the weight");
+        w.Line($"Gemm.LinearForward({i}U.AsSpan(0, rows * H), {Pm(l, "in_proj.weight")}, {eh}), ReadOnlySpan<float>.Empty, {i}Xi, rows, H, {e}, _ws);");
+        w.Line($"Gemm.LinearForward({i}U.AsSpan(0, rows * H), {Pm(l, "in_proj.weight")} + {eh}, {eh}), ReadOnlySpan<float>.Empty, {i}Z, rows, H, {e}, _ws);");
+        w.Line("// causal depthwise conv along time, then SiLU");
+        w.Line($"MambaKernels.ConvForward({i}Xi, {Pm(l, "conv1d.weight")}, {e * l.Spec.ConvWidth}), {Pm(l, "conv1d.bias")}, {e}), {i}C, {i}ConvT, batch, length, {e}, {l.Spec.ConvWidth}, _ws);");
+        w.Line($"MambaKernels.SiluForward({i}C.AsSpan(0, rows * {e}), {i}Act);");
+        w.Line($"// x_proj: (B, L, E) → (Δ in R | B in N | C in N); Δ = softplus(dt_proj(Δ in))");
+        w.Line($"Gemm.LinearForward({i}Act.AsSpan(0, rows * {e}), {Pm(l, "x_proj.weight")}, {l.Dbc * e}), ReadOnlySpan<float>.Empty, {i}Dbc, rows, {e}, {l.Dbc}, _ws);");
+        w.Line($"for (int r = 0; r < rows; r++) {i}Dbc.AsSpan(r * {l.Dbc}, {l.R}).CopyTo({i}DtIn.AsSpan(r * {l.R}, {l.R}));");
+        w.Line($"Gemm.LinearForward({i}DtIn.AsSpan(0, rows * {l.R}), {Pm(l, "dt_proj.weight")}, {e * l.R}), {Pm(l, "dt_proj.bias")}, {e}), {i}Delta, rows, {l.R}, {e}, _ws);");
+        w.Line($"MambaKernels.Softplus({i}Delta.AsSpan(0, rows * {e}));");
+        w.Line("// selective scan, then the gate y·SiLU(z) and out_proj back to H");
+        w.Line($"{i}Scan.Forward({i}Act, {i}Delta, {i}Dbc, {Pm(l, "A_log")}, {e * l.N}), {Pm(l, "D")}, {e}), {i}Ys, batch, length, _ws);");
+        w.Line($"MambaKernels.GateForward({i}Ys.AsSpan(0, rows * {e}), {i}Z, {i}G);");
+        w.Line($"Gemm.LinearForward({i}G.AsSpan(0, rows * {e}), {Pm(l, "out_proj.weight")}, {eh}), ReadOnlySpan<float>.Empty, _mOut, rows, {e}, H, _ws);");
+        w.Line($"TensorPrimitives.Add(x, _mOut.AsSpan(0, rows * H), {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H));");
+        w.Close();
+        w.Line();
+    }
+
+    private static void EmitBackward(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
+    {
+        string i = "_l" + l.Index;
+        int e = l.E, eh = l.E * plan.Spec.DModel;
+        w.Line($"/// <summary>Block {l.Index} backward: _dX holds dL/d(block output) and leaves holding dL/d(block input).</summary>");
+        w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
+        w.Line("int rows = batch * length;");
+        w.Line("var dX = _dX.AsSpan(0, rows * H);");
+        w.Line($"var dG = _mdG.AsSpan(0, rows * {e}); dG.Clear();");
+        w.Line($"Gemm.LinearBackward({i}G, {Pm(l, "out_proj.weight")}, {eh}), dX, dG, {Pm(l, "out_proj.weight", "_g")}, {eh}), Span<float>.Empty, rows, {e}, H, _ws);");
+        w.Line($"MambaKernels.GateBackward({i}Ys.AsSpan(0, rows * {e}), {i}Z, dG, _mdYs, _mdZ);");
+        w.Line("// scan backward: dL/du (into _mdU), dL/dΔ, the B and C columns of dL/d(x_proj rows), A_log and D");
+        w.Line($"var dAct = _mdU.AsSpan(0, rows * {e}); dAct.Clear();");
+        w.Line($"var dDbc = _mdDbc.AsSpan(0, rows * {l.Dbc}); dDbc.Clear();");
+        w.Line($"{i}Scan.Backward(_mdYs, _mdU, _mdDelta, _mdDbc, {Pm(l, "A_log", "_g")}, {e * l.N}), {Pm(l, "D", "_g")}, {e}));");
+        w.Line($"var dDelta = _mdDelta.AsSpan(0, rows * {e});");
+        w.Line($"MambaKernels.SoftplusBackward({i}Delta.AsSpan(0, rows * {e}), dDelta, dDelta);");
+        w.Line($"var dDtIn = _mdDtIn.AsSpan(0, rows * {l.R}); dDtIn.Clear();");
+        w.Line($"Gemm.LinearBackward({i}DtIn, {Pm(l, "dt_proj.weight")}, {e * l.R}), dDelta, dDtIn, {Pm(l, "dt_proj.weight", "_g")}, {e * l.R}), {Pm(l, "dt_proj.bias", "_g")}, {e}), rows, {l.R}, {e}, _ws);");
+        w.Line($"for (int r = 0; r < rows; r++) dDtIn.Slice(r * {l.R}, {l.R}).CopyTo(dDbc.Slice(r * {l.Dbc}, {l.R}));");
+        w.Line($"Gemm.LinearBackward({i}Act, {Pm(l, "x_proj.weight")}, {l.Dbc * e}), dDbc, dAct, {Pm(l, "x_proj.weight", "_g")}, {l.Dbc * e}), Span<float>.Empty, rows, {e}, {l.Dbc}, _ws);");
+        w.Line($"MambaKernels.SiluBackward({i}C.AsSpan(0, rows * {e}), dAct, dAct);");
+        w.Line($"MambaKernels.ConvBackward({i}Xi, {i}ConvT, dAct, _mdXi, {Pm(l, "conv1d.weight", "_g")}, {e * l.Spec.ConvWidth}), {Pm(l, "conv1d.bias", "_g")}, {e}), _mdConvT, batch, length, {e}, {l.Spec.ConvWidth});");
+        w.Line("// in_proj backward into dL/d(norm output), then the norm; the residual already carries dX");
+        w.Line("var dU = _dA.AsSpan(0, rows * H); dU.Clear();");
+        w.Line($"Gemm.LinearBackward({i}U, {Pm(l, "in_proj.weight")}, {eh}), _mdXi.AsSpan(0, rows * {e}), dU, {Pm(l, "in_proj.weight", "_g")}, {eh}), Span<float>.Empty, rows, H, {e}, _ws);");
+        w.Line($"Gemm.LinearBackward({i}U, {Pm(l, "in_proj.weight")} + {eh}, {eh}), _mdZ.AsSpan(0, rows * {e}), dU, {Pm(l, "in_proj.weight", "_g")} + {eh}, {eh}), Span<float>.Empty, rows, H, {e}, _ws);");
+        w.Line(ModelEmitter.NormBackward(plan, l.Rms, l.Prefix + "norm", "x", $"{i}Mean", $"{i}Rstd", "dU", "dX", "rows"));
+        w.Close();
+        w.Line();
+    }
+
+    private static void EmitStep(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
+    {
+        int e = l.E, eh = l.E * plan.Spec.DModel, cw = l.Spec.ConvWidth;
+        w.Line($"/// <summary>Block {l.Index}, one token: the stream _sx (H) is updated in place. State: conv window (E, W−1), then h (E, N).</summary>");
+        w.Open($"private void Layer{l.Index}Step(Span<float> state)");
+        w.Line($"var conv = state.Slice(0, {e * (cw - 1)});");
+        w.Line($"var h = state.Slice({e * (cw - 1)}, {e * l.N});");
+        w.Line(ModelEmitter.NormForward(plan, l.Rms, l.Prefix + "norm", "_sx", "_msu", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
+        w.Line($"Gemm.LinearForward(_msu, {Pm(l, "in_proj.weight")}, {eh}), ReadOnlySpan<float>.Empty, _msxi, 1, H, {e}, _ws);");
+        w.Line($"Gemm.LinearForward(_msu, {Pm(l, "in_proj.weight")} + {eh}, {eh}), ReadOnlySpan<float>.Empty, _msz, 1, H, {e}, _ws);");
+        w.Line($"MambaKernels.ConvStep(conv, {Pm(l, "conv1d.weight")}, {e * cw}), {Pm(l, "conv1d.bias")}, {e}), _msxi, _msc, {e}, {cw});");
+        w.Line($"MambaKernels.SiluForward(_msc.AsSpan(0, {e}), _msact);");
+        w.Line($"Gemm.LinearForward(_msact.AsSpan(0, {e}), {Pm(l, "x_proj.weight")}, {l.Dbc * e}), ReadOnlySpan<float>.Empty, _msdbc, 1, {e}, {l.Dbc}, _ws);");
+        w.Line($"Gemm.LinearForward(_msdbc.AsSpan(0, {l.R}), {Pm(l, "dt_proj.weight")}, {e * l.R}), {Pm(l, "dt_proj.bias")}, {e}), _msdt, 1, {l.R}, {e}, _ws);");
+        w.Line($"MambaKernels.Softplus(_msdt.AsSpan(0, {e}));");
+        w.Line($"{l.Variant}_Step({Pm(l, "A_log")}, {e * l.N}), {Pm(l, "D")}, {e}), h, _msact, _msdt, _msdbc.AsSpan({l.R}, {2 * l.N}), _msy, {e});");
+        w.Line($"MambaKernels.GateForward(_msy.AsSpan(0, {e}), _msz, _msg);");
+        w.Line($"Gemm.LinearForward(_msg.AsSpan(0, {e}), {Pm(l, "out_proj.weight")}, {eh}), ReadOnlySpan<float>.Empty, _mso, 1, {e}, H, _ws);");
+        w.Line("TensorPrimitives.Add(_sx, _mso, _sx);");
+        w.Close();
+        w.Line();
+    }
+
+    /// <summary>The scan class and step kernel of every state size the plan's Mamba blocks use.</summary>
+    public static void EmitKernels(CodeWriter w, ModelPlan plan)
+    {
+        foreach (int n in plan.MambaLayers.Select(l => l.N).Distinct())
+        {
+            EmitScanClass(w, n);
+            EmitStepKernel(w, n);
+        }
+    }
+
+    private static void EachN(CodeWriter w, int n, System.Func<int, string> line)
+    {
+        for (int k = 0; k < n; k++) w.Line(line(k));
+    }
+
+    private static void EmitScanClass(CodeWriter w, int n)
+    {
+        string cls = $"Mamba_N{n}_Scan";
+        w.Line($"/// <summary>The selective scan for N = {n}: 16 channels per call, h as {n} Vector512 registers, B_t and C_t broadcast.</summary>");
+        w.Open($"private sealed class {cls} : SelectiveScan");
+        w.Line($"public {cls}(int e, int dbcWidth, int bOffset, int maxBatch, int maxLength) : base({n}, e, dbcWidth, bOffset, maxBatch, maxLength) {{ }}");
+        w.Line();
+        w.Line("private static Vector512<float> V(float[] a, int i) => Vector512.Create(new ReadOnlySpan<float>(a, i, 16));");
+        w.Line();
+        // forward
+        w.Open("protected override void ForwardGroup(int b, int e0)");
+        w.Line("// h_t = exp(Δ_t·A) ⊙ h_{t−1} + (Δ_t·u_t)·B_t[n];  y_t = Σ_n C_t[n]·h_t + D·u_t; 16 channels per lane set");
+        EachN(w, n, k => $"var h{k} = Vector512<float>.Zero;");
+        w.Line("var d = V(Dv, e0);");
+        w.Open("for (int t = 0; t < Length; t++)");
+        w.Line("int row = b * Length + t, x = row * DbcWidth + BOffset, o = row * E + e0;");
+        w.Line("var dt = V(Delta, o); var u = V(U, o); var du = dt * u; var y = d * u;");
+        EachN(w, n, k => $"h{k} = FastMath.Exp(dt * V(AT, {k} * E + e0)) * h{k} + du * Vector512.Create(Dbc[x + {k}]); y += Vector512.Create(Dbc[x + {n + k}]) * h{k};");
+        w.Line("y.CopyTo(Ys.AsSpan(o, 16));");
+        w.Open("if ((t + 1) % ChunkLength == 0 && t + 1 < Length)");
+        w.Line("int k0 = StateIndex(b, t / ChunkLength, 0, e0);");
+        EachN(w, n, k => $"h{k}.CopyTo(States.AsSpan(k0 + {k} * E, 16));");
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Line();
+        // backward
+        w.Open("protected override void BackwardGroup(int b, int e0)");
+        w.Line("// Chunks from last to first: recompute the chunk's states from its saved start, then run time backwards with");
+        w.Line("// g = dL/dh_t carried through the decay. B and C gradients are sums over channels (one batch row per thread).");
+        w.Line($"Span<Vector512<float>> hs = stackalloc Vector512<float>[ChunkLength * {n}];");
+        w.Line($"Span<Vector512<float>> start = stackalloc Vector512<float>[{n}];");
+        w.Line($"Span<Vector512<float>> dA = stackalloc Vector512<float>[{n}];");
+        w.Line("dA.Clear();");
+        EachN(w, n, k => $"var g{k} = Vector512<float>.Zero;");
+        w.Line("var d = V(Dv, e0); var dD = Vector512<float>.Zero;");
+        w.Open("for (int k = (Length - 1) / ChunkLength; k >= 0; k--)");
+        w.Line("int t0 = k * ChunkLength, t1 = Math.Min(Length, t0 + ChunkLength);");
+        w.Line($"if (k == 0) start.Clear(); else for (int n = 0; n < {n}; n++) start[n] = V(States, StateIndex(b, k - 1, n, e0));");
+        w.Open("for (int t = t0; t < t1; t++)");
+        w.Line("int row = b * Length + t, x = row * DbcWidth + BOffset, o = row * E + e0;");
+        w.Line("var dt = V(Delta, o); var du = dt * V(U, o);");
+        w.Line($"var prev = t == t0 ? start : hs.Slice((t - t0 - 1) * {n}, {n});");
+        w.Line($"var cur = hs.Slice((t - t0) * {n}, {n});");
+        EachN(w, n, k => $"cur[{k}] = FastMath.Exp(dt * V(AT, {k} * E + e0)) * prev[{k}] + du * Vector512.Create(Dbc[x + {k}]);");
+        w.Close();
+        w.Open("for (int t = t1 - 1; t >= t0; t--)");
+        w.Line("int row = b * Length + t, x = row * DbcWidth + BOffset, o = row * E + e0;");
+        w.Line("var dt = V(Delta, o); var u = V(U, o); var dy = V(DYs, o); var dtu = dt * u;");
+        w.Line("var dDt = Vector512<float>.Zero; var dU = d * dy;");
+        w.Line("dD += dy * u;");
+        w.Line($"var prev = t == t0 ? start : hs.Slice((t - t0 - 1) * {n}, {n});");
+        w.Line($"var cur = hs.Slice((t - t0) * {n}, {n});");
+        for (int k = 0; k < n; k++)
+        {
+            w.Open("");
+            w.Line($"var a = V(AT, {k} * E + e0); var decay = FastMath.Exp(dt * a); var bn = Vector512.Create(Dbc[x + {k}]);");
+            w.Line($"g{k} += Vector512.Create(Dbc[x + {n + k}]) * dy;");
+            w.Line($"DDbc[x + {n + k}] += Vector512.Sum(dy * cur[{k}]);");
+            w.Line($"DDbc[x + {k}] += Vector512.Sum(g{k} * dtu);");
+            w.Line($"var dDecay = g{k} * prev[{k}] * decay;");
+            w.Line($"dA[{k}] += dDecay * dt;");
+            w.Line($"dDt += dDecay * a + g{k} * bn * u;");
+            w.Line($"dU += g{k} * dt * bn;");
+            w.Line($"g{k} *= decay;");
+            w.Close();
+        }
+        w.Line("dDt.CopyTo(DDelta.AsSpan(o, 16));");
+        w.Line("(V(DU, o) + dU).CopyTo(DU.AsSpan(o, 16));");
+        w.Close();
+        w.Close();
+        w.Line($"for (int n = 0; n < {n}; n++) dA[n].CopyTo(GradAPart(b, n, e0));");
+        w.Line("dD.CopyTo(GradDPart(b, e0));");
+        w.Close();
+        w.Close();
+        w.Line();
+    }
+
+    private static void EmitStepKernel(CodeWriter w, int n)
+    {
+        w.Line($"/// <summary>One token of the N = {n} scan for E channels: h (E, {n}) updated in place; bc holds B_t then C_t.</summary>");
+        w.Open($"private static void Mamba_N{n}_Step(ReadOnlySpan<float> aLog, ReadOnlySpan<float> d, Span<float> h, ReadOnlySpan<float> u, ReadOnlySpan<float> delta, ReadOnlySpan<float> bc, Span<float> y, int e)");
+        w.Open("for (int ch = 0; ch < e; ch++)");
+        w.Line("float dt = delta[ch], du = dt * u[ch], acc = d[ch] * u[ch];");
+        w.Line($"var hr = h.Slice(ch * {n}, {n}); var ar = aLog.Slice(ch * {n}, {n});");
+        if (n % 16 == 0)
+        {
+            w.Open("if (Vector512.IsHardwareAccelerated)");
+            w.Line("var vdt = Vector512.Create(dt); var vdu = Vector512.Create(du);");
+            for (int j = 0; j < n / 16; j++)
+            {
+                w.Line($"var h{j} = FastMath.Exp(-FastMath.Exp(Vector512.Create(ar.Slice({16 * j}, 16))) * vdt) * Vector512.Create(hr.Slice({16 * j}, 16)) + vdu * Vector512.Create(bc.Slice({16 * j}, 16));");
+                w.Line($"h{j}.CopyTo(hr.Slice({16 * j}, 16));");
+                w.Line($"acc += Vector512.Sum(h{j} * Vector512.Create(bc.Slice({n + 16 * j}, 16)));");
+            }
+            w.Line("y[ch] = acc;");
+            w.Line("continue;");
+            w.Close();
+        }
+        EachN(w, n, k => $"hr[{k}] = MathF.Exp(-MathF.Exp(ar[{k}]) * dt) * hr[{k}] + du * bc[{k}]; acc += bc[{n + k}] * hr[{k}];");
+        w.Line("y[ch] = acc;");
+        w.Close();
+        w.Close();
+        w.Line();
+    }
+}

@@ -1,0 +1,195 @@
+using System.Runtime.Intrinsics;
+
+namespace SsmGen.Numerics;
+
+/// <summary>
+/// Float kernels of the Mamba block around its selective scan: the causal depthwise convolution, SiLU, the
+/// SiLU gate and softplus. Sequences are (B, L, E) row-major, so every kernel runs along contiguous channels.
+/// </summary>
+public static class MambaKernels
+{
+    /// <summary>
+    /// c[b,t,e] = bias[e] + Σ_k w[e,k]·x[b, t−(W−1)+k, e] (zeros before t = 0). <paramref name="wt"/> receives
+    /// the weight transposed to (W, E) so each tap is a contiguous row.
+    /// </summary>
+    public static unsafe void ConvForward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> c, Span<float> wt, int batch, int length, int e, int width, Workspace? workspace = null)
+    {
+        Need(x, batch * length * e); Need(c, batch * length * e); Need(w, e * width); Need(bias, e); Need(wt, e * width);
+        for (int ch = 0; ch < e; ch++)
+            for (int k = 0; k < width; k++) wt[k * e + ch] = w[ch * width + k];
+        fixed (float* px = x, pwt = wt, pb = bias, pc = c)
+            RowParallel.Run(&ConvRows, new RowArgs { P0 = px, P1 = pwt, P2 = pb, P3 = pc, Width = e, Count = length, Extra = width }, batch * length, e * width, workspace);
+    }
+
+    private static unsafe void ConvRows(ref RowArgs a, int r0, int r1)
+    {
+        int e = a.Width, length = a.Count, width = a.Extra;
+        for (int r = r0; r < r1; r++)
+        {
+            int t = r % length;
+            float* c = a.P3 + (long)r * e;
+            new ReadOnlySpan<float>(a.P2, e).CopyTo(new Span<float>(c, e));
+            for (int k = Math.Max(0, width - 1 - t); k < width; k++)
+                Axpy(a.P0 + (long)(r - (width - 1) + k) * e, a.P1 + (long)k * e, c, e);
+        }
+    }
+
+    /// <summary>c += x ⊙ w over n contiguous values.</summary>
+    private static unsafe void Axpy(float* x, float* w, float* c, int n)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= n; i += 16)
+                Vector512.FusedMultiplyAdd(Vector512.Load(x + i), Vector512.Load(w + i), Vector512.Load(c + i)).Store(c + i);
+        for (; i < n; i++) c[i] += x[i] * w[i];
+    }
+
+    /// <summary>
+    /// Convolution backward: dx (overwritten) = Σ_k w[e,k]·dc[t+(W−1)−k]; dw[e,k] += Σ dc[t]·x[t−(W−1)+k]; dbias += Σ dc.
+    /// <paramref name="wt"/> is the transposed weight the forward left; <paramref name="dwt"/> is (W, E) scratch.
+    /// </summary>
+    public static void ConvBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> wt, ReadOnlySpan<float> dc, Span<float> dx, Span<float> dw, Span<float> dbias, Span<float> dwt, int batch, int length, int e, int width)
+    {
+        int rows = batch * length;
+        Need(x, rows * e); Need(dc, rows * e); Need(dx, rows * e); Need(dw, e * width); Need(dbias, e); Need(dwt, e * width); Need(wt, e * width);
+        dwt.Slice(0, e * width).Clear();
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t < length; t++)
+            {
+                int r = b * length + t;
+                var dcr = dc.Slice(r * e, e);
+                var dxr = dx.Slice(r * e, e);
+                dxr.Clear();
+                System.Numerics.Tensors.TensorPrimitives.Add(dbias, dcr, dbias);
+                for (int k = 0; k < width; k++)
+                {
+                    // the output at t + (W−1) − k read this input through tap k
+                    int s = t + width - 1 - k;
+                    if (s < length) System.Numerics.Tensors.TensorPrimitives.FusedMultiplyAdd(wt.Slice(k * e, e), dc.Slice((b * length + s) * e, e), dxr, dxr);
+                    int src = t - (width - 1) + k;
+                    if (src >= 0)
+                    {
+                        var dwk = dwt.Slice(k * e, e);
+                        System.Numerics.Tensors.TensorPrimitives.FusedMultiplyAdd(dcr, x.Slice((b * length + src) * e, e), dwk, dwk);
+                    }
+                }
+            }
+        for (int ch = 0; ch < e; ch++)
+            for (int k = 0; k < width; k++) dw[ch * width + k] += dwt[k * e + ch];
+    }
+
+    /// <summary>
+    /// One token of the convolution: c = bias + Σ_k w[·,k]·window, with the window = (the W−1 previous inputs held
+    /// in <paramref name="state"/> (E, W−1), oldest first, then x); the state shifts by one.
+    /// </summary>
+    public static void ConvStep(Span<float> state, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, ReadOnlySpan<float> x, Span<float> c, int e, int width)
+    {
+        for (int ch = 0; ch < e; ch++)
+        {
+            var s = state.Slice(ch * (width - 1), width - 1);
+            var wc = w.Slice(ch * width, width);
+            float v = bias[ch] + wc[width - 1] * x[ch];
+            for (int k = 0; k < width - 1; k++) v += wc[k] * s[k];
+            c[ch] = v;
+            if (width > 1)
+            {
+                s.Slice(1).CopyTo(s);
+                s[width - 2] = x[ch];
+            }
+        }
+    }
+
+    /// <summary>y = SiLU(x) = x·σ(x).</summary>
+    public static void SiluForward(ReadOnlySpan<float> x, Span<float> y)
+    {
+        Need(y, x.Length);
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= x.Length; i += 16)
+            {
+                var v = Vector512.Create(x.Slice(i, 16));
+                (v * FastMath.Sigmoid(v)).CopyTo(y.Slice(i, 16));
+            }
+        for (; i < x.Length; i++) y[i] = x[i] / (1f + MathF.Exp(-x[i]));
+    }
+
+    /// <summary>dx = dy · SiLU'(x), SiLU'(x) = σ(x)(1 + x(1 − σ(x))). dx may alias dy.</summary>
+    public static void SiluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx)
+    {
+        Need(dy, x.Length); Need(dx, x.Length);
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= x.Length; i += 16)
+            {
+                var v = Vector512.Create(x.Slice(i, 16));
+                var s = FastMath.Sigmoid(v);
+                (Vector512.Create(dy.Slice(i, 16)) * s * (Vector512<float>.One + v * (Vector512<float>.One - s))).CopyTo(dx.Slice(i, 16));
+            }
+        for (; i < x.Length; i++)
+        {
+            float s = 1f / (1f + MathF.Exp(-x[i]));
+            dx[i] = dy[i] * s * (1 + x[i] * (1 - s));
+        }
+    }
+
+    /// <summary>The output gate: g = y · SiLU(z).</summary>
+    public static void GateForward(ReadOnlySpan<float> y, ReadOnlySpan<float> z, Span<float> g)
+    {
+        Need(z, y.Length); Need(g, y.Length);
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= y.Length; i += 16)
+            {
+                var vz = Vector512.Create(z.Slice(i, 16));
+                (Vector512.Create(y.Slice(i, 16)) * vz * FastMath.Sigmoid(vz)).CopyTo(g.Slice(i, 16));
+            }
+        for (; i < y.Length; i++) g[i] = y[i] * z[i] / (1f + MathF.Exp(-z[i]));
+    }
+
+    /// <summary>Gate backward: dy = dg·SiLU(z), dz = dg·y·SiLU'(z) (both overwritten).</summary>
+    public static void GateBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> z, ReadOnlySpan<float> dg, Span<float> dy, Span<float> dz)
+    {
+        Need(z, y.Length); Need(dg, y.Length); Need(dy, y.Length); Need(dz, y.Length);
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= y.Length; i += 16)
+            {
+                var vz = Vector512.Create(z.Slice(i, 16));
+                var s = FastMath.Sigmoid(vz);
+                var g = Vector512.Create(dg.Slice(i, 16));
+                (g * vz * s).CopyTo(dy.Slice(i, 16));
+                (g * Vector512.Create(y.Slice(i, 16)) * s * (Vector512<float>.One + vz * (Vector512<float>.One - s))).CopyTo(dz.Slice(i, 16));
+            }
+        for (; i < y.Length; i++)
+        {
+            float s = 1f / (1f + MathF.Exp(-z[i]));
+            float g = dg[i];
+            dy[i] = g * z[i] * s;
+            dz[i] = g * y[i] * s * (1 + z[i] * (1 - s));
+        }
+    }
+
+    /// <summary>x = softplus(x) = log(1 + eˣ) in place (x itself above 20, where they agree in float).</summary>
+    public static void Softplus(Span<float> x)
+    {
+        for (int i = 0; i < x.Length; i++)
+        {
+            float v = x[i];
+            x[i] = v > 20 ? v : MathF.Log(1 + MathF.Exp(v));
+        }
+    }
+
+    /// <summary>
+    /// Softplus backward from its output Δ: d(pre) = dΔ·σ(pre) = dΔ·(1 − e^{−Δ}), so the pre-activation need not be kept.
+    /// </summary>
+    public static void SoftplusBackward(ReadOnlySpan<float> delta, ReadOnlySpan<float> dDelta, Span<float> dPre)
+    {
+        Need(dDelta, delta.Length); Need(dPre, delta.Length);
+        for (int i = 0; i < delta.Length; i++) dPre[i] = dDelta[i] * -float.ExpM1(-delta[i]);
+    }
+
+    private static void Need(ReadOnlySpan<float> s, int n)
+    {
+        if (s.Length < n) throw new ArgumentException($"A buffer holds {s.Length} values; {n} are needed.");
+    }
+}

@@ -1,0 +1,197 @@
+using System.Runtime.Intrinsics;
+
+namespace SsmGen.Numerics;
+
+/// <summary>
+/// The selective scan of a Mamba block over (B, L, E) rows:
+/// h_t[e,n] = exp(Δ_t[e]·A[e,n])·h_{t−1}[e,n] + Δ_t[e]·B_t[n]·u_t[e],  y_t[e] = Σ_n C_t[n]·h_t[e,n] + D[e]·u_t[e],
+/// with B_t and C_t read from the x_proj output rows (width <see cref="DbcWidth"/>, B at <see cref="BOffset"/>,
+/// C right after it). Generated models derive one class per state size N that supplies 16-channel kernels
+/// holding the state in vector registers (<see cref="ForwardGroup"/>, <see cref="BackwardGroup"/>); this class
+/// owns the buffers, shares the work out on the <see cref="WorkerPool"/>, and runs a portable scalar path for
+/// channels outside whole 16-lane groups and on CPUs without AVX-512.
+/// The forward keeps the state only at chunk boundaries (every <see cref="ChunkLength"/> steps); the backward
+/// recomputes each chunk's states from its boundary instead of storing (B, L, E, N).
+/// </summary>
+public abstract class SelectiveScan : ParallelWork
+{
+    /// <summary>Channels per vector kernel call.</summary>
+    public const int Lanes = 16;
+
+    protected readonly int N, E, DbcWidth, BOffset, ChunkLength, Chunks;
+    /// <summary>State at the end of every chunk but the last: (B, Chunks, N, E).</summary>
+    protected readonly float[] States;
+    /// <summary>A = −exp(A_log), transposed to (N, E) so 16 channels of one n are contiguous.</summary>
+    protected readonly float[] AT;
+    /// <summary>D (E), copied at the forward.</summary>
+    protected readonly float[] Dv;
+    /// <summary>Per-batch partial gradients dL/dA (B, N, E) and dL/dD (B, E), summed after the backward (no races).</summary>
+    private readonly float[] _gradA, _gradD;
+
+    // Buffers of the current call (B·L rows).
+    protected float[] U = [], Delta = [], Dbc = [], Ys = [];
+    protected float[] DYs = [], DU = [], DDelta = [], DDbc = [];
+    protected int Batch, Length;
+    private bool _backward;
+
+    protected SelectiveScan(int n, int e, int dbcWidth, int bOffset, int maxBatch, int maxLength)
+    {
+        N = n; E = e; DbcWidth = dbcWidth; BOffset = bOffset;
+        ChunkLength = Math.Clamp(1024 / n, 8, 64);
+        Chunks = (maxLength + ChunkLength - 1) / ChunkLength;
+        States = new float[(long)maxBatch * Chunks * n * e];
+        AT = new float[n * e];
+        Dv = new float[e];
+        _gradA = new float[maxBatch * n * e];
+        _gradD = new float[maxBatch * e];
+    }
+
+    /// <summary>Runs the scan: <paramref name="ys"/> (B, L, E) from u, Δ (B, L, E) and the x_proj rows; keeps what the backward needs.</summary>
+    public void Forward(float[] u, float[] delta, float[] dbc, ReadOnlySpan<float> aLog, ReadOnlySpan<float> d, float[] ys, int batch, int length, Workspace? workspace = null)
+    {
+        if (aLog.Length != N * E || d.Length != E) throw new ArgumentException($"A_log must hold E·N = {E * N} values and D E = {E}.");
+        for (int e = 0; e < E; e++)
+            for (int n = 0; n < N; n++) AT[n * E + e] = -MathF.Exp(aLog[e * N + n]);
+        d.CopyTo(Dv);
+        (U, Delta, Dbc, Ys, Batch, Length, _backward) = (u, delta, dbc, ys, batch, length, false);
+        Run(batch * Groups, length);
+    }
+
+    /// <summary>
+    /// Gradients of the last forward from dL/dy: du += (overwrites nothing else), dΔ = (overwritten), the B and C
+    /// columns of dDbc +=, gALog += and gD +=.
+    /// </summary>
+    public void Backward(float[] dys, float[] du, float[] dDelta, float[] dDbc, Span<float> gALog, Span<float> gD)
+    {
+        (DYs, DU, DDelta, DDbc, _backward) = (dys, du, dDelta, dDbc, true);
+        Run(Batch, Length);
+        for (int b = 0; b < Batch; b++)
+        {
+            for (int e = 0; e < E; e++)
+            {
+                gD[e] += _gradD[b * E + e];
+                for (int n = 0; n < N; n++) gALog[e * N + n] += _gradA[(b * N + n) * E + e] * AT[n * E + e]; // dA/dA_log = A
+            }
+        }
+    }
+
+    private int Groups => (E + Lanes - 1) / Lanes;
+
+    private void Run(int items, int length)
+    {
+        var pool = WorkerPool.Shared;
+        if (pool.Concurrency == 1 || (long)items * length * N * Lanes < 1 << 15) Execute(0, 1);
+        else pool.Run(this, Math.Min(items, pool.Concurrency));
+    }
+
+    public override void Execute(int part, int parts)
+    {
+        int groups = Groups;
+        if (!_backward)
+        {
+            var (s, end) = WorkerPool.Share(Batch * groups, part, parts);
+            for (int item = s; item < end; item++)
+            {
+                int b = item / groups, e0 = item % groups * Lanes;
+                if (Vector512.IsHardwareAccelerated && e0 + Lanes <= E) ForwardGroup(b, e0);
+                else ForwardScalar(b, e0, Math.Min(E, e0 + Lanes));
+            }
+        }
+        else
+        {
+            // One batch row per item: its B and C gradients are sums over all channels, so one thread owns them.
+            var (s, end) = WorkerPool.Share(Batch, part, parts);
+            for (int b = s; b < end; b++)
+                for (int e0 = 0; e0 < E; e0 += Lanes)
+                {
+                    if (Vector512.IsHardwareAccelerated && e0 + Lanes <= E) BackwardGroup(b, e0);
+                    else BackwardScalar(b, e0, Math.Min(E, e0 + Lanes));
+                }
+        }
+    }
+
+    /// <summary>Channels [e0, e0 + 16) of batch row b, state in registers (generated per N).</summary>
+    protected abstract void ForwardGroup(int b, int e0);
+
+    /// <summary>Backward of channels [e0, e0 + 16) of batch row b (generated per N).</summary>
+    protected abstract void BackwardGroup(int b, int e0);
+
+    /// <summary>Index of the saved state (b, chunk k, n, e).</summary>
+    protected int StateIndex(int b, int k, int n, int e) => ((b * Chunks + k) * N + n) * E + e;
+
+    /// <summary>Writes dL/dA and dL/dD partial sums of batch row b for 16 channels (called by generated backward kernels).</summary>
+    protected Span<float> GradAPart(int b, int n, int e0) => _gradA.AsSpan((b * N + n) * E + e0, Lanes);
+    protected Span<float> GradDPart(int b, int e0) => _gradD.AsSpan(b * E + e0, Lanes);
+
+    private void ForwardScalar(int b, int e0, int e1)
+    {
+        Span<float> h = stackalloc float[N];
+        for (int e = e0; e < e1; e++)
+        {
+            h.Clear();
+            for (int t = 0; t < Length; t++)
+            {
+                int row = b * Length + t, x = row * DbcWidth + BOffset;
+                float dt = Delta[row * E + e], u = U[row * E + e], y = Dv[e] * u;
+                for (int n = 0; n < N; n++)
+                {
+                    h[n] = MathF.Exp(dt * AT[n * E + e]) * h[n] + dt * u * Dbc[x + n];
+                    y += Dbc[x + N + n] * h[n];
+                }
+                Ys[row * E + e] = y;
+                if ((t + 1) % ChunkLength == 0 && t + 1 < Length)
+                    for (int n = 0; n < N; n++) States[StateIndex(b, t / ChunkLength, n, e)] = h[n];
+            }
+        }
+    }
+
+    private void BackwardScalar(int b, int e0, int e1)
+    {
+        Span<float> g = stackalloc float[N], dA = stackalloc float[N], hs = stackalloc float[ChunkLength * N], start = stackalloc float[N];
+        for (int e = e0; e < e1; e++)
+        {
+            g.Clear(); dA.Clear();
+            float dD = 0;
+            for (int k = (Length - 1) / ChunkLength; k >= 0; k--)
+            {
+                int t0 = k * ChunkLength, t1 = Math.Min(Length, t0 + ChunkLength);
+                for (int n = 0; n < N; n++) start[n] = k == 0 ? 0 : States[StateIndex(b, k - 1, n, e)];
+                // recompute the chunk's states from its boundary
+                for (int t = t0; t < t1; t++)
+                {
+                    int row = b * Length + t, x = row * DbcWidth + BOffset;
+                    float dt = Delta[row * E + e], u = U[row * E + e];
+                    for (int n = 0; n < N; n++)
+                    {
+                        float prev = t == t0 ? start[n] : hs[(t - t0 - 1) * N + n];
+                        hs[(t - t0) * N + n] = MathF.Exp(dt * AT[n * E + e]) * prev + dt * u * Dbc[x + n];
+                    }
+                }
+                for (int t = t1 - 1; t >= t0; t--)
+                {
+                    int row = b * Length + t, x = row * DbcWidth + BOffset;
+                    float dt = Delta[row * E + e], u = U[row * E + e], dy = DYs[row * E + e];
+                    float dDt = 0, du = Dv[e] * dy;
+                    dD += dy * u;
+                    for (int n = 0; n < N; n++)
+                    {
+                        float a = AT[n * E + e], decay = MathF.Exp(dt * a), bn = Dbc[x + n];
+                        float prev = t == t0 ? start[n] : hs[(t - t0 - 1) * N + n];
+                        g[n] += Dbc[x + N + n] * dy;                       // dL/dh_t
+                        DDbc[x + N + n] += dy * hs[(t - t0) * N + n];      // dL/dC_t
+                        DDbc[x + n] += g[n] * dt * u;                      // dL/dB_t
+                        float dDecay = g[n] * prev;
+                        dA[n] += dDecay * decay * dt;
+                        dDt += dDecay * decay * a + g[n] * bn * u;
+                        du += g[n] * dt * bn;
+                        g[n] *= decay;                                     // carried to h_{t−1}
+                    }
+                    DDelta[row * E + e] = dDt;
+                    DU[row * E + e] += du;
+                }
+            }
+            for (int n = 0; n < N; n++) _gradA[(b * N + n) * E + e] = dA[n];
+            _gradD[b * E + e] = dD;
+        }
+    }
+}
