@@ -52,4 +52,17 @@ internal static class GeneratedConfigs
     /// <summary>Hand-written twin of <see cref="SeqClassifier"/>.</summary>
     public static ModelConfig SeqClassifier => new(Input: 1, Vocab: 0, DModel: 128, Output: 10, Pooling.Mean,
         [new S4DLayerConfig(64), new S4DLayerConfig(64), new S4DLayerConfig(64), new S4DLayerConfig(64)]);
+
+    /// <summary>Hand-written twin of <see cref="MambaTokens"/>.</summary>
+    public static ModelConfig MambaTokens => new(Input: 0, Vocab: 7, DModel: 16, Output: 7, Pooling.None,
+        [new MambaLayerConfig(N: 16, Expand: 2, ConvWidth: 4, DtRank: 1), new MambaLayerConfig(16, 2, 4, 1)]);
+
+    /// <summary>Hand-written twin of <see cref="MambaOdd"/>.</summary>
+    public static ModelConfig MambaOdd => new(Input: 3, Vocab: 0, DModel: 6, Output: 2, Pooling.Mean,
+        [new MambaLayerConfig(N: 4, Expand: 3, ConvWidth: 3, DtRank: 3, Norm: NormKind.LayerNorm)]);
+
+    /// <summary>Hand-written twin of <see cref="Hybrid"/>.</summary>
+    public static ModelConfig Hybrid => new(Input: 2, Vocab: 0, DModel: 16, Output: 3, Pooling.Last,
+        [new S4DLayerConfig(16, Dropout: 0.1), new MambaLayerConfig(N: 8, Expand: 1, ConvWidth: 2, DtRank: 1),
+         new S4DLayerConfig(8, Discretization: Discretization.Bilinear)]);
 }

@@ -42,3 +42,26 @@ public partial class DefaultsModel { }
 [S4DLayer(N = 16, Init = S4DInit.Lin, Discretization = Discretization.Zoh)]
 [S4DLayer(N = 8, Init = S4DInit.Inv, Discretization = Discretization.Bilinear, TrainB = true, Dropout = 0.25)]
 public partial class Wide16 { }
+
+/// <summary>
+/// All Mamba (Hugging Face names): token input, per-token output; E = 32 runs two 16-channel register kernels.
+/// Twin: <see cref="GeneratedConfigs.MambaTokens"/>.
+/// </summary>
+[SsmModel(Vocab = 7, DModel = 16, Output = 7, Pooling = Pooling.None)]
+[MambaLayer(N = 16, Expand = 2, ConvWidth = 4, Repeat = 2)]
+public partial class MambaTokens { }
+
+/// <summary>
+/// Mamba with E = 18 (one 16-channel kernel plus a scalar tail), N = 4, LayerNorm, Δ rank 3, conv width 3.
+/// Twin: <see cref="GeneratedConfigs.MambaOdd"/>.
+/// </summary>
+[SsmModel(Input = 3, DModel = 6, Output = 2, Pooling = Pooling.Mean)]
+[MambaLayer(N = 4, Expand = 3, ConvWidth = 3, DtRank = 3, Norm = NormKind.LayerNorm)]
+public partial class MambaOdd { }
+
+/// <summary>A hybrid: S4D, Mamba, S4D (generic names, LayerNorm at the end). Twin: <see cref="GeneratedConfigs.Hybrid"/>.</summary>
+[SsmModel(Input = 2, DModel = 16, Output = 3, Pooling = Pooling.Last)]
+[S4DLayer(N = 16, Dropout = 0.1)]
+[MambaLayer(N = 8, Expand = 1, ConvWidth = 2)]
+[S4DLayer(N = 8, Discretization = Discretization.Bilinear)]
+public partial class Hybrid { }

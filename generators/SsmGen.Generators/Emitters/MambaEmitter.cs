@@ -96,6 +96,7 @@ internal static class MambaEmitter
         w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
         w.Line("int rows = batch * length;");
         w.Line("var dX = _dX.AsSpan(0, rows * H);");
+        w.Line($"var x = {i}X.AsSpan(0, rows * H);");
         w.Line($"var dG = _mdG.AsSpan(0, rows * {e}); dG.Clear();");
         w.Line($"Gemm.LinearBackward({i}G, {Pm(l, "out_proj.weight")}, {eh}), dX, dG, {Pm(l, "out_proj.weight", "_g")}, {eh}), Span<float>.Empty, rows, {e}, H, _ws);");
         w.Line($"MambaKernels.GateBackward({i}Ys.AsSpan(0, rows * {e}), {i}Z, dG, _mdYs, _mdZ);");

@@ -52,6 +52,46 @@ public class AllocationTests
     }
 }
 
+/// <summary>Mamba and hybrid models: Forward, Backward and Step allocate nothing after a warm-up.</summary>
+public class MambaAllocationTests
+{
+    [Theory]
+    [InlineData("MambaTokens", 150)]
+    [InlineData("MambaOdd", 70)]
+    [InlineData("Hybrid", 90)]
+    public void ForwardBackwardAndStepAllocateZeroBytes(string name, int length)
+    {
+        const int batch = 3;
+        var (m, cfg) = GeneratedVsReferenceTests.Make(name, batch, length);
+        m.Initialize(1);
+        int outRows = cfg.Pooling == Pooling.None ? batch * length : batch;
+        var y = new float[outRows * cfg.Output];
+        var dy = new float[y.Length];
+        dy.AsSpan().Fill(0.1f);
+        var x = new float[batch * length * cfg.InputWidth];
+        var ids = new int[batch * length];
+        for (int i = 0; i < x.Length; i++) x[i] = MathF.Sin(i);
+        var state = m.CreateState();
+        var ys = new float[cfg.Output];
+        var xs = new float[cfg.InputWidth];
+        void Run()
+        {
+            if (cfg.TokenInput) m.Forward(ids, batch, length, y, training: true);
+            else m.Forward(x, batch, length, y, training: true);
+            m.Backward(dy);
+            for (int t = 0; t < 5; t++)
+            {
+                if (cfg.TokenInput) m.Step(state, t % cfg.Vocab, ys);
+                else { xs[0] = t; m.Step(state, xs, ys); }
+            }
+        }
+        Run();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        Run();
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+}
+
 /// <summary>The model's workspace serves whichever thread calls it: no lazily made per-thread state.</summary>
 public class CrossThreadAllocationTests
 {

@@ -9,7 +9,7 @@ namespace SsmGen.Tests.Generated;
 /// </summary>
 public class GeneratedVsReferenceTests(ITestOutputHelper output)
 {
-    public static TheoryData<string> Models => new() { "TinyRealMean", "VectorTokens", "VectorLast", "Wide16" };
+    public static TheoryData<string> Models => new() { "TinyRealMean", "VectorTokens", "VectorLast", "Wide16", "MambaTokens", "MambaOdd", "Hybrid" };
 
     internal static (ISsmModel Gen, ModelConfig Cfg) Make(string name, int maxBatch, int maxLength) => name switch
     {
@@ -17,6 +17,9 @@ public class GeneratedVsReferenceTests(ITestOutputHelper output)
         "VectorTokens" => (new VectorTokens(maxBatch, maxLength), GeneratedConfigs.VectorTokens),
         "VectorLast" => (new VectorLast(maxBatch, maxLength), GeneratedConfigs.VectorLast),
         "Wide16" => (new Wide16(maxBatch, maxLength), GeneratedConfigs.Wide16),
+        "MambaTokens" => (new MambaTokens(maxBatch, maxLength), GeneratedConfigs.MambaTokens),
+        "MambaOdd" => (new MambaOdd(maxBatch, maxLength), GeneratedConfigs.MambaOdd),
+        "Hybrid" => (new Hybrid(maxBatch, maxLength), GeneratedConfigs.Hybrid),
         _ => (new SeqClassifier(maxBatch, maxLength), GeneratedConfigs.SeqClassifier),
     };
 
@@ -63,6 +66,12 @@ public class GeneratedVsReferenceTests(ITestOutputHelper output)
     [InlineData("VectorLast", 130)]
     [InlineData("Wide16", 6)]       // lane convolution (H a multiple of 16)
     [InlineData("Wide16", 97)]
+    [InlineData("MambaTokens", 9)]
+    [InlineData("MambaTokens", 150)]   // several scan chunks (64 steps each for N = 16)
+    [InlineData("MambaOdd", 11)]
+    [InlineData("MambaOdd", 300)]      // chunks of 64 steps (N = 4), a scalar channel tail
+    [InlineData("Hybrid", 8)]
+    [InlineData("Hybrid", 140)]
     public void ForwardAndBackwardMatchTheReference(string name, int length)
     {
         const int batch = 3;
