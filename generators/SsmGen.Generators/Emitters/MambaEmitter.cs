@@ -176,7 +176,7 @@ internal static class MambaEmitter
         w.Open("for (int t = 0; t < Length; t++)");
         w.Line("int row = b * Length + t, x = row * DbcWidth + BOffset, o = row * E + e0;");
         w.Line("var dt = V(Delta, o); var u = V(U, o); var du = dt * u; var y = d * u;");
-        EachN(w, n, k => $"h{k} = FastMath.Exp(dt * V(AT, {k} * E + e0)) * h{k} + du * Vector512.Create(Dbc[x + {k}]); y += Vector512.Create(Dbc[x + {n + k}]) * h{k};");
+        EachN(w, n, k => $"h{k} = FastMath.Exp(Stability.LogDecay(dt * V(AT, {k} * E + e0))) * h{k} + du * Vector512.Create(Dbc[x + {k}]); y += Vector512.Create(Dbc[x + {n + k}]) * h{k};");
         w.Line("y.CopyTo(Ys.AsSpan(o, 16));");
         w.Open("if ((t + 1) % ChunkLength == 0 && t + 1 < Length)");
         w.Line("int k0 = StateIndex(b, t / ChunkLength, 0, e0);");
@@ -203,7 +203,7 @@ internal static class MambaEmitter
         w.Line("var dt = V(Delta, o); var du = dt * V(U, o);");
         w.Line($"var prev = t == t0 ? start : hs.Slice((t - t0 - 1) * {n}, {n});");
         w.Line($"var cur = hs.Slice((t - t0) * {n}, {n});");
-        EachN(w, n, k => $"cur[{k}] = FastMath.Exp(dt * V(AT, {k} * E + e0)) * prev[{k}] + du * Vector512.Create(Dbc[x + {k}]);");
+        EachN(w, n, k => $"cur[{k}] = FastMath.Exp(Stability.LogDecay(dt * V(AT, {k} * E + e0))) * prev[{k}] + du * Vector512.Create(Dbc[x + {k}]);");
         w.Close();
         w.Open("for (int t = t1 - 1; t >= t0; t--)");
         w.Line("int row = b * Length + t, x = row * DbcWidth + BOffset, o = row * E + e0;");
@@ -215,7 +215,7 @@ internal static class MambaEmitter
         for (int k = 0; k < n; k++)
         {
             w.Open("");
-            w.Line($"var a = V(AT, {k} * E + e0); var decay = FastMath.Exp(dt * a); var bn = Vector512.Create(Dbc[x + {k}]);");
+            w.Line($"var a = V(AT, {k} * E + e0); var decay = FastMath.Exp(Stability.LogDecay(dt * a)); var bn = Vector512.Create(Dbc[x + {k}]);");
             w.Line($"g{k} += Vector512.Create(Dbc[x + {n + k}]) * dy;");
             w.Line($"DDbc[x + {n + k}] += Vector512.Sum(dy * cur[{k}]);");
             w.Line($"DDbc[x + {k}] += Vector512.Sum(g{k} * dtu);");
@@ -250,7 +250,7 @@ internal static class MambaEmitter
             w.Line("var vdt = Vector512.Create(dt); var vdu = Vector512.Create(du);");
             for (int j = 0; j < n / 16; j++)
             {
-                w.Line($"var h{j} = FastMath.Exp(-FastMath.Exp(Vector512.Create(ar.Slice({16 * j}, 16))) * vdt) * Vector512.Create(hr.Slice({16 * j}, 16)) + vdu * Vector512.Create(bc.Slice({16 * j}, 16));");
+                w.Line($"var h{j} = FastMath.Exp(Stability.LogDecay(-FastMath.Exp(Vector512.Create(ar.Slice({16 * j}, 16))) * vdt)) * Vector512.Create(hr.Slice({16 * j}, 16)) + vdu * Vector512.Create(bc.Slice({16 * j}, 16));");
                 w.Line($"h{j}.CopyTo(hr.Slice({16 * j}, 16));");
                 w.Line($"acc += Vector512.Sum(h{j} * Vector512.Create(bc.Slice({n + 16 * j}, 16)));");
             }
@@ -258,7 +258,7 @@ internal static class MambaEmitter
             w.Line("continue;");
             w.Close();
         }
-        EachN(w, n, k => $"hr[{k}] = MathF.Exp(-MathF.Exp(ar[{k}]) * dt) * hr[{k}] + du * bc[{k}]; acc += bc[{n + k}] * hr[{k}];");
+        EachN(w, n, k => $"hr[{k}] = MathF.Exp(Stability.LogDecay(-MathF.Exp(MathF.Min(ar[{k}], (float)Stability.MaxLog)) * dt)) * hr[{k}] + du * bc[{k}]; acc += bc[{n + k}] * hr[{k}];");
         w.Line("y[ch] = acc;");
         w.Close();
         w.Close();

@@ -56,7 +56,39 @@ internal static class ModelEmitter
         if (plan.S4DLayers.Any()) S4DEmitter.EmitKernels(w, plan);
         if (plan.MambaLayers.Any()) MambaEmitter.EmitKernels(w, plan);
         w.Close();
-        return w.ToString();
+        return QualifyRuntimeNames(w.ToString());
+    }
+
+    // The emitters write runtime types by their short names, which read like hand-written code. The generated
+    // class lives in the user's namespace, where a namespace or type of the same name (say MyApp.Stability)
+    // would win over a using directive; so every such name is written fully qualified in the output.
+    private static readonly (string Name, string Namespace)[] RuntimeNames =
+    {
+        ("Initialization", "SsmGen"), ("OptimizerGroup", "SsmGen"), ("S4DInit", "SsmGen"), ("Discretization", "SsmGen"),
+        ("Pooling", "SsmGen"), ("Rng", "SsmGen"), ("NormKind", "SsmGen"), ("SsmState", "SsmGen"), ("ParameterInfo", "SsmGen"),
+        ("ModelConfig", "SsmGen"), ("LayerConfig", "SsmGen"), ("S4DLayerConfig", "SsmGen"), ("MambaLayerConfig", "SsmGen"),
+        ("ISsmModel", "SsmGen"), ("BlockKernels", "SsmGen.Numerics"), ("Stability", "SsmGen.Numerics"), ("Gemm", "SsmGen.Numerics"),
+        ("FastMath", "SsmGen.Numerics"), ("MambaKernels", "SsmGen.Numerics"), ("Workspace", "SsmGen.Numerics"),
+        ("CausalConvolution", "SsmGen.Numerics"), ("SelectiveScan", "SsmGen.Numerics"), ("TensorPrimitives", "System.Numerics.Tensors"),
+        ("Vector512", "System.Runtime.Intrinsics"), ("Vector256", "System.Runtime.Intrinsics"), ("Math", "System"), ("MathF", "System"),
+    };
+
+    private static readonly System.Text.RegularExpressions.Regex RuntimeName = new(
+        @"(?<![\w.:""])(" + string.Join("|", RuntimeNames.Select(n => n.Name)) + @")(?=[.(<])",
+        System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    private static string QualifyRuntimeNames(string code)
+    {
+        var map = RuntimeNames.ToDictionary(n => n.Name, n => "global::" + n.Namespace + "." + n.Name);
+        // Lines of comments keep the short names.
+        var lines = code.Split('\n');
+        for (int i = 0; i < lines.Length; i++)
+        {
+            string t = lines[i].TrimStart();
+            if (t.StartsWith("//", System.StringComparison.Ordinal) || t.StartsWith("using ", System.StringComparison.Ordinal)) continue;
+            lines[i] = RuntimeName.Replace(lines[i], m => map[m.Value]);
+        }
+        return string.Join("\n", lines);
     }
 
     private static string Describe(ModelPlan p)

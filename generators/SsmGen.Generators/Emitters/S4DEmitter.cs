@@ -242,7 +242,7 @@ internal static class S4DEmitter
     private static void ModeLocals(CodeWriter w, S4DLayerPlan l)
     {
         w.Line("int i = h * M + n;");
-        w.Line("var a = new Complex(-Math.Exp(logAReal[i]), aImag[i]);");
+        w.Line("var a = new Complex(-Math.Exp(Math.Min(logAReal[i], Stability.MaxLog)), aImag[i]);");
         w.Line("var q = dt * a;");
         w.Line("var c = new Complex(cc[2 * i], cc[2 * i + 1]);");
         w.Line(l.Spec.TrainB ? "var b = new Complex(bb[2 * i], bb[2 * i + 1]);" : "var b = Complex.One; // B is fixed at 1");
@@ -258,13 +258,14 @@ internal static class S4DEmitter
         w.Open($"private static void {l.Variant}_Discretize({ParamArgs}, Span<float> modes)");
         Header(w, l.Modes);
         w.Open("for (int h = 0; h < H; h++)");
-        w.Line("double dt = Math.Exp(logDt[h]);");
+        w.Line("double dt = Math.Exp(Math.Clamp(logDt[h], -Stability.MaxLog, Stability.MaxLog));");
         w.Open("for (int n = 0; n < M; n++)");
         ModeLocals(w, l);
         if (zoh)
         {
             w.Line("var z = Complex.Exp(q);");
-            w.Line("var wm = c * b * (z - 1) / a;");
+            w.Line("// (e^q − 1)/A = Δ·(e^q − 1)/q, by its series where q is tiny (A = 0 would give 0/0)");
+            w.Line("var wm = q.Magnitude < 1e-8 ? c * b * dt * (1 + q / 2) : c * b * (z - 1) / a;");
         }
         else
         {
@@ -272,9 +273,11 @@ internal static class S4DEmitter
             w.Line("var z = (1 + q / 2) * r;");
             w.Line("var wm = c * b * dt * r;");
         }
-        w.Line("modes[i] = (float)z.Real; modes[HM + i] = (float)z.Imaginary;");
+        w.Line("// |Ā| < 1 in float too: only a mode whose |Ā| rounds to 1 is pulled back (Stability)");
+        w.Line("var zc = Stability.Contract(z);");
+        w.Line("modes[i] = (float)zc.Real; modes[HM + i] = (float)zc.Imaginary;");
         w.Line("modes[2 * HM + i] = (float)wm.Real; modes[3 * HM + i] = (float)wm.Imaginary;");
-        w.Line(zoh ? "var anchor = Complex.Exp(32 * q);" : "var anchor = Complex.Pow(z, 32);");
+        w.Line(zoh ? "var anchor = zc == z ? Complex.Exp(32 * q) : Complex.Pow(zc, 32);" : "var anchor = Complex.Pow(zc, 32);");
         w.Line("modes[4 * HM + i] = (float)anchor.Real; modes[5 * HM + i] = (float)anchor.Imaginary;");
         w.Close();
         w.Close();

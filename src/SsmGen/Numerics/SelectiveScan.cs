@@ -51,7 +51,7 @@ public abstract class SelectiveScan : ParallelWork
     {
         if (aLog.Length != N * E || d.Length != E) throw new ArgumentException($"A_log must hold E·N = {E * N} values and D E = {E}.");
         for (int e = 0; e < E; e++)
-            for (int n = 0; n < N; n++) AT[n * E + e] = -MathF.Exp(aLog[e * N + n]);
+            for (int n = 0; n < N; n++) AT[n * E + e] = -MathF.Exp(MathF.Min(aLog[e * N + n], (float)Stability.MaxLog));
         d.CopyTo(Dv);
         (U, Delta, Dbc, Ys, Batch, Length, _backward) = (u, delta, dbc, ys, batch, length, false);
         Run(batch * Groups, length);
@@ -135,7 +135,7 @@ public abstract class SelectiveScan : ParallelWork
                 float dt = Delta[row * E + e], u = U[row * E + e], y = Dv[e] * u;
                 for (int n = 0; n < N; n++)
                 {
-                    h[n] = MathF.Exp(dt * AT[n * E + e]) * h[n] + dt * u * Dbc[x + n];
+                    h[n] = MathF.Exp(Stability.LogDecay(dt * AT[n * E + e])) * h[n] + dt * u * Dbc[x + n];
                     y += Dbc[x + N + n] * h[n];
                 }
                 Ys[row * E + e] = y;
@@ -164,7 +164,7 @@ public abstract class SelectiveScan : ParallelWork
                     for (int n = 0; n < N; n++)
                     {
                         float prev = t == t0 ? start[n] : hs[(t - t0 - 1) * N + n];
-                        hs[(t - t0) * N + n] = MathF.Exp(dt * AT[n * E + e]) * prev + dt * u * Dbc[x + n];
+                        hs[(t - t0) * N + n] = MathF.Exp(Stability.LogDecay(dt * AT[n * E + e])) * prev + dt * u * Dbc[x + n];
                     }
                 }
                 for (int t = t1 - 1; t >= t0; t--)
@@ -175,7 +175,7 @@ public abstract class SelectiveScan : ParallelWork
                     dD += dy * u;
                     for (int n = 0; n < N; n++)
                     {
-                        float a = AT[n * E + e], decay = MathF.Exp(dt * a), bn = Dbc[x + n];
+                        float a = AT[n * E + e], decay = MathF.Exp(Stability.LogDecay(dt * a)), bn = Dbc[x + n];
                         float prev = t == t0 ? start[n] : hs[(t - t0 - 1) * N + n];
                         g[n] += Dbc[x + N + n] * dy;                       // dL/dh_t
                         DDbc[x + N + n] += dy * hs[(t - t0) * N + n];      // dL/dC_t
