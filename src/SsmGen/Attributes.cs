@@ -116,3 +116,12 @@ public sealed class MambaLayerAttribute : Attribute
     /// <summary>How many consecutive copies of this block to stack.</summary>
     public int Repeat { get; set; } = 1;
 }
+
+/// <summary>The elementwise nonlinearity f of a simple recurrent layer h_t = f(W_ih x_t + b_ih + W_hh h_{t−1} + b_hh).</summary>
+public enum Nonlinearity
+{
+    /// <summary>f(s) = tanh(s) (PyTorch nn.RNN's default).</summary>
+    Tanh = 0,
+    /// <summary>f(s) = max(s, 0).</summary>
+    Relu = 1,
+}

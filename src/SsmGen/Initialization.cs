@@ -52,6 +52,21 @@ public static class Initialization
         }
     }
 
+    /// <summary>
+    /// The IDS4 transition of "The Illusion of State in State-Space Models", A_t = reshape(A.weight·x_t + A.bias, (N, N)):
+    /// bias = vec(I_N) exactly and weight (N·N, H) entries N(0, 1/(N²H)), so that for a unit-variance input
+    /// A_t = I + G/√N with G a Gaussian matrix of entries std 1/√N (identity plus noise normalized by √N).
+    /// </summary>
+    public static void IdsTransition(Span<float> weight, Span<float> bias, int n, int h, ref Rng rng)
+    {
+        if (n <= 0 || h <= 0) throw new ArgumentOutOfRangeException(nameof(n), "n and h must be positive.");
+        if (weight.Length != n * n * h || bias.Length != n * n)
+            throw new ArgumentException($"A.weight must have N·N·H = {n * n * h} elements and A.bias N·N = {n * n}.");
+        Normal(weight, 1.0 / (n * Math.Sqrt(h)), ref rng);
+        bias.Clear();
+        for (int i = 0; i < n; i++) bias[i * n + i] = 1;
+    }
+
     /// <summary>Complex C, stored as (…, 2) real/imaginary pairs, each part N(0, 1/2).</summary>
     public static void ComplexNormal(Span<float> dst, ref Rng rng) => Normal(dst, Math.Sqrt(0.5), ref rng);
 
