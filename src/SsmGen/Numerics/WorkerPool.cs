@@ -30,6 +30,9 @@ public sealed class WorkerPool
     public WorkerPool(int concurrency)
     {
         Concurrency = Math.Max(1, concurrency);
+        // ManualResetEventSlim makes its lock object the first time a waiter blocks; block once here so that no
+        // later Run allocates it on whichever thread happens to wait first.
+        _done.Wait(1);
         _threads = new Thread[Concurrency - 1];
         _start = new SemaphoreSlim[Concurrency - 1];
         for (int i = 0; i < _threads.Length; i++)
