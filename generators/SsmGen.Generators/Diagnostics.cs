@@ -48,10 +48,15 @@ internal static class Diagnostics
     public static readonly DiagnosticDescriptor UnknownNorm = Error("SSMG0017",
         "Unknown norm", "[{0}] Norm = {1} is not a NormKind; use LayerNorm or RmsNorm");
 
+    public static readonly DiagnosticDescriptor BadHeads = Error("SSMG0018",
+        "Invalid number of attention heads", "[AttentionLayer] Heads = {0} must divide DModel = {1} with an even head size (rotary positions rotate pairs)");
+    public static readonly DiagnosticDescriptor UnknownNonlinearity = Error("SSMG0019",
+        "Unknown nonlinearity", "[RnnLayer] Nonlinearity = {0} is not a Nonlinearity; use Tanh or Relu");
+
     private static readonly DiagnosticDescriptor[] All =
     {
         NotPartial, GenericOrNested, BadStateSize, UnknownInit, UnknownDiscretization, NonPositiveSize, LayerWithoutModel,
-        InputOrVocab, NoLayers, BadDropout, BadRepeat, UnknownPooling, BadDtRange, NotAClass, TooLarge, FileLocal, UnknownNorm,
+        InputOrVocab, NoLayers, BadDropout, BadRepeat, UnknownPooling, BadDtRange, NotAClass, TooLarge, FileLocal, UnknownNorm, BadHeads, UnknownNonlinearity,
     };
 
     public static DiagnosticDescriptor ById(string id) => All.First(d => d.Id == id);

@@ -16,7 +16,11 @@ internal static class Parser
     public const string ModelAttribute = "SsmGen.SsmModelAttribute";
     public const string S4DAttribute = "SsmGen.S4DLayerAttribute";
     public const string MambaAttribute = "SsmGen.MambaLayerAttribute";
-    private static readonly string[] LayerAttributeNames = { S4DAttribute, MambaAttribute };
+    public const string RnnAttribute = "SsmGen.RnnLayerAttribute";
+    public const string IdsAttribute = "SsmGen.IdsLayerAttribute";
+    public const string AttentionAttribute = "SsmGen.AttentionLayerAttribute";
+    /// <summary>Every layer attribute; the first one a class carries reports a missing [SsmModel].</summary>
+    public static readonly string[] LayerAttributeNames = { S4DAttribute, MambaAttribute, RnnAttribute, IdsAttribute, AttentionAttribute };
 
     // Defaults of the attribute properties; a test checks them against the runtime attribute.
     private const int DefaultN = 64, DefaultRepeat = 1, DefaultMambaN = 16, DefaultExpand = 2, DefaultConvWidth = 4, DefaultMambaNorm = 1;
@@ -25,7 +29,7 @@ internal static class Parser
     // Limits: the generated code keeps N/2 modes in registers and offsets in int.
     private const int MaxN = 512, MaxWidth = 1 << 16, MaxRepeat = 1024, MaxLayers = 1024;
     // The Mamba scan keeps N state registers per 16 channels; the conv keeps ConvWidth taps.
-    private const int MaxMambaN = 64, MaxExpand = 16, MaxConvWidth = 64;
+    private const int MaxMambaN = 64, MaxExpand = 16, MaxConvWidth = 64, MaxIdsN = 256, MaxMlpRatio = 64, NonlinearityCount = 2;
     private const long MaxParameters = int.MaxValue / 4;
 
     public static ParseResult Parse(GeneratorAttributeSyntaxContext ctx, CancellationToken ct)
@@ -69,15 +73,25 @@ internal static class Parser
             ct.ThrowIfCancellationRequested();
             var at = attr.ApplicationSyntaxReference?.GetSyntax(ct).GetLocation() ?? where;
             var a = Named(attr);
-            bool mamba = attr.AttributeClass?.ToDisplayString() == MambaAttribute;
-            string kind = mamba ? "MambaLayer" : "S4DLayer";
+            string fullName = attr.AttributeClass?.ToDisplayString() ?? "";
+            string kind = fullName.Substring("SsmGen.".Length, fullName.Length - "SsmGen.".Length - "Attribute".Length);
+            // A size given positionally ([RnnLayer(64)], [IdsLayer(16)], [AttentionLayer(4)]) counts like the named property.
+            if (attr.ConstructorArguments.Length == 1 && attr.ConstructorArguments[0].Value is int)
+                a[fullName == RnnAttribute ? "Hidden" : fullName == IdsAttribute ? "N" : "Heads"] = attr.ConstructorArguments[0];
             int repeat = Int(a, "Repeat", DefaultRepeat);
             double dtMin = Double(a, "DtMin", DefaultDtMin), dtMax = Double(a, "DtMax", DefaultDtMax);
             int before = diags.Count;
             if (repeat < 1) diags.Add(DiagnosticInfo.Create(Diagnostics.BadRepeat, at, kind, Text(repeat)));
             if (repeat > MaxRepeat) diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, at, "Repeat", Text(repeat), Text(MaxRepeat)));
             if (!(dtMin > 0 && dtMin <= dtMax && dtMax < double.PositiveInfinity)) diags.Add(DiagnosticInfo.Create(Diagnostics.BadDtRange, at, kind, Text(dtMin), Text(dtMax)));
-            LayerSpec? layer = mamba ? ParseMamba(a, at, dModel, dtMin, dtMax, diags, ref count, repeat) : ParseS4D(a, at, dModel, dtMin, dtMax, diags, ref count, repeat);
+            LayerSpec? layer = fullName switch
+            {
+                MambaAttribute => ParseMamba(a, at, dModel, dtMin, dtMax, diags, ref count, repeat),
+                RnnAttribute => ParseRnn(a, at, dModel, diags, ref count, repeat),
+                IdsAttribute => ParseIds(a, at, dModel, diags, ref count, repeat),
+                AttentionAttribute => ParseAttention(a, at, dModel, diags, ref count, repeat),
+                _ => ParseS4D(a, at, dModel, dtMin, dtMax, diags, ref count, repeat),
+            };
             if (diags.Count != before || layer is null) continue;
             for (int r = 0; r < repeat; r++) layers.Add(layer);
         }
@@ -128,7 +142,45 @@ internal static class Parser
         return new MambaLayerSpec(n, expand, width, rank, norm, dtMin, dtMax);
     }
 
-    /// <summary>Layer attributes ([S4DLayer], [MambaLayer]) in source order (file, then position), so the stack order is stable.</summary>
+    private static RnnLayerSpec ParseRnn(Dictionary<string, TypedConstant> a, Location at, int dModel, List<DiagnosticInfo> diags, ref long count, int repeat)
+    {
+        int hidden = Int(a, "Hidden", 0), nonlinearity = Int(a, "Nonlinearity", 0);
+        if (hidden < 0) diags.Add(DiagnosticInfo.Create(Diagnostics.NonPositiveSize, at, "RnnLayer", "Hidden (or 0 for DModel)", Text(hidden)));
+        if (hidden > MaxWidth) diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, at, "Hidden", Text(hidden), Text(MaxWidth)));
+        if (nonlinearity < 0 || nonlinearity >= NonlinearityCount) diags.Add(DiagnosticInfo.Create(Diagnostics.UnknownNonlinearity, at, Text(nonlinearity)));
+        if (hidden == 0) hidden = dModel;
+        long h = dModel, hd = System.Math.Max(hidden, 0);
+        // norm, W_ih, W_hh, two biases, out_proj (weight, bias)
+        count += System.Math.Max(1, repeat) * (2 * h + hd * h + hd * hd + 2 * hd + h * hd + h);
+        return new RnnLayerSpec(hidden, nonlinearity);
+    }
+
+    private static IdsLayerSpec ParseIds(Dictionary<string, TypedConstant> a, Location at, int dModel, List<DiagnosticInfo> diags, ref long count, int repeat)
+    {
+        int n = Int(a, "N", 16);
+        if (n <= 0) diags.Add(DiagnosticInfo.Create(Diagnostics.NonPositiveSize, at, "IdsLayer", "N", Text(n)));
+        if (n > MaxIdsN) diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, at, "N", Text(n), Text(MaxIdsN)));
+        long h = dModel, nn = System.Math.Max(n, 0);
+        // norm, A (weight, bias), B, C (weight, bias)
+        count += System.Math.Max(1, repeat) * (2 * h + nn * nn * h + nn * nn + nn * h + h * nn + h);
+        return new IdsLayerSpec(n);
+    }
+
+    private static AttentionLayerSpec ParseAttention(Dictionary<string, TypedConstant> a, Location at, int dModel, List<DiagnosticInfo> diags, ref long count, int repeat)
+    {
+        int heads = Int(a, "Heads", 4), ratio = Int(a, "MlpRatio", 4);
+        if (heads <= 0) diags.Add(DiagnosticInfo.Create(Diagnostics.NonPositiveSize, at, "AttentionLayer", "Heads", Text(heads)));
+        else if (dModel > 0 && (dModel % heads != 0 || dModel / heads % 2 != 0))
+            diags.Add(DiagnosticInfo.Create(Diagnostics.BadHeads, at, Text(heads), Text(dModel)));
+        if (ratio <= 0) diags.Add(DiagnosticInfo.Create(Diagnostics.NonPositiveSize, at, "AttentionLayer", "MlpRatio", Text(ratio)));
+        if (ratio > MaxMlpRatio) diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, at, "MlpRatio", Text(ratio), Text(MaxMlpRatio)));
+        long h = dModel, m = System.Math.Max(ratio, 0) * h;
+        // two norms, in_proj (3H·H + 3H), out_proj (H·H + H), fc1 (m·H + m), fc2 (H·m + H)
+        count += System.Math.Max(1, repeat) * (4 * h + 3 * h * h + 3 * h + h * h + h + 2 * m * h + m + h);
+        return new AttentionLayerSpec(heads, ratio);
+    }
+
+    /// <summary>Layer attributes ([S4DLayer], [MambaLayer], [RnnLayer], [IdsLayer], [AttentionLayer]) in source order (file, then position), so the stack order is stable.</summary>
     public static IEnumerable<AttributeData> LayerAttributes(INamedTypeSymbol symbol) =>
         symbol.GetAttributes()
             .Where(a => System.Array.IndexOf(LayerAttributeNames, a.AttributeClass?.ToDisplayString()) >= 0)
@@ -140,9 +192,10 @@ internal static class Parser
     {
         var symbol = (INamedTypeSymbol)ctx.TargetSymbol;
         bool hasModel = symbol.GetAttributes().Any(a => a.AttributeClass?.ToDisplayString() == ModelAttribute);
-        // A class with both kinds is reported by the S4D pipeline only.
-        bool reportedElsewhere = ctx.Attributes[0].AttributeClass?.ToDisplayString() == MambaAttribute
-            && symbol.GetAttributes().Any(a => a.AttributeClass?.ToDisplayString() == S4DAttribute);
+        // A class with several layer kinds is reported once, by the pipeline of the first kind in LayerAttributeNames.
+        string here = ctx.Attributes[0].AttributeClass?.ToDisplayString() ?? "";
+        var kinds = symbol.GetAttributes().Select(a => a.AttributeClass?.ToDisplayString()).ToList();
+        bool reportedElsewhere = LayerAttributeNames.TakeWhile(n => n != here).Any(kinds.Contains);
         if (hasModel || reportedElsewhere) return new ParseResult(null, default);
         var where = ((TypeDeclarationSyntax)ctx.TargetNode).Identifier.GetLocation();
         return new ParseResult(null, EquatableArray.From(new[] { DiagnosticInfo.Create(Diagnostics.LayerWithoutModel, where, symbol.Name) }));

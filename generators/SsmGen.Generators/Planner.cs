@@ -82,6 +82,47 @@ internal static class Planner
                     layers.Add(plan);
                     break;
                 }
+                case RnnLayerSpec l:
+                {
+                    int hd = l.Hidden;
+                    double bound = 1 / Math.Sqrt(hd); // PyTorch's RNN init, used for out_proj too
+                    Norm(p + "norm", false, i, h);
+                    Add(p + "mixer.weight_ih", "Default", InitKind.Uniform, bound, i, hd, h);
+                    Add(p + "mixer.weight_hh", "Default", InitKind.Uniform, bound, i, hd, hd);
+                    Add(p + "mixer.bias_ih", "NoDecay", InitKind.Uniform, bound, i, hd);
+                    Add(p + "mixer.bias_hh", "NoDecay", InitKind.Uniform, bound, i, hd);
+                    Add(p + "mixer.out_proj.weight", "Default", InitKind.Uniform, bound, i, h, hd);
+                    Add(p + "mixer.out_proj.bias", "NoDecay", InitKind.Uniform, bound, i, h);
+                    layers.Add(new RnnLayerPlan(i, p, l));
+                    break;
+                }
+                case IdsLayerSpec l:
+                {
+                    Norm(p + "norm", false, i, h);
+                    Add(p + "mixer.A.weight", "Default", InitKind.IdsTransition, 0, i, l.N * l.N, h);
+                    Add(p + "mixer.A.bias", "NoDecay", InitKind.FilledWithPrevious, 0, i, l.N * l.N);
+                    Add(p + "mixer.B.weight", "Default", InitKind.Uniform, linearBound, i, l.N, h);
+                    Add(p + "mixer.C.weight", "Default", InitKind.Uniform, 1 / Math.Sqrt(l.N), i, h, l.N);
+                    Add(p + "mixer.C.bias", "NoDecay", InitKind.Uniform, 1 / Math.Sqrt(l.N), i, h);
+                    layers.Add(new IdsLayerPlan(i, p, l));
+                    break;
+                }
+                case AttentionLayerSpec l:
+                {
+                    int mlp = l.MlpRatio * h;
+                    Norm(p + "norm", false, i, h);
+                    Add(p + "mixer.in_proj.weight", "Default", InitKind.Uniform, linearBound, i, 3 * h, h);
+                    Add(p + "mixer.in_proj.bias", "NoDecay", InitKind.Zero, 0, i, 3 * h);
+                    Add(p + "mixer.out_proj.weight", "Default", InitKind.Uniform, linearBound, i, h, h);
+                    Add(p + "mixer.out_proj.bias", "NoDecay", InitKind.Zero, 0, i, h);
+                    Norm(p + "norm2", false, i, h);
+                    Add(p + "mlp.fc1.weight", "Default", InitKind.Uniform, linearBound, i, mlp, h);
+                    Add(p + "mlp.fc1.bias", "NoDecay", InitKind.Uniform, linearBound, i, mlp);
+                    Add(p + "mlp.fc2.weight", "Default", InitKind.Uniform, 1 / Math.Sqrt(mlp), i, h, mlp);
+                    Add(p + "mlp.fc2.bias", "NoDecay", InitKind.Uniform, 1 / Math.Sqrt(mlp), i, h);
+                    layers.Add(new AttentionLayerPlan(i, p, l, h));
+                    break;
+                }
             }
         }
         Norm(names.FinalNorm, finalRms, -1, h);

@@ -35,7 +35,7 @@ public sealed class SsmModelGenerator : IIncrementalGenerator
 
         context.RegisterSourceOutput(emitted, static (spc, f) => spc.AddSource(f.HintName, f.Source));
 
-        foreach (var layerAttribute in new[] { Parser.S4DAttribute, Parser.MambaAttribute })
+        foreach (var layerAttribute in Parser.LayerAttributeNames)
         {
             var orphans = context.SyntaxProvider
                 .ForAttributeWithMetadataName(layerAttribute,

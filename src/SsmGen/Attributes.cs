@@ -125,3 +125,57 @@ public enum Nonlinearity
     /// <summary>f(s) = max(s, 0).</summary>
     Relu = 1,
 }
+
+/// <summary>
+/// A simple nonlinear RNN block, the state-tracking baseline of "The Illusion of State in State-Space Models":
+/// pre-LayerNorm, h_t = f(W_ih x_t + b_ih + W_hh h_{t−1} + b_hh), out_proj Hidden→H, residual.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class, AllowMultiple = true, Inherited = false)]
+public sealed class RnnLayerAttribute : Attribute
+{
+    public RnnLayerAttribute() { }
+    /// <param name="hidden">Hidden state size.</param>
+    public RnnLayerAttribute(int hidden) => Hidden = hidden;
+    /// <summary>Hidden state size (a compile-time constant); 0 means DModel.</summary>
+    public int Hidden { get; set; }
+    /// <summary>The elementwise nonlinearity f.</summary>
+    public Nonlinearity Nonlinearity { get; set; } = Nonlinearity.Tanh;
+    /// <summary>How many consecutive copies of this block to stack.</summary>
+    public int Repeat { get; set; } = 1;
+}
+
+/// <summary>
+/// An input-dependent transition SSM block (IDS4 of "The Illusion of State in State-Space Models"): pre-LayerNorm,
+/// h_t = A(x_t) h_{t−1} + B x_t with A(x_t) a dense N×N matrix linear in x_t (identity plus noise/√N at init),
+/// the readout C h_t + c, residual.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class, AllowMultiple = true, Inherited = false)]
+public sealed class IdsLayerAttribute : Attribute
+{
+    public IdsLayerAttribute() { }
+    /// <param name="n">State size.</param>
+    public IdsLayerAttribute(int n) => N = n;
+    /// <summary>State size N (a compile-time constant).</summary>
+    public int N { get; set; } = 16;
+    /// <summary>How many consecutive copies of this block to stack.</summary>
+    public int Repeat { get; set; } = 1;
+}
+
+/// <summary>
+/// A transformer block, the attention baseline of "The Illusion of State in State-Space Models": pre-LayerNorm,
+/// causal multi-head self-attention with rotary positions, residual; pre-LayerNorm, MLP (H → MlpRatio·H, GELU, → H),
+/// residual. Its step keeps a key/value cache of up to the model's maxLength positions.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class, AllowMultiple = true, Inherited = false)]
+public sealed class AttentionLayerAttribute : Attribute
+{
+    public AttentionLayerAttribute() { }
+    /// <param name="heads">Number of heads; must divide DModel with an even head size.</param>
+    public AttentionLayerAttribute(int heads) => Heads = heads;
+    /// <summary>Number of heads; must divide DModel with an even head size.</summary>
+    public int Heads { get; set; } = 4;
+    /// <summary>Width of the MLP as a multiple of DModel.</summary>
+    public int MlpRatio { get; set; } = 4;
+    /// <summary>How many consecutive copies of this block to stack.</summary>
+    public int Repeat { get; set; } = 1;
+}

@@ -103,6 +103,46 @@ public sealed record MambaLayerConfig(
     }
 }
 
+/// <summary>Runtime description of one simple RNN block.</summary>
+/// <param name="Hidden">Hidden state size; 0 means DModel.</param>
+public sealed record RnnLayerConfig(int Hidden = 0, Nonlinearity Nonlinearity = Nonlinearity.Tanh) : LayerConfig
+{
+    public override string Kind => "RnnLayer";
+
+    /// <summary>The hidden size actually used.</summary>
+    public int HiddenSize(int dModel) => Hidden > 0 ? Hidden : dModel;
+
+    public override void Validate(int dModel)
+    {
+        if (Hidden < 0) throw new ArgumentException($"Hidden must be positive, or 0 for DModel; got {Hidden}.");
+        if (!Enum.IsDefined(Nonlinearity)) throw new ArgumentException($"Unknown nonlinearity {Nonlinearity}.");
+    }
+}
+
+/// <summary>Runtime description of one input-dependent transition (IDS) block.</summary>
+public sealed record IdsLayerConfig(int N = 16) : LayerConfig
+{
+    public override string Kind => "IdsLayer";
+
+    public override void Validate(int dModel)
+    {
+        if (N <= 0) throw new ArgumentException($"IDS state size N must be positive, got {N}.");
+    }
+}
+
+/// <summary>Runtime description of one transformer block (causal attention with rotary positions, then an MLP).</summary>
+public sealed record AttentionLayerConfig(int Heads = 4, int MlpRatio = 4) : LayerConfig
+{
+    public override string Kind => "AttentionLayer";
+
+    public override void Validate(int dModel)
+    {
+        if (Heads <= 0 || dModel % Heads != 0) throw new ArgumentException($"Heads = {Heads} must be positive and divide DModel = {dModel}.");
+        if (dModel / Heads % 2 != 0) throw new ArgumentException($"The head size DModel/Heads = {dModel / Heads} must be even for rotary positions.");
+        if (MlpRatio <= 0) throw new ArgumentException($"MlpRatio must be positive, got {MlpRatio}.");
+    }
+}
+
 /// <summary>Runtime description of a whole model; the reference implementation is built from it.</summary>
 public sealed record ModelConfig(int Input, int Vocab, int DModel, int Output, Pooling Pooling, IReadOnlyList<LayerConfig> Layers)
 {

@@ -220,4 +220,44 @@ public class DiagnosticTests
         [MambaLayer]
         public partial class {|#0:M|} { }
         """, Diag("SSMG0007").WithLocation(0).WithArguments("M"));
+
+    [Fact]
+    public Task AttentionHeadsMustDivideWithAnEvenHeadSize() => Verify("""
+        [SsmModel(Input = 1, DModel = 12, Output = 2)]
+        [{|#0:AttentionLayer(5)|}]
+        [{|#1:AttentionLayer(Heads = 4)|}]
+        [{|#2:AttentionLayer(Heads = 0, MlpRatio = 0)|}]
+        public partial class M { }
+        """,
+        Diag("SSMG0018").WithLocation(0).WithArguments("5", "12"),
+        Diag("SSMG0018").WithLocation(1).WithArguments("4", "12"),
+        Diag("SSMG0006").WithLocation(2).WithArguments("AttentionLayer", "Heads", "0"),
+        Diag("SSMG0006").WithLocation(2).WithArguments("AttentionLayer", "MlpRatio", "0"));
+
+    [Fact]
+    public Task RnnUnknownNonlinearityAndNegativeHidden() => Verify("""
+        [SsmModel(Input = 1, DModel = 8, Output = 2)]
+        [{|#0:RnnLayer(Hidden = -3, Nonlinearity = (Nonlinearity)7)|}]
+        public partial class M { }
+        """,
+        Diag("SSMG0006").WithLocation(0).WithArguments("RnnLayer", "Hidden (or 0 for DModel)", "-3"),
+        Diag("SSMG0019").WithLocation(0).WithArguments("7"));
+
+    [Fact]
+    public Task IdsStateSizeLimits() => Verify("""
+        [SsmModel(Input = 1, DModel = 8, Output = 2)]
+        [{|#0:IdsLayer(0)|}]
+        [{|#1:IdsLayer(N = 300)|}]
+        public partial class M { }
+        """,
+        Diag("SSMG0006").WithLocation(0).WithArguments("IdsLayer", "N", "0"),
+        Diag("SSMG0015").WithLocation(1).WithArguments("N", "300", "256"));
+
+    [Fact]
+    public Task EveryLayerKindWithoutModelReportsOnce() => Verify("""
+        [RnnLayer(4)]
+        [IdsLayer(4)]
+        [AttentionLayer(2)]
+        public partial class {|#0:M|} { }
+        """, Diag("SSMG0007").WithLocation(0).WithArguments("M"));
 }

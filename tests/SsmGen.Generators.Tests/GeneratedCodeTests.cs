@@ -44,9 +44,9 @@ public class GeneratedCodeTests
         string src = run.GeneratedTrees.Single(t => t.FilePath.EndsWith("SeqClassifier.g.cs")).ToString();
         // N = 64 → 32 complex modes → two Vector512 registers per quantity, with a Vector256 and a scalar path.
         Assert.Contains("const int M = 32, HM = H * M;", src);
-        Assert.Contains("var zr1 = Vector512.Create(modes.Slice(m0 + 16, 16));", src);
-        Assert.DoesNotContain("var zr2 = Vector512", src);
-        Assert.Contains("var zr3 = Vector256.Create(modes.Slice(m0 + 24, 8));", src);
+        Assert.Contains("var zr1 = global::System.Runtime.Intrinsics.Vector512.Create(modes.Slice(m0 + 16, 16));", src);
+        Assert.DoesNotContain("var zr2 = global::System.Runtime.Intrinsics.Vector512", src);
+        Assert.Contains("var zr3 = global::System.Runtime.Intrinsics.Vector256.Create(modes.Slice(m0 + 24, 8));", src);
         Assert.Contains("private const int H = 128;", src);
         Assert.Contains("private const int P_layers_3_mixer_log_dt = ", src);
         // N = 6 → 3 modes: no vector width divides, scalar only.

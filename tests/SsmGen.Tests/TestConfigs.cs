@@ -65,4 +65,16 @@ internal static class GeneratedConfigs
     public static ModelConfig Hybrid => new(Input: 2, Vocab: 0, DModel: 16, Output: 3, Pooling.Last,
         [new S4DLayerConfig(16, Dropout: 0.1), new MambaLayerConfig(N: 8, Expand: 1, ConvWidth: 2, DtRank: 1),
          new S4DLayerConfig(8, Discretization: Discretization.Bilinear)]);
+
+    public static ModelConfig RnnTokens => new(Input: 0, Vocab: 5, DModel: 8, Output: 5, Pooling.None,
+        [new RnnLayerConfig(12), new RnnLayerConfig(6, Nonlinearity.Relu)]);
+
+    public static ModelConfig IdsTokens => new(Input: 0, Vocab: 6, DModel: 8, Output: 6, Pooling.None,
+        [new IdsLayerConfig(4), new IdsLayerConfig(5)]);
+
+    public static ModelConfig AttentionTokens => new(Input: 0, Vocab: 7, DModel: 8, Output: 7, Pooling.None,
+        [new AttentionLayerConfig(2), new AttentionLayerConfig(4, MlpRatio: 2)]);
+
+    public static ModelConfig AllKinds => new(Input: 2, Vocab: 0, DModel: 16, Output: 3, Pooling.Mean,
+        [new AttentionLayerConfig(2), new S4DLayerConfig(8), new RnnLayerConfig(8), new MambaLayerConfig(N: 4, Expand: 1, DtRank: 1), new IdsLayerConfig(3)]);
 }

@@ -65,3 +65,30 @@ public partial class MambaOdd { }
 [MambaLayer(N = 8, Expand = 1, ConvWidth = 2)]
 [S4DLayer(N = 8, Discretization = Discretization.Bilinear)]
 public partial class Hybrid { }
+
+/// <summary>RNN blocks (tanh, then ReLU with its own hidden size). Twin: <see cref="GeneratedConfigs.RnnTokens"/>.</summary>
+[SsmModel(Vocab = 5, DModel = 8, Output = 5, Pooling = Pooling.None)]
+[RnnLayer(12)]
+[RnnLayer(Hidden = 6, Nonlinearity = Nonlinearity.Relu)]
+public partial class RnnTokens { }
+
+/// <summary>IDS blocks (N = 4 and N = 5). Twin: <see cref="GeneratedConfigs.IdsTokens"/>.</summary>
+[SsmModel(Vocab = 6, DModel = 8, Output = 6, Pooling = Pooling.None)]
+[IdsLayer(4)]
+[IdsLayer(N = 5)]
+public partial class IdsTokens { }
+
+/// <summary>Transformer blocks: 2 heads of 4, then 4 heads of 2 with MLP ratio 2. Twin: <see cref="GeneratedConfigs.AttentionTokens"/>.</summary>
+[SsmModel(Vocab = 7, DModel = 8, Output = 7, Pooling = Pooling.None)]
+[AttentionLayer(2)]
+[AttentionLayer(Heads = 4, MlpRatio = 2)]
+public partial class AttentionTokens { }
+
+/// <summary>Every layer kind in one stack, real input, mean pooling. Twin: <see cref="GeneratedConfigs.AllKinds"/>.</summary>
+[SsmModel(Input = 2, DModel = 16, Output = 3, Pooling = Pooling.Mean)]
+[AttentionLayer(Heads = 2)]
+[S4DLayer(N = 8)]
+[RnnLayer(Hidden = 8)]
+[MambaLayer(N = 4, Expand = 1)]
+[IdsLayer(N = 3)]
+public partial class AllKinds { }

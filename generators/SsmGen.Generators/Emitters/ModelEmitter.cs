@@ -51,6 +51,9 @@ internal static class ModelEmitter
             {
                 case S4DLayerPlan s4d: S4DEmitter.EmitLayer(w, plan, s4d); break;
                 case MambaLayerPlan mamba: MambaEmitter.EmitLayer(w, plan, mamba); break;
+                case RnnLayerPlan rnn: RnnEmitter.EmitLayer(w, plan, rnn); break;
+                case IdsLayerPlan ids: IdsEmitter.EmitLayer(w, plan, ids); break;
+                case AttentionLayerPlan att: AttentionEmitter.EmitLayer(w, plan, att); break;
             }
         }
         if (plan.S4DLayers.Any()) S4DEmitter.EmitKernels(w, plan);
@@ -69,7 +72,9 @@ internal static class ModelEmitter
         ("ModelConfig", "SsmGen"), ("LayerConfig", "SsmGen"), ("S4DLayerConfig", "SsmGen"), ("MambaLayerConfig", "SsmGen"),
         ("ISsmModel", "SsmGen"), ("BlockKernels", "SsmGen.Numerics"), ("Stability", "SsmGen.Numerics"), ("Gemm", "SsmGen.Numerics"),
         ("FastMath", "SsmGen.Numerics"), ("MambaKernels", "SsmGen.Numerics"), ("Workspace", "SsmGen.Numerics"),
-        ("CausalConvolution", "SsmGen.Numerics"), ("SelectiveScan", "SsmGen.Numerics"), ("TensorPrimitives", "System.Numerics.Tensors"),
+        ("CausalConvolution", "SsmGen.Numerics"), ("SelectiveScan", "SsmGen.Numerics"), ("RnnKernels", "SsmGen.Numerics"),
+        ("IdsKernels", "SsmGen.Numerics"), ("AttentionKernels", "SsmGen.Numerics"), ("Nonlinearity", "SsmGen"), ("RnnLayerConfig", "SsmGen"),
+        ("IdsLayerConfig", "SsmGen"), ("AttentionLayerConfig", "SsmGen"), ("TensorPrimitives", "System.Numerics.Tensors"),
         ("Vector512", "System.Runtime.Intrinsics"), ("Vector256", "System.Runtime.Intrinsics"), ("Math", "System"), ("MathF", "System"),
     };
 
@@ -99,6 +104,9 @@ internal static class ModelEmitter
         {
             S4DLayerPlan x => $"S4D(N = {x.Spec.N}, {InitNames[x.Spec.Init]}, {DiscNames[x.Spec.Discretization]})",
             MambaLayerPlan m => $"Mamba(N = {m.N}, E = {m.E}, conv {m.Spec.ConvWidth}, Δ rank {m.R}, {(m.Rms ? "RMSNorm" : "LayerNorm")})",
+            RnnLayerPlan r => $"RNN(hidden {r.Hd}, {(r.Relu ? "ReLU" : "tanh")})",
+            IdsLayerPlan d => $"IDS(N = {d.N})",
+            AttentionLayerPlan t => $"Attention({t.Heads} heads of {t.HeadSize}, MLP {t.Mlp})",
             _ => "?",
         }));
         return $"encoder {enc}; blocks [{layers}]; final {(p.Names.FinalRms ? "RMSNorm" : "LayerNorm")}; {PoolingNames[s.Pooling]} pooling; decoder Linear({s.DModel} → {s.Output}).";
@@ -115,7 +123,9 @@ internal static class ModelEmitter
     {
         S4DLayerPlan s => S4DEmitter.StateSize(plan, s),
         MambaLayerPlan m => MambaEmitter.StateSize(m),
-        _ => 0,
+        RnnLayerPlan r => r.Hd,
+        IdsLayerPlan d => d.N,
+        _ => 0, // attention: its key/value cache follows the fixed-size part (it depends on maxLength)
     };
 
     /// <summary>A norm call: LayerNorm (weight, bias, mean, rstd) or RMSNorm (weight, rstd).</summary>
@@ -162,7 +172,7 @@ internal static class ModelEmitter
             off += StateSize(plan, l);
         }
         w.Line($"private const int S_pool = {off};");
-        w.Line($"private const int StateSize = {off + s.DModel};");
+        w.Line($"/// <summary>Recurrent state values before any key/value caches.</summary>\n    private const int FixedStateSize = {off + s.DModel};");
         w.Line();
     }
 
@@ -180,6 +190,10 @@ internal static class ModelEmitter
         w.Line("private readonly float[] _dX, _dA, _lnScratch, _dPooled, _sx, _sn, _sp, _sStat;");
         if (plan.S4DLayers.Any()) S4DEmitter.EmitFields(w, plan);
         if (plan.MambaLayers.Any()) MambaEmitter.EmitFields(w, plan);
+        if (plan.RnnLayers.Any()) RnnEmitter.EmitFields(w, plan);
+        if (plan.IdsLayers.Any()) IdsEmitter.EmitFields(w, plan);
+        if (plan.AttentionLayers.Any()) AttentionEmitter.EmitFields(w, plan);
+        w.Line("private readonly int _stateSize; // FixedStateSize plus the attention caches (2·maxLength·H each)");
         w.Line("private int _batch, _length;");
         w.Line("private bool _training, _hasForward;");
         w.Line("private ulong _maskStep;");
@@ -207,6 +221,10 @@ internal static class ModelEmitter
         w.Line("_sx = new float[H]; _sn = new float[H]; _sp = new float[H]; _sStat = new float[2];");
         if (plan.S4DLayers.Any()) S4DEmitter.EmitAllocations(w, plan);
         if (plan.MambaLayers.Any()) MambaEmitter.EmitAllocations(w, plan);
+        if (plan.RnnLayers.Any()) RnnEmitter.EmitAllocations(w, plan);
+        if (plan.IdsLayers.Any()) IdsEmitter.EmitAllocations(w, plan);
+        if (plan.AttentionLayers.Any()) AttentionEmitter.EmitAllocations(w, plan);
+        w.Line($"_stateSize = FixedStateSize + {plan.AttentionLayers.Count()} * 2 * maxLength * H;");
         w.Close();
         w.Line();
     }
@@ -218,6 +236,9 @@ internal static class ModelEmitter
         {
             S4DLayerPlan x => $"new S4DLayerConfig({x.Spec.N}, S4DInit.{InitNames[x.Spec.Init]}, Discretization.{DiscNames[x.Spec.Discretization]}, {(x.Spec.TrainB ? "true" : "false")}, {CodeWriter.D(x.Spec.Dropout)}, {CodeWriter.D(x.Spec.DtMin)}, {CodeWriter.D(x.Spec.DtMax)})",
             MambaLayerPlan m => $"new MambaLayerConfig({m.N}, {m.Spec.Expand}, {m.Spec.ConvWidth}, {m.R}, NormKind.{(m.Rms ? "RmsNorm" : "LayerNorm")}, {CodeWriter.D(m.Spec.DtMin)}, {CodeWriter.D(m.Spec.DtMax)})",
+            RnnLayerPlan r => $"new RnnLayerConfig({r.Hd}, Nonlinearity.{(r.Relu ? "Relu" : "Tanh")})",
+            IdsLayerPlan d => $"new IdsLayerConfig({d.N})",
+            AttentionLayerPlan t => $"new AttentionLayerConfig({t.Heads}, {t.Spec.MlpRatio})",
             _ => "null!",
         }));
         w.Line("/// <summary>The declaration as a runtime description.</summary>");
@@ -250,6 +271,8 @@ internal static class ModelEmitter
             string? call = p.Init switch
             {
                 InitKind.MambaALog => $"Initialization.MambaALog({span}, {mamba!.N});",
+                InitKind.IdsTransition => $"Initialization.IdsTransition({span}, _p.AsSpan({plan.Parameters[t + 1].Const}, {plan.Parameters[t + 1].Length}), {((IdsLayerPlan)plan.Layers[p.Layer]).N}, H, ref rng);",
+                InitKind.FilledWithPrevious => null,
                 InitKind.MambaDtBias => $"Initialization.MambaDtBias({span}, {CodeWriter.D(mamba!.DtMin)}, {CodeWriter.D(mamba.DtMax)}, ref rng);",
                 InitKind.Uniform => $"Initialization.Uniform({span}, {CodeWriter.D(p.InitArg)}, ref rng);",
                 InitKind.Normal => $"Initialization.Normal({span}, {CodeWriter.D(p.InitArg)}, ref rng);",
@@ -261,7 +284,7 @@ internal static class ModelEmitter
                 InitKind.ComplexOne => $"Initialization.ComplexOne({span});",
                 _ => $"Initialization.ComplexNormal({span}, ref rng);",
             };
-            if (call is null) w.Line($"// {p.Name}: filled together with log_A_real");
+            if (call is null) w.Line($"// {p.Name}: filled together with the tensor before it");
             else if (!call.Contains("ref rng")) w.Line($"{call} // {p.Name}");
             else w.Line($"{{ var rng = Initialization.StreamFor(seed, {t}); {call} }} // {p.Name}");
         }
@@ -358,11 +381,13 @@ internal static class ModelEmitter
 
     private static void EmitStep(CodeWriter w, ModelPlan plan)
     {
-        w.Line("public SsmState CreateState() => new(this, StateSize);");
+        w.Line("public SsmState CreateState() => new(this, _stateSize);");
         w.Line();
         w.Open("private int BeginStep(SsmState state, int outputLength)");
         w.Line("if (state is null) throw new ArgumentNullException(nameof(state));");
-        w.Line("if (state.Values.Length != StateSize) throw new ArgumentException($\"State has {state.Values.Length} values; this model's state has {StateSize}.\", nameof(state));");
+        w.Line("if (state.Values.Length != _stateSize) throw new ArgumentException($\"State has {state.Values.Length} values; this model's state has {_stateSize}.\", nameof(state));");
+        if (plan.AttentionLayers.Any())
+            w.Line("if (state.Position >= _maxLength) throw new InvalidOperationException($\"The stream is {state.Position} tokens long, the most this model's attention cache holds (maxLength); Reset the state or build the model with a larger maxLength.\");");
         w.Line("if (outputLength < OutputSize) throw new ArgumentException($\"Output has room for {outputLength} values; it needs {OutputSize}.\", \"y\");");
         w.Line("int t = state.Advance(this);");
         if (plan.S4DLayers.Any()) w.Line("if (t == 0) DiscretizeInto(state.Values); // a new stream takes the current SSM parameters");
@@ -393,7 +418,11 @@ internal static class ModelEmitter
         w.Close();
         w.Line();
         w.Open("private void StepLayers(float[] state, int t, Span<float> y)");
-        foreach (var l in plan.Layers) w.Line($"Layer{l.Index}Step(state.AsSpan(S_l{l.Index}, {StateSize(plan, l)}));");
+        int cache = 0;
+        foreach (var l in plan.Layers)
+            w.Line(l is AttentionLayerPlan
+                ? $"Layer{l.Index}Step(state.AsSpan(FixedStateSize + {cache++} * 2 * _maxLength * H, 2 * _maxLength * H), t);"
+                : $"Layer{l.Index}Step(state.AsSpan(S_l{l.Index}, {StateSize(plan, l)}));");
         w.Line(NormForward(plan, plan.Names.FinalRms, plan.Names.FinalNorm, "_sx", "_sn", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
         if (plan.Spec.Pooling == 0)
         {

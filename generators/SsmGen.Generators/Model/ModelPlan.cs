@@ -3,7 +3,7 @@ using System.Linq;
 namespace SsmGen.Generators.Model;
 
 /// <summary>How a tensor is initialized (the emitter writes the matching runtime call).</summary>
-internal enum InitKind { Uniform, Normal, One, Zero, LogDt, S4DA, S4DAImag, ComplexOne, ComplexNormal, MambaALog, MambaDtBias }
+internal enum InitKind { Uniform, Normal, One, Zero, LogDt, S4DA, S4DAImag, ComplexOne, ComplexNormal, MambaALog, MambaDtBias, IdsTransition, FilledWithPrevious }
 
 /// <summary>One tensor of the parameter buffer, with its offset fixed at compile time.</summary>
 internal sealed record ParamPlan(string Name, EquatableArray<int> Shape, int Offset, int Length, string Group, InitKind Init, double InitArg, int Layer)
@@ -35,6 +35,27 @@ internal sealed record MambaLayerPlan(int Index, string Prefix, MambaLayerSpec S
     public string Variant => $"Mamba_N{Spec.N}";
 }
 
+/// <summary>One simple RNN block with hidden size Hd.</summary>
+internal sealed record RnnLayerPlan(int Index, string Prefix, RnnLayerSpec Spec) : LayerPlan(Index, Prefix)
+{
+    public int Hd => Spec.Hidden;
+    public bool Relu => Spec.Nonlinearity == 1;
+}
+
+/// <summary>One IDS block with state size N.</summary>
+internal sealed record IdsLayerPlan(int Index, string Prefix, IdsLayerSpec Spec) : LayerPlan(Index, Prefix)
+{
+    public int N => Spec.N;
+}
+
+/// <summary>One transformer block: Heads heads of size HeadSize, MLP width Mlp.</summary>
+internal sealed record AttentionLayerPlan(int Index, string Prefix, AttentionLayerSpec Spec, int H) : LayerPlan(Index, Prefix)
+{
+    public int Heads => Spec.Heads;
+    public int HeadSize => H / Spec.Heads;
+    public int Mlp => Spec.MlpRatio * H;
+}
+
 /// <summary>Names of the parts around the blocks (they depend on the naming layout).</summary>
 internal sealed record ModelNames(string Encoder, string FinalNorm, string Decoder, bool DecoderBias, bool FinalRms);
 
@@ -45,4 +66,7 @@ internal sealed record ModelPlan(ModelSpec Spec, EquatableArray<ParamPlan> Param
     public int InputWidth => TokenInput ? 1 : Spec.Input;
     public System.Collections.Generic.IEnumerable<S4DLayerPlan> S4DLayers => Layers.OfType<S4DLayerPlan>();
     public System.Collections.Generic.IEnumerable<MambaLayerPlan> MambaLayers => Layers.OfType<MambaLayerPlan>();
+    public System.Collections.Generic.IEnumerable<RnnLayerPlan> RnnLayers => Layers.OfType<RnnLayerPlan>();
+    public System.Collections.Generic.IEnumerable<IdsLayerPlan> IdsLayers => Layers.OfType<IdsLayerPlan>();
+    public System.Collections.Generic.IEnumerable<AttentionLayerPlan> AttentionLayers => Layers.OfType<AttentionLayerPlan>();
 }

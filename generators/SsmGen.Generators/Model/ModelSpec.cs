@@ -15,6 +15,15 @@ internal sealed record S4DLayerSpec(int N, int Init, int Discretization, bool Tr
 /// <summary>A Mamba block; <see cref="DtRank"/> is already resolved (auto → ⌈DModel/16⌉).</summary>
 internal sealed record MambaLayerSpec(int N, int Expand, int ConvWidth, int DtRank, int Norm, double DtMin, double DtMax) : LayerSpec;
 
+/// <summary>A simple RNN block; <see cref="Hidden"/> is resolved (0 → DModel).</summary>
+internal sealed record RnnLayerSpec(int Hidden, int Nonlinearity) : LayerSpec;
+
+/// <summary>An input-dependent transition (IDS) block.</summary>
+internal sealed record IdsLayerSpec(int N) : LayerSpec;
+
+/// <summary>A transformer block: attention with rotary positions, then an MLP.</summary>
+internal sealed record AttentionLayerSpec(int Heads, int MlpRatio) : LayerSpec;
+
 /// <summary>A parsed, valid model declaration.</summary>
 internal sealed record ModelSpec(
     string Namespace,

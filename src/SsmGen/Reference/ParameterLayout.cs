@@ -67,6 +67,36 @@ public static class ParameterLayout
                     Add(p + "mixer.D", OptimizerGroup.NoDecay, e);
                     Add(p + "mixer.out_proj.weight", OptimizerGroup.Default, h, e);
                     break;
+                case RnnLayerConfig rnn:
+                    int hd = rnn.HiddenSize(h);
+                    Norm(p + "norm", NormKind.LayerNorm, h);
+                    Add(p + "mixer.weight_ih", OptimizerGroup.Default, hd, h);
+                    Add(p + "mixer.weight_hh", OptimizerGroup.Default, hd, hd);
+                    Add(p + "mixer.bias_ih", OptimizerGroup.NoDecay, hd);
+                    Add(p + "mixer.bias_hh", OptimizerGroup.NoDecay, hd);
+                    Add(p + "mixer.out_proj.weight", OptimizerGroup.Default, h, hd);
+                    Add(p + "mixer.out_proj.bias", OptimizerGroup.NoDecay, h);
+                    break;
+                case IdsLayerConfig ids:
+                    Norm(p + "norm", NormKind.LayerNorm, h);
+                    Add(p + "mixer.A.weight", OptimizerGroup.Default, ids.N * ids.N, h);
+                    Add(p + "mixer.A.bias", OptimizerGroup.NoDecay, ids.N * ids.N);
+                    Add(p + "mixer.B.weight", OptimizerGroup.Default, ids.N, h);
+                    Add(p + "mixer.C.weight", OptimizerGroup.Default, h, ids.N);
+                    Add(p + "mixer.C.bias", OptimizerGroup.NoDecay, h);
+                    break;
+                case AttentionLayerConfig att:
+                    Norm(p + "norm", NormKind.LayerNorm, h);
+                    Add(p + "mixer.in_proj.weight", OptimizerGroup.Default, 3 * h, h);
+                    Add(p + "mixer.in_proj.bias", OptimizerGroup.NoDecay, 3 * h);
+                    Add(p + "mixer.out_proj.weight", OptimizerGroup.Default, h, h);
+                    Add(p + "mixer.out_proj.bias", OptimizerGroup.NoDecay, h);
+                    Norm(p + "norm2", NormKind.LayerNorm, h);
+                    Add(p + "mlp.fc1.weight", OptimizerGroup.Default, att.MlpRatio * h, h);
+                    Add(p + "mlp.fc1.bias", OptimizerGroup.NoDecay, att.MlpRatio * h);
+                    Add(p + "mlp.fc2.weight", OptimizerGroup.Default, h, att.MlpRatio * h);
+                    Add(p + "mlp.fc2.bias", OptimizerGroup.NoDecay, h);
+                    break;
                 default:
                     throw new NotSupportedException($"No parameter layout for layer kind {c.Layers[i].Kind}.");
             }

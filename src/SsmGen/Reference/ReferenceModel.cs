@@ -12,6 +12,10 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
     {
         public T[] X = [], Mean = [], Rstd = [], U = [], Y = [], G = [], O = [], Glu = [];
         public MambaReference<T>? Mamba; // a Mamba block keeps its own intermediates
+        public RnnReference<T>? Rnn;
+        public IdsReference<T>? Ids;
+        public AttentionReference<T>? Attention;
+        public T[] X1 = [], Mean2 = [], Rstd2 = [], U2 = [], F1 = [], Act = []; // transformer block: after attention, MLP
     }
 
     public ModelConfig Config { get; }
@@ -58,6 +62,53 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
             P(buf, m + "dt_proj.weight"), P(buf, m + "dt_proj.bias"), P(buf, m + "A_log"), P(buf, m + "D"), P(buf, m + "out_proj.weight"));
     }
 
+    private RnnReference<T>.Params RnnMixer(T[] buf, int i)
+    {
+        string m = $"{_names.Layers}{i}.mixer.";
+        return new(P(buf, m + "weight_ih"), P(buf, m + "weight_hh"), P(buf, m + "bias_ih"), P(buf, m + "bias_hh"), P(buf, m + "out_proj.weight"), P(buf, m + "out_proj.bias"));
+    }
+
+    private IdsReference<T>.Params IdsMixer(T[] buf, int i)
+    {
+        string m = $"{_names.Layers}{i}.mixer.";
+        return new(P(buf, m + "A.weight"), P(buf, m + "A.bias"), P(buf, m + "B.weight"), P(buf, m + "C.weight"), P(buf, m + "C.bias"));
+    }
+
+    private AttentionReference<T>.Params AttentionMixer(T[] buf, int i)
+    {
+        string m = $"{_names.Layers}{i}.mixer.";
+        return new(P(buf, m + "in_proj.weight"), P(buf, m + "in_proj.bias"), P(buf, m + "out_proj.weight"), P(buf, m + "out_proj.bias"));
+    }
+
+    /// <summary>The transformer block's second half: x + fc2(GELU(fc1(LayerNorm(x)))), intermediates kept in c.</summary>
+    private T[] MlpForward(int i, LayerCache c, T[] x1, int rows, int ratio)
+    {
+        int h = Config.DModel, w = ratio * h;
+        string l = $"{_names.Layers}{i}.";
+        c.X1 = x1; c.Mean2 = new T[rows]; c.Rstd2 = new T[rows]; c.U2 = new T[rows * h]; c.F1 = new T[rows * w]; c.Act = new T[rows * w];
+        BlockReference<T>.LayerNormForward(x1, P(Parameters, l + "norm2.weight"), P(Parameters, l + "norm2.bias"), c.U2, c.Mean2, c.Rstd2, rows, h);
+        BlockReference<T>.LinearForward(c.U2, P(Parameters, l + "mlp.fc1.weight"), P(Parameters, l + "mlp.fc1.bias"), c.F1, rows, h, w);
+        for (int j = 0; j < c.F1.Length; j++) c.Act[j] = BlockReference<T>.Gelu(c.F1[j]);
+        var f2 = new T[rows * h];
+        BlockReference<T>.LinearForward(c.Act, P(Parameters, l + "mlp.fc2.weight"), P(Parameters, l + "mlp.fc2.bias"), f2, rows, w, h);
+        var next = new T[rows * h];
+        for (int j = 0; j < next.Length; j++) next[j] = x1[j] + f2[j];
+        return next;
+    }
+
+    /// <summary>Backward of <see cref="MlpForward"/>: dx holds dL/d(block output) and gains the path through the MLP.</summary>
+    private void MlpBackward(int i, LayerCache c, T[] dx, int rows, int ratio)
+    {
+        int h = Config.DModel, w = ratio * h;
+        string l = $"{_names.Layers}{i}.";
+        var dAct = new T[rows * w];
+        BlockReference<T>.LinearBackward(c.Act, P(Parameters, l + "mlp.fc2.weight"), dx, dAct, P(Gradients, l + "mlp.fc2.weight"), P(Gradients, l + "mlp.fc2.bias"), rows, w, h);
+        for (int j = 0; j < dAct.Length; j++) dAct[j] *= BlockReference<T>.GeluDerivative(c.F1[j]);
+        var dU2 = new T[rows * h];
+        BlockReference<T>.LinearBackward(c.U2, P(Parameters, l + "mlp.fc1.weight"), dAct, dU2, P(Gradients, l + "mlp.fc1.weight"), P(Gradients, l + "mlp.fc1.bias"), rows, h, w);
+        BlockReference<T>.LayerNormBackward(c.X1, P(Parameters, l + "norm2.weight"), c.Mean2, c.Rstd2, dU2, dx, P(Gradients, l + "norm2.weight"), P(Gradients, l + "norm2.bias"), rows, h);
+    }
+
     private MambaReference<T> NewMamba(MambaLayerConfig m) => new(Config.DModel, m.N, m.Expand, m.ConvWidth, m.Rank(Config.DModel));
 
     private void NormForward(NormKind kind, string prefix, ReadOnlySpan<T> x, Span<T> y, Span<T> mean, Span<T> rstd, int rows)
@@ -88,8 +139,23 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
             var mamba = name.StartsWith(_names.Layers) ? Config.Layers[LayerIndex(name)] as MambaLayerConfig : null;
             if (name == _names.Encoder + ".weight" && Config.TokenInput) Initialization.Normal(dst, 1, ref rng);
             else if (name.StartsWith(_names.Encoder + ".")) Initialization.Uniform(dst, 1 / Math.Sqrt(Config.Input), ref rng);
-            else if (name.EndsWith("norm.weight") || name == _names.FinalNorm + ".weight") Initialization.Constant(dst, 1);
-            else if (name.EndsWith("norm.bias") || name == _names.FinalNorm + ".bias") Initialization.Constant(dst, 0);
+            else if (name.EndsWith("norm.weight") || name.EndsWith("norm2.weight") || name == _names.FinalNorm + ".weight") Initialization.Constant(dst, 1);
+            else if (name.EndsWith("norm.bias") || name.EndsWith("norm2.bias") || name == _names.FinalNorm + ".bias") Initialization.Constant(dst, 0);
+            else if (name.StartsWith(_names.Layers) && Config.Layers[LayerIndex(name)] is RnnLayerConfig rnn)
+                Initialization.Uniform(dst, 1 / Math.Sqrt(rnn.HiddenSize(h)), ref rng); // PyTorch's RNN init, out_proj alike
+            else if (name.StartsWith(_names.Layers) && Config.Layers[LayerIndex(name)] is IdsLayerConfig ids)
+            {
+                if (name.EndsWith("A.weight")) Initialization.IdsTransition(dst, f.AsSpan(Table[t + 1].Offset, Table[t + 1].Length), ids.N, h, ref rng);
+                else if (name.EndsWith("A.bias")) { } // filled with A.weight
+                else if (name.EndsWith("B.weight")) Initialization.Uniform(dst, 1 / Math.Sqrt(h), ref rng);
+                else Initialization.Uniform(dst, 1 / Math.Sqrt(ids.N), ref rng); // C.weight, C.bias
+            }
+            else if (name.StartsWith(_names.Layers) && Config.Layers[LayerIndex(name)] is AttentionLayerConfig att)
+            {
+                if (name.EndsWith("proj.bias")) Initialization.Constant(dst, 0);
+                else if (name.Contains("mlp.fc2.")) Initialization.Uniform(dst, 1 / Math.Sqrt(att.MlpRatio * h), ref rng);
+                else Initialization.Uniform(dst, 1 / Math.Sqrt(h), ref rng); // in_proj, out_proj, fc1
+            }
             else if (name.EndsWith("output_linear.weight") || name.EndsWith("output_linear.bias") || name.StartsWith(_names.Decoder + ".")
                 || name.EndsWith("in_proj.weight"))
                 Initialization.Uniform(dst, 1 / Math.Sqrt(h), ref rng);
@@ -163,14 +229,20 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
                 G = new T[rows * h], O = new T[rows * 2 * h], Glu = new T[rows * h],
             };
             string l = $"{_names.Layers}{i}.";
-            if (Config.Layers[i] is MambaLayerConfig mc)
+            if (Config.Layers[i] is not S4DLayerConfig)
             {
-                NormForward(mc.Norm, l + "norm", x, c.U, c.Mean, c.Rstd, rows);
-                c.Mamba = NewMamba(mc);
-                c.Mamba.Forward(MambaMixer(Parameters, i), c.U, c.Y, batch, length);
+                // pre-norm, mixer, residual (then the MLP half for a transformer block)
+                NormForward(Config.Layers[i] is MambaLayerConfig { Norm: NormKind.RmsNorm } ? NormKind.RmsNorm : NormKind.LayerNorm, l + "norm", x, c.U, c.Mean, c.Rstd, rows);
+                switch (Config.Layers[i])
+                {
+                    case MambaLayerConfig mc: (c.Mamba = NewMamba(mc)).Forward(MambaMixer(Parameters, i), c.U, c.Y, batch, length); break;
+                    case RnnLayerConfig rc: (c.Rnn = new RnnReference<T>(h, rc.HiddenSize(h), rc.Nonlinearity)).Forward(RnnMixer(Parameters, i), c.U, c.Y, batch, length); break;
+                    case IdsLayerConfig ic: (c.Ids = new IdsReference<T>(h, ic.N)).Forward(IdsMixer(Parameters, i), c.U, c.Y, batch, length); break;
+                    case AttentionLayerConfig ac: (c.Attention = new AttentionReference<T>(h, ac.Heads)).Forward(AttentionMixer(Parameters, i), c.U, c.Y, batch, length); break;
+                }
                 var after = new T[rows * h];
                 for (int j = 0; j < after.Length; j++) after[j] = x[j] + c.Y[j];
-                x = after;
+                x = Config.Layers[i] is AttentionLayerConfig a ? MlpForward(i, c, after, rows, a.MlpRatio) : after;
                 continue;
             }
             BlockReference<T>.LayerNormForward(x, P(Parameters, l + "norm.weight"), P(Parameters, l + "norm.bias"), c.U, c.Mean, c.Rstd, rows, h);
@@ -231,11 +303,15 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
         {
             var c = _cache[i];
             string l = $"{_names.Layers}{i}.";
-            if (Config.Layers[i] is MambaLayerConfig mc)
+            if (Config.Layers[i] is not S4DLayerConfig)
             {
+                if (Config.Layers[i] is AttentionLayerConfig a) MlpBackward(i, c, dx, rows, a.MlpRatio);
                 var dNorm = new T[rows * h];
-                c.Mamba!.Backward(MambaMixer(Parameters, i), MambaMixer(Gradients, i), dx, dNorm);
-                NormBackward(mc.Norm, l + "norm", c.X, c.Mean, c.Rstd, dNorm, dx, rows);
+                if (c.Mamba is not null) c.Mamba.Backward(MambaMixer(Parameters, i), MambaMixer(Gradients, i), dx, dNorm);
+                if (c.Rnn is not null) c.Rnn.Backward(RnnMixer(Parameters, i), RnnMixer(Gradients, i), dx, dNorm);
+                if (c.Ids is not null) c.Ids.Backward(IdsMixer(Parameters, i), IdsMixer(Gradients, i), dx, dNorm);
+                if (c.Attention is not null) c.Attention.Backward(AttentionMixer(Parameters, i), AttentionMixer(Gradients, i), dx, dNorm);
+                NormBackward(Config.Layers[i] is MambaLayerConfig { Norm: NormKind.RmsNorm } ? NormKind.RmsNorm : NormKind.LayerNorm, l + "norm", c.X, c.Mean, c.Rstd, dNorm, dx, rows);
                 continue;
             }
             // residual: dx flows through unchanged and into the block
@@ -278,18 +354,26 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
         for (int i = 0; i < Config.Layers.Count; i++)
         {
             string l = $"{_names.Layers}{i}.";
-            if (Config.Layers[i] is MambaLayerConfig mc)
+            if (Config.Layers[i] is not S4DLayerConfig)
             {
-                var mixer = NewMamba(mc);
-                var state = new T[mixer.StateSize];
                 var un = new T[length * h];
-                NormForward(mc.Norm, l + "norm", x, un, new T[length], new T[length], length);
+                NormForward(Config.Layers[i] is MambaLayerConfig { Norm: NormKind.RmsNorm } ? NormKind.RmsNorm : NormKind.LayerNorm, l + "norm", x, un, new T[length], new T[length], length);
                 var yt = new T[h];
+                var mamba = Config.Layers[i] is MambaLayerConfig mc ? NewMamba(mc) : null;
+                var rnn = Config.Layers[i] is RnnLayerConfig rc ? new RnnReference<T>(h, rc.HiddenSize(h), rc.Nonlinearity) : null;
+                var ids = Config.Layers[i] is IdsLayerConfig ic ? new IdsReference<T>(h, ic.N) : null;
+                var att = Config.Layers[i] is AttentionLayerConfig ac ? new AttentionReference<T>(h, ac.Heads) : null;
+                var state = new T[mamba?.StateSize ?? rnn?.StateSize ?? ids?.StateSize ?? AttentionReference<T>.CacheSize(length, h)];
                 for (int t = 0; t < length; t++)
                 {
-                    mixer.Step(MambaMixer(Parameters, i), state.AsSpan(0, mixer.ConvStateSize), state.AsSpan(mixer.ConvStateSize), un.AsSpan(t * h, h), yt);
+                    var ut = un.AsSpan(t * h, h);
+                    if (mamba is not null) mamba.Step(MambaMixer(Parameters, i), state.AsSpan(0, mamba.ConvStateSize), state.AsSpan(mamba.ConvStateSize), ut, yt);
+                    if (rnn is not null) rnn.Step(RnnMixer(Parameters, i), state, ut, yt);
+                    if (ids is not null) ids.Step(IdsMixer(Parameters, i), state, ut, yt);
+                    if (att is not null) att.Step(AttentionMixer(Parameters, i), state, t, ut, yt);
                     for (int k = 0; k < h; k++) x[t * h + k] += yt[k];
                 }
+                if (Config.Layers[i] is AttentionLayerConfig a) x = MlpForward(i, new LayerCache(), x, length, a.MlpRatio);
                 continue;
             }
             var u = new T[length * h]; var y = new T[length * h]; var o = new T[length * 2 * h];

@@ -52,13 +52,14 @@ public class AllocationTests
     }
 }
 
-/// <summary>Mamba and hybrid models: Forward, Backward and Step allocate nothing after a warm-up.</summary>
+/// <summary>Mamba, RNN, IDS, attention and hybrid models: Forward, Backward and Step allocate nothing after a warm-up.</summary>
 public class MambaAllocationTests
 {
     [Theory]
     [InlineData("MambaTokens", 150)]
     [InlineData("MambaOdd", 70)]
     [InlineData("Hybrid", 90)]
+    [InlineData("AllKinds", 40)]
     public void ForwardBackwardAndStepAllocateZeroBytes(string name, int length)
     {
         const int batch = 3;

@@ -9,7 +9,7 @@ namespace SsmGen.Tests.Generated;
 /// </summary>
 public class GeneratedVsReferenceTests(ITestOutputHelper output)
 {
-    public static TheoryData<string> Models => new() { "TinyRealMean", "VectorTokens", "VectorLast", "Wide16", "MambaTokens", "MambaOdd", "Hybrid" };
+    public static TheoryData<string> Models => new() { "TinyRealMean", "VectorTokens", "VectorLast", "Wide16", "MambaTokens", "MambaOdd", "Hybrid", "RnnTokens", "IdsTokens", "AttentionTokens", "AllKinds" };
 
     internal static (ISsmModel Gen, ModelConfig Cfg) Make(string name, int maxBatch, int maxLength) => name switch
     {
@@ -20,6 +20,10 @@ public class GeneratedVsReferenceTests(ITestOutputHelper output)
         "MambaTokens" => (new MambaTokens(maxBatch, maxLength), GeneratedConfigs.MambaTokens),
         "MambaOdd" => (new MambaOdd(maxBatch, maxLength), GeneratedConfigs.MambaOdd),
         "Hybrid" => (new Hybrid(maxBatch, maxLength), GeneratedConfigs.Hybrid),
+        "RnnTokens" => (new RnnTokens(maxBatch, maxLength), GeneratedConfigs.RnnTokens),
+        "IdsTokens" => (new IdsTokens(maxBatch, maxLength), GeneratedConfigs.IdsTokens),
+        "AttentionTokens" => (new AttentionTokens(maxBatch, maxLength), GeneratedConfigs.AttentionTokens),
+        "AllKinds" => (new AllKinds(maxBatch, maxLength), GeneratedConfigs.AllKinds),
         _ => (new SeqClassifier(maxBatch, maxLength), GeneratedConfigs.SeqClassifier),
     };
 
@@ -72,6 +76,11 @@ public class GeneratedVsReferenceTests(ITestOutputHelper output)
     [InlineData("MambaOdd", 300)]      // chunks of 64 steps (N = 4), a scalar channel tail
     [InlineData("Hybrid", 8)]
     [InlineData("Hybrid", 140)]
+    [InlineData("RnnTokens", 13)]
+    [InlineData("IdsTokens", 17)]
+    [InlineData("AttentionTokens", 11)]
+    [InlineData("AllKinds", 9)]
+    [InlineData("AllKinds", 70)]
     public void ForwardAndBackwardMatchTheReference(string name, int length)
     {
         const int batch = 3;

@@ -1,0 +1,115 @@
+using System.Linq;
+using SsmGen.Generators.Model;
+
+namespace SsmGen.Generators.Emitters;
+
+/// <summary>
+/// The transformer layer, CPU backend: pre-LayerNorm, in_proj to [q | k | v], rotary positions, causal multi-head
+/// attention (AttentionKernels), out_proj, residual; pre-LayerNorm, MLP (fc1, GELU, fc2), residual. The step keeps
+/// rotated keys and values in the stream's cache.
+/// </summary>
+internal static class AttentionEmitter
+{
+    private static int MaxMlp(ModelPlan plan) => plan.AttentionLayers.Max(l => l.Mlp);
+
+    public static void EmitFields(CodeWriter w, ModelPlan plan)
+    {
+        w.Line("// Transformer blocks: norm stats and output, rotated [q | k | v], probabilities (B, heads, L, L), attention out,");
+        w.Line("// stream after attention, second norm, fc1 out, GELU out; rotary tables per head size; shared scratch.");
+        foreach (var l in plan.AttentionLayers)
+        {
+            string i = "_l" + l.Index;
+            w.Line($"private readonly float[] {i}Mean, {i}Rstd, {i}U, {i}Qkv, {i}Probs, {i}O, {i}X1, {i}Mean2, {i}Rstd2, {i}U2, {i}F1, {i}Act;");
+        }
+        foreach (int d in plan.AttentionLayers.Select(l => l.HeadSize).Distinct()) w.Line($"private readonly float[] _ropeCos{d}, _ropeSin{d};");
+        w.Line("private readonly float[] _aOut, _adQkv, _adO, _adAct, _adU2, _asu, _asqkv, _aso, _asy, _asScores, _asf1;");
+    }
+
+    public static void EmitAllocations(CodeWriter w, ModelPlan plan)
+    {
+        foreach (var l in plan.AttentionLayers)
+        {
+            string i = "_l" + l.Index;
+            w.Line($"{i}Mean = new float[rows]; {i}Rstd = new float[rows]; {i}U = new float[rows * H]; {i}Qkv = new float[checked(rows * 3 * H)];");
+            w.Line($"{i}Probs = new float[checked(maxBatch * {l.Heads} * maxLength * maxLength)]; {i}O = new float[rows * H]; {i}X1 = new float[rows * H];");
+            w.Line($"{i}Mean2 = new float[rows]; {i}Rstd2 = new float[rows]; {i}U2 = new float[rows * H]; {i}F1 = new float[checked(rows * {l.Mlp})]; {i}Act = new float[checked(rows * {l.Mlp})];");
+        }
+        foreach (int d in plan.AttentionLayers.Select(l => l.HeadSize).Distinct())
+        {
+            w.Line($"_ropeCos{d} = new float[maxLength * {d / 2}]; _ropeSin{d} = new float[maxLength * {d / 2}];");
+            w.Line($"AttentionKernels.RopeTables(_ropeCos{d}, _ropeSin{d}, maxLength, {d});");
+        }
+        int mlp = MaxMlp(plan);
+        w.Line($"_aOut = new float[rows * H]; _adQkv = new float[checked(rows * 3 * H)]; _adO = new float[rows * H]; _adAct = new float[checked(rows * {mlp})]; _adU2 = new float[rows * H];");
+        w.Line($"_asu = new float[H]; _asqkv = new float[3 * H]; _aso = new float[H]; _asy = new float[H]; _asScores = new float[maxLength]; _asf1 = new float[{mlp}];");
+    }
+
+    private static string Pm(AttentionLayerPlan l, string name, int len, string buf = "_p") => $"{buf}.AsSpan({ModelEmitter.P(l.Prefix + name)}, {len})";
+
+    public static void EmitLayer(CodeWriter w, ModelPlan plan, AttentionLayerPlan l)
+    {
+        string i = "_l" + l.Index;
+        int h = plan.Spec.DModel, d = l.HeadSize, m = l.Mlp;
+        w.Line($"/// <summary>Block {l.Index}, (B, L, H) → (B, L, H): pre-LayerNorm, causal attention ({l.Heads} heads of {d}, rotary positions),");
+        w.Line($"/// residual; pre-LayerNorm, MLP (H → {m} → H, GELU), residual.</summary>");
+        w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
+        w.Line("int rows = batch * length;");
+        w.Line($"var x = {i}X.AsSpan(0, rows * H);");
+        w.Line(ModelEmitter.NormForward(plan, false, l.Prefix + "norm", "x", $"{i}U", $"{i}Mean", $"{i}Rstd", "rows"));
+        w.Line($"var qkv = {i}Qkv.AsSpan(0, rows * 3 * H);");
+        w.Line($"Gemm.LinearForward({i}U.AsSpan(0, rows * H), {Pm(l, "mixer.in_proj.weight", 3 * h * h)}, {Pm(l, "mixer.in_proj.bias", 3 * h)}, qkv, rows, H, 3 * H, _ws);");
+        w.Line($"AttentionKernels.Rotate(qkv, _ropeCos{d}, _ropeSin{d}, batch, length, H, {d}, inverse: false);");
+        w.Line($"AttentionKernels.Forward(qkv, {i}Probs, {i}O, batch, length, H, {l.Heads}, _ws);");
+        w.Line($"Gemm.LinearForward({i}O.AsSpan(0, rows * H), {Pm(l, "mixer.out_proj.weight", h * h)}, {Pm(l, "mixer.out_proj.bias", h)}, _aOut, rows, H, H, _ws);");
+        w.Line($"var x1 = {i}X1.AsSpan(0, rows * H);");
+        w.Line("TensorPrimitives.Add(x, _aOut.AsSpan(0, rows * H), x1);");
+        w.Line("// the MLP half");
+        w.Line($"BlockKernels.LayerNormForward(x1, {Pm(l, "norm2.weight", h)}, {Pm(l, "norm2.bias", h)}, {i}U2, {i}Mean2, {i}Rstd2, rows, H, _ws);");
+        w.Line($"Gemm.LinearForward({i}U2.AsSpan(0, rows * H), {Pm(l, "mlp.fc1.weight", m * h)}, {Pm(l, "mlp.fc1.bias", m)}, {i}F1, rows, H, {m}, _ws);");
+        w.Line($"BlockKernels.GeluForward({i}F1.AsSpan(0, rows * {m}), {i}Act, _ws);");
+        w.Line($"Gemm.LinearForward({i}Act.AsSpan(0, rows * {m}), {Pm(l, "mlp.fc2.weight", h * m)}, {Pm(l, "mlp.fc2.bias", h)}, _aOut, rows, {m}, H, _ws);");
+        w.Line($"TensorPrimitives.Add(x1, _aOut.AsSpan(0, rows * H), {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H));");
+        w.Close();
+        w.Line();
+
+        w.Line($"/// <summary>Block {l.Index} backward: _dX holds dL/d(block output) and leaves holding dL/d(block input).</summary>");
+        w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
+        w.Line("int rows = batch * length;");
+        w.Line("var dX = _dX.AsSpan(0, rows * H);");
+        w.Line($"var x = {i}X.AsSpan(0, rows * H);");
+        w.Line($"var dAct = _adAct.AsSpan(0, rows * {m}); dAct.Clear();");
+        w.Line($"Gemm.LinearBackward({i}Act.AsSpan(0, rows * {m}), {Pm(l, "mlp.fc2.weight", h * m)}, dX, dAct, {Pm(l, "mlp.fc2.weight", h * m, "_g")}, {Pm(l, "mlp.fc2.bias", h, "_g")}, rows, {m}, H, _ws);");
+        w.Line($"BlockKernels.GeluBackward({i}F1.AsSpan(0, rows * {m}), dAct, dAct, _ws);");
+        w.Line("var dU2 = _adU2.AsSpan(0, rows * H); dU2.Clear();");
+        w.Line($"Gemm.LinearBackward({i}U2.AsSpan(0, rows * H), {Pm(l, "mlp.fc1.weight", m * h)}, dAct, dU2, {Pm(l, "mlp.fc1.weight", m * h, "_g")}, {Pm(l, "mlp.fc1.bias", m, "_g")}, rows, H, {m}, _ws);");
+        w.Line("// dX becomes dL/d(stream after attention): the residual plus the path through the second norm");
+        w.Line(ModelEmitter.NormBackward(plan, false, l.Prefix + "norm2", $"{i}X1.AsSpan(0, rows * H)", $"{i}Mean2", $"{i}Rstd2", "dU2", "dX", "rows"));
+        w.Line("var dO = _adO.AsSpan(0, rows * H); dO.Clear();");
+        w.Line($"Gemm.LinearBackward({i}O.AsSpan(0, rows * H), {Pm(l, "mixer.out_proj.weight", h * h)}, dX, dO, {Pm(l, "mixer.out_proj.weight", h * h, "_g")}, {Pm(l, "mixer.out_proj.bias", h, "_g")}, rows, H, H, _ws);");
+        w.Line("var dQkv = _adQkv.AsSpan(0, rows * 3 * H);");
+        w.Line($"AttentionKernels.Backward({i}Qkv, {i}Probs, dO, dQkv, batch, length, H, {l.Heads}, _ws);");
+        w.Line("// the rotation is orthogonal: its backward turns the q and k gradients back by the same angle");
+        w.Line($"AttentionKernels.Rotate(dQkv, _ropeCos{d}, _ropeSin{d}, batch, length, H, {d}, inverse: true);");
+        w.Line("var dU = _dA.AsSpan(0, rows * H); dU.Clear();");
+        w.Line($"Gemm.LinearBackward({i}U.AsSpan(0, rows * H), {Pm(l, "mixer.in_proj.weight", 3 * h * h)}, dQkv, dU, {Pm(l, "mixer.in_proj.weight", 3 * h * h, "_g")}, {Pm(l, "mixer.in_proj.bias", 3 * h, "_g")}, rows, H, 3 * H, _ws);");
+        w.Line(ModelEmitter.NormBackward(plan, false, l.Prefix + "norm", "x", $"{i}Mean", $"{i}Rstd", "dU", "dX", "rows"));
+        w.Close();
+        w.Line();
+
+        w.Line($"/// <summary>Block {l.Index}, one token at position t: the stream _sx (H) is updated in place. State: the key/value cache (2, maxLength, H).</summary>");
+        w.Open($"private void Layer{l.Index}Step(Span<float> cache, int t)");
+        w.Line(ModelEmitter.NormForward(plan, false, l.Prefix + "norm", "_sx", "_asu", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
+        w.Line($"Gemm.LinearForward(_asu, {Pm(l, "mixer.in_proj.weight", 3 * h * h)}, {Pm(l, "mixer.in_proj.bias", 3 * h)}, _asqkv, 1, H, 3 * H, _ws);");
+        w.Line($"AttentionKernels.RotateRow(_asqkv.AsSpan(0, 2 * H), _ropeCos{d}, _ropeSin{d}, t, H, {d});");
+        w.Line($"AttentionKernels.Step(_asqkv, cache, t, _aso, _asScores, H, {l.Heads}, _maxLength);");
+        w.Line($"Gemm.LinearForward(_aso, {Pm(l, "mixer.out_proj.weight", h * h)}, {Pm(l, "mixer.out_proj.bias", h)}, _asy, 1, H, H, _ws);");
+        w.Line("TensorPrimitives.Add(_sx, _asy, _sx);");
+        w.Line($"BlockKernels.LayerNormForward(_sx, {Pm(l, "norm2.weight", h)}, {Pm(l, "norm2.bias", h)}, _asu, _sStat.AsSpan(0, 1), _sStat.AsSpan(1, 1), 1, H, _ws);");
+        w.Line($"Gemm.LinearForward(_asu, {Pm(l, "mlp.fc1.weight", m * h)}, {Pm(l, "mlp.fc1.bias", m)}, _asf1, 1, H, {m}, _ws);");
+        w.Line($"BlockKernels.GeluForward(_asf1.AsSpan(0, {m}), _asf1, _ws);");
+        w.Line($"Gemm.LinearForward(_asf1.AsSpan(0, {m}), {Pm(l, "mlp.fc2.weight", h * m)}, {Pm(l, "mlp.fc2.bias", h)}, _asy, 1, {m}, H, _ws);");
+        w.Line("TensorPrimitives.Add(_sx, _asy, _sx);");
+        w.Close();
+        w.Line();
+    }
+}

@@ -1,0 +1,82 @@
+using System.Linq;
+using SsmGen.Generators.Model;
+
+namespace SsmGen.Generators.Emitters;
+
+/// <summary>
+/// The IDS layer ("The Illusion of State in State-Space Models"), CPU backend: pre-LayerNorm, the transitions
+/// A_t = A.weight·u_t + A.bias and the input terms B·u_t as two matrix products over all positions, the product of
+/// matrices h_t = A_t h_{t−1} + B u_t (IdsKernels, batch rows in parallel), the readout C h_t + c, residual; the
+/// exact backward through the product of matrices.
+/// </summary>
+internal static class IdsEmitter
+{
+    private static int MaxN(ModelPlan plan) => plan.IdsLayers.Max(l => l.N);
+
+    public static void EmitFields(CodeWriter w, ModelPlan plan)
+    {
+        w.Line("// IDS blocks: norm stats and output, transitions (B·L, N·N), input terms and states (B·L, N); shared scratch.");
+        foreach (var l in plan.IdsLayers) w.Line($"private readonly float[] _l{l.Index}Mean, _l{l.Index}Rstd, _l{l.Index}U, _l{l.Index}At, _l{l.Index}Bu, _l{l.Index}Hs;");
+        w.Line("private readonly float[] _iOut, _idH, _idA, _iCarry, _isu, _isA, _isbu, _isscr, _isy;");
+    }
+
+    public static void EmitAllocations(CodeWriter w, ModelPlan plan)
+    {
+        foreach (var l in plan.IdsLayers)
+            w.Line($"_l{l.Index}Mean = new float[rows]; _l{l.Index}Rstd = new float[rows]; _l{l.Index}U = new float[rows * H]; _l{l.Index}At = new float[checked(rows * {l.N * l.N})]; _l{l.Index}Bu = new float[rows * {l.N}]; _l{l.Index}Hs = new float[rows * {l.N}];");
+        int n = MaxN(plan);
+        w.Line($"_iOut = new float[rows * H]; _idH = new float[rows * {n}]; _idA = new float[checked(rows * {n * n})]; _iCarry = new float[maxBatch * {n}];");
+        w.Line($"_isu = new float[H]; _isA = new float[{n * n}]; _isbu = new float[{n}]; _isscr = new float[{n}]; _isy = new float[H];");
+    }
+
+    private static string Pm(IdsLayerPlan l, string name, int len, string buf = "_p") => $"{buf}.AsSpan({ModelEmitter.P(l.Prefix + "mixer." + name)}, {len})";
+
+    public static void EmitLayer(CodeWriter w, ModelPlan plan, IdsLayerPlan l)
+    {
+        string i = "_l" + l.Index;
+        int n = l.N, nn = n * n, h = plan.Spec.DModel;
+        w.Line($"/// <summary>Block {l.Index}, (B, L, H) → (B, L, H): pre-LayerNorm, IDS (N = {n}), residual.</summary>");
+        w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
+        w.Line("int rows = batch * length;");
+        w.Line($"var x = {i}X.AsSpan(0, rows * H);");
+        w.Line(ModelEmitter.NormForward(plan, false, l.Prefix + "norm", "x", $"{i}U", $"{i}Mean", $"{i}Rstd", "rows"));
+        w.Line($"var u = {i}U.AsSpan(0, rows * H);");
+        w.Line("// every position's transition A_t (N×N, row-major) and input term B u_t, then the product of matrices");
+        w.Line($"Gemm.LinearForward(u, {Pm(l, "A.weight", nn * h)}, {Pm(l, "A.bias", nn)}, {i}At, rows, H, {nn}, _ws);");
+        w.Line($"Gemm.LinearForward(u, {Pm(l, "B.weight", n * h)}, ReadOnlySpan<float>.Empty, {i}Bu, rows, H, {n}, _ws);");
+        w.Line($"IdsKernels.Forward({i}At, {i}Bu, {i}Hs, batch, length, {n}, _ws);");
+        w.Line($"Gemm.LinearForward({i}Hs.AsSpan(0, rows * {n}), {Pm(l, "C.weight", h * n)}, {Pm(l, "C.bias", h)}, _iOut, rows, {n}, H, _ws);");
+        w.Line($"TensorPrimitives.Add(x, _iOut.AsSpan(0, rows * H), {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H));");
+        w.Close();
+        w.Line();
+
+        w.Line($"/// <summary>Block {l.Index} backward: _dX holds dL/d(block output) and leaves holding dL/d(block input).</summary>");
+        w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
+        w.Line("int rows = batch * length;");
+        w.Line("var dX = _dX.AsSpan(0, rows * H);");
+        w.Line($"var x = {i}X.AsSpan(0, rows * H);");
+        w.Line($"var u = {i}U.AsSpan(0, rows * H);");
+        w.Line($"var dH = _idH.AsSpan(0, rows * {n}); dH.Clear();");
+        w.Line($"Gemm.LinearBackward({i}Hs.AsSpan(0, rows * {n}), {Pm(l, "C.weight", h * n)}, dX, dH, {Pm(l, "C.weight", h * n, "_g")}, {Pm(l, "C.bias", h, "_g")}, rows, {n}, H, _ws);");
+        w.Line("// backward through the product: total dL/dh_t (= dL/d(B u_t)) and dL/dA_t = dL/dh_t ⊗ h_{t−1}");
+        w.Line($"var dA = _idA.AsSpan(0, rows * {nn});");
+        w.Line($"IdsKernels.Backward({i}At, {i}Hs, dH, dA, _iCarry, batch, length, {n}, _ws);");
+        w.Line("var dU = _dA.AsSpan(0, rows * H); dU.Clear();");
+        w.Line($"Gemm.LinearBackward(u, {Pm(l, "A.weight", nn * h)}, dA, dU, {Pm(l, "A.weight", nn * h, "_g")}, {Pm(l, "A.bias", nn, "_g")}, rows, H, {nn}, _ws);");
+        w.Line($"Gemm.LinearBackward(u, {Pm(l, "B.weight", n * h)}, dH, dU, {Pm(l, "B.weight", n * h, "_g")}, Span<float>.Empty, rows, H, {n}, _ws);");
+        w.Line(ModelEmitter.NormBackward(plan, false, l.Prefix + "norm", "x", $"{i}Mean", $"{i}Rstd", "dU", "dX", "rows"));
+        w.Close();
+        w.Line();
+
+        w.Line($"/// <summary>Block {l.Index}, one token: the stream _sx (H) is updated in place. State: h ({n}).</summary>");
+        w.Open($"private void Layer{l.Index}Step(Span<float> h)");
+        w.Line(ModelEmitter.NormForward(plan, false, l.Prefix + "norm", "_sx", "_isu", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
+        w.Line($"Gemm.LinearForward(_isu, {Pm(l, "A.weight", nn * h)}, {Pm(l, "A.bias", nn)}, _isA, 1, H, {nn}, _ws);");
+        w.Line($"Gemm.LinearForward(_isu, {Pm(l, "B.weight", n * h)}, ReadOnlySpan<float>.Empty, _isbu, 1, H, {n}, _ws);");
+        w.Line($"IdsKernels.Step(_isA, _isbu, h, _isscr, {n});");
+        w.Line($"Gemm.LinearForward(h, {Pm(l, "C.weight", h * n)}, {Pm(l, "C.bias", h)}, _isy, 1, {n}, H, _ws);");
+        w.Line("TensorPrimitives.Add(_sx, _isy, _sx);");
+        w.Close();
+        w.Line();
+    }
+}

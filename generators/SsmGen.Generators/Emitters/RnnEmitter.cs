@@ -1,0 +1,79 @@
+using System.Linq;
+using SsmGen.Generators.Model;
+
+namespace SsmGen.Generators.Emitters;
+
+/// <summary>
+/// The simple RNN layer, CPU backend: pre-LayerNorm, W_ih as one matrix product over all positions, the sequential
+/// recurrence h_t = f(pre_t + b_hh + W_hh h_{t−1}) (RnnKernels, batch rows in parallel), out_proj, residual; the
+/// backward through time, with W_hh's gradient as one product of dL/ds and the shifted states.
+/// </summary>
+internal static class RnnEmitter
+{
+    private static int MaxHd(ModelPlan plan) => plan.RnnLayers.Max(l => l.Hd);
+
+    public static void EmitFields(CodeWriter w, ModelPlan plan)
+    {
+        w.Line("// RNN blocks: norm stats and output, the hidden states (B·L, Hd); shared scratch for the backward and the step.");
+        foreach (var l in plan.RnnLayers) w.Line($"private readonly float[] _l{l.Index}Mean, _l{l.Index}Rstd, _l{l.Index}U, _l{l.Index}Hs;");
+        w.Line("private readonly float[] _rOut, _rdH, _rPrev, _rCarry, _rsu, _rspre, _rsscr, _rsy;");
+    }
+
+    public static void EmitAllocations(CodeWriter w, ModelPlan plan)
+    {
+        foreach (var l in plan.RnnLayers)
+            w.Line($"_l{l.Index}Mean = new float[rows]; _l{l.Index}Rstd = new float[rows]; _l{l.Index}U = new float[rows * H]; _l{l.Index}Hs = new float[checked(rows * {l.Hd})];");
+        int hd = MaxHd(plan);
+        w.Line($"_rOut = new float[rows * H]; _rdH = new float[checked(rows * {hd})]; _rPrev = new float[checked(rows * {hd})]; _rCarry = new float[maxBatch * {hd}];");
+        w.Line($"_rsu = new float[H]; _rspre = new float[{hd}]; _rsscr = new float[{hd}]; _rsy = new float[H];");
+    }
+
+    private static string Pm(RnnLayerPlan l, string name, int len, string buf = "_p") => $"{buf}.AsSpan({ModelEmitter.P(l.Prefix + "mixer." + name)}, {len})";
+
+    public static void EmitLayer(CodeWriter w, ModelPlan plan, RnnLayerPlan l)
+    {
+        string i = "_l" + l.Index, relu = l.Relu ? "true" : "false";
+        int hd = l.Hd, h = plan.Spec.DModel;
+        w.Line($"/// <summary>Block {l.Index}, (B, L, H) → (B, L, H): pre-LayerNorm, RNN (hidden {hd}, {(l.Relu ? "ReLU" : "tanh")}), out_proj, residual.</summary>");
+        w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
+        w.Line("int rows = batch * length;");
+        w.Line($"var x = {i}X.AsSpan(0, rows * H);");
+        w.Line(ModelEmitter.NormForward(plan, false, l.Prefix + "norm", "x", $"{i}U", $"{i}Mean", $"{i}Rstd", "rows"));
+        w.Line("// W_ih u + b_ih for every position at once, then the recurrence in place");
+        w.Line($"var hs = {i}Hs.AsSpan(0, rows * {hd});");
+        w.Line($"Gemm.LinearForward({i}U.AsSpan(0, rows * H), {Pm(l, "weight_ih", hd * h)}, {Pm(l, "bias_ih", hd)}, hs, rows, H, {hd}, _ws);");
+        w.Line($"RnnKernels.Forward(hs, {Pm(l, "weight_hh", hd * hd)}, {Pm(l, "bias_hh", hd)}, hs, batch, length, {hd}, {relu}, _ws);");
+        w.Line($"Gemm.LinearForward(hs, {Pm(l, "out_proj.weight", h * hd)}, {Pm(l, "out_proj.bias", h)}, _rOut, rows, {hd}, H, _ws);");
+        w.Line($"TensorPrimitives.Add(x, _rOut.AsSpan(0, rows * H), {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H));");
+        w.Close();
+        w.Line();
+
+        w.Line($"/// <summary>Block {l.Index} backward: _dX holds dL/d(block output) and leaves holding dL/d(block input).</summary>");
+        w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
+        w.Line("int rows = batch * length;");
+        w.Line("var dX = _dX.AsSpan(0, rows * H);");
+        w.Line($"var x = {i}X.AsSpan(0, rows * H);");
+        w.Line($"var hs = {i}Hs.AsSpan(0, rows * {hd});");
+        w.Line($"var dS = _rdH.AsSpan(0, rows * {hd}); dS.Clear();");
+        w.Line($"Gemm.LinearBackward(hs, {Pm(l, "out_proj.weight", h * hd)}, dX, dS, {Pm(l, "out_proj.weight", h * hd, "_g")}, {Pm(l, "out_proj.bias", h, "_g")}, rows, {hd}, H, _ws);");
+        w.Line("// through time: dL/dh_t → dL/ds_t; then W_hh's gradient Σ_t dL/ds_t h_{t−1}ᵀ as one product");
+        w.Line($"RnnKernels.Backward(hs, {Pm(l, "weight_hh", hd * hd)}, dS, _rCarry, batch, length, {hd}, {relu}, _ws);");
+        w.Line($"RnnKernels.ShiftInTime(hs, _rPrev, batch, length, {hd});");
+        w.Line($"Gemm.LinearBackward(_rPrev.AsSpan(0, rows * {hd}), {Pm(l, "weight_hh", hd * hd)}, dS, Span<float>.Empty, {Pm(l, "weight_hh", hd * hd, "_g")}, {Pm(l, "bias_hh", hd, "_g")}, rows, {hd}, {hd}, _ws);");
+        w.Line("var dU = _dA.AsSpan(0, rows * H); dU.Clear();");
+        w.Line($"Gemm.LinearBackward({i}U.AsSpan(0, rows * H), {Pm(l, "weight_ih", hd * h)}, dS, dU, {Pm(l, "weight_ih", hd * h, "_g")}, {Pm(l, "bias_ih", hd, "_g")}, rows, H, {hd}, _ws);");
+        w.Line(ModelEmitter.NormBackward(plan, false, l.Prefix + "norm", "x", $"{i}Mean", $"{i}Rstd", "dU", "dX", "rows"));
+        w.Close();
+        w.Line();
+
+        w.Line($"/// <summary>Block {l.Index}, one token: the stream _sx (H) is updated in place. State: h ({hd}).</summary>");
+        w.Open($"private void Layer{l.Index}Step(Span<float> h)");
+        w.Line(ModelEmitter.NormForward(plan, false, l.Prefix + "norm", "_sx", "_rsu", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
+        w.Line($"Gemm.LinearForward(_rsu, {Pm(l, "weight_ih", hd * h)}, {Pm(l, "bias_ih", hd)}, _rspre, 1, H, {hd}, _ws);");
+        w.Line($"RnnKernels.Step(_rspre, {Pm(l, "weight_hh", hd * hd)}, {Pm(l, "bias_hh", hd)}, h, _rsscr, {hd}, {relu});");
+        w.Line($"Gemm.LinearForward(h, {Pm(l, "out_proj.weight", h * hd)}, {Pm(l, "out_proj.bias", h)}, _rsy, 1, {hd}, H, _ws);");
+        w.Line("TensorPrimitives.Add(_sx, _rsy, _sx);");
+        w.Close();
+        w.Line();
+    }
+}
