@@ -92,3 +92,16 @@ public partial class AttentionTokens { }
 [MambaLayer(N = 4, Expand = 1)]
 [IdsLayer(N = 3)]
 public partial class AllKinds { }
+
+/// <summary>Every option of the newer layer attributes left at its default.</summary>
+[SsmModel(Input = 1, DModel = 16, Output = 1)]
+[MambaLayer]
+[RnnLayer]
+[IdsLayer]
+[AttentionLayer]
+public partial class NewKindDefaults { }
+
+/// <summary>A small Mamba language model in the Hugging Face layout (RMSNorm, no decoder bias).</summary>
+[SsmModel(Vocab = 11, DModel = 16, Output = 11, Pooling = Pooling.None)]
+[MambaLayer(N = 4, Expand = 2, ConvWidth = 4, Repeat = 2)]
+public partial class TinyMambaLm { }

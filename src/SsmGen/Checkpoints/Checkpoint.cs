@@ -40,7 +40,8 @@ public static class Checkpoint
     /// Sets <paramref name="model"/>'s parameters from <paramref name="file"/>. Everything is checked first:
     /// every table tensor is present with the same shape and a floating-point dtype, and the file holds no
     /// other tensors. On any problem a <see cref="InvalidDataException"/> lists them all and the model is
-    /// left unchanged.
+    /// left unchanged. One convention of Hugging Face Mamba checkpoints is followed: a file saved with tied
+    /// embeddings has no <c>lm_head.weight</c>, which is then read from <c>backbone.embeddings.weight</c>.
     /// </summary>
     public static void Load(ISsmModel model, SafetensorsFile file)
     {
@@ -53,7 +54,7 @@ public static class Checkpoint
         {
             CheckRange(p, model.Parameters.Length);
             expected.Add(p.Name);
-            if (!file.TryGet(p.Name, out var t))
+            if (!file.TryGet(SourceName(p, table, file), out var t))
             {
                 problems.Add($"missing tensor '{p.Name}' (shape {p.ShapeText})");
                 continue;
@@ -71,9 +72,17 @@ public static class Checkpoint
 
         // Convert into a copy; the model is written only once everything has been read.
         var staged = model.Parameters.ToArray();
-        foreach (var p in table) file.ReadAsFloat32(p.Name, staged.AsSpan(p.Offset, p.Length));
+        foreach (var p in table) file.ReadAsFloat32(SourceName(p, table, file), staged.AsSpan(p.Offset, p.Length));
         staged.CopyTo(model.Parameters);
     }
+
+    private const string TiedHead = "lm_head.weight", Embeddings = "backbone.embeddings.weight";
+
+    /// <summary>The file tensor that fills <paramref name="p"/>: its own name, or the embeddings for a tied lm_head.</summary>
+    private static string SourceName(ParameterInfo p, IReadOnlyList<ParameterInfo> table, SafetensorsFile file) =>
+        p.Name == TiedHead && !file.TryGet(TiedHead, out _) && file.TryGet(Embeddings, out var e)
+            && table.Any(q => q.Name == Embeddings) && e.Shape.AsSpan().SequenceEqual(p.Shape)
+            ? Embeddings : p.Name;
 
     /// <summary>
     /// Writes F32 tensors to a safetensors file, in the given order with contiguous offsets; the header is

@@ -14,6 +14,26 @@ public class DeclarationTests
     }
 
     [Fact]
+    public void NewerLayerKindsUseTheirAttributeDefaults()
+    {
+        var mamba = new MambaLayerAttribute();
+        var rnn = new RnnLayerAttribute();
+        var ids = new IdsLayerAttribute();
+        var att = new AttentionLayerAttribute();
+        Assert.Equal(
+            new LayerConfig[]
+            {
+                new MambaLayerConfig(mamba.N, mamba.Expand, mamba.ConvWidth, (16 + 15) / 16, mamba.Norm, mamba.DtMin, mamba.DtMax),
+                new RnnLayerConfig(16, rnn.Nonlinearity), // Hidden 0 means DModel
+                new IdsLayerConfig(ids.N),
+                new AttentionLayerConfig(att.Heads, att.MlpRatio),
+            },
+            NewKindDefaults.Declaration.Layers);
+        Assert.Equal((0, 1, 1, 1), (rnn.Hidden, mamba.Repeat, rnn.Repeat, att.Repeat));
+        Assert.Equal(1, ids.Repeat);
+    }
+
+    [Fact]
     public void RepeatStacksCopies()
     {
         Assert.Equal(4, SeqClassifier.LayerCount);
