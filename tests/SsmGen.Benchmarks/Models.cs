@@ -6,3 +6,25 @@ namespace SsmGen.Benchmarks;
 [SsmModel(Input = 1, DModel = 128, Output = 10, Pooling = Pooling.Mean)]
 [S4DLayer(N = 64, Init = S4DInit.Lin, Repeat = 4)]
 public partial class SmnistBench { }
+
+// One block of each newer kind at d_model 256 (the Mamba shape), token input, per-token output.
+
+/// <summary>One Mamba block: d_model 256, N 16, expand 2 (E = 512), conv 4, Δ rank 16.</summary>
+[SsmModel(Vocab = 16, DModel = 256, Output = 16, Pooling = Pooling.None)]
+[MambaLayer(N = 16)]
+public partial class MambaBench { }
+
+/// <summary>One RNN block: hidden 256, tanh.</summary>
+[SsmModel(Vocab = 16, DModel = 256, Output = 16, Pooling = Pooling.None)]
+[RnnLayer(256)]
+public partial class RnnBench { }
+
+/// <summary>One IDS block: N 16.</summary>
+[SsmModel(Vocab = 16, DModel = 256, Output = 16, Pooling = Pooling.None)]
+[IdsLayer(16)]
+public partial class IdsBench { }
+
+/// <summary>One transformer block: 4 heads of 64, MLP 1024.</summary>
+[SsmModel(Vocab = 16, DModel = 256, Output = 16, Pooling = Pooling.None)]
+[AttentionLayer(4)]
+public partial class AttentionBench { }

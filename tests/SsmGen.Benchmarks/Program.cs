@@ -8,13 +8,15 @@ using SsmGen.Benchmarks;
 // dotnet run -c Release --project tests/SsmGen.Benchmarks                 full BenchmarkDotNet run
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --quick      short jobs (what CI runs)
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --filter '*Projection*'
+Type[] Suite = [typeof(FmaPeak), typeof(Projection), typeof(Convolution), typeof(SmnistStep), typeof(MambaScan),
+    typeof(MambaLayer), typeof(RnnLayer), typeof(IdsLayer), typeof(AttentionLayer)];
 bool quick = args.Contains("--quick");
 var rest = args.Where(a => a != "--quick").ToArray();
 IConfig config = DefaultConfig.Instance.WithOptions(ConfigOptions.JoinSummary);
 if (quick) config = config.AddJob(Job.ShortRun.WithWarmupCount(1).WithIterationCount(3).WithLaunchCount(1));
 Summary[] summaries = rest.Length > 0
-    ? BenchmarkSwitcher.FromTypes([typeof(FmaPeak), typeof(Projection), typeof(Convolution), typeof(SmnistStep)]).Run(rest, config).ToArray()
-    : BenchmarkRunner.Run([typeof(FmaPeak), typeof(Projection), typeof(Convolution), typeof(SmnistStep)], config);
+    ? BenchmarkSwitcher.FromTypes(Suite).Run(rest, config).ToArray()
+    : BenchmarkRunner.Run(Suite, config);
 
 // Fractions of the peak measured in this same run.
 double? Mean(string type, string method) => summaries.SelectMany(s => s.Reports)
@@ -33,4 +35,15 @@ if (peakNs is double p)
     }
     Report(nameof(Projection.Forward), Projection.ForwardFlops);
     Report(nameof(Projection.Backward), Projection.BackwardFlops);
+}
+
+// Generated vs reference, side by side from this run.
+foreach (string layer in new[] { nameof(MambaLayer), nameof(RnnLayer), nameof(IdsLayer), nameof(AttentionLayer) })
+    foreach (string pass in new[] { "Forward", "ForwardBackward", "Step" })
+        if (Mean(layer, "Generated" + pass) is double g && Mean(layer, "Reference" + pass) is double r)
+            Console.WriteLine($"{layer}.{pass}: generated {g / 1e6:F3} ms, reference {r / 1e6:F3} ms: {r / g:F1}× faster.");
+if (peakNs is double p1 && Mean(nameof(MambaScan), nameof(MambaScan.Forward)) is double scanNs)
+{
+    double peak1 = FmaPeak.Flops / p1;
+    Console.WriteLine($"MambaScan.Forward (N = 16, one core): {MambaScan.ForwardFlops / scanNs:F1} GFLOP/s = {100 * MambaScan.ForwardFlops / scanNs / peak1:F0}% of the one-core FP32 peak.");
 }

@@ -162,8 +162,9 @@ internal static class MambaEmitter
     private static void EmitScanClass(CodeWriter w, int n)
     {
         string cls = $"Mamba_N{n}_Scan";
-        w.Line($"/// <summary>The selective scan for N = {n}: 16 channels per call, h as {n} Vector512 registers, B_t and C_t broadcast.</summary>");
-        w.Open($"private sealed class {cls} : SelectiveScan");
+        w.Line($"/// <summary>The selective scan for N = {n}: 16 channels per call, h as {n} Vector512 registers, B_t and C_t broadcast.");
+        w.Line("/// Internal so that benchmarks in the declaring assembly can time it alone.</summary>");
+        w.Open($"internal sealed class {cls} : SelectiveScan");
         w.Line($"public {cls}(int e, int dbcWidth, int bOffset, int maxBatch, int maxLength) : base({n}, e, dbcWidth, bOffset, maxBatch, maxLength) {{ }}");
         w.Line();
         w.Line("private static Vector512<float> V(float[] a, int i) => Vector512.Create(new ReadOnlySpan<float>(a, i, 16));");

@@ -77,11 +77,15 @@ public abstract class SelectiveScan : ParallelWork
 
     private int Groups => (E + Lanes - 1) / Lanes;
 
+    /// <summary>Most threads a call uses (default: the whole pool); 1 measures the kernels on one core.</summary>
+    public int MaxParallelism { get; set; } = int.MaxValue;
+
     private void Run(int items, int length)
     {
         var pool = WorkerPool.Shared;
-        if (pool.Concurrency == 1 || (long)items * length * N * Lanes < 1 << 15) Execute(0, 1);
-        else pool.Run(this, Math.Min(items, pool.Concurrency));
+        int parts = Math.Min(Math.Min(items, pool.Concurrency), MaxParallelism);
+        if (parts <= 1 || (long)items * length * N * Lanes < 1 << 15) Execute(0, 1);
+        else pool.Run(this, parts);
     }
 
     public override void Execute(int part, int parts)
