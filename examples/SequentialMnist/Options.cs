@@ -26,7 +26,8 @@ public sealed record Options
         Options:
           --permuted          psMNIST: pixels in a fixed random order (default: sMNIST, row by row)
           --quick             a short run: smaller model, 3 epochs
-          --epochs N          epochs to train (default 20; 3 with --quick)
+          --epochs N          epochs to train (default 20; 28 with --permuted, whose shifted digits
+                              take longer to fit; 3 with --quick)
           --batch N           batch size (default 16)
           --lr X              peak learning rate (default 0.004; 0.01 with --quick)
           --train-limit N     train on the first N training digits only
@@ -71,6 +72,7 @@ public sealed record Options
             }
         }
         if (o.Quick && !epochsSet) o = o with { Epochs = 3 };
+        else if (o.Permuted && !epochsSet) o = o with { Epochs = 28 };
         if (o.Quick && !lrSet) o = o with { LearningRate = 1e-2f };
         return o;
     }

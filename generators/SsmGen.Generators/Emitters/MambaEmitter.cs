@@ -167,7 +167,7 @@ internal static class MambaEmitter
         w.Open($"internal sealed class {cls} : SelectiveScan");
         w.Line($"public {cls}(int e, int dbcWidth, int bOffset, int maxBatch, int maxLength) : base({n}, e, dbcWidth, bOffset, maxBatch, maxLength) {{ }}");
         w.Line();
-        w.Line("private static Vector512<float> V(float[] a, int i) => Vector512.Create(new ReadOnlySpan<float>(a, i, 16));");
+        w.Line("private static Vector512<float> V(float[] a, int i) => Load(a, i);");
         w.Line();
         // forward
         w.Open("protected override void ForwardGroup(int b, int e0)");
@@ -176,12 +176,15 @@ internal static class MambaEmitter
         w.Line("var d = V(Dv, e0);");
         w.Open("for (int t = 0; t < Length; t++)");
         w.Line("int row = b * Length + t, x = row * DbcWidth + BOffset, o = row * E + e0;");
-        w.Line("var dt = V(Delta, o); var u = V(U, o); var du = dt * u; var y = d * u;");
-        EachN(w, n, k => $"h{k} = FastMath.Exp(Stability.LogDecay(dt * V(AT, {k} * E + e0))) * h{k} + du * Vector512.Create(Dbc[x + {k}]); y += Vector512.Create(Dbc[x + {n + k}]) * h{k};");
-        w.Line("y.CopyTo(Ys.AsSpan(o, 16));");
+        w.Line("var dt = V(Delta, o); var u = V(U, o); var du = dt * u; var y0 = d * u; var y1 = Vector512<float>.Zero;");
+        w.Line("ref float bc = ref Dbc[x + " + (2 * n - 1) + "]; // bounds checked once per step: B_t at bc − " + (2 * n - 1) + ", C_t after it");
+        w.Line("bc = ref System.Runtime.CompilerServices.Unsafe.Subtract(ref bc, " + (2 * n - 1) + ");");
+        // two partial sums for y, so consecutive n do not wait on each other's FMA
+        EachN(w, n, k => $"h{k} = Vector512.FusedMultiplyAdd(FastMath.Exp2Decay(dt * V(AT2, {k} * E + e0)), h{k}, du * Vector512.Create(System.Runtime.CompilerServices.Unsafe.Add(ref bc, {k}))); y{k % 2} = Vector512.FusedMultiplyAdd(Vector512.Create(System.Runtime.CompilerServices.Unsafe.Add(ref bc, {n + k})), h{k}, y{k % 2});");
+        w.Line("Store(y0 + y1, Ys, o);");
         w.Open("if ((t + 1) % ChunkLength == 0 && t + 1 < Length)");
         w.Line("int k0 = StateIndex(b, t / ChunkLength, 0, e0);");
-        EachN(w, n, k => $"h{k}.CopyTo(States.AsSpan(k0 + {k} * E, 16));");
+        EachN(w, n, k => $"Store(h{k}, States, k0 + {k} * E);");
         w.Close();
         w.Close();
         w.Close();
@@ -204,7 +207,7 @@ internal static class MambaEmitter
         w.Line("var dt = V(Delta, o); var du = dt * V(U, o);");
         w.Line($"var prev = t == t0 ? start : hs.Slice((t - t0 - 1) * {n}, {n});");
         w.Line($"var cur = hs.Slice((t - t0) * {n}, {n});");
-        EachN(w, n, k => $"cur[{k}] = FastMath.Exp(Stability.LogDecay(dt * V(AT, {k} * E + e0))) * prev[{k}] + du * Vector512.Create(Dbc[x + {k}]);");
+        EachN(w, n, k => $"cur[{k}] = FastMath.Exp2Decay(dt * V(AT2, {k} * E + e0)) * prev[{k}] + du * Vector512.Create(Dbc[x + {k}]);");
         w.Close();
         w.Open("for (int t = t1 - 1; t >= t0; t--)");
         w.Line("int row = b * Length + t, x = row * DbcWidth + BOffset, o = row * E + e0;");
@@ -216,7 +219,7 @@ internal static class MambaEmitter
         for (int k = 0; k < n; k++)
         {
             w.Open("");
-            w.Line($"var a = V(AT, {k} * E + e0); var decay = FastMath.Exp(Stability.LogDecay(dt * a)); var bn = Vector512.Create(Dbc[x + {k}]);");
+            w.Line($"var a = V(AT, {k} * E + e0); var decay = FastMath.Exp2Decay(dt * V(AT2, {k} * E + e0)); var bn = Vector512.Create(Dbc[x + {k}]);");
             w.Line($"g{k} += Vector512.Create(Dbc[x + {n + k}]) * dy;");
             w.Line($"DDbc[x + {n + k}] += Vector512.Sum(dy * cur[{k}]);");
             w.Line($"DDbc[x + {k}] += Vector512.Sum(g{k} * dtu);");

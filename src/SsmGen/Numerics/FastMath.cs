@@ -1,4 +1,5 @@
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace SsmGen.Numerics;
 
@@ -14,21 +15,45 @@ public static class FastMath
     private static readonly Vector512<float> Hi = Vector512.Create(88.3762626647949f), Lo = Vector512.Create(-87.3365447504f);
 
     /// <summary>e^x per lane (inputs clamped to [−87.3, 88.4]).</summary>
-    public static Vector512<float> Exp(Vector512<float> x)
+    public static Vector512<float> Exp(Vector512<float> x) => ExpInRange(Vector512.Min(Vector512.Max(x, Lo), Hi));
+
+    /// <summary>e^x for x already inside [−87.3, 88.4]: fused multiply-adds throughout.</summary>
+    private static Vector512<float> ExpInRange(Vector512<float> x)
     {
-        x = Vector512.Min(Vector512.Max(x, Lo), Hi);
         var n = Vector512.Round(x * Log2E);
-        var r = x - n * Ln2Hi - n * Ln2Lo;
+        var r = Vector512.FusedMultiplyAdd(-n, Ln2Hi, x);
+        r = Vector512.FusedMultiplyAdd(-n, Ln2Lo, r);
         // e^r ≈ 1 + r + r²/2! + … + r⁶/6!, Horner form
-        var p = Vector512.Create(1.0f / 720);
-        p = p * r + Vector512.Create(1.0f / 120);
-        p = p * r + Vector512.Create(1.0f / 24);
-        p = p * r + Vector512.Create(1.0f / 6);
-        p = p * r + Vector512.Create(0.5f);
-        p = p * r + Vector512<float>.One;
-        p = p * r + Vector512<float>.One;
-        var scale = (Vector512.ConvertToInt32(n) + Vector512.Create(127)) << 23;
+        var p = Vector512.FusedMultiplyAdd(Vector512.Create(1.0f / 720), r, Vector512.Create(1.0f / 120));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1.0f / 24));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1.0f / 6));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(0.5f));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512<float>.One);
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512<float>.One);
+        var scale = (Vector512.ConvertToInt32Native(n) + Vector512.Create(127)) << 23; // n is integral and in range: no saturation fix-ups needed
         return p * scale.AsSingle();
+    }
+
+    /// <summary>
+    /// 2^x for a decay exponent in log₂ units: x clamped to [−150, <see cref="Stability.MaxLog2Decay"/>], so the
+    /// result is in [0, 1) (underflowing to 0). With AVX-512 the scaling by 2^round(x) is one vscalefps, which
+    /// also handles the underflow; the fraction's polynomial is Taylor to degree 6 on [−½, ½] (error ≈ 1e-7).
+    /// </summary>
+    public static Vector512<float> Exp2Decay(Vector512<float> x)
+    {
+        x = Vector512.Min(Vector512.Max(x, Vector512.Create(-150f)), Vector512.Create(Stability.MaxLog2Decay));
+        var n = Vector512.Round(x);
+        var f = x - n;
+        var p = Vector512.FusedMultiplyAdd(Vector512.Create(1.5403530393381606e-4f), f, Vector512.Create(1.3333558146428443e-3f));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(9.618129107628477e-3f));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(5.550410866482158e-2f));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(0.2402265069591007f));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(0.6931471805599453f));
+        p = Vector512.FusedMultiplyAdd(p, f, Vector512<float>.One);
+        if (Avx512F.IsSupported) return Avx512F.Scale(p, n);
+        var m = Vector512.Max(n, Vector512.Create(-126f)); // below 2^-126 the decay is 0 for every purpose
+        var scale = (Vector512.ConvertToInt32Native(m) + Vector512.Create(127)) << 23;
+        return Vector512.ConditionalSelect(Vector512.LessThan(n, Vector512.Create(-126f)), Vector512<float>.Zero, p * scale.AsSingle());
     }
 
     /// <summary>tanh x = 1 − 2/(e^{2x} + 1).</summary>

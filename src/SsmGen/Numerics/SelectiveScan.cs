@@ -23,6 +23,8 @@ public abstract class SelectiveScan : ParallelWork
     protected readonly float[] States;
     /// <summary>A = −exp(A_log), transposed to (N, E) so 16 channels of one n are contiguous.</summary>
     protected readonly float[] AT;
+    /// <summary>A·log₂e, same layout: the decay exp(Δ·A) is computed as 2^(Δ·A·log₂e) (<see cref="FastMath.Exp2Decay"/>).</summary>
+    protected readonly float[] AT2;
     /// <summary>D (E), copied at the forward.</summary>
     protected readonly float[] Dv;
     /// <summary>Per-batch partial gradients dL/dA (B, N, E) and dL/dD (B, E), summed after the backward (no races).</summary>
@@ -41,6 +43,7 @@ public abstract class SelectiveScan : ParallelWork
         Chunks = (maxLength + ChunkLength - 1) / ChunkLength;
         States = new float[(long)maxBatch * Chunks * n * e];
         AT = new float[n * e];
+        AT2 = new float[n * e];
         Dv = new float[e];
         _gradA = new float[maxBatch * n * e];
         _gradD = new float[maxBatch * e];
@@ -51,7 +54,11 @@ public abstract class SelectiveScan : ParallelWork
     {
         if (aLog.Length != N * E || d.Length != E) throw new ArgumentException($"A_log must hold E·N = {E * N} values and D E = {E}.");
         for (int e = 0; e < E; e++)
-            for (int n = 0; n < N; n++) AT[n * E + e] = -MathF.Exp(MathF.Min(aLog[e * N + n], (float)Stability.MaxLog));
+            for (int n = 0; n < N; n++)
+            {
+                AT[n * E + e] = -MathF.Exp(MathF.Min(aLog[e * N + n], (float)Stability.MaxLog));
+                AT2[n * E + e] = AT[n * E + e] * 1.44269504f;
+            }
         d.CopyTo(Dv);
         (U, Delta, Dbc, Ys, Batch, Length, _backward) = (u, delta, dbc, ys, batch, length, false);
         Run(batch * Groups, length);
@@ -119,6 +126,14 @@ public abstract class SelectiveScan : ParallelWork
 
     /// <summary>Backward of channels [e0, e0 + 16) of batch row b (generated per N).</summary>
     protected abstract void BackwardGroup(int b, int e0);
+
+    /// <summary>16 floats of <paramref name="a"/> from <paramref name="i"/>, unchecked: the kernels' indices stay inside the call's rows.</summary>
+    protected static Vector512<float> Load(float[] a, int i) =>
+        Vector512.LoadUnsafe(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(a), (nuint)i);
+
+    /// <summary>Stores 16 floats unchecked (see <see cref="Load"/>).</summary>
+    protected static void Store(Vector512<float> v, float[] a, int i) =>
+        v.StoreUnsafe(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(a), (nuint)i);
 
     /// <summary>Index of the saved state (b, chunk k, n, e).</summary>
     protected int StateIndex(int b, int k, int n, int e) => ((b * Chunks + k) * N + n) * E + e;

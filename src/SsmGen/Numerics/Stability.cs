@@ -17,6 +17,9 @@ public static class Stability
     /// <summary>Largest Δ·A a Mamba decay exp(Δ·A) is evaluated at: exp(−2⁻²³) rounds to 1 − 2⁻²³ in float, not to 1.</summary>
     public const float MaxLogDecay = -1f / (1 << 23);
 
+    /// <summary>The same guard in log₂ units, for decays computed as 2^(Δ·A·log₂e): 2^(−2⁻²³) rounds to 1 − 2⁻²⁴.</summary>
+    public const float MaxLog2Decay = -1f / (1 << 23);
+
     /// <summary>Bound on log-parameters before exponentiation (e^80 ≈ 5.5e34), so exp never overflows to inf.</summary>
     public const double MaxLog = 80;
 

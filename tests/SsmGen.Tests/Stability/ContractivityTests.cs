@@ -42,6 +42,8 @@ public class ContractivityTests(ITestOutputHelper output)
                 float vector = FastMath.Exp(Guards.LogDecay(System.Runtime.Intrinsics.Vector512.Create(x))).GetElement(0);
                 Assert.True(scalar is >= 0 and < 1, $"scalar decay {scalar:R} at Δ = {dt}, A_log = {a}");
                 Assert.True(vector is >= 0 and < 1, $"vector decay {vector:R} at Δ = {dt}, A_log = {a}");
+                float scan = FastMath.Exp2Decay(Vector512.Create(x * 1.44269504f)).GetElement(0); // the generated scan's form
+                Assert.True(scan is >= 0 and < 1, $"scan decay {scan:R} at Δ = {dt}, A_log = {a}");
             }
     }
 
