@@ -168,3 +168,41 @@ public class MambaScan
         _scan.Backward(_dys, _du, _dDelta, _dDbc, _gA, _gD);
     }
 }
+
+/// <summary>
+/// Model FLOPs of the layer benchmarks (d_model 256, batch 8, L = 256, vocab 16): the matrix products, the
+/// sequence mixing (scan, recurrence, attention scores and sums) and the decoder; element-wise work is not
+/// counted. Forward + Backward counts the products three times (y, dx, dW) and the mixing three times.
+/// A Step is one token, attention at the average position of the benchmark's stream (L/2).
+/// </summary>
+public static class LayerFlops
+{
+    private const double H = 256, Rows = LayerBench<MambaBench>.Batch * LayerBench<MambaBench>.Length, Dec = 2 * H * 16;
+
+    /// <summary>Per-token forward FLOPs of one block kind (attention at sequence position <paramref name="position"/>).</summary>
+    private static double PerToken(string layer, double position) => layer switch
+    {
+        // in_proj, conv (width 4), x_proj (R + 2N = 48), dt_proj (R = 16), scan (20 per state), out_proj; E = 512, N = 16
+        nameof(MambaLayer) => 2 * H * 1024 + 2 * 512 * 4 + 2 * 512 * 48 + 2 * 16 * 512 + 20.0 * 512 * 16 + 2 * 512 * H,
+        // W_ih, W_hh, out_proj; hidden 256
+        nameof(RnnLayer) => 3 * 2 * H * H,
+        // A(x) (N² × H), B, the N×N product, C; N = 16
+        nameof(IdsLayer) => 2 * H * 256 + 2 * H * 16 + 2 * 256 + 2 * 16 * H,
+        // in_proj, scores and weighted sums over position + 1 keys, out_proj, MLP (×4)
+        _ => 2 * H * 3 * H + 4 * (position + 1) * H + 2 * H * H + 2 * 2 * H * 4 * H,
+    };
+
+    public static double Of(string layer, string pass)
+    {
+        const double length = LayerBench<MambaBench>.Length;
+        double forward = layer == nameof(AttentionLayer)
+            ? Enumerable.Range(0, (int)length).Sum(t => PerToken(layer, t)) * LayerBench<MambaBench>.Batch + Rows * Dec
+            : (PerToken(layer, 0) + Dec) * Rows;
+        return pass switch
+        {
+            "Forward" => forward,
+            "ForwardBackward" => 3 * forward,
+            _ => PerToken(layer, length / 2) + Dec,
+        };
+    }
+}
