@@ -79,7 +79,7 @@ public static class WordProblems
     /// <summary>|G|^length, the number of distinct sequences (as a double: it overflows integers quickly).</summary>
     public static double DistinctSequences(FiniteGroup group, int length) => Math.Pow(group.Order, length);
 
-    private sealed class SequenceComparer : IEqualityComparer<int[]>
+    internal sealed class SequenceComparer : IEqualityComparer<int[]>
     {
         public static readonly SequenceComparer Instance = new();
         public bool Equals(int[]? a, int[]? b) => a.AsSpan().SequenceEqual(b);
@@ -88,6 +88,49 @@ public static class WordProblems
             var h = new HashCode();
             foreach (int v in a) h.Add(v);
             return h.ToHashCode();
+        }
+    }
+}
+
+/// <summary>
+/// An endless, seeded stream of fresh training sequences: uniform random words of one length that are never in
+/// the held-out set, with their prefix-product targets. Training on fresh words instead of a fixed set is what
+/// lets a small model generalize the group operation; the held-out words stay unseen.
+/// </summary>
+public sealed class WordProblemStream
+{
+    private readonly FiniteGroup _group;
+    private readonly int _length;
+    private readonly HashSet<int[]> _heldOut;
+    private readonly int[] _word;
+    private Rng _rng;
+
+    public WordProblemStream(FiniteGroup group, int length, WordProblemSet heldOut, ulong seed)
+    {
+        ArgumentNullException.ThrowIfNull(group);
+        ArgumentNullException.ThrowIfNull(heldOut);
+        if (heldOut.Length != length || heldOut.Group != group)
+            throw new ArgumentException($"The held-out set is {heldOut.Group.Name} words of length {heldOut.Length}; this stream makes {group.Name} words of length {length}.");
+        if (WordProblems.DistinctSequences(group, length) <= heldOut.Count)
+            throw new ArgumentException("The held-out set holds every word of this length; nothing is left to train on.");
+        _group = group; _length = length; _rng = new Rng(seed);
+        _word = new int[length];
+        _heldOut = new HashSet<int[]>(WordProblems.SequenceComparer.Instance);
+        for (int i = 0; i < heldOut.Count; i++) _heldOut.Add(heldOut.Sequence(i).ToArray());
+    }
+
+    /// <summary>Writes the next word into <paramref name="tokens"/> and its prefix products into <paramref name="targets"/>.</summary>
+    public void Next(Span<int> tokens, Span<int> targets)
+    {
+        do
+        {
+            for (int t = 0; t < _length; t++) _word[t] = _rng.NextInt(_group.Order);
+        } while (_heldOut.Contains(_word));
+        int p = _group.Identity;
+        for (int t = 0; t < _length; t++)
+        {
+            tokens[t] = _word[t];
+            targets[t] = p = _group.Multiply(p, _word[t]);
         }
     }
 }

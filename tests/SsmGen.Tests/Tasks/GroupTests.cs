@@ -105,4 +105,27 @@ public class GroupTests
         Assert.Equal(3600, all.Count);
         Assert.Throws<ArgumentException>(() => WordProblems.Generate(g, 2, 3600, 1, seed: 1));
     }
+
+    [Fact]
+    public void TheTrainingStreamNeverYieldsAHeldOutWord()
+    {
+        var g = FiniteGroup.Parse("S3");
+        var (_, heldOut) = WordProblems.Generate(g, 3, 0, 100, seed: 2); // 100 of the 216 words
+        var held = Enumerable.Range(0, heldOut.Count).Select(i => string.Join(",", heldOut.Sequence(i).ToArray())).ToHashSet();
+        var stream = new WordProblemStream(g, 3, heldOut, seed: 5);
+        var again = new WordProblemStream(g, 3, heldOut, seed: 5);
+        var tokens = new int[3]; var targets = new int[3]; var t2 = new int[3]; var y2 = new int[3];
+        var seen = new HashSet<string>();
+        for (int i = 0; i < 5000; i++)
+        {
+            stream.Next(tokens, targets);
+            again.Next(t2, y2);
+            Assert.Equal(tokens, t2);                               // seeded: reproducible
+            string key = string.Join(",", tokens);
+            Assert.DoesNotContain(key, held);
+            seen.Add(key);
+            Assert.Equal(g.Multiply(g.Multiply(tokens[0], tokens[1]), tokens[2]), targets[2]);
+        }
+        Assert.Equal(216 - 100, seen.Count);                          // every other word turns up
+    }
 }

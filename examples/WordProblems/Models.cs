@@ -1,0 +1,120 @@
+using SsmGen;
+
+namespace SsmGen.Examples.WordProblems;
+
+// One model per layer kind and depth (1–4), all with the same width: d_model 64, token input and per-token
+// output over up to 120 group elements (S5 has 120; smaller groups leave the extra classes unused).
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[S4DLayer(N = 32, Repeat = 1)]
+public partial class S4DDepth1 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[S4DLayer(N = 32, Repeat = 2)]
+public partial class S4DDepth2 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[S4DLayer(N = 32, Repeat = 3)]
+public partial class S4DDepth3 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[S4DLayer(N = 32, Repeat = 4)]
+public partial class S4DDepth4 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[MambaLayer(N = 16, Expand = 2, Repeat = 1)]
+public partial class MambaDepth1 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[MambaLayer(N = 16, Expand = 2, Repeat = 2)]
+public partial class MambaDepth2 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[MambaLayer(N = 16, Expand = 2, Repeat = 3)]
+public partial class MambaDepth3 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[MambaLayer(N = 16, Expand = 2, Repeat = 4)]
+public partial class MambaDepth4 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[RnnLayer(Hidden = 64, Repeat = 1)]
+public partial class RnnDepth1 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[RnnLayer(Hidden = 64, Repeat = 2)]
+public partial class RnnDepth2 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[RnnLayer(Hidden = 64, Repeat = 3)]
+public partial class RnnDepth3 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[RnnLayer(Hidden = 64, Repeat = 4)]
+public partial class RnnDepth4 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[IdsLayer(N = 16, Repeat = 1)]
+public partial class IdsDepth1 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[IdsLayer(N = 16, Repeat = 2)]
+public partial class IdsDepth2 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[IdsLayer(N = 16, Repeat = 3)]
+public partial class IdsDepth3 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[IdsLayer(N = 16, Repeat = 4)]
+public partial class IdsDepth4 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[AttentionLayer(Heads = 4, MlpRatio = 2, Repeat = 1)]
+public partial class AttentionDepth1 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[AttentionLayer(Heads = 4, MlpRatio = 2, Repeat = 2)]
+public partial class AttentionDepth2 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[AttentionLayer(Heads = 4, MlpRatio = 2, Repeat = 3)]
+public partial class AttentionDepth3 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[AttentionLayer(Heads = 4, MlpRatio = 2, Repeat = 4)]
+public partial class AttentionDepth4 { }
+
+/// <summary>The models by kind and depth.</summary>
+public static class Zoo
+{
+    /// <summary>Largest group order the models take (S5).</summary>
+    public const int MaxOrder = 120;
+    public const int MaxDepth = 4;
+    public static readonly string[] Kinds = ["S4D", "Mamba", "Rnn", "Ids", "Attention"];
+
+    public static ISsmModel Create(string kind, int depth, int maxBatch, int maxLength) => (kind, depth) switch
+    {
+        ("S4D", 1) => new S4DDepth1(maxBatch, maxLength),
+        ("S4D", 2) => new S4DDepth2(maxBatch, maxLength),
+        ("S4D", 3) => new S4DDepth3(maxBatch, maxLength),
+        ("S4D", 4) => new S4DDepth4(maxBatch, maxLength),
+        ("Mamba", 1) => new MambaDepth1(maxBatch, maxLength),
+        ("Mamba", 2) => new MambaDepth2(maxBatch, maxLength),
+        ("Mamba", 3) => new MambaDepth3(maxBatch, maxLength),
+        ("Mamba", 4) => new MambaDepth4(maxBatch, maxLength),
+        ("Rnn", 1) => new RnnDepth1(maxBatch, maxLength),
+        ("Rnn", 2) => new RnnDepth2(maxBatch, maxLength),
+        ("Rnn", 3) => new RnnDepth3(maxBatch, maxLength),
+        ("Rnn", 4) => new RnnDepth4(maxBatch, maxLength),
+        ("Ids", 1) => new IdsDepth1(maxBatch, maxLength),
+        ("Ids", 2) => new IdsDepth2(maxBatch, maxLength),
+        ("Ids", 3) => new IdsDepth3(maxBatch, maxLength),
+        ("Ids", 4) => new IdsDepth4(maxBatch, maxLength),
+        ("Attention", 1) => new AttentionDepth1(maxBatch, maxLength),
+        ("Attention", 2) => new AttentionDepth2(maxBatch, maxLength),
+        ("Attention", 3) => new AttentionDepth3(maxBatch, maxLength),
+        ("Attention", 4) => new AttentionDepth4(maxBatch, maxLength),
+        _ => throw new ArgumentException($"No model for kind '{kind}' at depth {depth}: kinds are {string.Join(", ", Kinds)}, depths 1–{MaxDepth}."),
+    };
+}

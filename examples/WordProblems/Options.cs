@@ -1,0 +1,98 @@
+using System.Globalization;
+
+namespace SsmGen.Examples.WordProblems;
+
+/// <summary>Command-line options: one run, or a sweep over kinds, groups and lengths.</summary>
+public sealed record Options
+{
+    public bool Sweep { get; init; }
+    public bool Quick { get; init; }
+    public string Kind { get; init; } = "Mamba";
+    public int Depth { get; init; } = 1;
+    public string Group { get; init; } = "A5";
+    public int Length { get; init; } = 8;
+    public string[] Kinds { get; init; } = Zoo.Kinds;
+    public string[] Groups { get; init; } = ["Z60", "A4xZ5", "A5"];
+    public int[] Lengths { get; init; } = Enumerable.Range(2, 19).ToArray();
+    public int Steps { get; init; } = 1500;
+    public int Batch { get; init; } = 32;
+    public float LearningRate { get; init; } = 3e-3f;
+    public ulong Seed { get; init; } = 1;
+    public string Output { get; init; } = Path.Combine("runs", "word-problems");
+
+    public const string Usage = """
+        One run:   --kind Mamba --depth 2 --group A5 --length 8
+        A sweep:   --sweep [--kinds S4D,Mamba,Rnn,Ids,Attention] [--groups Z60,A4xZ5,A5] [--lengths 2-20]
+                   finds, per kind, group and length, the smallest depth (1–4) reaching 99% per-token validation
+                   accuracy within the step budget; writes runs.json, min-depth.md and min-depth.png.
+        Options:
+          --quick             a short sweep: groups Z60 and A5, lengths 2, 4, 6, 400 steps per run
+          --steps N           training steps per run (default 1500)
+          --batch N           batch size (default 32)
+          --lr X              peak learning rate (default 0.003)
+          --seed N            seed of data, initialization and batches (default 1)
+          --out DIR           output folder (default runs/word-problems)
+        Groups: Z<m>, S<n>, A<n> and direct products joined by 'x', up to order 120 (e.g. Z60, A4xZ5, A5, S5).
+        Kinds: S4D, Mamba, Rnn, Ids, Attention (d_model 64; see Models.cs).
+        """;
+
+    public static Options? Parse(string[] args, TextWriter error)
+    {
+        var o = new Options();
+        bool stepsSet = false, groupsSet = false, lengthsSet = false;
+        for (int i = 0; i < args.Length; i++)
+        {
+            string a = args[i];
+            string? Next() => i + 1 < args.Length ? args[++i] : null;
+            bool ok = true;
+            switch (a)
+            {
+                case "--sweep": o = o with { Sweep = true }; break;
+                case "--quick": o = o with { Quick = true, Sweep = true }; break;
+                case "--kind": { string? k = Next(); ok = k is not null && Zoo.Kinds.Contains(k); o = o with { Kind = k ?? "" }; break; }
+                case "--depth": ok = int.TryParse(Next(), out int d) && d is >= 1 and <= Zoo.MaxDepth; o = o with { Depth = d }; break;
+                case "--group": { string? g = Next(); ok = g is not null; o = o with { Group = g ?? "" }; break; }
+                case "--length": ok = int.TryParse(Next(), out int l) && l > 0; o = o with { Length = l }; break;
+                case "--kinds": { var k = Next()?.Split(','); ok = k is not null && k.All(Zoo.Kinds.Contains); o = o with { Kinds = k ?? [] }; break; }
+                case "--groups": { var g = Next()?.Split(','); ok = g is not null; o = o with { Groups = g ?? [] }; groupsSet = true; break; }
+                case "--lengths": { var ls = ParseLengths(Next()); ok = ls is not null; o = o with { Lengths = ls ?? [] }; lengthsSet = true; break; }
+                case "--steps": ok = int.TryParse(Next(), out int s) && s > 0; o = o with { Steps = s }; stepsSet = true; break;
+                case "--batch": ok = int.TryParse(Next(), out int b) && b > 0; o = o with { Batch = b }; break;
+                case "--lr": ok = float.TryParse(Next(), NumberStyles.Float, CultureInfo.InvariantCulture, out float lr) && lr > 0; o = o with { LearningRate = lr }; break;
+                case "--seed": ok = ulong.TryParse(Next(), out ulong seed); o = o with { Seed = seed }; break;
+                case "--out": { string? dir = Next(); ok = dir is not null; o = o with { Output = dir ?? "" }; break; }
+                case "--help" or "-h": error.WriteLine(Usage); return null;
+                default: ok = false; break;
+            }
+            if (!ok)
+            {
+                error.WriteLine($"Invalid option or value at '{a}'.");
+                error.WriteLine(Usage);
+                return null;
+            }
+        }
+        if (o.Quick)
+        {
+            if (!groupsSet) o = o with { Groups = ["Z60", "A5"] };
+            if (!lengthsSet) o = o with { Lengths = [2, 4, 6] };
+            if (!stepsSet) o = o with { Steps = 400 };
+        }
+        return o;
+    }
+
+    /// <summary>"2-20", "2,4,8" or a mix.</summary>
+    private static int[]? ParseLengths(string? text)
+    {
+        if (text is null) return null;
+        var list = new List<int>();
+        foreach (string part in text.Split(','))
+        {
+            var ends = part.Split('-');
+            if (ends.Length == 1 && int.TryParse(ends[0], out int v) && v > 0) list.Add(v);
+            else if (ends.Length == 2 && int.TryParse(ends[0], out int lo) && int.TryParse(ends[1], out int hi) && lo > 0 && hi >= lo)
+                list.AddRange(Enumerable.Range(lo, hi - lo + 1));
+            else return null;
+        }
+        return list.Distinct().Order().ToArray();
+    }
+}
