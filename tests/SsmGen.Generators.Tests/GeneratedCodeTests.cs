@@ -16,6 +16,21 @@ public class GeneratedCodeTests
         [S4DLayer(N = 16, Init = S4DInit.LegS, Discretization = Discretization.Bilinear, TrainB = true, Dropout = 0.1)]
         [S4DLayer(N = 6, Init = S4DInit.Inv)]
         internal partial class CharModel { }
+
+        // every layer kind, in a namespace whose members share names with SsmGen's runtime types
+        [SsmModel(Vocab = 9, DModel = 16, Output = 9, Pooling = Pooling.None)]
+        [MambaLayer(N = 16, Norm = NormKind.LayerNorm)]
+        [RnnLayer(8, Nonlinearity = Nonlinearity.Relu)]
+        [IdsLayer(4)]
+        [AttentionLayer(2)]
+        [S4DLayer(N = 8)]
+        public partial class Hybrid { }
+        """;
+
+    private const string ShadowingNamespaces = """
+        namespace User.Models.Stability { public class Marker { } }
+        namespace User.Models.Gemm { public class Marker { } }
+        namespace User.Models { public class FastMath { } public class Workspace { } }
         """;
 
     private const string GlobalNamespaceModel = """
@@ -27,11 +42,11 @@ public class GeneratedCodeTests
     [Fact]
     public void SampleModelsGenerateSourceThatCompilesWithoutWarnings()
     {
-        var (output, genDiags, run) = GeneratorHarness.Run(Models, GlobalNamespaceModel);
+        var (output, genDiags, run) = GeneratorHarness.Run(Models, GlobalNamespaceModel, ShadowingNamespaces);
         Assert.Empty(genDiags);
         // The generator ran: one file per model. (A generator compiled against a newer Roslyn than the
         // compiler is silently skipped; this count catches that.)
-        Assert.Equal(["CharModel.g.cs", "NoNamespace.g.cs", "SeqClassifier.g.cs"],
+        Assert.Equal(["CharModel.g.cs", "Hybrid.g.cs", "NoNamespace.g.cs", "SeqClassifier.g.cs"],
             run.GeneratedTrees.Select(t => Path.GetFileName(t.FilePath).Replace("User.Models.", "")).Order().ToArray());
         var problems = output.GetDiagnostics().Where(d => d.Severity >= DiagnosticSeverity.Warning).ToArray();
         Assert.True(problems.Length == 0, string.Join("\n", problems.Select(d => d.ToString())));

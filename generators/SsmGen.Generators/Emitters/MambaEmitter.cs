@@ -254,7 +254,7 @@ internal static class MambaEmitter
             w.Line("var vdt = Vector512.Create(dt); var vdu = Vector512.Create(du);");
             for (int j = 0; j < n / 16; j++)
             {
-                w.Line($"var h{j} = FastMath.Exp(Stability.LogDecay(-FastMath.Exp(Vector512.Create(ar.Slice({16 * j}, 16))) * vdt)) * Vector512.Create(hr.Slice({16 * j}, 16)) + vdu * Vector512.Create(bc.Slice({16 * j}, 16));");
+                w.Line($"var h{j} = FastMath.Exp(Stability.LogDecay(-FastMath.Exp(Vector512.Create(ar.Slice({16 * j}, 16))) * vdt)) * Vector512.Create((ReadOnlySpan<float>)hr.Slice({16 * j}, 16)) + vdu * Vector512.Create(bc.Slice({16 * j}, 16));");
                 w.Line($"h{j}.CopyTo(hr.Slice({16 * j}, 16));");
                 w.Line($"acc += Vector512.Sum(h{j} * Vector512.Create(bc.Slice({n + 16 * j}, 16)));");
             }

@@ -79,7 +79,7 @@ internal static class ModelEmitter
     };
 
     private static readonly System.Text.RegularExpressions.Regex RuntimeName = new(
-        @"(?<![\w.:""])(" + string.Join("|", RuntimeNames.Select(n => n.Name)) + @")(?=[.(<])",
+        @"(?<![\w.:""])(" + string.Join("|", RuntimeNames.Select(n => n.Name)) + @")(?![\w""])",
         System.Text.RegularExpressions.RegexOptions.CultureInvariant);
 
     private static string QualifyRuntimeNames(string code)
