@@ -23,56 +23,13 @@ public class AttentionReferenceTests(ITestOutputHelper output)
         var x = TestConfigs.RandomArray(Batch * Length * H, 102);
         var dy = TestConfigs.RandomArray(x.Length, 103);
         var y = new double[x.Length];
-
-        double Loss()
-        {
-            m.Forward(m.View(flat), x, y, Batch, Length);
-            double s = 0;
-            for (int i = 0; i < y.Length; i++) s += dy[i] * y[i];
-            return s;
-        }
-
-        // Gradient buffers start non-zero to check that Backward accumulates rather than overwrites.
-        var g0 = TestConfigs.RandomArray(flat.Length, 104);
-        var dx0 = TestConfigs.RandomArray(x.Length, 105);
-        var grads = (double[])g0.Clone();
-        var dx = (double[])dx0.Clone();
-        Loss();
-        m.Backward(m.View(flat), m.View(grads), dy, dx);
-
-        const double eps = 1e-6;
-        double Check(string name, double[] values, int offset, int count, double[] analytic, double[] initial)
-        {
-            double worst = 0, largest = 0; string at = "";
-            for (int j = 0; j < count; j++)
-            {
-                int k = offset + j;
-                double keep = values[k];
-                values[k] = keep + eps; double lp = Loss();
-                values[k] = keep - eps; double lm = Loss();
-                values[k] = keep;
-                double fd = (lp - lm) / (2 * eps);
-                double an = analytic[k] - initial[k];
-                largest = Math.Max(largest, Math.Abs(fd));
-                double err = RelErr(fd, an);
-                if (err > worst) { worst = err; at = $"[{j}] fd={fd:G10} analytic={an:G10}"; }
-            }
-            output.WriteLine($"{name,-16} worst error {worst:E2} (max |grad| {largest:G3}) {at}");
-            Assert.True(largest > 1e-3, $"{name}: gradients too small for the comparison to mean anything");
-            return worst;
-        }
-
-        double overall = 0;
-        var sizes = m.ParameterSizes;
-        Assert.Equal([3 * H * H, 3 * H, H * H, H], sizes);
-        int o = 0;
-        for (int i = 0; i < sizes.Length; i++)
-        {
-            overall = Math.Max(overall, Check(Names[i], flat, o, sizes[i], grads, g0));
-            o += sizes[i];
-        }
-        overall = Math.Max(overall, Check("dx", x, 0, x.Length, dx, dx0));
-        Assert.True(overall < 1e-6, $"worst error {overall:E2}");
+        Assert.Equal([3 * H * H, 3 * H, H * H, H], m.ParameterSizes);
+        var errors = FiniteDifferences.CheckGradients(flat, x, dy,
+            (p, xs) => { m.Forward(m.View(p), xs, y, Batch, Length); return y; },
+            (p, g, dys, dxs) => m.Backward(m.View(p), m.View(g), dys, dxs),
+            FiniteDifferences.Tensors(Names, m.ParameterSizes), 1e-6, output, gradientSeed: 104, dxSeed: 105);
+        foreach (var e in errors)
+            Assert.True(e.MaxGradient > 1e-3, $"{e.Name}: gradients too small for the comparison to mean anything");
     }
 
     [Fact]

@@ -38,53 +38,10 @@ public class MambaReferenceTests(ITestOutputHelper output)
         var x = TestConfigs.RandomArray(batch * length * h, 22);
         var dy = TestConfigs.RandomArray(batch * length * h, 23);
         var y = new double[x.Length];
-
-        double Loss()
-        {
-            m.Forward(m.View(flat), x, y, batch, length);
-            double s = 0;
-            for (int i = 0; i < y.Length; i++) s += dy[i] * y[i];
-            return s;
-        }
-
-        // Gradient buffers start non-zero to check that Backward accumulates rather than overwrites.
-        var g0 = TestConfigs.RandomArray(flat.Length, 24);
-        var dx0 = TestConfigs.RandomArray(x.Length, 25);
-        var grads = (double[])g0.Clone();
-        var dx = (double[])dx0.Clone();
-        Loss();
-        m.Backward(m.View(flat), m.View(grads), dy, dx);
-
-        const double eps = 1e-6;
-        double Check(string name, double[] values, int offset, int count, double[] analytic, double[] initial)
-        {
-            double worst = 0; string at = "";
-            for (int j = 0; j < count; j++)
-            {
-                int k = offset + j;
-                double keep = values[k];
-                values[k] = keep + eps; double lp = Loss();
-                values[k] = keep - eps; double lm = Loss();
-                values[k] = keep;
-                double fd = (lp - lm) / (2 * eps);
-                double an = analytic[k] - initial[k];
-                double err = Math.Abs(fd - an) / Math.Max(1, Math.Abs(fd));
-                if (err > worst) { worst = err; at = $"[{j}] fd={fd:G10} analytic={an:G10}"; }
-            }
-            output.WriteLine($"{name,-16} worst error {worst:E2} {at}");
-            return worst;
-        }
-
-        double overall = 0;
-        var sizes = m.ParameterSizes;
-        int o = 0;
-        for (int i = 0; i < sizes.Length; i++)
-        {
-            overall = Math.Max(overall, Check(Names[i], flat, o, sizes[i], grads, g0));
-            o += sizes[i];
-        }
-        overall = Math.Max(overall, Check("dx", x, 0, x.Length, dx, dx0));
-        Assert.True(overall < 1e-6, $"worst error {overall:E2}");
+        FiniteDifferences.CheckGradients(flat, x, dy,
+            (p, xs) => { m.Forward(m.View(p), xs, y, batch, length); return y; },
+            (p, g, dys, dxs) => m.Backward(m.View(p), m.View(g), dys, dxs),
+            FiniteDifferences.Tensors(Names, m.ParameterSizes), 1e-6, output, gradientSeed: 24, dxSeed: 25);
     }
 
     [Fact]
@@ -245,39 +202,9 @@ public class MambaReferenceTests(ITestOutputHelper output)
         var dy = TestConfigs.RandomArray(rows * h, 73);
         var y = new double[rows * h];
         var rstd = new double[rows];
-
-        double Loss()
-        {
-            BlockReference<double>.RmsNormForward(x, w, y, rstd, rows, h);
-            double s = 0;
-            for (int i = 0; i < y.Length; i++) s += dy[i] * y[i];
-            return s;
-        }
-
-        var dx0 = TestConfigs.RandomArray(x.Length, 74);
-        var dw0 = TestConfigs.RandomArray(w.Length, 75);
-        var dx = (double[])dx0.Clone();
-        var dw = (double[])dw0.Clone();
-        Loss();
-        BlockReference<double>.RmsNormBackward(x, w, rstd, dy, dx, dw, rows, h);
-
-        double Check(string name, double[] values, double[] analytic, double[] initial)
-        {
-            double worst = 0;
-            for (int k = 0; k < values.Length; k++)
-            {
-                double keep = values[k];
-                values[k] = keep + 1e-6; double lp = Loss();
-                values[k] = keep - 1e-6; double lm = Loss();
-                values[k] = keep;
-                double fd = (lp - lm) / 2e-6;
-                worst = Math.Max(worst, Math.Abs(fd - (analytic[k] - initial[k])) / Math.Max(1, Math.Abs(fd)));
-            }
-            output.WriteLine($"RMSNorm {name}: worst error {worst:E2}");
-            return worst;
-        }
-
-        double overall = Math.Max(Check("dx", x, dx, dx0), Check("dw", w, dw, dw0));
-        Assert.True(overall < 1e-7, $"worst error {overall:E2}");
+        FiniteDifferences.CheckGradients(w, x, dy,
+            (ws, xs) => { BlockReference<double>.RmsNormForward(xs, ws, y, rstd, rows, h); return y; },
+            (ws, dw, dys, dxs) => BlockReference<double>.RmsNormBackward(x, ws, rstd, dys, dxs, dw, rows, h),
+            [("RMSNorm weight", 0, h)], 1e-7, output, gradientSeed: 75, dxSeed: 74);
     }
 }

@@ -17,47 +17,31 @@ public class RnnIdsReferenceTests(ITestOutputHelper output)
     // ───────────────────────── shared helpers ─────────────────────────
 
     /// <summary>
-    /// Central differences of Σ dy·y against Backward's increments (analytic − initial), per tensor and dx;
-    /// prints the worst error of each and returns the overall worst.
+    /// Step token by token from a zero state against Forward over one sequence of random inputs, which
+    /// must be large enough for the comparison to mean anything.
     /// </summary>
-    private double CheckGradients(string[] names, int[] sizes, double[] flat, double[] x, Func<double> loss,
-        double[] grads, double[] g0, double[] dx, double[] dx0)
+    private void AssertStepMatchesForward(string label, int H, int length, ulong seed, int stateSize,
+        Action<double[], double[]> forward, Action<double[], ReadOnlySpan<double>, double[]> step)
     {
-        const double eps = 1e-6;
-        double Check(string name, double[] values, int offset, int count, double[] analytic, double[] initial)
+        var x = TestConfigs.RandomArray(length * H, seed);
+        var y = new double[x.Length];
+        forward(x, y);
+
+        var state = new double[stateSize];
+        var yt = new double[H];
+        double worst = 0, scale = 0;
+        for (int t = 0; t < length; t++)
         {
-            double worst = 0; string at = "";
-            for (int j = 0; j < count; j++)
+            step(state, x.AsSpan(t * H, H), yt);
+            for (int i = 0; i < H; i++)
             {
-                int k = offset + j;
-                double keep = values[k];
-                values[k] = keep + eps; double lp = loss();
-                values[k] = keep - eps; double lm = loss();
-                values[k] = keep;
-                double fd = (lp - lm) / (2 * eps);
-                double an = analytic[k] - initial[k];
-                double err = Math.Abs(fd - an) / Math.Max(1, Math.Abs(fd));
-                if (err >= worst) { worst = err; at = $"[{j}] fd={fd:G10} analytic={an:G10}"; }
+                scale = Math.Max(scale, Math.Abs(y[t * H + i]));
+                worst = Math.Max(worst, RelErr(y[t * H + i], yt[i]));
             }
-            output.WriteLine($"{name,-16} worst error {worst:E2} {at}");
-            return worst;
         }
-
-        double overall = 0;
-        int o = 0;
-        for (int i = 0; i < sizes.Length; i++)
-        {
-            overall = Math.Max(overall, Check(names[i], flat, o, sizes[i], grads, g0));
-            o += sizes[i];
-        }
-        return Math.Max(overall, Check("dx", x, 0, x.Length, dx, dx0));
-    }
-
-    private static double Dot(double[] a, double[] b)
-    {
-        double s = 0;
-        for (int i = 0; i < a.Length; i++) s += a[i] * b[i];
-        return s;
+        output.WriteLine($"{label}Step vs Forward over {length} tokens: worst error {worst:E2} (max |y| {scale:G3})");
+        Assert.True(scale > 1e-3, "outputs are too small for the comparison to mean anything");
+        Assert.True(worst < 1e-12, $"worst error {worst:E2}");
     }
 
     private static double RelErr(double expected, double actual) => Math.Abs(expected - actual) / Math.Max(1, Math.Abs(expected));
@@ -114,22 +98,10 @@ public class RnnIdsReferenceTests(ITestOutputHelper output)
         // A ±1e-6 change of one parameter or input moves every s by far less than 1e-5.
         if (f == Nonlinearity.Relu) Assert.True(margin > 1e-5, "a pre-activation is too close to the relu kink for finite differences");
 
-        double Loss()
-        {
-            m.Forward(m.View(flat), x, y, batch, length);
-            return Dot(dy, y);
-        }
-
-        // Gradient buffers start non-zero to check that Backward accumulates rather than overwrites.
-        var g0 = TestConfigs.RandomArray(flat.Length, 104);
-        var dx0 = TestConfigs.RandomArray(x.Length, 105);
-        var grads = (double[])g0.Clone();
-        var dx = (double[])dx0.Clone();
-        Loss();
-        m.Backward(m.View(flat), m.View(grads), dy, dx);
-
-        double overall = CheckGradients(RnnNames, m.ParameterSizes, flat, x, Loss, grads, g0, dx, dx0);
-        Assert.True(overall < 1e-6, $"worst error {overall:E2}");
+        FiniteDifferences.CheckGradients(flat, x, dy,
+            (p, xs) => { m.Forward(m.View(p), xs, y, batch, length); return y; },
+            (p, g, dys, dxs) => m.Backward(m.View(p), m.View(g), dys, dxs),
+            FiniteDifferences.Tensors(RnnNames, m.ParameterSizes), 1e-6, output, gradientSeed: 104, dxSeed: 105);
     }
 
     [Theory]
@@ -189,26 +161,10 @@ public class RnnIdsReferenceTests(ITestOutputHelper output)
         const int H = 3, D = 4, length = 24;
         var m = new RnnReference<double>(H, D, f);
         var flat = RnnParameters(m, 121);
-        var x = TestConfigs.RandomArray(length * H, 122);
-        var y = new double[x.Length];
-        m.Forward(m.View(flat), x, y, 1, length);
-
         Assert.Equal(D, m.StateSize);
-        var state = new double[m.StateSize];
-        var yt = new double[H];
-        double worst = 0, scale = 0;
-        for (int t = 0; t < length; t++)
-        {
-            m.Step(m.View(flat), state, x.AsSpan(t * H, H), yt);
-            for (int i = 0; i < H; i++)
-            {
-                scale = Math.Max(scale, Math.Abs(y[t * H + i]));
-                worst = Math.Max(worst, RelErr(y[t * H + i], yt[i]));
-            }
-        }
-        output.WriteLine($"{f}: Step vs Forward over {length} tokens: worst error {worst:E2} (max |y| {scale:G3})");
-        Assert.True(scale > 1e-3, "outputs are too small for the comparison to mean anything");
-        Assert.True(worst < 1e-12, $"worst error {worst:E2}");
+        AssertStepMatchesForward($"{f}: ", H, length, 122, m.StateSize,
+            (x, y) => m.Forward(m.View(flat), x, y, 1, length),
+            (state, xt, yt) => m.Step(m.View(flat), state, xt, yt));
     }
 
     // ───────────────────────── IDS ─────────────────────────
@@ -256,21 +212,10 @@ public class RnnIdsReferenceTests(ITestOutputHelper output)
         var dy = TestConfigs.RandomArray(batch * length * H, 203);
         var y = new double[x.Length];
 
-        double Loss()
-        {
-            m.Forward(m.View(flat), x, y, batch, length);
-            return Dot(dy, y);
-        }
-
-        var g0 = TestConfigs.RandomArray(flat.Length, 204);
-        var dx0 = TestConfigs.RandomArray(x.Length, 205);
-        var grads = (double[])g0.Clone();
-        var dx = (double[])dx0.Clone();
-        Loss();
-        m.Backward(m.View(flat), m.View(grads), dy, dx);
-
-        double overall = CheckGradients(IdsNames, m.ParameterSizes, flat, x, Loss, grads, g0, dx, dx0);
-        Assert.True(overall < 1e-6, $"worst error {overall:E2}");
+        FiniteDifferences.CheckGradients(flat, x, dy,
+            (p, xs) => { m.Forward(m.View(p), xs, y, batch, length); return y; },
+            (p, g, dys, dxs) => m.Backward(m.View(p), m.View(g), dys, dxs),
+            FiniteDifferences.Tensors(IdsNames, m.ParameterSizes), 1e-6, output, gradientSeed: 204, dxSeed: 205);
     }
 
     [Fact]
@@ -414,26 +359,10 @@ public class RnnIdsReferenceTests(ITestOutputHelper output)
         const int H = 3, N = 3, length = 24;
         var m = new IdsReference<double>(H, N);
         var flat = IdsParameters(m, 231);
-        var x = TestConfigs.RandomArray(length * H, 232);
-        var y = new double[x.Length];
-        m.Forward(m.View(flat), x, y, 1, length);
-
         Assert.Equal(N, m.StateSize);
-        var state = new double[m.StateSize];
-        var yt = new double[H];
-        double worst = 0, scale = 0;
-        for (int t = 0; t < length; t++)
-        {
-            m.Step(m.View(flat), state, x.AsSpan(t * H, H), yt);
-            for (int i = 0; i < H; i++)
-            {
-                scale = Math.Max(scale, Math.Abs(y[t * H + i]));
-                worst = Math.Max(worst, RelErr(y[t * H + i], yt[i]));
-            }
-        }
-        output.WriteLine($"Step vs Forward over {length} tokens: worst error {worst:E2} (max |y| {scale:G3})");
-        Assert.True(scale > 1e-3, "outputs are too small for the comparison to mean anything");
-        Assert.True(worst < 1e-12, $"worst error {worst:E2}");
+        AssertStepMatchesForward("", H, length, 232, m.StateSize,
+            (x, y) => m.Forward(m.View(flat), x, y, 1, length),
+            (state, xt, yt) => m.Step(m.View(flat), state, xt, yt));
     }
 
     [Fact]
