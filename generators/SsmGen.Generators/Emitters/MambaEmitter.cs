@@ -167,6 +167,7 @@ internal static class MambaEmitter
         w.Open($"internal sealed class {cls} : SelectiveScan");
         w.Line($"public {cls}(int e, int dbcWidth, int bOffset, int maxBatch, int maxLength) : base({n}, e, dbcWidth, bOffset, maxBatch, maxLength) {{ }}");
         w.Line();
+        w.Line("[System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]");
         w.Line("private static Vector512<float> V(float[] a, int i) => Load(a, i);");
         w.Line();
         // forward

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -15,9 +16,12 @@ public static class FastMath
     private static readonly Vector512<float> Hi = Vector512.Create(88.3762626647949f), Lo = Vector512.Create(-87.3365447504f);
 
     /// <summary>e^x per lane (inputs clamped to [−87.3, 88.4]).</summary>
+    // inlined even into the long generated kernels, whose inlining budget would otherwise run out
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Exp(Vector512<float> x) => ExpInRange(Vector512.Min(Vector512.Max(x, Lo), Hi));
 
     /// <summary>e^x for x already inside [−87.3, 88.4]: fused multiply-adds throughout.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> ExpInRange(Vector512<float> x)
     {
         var n = Vector512.Round(x * Log2E);
@@ -39,6 +43,7 @@ public static class FastMath
     /// result is in [0, 1) (underflowing to 0). With AVX-512 the scaling by 2^round(x) is one vscalefps, which
     /// also handles the underflow; the fraction's polynomial is Taylor to degree 6 on [−½, ½] (error ≈ 1e-7).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Exp2Decay(Vector512<float> x)
     {
         x = Vector512.Min(Vector512.Max(x, Vector512.Create(-150f)), Vector512.Create(Stability.MaxLog2Decay));
@@ -57,8 +62,10 @@ public static class FastMath
     }
 
     /// <summary>tanh x = 1 − 2/(e^{2x} + 1).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Tanh(Vector512<float> x) => Vector512<float>.One - Vector512.Create(2f) / (Exp(x + x) + Vector512<float>.One);
 
     /// <summary>σ(x) = 1/(1 + e^{−x}).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Sigmoid(Vector512<float> x) => Vector512<float>.One / (Vector512<float>.One + Exp(-x));
 }

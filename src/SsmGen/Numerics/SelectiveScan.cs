@@ -128,10 +128,12 @@ public abstract class SelectiveScan : ParallelWork
     protected abstract void BackwardGroup(int b, int e0);
 
     /// <summary>16 floats of <paramref name="a"/> from <paramref name="i"/>, unchecked: the kernels' indices stay inside the call's rows.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     protected static Vector512<float> Load(float[] a, int i) =>
         Vector512.LoadUnsafe(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(a), (nuint)i);
 
     /// <summary>Stores 16 floats unchecked (see <see cref="Load"/>).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     protected static void Store(Vector512<float> v, float[] a, int i) =>
         v.StoreUnsafe(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(a), (nuint)i);
 
