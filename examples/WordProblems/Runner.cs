@@ -21,6 +21,7 @@ public static class Runner
     {
         double distinct = SsmGen.Tasks.WordProblems.DistinctSequences(group, length);
         int count = (int)Math.Min(1000, Math.Floor(0.2 * distinct));
+        if (count < 1) throw new ArgumentException($"{group.Name} has only {distinct:N0} words of length {length}: too few to hold any out; use a longer length.");
         return SsmGen.Tasks.WordProblems.Generate(group, length, 0, count, seed * 7919 + (ulong)length).Validation;
     }
 

@@ -76,8 +76,10 @@ internal static class Parser
             string fullName = attr.AttributeClass?.ToDisplayString() ?? "";
             string kind = fullName.Substring("SsmGen.".Length, fullName.Length - "SsmGen.".Length - "Attribute".Length);
             // A size given positionally ([RnnLayer(64)], [IdsLayer(16)], [AttentionLayer(4)]) counts like the named property.
-            if (attr.ConstructorArguments.Length == 1 && attr.ConstructorArguments[0].Value is int)
-                a[fullName == RnnAttribute ? "Hidden" : fullName == IdsAttribute ? "N" : "Heads"] = attr.ConstructorArguments[0];
+            // (the property, when also named, is applied after the constructor and wins, as at run time)
+            string positionalKey = fullName == RnnAttribute ? "Hidden" : fullName == IdsAttribute ? "N" : "Heads";
+            if (attr.ConstructorArguments.Length == 1 && attr.ConstructorArguments[0].Value is int && !a.ContainsKey(positionalKey))
+                a[positionalKey] = attr.ConstructorArguments[0];
             int repeat = Int(a, "Repeat", DefaultRepeat);
             double dtMin = Double(a, "DtMin", DefaultDtMin), dtMax = Double(a, "DtMax", DefaultDtMax);
             int before = diags.Count;

@@ -105,3 +105,8 @@ public partial class NewKindDefaults { }
 [SsmModel(Vocab = 11, DModel = 16, Output = 11, Pooling = Pooling.None)]
 [MambaLayer(N = 4, Expand = 2, ConvWidth = 4, Repeat = 2)]
 public partial class TinyMambaLm { }
+
+/// <summary>A size given both positionally and by name: the named property wins, as when the attribute is constructed.</summary>
+[SsmModel(Input = 1, DModel = 8, Output = 1)]
+[RnnLayer(64, Hidden = 32)]
+public partial class NamedSizeWins { }

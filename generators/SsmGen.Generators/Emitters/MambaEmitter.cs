@@ -39,13 +39,13 @@ internal static class MambaEmitter
         {
             string i = "_l" + l.Index;
             w.Line($"{i}Mean = new float[rows]; {i}Rstd = new float[rows]; {i}U = new float[rows * H];");
-            w.Line($"{i}Xi = new float[rows * {l.E}]; {i}Z = new float[rows * {l.E}]; {i}C = new float[rows * {l.E}]; {i}Act = new float[rows * {l.E}];");
-            w.Line($"{i}Dbc = new float[rows * {l.Dbc}]; {i}DtIn = new float[rows * {l.R}]; {i}Delta = new float[rows * {l.E}]; {i}Ys = new float[rows * {l.E}]; {i}G = new float[rows * {l.E}];");
+            w.Line($"{i}Xi = new float[checked(rows * {l.E})]; {i}Z = new float[checked(rows * {l.E})]; {i}C = new float[checked(rows * {l.E})]; {i}Act = new float[checked(rows * {l.E})];");
+            w.Line($"{i}Dbc = new float[checked(rows * {l.Dbc})]; {i}DtIn = new float[checked(rows * {l.R})]; {i}Delta = new float[checked(rows * {l.E})]; {i}Ys = new float[checked(rows * {l.E})]; {i}G = new float[checked(rows * {l.E})];");
             w.Line($"{i}ConvT = new float[{l.E * l.Spec.ConvWidth}]; {i}Scan = new {l.Variant}_Scan({l.E}, {l.Dbc}, {l.R}, maxBatch, maxLength);");
         }
         int e = MaxE(plan);
-        w.Line($"_mOut = new float[rows * H]; _mdG = new float[rows * {e}]; _mdYs = new float[rows * {e}]; _mdZ = new float[rows * {e}]; _mdU = new float[rows * {e}];");
-        w.Line($"_mdDelta = new float[rows * {e}]; _mdDbc = new float[rows * {MaxDbc(plan)}]; _mdDtIn = new float[rows * {MaxR(plan)}]; _mdXi = new float[rows * {e}]; _mdConvT = new float[{MaxConv(plan)}];");
+        w.Line($"_mOut = new float[rows * H]; _mdG = new float[checked(rows * {e})]; _mdYs = new float[checked(rows * {e})]; _mdZ = new float[checked(rows * {e})]; _mdU = new float[checked(rows * {e})];");
+        w.Line($"_mdDelta = new float[checked(rows * {e})]; _mdDbc = new float[checked(rows * {MaxDbc(plan)})]; _mdDtIn = new float[checked(rows * {MaxR(plan)})]; _mdXi = new float[checked(rows * {e})]; _mdConvT = new float[{MaxConv(plan)}];");
         w.Line($"_msu = new float[H]; _msxi = new float[{e}]; _msz = new float[{e}]; _msc = new float[{e}]; _msact = new float[{e}]; _msdbc = new float[{MaxDbc(plan)}];");
         w.Line($"_msdt = new float[{e}]; _msy = new float[{e}]; _msg = new float[{e}]; _mso = new float[H];");
     }
@@ -80,7 +80,7 @@ internal static class MambaEmitter
         w.Line($"Gemm.LinearForward({i}DtIn.AsSpan(0, rows * {l.R}), {Pm(l, "dt_proj.weight")}, {e * l.R}), {Pm(l, "dt_proj.bias")}, {e}), {i}Delta, rows, {l.R}, {e}, _ws);");
         w.Line($"MambaKernels.Softplus({i}Delta.AsSpan(0, rows * {e}));");
         w.Line("// selective scan, then the gate y·SiLU(z) and out_proj back to H");
-        w.Line($"{i}Scan.Forward({i}Act, {i}Delta, {i}Dbc, {Pm(l, "A_log")}, {e * l.N}), {Pm(l, "D")}, {e}), {i}Ys, batch, length, _ws);");
+        w.Line($"{i}Scan.Forward({i}Act, {i}Delta, {i}Dbc, {Pm(l, "A_log")}, {e * l.N}), {Pm(l, "D")}, {e}), {i}Ys, batch, length);");
         w.Line($"MambaKernels.GateForward({i}Ys.AsSpan(0, rows * {e}), {i}Z, {i}G);");
         w.Line($"Gemm.LinearForward({i}G.AsSpan(0, rows * {e}), {Pm(l, "out_proj.weight")}, {eh}), ReadOnlySpan<float>.Empty, _mOut, rows, {e}, H, _ws);");
         w.Line($"TensorPrimitives.Add(x, _mOut.AsSpan(0, rows * H), {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H));");
@@ -255,7 +255,7 @@ internal static class MambaEmitter
             w.Line("var vdt = Vector512.Create(dt); var vdu = Vector512.Create(du);");
             for (int j = 0; j < n / 16; j++)
             {
-                w.Line($"var h{j} = FastMath.Exp(Stability.LogDecay(-FastMath.Exp(Vector512.Create(ar.Slice({16 * j}, 16))) * vdt)) * Vector512.Create((ReadOnlySpan<float>)hr.Slice({16 * j}, 16)) + vdu * Vector512.Create(bc.Slice({16 * j}, 16));");
+                w.Line($"var h{j} = FastMath.Exp(Stability.LogDecay(-FastMath.Exp(Vector512.Min(Vector512.Create(ar.Slice({16 * j}, 16)), Vector512.Create((float)Stability.MaxLog))) * vdt)) * Vector512.Create((ReadOnlySpan<float>)hr.Slice({16 * j}, 16)) + vdu * Vector512.Create(bc.Slice({16 * j}, 16));");
                 w.Line($"h{j}.CopyTo(hr.Slice({16 * j}, 16));");
                 w.Line($"acc += Vector512.Sum(h{j} * Vector512.Create(bc.Slice({n + 16 * j}, 16)));");
             }

@@ -136,7 +136,7 @@ internal static class ModelEmitter
 
     internal static string NormBackward(ModelPlan plan, bool rms, string prefix, string x, string mean, string rstd, string dy, string dx, string rows)
         => rms
-            ? $"BlockKernels.RmsNormBackward({x}, {Span("_p", plan, prefix + ".weight", "H")}, {rstd}, {dy}, {dx}, {Span("_g", plan, prefix + ".weight", "H")}, _lnScratch, {rows}, H, _ws);"
+            ? $"BlockKernels.RmsNormBackward({x}, {Span("_p", plan, prefix + ".weight", "H")}, {rstd}, {dy}, {dx}, {Span("_g", plan, prefix + ".weight", "H")}, {rows}, H, _ws);"
             : $"BlockKernels.LayerNormBackward({x}, {Span("_p", plan, prefix + ".weight", "H")}, {mean}, {rstd}, {dy}, {dx}, {Span("_g", plan, prefix + ".weight", "H")}, {Span("_g", plan, prefix + ".bias", "H")}, _lnScratch, {rows}, H, _ws);";
 
     private static string DecoderBias(ModelPlan plan, string buf) => plan.Names.DecoderBias ? Span(buf, plan, plan.Names.Decoder + ".bias", "OutputSize") : (buf == "_p" ? "ReadOnlySpan<float>.Empty" : "Span<float>.Empty");
@@ -224,7 +224,7 @@ internal static class ModelEmitter
         if (plan.RnnLayers.Any()) RnnEmitter.EmitAllocations(w, plan);
         if (plan.IdsLayers.Any()) IdsEmitter.EmitAllocations(w, plan);
         if (plan.AttentionLayers.Any()) AttentionEmitter.EmitAllocations(w, plan);
-        w.Line($"_stateSize = FixedStateSize + {plan.AttentionLayers.Count()} * 2 * maxLength * H;");
+        w.Line($"_stateSize = checked(FixedStateSize + {plan.AttentionLayers.Count()} * 2 * maxLength * H);");
         w.Close();
         w.Line();
     }

@@ -294,7 +294,7 @@ internal static class S4DEmitter
         w.Open($"private static void {l.Variant}_ChainRule({ParamArgs}, ReadOnlySpan<float> sums, Span<float> gLogDt, Span<float> gLogAReal, Span<float> gAImag, Span<float> gB, Span<float> gC)");
         Header(w, l.Modes);
         w.Open("for (int h = 0; h < H; h++)");
-        w.Line("double dt = Math.Exp(logDt[h]), gDt = 0;");
+        w.Line("double dt = Math.Exp(Math.Clamp(logDt[h], -Stability.MaxLog, Stability.MaxLog)), gDt = 0; // as in Discretize");
         w.Open("for (int n = 0; n < M; n++)");
         ModeLocals(w, l);
         w.Line("var p = new Complex(sums[i], sums[HM + i]);");
@@ -324,7 +324,7 @@ internal static class S4DEmitter
         }
         w.Line("gC[2 * i] += (float)gc.Real; gC[2 * i + 1] += (float)gc.Imaginary;");
         if (l.Spec.TrainB) w.Line("gB[2 * i] += (float)gb.Real; gB[2 * i + 1] += (float)gb.Imaginary;");
-        w.Line("gLogAReal[i] += (float)(-Math.Exp(logAReal[i]) * gA.Real);");
+        w.Line("gLogAReal[i] += (float)(-Math.Exp(Math.Min(logAReal[i], Stability.MaxLog)) * gA.Real);");
         w.Line("gAImag[i] += (float)gA.Imaginary;");
         w.Close();
         w.Line("gLogDt[h] += (float)(gDt * dt);");

@@ -54,7 +54,7 @@ public static unsafe class AttentionKernels
     {
         Need(qkv, batch * length * 3 * h); Need(o, batch * length * h); Need(probs, batch * heads * length * length);
         fixed (float* pq = qkv, pp = probs, po = o)
-            RowParallel.Run(&ForwardItems, new RowArgs { P0 = pq, P1 = pp, P2 = po, Width = h, Count = length, Extra = heads }, batch * heads, length * length * h / heads, workspace);
+            RowParallel.Run(&ForwardItems, new RowArgs { P0 = pq, P1 = pp, P2 = po, Width = h, Count = length, Extra = heads }, batch * heads, (long)length * length * h / heads, workspace, grain: 1);
     }
 
     private static void ForwardItems(ref RowArgs a, int i0, int i1)
@@ -84,7 +84,7 @@ public static unsafe class AttentionKernels
     {
         Need(qkv, batch * length * 3 * h); Need(dO, batch * length * h); Need(dQkv, batch * length * 3 * h); Need(probs, batch * heads * length * length);
         fixed (float* pq = qkv, pp = probs, pdo = dO, pdq = dQkv)
-            RowParallel.Run(&BackwardItems, new RowArgs { P0 = pq, P1 = pp, P2 = pdo, P3 = pdq, Width = h, Count = length, Extra = heads }, batch * heads, length * length * h / heads, workspace);
+            RowParallel.Run(&BackwardItems, new RowArgs { P0 = pq, P1 = pp, P2 = pdo, P3 = pdq, Width = h, Count = length, Extra = heads }, batch * heads, (long)length * length * h / heads, workspace, grain: 1);
     }
 
     private static void BackwardItems(ref RowArgs a, int i0, int i1)

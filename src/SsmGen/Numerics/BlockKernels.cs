@@ -27,8 +27,8 @@ public static class BlockKernels
             RowParallel.Run(&LayerNormRows, new RowArgs { P0 = px, P1 = pw, P3 = py, P5 = pr, Width = h, Count = RmsFlag }, rows, h, workspace);
     }
 
-    /// <summary>dx += RMSNorm backward (rows in parallel); dw accumulates. <paramref name="scratch"/> is unused (kept for symmetry with LayerNorm).</summary>
-    public static unsafe void RmsNormBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> rstd, ReadOnlySpan<float> dy, Span<float> dx, Span<float> dw, Span<float> scratch, int rows, int h, Workspace? workspace = null)
+    /// <summary>dx += RMSNorm backward (rows in parallel); dw accumulates.</summary>
+    public static unsafe void RmsNormBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> rstd, ReadOnlySpan<float> dy, Span<float> dx, Span<float> dw, int rows, int h, Workspace? workspace = null)
     {
         Need(x, rows * h); Need(dy, rows * h); Need(dx, rows * h); Need(rstd, rows); Need(w, h); Need(dw, h);
         fixed (float* px = x, pw = w, pr = rstd, pdy = dy, pdx = dx)

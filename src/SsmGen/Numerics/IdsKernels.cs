@@ -14,7 +14,7 @@ public static unsafe class IdsKernels
     {
         Need(a, batch * length * n * n); Need(bu, batch * length * n); Need(hs, batch * length * n);
         fixed (float* pa = a, pb = bu, ph = hs)
-            RowParallel.Run(&ForwardRows, new RowArgs { P0 = pa, P1 = pb, P2 = ph, Width = n, Count = length }, batch, length * n * n, workspace);
+            RowParallel.Run(&ForwardRows, new RowArgs { P0 = pa, P1 = pb, P2 = ph, Width = n, Count = length }, batch, (long)length * n * n, workspace, grain: 1);
     }
 
     private static void ForwardRows(ref RowArgs r, int b0, int b1)
@@ -42,7 +42,7 @@ public static unsafe class IdsKernels
     {
         Need(a, batch * length * n * n); Need(hs, batch * length * n); Need(dh, batch * length * n); Need(da, batch * length * n * n); Need(carry, batch * n);
         fixed (float* pa = a, ph = hs, pd = dh, pda = da, pc = carry)
-            RowParallel.Run(&BackwardRows, new RowArgs { P0 = pa, P1 = ph, P2 = pd, P3 = pda, P4 = pc, Width = n, Count = length }, batch, length * n * n, workspace);
+            RowParallel.Run(&BackwardRows, new RowArgs { P0 = pa, P1 = ph, P2 = pd, P3 = pda, P4 = pc, Width = n, Count = length }, batch, (long)length * n * n, workspace, grain: 1);
     }
 
     private static void BackwardRows(ref RowArgs r, int b0, int b1)

@@ -14,7 +14,7 @@ public static unsafe class RnnKernels
     {
         Need(pre, batch * length * hd); Need(hs, batch * length * hd); Need(whh, hd * hd); Need(bhh, hd);
         fixed (float* pp = pre, pw = whh, pb = bhh, ph = hs)
-            RowParallel.Run(&ForwardRows, new RowArgs { P0 = pp, P1 = pw, P2 = pb, P3 = ph, Width = hd, Count = length, Extra = relu ? 1 : 0 }, batch, length * hd * hd, workspace);
+            RowParallel.Run(&ForwardRows, new RowArgs { P0 = pp, P1 = pw, P2 = pb, P3 = ph, Width = hd, Count = length, Extra = relu ? 1 : 0 }, batch, (long)length * hd * hd, workspace, grain: 1);
     }
 
     private static void ForwardRows(ref RowArgs a, int b0, int b1)
@@ -47,7 +47,7 @@ public static unsafe class RnnKernels
     {
         Need(hs, batch * length * hd); Need(dh, batch * length * hd); Need(whh, hd * hd); Need(carry, batch * hd);
         fixed (float* ph = hs, pw = whh, pd = dh, pc = carry)
-            RowParallel.Run(&BackwardRows, new RowArgs { P0 = ph, P1 = pw, P2 = pd, P3 = pc, Width = hd, Count = length, Extra = relu ? 1 : 0 }, batch, length * hd * hd, workspace);
+            RowParallel.Run(&BackwardRows, new RowArgs { P0 = ph, P1 = pw, P2 = pd, P3 = pc, Width = hd, Count = length, Extra = relu ? 1 : 0 }, batch, (long)length * hd * hd, workspace, grain: 1);
     }
 
     private static void BackwardRows(ref RowArgs a, int b0, int b1)

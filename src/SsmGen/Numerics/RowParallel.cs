@@ -26,12 +26,13 @@ public static unsafe class RowParallel
     }
 
     /// <param name="costPerRow">Rough elements touched per row: small totals run on the calling thread.</param>
-    public static void Run(delegate*<ref RowArgs, int, int, void> body, RowArgs args, int rows, int costPerRow, Workspace? workspace = null)
+    /// <param name="grain">Rows handed out together (1 for few, long rows such as whole sequences).</param>
+    public static void Run(delegate*<ref RowArgs, int, int, void> body, RowArgs args, int rows, long costPerRow, Workspace? workspace = null, int grain = 16)
     {
         var pool = WorkerPool.Shared;
-        if (pool.Concurrency == 1 || (long)rows * costPerRow < 1 << 15) { body(ref args, 0, rows); return; }
+        if (pool.Concurrency == 1 || rows * costPerRow < 1 << 15) { body(ref args, 0, rows); return; }
         var job = (workspace ?? Workspace.ForCurrentThread).RowJob;
-        job.Body = body; job.Args = args; job.Rows = rows;
+        job.Body = body; job.Args = args; job.Rows = rows; job.Grain = grain;
         pool.Run(job, pool.Concurrency);
     }
 }

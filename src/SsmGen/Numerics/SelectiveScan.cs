@@ -36,23 +36,38 @@ public abstract class SelectiveScan : ParallelWork
     protected int Batch, Length;
     private bool _backward;
 
+    private readonly int _maxBatch, _maxLength;
+
+    private static void Need(float[] a, long n, string name)
+    {
+        if (a.Length < n) throw new ArgumentException($"{name} holds {a.Length} values; {n} are needed.", name);
+    }
+
     protected SelectiveScan(int n, int e, int dbcWidth, int bOffset, int maxBatch, int maxLength)
     {
+        if (n < 1 || e < 1 || maxBatch < 1 || maxLength < 1 || bOffset < 0 || dbcWidth < bOffset + 2 * n)
+            throw new ArgumentOutOfRangeException(nameof(n), "Scan sizes must be positive, and the x_proj rows must hold B and C after their offset.");
         N = n; E = e; DbcWidth = dbcWidth; BOffset = bOffset;
+        _maxBatch = maxBatch; _maxLength = maxLength;
         ChunkLength = Math.Clamp(1024 / n, 8, 64);
         Chunks = (maxLength + ChunkLength - 1) / ChunkLength;
-        States = new float[(long)maxBatch * Chunks * n * e];
+        States = new float[checked(maxBatch * Chunks * n * e)];
         AT = new float[n * e];
         AT2 = new float[n * e];
         Dv = new float[e];
-        _gradA = new float[maxBatch * n * e];
-        _gradD = new float[maxBatch * e];
+        _gradA = new float[checked(maxBatch * n * e)];
+        _gradD = new float[checked(maxBatch * e)];
     }
 
     /// <summary>Runs the scan: <paramref name="ys"/> (B, L, E) from u, Δ (B, L, E) and the x_proj rows; keeps what the backward needs.</summary>
-    public void Forward(float[] u, float[] delta, float[] dbc, ReadOnlySpan<float> aLog, ReadOnlySpan<float> d, float[] ys, int batch, int length, Workspace? workspace = null)
+    public void Forward(float[] u, float[] delta, float[] dbc, ReadOnlySpan<float> aLog, ReadOnlySpan<float> d, float[] ys, int batch, int length)
     {
         if (aLog.Length != N * E || d.Length != E) throw new ArgumentException($"A_log must hold E·N = {E * N} values and D E = {E}.");
+        // the kernels read and write unchecked: every size is checked here, before anything runs
+        if (batch < 1 || length < 1 || batch > _maxBatch || length > _maxLength)
+            throw new ArgumentOutOfRangeException(nameof(batch), $"batch {batch} and length {length} must be in [1, {_maxBatch}] and [1, {_maxLength}].");
+        long rows = (long)batch * length;
+        Need(u, rows * E, nameof(u)); Need(delta, rows * E, nameof(delta)); Need(dbc, rows * DbcWidth, nameof(dbc)); Need(ys, rows * E, nameof(ys));
         for (int e = 0; e < E; e++)
             for (int n = 0; n < N; n++)
             {
@@ -70,6 +85,10 @@ public abstract class SelectiveScan : ParallelWork
     /// </summary>
     public void Backward(float[] dys, float[] du, float[] dDelta, float[] dDbc, Span<float> gALog, Span<float> gD)
     {
+        if (Length == 0) throw new InvalidOperationException("Backward needs a Forward first.");
+        long rows = (long)Batch * Length;
+        Need(dys, rows * E, nameof(dys)); Need(du, rows * E, nameof(du)); Need(dDelta, rows * E, nameof(dDelta)); Need(dDbc, rows * DbcWidth, nameof(dDbc));
+        if (gALog.Length < N * E || gD.Length < E) throw new ArgumentException($"gALog must hold E·N = {E * N} values and gD E = {E}.");
         (DYs, DU, DDelta, DDbc, _backward) = (dys, du, dDelta, dDbc, true);
         Run(Batch, Length);
         for (int b = 0; b < Batch; b++)

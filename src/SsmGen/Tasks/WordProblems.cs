@@ -48,7 +48,7 @@ public static class WordProblems
             throw new ArgumentException($"{group.Name} has only {available:N0} distinct sequences of length {length}; {total:N0} were requested.");
         var rng = new Rng(seed);
         var tokens = new int[checked(total * length)];
-        if (total > available / 2)
+        if (total > available / 2 && available <= int.MaxValue)
         {
             // most of all sequences: enumerate them, shuffle, take the first
             int all = (int)available;

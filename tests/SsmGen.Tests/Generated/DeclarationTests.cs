@@ -34,6 +34,24 @@ public class DeclarationTests
     }
 
     [Fact]
+    public void ANamedSizeOverridesThePositionalOne()
+    {
+        Assert.Equal(32, new RnnLayerAttribute(64) { Hidden = 32 }.Hidden);
+        Assert.Equal(new RnnLayerConfig(32), Assert.Single(NamedSizeWins.Declaration.Layers));
+    }
+
+    [Fact]
+    public void TheScanRejectsSizesBeyondItsBuffersBeforeRunning()
+    {
+        var scan = new MambaTokens.Mamba_N16_Scan(32, 1 + 32, 1, maxBatch: 2, maxLength: 8);
+        var big = new float[3 * 8 * 33];
+        Assert.Throws<ArgumentOutOfRangeException>(() => scan.Forward(big, big, big, new float[32 * 16], new float[32], big, 3, 8));
+        var e = Assert.Throws<ArgumentException>(() => scan.Forward(new float[10], big, big, new float[32 * 16], new float[32], big, 2, 8));
+        Assert.Contains("u holds 10 values", e.Message);
+        Assert.Throws<InvalidOperationException>(() => scan.Backward(big, big, big, big, new float[32 * 16], new float[32]));
+    }
+
+    [Fact]
     public void RepeatStacksCopies()
     {
         Assert.Equal(4, SeqClassifier.LayerCount);
