@@ -16,7 +16,7 @@ public sealed record Options
     public int[] Lengths { get; init; } = Enumerable.Range(2, 19).ToArray();
     public int Steps { get; init; } = 1500;
     public int Batch { get; init; } = 32;
-    public float LearningRate { get; init; } = 3e-3f;
+    public float LearningRate { get; init; } = 1e-2f;
     public ulong Seed { get; init; } = 1;
     public string Output { get; init; } = Path.Combine("runs", "word-problems");
 
@@ -29,7 +29,7 @@ public sealed record Options
           --quick             a short sweep: groups Z60 and A5, lengths 2, 4, 6, 400 steps per run
           --steps N           training steps per run (default 1500)
           --batch N           batch size (default 32)
-          --lr X              peak learning rate (default 0.003)
+          --lr X              peak learning rate (default 0.01)
           --seed N            seed of data, initialization and batches (default 1)
           --out DIR           output folder (default runs/word-problems)
         Groups: Z<m>, S<n>, A<n> and direct products joined by 'x', up to order 120 (e.g. Z60, A4xZ5, A5, S5).
