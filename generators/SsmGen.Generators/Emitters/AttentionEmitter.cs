@@ -22,7 +22,7 @@ internal static class AttentionEmitter
             w.Line($"private readonly float[] {i}Mean, {i}Rstd, {i}U, {i}Qkv, {i}Probs, {i}O, {i}X1, {i}Mean2, {i}Rstd2, {i}U2, {i}F1, {i}Act;");
         }
         foreach (int d in plan.AttentionLayers.Select(l => l.HeadSize).Distinct()) w.Line($"private readonly float[] _ropeCos{d}, _ropeSin{d};");
-        w.Line("private readonly float[] _aOut, _adQkv, _adO, _adAct, _adU2, _asu, _asqkv, _aso, _asy, _asScores, _asf1;");
+        w.Line("private readonly float[] _adQkv, _adO, _adAct, _adU2, _asu, _asqkv, _aso, _asy, _asScores, _asf1;");
     }
 
     public static void EmitAllocations(CodeWriter w, ModelPlan plan)
@@ -40,11 +40,11 @@ internal static class AttentionEmitter
             w.Line($"AttentionKernels.RopeTables(_ropeCos{d}, _ropeSin{d}, maxLength, {d});");
         }
         int mlp = MaxMlp(plan);
-        w.Line($"_aOut = new float[rows * H]; _adQkv = new float[checked(rows * 3 * H)]; _adO = new float[rows * H]; _adAct = new float[checked(rows * {mlp})]; _adU2 = new float[rows * H];");
+        w.Line($"_adQkv = new float[checked(rows * 3 * H)]; _adO = new float[rows * H]; _adAct = new float[checked(rows * {mlp})]; _adU2 = new float[rows * H];");
         w.Line($"_asu = new float[H]; _asqkv = new float[3 * H]; _aso = new float[H]; _asy = new float[H]; _asScores = new float[maxLength]; _asf1 = new float[{mlp}];");
     }
 
-    private static string Pm(AttentionLayerPlan l, string name, int len, string buf = "_p") => $"{buf}.AsSpan({ModelEmitter.P(l.Prefix + name)}, {len})";
+    private static string Pm(AttentionLayerPlan l, string name, int len, string buf = "_p") => ModelEmitter.Tensor(l, name, len, buf);
 
     public static void EmitLayer(CodeWriter w, ModelPlan plan, AttentionLayerPlan l)
     {
@@ -60,15 +60,15 @@ internal static class AttentionEmitter
         w.Line($"Gemm.LinearForward({i}U.AsSpan(0, rows * H), {Pm(l, "mixer.in_proj.weight", 3 * h * h)}, {Pm(l, "mixer.in_proj.bias", 3 * h)}, qkv, rows, H, 3 * H, _ws);");
         w.Line($"AttentionKernels.Rotate(qkv, _ropeCos{d}, _ropeSin{d}, batch, length, H, {d}, inverse: false);");
         w.Line($"AttentionKernels.Forward(qkv, {i}Probs, {i}O, batch, length, H, {l.Heads}, _ws);");
-        w.Line($"Gemm.LinearForward({i}O.AsSpan(0, rows * H), {Pm(l, "mixer.out_proj.weight", h * h)}, {Pm(l, "mixer.out_proj.bias", h)}, _aOut, rows, H, H, _ws);");
+        w.Line($"Gemm.LinearForward({i}O.AsSpan(0, rows * H), {Pm(l, "mixer.out_proj.weight", h * h)}, {Pm(l, "mixer.out_proj.bias", h)}, _mix, rows, H, H, _ws);");
         w.Line($"var x1 = {i}X1.AsSpan(0, rows * H);");
-        w.Line("TensorPrimitives.Add(x, _aOut.AsSpan(0, rows * H), x1);");
+        w.Line("TensorPrimitives.Add(x, _mix.AsSpan(0, rows * H), x1);");
         w.Line("// the MLP half");
         w.Line($"BlockKernels.LayerNormForward(x1, {Pm(l, "norm2.weight", h)}, {Pm(l, "norm2.bias", h)}, {i}U2, {i}Mean2, {i}Rstd2, rows, H, _ws);");
         w.Line($"Gemm.LinearForward({i}U2.AsSpan(0, rows * H), {Pm(l, "mlp.fc1.weight", m * h)}, {Pm(l, "mlp.fc1.bias", m)}, {i}F1, rows, H, {m}, _ws);");
         w.Line($"BlockKernels.GeluForward({i}F1.AsSpan(0, rows * {m}), {i}Act, _ws);");
-        w.Line($"Gemm.LinearForward({i}Act.AsSpan(0, rows * {m}), {Pm(l, "mlp.fc2.weight", h * m)}, {Pm(l, "mlp.fc2.bias", h)}, _aOut, rows, {m}, H, _ws);");
-        w.Line($"TensorPrimitives.Add(x1, _aOut.AsSpan(0, rows * H), {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H));");
+        w.Line($"Gemm.LinearForward({i}Act.AsSpan(0, rows * {m}), {Pm(l, "mlp.fc2.weight", h * m)}, {Pm(l, "mlp.fc2.bias", h)}, _mix, rows, {m}, H, _ws);");
+        w.Line($"TensorPrimitives.Add(x1, _mix.AsSpan(0, rows * H), {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H));");
         w.Close();
         w.Line();
 

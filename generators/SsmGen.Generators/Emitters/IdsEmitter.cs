@@ -17,7 +17,7 @@ internal static class IdsEmitter
     {
         w.Line("// IDS blocks: norm stats and output, transitions (B·L, N·N), input terms and states (B·L, N); shared scratch.");
         foreach (var l in plan.IdsLayers) w.Line($"private readonly float[] _l{l.Index}Mean, _l{l.Index}Rstd, _l{l.Index}U, _l{l.Index}At, _l{l.Index}Bu, _l{l.Index}Hs;");
-        w.Line("private readonly float[] _iOut, _idH, _idA, _iCarry, _isu, _isA, _isbu, _isscr, _isy;");
+        w.Line("private readonly float[] _idH, _idA, _iCarry, _isu, _isA, _isbu, _isscr, _isy;");
     }
 
     public static void EmitAllocations(CodeWriter w, ModelPlan plan)
@@ -25,11 +25,11 @@ internal static class IdsEmitter
         foreach (var l in plan.IdsLayers)
             w.Line($"_l{l.Index}Mean = new float[rows]; _l{l.Index}Rstd = new float[rows]; _l{l.Index}U = new float[rows * H]; _l{l.Index}At = new float[checked(rows * {l.N * l.N})]; _l{l.Index}Bu = new float[rows * {l.N}]; _l{l.Index}Hs = new float[rows * {l.N}];");
         int n = MaxN(plan);
-        w.Line($"_iOut = new float[rows * H]; _idH = new float[rows * {n}]; _idA = new float[checked(rows * {n * n})]; _iCarry = new float[maxBatch * {n}];");
+        w.Line($"_idH = new float[rows * {n}]; _idA = new float[checked(rows * {n * n})]; _iCarry = new float[maxBatch * {n}];");
         w.Line($"_isu = new float[H]; _isA = new float[{n * n}]; _isbu = new float[{n}]; _isscr = new float[{n}]; _isy = new float[H];");
     }
 
-    private static string Pm(IdsLayerPlan l, string name, int len, string buf = "_p") => $"{buf}.AsSpan({ModelEmitter.P(l.Prefix + "mixer." + name)}, {len})";
+    private static string Pm(IdsLayerPlan l, string name, int len, string buf = "_p") => ModelEmitter.Tensor(l, "mixer." + name, len, buf);
 
     public static void EmitLayer(CodeWriter w, ModelPlan plan, IdsLayerPlan l)
     {
@@ -45,8 +45,8 @@ internal static class IdsEmitter
         w.Line($"Gemm.LinearForward(u, {Pm(l, "A.weight", nn * h)}, {Pm(l, "A.bias", nn)}, {i}At, rows, H, {nn}, _ws);");
         w.Line($"Gemm.LinearForward(u, {Pm(l, "B.weight", n * h)}, ReadOnlySpan<float>.Empty, {i}Bu, rows, H, {n}, _ws);");
         w.Line($"IdsKernels.Forward({i}At, {i}Bu, {i}Hs, batch, length, {n}, _ws);");
-        w.Line($"Gemm.LinearForward({i}Hs.AsSpan(0, rows * {n}), {Pm(l, "C.weight", h * n)}, {Pm(l, "C.bias", h)}, _iOut, rows, {n}, H, _ws);");
-        w.Line($"TensorPrimitives.Add(x, _iOut.AsSpan(0, rows * H), {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H));");
+        w.Line($"Gemm.LinearForward({i}Hs.AsSpan(0, rows * {n}), {Pm(l, "C.weight", h * n)}, {Pm(l, "C.bias", h)}, _mix, rows, {n}, H, _ws);");
+        w.Line($"TensorPrimitives.Add(x, _mix.AsSpan(0, rows * H), {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H));");
         w.Close();
         w.Line();
 

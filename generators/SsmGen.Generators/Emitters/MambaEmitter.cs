@@ -29,7 +29,7 @@ internal static class MambaEmitter
             w.Line($"private readonly float[] {i}Mean, {i}Rstd, {i}U, {i}Xi, {i}Z, {i}C, {i}Act, {i}Dbc, {i}DtIn, {i}Delta, {i}Ys, {i}G, {i}ConvT;");
             w.Line($"private readonly {l.Variant}_Scan {i}Scan;");
         }
-        w.Line("private readonly float[] _mOut, _mdG, _mdYs, _mdZ, _mdU, _mdDelta, _mdDbc, _mdDtIn, _mdXi, _mdConvT;");
+        w.Line("private readonly float[] _mdG, _mdYs, _mdZ, _mdU, _mdDelta, _mdDbc, _mdDtIn, _mdXi, _mdConvT;");
         w.Line("private readonly float[] _msu, _msxi, _msz, _msc, _msact, _msdbc, _msdt, _msy, _msg, _mso;");
     }
 
@@ -44,7 +44,7 @@ internal static class MambaEmitter
             w.Line($"{i}ConvT = new float[{l.E * l.Spec.ConvWidth}]; {i}Scan = new {l.Variant}_Scan({l.E}, {l.Dbc}, {l.R}, maxBatch, maxLength);");
         }
         int e = MaxE(plan);
-        w.Line($"_mOut = new float[rows * H]; _mdG = new float[checked(rows * {e})]; _mdYs = new float[checked(rows * {e})]; _mdZ = new float[checked(rows * {e})]; _mdU = new float[checked(rows * {e})];");
+        w.Line($"_mdG = new float[checked(rows * {e})]; _mdYs = new float[checked(rows * {e})]; _mdZ = new float[checked(rows * {e})]; _mdU = new float[checked(rows * {e})];");
         w.Line($"_mdDelta = new float[checked(rows * {e})]; _mdDbc = new float[checked(rows * {MaxDbc(plan)})]; _mdDtIn = new float[checked(rows * {MaxR(plan)})]; _mdXi = new float[checked(rows * {e})]; _mdConvT = new float[{MaxConv(plan)}];");
         w.Line($"_msu = new float[H]; _msxi = new float[{e}]; _msz = new float[{e}]; _msc = new float[{e}]; _msact = new float[{e}]; _msdbc = new float[{MaxDbc(plan)}];");
         w.Line($"_msdt = new float[{e}]; _msy = new float[{e}]; _msg = new float[{e}]; _mso = new float[H];");
@@ -82,8 +82,8 @@ internal static class MambaEmitter
         w.Line("// selective scan, then the gate y·SiLU(z) and out_proj back to H");
         w.Line($"{i}Scan.Forward({i}Act, {i}Delta, {i}Dbc, {Pm(l, "A_log")}, {e * l.N}), {Pm(l, "D")}, {e}), {i}Ys, batch, length);");
         w.Line($"MambaKernels.GateForward({i}Ys.AsSpan(0, rows * {e}), {i}Z, {i}G);");
-        w.Line($"Gemm.LinearForward({i}G.AsSpan(0, rows * {e}), {Pm(l, "out_proj.weight")}, {eh}), ReadOnlySpan<float>.Empty, _mOut, rows, {e}, H, _ws);");
-        w.Line($"TensorPrimitives.Add(x, _mOut.AsSpan(0, rows * H), {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H));");
+        w.Line($"Gemm.LinearForward({i}G.AsSpan(0, rows * {e}), {Pm(l, "out_proj.weight")}, {eh}), ReadOnlySpan<float>.Empty, _mix, rows, {e}, H, _ws);");
+        w.Line($"TensorPrimitives.Add(x, _mix.AsSpan(0, rows * H), {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H));");
         w.Close();
         w.Line();
     }

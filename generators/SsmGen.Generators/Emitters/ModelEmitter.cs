@@ -115,6 +115,9 @@ internal static class ModelEmitter
     // Offsets are named after the tensor (ParamPlan.Const), so no lookup is needed.
     internal static string P(string name) => "P_" + name.Replace('.', '_');
     internal static string Span(string buf, ModelPlan plan, string name, string len) => $"{buf}.AsSpan({P(name)}, {len})";
+    /// <summary>A view of one of a block's tensors, e.g. <c>_p.AsSpan(P_layers_0_mixer_A_weight, 1024)</c>.</summary>
+    internal static string Tensor(LayerPlan l, string name, int len, string buf = "_p") => $"{buf}.AsSpan({P(l.Prefix + name)}, {len})";
+
     /// <summary>The buffer that receives a block's output: the next block's input, or the final norm's.</summary>
     internal static string Next(ModelPlan plan, LayerPlan l) => l.Index + 1 < plan.Layers.Count ? $"_l{l.Index + 1}X" : "_xf";
 
@@ -186,8 +189,8 @@ internal static class ModelEmitter
         w.Line($"private readonly float[] {string.Join(", ", plan.Layers.Select(l => $"_l{l.Index}X"))};");
         w.Line("private readonly float[] _input, _xf, _meanF, _rstdF, _nf, _pooled;");
         w.Line("private readonly int[] _tokens;");
-        w.Line("// Scratch for the backward (dL/d stream, dL/d final norm output) and the step (stream, norm output, pooled).");
-        w.Line("private readonly float[] _dX, _dA, _lnScratch, _dPooled, _sx, _sn, _sp, _sStat;");
+        w.Line("// Scratch: a block's output before the residual (B·L, H), the backward (dL/d stream, dL/d norm output) and the step.");
+        w.Line("private readonly float[] _mix, _dX, _dA, _lnScratch, _dPooled, _sx, _sn, _sp, _sStat;");
         if (plan.S4DLayers.Any()) S4DEmitter.EmitFields(w, plan);
         if (plan.MambaLayers.Any()) MambaEmitter.EmitFields(w, plan);
         if (plan.RnnLayers.Any()) RnnEmitter.EmitFields(w, plan);
@@ -217,7 +220,7 @@ internal static class ModelEmitter
         foreach (var l in plan.Layers) w.Line($"_l{l.Index}X = new float[rows * H];");
         w.Line("_xf = new float[rows * H]; _meanF = new float[rows]; _rstdF = new float[rows]; _nf = new float[rows * H];");
         w.Line("_pooled = new float[(PerToken ? rows : maxBatch) * H]; _dPooled = new float[(PerToken ? rows : maxBatch) * H];");
-        w.Line("_dX = new float[rows * H]; _dA = new float[rows * H]; _lnScratch = new float[2 * H];");
+        w.Line("_mix = new float[rows * H]; _dX = new float[rows * H]; _dA = new float[rows * H]; _lnScratch = new float[2 * H];");
         w.Line("_sx = new float[H]; _sn = new float[H]; _sp = new float[H]; _sStat = new float[2];");
         if (plan.S4DLayers.Any()) S4DEmitter.EmitAllocations(w, plan);
         if (plan.MambaLayers.Any()) MambaEmitter.EmitAllocations(w, plan);

@@ -16,7 +16,7 @@ internal static class RnnEmitter
     {
         w.Line("// RNN blocks: norm stats and output, the hidden states (B·L, Hd); shared scratch for the backward and the step.");
         foreach (var l in plan.RnnLayers) w.Line($"private readonly float[] _l{l.Index}Mean, _l{l.Index}Rstd, _l{l.Index}U, _l{l.Index}Hs;");
-        w.Line("private readonly float[] _rOut, _rdH, _rPrev, _rCarry, _rsu, _rspre, _rsscr, _rsy;");
+        w.Line("private readonly float[] _rdH, _rPrev, _rCarry, _rsu, _rspre, _rsscr, _rsy;");
     }
 
     public static void EmitAllocations(CodeWriter w, ModelPlan plan)
@@ -24,11 +24,11 @@ internal static class RnnEmitter
         foreach (var l in plan.RnnLayers)
             w.Line($"_l{l.Index}Mean = new float[rows]; _l{l.Index}Rstd = new float[rows]; _l{l.Index}U = new float[rows * H]; _l{l.Index}Hs = new float[checked(rows * {l.Hd})];");
         int hd = MaxHd(plan);
-        w.Line($"_rOut = new float[rows * H]; _rdH = new float[checked(rows * {hd})]; _rPrev = new float[checked(rows * {hd})]; _rCarry = new float[maxBatch * {hd}];");
+        w.Line($"_rdH = new float[checked(rows * {hd})]; _rPrev = new float[checked(rows * {hd})]; _rCarry = new float[maxBatch * {hd}];");
         w.Line($"_rsu = new float[H]; _rspre = new float[{hd}]; _rsscr = new float[{hd}]; _rsy = new float[H];");
     }
 
-    private static string Pm(RnnLayerPlan l, string name, int len, string buf = "_p") => $"{buf}.AsSpan({ModelEmitter.P(l.Prefix + "mixer." + name)}, {len})";
+    private static string Pm(RnnLayerPlan l, string name, int len, string buf = "_p") => ModelEmitter.Tensor(l, "mixer." + name, len, buf);
 
     public static void EmitLayer(CodeWriter w, ModelPlan plan, RnnLayerPlan l)
     {
@@ -43,8 +43,8 @@ internal static class RnnEmitter
         w.Line($"var hs = {i}Hs.AsSpan(0, rows * {hd});");
         w.Line($"Gemm.LinearForward({i}U.AsSpan(0, rows * H), {Pm(l, "weight_ih", hd * h)}, {Pm(l, "bias_ih", hd)}, hs, rows, H, {hd}, _ws);");
         w.Line($"RnnKernels.Forward(hs, {Pm(l, "weight_hh", hd * hd)}, {Pm(l, "bias_hh", hd)}, hs, batch, length, {hd}, {relu}, _ws);");
-        w.Line($"Gemm.LinearForward(hs, {Pm(l, "out_proj.weight", h * hd)}, {Pm(l, "out_proj.bias", h)}, _rOut, rows, {hd}, H, _ws);");
-        w.Line($"TensorPrimitives.Add(x, _rOut.AsSpan(0, rows * H), {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H));");
+        w.Line($"Gemm.LinearForward(hs, {Pm(l, "out_proj.weight", h * hd)}, {Pm(l, "out_proj.bias", h)}, _mix, rows, {hd}, H, _ws);");
+        w.Line($"TensorPrimitives.Add(x, _mix.AsSpan(0, rows * H), {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H));");
         w.Close();
         w.Line();
 

@@ -111,6 +111,9 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
 
     private MambaReference<T> NewMamba(MambaLayerConfig m) => new(Config.DModel, m.N, m.Expand, m.ConvWidth, m.Rank(Config.DModel));
 
+    /// <summary>The pre-norm of block i: RMSNorm for a Mamba block that declares it, LayerNorm otherwise.</summary>
+    private NormKind BlockNorm(int i) => Config.Layers[i] is MambaLayerConfig { Norm: NormKind.RmsNorm } ? NormKind.RmsNorm : NormKind.LayerNorm;
+
     private void NormForward(NormKind kind, string prefix, ReadOnlySpan<T> x, Span<T> y, Span<T> mean, Span<T> rstd, int rows)
     {
         int h = Config.DModel;
@@ -232,7 +235,7 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
             if (Config.Layers[i] is not S4DLayerConfig)
             {
                 // pre-norm, mixer, residual (then the MLP half for a transformer block)
-                NormForward(Config.Layers[i] is MambaLayerConfig { Norm: NormKind.RmsNorm } ? NormKind.RmsNorm : NormKind.LayerNorm, l + "norm", x, c.U, c.Mean, c.Rstd, rows);
+                NormForward(BlockNorm(i), l + "norm", x, c.U, c.Mean, c.Rstd, rows);
                 switch (Config.Layers[i])
                 {
                     case MambaLayerConfig mc: (c.Mamba = NewMamba(mc)).Forward(MambaMixer(Parameters, i), c.U, c.Y, batch, length); break;
@@ -311,7 +314,7 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
                 if (c.Rnn is not null) c.Rnn.Backward(RnnMixer(Parameters, i), RnnMixer(Gradients, i), dx, dNorm);
                 if (c.Ids is not null) c.Ids.Backward(IdsMixer(Parameters, i), IdsMixer(Gradients, i), dx, dNorm);
                 if (c.Attention is not null) c.Attention.Backward(AttentionMixer(Parameters, i), AttentionMixer(Gradients, i), dx, dNorm);
-                NormBackward(Config.Layers[i] is MambaLayerConfig { Norm: NormKind.RmsNorm } ? NormKind.RmsNorm : NormKind.LayerNorm, l + "norm", c.X, c.Mean, c.Rstd, dNorm, dx, rows);
+                NormBackward(BlockNorm(i), l + "norm", c.X, c.Mean, c.Rstd, dNorm, dx, rows);
                 continue;
             }
             // residual: dx flows through unchanged and into the block
@@ -357,7 +360,7 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
             if (Config.Layers[i] is not S4DLayerConfig)
             {
                 var un = new T[length * h];
-                NormForward(Config.Layers[i] is MambaLayerConfig { Norm: NormKind.RmsNorm } ? NormKind.RmsNorm : NormKind.LayerNorm, l + "norm", x, un, new T[length], new T[length], length);
+                NormForward(BlockNorm(i), l + "norm", x, un, new T[length], new T[length], length);
                 var yt = new T[h];
                 var mamba = Config.Layers[i] is MambaLayerConfig mc ? NewMamba(mc) : null;
                 var rnn = Config.Layers[i] is RnnLayerConfig rc ? new RnnReference<T>(h, rc.HiddenSize(h), rc.Nonlinearity) : null;

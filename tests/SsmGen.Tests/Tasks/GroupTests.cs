@@ -128,4 +128,14 @@ public class GroupTests
         }
         Assert.Equal(216 - 100, seen.Count);                          // every other word turns up
     }
+
+    [Fact]
+    public void AStreamRefusesAMismatchedOrExhaustiveHeldOutSet()
+    {
+        var g = FiniteGroup.Parse("Z3");
+        var (_, all) = WordProblems.Generate(g, 2, 0, 9, seed: 1);        // every word of length 2
+        Assert.Contains("nothing is left", Assert.Throws<ArgumentException>(() => new WordProblemStream(g, 2, all, 1)).Message);
+        var (_, some) = WordProblems.Generate(g, 3, 0, 5, seed: 1);
+        Assert.Contains("length 3", Assert.Throws<ArgumentException>(() => new WordProblemStream(g, 2, some, 1)).Message);
+    }
 }
