@@ -7,6 +7,8 @@ public sealed record Options
 {
     public bool Sweep { get; init; }
     public bool Quick { get; init; }
+    /// <summary>Train separately at every length (the paper's protocol) instead of once at the longest.</summary>
+    public bool PerLength { get; init; }
     public string Kind { get; init; } = "Mamba";
     public int Depth { get; init; } = 1;
     public string Group { get; init; } = "A5";
@@ -14,9 +16,9 @@ public sealed record Options
     public string[] Kinds { get; init; } = Zoo.Kinds;
     public string[] Groups { get; init; } = ["Z60", "A4xZ5", "A5"];
     public int[] Lengths { get; init; } = Enumerable.Range(2, 19).ToArray();
-    public int Steps { get; init; } = 1500;
-    public int Batch { get; init; } = 32;
-    public float LearningRate { get; init; } = 1e-2f;
+    public int Steps { get; init; } = 8000;
+    public int Batch { get; init; } = 128;
+    public float LearningRate { get; init; } = 2e-2f;
     public ulong Seed { get; init; } = 1;
     public string Output { get; init; } = Path.Combine("runs", "word-problems");
 
@@ -25,11 +27,16 @@ public sealed record Options
         A sweep:   --sweep [--kinds S4D,Mamba,Rnn,Ids,Attention] [--groups Z60,A4xZ5,A5] [--lengths 2-20]
                    finds, per kind, group and length, the smallest depth (1–4) reaching 99% per-token validation
                    accuracy within the step budget; writes runs.json, min-depth.md and min-depth.png.
+                   By default each kind, group and depth trains once, with a length curriculum: the words are
+                   cut to the shortest length until the held-out words cut to it reach 99%, then to the next
+                   (the models are causal, so a cut word is a word of that length); the budget covers the whole
+                   curriculum. --per-length trains a model for every length instead (the paper's protocol;
+                   slower). A single run follows the curriculum 2…length unless --per-length is given.
         Options:
-          --quick             a short sweep: groups Z60 and A5, lengths 2, 4, 6, 400 steps per run
-          --steps N           training steps per run (default 1500)
-          --batch N           batch size (default 32)
-          --lr X              peak learning rate (default 0.01)
+          --quick             a short sweep: groups Z60 and A5, lengths 2–5, 2,000 steps per run
+          --steps N           training steps per run (default 8,000)
+          --batch N           batch size (default 128)
+          --lr X              peak learning rate (default 0.02)
           --seed N            seed of data, initialization and batches (default 1)
           --out DIR           output folder (default runs/word-problems)
         Groups: Z<m>, S<n>, A<n> and direct products joined by 'x', up to order 120 (e.g. Z60, A4xZ5, A5, S5).
@@ -49,6 +56,7 @@ public sealed record Options
             {
                 case "--sweep": o = o with { Sweep = true }; break;
                 case "--quick": o = o with { Quick = true, Sweep = true }; break;
+                case "--per-length": o = o with { PerLength = true }; break;
                 case "--kind": { string? k = Next(); ok = k is not null && Zoo.Kinds.Contains(k); o = o with { Kind = k ?? "" }; break; }
                 case "--depth": ok = int.TryParse(Next(), out int d) && d is >= 1 and <= Zoo.MaxDepth; o = o with { Depth = d }; break;
                 case "--group": { string? g = Next(); ok = g is not null; o = o with { Group = g ?? "" }; break; }
@@ -74,8 +82,8 @@ public sealed record Options
         if (o.Quick)
         {
             if (!groupsSet) o = o with { Groups = ["Z60", "A5"] };
-            if (!lengthsSet) o = o with { Lengths = [2, 4, 6] };
-            if (!stepsSet) o = o with { Steps = 400 };
+            if (!lengthsSet) o = o with { Lengths = [2, 3, 4, 5] };
+            if (!stepsSet) o = o with { Steps = 2000 };
         }
         return o;
     }

@@ -32,8 +32,12 @@ static int Single(Options o, FiniteGroup g)
 {
     var validation = Runner.Validation(g, o.Length, o.Seed);
     AnsiConsole.MarkupLineInterpolated($"[bold]{o.Kind}[/], depth {o.Depth}, on [bold]{g.Name}[/] (order {g.Order}{(g.IsSolvable ? ", solvable" : ", non-solvable")}), length {o.Length}: fresh training words, {validation.Count:N0} held-out; up to {o.Steps} steps of batch {o.Batch}.");
-    var r = Runner.Train(new RunConfig(o.Kind, o.Depth, g.Name, o.Length, o.Steps, o.Batch, o.LearningRate, o.Seed), g, validation,
-        (step, acc) => Console.WriteLine($"  step {step,5}: validation accuracy {100 * acc:F2}%"));
+    int[] curriculum = o.PerLength ? [o.Length] : Enumerable.Range(Math.Min(2, o.Length), o.Length - Math.Min(2, o.Length) + 1).ToArray();
+    var r = Runner.Train(new RunConfig(o.Kind, o.Depth, g.Name, o.Length, o.Steps, o.Batch, o.LearningRate, o.Seed), g, validation, curriculum,
+        (step, k, acc) => Console.WriteLine($"  step {step,5}: training at length {k,2}, validation accuracy there {100 * acc:F2}%"));
+    int solvedUpTo = Enumerable.Range(1, o.Length).TakeWhile(k => r.PrefixAccuracy[k - 1] >= Runner.Target).DefaultIfEmpty(0).Last();
+    Console.WriteLine($"  accuracy over the first k positions: {string.Join(", ", Enumerable.Range(1, o.Length).Select(k => $"{k}: {100 * r.PrefixAccuracy[k - 1]:F1}%"))}");
+    Console.WriteLine($"  99% reached up to length {solvedUpTo}.");
     AnsiConsole.MarkupLine((r.Solved ? "[green]solved[/]" : "[yellow]not solved[/]") + Markup.Escape($": {100 * r.ValidationAccuracy:F2}% per-token validation accuracy after {r.StepsTaken} steps, {r.Seconds:F1} s."));
     return 0;
 }
@@ -45,27 +49,54 @@ static int Sweep(Options o, FiniteGroup[] groups)
     // minimum depth per (kind, group, length); null = not reached at depth 4
     var minDepth = new Dictionary<(string Kind, string Group, int Length), int?>();
     var clock = Stopwatch.StartNew();
-    AnsiConsole.MarkupLineInterpolated($"Sweep: kinds {string.Join(", ", o.Kinds)}; groups {string.Join(", ", groups.Select(g => g.Name))}; lengths {string.Join(", ", o.Lengths)}; budget {o.Steps} steps of batch {o.Batch} per run (d_model 64).");
-    AnsiConsole.MarkupLine("Needed depth is assumed not to fall as the length grows: each length starts at the depth the previous one needed.");
+    int maxRuns = groups.Length * o.Kinds.Length * Zoo.MaxDepth * (o.PerLength ? o.Lengths.Length : 1);
+    AnsiConsole.MarkupLineInterpolated($"Sweep: kinds {string.Join(", ", o.Kinds)}; groups {string.Join(", ", groups.Select(g => g.Name))}; lengths {string.Join(", ", o.Lengths)}; budget {o.Steps} steps of batch {o.Batch} per run (d_model 64, lr {o.LearningRate}); at most {maxRuns} runs.");
+    AnsiConsole.MarkupLine(o.PerLength
+        ? "One run per length; needed depth is assumed not to fall as the length grows: each length starts at the depth the previous one needed."
+        : $"One run per kind, group and depth with a length curriculum: words are cut to the shortest length until the held-out words cut to it reach 99%, then to the next; the budget covers the whole curriculum. Depths stop growing once every length is solved.");
+    void Report(RunResult r, string detail) =>
+        Console.WriteLine($"[{clock.Elapsed:hh\\:mm\\:ss}] run {results.Count,3}/{maxRuns}  {r.Config.Group,-6} {r.Config.Kind,-9} depth {r.Config.Depth}  {detail}  {r.StepsTaken,5} steps  {r.Seconds,5:F1} s");
     foreach (var g in groups)
-        foreach (int k in o.Lengths)
+    {
+        if (o.PerLength)
+            foreach (int k in o.Lengths)
+            {
+                var validation = Runner.Validation(g, k, o.Seed);
+                foreach (string kind in o.Kinds)
+                {
+                    int start = o.Lengths.Where(l => l < k).Select(l => minDepth[(kind, g.Name, l)] ?? Zoo.MaxDepth).DefaultIfEmpty(1).Max();
+                    int? found = null;
+                    for (int d = start; d <= Zoo.MaxDepth && found is null; d++)
+                    {
+                        var r = Runner.Train(new RunConfig(kind, d, g.Name, k, o.Steps, o.Batch, o.LearningRate, o.Seed), g, validation);
+                        results.Add(r);
+                        if (r.Solved) found = d;
+                        Report(r, $"k = {k,2}: {100 * r.PrefixAccuracy[^1],6:F2}% {(r.Solved ? "solved" : "      ")}");
+                    }
+                    minDepth[(kind, g.Name, k)] = found;
+                }
+                WriteOutputs(o, groups, results, minDepth, clock.Elapsed);
+            }
+        else
         {
-            var validation = Runner.Validation(g, k, o.Seed);
+            int longest = o.Lengths.Max();
+            var validation = Runner.Validation(g, longest, o.Seed);
             foreach (string kind in o.Kinds)
             {
-                int start = o.Lengths.Where(l => l < k).Select(l => minDepth[(kind, g.Name, l)] ?? Zoo.MaxDepth).DefaultIfEmpty(1).Max();
-                int? found = null;
-                for (int d = start; d <= Zoo.MaxDepth && found is null; d++)
+                for (int d = 1; d <= Zoo.MaxDepth && o.Lengths.Any(k => !minDepth.ContainsKey((kind, g.Name, k))); d++)
                 {
-                    var r = Runner.Train(new RunConfig(kind, d, g.Name, k, o.Steps, o.Batch, o.LearningRate, o.Seed), g, validation);
+                    var r = Runner.Train(new RunConfig(kind, d, g.Name, longest, o.Steps, o.Batch, o.LearningRate, o.Seed), g, validation, o.Lengths);
                     results.Add(r);
-                    if (r.Solved) found = d;
-                    Console.WriteLine($"[{clock.Elapsed:hh\\:mm\\:ss}] {g.Name,-6} k = {k,2}  {kind,-9} depth {d}: {100 * r.ValidationAccuracy,6:F2}%  {(r.Solved ? "solved" : "      ")}  {r.StepsTaken,5} steps  {r.Seconds,5:F1} s");
+                    foreach (int k in o.Lengths)
+                        if (!minDepth.ContainsKey((kind, g.Name, k)) && r.PrefixAccuracy[k - 1] >= Runner.Target) minDepth[(kind, g.Name, k)] = d;
+                    int solvedUpTo = o.Lengths.TakeWhile(k => r.PrefixAccuracy[k - 1] >= Runner.Target).DefaultIfEmpty(0).Last();
+                    Report(r, $"{100 * r.PrefixAccuracy[^1],6:F2}% at k = {longest}, 99% up to k = {solvedUpTo,2}");
                 }
-                minDepth[(kind, g.Name, k)] = found;
+                foreach (int k in o.Lengths) minDepth.TryAdd((kind, g.Name, k), null);
+                WriteOutputs(o, groups, results, minDepth, clock.Elapsed);
             }
-            WriteOutputs(o, groups, results, minDepth, clock.Elapsed);
         }
+    }
     AnsiConsole.Write(Table(o, groups, minDepth));
     AnsiConsole.MarkupLineInterpolated($"{results.Count} runs in {clock.Elapsed.TotalMinutes:F1} min; runs.json, min-depth.md and min-depth.png in {o.Output}.");
     return 0;
@@ -88,7 +119,8 @@ static void WriteOutputs(Options o, FiniteGroup[] groups, List<RunResult> result
 {
     File.WriteAllText(Path.Combine(o.Output, "runs.json"), JsonSerializer.Serialize(results, RunJson.Default.ListRunResult));
     var md = new StringBuilder();
-    md.AppendLine($"Minimum depth reaching {100 * Runner.Target:F0}% per-token validation accuracy within {o.Steps} steps (batch {o.Batch}, d_model 64); \">4\": not reached at depth 4. {results.Count} runs, {elapsed.TotalMinutes:F1} min.");
+    string protocol = o.PerLength ? "one run per length" : "one run per kind, group and depth with a curriculum over the lengths, the budget shared by all of them";
+    md.AppendLine($"Minimum depth reaching {100 * Runner.Target:F0}% per-token validation accuracy within {o.Steps} steps (batch {o.Batch}, d_model 64, lr {o.LearningRate}, seed {o.Seed}; {protocol}); \">4\": not reached at depth 4. {results.Count} runs, {elapsed.TotalMinutes:F1} min.");
     md.AppendLine();
     md.AppendLine("| kind | group | " + string.Join(" | ", o.Lengths) + " |");
     md.AppendLine("|---|---|" + string.Concat(o.Lengths.Select(_ => "---|")));

@@ -7,8 +7,13 @@ namespace SsmGen.Examples.WordProblems;
 /// <summary>One training run: a model kind at a depth, on one group and sequence length.</summary>
 public sealed record RunConfig(string Kind, int Depth, string Group, int Length, int Steps, int Batch, float LearningRate, ulong Seed);
 
-/// <summary>What a run reached: per-token validation accuracy, steps taken, seconds.</summary>
-public sealed record RunResult(RunConfig Config, double ValidationAccuracy, int StepsTaken, double Seconds, bool Solved);
+/// <summary>
+/// What a run reached. <see cref="PrefixAccuracy"/>[k − 1] is the per-token validation accuracy over the first k
+/// positions, the best over the run's evaluations; the models are causal, so it is exactly the accuracy on the
+/// held-out words cut to length k. <see cref="Solved"/>: the target was reached at every length the run was asked
+/// for.
+/// </summary>
+public sealed record RunResult(RunConfig Config, double ValidationAccuracy, double[] PrefixAccuracy, int StepsTaken, double Seconds, bool Solved);
 
 public static class Runner
 {
@@ -26,13 +31,18 @@ public static class Runner
     }
 
     /// <summary>
-    /// Trains until the validation accuracy reaches <see cref="Target"/> (checked every <see cref="EvaluateEvery"/>
-    /// steps) or the step budget is spent. Every batch is fresh words from a seeded stream that never yields a
-    /// held-out word.
+    /// Trains on words of length <c>c.Length</c> until the accuracy reaches <see cref="Target"/> or the step budget
+    /// is spent (checked every <see cref="EvaluateEvery"/> steps). With <paramref name="curriculum"/> (ascending
+    /// lengths ending at <c>c.Length</c>) the words are first cut to the shortest length, and the run moves to the
+    /// next length once the held-out words cut to the current one reach the target: one run, one budget, and the
+    /// longest length it reached. Every batch is fresh words from a seeded stream that never yields a held-out word.
     /// </summary>
-    public static RunResult Train(RunConfig c, FiniteGroup group, WordProblemSet validation, Action<int, double>? progress = null)
+    public static RunResult Train(RunConfig c, FiniteGroup group, WordProblemSet validation, IReadOnlyList<int>? curriculum = null, Action<int, int, double>? progress = null)
     {
         var clock = Stopwatch.StartNew();
+        curriculum ??= [c.Length];
+        if (curriculum.Count == 0 || curriculum[^1] != c.Length || curriculum.Zip(curriculum.Skip(1)).Any(p => p.First >= p.Second) || curriculum[0] < 1)
+            throw new ArgumentException($"The curriculum must be ascending lengths ending at the run's length {c.Length}; got {string.Join(", ", curriculum)}.", nameof(curriculum));
         var model = Zoo.Create(c.Kind, c.Depth, c.Batch, c.Length);
         model.Initialize(c.Seed);
         var trainer = new Trainer(model, new TrainerOptions
@@ -43,34 +53,62 @@ public static class Runner
             TotalSteps = c.Steps,
         });
         var stream = new WordProblemStream(group, c.Length, validation, c.Seed + 17);
+        var word = new int[c.Length];
+        var target = new int[c.Length];
         var xb = new int[c.Batch * c.Length];
         var yb = new int[c.Batch * c.Length];
+        var logits = new float[c.Batch * c.Length * model.Config.Output];
+        var best = new double[c.Length];
         double accuracy = 0;
-        int step = 0;
-        while (step < c.Steps)
+        int step = 0, stage = 0;
+        while (step < c.Steps && stage < curriculum.Count)
         {
-            for (int b = 0; b < c.Batch; b++) stream.Next(xb.AsSpan(b * c.Length, c.Length), yb.AsSpan(b * c.Length, c.Length));
-            trainer.TrainStep(xb, yb, c.Batch, c.Length);
+            // the first k tokens of fresh full-length words: a held-out word is never their source
+            int k = curriculum[stage];
+            for (int b = 0; b < c.Batch; b++)
+            {
+                stream.Next(word, target);
+                word.AsSpan(0, k).CopyTo(xb.AsSpan(b * k, k));
+                target.AsSpan(0, k).CopyTo(yb.AsSpan(b * k, k));
+            }
+            trainer.TrainStep(xb.AsSpan(0, c.Batch * k), yb.AsSpan(0, c.Batch * k), c.Batch, k);
             step++;
             if (step % EvaluateEvery == 0 || step == c.Steps)
             {
-                accuracy = Evaluate(trainer, validation, c.Batch);
-                progress?.Invoke(step, accuracy);
-                if (accuracy >= Target) break;
+                var prefix = PrefixAccuracy(model, validation, c.Batch, logits);
+                for (int j = 0; j < best.Length; j++) best[j] = Math.Max(best[j], prefix[j]);
+                accuracy = prefix[^1];
+                while (stage < curriculum.Count && best[curriculum[stage] - 1] >= Target) stage++;
+                progress?.Invoke(step, stage < curriculum.Count ? curriculum[stage] : c.Length, prefix[k - 1]);
             }
         }
-        return new RunResult(c, accuracy, step, clock.Elapsed.TotalSeconds, accuracy >= Target);
+        return new RunResult(c, accuracy, best, step, clock.Elapsed.TotalSeconds, stage == curriculum.Count);
     }
 
-    /// <summary>Per-token accuracy over the whole validation set.</summary>
-    public static double Evaluate(Trainer trainer, WordProblemSet set, int batch)
+    /// <summary>Per-token accuracy over the first k positions of every held-out word, for k = 1 … Length.</summary>
+    public static double[] PrefixAccuracy(ISsmModel model, WordProblemSet set, int batch, float[] logits)
     {
-        long correct = 0;
+        int length = set.Length, classes = model.Config.Output;
+        var correct = new long[length];
         for (int s = 0; s < set.Count; s += batch)
         {
             int n = Math.Min(batch, set.Count - s);
-            correct += trainer.Evaluate(set.Tokens.AsSpan(s * set.Length, n * set.Length), set.Targets.AsSpan(s * set.Length, n * set.Length), n, set.Length);
+            model.Forward(set.Tokens.AsSpan(s * length, n * length), n, length, logits);
+            for (int row = 0; row < n * length; row++)
+            {
+                var scores = logits.AsSpan(row * classes, classes);
+                int argmax = 0;
+                for (int c = 1; c < classes; c++) if (scores[c] > scores[argmax]) argmax = c;
+                if (argmax == set.Targets[s * length + row]) correct[row % length]++;
+            }
         }
-        return (double)correct / ((long)set.Count * set.Length);
+        var prefix = new double[length];
+        long sum = 0;
+        for (int t = 0; t < length; t++)
+        {
+            sum += correct[t];
+            prefix[t] = (double)sum / ((long)set.Count * (t + 1));
+        }
+        return prefix;
     }
 }
