@@ -10,6 +10,8 @@ public interface ISsmModel
     ModelConfig Config { get; }
     /// <summary>Names, shapes, offsets and optimizer groups of every tensor in <see cref="Parameters"/>.</summary>
     IReadOnlyList<ParameterInfo> ParameterTable { get; }
+    /// <summary>Training (gradients and backward buffers) or inference only.</summary>
+    ModelUse Use { get; }
     /// <summary>Largest batch the activation buffers were sized for.</summary>
     int MaxBatch { get; }
     /// <summary>Longest sequence the activation buffers were sized for.</summary>

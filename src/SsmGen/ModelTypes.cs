@@ -11,6 +11,19 @@ public enum OptimizerGroup
     Ssm = 2,
 }
 
+/// <summary>What a model instance is built for, which decides the buffers its constructor allocates.</summary>
+public enum ModelUse
+{
+    /// <summary>Forward (training or inference), Backward and Step: gradients and backward scratch included.</summary>
+    Training = 0,
+    /// <summary>
+    /// Forward (inference only) and Step: no gradient buffer, no backward scratch. Backward and a training
+    /// Forward throw. The per-layer forward buffers remain, sized by maxBatch·maxLength: a streaming-only model
+    /// can be built with maxBatch = 1.
+    /// </summary>
+    Inference = 1,
+}
+
 /// <summary>One named tensor inside a model's contiguous parameter buffer.</summary>
 /// <param name="Name">PyTorch-style name, e.g. <c>layers.0.mixer.log_dt</c>.</param>
 /// <param name="Shape">Row-major shape.</param>

@@ -40,7 +40,7 @@ internal static class AttentionEmitter
             w.Line($"AttentionKernels.RopeTables(_ropeCos{d}, _ropeSin{d}, maxLength, {d});");
         }
         int mlp = MaxMlp(plan);
-        w.Line($"_adQkv = new float[checked(rows * 3 * H)]; _adO = new float[rows * H]; _adAct = new float[checked(rows * {mlp})]; _adU2 = new float[rows * H];");
+        ModelEmitter.TrainingOnly(w, $"_adQkv = new float[checked(rows * 3 * H)]; _adO = new float[rows * H]; _adAct = new float[checked(rows * {mlp})]; _adU2 = new float[rows * H];");
         w.Line($"_asu = new float[H]; _asqkv = new float[3 * H]; _aso = new float[H]; _asy = new float[H]; _asScores = new float[maxLength]; _asf1 = new float[{mlp}];");
     }
 

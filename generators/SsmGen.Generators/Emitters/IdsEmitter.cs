@@ -25,7 +25,7 @@ internal static class IdsEmitter
         foreach (var l in plan.IdsLayers)
             w.Line($"_l{l.Index}Mean = new float[rows]; _l{l.Index}Rstd = new float[rows]; _l{l.Index}U = new float[rows * H]; _l{l.Index}At = new float[checked(rows * {l.N * l.N})]; _l{l.Index}Bu = new float[rows * {l.N}]; _l{l.Index}Hs = new float[rows * {l.N}];");
         int n = MaxN(plan);
-        w.Line($"_idH = new float[rows * {n}]; _idA = new float[checked(rows * {n * n})]; _iCarry = new float[maxBatch * {n}];");
+        ModelEmitter.TrainingOnly(w, $"_idH = new float[rows * {n}]; _idA = new float[checked(rows * {n * n})]; _iCarry = new float[maxBatch * {n}];");
         w.Line($"_isu = new float[H]; _isA = new float[{n * n}]; _isbu = new float[{n}]; _isscr = new float[{n}]; _isy = new float[H];");
     }
 

@@ -44,8 +44,8 @@ internal static class MambaEmitter
             w.Line($"{i}ConvT = new float[{l.E * l.Spec.ConvWidth}]; {i}Scan = new {l.Variant}_Scan({l.E}, {l.Dbc}, {l.R}, maxBatch, maxLength);");
         }
         int e = MaxE(plan);
-        w.Line($"_mdG = new float[checked(rows * {e})]; _mdYs = new float[checked(rows * {e})]; _mdZ = new float[checked(rows * {e})]; _mdU = new float[checked(rows * {e})];");
-        w.Line($"_mdDelta = new float[checked(rows * {e})]; _mdDbc = new float[checked(rows * {MaxDbc(plan)})]; _mdDtIn = new float[checked(rows * {MaxR(plan)})]; _mdXi = new float[checked(rows * {e})]; _mdConvT = new float[{MaxConv(plan)}];");
+        ModelEmitter.TrainingOnly(w, $"_mdG = new float[checked(rows * {e})]; _mdYs = new float[checked(rows * {e})]; _mdZ = new float[checked(rows * {e})]; _mdU = new float[checked(rows * {e})]; " +
+            $"_mdDelta = new float[checked(rows * {e})]; _mdDbc = new float[checked(rows * {MaxDbc(plan)})]; _mdDtIn = new float[checked(rows * {MaxR(plan)})]; _mdXi = new float[checked(rows * {e})]; _mdConvT = new float[{MaxConv(plan)}];");
         w.Line($"_msu = new float[H]; _msxi = new float[{e}]; _msz = new float[{e}]; _msc = new float[{e}]; _msact = new float[{e}]; _msdbc = new float[{MaxDbc(plan)}];");
         w.Line($"_msdt = new float[{e}]; _msy = new float[{e}]; _msg = new float[{e}]; _mso = new float[H];");
     }

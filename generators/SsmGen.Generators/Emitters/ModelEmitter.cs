@@ -70,7 +70,7 @@ internal static class ModelEmitter
         ("Initialization", "SsmGen"), ("OptimizerGroup", "SsmGen"), ("S4DInit", "SsmGen"), ("Discretization", "SsmGen"),
         ("Pooling", "SsmGen"), ("Rng", "SsmGen"), ("NormKind", "SsmGen"), ("SsmState", "SsmGen"), ("ParameterInfo", "SsmGen"),
         ("ModelConfig", "SsmGen"), ("LayerConfig", "SsmGen"), ("S4DLayerConfig", "SsmGen"), ("MambaLayerConfig", "SsmGen"),
-        ("ISsmModel", "SsmGen"), ("BlockKernels", "SsmGen.Numerics"), ("Stability", "SsmGen.Numerics"), ("Gemm", "SsmGen.Numerics"),
+        ("ISsmModel", "SsmGen"), ("ModelUse", "SsmGen"), ("BlockKernels", "SsmGen.Numerics"), ("Stability", "SsmGen.Numerics"), ("Gemm", "SsmGen.Numerics"),
         ("FastMath", "SsmGen.Numerics"), ("MambaKernels", "SsmGen.Numerics"), ("Workspace", "SsmGen.Numerics"),
         ("CausalConvolution", "SsmGen.Numerics"), ("SelectiveScan", "SsmGen.Numerics"), ("RnnKernels", "SsmGen.Numerics"),
         ("IdsKernels", "SsmGen.Numerics"), ("AttentionKernels", "SsmGen.Numerics"), ("Nonlinearity", "SsmGen"), ("RnnLayerConfig", "SsmGen"),
@@ -182,7 +182,8 @@ internal static class ModelEmitter
     private static void EmitFields(CodeWriter w, ModelPlan plan)
     {
         w.Line("private readonly float[] _p = new float[ParameterCount];");
-        w.Line("private readonly float[] _g = new float[ParameterCount];");
+        w.Line("private readonly float[] _g; // empty for an inference-only model");
+        w.Line("private readonly ModelUse _use;");
         w.Line("private readonly int _maxBatch, _maxLength;");
         w.Line("private readonly Workspace _ws; // scratch and job objects of the numerics: no call allocates");
         w.Line("// The residual stream: _l{i}X is block i's input (B·L, H); _xf the final norm's input.");
@@ -207,20 +208,24 @@ internal static class ModelEmitter
     {
         var s = plan.Spec;
         w.Line("/// <summary>Allocates every buffer once, for batches up to <paramref name=\"maxBatch\"/> and sequences up to");
-        w.Line("/// <paramref name=\"maxLength\"/>; no later call allocates. Parameters start at zero: call Initialize.</summary>");
-        w.Open($"public {s.ClassName}(int maxBatch, int maxLength)");
+        w.Line("/// <paramref name=\"maxLength\"/>; no later call allocates. Parameters start at zero: call Initialize or load a");
+        w.Line("/// checkpoint. <paramref name=\"use\"/> = Inference leaves out the gradients and every buffer only Backward needs.</summary>");
+        w.Open($"public {s.ClassName}(int maxBatch, int maxLength, ModelUse use = ModelUse.Training)");
+        w.Line("if (use is not (ModelUse.Training or ModelUse.Inference)) throw new ArgumentOutOfRangeException(nameof(use), use, \"use must be Training or Inference.\");");
         w.Line("if (maxBatch < 1) throw new ArgumentOutOfRangeException(nameof(maxBatch), maxBatch, \"maxBatch must be positive.\");");
         w.Line("if (maxLength < 1) throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength, \"maxLength must be positive.\");");
         w.Line("if (maxLength > 1 << 26) throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength, \"maxLength must be at most 2^26.\");");
         w.Line("if ((long)maxBatch * maxLength * 2 * H > Array.MaxLength) throw new ArgumentOutOfRangeException(nameof(maxBatch), maxBatch, \"maxBatch·maxLength·2·DModel exceeds the largest array.\");");
-        w.Line("_maxBatch = maxBatch; _maxLength = maxLength;");
+        w.Line("_maxBatch = maxBatch; _maxLength = maxLength; _use = use;");
+        w.Line("bool training = use == ModelUse.Training;");
         w.Line("int rows = checked(maxBatch * maxLength);");
+        w.Line("_g = training ? new float[ParameterCount] : Array.Empty<float>();");
         w.Line($"_ws = new Workspace({plan.MaxWeights});");
         w.Line("_input = new float[rows * InputSize]; _tokens = new int[rows];");
         foreach (var l in plan.Layers) w.Line($"_l{l.Index}X = new float[rows * H];");
         w.Line("_xf = new float[rows * H]; _meanF = new float[rows]; _rstdF = new float[rows]; _nf = new float[rows * H];");
-        w.Line("_pooled = new float[(PerToken ? rows : maxBatch) * H]; _dPooled = new float[(PerToken ? rows : maxBatch) * H];");
-        w.Line("_mix = new float[rows * H]; _dX = new float[rows * H]; _dA = new float[rows * H]; _lnScratch = new float[2 * H];");
+        w.Line("_pooled = new float[(PerToken ? rows : maxBatch) * H]; _mix = new float[rows * H];");
+        TrainingOnly(w, "_dPooled = new float[(PerToken ? rows : maxBatch) * H]; _dX = new float[rows * H]; _dA = new float[rows * H]; _lnScratch = new float[2 * H];");
         w.Line("_sx = new float[H]; _sn = new float[H]; _sp = new float[H]; _sStat = new float[2];");
         if (plan.S4DLayers.Any()) S4DEmitter.EmitAllocations(w, plan);
         if (plan.MambaLayers.Any()) MambaEmitter.EmitAllocations(w, plan);
@@ -230,6 +235,16 @@ internal static class ModelEmitter
         w.Line($"_stateSize = checked(FixedStateSize + {plan.AttentionLayers.Count()} * 2 * maxLength * H);");
         w.Close();
         w.Line();
+    }
+
+    private static readonly System.Text.RegularExpressions.Regex Assigned = new(@"(\w+) = new ", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    /// <summary>Constructor lines for buffers only Backward reads: allocated for training, empty for inference.</summary>
+    internal static void TrainingOnly(CodeWriter w, string allocations)
+    {
+        var names = Assigned.Matches(allocations).Cast<System.Text.RegularExpressions.Match>().Select(m => m.Groups[1].Value);
+        w.Line($"if (training) {{ {allocations} }}");
+        w.Line($"else {string.Join(" = ", names)} = Array.Empty<float>();");
     }
 
     private static void EmitProperties(CodeWriter w, ModelPlan plan)
@@ -251,6 +266,7 @@ internal static class ModelEmitter
         w.Line("/// <summary>The parameter table, in buffer order.</summary>");
         w.Line("public static IReadOnlyList<ParameterInfo> Table => s_table;");
         w.Line("public IReadOnlyList<ParameterInfo> ParameterTable => s_table;");
+        w.Line("public ModelUse Use => _use;");
         w.Line("public int MaxBatch => _maxBatch;");
         w.Line("public int MaxLength => _maxLength;");
         w.Line("public Span<float> Parameters => _p;");
@@ -334,6 +350,7 @@ internal static class ModelEmitter
         w.Close();
         w.Line();
         w.Open("private void RunLayers(int batch, int length, Span<float> output, bool training)");
+        w.Line("if (training && _use != ModelUse.Training) throw new InvalidOperationException(\"This model was built for inference (ModelUse.Inference): it has no training Forward.\");");
         w.Line("_batch = batch; _length = length; _training = training; _hasForward = true;");
         w.Line("if (training) _maskStep = DropoutStep++;");
         w.Line("int rows = batch * length;");
@@ -354,6 +371,7 @@ internal static class ModelEmitter
     {
         w.Line("/// <summary>Adds dL/dθ into Gradients, layers in reverse order, from dL/d(output) of the last Forward.</summary>");
         w.Open("public void Backward(ReadOnlySpan<float> dOutput)");
+        w.Line("if (_use != ModelUse.Training) throw new InvalidOperationException(\"This model was built for inference (ModelUse.Inference): it has no Backward.\");");
         w.Line("if (!_hasForward) throw new InvalidOperationException(\"Backward needs a Forward first.\");");
         w.Line("int batch = _batch, length = _length, rows = batch * length, outRows = PerToken ? rows : batch;");
         w.Line("if (dOutput.Length != outRows * OutputSize) throw new ArgumentException($\"dOutput has {dOutput.Length} values; the last Forward produced {outRows * OutputSize}.\", nameof(dOutput));");

@@ -24,7 +24,7 @@ internal static class RnnEmitter
         foreach (var l in plan.RnnLayers)
             w.Line($"_l{l.Index}Mean = new float[rows]; _l{l.Index}Rstd = new float[rows]; _l{l.Index}U = new float[rows * H]; _l{l.Index}Hs = new float[checked(rows * {l.Hd})];");
         int hd = MaxHd(plan);
-        w.Line($"_rdH = new float[checked(rows * {hd})]; _rPrev = new float[checked(rows * {hd})]; _rCarry = new float[maxBatch * {hd}];");
+        ModelEmitter.TrainingOnly(w, $"_rdH = new float[checked(rows * {hd})]; _rPrev = new float[checked(rows * {hd})]; _rCarry = new float[maxBatch * {hd}];");
         w.Line($"_rsu = new float[H]; _rspre = new float[{hd}]; _rsscr = new float[{hd}]; _rsy = new float[H];");
     }
 

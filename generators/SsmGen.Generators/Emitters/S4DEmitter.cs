@@ -41,8 +41,7 @@ internal static class S4DEmitter
             w.Line($"{i}Mean = new float[rows]; {i}Rstd = new float[rows]; {i}U = new float[rows * H]; {i}Y = new float[rows * H];");
             w.Line($"{i}G = new float[rows * H]; {i}O = new float[rows * 2 * H]; {i}Glu = new float[rows * H]; {i}K = new float[H * maxLength]; {i}Modes = new float[{ModeTables} * H * {l.Modes}];");
         }
-        w.Line("_dB = new float[rows * H]; _dC = new float[rows * H]; _dO = new float[rows * 2 * H];");
-        w.Line($"_dk = new float[H * maxLength]; _sums = new float[4 * H * {MaxModes(plan)}];");
+        ModelEmitter.TrainingOnly(w, $"_dB = new float[rows * H]; _dC = new float[rows * H]; _dO = new float[rows * 2 * H]; _dk = new float[H * maxLength]; _sums = new float[4 * H * {MaxModes(plan)}];");
         w.Line("_su = new float[H]; _sy = new float[H]; _sg = new float[H]; _so = new float[2 * H]; _sglu = new float[H];");
     }
 

@@ -33,6 +33,8 @@ public sealed class Trainer
 
     public Trainer(ISsmModel model, TrainerOptions options)
     {
+        ArgumentNullException.ThrowIfNull(model);
+        if (model.Use != ModelUse.Training) throw new ArgumentException("The model was built for inference (ModelUse.Inference): it has no gradients to train with.", nameof(model));
         _model = model;
         Options = options;
         _classes = model.Config.Output;

@@ -11,20 +11,20 @@ public class GeneratedVsReferenceTests(ITestOutputHelper output)
 {
     public static TheoryData<string> Models => new() { "TinyRealMean", "VectorTokens", "VectorLast", "Wide16", "MambaTokens", "MambaOdd", "Hybrid", "RnnTokens", "IdsTokens", "AttentionTokens", "AllKinds" };
 
-    internal static (ISsmModel Gen, ModelConfig Cfg) Make(string name, int maxBatch, int maxLength) => name switch
+    internal static (ISsmModel Gen, ModelConfig Cfg) Make(string name, int maxBatch, int maxLength, ModelUse use = ModelUse.Training) => name switch
     {
-        "TinyRealMean" => (new TinyRealMean(maxBatch, maxLength), TestConfigs.RealMean),
-        "VectorTokens" => (new VectorTokens(maxBatch, maxLength), GeneratedConfigs.VectorTokens),
-        "VectorLast" => (new VectorLast(maxBatch, maxLength), GeneratedConfigs.VectorLast),
-        "Wide16" => (new Wide16(maxBatch, maxLength), GeneratedConfigs.Wide16),
-        "MambaTokens" => (new MambaTokens(maxBatch, maxLength), GeneratedConfigs.MambaTokens),
-        "MambaOdd" => (new MambaOdd(maxBatch, maxLength), GeneratedConfigs.MambaOdd),
-        "Hybrid" => (new Hybrid(maxBatch, maxLength), GeneratedConfigs.Hybrid),
-        "RnnTokens" => (new RnnTokens(maxBatch, maxLength), GeneratedConfigs.RnnTokens),
-        "IdsTokens" => (new IdsTokens(maxBatch, maxLength), GeneratedConfigs.IdsTokens),
-        "AttentionTokens" => (new AttentionTokens(maxBatch, maxLength), GeneratedConfigs.AttentionTokens),
-        "AllKinds" => (new AllKinds(maxBatch, maxLength), GeneratedConfigs.AllKinds),
-        _ => (new SeqClassifier(maxBatch, maxLength), GeneratedConfigs.SeqClassifier),
+        "TinyRealMean" => (new TinyRealMean(maxBatch, maxLength, use), TestConfigs.RealMean),
+        "VectorTokens" => (new VectorTokens(maxBatch, maxLength, use), GeneratedConfigs.VectorTokens),
+        "VectorLast" => (new VectorLast(maxBatch, maxLength, use), GeneratedConfigs.VectorLast),
+        "Wide16" => (new Wide16(maxBatch, maxLength, use), GeneratedConfigs.Wide16),
+        "MambaTokens" => (new MambaTokens(maxBatch, maxLength, use), GeneratedConfigs.MambaTokens),
+        "MambaOdd" => (new MambaOdd(maxBatch, maxLength, use), GeneratedConfigs.MambaOdd),
+        "Hybrid" => (new Hybrid(maxBatch, maxLength, use), GeneratedConfigs.Hybrid),
+        "RnnTokens" => (new RnnTokens(maxBatch, maxLength, use), GeneratedConfigs.RnnTokens),
+        "IdsTokens" => (new IdsTokens(maxBatch, maxLength, use), GeneratedConfigs.IdsTokens),
+        "AttentionTokens" => (new AttentionTokens(maxBatch, maxLength, use), GeneratedConfigs.AttentionTokens),
+        "AllKinds" => (new AllKinds(maxBatch, maxLength, use), GeneratedConfigs.AllKinds),
+        _ => (new SeqClassifier(maxBatch, maxLength, use), GeneratedConfigs.SeqClassifier),
     };
 
     [Theory]
