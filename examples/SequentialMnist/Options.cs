@@ -15,6 +15,8 @@ public sealed record Options
     public string? OutputDir { get; init; }
     public string DataDir { get; init; } = Path.Combine(".cache", "mnist");
     public int? TrainLimit { get; init; }
+    /// <summary>Held-out digits to write as text for ssm-serve (examples/Serve), 0 = none.</summary>
+    public int ExportDigits { get; init; }
     /// <summary>Largest random translation (pixels, each axis) applied to training digits; null = task default.</summary>
     public int? Shift { get; init; }
     public int MaxShift => Shift ?? (Permuted && !Quick ? 2 : 0);
@@ -35,6 +37,8 @@ public sealed record Options
                               (default 2 with --permuted, else 0; held-out digits are never shifted)
           --seed N            seed of the split, permutation, init and shuffles (default 1)
           --resume FILE       continue from a checkpoint written by an earlier run
+          --export-digits N   also write the first N held-out digits to DIR/held-out-digits.txt (one per line,
+                              784 pixel values in model order) and their labels to DIR/held-out-labels.txt
           --out DIR           where checkpoints and plots go (default runs/<task>)
           --data DIR          MNIST cache (default .cache/mnist)
         """;
@@ -58,6 +62,7 @@ public sealed record Options
                 case "--train-limit": ok = int.TryParse(Next(), out int n) && n > 0; o = o with { TrainLimit = n }; break;
                 case "--shift": ok = int.TryParse(Next(), out int k) && k is >= 0 and < MnistData.Side; o = o with { Shift = k }; break;
                 case "--seed": ok = ulong.TryParse(Next(), out ulong s); o = o with { Seed = s }; break;
+                case "--export-digits": ok = int.TryParse(Next(), out int x) && x > 0; o = o with { ExportDigits = x }; break;
                 case "--resume": { string? f = Next(); ok = f is not null; o = o with { Resume = f }; break; }
                 case "--out": { string? d = Next(); ok = d is not null; o = o with { OutputDir = d }; break; }
                 case "--data": { string? d = Next(); ok = d is not null; o = o with { DataDir = d! }; break; }

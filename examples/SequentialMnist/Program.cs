@@ -6,6 +6,7 @@
 //   ... -- --resume runs/smnist/checkpoint.safetensors                       (continue a run)
 using System.Diagnostics;
 using System.Globalization;
+using System.Text;
 using System.Text.Json;
 using Spectre.Console;
 using SsmGen;
@@ -44,6 +45,7 @@ static int Run(Options o)
         TotalSteps = stepsPerEpoch * o.Epochs,
     });
     Directory.CreateDirectory(o.Output);
+    if (o.ExportDigits > 0) ExportDigits(o, data, test, perm);
     string checkpointPath = Path.Combine(o.Output, "checkpoint.safetensors");
     string optimizerPath = Path.Combine(o.Output, "optimizer.safetensors");
     var history = new List<EpochRecord>();
@@ -195,6 +197,24 @@ static int Resume(Options o, ISsmModel model, Trainer trainer, List<EpochRecord>
     trainer.Step = long.Parse(Meta("step"), CultureInfo.InvariantCulture);
     history.AddRange(rows.Select(r => new EpochRecord((int)r[0], r[1], r[2], r[3], r[4])));
     return int.Parse(Meta("epoch"), CultureInfo.InvariantCulture) + 1;
+}
+
+// Held-out digits as plain text, the input format of ssm-serve's classify command.
+static void ExportDigits(Options o, MnistData data, int[] test, int[]? perm)
+{
+    int n = Math.Min(o.ExportDigits, test.Length);
+    var digits = new StringBuilder();
+    var labels = new StringBuilder();
+    var pixels = new float[MnistData.Pixels];
+    for (int i = 0; i < n; i++)
+    {
+        data.CopySequence(test[i], perm, pixels);
+        digits.AppendLine(string.Join(' ', pixels.Select(v => v.ToString("R", CultureInfo.InvariantCulture))));
+        labels.AppendLine(data.Labels[test[i]].ToString(CultureInfo.InvariantCulture));
+    }
+    File.WriteAllText(Path.Combine(o.Output, "held-out-digits.txt"), digits.ToString());
+    File.WriteAllText(Path.Combine(o.Output, "held-out-labels.txt"), labels.ToString());
+    AnsiConsole.MarkupLineInterpolated($"Wrote {n} held-out digits to {Path.Combine(o.Output, "held-out-digits.txt")} (for ssm-serve classify).");
 }
 
 [System.Text.Json.Serialization.JsonSerializable(typeof(double[][]))]
