@@ -81,10 +81,28 @@ public class GeneratedVsReferenceTests(ITestOutputHelper output)
     [InlineData("AttentionTokens", 11)]
     [InlineData("AllKinds", 9)]
     [InlineData("AllKinds", 70)]
-    public void ForwardAndBackwardMatchTheReference(string name, int length)
+    public void ForwardAndBackwardMatchTheReference(string name, int length) => CompareWithReference(name, length, batch: 3, maxBatch: 3, maxLength: length);
+
+    /// <summary>
+    /// A model built for longer sequences and larger batches than the call uses (a length curriculum, a short last
+    /// batch): every buffer is indexed by the call's sizes, not the maximum ones.
+    /// </summary>
+    [Theory]
+    [InlineData("TinyRealMean", 9, 150)]
+    [InlineData("VectorTokens", 70, 130)]
+    [InlineData("Wide16", 6, 97)]
+    [InlineData("MambaTokens", 9, 150)]
+    [InlineData("MambaOdd", 70, 300)]
+    [InlineData("Hybrid", 8, 140)]
+    [InlineData("RnnTokens", 5, 40)]
+    [InlineData("IdsTokens", 5, 40)]
+    [InlineData("AttentionTokens", 5, 40)]
+    [InlineData("AllKinds", 9, 70)]
+    public void SmallerCallsThanTheBuffersMatchTheReference(string name, int length, int maxLength) => CompareWithReference(name, length, batch: 2, maxBatch: 5, maxLength);
+
+    private void CompareWithReference(string name, int length, int batch, int maxBatch, int maxLength)
     {
-        const int batch = 3;
-        var (gen, cfg) = Make(name, batch, length);
+        var (gen, cfg) = Make(name, maxBatch, maxLength);
         var reference = new ReferenceModel<double>(cfg);
         gen.Initialize(7);
         // Larger Δ than the init so the SSM's memory spans the sequence and every term matters.
@@ -93,6 +111,15 @@ public class GeneratedVsReferenceTests(ITestOutputHelper output)
             if (p.Name.EndsWith("log_dt"))
                 for (int j = 0; j < p.Length; j++) gen.Parameters[p.Offset + j] = (float)rng.Uniform(-3, -1);
         for (int i = 0; i < gen.Parameters.Length; i++) reference.Parameters[i] = gen.Parameters[i];
+        if (maxLength != length || maxBatch != batch)
+        {
+            // An earlier full-size pass leaves every buffer dirty; the smaller call must not read its leftovers.
+            int fullOut = (cfg.Pooling == Pooling.None ? maxBatch * maxLength : maxBatch) * cfg.Output;
+            if (cfg.TokenInput) gen.Forward(TestConfigs.RandomTokens(maxBatch * maxLength, cfg.Vocab, 9), maxBatch, maxLength, new float[fullOut], training: true);
+            else gen.Forward(TestConfigs.RandomArray(maxBatch * maxLength * cfg.Input, 9).Select(v => (float)v).ToArray(), maxBatch, maxLength, new float[fullOut], training: true);
+            gen.Backward(TestConfigs.RandomArray(fullOut, 10).Select(v => (float)v).ToArray());
+            gen.ZeroGradients();
+        }
 
         var input = TestConfigs.RandomArray(batch * length * cfg.Input, 3);
         var tokens = TestConfigs.RandomTokens(batch * length, Math.Max(cfg.Vocab, 1), 4);
