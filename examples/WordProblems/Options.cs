@@ -18,7 +18,11 @@ public sealed record Options
     public int[] Lengths { get; init; } = Enumerable.Range(2, 19).ToArray();
     public int Steps { get; init; } = 8000;
     public int Batch { get; init; } = 128;
-    public float LearningRate { get; init; } = 2e-2f;
+    /// <summary>Peak learning rate for every kind; null = each kind's default (<see cref="Zoo.LearningRate"/>).</summary>
+    public float? LearningRate { get; init; }
+
+    /// <summary>The learning rate a kind trains with in this sweep or run.</summary>
+    public float LearningRateOf(string kind) => LearningRate ?? Zoo.LearningRate(kind);
     public ulong Seed { get; init; } = 1;
     public string Output { get; init; } = Path.Combine("runs", "word-problems");
 
@@ -36,7 +40,8 @@ public sealed record Options
           --quick             a short sweep: groups Z60 and A5, lengths 2–5, 2,000 steps per run
           --steps N           training steps per run (default 8,000)
           --batch N           batch size (default 128)
-          --lr X              peak learning rate (default 0.02)
+          --lr X              peak learning rate of every kind (default per kind: 0.02 for S4D, RNN and
+                              IDS; 0.005 for Mamba and attention, which diverge at depth ≥ 2 with 0.02)
           --seed N            seed of data, initialization and batches (default 1)
           --out DIR           output folder (default runs/word-problems)
         Groups: Z<m>, S<n>, A<n> and direct products joined by 'x', up to order 120 (e.g. Z60, A4xZ5, A5, S5).
