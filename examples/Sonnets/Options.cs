@@ -11,7 +11,7 @@ public sealed record Options
     public int Length { get; init; } = 128;
     public float LearningRate { get; init; } = 4e-3f;
     /// <summary>Probability that a training input character is replaced by a random printable one (targets never are).</summary>
-    public double Noise { get; init; } = 0.2;
+    public double Noise { get; init; } = 0.3;
     public ulong Seed { get; init; } = 1;
     public string? OutputDir { get; init; }
     public string DataDir { get; init; } = Path.Combine(".cache", "sonnets");
@@ -27,7 +27,7 @@ public sealed record Options
           --length N          characters per training window (default 128)
           --lr X              peak learning rate (default 0.004)
           --noise P           fraction of training input characters replaced by random printable ones, a
-                              regularizer (default 0.2; 0 turns it off; targets are never changed)
+                              regularizer (default 0.3; 0 turns it off; targets are never changed)
           --seed N            seed of the initialization and the windows (default 1)
           --out DIR           where sonnets.safetensors goes (default runs/sonnets; runs/sonnets-quick with --quick)
           --data DIR          cache of the sonnets package (default .cache/sonnets)
