@@ -28,3 +28,8 @@ public partial class IdsBench { }
 [SsmModel(Vocab = 16, DModel = 256, Output = 16, Pooling = Pooling.None)]
 [AttentionLayer(4)]
 public partial class AttentionBench { }
+
+/// <summary>The deployment target's Mamba stack: 4 blocks, d_model 256, N 16, expand 2, token input.</summary>
+[SsmModel(Vocab = 256, DModel = 256, Output = 256, Pooling = Pooling.None)]
+[MambaLayer(N = 16, Repeat = 4)]
+public partial class MambaStackBench { }

@@ -9,7 +9,7 @@ using SsmGen.Benchmarks;
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --quick      short jobs (what CI runs)
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --filter '*Projection*'
 Type[] Suite = [typeof(FmaPeak), typeof(Projection), typeof(Convolution), typeof(SmnistStep), typeof(MambaScan),
-    typeof(MambaLayer), typeof(RnnLayer), typeof(IdsLayer), typeof(AttentionLayer)];
+    typeof(MambaLayer), typeof(RnnLayer), typeof(IdsLayer), typeof(AttentionLayer), typeof(StreamingStep), typeof(MemoryTriad)];
 bool quick = args.Contains("--quick");
 var rest = args.Where(a => a != "--quick").ToArray();
 // Dynamic PGO off: its instrumented tier allocates a few bytes on the JIT's background thread while a benchmark
@@ -60,3 +60,19 @@ if (peakNs is double p1 && Mean(nameof(MambaScan), nameof(MambaScan.Forward)) is
     double peak1 = FmaPeak.Flops / p1;
     Console.WriteLine($"MambaScan.Forward (N = 16, one core): {MambaScan.ForwardFlops / scanNs:F1} GFLOP/s = {100 * MambaScan.ForwardFlops / scanNs / peak1:F0}% of the one-core FP32 peak.");
 }
+
+// Memory bandwidth from the triad, and the streaming steps against their targets (issue 6) with the share of the
+// one-core bandwidth their weight reads would need from memory (they mostly come from the caches).
+double? triadNs = Mean(nameof(MemoryTriad), nameof(MemoryTriad.OneCore));
+if (triadNs is double tn)
+{
+    double bw1 = MemoryTriad.Bytes / tn; // GB/s (bytes per ns)
+    string all = Mean(nameof(MemoryTriad), nameof(MemoryTriad.AllCores)) is double ta ? $", {MemoryTriad.Bytes / ta:F1} GB/s on {Environment.ProcessorCount} cores" : "";
+    Console.WriteLine($"Memory bandwidth (triad): {bw1:F1} GB/s on one core{all} (measured in this run).");
+}
+foreach (var (method, target, bytes) in new[] { (nameof(StreamingStep.S4DStack4), 10.0, StreamingStep.S4DBytes), (nameof(StreamingStep.MambaStack4), 40.0, StreamingStep.MambaBytes) })
+    if (Mean(nameof(StreamingStep), method) is double ns)
+    {
+        string bw = triadNs is double t ? $"; its {bytes / 1e6:F2} MB of weights per token would be {100 * bytes / ns / (MemoryTriad.Bytes / t):F0}% of the one-core memory bandwidth" : "";
+        Console.WriteLine($"StreamingStep.{method}: {ns / 1e3:F1} µs per token at batch 1 (target ≤ {target:F0} µs: {(ns / 1e3 <= target ? "met" : "not met")}){bw}.");
+    }

@@ -1,0 +1,79 @@
+// ssm-serve: the deployable face of SsmGen. One native executable (Native AOT) that loads a checkpoint trained by
+// an example and serves it: classifies sequential-MNIST digits, or streams characters to next-character
+// predictions. The model type is found from the checkpoint's tensor names and shapes among the declarations
+// linked in (see Serve.csproj); every model is built with ModelUse.Inference (no gradients, no backward buffers).
+//
+//   dotnet publish -c Release -r linux-x64 -p:PublishAot=true examples/Serve -o out/serve
+//   out/serve/ssm-serve classify runs/smnist/checkpoint.safetensors < digits.txt
+//   printf 'Shall I compare thee' | out/serve/ssm-serve stream runs/sonnets/sonnets.safetensors
+using System.Diagnostics;
+using System.Globalization;
+using SsmGen;
+using SsmGen.Checkpoints;
+using SsmGen.Examples.Serve;
+
+const string Usage = """
+    ssm-serve COMMAND CHECKPOINT [options]
+      classify CHECKPOINT [--batch N]     digits on stdin, one per line: 784 pixel values in [0, 1] separated by
+                                          spaces or commas; prints "<class>\t<logit 0> … <logit 9>" per digit
+      stream CHECKPOINT [--logits]        characters on stdin; after each one, writes the predicted next character
+                                          (with --logits: one line per character, "<code>\t<predicted>\t<logits…>")
+      generate CHECKPOINT [--prompt TEXT] [--count N]   greedy continuation of the prompt (default 200 characters)
+      bench CHECKPOINT [--tokens N]       per-token Step latency and tokens/s at batch 1 (character models), or
+                                          per-digit latency (classifiers); time to first output; peak memory
+      info CHECKPOINT                     the model type the checkpoint fits, and its size
+    """;
+
+if (args.Length < 2 || args[0] is "-h" or "--help")
+{
+    Console.Error.WriteLine(Usage);
+    return args.Length == 1 && args[0] is "-h" or "--help" ? 0 : 2;
+}
+try
+{
+    var loaded = ServedModel.Load(args[1]);
+    var options = CommandOptions.Parse(args[2..]);
+    return args[0] switch
+    {
+        "classify" => Commands.Classify(loaded, options, Console.In, Console.Out),
+        "stream" => Commands.Stream(loaded, options, Console.In, Console.Out),
+        "generate" => Commands.Generate(loaded, options, Console.Out),
+        "bench" => Commands.Bench(loaded, options, Console.Out),
+        "info" => Commands.Info(loaded, Console.Out),
+        _ => throw new ArgumentException($"Unknown command '{args[0]}'."),
+    };
+}
+catch (Exception e) when (e is ArgumentException or InvalidDataException or IOException or FormatException or InvalidOperationException)
+{
+    Console.Error.WriteLine($"ssm-serve: {e.Message}");
+    if (e is ArgumentException) Console.Error.WriteLine(Usage);
+    return 1;
+}
+
+namespace SsmGen.Examples.Serve
+{
+    /// <summary>The few options the commands take: --batch, --tokens, --count, --prompt, --logits.</summary>
+    public sealed record CommandOptions(int Batch, int Tokens, int Count, string Prompt, bool Logits)
+    {
+        public static CommandOptions Parse(string[] args)
+        {
+            var o = new CommandOptions(16, 2000, 200, "Shall I compare thee", false);
+            for (int i = 0; i < args.Length; i++)
+            {
+                string a = args[i];
+                string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"Option {a} needs a value.");
+                int Positive() => int.TryParse(Value(), NumberStyles.None, CultureInfo.InvariantCulture, out int v) && v > 0 ? v : throw new ArgumentException($"Option {a} takes a positive integer.");
+                o = a switch
+                {
+                    "--batch" => o with { Batch = Positive() },
+                    "--tokens" => o with { Tokens = Positive() },
+                    "--count" => o with { Count = Positive() },
+                    "--prompt" => o with { Prompt = Value() },
+                    "--logits" => o with { Logits = true },
+                    _ => throw new ArgumentException($"Unknown option '{a}'."),
+                };
+            }
+            return o;
+        }
+    }
+}

@@ -1,0 +1,90 @@
+using System.Runtime.Intrinsics;
+using BenchmarkDotNet.Attributes;
+
+namespace SsmGen.Benchmarks;
+
+/// <summary>
+/// Streaming inference at batch 1, one token per call, on one thread: the 4-block S4D stack of the sMNIST model
+/// (H = 128, N = 64) and a 4-block Mamba stack (d_model 256, N = 16), both built for inference
+/// (ModelUse.Inference). Targets (issue 6): ≤ 10 µs and ≤ 40 µs per token.
+/// </summary>
+[MemoryDiagnoser]
+public class StreamingStep
+{
+    /// <summary>Tokens per stream before it starts over (the S4D state is reset; its cost does not depend on it).</summary>
+    public const int StreamLength = 4096;
+    private SmnistBench _s4d = null!;
+    private MambaStackBench _mamba = null!;
+    private SsmState _s4dState = null!, _mambaState = null!;
+    private readonly float[] _x = [0.5f];
+    private float[] _s4dY = null!, _mambaY = null!;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _s4d = new SmnistBench(1, 1, ModelUse.Inference);
+        _s4d.Initialize(1);
+        _mamba = new MambaStackBench(1, 1, ModelUse.Inference);
+        _mamba.Initialize(1);
+        _s4dState = _s4d.CreateState();
+        _mambaState = _mamba.CreateState();
+        _s4dY = new float[SmnistBench.OutputSize];
+        _mambaY = new float[MambaStackBench.OutputSize];
+    }
+
+    [Benchmark]
+    public void S4DStack4()
+    {
+        if (_s4dState.Position >= StreamLength) _s4dState.Reset();
+        _s4d.Step(_s4dState, _x, _s4dY);
+    }
+
+    [Benchmark]
+    public void MambaStack4()
+    {
+        if (_mambaState.Position >= StreamLength) _mambaState.Reset();
+        _mamba.Step(_mambaState, 7, _mambaY);
+    }
+
+    /// <summary>Parameter bytes one step reads (every weight once): the memory side of a step's cost.</summary>
+    public static double S4DBytes => 4.0 * SmnistBench.ParameterCount;
+    public static double MambaBytes => 4.0 * MambaStackBench.ParameterCount;
+}
+
+/// <summary>
+/// The memory-bandwidth roof: a STREAM-style triad a = b + s·c over three 64 MiB arrays (far beyond the caches),
+/// on one thread and on every core.
+/// </summary>
+public class MemoryTriad
+{
+    public const int Length = 16 << 20;
+    /// <summary>Bytes moved per call: two reads and one write of Length floats.</summary>
+    public const double Bytes = 3.0 * 4 * Length;
+    private float[] _a = null!, _b = null!, _c = null!;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _a = new float[Length]; _b = new float[Length]; _c = new float[Length];
+        _b.AsSpan().Fill(1f); _c.AsSpan().Fill(2f);
+    }
+
+    [Benchmark] public void OneCore() => Triad(0, Length);
+
+    [Benchmark]
+    public void AllCores()
+    {
+        int parts = Environment.ProcessorCount, size = Length / parts;
+        Parallel.For(0, parts, p => Triad(p * size, size));
+    }
+
+    private void Triad(int start, int count)
+    {
+        var s = Vector512.Create(0.5f);
+        var a = _a.AsSpan(start, count); var b = _b.AsSpan(start, count); var c = _c.AsSpan(start, count);
+        int i = 0;
+        for (; i <= count - 16; i += 16)
+            Vector512.FusedMultiplyAdd(Vector512.Create(c.Slice(i, 16)), s, Vector512.Create(b.Slice(i, 16))).CopyTo(a.Slice(i, 16));
+        for (; i < count; i++) a[i] = b[i] + 0.5f * c[i];
+    }
+}
