@@ -82,6 +82,41 @@ public abstract class LayerBench<TModel> where TModel : ISsmModel
     protected abstract void ReferenceMixerStep();
 }
 
+public class S4DLayer : LayerBench<S4DBench>
+{
+    private const int H = 256, Modes = 32;
+    private readonly Complex<float>[] _z = new Complex<float>[H * Modes], _w = new Complex<float>[H * Modes], _x = new Complex<float>[H * Modes];
+    private float[] _d = null!;
+    protected override S4DBench Create() => new(Batch, Length);
+
+    // The reference's recurrent mode for one token: modes discretized once (as a stream does), then
+    // x ← Ā x + u and y = 2·Re Σ W x + D u per channel.
+    protected override void SetupReferenceStep()
+    {
+        string m = "layers.0.mixer.";
+        var p = new S4DReference<float>.Params(P(m + "log_dt"), P(m + "log_A_real"), P(m + "A_imag"), Span<float>.Empty, P(m + "C"), P(m + "D"));
+        var s4d = new S4DReference<float>(H, 2 * Modes, Discretization.Zoh);
+        for (int h = 0; h < H; h++)
+            for (int n = 0; n < Modes; n++) (_z[h * Modes + n], _w[h * Modes + n]) = s4d.Discretize(p, h, n);
+        _d = P(m + "D").ToArray();
+    }
+
+    protected override void ReferenceMixerStep()
+    {
+        for (int h = 0; h < H; h++)
+        {
+            float y = _d[h] * RefX[h];
+            for (int n = 0; n < Modes; n++)
+            {
+                int i = h * Modes + n;
+                _x[i] = _z[i] * _x[i] + Complex<float>.Real(RefX[h]);
+                y += 2 * (_w[i] * _x[i]).Re;
+            }
+            RefY[h] = y;
+        }
+    }
+}
+
 public class MambaLayer : LayerBench<MambaBench>
 {
     private MambaReference<float> _mixer = null!;
@@ -182,6 +217,9 @@ public static class LayerFlops
     /// <summary>Per-token forward FLOPs of one block kind (attention at sequence position <paramref name="position"/>).</summary>
     private static double PerToken(string layer, double position) => layer switch
     {
+        // S4D, counted in its recurrent form (the convolution mode of Forward executes FFTs instead): per complex
+        // mode Ā x + u and 2·Re W x (8 + 4), 32 modes; the H → 2H GLU projection
+        nameof(S4DLayer) => 12.0 * 32 * H + 2 * H * 2 * H,
         // in_proj, conv (width 4), x_proj (R + 2N = 48), dt_proj (R = 16), scan (20 per state), out_proj; E = 512, N = 16
         nameof(MambaLayer) => 2 * H * 1024 + 2 * 512 * 4 + 2 * 512 * 48 + 2 * 16 * 512 + 20.0 * 512 * 16 + 2 * 512 * H,
         // W_ih, W_hh, out_proj; hidden 256

@@ -7,6 +7,11 @@ namespace SsmGen.Benchmarks;
 [S4DLayer(N = 64, Init = S4DInit.Lin, Repeat = 4)]
 public partial class SmnistBench { }
 
+/// <summary>One S4D block at the same shape as the other kinds: d_model 256, N 64 (32 complex modes), ZOH, Lin init.</summary>
+[SsmModel(Vocab = 16, DModel = 256, Output = 16, Pooling = Pooling.None)]
+[S4DLayer(N = 64)]
+public partial class S4DBench { }
+
 // One block of each newer kind at d_model 256 (the Mamba shape), token input, per-token output.
 
 /// <summary>One Mamba block: d_model 256, N 16, expand 2 (E = 512), conv 4, Δ rank 16.</summary>

@@ -9,7 +9,7 @@ using SsmGen.Benchmarks;
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --quick      short jobs (what CI runs)
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --filter '*Projection*'
 Type[] Suite = [typeof(FmaPeak), typeof(Projection), typeof(Convolution), typeof(SmnistStep), typeof(MambaScan),
-    typeof(MambaLayer), typeof(RnnLayer), typeof(IdsLayer), typeof(AttentionLayer), typeof(StreamingStep), typeof(MemoryTriad)];
+    typeof(S4DLayer), typeof(MambaLayer), typeof(RnnLayer), typeof(IdsLayer), typeof(AttentionLayer), typeof(StreamingStep), typeof(MemoryTriad)];
 bool quick = args.Contains("--quick");
 var rest = args.Where(a => a != "--quick").ToArray();
 // Dynamic PGO off: its instrumented tier allocates a few bytes on the JIT's background thread while a benchmark
@@ -40,9 +40,18 @@ if (peakNs is double p)
     Report(nameof(Projection.Backward), Projection.BackwardFlops);
 }
 
+static int LayerWeights(string layer) => layer switch
+{
+    nameof(S4DLayer) => S4DBench.ParameterCount,
+    nameof(MambaLayer) => MambaBench.ParameterCount,
+    nameof(RnnLayer) => RnnBench.ParameterCount,
+    nameof(IdsLayer) => IdsBench.ParameterCount,
+    _ => AttentionBench.ParameterCount,
+};
+
 // Generated vs reference, side by side from this run, with the generated pass's share of the peak: the 2-core
 // peak for Forward and Forward + Backward (both cores work), the 1-core peak for a Step (one thread).
-foreach (string layer in new[] { nameof(MambaLayer), nameof(RnnLayer), nameof(IdsLayer), nameof(AttentionLayer) })
+foreach (string layer in new[] { nameof(S4DLayer), nameof(MambaLayer), nameof(RnnLayer), nameof(IdsLayer), nameof(AttentionLayer) })
     foreach (string pass in new[] { "Forward", "ForwardBackward", "Step" })
         if (Mean(layer, "Generated" + pass) is double g && Mean(layer, "Reference" + pass) is double r)
         {
@@ -53,6 +62,9 @@ foreach (string layer in new[] { nameof(MambaLayer), nameof(RnnLayer), nameof(Id
                 double peak = pass == "Step" ? peak1 : peak1 * Environment.ProcessorCount;
                 share = $"; {gflops:F1} GFLOP/s = {100 * gflops / peak:F1}% of the {(pass == "Step" ? "1" : Environment.ProcessorCount.ToString())}-core peak";
             }
+            // A step reads every weight once: its share of the one-core memory bandwidth, when the triad ran.
+            if (pass == "Step" && Mean(nameof(MemoryTriad), nameof(MemoryTriad.OneCore)) is double triad)
+                share += $"; its {4.0 * LayerWeights(layer) / 1e6:F2} MB of weights = {100 * 4.0 * LayerWeights(layer) / g / (MemoryTriad.Bytes / triad):F0}% of the one-core memory bandwidth";
             Console.WriteLine($"{layer}.{pass}: generated {g / 1e6:F3} ms, reference {r / 1e6:F3} ms: {r / g:F1}× faster{share}.");
         }
 if (peakNs is double p1 && Mean(nameof(MambaScan), nameof(MambaScan.Forward)) is double scanNs)

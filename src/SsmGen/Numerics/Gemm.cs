@@ -7,7 +7,8 @@ namespace SsmGen.Numerics;
 /// Linear-layer products over row-major float matrices, PyTorch layout W (out, in). One register-blocked
 /// kernel serves all three products: C (+)= A·B with A read through strides (so Aᵀ costs nothing) and
 /// B row-major. Its inner block keeps a 6×32 tile of C in twelve Vector512 registers and streams B; rows
-/// are shared out over the <see cref="WorkerPool"/>. With fewer than six rows, or without AVX-512, it uses System.Numerics.Tensors dot products instead.
+/// are shared out over the <see cref="WorkerPool"/>. With fewer than six rows (a streaming step), it computes eight
+/// dot products at a time; without AVX-512, System.Numerics.Tensors dot products.
 /// </summary>
 public static unsafe class Gemm
 {
@@ -36,15 +37,51 @@ public static unsafe class Gemm
             Multiply(ws.GemmJob, px, inF, 1, pwt, outF, py, outF, rows, outF, inF);
     }
 
-    /// <summary>The forward as dot products (System.Numerics.Tensors): few rows, or no AVX-512.</summary>
+    /// <summary>The forward as dot products: few rows (a streaming step's matrix–vector products), or no AVX-512.</summary>
     internal static void PortableForward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, Span<float> y, int rows, int inF, int outF)
     {
         for (int r = 0; r < rows; r++)
         {
             var yr = y.Slice(r * outF, outF);
-            for (int o = 0; o < outF; o++) yr[o] = TensorPrimitives.Dot(x.Slice(r * inF, inF), w.Slice(o * inF, inF));
+            var xr = x.Slice(r * inF, inF);
+            int o = 0;
+            if (Vector512.IsHardwareAccelerated && inF >= 16)
+                fixed (float* px = xr, pw = w, py = yr)
+                    for (; o + 8 <= outF; o += 8) Dot8(px, pw + (long)o * inF, inF, py + o);
+            for (; o < outF; o++) yr[o] = TensorPrimitives.Dot(xr, w.Slice(o * inF, inF));
             if (!b.IsEmpty) TensorPrimitives.Add(yr, b, yr);
         }
+    }
+
+    /// <summary>
+    /// Eight dot products of x with consecutive rows of W at once: eight independent FMA chains keep both FMA
+    /// units busy, where one dot product at a time waits on its single chain (and on a call per output).
+    /// </summary>
+    private static void Dot8(float* x, float* w, int n, float* y)
+    {
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        int i = 0;
+        for (; i + 16 <= n; i += 16)
+        {
+            var xv = Vector512.Load(x + i);
+            a0 = Vector512.FusedMultiplyAdd(xv, Vector512.Load(w + i), a0);
+            a1 = Vector512.FusedMultiplyAdd(xv, Vector512.Load(w + n + i), a1);
+            a2 = Vector512.FusedMultiplyAdd(xv, Vector512.Load(w + 2 * n + i), a2);
+            a3 = Vector512.FusedMultiplyAdd(xv, Vector512.Load(w + 3 * n + i), a3);
+            a4 = Vector512.FusedMultiplyAdd(xv, Vector512.Load(w + 4 * n + i), a4);
+            a5 = Vector512.FusedMultiplyAdd(xv, Vector512.Load(w + 5 * n + i), a5);
+            a6 = Vector512.FusedMultiplyAdd(xv, Vector512.Load(w + 6 * n + i), a6);
+            a7 = Vector512.FusedMultiplyAdd(xv, Vector512.Load(w + 7 * n + i), a7);
+        }
+        float s0 = Vector512.Sum(a0), s1 = Vector512.Sum(a1), s2 = Vector512.Sum(a2), s3 = Vector512.Sum(a3);
+        float s4 = Vector512.Sum(a4), s5 = Vector512.Sum(a5), s6 = Vector512.Sum(a6), s7 = Vector512.Sum(a7);
+        for (; i < n; i++)
+        {
+            float xi = x[i];
+            s0 += xi * w[i]; s1 += xi * w[n + i]; s2 += xi * w[2 * n + i]; s3 += xi * w[3 * n + i];
+            s4 += xi * w[4 * n + i]; s5 += xi * w[5 * n + i]; s6 += xi * w[6 * n + i]; s7 += xi * w[7 * n + i];
+        }
+        y[0] = s0; y[1] = s1; y[2] = s2; y[3] = s3; y[4] = s4; y[5] = s5; y[6] = s6; y[7] = s7;
     }
 
     /// <summary>The backward as axpy updates (System.Numerics.Tensors).</summary>

@@ -13,6 +13,9 @@ public class GemmTests
     [InlineData(600, 64, 10, true)]    // a decoder: out < 16, long k in the dW product
     [InlineData(13, 40, 70, false)]    // the portable path (few rows, or no AVX-512)
     [InlineData(3, 128, 256, true)]    // fewer rows than a tile: the portable path through the public API
+    [InlineData(1, 128, 256, true)]    // a streaming step's matrix–vector product: eight outputs at a time
+    [InlineData(1, 40, 70, true)]      // ... with a tail of the input (40 = 2·16 + 8) and of the outputs (70 = 8·8 + 6)
+    [InlineData(2, 8, 20, true)]       // inputs shorter than a vector: plain dot products
     public void LinearForwardAndBackwardMatchTheReference(int rows, int inF, int outF, bool vector)
     {
         var x = TestConfigs.RandomArray(rows * inF, 1); var w = TestConfigs.RandomArray(outF * inF, 2);
