@@ -97,7 +97,9 @@ static int Sweep(Options o, FiniteGroup[] groups)
             }
         }
     }
-    AnsiConsole.Write(Table(o, groups, minDepth));
+    // A drawn table wraps into columns of single letters in an 80-column log; redirected output gets the markdown.
+    if (Console.IsOutputRedirected) Console.WriteLine(File.ReadAllText(Path.Combine(o.Output, "min-depth.md")));
+    else AnsiConsole.Write(Table(o, groups, minDepth));
     AnsiConsole.MarkupLineInterpolated($"{results.Count} runs in {clock.Elapsed.TotalMinutes:F1} min; runs.json, min-depth.md and min-depth.png in {o.Output}.");
     return 0;
 }
