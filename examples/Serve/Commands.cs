@@ -21,7 +21,7 @@ public static class Commands
     public static int Classify(ServedModel m, CommandOptions o, TextReader input, TextWriter output)
     {
         Require(m, ServedTask.ClassifyDigits, "classify");
-        int batch = Math.Min(o.Batch, ServedModel.MaxClassifyBatch), classes = m.Model.Config.Output;
+        int batch = o.Batch, classes = m.Model.Config.Output;
         var pixels = new float[batch * ServedModel.DigitLength];
         var logits = new float[batch * classes];
         int count = 0, lineNumber = 0;
@@ -30,7 +30,9 @@ public static class Commands
         {
             lineNumber++;
             if (line.Trim().Length == 0) continue;
-            ParseDigit(line, lineNumber, pixels.AsSpan(count * ServedModel.DigitLength, ServedModel.DigitLength));
+            try { ParseDigit(line, lineNumber, pixels.AsSpan(count * ServedModel.DigitLength, ServedModel.DigitLength)); }
+            catch (FormatException) { if (count > 0) Emit(count); throw; } // the digits before the bad line are answered
+
             if (++count == batch) { Emit(count); count = 0; }
         }
         if (count > 0) Emit(count);

@@ -14,8 +14,9 @@ using SsmGen.Examples.Serve;
 
 const string Usage = """
     ssm-serve COMMAND CHECKPOINT [options]
-      classify CHECKPOINT [--batch N]     digits on stdin, one per line: 784 pixel values in [0, 1] separated by
-                                          spaces or commas; prints "<class>\t<logit 0> … <logit 9>" per digit
+      classify CHECKPOINT [--batch N]     digits on stdin, one per line: 784 pixel values (MNIST's are in [0, 1]) in
+                                          the model's order, separated by spaces or commas; prints
+                                          "<class>\t<logit 0> … <logit 9>" per digit; N digits per Forward (≤ 64)
       stream CHECKPOINT [--logits]        characters on stdin; after each one, writes the predicted next character
                                           (with --logits: one line per character, "<code>\t<predicted>\t<logits…>")
       generate CHECKPOINT [--prompt TEXT] [--count N]   greedy continuation of the prompt (default 200 characters)
@@ -24,29 +25,38 @@ const string Usage = """
       info CHECKPOINT                     the model type the checkpoint fits, and its size
     """;
 
-if (args.Length < 2 || args[0] is "-h" or "--help")
+string[] commands = ["classify", "stream", "generate", "bench", "info"];
+if (args.Any(a => a is "-h" or "--help"))
 {
-    Console.Error.WriteLine(Usage);
-    return args.Length == 1 && args[0] is "-h" or "--help" ? 0 : 2;
+    Console.WriteLine(Usage);
+    return 0;
 }
 try
 {
-    var loaded = ServedModel.Load(args[1]);
+    if (args.Length < 2) throw new ArgumentException("A command and a checkpoint are needed.");
+    if (!commands.Contains(args[0])) throw new ArgumentException($"Unknown command '{args[0]}': the commands are {string.Join(", ", commands)}.");
+    // Options are checked before the checkpoint is read.
     var options = CommandOptions.Parse(args[2..]);
+    var loaded = ServedModel.Load(args[1], options.Batch);
+    if (loaded.Note is not null) Console.Error.WriteLine($"ssm-serve: {loaded.Note}");
     return args[0] switch
     {
         "classify" => Commands.Classify(loaded, options, Console.In, Console.Out),
         "stream" => Commands.Stream(loaded, options, Console.In, Console.Out),
         "generate" => Commands.Generate(loaded, options, Console.Out),
         "bench" => Commands.Bench(loaded, options, Console.Out),
-        "info" => Commands.Info(loaded, Console.Out),
-        _ => throw new ArgumentException($"Unknown command '{args[0]}'."),
+        _ => Commands.Info(loaded, Console.Out),
     };
 }
-catch (Exception e) when (e is ArgumentException or InvalidDataException or IOException or FormatException or InvalidOperationException)
+catch (ArgumentException e)
 {
     Console.Error.WriteLine($"ssm-serve: {e.Message}");
-    if (e is ArgumentException) Console.Error.WriteLine(Usage);
+    Console.Error.WriteLine(Usage);
+    return 2;
+}
+catch (Exception e) when (e is InvalidDataException or IOException or FormatException or InvalidOperationException or UnauthorizedAccessException)
+{
+    Console.Error.WriteLine($"ssm-serve: {e.Message}");
     return 1;
 }
 
@@ -65,10 +75,10 @@ namespace SsmGen.Examples.Serve
                 int Positive() => int.TryParse(Value(), NumberStyles.None, CultureInfo.InvariantCulture, out int v) && v > 0 ? v : throw new ArgumentException($"Option {a} takes a positive integer.");
                 o = a switch
                 {
-                    "--batch" => o with { Batch = Positive() },
+                    "--batch" => o with { Batch = Positive() is var b && b <= ServedModel.MaxClassifyBatch ? b : throw new ArgumentException($"--batch takes 1 to {ServedModel.MaxClassifyBatch}.") },
                     "--tokens" => o with { Tokens = Positive() },
                     "--count" => o with { Count = Positive() },
-                    "--prompt" => o with { Prompt = Value() },
+                    "--prompt" => o with { Prompt = Value() is { Length: > 0 } p ? p : throw new ArgumentException("--prompt needs at least one character.") },
                     "--logits" => o with { Logits = true },
                     _ => throw new ArgumentException($"Unknown option '{a}'."),
                 };

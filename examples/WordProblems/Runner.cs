@@ -8,7 +8,8 @@ namespace SsmGen.Examples.WordProblems;
 public sealed record RunConfig(string Kind, int Depth, string Group, int Length, int Steps, int Batch, float LearningRate, ulong Seed);
 
 /// <summary>
-/// What a run reached. <see cref="PrefixAccuracy"/>[k − 1] is the per-token validation accuracy over the first k
+/// What a run reached. <see cref="ValidationAccuracy"/>: the best per-token accuracy on the held-out words of the
+/// run's full length; <see cref="PrefixAccuracy"/>[k − 1] is the per-token validation accuracy over the first k
 /// positions, the best over the run's evaluations; the models are causal, so it is exactly the accuracy on the
 /// held-out words cut to length k. <see cref="Solved"/>: the target was reached at every length the run was asked
 /// for.
@@ -59,7 +60,6 @@ public static class Runner
         var yb = new int[c.Batch * c.Length];
         var logits = new float[c.Batch * c.Length * model.Config.Output];
         var best = new double[c.Length];
-        double accuracy = 0;
         int step = 0, stage = 0;
         while (step < c.Steps && stage < curriculum.Count)
         {
@@ -77,12 +77,11 @@ public static class Runner
             {
                 var prefix = PrefixAccuracy(model, validation, c.Batch, logits);
                 for (int j = 0; j < best.Length; j++) best[j] = Math.Max(best[j], prefix[j]);
-                accuracy = prefix[^1];
+                progress?.Invoke(step, k, prefix[k - 1]);
                 while (stage < curriculum.Count && best[curriculum[stage] - 1] >= Target) stage++;
-                progress?.Invoke(step, stage < curriculum.Count ? curriculum[stage] : c.Length, prefix[k - 1]);
             }
         }
-        return new RunResult(c, accuracy, best, step, clock.Elapsed.TotalSeconds, stage == curriculum.Count);
+        return new RunResult(c, best[^1], best, step, clock.Elapsed.TotalSeconds, stage == curriculum.Count);
     }
 
     /// <summary>Per-token accuracy over the first k positions of every held-out word, for k = 1 … Length.</summary>

@@ -17,8 +17,9 @@ public enum ModelUse
     /// <summary>Forward (training or inference), Backward and Step: gradients and backward scratch included.</summary>
     Training = 0,
     /// <summary>
-    /// Forward (inference only) and Step: no gradient buffer, no backward scratch. Backward and a training
-    /// Forward throw. The per-layer forward buffers remain, sized by maxBatch·maxLength: a streaming-only model
+    /// Forward (inference only) and Step: no gradient buffer and none of the generated passes' backward scratch
+    /// (the selective scan and the portable convolution path still keep a few backward buffers of their own).
+    /// Backward and a training Forward throw. The per-layer forward buffers remain, sized by maxBatch·maxLength: a streaming-only model
     /// can be built with maxBatch = 1.
     /// </summary>
     Inference = 1,

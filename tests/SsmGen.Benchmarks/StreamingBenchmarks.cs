@@ -46,9 +46,9 @@ public class StreamingStep
         _mamba.Step(_mambaState, 7, _mambaY);
     }
 
-    /// <summary>Parameter bytes one step reads (every weight once): the memory side of a step's cost.</summary>
+    /// <summary>Parameter bytes one step reads (every weight once, one embedding row): the memory side of a step's cost.</summary>
     public static double S4DBytes => 4.0 * SmnistBench.ParameterCount;
-    public static double MambaBytes => 4.0 * MambaStackBench.ParameterCount;
+    public static double MambaBytes => 4.0 * (MambaStackBench.ParameterCount - (MambaStackBench.VocabSize - 1) * MambaStackBench.DModel);
 }
 
 /// <summary>
@@ -75,7 +75,7 @@ public class MemoryTriad
     public void AllCores()
     {
         int parts = Environment.ProcessorCount, size = Length / parts;
-        Parallel.For(0, parts, p => Triad(p * size, size));
+        Parallel.For(0, parts, p => Triad(p * size, p == parts - 1 ? Length - p * size : size));
     }
 
     private void Triad(int start, int count)

@@ -209,7 +209,7 @@ internal static class ModelEmitter
         var s = plan.Spec;
         w.Line("/// <summary>Allocates every buffer once, for batches up to <paramref name=\"maxBatch\"/> and sequences up to");
         w.Line("/// <paramref name=\"maxLength\"/>; no later call allocates. Parameters start at zero: call Initialize or load a");
-        w.Line("/// checkpoint. <paramref name=\"use\"/> = Inference leaves out the gradients and every buffer only Backward needs.</summary>");
+        w.Line("/// checkpoint. <paramref name=\"use\"/> = Inference leaves out the gradients and the backward buffers of the generated passes.</summary>");
         w.Open($"public {s.ClassName}(int maxBatch, int maxLength, ModelUse use = ModelUse.Training)");
         w.Line("if (use is not (ModelUse.Training or ModelUse.Inference)) throw new ArgumentOutOfRangeException(nameof(use), use, \"use must be Training or Inference.\");");
         w.Line("if (maxBatch < 1) throw new ArgumentOutOfRangeException(nameof(maxBatch), maxBatch, \"maxBatch must be positive.\");");
@@ -350,7 +350,7 @@ internal static class ModelEmitter
         w.Close();
         w.Line();
         w.Open("private void RunLayers(int batch, int length, Span<float> output, bool training)");
-        w.Line("if (training && _use != ModelUse.Training) throw new InvalidOperationException(\"This model was built for inference (ModelUse.Inference): it has no training Forward.\");");
+        w.Line("if (training && _use != ModelUse.Training) throw new InvalidOperationException(\"This model was built for inference only: it has no training Forward.\");");
         w.Line("_batch = batch; _length = length; _training = training; _hasForward = true;");
         w.Line("if (training) _maskStep = DropoutStep++;");
         w.Line("int rows = batch * length;");
@@ -371,7 +371,7 @@ internal static class ModelEmitter
     {
         w.Line("/// <summary>Adds dL/dθ into Gradients, layers in reverse order, from dL/d(output) of the last Forward.</summary>");
         w.Open("public void Backward(ReadOnlySpan<float> dOutput)");
-        w.Line("if (_use != ModelUse.Training) throw new InvalidOperationException(\"This model was built for inference (ModelUse.Inference): it has no Backward.\");");
+        w.Line("if (_use != ModelUse.Training) throw new InvalidOperationException(\"This model was built for inference only: it has no Backward.\");");
         w.Line("if (!_hasForward) throw new InvalidOperationException(\"Backward needs a Forward first.\");");
         w.Line("int batch = _batch, length = _length, rows = batch * length, outRows = PerToken ? rows : batch;");
         w.Line("if (dOutput.Length != outRows * OutputSize) throw new ArgumentException($\"dOutput has {dOutput.Length} values; the last Forward produced {outRows * OutputSize}.\", nameof(dOutput));");

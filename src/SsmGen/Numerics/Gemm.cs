@@ -40,6 +40,7 @@ public static unsafe class Gemm
     /// <summary>The forward as dot products: few rows (a streaming step's matrix–vector products), or no AVX-512.</summary>
     internal static void PortableForward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, Span<float> y, int rows, int inF, int outF)
     {
+        Check(x, rows * inF, "x"); Check(w, outF * inF, "w"); Check(y, rows * outF, "y"); // Dot8 reads through pointers
         for (int r = 0; r < rows; r++)
         {
             var yr = y.Slice(r * outF, outF);

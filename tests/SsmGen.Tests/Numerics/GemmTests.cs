@@ -11,7 +11,7 @@ public class GemmTests
     [InlineData(100, 128, 256, true)]  // whole tiles, shared over the worker pool
     [InlineData(7, 1, 128, true)]      // an encoder: in = 1
     [InlineData(600, 64, 10, true)]    // a decoder: out < 16, long k in the dW product
-    [InlineData(13, 40, 70, false)]    // the portable path (few rows, or no AVX-512)
+    [InlineData(13, 40, 70, false)]    // the dot-product path (eight outputs at a time with AVX-512, System.Numerics.Tensors without)
     [InlineData(3, 128, 256, true)]    // fewer rows than a tile: the portable path through the public API
     [InlineData(1, 128, 256, true)]    // a streaming step's matrix–vector product: eight outputs at a time
     [InlineData(1, 40, 70, true)]      // ... with a tail of the input (40 = 2·16 + 8) and of the outputs (70 = 8·8 + 6)
