@@ -6,6 +6,19 @@ public readonly record struct Dim3(uint X, uint Y = 1, uint Z = 1)
     public ulong Count => (ulong)X * Y * Z;
 }
 
+/// <summary>
+/// One kernel argument in an 8-byte slot: a device address, or an int or float in the low 4 bytes (the slot's
+/// address is what cuLaunchKernel reads, and it takes as many bytes as the kernel's parameter has).
+/// </summary>
+public readonly struct KernelArgument
+{
+    public readonly ulong Bits;
+    private KernelArgument(ulong bits) => Bits = bits;
+    public static implicit operator KernelArgument(ulong address) => new(address);
+    public static implicit operator KernelArgument(int value) => new((uint)value);
+    public static implicit operator KernelArgument(float value) => new(BitConverter.SingleToUInt32Bits(value));
+}
+
 /// <summary>A kernel of a loaded module: a CUfunction on a GPU, an entry point in the CPU emulation.</summary>
 public readonly record struct GpuFunction(nint Handle, string Name);
 
@@ -47,6 +60,15 @@ public abstract unsafe class GpuBackend : IDisposable
 
     /// <summary>Launches <paramref name="function"/>; <paramref name="arguments"/> points at each argument's value, as cuLaunchKernel takes them.</summary>
     public abstract void Launch(GpuFunction function, Dim3 grid, Dim3 block, void** arguments);
+
+    /// <summary>Launches <paramref name="function"/> with arguments by value (the form generated code uses: no unsafe code).</summary>
+    public void Launch(GpuFunction function, Dim3 grid, Dim3 block, params ReadOnlySpan<KernelArgument> arguments)
+    {
+        ulong* values = stackalloc ulong[arguments.Length];
+        void** pointers = stackalloc void*[arguments.Length];
+        for (int i = 0; i < arguments.Length; i++) { values[i] = arguments[i].Bits; pointers[i] = values + i; }
+        Launch(function, grid, block, pointers);
+    }
 
     /// <summary>
     /// C = α·op(A)·op(B) + β·C over column-major matrices, cuBLAS's sgemm: op(A) is m×k, op(B) k×n, C m×n.
