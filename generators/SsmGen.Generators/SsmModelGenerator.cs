@@ -1,6 +1,7 @@
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 using SsmGen.Generators.Emitters;
+using SsmGen.Generators.Emitters.Cuda;
 using SsmGen.Generators.Model;
 
 namespace SsmGen.Generators;
@@ -30,10 +31,14 @@ public sealed class SsmModelGenerator : IIncrementalGenerator
             .Where(static r => r.Spec is not null)
             .Select(static (r, _) => Planner.Plan(r.Spec!))
             .WithTrackingName(PlanStep)
-            .Select(static (plan, _) => new GeneratedFile(Hint(plan.Spec), ModelEmitter.Emit(plan)))
+            .Select(static (plan, _) => new GeneratedFiles(Hint(plan.Spec), ModelEmitter.Emit(plan), CudaModelEmitter.Emit(plan)))
             .WithTrackingName(EmitStep);
 
-        context.RegisterSourceOutput(emitted, static (spc, f) => spc.AddSource(f.HintName, f.Source));
+        context.RegisterSourceOutput(emitted, static (spc, f) =>
+        {
+            spc.AddSource(f.HintName + ".g.cs", f.Cpu);
+            spc.AddSource(f.HintName + ".Cuda.g.cs", f.Gpu);
+        });
 
         foreach (var layerAttribute in Parser.LayerAttributeNames)
         {
@@ -51,7 +56,8 @@ public sealed class SsmModelGenerator : IIncrementalGenerator
         foreach (var d in r.Diagnostics) spc.ReportDiagnostic(d.ToDiagnostic());
     }
 
-    private static string Hint(ModelSpec s) => ((s.Namespace.Length == 0 ? "" : s.Namespace + ".") + s.ClassName).Replace("@", "") + ".g.cs";
+    private static string Hint(ModelSpec s) => ((s.Namespace.Length == 0 ? "" : s.Namespace + ".") + s.ClassName).Replace("@", "");
 
-    private sealed record GeneratedFile(string HintName, string Source);
+    /// <summary>The CPU rendering ({Model}.g.cs) and the GPU rendering ({Model}.Cuda.g.cs) of one plan.</summary>
+    private sealed record GeneratedFiles(string HintName, string Cpu, string Gpu);
 }

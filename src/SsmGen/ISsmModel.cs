@@ -2,9 +2,9 @@ namespace SsmGen;
 
 /// <summary>
 /// What every generated model offers. The generated class implements it with code specialized to its
-/// declared sizes; the trainer and tools work against this interface.
+/// declared sizes; the trainer and tools work against this interface. Dispose frees a GPU model's device memory.
 /// </summary>
-public interface ISsmModel
+public interface ISsmModel : IDisposable
 {
     /// <summary>The declaration as a runtime description (the reference model is built from it).</summary>
     ModelConfig Config { get; }

@@ -199,6 +199,7 @@ internal static class ModelEmitter
         if (plan.AttentionLayers.Any()) AttentionEmitter.EmitFields(w, plan);
         w.Line("private readonly int _stateSize; // FixedStateSize plus the attention caches (2·maxLength·H each)");
         w.Line("private int _batch, _length;");
+        w.Line("private readonly GpuPath? _gpu; // set when the model runs on a GPU device");
         w.Line("private bool _training, _hasForward;");
         w.Line("private ulong _maskStep;");
         w.Line();
@@ -209,15 +210,18 @@ internal static class ModelEmitter
         var s = plan.Spec;
         w.Line("/// <summary>Allocates every buffer once, for batches up to <paramref name=\"maxBatch\"/> and sequences up to");
         w.Line("/// <paramref name=\"maxLength\"/>; no later call allocates. Parameters start at zero: call Initialize or load a");
-        w.Line("/// checkpoint. <paramref name=\"use\"/> = Inference leaves out the gradients and the backward buffers of the generated passes.</summary>");
-        w.Open($"public {s.ClassName}(int maxBatch, int maxLength, ModelUse use = ModelUse.Training)");
+        w.Line("/// checkpoint. <paramref name=\"use\"/> = Inference leaves out the gradients and the backward buffers of the generated passes.");
+        w.Line("/// <paramref name=\"device\"/> picks where Forward and Backward run (the CPU by default; a GPU runs the generated CUDA kernels);");
+        w.Line("/// Parameters and Gradients stay host arrays either way, moved to and from the device when needed.</summary>");
+        w.Open($"public {s.ClassName}(int maxBatch, int maxLength, ModelUse use = ModelUse.Training, global::SsmGen.Cuda.ComputeDevice? device = null)");
         w.Line("if (use is not (ModelUse.Training or ModelUse.Inference)) throw new ArgumentOutOfRangeException(nameof(use), use, \"use must be Training or Inference.\");");
         w.Line("if (maxBatch < 1) throw new ArgumentOutOfRangeException(nameof(maxBatch), maxBatch, \"maxBatch must be positive.\");");
         w.Line("if (maxLength < 1) throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength, \"maxLength must be positive.\");");
         w.Line("if (maxLength > 1 << 26) throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength, \"maxLength must be at most 2^26.\");");
         w.Line("if ((long)maxBatch * maxLength * 2 * H > Array.MaxLength) throw new ArgumentOutOfRangeException(nameof(maxBatch), maxBatch, \"maxBatch·maxLength·2·DModel exceeds the largest array.\");");
         w.Line("_maxBatch = maxBatch; _maxLength = maxLength; _use = use;");
-        w.Line("bool training = use == ModelUse.Training;");
+        w.Line("bool training = use == ModelUse.Training, onGpu = device is { IsGpu: true };");
+        w.Line("if (onGpu) maxBatch = 1; // the sequence passes run on the device; the host keeps buffers for Step only");
         w.Line("int rows = checked(maxBatch * maxLength);");
         w.Line("_g = training ? new float[ParameterCount] : Array.Empty<float>();");
         w.Line($"_ws = new Workspace({plan.MaxWeights});");
@@ -233,6 +237,7 @@ internal static class ModelEmitter
         if (plan.IdsLayers.Any()) IdsEmitter.EmitAllocations(w, plan);
         if (plan.AttentionLayers.Any()) AttentionEmitter.EmitAllocations(w, plan);
         w.Line($"_stateSize = checked(FixedStateSize + {plan.AttentionLayers.Count()} * 2 * maxLength * H);");
+        w.Line("if (onGpu) _gpu = new GpuPath(this, device!, _maxBatch, _maxLength, training);");
         w.Close();
         w.Line();
     }
@@ -269,11 +274,16 @@ internal static class ModelEmitter
         w.Line("public ModelUse Use => _use;");
         w.Line("public int MaxBatch => _maxBatch;");
         w.Line("public int MaxLength => _maxLength;");
-        w.Line("public Span<float> Parameters => _p;");
-        w.Line("public Span<float> Gradients => _g;");
+        w.Line("/// <summary>The parameters (on a GPU device: the host copy, brought up to date; it is uploaded again before the device next reads it).</summary>");
+        w.Line("public Span<float> Parameters { get { _gpu?.Runner.HostParametersRequested(); return _p; } }");
+        w.Line("public Span<float> Gradients { get { _gpu?.Runner.HostGradientsRequested(); return _g; } }");
+        w.Line("/// <summary>The device this model runs its sequence passes on.</summary>");
+        w.Line("public global::SsmGen.Cuda.ComputeDevice Device => _gpu?.Runner.Device ?? global::SsmGen.Cuda.ComputeDevice.Cpu;");
+        w.Line("/// <summary>Frees the device memory of a GPU model (nothing for a CPU model).</summary>");
+        w.Line("public void Dispose() => _gpu?.Dispose();");
         w.Line("public ulong DropoutSeed { get; set; }");
         w.Line("public ulong DropoutStep { get; set; }");
-        w.Line("public void ZeroGradients() => Array.Clear(_g);");
+        w.Line("public void ZeroGradients() { if (_gpu is not null) _gpu.Runner.ZeroGradients(); else Array.Clear(_g); }");
         w.Line();
     }
 
@@ -307,6 +317,7 @@ internal static class ModelEmitter
             else if (!call.Contains("ref rng")) w.Line($"{call} // {p.Name}");
             else w.Line($"{{ var rng = Initialization.StreamFor(seed, {t}); {call} }} // {p.Name}");
         }
+        w.Line("_gpu?.Runner.HostParametersRequested(); // the device copy is stale now");
         w.Close();
         w.Line();
     }
@@ -327,6 +338,7 @@ internal static class ModelEmitter
         {
             w.Line("CheckShape(batch, length, input.Length, output.Length);");
             w.Line("int rows = batch * length;");
+            w.Line("if (_gpu is not null) { BeginForward(batch, length, training); _gpu.Forward(input, ReadOnlySpan<int>.Empty, batch, length, output); return; }");
             w.Line("input.CopyTo(_input);");
             w.Line("// encoder: (B, L, Input) → (B, L, H)");
             w.Line($"Gemm.LinearForward(input, {Span("_p", plan, plan.Names.Encoder + ".weight", "H * InputSize")}, {Span("_p", plan, plan.Names.Encoder + ".bias", "H")}, _l0X, rows, InputSize, H, _ws);");
@@ -341,6 +353,7 @@ internal static class ModelEmitter
             w.Line("CheckShape(batch, length, tokens.Length, output.Length);");
             w.Line("for (int i = 0; i < tokens.Length; i++)");
             w.Line("    if ((uint)tokens[i] >= VocabSize) throw new ArgumentOutOfRangeException(nameof(tokens), tokens[i], $\"Token {i} is {tokens[i]}, outside [0, {VocabSize}).\");");
+            w.Line("if (_gpu is not null) { BeginForward(batch, length, training); _gpu.Forward(ReadOnlySpan<float>.Empty, tokens, batch, length, output); return; }");
             w.Line("tokens.CopyTo(_tokens);");
             w.Line("// encoder: embedding rows, (B, L) → (B, L, H)");
             w.Line($"var emb = {Span("_p", plan, plan.Names.Encoder + ".weight", "VocabSize * H")};");
@@ -349,10 +362,14 @@ internal static class ModelEmitter
         }
         w.Close();
         w.Line();
-        w.Open("private void RunLayers(int batch, int length, Span<float> output, bool training)");
+        w.Open("private void BeginForward(int batch, int length, bool training)");
         w.Line("if (training && _use != ModelUse.Training) throw new InvalidOperationException(\"This model was built for inference only: it has no training Forward.\");");
         w.Line("_batch = batch; _length = length; _training = training; _hasForward = true;");
         w.Line("if (training) _maskStep = DropoutStep++;");
+        w.Close();
+        w.Line();
+        w.Open("private void RunLayers(int batch, int length, Span<float> output, bool training)");
+        w.Line("BeginForward(batch, length, training);");
         w.Line("int rows = batch * length;");
         foreach (var l in plan.Layers) w.Line($"Layer{l.Index}Forward(batch, length);");
         w.Line(NormForward(plan, plan.Names.FinalRms, plan.Names.FinalNorm, "_xf.AsSpan(0, rows * H)", "_nf", "_meanF", "_rstdF", "rows"));
@@ -375,6 +392,7 @@ internal static class ModelEmitter
         w.Line("if (!_hasForward) throw new InvalidOperationException(\"Backward needs a Forward first.\");");
         w.Line("int batch = _batch, length = _length, rows = batch * length, outRows = PerToken ? rows : batch;");
         w.Line("if (dOutput.Length != outRows * OutputSize) throw new ArgumentException($\"dOutput has {dOutput.Length} values; the last Forward produced {outRows * OutputSize}.\", nameof(dOutput));");
+        w.Line("if (_gpu is not null) { _gpu.Backward(dOutput, batch, length); return; }");
         w.Line("var dPooled = _dPooled.AsSpan(0, outRows * H);");
         w.Line("dPooled.Clear();");
         w.Line($"Gemm.LinearBackward(_pooled, {Span("_p", plan, plan.Names.Decoder + ".weight", "OutputSize * H")}, dOutput, dPooled, {Span("_g", plan, plan.Names.Decoder + ".weight", "OutputSize * H")}, {DecoderBias(plan, "_g")}, outRows, H, OutputSize, _ws);");
@@ -410,6 +428,7 @@ internal static class ModelEmitter
         if (plan.AttentionLayers.Any())
             w.Line("if (state.Position >= _maxLength) throw new InvalidOperationException($\"The stream is {state.Position} tokens long, the most this model's attention cache holds (maxLength); Reset the state or build the model with a larger maxLength.\");");
         w.Line("if (outputLength < OutputSize) throw new ArgumentException($\"Output has room for {outputLength} values; it needs {OutputSize}.\", \"y\");");
+        w.Line("_gpu?.Runner.HostParametersRequested(); // Step runs on the CPU, with the current parameters");
         w.Line("int t = state.Advance(this);");
         if (plan.S4DLayers.Any()) w.Line("if (t == 0) DiscretizeInto(state.Values); // a new stream takes the current SSM parameters");
         w.Line("return t;");

@@ -1,0 +1,238 @@
+using System.Linq;
+using System.Text;
+using SsmGen.Generators.Model;
+
+namespace SsmGen.Generators.Emitters.Cuda;
+
+/// <summary>
+/// The S4D layer, GPU backend. Kernels per variant (N, discretization, trainable B), with M = N/2 a constant:
+/// discretize (Ā and W = C·B̄ per mode, table (H, M, 4) [Re Ā, Im Ā, Re W, Im W]); the forward as a scan, one
+/// thread per (batch, channel) holding its M complex states in registers; the backward as the adjoint scan
+/// (λ ← conj(Ā)·λ + 2·dy·conj(W), du = D·dy + Σ Re λ), the kernel gradient dK[h, l] = Σ_b Σ_t dy[t]·u[t−l],
+/// and per mode Horner sums of dK giving dW, dĀ and the chain rule to log Δ, A, B, C.
+/// </summary>
+internal static class CudaS4DEmitter
+{
+    private static string Name(S4DLayerPlan l) => l.Variant.ToLowerInvariant();
+
+    /// <summary>Kernels of every S4D variant the plan uses.</summary>
+    public static void EmitKernels(StringBuilder cu, ModelPlan plan, System.Collections.Generic.List<string> names)
+    {
+        foreach (var l in plan.S4DLayers.GroupBy(x => x.Variant).Select(g => g.First()))
+        {
+            string v = Name(l);
+            int m = l.Modes;
+            bool zoh = l.Spec.Discretization == 0, trainB = l.Spec.TrainB;
+            names.AddRange(new[] { v + "_discretize", v + "_scan_forward", v + "_scan_backward", v + "_kernel_gradient", v + "_mode_backward", v + "_dt_finish" });
+            cu.Append($$"""
+
+// ---- S4D, N = {{l.Spec.N}} (M = {{m}} complex modes), {{(zoh ? "ZOH" : "bilinear")}}{{(trainB ? ", trainable B" : "")}} ----
+
+// Ā and W = C·B̄ of mode (h, n), one thread each: modes (H, M, 4).
+extern "C" __global__ void {{v}}_discretize(const float* __restrict__ log_dt, const float* __restrict__ log_a_real,
+    const float* __restrict__ a_imag, const float* __restrict__ b, const float* __restrict__ c, float* __restrict__ modes)
+{
+    const int M = {{m}};
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= H * M) return;
+    float dt = expf(log_dt[i / M]);
+    cf a = { -expf(log_a_real[i]), a_imag[i] };
+    cf q = cscale(dt, a);
+    cf cb = cmul(cf{ c[2 * i], c[2 * i + 1] }, {{(trainB ? "cf{ b[2 * i], b[2 * i + 1] }" : "cf{ 1.0f, 0.0f }")}});
+{{(zoh
+    ? "    cf z = cexp_(q);\n    cf w = cmul(cb, cdiv(csub(z, cf{ 1.0f, 0.0f }), a));"
+    : "    cf r = cdiv(cf{ 1.0f, 0.0f }, csub(cf{ 1.0f, 0.0f }, cscale(0.5f, q)));\n    cf z = cmul(cadd(cf{ 1.0f, 0.0f }, cscale(0.5f, q)), r);\n    cf w = cmul(cb, cscale(dt, r));")}}
+    modes[4 * i] = z.re; modes[4 * i + 1] = z.im; modes[4 * i + 2] = w.re; modes[4 * i + 3] = w.im;
+}
+
+// y = 2·Re Σ_n W_n x_n + D·u with x_n[t] = Ā_n x_n[t−1] + u[t]: one thread per (b, h), states in registers.
+extern "C" __global__ void {{v}}_scan_forward(const float* __restrict__ u, const float* __restrict__ modes,
+    const float* __restrict__ d, float* __restrict__ y, int batch, int length)
+{
+    const int M = {{m}};
+    int idx = blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= batch * H) return;
+    int b = idx / H, h = idx % H;
+    const float* md = modes + (long)h * M * 4;
+    float xr[M], xi[M];
+    for (int n = 0; n < M; n++) { xr[n] = 0.0f; xi[n] = 0.0f; }
+    float dh = d[h];
+    for (int t = 0; t < length; t++)
+    {
+        long at = ((long)b * length + t) * H + h;
+        float ut = u[at], s = dh * ut;
+#pragma unroll
+        for (int n = 0; n < M; n++)
+        {
+            float zr = md[4 * n], zi = md[4 * n + 1];
+            float nr = zr * xr[n] - zi * xi[n] + ut, ni = zr * xi[n] + zi * xr[n];
+            xr[n] = nr; xi[n] = ni;
+            s += 2.0f * (md[4 * n + 2] * nr - md[4 * n + 3] * ni);
+        }
+        y[at] = s;
+    }
+}
+
+// The adjoint scan, backwards in time: λ_n ← conj(Ā_n)·λ_n + 2·dy·conj(W_n); du = D·dy + Σ_n Re λ_n (overwrites du).
+extern "C" __global__ void {{v}}_scan_backward(const float* __restrict__ dy, const float* __restrict__ modes,
+    const float* __restrict__ d, float* __restrict__ du, int batch, int length)
+{
+    const int M = {{m}};
+    int idx = blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= batch * H) return;
+    int b = idx / H, h = idx % H;
+    const float* md = modes + (long)h * M * 4;
+    float lr[M], li[M];
+    for (int n = 0; n < M; n++) { lr[n] = 0.0f; li[n] = 0.0f; }
+    float dh = d[h];
+    for (int t = length - 1; t >= 0; t--)
+    {
+        long at = ((long)b * length + t) * H + h;
+        float g = dy[at], s = dh * g;
+#pragma unroll
+        for (int n = 0; n < M; n++)
+        {
+            float zr = md[4 * n], zi = md[4 * n + 1];
+            float nr = zr * lr[n] + zi * li[n] + 2.0f * g * md[4 * n + 2];
+            float ni = zr * li[n] - zi * lr[n] - 2.0f * g * md[4 * n + 3];
+            lr[n] = nr; li[n] = ni;
+            s += nr;
+        }
+        du[at] = s;
+    }
+}
+
+// dK[h, l] = Σ_b Σ_{t ≥ l} dy[b, t, h]·u[b, t − l, h], one thread per (l, h): (H, L).
+extern "C" __global__ void {{v}}_kernel_gradient(const float* __restrict__ dy, const float* __restrict__ u,
+    float* __restrict__ dk, int batch, int length)
+{
+    int idx = blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= length * H) return;
+    int l = idx / H, h = idx % H;
+    float s = 0.0f;
+    for (int b = 0; b < batch; b++)
+    {
+        const float* gy = dy + (long)b * length * H + h;
+        const float* ub = u + (long)b * length * H + h;
+        for (int t = l; t < length; t++) s += gy[(long)t * H] * ub[(long)(t - l) * H];
+    }
+    dk[(long)h * length + l] = s;
+}
+
+// Per mode (h, n): p = Σ_l dK[l]·Ā^l and p' by Horner's rule; dW = 2·conj(p), dĀ = 2·conj(W·p'); then the
+// discretization's chain rule into A (log_A_real, A_imag), B, C; the mode's share of d log Δ goes to partial.
+extern "C" __global__ void {{v}}_mode_backward(const float* __restrict__ dk, const float* __restrict__ modes,
+    const float* __restrict__ log_dt, const float* __restrict__ log_a_real, const float* __restrict__ a_imag,
+    const float* __restrict__ b, const float* __restrict__ c, float* __restrict__ g_log_a_real, float* __restrict__ g_a_imag,
+    float* __restrict__ g_b, float* __restrict__ g_c, float* __restrict__ partial, int length)
+{
+    const int M = {{m}};
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= H * M) return;
+    int h = i / M;
+    cf z = { modes[4 * i], modes[4 * i + 1] }, w = { modes[4 * i + 2], modes[4 * i + 3] };
+    cf p = { 0.0f, 0.0f }, dp = { 0.0f, 0.0f };
+    const float* dkh = dk + (long)h * length;
+    for (int l = length - 1; l >= 0; l--)
+    {
+        dp = cadd(cmul(dp, z), p);
+        p = cadd(cmul(p, z), cf{ dkh[l], 0.0f });
+    }
+    cf gW = cscale(2.0f, cconj(p));
+    cf gZ = cscale(2.0f, cconj(cmul(w, dp)));
+    float dt = expf(log_dt[h]);
+    cf a = { -expf(log_a_real[i]), a_imag[i] };
+    cf cc = { c[2 * i], c[2 * i + 1] };
+    cf bb = {{(trainB ? "cf{ b[2 * i], b[2 * i + 1] }" : "cf{ 1.0f, 0.0f }")}};
+    cf gA; float gDt;
+{{(zoh ? """
+    cf e = cdiv(csub(z, cf{ 1.0f, 0.0f }), a);
+    cf gC = cmul(gW, cconj(cmul(bb, e)));
+    cf gB = cmul(gW, cconj(cmul(cc, e)));
+    cf gZt = cadd(gZ, cmul(gW, cconj(cdiv(cmul(cc, bb), a))));
+    gA = cadd(cmul(gW, cconj(cscale(-1.0f, cdiv(cmul(cmul(cc, bb), e), a)))), cmul(gZt, cconj(cscale(dt, z))));
+    gDt = cmul(cmul(cconj(gZt), a), z).re;
+""" : """
+    cf q = cscale(dt, a);
+    cf r = cdiv(cf{ 1.0f, 0.0f }, csub(cf{ 1.0f, 0.0f }, cscale(0.5f, q)));
+    cf gC = cmul(gW, cconj(cmul(bb, cscale(dt, r))));
+    cf gB = cmul(gW, cconj(cmul(cc, cscale(dt, r))));
+    cf gQ = cadd(cmul(gZ, cconj(cmul(r, r))), cmul(gW, cconj(cscale(0.5f * dt, cmul(cmul(cc, bb), cmul(r, r))))));
+    gDt = cmul(cmul(cconj(gW), cc), cmul(bb, r)).re + cmul(cconj(gQ), a).re;
+    gA = cscale(dt, gQ);
+""")}}
+    g_c[2 * i] += gC.re; g_c[2 * i + 1] += gC.im;
+{{(trainB ? "    g_b[2 * i] += gB.re; g_b[2 * i + 1] += gB.im;" : "    (void)gB; (void)b; (void)g_b;")}}
+    g_log_a_real[i] += -expf(log_a_real[i]) * gA.re;
+    g_a_imag[i] += gA.im;
+    partial[i] = gDt;
+}
+
+// d log Δ[h] += Δ·Σ_n (mode shares); dD[h] += dK[h, 0] (D multiplies u[t] exactly as K[0] does).
+extern "C" __global__ void {{v}}_dt_finish(const float* __restrict__ partial, const float* __restrict__ dk,
+    const float* __restrict__ log_dt, float* __restrict__ g_log_dt, float* __restrict__ g_d, int length)
+{
+    const int M = {{m}};
+    int h = blockIdx.x * blockDim.x + threadIdx.x;
+    if (h >= H) return;
+    float s = 0.0f;
+    for (int n = 0; n < M; n++) s += partial[h * M + n];
+    g_log_dt[h] += s * expf(log_dt[h]);
+    g_d[h] += dk[(long)h * length];
+}
+
+""");
+        }
+    }
+
+    /// <summary>Device buffers of one S4D block (floats), kept from forward to backward.</summary>
+    public static void EmitLayout(CodeWriter w, S4DLayerPlan l)
+    {
+        string i = "_l" + l.Index;
+        w.Line($"{i}Mean = Take(rows); {i}Rstd = Take(rows); {i}U = Take(rows * H); {i}Y = Take(rows * H); {i}G = Take(rows * H); {i}O = Take(rows * 2L * H); {i}Modes = Take({4 * l.Modes} * H);");
+    }
+
+    public static string Fields(S4DLayerPlan l)
+    {
+        string i = "_l" + l.Index;
+        return $"{i}Mean, {i}Rstd, {i}U, {i}Y, {i}G, {i}O, {i}Modes";
+    }
+
+    private static string Param(LayerPlan l, string name, string buf = "P") => $"{buf}(P_{(l.Prefix + name).Replace('.', '_')})";
+
+    /// <summary>Block forward: x → LayerNorm → S4D scan → GELU → Linear(H → 2H) → GLU · dropout → + x.</summary>
+    public static void EmitForward(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
+    {
+        string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", next = CudaModelEmitter.Next(plan, l);
+        w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
+        w.Line("int rows = batch * length;");
+        w.Line($"Launch(\"layernorm_forward\", (uint)rows, NormThreads, {x}, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, {i}U, {i}Mean, {i}Rstd);");
+        w.Line($"Launch(\"{v}_discretize\", Blocks(H * {l.Modes}), 128, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_A_real")}, {Param(l, "mixer.A_imag")}, {(l.Spec.TrainB ? Param(l, "mixer.B") : "0UL")}, {Param(l, "mixer.C")}, {i}Modes);");
+        w.Line($"Launch(\"{v}_scan_forward\", Blocks(batch * H), 128, {i}U, {i}Modes, {Param(l, "mixer.D")}, {i}Y, batch, length);");
+        w.Line($"Launch(\"gelu_forward\", Blocks(rows * H), 128, {i}Y, {i}G, rows * H);");
+        w.Line($"Linear({i}G, {Param(l, "mixer.output_linear.weight")}, {Param(l, "mixer.output_linear.bias")}, {i}O, rows, H, 2 * H);");
+        w.Line($"var (key, threshold, scale) = Dropout({l.Index}, {CodeWriter.D(l.Spec.Dropout)});");
+        w.Line($"Launch(\"glu_residual_forward\", Blocks(rows * H), 128, {i}O, {x}, {next}, rows * H, key, threshold, scale);");
+        w.Close();
+        w.Line();
+    }
+
+    /// <summary>Block backward: _dX holds dL/d(block output) and gains the path through the block.</summary>
+    public static void EmitBackward(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
+    {
+        string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X";
+        w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
+        w.Line("int rows = batch * length;");
+        w.Line($"var (key, threshold, scale) = Dropout({l.Index}, {CodeWriter.D(l.Spec.Dropout)});");
+        w.Line($"Launch(\"glu_backward\", Blocks(rows * H), 128, {i}O, _dX, _dO, rows * H, key, threshold, scale);");
+        w.Line($"LinearBackward({i}G, {Param(l, "mixer.output_linear.weight")}, _dO, _dG, {Param(l, "mixer.output_linear.weight", "G")}, {Param(l, "mixer.output_linear.bias", "G")}, rows, H, 2 * H);");
+        w.Line($"Launch(\"gelu_backward\", Blocks(rows * H), 128, _dG, {i}Y, _dY, rows * H);");
+        w.Line($"Launch(\"{v}_scan_backward\", Blocks(batch * H), 128, _dY, {i}Modes, {Param(l, "mixer.D")}, _dU, batch, length);");
+        w.Line($"Launch(\"{v}_kernel_gradient\", Blocks(length * H), 128, _dY, {i}U, _dk, batch, length);");
+        w.Line($"Launch(\"{v}_mode_backward\", Blocks(H * {l.Modes}), 128, _dk, {i}Modes, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_A_real")}, {Param(l, "mixer.A_imag")}, {(l.Spec.TrainB ? Param(l, "mixer.B") : "0UL")}, {Param(l, "mixer.C")}, {Param(l, "mixer.log_A_real", "G")}, {Param(l, "mixer.A_imag", "G")}, {(l.Spec.TrainB ? Param(l, "mixer.B", "G") : "0UL")}, {Param(l, "mixer.C", "G")}, _modePartial, length);");
+        w.Line($"Launch(\"{v}_dt_finish\", Blocks(H), 128, _modePartial, _dk, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_dt", "G")}, {Param(l, "mixer.D", "G")}, length);");
+        w.Line($"LayerNormBackward({x}, {Param(l, "norm.weight")}, {i}Mean, {i}Rstd, _dU, _dX, {Param(l, "norm.weight", "G")}, {Param(l, "norm.bias", "G")}, rows);");
+        w.Close();
+        w.Line();
+    }
+}

@@ -1,0 +1,136 @@
+using System.Runtime.InteropServices;
+
+namespace SsmGen.Cuda;
+
+/// <summary>
+/// The device side of one generated model: its module, the parameter and gradient arenas, one arena for
+/// activations and scratch, and a pinned staging buffer for inputs and outputs. The host arrays of the model stay
+/// what <c>Parameters</c> and <c>Gradients</c> show: a host view handed out is assumed written, and is uploaded
+/// before the device next reads it; a device write is downloaded when the host view is next asked for.
+/// One runner is used from one thread at a time, like the model that owns it.
+/// </summary>
+public sealed unsafe class GpuModelRunner : IDisposable
+{
+    private readonly float[] _hostParameters, _hostGradients;
+    private readonly void* _staging;
+    private readonly long _stagingBytes;
+    private bool _hostParametersWritten = true, _deviceParametersNewer, _hostGradientsWritten, _deviceGradientsNewer, _disposed;
+
+    public ComputeDevice Device { get; }
+    public GpuBackend Gpu { get; }
+    public GpuModule Module { get; }
+    /// <summary>Device address of the parameter arena (same layout as the host buffer).</summary>
+    public ulong Parameters { get; }
+    /// <summary>Device address of the gradient arena; 0 for an inference model.</summary>
+    public ulong Gradients { get; }
+    /// <summary>Device address of the activation and scratch arena.</summary>
+    public ulong Activations { get; }
+
+    public GpuModelRunner(ComputeDevice device, string source, string name, IReadOnlyList<string> kernels,
+                          float[] hostParameters, float[] hostGradients, long activationBytes, long stagingBytes)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        Gpu = device.Backend ?? throw new ArgumentException("A GPU model needs a GPU device (ComputeDevice.Cuda or ComputeDevice.CudaEmulation).", nameof(device));
+        Device = device;
+        Module = device.Module(source, name, kernels);
+        _hostParameters = hostParameters;
+        _hostGradients = hostGradients;
+        try
+        {
+            Parameters = Gpu.Allocate(4L * hostParameters.Length);
+            if (hostGradients.Length > 0) Gradients = Gpu.Allocate(4L * hostGradients.Length);
+            Activations = Gpu.Allocate(activationBytes);
+            _stagingBytes = Math.Max(stagingBytes, 16);
+            _staging = Gpu.AllocatePinned(_stagingBytes);
+        }
+        catch
+        {
+            FreeAll();
+            throw;
+        }
+    }
+
+    /// <summary>Before handing out the host parameters: brings them up to date and assumes the caller writes them.</summary>
+    public void HostParametersRequested()
+    {
+        if (_deviceParametersNewer) Download(Parameters, _hostParameters);
+        _deviceParametersNewer = false;
+        _hostParametersWritten = true;
+    }
+
+    /// <summary>Before handing out the host gradients, likewise.</summary>
+    public void HostGradientsRequested()
+    {
+        if (_deviceGradientsNewer) Download(Gradients, _hostGradients);
+        _deviceGradientsNewer = false;
+        _hostGradientsWritten = true;
+    }
+
+    /// <summary>Before kernels read parameters (and, for a backward, gradients): uploads what the host may have written.</summary>
+    public void BeforeDeviceUse(bool gradients)
+    {
+        if (_hostParametersWritten) Upload(_hostParameters, Parameters);
+        _hostParametersWritten = false;
+        if (gradients && _hostGradientsWritten) Upload(_hostGradients, Gradients);
+        if (gradients) _hostGradientsWritten = false;
+    }
+
+    /// <summary>After kernels wrote gradients.</summary>
+    public void GradientsWrittenOnDevice() => _deviceGradientsNewer = true;
+
+    /// <summary>After kernels wrote parameters (a device optimizer step).</summary>
+    public void ParametersWrittenOnDevice() => _deviceParametersNewer = true;
+
+    /// <summary>Zero gradients on both sides.</summary>
+    public void ZeroGradients()
+    {
+        Array.Clear(_hostGradients);
+        if (Gradients != 0) Gpu.Clear(Gradients, 4L * _hostGradients.Length);
+        _hostGradientsWritten = _deviceGradientsNewer = false;
+    }
+
+    /// <summary>Host floats to device memory through the pinned buffer, in pieces if they exceed it.</summary>
+    public void Upload(ReadOnlySpan<float> source, ulong destination) => Upload(MemoryMarshal.AsBytes(source), destination);
+
+    /// <summary>Host ints to device memory.</summary>
+    public void Upload(ReadOnlySpan<int> source, ulong destination) => Upload(MemoryMarshal.AsBytes(source), destination);
+
+    private void Upload(ReadOnlySpan<byte> bytes, ulong destination)
+    {
+        for (long done = 0; done < bytes.Length;)
+        {
+            int n = (int)Math.Min(_stagingBytes, bytes.Length - done);
+            bytes.Slice((int)done, n).CopyTo(new Span<byte>(_staging, n));
+            Gpu.CopyToDevice(destination + (ulong)done, _staging, n);
+            done += n;
+        }
+    }
+
+    /// <summary>Device floats to host memory through the pinned buffer (waits for the kernels before it).</summary>
+    public void Download(ulong source, Span<float> destination)
+    {
+        var bytes = MemoryMarshal.AsBytes(destination);
+        for (long done = 0; done < bytes.Length;)
+        {
+            int n = (int)Math.Min(_stagingBytes, bytes.Length - done);
+            Gpu.CopyToHost(_staging, source + (ulong)done, n);
+            new ReadOnlySpan<byte>(_staging, n).CopyTo(bytes.Slice((int)done, n));
+            done += n;
+        }
+    }
+
+    private void FreeAll()
+    {
+        if (Parameters != 0) Gpu.Free(Parameters);
+        if (Gradients != 0) Gpu.Free(Gradients);
+        if (Activations != 0) Gpu.Free(Activations);
+        if (_staging != null) Gpu.FreePinned(_staging);
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        FreeAll();
+    }
+}
