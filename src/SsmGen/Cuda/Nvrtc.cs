@@ -34,6 +34,21 @@ public static unsafe partial class Nvrtc
     }
 
     /// <summary>
+    /// The compute capabilities NVRTC can compile for, ascending, e.g. 35, 37, 50, …, 90 for NVRTC 11.8: a device whose
+    /// capability is missing here gets PTX for a lower one, which the driver compiles when it loads the module.
+    /// </summary>
+    public static IReadOnlyList<int> SupportedArchitectures()
+    {
+        CudaLibraries.Require(CudaLibraries.Nvrtc);
+        int count;
+        Check(nvrtcGetNumSupportedArchs(&count), "nvrtcGetNumSupportedArchs");
+        var architectures = new int[count];
+        fixed (int* p = architectures) Check(nvrtcGetSupportedArchs(p), "nvrtcGetSupportedArchs");
+        Array.Sort(architectures);
+        return architectures;
+    }
+
+    /// <summary>
     /// Compiles <paramref name="source"/> for <paramref name="architecture"/>: <c>compute_XX</c> gives PTX, <c>sm_XX</c> a
     /// CUBIN. Throws <see cref="NvrtcException"/> with the log when the source does not compile.
     /// </summary>
@@ -106,6 +121,8 @@ public static unsafe partial class Nvrtc
     private static string ErrorString(int status) => Marshal.PtrToStringUTF8((nint)nvrtcGetErrorString(status)) ?? $"status {status}";
 
     [LibraryImport(CudaLibraries.Nvrtc)] private static partial int nvrtcVersion(int* major, int* minor);
+    [LibraryImport(CudaLibraries.Nvrtc)] private static partial int nvrtcGetNumSupportedArchs(int* count);
+    [LibraryImport(CudaLibraries.Nvrtc)] private static partial int nvrtcGetSupportedArchs(int* architectures);
     [LibraryImport(CudaLibraries.Nvrtc)] private static partial int nvrtcCreateProgram(nint* program, byte* source, byte* name, int headerCount, byte** headers, byte** includeNames);
     [LibraryImport(CudaLibraries.Nvrtc)] private static partial int nvrtcCompileProgram(nint program, int optionCount, byte** options);
     [LibraryImport(CudaLibraries.Nvrtc)] private static partial int nvrtcGetPTXSize(nint program, nuint* size);

@@ -31,6 +31,14 @@ public class NvrtcTests
     }
 
     [NvrtcFact]
+    public void ListsTheArchitecturesItSupports()
+    {
+        var architectures = Nvrtc.SupportedArchitectures();
+        Assert.Contains(80, architectures);
+        Assert.Equal(architectures.Order(), architectures);
+    }
+
+    [NvrtcFact]
     public void CompilesToPtxForAVirtualArchitecture()
     {
         var ptx = Nvrtc.Compile(Axpy, "axpy.cu", "compute_80");
