@@ -44,9 +44,9 @@ public class GeneratedCodeTests
     {
         var (output, genDiags, run) = GeneratorHarness.Run(Models, GlobalNamespaceModel, ShadowingNamespaces);
         Assert.Empty(genDiags);
-        // The generator ran: one file per model. (A generator compiled against a newer Roslyn than the
+        // The generator ran: a CPU and a GPU file per model. (A generator compiled against a newer Roslyn than the
         // compiler is silently skipped; this count catches that.)
-        Assert.Equal(["CharModel.g.cs", "Hybrid.g.cs", "NoNamespace.g.cs", "SeqClassifier.g.cs"],
+        Assert.Equal(["CharModel.Cuda.g.cs", "CharModel.g.cs", "Hybrid.Cuda.g.cs", "Hybrid.g.cs", "NoNamespace.Cuda.g.cs", "NoNamespace.g.cs", "SeqClassifier.Cuda.g.cs", "SeqClassifier.g.cs"],
             run.GeneratedTrees.Select(t => Path.GetFileName(t.FilePath).Replace("User.Models.", "")).Order().ToArray());
         var problems = output.GetDiagnostics().Where(d => d.Severity >= DiagnosticSeverity.Warning).ToArray();
         Assert.True(problems.Length == 0, string.Join("\n", problems.Select(d => d.ToString())));
@@ -131,7 +131,7 @@ public class GeneratedCodeTests
             }
             """);
         Assert.Empty(genDiags);
-        Assert.Single(run.GeneratedTrees);
+        Assert.Equal(2, run.GeneratedTrees.Length); // {Model}.g.cs and {Model}.Cuda.g.cs
         var problems = output.GetDiagnostics().Where(d => d.Severity >= DiagnosticSeverity.Warning).ToArray();
         Assert.True(problems.Length == 0, string.Join("\n", problems.Select(d => d.ToString())));
     }

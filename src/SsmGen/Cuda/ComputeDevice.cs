@@ -1,8 +1,8 @@
 namespace SsmGen.Cuda;
 
 /// <summary>
-/// Where a generated model runs: <see cref="Cpu"/> (the generated C#), a CUDA GPU (the generated CUDA kernels
-/// through NVRTC and the driver) or the CPU emulation of those kernels (<see cref="CudaEmulation"/>, for
+/// Where a generated model runs: <see cref="Cpu"/> (the generated C#), a CUDA GPU (<see cref="Cuda"/>: the generated CUDA
+/// kernels through NVRTC and the driver) or the CPU emulation of those kernels (<see cref="CudaEmulation"/>, for
 /// checking them without a GPU). Pass it to the generated constructor; every other call stays the same.
 /// Modules are compiled once per device and source and shared by the models built on it.
 /// </summary>
@@ -22,6 +22,9 @@ public sealed class ComputeDevice : IDisposable
     public string Name => Backend?.Name ?? "CPU";
 
     private ComputeDevice(GpuBackend? backend) => Backend = backend;
+
+    /// <summary>CUDA device <paramref name="ordinal"/>; throws <see cref="CudaUnavailableException"/> saying what to install when there is none.</summary>
+    public static ComputeDevice Cuda(int ordinal = 0) => new(CudaBackend.Create(ordinal));
 
     /// <summary>The generated CUDA kernels compiled for and run on the CPU (slow; for checking kernels without a GPU).</summary>
     public static ComputeDevice CudaEmulation(string? cacheDirectory = null) => new(new EmulatedBackend(cacheDirectory));

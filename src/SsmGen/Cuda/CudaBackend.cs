@@ -16,7 +16,8 @@ namespace SsmGen.Cuda;
 public sealed unsafe class CudaBackend : GpuBackend
 {
     // Pins the dialect, so a newer NVRTC with another default compiles the same language.
-    private static readonly string[] CompileOptions = ["--std=c++17"];
+    /// <summary>The NVRTC options every generated module is compiled with.</summary>
+    public static IReadOnlyList<string> CompileOptions { get; } = ["--std=c++17"];
 
     private readonly int _device;
     private readonly nint _context;

@@ -325,7 +325,7 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
         {
             w.Line("_m = model;");
             w.Line("long rows = (long)maxBatch * maxLength, outRows = PerToken ? rows : maxBatch;");
-            w.Line("long Take(long floats) { long at = _used; _used += (floats + 63) / 64 * 64; return at; } // 256-byte aligned");
+            w.Line("long Take(long floats) { long at = _used; _used += (floats + 63) / 64 * 64; return 4 * at; } // a byte offset, 256-byte aligned");
             w.Line("_input = (ulong)Take(rows * InputSize); _tokens = (ulong)Take(rows);");
             foreach (var l in plan.Layers) w.Line($"_l{l.Index}X = (ulong)Take(rows * H);");
             w.Line("_xf = (ulong)Take(rows * H); _meanF = (ulong)Take(rows); _rstdF = (ulong)Take(rows); _nf = (ulong)Take(rows * H);");
@@ -347,7 +347,7 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
             w.Line("ulong a = Runner.Activations;");
             string all = shell + (layerFields.Count > 0 ? ", " + string.Join(", ", layerFields) : "");
             foreach (string f in all.Split(',').Select(x => x.Trim()))
-                w.Line(f == "_pooled" ? "_pooled = PerToken ? _nf + a : _pooled + a;" : f.StartsWith("_d") || f is "_scratch" or "_partial" or "_modePartial" ? $"if (training) {f} += a;" : $"{f} += a;");
+                w.Line(f == "_pooled" ? "_pooled = PerToken ? _nf : _pooled + a; // _nf has its base already" : f.StartsWith("_d") || f is "_scratch" or "_partial" or "_modePartial" ? $"if (training) {f} += a;" : $"{f} += a;");
         }
         w.Close();
         w.Line();
