@@ -46,3 +46,44 @@ public class GpuEmulationTests(ITestOutputHelper output)
         using (gen) GeneratedVsReferenceTests.CompareWithReference(gen, cfg, length, batch: 2, maxBatch: 5, maxLength, output, ForwardTolerance, GradientTolerance);
     }
 }
+
+/// <summary>Training through the unchanged Trainer on the emulated GPU follows the CPU model step for step.</summary>
+public class GpuEmulationTrainingTests(ITestOutputHelper output)
+{
+    [EmulationFact]
+    public void TrainingStepsFollowTheCpuModel()
+    {
+        using var device = ComputeDevice.CudaEmulation();
+        using var cpu = new SmokeModel(8, 24);
+        using var gpu = new SmokeModel(8, 24, ModelUse.Training, device);
+        cpu.Initialize(5);
+        gpu.Initialize(5);
+        var options = new SsmGen.Training.TrainerOptions { LearningRate = 0.01f, SsmLearningRate = 0.005f, TotalSteps = 30, WarmupSteps = 2 };
+        var tc = new SsmGen.Training.Trainer(cpu, options);
+        var tg = new SsmGen.Training.Trainer(gpu, options);
+        var rng = new Rng(11);
+        float firstLoss = 0, lastLoss = 0;
+        for (int step = 0; step < 30; step++)
+        {
+            // class k: a sine of frequency k + 1 plus noise
+            var x = new float[8 * 24];
+            var y = new int[8];
+            for (int b = 0; b < 8; b++)
+            {
+                y[b] = (int)(rng.NextUInt64() % 4);
+                for (int t = 0; t < 24; t++) x[b * 24 + t] = MathF.Sin((y[b] + 1) * t * 0.25f) + 0.1f * (float)rng.Uniform(-1, 1);
+            }
+            var rc = tc.TrainStep(x, y, 8, 24);
+            var rg = tg.TrainStep(x, y, 8, 24);
+            Assert.True(Math.Abs(rc.Loss - rg.Loss) <= 1e-3 * Math.Max(1, Math.Abs(rc.Loss)), $"step {step}: CPU loss {rc.Loss}, GPU loss {rg.Loss}");
+            if (step == 0) firstLoss = rg.Loss;
+            lastLoss = rg.Loss;
+        }
+        var pc = cpu.Parameters.ToArray();
+        var pg = gpu.Parameters.ToArray();
+        double maxDiff = pc.Zip(pg, (a, b) => Math.Abs(a - b)).Max();
+        output.WriteLine($"loss {firstLoss:F4} → {lastLoss:F4}; max parameter difference after 30 steps {maxDiff:E2}");
+        Assert.True(maxDiff < 1e-3, $"parameters drifted apart by {maxDiff:E2}");
+        Assert.True(lastLoss < firstLoss, $"loss did not fall: {firstLoss} → {lastLoss}");
+    }
+}
