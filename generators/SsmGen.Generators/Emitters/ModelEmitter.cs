@@ -317,7 +317,7 @@ internal static class ModelEmitter
             else if (!call.Contains("ref rng")) w.Line($"{call} // {p.Name}");
             else w.Line($"{{ var rng = Initialization.StreamFor(seed, {t}); {call} }} // {p.Name}");
         }
-        w.Line("_gpu?.Runner.HostParametersRequested(); // the device copy is stale now");
+        w.Line("_gpu?.Runner.HostParametersOverwritten(); // the device copy is stale now");
         w.Close();
         w.Line();
     }

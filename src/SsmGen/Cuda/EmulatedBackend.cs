@@ -21,10 +21,15 @@ public sealed unsafe class EmulatedBackend : GpuBackend
 
     public override string Name => "CPU emulation of CUDA (g++)";
 
-    /// <param name="cacheDirectory">Where compiled modules are kept, keyed by a hash of the source; a temporary folder by default.</param>
+    /// <param name="cacheDirectory">
+    /// Where compiled modules are kept, keyed by a hash of the source: by default <c>$XDG_CACHE_HOME/ssmgen/emulation</c>
+    /// or <c>~/.cache/ssmgen/emulation</c>, a folder only its owner can write (the modules in it are loaded as code).
+    /// </param>
     public EmulatedBackend(string? cacheDirectory = null)
     {
-        _cacheDirectory = cacheDirectory ?? Path.Combine(Path.GetTempPath(), "ssmgen-emulation-" + Environment.UserName);
+        string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+        string root = !string.IsNullOrEmpty(xdg) ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+        _cacheDirectory = cacheDirectory ?? Path.Combine(root, "ssmgen", "emulation");
     }
 
     /// <summary>True when a C++ compiler for the emulation is on the PATH; <paramref name="reason"/> says why not otherwise.</summary>
@@ -65,7 +70,11 @@ public sealed unsafe class EmulatedBackend : GpuBackend
                 .Append(k).Append(", dim3{gx, gy, gz}, dim3{bx, by, bz}, args); }\n");
         string code = text.ToString();
         string hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(code + "\0" + CompilerOptions)))[..32];
-        Directory.CreateDirectory(_cacheDirectory);
+        if (!Directory.Exists(_cacheDirectory))
+        {
+            if (OperatingSystem.IsWindows()) Directory.CreateDirectory(_cacheDirectory);
+            else Directory.CreateDirectory(_cacheDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
         string library = Path.Combine(_cacheDirectory, hash + ".so");
         bool cached = File.Exists(library);
         if (!cached) Compile(code, name, library);
@@ -105,7 +114,8 @@ public sealed unsafe class EmulatedBackend : GpuBackend
     public override void Launch(GpuFunction function, Dim3 grid, Dim3 block, void** arguments)
     {
         if (grid.Count == 0 || block.Count == 0) throw new ArgumentException($"Launch of {function.Name} with an empty grid or block.");
-        if (block.Count > 1024) throw new ArgumentException($"Launch of {function.Name} with {block.Count} threads per block; CUDA allows at most 1024.");
+        if (block.Count > 1024 || block.Z > 64) throw new ArgumentException($"Launch of {function.Name} with block {block}; CUDA allows at most 1024 threads and z ≤ 64.");
+        if (grid.Y > 65535 || grid.Z > 65535) throw new ArgumentException($"Launch of {function.Name} with grid {grid}; CUDA allows y and z up to 65535.");
         ((delegate* unmanaged<uint, uint, uint, uint, uint, uint, void**, void>)function.Handle)(grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, arguments);
     }
 

@@ -58,6 +58,13 @@ public sealed unsafe class GpuModelRunner : IDisposable
         _hostParametersWritten = true;
     }
 
+    /// <summary>After the host parameters were overwritten as a whole (Initialize): upload them, download nothing.</summary>
+    public void HostParametersOverwritten()
+    {
+        _deviceParametersNewer = false;
+        _hostParametersWritten = true;
+    }
+
     /// <summary>Before handing out the host gradients, likewise.</summary>
     public void HostGradientsRequested()
     {
@@ -69,6 +76,7 @@ public sealed unsafe class GpuModelRunner : IDisposable
     /// <summary>Before kernels read parameters (and, for a backward, gradients): uploads what the host may have written.</summary>
     public void BeforeDeviceUse(bool gradients)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (_hostParametersWritten) Upload(_hostParameters, Parameters);
         _hostParametersWritten = false;
         if (gradients && _hostGradientsWritten) Upload(_hostGradients, Gradients);
@@ -97,6 +105,7 @@ public sealed unsafe class GpuModelRunner : IDisposable
 
     private void Upload(ReadOnlySpan<byte> bytes, ulong destination)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         for (long done = 0; done < bytes.Length;)
         {
             int n = (int)Math.Min(_stagingBytes, bytes.Length - done);
@@ -109,6 +118,7 @@ public sealed unsafe class GpuModelRunner : IDisposable
     /// <summary>Device floats to host memory through the pinned buffer (waits for the kernels before it).</summary>
     public void Download(ulong source, Span<float> destination)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         var bytes = MemoryMarshal.AsBytes(destination);
         for (long done = 0; done < bytes.Length;)
         {
@@ -121,10 +131,11 @@ public sealed unsafe class GpuModelRunner : IDisposable
 
     private void FreeAll()
     {
-        if (Parameters != 0) Gpu.Free(Parameters);
-        if (Gradients != 0) Gpu.Free(Gradients);
-        if (Activations != 0) Gpu.Free(Activations);
-        if (_staging != null) Gpu.FreePinned(_staging);
+        // Each free on its own: one failing (a device already disposed, a faulted context) does not leak the others.
+        try { if (Parameters != 0) Gpu.Free(Parameters); } catch (Exception e) when (e is ObjectDisposedException or CudaException) { }
+        try { if (Gradients != 0) Gpu.Free(Gradients); } catch (Exception e) when (e is ObjectDisposedException or CudaException) { }
+        try { if (Activations != 0) Gpu.Free(Activations); } catch (Exception e) when (e is ObjectDisposedException or CudaException) { }
+        try { if (_staging != null) Gpu.FreePinned(_staging); } catch (Exception e) when (e is ObjectDisposedException or CudaException) { }
     }
 
     public void Dispose()

@@ -78,33 +78,49 @@ public unsafe class EmulatedBackendTests
         gpu.Free(d);
     }
 
+    /// <summary>A matrix stored column-major: element (r, c) at c·rows + r.</summary>
+    private static float[] ColumnMajor(double[,] m)
+    {
+        int rows = m.GetLength(0), cols = m.GetLength(1);
+        var a = new float[rows * cols];
+        for (int c = 0; c < cols; c++)
+            for (int r = 0; r < rows; r++) a[c * rows + r] = (float)m[r, c];
+        return a;
+    }
+
+    private static double[,] Transpose(double[,] m)
+    {
+        var t = new double[m.GetLength(1), m.GetLength(0)];
+        for (int r = 0; r < m.GetLength(0); r++)
+            for (int c = 0; c < m.GetLength(1); c++) t[c, r] = m[r, c];
+        return t;
+    }
+
     [EmulationFact]
     public void SgemmIsColumnMajorWithTransposes()
     {
         using var gpu = new EmulatedBackend();
         var rng = new Random(3);
+        const int m = 3, n = 4, k = 5;
+        double[,] Random2(int r, int c) { var x = new double[r, c]; for (int i = 0; i < r; i++) for (int j = 0; j < c; j++) x[i, j] = Math.Round(rng.NextDouble() - 0.5, 3); return x; }
         foreach (bool ta in new[] { false, true })
             foreach (bool tb in new[] { false, true })
             {
-                const int m = 3, n = 4, k = 5;
-                var a = Enumerable.Range(0, m * k).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
-                var b = Enumerable.Range(0, k * n).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
-                var c = Enumerable.Range(0, m * n).Select(_ => (float)rng.NextDouble()).ToArray();
-                int lda = ta ? k : m, ldb = tb ? n : k;
-                // op(A)[i, l] and op(B)[l, j] written out from the column-major definition
-                double A(int i, int l) => ta ? a[i * lda + l] : a[l * lda + i];
-                double B(int l, int j) => tb ? b[l * ldb + j] : b[j * ldb + l];
-                var expected = new double[m * n];
+                // The product is of the logical matrices opA (m × k) and opB (k × n); what is stored is opA or its
+                // transpose, column-major, as cuBLAS reads it.
+                var opA = Random2(m, k); var opB = Random2(k, n); var c0 = Random2(m, n);
+                var a = ColumnMajor(ta ? Transpose(opA) : opA);
+                var b = ColumnMajor(tb ? Transpose(opB) : opB);
+                var c = ColumnMajor(c0);
+                fixed (float* pa = a, pb = b, pc = c)
+                    gpu.Sgemm(ta, tb, m, n, k, 2f, (ulong)pa, ta ? k : m, (ulong)pb, tb ? n : k, 0.5f, (ulong)pc, m);
                 for (int i = 0; i < m; i++)
                     for (int j = 0; j < n; j++)
                     {
                         double s = 0;
-                        for (int l = 0; l < k; l++) s += A(i, l) * B(l, j);
-                        expected[j * m + i] = 2 * s + 0.5 * c[j * m + i];
+                        for (int l = 0; l < k; l++) s += opA[i, l] * opB[l, j];
+                        Assert.Equal(2 * s + 0.5 * c0[i, j], c[j * m + i], 5);
                     }
-                fixed (float* pa = a, pb = b, pc = c)
-                    gpu.Sgemm(ta, tb, m, n, k, 2f, (ulong)pa, lda, (ulong)pb, ldb, 0.5f, (ulong)pc, m);
-                for (int i = 0; i < m * n; i++) Assert.Equal(expected[i], c[i], 5);
             }
     }
 

@@ -88,17 +88,22 @@ extern "C" __global__ void fill_rows(const float* __restrict__ b, float* __restr
 extern "C" __global__ void column_partials(const float* __restrict__ x, float* __restrict__ partial, int rows, int width)
 {
     __shared__ float s[8][33];
-    int col = blockIdx.x * 32 + threadIdx.x, r0 = blockIdx.y * ROW_CHUNK, r1 = min(rows, r0 + ROW_CHUNK);
-    float acc = 0.0f;
-    if (col < width)
-        for (int r = r0 + threadIdx.y; r < r1; r += 8) acc += x[(long)r * width + col];
-    s[threadIdx.y][threadIdx.x] = acc;
-    __syncthreads();
-    if (threadIdx.y == 0 && col < width)
+    int col = blockIdx.x * 32 + threadIdx.x, chunks = (rows + ROW_CHUNK - 1) / ROW_CHUNK;
+    for (int chunk = blockIdx.y; chunk < chunks; chunk += gridDim.y) // the grid's y extent is capped at 65535
     {
-        float t = 0.0f;
-        for (int k = 0; k < 8; k++) t += s[k][threadIdx.x];
-        partial[(long)blockIdx.y * width + col] = t;
+        int r0 = chunk * ROW_CHUNK, r1 = min(rows, r0 + ROW_CHUNK);
+        float acc = 0.0f;
+        if (col < width)
+            for (int r = r0 + threadIdx.y; r < r1; r += 8) acc += x[(long)r * width + col];
+        s[threadIdx.y][threadIdx.x] = acc;
+        __syncthreads();
+        if (threadIdx.y == 0 && col < width)
+        {
+            float t = 0.0f;
+            for (int k = 0; k < 8; k++) t += s[k][threadIdx.x];
+            partial[(long)chunk * width + col] = t;
+        }
+        __syncthreads();
     }
 }
 
@@ -342,7 +347,8 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
             w.Line($"    _dO = (ulong)Take(rows * 2 * H); _dG = (ulong)Take(rows * H); _dY = (ulong)Take(rows * H); _dU = (ulong)Take(rows * H); _scratch = (ulong)Take(rows * H);");
             w.Line($"    _partial = (ulong)Take((rows + RowChunk - 1) / RowChunk * {maxWidth}); _dk = (ulong)Take(H * (long)maxLength); _modePartial = (ulong)Take(H * {maxModes});");
             w.Line("}");
-            w.Line("long staging = 4 * Math.Max(rows * InputSize, Math.Max(outRows * OutputSize, rows));");
+            w.Line("// inputs and outputs in one piece; parameters and gradients in pieces of at most 4 MiB");
+            w.Line("long staging = 4 * Math.Max(Math.Max(rows * InputSize, Math.Max(outRows * OutputSize, rows)), Math.Min(ParameterCount, 1 << 20));");
             w.Line($"Runner = new GpuModelRunner(device, Source, \"{s.ClassName}.cu\", KernelNames, model._p, model._g, 4 * _used, staging);");
             w.Line("ulong a = Runner.Activations;");
             string all = shell + (layerFields.Count > 0 ? ", " + string.Join(", ", layerFields) : "");
@@ -395,7 +401,7 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
         w.Line("/// <summary>sum[c] += Σ_r x[r, c], in two deterministic passes.</summary>");
         w.Open("private void ColumnSums(ulong x, ulong sum, int rows, int width)");
         w.Line("int chunks = (rows + RowChunk - 1) / RowChunk;");
-        w.Line("Runner.Gpu.Launch(Runner.Module[\"column_partials\"], new Dim3((uint)((width + 31) / 32), (uint)chunks), new Dim3(32, 8), x, _partial, rows, width);");
+        w.Line("Runner.Gpu.Launch(Runner.Module[\"column_partials\"], new Dim3((uint)((width + 31) / 32), (uint)Math.Min(chunks, 65535)), new Dim3(32, 8), x, _partial, rows, width);");
         w.Line("Launch(\"column_finish\", Blocks(width), 128, _partial, sum, chunks, width);");
         w.Close();
         w.Line();

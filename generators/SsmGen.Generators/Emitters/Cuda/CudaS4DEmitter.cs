@@ -185,13 +185,6 @@ extern "C" __global__ void {{v}}_dt_finish(const float* __restrict__ partial, co
         }
     }
 
-    /// <summary>Device buffers of one S4D block (floats), kept from forward to backward.</summary>
-    public static void EmitLayout(CodeWriter w, S4DLayerPlan l)
-    {
-        string i = "_l" + l.Index;
-        w.Line($"{i}Mean = Take(rows); {i}Rstd = Take(rows); {i}U = Take(rows * H); {i}Y = Take(rows * H); {i}G = Take(rows * H); {i}O = Take(rows * 2L * H); {i}Modes = Take({4 * l.Modes} * H);");
-    }
-
     public static string Fields(S4DLayerPlan l)
     {
         string i = "_l" + l.Index;
