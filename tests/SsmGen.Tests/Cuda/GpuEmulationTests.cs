@@ -87,3 +87,29 @@ public class GpuEmulationTrainingTests(ITestOutputHelper output)
         Assert.True(lastLoss < firstLoss, $"loss did not fall: {firstLoss} → {lastLoss}");
     }
 }
+
+/// <summary>What a GPU model refuses, and how it says so.</summary>
+public class GpuModelRefusalTests
+{
+    [EmulationFact]
+    public void ABlockKindWithoutGpuKernelsIsNamed()
+    {
+        using var device = ComputeDevice.CudaEmulation();
+        var e = Assert.Throws<NotSupportedException>(() => new MambaTokens(2, 4, ModelUse.Training, device));
+        Assert.Contains("MambaLayer", e.Message);
+        Assert.Contains("ComputeDevice.Cpu", e.Message);
+    }
+
+    [EmulationFact]
+    public void ADisposedModelRefusesToRun()
+    {
+        using var device = ComputeDevice.CudaEmulation();
+        var model = new SmokeModel(2, 4, ModelUse.Training, device);
+        model.Initialize(1);
+        var y = new float[2 * 4];
+        model.Forward(new float[8], 2, 4, y);
+        model.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => model.Forward(new float[8], 2, 4, y));
+        model.Dispose(); // a second Dispose does nothing
+    }
+}
