@@ -22,14 +22,14 @@ public sealed unsafe class EmulatedBackend : GpuBackend
     public override string Name => "CPU emulation of CUDA (g++)";
 
     /// <param name="cacheDirectory">
-    /// Where compiled modules are kept, keyed by a hash of the source: by default <c>$XDG_CACHE_HOME/ssmgen/emulation</c>
-    /// or <c>~/.cache/ssmgen/emulation</c>, a folder only its owner can write (the modules in it are loaded as code).
+    /// Where compiled modules are kept, keyed by a hash of the source: by default the folder <c>emulation</c> in
+    /// <see cref="KernelCache.DefaultDirectory"/> (a fresh temporary folder where that has none), created so that only
+    /// its owner can write it (the modules in it are loaded as code).
     /// </param>
     public EmulatedBackend(string? cacheDirectory = null)
     {
-        string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
-        string root = !string.IsNullOrEmpty(xdg) ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
-        _cacheDirectory = cacheDirectory ?? Path.Combine(root, "ssmgen", "emulation");
+        _cacheDirectory = cacheDirectory
+            ?? (KernelCache.DefaultDirectory is { } kernels ? Path.Combine(kernels, "emulation") : Path.Combine(Path.GetTempPath(), "ssmgen-emulation-" + Guid.NewGuid().ToString("N")));
     }
 
     /// <summary>True when a C++ compiler for the emulation is on the PATH; <paramref name="reason"/> says why not otherwise.</summary>

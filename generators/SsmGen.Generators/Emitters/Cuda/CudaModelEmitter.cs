@@ -23,8 +23,6 @@ internal static class CudaModelEmitter
         return kinds.Count == 0 ? null : string.Join(", ", kinds);
     }
 
-    internal static string Next(ModelPlan plan, LayerPlan l) => ModelEmitter.Next(plan, l);
-
     /// <summary>The CUDA C of the model and its kernel names, in launch order of first use.</summary>
     public static (string Source, List<string> Kernels) Source(ModelPlan plan)
     {
@@ -335,11 +333,7 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
             foreach (var l in plan.Layers) w.Line($"_l{l.Index}X = (ulong)Take(rows * H);");
             w.Line("_xf = (ulong)Take(rows * H); _meanF = (ulong)Take(rows); _rstdF = (ulong)Take(rows); _nf = (ulong)Take(rows * H);");
             w.Line("_pooled = PerToken ? _nf : (ulong)Take(maxBatch * H); _out = (ulong)Take(outRows * OutputSize);");
-            foreach (var l in plan.S4DLayers)
-            {
-                string i = "_l" + l.Index;
-                w.Line($"{i}Mean = (ulong)Take(rows); {i}Rstd = (ulong)Take(rows); {i}U = (ulong)Take(rows * H); {i}Y = (ulong)Take(rows * H); {i}G = (ulong)Take(rows * H); {i}O = (ulong)Take(rows * 2 * H); {i}Modes = (ulong)Take({4 * l.Modes} * H);");
-            }
+            foreach (var l in plan.S4DLayers) CudaS4DEmitter.EmitLayout(w, l);
             w.Line("// backward scratch (training only)");
             w.Line("if (training)");
             w.Line("{");

@@ -185,6 +185,14 @@ extern "C" __global__ void {{v}}_dt_finish(const float* __restrict__ partial, co
         }
     }
 
+    /// <summary>Device buffers of one S4D block, kept from forward to backward (byte offsets until the arena exists).</summary>
+    public static void EmitLayout(CodeWriter w, S4DLayerPlan l)
+    {
+        string i = "_l" + l.Index;
+        w.Line($"{i}Mean = (ulong)Take(rows); {i}Rstd = (ulong)Take(rows); {i}U = (ulong)Take(rows * H); {i}Y = (ulong)Take(rows * H); {i}G = (ulong)Take(rows * H); {i}O = (ulong)Take(rows * 2 * H); {i}Modes = (ulong)Take({4 * l.Modes} * H);");
+    }
+
+    /// <summary>The names of those buffers' fields.</summary>
     public static string Fields(S4DLayerPlan l)
     {
         string i = "_l" + l.Index;
@@ -196,7 +204,7 @@ extern "C" __global__ void {{v}}_dt_finish(const float* __restrict__ partial, co
     /// <summary>Block forward: x → LayerNorm → S4D scan → GELU → Linear(H → 2H) → GLU · dropout → + x.</summary>
     public static void EmitForward(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
     {
-        string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", next = CudaModelEmitter.Next(plan, l);
+        string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", next = ModelEmitter.Next(plan, l);
         w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
         w.Line("int rows = batch * length;");
         w.Line($"Launch(\"layernorm_forward\", (uint)rows, NormThreads, {x}, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, {i}U, {i}Mean, {i}Rstd);");
