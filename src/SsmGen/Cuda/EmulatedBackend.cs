@@ -154,7 +154,7 @@ public sealed unsafe class EmulatedBackend : GpuBackend
         struct uint3 { unsigned x, y, z; };
         namespace emu {
         struct Fiber { ucontext_t context; bool done; };
-        struct Block { ucontext_t scheduler; std::vector<Fiber> fibers; std::vector<std::unique_ptr<char[]>> stacks; void (*body)(void*); void* closure; unsigned current; };
+        struct Block { ucontext_t scheduler; std::vector<Fiber> fibers; std::vector<std::unique_ptr<char[]>> stacks; std::vector<float> lanes; void (*body)(void*); void* closure; unsigned current; };
         constexpr size_t StackBytes = 128 * 1024;
         thread_local Block* block;
         thread_local uint3 thread_index, block_index;
@@ -166,6 +166,7 @@ public sealed unsafe class EmulatedBackend : GpuBackend
           Block self; Block* outer = block; block = &self;
           unsigned n = b.x * b.y * b.z;
           self.fibers.resize(n);
+          self.lanes.resize(n);
           for (unsigned i = 0; i < n; i++) self.stacks.emplace_back(new char[StackBytes]);
           struct Closure { void (*k)(A...); void** args; } c{k, args};
           self.closure = &c;
@@ -207,6 +208,17 @@ public sealed unsafe class EmulatedBackend : GpuBackend
         #define __shared__ static thread_local
         #define __launch_bounds__(...)
         inline void __syncthreads() { emu::barrier(); }
+        // A warp shuffle: every lane posts its value, all yield, each reads its partner's, all yield again (so no lane
+        // posts the next value before its partner has read this one). Lanes are consecutive fibers, as on a GPU.
+        inline float __shfl_xor_sync(unsigned, float v, int lane_mask)
+        {
+          unsigned i = emu::block->current;
+          emu::block->lanes[i] = v;
+          emu::barrier();
+          float r = emu::block->lanes[i ^ (unsigned)lane_mask];
+          emu::barrier();
+          return r;
+        }
         // Fibers of a block run one at a time on one OS thread, so a plain read-modify-write is atomic.
         inline float atomicAdd(float* p, float v) { float old = *p; *p = old + v; return old; }
         inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }

@@ -31,6 +31,10 @@ public class GpuEmulationTests(ITestOutputHelper output)
     [InlineData("VectorTokens", 9)]     // token input, per-token output, 16 and 8 modes
     [InlineData("VectorLast", 5)]       // last pooling, 32 modes, a repeated block
     [InlineData("Wide16", 6)]
+    [InlineData("MambaTokens", 9)]      // two Mamba blocks, N = 16, E = 32 (one warp), RMSNorm, no decoder bias: one scan chunk
+    [InlineData("MambaTokens", 70)]     // three chunks of 32, the last partial
+    [InlineData("MambaOdd", 150)]       // E = 18 (a warp with idle lanes), N = 4, LayerNorm, Δ rank 3, conv 3: three chunks of 64
+    [InlineData("Hybrid", 130)]         // S4D, Mamba (N = 8, conv 2), S4D
     public void ForwardAndBackwardMatchTheReference(string name, int length)
     {
         var (gen, cfg) = GeneratedVsReferenceTests.Make(name, 3, length, ModelUse.Training, Emulation);
@@ -40,6 +44,7 @@ public class GpuEmulationTests(ITestOutputHelper output)
     [EmulationTheory]
     [InlineData("TinyRealMean", 9, 40)]
     [InlineData("VectorTokens", 7, 30)]
+    [InlineData("MambaTokens", 40, 100)]
     public void SmallerCallsThanTheBuffersMatchTheReference(string name, int length, int maxLength)
     {
         var (gen, cfg) = GeneratedVsReferenceTests.Make(name, 5, maxLength, ModelUse.Training, Emulation);
@@ -95,8 +100,8 @@ public class GpuModelRefusalTests
     public void ABlockKindWithoutGpuKernelsIsNamed()
     {
         using var device = ComputeDevice.CudaEmulation();
-        var e = Assert.Throws<NotSupportedException>(() => new MambaTokens(2, 4, ModelUse.Training, device));
-        Assert.Contains("MambaLayer", e.Message);
+        var e = Assert.Throws<NotSupportedException>(() => new RnnTokens(2, 4, ModelUse.Training, device));
+        Assert.Contains("RnnLayer", e.Message);
         Assert.Contains("ComputeDevice.Cpu", e.Message);
     }
 

@@ -19,7 +19,7 @@ internal static class CudaModelEmitter
     /// <summary>Layer kinds with a GPU rendering; a model with any other kind gets a GPU path that says so.</summary>
     private static string? Unsupported(ModelPlan plan)
     {
-        var kinds = plan.Layers.Where(l => l is not S4DLayerPlan).Select(l => l.GetType().Name.Replace("LayerPlan", "Layer")).Distinct().ToList();
+        var kinds = plan.Layers.Where(l => l is not (S4DLayerPlan or MambaLayerPlan)).Select(l => l.GetType().Name.Replace("LayerPlan", "Layer")).Distinct().ToList();
         return kinds.Count == 0 ? null : string.Join(", ", kinds);
     }
 
@@ -269,6 +269,7 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
             "gelu_forward", "gelu_backward", "glu_residual_forward", "glu_backward", "embedding_forward", "embedding_backward",
             "pool_mean_forward", "pool_mean_backward", "pool_last_forward", "pool_last_backward" });
         CudaS4DEmitter.EmitKernels(cu, plan, names);
+        CudaMambaEmitter.EmitKernels(cu, plan, names);
         return (cu.ToString(), names);
     }
 
@@ -302,7 +303,7 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
         string? unsupported = Unsupported(plan);
         if (unsupported is not null)
         {
-            string message = $"This version generates GPU kernels for S4DLayer blocks only; this model has {unsupported} blocks: run it on ComputeDevice.Cpu.";
+            string message = $"This version generates GPU kernels for S4DLayer and MambaLayer blocks only; this model has {unsupported} blocks: run it on ComputeDevice.Cpu.";
             w.Line($"public GpuPath({s.ClassName} model, ComputeDevice device, int maxBatch, int maxLength, bool training) => throw new NotSupportedException(\"{message}\");");
             w.Line($"internal GpuModelRunner Runner => throw new NotSupportedException(\"{message}\");");
             w.Line("public void Forward(ReadOnlySpan<float> input, ReadOnlySpan<int> tokens, int batch, int length, Span<float> output) => throw new NotSupportedException();");
@@ -317,11 +318,13 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
         w.Line($"private readonly {s.ClassName} _m;");
         w.Line("internal readonly GpuModelRunner Runner;");
         w.Line("private long _used; // floats laid out so far in the activation arena");
-        var layerFields = plan.Layers.Select(l => l is S4DLayerPlan x ? CudaS4DEmitter.Fields(x) : null).Where(f => f is not null).ToList();
+        var layerFields = plan.Layers.Select(l => l switch { S4DLayerPlan x => CudaS4DEmitter.Fields(x), MambaLayerPlan x => CudaMambaEmitter.Fields(x), _ => null }).Where(f => f is not null).ToList();
+        var mambaScratch = CudaMambaEmitter.Scratch(plan).ToList();
         string shell = $"_input, _tokens, {string.Join(", ", plan.Layers.Select(l => $"_l{l.Index}X"))}, _xf, _meanF, _rstdF, _nf, _pooled, _out, _dOut, _dPooled, _dNf, _dX, _dO, _dG, _dY, _dU, _scratch, _partial, _dk, _modePartial";
         w.Line($"private readonly ulong {shell};");
         foreach (var f in layerFields) w.Line($"private readonly ulong {f};");
-        int maxWidth = System.Math.Max(2 * s.DModel, System.Math.Max(s.Output, plan.InputWidth));
+        if (mambaScratch.Count > 0) w.Line($"private readonly ulong {string.Join(", ", mambaScratch.Select(x => x.Field))};");
+        int maxWidth = new[] { 2 * s.DModel, s.Output, plan.InputWidth, CudaMambaEmitter.MaxColumnWidth(plan) }.Max();
         int maxModes = plan.S4DLayers.Any() ? plan.S4DLayers.Max(l => l.Modes) : 1;
         w.Line();
         w.Open($"public GpuPath({s.ClassName} model, ComputeDevice device, int maxBatch, int maxLength, bool training)");
@@ -334,6 +337,8 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
             w.Line("_xf = (ulong)Take(rows * H); _meanF = (ulong)Take(rows); _rstdF = (ulong)Take(rows); _nf = (ulong)Take(rows * H);");
             w.Line("_pooled = PerToken ? _nf : (ulong)Take(maxBatch * H); _out = (ulong)Take(outRows * OutputSize);");
             foreach (var l in plan.S4DLayers) CudaS4DEmitter.EmitLayout(w, l);
+            foreach (var l in plan.MambaLayers) CudaMambaEmitter.EmitLayout(w, l);
+            foreach (var (f, floats, training) in mambaScratch) w.Line(training ? $"if (training) {f} = (ulong)Take({floats});" : $"{f} = (ulong)Take({floats});");
             w.Line("// backward scratch (training only)");
             w.Line("if (training)");
             w.Line("{");
@@ -348,16 +353,23 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
             string all = shell + (layerFields.Count > 0 ? ", " + string.Join(", ", layerFields) : "");
             foreach (string f in all.Split(',').Select(x => x.Trim()))
                 w.Line(f == "_pooled" ? "_pooled = PerToken ? _nf : _pooled + a; // _nf has its base already" : f.StartsWith("_d") || f is "_scratch" or "_partial" or "_modePartial" ? $"if (training) {f} += a;" : $"{f} += a;");
+            foreach (var (f, _, training) in mambaScratch) w.Line(training ? $"if (training) {f} += a;" : $"{f} += a;");
         }
         w.Close();
         w.Line();
         EmitHelpers(w);
+        if (plan.MambaLayers.Any())
+        {
+            w.Line("/// <summary>Floats of a (batch, chunk)-indexed tensor with perChunk values per chunk.</summary>");
+            w.Line("private static long ChunkStates(int maxBatch, int maxLength, int chunk, int perChunk) => (long)maxBatch * ((maxLength + chunk - 1) / chunk) * perChunk;");
+            w.Line();
+        }
         EmitForward(w, plan);
         EmitBackward(w, plan);
-        foreach (var l in plan.S4DLayers)
+        foreach (var l in plan.Layers)
         {
-            CudaS4DEmitter.EmitForward(w, plan, l);
-            CudaS4DEmitter.EmitBackward(w, plan, l);
+            if (l is S4DLayerPlan s4d) { CudaS4DEmitter.EmitForward(w, plan, s4d); CudaS4DEmitter.EmitBackward(w, plan, s4d); }
+            if (l is MambaLayerPlan mamba) { CudaMambaEmitter.EmitForward(w, plan, mamba); CudaMambaEmitter.EmitBackward(w, plan, mamba); }
         }
         w.Line("public void Dispose() => Runner?.Dispose();");
         w.Close();
@@ -379,16 +391,23 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
         w.Line("return (unchecked((int)global::SsmGen.Rng.DropoutKey(_m.DropoutSeed, _m._maskStep, layer)), unchecked((int)global::SsmGen.Rng.DropoutThreshold(p)), (float)(1 / (1 - p)));");
         w.Close();
         w.Line();
-        w.Line("/// <summary>y (rows, outF) = x (rows, inF)·Wᵀ + b on cuBLAS: row-major y is column-major yᵀ = W'ᵀ·x' with W' = Wᵀ.</summary>");
-        w.Open("private void Linear(ulong x, ulong weight, ulong bias, ulong y, int rows, int inF, int outF)");
-        w.Line("if (bias != 0) Launch(\"fill_rows\", Blocks((long)rows * outF), 128, bias, y, rows, outF);");
-        w.Line("Runner.Gpu.Sgemm(true, false, outF, rows, inF, 1f, weight, inF, x, inF, bias != 0 ? 1f : 0f, y, outF);");
+        w.Line("/// <summary>");
+        w.Line("/// y (rows, outF) = x (rows, inF)·Wᵀ + b on cuBLAS (row-major y is column-major yᵀ = W'ᵀ·x' with W' = Wᵀ); x's rows are");
+        w.Line("/// ldx floats apart (default inF); accumulate adds to y instead of overwriting it.");
+        w.Line("/// </summary>");
+        w.Open("private void Linear(ulong x, ulong weight, ulong bias, ulong y, int rows, int inF, int outF, int ldx = 0, bool accumulate = false)");
+        w.Line("if (bias != 0 && !accumulate) Launch(\"fill_rows\", Blocks((long)rows * outF), 128, bias, y, rows, outF);");
+        w.Line("Runner.Gpu.Sgemm(true, false, outF, rows, inF, 1f, weight, inF, x, ldx > 0 ? ldx : inF, bias != 0 || accumulate ? 1f : 0f, y, outF);");
         w.Close();
         w.Line();
-        w.Line("/// <summary>dx = dy·W (overwrites; skipped when dx is 0), dW += dyᵀ·x, db += Σ_rows dy (skipped when db is 0).</summary>");
-        w.Open("private void LinearBackward(ulong x, ulong weight, ulong dy, ulong dx, ulong dWeight, ulong dBias, int rows, int inF, int outF)");
-        w.Line("if (dx != 0) Runner.Gpu.Sgemm(false, false, inF, rows, outF, 1f, weight, inF, dy, outF, 0f, dx, inF);");
-        w.Line("Runner.Gpu.Sgemm(false, true, inF, outF, rows, 1f, x, inF, dy, outF, 1f, dWeight, inF);");
+        w.Line("/// <summary>");
+        w.Line("/// dx = dy·W (overwrites, or adds when accumulate; skipped when dx is 0), dW += dyᵀ·x, db += Σ_rows dy (skipped when db");
+        w.Line("/// is 0). x's and dx's rows are ldx floats apart (default inF).");
+        w.Line("/// </summary>");
+        w.Open("private void LinearBackward(ulong x, ulong weight, ulong dy, ulong dx, ulong dWeight, ulong dBias, int rows, int inF, int outF, int ldx = 0, bool accumulate = false)");
+        w.Line("int ld = ldx > 0 ? ldx : inF;");
+        w.Line("if (dx != 0) Runner.Gpu.Sgemm(false, false, inF, rows, outF, 1f, weight, inF, dy, outF, accumulate ? 1f : 0f, dx, ld);");
+        w.Line("Runner.Gpu.Sgemm(false, true, inF, outF, rows, 1f, x, ld, dy, outF, 1f, dWeight, inF);");
         w.Line("if (dBias != 0) ColumnSums(dy, dBias, rows, outF);");
         w.Close();
         w.Line();
@@ -396,8 +415,11 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
         w.Open("private void ColumnSums(ulong x, ulong sum, int rows, int width)");
         w.Line("int chunks = (rows + RowChunk - 1) / RowChunk;");
         w.Line("Runner.Gpu.Launch(Runner.Module[\"column_partials\"], new Dim3((uint)((width + 31) / 32), (uint)Math.Min(chunks, 65535)), new Dim3(32, 8), x, _partial, rows, width);");
-        w.Line("Launch(\"column_finish\", Blocks(width), 128, _partial, sum, chunks, width);");
+        w.Line("ColumnFinish(_partial, sum, chunks, width);");
         w.Close();
+        w.Line();
+        w.Line("/// <summary>sum[c] += Σ_k partial[k, c] over the chunks' partial sums.</summary>");
+        w.Line("private void ColumnFinish(ulong partial, ulong sum, int chunks, int width) => Launch(\"column_finish\", Blocks(width), 128, partial, sum, chunks, width);");
         w.Line();
         w.Open("private void LayerNormBackward(ulong x, ulong weight, ulong mean, ulong rstd, ulong dy, ulong dx, ulong dWeight, ulong dBias, int rows)");
         w.Line("Launch(\"layernorm_backward\", (uint)rows, NormThreads, x, weight, mean, rstd, dy, dx, _scratch);");
