@@ -8,9 +8,10 @@ namespace SsmGen.Cuda;
 /// <summary>
 /// Runs the generated CUDA C on the CPU, to check kernels where no GPU is present: the source is compiled by the
 /// system C++ compiler (g++) after a prelude that gives threadIdx/blockIdx/__syncthreads their CUDA meaning.
-/// Each block runs on the calling thread as one fiber per CUDA thread; a fiber that reaches __syncthreads yields,
-/// and the block resumes when every fiber has arrived or finished, so barriers, shared memory and block-wide
-/// reductions behave as on a GPU. Device memory is host memory and GEMM is a plain loop. It is slow, and it
+/// Each block runs on the calling thread as one fiber per CUDA thread; a fiber that reaches __syncthreads (or a warp
+/// shuffle) waits until every unfinished fiber of its block (or warp) has arrived, so barriers, shared memory and
+/// block- and warp-wide reductions behave as on a GPU, and a barrier some threads never reach aborts with a message
+/// instead of hanging. Device memory is host memory and GEMM is a plain loop. It is slow, and it
 /// checks what kernels compute, not how fast or whether they race on a real GPU.
 /// </summary>
 public sealed unsafe class EmulatedBackend : GpuBackend
@@ -144,6 +145,8 @@ public sealed unsafe class EmulatedBackend : GpuBackend
     /// <summary>The CUDA vocabulary the generated kernels use, given its meaning on the CPU.</summary>
     private const string Prelude = """
         #include <math.h>
+        #include <stdio.h>
+        #include <stdlib.h>
         #include <string.h>
         #include <stdint.h>
         #include <ucontext.h>
@@ -153,18 +156,42 @@ public sealed unsafe class EmulatedBackend : GpuBackend
         struct dim3 { unsigned x = 1, y = 1, z = 1; };
         struct uint3 { unsigned x, y, z; };
         namespace emu {
+        // A counting barrier: the last of the expected fibers to arrive opens it for all.
+        struct Gate { unsigned arrived = 0, generation = 0; };
         struct Fiber { ucontext_t context; bool done; };
-        struct Block { ucontext_t scheduler; std::vector<Fiber> fibers; std::vector<std::unique_ptr<char[]>> stacks; std::vector<float> lanes; void (*body)(void*); void* closure; unsigned current; };
+        struct Block {
+          ucontext_t scheduler; std::vector<Fiber> fibers; std::vector<std::unique_ptr<char[]>> stacks;
+          std::vector<float> lanes; Gate all; std::vector<Gate> warps; unsigned live; std::vector<unsigned> warp_live;
+          bool progress; void (*body)(void*); void* closure; unsigned current;
+        };
         constexpr size_t StackBytes = 128 * 1024;
         thread_local Block* block;
         thread_local uint3 thread_index, block_index;
         thread_local dim3 block_dim, grid_dim;
-        inline void barrier() { swapcontext(&block->fibers[block->current].context, &block->scheduler); }
-        inline void fiber_entry() { block->body(block->closure); block->fibers[block->current].done = true; }
+        inline void yield() { swapcontext(&block->fibers[block->current].context, &block->scheduler); }
+        inline void open(Gate& g) { g.arrived = 0; g.generation++; block->progress = true; }
+        inline void wait(Gate& g, unsigned expected) {
+          unsigned generation = g.generation;
+          block->progress = true;
+          if (++g.arrived >= expected) { open(g); return; }
+          while (g.generation == generation) yield();
+        }
+        // __syncthreads: every fiber of the block still running; __shfl_*_sync: every lane of the warp still running.
+        inline void sync_block() { wait(block->all, block->live); }
+        inline void sync_warp() { unsigned w = block->current / 32; wait(block->warps[w], block->warp_live[w]); }
+        inline void fiber_entry() {
+          block->body(block->closure);
+          Block& b = *block; unsigned w = b.current / 32;
+          b.fibers[b.current].done = true; b.progress = true;
+          b.live--; b.warp_live[w]--;
+          // an exited thread no longer holds back a barrier the others wait at
+          if (b.all.arrived > 0 && b.all.arrived >= b.live) open(b.all);
+          if (b.warps[w].arrived > 0 && b.warps[w].arrived >= b.warp_live[w]) open(b.warps[w]);
+        }
         template <class... A, size_t... I> void call(void (*k)(A...), void** a, std::index_sequence<I...>) { k(*static_cast<A*>(a[I])...); }
         template <class... A> void launch(void (*k)(A...), dim3 g, dim3 b, void** args) {
           Block self; Block* outer = block; block = &self;
-          unsigned n = b.x * b.y * b.z;
+          unsigned n = b.x * b.y * b.z, nw = (n + 31) / 32;
           self.fibers.resize(n);
           self.lanes.resize(n);
           for (unsigned i = 0; i < n; i++) self.stacks.emplace_back(new char[StackBytes]);
@@ -174,6 +201,8 @@ public sealed unsafe class EmulatedBackend : GpuBackend
           grid_dim = g; block_dim = b;
           for (unsigned bz = 0; bz < g.z; bz++) for (unsigned by = 0; by < g.y; by++) for (unsigned bx = 0; bx < g.x; bx++) {
             block_index = {bx, by, bz};
+            self.all = Gate{}; self.warps.assign(nw, Gate{}); self.live = n; self.warp_live.assign(nw, 32);
+            if (n % 32 != 0) self.warp_live[nw - 1] = n % 32;
             for (unsigned i = 0; i < n; i++) {
               Fiber& f = self.fibers[i];
               f.done = false;
@@ -183,15 +212,20 @@ public sealed unsafe class EmulatedBackend : GpuBackend
               f.context.uc_link = &self.scheduler;
               makecontext(&f.context, fiber_entry, 0);
             }
-            // Each round resumes every waiting fiber once: after it, all have reached the next barrier or finished.
+            // Rounds resume every unfinished fiber once; a round in which no fiber arrives anywhere, opens a
+            // barrier or finishes means some wait at a barrier that others never reach: on a GPU, a hang.
             for (bool waiting = true; waiting;) {
-              waiting = false;
+              waiting = false; self.progress = false;
               for (unsigned i = 0; i < n; i++) {
                 if (self.fibers[i].done) continue;
                 self.current = i;
                 thread_index = {i % b.x, (i / b.x) % b.y, i / (b.x * b.y)};
                 swapcontext(&self.scheduler, &self.fibers[i].context);
                 if (!self.fibers[i].done) waiting = true;
+              }
+              if (waiting && !self.progress) {
+                fprintf(stderr, "CUDA emulation: deadlock in block (%u, %u, %u): threads wait at a barrier others never reach\n", bx, by, bz);
+                abort();
               }
             }
           }
@@ -207,16 +241,16 @@ public sealed unsafe class EmulatedBackend : GpuBackend
         #define __forceinline__ inline
         #define __shared__ static thread_local
         #define __launch_bounds__(...)
-        inline void __syncthreads() { emu::barrier(); }
-        // A warp shuffle: every lane posts its value, all yield, each reads its partner's, all yield again (so no lane
-        // posts the next value before its partner has read this one). Lanes are consecutive fibers, as on a GPU.
+        inline void __syncthreads() { emu::sync_block(); }
+        // A warp shuffle: every lane posts its value, the warp meets, each reads its partner's, the warp meets again
+        // (so no lane posts the next value before its partner has read this one). Lanes are consecutive fibers.
         inline float __shfl_xor_sync(unsigned, float v, int lane_mask)
         {
           unsigned i = emu::block->current;
           emu::block->lanes[i] = v;
-          emu::barrier();
+          emu::sync_warp();
           float r = emu::block->lanes[i ^ (unsigned)lane_mask];
-          emu::barrier();
+          emu::sync_warp();
           return r;
         }
         // Fibers of a block run one at a time on one OS thread, so a plain read-modify-write is atomic.

@@ -131,4 +131,38 @@ public unsafe class EmulatedBackendTests
         var e = Assert.Throws<NvrtcException>(() => gpu.Load("extern \"C\" __global__ void k( { }", "broken.cu", ["k"]));
         Assert.Contains("broken.cu", e.Message);
     }
+
+    // Warp w sums its lanes' values w + 1 times by butterfly shuffles (so warps pass different numbers of warp
+    // meetings), then the block meets and thread 0 reads every warp's result: wrong unless shuffles exchange within
+    // the warp and __syncthreads waits for every warp, however many shuffles each did.
+    private const string ShuffleSource = """
+        extern "C" __global__ void warp_rounds(float* __restrict__ out)
+        {
+            __shared__ float per_warp[4];
+            int lane = threadIdx.x & 31, warp = threadIdx.x / 32;
+            float v = (float)lane;
+            for (int round = 0; round <= warp; round++)
+                for (int o = 16; o >= 1; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+            if (lane == 0) per_warp[warp] = v;
+            __syncthreads();
+            if (threadIdx.x == 0) for (int w = 0; w < 4; w++) out[w] = per_warp[w];
+        }
+        """;
+
+    [EmulationFact]
+    public void WarpShufflesStayInTheirWarpAndBarriersWaitForEveryWarp()
+    {
+        using var gpu = new EmulatedBackend();
+        var module = gpu.Load(ShuffleSource, "shuffle.cu", ["warp_rounds"]);
+        ulong dout = gpu.Allocate(4 * 4);
+        void** args = stackalloc void*[1];
+        args[0] = &dout;
+        gpu.Launch(module["warp_rounds"], new Dim3(1), new Dim3(128), args);
+        var got = new float[4];
+        fixed (float* p = got) gpu.CopyToHost(p, dout, 16);
+        // one round turns every lane's value into the warp's total: 0 + … + 31 = 496, then each round multiplies by 32
+        for (int w = 0; w < 4; w++) Assert.Equal(496.0 * Math.Pow(32, w), got[w], 0);
+        gpu.Free(dout);
+    }
+
 }
