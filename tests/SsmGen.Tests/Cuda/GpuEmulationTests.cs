@@ -35,6 +35,8 @@ public class GpuEmulationTests(ITestOutputHelper output)
     [InlineData("MambaTokens", 70)]     // three chunks of 32, the last partial
     [InlineData("MambaOdd", 150)]       // E = 18 (a warp with idle lanes), N = 4, LayerNorm, Δ rank 3, conv 3: three chunks of 64
     [InlineData("Hybrid", 130)]         // S4D, Mamba (N = 8, conv 2), S4D
+    [InlineData("RnnTokens", 23)]       // RNN blocks: tanh with hidden 12, ReLU with hidden 6
+    [InlineData("IdsTokens", 19)]       // IDS blocks, N = 4 and N = 5
     public void ForwardAndBackwardMatchTheReference(string name, int length)
     {
         var (gen, cfg) = GeneratedVsReferenceTests.Make(name, 3, length, ModelUse.Training, Emulation);
@@ -100,8 +102,8 @@ public class GpuModelRefusalTests
     public void ABlockKindWithoutGpuKernelsIsNamed()
     {
         using var device = ComputeDevice.CudaEmulation();
-        var e = Assert.Throws<NotSupportedException>(() => new RnnTokens(2, 4, ModelUse.Training, device));
-        Assert.Contains("RnnLayer", e.Message);
+        var e = Assert.Throws<NotSupportedException>(() => new AttentionTokens(2, 4, ModelUse.Training, device));
+        Assert.Contains("AttentionLayer", e.Message);
         Assert.Contains("ComputeDevice.Cpu", e.Message);
     }
 

@@ -2,6 +2,7 @@ using System.Collections.Generic;
 using System.Linq;
 using System.Text;
 using SsmGen.Generators.Model;
+using static SsmGen.Generators.Emitters.Cuda.CudaModelEmitter;
 
 namespace SsmGen.Generators.Emitters.Cuda;
 
@@ -399,8 +400,6 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
     /// <summary>The widest column sum a Mamba block asks of the shared partial-sum buffer.</summary>
     public static int MaxColumnWidth(ModelPlan plan) =>
         plan.MambaLayers.Select(l => System.Math.Max(l.E * l.N, l.E * (l.Spec.ConvWidth + 1))).DefaultIfEmpty(1).Max();
-
-    private static string Param(LayerPlan l, string name, string buf = "P") => $"{buf}(P_{(l.Prefix + name).Replace('.', '_')})";
 
     /// <summary>Block forward: x → norm → in_proj → conv, SiLU → x_proj → dt_proj → chunked scan with gate → out_proj + x.</summary>
     public static void EmitForward(CodeWriter w, ModelPlan plan, MambaLayerPlan l)

@@ -19,7 +19,7 @@ internal static class CudaModelEmitter
     /// <summary>Layer kinds with a GPU rendering; a model with any other kind gets a GPU path that says so.</summary>
     private static string? Unsupported(ModelPlan plan)
     {
-        var kinds = plan.Layers.Where(l => l is not (S4DLayerPlan or MambaLayerPlan)).Select(l => l.GetType().Name.Replace("LayerPlan", "Layer")).Distinct().ToList();
+        var kinds = plan.Layers.Where(l => l is not (S4DLayerPlan or MambaLayerPlan or RnnLayerPlan or IdsLayerPlan)).Select(l => l.GetType().Name.Replace("LayerPlan", "Layer")).Distinct().ToList();
         return kinds.Count == 0 ? null : string.Join(", ", kinds);
     }
 
@@ -80,6 +80,13 @@ extern "C" __global__ void fill_rows(const float* __restrict__ b, float* __restr
 {
     long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < (long)rows * width) y[i] = b[i % width];
+}
+
+// y[r, :] += b, when a GEMM adds x·Wᵀ onto a residual already in y.
+extern "C" __global__ void add_rows(const float* __restrict__ b, float* __restrict__ y, int rows, int width)
+{
+    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < (long)rows * width) y[i] += b[i % width];
 }
 
 // Column sums in two deterministic passes: partial sums over chunks of ROW_CHUNK rows (block 32 × 8)...
@@ -265,11 +272,13 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
 }
 
 """);
-        names.AddRange(new[] { "fill_rows", "column_partials", "column_finish", "layernorm_forward", "layernorm_backward", "rmsnorm_forward", "rmsnorm_backward",
+        names.AddRange(new[] { "fill_rows", "add_rows", "column_partials", "column_finish", "layernorm_forward", "layernorm_backward", "rmsnorm_forward", "rmsnorm_backward",
             "gelu_forward", "gelu_backward", "glu_residual_forward", "glu_backward", "embedding_forward", "embedding_backward",
             "pool_mean_forward", "pool_mean_backward", "pool_last_forward", "pool_last_backward" });
         CudaS4DEmitter.EmitKernels(cu, plan, names);
         CudaMambaEmitter.EmitKernels(cu, plan, names);
+        CudaRnnEmitter.EmitKernels(cu, plan, names);
+        CudaIdsEmitter.EmitKernels(cu, plan, names);
         return (cu.ToString(), names);
     }
 
@@ -303,7 +312,7 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
         string? unsupported = Unsupported(plan);
         if (unsupported is not null)
         {
-            string message = $"This version generates GPU kernels for S4DLayer and MambaLayer blocks only; this model has {unsupported} blocks: run it on ComputeDevice.Cpu.";
+            string message = $"This version generates GPU kernels for S4DLayer, MambaLayer, RnnLayer and IdsLayer blocks only; this model has {unsupported} blocks: run it on ComputeDevice.Cpu.";
             w.Line($"public GpuPath({s.ClassName} model, ComputeDevice device, int maxBatch, int maxLength, bool training) => throw new NotSupportedException(\"{message}\");");
             w.Line($"internal GpuModelRunner Runner => throw new NotSupportedException(\"{message}\");");
             w.Line("public void Forward(ReadOnlySpan<float> input, ReadOnlySpan<int> tokens, int batch, int length, Span<float> output) => throw new NotSupportedException();");
@@ -318,13 +327,20 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
         w.Line($"private readonly {s.ClassName} _m;");
         w.Line("internal readonly GpuModelRunner Runner;");
         w.Line("private long _used; // floats laid out so far in the activation arena");
-        var layerFields = plan.Layers.Select(l => l switch { S4DLayerPlan x => CudaS4DEmitter.Fields(x), MambaLayerPlan x => CudaMambaEmitter.Fields(x), _ => null }).Where(f => f is not null).ToList();
-        var mambaScratch = CudaMambaEmitter.Scratch(plan).ToList();
+        var layerFields = plan.Layers.Select(l => l switch
+        {
+            S4DLayerPlan x => CudaS4DEmitter.Fields(x),
+            MambaLayerPlan x => CudaMambaEmitter.Fields(x),
+            RnnLayerPlan x => CudaRnnEmitter.Fields(x),
+            IdsLayerPlan x => CudaIdsEmitter.Fields(x),
+            _ => null,
+        }).Where(f => f is not null).ToList();
+        var layerScratch = CudaMambaEmitter.Scratch(plan).Concat(CudaRnnEmitter.Scratch(plan)).Concat(CudaIdsEmitter.Scratch(plan)).ToList();
         string shell = $"_input, _tokens, {string.Join(", ", plan.Layers.Select(l => $"_l{l.Index}X"))}, _xf, _meanF, _rstdF, _nf, _pooled, _out, _dOut, _dPooled, _dNf, _dX, _dO, _dG, _dY, _dU, _scratch, _partial, _dk, _modePartial";
         w.Line($"private readonly ulong {shell};");
         foreach (var f in layerFields) w.Line($"private readonly ulong {f};");
-        if (mambaScratch.Count > 0) w.Line($"private readonly ulong {string.Join(", ", mambaScratch.Select(x => x.Field))};");
-        int maxWidth = new[] { 2 * s.DModel, s.Output, plan.InputWidth, CudaMambaEmitter.MaxColumnWidth(plan) }.Max();
+        if (layerScratch.Count > 0) w.Line($"private readonly ulong {string.Join(", ", layerScratch.Select(x => x.Field))};");
+        int maxWidth = new[] { 2 * s.DModel, s.Output, plan.InputWidth, CudaMambaEmitter.MaxColumnWidth(plan), CudaRnnEmitter.MaxColumnWidth(plan), CudaIdsEmitter.MaxColumnWidth(plan) }.Max();
         int maxModes = plan.S4DLayers.Any() ? plan.S4DLayers.Max(l => l.Modes) : 1;
         w.Line();
         w.Open($"public GpuPath({s.ClassName} model, ComputeDevice device, int maxBatch, int maxLength, bool training)");
@@ -336,9 +352,14 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
             foreach (var l in plan.Layers) w.Line($"_l{l.Index}X = (ulong)Take(rows * H);");
             w.Line("_xf = (ulong)Take(rows * H); _meanF = (ulong)Take(rows); _rstdF = (ulong)Take(rows); _nf = (ulong)Take(rows * H);");
             w.Line("_pooled = PerToken ? _nf : (ulong)Take(maxBatch * H); _out = (ulong)Take(outRows * OutputSize);");
-            foreach (var l in plan.S4DLayers) CudaS4DEmitter.EmitLayout(w, l);
-            foreach (var l in plan.MambaLayers) CudaMambaEmitter.EmitLayout(w, l);
-            foreach (var (f, floats, training) in mambaScratch) w.Line(training ? $"if (training) {f} = (ulong)Take({floats});" : $"{f} = (ulong)Take({floats});");
+            foreach (var l in plan.Layers)
+            {
+                if (l is S4DLayerPlan s4d) CudaS4DEmitter.EmitLayout(w, s4d);
+                if (l is MambaLayerPlan mamba) CudaMambaEmitter.EmitLayout(w, mamba);
+                if (l is RnnLayerPlan rnn) CudaRnnEmitter.EmitLayout(w, rnn);
+                if (l is IdsLayerPlan ids) CudaIdsEmitter.EmitLayout(w, ids);
+            }
+            foreach (var (f, floats, training) in layerScratch) w.Line(training ? $"if (training) {f} = (ulong)Take({floats});" : $"{f} = (ulong)Take({floats});");
             w.Line("// backward scratch (training only)");
             w.Line("if (training)");
             w.Line("{");
@@ -353,7 +374,7 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
             string all = shell + (layerFields.Count > 0 ? ", " + string.Join(", ", layerFields) : "");
             foreach (string f in all.Split(',').Select(x => x.Trim()))
                 w.Line(f == "_pooled" ? "_pooled = PerToken ? _nf : _pooled + a; // _nf has its base already" : f.StartsWith("_d") || f is "_scratch" or "_partial" or "_modePartial" ? $"if (training) {f} += a;" : $"{f} += a;");
-            foreach (var (f, _, training) in mambaScratch) w.Line(training ? $"if (training) {f} += a;" : $"{f} += a;");
+            foreach (var (f, _, training) in layerScratch) w.Line(training ? $"if (training) {f} += a;" : $"{f} += a;");
         }
         w.Close();
         w.Line();
@@ -370,6 +391,8 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
         {
             if (l is S4DLayerPlan s4d) { CudaS4DEmitter.EmitForward(w, plan, s4d); CudaS4DEmitter.EmitBackward(w, plan, s4d); }
             if (l is MambaLayerPlan mamba) { CudaMambaEmitter.EmitForward(w, plan, mamba); CudaMambaEmitter.EmitBackward(w, plan, mamba); }
+            if (l is RnnLayerPlan rnn) { CudaRnnEmitter.EmitForward(w, plan, rnn); CudaRnnEmitter.EmitBackward(w, plan, rnn); }
+            if (l is IdsLayerPlan ids) { CudaIdsEmitter.EmitForward(w, plan, ids); CudaIdsEmitter.EmitBackward(w, plan, ids); }
         }
         w.Line("public void Dispose() => Runner?.Dispose();");
         w.Close();
@@ -396,7 +419,7 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
         w.Line("/// ldx floats apart (default inF); accumulate adds to y instead of overwriting it.");
         w.Line("/// </summary>");
         w.Open("private void Linear(ulong x, ulong weight, ulong bias, ulong y, int rows, int inF, int outF, int ldx = 0, bool accumulate = false)");
-        w.Line("if (bias != 0 && !accumulate) Launch(\"fill_rows\", Blocks((long)rows * outF), 128, bias, y, rows, outF);");
+        w.Line("if (bias != 0) Launch(accumulate ? \"add_rows\" : \"fill_rows\", Blocks((long)rows * outF), 128, bias, y, rows, outF);");
         w.Line("Runner.Gpu.Sgemm(true, false, outF, rows, inF, 1f, weight, inF, x, ldx > 0 ? ldx : inF, bias != 0 || accumulate ? 1f : 0f, y, outF);");
         w.Close();
         w.Line();
@@ -435,6 +458,9 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
     }
 
     private static string P(string name, string buf = "P") => $"{buf}(P_{name.Replace('.', '_')})";
+
+    /// <summary>The device address of a block's parameter (buf "P") or its gradient ("G"), by its name in the block.</summary>
+    internal static string Param(LayerPlan l, string name, string buf = "P") => P(l.Prefix + name, buf);
 
     private static void EmitForward(CodeWriter w, ModelPlan plan)
     {

@@ -1,6 +1,7 @@
 using System.Linq;
 using System.Text;
 using SsmGen.Generators.Model;
+using static SsmGen.Generators.Emitters.Cuda.CudaModelEmitter;
 
 namespace SsmGen.Generators.Emitters.Cuda;
 
@@ -198,8 +199,6 @@ extern "C" __global__ void {{v}}_dt_finish(const float* __restrict__ partial, co
         string i = "_l" + l.Index;
         return $"{i}Mean, {i}Rstd, {i}U, {i}Y, {i}G, {i}O, {i}Modes";
     }
-
-    private static string Param(LayerPlan l, string name, string buf = "P") => $"{buf}(P_{(l.Prefix + name).Replace('.', '_')})";
 
     /// <summary>Block forward: x → LayerNorm → S4D scan → GELU → Linear(H → 2H) → GLU · dropout → + x.</summary>
     public static void EmitForward(CodeWriter w, ModelPlan plan, S4DLayerPlan l)

@@ -1,0 +1,145 @@
+using System.Collections.Generic;
+using System.Linq;
+using System.Text;
+using SsmGen.Generators.Model;
+using static SsmGen.Generators.Emitters.Cuda.CudaModelEmitter;
+
+namespace SsmGen.Generators.Emitters.Cuda;
+
+/// <summary>
+/// The IDS layer, GPU backend: the transitions A_t = A.weight·u_t + A.bias, the input terms B·u_t, the readout and
+/// every weight gradient are cuBLAS GEMMs; the product of matrices h_t = A_t h_{t−1} + B u_t and its exact backward
+/// are one block per batch row with h (or the carried gradient) in shared memory, a barrier per step.
+/// </summary>
+internal static class CudaIdsEmitter
+{
+    private static string Name(IdsLayerPlan l) => $"ids_n{l.N}";
+
+    /// <summary>Threads per batch row: whole warps covering N·N (the backward's outer product), at most 256.</summary>
+    private static int Threads(IdsLayerPlan l) => System.Math.Min(256, (l.N * l.N + 31) / 32 * 32);
+
+    private static IEnumerable<IdsLayerPlan> Variants(ModelPlan plan) => plan.IdsLayers.GroupBy(Name).Select(g => g.First());
+
+    public static void EmitKernels(StringBuilder cu, ModelPlan plan, List<string> names)
+    {
+        foreach (var l in Variants(plan))
+        {
+            string v = Name(l);
+            names.AddRange(new[] { v + "_forward", v + "_backward" });
+            cu.Append($$"""
+
+// ---- IDS, N = {{l.N}} ----
+
+// h_t = A_t h_{t−1} + bu_t, h_{−1} = 0; A_t is (N, N) row-major. One block per batch row.
+extern "C" __global__ void {{v}}_forward(const float* __restrict__ at, const float* __restrict__ bu, float* __restrict__ hs, int length)
+{
+    constexpr int N = {{l.N}};
+    __shared__ float h[N];
+    for (int i = threadIdx.x; i < N; i += blockDim.x) h[i] = 0.0f;
+    __syncthreads();
+    for (int t = 0; t < length; t++)
+    {
+        long row = (long)blockIdx.x * length + t;
+        for (int i = threadIdx.x; i < N; i += blockDim.x)
+        {
+            float s = bu[row * N + i];
+            for (int k = 0; k < N; k++) s += at[row * N * N + i * N + k] * h[k];
+            hs[row * N + i] = s;
+        }
+        __syncthreads();
+        for (int i = threadIdx.x; i < N; i += blockDim.x) h[i] = hs[row * N + i];
+        __syncthreads();
+    }
+}
+
+// The exact backward: dh holds dL/dh_t from the readout on entry and the total dL/dh_t (= dL/d(bu)_t) on exit;
+// da_t = dL/dh_t ⊗ h_{t−1} (zero at t = 0); the carry is A_tᵀ dL/dh_t. One block per batch row.
+extern "C" __global__ void {{v}}_backward(const float* __restrict__ at, const float* __restrict__ hs, float* __restrict__ dh,
+    float* __restrict__ da, int length)
+{
+    constexpr int N = {{l.N}};
+    __shared__ float carry[N], g[N];
+    for (int i = threadIdx.x; i < N; i += blockDim.x) carry[i] = 0.0f;
+    __syncthreads();
+    for (int t = length - 1; t >= 0; t--)
+    {
+        long row = (long)blockIdx.x * length + t;
+        for (int i = threadIdx.x; i < N; i += blockDim.x)
+        {
+            float v = dh[row * N + i] + carry[i];
+            dh[row * N + i] = v;
+            g[i] = v;
+        }
+        __syncthreads();
+        for (int j = threadIdx.x; j < N * N; j += blockDim.x)
+            da[row * N * N + j] = t == 0 ? 0.0f : g[j / N] * hs[(row - 1) * N + j % N];
+        for (int k = threadIdx.x; k < N; k += blockDim.x)
+        {
+            float c = 0.0f;
+            if (t > 0) for (int i = 0; i < N; i++) c += at[row * N * N + i * N + k] * g[i];
+            carry[k] = c;
+        }
+        __syncthreads();
+    }
+}
+
+""");
+        }
+    }
+
+    public static void EmitLayout(CodeWriter w, IdsLayerPlan l)
+    {
+        string i = "_l" + l.Index;
+        w.Line($"{i}Mean = (ulong)Take(rows); {i}Rstd = (ulong)Take(rows); {i}U = (ulong)Take(rows * H); {i}At = (ulong)Take(rows * {l.N * l.N}); {i}Bu = (ulong)Take(rows * {l.N}); {i}Hs = (ulong)Take(rows * {l.N});");
+    }
+
+    public static string Fields(IdsLayerPlan l)
+    {
+        string i = "_l" + l.Index;
+        return $"{i}Mean, {i}Rstd, {i}U, {i}At, {i}Bu, {i}Hs";
+    }
+
+    /// <summary>Backward scratch shared by the IDS blocks: dL/dh and dL/dA_t.</summary>
+    public static IEnumerable<(string Field, string Floats, bool Training)> Scratch(ModelPlan plan)
+    {
+        if (!plan.IdsLayers.Any()) yield break;
+        int n = plan.IdsLayers.Max(l => l.N);
+        yield return ("_idH", $"rows * {n}", true);
+        yield return ("_idA", $"rows * {n * n}", true);
+    }
+
+    public static int MaxColumnWidth(ModelPlan plan) => plan.IdsLayers.Select(l => l.N * l.N).DefaultIfEmpty(1).Max();
+
+    /// <summary>Block forward: x → LayerNorm → A_t and B u_t (GEMMs) → product of matrices → C h + c accumulated onto x.</summary>
+    public static void EmitForward(CodeWriter w, ModelPlan plan, IdsLayerPlan l)
+    {
+        string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", next = ModelEmitter.Next(plan, l), m = "mixer.";
+        int n = l.N;
+        w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
+        w.Line("int rows = batch * length;");
+        w.Line($"Launch(\"layernorm_forward\", (uint)rows, NormThreads, {x}, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, {i}U, {i}Mean, {i}Rstd);");
+        w.Line($"Linear({i}U, {Param(l, m + "A.weight")}, {Param(l, m + "A.bias")}, {i}At, rows, H, {n * n});");
+        w.Line($"Linear({i}U, {Param(l, m + "B.weight")}, 0UL, {i}Bu, rows, H, {n});");
+        w.Line($"Launch(\"{v}_forward\", (uint)batch, {Threads(l)}, {i}At, {i}Bu, {i}Hs, length);");
+        w.Line($"Runner.Gpu.CopyOnDevice({next}, {x}, 4L * rows * H);");
+        w.Line($"Linear({i}Hs, {Param(l, m + "C.weight")}, {Param(l, m + "C.bias")}, {next}, rows, {n}, H, accumulate: true);");
+        w.Close();
+        w.Line();
+    }
+
+    /// <summary>Block backward: _dX holds dL/d(block output) and gains the path through the block.</summary>
+    public static void EmitBackward(CodeWriter w, ModelPlan plan, IdsLayerPlan l)
+    {
+        string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", m = "mixer.";
+        int n = l.N;
+        w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
+        w.Line("int rows = batch * length;");
+        w.Line($"LinearBackward({i}Hs, {Param(l, m + "C.weight")}, _dX, _idH, {Param(l, m + "C.weight", "G")}, {Param(l, m + "C.bias", "G")}, rows, {n}, H);");
+        w.Line($"Launch(\"{v}_backward\", (uint)batch, {Threads(l)}, {i}At, {i}Hs, _idH, _idA, length);");
+        w.Line($"LinearBackward({i}U, {Param(l, m + "A.weight")}, _idA, _dU, {Param(l, m + "A.weight", "G")}, {Param(l, m + "A.bias", "G")}, rows, H, {n * n});");
+        w.Line($"LinearBackward({i}U, {Param(l, m + "B.weight")}, _idH, _dU, {Param(l, m + "B.weight", "G")}, 0UL, rows, H, {n}, accumulate: true);");
+        w.Line($"LayerNormBackward({x}, {Param(l, "norm.weight")}, {i}Mean, {i}Rstd, _dU, _dX, {Param(l, "norm.weight", "G")}, {Param(l, "norm.bias", "G")}, rows);");
+        w.Close();
+        w.Line();
+    }
+}

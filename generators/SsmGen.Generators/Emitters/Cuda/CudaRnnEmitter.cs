@@ -1,0 +1,156 @@
+using System.Collections.Generic;
+using System.Linq;
+using System.Text;
+using SsmGen.Generators.Model;
+using static SsmGen.Generators.Emitters.Cuda.CudaModelEmitter;
+
+namespace SsmGen.Generators.Emitters.Cuda;
+
+/// <summary>
+/// The simple RNN layer, GPU backend: W_ih over all positions, out_proj and every weight gradient are cuBLAS
+/// GEMMs; the recurrence h_t = f(pre_t + b_hh + W_hh h_{t−1}) and its backward through time are one block per batch
+/// row, h (or the carried gradient) in shared memory, a barrier per step. Forward: one warp per output unit, lanes
+/// along W_hh's row (coalesced), a shuffle sum; backward: one thread per input unit, reading W_hh by columns.
+/// </summary>
+internal static class CudaRnnEmitter
+{
+    private static string Name(RnnLayerPlan l) => $"rnn_hd{l.Hd}_{(l.Relu ? "relu" : "tanh")}";
+
+    /// <summary>Threads per batch row: whole warps, at most 256.</summary>
+    private static int Threads(RnnLayerPlan l) => System.Math.Min(256, (l.Hd + 31) / 32 * 32);
+
+    private static IEnumerable<RnnLayerPlan> Variants(ModelPlan plan) => plan.RnnLayers.GroupBy(Name).Select(g => g.First());
+
+    public static void EmitKernels(StringBuilder cu, ModelPlan plan, List<string> names)
+    {
+        foreach (var l in Variants(plan))
+        {
+            string v = Name(l);
+            string f = l.Relu ? "fmaxf(s, 0.0f)" : "tanhf(s)", df = l.Relu ? "(h > 0.0f ? 1.0f : 0.0f)" : "(1.0f - h * h)";
+            names.AddRange(new[] { v + "_forward", v + "_backward", v + "_shift" });
+            cu.Append($$"""
+
+// ---- RNN, hidden {{l.Hd}}, {{(l.Relu ? "ReLU" : "tanh")}} ----
+
+// hs holds pre = W_ih u + b_ih on entry and h on exit: h_t = f(pre_t + b_hh + W_hh h_{t−1}), h_{−1} = 0.
+// One block per batch row.
+extern "C" __global__ void {{v}}_forward(const float* __restrict__ whh, const float* __restrict__ bhh, float* __restrict__ hs, int length)
+{
+    constexpr int HD = {{l.Hd}};
+    __shared__ float h[HD];
+    int lane = threadIdx.x & 31, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+    for (int j = threadIdx.x; j < HD; j += blockDim.x) h[j] = 0.0f;
+    __syncthreads();
+    for (int t = 0; t < length; t++)
+    {
+        float* row = hs + ((long)blockIdx.x * length + t) * HD;
+        for (int j = warp; j < HD; j += warps)
+        {
+            float s = 0.0f;
+            for (int k = lane; k < HD; k += 32) s += whh[j * HD + k] * h[k];
+            for (int o = 16; o >= 1; o /= 2) s += __shfl_xor_sync(0xffffffffu, s, o);
+            s += row[j] + bhh[j];
+            if (lane == 0) row[j] = {{f}};
+        }
+        __syncthreads();
+        for (int j = threadIdx.x; j < HD; j += blockDim.x) h[j] = row[j];
+        __syncthreads();
+    }
+}
+
+// Backward through time: dh holds dL/dh_t from out_proj on entry and dL/ds_t on exit (s the pre-activation);
+// f' from h. The carry dL/dh_{t−1} = W_hhᵀ dL/ds_t. One block per batch row.
+extern "C" __global__ void {{v}}_backward(const float* __restrict__ hs, const float* __restrict__ whh, float* __restrict__ dh, int length)
+{
+    constexpr int HD = {{l.Hd}};
+    __shared__ float carry[HD], ds[HD];
+    for (int j = threadIdx.x; j < HD; j += blockDim.x) carry[j] = 0.0f;
+    __syncthreads();
+    for (int t = length - 1; t >= 0; t--)
+    {
+        long row = ((long)blockIdx.x * length + t) * HD;
+        for (int j = threadIdx.x; j < HD; j += blockDim.x)
+        {
+            float h = hs[row + j], d = (dh[row + j] + carry[j]) * {{df}};
+            dh[row + j] = d;
+            ds[j] = d;
+        }
+        __syncthreads();
+        for (int k = threadIdx.x; k < HD; k += blockDim.x)
+        {
+            float c = 0.0f;
+            for (int j = 0; j < HD; j++) c += whh[j * HD + k] * ds[j];
+            carry[k] = c;
+        }
+        __syncthreads();
+    }
+}
+
+// prev = hs one step back in time, zeros at t = 0: the h_{t−1} of every step, for W_hh's gradient as one GEMM.
+extern "C" __global__ void {{v}}_shift(const float* __restrict__ hs, float* __restrict__ prev, int rows, int length)
+{
+    constexpr int HD = {{l.Hd}};
+    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (long)rows * HD) return;
+    prev[i] = (i / HD) % length == 0 ? 0.0f : hs[i - HD];
+}
+
+""");
+        }
+    }
+
+    public static void EmitLayout(CodeWriter w, RnnLayerPlan l)
+    {
+        string i = "_l" + l.Index;
+        w.Line($"{i}Mean = (ulong)Take(rows); {i}Rstd = (ulong)Take(rows); {i}U = (ulong)Take(rows * H); {i}Hs = (ulong)Take(rows * {l.Hd});");
+    }
+
+    public static string Fields(RnnLayerPlan l)
+    {
+        string i = "_l" + l.Index;
+        return $"{i}Mean, {i}Rstd, {i}U, {i}Hs";
+    }
+
+    /// <summary>Backward scratch shared by the RNN blocks: dL/ds and the shifted states.</summary>
+    public static IEnumerable<(string Field, string Floats, bool Training)> Scratch(ModelPlan plan)
+    {
+        if (!plan.RnnLayers.Any()) yield break;
+        int hd = plan.RnnLayers.Max(l => l.Hd);
+        yield return ("_rdS", $"rows * {hd}", true);
+        yield return ("_rPrev", $"rows * {hd}", true);
+    }
+
+    public static int MaxColumnWidth(ModelPlan plan) => plan.RnnLayers.Select(l => l.Hd).DefaultIfEmpty(1).Max();
+
+    /// <summary>Block forward: x → LayerNorm → W_ih (GEMM) → recurrence → out_proj accumulated onto x.</summary>
+    public static void EmitForward(CodeWriter w, ModelPlan plan, RnnLayerPlan l)
+    {
+        string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", next = ModelEmitter.Next(plan, l), m = "mixer.";
+        w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
+        w.Line("int rows = batch * length;");
+        w.Line($"Launch(\"layernorm_forward\", (uint)rows, NormThreads, {x}, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, {i}U, {i}Mean, {i}Rstd);");
+        w.Line($"Linear({i}U, {Param(l, m + "weight_ih")}, {Param(l, m + "bias_ih")}, {i}Hs, rows, H, {l.Hd});");
+        w.Line($"Launch(\"{v}_forward\", (uint)batch, {Threads(l)}, {Param(l, m + "weight_hh")}, {Param(l, m + "bias_hh")}, {i}Hs, length);");
+        w.Line($"Runner.Gpu.CopyOnDevice({next}, {x}, 4L * rows * H);");
+        w.Line($"Linear({i}Hs, {Param(l, m + "out_proj.weight")}, {Param(l, m + "out_proj.bias")}, {next}, rows, {l.Hd}, H, accumulate: true);");
+        w.Close();
+        w.Line();
+    }
+
+    /// <summary>Block backward: _dX holds dL/d(block output) and gains the path through the block.</summary>
+    public static void EmitBackward(CodeWriter w, ModelPlan plan, RnnLayerPlan l)
+    {
+        string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", m = "mixer.";
+        int hd = l.Hd;
+        w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
+        w.Line("int rows = batch * length;");
+        w.Line($"LinearBackward({i}Hs, {Param(l, m + "out_proj.weight")}, _dX, _rdS, {Param(l, m + "out_proj.weight", "G")}, {Param(l, m + "out_proj.bias", "G")}, rows, {hd}, H);");
+        w.Line($"Launch(\"{v}_backward\", (uint)batch, {Threads(l)}, {i}Hs, {Param(l, m + "weight_hh")}, _rdS, length);");
+        w.Line($"Launch(\"{v}_shift\", Blocks((long)rows * {hd}), 128, {i}Hs, _rPrev, rows, length);");
+        w.Line($"LinearBackward(_rPrev, {Param(l, m + "weight_hh")}, _rdS, 0UL, {Param(l, m + "weight_hh", "G")}, {Param(l, m + "bias_hh", "G")}, rows, {hd}, {hd});");
+        w.Line($"LinearBackward({i}U, {Param(l, m + "weight_ih")}, _rdS, _dU, {Param(l, m + "weight_ih", "G")}, {Param(l, m + "bias_ih", "G")}, rows, H, {hd});");
+        w.Line($"LayerNormBackward({x}, {Param(l, "norm.weight")}, {i}Mean, {i}Rstd, _dU, _dX, {Param(l, "norm.weight", "G")}, {Param(l, "norm.bias", "G")}, rows);");
+        w.Close();
+        w.Line();
+    }
+}
