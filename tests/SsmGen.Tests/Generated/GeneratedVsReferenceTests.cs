@@ -22,8 +22,8 @@ public class GeneratedVsReferenceTests(ITestOutputHelper output)
         "Hybrid" => (new Hybrid(maxBatch, maxLength, use, device), GeneratedConfigs.Hybrid),
         "RnnTokens" => (new RnnTokens(maxBatch, maxLength, use, device), GeneratedConfigs.RnnTokens),
         "IdsTokens" => (new IdsTokens(maxBatch, maxLength, use, device), GeneratedConfigs.IdsTokens),
-        "AttentionTokens" => (new AttentionTokens(maxBatch, maxLength, use), GeneratedConfigs.AttentionTokens),
-        "AllKinds" => (new AllKinds(maxBatch, maxLength, use), GeneratedConfigs.AllKinds),
+        "AttentionTokens" => (new AttentionTokens(maxBatch, maxLength, use, device), GeneratedConfigs.AttentionTokens),
+        "AllKinds" => (new AllKinds(maxBatch, maxLength, use, device), GeneratedConfigs.AllKinds),
         _ => (new SeqClassifier(maxBatch, maxLength, use, device), GeneratedConfigs.SeqClassifier),
     };
 

@@ -16,13 +16,6 @@ internal static class CudaModelEmitter
     /// <summary>Threads of a row-wise kernel (norms): a power of two between 32 and 256.</summary>
     private static int NormThreads(int h) { int t = 32; while (t < h && t < 256) t *= 2; return t; }
 
-    /// <summary>Layer kinds with a GPU rendering; a model with any other kind gets a GPU path that says so.</summary>
-    private static string? Unsupported(ModelPlan plan)
-    {
-        var kinds = plan.Layers.Where(l => l is not (S4DLayerPlan or MambaLayerPlan or RnnLayerPlan or IdsLayerPlan)).Select(l => l.GetType().Name.Replace("LayerPlan", "Layer")).Distinct().ToList();
-        return kinds.Count == 0 ? null : string.Join(", ", kinds);
-    }
-
     /// <summary>The CUDA C of the model and its kernel names, in launch order of first use.</summary>
     public static (string Source, List<string> Kernels) Source(ModelPlan plan)
     {
@@ -279,6 +272,7 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
         CudaMambaEmitter.EmitKernels(cu, plan, names);
         CudaRnnEmitter.EmitKernels(cu, plan, names);
         CudaIdsEmitter.EmitKernels(cu, plan, names);
+        CudaAttentionEmitter.EmitKernels(cu, plan, names);
         return (cu.ToString(), names);
     }
 
@@ -309,19 +303,6 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
         w.Open("private sealed class GpuPath : IDisposable");
         w.Line("internal const string Source = @\"" + source.Replace("\"", "\"\"") + "\";");
         w.Line($"internal static readonly string[] KernelNames = {{ {string.Join(", ", kernels.Select(k => "\"" + k + "\""))} }};");
-        string? unsupported = Unsupported(plan);
-        if (unsupported is not null)
-        {
-            string message = $"This version generates GPU kernels for S4DLayer, MambaLayer, RnnLayer and IdsLayer blocks only; this model has {unsupported} blocks: run it on ComputeDevice.Cpu.";
-            w.Line($"public GpuPath({s.ClassName} model, ComputeDevice device, int maxBatch, int maxLength, bool training) => throw new NotSupportedException(\"{message}\");");
-            w.Line($"internal GpuModelRunner Runner => throw new NotSupportedException(\"{message}\");");
-            w.Line("public void Forward(ReadOnlySpan<float> input, ReadOnlySpan<int> tokens, int batch, int length, Span<float> output) => throw new NotSupportedException();");
-            w.Line("public void Backward(ReadOnlySpan<float> dOutput, int batch, int length) => throw new NotSupportedException();");
-            w.Line("public void Dispose() { }");
-            w.Close();
-            w.Close();
-            return w.ToString();
-        }
         w.Line($"private const uint NormThreads = {NormThreads(s.DModel)};");
         w.Line("private const int RowChunk = 256;");
         w.Line($"private readonly {s.ClassName} _m;");
@@ -333,14 +314,15 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
             MambaLayerPlan x => CudaMambaEmitter.Fields(x),
             RnnLayerPlan x => CudaRnnEmitter.Fields(x),
             IdsLayerPlan x => CudaIdsEmitter.Fields(x),
+            AttentionLayerPlan x => CudaAttentionEmitter.Fields(x),
             _ => null,
         }).Where(f => f is not null).ToList();
-        var layerScratch = CudaMambaEmitter.Scratch(plan).Concat(CudaRnnEmitter.Scratch(plan)).Concat(CudaIdsEmitter.Scratch(plan)).ToList();
+        var layerScratch = CudaMambaEmitter.Scratch(plan).Concat(CudaRnnEmitter.Scratch(plan)).Concat(CudaIdsEmitter.Scratch(plan)).Concat(CudaAttentionEmitter.Scratch(plan)).ToList();
         string shell = $"_input, _tokens, {string.Join(", ", plan.Layers.Select(l => $"_l{l.Index}X"))}, _xf, _meanF, _rstdF, _nf, _pooled, _out, _dOut, _dPooled, _dNf, _dX, _dO, _dG, _dY, _dU, _scratch, _partial, _dk, _modePartial";
         w.Line($"private readonly ulong {shell};");
         foreach (var f in layerFields) w.Line($"private readonly ulong {f};");
         if (layerScratch.Count > 0) w.Line($"private readonly ulong {string.Join(", ", layerScratch.Select(x => x.Field))};");
-        int maxWidth = new[] { 2 * s.DModel, s.Output, plan.InputWidth, CudaMambaEmitter.MaxColumnWidth(plan), CudaRnnEmitter.MaxColumnWidth(plan), CudaIdsEmitter.MaxColumnWidth(plan) }.Max();
+        int maxWidth = new[] { 2 * s.DModel, s.Output, plan.InputWidth, CudaMambaEmitter.MaxColumnWidth(plan), CudaRnnEmitter.MaxColumnWidth(plan), CudaIdsEmitter.MaxColumnWidth(plan), CudaAttentionEmitter.MaxColumnWidth(plan) }.Max();
         int maxModes = plan.S4DLayers.Any() ? plan.S4DLayers.Max(l => l.Modes) : 1;
         w.Line();
         w.Open($"public GpuPath({s.ClassName} model, ComputeDevice device, int maxBatch, int maxLength, bool training)");
@@ -358,6 +340,7 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
                 if (l is MambaLayerPlan mamba) CudaMambaEmitter.EmitLayout(w, mamba);
                 if (l is RnnLayerPlan rnn) CudaRnnEmitter.EmitLayout(w, rnn);
                 if (l is IdsLayerPlan ids) CudaIdsEmitter.EmitLayout(w, ids);
+                if (l is AttentionLayerPlan attention) CudaAttentionEmitter.EmitLayout(w, attention);
             }
             foreach (var (f, floats, training) in layerScratch) w.Line(training ? $"if (training) {f} = (ulong)Take({floats});" : $"{f} = (ulong)Take({floats});");
             w.Line("// backward scratch (training only)");
@@ -393,6 +376,7 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
             if (l is MambaLayerPlan mamba) { CudaMambaEmitter.EmitForward(w, plan, mamba); CudaMambaEmitter.EmitBackward(w, plan, mamba); }
             if (l is RnnLayerPlan rnn) { CudaRnnEmitter.EmitForward(w, plan, rnn); CudaRnnEmitter.EmitBackward(w, plan, rnn); }
             if (l is IdsLayerPlan ids) { CudaIdsEmitter.EmitForward(w, plan, ids); CudaIdsEmitter.EmitBackward(w, plan, ids); }
+            if (l is AttentionLayerPlan attention) { CudaAttentionEmitter.EmitForward(w, plan, attention); CudaAttentionEmitter.EmitBackward(w, plan, attention); }
         }
         w.Line("public void Dispose() => Runner?.Dispose();");
         w.Close();

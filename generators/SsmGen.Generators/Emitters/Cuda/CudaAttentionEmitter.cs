@@ -1,0 +1,222 @@
+using System.Collections.Generic;
+using System.Linq;
+using System.Text;
+using SsmGen.Generators.Model;
+using static SsmGen.Generators.Emitters.Cuda.CudaModelEmitter;
+
+namespace SsmGen.Generators.Emitters.Cuda;
+
+/// <summary>
+/// The transformer layer, GPU backend: in_proj, out_proj, the MLP and every weight gradient are cuBLAS GEMMs; rotary
+/// positions are one kernel (angles in double, as the CPU's tables); causal attention is one thread per (batch, head,
+/// query) keeping the probabilities (B, heads, L, L) for the backward, which runs per query (dq and the row sums
+/// Σ_u p·dP) and then per key (dk, dv), so no two threads add to one value.
+/// </summary>
+internal static class CudaAttentionEmitter
+{
+    private static string Name(AttentionLayerPlan l) => $"attn_heads{l.Heads}_d{l.HeadSize}";
+
+    private static IEnumerable<AttentionLayerPlan> Variants(ModelPlan plan) => plan.AttentionLayers.GroupBy(Name).Select(g => g.First());
+
+    public static void EmitKernels(StringBuilder cu, ModelPlan plan, List<string> names)
+    {
+        foreach (var l in Variants(plan))
+        {
+            string v = Name(l), k = $"[[maybe_unused]] constexpr int HEADS = {l.Heads}, D = {l.HeadSize};";
+            names.AddRange(new[] { v + "_rotate", v + "_forward", v + "_backward_queries", v + "_backward_keys" });
+            cu.Append($$"""
+
+// ---- Attention, {{l.Heads}} heads of {{l.HeadSize}} ----
+// Rows of qkv are [q | k | v], each H wide, heads of D consecutive values.
+
+// Rotary positions on q and k: pair i of a head turns by t·10000^(−2i/D); inverse turns back (the backward).
+extern "C" __global__ void {{v}}_rotate(float* __restrict__ qkv, int rows, int length, int inverse)
+{
+    {{k}}
+    long j = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= (long)rows * H) return;          // H pairs per row: H/2 in q, H/2 in k
+    long r = j / H; int p = (int)(j % H), i = p % (D / 2), t = (int)(r % length);
+    double theta = t * pow(10000.0, -2.0 * i / D);
+    float c = (float)cos(theta), s = inverse ? -(float)sin(theta) : (float)sin(theta);
+    float* v = qkv + r * 3 * H + 2 * p;
+    float a = v[0], b = v[1];
+    v[0] = a * c - b * s;
+    v[1] = a * s + b * c;
+}
+
+// One thread per (b, head, t): scores over u ≤ t, softmax (kept in probs, zeros after t), o_t = Σ_u p_u v_u.
+extern "C" __global__ void {{v}}_forward(const float* __restrict__ qkv, float* __restrict__ probs, float* __restrict__ o, int batch, int length)
+{
+    {{k}}
+    long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (long)batch * HEADS * length) return;
+    int t = (int)(idx % length), head = (int)(idx / length % HEADS); long b = idx / ((long)length * HEADS);
+    const float scale = 1.0f / sqrtf((float)D);
+    const float* q = qkv + (b * length + t) * 3 * H + head * D;
+    float* p = probs + idx * length;
+    float m = -3.0e38f;
+    for (int u = 0; u <= t; u++)
+    {
+        const float* kr = qkv + (b * length + u) * 3 * H + H + head * D;
+        float s = 0.0f;
+        for (int j = 0; j < D; j++) s += q[j] * kr[j];
+        p[u] = scale * s;
+        m = fmaxf(m, p[u]);
+    }
+    float sum = 0.0f;
+    for (int u = 0; u <= t; u++) { p[u] = expf(p[u] - m); sum += p[u]; }
+    for (int u = 0; u <= t; u++) p[u] /= sum;
+    for (int u = t + 1; u < length; u++) p[u] = 0.0f;
+    float acc[D];
+    for (int j = 0; j < D; j++) acc[j] = 0.0f;
+    for (int u = 0; u <= t; u++)
+    {
+        const float* vr = qkv + (b * length + u) * 3 * H + 2 * H + head * D;
+        for (int j = 0; j < D; j++) acc[j] += p[u] * vr[j];
+    }
+    float* ot = o + (b * length + t) * H + head * D;
+    for (int j = 0; j < D; j++) ot[j] = acc[j];
+}
+
+// Backward, per query (b, head, t): row[t] = Σ_u p_u·(dO_t·v_u); dq_t = scale·Σ_u p_u (dO_t·v_u − row[t]) k_u.
+extern "C" __global__ void {{v}}_backward_queries(const float* __restrict__ qkv, const float* __restrict__ probs, const float* __restrict__ d_o,
+    float* __restrict__ dqkv, float* __restrict__ row, int batch, int length)
+{
+    {{k}}
+    long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (long)batch * HEADS * length) return;
+    int t = (int)(idx % length), head = (int)(idx / length % HEADS); long b = idx / ((long)length * HEADS);
+    const float scale = 1.0f / sqrtf((float)D);
+    const float* p = probs + idx * length;
+    const float* g = d_o + (b * length + t) * H + head * D;
+    float sum = 0.0f;
+    for (int u = 0; u <= t; u++)
+    {
+        const float* vr = qkv + (b * length + u) * 3 * H + 2 * H + head * D;
+        float dp = 0.0f;
+        for (int j = 0; j < D; j++) dp += g[j] * vr[j];
+        sum += p[u] * dp;
+    }
+    row[idx] = sum;
+    float acc[D];
+    for (int j = 0; j < D; j++) acc[j] = 0.0f;
+    for (int u = 0; u <= t; u++)
+    {
+        const float* vr = qkv + (b * length + u) * 3 * H + 2 * H + head * D;
+        const float* kr = qkv + (b * length + u) * 3 * H + H + head * D;
+        float dp = 0.0f;
+        for (int j = 0; j < D; j++) dp += g[j] * vr[j];
+        float ds = p[u] * (dp - sum) * scale;
+        for (int j = 0; j < D; j++) acc[j] += ds * kr[j];
+    }
+    float* dq = dqkv + (b * length + t) * 3 * H + head * D;
+    for (int j = 0; j < D; j++) dq[j] = acc[j];
+}
+
+// Backward, per key (b, head, u): dk_u = scale·Σ_{t ≥ u} p_tu (dO_t·v_u − row[t]) q_t, dv_u = Σ_{t ≥ u} p_tu dO_t.
+extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, const float* __restrict__ probs, const float* __restrict__ d_o,
+    float* __restrict__ dqkv, const float* __restrict__ row, int batch, int length)
+{
+    {{k}}
+    long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (long)batch * HEADS * length) return;
+    int u = (int)(idx % length), head = (int)(idx / length % HEADS); long b = idx / ((long)length * HEADS);
+    const float scale = 1.0f / sqrtf((float)D);
+    const float* vr = qkv + (b * length + u) * 3 * H + 2 * H + head * D;
+    float dk[D], dv[D];
+    for (int j = 0; j < D; j++) { dk[j] = 0.0f; dv[j] = 0.0f; }
+    for (int t = u; t < length; t++)
+    {
+        long qi = idx - u + t; // the (b, head, t) item
+        float p = probs[qi * length + u];
+        const float* g = d_o + (b * length + t) * H + head * D;
+        const float* q = qkv + (b * length + t) * 3 * H + head * D;
+        float dp = 0.0f;
+        for (int j = 0; j < D; j++) dp += g[j] * vr[j];
+        float ds = p * (dp - row[qi]) * scale;
+        for (int j = 0; j < D; j++) { dk[j] += ds * q[j]; dv[j] += p * g[j]; }
+    }
+    float* out = dqkv + (b * length + u) * 3 * H + head * D;
+    for (int j = 0; j < D; j++) { out[H + j] = dk[j]; out[2 * H + j] = dv[j]; }
+}
+
+""");
+        }
+    }
+
+    public static void EmitLayout(CodeWriter w, AttentionLayerPlan l)
+    {
+        string i = "_l" + l.Index;
+        w.Line($"{i}Mean = (ulong)Take(rows); {i}Rstd = (ulong)Take(rows); {i}U = (ulong)Take(rows * H); {i}Qkv = (ulong)Take(rows * 3 * H); {i}O = (ulong)Take(rows * H);");
+        w.Line($"{i}Probs = (ulong)Take(rows * {l.Heads} * (long)maxLength); {i}X1 = (ulong)Take(rows * H); {i}Mean2 = (ulong)Take(rows); {i}Rstd2 = (ulong)Take(rows);");
+        w.Line($"{i}U2 = (ulong)Take(rows * H); {i}F1 = (ulong)Take(rows * {l.Mlp}); {i}Act = (ulong)Take(rows * {l.Mlp});");
+    }
+
+    public static string Fields(AttentionLayerPlan l)
+    {
+        string i = "_l" + l.Index;
+        return $"{i}Mean, {i}Rstd, {i}U, {i}Qkv, {i}O, {i}Probs, {i}X1, {i}Mean2, {i}Rstd2, {i}U2, {i}F1, {i}Act";
+    }
+
+    /// <summary>Backward scratch shared by the transformer blocks.</summary>
+    public static IEnumerable<(string Field, string Floats, bool Training)> Scratch(ModelPlan plan)
+    {
+        if (!plan.AttentionLayers.Any()) yield break;
+        int mlp = plan.AttentionLayers.Max(l => l.Mlp), heads = plan.AttentionLayers.Max(l => l.Heads);
+        yield return ("_adAct", $"rows * {mlp}", true);
+        yield return ("_adF1", $"rows * {mlp}", true);
+        yield return ("_adU2", "rows * H", true);
+        yield return ("_adO", "rows * H", true);
+        yield return ("_adQkv", "rows * 3 * H", true);
+        yield return ("_adRow", $"rows * {heads}", true);
+    }
+
+    public static int MaxColumnWidth(ModelPlan plan) => plan.AttentionLayers.Select(l => System.Math.Max(3 * l.H, l.Mlp)).DefaultIfEmpty(1).Max();
+
+    /// <summary>Block forward: x → LayerNorm → qkv, rotary → causal attention → out_proj + x = x1 → LayerNorm → MLP + x1.</summary>
+    public static void EmitForward(CodeWriter w, ModelPlan plan, AttentionLayerPlan l)
+    {
+        string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", next = ModelEmitter.Next(plan, l);
+        w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
+        w.Line("int rows = batch * length;");
+        w.Line($"uint items = Blocks((long)batch * {l.Heads} * length);");
+        w.Line($"Launch(\"layernorm_forward\", (uint)rows, NormThreads, {x}, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, {i}U, {i}Mean, {i}Rstd);");
+        w.Line($"Linear({i}U, {Param(l, "mixer.in_proj.weight")}, {Param(l, "mixer.in_proj.bias")}, {i}Qkv, rows, H, 3 * H);");
+        w.Line($"Launch(\"{v}_rotate\", Blocks((long)rows * H), 128, {i}Qkv, rows, length, 0);");
+        w.Line($"Launch(\"{v}_forward\", items, 128, {i}Qkv, {i}Probs, {i}O, batch, length);");
+        w.Line($"Runner.Gpu.CopyOnDevice({i}X1, {x}, 4L * rows * H);");
+        w.Line($"Linear({i}O, {Param(l, "mixer.out_proj.weight")}, {Param(l, "mixer.out_proj.bias")}, {i}X1, rows, H, H, accumulate: true);");
+        w.Line("// the MLP half");
+        w.Line($"Launch(\"layernorm_forward\", (uint)rows, NormThreads, {i}X1, {Param(l, "norm2.weight")}, {Param(l, "norm2.bias")}, {i}U2, {i}Mean2, {i}Rstd2);");
+        w.Line($"Linear({i}U2, {Param(l, "mlp.fc1.weight")}, {Param(l, "mlp.fc1.bias")}, {i}F1, rows, H, {l.Mlp});");
+        w.Line($"Launch(\"gelu_forward\", Blocks((long)rows * {l.Mlp}), 128, {i}F1, {i}Act, rows * {l.Mlp});");
+        w.Line($"Runner.Gpu.CopyOnDevice({next}, {i}X1, 4L * rows * H);");
+        w.Line($"Linear({i}Act, {Param(l, "mlp.fc2.weight")}, {Param(l, "mlp.fc2.bias")}, {next}, rows, {l.Mlp}, H, accumulate: true);");
+        w.Close();
+        w.Line();
+    }
+
+    /// <summary>Block backward: _dX holds dL/d(block output) and gains the paths through both halves.</summary>
+    public static void EmitBackward(CodeWriter w, ModelPlan plan, AttentionLayerPlan l)
+    {
+        string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X";
+        int m = l.Mlp;
+        w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
+        w.Line("int rows = batch * length;");
+        w.Line($"uint items = Blocks((long)batch * {l.Heads} * length);");
+        w.Line($"LinearBackward({i}Act, {Param(l, "mlp.fc2.weight")}, _dX, _adAct, {Param(l, "mlp.fc2.weight", "G")}, {Param(l, "mlp.fc2.bias", "G")}, rows, {m}, H);");
+        w.Line($"Launch(\"gelu_backward\", Blocks((long)rows * {m}), 128, _adAct, {i}F1, _adF1, rows * {m});");
+        w.Line($"LinearBackward({i}U2, {Param(l, "mlp.fc1.weight")}, _adF1, _adU2, {Param(l, "mlp.fc1.weight", "G")}, {Param(l, "mlp.fc1.bias", "G")}, rows, H, {m});");
+        w.Line("// _dX becomes dL/d(stream after attention): the residual plus the path through the second norm");
+        w.Line($"LayerNormBackward({i}X1, {Param(l, "norm2.weight")}, {i}Mean2, {i}Rstd2, _adU2, _dX, {Param(l, "norm2.weight", "G")}, {Param(l, "norm2.bias", "G")}, rows);");
+        w.Line($"LinearBackward({i}O, {Param(l, "mixer.out_proj.weight")}, _dX, _adO, {Param(l, "mixer.out_proj.weight", "G")}, {Param(l, "mixer.out_proj.bias", "G")}, rows, H, H);");
+        w.Line($"Launch(\"{v}_backward_queries\", items, 128, {i}Qkv, {i}Probs, _adO, _adQkv, _adRow, batch, length);");
+        w.Line($"Launch(\"{v}_backward_keys\", items, 128, {i}Qkv, {i}Probs, _adO, _adQkv, _adRow, batch, length);");
+        w.Line("// the rotation is orthogonal: its backward turns the q and k gradients back by the same angle");
+        w.Line($"Launch(\"{v}_rotate\", Blocks((long)rows * H), 128, _adQkv, rows, length, 1);");
+        w.Line($"LinearBackward({i}U, {Param(l, "mixer.in_proj.weight")}, _adQkv, _dU, {Param(l, "mixer.in_proj.weight", "G")}, {Param(l, "mixer.in_proj.bias", "G")}, rows, H, 3 * H);");
+        w.Line($"LayerNormBackward({x}, {Param(l, "norm.weight")}, {i}Mean, {i}Rstd, _dU, _dX, {Param(l, "norm.weight", "G")}, {Param(l, "norm.bias", "G")}, rows);");
+        w.Close();
+        w.Line();
+    }
+}
