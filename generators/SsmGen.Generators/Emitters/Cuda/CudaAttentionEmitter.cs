@@ -144,18 +144,22 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
         }
     }
 
-    public static void EmitLayout(CodeWriter w, AttentionLayerPlan l)
+    /// <summary>Device buffers of one block, kept from forward to backward: (field, size in floats as a C# expression).</summary>
+    public static IEnumerable<(string Field, string Floats)> Buffers(AttentionLayerPlan l)
     {
         string i = "_l" + l.Index;
-        w.Line($"{i}Mean = (ulong)Take(rows); {i}Rstd = (ulong)Take(rows); {i}U = (ulong)Take(rows * H); {i}Qkv = (ulong)Take(rows * 3 * H); {i}O = (ulong)Take(rows * H);");
-        w.Line($"{i}Probs = (ulong)Take(rows * {l.Heads} * (long)maxLength); {i}X1 = (ulong)Take(rows * H); {i}Mean2 = (ulong)Take(rows); {i}Rstd2 = (ulong)Take(rows);");
-        w.Line($"{i}U2 = (ulong)Take(rows * H); {i}F1 = (ulong)Take(rows * {l.Mlp}); {i}Act = (ulong)Take(rows * {l.Mlp});");
-    }
-
-    public static string Fields(AttentionLayerPlan l)
-    {
-        string i = "_l" + l.Index;
-        return $"{i}Mean, {i}Rstd, {i}U, {i}Qkv, {i}O, {i}Probs, {i}X1, {i}Mean2, {i}Rstd2, {i}U2, {i}F1, {i}Act";
+        yield return ($"{i}Mean", "rows");
+        yield return ($"{i}Rstd", "rows");
+        yield return ($"{i}U", "rows * H");
+        yield return ($"{i}Qkv", "rows * 3 * H");
+        yield return ($"{i}O", "rows * H");
+        yield return ($"{i}Probs", $"rows * {l.Heads} * (long)maxLength");
+        yield return ($"{i}X1", "rows * H");
+        yield return ($"{i}Mean2", "rows");
+        yield return ($"{i}Rstd2", "rows");
+        yield return ($"{i}U2", "rows * H");
+        yield return ($"{i}F1", $"rows * {l.Mlp}");
+        yield return ($"{i}Act", $"rows * {l.Mlp}");
     }
 
     /// <summary>Backward scratch shared by the transformer blocks.</summary>

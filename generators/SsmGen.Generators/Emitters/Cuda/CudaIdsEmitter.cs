@@ -87,16 +87,16 @@ extern "C" __global__ void {{v}}_backward(const float* __restrict__ at, const fl
         }
     }
 
-    public static void EmitLayout(CodeWriter w, IdsLayerPlan l)
+    /// <summary>Device buffers of one block, kept from forward to backward: (field, size in floats as a C# expression).</summary>
+    public static IEnumerable<(string Field, string Floats)> Buffers(IdsLayerPlan l)
     {
         string i = "_l" + l.Index;
-        w.Line($"{i}Mean = (ulong)Take(rows); {i}Rstd = (ulong)Take(rows); {i}U = (ulong)Take(rows * H); {i}At = (ulong)Take(rows * {l.N * l.N}); {i}Bu = (ulong)Take(rows * {l.N}); {i}Hs = (ulong)Take(rows * {l.N});");
-    }
-
-    public static string Fields(IdsLayerPlan l)
-    {
-        string i = "_l" + l.Index;
-        return $"{i}Mean, {i}Rstd, {i}U, {i}At, {i}Bu, {i}Hs";
+        yield return ($"{i}Mean", "rows");
+        yield return ($"{i}Rstd", "rows");
+        yield return ($"{i}U", "rows * H");
+        yield return ($"{i}At", $"rows * {l.N * l.N}");
+        yield return ($"{i}Bu", $"rows * {l.N}");
+        yield return ($"{i}Hs", $"rows * {l.N}");
     }
 
     /// <summary>Backward scratch shared by the IDS blocks: dL/dh and dL/dA_t.</summary>

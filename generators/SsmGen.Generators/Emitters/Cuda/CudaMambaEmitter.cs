@@ -359,20 +359,21 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
         return s.ToString();
     }
 
-    /// <summary>Device buffers of one Mamba block, kept from forward to backward (byte offsets until the arena exists).</summary>
-    public static void EmitLayout(CodeWriter w, MambaLayerPlan l)
+    /// <summary>Device buffers of one block, kept from forward to backward: (field, size in floats as a C# expression).</summary>
+    public static IEnumerable<(string Field, string Floats)> Buffers(MambaLayerPlan l)
     {
         string i = "_l" + l.Index;
-        w.Line($"{i}Mean = (ulong)Take(rows); {i}Rstd = (ulong)Take(rows); {i}U = (ulong)Take(rows * H); {i}XZ = (ulong)Take(rows * {2 * l.E}); {i}C = (ulong)Take(rows * {l.E});");
-        w.Line($"{i}Act = (ulong)Take(rows * {l.E}); {i}Dbc = (ulong)Take(rows * {l.Dbc}); {i}DtPre = (ulong)Take(rows * {l.E}); {i}Ys = (ulong)Take(rows * {l.E}); {i}G = (ulong)Take(rows * {l.E});");
-        w.Line($"{i}H0 = (ulong)Take(ChunkStates(maxBatch, maxLength, {Chunk(l)}, {l.N * l.E}));");
-    }
-
-    /// <summary>The names of those buffers' fields.</summary>
-    public static string Fields(MambaLayerPlan l)
-    {
-        string i = "_l" + l.Index;
-        return $"{i}Mean, {i}Rstd, {i}U, {i}XZ, {i}C, {i}Act, {i}Dbc, {i}DtPre, {i}Ys, {i}G, {i}H0";
+        yield return ($"{i}Mean", "rows");
+        yield return ($"{i}Rstd", "rows");
+        yield return ($"{i}U", "rows * H");
+        yield return ($"{i}XZ", $"rows * {2 * l.E}");
+        yield return ($"{i}C", $"rows * {l.E}");
+        yield return ($"{i}Act", $"rows * {l.E}");
+        yield return ($"{i}Dbc", $"rows * {l.Dbc}");
+        yield return ($"{i}DtPre", $"rows * {l.E}");
+        yield return ($"{i}Ys", $"rows * {l.E}");
+        yield return ($"{i}G", $"rows * {l.E}");
+        yield return ($"{i}H0", $"ChunkStates(maxBatch, maxLength, {Chunk(l)}, {l.N * l.E})");
     }
 
     /// <summary>

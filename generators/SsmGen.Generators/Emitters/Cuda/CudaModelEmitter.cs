@@ -308,19 +308,19 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
         w.Line($"private readonly {s.ClassName} _m;");
         w.Line("internal readonly GpuModelRunner Runner;");
         w.Line("private long _used; // floats laid out so far in the activation arena");
-        var layerFields = plan.Layers.Select(l => l switch
+        var layerBuffers = plan.Layers.SelectMany(l => l switch
         {
-            S4DLayerPlan x => CudaS4DEmitter.Fields(x),
-            MambaLayerPlan x => CudaMambaEmitter.Fields(x),
-            RnnLayerPlan x => CudaRnnEmitter.Fields(x),
-            IdsLayerPlan x => CudaIdsEmitter.Fields(x),
-            AttentionLayerPlan x => CudaAttentionEmitter.Fields(x),
-            _ => null,
-        }).Where(f => f is not null).ToList();
+            S4DLayerPlan x => CudaS4DEmitter.Buffers(x),
+            MambaLayerPlan x => CudaMambaEmitter.Buffers(x),
+            RnnLayerPlan x => CudaRnnEmitter.Buffers(x),
+            IdsLayerPlan x => CudaIdsEmitter.Buffers(x),
+            AttentionLayerPlan x => CudaAttentionEmitter.Buffers(x),
+            _ => throw new System.InvalidOperationException("a layer kind without a GPU rendering"),
+        }).ToList();
         var layerScratch = CudaMambaEmitter.Scratch(plan).Concat(CudaRnnEmitter.Scratch(plan)).Concat(CudaIdsEmitter.Scratch(plan)).Concat(CudaAttentionEmitter.Scratch(plan)).ToList();
         string shell = $"_input, _tokens, {string.Join(", ", plan.Layers.Select(l => $"_l{l.Index}X"))}, _xf, _meanF, _rstdF, _nf, _pooled, _out, _dOut, _dPooled, _dNf, _dX, _dO, _dG, _dY, _dU, _scratch, _partial, _dk, _modePartial";
         w.Line($"private readonly ulong {shell};");
-        foreach (var f in layerFields) w.Line($"private readonly ulong {f};");
+        w.Line($"private readonly ulong {string.Join(", ", layerBuffers.Select(x => x.Field))};");
         if (layerScratch.Count > 0) w.Line($"private readonly ulong {string.Join(", ", layerScratch.Select(x => x.Field))};");
         int maxWidth = new[] { 2 * s.DModel, s.Output, plan.InputWidth, CudaMambaEmitter.MaxColumnWidth(plan), CudaRnnEmitter.MaxColumnWidth(plan), CudaIdsEmitter.MaxColumnWidth(plan), CudaAttentionEmitter.MaxColumnWidth(plan) }.Max();
         int maxModes = plan.S4DLayers.Any() ? plan.S4DLayers.Max(l => l.Modes) : 1;
@@ -334,14 +334,7 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
             foreach (var l in plan.Layers) w.Line($"_l{l.Index}X = (ulong)Take(rows * H);");
             w.Line("_xf = (ulong)Take(rows * H); _meanF = (ulong)Take(rows); _rstdF = (ulong)Take(rows); _nf = (ulong)Take(rows * H);");
             w.Line("_pooled = PerToken ? _nf : (ulong)Take(maxBatch * H); _out = (ulong)Take(outRows * OutputSize);");
-            foreach (var l in plan.Layers)
-            {
-                if (l is S4DLayerPlan s4d) CudaS4DEmitter.EmitLayout(w, s4d);
-                if (l is MambaLayerPlan mamba) CudaMambaEmitter.EmitLayout(w, mamba);
-                if (l is RnnLayerPlan rnn) CudaRnnEmitter.EmitLayout(w, rnn);
-                if (l is IdsLayerPlan ids) CudaIdsEmitter.EmitLayout(w, ids);
-                if (l is AttentionLayerPlan attention) CudaAttentionEmitter.EmitLayout(w, attention);
-            }
+            foreach (var (f, floats) in layerBuffers) w.Line($"{f} = (ulong)Take({floats});");
             foreach (var (f, floats, training) in layerScratch) w.Line(training ? $"if (training) {f} = (ulong)Take({floats});" : $"{f} = (ulong)Take({floats});");
             w.Line("// backward scratch (training only)");
             w.Line("if (training)");
@@ -354,9 +347,9 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
             w.Line("long staging = 4 * Math.Max(Math.Max(rows * InputSize, Math.Max(outRows * OutputSize, rows)), Math.Min(ParameterCount, 1 << 20));");
             w.Line($"Runner = new GpuModelRunner(device, Source, \"{s.ClassName}.cu\", KernelNames, model._p, model._g, 4 * _used, staging);");
             w.Line("ulong a = Runner.Activations;");
-            string all = shell + (layerFields.Count > 0 ? ", " + string.Join(", ", layerFields) : "");
-            foreach (string f in all.Split(',').Select(x => x.Trim()))
+            foreach (string f in shell.Split(',').Select(x => x.Trim()))
                 w.Line(f == "_pooled" ? "_pooled = PerToken ? _nf : _pooled + a; // _nf has its base already" : f.StartsWith("_d") || f is "_scratch" or "_partial" or "_modePartial" ? $"if (training) {f} += a;" : $"{f} += a;");
+            foreach (var (f, _) in layerBuffers) w.Line($"{f} += a;");
             foreach (var (f, _, training) in layerScratch) w.Line(training ? $"if (training) {f} += a;" : $"{f} += a;");
         }
         w.Close();

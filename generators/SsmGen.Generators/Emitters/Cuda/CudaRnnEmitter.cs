@@ -99,16 +99,14 @@ extern "C" __global__ void {{v}}_shift(const float* __restrict__ hs, float* __re
         }
     }
 
-    public static void EmitLayout(CodeWriter w, RnnLayerPlan l)
+    /// <summary>Device buffers of one block, kept from forward to backward: (field, size in floats as a C# expression).</summary>
+    public static IEnumerable<(string Field, string Floats)> Buffers(RnnLayerPlan l)
     {
         string i = "_l" + l.Index;
-        w.Line($"{i}Mean = (ulong)Take(rows); {i}Rstd = (ulong)Take(rows); {i}U = (ulong)Take(rows * H); {i}Hs = (ulong)Take(rows * {l.Hd});");
-    }
-
-    public static string Fields(RnnLayerPlan l)
-    {
-        string i = "_l" + l.Index;
-        return $"{i}Mean, {i}Rstd, {i}U, {i}Hs";
+        yield return ($"{i}Mean", "rows");
+        yield return ($"{i}Rstd", "rows");
+        yield return ($"{i}U", "rows * H");
+        yield return ($"{i}Hs", $"rows * {l.Hd}");
     }
 
     /// <summary>Backward scratch shared by the RNN blocks: dL/ds and the shifted states.</summary>

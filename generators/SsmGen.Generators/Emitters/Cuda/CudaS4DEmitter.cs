@@ -1,3 +1,4 @@
+using System.Collections.Generic;
 using System.Linq;
 using System.Text;
 using SsmGen.Generators.Model;
@@ -186,18 +187,17 @@ extern "C" __global__ void {{v}}_dt_finish(const float* __restrict__ partial, co
         }
     }
 
-    /// <summary>Device buffers of one S4D block, kept from forward to backward (byte offsets until the arena exists).</summary>
-    public static void EmitLayout(CodeWriter w, S4DLayerPlan l)
+    /// <summary>Device buffers of one block, kept from forward to backward: (field, size in floats as a C# expression).</summary>
+    public static IEnumerable<(string Field, string Floats)> Buffers(S4DLayerPlan l)
     {
         string i = "_l" + l.Index;
-        w.Line($"{i}Mean = (ulong)Take(rows); {i}Rstd = (ulong)Take(rows); {i}U = (ulong)Take(rows * H); {i}Y = (ulong)Take(rows * H); {i}G = (ulong)Take(rows * H); {i}O = (ulong)Take(rows * 2 * H); {i}Modes = (ulong)Take({4 * l.Modes} * H);");
-    }
-
-    /// <summary>The names of those buffers' fields.</summary>
-    public static string Fields(S4DLayerPlan l)
-    {
-        string i = "_l" + l.Index;
-        return $"{i}Mean, {i}Rstd, {i}U, {i}Y, {i}G, {i}O, {i}Modes";
+        yield return ($"{i}Mean", "rows");
+        yield return ($"{i}Rstd", "rows");
+        yield return ($"{i}U", "rows * H");
+        yield return ($"{i}Y", "rows * H");
+        yield return ($"{i}G", "rows * H");
+        yield return ($"{i}O", "rows * 2 * H");
+        yield return ($"{i}Modes", $"{4 * l.Modes} * H");
     }
 
     /// <summary>Block forward: x → LayerNorm → S4D scan → GELU → Linear(H → 2H) → GLU · dropout → + x.</summary>
