@@ -240,6 +240,7 @@ public sealed unsafe class EmulatedBackend : GpuBackend
         #define __device__ static
         #define __forceinline__ inline
         #define __shared__ static thread_local
+        #define __constant__ static
         #define __launch_bounds__(...)
         inline void __syncthreads() { emu::sync_block(); }
         // A warp shuffle: every lane posts its value, the warp meets, each reads its partner's, the warp meets again

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using SsmGen.Training;
 
 namespace SsmGen.Cuda;
 
@@ -14,6 +15,7 @@ public sealed unsafe class GpuModelRunner : IDisposable
     private readonly float[] _hostParameters, _hostGradients;
     private readonly void* _staging;
     private readonly long _stagingBytes;
+    private DeviceMoments? _moments;
     private bool _hostParametersWritten = true, _deviceParametersNewer, _hostGradientsWritten, _deviceGradientsNewer, _disposed;
 
     public ComputeDevice Device { get; }
@@ -89,6 +91,32 @@ public sealed unsafe class GpuModelRunner : IDisposable
     /// <summary>After kernels wrote parameters (a device optimizer step).</summary>
     public void ParametersWrittenOnDevice() => _deviceParametersNewer = true;
 
+    /// <summary>
+    /// Before a device AdamW update: the optimizer's moments on the device (allocated on first use, uploaded when the
+    /// host copy is newer; an optimizer used by another model first comes home from there), its step counted, and the
+    /// settings the update kernel takes. The caller launches the update and then calls <see cref="ParametersWrittenOnDevice"/>.
+    /// </summary>
+    public AdamWStep BeginAdamWStep(AdamW optimizer, float lrScale)
+    {
+        ArgumentNullException.ThrowIfNull(optimizer);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (optimizer.HostFirstMoments.Length != _hostParameters.Length)
+            throw new ArgumentException($"The optimizer holds moments for {optimizer.HostFirstMoments.Length} parameters; this model has {_hostParameters.Length}.", nameof(optimizer));
+        if (!float.IsFinite(lrScale) || lrScale < 0) throw new ArgumentOutOfRangeException(nameof(lrScale), lrScale, "The learning-rate scale must be finite and not negative.");
+        if (_moments?.Optimizer != optimizer)
+        {
+            optimizer.DeviceCopy?.Release();
+            _moments?.Release();
+            _moments = null;
+            _moments = new DeviceMoments(this, optimizer);
+        }
+        _moments.BeforeDeviceStep();
+        var (c1, c2) = optimizer.BeginStep();
+        GroupSettings g0 = optimizer[OptimizerGroup.Default], g1 = optimizer[OptimizerGroup.NoDecay], g2 = optimizer[OptimizerGroup.Ssm];
+        return new AdamWStep(_moments.First, _moments.Second, optimizer.Beta1, optimizer.Beta2, optimizer.Epsilon, c1, c2,
+            g0.LearningRate * lrScale, g0.WeightDecay, g1.LearningRate * lrScale, g1.WeightDecay, g2.LearningRate * lrScale, g2.WeightDecay);
+    }
+
     /// <summary>Zero gradients on both sides.</summary>
     public void ZeroGradients()
     {
@@ -141,7 +169,17 @@ public sealed unsafe class GpuModelRunner : IDisposable
     public void Dispose()
     {
         if (_disposed) return;
+        // The optimizer outlives the model: its moments come home first (unless the device has failed).
+        try { _moments?.Release(); } catch (CudaException) { }
+        _moments = null;
         _disposed = true;
         FreeAll();
     }
 }
+
+/// <summary>
+/// What a device AdamW update needs: the moments' device addresses, β₁, β₂, ε, the bias corrections of this step
+/// (1/(1 − βᵗ)), and per optimizer group (Default, NoDecay, Ssm) the scheduled learning rate and the weight decay.
+/// </summary>
+public readonly record struct AdamWStep(ulong FirstMoments, ulong SecondMoments, float Beta1, float Beta2, float Epsilon, float C1, float C2,
+    float LearningRate0, float WeightDecay0, float LearningRate1, float WeightDecay1, float LearningRate2, float WeightDecay2);

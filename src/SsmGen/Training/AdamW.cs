@@ -37,9 +37,14 @@ public sealed class AdamW
     }
 
     /// <summary>First moments (for checkpoints).</summary>
-    public ReadOnlySpan<float> FirstMoments => _m;
+    public ReadOnlySpan<float> FirstMoments { get { DeviceCopy?.MomentsRequested(); return _m; } }
     /// <summary>Second moments (for checkpoints).</summary>
-    public ReadOnlySpan<float> SecondMoments => _v;
+    public ReadOnlySpan<float> SecondMoments { get { DeviceCopy?.MomentsRequested(); return _v; } }
+
+    /// <summary>The moments' copy on a GPU, when a GPU model's training step updates them there (one at a time).</summary>
+    internal Cuda.DeviceMoments? DeviceCopy { get; set; }
+    internal float[] HostFirstMoments => _m;
+    internal float[] HostSecondMoments => _v;
 
     /// <summary>Restores moments and step count saved from an optimizer over the same table; checks sizes first.</summary>
     public void Restore(ReadOnlySpan<float> firstMoments, ReadOnlySpan<float> secondMoments, long stepCount)
@@ -50,6 +55,7 @@ public sealed class AdamW
         firstMoments.CopyTo(_m);
         secondMoments.CopyTo(_v);
         StepCount = stepCount;
+        DeviceCopy?.HostMomentsWritten();
     }
 
     /// <summary>Settings of a group; change them between steps as you like.</summary>
@@ -59,14 +65,21 @@ public sealed class AdamW
         set => _groups[(int)group] = value;
     }
 
+    /// <summary>Counts a step; returns the bias corrections 1/(1 − β₁ᵗ) and 1/(1 − β₂ᵗ).</summary>
+    internal (float C1, float C2) BeginStep()
+    {
+        StepCount++;
+        return (1f / (1f - MathF.Pow(Beta1, StepCount)), 1f / (1f - MathF.Pow(Beta2, StepCount)));
+    }
+
     /// <summary>One update of <paramref name="parameters"/> from <paramref name="gradients"/>; every learning rate is scaled by <paramref name="lrScale"/> (the schedule).</summary>
     public void Step(Span<float> parameters, ReadOnlySpan<float> gradients, float lrScale = 1f)
     {
         if (parameters.Length != _m.Length || gradients.Length != _m.Length)
             throw new ArgumentException($"Expected {_m.Length} parameters and gradients, got {parameters.Length} and {gradients.Length}.");
-        StepCount++;
-        float c1 = 1f / (1f - MathF.Pow(Beta1, StepCount));
-        float c2 = 1f / (1f - MathF.Pow(Beta2, StepCount));
+        DeviceCopy?.MomentsRequested();
+        DeviceCopy?.HostMomentsWritten();
+        var (c1, c2) = BeginStep();
         foreach (var (start, length, group) in _ranges)
         {
             var s = _groups[(int)group];

@@ -17,7 +17,8 @@ public readonly record struct StepResult(float Loss, float GradientNorm, int Cor
 /// <summary>
 /// A classification training step for any generated model: forward (training mode), cross-entropy,
 /// backward, clipping by global norm, AdamW with a cosine schedule. Buffers are sized once.
-/// For per-token models (Pooling.None) there is one target per token.
+/// For per-token models (Pooling.None) there is one target per token. A model on a GPU finishes the step on the
+/// device (<see cref="IDeviceTrainingStep"/>): same arithmetic, no parameters or gradients crossing the bus.
 /// </summary>
 public sealed class Trainer
 {
@@ -74,6 +75,12 @@ public sealed class Trainer
 
     private StepResult Finish(ReadOnlySpan<int> targets, int rows)
     {
+        if (_model is IDeviceTrainingStep { TrainsOnDevice: true } device)
+        {
+            var result = device.FinishTrainingStep(targets, Optimizer, Schedule.Factor(Step), Options.MaxGradNorm);
+            Step++;
+            return result;
+        }
         var logits = _logits.AsSpan(0, rows * _classes);
         var d = _dLogits.AsSpan(0, rows * _classes);
         float loss = Losses.CrossEntropy(logits, targets, rows, _classes, d);

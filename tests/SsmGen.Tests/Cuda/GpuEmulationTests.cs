@@ -56,15 +56,61 @@ public class GpuEmulationTests(ITestOutputHelper output)
     }
 }
 
-/// <summary>Training through the unchanged Trainer on the emulated GPU follows the CPU model step for step.</summary>
+/// <summary>
+/// Training through the unchanged Trainer on the emulated GPU: the step's tail (cross-entropy, clipping, AdamW) runs on
+/// the device and must follow the CPU Trainer's host arithmetic step for step — losses, norms, correct counts, and
+/// after the steps the parameters, the clipped gradients and the optimizer's moments.
+/// </summary>
 public class GpuEmulationTrainingTests(ITestOutputHelper output)
 {
+    private static (float[] X, int[] Y) SineBatch(ref Rng rng, int batch, int length)
+    {
+        // class k: a sine of frequency k + 1 plus noise
+        var x = new float[batch * length];
+        var y = new int[batch];
+        for (int b = 0; b < batch; b++)
+        {
+            y[b] = (int)(rng.NextUInt64() % 4);
+            for (int t = 0; t < length; t++) x[b * length + t] = MathF.Sin((y[b] + 1) * t * 0.25f) + 0.1f * (float)rng.Uniform(-1, 1);
+        }
+        return (x, y);
+    }
+
+    private static double MaxRelative(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual)
+    {
+        double scale = 0, diff = 0;
+        for (int i = 0; i < expected.Length; i++) { scale = Math.Max(scale, Math.Abs(expected[i])); diff = Math.Max(diff, Math.Abs(expected[i] - actual[i])); }
+        return diff / Math.Max(scale, 1e-30);
+    }
+
+    private static void AssertStepsAgree(StepResultPair r, int step)
+    {
+        Assert.True(Math.Abs(r.Cpu.Loss - r.Gpu.Loss) <= 1e-4 * Math.Max(1, Math.Abs(r.Cpu.Loss)), $"step {step}: CPU loss {r.Cpu.Loss}, GPU loss {r.Gpu.Loss}");
+        Assert.True(Math.Abs(r.Cpu.GradientNorm - r.Gpu.GradientNorm) <= 1e-3 * r.Cpu.GradientNorm, $"step {step}: CPU norm {r.Cpu.GradientNorm}, GPU norm {r.Gpu.GradientNorm}");
+        Assert.Equal(r.Cpu.Count, r.Gpu.Count);
+        Assert.True(Math.Abs(r.Cpu.Correct - r.Gpu.Correct) <= 1, $"step {step}: CPU {r.Cpu.Correct} correct, GPU {r.Gpu.Correct}"); // a near tie may flip
+    }
+
+    private readonly record struct StepResultPair(SsmGen.Training.StepResult Cpu, SsmGen.Training.StepResult Gpu);
+
+    private void AssertStatesAgree(ISsmModel cpu, ISsmModel gpu, SsmGen.Training.Trainer tc, SsmGen.Training.Trainer tg, double parameterBound)
+    {
+        double p = MaxRelative(cpu.Parameters, gpu.Parameters), g = MaxRelative(cpu.Gradients, gpu.Gradients);
+        double m = MaxRelative(tc.Optimizer.FirstMoments, tg.Optimizer.FirstMoments), v = MaxRelative(tc.Optimizer.SecondMoments, tg.Optimizer.SecondMoments);
+        output.WriteLine($"relative to the largest entry: parameters {p:E2}, clipped gradients {g:E2}, first moments {m:E2}, second moments {v:E2}");
+        Assert.True(p < parameterBound, $"parameters apart by {p:E2}");
+        Assert.True(g < 1e-3 && m < 1e-3 && v < 1e-3, $"gradients {g:E2}, moments {m:E2} / {v:E2} apart");
+        Assert.Equal(tc.Optimizer.StepCount, tg.Optimizer.StepCount);
+    }
+
     [EmulationFact]
     public void TrainingStepsFollowTheCpuModel()
     {
         using var device = ComputeDevice.CudaEmulation();
         using var cpu = new SmokeModel(8, 24);
         using var gpu = new SmokeModel(8, 24, ModelUse.Training, device);
+        Assert.True(gpu.TrainsOnDevice);
+        Assert.False(cpu.TrainsOnDevice);
         cpu.Initialize(5);
         gpu.Initialize(5);
         var options = new SsmGen.Training.TrainerOptions { LearningRate = 0.01f, SsmLearningRate = 0.005f, TotalSteps = 30, WarmupSteps = 2 };
@@ -74,26 +120,107 @@ public class GpuEmulationTrainingTests(ITestOutputHelper output)
         float firstLoss = 0, lastLoss = 0;
         for (int step = 0; step < 30; step++)
         {
-            // class k: a sine of frequency k + 1 plus noise
-            var x = new float[8 * 24];
-            var y = new int[8];
-            for (int b = 0; b < 8; b++)
-            {
-                y[b] = (int)(rng.NextUInt64() % 4);
-                for (int t = 0; t < 24; t++) x[b * 24 + t] = MathF.Sin((y[b] + 1) * t * 0.25f) + 0.1f * (float)rng.Uniform(-1, 1);
-            }
-            var rc = tc.TrainStep(x, y, 8, 24);
-            var rg = tg.TrainStep(x, y, 8, 24);
-            Assert.True(Math.Abs(rc.Loss - rg.Loss) <= 1e-3 * Math.Max(1, Math.Abs(rc.Loss)), $"step {step}: CPU loss {rc.Loss}, GPU loss {rg.Loss}");
-            if (step == 0) firstLoss = rg.Loss;
-            lastLoss = rg.Loss;
+            var (x, y) = SineBatch(ref rng, 8, 24);
+            var r = new StepResultPair(tc.TrainStep(x, y, 8, 24), tg.TrainStep(x, y, 8, 24));
+            AssertStepsAgree(r, step);
+            if (step == 0) firstLoss = r.Gpu.Loss;
+            lastLoss = r.Gpu.Loss;
         }
-        var pc = cpu.Parameters.ToArray();
-        var pg = gpu.Parameters.ToArray();
-        double maxDiff = pc.Zip(pg, (a, b) => Math.Abs(a - b)).Max();
-        output.WriteLine($"loss {firstLoss:F4} → {lastLoss:F4}; max parameter difference after 30 steps {maxDiff:E2}");
-        Assert.True(maxDiff < 1e-3, $"parameters drifted apart by {maxDiff:E2}");
+        output.WriteLine($"loss {firstLoss:F4} → {lastLoss:F4}");
+        AssertStatesAgree(cpu, gpu, tc, tg, 1e-3);
         Assert.True(lastLoss < firstLoss, $"loss did not fall: {firstLoss} → {lastLoss}");
+    }
+
+    [EmulationFact]
+    public void PerTokenStepsWithDropoutAndActiveClippingFollowTheCpuModel()
+    {
+        using var device = ComputeDevice.CudaEmulation();
+        using var cpu = new VectorTokens(4, 12);
+        using var gpu = new VectorTokens(4, 12, ModelUse.Training, device);
+        cpu.Initialize(3);
+        gpu.Initialize(3);
+        // A small clipping norm: every step clips, so the device's clipping factor is exercised.
+        var options = new SsmGen.Training.TrainerOptions { LearningRate = 0.02f, TotalSteps = 8, WarmupSteps = 1, MaxGradNorm = 0.05f };
+        var tc = new SsmGen.Training.Trainer(cpu, options);
+        var tg = new SsmGen.Training.Trainer(gpu, options);
+        var rng = new Rng(4);
+        for (int step = 0; step < 8; step++)
+        {
+            var tokens = new int[4 * 12];
+            for (int i = 0; i < tokens.Length; i++) tokens[i] = (int)(rng.NextUInt64() % 7);
+            var targets = tokens.Select(t => (t * 3 + 1) % 7).ToArray(); // a per-token map to learn
+            var r = new StepResultPair(tc.TrainStep(tokens, targets, 4, 12), tg.TrainStep(tokens, targets, 4, 12));
+            AssertStepsAgree(r, step);
+            Assert.True(r.Gpu.GradientNorm > options.MaxGradNorm, $"step {step}: norm {r.Gpu.GradientNorm} did not need clipping");
+            // The gradients left behind are the clipped ones: their norm is the clipping norm (an oracle of its own).
+            double clipped = Math.Sqrt(gpu.Gradients.ToArray().Sum(g => (double)g * g));
+            Assert.True(Math.Abs(clipped - options.MaxGradNorm) < 1e-4, $"step {step}: clipped norm {clipped}");
+        }
+        AssertStatesAgree(cpu, gpu, tc, tg, 1e-3);
+    }
+
+    [EmulationFact]
+    public void RestoredMomentsReachTheDeviceAndDisposingBringsThemHome()
+    {
+        using var device = ComputeDevice.CudaEmulation();
+        using var cpu = new SmokeModel(4, 16);
+        var gpu = new SmokeModel(4, 16, ModelUse.Training, device);
+        cpu.Initialize(8);
+        gpu.Initialize(8);
+        var options = new SsmGen.Training.TrainerOptions { TotalSteps = 10, WarmupSteps = 1 };
+        var tc = new SsmGen.Training.Trainer(cpu, options);
+        var tg = new SsmGen.Training.Trainer(gpu, options);
+        var rng = new Rng(2);
+        for (int step = 0; step < 3; step++)
+        {
+            var (x, y) = SineBatch(ref rng, 4, 16);
+            tc.TrainStep(x, y, 4, 16);
+            tg.TrainStep(x, y, 4, 16);
+        }
+        // Both optimizers restart from the same saved state; a device that kept its own moments would now diverge.
+        var m = Enumerable.Range(0, cpu.Parameters.Length).Select(i => 1e-3f * (i % 5 - 2)).ToArray();
+        var v = Enumerable.Range(0, cpu.Parameters.Length).Select(i => 1e-5f * (i % 3 + 1)).ToArray();
+        tc.Optimizer.Restore(m, v, 1);
+        tg.Optimizer.Restore(m, v, 1);
+        for (int step = 0; step < 2; step++)
+        {
+            var (x, y) = SineBatch(ref rng, 4, 16);
+            AssertStepsAgree(new StepResultPair(tc.TrainStep(x, y, 4, 16), tg.TrainStep(x, y, 4, 16)), step);
+        }
+        AssertStatesAgree(cpu, gpu, tc, tg, 1e-3);
+        // One more device step, then the model goes: the optimizer keeps the moments the device wrote.
+        var (x2, y2) = SineBatch(ref rng, 4, 16);
+        tc.TrainStep(x2, y2, 4, 16);
+        tg.TrainStep(x2, y2, 4, 16);
+        gpu.Dispose();
+        double drift = MaxRelative(tc.Optimizer.FirstMoments, tg.Optimizer.FirstMoments);
+        Assert.True(drift < 1e-3, $"first moments after Dispose apart by {drift:E2}");
+    }
+
+    [EmulationFact]
+    public void BadStepInputThrowsBeforeAnythingChanges()
+    {
+        using var device = ComputeDevice.CudaEmulation();
+        using var gpu = new SmokeModel(4, 16, ModelUse.Training, device);
+        gpu.Initialize(1);
+        var optimizer = new SsmGen.Training.AdamW(gpu.ParameterTable);
+        var logits = new float[4 * SmokeModel.OutputSize];
+        Assert.Throws<InvalidOperationException>(() => gpu.FinishTrainingStep(new int[4], optimizer, 1f, 1f)); // no Forward yet
+        gpu.Forward(new float[4 * 16], 4, 16, logits, training: true);
+        gpu.Gradients.Fill(0.5f);
+        var before = gpu.Parameters.ToArray();
+        var e1 = Assert.Throws<ArgumentException>(() => gpu.FinishTrainingStep(new int[3], optimizer, 1f, 1f));
+        Assert.Contains("3 targets", e1.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => gpu.FinishTrainingStep(new[] { 0, 1, 4, 2 }, optimizer, 1f, 1f));
+        Assert.Throws<ArgumentOutOfRangeException>(() => gpu.FinishTrainingStep(new int[4], optimizer, 1f, 0f));
+        var other = new SsmGen.Training.AdamW(TinyRealMean.Table);
+        var e2 = Assert.Throws<ArgumentException>(() => gpu.FinishTrainingStep(new int[4], other, 1f, 1f));
+        Assert.Contains("moments for", e2.Message);
+        Assert.Equal(before, gpu.Parameters.ToArray());
+        Assert.All(gpu.Gradients.ToArray(), g => Assert.Equal(0.5f, g));
+        Assert.Equal(0, optimizer.StepCount);
+        Assert.Equal(0, other.StepCount);
+        Assert.Throws<InvalidOperationException>(() => new SmokeModel(4, 16).FinishTrainingStep(new int[4], optimizer, 1f, 1f)); // a CPU model
     }
 }
 

@@ -53,17 +53,18 @@ __device__ __forceinline__ float dropout_scale_(unsigned key, unsigned index, un
     x ^= x >> 16; x *= 0x85EBCA6Bu; x ^= x >> 13; x *= 0xC2B2AE35u; x ^= x >> 16;
     return x < threshold ? 0.0f : scale;
 }
-// Sum over the NORM_THREADS threads of a block; every thread gets the total.
-__device__ __forceinline__ float block_sum_(float v, float* shared)
+// Sum over the THREADS threads of a block (a power of two) in a fixed order; every thread gets the total.
+template <int THREADS, typename T>
+__device__ __forceinline__ T block_sum_(T v, T* shared)
 {
     shared[threadIdx.x] = v;
     __syncthreads();
-    for (int s = NORM_THREADS / 2; s > 0; s >>= 1)
+    for (int s = THREADS / 2; s > 0; s >>= 1)
     {
         if (threadIdx.x < s) shared[threadIdx.x] += shared[threadIdx.x + s];
         __syncthreads();
     }
-    float total = shared[0];
+    T total = shared[0];
     __syncthreads();
     return total;
 }
@@ -123,10 +124,10 @@ extern "C" __global__ void layernorm_forward(const float* __restrict__ x, const 
     const float* xr = x + (long)blockIdx.x * H;
     float s = 0.0f;
     for (int i = threadIdx.x; i < H; i += NORM_THREADS) s += xr[i];
-    float m = block_sum_(s, red) / H;
+    float m = block_sum_<NORM_THREADS>(s, red) / H;
     float v = 0.0f;
     for (int i = threadIdx.x; i < H; i += NORM_THREADS) { float d = xr[i] - m; v += d * d; }
-    float rs = rsqrtf(block_sum_(v, red) / H + 1e-5f);
+    float rs = rsqrtf(block_sum_<NORM_THREADS>(v, red) / H + 1e-5f);
     for (int i = threadIdx.x; i < H; i += NORM_THREADS) y[(long)blockIdx.x * H + i] = (xr[i] - m) * rs * w[i] + b[i];
     if (threadIdx.x == 0) { mean[blockIdx.x] = m; rstd[blockIdx.x] = rs; }
 }
@@ -143,7 +144,7 @@ extern "C" __global__ void layernorm_backward(const float* __restrict__ x, const
         float xh = (x[r * H + i] - m) * rs, g = dy[r * H + i] * w[i];
         sg += g; sgx += g * xh;
     }
-    float mg = block_sum_(sg, red) / H, mgx = block_sum_(sgx, red) / H;
+    float mg = block_sum_<NORM_THREADS>(sg, red) / H, mgx = block_sum_<NORM_THREADS>(sgx, red) / H;
     for (int i = threadIdx.x; i < H; i += NORM_THREADS)
     {
         float xh = (x[r * H + i] - m) * rs;
@@ -159,7 +160,7 @@ extern "C" __global__ void rmsnorm_forward(const float* __restrict__ x, const fl
     const float* xr = x + (long)blockIdx.x * H;
     float s = 0.0f;
     for (int i = threadIdx.x; i < H; i += NORM_THREADS) s += xr[i] * xr[i];
-    float rs = rsqrtf(block_sum_(s, red) / H + 1e-5f);
+    float rs = rsqrtf(block_sum_<NORM_THREADS>(s, red) / H + 1e-5f);
     for (int i = threadIdx.x; i < H; i += NORM_THREADS) y[(long)blockIdx.x * H + i] = xr[i] * rs * w[i];
     if (threadIdx.x == 0) rstd[blockIdx.x] = rs;
 }
@@ -172,7 +173,7 @@ extern "C" __global__ void rmsnorm_backward(const float* __restrict__ x, const f
     long r = blockIdx.x;
     float rs = rstd[r], s = 0.0f;
     for (int i = threadIdx.x; i < H; i += NORM_THREADS) s += dy[r * H + i] * w[i] * x[r * H + i];
-    float k = rs * rs * block_sum_(s, red) / H;
+    float k = rs * rs * block_sum_<NORM_THREADS>(s, red) / H;
     for (int i = threadIdx.x; i < H; i += NORM_THREADS)
     {
         dx[r * H + i] += rs * (dy[r * H + i] * w[i] - x[r * H + i] * k);
@@ -268,12 +269,136 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
         names.AddRange(new[] { "fill_rows", "add_rows", "column_partials", "column_finish", "layernorm_forward", "layernorm_backward", "rmsnorm_forward", "rmsnorm_backward",
             "gelu_forward", "gelu_backward", "glu_residual_forward", "glu_backward", "embedding_forward", "embedding_backward",
             "pool_mean_forward", "pool_mean_backward", "pool_last_forward", "pool_last_backward" });
+        EmitTrainingStepKernels(cu, plan, names);
         CudaS4DEmitter.EmitKernels(cu, plan, names);
         CudaMambaEmitter.EmitKernels(cu, plan, names);
         CudaRnnEmitter.EmitKernels(cu, plan, names);
         CudaIdsEmitter.EmitKernels(cu, plan, names);
         CudaAttentionEmitter.EmitKernels(cu, plan, names);
         return (cu.ToString(), names);
+    }
+
+    /// <summary>Threads of the training step's reductions (loss, gradient norm).</summary>
+    private const int StatThreads = 256;
+
+    /// <summary>
+    /// The parameter buffer as ranges of one optimizer group each (consecutive tensors of a group merged): the AdamW
+    /// kernel gives each range a row of blocks, so no thread looks its group up.
+    /// </summary>
+    private static List<(int Start, int End, int Group)> OptimizerRanges(ModelPlan plan)
+    {
+        var ranges = new List<(int Start, int End, int Group)>();
+        foreach (var p in plan.Parameters)
+        {
+            int group = p.Group switch { "Default" => 0, "NoDecay" => 1, "Ssm" => 2, _ => throw new System.InvalidOperationException("unknown optimizer group " + p.Group) };
+            if (ranges.Count > 0 && ranges[ranges.Count - 1].Group == group && ranges[ranges.Count - 1].End == p.Offset)
+                ranges[ranges.Count - 1] = (ranges[ranges.Count - 1].Start, p.Offset + p.Length, group);
+            else ranges.Add((p.Offset, p.Offset + p.Length, group));
+        }
+        return ranges;
+    }
+
+    /// <summary>Blocks along one optimizer range: enough for the longest range, at most 128 (the rest loop).</summary>
+    private static int OptimizerBlocks(ModelPlan plan) => System.Math.Max(1, System.Math.Min(128, (OptimizerRanges(plan).Max(r => r.End - r.Start) + 255) / 256));
+
+    /// <summary>Blocks of the gradient norm's first pass.</summary>
+    private static int NormBlocks(ModelPlan plan) => System.Math.Max(1, System.Math.Min(1024, (plan.ParameterCount + StatThreads - 1) / StatThreads));
+
+    /// <summary>The tail of a training step on the device: cross-entropy, the global gradient norm and clipping, AdamW.</summary>
+    private static void EmitTrainingStepKernels(StringBuilder cu, ModelPlan plan, List<string> names)
+    {
+        var ranges = OptimizerRanges(plan);
+        cu.Append($$"""
+// ---- The training step's tail: loss, gradient norm and clipping, AdamW (the Trainer's arithmetic) ----
+constexpr int OUT = {{plan.Spec.Output}};
+constexpr int PARAMS = {{plan.ParameterCount}};
+constexpr int STAT_THREADS = {{StatThreads}};
+constexpr int OPT_RANGES = {{ranges.Count}};
+// The parameter buffer as ranges of one optimizer group each (0 weight-decayed, 1 no decay, 2 SSM), in order.
+__constant__ int OPT_START[OPT_RANGES + 1] = { {{string.Join(", ", ranges.Select(r => r.Start).Concat(new[] { plan.ParameterCount }))}} };
+__constant__ int OPT_GROUP[OPT_RANGES] = { {{string.Join(", ", ranges.Select(r => r.Group))}} };
+
+// Softmax cross-entropy of each output row (one thread per row): its loss, whether its arg-max (lowest index on
+// ties) is the target, and dL/dlogits = (softmax − onehot)/rows of the mean loss.
+extern "C" __global__ void cross_entropy(const float* __restrict__ logits, const int* __restrict__ targets, float* __restrict__ dlogits,
+    double* __restrict__ row_loss, int* __restrict__ row_hit, int rows)
+{
+    int r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= rows) return;
+    const float* z = logits + (long)r * OUT;
+    float* d = dlogits + (long)r * OUT;
+    int best = 0;
+    for (int k = 1; k < OUT; k++) if (z[k] > z[best]) best = k;
+    double sum = 0.0;
+    for (int k = 0; k < OUT; k++) sum += exp((double)(z[k] - z[best]));
+    double logZ = z[best] + log(sum);
+    int t = targets[r];
+    row_loss[r] = logZ - z[t];
+    row_hit[r] = best == t;
+    for (int k = 0; k < OUT; k++) d[k] = (float)(exp(z[k] - logZ) / rows);
+    d[t] -= 1.0f / rows;
+}
+
+// stats[0] = mean loss, stats[1] = rows classified correctly (one block, fixed order).
+extern "C" __global__ void loss_finish(const double* __restrict__ row_loss, const int* __restrict__ row_hit, int rows, float* __restrict__ stats)
+{
+    __shared__ double red[STAT_THREADS];
+    __shared__ int hits[STAT_THREADS];
+    double s = 0.0;
+    int h = 0;
+    for (int r = threadIdx.x; r < rows; r += STAT_THREADS) { s += row_loss[r]; h += row_hit[r]; }
+    s = block_sum_<STAT_THREADS>(s, red);
+    h = block_sum_<STAT_THREADS>(h, hits);
+    if (threadIdx.x == 0) { stats[0] = (float)(s / rows); stats[1] = (float)h; }
+}
+
+// Σ g² in double: one partial per block...
+extern "C" __global__ void square_partials(const float* __restrict__ g, double* __restrict__ partial)
+{
+    __shared__ double red[STAT_THREADS];
+    double s = 0.0;
+    for (long i = (long)blockIdx.x * STAT_THREADS + threadIdx.x; i < PARAMS; i += (long)gridDim.x * STAT_THREADS) s += (double)g[i] * g[i];
+    s = block_sum_<STAT_THREADS>(s, red);
+    if (threadIdx.x == 0) partial[blockIdx.x] = s;
+}
+
+// ...then stats[2] = the global norm and stats[3] = the clipping factor (1 unless the norm exceeds max_norm).
+extern "C" __global__ void norm_finish(const double* __restrict__ partial, int blocks, float* __restrict__ stats, float max_norm)
+{
+    __shared__ double red[STAT_THREADS];
+    double s = 0.0;
+    for (int b = threadIdx.x; b < blocks; b += STAT_THREADS) s += partial[b];
+    s = block_sum_<STAT_THREADS>(s, red);
+    if (threadIdx.x == 0)
+    {
+        float norm = (float)sqrt(s);
+        stats[2] = norm;
+        stats[3] = norm > max_norm && norm > 0.0f ? max_norm / norm : 1.0f;
+    }
+}
+
+// AdamW with decoupled weight decay; blockIdx.y picks an optimizer range. Gradients are clipped first (by
+// stats[3]) and left clipped, as the host clipping leaves them.
+extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict__ g, float* __restrict__ m, float* __restrict__ v,
+    const float* __restrict__ stats, float lr0, float wd0, float lr1, float wd1, float lr2, float wd2,
+    float beta1, float beta2, float eps, float c1, float c2)
+{
+    int range = blockIdx.y, group = OPT_GROUP[range];
+    float lr = group == 0 ? lr0 : group == 1 ? lr1 : lr2, wd = group == 0 ? wd0 : group == 1 ? wd1 : wd2;
+    float decay = 1.0f - lr * wd, scale = stats[3];
+    for (int i = OPT_START[range] + blockIdx.x * blockDim.x + threadIdx.x; i < OPT_START[range + 1]; i += gridDim.x * blockDim.x)
+    {
+        float gi = g[i] * scale;
+        g[i] = gi;
+        float mi = beta1 * m[i] + (1.0f - beta1) * gi, vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = p[i] * decay - lr * (mi * c1) / (sqrtf(vi * c2) + eps);
+    }
+}
+
+""");
+        names.AddRange(new[] { "cross_entropy", "loss_finish", "square_partials", "norm_finish", "adamw_update" });
     }
 
     public static string Emit(ModelPlan plan)
@@ -293,18 +418,20 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
         w.Line("using Dim3 = global::SsmGen.Cuda.Dim3;");
         w.Line();
         if (s.Namespace.Length > 0) { w.Line($"namespace {s.Namespace};"); w.Line(); }
-        w.Open($"partial {s.Keyword} {s.ClassName}");
+        w.Open($"partial {s.Keyword} {s.ClassName} : global::SsmGen.Training.IDeviceTrainingStep");
         w.Line("/// <summary>The CUDA C this model runs on a GPU: every kernel, with the declared sizes as constants.</summary>");
         w.Line("public static string CudaSource => GpuPath.Source;");
         w.Line("/// <summary>The kernels in <see cref=\"CudaSource\"/>.</summary>");
         w.Line("public static IReadOnlyList<string> CudaKernels => GpuPath.KernelNames;");
         w.Line();
+        EmitDeviceTrainingStep(w);
         w.Line("/// <summary>The model on a GPU device: device buffers, and each pass as launches of the generated kernels.</summary>");
         w.Open("private sealed class GpuPath : IDisposable");
         w.Line("internal const string Source = @\"" + source.Replace("\"", "\"\"") + "\";");
         w.Line($"internal static readonly string[] KernelNames = {{ {string.Join(", ", kernels.Select(k => "\"" + k + "\""))} }};");
         w.Line($"private const uint NormThreads = {NormThreads(s.DModel)};");
         w.Line("private const int RowChunk = 256;");
+        w.Line($"private const uint StatThreads = {StatThreads}, NormBlocks = {NormBlocks(plan)}, OptimizerBlocks = {OptimizerBlocks(plan)}, OptimizerRanges = {OptimizerRanges(plan).Count};");
         w.Line($"private readonly {s.ClassName} _m;");
         w.Line("internal readonly GpuModelRunner Runner;");
         w.Line("private long _used; // floats laid out so far in the activation arena");
@@ -319,7 +446,9 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
         }).ToList();
         var layerScratch = CudaMambaEmitter.Scratch(plan).Concat(CudaRnnEmitter.Scratch(plan)).Concat(CudaIdsEmitter.Scratch(plan)).Concat(CudaAttentionEmitter.Scratch(plan)).ToList();
         string shell = $"_input, _tokens, {string.Join(", ", plan.Layers.Select(l => $"_l{l.Index}X"))}, _xf, _meanF, _rstdF, _nf, _pooled, _out, _dOut, _dPooled, _dNf, _dX, _dO, _dG, _dY, _dU, _scratch, _partial, _dk, _modePartial";
+        const string stepShell = "_targets, _rowLoss, _rowHit, _normPartial, _stats"; // the training step's tail
         w.Line($"private readonly ulong {shell};");
+        w.Line($"private readonly ulong {stepShell};");
         w.Line($"private readonly ulong {string.Join(", ", layerBuffers.Select(x => x.Field))};");
         if (layerScratch.Count > 0) w.Line($"private readonly ulong {string.Join(", ", layerScratch.Select(x => x.Field))};");
         int maxWidth = new[] { 2 * s.DModel, s.Output, plan.InputWidth, CudaMambaEmitter.MaxColumnWidth(plan), CudaRnnEmitter.MaxColumnWidth(plan), CudaIdsEmitter.MaxColumnWidth(plan), CudaAttentionEmitter.MaxColumnWidth(plan) }.Max();
@@ -342,6 +471,7 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
             w.Line($"    _dOut = (ulong)Take(outRows * OutputSize); _dPooled = (ulong)Take(outRows * H); _dNf = (ulong)Take(rows * H); _dX = (ulong)Take(rows * H);");
             w.Line($"    _dO = (ulong)Take(rows * 2 * H); _dG = (ulong)Take(rows * H); _dY = (ulong)Take(rows * H); _dU = (ulong)Take(rows * H); _scratch = (ulong)Take(rows * H);");
             w.Line($"    _partial = (ulong)Take((rows + RowChunk - 1) / RowChunk * {maxWidth}); _dk = (ulong)Take(H * (long)maxLength); _modePartial = (ulong)Take(H * {maxModes});");
+            w.Line("    _targets = (ulong)Take(outRows); _rowLoss = (ulong)Take(2 * outRows); _rowHit = (ulong)Take(outRows); _normPartial = (ulong)Take(2 * NormBlocks); _stats = (ulong)Take(4);");
             w.Line("}");
             w.Line("// inputs and outputs in one piece; parameters and gradients in pieces of at most 4 MiB");
             w.Line("long staging = 4 * Math.Max(Math.Max(rows * InputSize, Math.Max(outRows * OutputSize, rows)), Math.Min(ParameterCount, 1 << 20));");
@@ -349,6 +479,7 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
             w.Line("ulong a = Runner.Activations;");
             foreach (string f in shell.Split(',').Select(x => x.Trim()))
                 w.Line(f == "_pooled" ? "_pooled = PerToken ? _nf : _pooled + a; // _nf has its base already" : f.StartsWith("_d") || f is "_scratch" or "_partial" or "_modePartial" ? $"if (training) {f} += a;" : $"{f} += a;");
+            foreach (string f in stepShell.Split(',').Select(x => x.Trim())) w.Line($"if (training) {f} += a;");
             foreach (var (f, _) in layerBuffers) w.Line($"{f} += a;");
             foreach (var (f, _, training) in layerScratch) w.Line(training ? $"if (training) {f} += a;" : $"{f} += a;");
         }
@@ -363,6 +494,7 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
         }
         EmitForward(w, plan);
         EmitBackward(w, plan);
+        EmitTrainingStep(w);
         foreach (var l in plan.Layers)
         {
             if (l is S4DLayerPlan s4d) { CudaS4DEmitter.EmitForward(w, plan, s4d); CudaS4DEmitter.EmitBackward(w, plan, s4d); }
@@ -375,6 +507,55 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
         w.Close();
         w.Close();
         return w.ToString();
+    }
+
+    /// <summary>The model's side of IDeviceTrainingStep: checks everything, then hands the step to the device path.</summary>
+    private static void EmitDeviceTrainingStep(CodeWriter w)
+    {
+        w.Line("/// <summary>True for a training model on a GPU device: the Trainer then finishes each step there.</summary>");
+        w.Line("public bool TrainsOnDevice => _gpu is not null && _use == global::SsmGen.ModelUse.Training;");
+        w.Line();
+        w.Line("/// <summary>Loss, backward, clipping and AdamW on the device after a Forward (see <see cref=\"global::SsmGen.Training.IDeviceTrainingStep\"/>).</summary>");
+        w.Open("public global::SsmGen.Training.StepResult FinishTrainingStep(ReadOnlySpan<int> targets, global::SsmGen.Training.AdamW optimizer, float lrScale, float maxGradNorm)");
+        w.Line("if (_gpu is null) throw new InvalidOperationException(\"This model runs on the CPU: the Trainer finishes its steps on the host.\");");
+        w.Line("if (_use != global::SsmGen.ModelUse.Training) throw new InvalidOperationException(\"This model was built for inference only: it has no gradients to train with.\");");
+        w.Line("if (!_hasForward) throw new InvalidOperationException(\"A training step needs a Forward first.\");");
+        w.Line("ArgumentNullException.ThrowIfNull(optimizer);");
+        w.Line("if (!(maxGradNorm > 0)) throw new ArgumentOutOfRangeException(nameof(maxGradNorm), maxGradNorm, \"The clipping norm must be positive (infinity for no clipping).\");");
+        w.Line("int outRows = PerToken ? _batch * _length : _batch;");
+        w.Line("if (targets.Length != outRows) throw new ArgumentException($\"Got {targets.Length} targets; the last Forward has {outRows} output rows.\", nameof(targets));");
+        w.Line("foreach (int t in targets) if ((uint)t >= OutputSize) throw new ArgumentOutOfRangeException(nameof(targets), t, $\"Targets must be in [0, {OutputSize}).\");");
+        w.Line("return _gpu.FinishTrainingStep(targets, _batch, _length, optimizer, lrScale, maxGradNorm);");
+        w.Close();
+        w.Line();
+    }
+
+    private static void EmitTrainingStep(CodeWriter w)
+    {
+        w.Line("/// <summary>");
+        w.Line("/// The training step's tail on the device: cross-entropy of the last forward's outputs (dL/d(output) straight into");
+        w.Line("/// the backward's buffer), gradients zeroed and recomputed, their global norm and clipping, AdamW on the device's");
+        w.Line("/// copy of the optimizer's moments; downloads only the loss, the correct count and the norm.");
+        w.Line("/// </summary>");
+        w.Open("public global::SsmGen.Training.StepResult FinishTrainingStep(ReadOnlySpan<int> targets, int batch, int length, global::SsmGen.Training.AdamW optimizer, float lrScale, float maxGradNorm)");
+        w.Line("var adam = Runner.BeginAdamWStep(optimizer, lrScale); // checks the optimizer before anything runs");
+        w.Line("int outRows = PerToken ? batch * length : batch;");
+        w.Line("Runner.Upload(targets, _targets);");
+        w.Line("Launch(\"cross_entropy\", Blocks(outRows), 128, _out, _targets, _dOut, _rowLoss, _rowHit, outRows);");
+        w.Line("Launch(\"loss_finish\", 1, StatThreads, _rowLoss, _rowHit, outRows, _stats);");
+        w.Line("Runner.ZeroGradients();");
+        w.Line("Runner.BeforeDeviceUse(gradients: true);");
+        w.Line("BackwardFromDeviceOutput(batch, length);");
+        w.Line("Launch(\"square_partials\", NormBlocks, StatThreads, Runner.Gradients, _normPartial);");
+        w.Line("Launch(\"norm_finish\", 1, StatThreads, _normPartial, (int)NormBlocks, _stats, maxGradNorm);");
+        w.Line("Runner.Gpu.Launch(Runner.Module[\"adamw_update\"], new Dim3(OptimizerBlocks, OptimizerRanges), new Dim3(256), Runner.Parameters, Runner.Gradients, adam.FirstMoments, adam.SecondMoments, _stats,");
+        w.Line("    adam.LearningRate0, adam.WeightDecay0, adam.LearningRate1, adam.WeightDecay1, adam.LearningRate2, adam.WeightDecay2, adam.Beta1, adam.Beta2, adam.Epsilon, adam.C1, adam.C2);");
+        w.Line("Runner.ParametersWrittenOnDevice();");
+        w.Line("Span<float> stats = stackalloc float[4];");
+        w.Line("Runner.Download(_stats, stats);");
+        w.Line("return new global::SsmGen.Training.StepResult(stats[0], stats[2], (int)stats[1], outRows);");
+        w.Close();
+        w.Line();
     }
 
     private static void EmitHelpers(CodeWriter w)
@@ -474,8 +655,13 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
         w.Line("/// <summary>Backward on the device: adds into the gradient arena, layers in reverse order.</summary>");
         w.Open("public void Backward(ReadOnlySpan<float> dOutput, int batch, int length)");
         w.Line("Runner.BeforeDeviceUse(gradients: true);");
-        w.Line("int rows = batch * length, outRows = PerToken ? rows : batch;");
         w.Line("Runner.Upload(dOutput, _dOut);");
+        w.Line("BackwardFromDeviceOutput(batch, length);");
+        w.Close();
+        w.Line();
+        w.Line("/// <summary>Backward from dL/d(output) already in the device buffer.</summary>");
+        w.Open("private void BackwardFromDeviceOutput(int batch, int length)");
+        w.Line("int rows = batch * length, outRows = PerToken ? rows : batch;");
         w.Line($"LinearBackward(_pooled, {P(n.Decoder + ".weight")}, _dOut, _dPooled, {P(n.Decoder + ".weight", "G")}, {(n.DecoderBias ? P(n.Decoder + ".bias", "G") : "0UL")}, outRows, H, OutputSize);");
         string dNf = plan.Spec.Pooling == 2 ? "_dPooled" : "_dNf";
         if (plan.Spec.Pooling == 0) w.Line("Launch(\"pool_mean_backward\", Blocks((long)rows * H), 128, _dPooled, _dNf, batch, length);");
