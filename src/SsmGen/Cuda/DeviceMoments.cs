@@ -12,6 +12,9 @@ internal sealed class DeviceMoments
     private readonly GpuModelRunner _runner;
     private bool _hostNewer = true, _deviceNewer;
 
+    /// <summary>True once the copy is freed (its optimizer may since have moved to another model).</summary>
+    public bool Released { get; private set; }
+
     public AdamW Optimizer { get; }
     public ulong First { get; }
     public ulong Second { get; }
@@ -54,10 +57,12 @@ internal sealed class DeviceMoments
     /// <summary>Brings the moments home and frees the device copy (another model takes the optimizer, or the model is disposed).</summary>
     public void Release()
     {
+        if (Released) return;
         try { MomentsRequested(); }
         finally
         {
-            Optimizer.DeviceCopy = null;
+            Released = true;
+            if (ReferenceEquals(Optimizer.DeviceCopy, this)) Optimizer.DeviceCopy = null;
             _runner.Gpu.Free(First);
             _runner.Gpu.Free(Second);
         }

@@ -103,7 +103,7 @@ public sealed unsafe class GpuModelRunner : IDisposable
         if (optimizer.HostFirstMoments.Length != _hostParameters.Length)
             throw new ArgumentException($"The optimizer holds moments for {optimizer.HostFirstMoments.Length} parameters; this model has {_hostParameters.Length}.", nameof(optimizer));
         if (!float.IsFinite(lrScale) || lrScale < 0) throw new ArgumentOutOfRangeException(nameof(lrScale), lrScale, "The learning-rate scale must be finite and not negative.");
-        if (_moments?.Optimizer != optimizer)
+        if (_moments is null || _moments.Released || _moments.Optimizer != optimizer)
         {
             optimizer.DeviceCopy?.Release();
             _moments?.Release();

@@ -198,6 +198,40 @@ public class GpuEmulationTrainingTests(ITestOutputHelper output)
     }
 
     [EmulationFact]
+    public void AnOptimizerMovesBetweenModelsWithItsMoments()
+    {
+        using var device = ComputeDevice.CudaEmulation();
+        using var a = new SmokeModel(4, 16, ModelUse.Training, device);
+        using var b = new SmokeModel(4, 16, ModelUse.Training, device);
+        a.Initialize(6);
+        b.Initialize(9);
+        var shared = new SsmGen.Training.AdamW(a.ParameterTable);
+        var rng = new Rng(7);
+        var logits = new float[4 * SmokeModel.OutputSize];
+        float[] Step(SmokeModel m, SsmGen.Training.AdamW optimizer)
+        {
+            var (x, y) = SineBatch(ref rng, 4, 16);
+            m.Forward(x, 4, 16, logits, training: true);
+            m.FinishTrainingStep(y, optimizer, 1f, 1f);
+            return m.Gradients.ToArray(); // the clipped gradients the update used
+        }
+        // The moment update m ← β₁·m + (1 − β₁)·g, computed here from the moments and gradients read back.
+        void AssertFollows(float[] before, float[] gradients)
+        {
+            var after = shared.FirstMoments.ToArray();
+            for (int i = 0; i < after.Length; i++)
+                Assert.True(Math.Abs(after[i] - (0.9f * before[i] + 0.1f * gradients[i])) <= 1e-6f * (1 + Math.Abs(after[i])), $"moment {i}: {after[i]}");
+        }
+        Step(a, shared);
+        var m1 = shared.FirstMoments.ToArray();
+        AssertFollows(m1, Step(b, shared)); // b starts from a's moments, not from zero
+        var m2 = shared.FirstMoments.ToArray();
+        Step(a, new SsmGen.Training.AdamW(a.ParameterTable)); // a lets go of its released copy: no second free, b keeps the optimizer
+        AssertFollows(m2, Step(b, shared));
+        Assert.Equal(3, shared.StepCount);
+    }
+
+    [EmulationFact]
     public void BadStepInputThrowsBeforeAnythingChanges()
     {
         using var device = ComputeDevice.CudaEmulation();
