@@ -41,11 +41,11 @@ internal static class Checks
 
     /// <summary>
     /// Per layer kind: forward, backward (every parameter tensor), five Trainer steps (device tail vs host tail) and
-    /// streaming Step against the GPU forward — GPU model against the same generated model on the CPU.
+    /// streaming Step and the stream's state — GPU model against the same generated model on the CPU.
     /// </summary>
     public static void Equivalence(ComputeDevice device, bool quick, Report report)
     {
-        Console.WriteLine($"GPU vs CPU equivalence (bounds: forward {ForwardBound:E0}, gradients {GradientBound:E0} per tensor, a Trainer step's loss and gradient norm {TrainingBound:E0}, parameters after 5 steps {ParameterStepBound}·lr, Step {StepBound:E0}; relative to the largest entry)");
+        Console.WriteLine($"GPU vs CPU equivalence (bounds: forward {ForwardBound:E0}, gradients {GradientBound:E0} per tensor, a Trainer step's loss and gradient norm {TrainingBound:E0}, parameters after 5 steps {ParameterStepBound}·lr, Step outputs and stream state {StepBound:E0}; relative to the largest entry)");
         int batch = quick ? 2 : 8, length = quick ? 40 : 256;
         var cases = new (string Kind, Func<ComputeDevice?, ISsmModel> Make)[]
         {
@@ -105,25 +105,35 @@ internal static class Checks
             double parameterSteps = 0;
             for (int i = 0; i < cpu.Parameters.Length; i++) parameterSteps = Math.Max(parameterSteps, Math.Abs(cpu.Parameters[i] - gpu.Parameters[i]) / options.LearningRate);
 
-            // Streaming: the GPU model's Step (host code, current parameters) token by token against its own device
-            // forward over the same prefix — the last position's output (per token) or the pooled output.
+            // Streaming with the same parameters on both sides: the GPU model's Step (device kernels, the stream's
+            // values kept on the device) against the CPU model's Step token by token, the last output also against
+            // the GPU forward over the same prefix, and the stream's values (same layout) against the CPU's.
+            gpu.Parameters.CopyTo(cpu.Parameters);
             int prefix = Math.Min(length, 32);
             Fill(cpu, rng, 1, prefix, tokens, input);
             int stepRows = OutputRows(gpu, 1, prefix);
             var full = new float[stepRows * classes];
             Forward(gpu, tokens, input, 1, prefix, full);
-            var state = gpu.CreateState();
-            var y = new float[classes];
+            SsmState sg = gpu.CreateState(), sc = cpu.CreateState();
+            float[] y = new float[classes], ycpu = new float[classes];
+            double step = 0;
             for (int t = 0; t < prefix; t++)
             {
-                if (gpu.Config.Vocab > 0) gpu.Step(state, tokens[t], y);
-                else gpu.Step(state, input.AsSpan(t * gpu.Config.Input, gpu.Config.Input), y);
+                StepOne(gpu, sg, t, y);
+                StepOne(cpu, sc, t, ycpu);
+                step = Math.Max(step, MaxRelative(ycpu, y));
             }
-            double step = MaxRelative(full.AsSpan((stepRows - 1) * classes, classes), y);
+            step = Math.Max(step, MaxRelative(full.AsSpan((stepRows - 1) * classes, classes), y));
+            double stream = MaxRelative(sc.Values, sg.Values);
+            void StepOne(ISsmModel m, SsmState st, int t, float[] o)
+            {
+                if (m.Config.Vocab > 0) m.Step(st, tokens[t], o);
+                else m.Step(st, input.AsSpan(t * m.Config.Input, m.Config.Input), o);
+            }
 
-            bool ok = forward < ForwardBound && gradient < GradientBound && firstStep < TrainingBound && parameterSteps < ParameterStepBound && step < StepBound;
+            bool ok = forward < ForwardBound && gradient < GradientBound && firstStep < TrainingBound && parameterSteps < ParameterStepBound && step < StepBound && stream < StepBound;
             report.Check($"{kind,-9} B={batch} L={length}", ok,
-                $"forward {forward:E1}, gradients {gradient:E1} (worst {worst}), first step's loss and norm {firstStep:E1} (4 more: {laterSteps:E1}), parameters after 5 steps {parameterSteps:F3}·lr, Step {step:E1}");
+                $"forward {forward:E1}, gradients {gradient:E1} (worst {worst}), first step's loss and norm {firstStep:E1} (4 more: {laterSteps:E1}), parameters after 5 steps {parameterSteps:F3}·lr, Step {step:E1}, stream state {stream:E1}");
         }
     }
 

@@ -47,23 +47,45 @@ public interface ISsmModel : IDisposable
 /// Recurrent state of one stream: every layer's complex SSM state, the discretized parameters the stream
 /// runs with, and the running pooled sum. Made by <see cref="ISsmModel.CreateState"/> and usable only
 /// with that model instance. The SSM's discretized parameters are read when the stream starts (position 0):
-/// after changing a model's parameters, <see cref="Reset"/> its streams.
+/// after changing a model's parameters, <see cref="Reset"/> its streams. On a GPU model the newest values live
+/// on the device between steps; reading <see cref="Values"/> brings them home (and the next step takes the
+/// array, as the caller may have written it, back to the device).
 /// </summary>
 public sealed class SsmState
 {
     private readonly object _owner;
+    private readonly float[] _values;
+
+    /// <summary>Set while this stream's newest values are on a GPU model's device.</summary>
+    internal Cuda.DeviceStateSlot? Slot;
 
     /// <summary>Tokens consumed so far.</summary>
     public int Position { get; private set; }
-    /// <summary>The state values (layout owned by the generated model).</summary>
-    public float[] Values { get; }
+    /// <summary>The state values (layout owned by the generated model), brought up to date from the device first.</summary>
+    public float[] Values
+    {
+        get
+        {
+            Slot?.BringHome(this);
+            return _values;
+        }
+    }
+    /// <summary>How many values the state holds (without bringing them home).</summary>
+    public int Size => _values.Length;
+    /// <summary>The host array as it is, for the device copy itself.</summary>
+    internal float[] HostValues => _values;
     /// <summary>The model type that made this state.</summary>
     public Type ModelType => _owner.GetType();
 
-    public SsmState(object owner, int size) { _owner = owner; Values = new float[size]; }
+    public SsmState(object owner, int size) { _owner = owner; _values = new float[size]; }
 
     /// <summary>Back to the empty prefix.</summary>
-    public void Reset() { Array.Clear(Values); Position = 0; }
+    public void Reset()
+    {
+        Slot?.Forget(this);
+        Array.Clear(_values);
+        Position = 0;
+    }
 
     /// <summary>Called by generated code: checks that <paramref name="model"/> made this state; returns the position before this step and moves it on.</summary>
     public int Advance(object model)

@@ -221,7 +221,7 @@ internal static class ModelEmitter
         w.Line("if ((long)maxBatch * maxLength * 2 * H > Array.MaxLength) throw new ArgumentOutOfRangeException(nameof(maxBatch), maxBatch, \"maxBatch·maxLength·2·DModel exceeds the largest array.\");");
         w.Line("_maxBatch = maxBatch; _maxLength = maxLength; _use = use;");
         w.Line("bool training = use == ModelUse.Training, onGpu = device is { IsGpu: true };");
-        w.Line("if (onGpu) maxBatch = 1; // the sequence passes run on the device; the host keeps buffers for Step only");
+        w.Line("if (onGpu) maxBatch = 1; // every pass, Step included, runs on the device; the host buffers stay one sequence small");
         w.Line("int rows = checked(maxBatch * maxLength);");
         w.Line("_g = training ? new float[ParameterCount] : Array.Empty<float>();");
         w.Line($"_ws = new Workspace({plan.MaxWeights});");
@@ -424,13 +424,13 @@ internal static class ModelEmitter
         w.Line();
         w.Open("private int BeginStep(SsmState state, int outputLength)");
         w.Line("if (state is null) throw new ArgumentNullException(nameof(state));");
-        w.Line("if (state.Values.Length != _stateSize) throw new ArgumentException($\"State has {state.Values.Length} values; this model's state has {_stateSize}.\", nameof(state));");
+        w.Line("if (state.Size != _stateSize) throw new ArgumentException($\"State has {state.Size} values; this model's state has {_stateSize}.\", nameof(state));");
         if (plan.AttentionLayers.Any())
             w.Line("if (state.Position >= _maxLength) throw new InvalidOperationException($\"The stream is {state.Position} tokens long, the most this model's attention cache holds (maxLength); Reset the state or build the model with a larger maxLength.\");");
         w.Line("if (outputLength < OutputSize) throw new ArgumentException($\"Output has room for {outputLength} values; it needs {OutputSize}.\", \"y\");");
-        w.Line("_gpu?.Runner.HostParametersRequested(); // Step runs on the CPU, with the current parameters");
+        w.Line("if (_gpu is not null) ObjectDisposedException.ThrowIf(_gpu.Runner.IsDisposed, this); // before the stream moves on");
         w.Line("int t = state.Advance(this);");
-        if (plan.S4DLayers.Any()) w.Line("if (t == 0) DiscretizeInto(state.Values); // a new stream takes the current SSM parameters");
+        if (plan.S4DLayers.Any()) w.Line("if (t == 0 && _gpu is null) DiscretizeInto(state.Values); // a new stream takes the current SSM parameters (the device path discretizes there)");
         w.Line("return t;");
         w.Close();
         w.Line();
@@ -441,6 +441,7 @@ internal static class ModelEmitter
         {
             w.Line("if (x.Length != InputSize) throw new ArgumentException($\"x has {x.Length} values; expected InputSize = {InputSize}.\", nameof(x));");
             w.Line("int t = BeginStep(state, y.Length);");
+            w.Line("if (_gpu is not null) { _gpu.Step(x, 0, state, t, y); return; }");
             w.Line($"Gemm.LinearForward(x, {Span("_p", plan, plan.Names.Encoder + ".weight", "H * InputSize")}, {Span("_p", plan, plan.Names.Encoder + ".bias", "H")}, _sx, 1, InputSize, H, _ws);");
             w.Line("StepLayers(state.Values, t, y);");
         }
@@ -452,6 +453,7 @@ internal static class ModelEmitter
         {
             w.Line("if ((uint)token >= VocabSize) throw new ArgumentOutOfRangeException(nameof(token), token, $\"Token must be in [0, {VocabSize}).\");");
             w.Line("int t = BeginStep(state, y.Length);");
+            w.Line("if (_gpu is not null) { _gpu.Step(ReadOnlySpan<float>.Empty, token, state, t, y); return; }");
             w.Line($"{Span("_p", plan, plan.Names.Encoder + ".weight", "VocabSize * H")}.Slice(token * H, H).CopyTo(_sx);");
             w.Line("StepLayers(state.Values, t, y);");
         }

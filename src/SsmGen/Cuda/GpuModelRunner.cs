@@ -16,9 +16,12 @@ public sealed unsafe class GpuModelRunner : IDisposable
     private readonly void* _staging;
     private readonly long _stagingBytes;
     private DeviceMoments? _moments;
+    private DeviceStateSlot? _stateSlot;
     private bool _hostParametersWritten = true, _deviceParametersNewer, _hostGradientsWritten, _deviceGradientsNewer, _disposed;
 
     public ComputeDevice Device { get; }
+    /// <summary>True once disposed (with the model): every device call then throws.</summary>
+    public bool IsDisposed => _disposed;
     public GpuBackend Gpu { get; }
     public GpuModule Module { get; }
     /// <summary>Device address of the parameter arena (same layout as the host buffer).</summary>
@@ -117,6 +120,18 @@ public sealed unsafe class GpuModelRunner : IDisposable
             g0.LearningRate * lrScale, g0.WeightDecay, g1.LearningRate * lrScale, g1.WeightDecay, g2.LearningRate * lrScale, g2.WeightDecay);
     }
 
+    /// <summary>
+    /// Device address of a stream's values for a Step on the device (a copy of the state's size, allocated on first
+    /// use): uploaded unless this stream is the one already there; a stream there before goes home first.
+    /// </summary>
+    public ulong StateOnDevice(SsmState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _stateSlot ??= new DeviceStateSlot(this, state.Size);
+        return _stateSlot.Acquire(state);
+    }
+
     /// <summary>Zero gradients on both sides.</summary>
     public void ZeroGradients()
     {
@@ -172,6 +187,9 @@ public sealed unsafe class GpuModelRunner : IDisposable
         // The optimizer outlives the model: its moments come home first (unless the device has failed).
         try { _moments?.Release(); } catch (CudaException) { }
         _moments = null;
+        // So does a stream stepped on the device.
+        try { _stateSlot?.Release(); } catch (CudaException) { }
+        _stateSlot = null;
         _disposed = true;
         FreeAll();
     }

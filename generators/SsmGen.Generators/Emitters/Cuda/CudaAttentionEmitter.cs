@@ -23,19 +23,20 @@ internal static class CudaAttentionEmitter
         foreach (var l in Variants(plan))
         {
             string v = Name(l), k = $"[[maybe_unused]] constexpr int HEADS = {l.Heads}, D = {l.HeadSize};";
-            names.AddRange(new[] { v + "_rotate", v + "_forward", v + "_backward_queries", v + "_backward_keys" });
+            names.AddRange(new[] { v + "_rotate", v + "_forward", v + "_backward_queries", v + "_backward_keys", v + "_step" });
             cu.Append($$"""
 
 // ---- Attention, {{l.Heads}} heads of {{l.HeadSize}} ----
 // Rows of qkv are [q | k | v], each H wide, heads of D consecutive values.
 
-// Rotary positions on q and k: pair i of a head turns by t·10000^(−2i/D); inverse turns back (the backward).
-extern "C" __global__ void {{v}}_rotate(float* __restrict__ qkv, int rows, int length, int inverse)
+// Rotary positions on q and k: pair i of a head turns by t·10000^(−2i/D), t = start + the row's position in its
+// sequence; inverse turns back (the backward).
+extern "C" __global__ void {{v}}_rotate(float* __restrict__ qkv, int rows, int length, int inverse, int start)
 {
     {{k}}
     long j = (long)blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= (long)rows * H) return;          // H pairs per row: H/2 in q, H/2 in k
-    long r = j / H; int p = (int)(j % H), i = p % (D / 2), t = (int)(r % length);
+    long r = j / H; int p = (int)(j % H), i = p % (D / 2), t = start + (int)(r % length);
     double theta = t * pow(10000.0, -2.0 * i / D);
     float c = (float)cos(theta), s = inverse ? -(float)sin(theta) : (float)sin(theta);
     float* v = qkv + r * 3 * H + 2 * p;
@@ -76,6 +77,38 @@ extern "C" __global__ void {{v}}_forward(const float* __restrict__ qkv, float* _
     }
     float* ot = o + (b * length + t) * H + head * D;
     for (int j = 0; j < D; j++) ot[j] = acc[j];
+}
+
+// One token of a stream, one thread per head: k and v of position t go into the stream's cache (keys at u·H,
+// values at (max_length + u)·H), then o = Σ_{u ≤ t} softmax_u(q·k_u/√D)·v_u.
+extern "C" __global__ void {{v}}_step(const float* __restrict__ qkv, float* __restrict__ cache, float* __restrict__ o, int t, int max_length)
+{
+    {{k}}
+    int head = blockIdx.x * blockDim.x + threadIdx.x;
+    if (head >= HEADS) return;
+    float* keys = cache + head * D;
+    float* values = cache + (long)max_length * H + head * D;
+    for (int j = 0; j < D; j++) { keys[(long)t * H + j] = qkv[H + head * D + j]; values[(long)t * H + j] = qkv[2 * H + head * D + j]; }
+    const float scale = 1.0f / sqrtf((float)D);
+    const float* q = qkv + head * D;
+    float m = -3.0e38f;
+    for (int u = 0; u <= t; u++)
+    {
+        float s = 0.0f;
+        for (int j = 0; j < D; j++) s += q[j] * keys[(long)u * H + j];
+        m = fmaxf(m, scale * s);
+    }
+    float sum = 0.0f, acc[D];
+    for (int j = 0; j < D; j++) acc[j] = 0.0f;
+    for (int u = 0; u <= t; u++)
+    {
+        float s = 0.0f;
+        for (int j = 0; j < D; j++) s += q[j] * keys[(long)u * H + j];
+        float p = expf(scale * s - m);
+        sum += p;
+        for (int j = 0; j < D; j++) acc[j] += p * values[(long)u * H + j];
+    }
+    for (int j = 0; j < D; j++) o[head * D + j] = acc[j] / sum;
 }
 
 // Backward, per query (b, head, t): row[t] = Σ_u p_u·(dO_t·v_u); dq_t = scale·Σ_u p_u (dO_t·v_u − row[t]) k_u.
@@ -186,7 +219,7 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
         w.Line($"uint items = Blocks((long)batch * {l.Heads} * length);");
         w.Line($"Launch(\"layernorm_forward\", (uint)rows, NormThreads, {x}, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, {i}U, {i}Mean, {i}Rstd);");
         w.Line($"Linear({i}U, {Param(l, "mixer.in_proj.weight")}, {Param(l, "mixer.in_proj.bias")}, {i}Qkv, rows, H, 3 * H);");
-        w.Line($"Launch(\"{v}_rotate\", Blocks((long)rows * H), 128, {i}Qkv, rows, length, 0);");
+        w.Line($"Launch(\"{v}_rotate\", Blocks((long)rows * H), 128, {i}Qkv, rows, length, 0, 0);");
         w.Line($"Launch(\"{v}_forward\", items, 128, {i}Qkv, {i}Probs, {i}O, batch, length);");
         w.Line($"Runner.Gpu.CopyOnDevice({i}X1, {x}, 4L * rows * H);");
         w.Line($"Linear({i}O, {Param(l, "mixer.out_proj.weight")}, {Param(l, "mixer.out_proj.bias")}, {i}X1, rows, H, H, accumulate: true);");
@@ -217,9 +250,35 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
         w.Line($"Launch(\"{v}_backward_queries\", items, 128, {i}Qkv, {i}Probs, _adO, _adQkv, _adRow, batch, length);");
         w.Line($"Launch(\"{v}_backward_keys\", items, 128, {i}Qkv, {i}Probs, _adO, _adQkv, _adRow, batch, length);");
         w.Line("// the rotation is orthogonal: its backward turns the q and k gradients back by the same angle");
-        w.Line($"Launch(\"{v}_rotate\", Blocks((long)rows * H), 128, _adQkv, rows, length, 1);");
+        w.Line($"Launch(\"{v}_rotate\", Blocks((long)rows * H), 128, _adQkv, rows, length, 1, 0);");
         w.Line($"LinearBackward({i}U, {Param(l, "mixer.in_proj.weight")}, _adQkv, _dU, {Param(l, "mixer.in_proj.weight", "G")}, {Param(l, "mixer.in_proj.bias", "G")}, rows, H, 3 * H);");
         w.Line($"LayerNormBackward({x}, {Param(l, "norm.weight")}, {i}Mean, {i}Rstd, _dU, _dX, {Param(l, "norm.weight", "G")}, {Param(l, "norm.bias", "G")}, rows);");
+        w.Close();
+        w.Line();
+    }
+
+    /// <summary>
+    /// Block step, one token: x → LayerNorm → qkv, rotary at position t → attention over the stream's cache →
+    /// out_proj + x = x1 → LayerNorm → MLP + x1.
+    /// </summary>
+    public static void EmitStep(CodeWriter w, ModelPlan plan, AttentionLayerPlan l)
+    {
+        string v = Name(l);
+        int cache = plan.AttentionLayers.TakeWhile(a => a != l).Count();
+        w.Open($"private void Layer{l.Index}Step(ulong state, int t, ulong x, ulong next)");
+        w.Line("// scratch: _s0 norm out, _s1 qkv, _s2 attention out, _s3 x1, _s4 second norm out, _s5 fc1 out, _s6 GELU");
+        w.Line($"ulong cache = At(state, FixedStateSize + {cache}L * 2 * _m._maxLength * H);");
+        w.Line($"Launch(\"layernorm_forward\", 1, NormThreads, x, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, _s0, _sMean, _sRstd);");
+        w.Line($"Linear(_s0, {Param(l, "mixer.in_proj.weight")}, {Param(l, "mixer.in_proj.bias")}, _s1, 1, H, 3 * H);");
+        w.Line($"Launch(\"{v}_rotate\", Blocks(H), 128, _s1, 1, 1, 0, t);");
+        w.Line($"Launch(\"{v}_step\", 1, {(l.Heads + 31) / 32 * 32}, _s1, cache, _s2, t, _m._maxLength);");
+        w.Line("Runner.Gpu.CopyOnDevice(_s3, x, 4L * H);");
+        w.Line($"Linear(_s2, {Param(l, "mixer.out_proj.weight")}, {Param(l, "mixer.out_proj.bias")}, _s3, 1, H, H, accumulate: true);");
+        w.Line($"Launch(\"layernorm_forward\", 1, NormThreads, _s3, {Param(l, "norm2.weight")}, {Param(l, "norm2.bias")}, _s4, _sMean, _sRstd);");
+        w.Line($"Linear(_s4, {Param(l, "mlp.fc1.weight")}, {Param(l, "mlp.fc1.bias")}, _s5, 1, H, {l.Mlp});");
+        w.Line($"Launch(\"gelu_forward\", Blocks({l.Mlp}), 128, _s5, _s6, {l.Mlp});");
+        w.Line("Runner.Gpu.CopyOnDevice(next, _s3, 4L * H);");
+        w.Line($"Linear(_s6, {Param(l, "mlp.fc2.weight")}, {Param(l, "mlp.fc2.bias")}, next, 1, {l.Mlp}, H, accumulate: true);");
         w.Close();
         w.Line();
     }

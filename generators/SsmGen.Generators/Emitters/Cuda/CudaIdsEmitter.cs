@@ -30,12 +30,14 @@ internal static class CudaIdsEmitter
 
 // ---- IDS, N = {{l.N}} ----
 
-// h_t = A_t h_{t−1} + bu_t, h_{−1} = 0; A_t is (N, N) row-major. One block per batch row.
-extern "C" __global__ void {{v}}_forward(const float* __restrict__ at, const float* __restrict__ bu, float* __restrict__ hs, int length)
+// h_t = A_t h_{t−1} + bu_t, h_{−1} = h0 (zeros when h0 is null; a stream's state when stepping); A_t is (N, N)
+// row-major. One block per batch row.
+extern "C" __global__ void {{v}}_forward(const float* __restrict__ at, const float* __restrict__ bu, const float* __restrict__ h0,
+    float* __restrict__ hs, int length)
 {
     constexpr int N = {{l.N}};
     __shared__ float h[N];
-    for (int i = threadIdx.x; i < N; i += blockDim.x) h[i] = 0.0f;
+    for (int i = threadIdx.x; i < N; i += blockDim.x) h[i] = h0 ? h0[(long)blockIdx.x * N + i] : 0.0f;
     __syncthreads();
     for (int t = 0; t < length; t++)
     {
@@ -120,7 +122,7 @@ extern "C" __global__ void {{v}}_backward(const float* __restrict__ at, const fl
         w.Line($"Launch(\"layernorm_forward\", (uint)rows, NormThreads, {x}, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, {i}U, {i}Mean, {i}Rstd);");
         w.Line($"Linear({i}U, {Param(l, m + "A.weight")}, {Param(l, m + "A.bias")}, {i}At, rows, H, {n * n});");
         w.Line($"Linear({i}U, {Param(l, m + "B.weight")}, 0UL, {i}Bu, rows, H, {n});");
-        w.Line($"Launch(\"{v}_forward\", (uint)batch, {Threads(l)}, {i}At, {i}Bu, {i}Hs, length);");
+        w.Line($"Launch(\"{v}_forward\", (uint)batch, {Threads(l)}, {i}At, {i}Bu, 0UL, {i}Hs, length);");
         w.Line($"Runner.Gpu.CopyOnDevice({next}, {x}, 4L * rows * H);");
         w.Line($"Linear({i}Hs, {Param(l, m + "C.weight")}, {Param(l, m + "C.bias")}, {next}, rows, {n}, H, accumulate: true);");
         w.Close();
@@ -139,6 +141,25 @@ extern "C" __global__ void {{v}}_backward(const float* __restrict__ at, const fl
         w.Line($"LinearBackward({i}U, {Param(l, m + "A.weight")}, _idA, _dU, {Param(l, m + "A.weight", "G")}, {Param(l, m + "A.bias", "G")}, rows, H, {n * n});");
         w.Line($"LinearBackward({i}U, {Param(l, m + "B.weight")}, _idH, _dU, {Param(l, m + "B.weight", "G")}, 0UL, rows, H, {n}, accumulate: true);");
         w.Line($"LayerNormBackward({x}, {Param(l, "norm.weight")}, {i}Mean, {i}Rstd, _dU, _dX, {Param(l, "norm.weight", "G")}, {Param(l, "norm.bias", "G")}, rows);");
+        w.Close();
+        w.Line();
+    }
+
+    /// <summary>Block step, one token: the forward kernel over one position from the stream's h, which then takes the new h.</summary>
+    public static void EmitStep(CodeWriter w, ModelPlan plan, IdsLayerPlan l)
+    {
+        string v = Name(l), m = "mixer.";
+        int n = l.N;
+        w.Open($"private void Layer{l.Index}Step(ulong state, int t, ulong x, ulong next)");
+        w.Line("// scratch: _s0 norm out, _s1 A_t, _s2 B u_t, _s3 the new h");
+        w.Line($"ulong h = At(state, S_l{l.Index});");
+        w.Line($"Launch(\"layernorm_forward\", 1, NormThreads, x, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, _s0, _sMean, _sRstd);");
+        w.Line($"Linear(_s0, {Param(l, m + "A.weight")}, {Param(l, m + "A.bias")}, _s1, 1, H, {n * n});");
+        w.Line($"Linear(_s0, {Param(l, m + "B.weight")}, 0UL, _s2, 1, H, {n});");
+        w.Line($"Launch(\"{v}_forward\", 1, {Threads(l)}, _s1, _s2, h, _s3, 1);");
+        w.Line($"Runner.Gpu.CopyOnDevice(h, _s3, 4L * {n});");
+        w.Line("Runner.Gpu.CopyOnDevice(next, x, 4L * H);");
+        w.Line($"Linear(_s3, {Param(l, m + "C.weight")}, {Param(l, m + "C.bias")}, next, 1, {n}, H, accumulate: true);");
         w.Close();
         w.Line();
     }

@@ -63,7 +63,7 @@ extern "C" __global__ void silu_backward(const float* __restrict__ x, const floa
         {
             string v = Name(l), k = Constants(l);
             names.AddRange(new[] { v + "_conv_forward", v + "_chunk_scan", v + "_chunk_carry", v + "_chunk_output", v + "_gate_backward",
-                v + "_chunk_adjoint", v + "_chunk_backward", v + "_bc_reduce", v + "_conv_backward_input", v + "_conv_weight_partials" });
+                v + "_chunk_adjoint", v + "_chunk_backward", v + "_bc_reduce", v + "_conv_backward_input", v + "_conv_weight_partials", v + "_conv_step", v + "_scan_step" });
             cu.Append($$"""
 
 // ---- Mamba, N = {{l.N}}, E = {{l.E}}, Δ rank {{l.R}}, conv width {{l.Spec.ConvWidth}}: scan chunks of {{Chunk(l)}} steps ----
@@ -158,6 +158,45 @@ extern "C" __global__ void {{v}}_chunk_output(const float* __restrict__ u, const
         ys[row * E + e] = y;
         g[row * E + e] = y * z * sigmoid_(z);
     }
+}
+
+// One token of a stream, one thread per channel: c = bias + Σ_j w_j·[window, x]_j over the conv window of the
+// state (E, W−1, oldest first), which then shifts by one to take x; act = SiLU(c).
+extern "C" __global__ void {{v}}_conv_step(const float* __restrict__ xz, const float* __restrict__ w, const float* __restrict__ bias,
+    float* __restrict__ window, float* __restrict__ act)
+{
+    {{k}}
+    int e = blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= E) return;
+    float x = xz[e], s = bias[e] + w[e * W + W - 1] * x;
+    float* win = window + e * (W - 1);
+#pragma unroll
+    for (int j = 0; j < W - 1; j++) s += w[e * W + j] * win[j];
+#pragma unroll
+    for (int j = 0; j + 1 < W - 1; j++) win[j] = win[j + 1];
+    if (W > 1) win[W - 2] = x;
+    act[e] = s * sigmoid_(s);
+}
+
+// One token of the selective scan, one thread per channel, h (E, N) of the state: Δ = softplus(dt_pre),
+// h ← exp(Δ·A)·h + Δ·u·B, y = Σ_n C_n·h_n + D·u, g = y·SiLU(z).
+extern "C" __global__ void {{v}}_scan_step(const float* __restrict__ u, const float* __restrict__ dtpre, const float* __restrict__ dbc,
+    const float* __restrict__ a_log, const float* __restrict__ d, const float* __restrict__ xz, float* __restrict__ h, float* __restrict__ g)
+{
+    {{k}}
+    int e = blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= E) return;
+    float uu = u[e], dt = softplus_(dtpre[e]), du = dt * uu, y = d[e] * uu;
+    const float* bc = dbc + R;
+#pragma unroll
+    for (int n = 0; n < N; n++)
+    {
+        float hn = mamba_decay_(dt, mamba_a_(a_log[e * N + n])) * h[e * N + n] + du * bc[n];
+        h[e * N + n] = hn;
+        y += bc[N + n] * hn;
+    }
+    float z = xz[E + e];
+    g[e] = y * z * sigmoid_(z);
 }
 
 // Gate backward: dy = dg·SiLU(z), dz = dg·y·SiLU'(z) (into the z half of dxz).
@@ -454,6 +493,28 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
         w.Line(l.Rms
             ? $"RmsNormBackward({x}, {Param(l, "norm.weight")}, {i}Rstd, _dU, _dX, {Param(l, "norm.weight", "G")}, rows);"
             : $"LayerNormBackward({x}, {Param(l, "norm.weight")}, {i}Mean, {i}Rstd, _dU, _dX, {Param(l, "norm.weight", "G")}, {Param(l, "norm.bias", "G")}, rows);");
+        w.Close();
+        w.Line();
+    }
+
+    /// <summary>Block step, one token: x → norm → in_proj → conv step, SiLU → x_proj → dt_proj → scan step with gate → out_proj + x.</summary>
+    public static void EmitStep(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
+    {
+        string v = Name(l), m = "mixer.";
+        int e = l.E;
+        w.Open($"private void Layer{l.Index}Step(ulong state, int t, ulong x, ulong next)");
+        w.Line($"// state: conv window (E, W−1), then h (E, N); scratch: _s0 norm out, _s1 (x | z), _s2 SiLU(conv), _s3 (Δ in | B | C), _s4 Δ before softplus, _s5 gated y");
+        w.Line($"ulong window = At(state, S_l{l.Index}), h = At(state, S_l{l.Index} + {e * (l.Spec.ConvWidth - 1)});");
+        w.Line(l.Rms
+            ? $"Launch(\"rmsnorm_forward\", 1, NormThreads, x, {Param(l, "norm.weight")}, _s0, _sRstd);"
+            : $"Launch(\"layernorm_forward\", 1, NormThreads, x, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, _s0, _sMean, _sRstd);");
+        w.Line($"Linear(_s0, {Param(l, m + "in_proj.weight")}, 0UL, _s1, 1, H, {2 * e});");
+        w.Line($"Launch(\"{v}_conv_step\", Blocks({e}), 128, _s1, {Param(l, m + "conv1d.weight")}, {Param(l, m + "conv1d.bias")}, window, _s2);");
+        w.Line($"Linear(_s2, {Param(l, m + "x_proj.weight")}, 0UL, _s3, 1, {e}, {l.Dbc});");
+        w.Line($"Linear(_s3, {Param(l, m + "dt_proj.weight")}, {Param(l, m + "dt_proj.bias")}, _s4, 1, {l.R}, {e}, ldx: {l.Dbc});");
+        w.Line($"Launch(\"{v}_scan_step\", Blocks({e}), 128, _s2, _s4, _s3, {Param(l, m + "A_log")}, {Param(l, m + "D")}, _s1, h, _s5);");
+        w.Line("Runner.Gpu.CopyOnDevice(next, x, 4L * H);");
+        w.Line($"Linear(_s5, {Param(l, m + "out_proj.weight")}, 0UL, next, 1, {e}, H, accumulate: true);");
         w.Close();
         w.Line();
     }

@@ -250,6 +250,16 @@ extern "C" __global__ void pool_mean_backward(const float* __restrict__ d_pooled
     dx[j] = d_pooled[b * H + j % H] / length;
 }
 
+// A stream's running mean over time, one token: sum += x (the state's pooled sum), out = sum/(t + 1).
+extern "C" __global__ void pool_mean_step(float* __restrict__ sum, const float* __restrict__ x, float* __restrict__ out, int t)
+{
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= H) return;
+    float s = sum[j] + x[j];
+    sum[j] = s;
+    out[j] = s * (1.0f / (t + 1));
+}
+
 // Last position: (B, L, H) → (B, H).
 extern "C" __global__ void pool_last_forward(const float* __restrict__ x, float* __restrict__ pooled, int batch, int length)
 {
@@ -268,7 +278,7 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
 """);
         names.AddRange(new[] { "fill_rows", "add_rows", "column_partials", "column_finish", "layernorm_forward", "layernorm_backward", "rmsnorm_forward", "rmsnorm_backward",
             "gelu_forward", "gelu_backward", "glu_residual_forward", "glu_backward", "embedding_forward", "embedding_backward",
-            "pool_mean_forward", "pool_mean_backward", "pool_last_forward", "pool_last_backward" });
+            "pool_mean_forward", "pool_mean_backward", "pool_mean_step", "pool_last_forward", "pool_last_backward" });
         EmitTrainingStepKernels(cu, plan, names);
         CudaS4DEmitter.EmitKernels(cu, plan, names);
         CudaMambaEmitter.EmitKernels(cu, plan, names);
@@ -447,8 +457,12 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         var layerScratch = CudaMambaEmitter.Scratch(plan).Concat(CudaRnnEmitter.Scratch(plan)).Concat(CudaIdsEmitter.Scratch(plan)).Concat(CudaAttentionEmitter.Scratch(plan)).ToList();
         string shell = $"_input, _tokens, {string.Join(", ", plan.Layers.Select(l => $"_l{l.Index}X"))}, _xf, _meanF, _rstdF, _nf, _pooled, _out, _dOut, _dPooled, _dNf, _dX, _dO, _dG, _dY, _dU, _scratch, _partial, _dk, _modePartial";
         const string stepShell = "_targets, _rowLoss, _rowHit, _normPartial, _stats"; // the training step's tail
+        const string streamShell = "_sIn, _sTok, _sX0, _sX1, _sMean, _sRstd, _sN, _sP, _sOut, _s0, _s1, _s2, _s3, _s4, _s5, _s6"; // Step: one token
         w.Line($"private readonly ulong {shell};");
         w.Line($"private readonly ulong {stepShell};");
+        w.Line("// Step's buffers, one token wide: the input, the residual stream (two, each block reads one and writes the other),");
+        w.Line("// norm statistics, final norm, pooled row, output, and seven scratch rows the blocks name for themselves.");
+        w.Line($"private readonly ulong {streamShell};");
         w.Line($"private readonly ulong {string.Join(", ", layerBuffers.Select(x => x.Field))};");
         if (layerScratch.Count > 0) w.Line($"private readonly ulong {string.Join(", ", layerScratch.Select(x => x.Field))};");
         int maxWidth = new[] { 2 * s.DModel, s.Output, plan.InputWidth, CudaMambaEmitter.MaxColumnWidth(plan), CudaRnnEmitter.MaxColumnWidth(plan), CudaIdsEmitter.MaxColumnWidth(plan), CudaAttentionEmitter.MaxColumnWidth(plan) }.Max();
@@ -473,6 +487,9 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
             w.Line($"    _partial = (ulong)Take((rows + RowChunk - 1) / RowChunk * {maxWidth}); _dk = (ulong)Take(H * (long)maxLength); _modePartial = (ulong)Take(H * {maxModes});");
             w.Line("    _targets = (ulong)Take(outRows); _rowLoss = (ulong)Take(2 * outRows); _rowHit = (ulong)Take(outRows); _normPartial = (ulong)Take(2 * NormBlocks); _stats = (ulong)Take(4);");
             w.Line("}");
+            w.Line($"_sIn = (ulong)Take(InputSize); _sTok = (ulong)Take(1); _sX0 = (ulong)Take(H); _sX1 = (ulong)Take(H); _sMean = (ulong)Take(1); _sRstd = (ulong)Take(1);");
+            w.Line($"_sN = (ulong)Take(H); _sP = (ulong)Take(H); _sOut = (ulong)Take(OutputSize);");
+            w.Line($"_s0 = (ulong)Take({StepWidth(plan)}); _s1 = (ulong)Take({StepWidth(plan)}); _s2 = (ulong)Take({StepWidth(plan)}); _s3 = (ulong)Take({StepWidth(plan)}); _s4 = (ulong)Take({StepWidth(plan)}); _s5 = (ulong)Take({StepWidth(plan)}); _s6 = (ulong)Take({StepWidth(plan)});");
             w.Line("// inputs and outputs in one piece; parameters and gradients in pieces of at most 4 MiB");
             w.Line("long staging = 4 * Math.Max(Math.Max(rows * InputSize, Math.Max(outRows * OutputSize, rows)), Math.Min(ParameterCount, 1 << 20));");
             w.Line($"Runner = new GpuModelRunner(device, Source, \"{s.ClassName}.cu\", KernelNames, model._p, model._g, 4 * _used, staging);");
@@ -480,6 +497,7 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
             foreach (string f in shell.Split(',').Select(x => x.Trim()))
                 w.Line(f == "_pooled" ? "_pooled = PerToken ? _nf : _pooled + a; // _nf has its base already" : f.StartsWith("_d") || f is "_scratch" or "_partial" or "_modePartial" ? $"if (training) {f} += a;" : $"{f} += a;");
             foreach (string f in stepShell.Split(',').Select(x => x.Trim())) w.Line($"if (training) {f} += a;");
+            w.Line(string.Join(" ", streamShell.Split(',').Select(x => $"{x.Trim()} += a;")));
             foreach (var (f, _) in layerBuffers) w.Line($"{f} += a;");
             foreach (var (f, _, training) in layerScratch) w.Line(training ? $"if (training) {f} += a;" : $"{f} += a;");
         }
@@ -495,13 +513,14 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         EmitForward(w, plan);
         EmitBackward(w, plan);
         EmitTrainingStep(w);
+        EmitStep(w, plan);
         foreach (var l in plan.Layers)
         {
-            if (l is S4DLayerPlan s4d) { CudaS4DEmitter.EmitForward(w, plan, s4d); CudaS4DEmitter.EmitBackward(w, plan, s4d); }
-            if (l is MambaLayerPlan mamba) { CudaMambaEmitter.EmitForward(w, plan, mamba); CudaMambaEmitter.EmitBackward(w, plan, mamba); }
-            if (l is RnnLayerPlan rnn) { CudaRnnEmitter.EmitForward(w, plan, rnn); CudaRnnEmitter.EmitBackward(w, plan, rnn); }
-            if (l is IdsLayerPlan ids) { CudaIdsEmitter.EmitForward(w, plan, ids); CudaIdsEmitter.EmitBackward(w, plan, ids); }
-            if (l is AttentionLayerPlan attention) { CudaAttentionEmitter.EmitForward(w, plan, attention); CudaAttentionEmitter.EmitBackward(w, plan, attention); }
+            if (l is S4DLayerPlan s4d) { CudaS4DEmitter.EmitForward(w, plan, s4d); CudaS4DEmitter.EmitBackward(w, plan, s4d); CudaS4DEmitter.EmitStep(w, plan, s4d); }
+            if (l is MambaLayerPlan mamba) { CudaMambaEmitter.EmitForward(w, plan, mamba); CudaMambaEmitter.EmitBackward(w, plan, mamba); CudaMambaEmitter.EmitStep(w, plan, mamba); }
+            if (l is RnnLayerPlan rnn) { CudaRnnEmitter.EmitForward(w, plan, rnn); CudaRnnEmitter.EmitBackward(w, plan, rnn); CudaRnnEmitter.EmitStep(w, plan, rnn); }
+            if (l is IdsLayerPlan ids) { CudaIdsEmitter.EmitForward(w, plan, ids); CudaIdsEmitter.EmitBackward(w, plan, ids); CudaIdsEmitter.EmitStep(w, plan, ids); }
+            if (l is AttentionLayerPlan attention) { CudaAttentionEmitter.EmitForward(w, plan, attention); CudaAttentionEmitter.EmitBackward(w, plan, attention); CudaAttentionEmitter.EmitStep(w, plan, attention); }
         }
         w.Line("public void Dispose() => Runner?.Dispose();");
         w.Close();
@@ -555,6 +574,40 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         w.Line("Runner.Download(_stats, stats);");
         w.Line("return new global::SsmGen.Training.StepResult(stats[0], stats[2], (int)stats[1], outRows);");
         w.Close();
+        w.Line();
+    }
+
+    /// <summary>Width of Step's scratch rows: the widest one-token intermediate of any block.</summary>
+    private static int StepWidth(ModelPlan plan) => new[] { 3 * plan.Spec.DModel, plan.MambaLayers.Select(l => System.Math.Max(2 * l.E, l.Dbc)).DefaultIfEmpty(1).Max(),
+        CudaRnnEmitter.MaxColumnWidth(plan), CudaIdsEmitter.MaxColumnWidth(plan), CudaAttentionEmitter.MaxColumnWidth(plan) }.Max();
+
+    /// <summary>
+    /// Step on the device: the stream's values stay in the runner's state copy between tokens (see
+    /// <c>GpuModelRunner.StateOnDevice</c>); a token moves its input in and OutputSize values out.
+    /// </summary>
+    private static void EmitStep(CodeWriter w, ModelPlan plan)
+    {
+        var n = plan.Names;
+        w.Line("/// <summary>One token of a stream on the device; the caller checked the input and moved the stream's position to t + 1.</summary>");
+        w.Open("public void Step(ReadOnlySpan<float> x, int token, global::SsmGen.SsmState state, int t, Span<float> y)");
+        w.Line("Runner.BeforeDeviceUse(gradients: false);");
+        w.Line("ulong s = Runner.StateOnDevice(state);");
+        EmitEncoder(w, plan, "x", "new ReadOnlySpan<int>(in token)", "_sIn", "_sTok", "_sX0", "1");
+        int k = 0;
+        foreach (var l in plan.Layers)
+        {
+            string from = k % 2 == 0 ? "_sX0" : "_sX1", to = k % 2 == 0 ? "_sX1" : "_sX0";
+            w.Line($"Layer{l.Index}Step(s, t, {from}, {to});");
+            k++;
+        }
+        EmitFinalNorm(w, plan, k % 2 == 0 ? "_sX0" : "_sX1", "_sN", "_sMean", "_sRstd", "1");
+        if (plan.Spec.Pooling == 0) w.Line("Launch(\"pool_mean_step\", Blocks(H), 128, At(s, S_pool), _sN, _sP, t);");
+        w.Line($"Linear({(plan.Spec.Pooling == 0 ? "_sP" : "_sN")}, {P(n.Decoder + ".weight")}, {(n.DecoderBias ? P(n.Decoder + ".bias") : "0UL")}, _sOut, 1, H, OutputSize);");
+        w.Line("Runner.Download(_sOut, y.Slice(0, OutputSize));");
+        w.Close();
+        w.Line();
+        w.Line("/// <summary>The device address <paramref name=\"floats\"/> floats into the stream's state.</summary>");
+        w.Line("private static ulong At(ulong state, long floats) => state + 4UL * (ulong)floats;");
         w.Line();
     }
 
@@ -620,6 +673,30 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
     /// <summary>The device address of a block's parameter (buf "P") or its gradient ("G"), by its name in the block.</summary>
     internal static string Param(LayerPlan l, string name, string buf = "P") => P(l.Prefix + name, buf);
 
+    /// <summary>Host input (real rows or token ids) up to the device and through the encoder into <paramref name="x"/>.</summary>
+    private static void EmitEncoder(CodeWriter w, ModelPlan plan, string hostInput, string hostTokens, string input, string tokens, string x, string rows)
+    {
+        var n = plan.Names;
+        if (plan.TokenInput)
+        {
+            w.Line($"Runner.Upload({hostTokens}, {tokens});");
+            w.Line($"Launch(\"embedding_forward\", Blocks((long){rows} * H), 128, {tokens}, {P(n.Encoder + ".weight")}, {x}, {rows} * H);");
+        }
+        else
+        {
+            w.Line($"Runner.Upload({hostInput}, {input});");
+            w.Line($"Linear({input}, {P(n.Encoder + ".weight")}, {P(n.Encoder + ".bias")}, {x}, {rows}, InputSize, H);");
+        }
+    }
+
+    private static void EmitFinalNorm(CodeWriter w, ModelPlan plan, string x, string y, string mean, string rstd, string rows)
+    {
+        var n = plan.Names;
+        w.Line(n.FinalRms
+            ? $"Launch(\"rmsnorm_forward\", (uint){rows}, NormThreads, {x}, {P(n.FinalNorm + ".weight")}, {y}, {rstd});"
+            : $"Launch(\"layernorm_forward\", (uint){rows}, NormThreads, {x}, {P(n.FinalNorm + ".weight")}, {P(n.FinalNorm + ".bias")}, {y}, {mean}, {rstd});");
+    }
+
     private static void EmitForward(CodeWriter w, ModelPlan plan)
     {
         var n = plan.Names;
@@ -627,20 +704,9 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         w.Open("public void Forward(ReadOnlySpan<float> input, ReadOnlySpan<int> tokens, int batch, int length, Span<float> output)");
         w.Line("Runner.BeforeDeviceUse(gradients: false);");
         w.Line("int rows = batch * length, outRows = PerToken ? rows : batch;");
-        if (plan.TokenInput)
-        {
-            w.Line("Runner.Upload(tokens, _tokens);");
-            w.Line($"Launch(\"embedding_forward\", Blocks((long)rows * H), 128, _tokens, {P(n.Encoder + ".weight")}, _l0X, rows * H);");
-        }
-        else
-        {
-            w.Line("Runner.Upload(input, _input);");
-            w.Line($"Linear(_input, {P(n.Encoder + ".weight")}, {P(n.Encoder + ".bias")}, _l0X, rows, InputSize, H);");
-        }
+        EmitEncoder(w, plan, "input", "tokens", "_input", "_tokens", "_l0X", "rows");
         foreach (var l in plan.Layers) w.Line($"Layer{l.Index}Forward(batch, length);");
-        w.Line(n.FinalRms
-            ? $"Launch(\"rmsnorm_forward\", (uint)rows, NormThreads, _xf, {P(n.FinalNorm + ".weight")}, _nf, _rstdF);"
-            : $"Launch(\"layernorm_forward\", (uint)rows, NormThreads, _xf, {P(n.FinalNorm + ".weight")}, {P(n.FinalNorm + ".bias")}, _nf, _meanF, _rstdF);");
+        EmitFinalNorm(w, plan, "_xf", "_nf", "_meanF", "_rstdF", "rows");
         if (plan.Spec.Pooling == 0) w.Line("Launch(\"pool_mean_forward\", Blocks(batch * H), 128, _nf, _pooled, batch, length);");
         if (plan.Spec.Pooling == 1) w.Line("Launch(\"pool_last_forward\", Blocks(batch * H), 128, _nf, _pooled, batch, length);");
         w.Line($"Linear(_pooled, {P(n.Decoder + ".weight")}, {(n.DecoderBias ? P(n.Decoder + ".bias") : "0UL")}, _out, outRows, H, OutputSize);");

@@ -32,14 +32,15 @@ internal static class CudaRnnEmitter
 
 // ---- RNN, hidden {{l.Hd}}, {{(l.Relu ? "ReLU" : "tanh")}} ----
 
-// hs holds pre = W_ih u + b_ih on entry and h on exit: h_t = f(pre_t + b_hh + W_hh h_{t−1}), h_{−1} = 0.
-// One block per batch row.
-extern "C" __global__ void {{v}}_forward(const float* __restrict__ whh, const float* __restrict__ bhh, float* __restrict__ hs, int length)
+// hs holds pre = W_ih u + b_ih on entry and h on exit: h_t = f(pre_t + b_hh + W_hh h_{t−1}), h_{−1} = h0 (zeros
+// when h0 is null; a stream's state when stepping). One block per batch row.
+extern "C" __global__ void {{v}}_forward(const float* __restrict__ whh, const float* __restrict__ bhh, const float* __restrict__ h0,
+    float* __restrict__ hs, int length)
 {
     constexpr int HD = {{l.Hd}};
     __shared__ float h[HD];
     int lane = threadIdx.x & 31, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-    for (int j = threadIdx.x; j < HD; j += blockDim.x) h[j] = 0.0f;
+    for (int j = threadIdx.x; j < HD; j += blockDim.x) h[j] = h0 ? h0[(long)blockIdx.x * HD + j] : 0.0f;
     __syncthreads();
     for (int t = 0; t < length; t++)
     {
@@ -128,7 +129,7 @@ extern "C" __global__ void {{v}}_shift(const float* __restrict__ hs, float* __re
         w.Line("int rows = batch * length;");
         w.Line($"Launch(\"layernorm_forward\", (uint)rows, NormThreads, {x}, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, {i}U, {i}Mean, {i}Rstd);");
         w.Line($"Linear({i}U, {Param(l, m + "weight_ih")}, {Param(l, m + "bias_ih")}, {i}Hs, rows, H, {l.Hd});");
-        w.Line($"Launch(\"{v}_forward\", (uint)batch, {Threads(l)}, {Param(l, m + "weight_hh")}, {Param(l, m + "bias_hh")}, {i}Hs, length);");
+        w.Line($"Launch(\"{v}_forward\", (uint)batch, {Threads(l)}, {Param(l, m + "weight_hh")}, {Param(l, m + "bias_hh")}, 0UL, {i}Hs, length);");
         w.Line($"Runner.Gpu.CopyOnDevice({next}, {x}, 4L * rows * H);");
         w.Line($"Linear({i}Hs, {Param(l, m + "out_proj.weight")}, {Param(l, m + "out_proj.bias")}, {next}, rows, {l.Hd}, H, accumulate: true);");
         w.Close();
@@ -148,6 +149,23 @@ extern "C" __global__ void {{v}}_shift(const float* __restrict__ hs, float* __re
         w.Line($"LinearBackward(_rPrev, {Param(l, m + "weight_hh")}, _rdS, 0UL, {Param(l, m + "weight_hh", "G")}, {Param(l, m + "bias_hh", "G")}, rows, {hd}, {hd});");
         w.Line($"LinearBackward({i}U, {Param(l, m + "weight_ih")}, _rdS, _dU, {Param(l, m + "weight_ih", "G")}, {Param(l, m + "bias_ih", "G")}, rows, H, {hd});");
         w.Line($"LayerNormBackward({x}, {Param(l, "norm.weight")}, {i}Mean, {i}Rstd, _dU, _dX, {Param(l, "norm.weight", "G")}, {Param(l, "norm.bias", "G")}, rows);");
+        w.Close();
+        w.Line();
+    }
+
+    /// <summary>Block step, one token: the forward kernel over one position from the stream's h, which then takes the new h.</summary>
+    public static void EmitStep(CodeWriter w, ModelPlan plan, RnnLayerPlan l)
+    {
+        string v = Name(l), m = "mixer.";
+        w.Open($"private void Layer{l.Index}Step(ulong state, int t, ulong x, ulong next)");
+        w.Line("// scratch: _s0 norm out, _s1 W_ih u + b_ih, then the new h");
+        w.Line($"ulong h = At(state, S_l{l.Index});");
+        w.Line($"Launch(\"layernorm_forward\", 1, NormThreads, x, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, _s0, _sMean, _sRstd);");
+        w.Line($"Linear(_s0, {Param(l, m + "weight_ih")}, {Param(l, m + "bias_ih")}, _s1, 1, H, {l.Hd});");
+        w.Line($"Launch(\"{v}_forward\", 1, {Threads(l)}, {Param(l, m + "weight_hh")}, {Param(l, m + "bias_hh")}, h, _s1, 1);");
+        w.Line($"Runner.Gpu.CopyOnDevice(h, _s1, 4L * {l.Hd});");
+        w.Line("Runner.Gpu.CopyOnDevice(next, x, 4L * H);");
+        w.Line($"Linear(_s1, {Param(l, m + "out_proj.weight")}, {Param(l, m + "out_proj.bias")}, next, 1, {l.Hd}, H, accumulate: true);");
         w.Close();
         w.Line();
     }

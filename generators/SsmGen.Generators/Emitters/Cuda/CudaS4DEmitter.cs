@@ -25,7 +25,7 @@ internal static class CudaS4DEmitter
             string v = Name(l);
             int m = l.Modes;
             bool zoh = l.Spec.Discretization == 0, trainB = l.Spec.TrainB;
-            names.AddRange(new[] { v + "_discretize", v + "_scan_forward", v + "_scan_backward", v + "_kernel_gradient", v + "_mode_backward", v + "_dt_finish" });
+            names.AddRange(new[] { v + "_discretize", v + "_scan_forward", v + "_scan_backward", v + "_kernel_gradient", v + "_mode_backward", v + "_dt_finish", v + "_step_discretize", v + "_step" });
             cu.Append($$"""
 
 // ---- S4D, N = {{l.Spec.N}} (M = {{m}} complex modes), {{(zoh ? "ZOH" : "bilinear")}}{{(trainB ? ", trainable B" : "")}} ----
@@ -183,6 +183,63 @@ extern "C" __global__ void {{v}}_dt_finish(const float* __restrict__ partial, co
     g_d[h] += dk[(long)h * length];
 }
 
+// A new stream's modes, stored in its state as the CPU path stores them (and computed, like there, in double):
+// tables of H·M values [Re Ā | Im Ā | Re W | Im W | Re Ā³² | Im Ā³²]; only a mode whose |Ā| would round to 1 in
+// float is pulled back to magnitude 1 − 2⁻²².
+extern "C" __global__ void {{v}}_step_discretize(const float* __restrict__ log_dt, const float* __restrict__ log_a_real,
+    const float* __restrict__ a_imag, const float* __restrict__ b, const float* __restrict__ c, float* __restrict__ modes)
+{
+    const int M = {{m}}, HM = H * M;
+    const double MAX_MAGNITUDE = 1.0 - 1.0 / 4194304.0;
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= HM) return;
+    double dt = exp(fmin(fmax((double)log_dt[i / M], -80.0), 80.0));
+    double ar = -exp(fmin((double)log_a_real[i], 80.0)), ai = a_imag[i], qr = dt * ar, qi = dt * ai;
+    double br = {{(trainB ? "b[2 * i]" : "1.0")}}, bi = {{(trainB ? "b[2 * i + 1]" : "0.0")}};
+    double cbr = c[2 * i] * br - c[2 * i + 1] * bi, cbi = c[2 * i] * bi + c[2 * i + 1] * br;
+    double zr, zi, wr, wi;
+{{(zoh ? """
+    zr = exp(qr) * cos(qi); zi = exp(qr) * sin(qi);
+    if (hypot(qr, qi) < 1e-8) { double tr = dt * (1.0 + qr / 2), ti = dt * qi / 2; wr = cbr * tr - cbi * ti; wi = cbr * ti + cbi * tr; } // Δ·(1 + q/2): (e^q − 1)/A without 0/0
+    else
+    {
+        double d = ar * ar + ai * ai, fr = ((zr - 1.0) * ar + zi * ai) / d, fi = (zi * ar - (zr - 1.0) * ai) / d; // (Ā − 1)/A
+        wr = cbr * fr - cbi * fi; wi = cbr * fi + cbi * fr;
+    }
+""" : """
+    double dr = 1.0 - qr / 2, di = -qi / 2, dd = dr * dr + di * di, rr = dr / dd, ri = -di / dd; // r = 1/(1 − q/2)
+    zr = (1.0 + qr / 2) * rr - (qi / 2) * ri; zi = (1.0 + qr / 2) * ri + (qi / 2) * rr;
+    wr = dt * (cbr * rr - cbi * ri); wi = dt * (cbr * ri + cbi * rr);
+""")}}
+    double mag = hypot(zr, zi), kr = zr, ki = zi;
+    bool pulled = mag > MAX_MAGNITUDE;
+    if (pulled) { kr *= MAX_MAGNITUDE / mag; ki *= MAX_MAGNITUDE / mag; }
+    double pr = kr, pi = ki;
+    for (int k = 0; k < 5; k++) { double t = pr * pr - pi * pi; pi = 2.0 * pr * pi; pr = t; } // Ā³² by squaring
+    if ({{(zoh ? "!pulled" : "false")}}) { pr = exp(32.0 * qr) * cos(32.0 * qi); pi = exp(32.0 * qr) * sin(32.0 * qi); } // ZOH: exp(32·ΔA) itself, as the host has it
+    modes[i] = (float)kr; modes[HM + i] = (float)ki; modes[2 * HM + i] = (float)wr; modes[3 * HM + i] = (float)wi;
+    modes[4 * HM + i] = (float)pr; modes[5 * HM + i] = (float)pi;
+}
+
+// One token of a stream, one thread per channel h: x ← Ā·x + u, y = 2·Re Σ_n W_n·x_n + D·u. The block's state is
+// [Re x | Im x] (H·M each), then the mode tables of its step_discretize.
+extern "C" __global__ void {{v}}_step(float* __restrict__ state, const float* __restrict__ d, const float* __restrict__ u, float* __restrict__ y)
+{
+    const int M = {{m}}, HM = H * M;
+    int h = blockIdx.x * blockDim.x + threadIdx.x;
+    if (h >= H) return;
+    const float* md = state + 2 * HM;
+    float uh = u[h], acc = 0.0f;
+    for (int n = 0; n < M; n++)
+    {
+        int i = h * M + n;
+        float sr = md[i] * state[i] - md[HM + i] * state[HM + i] + uh, si = md[i] * state[HM + i] + md[HM + i] * state[i];
+        state[i] = sr; state[HM + i] = si;
+        acc += md[2 * HM + i] * sr - md[3 * HM + i] * si;
+    }
+    y[h] = 2.0f * acc + d[h] * uh;
+}
+
 """);
         }
     }
@@ -232,6 +289,22 @@ extern "C" __global__ void {{v}}_dt_finish(const float* __restrict__ partial, co
         w.Line($"Launch(\"{v}_mode_backward\", Blocks(H * {l.Modes}), 128, _dk, {i}Modes, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_A_real")}, {Param(l, "mixer.A_imag")}, {(l.Spec.TrainB ? Param(l, "mixer.B") : "0UL")}, {Param(l, "mixer.C")}, {Param(l, "mixer.log_A_real", "G")}, {Param(l, "mixer.A_imag", "G")}, {(l.Spec.TrainB ? Param(l, "mixer.B", "G") : "0UL")}, {Param(l, "mixer.C", "G")}, _modePartial, length);");
         w.Line($"Launch(\"{v}_dt_finish\", Blocks(H), 128, _modePartial, _dk, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_dt", "G")}, {Param(l, "mixer.D", "G")}, length);");
         w.Line($"LayerNormBackward({x}, {Param(l, "norm.weight")}, {i}Mean, {i}Rstd, _dU, _dX, {Param(l, "norm.weight", "G")}, {Param(l, "norm.bias", "G")}, rows);");
+        w.Close();
+        w.Line();
+    }
+
+    /// <summary>Block step, one token: x → LayerNorm → S4D recurrence on the stream's state → GELU → Linear → GLU → + x.</summary>
+    public static void EmitStep(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
+    {
+        string v = Name(l), st = $"At(state, S_l{l.Index})";
+        w.Open($"private void Layer{l.Index}Step(ulong state, int t, ulong x, ulong next)");
+        w.Line("// scratch: _s0 norm out, _s1 S4D out, _s2 GELU out, _s3 linear out");
+        w.Line($"if (t == 0) Launch(\"{v}_step_discretize\", Blocks(H * {l.Modes}), 128, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_A_real")}, {Param(l, "mixer.A_imag")}, {(l.Spec.TrainB ? Param(l, "mixer.B") : "0UL")}, {Param(l, "mixer.C")}, At(state, S_l{l.Index} + {2 * l.Modes} * H)); // a new stream takes the current parameters");
+        w.Line($"Launch(\"layernorm_forward\", 1, NormThreads, x, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, _s0, _sMean, _sRstd);");
+        w.Line($"Launch(\"{v}_step\", Blocks(H), 128, {st}, {Param(l, "mixer.D")}, _s0, _s1);");
+        w.Line("Launch(\"gelu_forward\", Blocks(H), 128, _s1, _s2, H);");
+        w.Line($"Linear(_s2, {Param(l, "mixer.output_linear.weight")}, {Param(l, "mixer.output_linear.bias")}, _s3, 1, H, 2 * H);");
+        w.Line("Launch(\"glu_residual_forward\", Blocks(H), 128, _s3, x, next, H, 0, 0, 1f); // no dropout when streaming");
         w.Close();
         w.Line();
     }
