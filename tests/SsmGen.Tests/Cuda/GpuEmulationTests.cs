@@ -45,6 +45,14 @@ public class GpuEmulationTests(ITestOutputHelper output)
         using (gen) GeneratedVsReferenceTests.CompareWithReference(gen, cfg, length, batch: 3, maxBatch: 3, maxLength: length, output, ForwardTolerance, GradientTolerance);
     }
 
+    /// <summary>More batch rows than the S4D kernel gradient's batch slices (8): a slice then sums several rows.</summary>
+    [EmulationFact]
+    public void MoreRowsThanGradientSlicesMatchTheReference()
+    {
+        var (gen, cfg) = GeneratedVsReferenceTests.Make("TinyRealMean", 11, 70, ModelUse.Training, Emulation);
+        using (gen) GeneratedVsReferenceTests.CompareWithReference(gen, cfg, 70, batch: 11, maxBatch: 11, maxLength: 70, output, ForwardTolerance, GradientTolerance);
+    }
+
     [EmulationTheory]
     [InlineData("TinyRealMean", 9, 40)]
     [InlineData("VectorTokens", 7, 30)]

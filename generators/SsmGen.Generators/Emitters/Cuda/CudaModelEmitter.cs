@@ -455,7 +455,7 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
             _ => throw new System.InvalidOperationException("a layer kind without a GPU rendering"),
         }).ToList();
         var layerScratch = CudaMambaEmitter.Scratch(plan).Concat(CudaRnnEmitter.Scratch(plan)).Concat(CudaIdsEmitter.Scratch(plan)).Concat(CudaAttentionEmitter.Scratch(plan)).ToList();
-        string shell = $"_input, _tokens, {string.Join(", ", plan.Layers.Select(l => $"_l{l.Index}X"))}, _xf, _meanF, _rstdF, _nf, _pooled, _out, _dOut, _dPooled, _dNf, _dX, _dO, _dG, _dY, _dU, _scratch, _partial, _dk, _modePartial";
+        string shell = $"_input, _tokens, {string.Join(", ", plan.Layers.Select(l => $"_l{l.Index}X"))}, _xf, _meanF, _rstdF, _nf, _pooled, _out, _dOut, _dPooled, _dNf, _dX, _dO, _dG, _dY, _dU, _scratch, _partial, _dk, _dkPartial, _modePartial";
         const string stepShell = "_targets, _rowLoss, _rowHit, _normPartial, _stats"; // the training step's tail
         const string streamShell = "_sIn, _sTok, _sX0, _sX1, _sMean, _sRstd, _sN, _sP, _sOut, _s0, _s1, _s2, _s3, _s4, _s5, _s6"; // Step: one token
         w.Line($"private readonly ulong {shell};");
@@ -484,7 +484,7 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
             w.Line("{");
             w.Line($"    _dOut = (ulong)Take(outRows * OutputSize); _dPooled = (ulong)Take(outRows * H); _dNf = (ulong)Take(rows * H); _dX = (ulong)Take(rows * H);");
             w.Line($"    _dO = (ulong)Take(rows * 2 * H); _dG = (ulong)Take(rows * H); _dY = (ulong)Take(rows * H); _dU = (ulong)Take(rows * H); _scratch = (ulong)Take(rows * H);");
-            w.Line($"    _partial = (ulong)Take((rows + RowChunk - 1) / RowChunk * {maxWidth}); _dk = (ulong)Take(H * (long)maxLength); _modePartial = (ulong)Take(H * {maxModes});");
+            w.Line($"    _partial = (ulong)Take((rows + RowChunk - 1) / RowChunk * {maxWidth}); _dk = (ulong)Take(H * (long)maxLength); _dkPartial = (ulong)Take({(plan.S4DLayers.Any() ? CudaS4DEmitter.GradientSplits : 0)} * H * (long)maxLength); _modePartial = (ulong)Take(H * {maxModes});");
             w.Line("    _targets = (ulong)Take(outRows); _rowLoss = (ulong)Take(2 * outRows); _rowHit = (ulong)Take(outRows); _normPartial = (ulong)Take(2 * NormBlocks); _stats = (ulong)Take(4);");
             w.Line("}");
             w.Line($"_sIn = (ulong)Take(InputSize); _sTok = (ulong)Take(1); _sX0 = (ulong)Take(H); _sX1 = (ulong)Take(H); _sMean = (ulong)Take(1); _sRstd = (ulong)Take(1);");

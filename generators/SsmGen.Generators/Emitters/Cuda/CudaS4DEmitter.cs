@@ -17,6 +17,9 @@ internal static class CudaS4DEmitter
 {
     private static string Name(S4DLayerPlan l) => l.Variant.ToLowerInvariant();
 
+    /// <summary>Batch slices of the kernel gradient: more blocks for short sequences, each slice's sum kept apart.</summary>
+    public const int GradientSplits = 8;
+
     /// <summary>Kernels of every S4D variant the plan uses.</summary>
     public static void EmitKernels(StringBuilder cu, ModelPlan plan, System.Collections.Generic.List<string> names)
     {
@@ -25,7 +28,7 @@ internal static class CudaS4DEmitter
             string v = Name(l);
             int m = l.Modes;
             bool zoh = l.Spec.Discretization == 0, trainB = l.Spec.TrainB;
-            names.AddRange(new[] { v + "_discretize", v + "_scan_forward", v + "_scan_backward", v + "_kernel_gradient", v + "_mode_backward", v + "_dt_finish", v + "_step_discretize", v + "_step" });
+            names.AddRange(new[] { v + "_discretize", v + "_scan_forward", v + "_scan_backward", v + "_kernel_gradient", v + "_kernel_gradient_finish", v + "_mode_backward", v + "_dt_finish", v + "_step_discretize", v + "_step" });
             cu.Append($$"""
 
 // ---- S4D, N = {{l.Spec.N}} (M = {{m}} complex modes), {{(zoh ? "ZOH" : "bilinear")}}{{(trainB ? ", trainable B" : "")}} ----
@@ -104,21 +107,62 @@ extern "C" __global__ void {{v}}_scan_backward(const float* __restrict__ dy, con
     }
 }
 
-// dK[h, l] = Σ_b Σ_{t ≥ l} dy[b, t, h]·u[b, t − l, h], one thread per (l, h): (H, L).
+// dK[h, l] = Σ_b Σ_{t ≥ l} dy[b, t, h]·u[b, t − l, h] as a tiled correlation. A block of 32 × 8 threads takes
+// 64 lags of 32 channels and one batch slice z (b ≡ z mod SPLIT), stages 64 steps of dy and the 128 rows of u they
+// meet in shared memory, and each thread owns 8 consecutive lags of one channel, sliding a window of 8 u values in
+// registers: a step costs two shared loads for 8 multiply-adds. Slices go to partial (SPLIT, H, L), summed in order
+// by kernel_gradient_finish.
 extern "C" __global__ void {{v}}_kernel_gradient(const float* __restrict__ dy, const float* __restrict__ u,
-    float* __restrict__ dk, int batch, int length)
+    float* __restrict__ partial, int batch, int length)
 {
-    int idx = blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= length * H) return;
-    int l = idx / H, h = idx % H;
-    float s = 0.0f;
-    for (int b = 0; b < batch; b++)
+    constexpr int LAGS = 64, STEPS = 64, SPLIT = {{GradientSplits}};
+    __shared__ float dys[STEPS][32];
+    __shared__ float us[STEPS + LAGS][32];
+    int hx = threadIdx.x, h = blockIdx.y * 32 + hx, l0 = blockIdx.x * LAGS, j0 = threadIdx.y * 8, z = blockIdx.z;
+    int c = LAGS - 1 - j0; // us row of u[t0 − (l0 + j0)], the first step's value for this thread's first lag
+    float acc[8];
+#pragma unroll
+    for (int k = 0; k < 8; k++) acc[k] = 0.0f;
+    for (int b = z; b < batch; b += SPLIT)
     {
-        const float* gy = dy + (long)b * length * H + h;
-        const float* ub = u + (long)b * length * H + h;
-        for (int t = l; t < length; t++) s += gy[(long)t * H] * ub[(long)(t - l) * H];
+        const float* gy = dy + (long)b * length * H;
+        const float* ub = u + (long)b * length * H;
+        for (int t0 = l0; t0 < length; t0 += STEPS)
+        {
+            int s0 = t0 - l0 - (LAGS - 1); // u row held in us[0]; rows before 0 (t < l) and past the end are zeros
+            __syncthreads(); // the previous tile is used up
+            for (int r = threadIdx.y; r < STEPS; r += 8) { int t = t0 + r; dys[r][hx] = t < length && h < H ? gy[(long)t * H + h] : 0.0f; }
+            for (int r = threadIdx.y; r < STEPS + LAGS; r += 8) { int q = s0 + r; us[r][hx] = q >= 0 && q < length && h < H ? ub[(long)q * H + h] : 0.0f; }
+            __syncthreads();
+            float w[8]; // w[k] = u[t − (l0 + j0 + k)] for the current step t = t0 + tt
+#pragma unroll
+            for (int k = 0; k < 8; k++) w[k] = us[c - k][hx];
+            for (int tt = 0; tt < STEPS; tt++)
+            {
+                float d = dys[tt][hx];
+#pragma unroll
+                for (int k = 0; k < 8; k++) acc[k] += d * w[k];
+#pragma unroll
+                for (int k = 7; k > 0; k--) w[k] = w[k - 1];
+                w[0] = us[tt + 1 + c][hx];
+            }
+        }
     }
-    dk[(long)h * length + l] = s;
+    if (h >= H) return;
+#pragma unroll
+    for (int k = 0; k < 8; k++)
+        if (l0 + j0 + k < length) partial[((long)z * H + h) * length + l0 + j0 + k] = acc[k];
+}
+
+// dk[h, l] = Σ_z partial[z, h, l], slices in order.
+extern "C" __global__ void {{v}}_kernel_gradient_finish(const float* __restrict__ partial, float* __restrict__ dk, int length)
+{
+    constexpr int SPLIT = {{GradientSplits}};
+    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (long)H * length) return;
+    float s = 0.0f;
+    for (int z = 0; z < SPLIT; z++) s += partial[(long)z * H * length + i];
+    dk[i] = s;
 }
 
 // Per mode (h, n): p = Σ_l dK[l]·Ā^l and p' by Horner's rule; dW = 2·conj(p), dĀ = 2·conj(W·p'); then the
@@ -285,7 +329,8 @@ extern "C" __global__ void {{v}}_step(float* __restrict__ state, const float* __
         w.Line($"LinearBackward({i}G, {Param(l, "mixer.output_linear.weight")}, _dO, _dG, {Param(l, "mixer.output_linear.weight", "G")}, {Param(l, "mixer.output_linear.bias", "G")}, rows, H, 2 * H);");
         w.Line($"Launch(\"gelu_backward\", Blocks(rows * H), 128, _dG, {i}Y, _dY, rows * H);");
         w.Line($"Launch(\"{v}_scan_backward\", Blocks(batch * H), 128, _dY, {i}Modes, {Param(l, "mixer.D")}, _dU, batch, length);");
-        w.Line($"Launch(\"{v}_kernel_gradient\", Blocks(length * H), 128, _dY, {i}U, _dk, batch, length);");
+        w.Line($"Runner.Gpu.Launch(Runner.Module[\"{v}_kernel_gradient\"], new Dim3((uint)((length + 63) / 64), (H + 31) / 32, {GradientSplits}), new Dim3(32, 8), _dY, {i}U, _dkPartial, batch, length);");
+        w.Line($"Launch(\"{v}_kernel_gradient_finish\", Blocks((long)H * length), 128, _dkPartial, _dk, length);");
         w.Line($"Launch(\"{v}_mode_backward\", Blocks(H * {l.Modes}), 128, _dk, {i}Modes, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_A_real")}, {Param(l, "mixer.A_imag")}, {(l.Spec.TrainB ? Param(l, "mixer.B") : "0UL")}, {Param(l, "mixer.C")}, {Param(l, "mixer.log_A_real", "G")}, {Param(l, "mixer.A_imag", "G")}, {(l.Spec.TrainB ? Param(l, "mixer.B", "G") : "0UL")}, {Param(l, "mixer.C", "G")}, _modePartial, length);");
         w.Line($"Launch(\"{v}_dt_finish\", Blocks(H), 128, _modePartial, _dk, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_dt", "G")}, {Param(l, "mixer.D", "G")}, length);");
         w.Line($"LayerNormBackward({x}, {Param(l, "norm.weight")}, {i}Mean, {i}Rstd, _dU, _dX, {Param(l, "norm.weight", "G")}, {Param(l, "norm.bias", "G")}, rows);");
