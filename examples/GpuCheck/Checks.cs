@@ -46,19 +46,21 @@ internal static class Checks
     public static void Equivalence(ComputeDevice device, bool quick, Report report)
     {
         Console.WriteLine($"GPU vs CPU equivalence (bounds: forward {ForwardBound:E0}, gradients {GradientBound:E0} per tensor, a Trainer step's loss and gradient norm {TrainingBound:E0}, parameters after 5 steps {ParameterStepBound}·lr, Step outputs and stream state {StepBound:E0}; relative to the largest entry)");
-        int batch = quick ? 2 : 8, length = quick ? 40 : 256;
-        var cases = new (string Kind, Func<ComputeDevice?, ISsmModel> Make)[]
+        int batch = quick ? 2 : 8, common = quick ? 40 : 256;
+        var cases = new List<(string Kind, int Length, Func<ComputeDevice?, int, ISsmModel> Make)>
         {
-            ("S4D", d => new CheckS4D(batch, length, ModelUse.Training, d)),
-            ("Mamba", d => new CheckMamba(batch, length, ModelUse.Training, d)),
-            ("RNN", d => new CheckRnn(batch, length, ModelUse.Training, d)),
-            ("IDS", d => new CheckIds(batch, length, ModelUse.Training, d)),
-            ("attention", d => new CheckAttention(batch, length, ModelUse.Training, d)),
+            ("S4D", common, (d, l) => new CheckS4D(batch, l, ModelUse.Training, d)),
+            ("Mamba", common, (d, l) => new CheckMamba(batch, l, ModelUse.Training, d)),
+            ("RNN", common, (d, l) => new CheckRnn(batch, l, ModelUse.Training, d)),
+            ("IDS", common, (d, l) => new CheckIds(batch, l, ModelUse.Training, d)),
+            ("attention", common, (d, l) => new CheckAttention(batch, l, ModelUse.Training, d)),
         };
-        foreach (var (kind, make) in cases)
+        // 1,100 steps are five tiles of the fused forward scan (8 chunks of 32 each), the last one partial
+        if (!quick) cases.Insert(2, ("Mamba", 1100, (d, l) => new CheckMamba(batch, l, ModelUse.Training, d)));
+        foreach (var (kind, length, make) in cases)
         {
-            using var cpu = make(null);
-            using var gpu = make(device);
+            using var cpu = make(null, length);
+            using var gpu = make(device, length);
             cpu.Initialize(7);
             gpu.Initialize(7);
             var rng = new Rng(3);
@@ -268,15 +270,15 @@ internal static class Checks
     }
 
     /// <summary>
-    /// The selective scan of the Mamba benchmark's block (chunk_scan, chunk_carry, chunk_output: discretization, scan,
-    /// C, D and the gate) on its own, timed over repeated launches: the bytes a scan must move at least (u, Δ, z read
+    /// The selective scan of the Mamba benchmark's block (scan_fused: discretization, scan, C, D and the gate in one
+    /// kernel) on its own, timed over repeated launches: the bytes a scan must move at least (u, Δ, z read
     /// once, B and C once per row, y and the gated output written once) per second, as a fraction of the device's
     /// peak memory bandwidth.
     /// </summary>
     public static unsafe void Scan(ComputeDevice device, bool quick, Report report)
     {
         Console.WriteLine("Selective scan bandwidth (Mamba benchmark block: N 16, E 512, Δ rank 16)");
-        const int N = 16, E = 512, R = 16, Dbc = R + 2 * N, Chunk = 32, PaddedE = 512; // as the generator sizes MambaBench's block
+        const int N = 16, E = 512, R = 16, Dbc = R + 2 * N, Chunk = 32, Segments = 8; // as the generator sizes MambaBench's block
         int batch = quick ? 1 : 16, length = quick ? 64 : 1024, chunks = (length + Chunk - 1) / Chunk, iterations = quick ? 2 : 50;
         var gpu = device.Backend!;
         var module = device.Module(MambaBench.CudaSource, "MambaBench.cu", MambaBench.CudaKernels);
@@ -302,14 +304,8 @@ internal static class Checks
             ulong u = Buffer(rows * E, _ => (float)rng.Uniform(-1, 1)), dt = Buffer(rows * E, _ => (float)rng.Uniform(-5, -2));
             ulong dbc = Buffer(rows * Dbc, _ => (float)rng.Uniform(-1, 1)), aLog = Buffer(E * N, i => MathF.Log(1 + i % N));
             ulong d = Buffer(E, _ => 1f), xz = Buffer(rows * 2 * E, _ => (float)rng.Uniform(-1, 1));
-            ulong h0 = Buffer(states, _ => 0f), p = Buffer(states, _ => 0f), ys = Buffer(rows * E, _ => 0f), g = Buffer(rows * E, _ => 0f);
-            uint scanBlocks = (uint)((batch * chunks * PaddedE + 127) / 128), carryBlocks = (uint)((batch * N * E + 127) / 128);
-            void Run()
-            {
-                gpu.Launch(module[Kernel("_chunk_scan")], new Dim3(scanBlocks), new Dim3(128), u, dt, dbc, aLog, h0, p, batch, length);
-                gpu.Launch(module[Kernel("_chunk_carry")], new Dim3(carryBlocks), new Dim3(128), p, h0, batch, length, 0);
-                gpu.Launch(module[Kernel("_chunk_output")], new Dim3(scanBlocks), new Dim3(128), u, dt, dbc, aLog, d, xz, h0, ys, g, batch, length);
-            }
+            ulong h0 = Buffer(states, _ => 0f), ys = Buffer(rows * E, _ => 0f), g = Buffer(rows * E, _ => 0f);
+            void Run() => gpu.Launch(module[Kernel("_scan_fused")], new Dim3(E / 32, (uint)batch), new Dim3(32, Segments), u, dt, dbc, aLog, d, xz, h0, ys, g, batch, length);
             Run();
             gpu.Synchronize();
             long t0 = Stopwatch.GetTimestamp();

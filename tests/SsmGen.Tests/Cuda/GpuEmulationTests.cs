@@ -33,6 +33,7 @@ public class GpuEmulationTests(ITestOutputHelper output)
     [InlineData("Wide16", 6)]
     [InlineData("MambaTokens", 9)]      // two Mamba blocks, N = 16, E = 32 (one warp), RMSNorm, no decoder bias: one scan chunk
     [InlineData("MambaTokens", 70)]     // three chunks of 32, the last partial
+    [InlineData("MambaTokens", 600)]    // 19 chunks: three tiles of the fused forward scan (8 chunks each), the state carried between them
     [InlineData("MambaOdd", 150)]       // E = 18 (a warp with idle lanes), N = 4, LayerNorm, Δ rank 3, conv 3: three chunks of 64
     [InlineData("Hybrid", 130)]         // S4D, Mamba (N = 8, conv 2), S4D
     [InlineData("RnnTokens", 23)]       // RNN blocks: tanh with hidden 12, ReLU with hidden 6

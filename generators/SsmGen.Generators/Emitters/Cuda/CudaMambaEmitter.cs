@@ -8,12 +8,14 @@ namespace SsmGen.Generators.Emitters.Cuda;
 
 /// <summary>
 /// The Mamba layer, GPU backend. in_proj, x_proj, dt_proj and out_proj are cuBLAS GEMMs; the rest are kernels
-/// specialized per (N, E, Δ rank, conv width). The selective scan runs in chunks of CHUNK steps along the sequence,
-/// one thread per (batch, chunk, channel) with the channel's N states in registers:
-/// forward — (1) each chunk from a zero state gives its end state and its decay product, (2) a carry pass turns
-/// those into every chunk's true start state, (3) each chunk again from its start, fused with discretization
-/// (softplus Δ, exp(Δ·A)), the contraction with C, D·u and the SiLU(z) gate;
-/// backward — the adjoint λ = dL/dh runs the same three passes backwards in time, the last one recomputing the
+/// specialized per (N, E, Δ rank, conv width). The selective scan runs in chunks of CHUNK steps along the sequence
+/// with each channel's N states in registers:
+/// forward — one kernel (scan_fused): a block of 32 channels × SEGS chunks scans each chunk from zero, composes the
+/// chunks through shared memory into every chunk's true start state (kept for the backward), and scans each chunk
+/// again from its start, fused with discretization (softplus Δ, exp(Δ·A)), the contraction with C, D·u and the
+/// SiLU(z) gate, so u, Δ, z, B and C come from memory once;
+/// backward — one thread per (batch, chunk, channel): the adjoint λ = dL/dh runs three passes backwards in time
+/// (local adjoints per chunk, a carry between chunks, each chunk again), the last one recomputing the
 /// chunk's states from its saved start instead of storing (B, L, E, N); the B and C gradients, sums over channels,
 /// are reduced across each warp with shuffles and then across warps, so every sum has a fixed order.
 /// </summary>
@@ -24,6 +26,9 @@ internal static class CudaMambaEmitter
     /// <summary>Steps per scan chunk: the backward keeps CHUNK·N recomputed states per thread (at most 512 floats).</summary>
     private static int Chunk(MambaLayerPlan l) => System.Math.Max(8, System.Math.Min(64, 512 / l.N));
 
+    /// <summary>Chunks per tile of the fused forward scan: its two (SEGS, N, 32) shared tables stay within 48 KiB.</summary>
+    private static int Segments(MambaLayerPlan l) => System.Math.Max(1, System.Math.Min(8, 160 / l.N));
+
     /// <summary>Channels rounded up to whole warps: a warp never spans two (batch, chunk) pairs.</summary>
     private static int PaddedE(MambaLayerPlan l) => (l.E + 31) / 32 * 32;
 
@@ -31,7 +36,7 @@ internal static class CudaMambaEmitter
     private static int Pow2(MambaLayerPlan l) { int p = 1; while (p < 2 * l.N) p *= 2; return p; }
 
     private static string Constants(MambaLayerPlan l) =>
-        $"[[maybe_unused]] constexpr int N = {l.N}, E = {l.E}, R = {l.R}, W = {l.Spec.ConvWidth}, DBC = {l.Dbc}, CHUNK = {Chunk(l)}, EP = {PaddedE(l)}, WARPS = EP / 32, P2 = {Pow2(l)};";
+        $"[[maybe_unused]] constexpr int N = {l.N}, E = {l.E}, R = {l.R}, W = {l.Spec.ConvWidth}, DBC = {l.Dbc}, CHUNK = {Chunk(l)}, EP = {PaddedE(l)}, WARPS = EP / 32, P2 = {Pow2(l)}, SEGS = {Segments(l)};";
 
     private static IEnumerable<MambaLayerPlan> Variants(ModelPlan plan) => plan.MambaLayers.GroupBy(Name).Select(g => g.First());
 
@@ -62,7 +67,7 @@ extern "C" __global__ void silu_backward(const float* __restrict__ x, const floa
         foreach (var l in Variants(plan))
         {
             string v = Name(l), k = Constants(l);
-            names.AddRange(new[] { v + "_conv_forward", v + "_chunk_scan", v + "_chunk_carry", v + "_chunk_output", v + "_gate_backward",
+            names.AddRange(new[] { v + "_conv_forward", v + "_scan_fused", v + "_chunk_carry", v + "_gate_backward",
                 v + "_chunk_adjoint", v + "_chunk_backward", v + "_bc_reduce", v + "_conv_backward_input", v + "_conv_weight_partials", v + "_conv_step", v + "_scan_step" });
             cu.Append($$"""
 
@@ -85,33 +90,73 @@ extern "C" __global__ void {{v}}_conv_forward(const float* __restrict__ xz, cons
     act[i] = s * sigmoid_(s);
 }
 
-// Pass 1: every chunk but the last from a zero state: its end state (into s) and Π exp(Δ·A) over it (into p).
-extern "C" __global__ void {{v}}_chunk_scan(const float* __restrict__ u, const float* __restrict__ dtpre, const float* __restrict__ dbc,
-    const float* __restrict__ a_log, float* __restrict__ s, float* __restrict__ p, int batch, int length)
+// The forward scan in one pass, fused with the discretization (softplus Δ, exp(Δ·A)), the contraction with C, D·u
+// and the SiLU(z) gate. A block of 32 channels × SEGS chunks walks its batch row's sequence in tiles of SEGS·CHUNK
+// steps; thread (channel, segment) owns one chunk of the tile: (1) its chunk from a zero state gives the chunk's
+// end state and Π exp(Δ·A); (2) through shared memory it composes the chunks before it onto the state entering the
+// tile — its chunk's true start, kept in h0 for the backward; (3) its chunk again from there, writing y (for the
+// backward) and g. The second read of u, Δ and B follows the first closely, so it comes from cache.
+extern "C" __global__ void {{v}}_scan_fused(const float* __restrict__ u, const float* __restrict__ dtpre, const float* __restrict__ dbc,
+    const float* __restrict__ a_log, const float* __restrict__ d, const float* __restrict__ xz, float* __restrict__ h0,
+    float* __restrict__ ys, float* __restrict__ g, int batch, int length)
 {
     {{k}}
-    int chunks = (length + CHUNK - 1) / CHUNK;
-    long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= (long)batch * chunks * EP) return;
-    int e = (int)(idx % EP); long bk = idx / EP; int kc = (int)(bk % chunks); long b = bk / chunks;
-    if (e >= E || kc == chunks - 1) return;
-    float a[N], h[N], pr[N];
+    __shared__ float sp[SEGS][N][32], ss[SEGS][N][32], carry[N][32];
+    int lane = threadIdx.x, seg = threadIdx.y, e = blockIdx.x * 32 + lane, chunks = (length + CHUNK - 1) / CHUNK;
+    long b = blockIdx.y;
+    bool on = e < E;
+    float a[N];
 #pragma unroll
-    for (int n = 0; n < N; n++) { a[n] = mamba_a_(a_log[e * N + n]); h[n] = 0.0f; pr[n] = 1.0f; }
-    for (int t = kc * CHUNK; t < (kc + 1) * CHUNK; t++)
+    for (int n = 0; n < N; n++) { a[n] = on ? mamba_a_(a_log[e * N + n]) : 0.0f; if (seg == 0) carry[n][lane] = 0.0f; }
+    float dd = on ? d[e] : 0.0f;
+    for (int kc0 = 0; kc0 < chunks; kc0 += SEGS)
     {
-        long row = b * length + t;
-        float dt = softplus_(dtpre[row * E + e]), du = dt * u[row * E + e];
-        const float* bc = dbc + row * DBC + R;
+        int kc = kc0 + seg, t0 = kc * CHUNK, t1 = min(length, t0 + CHUNK); // a chunk past the end is empty: the identity
+        float h[N], pr[N];
 #pragma unroll
-        for (int n = 0; n < N; n++) { float q = mamba_decay_(dt, a[n]); h[n] = q * h[n] + du * bc[n]; pr[n] *= q; }
+        for (int n = 0; n < N; n++) { h[n] = 0.0f; pr[n] = 1.0f; }
+        if (on)
+            for (int t = t0; t < t1; t++)
+            {
+                long row = b * length + t;
+                float dt = softplus_(dtpre[row * E + e]), du = dt * u[row * E + e];
+                const float* bc = dbc + row * DBC + R;
+#pragma unroll
+                for (int n = 0; n < N; n++) { float q = mamba_decay_(dt, a[n]); h[n] = q * h[n] + du * bc[n]; pr[n] *= q; }
+            }
+#pragma unroll
+        for (int n = 0; n < N; n++) { sp[seg][n][lane] = pr[n]; ss[seg][n][lane] = h[n]; }
+        __syncthreads(); // the carry from the last tile is written too
+#pragma unroll
+        for (int n = 0; n < N; n++)
+        {
+            float c = carry[n][lane];
+            for (int j = 0; j < seg; j++) c = sp[j][n][lane] * c + ss[j][n][lane];
+            h[n] = c;
+        }
+        __syncthreads(); // every thread has read the carry and the chunks before it
+        if (seg == SEGS - 1)
+#pragma unroll
+            for (int n = 0; n < N; n++) carry[n][lane] = pr[n] * h[n] + ss[seg][n][lane];
+        if (!on || kc >= chunks) continue;
+#pragma unroll
+        for (int n = 0; n < N; n++) h0[((b * chunks + kc) * N + n) * E + e] = h[n];
+        for (int t = t0; t < t1; t++)
+        {
+            long row = b * length + t;
+            float uu = u[row * E + e], dt = softplus_(dtpre[row * E + e]), du = dt * uu, y = dd * uu;
+            const float* bc = dbc + row * DBC + R;
+#pragma unroll
+            for (int n = 0; n < N; n++) { h[n] = mamba_decay_(dt, a[n]) * h[n] + du * bc[n]; y += bc[N + n] * h[n]; }
+            float z = xz[row * 2 * E + E + e];
+            ys[row * E + e] = y;
+            g[row * E + e] = y * z * sigmoid_(z);
+        }
     }
-#pragma unroll
-    for (int n = 0; n < N; n++) { long at = (bk * N + n) * E + e; s[at] = h[n]; p[at] = pr[n]; }
 }
 
-// Pass 2, one thread per (b, n, e) walking the chunks: s[chunk] ← what flows into the chunk (its start state in
-// the forward; λ arriving from the right when reverse), carried as c ← p·c + s.
+// The backward's carry, one thread per (b, n, e) walking the chunks (reverse: from the last): s[chunk] ← what flows
+// into the chunk (λ arriving from the right), carried as c ← p·c + s.
 extern "C" __global__ void {{v}}_chunk_carry(const float* __restrict__ p, float* __restrict__ s, int batch, int length, int reverse)
 {
     {{k}}
@@ -124,39 +169,10 @@ extern "C" __global__ void {{v}}_chunk_carry(const float* __restrict__ p, float*
     {
         int kc = reverse ? chunks - 1 - j : j;
         long at = ((b * chunks + kc) * N + n) * E + e;
-        bool last = j == chunks - 1; // its own contribution flows nowhere, so pass 1 did not compute it
+        bool last = j == chunks - 1; // its own contribution flows nowhere, so it was not computed
         float local = last ? 0.0f : s[at];
         s[at] = c;
         if (!last) c = p[at] * c + local;
-    }
-}
-
-// Pass 3: each chunk from its start state; y = Σ_n C_n·h_n + D·u (kept for the backward), g = y·SiLU(z).
-extern "C" __global__ void {{v}}_chunk_output(const float* __restrict__ u, const float* __restrict__ dtpre, const float* __restrict__ dbc,
-    const float* __restrict__ a_log, const float* __restrict__ d, const float* __restrict__ xz, const float* __restrict__ h0,
-    float* __restrict__ ys, float* __restrict__ g, int batch, int length)
-{
-    {{k}}
-    int chunks = (length + CHUNK - 1) / CHUNK;
-    long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= (long)batch * chunks * EP) return;
-    int e = (int)(idx % EP); long bk = idx / EP; int kc = (int)(bk % chunks); long b = bk / chunks;
-    if (e >= E) return;
-    float a[N], h[N];
-#pragma unroll
-    for (int n = 0; n < N; n++) { a[n] = mamba_a_(a_log[e * N + n]); h[n] = h0[(bk * N + n) * E + e]; }
-    float dd = d[e];
-    int t1 = min(length, (kc + 1) * CHUNK);
-    for (int t = kc * CHUNK; t < t1; t++)
-    {
-        long row = b * length + t;
-        float uu = u[row * E + e], dt = softplus_(dtpre[row * E + e]), du = dt * uu, y = dd * uu;
-        const float* bc = dbc + row * DBC + R;
-#pragma unroll
-        for (int n = 0; n < N; n++) { h[n] = mamba_decay_(dt, a[n]) * h[n] + du * bc[n]; y += bc[N + n] * h[n]; }
-        float z = xz[row * 2 * E + E + e];
-        ys[row * E + e] = y;
-        g[row * E + e] = y * z * sigmoid_(z);
     }
 }
 
@@ -425,7 +441,7 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
         if (ls.Count == 0) yield break;
         string Max(System.Func<MambaLayerPlan, string> f) => ls.Select(f).Distinct().Aggregate((acc, x) => $"Math.Max({acc}, {x})");
         string states = Max(l => $"ChunkStates(maxBatch, maxLength, {Chunk(l)}, {l.N * l.E})");
-        yield return ("_mP", states, false);
+        yield return ("_mP", states, true);
         yield return ("_mGl", states, true);
         yield return ("_mdXZ", $"rows * {ls.Max(l => 2 * l.E)}", true);
         yield return ("_mdG", $"rows * {ls.Max(l => l.E)}", true);
@@ -446,7 +462,7 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
     {
         string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", next = ModelEmitter.Next(plan, l), m = "mixer.";
         w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
-        w.Line($"int rows = batch * length, chunks = (length + {Chunk(l) - 1}) / {Chunk(l)};");
+        w.Line("int rows = batch * length;");
         w.Line(l.Rms
             ? $"Launch(\"rmsnorm_forward\", (uint)rows, NormThreads, {x}, {Param(l, "norm.weight")}, {i}U, {i}Rstd);"
             : $"Launch(\"layernorm_forward\", (uint)rows, NormThreads, {x}, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, {i}U, {i}Mean, {i}Rstd);");
@@ -454,10 +470,7 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
         w.Line($"Launch(\"{v}_conv_forward\", Blocks((long)rows * {l.E}), 128, {i}XZ, {Param(l, m + "conv1d.weight")}, {Param(l, m + "conv1d.bias")}, {i}C, {i}Act, rows, length);");
         w.Line($"Linear({i}Act, {Param(l, m + "x_proj.weight")}, 0UL, {i}Dbc, rows, {l.E}, {l.Dbc});");
         w.Line($"Linear({i}Dbc, {Param(l, m + "dt_proj.weight")}, {Param(l, m + "dt_proj.bias")}, {i}DtPre, rows, {l.R}, {l.E}, ldx: {l.Dbc});");
-        w.Line($"uint scan = Blocks((long)batch * chunks * {PaddedE(l)});");
-        w.Line($"Launch(\"{v}_chunk_scan\", scan, 128, {i}Act, {i}DtPre, {i}Dbc, {Param(l, m + "A_log")}, {i}H0, _mP, batch, length);");
-        w.Line($"Launch(\"{v}_chunk_carry\", Blocks((long)batch * {l.N * l.E}), 128, _mP, {i}H0, batch, length, 0);");
-        w.Line($"Launch(\"{v}_chunk_output\", scan, 128, {i}Act, {i}DtPre, {i}Dbc, {Param(l, m + "A_log")}, {Param(l, m + "D")}, {i}XZ, {i}H0, {i}Ys, {i}G, batch, length);");
+        w.Line($"Runner.Gpu.Launch(Runner.Module[\"{v}_scan_fused\"], new Dim3({(l.E + 31) / 32}, (uint)batch), new Dim3(32, {Segments(l)}), {i}Act, {i}DtPre, {i}Dbc, {Param(l, m + "A_log")}, {Param(l, m + "D")}, {i}XZ, {i}H0, {i}Ys, {i}G, batch, length);");
         w.Line($"Runner.Gpu.CopyOnDevice({next}, {x}, 4L * rows * H);");
         w.Line($"Linear({i}G, {Param(l, m + "out_proj.weight")}, 0UL, {next}, rows, {l.E}, H, accumulate: true);");
         w.Close();
