@@ -8,14 +8,22 @@ namespace SsmGen.Generators.Emitters.Cuda;
 
 /// <summary>
 /// The S4D layer, GPU backend. Kernels per variant (N, discretization, trainable B), with M = N/2 a constant:
-/// discretize (Ā and W = C·B̄ per mode, table (H, M, 4) [Re Ā, Im Ā, Re W, Im W]); the forward as a scan, one
-/// thread per (batch, channel) holding its M complex states in registers; the backward as the adjoint scan
-/// (λ ← conj(Ā)·λ + 2·dy·conj(W), du = D·dy + Σ Re λ), the kernel gradient dK[h, l] = Σ_b Σ_t dy[t]·u[t−l],
+/// discretize (Ā and W = C·B̄ per mode, table (H, M, 4) [Re Ā, Im Ā, Re W, Im W]); the forward as a scan, up to 8
+/// threads per (batch, channel) sharing its M complex states (in registers) and adding their parts by shuffles;
+/// the backward as the adjoint scan (λ ← conj(Ā)·λ + 2·dy·conj(W), du = D·dy + Σ Re λ) split the same way, the
+/// kernel gradient dK[h, l] = Σ_b Σ_t dy[t]·u[t−l] as a tiled correlation,
 /// and per mode Horner sums of dK giving dW, dĀ and the chain rule to log Δ, A, B, C.
 /// </summary>
 internal static class CudaS4DEmitter
 {
     private static string Name(S4DLayerPlan l) => l.Variant.ToLowerInvariant();
+
+    /// <summary>Threads per (batch, channel) in the scans: up to 8, each keeping at least 4 of the M modes.</summary>
+    private static int ModeGroups(S4DLayerPlan l)
+    {
+        for (int g = 8; g > 1; g /= 2) if (l.Modes % g == 0 && l.Modes / g >= 4) return g;
+        return 1;
+    }
 
     /// <summary>Batch slices of the kernel gradient: more blocks for short sequences, each slice's sum kept apart.</summary>
     public const int GradientSplits = 8;
@@ -26,7 +34,7 @@ internal static class CudaS4DEmitter
         foreach (var l in plan.S4DLayers.GroupBy(x => x.Variant).Select(g => g.First()))
         {
             string v = Name(l);
-            int m = l.Modes;
+            int m = l.Modes, groups = ModeGroups(l);
             bool zoh = l.Spec.Discretization == 0, trainB = l.Spec.TrainB;
             names.AddRange(new[] { v + "_discretize", v + "_scan_forward", v + "_scan_backward", v + "_kernel_gradient", v + "_kernel_gradient_finish", v + "_mode_backward", v + "_dt_finish", v + "_step_discretize", v + "_step" });
             cu.Append($$"""
@@ -50,60 +58,70 @@ extern "C" __global__ void {{v}}_discretize(const float* __restrict__ log_dt, co
     modes[4 * i] = z.re; modes[4 * i + 1] = z.im; modes[4 * i + 2] = w.re; modes[4 * i + 3] = w.im;
 }
 
-// y = 2·Re Σ_n W_n x_n + D·u with x_n[t] = Ā_n x_n[t−1] + u[t]: one thread per (b, h), states in registers.
+// y = 2·Re Σ_n W_n x_n + D·u with x_n[t] = Ā_n x_n[t−1] + u[t]: G adjacent threads per (b, h), each holding M/G
+// modes (Ā, W and the states) in registers; the G partial sums meet by shuffles each step, in a fixed order. Every
+// lane of a warp runs the loop (the shuffles need them all); lanes past the end compute on zeros.
 extern "C" __global__ void {{v}}_scan_forward(const float* __restrict__ u, const float* __restrict__ modes,
     const float* __restrict__ d, float* __restrict__ y, int batch, int length)
 {
-    const int M = {{m}};
-    int idx = blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= batch * H) return;
-    int b = idx / H, h = idx % H;
-    const float* md = modes + (long)h * M * 4;
-    float xr[M], xi[M];
-    for (int n = 0; n < M; n++) { xr[n] = 0.0f; xi[n] = 0.0f; }
+    const int M = {{m}}, G = {{groups}}, MG = M / G;
+    long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    bool on = idx < (long)batch * H * G;
+    long bh = on ? idx / G : 0;
+    int g = (int)(idx % G), h = (int)(bh % H);
+    long b = bh / H;
+    const float* md = modes + ((long)h * M + g * MG) * 4;
+    float zr[MG], zi[MG], wr[MG], wi[MG], xr[MG], xi[MG];
+#pragma unroll
+    for (int n = 0; n < MG; n++) { zr[n] = md[4 * n]; zi[n] = md[4 * n + 1]; wr[n] = md[4 * n + 2]; wi[n] = md[4 * n + 3]; xr[n] = 0.0f; xi[n] = 0.0f; }
     float dh = d[h];
     for (int t = 0; t < length; t++)
     {
-        long at = ((long)b * length + t) * H + h;
-        float ut = u[at], s = dh * ut;
+        long at = (b * length + t) * H + h;
+        float ut = on ? u[at] : 0.0f, s = 0.0f;
 #pragma unroll
-        for (int n = 0; n < M; n++)
+        for (int n = 0; n < MG; n++)
         {
-            float zr = md[4 * n], zi = md[4 * n + 1];
-            float nr = zr * xr[n] - zi * xi[n] + ut, ni = zr * xi[n] + zi * xr[n];
+            float nr = zr[n] * xr[n] - zi[n] * xi[n] + ut, ni = zr[n] * xi[n] + zi[n] * xr[n];
             xr[n] = nr; xi[n] = ni;
-            s += 2.0f * (md[4 * n + 2] * nr - md[4 * n + 3] * ni);
+            s += 2.0f * (wr[n] * nr - wi[n] * ni);
         }
-        y[at] = s;
+#pragma unroll
+        for (int o = G / 2; o > 0; o /= 2) s += __shfl_xor_sync(0xffffffffu, s, o);
+        if (on && g == 0) y[at] = s + dh * ut;
     }
 }
 
-// The adjoint scan, backwards in time: λ_n ← conj(Ā_n)·λ_n + 2·dy·conj(W_n); du = D·dy + Σ_n Re λ_n (overwrites du).
+// The adjoint scan, backwards in time, split over modes the same way: λ_n ← conj(Ā_n)·λ_n + 2·dy·conj(W_n);
+// du = D·dy + Σ_n Re λ_n (overwrites du).
 extern "C" __global__ void {{v}}_scan_backward(const float* __restrict__ dy, const float* __restrict__ modes,
     const float* __restrict__ d, float* __restrict__ du, int batch, int length)
 {
-    const int M = {{m}};
-    int idx = blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= batch * H) return;
-    int b = idx / H, h = idx % H;
-    const float* md = modes + (long)h * M * 4;
-    float lr[M], li[M];
-    for (int n = 0; n < M; n++) { lr[n] = 0.0f; li[n] = 0.0f; }
+    const int M = {{m}}, G = {{groups}}, MG = M / G;
+    long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    bool on = idx < (long)batch * H * G;
+    long bh = on ? idx / G : 0;
+    int g = (int)(idx % G), h = (int)(bh % H);
+    long b = bh / H;
+    const float* md = modes + ((long)h * M + g * MG) * 4;
+    float zr[MG], zi[MG], wr[MG], wi[MG], lr[MG], li[MG];
+#pragma unroll
+    for (int n = 0; n < MG; n++) { zr[n] = md[4 * n]; zi[n] = md[4 * n + 1]; wr[n] = md[4 * n + 2]; wi[n] = md[4 * n + 3]; lr[n] = 0.0f; li[n] = 0.0f; }
     float dh = d[h];
     for (int t = length - 1; t >= 0; t--)
     {
-        long at = ((long)b * length + t) * H + h;
-        float g = dy[at], s = dh * g;
+        long at = (b * length + t) * H + h;
+        float gt = on ? dy[at] : 0.0f, s = 0.0f;
 #pragma unroll
-        for (int n = 0; n < M; n++)
+        for (int n = 0; n < MG; n++)
         {
-            float zr = md[4 * n], zi = md[4 * n + 1];
-            float nr = zr * lr[n] + zi * li[n] + 2.0f * g * md[4 * n + 2];
-            float ni = zr * li[n] - zi * lr[n] - 2.0f * g * md[4 * n + 3];
+            float nr = zr[n] * lr[n] + zi[n] * li[n] + 2.0f * gt * wr[n], ni = zr[n] * li[n] - zi[n] * lr[n] - 2.0f * gt * wi[n];
             lr[n] = nr; li[n] = ni;
             s += nr;
         }
-        du[at] = s;
+#pragma unroll
+        for (int o = G / 2; o > 0; o /= 2) s += __shfl_xor_sync(0xffffffffu, s, o);
+        if (on && g == 0) du[at] = s + dh * gt;
     }
 }
 
@@ -309,7 +327,7 @@ extern "C" __global__ void {{v}}_step(float* __restrict__ state, const float* __
         w.Line("int rows = batch * length;");
         w.Line($"Launch(\"layernorm_forward\", (uint)rows, NormThreads, {x}, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, {i}U, {i}Mean, {i}Rstd);");
         w.Line($"Launch(\"{v}_discretize\", Blocks(H * {l.Modes}), 128, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_A_real")}, {Param(l, "mixer.A_imag")}, {(l.Spec.TrainB ? Param(l, "mixer.B") : "0UL")}, {Param(l, "mixer.C")}, {i}Modes);");
-        w.Line($"Launch(\"{v}_scan_forward\", Blocks(batch * H), 128, {i}U, {i}Modes, {Param(l, "mixer.D")}, {i}Y, batch, length);");
+        w.Line($"Launch(\"{v}_scan_forward\", Blocks((long)batch * H * {ModeGroups(l)}), 128, {i}U, {i}Modes, {Param(l, "mixer.D")}, {i}Y, batch, length);");
         w.Line($"Launch(\"gelu_forward\", Blocks(rows * H), 128, {i}Y, {i}G, rows * H);");
         w.Line($"Linear({i}G, {Param(l, "mixer.output_linear.weight")}, {Param(l, "mixer.output_linear.bias")}, {i}O, rows, H, 2 * H);");
         w.Line($"var (key, threshold, scale) = Dropout({l.Index}, {CodeWriter.D(l.Spec.Dropout)});");
@@ -328,7 +346,7 @@ extern "C" __global__ void {{v}}_step(float* __restrict__ state, const float* __
         w.Line($"Launch(\"glu_backward\", Blocks(rows * H), 128, {i}O, _dX, _dO, rows * H, key, threshold, scale);");
         w.Line($"LinearBackward({i}G, {Param(l, "mixer.output_linear.weight")}, _dO, _dG, {Param(l, "mixer.output_linear.weight", "G")}, {Param(l, "mixer.output_linear.bias", "G")}, rows, H, 2 * H);");
         w.Line($"Launch(\"gelu_backward\", Blocks(rows * H), 128, _dG, {i}Y, _dY, rows * H);");
-        w.Line($"Launch(\"{v}_scan_backward\", Blocks(batch * H), 128, _dY, {i}Modes, {Param(l, "mixer.D")}, _dU, batch, length);");
+        w.Line($"Launch(\"{v}_scan_backward\", Blocks((long)batch * H * {ModeGroups(l)}), 128, _dY, {i}Modes, {Param(l, "mixer.D")}, _dU, batch, length);");
         w.Line($"Runner.Gpu.Launch(Runner.Module[\"{v}_kernel_gradient\"], new Dim3((uint)((length + 63) / 64), (H + 31) / 32, {GradientSplits}), new Dim3(32, 8), _dY, {i}U, _dkPartial, batch, length);");
         w.Line($"Launch(\"{v}_kernel_gradient_finish\", Blocks((long)H * length), 128, _dkPartial, _dk, length);");
         w.Line($"Launch(\"{v}_mode_backward\", Blocks(H * {l.Modes}), 128, _dk, {i}Modes, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_A_real")}, {Param(l, "mixer.A_imag")}, {(l.Spec.TrainB ? Param(l, "mixer.B") : "0UL")}, {Param(l, "mixer.C")}, {Param(l, "mixer.log_A_real", "G")}, {Param(l, "mixer.A_imag", "G")}, {(l.Spec.TrainB ? Param(l, "mixer.B", "G") : "0UL")}, {Param(l, "mixer.C", "G")}, _modePartial, length);");
