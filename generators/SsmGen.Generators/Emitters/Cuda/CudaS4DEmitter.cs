@@ -31,6 +31,29 @@ internal static class CudaS4DEmitter
     /// <summary>Kernels of every S4D variant the plan uses.</summary>
     public static void EmitKernels(StringBuilder cu, ModelPlan plan, System.Collections.Generic.List<string> names)
     {
+        if (plan.S4DLayers.Any())
+            cu.Append("""
+
+// ---- S4D ----
+
+// A scan thread's share: G adjacent threads per (b, h), M/G modes each. Sets b, h and g (a thread past the end
+// gets row 0 and must not write), loads Re/Im of Ā and W of its modes, and returns whether it is in range.
+template <int M, int G>
+__device__ __forceinline__ bool s4d_scan_share_(int batch, const float* __restrict__ modes, long& b, int& h, int& g,
+    float* zr, float* zi, float* wr, float* wi)
+{
+    constexpr int MG = M / G;
+    long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    bool on = idx < (long)batch * H * G;
+    long bh = on ? idx / G : 0;
+    g = (int)(idx % G); h = (int)(bh % H); b = bh / H;
+    const float* md = modes + ((long)h * M + g * MG) * 4;
+#pragma unroll
+    for (int n = 0; n < MG; n++) { zr[n] = md[4 * n]; zi[n] = md[4 * n + 1]; wr[n] = md[4 * n + 2]; wi[n] = md[4 * n + 3]; }
+    return on;
+}
+
+""");
         foreach (var l in plan.S4DLayers.GroupBy(x => x.Variant).Select(g => g.First()))
         {
             string v = Name(l);
@@ -65,15 +88,11 @@ extern "C" __global__ void {{v}}_scan_forward(const float* __restrict__ u, const
     const float* __restrict__ d, float* __restrict__ y, int batch, int length)
 {
     const int M = {{m}}, G = {{groups}}, MG = M / G;
-    long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    bool on = idx < (long)batch * H * G;
-    long bh = on ? idx / G : 0;
-    int g = (int)(idx % G), h = (int)(bh % H);
-    long b = bh / H;
-    const float* md = modes + ((long)h * M + g * MG) * 4;
     float zr[MG], zi[MG], wr[MG], wi[MG], xr[MG], xi[MG];
+    long b; int h, g;
+    bool on = s4d_scan_share_<M, G>(batch, modes, b, h, g, zr, zi, wr, wi);
 #pragma unroll
-    for (int n = 0; n < MG; n++) { zr[n] = md[4 * n]; zi[n] = md[4 * n + 1]; wr[n] = md[4 * n + 2]; wi[n] = md[4 * n + 3]; xr[n] = 0.0f; xi[n] = 0.0f; }
+    for (int n = 0; n < MG; n++) { xr[n] = 0.0f; xi[n] = 0.0f; }
     float dh = d[h];
     for (int t = 0; t < length; t++)
     {
@@ -98,15 +117,11 @@ extern "C" __global__ void {{v}}_scan_backward(const float* __restrict__ dy, con
     const float* __restrict__ d, float* __restrict__ du, int batch, int length)
 {
     const int M = {{m}}, G = {{groups}}, MG = M / G;
-    long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    bool on = idx < (long)batch * H * G;
-    long bh = on ? idx / G : 0;
-    int g = (int)(idx % G), h = (int)(bh % H);
-    long b = bh / H;
-    const float* md = modes + ((long)h * M + g * MG) * 4;
     float zr[MG], zi[MG], wr[MG], wi[MG], lr[MG], li[MG];
+    long b; int h, g;
+    bool on = s4d_scan_share_<M, G>(batch, modes, b, h, g, zr, zi, wr, wi);
 #pragma unroll
-    for (int n = 0; n < MG; n++) { zr[n] = md[4 * n]; zi[n] = md[4 * n + 1]; wr[n] = md[4 * n + 2]; wi[n] = md[4 * n + 3]; lr[n] = 0.0f; li[n] = 0.0f; }
+    for (int n = 0; n < MG; n++) { lr[n] = 0.0f; li[n] = 0.0f; }
     float dh = d[h];
     for (int t = length - 1; t >= 0; t--)
     {
