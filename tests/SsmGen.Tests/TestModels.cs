@@ -110,3 +110,8 @@ public partial class TinyMambaLm { }
 [SsmModel(Input = 1, DModel = 8, Output = 1)]
 [RnnLayer(64, Hidden = 32)]
 public partial class NamedSizeWins { }
+
+/// <summary>An RNN wider than the GPU path runs (hidden 6,145 &gt; 6,144): it refuses a GPU device, runs on the CPU.</summary>
+[SsmModel(Input = 1, DModel = 4, Output = 2)]
+[RnnLayer(Hidden = 6145)]
+public partial class WideRnn { }

@@ -55,12 +55,12 @@ internal sealed class DeviceStateSlot
         _resident = null;
     }
 
-    /// <summary>Brings the resident stream home (unless the device has failed) and frees the copy.</summary>
+    /// <summary>Brings the resident stream home (unless the device has failed or is gone) and frees the copy.</summary>
     public void Release()
     {
         if (_released) return;
         try { if (_resident is not null) BringHome(_resident); }
-        catch (CudaException) { Detach(); }
+        catch (Exception e) when (e is ObjectDisposedException or CudaException) { Detach(); }
         finally
         {
             _released = true;

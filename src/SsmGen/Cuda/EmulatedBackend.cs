@@ -43,8 +43,10 @@ public sealed unsafe class EmulatedBackend : GpuBackend
         return false;
     }
 
+    // Like a CUDA context, a disposed emulation refuses every call but Free (whose memory a context would have taken along).
     public override ulong Allocate(long bytes)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
         void* p = NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 1), 256);
         NativeMemory.Clear(p, (nuint)bytes);
@@ -54,10 +56,10 @@ public sealed unsafe class EmulatedBackend : GpuBackend
     public override void Free(ulong address) => NativeMemory.AlignedFree((void*)address);
     public override void* AllocatePinned(long bytes) => (void*)Allocate(bytes);
     public override void FreePinned(void* pointer) => Free((ulong)pointer);
-    public override void CopyToDevice(ulong destination, void* source, long bytes) => Buffer.MemoryCopy(source, (void*)destination, bytes, bytes);
-    public override void CopyToHost(void* destination, ulong source, long bytes) => Buffer.MemoryCopy((void*)source, destination, bytes, bytes);
-    public override void CopyOnDevice(ulong destination, ulong source, long bytes) => Buffer.MemoryCopy((void*)source, (void*)destination, bytes, bytes);
-    public override void Clear(ulong address, long bytes) => NativeMemory.Clear((void*)address, (nuint)bytes);
+    public override void CopyToDevice(ulong destination, void* source, long bytes) { ObjectDisposedException.ThrowIf(_disposed, this); Buffer.MemoryCopy(source, (void*)destination, bytes, bytes); }
+    public override void CopyToHost(void* destination, ulong source, long bytes) { ObjectDisposedException.ThrowIf(_disposed, this); Buffer.MemoryCopy((void*)source, destination, bytes, bytes); }
+    public override void CopyOnDevice(ulong destination, ulong source, long bytes) { ObjectDisposedException.ThrowIf(_disposed, this); Buffer.MemoryCopy((void*)source, (void*)destination, bytes, bytes); }
+    public override void Clear(ulong address, long bytes) { ObjectDisposedException.ThrowIf(_disposed, this); NativeMemory.Clear((void*)address, (nuint)bytes); }
     public override void Synchronize() { }
 
     public override GpuModule Load(string source, string name, IReadOnlyList<string> kernels)
@@ -114,6 +116,7 @@ public sealed unsafe class EmulatedBackend : GpuBackend
 
     public override void Launch(GpuFunction function, Dim3 grid, Dim3 block, void** arguments)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this); // its kernels' library is unloaded
         if (grid.Count == 0 || block.Count == 0) throw new ArgumentException($"Launch of {function.Name} with an empty grid or block.");
         if (block.Count > 1024 || block.Z > 64) throw new ArgumentException($"Launch of {function.Name} with block {block}; CUDA allows at most 1024 threads and z ≤ 64.");
         if (grid.Y > 65535 || grid.Z > 65535) throw new ArgumentException($"Launch of {function.Name} with grid {grid}; CUDA allows y and z up to 65535.");
@@ -122,6 +125,7 @@ public sealed unsafe class EmulatedBackend : GpuBackend
 
     public override void Sgemm(bool transposeA, bool transposeB, int m, int n, int k, float alpha, ulong a, int lda, ulong b, int ldb, float beta, ulong c, int ldc)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         float* pa = (float*)a, pb = (float*)b, pc = (float*)c;
         for (int j = 0; j < n; j++)
             for (int i = 0; i < m; i++)

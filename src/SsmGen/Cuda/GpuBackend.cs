@@ -16,6 +16,8 @@ public readonly struct KernelArgument
     private KernelArgument(ulong bits) => Bits = bits;
     public static implicit operator KernelArgument(ulong address) => new(address);
     public static implicit operator KernelArgument(int value) => new((uint)value);
+    /// <summary>A 64-bit count (an element count past 2³¹), for a kernel parameter declared long.</summary>
+    public static implicit operator KernelArgument(long value) => new((ulong)value);
     public static implicit operator KernelArgument(float value) => new(BitConverter.SingleToUInt32Bits(value));
 }
 

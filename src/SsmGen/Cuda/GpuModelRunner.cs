@@ -184,11 +184,11 @@ public sealed unsafe class GpuModelRunner : IDisposable
     public void Dispose()
     {
         if (_disposed) return;
-        // The optimizer outlives the model: its moments come home first (unless the device has failed).
-        try { _moments?.Release(); } catch (CudaException) { }
+        // The optimizer outlives the model: its moments come home first (unless the device has failed or was disposed first).
+        try { _moments?.Release(); } catch (Exception e) when (e is ObjectDisposedException or CudaException) { }
         _moments = null;
         // So does a stream stepped on the device.
-        try { _stateSlot?.Release(); } catch (CudaException) { }
+        try { _stateSlot?.Release(); } catch (Exception e) when (e is ObjectDisposedException or CudaException) { }
         _stateSlot = null;
         _disposed = true;
         FreeAll();

@@ -282,4 +282,31 @@ public class GpuModelRefusalTests
         Assert.Throws<ObjectDisposedException>(() => model.Forward(new float[8], 2, 4, y));
         model.Dispose(); // a second Dispose does nothing
     }
+
+    [EmulationFact]
+    public void AnRnnWiderThanTheGpuPathRefusesTheDeviceAndSaysWhy()
+    {
+        using var device = ComputeDevice.CudaEmulation();
+        var e = Assert.Throws<NotSupportedException>(() => new WideRnn(1, 2, ModelUse.Inference, device));
+        Assert.Contains("hidden size 6145 exceeds the GPU path's 6144", e.Message);
+        Assert.DoesNotContain(WideRnn.CudaKernels, k => k.StartsWith("rnn_", StringComparison.Ordinal)); // its module still compiles
+        using var cpu = new WideRnn(1, 2, ModelUse.Inference); // the CPU runs it
+        var y = new float[2];
+        cpu.Forward(new float[] { 1f, 2f }, 1, 2, y);
+        Assert.All(y, v => Assert.True(float.IsFinite(v)));
+    }
+
+    [EmulationFact]
+    public void DisposingTheDeviceBeforeTheModelStillFreesTheModel()
+    {
+        var device = ComputeDevice.CudaEmulation();
+        var model = new SmokeModel(1, 4, ModelUse.Inference, device);
+        model.Initialize(2);
+        var state = model.CreateState();
+        var y = new float[model.Config.Output];
+        model.Step(state, new float[] { 1f }, y); // a stream on the device
+        device.Dispose();
+        model.Dispose(); // must not throw: the stream cannot come home, the model is still disposed
+        Assert.Throws<ObjectDisposedException>(() => model.Step(state, new float[] { 1f }, y));
+    }
 }

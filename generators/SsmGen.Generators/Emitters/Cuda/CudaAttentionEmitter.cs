@@ -226,7 +226,7 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
         w.Line("// the MLP half");
         w.Line($"Launch(\"layernorm_forward\", (uint)rows, NormThreads, {i}X1, {Param(l, "norm2.weight")}, {Param(l, "norm2.bias")}, {i}U2, {i}Mean2, {i}Rstd2);");
         w.Line($"Linear({i}U2, {Param(l, "mlp.fc1.weight")}, {Param(l, "mlp.fc1.bias")}, {i}F1, rows, H, {l.Mlp});");
-        w.Line($"Launch(\"gelu_forward\", Blocks((long)rows * {l.Mlp}), 128, {i}F1, {i}Act, rows * {l.Mlp});");
+        w.Line($"Launch(\"gelu_forward\", Blocks((long)rows * {l.Mlp}), 128, {i}F1, {i}Act, (long)rows * {l.Mlp});");
         w.Line($"Runner.Gpu.CopyOnDevice({next}, {i}X1, 4L * rows * H);");
         w.Line($"Linear({i}Act, {Param(l, "mlp.fc2.weight")}, {Param(l, "mlp.fc2.bias")}, {next}, rows, {l.Mlp}, H, accumulate: true);");
         w.Close();
@@ -242,7 +242,7 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
         w.Line("int rows = batch * length;");
         w.Line($"uint items = Blocks((long)batch * {l.Heads} * length);");
         w.Line($"LinearBackward({i}Act, {Param(l, "mlp.fc2.weight")}, _dX, _adAct, {Param(l, "mlp.fc2.weight", "G")}, {Param(l, "mlp.fc2.bias", "G")}, rows, {m}, H);");
-        w.Line($"Launch(\"gelu_backward\", Blocks((long)rows * {m}), 128, _adAct, {i}F1, _adF1, rows * {m});");
+        w.Line($"Launch(\"gelu_backward\", Blocks((long)rows * {m}), 128, _adAct, {i}F1, _adF1, (long)rows * {m});");
         w.Line($"LinearBackward({i}U2, {Param(l, "mlp.fc1.weight")}, _adF1, _adU2, {Param(l, "mlp.fc1.weight", "G")}, {Param(l, "mlp.fc1.bias", "G")}, rows, H, {m});");
         w.Line("// _dX becomes dL/d(stream after attention): the residual plus the path through the second norm");
         w.Line($"LayerNormBackward({i}X1, {Param(l, "norm2.weight")}, {i}Mean2, {i}Rstd2, _adU2, _dX, {Param(l, "norm2.weight", "G")}, {Param(l, "norm2.bias", "G")}, rows);");
@@ -271,12 +271,12 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
         w.Line($"Launch(\"layernorm_forward\", 1, NormThreads, x, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, _s0, _sMean, _sRstd);");
         w.Line($"Linear(_s0, {Param(l, "mixer.in_proj.weight")}, {Param(l, "mixer.in_proj.bias")}, _s1, 1, H, 3 * H);");
         w.Line($"Launch(\"{v}_rotate\", Blocks(H), 128, _s1, 1, 1, 0, t);");
-        w.Line($"Launch(\"{v}_step\", 1, {(l.Heads + 31) / 32 * 32}, _s1, cache, _s2, t, _m._maxLength);");
+        w.Line($"Launch(\"{v}_step\", Blocks({l.Heads}), 128, _s1, cache, _s2, t, _m._maxLength);");
         w.Line("Runner.Gpu.CopyOnDevice(_s3, x, 4L * H);");
         w.Line($"Linear(_s2, {Param(l, "mixer.out_proj.weight")}, {Param(l, "mixer.out_proj.bias")}, _s3, 1, H, H, accumulate: true);");
         w.Line($"Launch(\"layernorm_forward\", 1, NormThreads, _s3, {Param(l, "norm2.weight")}, {Param(l, "norm2.bias")}, _s4, _sMean, _sRstd);");
         w.Line($"Linear(_s4, {Param(l, "mlp.fc1.weight")}, {Param(l, "mlp.fc1.bias")}, _s5, 1, H, {l.Mlp});");
-        w.Line($"Launch(\"gelu_forward\", Blocks({l.Mlp}), 128, _s5, _s6, {l.Mlp});");
+        w.Line($"Launch(\"gelu_forward\", Blocks({l.Mlp}), 128, _s5, _s6, {l.Mlp}L);");
         w.Line("Runner.Gpu.CopyOnDevice(next, _s3, 4L * H);");
         w.Line($"Linear(_s6, {Param(l, "mlp.fc2.weight")}, {Param(l, "mlp.fc2.bias")}, next, 1, {l.Mlp}, H, accumulate: true);");
         w.Close();

@@ -54,9 +54,9 @@ __device__ __forceinline__ float mamba_decay_(float dt, float a) { return expf(f
 __device__ __forceinline__ float softplus_(float v) { return v > 20.0f ? v : log1pf(expf(v)); }
 
 // dx = dy·SiLU'(x), SiLU'(x) = σ(x)(1 + x(1 − σ(x))); dx may alias dy.
-extern "C" __global__ void silu_backward(const float* __restrict__ x, const float* dy, float* dx, int n)
+extern "C" __global__ void silu_backward(const float* __restrict__ x, const float* dy, float* dx, long n)
 {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     float s = sigmoid_(x[i]);
     dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
@@ -103,54 +103,60 @@ extern "C" __global__ void {{v}}_scan_fused(const float* __restrict__ u, const f
     {{k}}
     __shared__ float sp[SEGS][N][32], ss[SEGS][N][32], carry[N][32];
     int lane = threadIdx.x, seg = threadIdx.y, e = blockIdx.x * 32 + lane, chunks = (length + CHUNK - 1) / CHUNK;
-    long b = blockIdx.y;
     bool on = e < E;
     float a[N];
 #pragma unroll
-    for (int n = 0; n < N; n++) { a[n] = on ? mamba_a_(a_log[e * N + n]) : 0.0f; if (seg == 0) carry[n][lane] = 0.0f; }
+    for (int n = 0; n < N; n++) a[n] = on ? mamba_a_(a_log[e * N + n]) : 0.0f;
     float dd = on ? d[e] : 0.0f;
-    for (int kc0 = 0; kc0 < chunks; kc0 += SEGS)
+    for (long b = blockIdx.y; b < batch; b += gridDim.y) // the grid's y extent is capped at 65535
     {
-        int kc = kc0 + seg, t0 = kc * CHUNK, t1 = min(length, t0 + CHUNK); // a chunk past the end is empty: the identity
-        float h[N], pr[N];
+        __syncthreads(); // the previous row's last carry is written
+        if (seg == 0)
 #pragma unroll
-        for (int n = 0; n < N; n++) { h[n] = 0.0f; pr[n] = 1.0f; }
-        if (on)
+            for (int n = 0; n < N; n++) carry[n][lane] = 0.0f;
+        for (int kc0 = 0; kc0 < chunks; kc0 += SEGS)
+        {
+            int kc = kc0 + seg, t0 = kc * CHUNK, t1 = min(length, t0 + CHUNK); // a chunk past the end is empty: the identity
+            float h[N], pr[N];
+#pragma unroll
+            for (int n = 0; n < N; n++) { h[n] = 0.0f; pr[n] = 1.0f; }
+            if (on)
+                for (int t = t0; t < t1; t++)
+                {
+                    long row = b * length + t;
+                    float dt = softplus_(dtpre[row * E + e]), du = dt * u[row * E + e];
+                    const float* bc = dbc + row * DBC + R;
+#pragma unroll
+                    for (int n = 0; n < N; n++) { float q = mamba_decay_(dt, a[n]); h[n] = q * h[n] + du * bc[n]; pr[n] *= q; }
+                }
+#pragma unroll
+            for (int n = 0; n < N; n++) { sp[seg][n][lane] = pr[n]; ss[seg][n][lane] = h[n]; }
+            __syncthreads(); // the carry from the last tile is written too
+#pragma unroll
+            for (int n = 0; n < N; n++)
+            {
+                float c = carry[n][lane];
+                for (int j = 0; j < seg; j++) c = sp[j][n][lane] * c + ss[j][n][lane];
+                h[n] = c;
+            }
+            __syncthreads(); // every thread has read the carry and the chunks before it
+            if (seg == SEGS - 1)
+#pragma unroll
+                for (int n = 0; n < N; n++) carry[n][lane] = pr[n] * h[n] + ss[seg][n][lane];
+            if (!on || kc >= chunks) continue;
+#pragma unroll
+            for (int n = 0; n < N; n++) h0[((b * chunks + kc) * N + n) * E + e] = h[n];
             for (int t = t0; t < t1; t++)
             {
                 long row = b * length + t;
-                float dt = softplus_(dtpre[row * E + e]), du = dt * u[row * E + e];
+                float uu = u[row * E + e], dt = softplus_(dtpre[row * E + e]), du = dt * uu, y = dd * uu;
                 const float* bc = dbc + row * DBC + R;
 #pragma unroll
-                for (int n = 0; n < N; n++) { float q = mamba_decay_(dt, a[n]); h[n] = q * h[n] + du * bc[n]; pr[n] *= q; }
+                for (int n = 0; n < N; n++) { h[n] = mamba_decay_(dt, a[n]) * h[n] + du * bc[n]; y += bc[N + n] * h[n]; }
+                float z = xz[row * 2 * E + E + e];
+                ys[row * E + e] = y;
+                g[row * E + e] = y * z * sigmoid_(z);
             }
-#pragma unroll
-        for (int n = 0; n < N; n++) { sp[seg][n][lane] = pr[n]; ss[seg][n][lane] = h[n]; }
-        __syncthreads(); // the carry from the last tile is written too
-#pragma unroll
-        for (int n = 0; n < N; n++)
-        {
-            float c = carry[n][lane];
-            for (int j = 0; j < seg; j++) c = sp[j][n][lane] * c + ss[j][n][lane];
-            h[n] = c;
-        }
-        __syncthreads(); // every thread has read the carry and the chunks before it
-        if (seg == SEGS - 1)
-#pragma unroll
-            for (int n = 0; n < N; n++) carry[n][lane] = pr[n] * h[n] + ss[seg][n][lane];
-        if (!on || kc >= chunks) continue;
-#pragma unroll
-        for (int n = 0; n < N; n++) h0[((b * chunks + kc) * N + n) * E + e] = h[n];
-        for (int t = t0; t < t1; t++)
-        {
-            long row = b * length + t;
-            float uu = u[row * E + e], dt = softplus_(dtpre[row * E + e]), du = dt * uu, y = dd * uu;
-            const float* bc = dbc + row * DBC + R;
-#pragma unroll
-            for (int n = 0; n < N; n++) { h[n] = mamba_decay_(dt, a[n]) * h[n] + du * bc[n]; y += bc[N + n] * h[n]; }
-            float z = xz[row * 2 * E + E + e];
-            ys[row * E + e] = y;
-            g[row * E + e] = y * z * sigmoid_(z);
         }
     }
 }
@@ -470,7 +476,7 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
         w.Line($"Launch(\"{v}_conv_forward\", Blocks((long)rows * {l.E}), 128, {i}XZ, {Param(l, m + "conv1d.weight")}, {Param(l, m + "conv1d.bias")}, {i}C, {i}Act, rows, length);");
         w.Line($"Linear({i}Act, {Param(l, m + "x_proj.weight")}, 0UL, {i}Dbc, rows, {l.E}, {l.Dbc});");
         w.Line($"Linear({i}Dbc, {Param(l, m + "dt_proj.weight")}, {Param(l, m + "dt_proj.bias")}, {i}DtPre, rows, {l.R}, {l.E}, ldx: {l.Dbc});");
-        w.Line($"Runner.Gpu.Launch(Runner.Module[\"{v}_scan_fused\"], new Dim3({(l.E + 31) / 32}, (uint)batch), new Dim3(32, {Segments(l)}), {i}Act, {i}DtPre, {i}Dbc, {Param(l, m + "A_log")}, {Param(l, m + "D")}, {i}XZ, {i}H0, {i}Ys, {i}G, batch, length);");
+        w.Line($"Runner.Gpu.Launch(Runner.Module[\"{v}_scan_fused\"], new Dim3({(l.E + 31) / 32}, (uint)Math.Min(batch, 65535)), new Dim3(32, {Segments(l)}), {i}Act, {i}DtPre, {i}Dbc, {Param(l, m + "A_log")}, {Param(l, m + "D")}, {i}XZ, {i}H0, {i}Ys, {i}G, batch, length);");
         w.Line($"Runner.Gpu.CopyOnDevice({next}, {x}, 4L * rows * H);");
         w.Line($"Linear({i}G, {Param(l, m + "out_proj.weight")}, 0UL, {next}, rows, {l.E}, H, accumulate: true);");
         w.Close();
@@ -497,7 +503,7 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
         w.Line("// dt_proj reads and writes the Δ-input columns of the x_proj rows in place (leading dimension DBC)");
         w.Line($"LinearBackward({i}Dbc, {Param(l, m + "dt_proj.weight")}, _mdPre, _mdDbc, {Param(l, m + "dt_proj.weight", "G")}, {Param(l, m + "dt_proj.bias", "G")}, rows, {l.R}, {e}, ldx: {l.Dbc});");
         w.Line($"LinearBackward({i}Act, {Param(l, m + "x_proj.weight")}, _mdDbc, _mdU, {Param(l, m + "x_proj.weight", "G")}, 0UL, rows, {e}, {l.Dbc}, accumulate: true);");
-        w.Line($"Launch(\"silu_backward\", Blocks((long)rows * {e}), 128, {i}C, _mdU, _mdU, rows * {e});");
+        w.Line($"Launch(\"silu_backward\", Blocks((long)rows * {e}), 128, {i}C, _mdU, _mdU, (long)rows * {e});");
         w.Line($"Launch(\"{v}_conv_backward_input\", Blocks((long)rows * {e}), 128, _mdU, {Param(l, m + "conv1d.weight")}, _mdXZ, rows, length);");
         w.Line($"Launch(\"{v}_conv_weight_partials\", Blocks((long)rowChunks * {e}), 128, {i}XZ, _mdU, _partial, rows, length);");
         w.Line($"ColumnFinish(_partial, {Param(l, m + "conv1d.weight", "G")}, rowChunks, {e * l.Spec.ConvWidth});");

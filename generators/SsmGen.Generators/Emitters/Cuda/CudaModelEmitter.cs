@@ -181,15 +181,15 @@ extern "C" __global__ void rmsnorm_backward(const float* __restrict__ x, const f
     }
 }
 
-extern "C" __global__ void gelu_forward(const float* __restrict__ y, float* __restrict__ g, int n)
+extern "C" __global__ void gelu_forward(const float* __restrict__ y, float* __restrict__ g, long n)
 {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) g[i] = gelu_(y[i]);
 }
 
-extern "C" __global__ void gelu_backward(const float* __restrict__ dg, const float* __restrict__ y, float* __restrict__ dy, int n)
+extern "C" __global__ void gelu_backward(const float* __restrict__ dg, const float* __restrict__ y, float* __restrict__ dy, long n)
 {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) dy[i] = dg[i] * gelu_grad_(y[i]);
 }
 
@@ -468,8 +468,16 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         int maxWidth = new[] { 2 * s.DModel, s.Output, plan.InputWidth, CudaMambaEmitter.MaxColumnWidth(plan), CudaRnnEmitter.MaxColumnWidth(plan), CudaIdsEmitter.MaxColumnWidth(plan), CudaAttentionEmitter.MaxColumnWidth(plan) }.Max();
         int maxModes = plan.S4DLayers.Any() ? plan.S4DLayers.Max(l => l.Modes) : 1;
         w.Line();
+        var unsupported = CudaRnnEmitter.Unsupported(plan).ToList();
+        if (unsupported.Count > 0)
+        {
+            w.Line("/// <summary>Why this model cannot run on a GPU (it runs on the CPU).</summary>");
+            w.Line($"private static readonly string? Unsupported = \"{string.Join("; ", unsupported)}\"; // no quotes or escapes inside");
+            w.Line();
+        }
         w.Open($"public GpuPath({s.ClassName} model, ComputeDevice device, int maxBatch, int maxLength, bool training)");
         {
+            if (unsupported.Count > 0) w.Line($"if (Unsupported is not null) throw new NotSupportedException($\"{s.ClassName} cannot run on a GPU: {{Unsupported}}; build it without a device to run it on the CPU.\");");
             w.Line("_m = model;");
             w.Line("long rows = (long)maxBatch * maxLength, outRows = PerToken ? rows : maxBatch;");
             w.Line("long Take(long floats) { long at = _used; _used += (floats + 63) / 64 * 64; return 4 * at; } // a byte offset, 256-byte aligned");

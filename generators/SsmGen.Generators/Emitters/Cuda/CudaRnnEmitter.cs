@@ -19,7 +19,15 @@ internal static class CudaRnnEmitter
     /// <summary>Threads per batch row: whole warps, at most 256.</summary>
     private static int Threads(RnnLayerPlan l) => System.Math.Min(256, (l.Hd + 31) / 32 * 32);
 
-    private static IEnumerable<RnnLayerPlan> Variants(ModelPlan plan) => plan.RnnLayers.GroupBy(Name).Select(g => g.First());
+    /// <summary>Largest hidden size the GPU path runs: the backward keeps two hidden vectors in 48 KiB of shared memory.</summary>
+    public const int MaxHidden = 6144;
+
+    /// <summary>Why the GPU path cannot run this plan's RNN blocks, or nothing.</summary>
+    public static IEnumerable<string> Unsupported(ModelPlan plan) => plan.RnnLayers.Where(l => l.Hd > MaxHidden)
+        .Select(l => $"block {l.Index}'s RNN hidden size {l.Hd} exceeds the GPU path's {MaxHidden} (its recurrence keeps the hidden state in one block's shared memory)");
+
+    // Variants past MaxHidden get no kernels, so the module still compiles; such a model refuses a GPU device.
+    private static IEnumerable<RnnLayerPlan> Variants(ModelPlan plan) => plan.RnnLayers.Where(l => l.Hd <= MaxHidden).GroupBy(Name).Select(g => g.First());
 
     public static void EmitKernels(StringBuilder cu, ModelPlan plan, List<string> names)
     {
