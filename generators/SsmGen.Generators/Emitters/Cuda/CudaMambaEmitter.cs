@@ -161,9 +161,9 @@ extern "C" __global__ void {{v}}_scan_fused(const float* __restrict__ u, const f
     }
 }
 
-// The backward's carry, one thread per (b, n, e) walking the chunks (reverse: from the last): s[chunk] ← what flows
-// into the chunk (λ arriving from the right), carried as c ← p·c + s.
-extern "C" __global__ void {{v}}_chunk_carry(const float* __restrict__ p, float* __restrict__ s, int batch, int length, int reverse)
+// The backward's carry, one thread per (b, n, e) walking the chunks from the last: s[chunk] ← what flows into the
+// chunk (λ arriving from the right), carried as c ← p·c + s.
+extern "C" __global__ void {{v}}_chunk_carry(const float* __restrict__ p, float* __restrict__ s, int batch, int length)
 {
     {{k}}
     int chunks = (length + CHUNK - 1) / CHUNK;
@@ -171,11 +171,10 @@ extern "C" __global__ void {{v}}_chunk_carry(const float* __restrict__ p, float*
     if (idx >= (long)batch * N * E) return;
     int e = (int)(idx % E), n = (int)(idx / E % N); long b = idx / ((long)N * E);
     float c = 0.0f;
-    for (int j = 0; j < chunks; j++)
+    for (int kc = chunks - 1; kc >= 0; kc--)
     {
-        int kc = reverse ? chunks - 1 - j : j;
         long at = ((b * chunks + kc) * N + n) * E + e;
-        bool last = j == chunks - 1; // its own contribution flows nowhere, so it was not computed
+        bool last = kc == 0; // its own contribution flows nowhere, so it was not computed
         float local = last ? 0.0f : s[at];
         s[at] = c;
         if (!last) c = p[at] * c + local;
@@ -469,9 +468,7 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
         string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", next = ModelEmitter.Next(plan, l), m = "mixer.";
         w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
         w.Line("int rows = batch * length;");
-        w.Line(l.Rms
-            ? $"Launch(\"rmsnorm_forward\", (uint)rows, NormThreads, {x}, {Param(l, "norm.weight")}, {i}U, {i}Rstd);"
-            : $"Launch(\"layernorm_forward\", (uint)rows, NormThreads, {x}, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, {i}U, {i}Mean, {i}Rstd);");
+        w.Line(NormForward(l.Rms, l.Prefix + "norm", x, $"{i}U", $"{i}Mean", $"{i}Rstd", "rows"));
         w.Line($"Linear({i}U, {Param(l, m + "in_proj.weight")}, 0UL, {i}XZ, rows, H, {2 * l.E});");
         w.Line($"Launch(\"{v}_conv_forward\", Blocks((long)rows * {l.E}), 128, {i}XZ, {Param(l, m + "conv1d.weight")}, {Param(l, m + "conv1d.bias")}, {i}C, {i}Act, rows, length);");
         w.Line($"Linear({i}Act, {Param(l, m + "x_proj.weight")}, 0UL, {i}Dbc, rows, {l.E}, {l.Dbc});");
@@ -495,7 +492,7 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
         w.Line($"Launch(\"{v}_gate_backward\", Blocks((long)rows * {e}), 128, {i}Ys, {i}XZ, _mdG, _mdYs, _mdXZ, rows);");
         w.Line("// the scan backwards: local adjoints per chunk, the carry between chunks, then each chunk with recomputed states");
         w.Line($"Launch(\"{v}_chunk_adjoint\", scan, 128, _mdYs, {i}DtPre, {i}Dbc, {Param(l, m + "A_log")}, _mGl, _mP, batch, length);");
-        w.Line($"Launch(\"{v}_chunk_carry\", Blocks((long)batch * {l.N * e}), 128, _mP, _mGl, batch, length, 1);");
+        w.Line($"Launch(\"{v}_chunk_carry\", Blocks((long)batch * {l.N * e}), 128, _mP, _mGl, batch, length);");
         w.Line($"Launch(\"{v}_chunk_backward\", scan, 128, {i}Act, {i}DtPre, {i}Dbc, {Param(l, m + "A_log")}, {Param(l, m + "D")}, _mdYs, {i}H0, _mGl, _mdU, _mdPre, _mBc, _mP, _mdD, batch, length);");
         w.Line($"Launch(\"{v}_bc_reduce\", Blocks((long)rows * {2 * l.N}), 128, _mBc, _mdDbc, rows);");
         w.Line($"ColumnSums(_mP, {Param(l, m + "A_log", "G")}, batch * chunks, {e * l.N});");
@@ -524,9 +521,7 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
         w.Open($"private void Layer{l.Index}Step(ulong state, int t, ulong x, ulong next)");
         w.Line($"// state: conv window (E, W−1), then h (E, N); scratch: _s0 norm out, _s1 (x | z), _s2 SiLU(conv), _s3 (Δ in | B | C), _s4 Δ before softplus, _s5 gated y");
         w.Line($"ulong window = At(state, S_l{l.Index}), h = At(state, S_l{l.Index} + {e * (l.Spec.ConvWidth - 1)});");
-        w.Line(l.Rms
-            ? $"Launch(\"rmsnorm_forward\", 1, NormThreads, x, {Param(l, "norm.weight")}, _s0, _sRstd);"
-            : $"Launch(\"layernorm_forward\", 1, NormThreads, x, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, _s0, _sMean, _sRstd);");
+        w.Line(NormForward(l.Rms, l.Prefix + "norm", "x", "_s0", "_sMean", "_sRstd", "1"));
         w.Line($"Linear(_s0, {Param(l, m + "in_proj.weight")}, 0UL, _s1, 1, H, {2 * e});");
         w.Line($"Launch(\"{v}_conv_step\", Blocks({e}), 128, _s1, {Param(l, m + "conv1d.weight")}, {Param(l, m + "conv1d.bias")}, window, _s2);");
         w.Line($"Linear(_s2, {Param(l, m + "x_proj.weight")}, 0UL, _s3, 1, {e}, {l.Dbc});");

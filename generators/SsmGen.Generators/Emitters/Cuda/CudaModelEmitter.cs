@@ -608,7 +608,7 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
             w.Line($"Layer{l.Index}Step(s, t, {from}, {to});");
             k++;
         }
-        EmitFinalNorm(w, plan, k % 2 == 0 ? "_sX0" : "_sX1", "_sN", "_sMean", "_sRstd", "1");
+        w.Line(NormForward(n.FinalRms, n.FinalNorm, k % 2 == 0 ? "_sX0" : "_sX1", "_sN", "_sMean", "_sRstd", "1"));
         if (plan.Spec.Pooling == 0) w.Line("Launch(\"pool_mean_step\", Blocks(H), 128, At(s, S_pool), _sN, _sP, t);");
         w.Line($"Linear({(plan.Spec.Pooling == 0 ? "_sP" : "_sN")}, {P(n.Decoder + ".weight")}, {(n.DecoderBias ? P(n.Decoder + ".bias") : "0UL")}, _sOut, 1, H, OutputSize);");
         w.Line("Runner.Download(_sOut, y.Slice(0, OutputSize));");
@@ -697,13 +697,13 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         }
     }
 
-    private static void EmitFinalNorm(CodeWriter w, ModelPlan plan, string x, string y, string mean, string rstd, string rows)
-    {
-        var n = plan.Names;
-        w.Line(n.FinalRms
-            ? $"Launch(\"rmsnorm_forward\", (uint){rows}, NormThreads, {x}, {P(n.FinalNorm + ".weight")}, {y}, {rstd});"
-            : $"Launch(\"layernorm_forward\", (uint){rows}, NormThreads, {x}, {P(n.FinalNorm + ".weight")}, {P(n.FinalNorm + ".bias")}, {y}, {mean}, {rstd});");
-    }
+    /// <summary>
+    /// The launch of a RMSNorm or LayerNorm forward over <paramref name="rows"/> rows; <paramref name="norm"/> is the
+    /// norm's full parameter prefix (its ".weight", and ".bias" for LayerNorm).
+    /// </summary>
+    internal static string NormForward(bool rms, string norm, string x, string y, string mean, string rstd, string rows) => rms
+        ? $"Launch(\"rmsnorm_forward\", (uint)({rows}), NormThreads, {x}, {P(norm + ".weight")}, {y}, {rstd});"
+        : $"Launch(\"layernorm_forward\", (uint)({rows}), NormThreads, {x}, {P(norm + ".weight")}, {P(norm + ".bias")}, {y}, {mean}, {rstd});";
 
     private static void EmitForward(CodeWriter w, ModelPlan plan)
     {
@@ -714,7 +714,7 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         w.Line("int rows = batch * length, outRows = PerToken ? rows : batch;");
         EmitEncoder(w, plan, "input", "tokens", "_input", "_tokens", "_l0X", "rows");
         foreach (var l in plan.Layers) w.Line($"Layer{l.Index}Forward(batch, length);");
-        EmitFinalNorm(w, plan, "_xf", "_nf", "_meanF", "_rstdF", "rows");
+        w.Line(NormForward(n.FinalRms, n.FinalNorm, "_xf", "_nf", "_meanF", "_rstdF", "rows"));
         if (plan.Spec.Pooling == 0) w.Line("Launch(\"pool_mean_forward\", Blocks(batch * H), 128, _nf, _pooled, batch, length);");
         if (plan.Spec.Pooling == 1) w.Line("Launch(\"pool_last_forward\", Blocks(batch * H), 128, _nf, _pooled, batch, length);");
         w.Line($"Linear(_pooled, {P(n.Decoder + ".weight")}, {(n.DecoderBias ? P(n.Decoder + ".bias") : "0UL")}, _out, outRows, H, OutputSize);");
