@@ -31,8 +31,3 @@ public partial class CheckAttention { }
 [SsmModel(Vocab = 16, DModel = 256, Output = 16, Pooling = Pooling.None)]
 [MambaLayer(N = 16, Expand = 2, ConvWidth = 4, Repeat = 2)]
 public partial class MambaBench { }
-
-/// <summary>The word-problem convergence check: a one-block Mamba on Z₆₀ (abelian: one layer suffices).</summary>
-[SsmModel(Vocab = 60, DModel = 64, Output = 60, Pooling = Pooling.None)]
-[MambaLayer(N = 16, Expand = 2)]
-public partial class WordProblemMamba { }

@@ -4,7 +4,7 @@ using SsmGen;
 using SsmGen.Cuda;
 using SsmGen.Examples.GpuCheck;
 
-// ssm-gpu-check [all | equivalence | converge | bench | scan | pack-mnist OUT] [--emulation] [--quick] [--mnist FILE]
+// ssm-gpu-check [all | equivalence | converge | bench | scan | pack-mnist OUT] [--emulation] [--quick] [--mnist FILE] [--kinds S4D,IDS,…]
 //   On a GPU: the checks issue 7 asks for. With --emulation --quick: the same code paths, tiny sizes, on the CPU
 //   emulation of the kernels (to check this program without a GPU). Exit code 1 when a check fails.
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
@@ -31,7 +31,7 @@ if (device.Backend is CudaBackend cuda)
     Console.WriteLine($"  {cuda.MultiprocessorCount} SMs, {cuda.TotalMemory / (1 << 30)} GiB, peak memory bandwidth {cuda.PeakBandwidthBytesPerSecond / 1e9:F0} GB/s, driver {cuda.DriverVersion.Major}.{cuda.DriverVersion.Minor}");
 var report = new Report();
 var watch = Stopwatch.StartNew();
-if (command is "all" or "equivalence") Checks.Equivalence(device, quick, report);
+if (command is "all" or "equivalence") Checks.Equivalence(device, quick, report, Option("--kinds"));
 if (command is "all" or "converge") Checks.Converge(device, quick, mnist, report);
 if (command is "all" or "bench") Checks.Bench(device, quick, report);
 if (command is "all" or "scan") Checks.Scan(device, quick, report);

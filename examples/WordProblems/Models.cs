@@ -1,3 +1,4 @@
+using SsmGen.Cuda;
 using SsmGen;
 
 namespace SsmGen.Examples.WordProblems;
@@ -99,28 +100,29 @@ public static class Zoo
     /// </summary>
     public static float LearningRate(string kind) => kind is "Mamba" or "Attention" ? 5e-3f : 2e-2f;
 
-    public static ISsmModel Create(string kind, int depth, int maxBatch, int maxLength) => (kind, depth) switch
+    /// <summary>The model of a kind and depth; on the CPU, or on <paramref name="device"/> when one is given.</summary>
+    public static ISsmModel Create(string kind, int depth, int maxBatch, int maxLength, ComputeDevice? device = null) => (kind, depth) switch
     {
-        ("S4D", 1) => new S4DDepth1(maxBatch, maxLength),
-        ("S4D", 2) => new S4DDepth2(maxBatch, maxLength),
-        ("S4D", 3) => new S4DDepth3(maxBatch, maxLength),
-        ("S4D", 4) => new S4DDepth4(maxBatch, maxLength),
-        ("Mamba", 1) => new MambaDepth1(maxBatch, maxLength),
-        ("Mamba", 2) => new MambaDepth2(maxBatch, maxLength),
-        ("Mamba", 3) => new MambaDepth3(maxBatch, maxLength),
-        ("Mamba", 4) => new MambaDepth4(maxBatch, maxLength),
-        ("Rnn", 1) => new RnnDepth1(maxBatch, maxLength),
-        ("Rnn", 2) => new RnnDepth2(maxBatch, maxLength),
-        ("Rnn", 3) => new RnnDepth3(maxBatch, maxLength),
-        ("Rnn", 4) => new RnnDepth4(maxBatch, maxLength),
-        ("Ids", 1) => new IdsDepth1(maxBatch, maxLength),
-        ("Ids", 2) => new IdsDepth2(maxBatch, maxLength),
-        ("Ids", 3) => new IdsDepth3(maxBatch, maxLength),
-        ("Ids", 4) => new IdsDepth4(maxBatch, maxLength),
-        ("Attention", 1) => new AttentionDepth1(maxBatch, maxLength),
-        ("Attention", 2) => new AttentionDepth2(maxBatch, maxLength),
-        ("Attention", 3) => new AttentionDepth3(maxBatch, maxLength),
-        ("Attention", 4) => new AttentionDepth4(maxBatch, maxLength),
+        ("S4D", 1) => new S4DDepth1(maxBatch, maxLength, ModelUse.Training, device),
+        ("S4D", 2) => new S4DDepth2(maxBatch, maxLength, ModelUse.Training, device),
+        ("S4D", 3) => new S4DDepth3(maxBatch, maxLength, ModelUse.Training, device),
+        ("S4D", 4) => new S4DDepth4(maxBatch, maxLength, ModelUse.Training, device),
+        ("Mamba", 1) => new MambaDepth1(maxBatch, maxLength, ModelUse.Training, device),
+        ("Mamba", 2) => new MambaDepth2(maxBatch, maxLength, ModelUse.Training, device),
+        ("Mamba", 3) => new MambaDepth3(maxBatch, maxLength, ModelUse.Training, device),
+        ("Mamba", 4) => new MambaDepth4(maxBatch, maxLength, ModelUse.Training, device),
+        ("Rnn", 1) => new RnnDepth1(maxBatch, maxLength, ModelUse.Training, device),
+        ("Rnn", 2) => new RnnDepth2(maxBatch, maxLength, ModelUse.Training, device),
+        ("Rnn", 3) => new RnnDepth3(maxBatch, maxLength, ModelUse.Training, device),
+        ("Rnn", 4) => new RnnDepth4(maxBatch, maxLength, ModelUse.Training, device),
+        ("Ids", 1) => new IdsDepth1(maxBatch, maxLength, ModelUse.Training, device),
+        ("Ids", 2) => new IdsDepth2(maxBatch, maxLength, ModelUse.Training, device),
+        ("Ids", 3) => new IdsDepth3(maxBatch, maxLength, ModelUse.Training, device),
+        ("Ids", 4) => new IdsDepth4(maxBatch, maxLength, ModelUse.Training, device),
+        ("Attention", 1) => new AttentionDepth1(maxBatch, maxLength, ModelUse.Training, device),
+        ("Attention", 2) => new AttentionDepth2(maxBatch, maxLength, ModelUse.Training, device),
+        ("Attention", 3) => new AttentionDepth3(maxBatch, maxLength, ModelUse.Training, device),
+        ("Attention", 4) => new AttentionDepth4(maxBatch, maxLength, ModelUse.Training, device),
         _ => throw new ArgumentException($"No model for kind '{kind}' at depth {depth}: kinds are {string.Join(", ", Kinds)}, depths 1–{MaxDepth}."),
     };
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using SsmGen.Cuda;
 using SsmGen.Tasks;
 using SsmGen.Training;
 
@@ -38,13 +39,13 @@ public static class Runner
     /// next length once the held-out words cut to the current one reach the target: one run, one budget, and the
     /// longest length it reached. Every batch is fresh words from a seeded stream that never yields a held-out word.
     /// </summary>
-    public static RunResult Train(RunConfig c, FiniteGroup group, WordProblemSet validation, IReadOnlyList<int>? curriculum = null, Action<int, int, double>? progress = null)
+    public static RunResult Train(RunConfig c, FiniteGroup group, WordProblemSet validation, IReadOnlyList<int>? curriculum = null, Action<int, int, double>? progress = null, ComputeDevice? device = null)
     {
         var clock = Stopwatch.StartNew();
         curriculum ??= [c.Length];
         if (curriculum.Count == 0 || curriculum[^1] != c.Length || curriculum.Zip(curriculum.Skip(1)).Any(p => p.First >= p.Second) || curriculum[0] < 1)
             throw new ArgumentException($"The curriculum must be ascending lengths ending at the run's length {c.Length}; got {string.Join(", ", curriculum)}.", nameof(curriculum));
-        var model = Zoo.Create(c.Kind, c.Depth, c.Batch, c.Length);
+        using var model = Zoo.Create(c.Kind, c.Depth, c.Batch, c.Length, device);
         model.Initialize(c.Seed);
         var trainer = new Trainer(model, new TrainerOptions
         {
