@@ -112,8 +112,24 @@ public sealed class S4DOperator
         return mean;
     }
 
-    /// <summary>One sequence through the expression; adds Σ_t y to <paramref name="waveSums"/> per block when given.</summary>
-    private double[] Sequence(ReadOnlySpan<float> s, int length, DecoderSeries? series, double[][]? waveSums)
+    /// <summary>
+    /// One sequence through the exact expression, keeping each block's S4D input u and oscillator output y, both
+    /// (L, H) row-major: what the ring picture and the wave plots read.
+    /// </summary>
+    public (double[] U, double[] Y)[] Trace(ReadOnlySpan<float> sequence, int length)
+    {
+        if (length <= 0 || sequence.Length != (long)length * Config.InputWidth)
+            throw new ArgumentException($"Expected {length}·{Config.InputWidth} input values; got {sequence.Length}.", nameof(sequence));
+        var trace = new (double[] U, double[] Y)[Config.Layers.Count];
+        Sequence(sequence, length, null, null, trace);
+        return trace;
+    }
+
+    /// <summary>
+    /// One sequence through the expression; adds Σ_t y to <paramref name="waveSums"/> per block and keeps copies of u
+    /// and y in <paramref name="trace"/> when given.
+    /// </summary>
+    private double[] Sequence(ReadOnlySpan<float> s, int length, DecoderSeries? series, double[][]? waveSums, (double[] U, double[] Y)[]? trace = null)
     {
         int h = Config.DModel;
         var x = new double[length * h];
@@ -166,6 +182,7 @@ public sealed class S4DOperator
                     }
                 }
             }
+            if (trace is not null) trace[i] = (u.ToArray(), y.ToArray());
             if (waveSums is not null)
                 for (int t = 0; t < length; t++)
                     for (int k = 0; k < h; k++) waveSums[i][k] += y[t * h + k];

@@ -1,0 +1,71 @@
+using ScottPlot;
+using SsmGen.Interpretability;
+
+namespace SsmGen.Examples.Oscillators;
+
+/// <summary>The report's PNG figures, drawn with ScottPlot.</summary>
+public sealed class Figures : IFigures
+{
+    /// <summary>Frequency against damping, one dot per oscillator, coloured by amplitude quartile.</summary>
+    public void FrequencyDamping(string path, S4DBlockOscillators block)
+    {
+        var plt = new Plot();
+        var os = block.Oscillators.OrderBy(o => o.Amplitude).ToArray();
+        var colormap = new ScottPlot.Colormaps.Viridis();
+        for (int q = 0; q < 4; q++)
+        {
+            var part = os[(q * os.Length / 4)..((q + 1) * os.Length / 4)];
+            if (part.Length == 0) continue;
+            var s = plt.Add.ScatterPoints(part.Select(o => Math.Log10(o.Damping)).ToArray(), part.Select(o => Math.Abs(o.Frequency)).ToArray());
+            s.Color = colormap.GetColor(q / 3.0).WithAlpha(0.7);
+            s.MarkerSize = 3 + 2 * q;
+            s.LegendText = $"amplitude quartile {q + 1} (2|W| ≤ {part[^1].Amplitude:G3})";
+        }
+        plt.Title($"Block {block.Block}: {os.Length} oscillators");
+        plt.XLabel("log₁₀ damping γ = −Re A");
+        plt.YLabel("|frequency| ω = |Im A|");
+        plt.ShowLegend(Alignment.UpperRight);
+        plt.SavePng(path, 900, 600);
+    }
+
+    /// <summary>A channel's kernel (the oscillators' sum, D left out) beside its three strongest oscillators.</summary>
+    public void Kernel(string path, S4DBlockOscillators block, int channel, int length)
+    {
+        var plt = new Plot();
+        var k = block.Kernel(channel, length, includeSkip: false);
+        var total = plt.Add.Signal(k);
+        total.LegendText = "kernel: Σ of all oscillators";
+        total.LineWidth = 2;
+        foreach (var o in block.Channel(channel).ToArray().OrderByDescending(o => o.Amplitude).Take(3))
+        {
+            var term = plt.Add.Signal(Enumerable.Range(0, length).Select(o.KernelTerm).ToArray());
+            term.LegendText = $"mode {o.Mode}: 2|W| = {o.Amplitude:G3}, ω = {o.Frequency:G3}, decay {o.DecaySteps:G3} steps";
+            term.LinePattern = LinePattern.Dashed;
+        }
+        plt.Title($"Block {block.Block}, channel {channel}: the kernel as damped sinusoids");
+        plt.XLabel("lag l (steps)");
+        plt.ShowLegend(Alignment.UpperRight);
+        plt.SavePng(path, 1000, 520);
+    }
+
+    /// <summary>|z_j(t)| as an image: time down, ring node across.</summary>
+    public void Ring(string path, double[] ring, int length, int nodes, string title)
+    {
+        var data = new double[length, nodes];
+        for (int t = 0; t < length; t++)
+        {
+            // each step scaled to its own largest node, so the shape stays visible while the amplitude decays
+            double max = 0;
+            for (int j = 0; j < nodes; j++) max = Math.Max(max, ring[t * nodes + j]);
+            for (int j = 0; j < nodes; j++) data[t, j] = max > 0 ? ring[t * nodes + j] / max : 0;
+        }
+        var plt = new Plot();
+        var map = plt.Add.Heatmap(data);
+        map.Colormap = new ScottPlot.Colormaps.Turbo();
+        plt.Add.ColorBar(map);
+        plt.Title(title);
+        plt.XLabel("ring node j");
+        plt.YLabel("time step t");
+        plt.SavePng(path, 700, 900);
+    }
+}
