@@ -57,7 +57,7 @@ public sealed class Figures : IFigures
             // each step scaled to its own largest node, so the shape stays visible while the amplitude decays
             double max = 0;
             for (int j = 0; j < nodes; j++) max = Math.Max(max, ring[t * nodes + j]);
-            for (int j = 0; j < nodes; j++) data[t, j] = max > 0 ? ring[t * nodes + j] / max : 0;
+            for (int j = 0; j < nodes; j++) data[length - 1 - t, j] = max > 0 ? ring[t * nodes + j] / max : 0; // row 0 is drawn on top
         }
         var plt = new Plot();
         var map = plt.Add.Heatmap(data);
@@ -67,5 +67,25 @@ public sealed class Figures : IFigures
         plt.XLabel("ring node j");
         plt.YLabel("time step t");
         plt.SavePng(path, 700, 900);
+    }
+
+    /// <summary>Accuracy lost removing two bands (the diagonal: one band), as a heat map.</summary>
+    public void Bands(string path, BandAblation ablation)
+    {
+        int n = ablation.Bands.Length;
+        var data = new double[n, n];
+        for (int a = 0; a < n; a++)
+            for (int b = 0; b < n; b++) data[n - 1 - a, b] = 100 * ablation.Drop[a, b]; // row 0 is drawn on top
+        var plt = new Plot();
+        var map = plt.Add.Heatmap(data);
+        map.Colormap = new ScottPlot.Colormaps.Viridis();
+        plt.Add.ColorBar(map).Label = "accuracy points lost";
+        var ticks = Enumerable.Range(0, n).Select(i => new Tick(i, i == 0 ? "π" : $"π/{1 << i}")).ToArray();
+        plt.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks);
+        plt.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks);
+        plt.Title($"Accuracy lost removing oscillator bands (|θ| below each label, one octave each; all kept: {100 * ablation.Full:F1}%)");
+        plt.XLabel("band (upper edge of |θ|)");
+        plt.YLabel("band (upper edge of |θ|)");
+        plt.SavePng(path, 900, 780);
     }
 }

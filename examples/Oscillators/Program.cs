@@ -57,8 +57,17 @@ try
     var heldOut = Take(test[..Math.Min(digits, test.Length)], $"the first {Math.Min(digits, test.Length)} of the run's 1,500 held-out {kind} digits");
     var calibration = Take(train[..64], $"64 {kind} training digits");
 
-    var summary = OscillatorReport.Write(checkpoint, output, heldOut, calibration, new Figures(), Progress, discretization, pooling, block, channel);
-    Progress($"kernel = Σ damped sinusoids within {summary.KernelCheck:E1}; operator = reference forward within {summary.OperatorVsReference:E1}");
+    // The generated model of a checkpoint of the sMNIST example (its metadata names the class): the report checks the
+    // operator against its Forward and runs the band removals on it (much faster than the operator).
+    using ISsmModel? model = meta.TryGetValue("model", out var name) ? name switch
+    {
+        nameof(SmnistModel) => new SmnistModel(50, MnistData.Pixels, ModelUse.Inference),
+        nameof(QuickSmnistModel) => new QuickSmnistModel(50, MnistData.Pixels, ModelUse.Inference),
+        _ => null,
+    } : null;
+    var summary = OscillatorReport.Write(checkpoint, output, heldOut, calibration, new Figures(), Progress, discretization, pooling, block, channel, model);
+    Progress($"kernel = Σ damped sinusoids within {summary.KernelCheck:E1}; operator = reference forward within {summary.OperatorVsReference:E1}" +
+        (summary.OperatorVsModel is { } m ? $", = the model's Forward within {m:E1}" : ""));
     Progress("accuracy with the decoders cut at order " + string.Join(", ", summary.Truncation.Select(r => $"{r.Order}: {r.Accuracy:P2}")));
     Progress($"report: {Path.Combine(output, "report.md")}");
     return 0;

@@ -13,7 +13,18 @@ public sealed record Sequences(float[] Inputs, int[] Labels, int Length, string 
 }
 
 /// <summary>What the report measures, for the console and for tests.</summary>
-public sealed record ReportSummary(ModelConfig Config, double KernelCheck, double OperatorVsReference, IReadOnlyList<(string Order, double Accuracy)> Truncation, double? RingSpeedPredicted, double RingSpeedMeasured);
+public sealed record ReportSummary(ModelConfig Config, double KernelCheck, double OperatorVsReference, double? OperatorVsModel,
+    IReadOnlyList<(string Order, double Accuracy)> Truncation, BandAblation Bands, double? RingSpeedPredicted, double RingSpeedMeasured);
+
+/// <summary>
+/// Accuracy with oscillator bands removed: band b holds the oscillators whose step angle |θ| = |arg Ā| lies in
+/// (π/2^(b+1), π/2^b] (the last band everything slower). Drop[a, b] is the accuracy lost removing bands a and b
+/// (a = b: band a alone); the interaction of a pair is its drop beyond the two single drops.
+/// </summary>
+public sealed record BandAblation(string[] Bands, int[] Counts, double Full, double[,] Drop)
+{
+    public double Interaction(int a, int b) => Drop[a, b] - Drop[a, a] - Drop[b, b];
+}
 
 /// <summary>The PNG figures; the report's text and CSV do not depend on them.</summary>
 public interface IFigures
@@ -21,6 +32,7 @@ public interface IFigures
     void FrequencyDamping(string path, S4DBlockOscillators block);
     void Kernel(string path, S4DBlockOscillators block, int channel, int length);
     void Ring(string path, double[] ring, int length, int nodes, string title);
+    void Bands(string path, BandAblation ablation);
 }
 
 /// <summary>
@@ -34,11 +46,15 @@ public static class OscillatorReport
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
     public static ReportSummary Write(string checkpoint, string output, Sequences heldOut, Sequences calibration, IFigures? figures,
-        Action<string> progress, Discretization discretization = Discretization.Zoh, Pooling pooling = Pooling.Mean, int block = 0, int? channel = null)
+        Action<string> progress, Discretization discretization = Discretization.Zoh, Pooling pooling = Pooling.Mean, int block = 0, int? channel = null,
+        ISsmModel? model = null)
     {
         var file = SafetensorsFile.Read(checkpoint);
         var read = S4DCheckpoint.Read(file, discretization, pooling);
         var config = read.Config;
+        if (model is not null && !ParameterLayout.Build(config).Select(p => (p.Name, p.ShapeText)).SequenceEqual(model.ParameterTable.Select(p => (p.Name, p.ShapeText))))
+            throw new ArgumentException($"The model given ({model.GetType().Name}) has another parameter table than the checkpoint.");
+        if (model is not null) Checkpoint.Load(model, file);
         if (heldOut.Inputs.Length != heldOut.Count * heldOut.Length * config.InputWidth)
             throw new ArgumentException($"The held-out sequences hold {heldOut.Inputs.Length} values, not {heldOut.Count}·{heldOut.Length}·{config.InputWidth} for this model.");
         if ((uint)block >= (uint)config.Layers.Count) throw new ArgumentException($"Block {block} is outside 0..{config.Layers.Count - 1}.");
@@ -65,13 +81,16 @@ public static class OscillatorReport
         var (predicted, measured) = RingSection(md, op, s4d, h, heldOut, output, figures);
 
         progress("the exact operator: text, LaTeX and its check");
-        double operatorCheck = OperatorSection(md, op, config, read.Parameters, heldOut, output);
+        var (operatorCheck, operatorVsModel) = OperatorSection(md, op, config, read.Parameters, heldOut, output, model);
 
         progress("wave interactions: the decoder series at orders 1, 2, 3");
         var truncation = Interactions(md, op, heldOut, calibration, output, progress);
 
+        progress("wave interactions: oscillator bands removed one and two at a time");
+        var bands = Bands(md, op, config, read.Parameters, heldOut, output, figures, model, progress);
+
         File.WriteAllText(Path.Combine(output, "report.md"), md.ToString());
-        return new ReportSummary(config, kernelCheck, operatorCheck, truncation, predicted, measured);
+        return new ReportSummary(config, kernelCheck, operatorCheck, operatorVsModel, truncation, bands, predicted, measured);
     }
 
     private static double Oscillators(StringBuilder md, OscillatorView view, ModelConfig config, float[] parameters, string output, IFigures? figures)
@@ -246,7 +265,7 @@ public static class OscillatorReport
         return num / den;
     }
 
-    private static double OperatorSection(StringBuilder md, S4DOperator op, ModelConfig config, float[] parameters, Sequences heldOut, string output)
+    private static (double Reference, double? Model) OperatorSection(StringBuilder md, S4DOperator op, ModelConfig config, float[] parameters, Sequences heldOut, string output, ISsmModel? model)
     {
         File.WriteAllText(Path.Combine(output, "operator.txt"), op.ToText());
         File.WriteAllText(Path.Combine(output, "operator.tex"), op.ToLatex());
@@ -270,35 +289,127 @@ public static class OscillatorReport
         md.AppendLine("```");
         md.AppendLine();
         md.AppendLine(Inv, $"An evaluator written from that expression alone reproduces the reference model (float64) on {count} held-out sequences within **{check:E1}** of the largest logit.");
+        double? vsModel = null;
+        if (model is not null)
+        {
+            var y = Evaluate(model, heldOut.Inputs.AsSpan(0, count * length * width).ToArray(), count, length);
+            vsModel = y.Zip(exact, (a, b) => Math.Abs(a - b)).Max() / y.Max(v => Math.Abs((double)v));
+            md.AppendLine(Inv, $"Against the generated model's own Forward ({model.GetType().Name}, float32): within **{vsModel:E1}**.");
+        }
         md.AppendLine();
-        return check;
+        return (check, vsModel);
+    }
+
+    /// <summary>The model's logits over many sequences, in batches of its largest batch.</summary>
+    private static float[] Evaluate(ISsmModel model, float[] inputs, int count, int length)
+    {
+        int width = model.Config.InputWidth, classes = model.Config.Output;
+        var logits = new float[count * classes];
+        for (int i = 0; i < count; i += model.MaxBatch)
+        {
+            int n = Math.Min(model.MaxBatch, count - i);
+            model.Forward(inputs.AsSpan(i * length * width, n * length * width), n, length, logits.AsSpan(i * classes, n * classes));
+        }
+        return logits;
+    }
+
+    private static double Accuracy(ReadOnlySpan<double> logits, int[] labels, int classes)
+    {
+        int correct = 0;
+        for (int i = 0; i < labels.Length; i++)
+        {
+            var row = logits.Slice(i * classes, classes);
+            int best = 0;
+            for (int c = 1; c < classes; c++) if (row[c] > row[best]) best = c;
+            if (best == labels[i]) correct++;
+        }
+        return (double)correct / labels.Length;
+    }
+
+    private static BandAblation Bands(StringBuilder md, S4DOperator op, ModelConfig config, float[] parameters, Sequences heldOut, string output,
+        IFigures? figures, ISsmModel? model, Action<string> progress)
+    {
+        const int Count = 8;
+        var names = Enumerable.Range(0, Count).Select(b => b == Count - 1 ? $"|θ| ≤ π/{1 << b}" : $"π/{1 << (b + 1)} < |θ| ≤ {(b == 0 ? "π" : $"π/{1 << b}")}").ToArray();
+        string Cell(int b) => names[b].Replace("|", "\\|", StringComparison.Ordinal); // a markdown table cell
+        int Band(Oscillator o) => Math.Min(Count - 1, (int)Math.Floor(Math.Log2(Math.PI / Math.Max(Math.Abs(o.StepAngle), 1e-300))));
+        var all = op.Oscillators.Blocks.SelectMany(b => b.Oscillators).ToArray();
+        var counts = new int[Count];
+        foreach (var o in all) counts[Band(o)]++;
+        var table = ParameterLayout.Build(config).ToDictionary(t => t.Name);
+        int modes = op.Oscillators.Blocks[0].Modes;
+        double Run(Func<int, bool> removed)
+        {
+            // removing an oscillator: C = 0, so W = C·B̄ = 0 and its damped sinusoid vanishes from the kernel
+            var p = (float[])parameters.Clone();
+            foreach (var o in all)
+                if (removed(Band(o)))
+                {
+                    int at = table[$"layers.{o.Block}.mixer.C"].Offset + 2 * (o.Channel * modes + o.Mode);
+                    p[at] = p[at + 1] = 0;
+                }
+            if (model is not null)
+            {
+                p.CopyTo(model.Parameters);
+                var y = Evaluate(model, heldOut.Inputs, heldOut.Count, heldOut.Length);
+                return Accuracy(Array.ConvertAll(y, v => (double)v), heldOut.Labels, config.Output);
+            }
+            var masked = S4DOperator.FromParameters(config, p);
+            return Accuracy(masked.Forward(heldOut.Inputs, heldOut.Count, heldOut.Length), heldOut.Labels, config.Output);
+        }
+        double full = Run(_ => false);
+        var drop = new double[Count, Count];
+        for (int a = 0; a < Count; a++)
+        {
+            progress($"  without band {a + 1} of {Count} ({counts[a]} oscillators), then with each other band");
+            for (int b = a; b < Count; b++) drop[a, b] = drop[b, a] = full - Run(x => x == a || x == b);
+        }
+        if (model is not null) parameters.CopyTo(model.Parameters);
+        var ablation = new BandAblation(names, counts, full, drop);
+
+        var csv = new StringBuilder("band_a,band_b,oscillators_a,oscillators_b,accuracy_drop,interaction\n");
+        for (int a = 0; a < Count; a++)
+            for (int b = a; b < Count; b++)
+                csv.AppendLine(Inv, $"\"{names[a]}\",\"{names[b]}\",{counts[a]},{counts[b]},{drop[a, b]:R},{(a == b ? 0 : ablation.Interaction(a, b)):R}");
+        File.WriteAllText(Path.Combine(output, "bands.csv"), csv.ToString());
+
+        md.AppendLine("## 6. Which oscillators interact");
+        md.AppendLine();
+        md.AppendLine(Inv, $"Oscillators grouped by octave of their step angle |θ| = |arg Ā| (radians turned per step), removed (C = 0) one band and two bands at a time; accuracy on {heldOut.Description}, {100 * full:F2}% with all of them{(model is null ? " (exact operator)" : $" ({model.GetType().Name})")}. The interaction of a pair is the accuracy its joint removal costs beyond the two single removals: positive when the bands stand in for each other, negative when each needs the other.");
+        md.AppendLine();
+        md.AppendLine("| band | oscillators | accuracy lost alone |");
+        md.AppendLine("|---|---|---|");
+        for (int a = 0; a < Count; a++) md.AppendLine(Inv, $"| {Cell(a)} | {counts[a]} | {100 * drop[a, a]:F2} points |");
+        md.AppendLine();
+        md.AppendLine("Strongest pairs (by |interaction|):");
+        md.AppendLine();
+        md.AppendLine("| bands | lost together | interaction |");
+        md.AppendLine("|---|---|---|");
+        var pairs = from a in Enumerable.Range(0, Count) from b in Enumerable.Range(a + 1, Count - a - 1) select (a, b);
+        foreach (var (a, b) in pairs.OrderByDescending(q => Math.Abs(ablation.Interaction(q.a, q.b))).Take(5))
+            md.AppendLine(Inv, $"| {Cell(a)} and {Cell(b)} | {100 * drop[a, b]:F2} points | {100 * ablation.Interaction(a, b):+0.00;−0.00} points |");
+        md.AppendLine();
+        if (figures is not null)
+        {
+            figures.Bands(Path.Combine(output, "bands.png"), ablation);
+            md.AppendLine("![bands](bands.png)");
+            md.AppendLine();
+        }
+        return ablation;
     }
 
     private static List<(string Order, double Accuracy)> Interactions(StringBuilder md, S4DOperator op, Sequences heldOut, Sequences calibration, string output, Action<string> progress)
     {
-        int width = op.Config.InputWidth;
         var point = op.MeanWaves(calibration.Inputs, calibration.Count, calibration.Length);
         var rows = new List<(string Order, double Accuracy)>();
-        double Accuracy(DecoderSeries? series)
-        {
-            var logits = op.Forward(heldOut.Inputs, heldOut.Count, heldOut.Length, series);
-            int classes = op.Config.Output, correct = 0;
-            for (int i = 0; i < heldOut.Count; i++)
-            {
-                var row = logits.AsSpan(i * classes, classes);
-                int best = 0;
-                for (int c = 1; c < classes; c++) if (row[c] > row[best]) best = c;
-                if (best == heldOut.Labels[i]) correct++;
-            }
-            return (double)correct / heldOut.Count;
-        }
+        double With(DecoderSeries? series) => Accuracy(op.Forward(heldOut.Inputs, heldOut.Count, heldOut.Length, series), heldOut.Labels, op.Config.Output);
         foreach (int order in new[] { 1, 2, 3 })
         {
             progress($"  order {order} on {heldOut.Count} sequences");
-            rows.Add(($"{order}", Accuracy(new DecoderSeries(order, point))));
+            rows.Add(($"{order}", With(new DecoderSeries(order, point))));
         }
         progress("  the exact decoder");
-        rows.Add(("full", Accuracy(null)));
+        rows.Add(("full", With(null)));
         File.WriteAllText(Path.Combine(output, "interactions.csv"), "order,accuracy\n" + string.Join("", rows.Select(r => $"{r.Order},{r.Accuracy.ToString("R", Inv)}\n")));
         md.AppendLine("## 5. Wave interactions");
         md.AppendLine();

@@ -38,13 +38,18 @@ public sealed class OscillatorReportTests : IDisposable
         Checkpoint.Save(model, checkpoint);
 
         var steps = new List<string>();
-        var summary = OscillatorReport.Write(checkpoint, Path.Combine(_dir, "report"), Random(24, Length, 7), Random(8, Length, 9), figures: null, steps.Add);
-        foreach (var file in new[] { "report.md", "oscillators.csv", "operator.txt", "operator.tex", "interactions.csv" })
+        using var evaluator = new SmokeModel(12, Length, ModelUse.Inference);
+        var summary = OscillatorReport.Write(checkpoint, Path.Combine(_dir, "report"), Random(24, Length, 7), Random(8, Length, 9), figures: null, steps.Add, model: evaluator);
+        foreach (var file in new[] { "report.md", "oscillators.csv", "operator.txt", "operator.tex", "interactions.csv", "bands.csv" })
             Assert.True(File.Exists(Path.Combine(_dir, "report", file)), $"{file} is missing");
         Assert.Equal(2 * 16 * 8 + 1, File.ReadAllLines(Path.Combine(_dir, "report", "oscillators.csv")).Length);
         Assert.True(summary.KernelCheck < 1e-12, $"kernel check {summary.KernelCheck:E2}");
         Assert.True(summary.OperatorVsReference < 1e-12, $"operator check {summary.OperatorVsReference:E2}");
+        Assert.True(summary.OperatorVsModel < 1e-5, $"operator vs the model's Forward {summary.OperatorVsModel:E2}");
         Assert.Equal(["1", "2", "3", "full"], summary.Truncation.Select(r => r.Order));
+        // every oscillator falls in one band, and removing bands is measured against the same full accuracy
+        Assert.Equal(2 * 16 * 8, summary.Bands.Counts.Sum());
+        Assert.Equal(summary.Truncation[^1].Accuracy, summary.Bands.Full, 9);
         // the exact decoder is the model: its accuracy is the trained model's own on these sequences
         var y = new float[24 * 4];
         var eval = Random(24, Length, 7);
