@@ -4,7 +4,7 @@ using SsmGen.Interpretability;
 namespace SsmGen.Examples.Oscillators;
 
 /// <summary>The report's PNG figures, drawn with ScottPlot.</summary>
-public sealed class Figures : IFigures
+public sealed class Figures : IFigures, ISelectiveFigures
 {
     /// <summary>Frequency against damping, one dot per oscillator, coloured by amplitude quartile.</summary>
     public void FrequencyDamping(string path, S4DBlockOscillators block)
@@ -87,5 +87,24 @@ public sealed class Figures : IFigures
         plt.XLabel("band (upper edge of |θ|)");
         plt.YLabel("band (upper edge of |θ|)");
         plt.SavePng(path, 900, 780);
+    }
+
+    /// <summary>log₁₀ of each state's decay time 1/(Δ_t·|A_n|) over the text, for one inner channel: time across, state up.</summary>
+    public void Decay(string path, SelectiveView view, int channel, string text)
+    {
+        var damping = view.DampingPerStep(channel);
+        var data = new double[view.States, view.Length];
+        for (int t = 0; t < view.Length; t++)
+            for (int n = 0; n < view.States; n++) data[view.States - 1 - n, t] = Math.Log10(1 / damping[t * view.States + n]); // row 0 on top
+        var plt = new Plot();
+        var map = plt.Add.Heatmap(data);
+        map.Colormap = new ScottPlot.Colormaps.Viridis();
+        plt.Add.ColorBar(map).Label = "log₁₀ decay time (steps)";
+        var ticks = Enumerable.Range(0, view.Length).Select(t => new Tick(t, text[t] == ' ' ? "␣" : text[t].ToString())).ToArray();
+        plt.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks);
+        plt.Title($"Mamba block {view.Block}, channel {channel}: each state's memory per character (exp(Δ_t·A_n) per step)");
+        plt.XLabel("character");
+        plt.YLabel("state n");
+        plt.SavePng(path, Math.Max(900, 14 * view.Length), 520);
     }
 }

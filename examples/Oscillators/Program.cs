@@ -4,6 +4,7 @@ using SsmGen;
 using SsmGen.Checkpoints;
 using SsmGen.Examples.Mnist;
 using SsmGen.Examples.Oscillators;
+using SsmGen.Examples.Sonnets;
 
 // The oscillator report of a trained S4D checkpoint:
 //   dotnet run -c Release --project examples/Oscillators -- runs/smnist/checkpoint.safetensors [options]
@@ -11,7 +12,8 @@ CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 const string Usage = """
     usage: Oscillators CHECKPOINT [--out DIR] [--digits N] [--block B] [--channel H] [--bilinear] [--pooling mean|last]
                                   [--data DIR]
-      CHECKPOINT       a safetensors file of an S4D stack (an sMNIST or psMNIST checkpoint of examples/SequentialMnist)
+      CHECKPOINT       a safetensors file of an S4D stack (an sMNIST or psMNIST checkpoint of examples/SequentialMnist),
+                       or of the sonnet model of examples/Sonnets (Mamba: the selective view, token by token)
       --out DIR        the report folder (default: 'oscillators' beside the checkpoint)
       --digits N       held-out digits for the accuracy of the truncated decoders (default 500)
       --block, --channel  the channel of the kernel and ring figures (default: block 0, its strongest channel)
@@ -39,8 +41,20 @@ try
     var clock = Stopwatch.StartNew();
     void Progress(string what) => Console.WriteLine($"[{clock.Elapsed:mm\\:ss}] {what}");
 
+    var file = SafetensorsFile.Read(checkpoint);
+    if (file.TryGet("backbone.layers.0.mixer.A_log", out _))
+    {
+        // A Mamba checkpoint: the selective view, for the sonnet model of examples/Sonnets.
+        const string Line = "In faith, I do not love thee with mine eyes, For they in thee a thousand errors note;"; // sonnet 141, held out
+        using var sonnet = new SonnetModel(1, Line.Length, ModelUse.Inference);
+        Checkpoint.Load(sonnet, file);
+        SelectiveReport.Write(sonnet, Line, CharVocabulary.Encode(Line), output, new Figures(), Progress);
+        Progress($"report: {Path.Combine(output, "selective.md")}");
+        return 0;
+    }
+
     // The checkpoint's own held-out digits: the example's seeded split (and permutation for psMNIST), from its metadata.
-    var meta = SafetensorsFile.Read(checkpoint).Metadata;
+    var meta = file.Metadata;
     string task = meta.TryGetValue("task", out var t) ? t : "smnist";
     ulong seed = meta.TryGetValue("seed", out var s) && ulong.TryParse(s, out ulong v) ? v : 1;
     Progress($"checkpoint {checkpoint}: task {task}, seed {seed}{(meta.ContainsKey("task") ? "" : " (no metadata: sMNIST with seed 1 assumed)")}");

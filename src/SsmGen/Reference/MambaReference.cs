@@ -97,6 +97,9 @@ public sealed class MambaReference<T> where T : IFloatingPointIeee754<T>
 
     private static T A(Params p, int i) => -T.Exp(p.ALog[i]);
 
+    /// <summary>Δ of the last <see cref="Forward"/>, (B·L, E): each token's step size per inner channel.</summary>
+    public ReadOnlySpan<T> Delta => _delta;
+
     /// <summary>y (B,L,H) = the mixer applied to x (B,L,H); overwrites y and keeps what the backward needs.</summary>
     public void Forward(Params p, ReadOnlySpan<T> x, Span<T> y, int batch, int length)
     {

@@ -193,6 +193,11 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
         for (int i = 0; i < f.Length; i++) Parameters[i] = T.CreateChecked(f[i]);
     }
 
+    /// <summary>Δ (B·L, E) of Mamba block <paramref name="layer"/> in the last Forward: the selective step sizes.</summary>
+    public ReadOnlySpan<T> MambaDelta(int layer) =>
+        (uint)layer < (uint)_cache.Length && _cache[layer].Mamba is { } m ? m.Delta
+            : throw new InvalidOperationException($"Block {layer} is not a Mamba block of the last Forward.");
+
     private int LayerIndex(string name) => int.Parse(name.Substring(_names.Layers.Length).Split('.')[0]);
 
     /// <summary>Forward over real inputs (B, L, Input).</summary>
