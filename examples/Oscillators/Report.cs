@@ -78,7 +78,7 @@ public static class OscillatorReport
         KernelSection(md, s4d, h, kernelCheck, output, figures);
 
         progress("the ring: impulse and a held-out sequence");
-        var (predicted, measured) = RingSection(md, op, s4d, h, heldOut, output, figures);
+        var (predicted, measured) = RingSection(md, op, s4d, channel ?? RingChannel(s4d), heldOut, output, figures);
 
         progress("the exact operator: text, LaTeX and its check");
         var (operatorCheck, operatorVsModel) = OperatorSection(md, op, config, read.Parameters, heldOut, output, model);
@@ -179,6 +179,23 @@ public static class OscillatorReport
         }
     }
 
+    /// <summary>
+    /// The channel the ring figures show unless one is chosen: the strongest whose bump moves 0.1–0.5 nodes per step
+    /// (M·Δ·δω/2π from its mean spacing), so that its travel is seen step by step rather than aliased; the strongest
+    /// channel when none does.
+    /// </summary>
+    private static int RingChannel(S4DBlockOscillators b)
+    {
+        double Speed(int c)
+        {
+            var modes = b.Channel(c);
+            return Math.Abs(b.Modes * (modes[b.Modes - 1].PhaseAdvance - modes[0].PhaseAdvance) / (b.Modes - 1) / (2 * Math.PI));
+        }
+        double Strength(int c) => b.Channel(c).ToArray().Sum(o => o.Amplitude);
+        var slow = Enumerable.Range(0, b.Channels).Where(c => Speed(c) is >= 0.1 and <= 0.5).ToArray();
+        return (slow.Length > 0 ? slow : Enumerable.Range(0, b.Channels)).MaxBy(Strength);
+    }
+
     private static (double? Predicted, double Measured) RingSection(StringBuilder md, S4DOperator op, S4DBlockOscillators b, int h, Sequences heldOut, string output, IFigures? figures)
     {
         int m = b.Modes, length = Math.Min(400, heldOut.Length);
@@ -195,11 +212,14 @@ public static class OscillatorReport
         var digitInput = op.Trace(heldOut.Inputs.AsSpan(0, heldOut.Length * op.Config.InputWidth), heldOut.Length)[b.Block].U;
         var u = new double[heldOut.Length];
         for (int t = 0; t < u.Length; t++) u[t] = digitInput[t * op.Config.DModel + h];
-        var digit = b.RingActivity(h, u);
+        // The channel's input minus its mean over the sequence: the constant part (the background pixels) only feeds
+        // the ω ≈ 0 mode, node 0 of every step; without it the strokes' waves are what the figure shows.
+        double background = u.Average();
+        var digit = b.RingActivity(h, u.Select(v => v - background).ToArray());
 
         md.AppendLine("## 3. The ring and its waves");
         md.AppendLine();
-        md.AppendLine(Inv, $"The modal states x_n(t) of block {b.Block}, channel {h}, on a ring of M = {m} nodes: z_j(t) = Σ_n x_n(t)·e^(2πi·n·j/M). With evenly spaced frequencies (Lin: ω_n = πn) an impulse becomes a bump that travels −M·Δ·δω/2π nodes per step.");
+        md.AppendLine(Inv, $"The modal states x_n(t) of block {b.Block}, channel {h} (the strongest channel whose bump moves 0.1–0.5 nodes per step, unless one is chosen), on a ring of M = {m} nodes: z_j(t) = Σ_n x_n(t)·e^(2πi·n·j/M). With evenly spaced frequencies (Lin: ω_n = πn) an impulse becomes a bump that travels −M·Δ·δω/2π nodes per step.");
         md.AppendLine();
         md.AppendLine(Inv, $"- Lin-initialized A with this channel's Δ = {b.Channel(h)[0].Dt:G4}: predicted **{predicted:F3}** nodes per step.");
         md.AppendLine(Inv, $"- Trained: the spacing of Δω_n varies by {spacingSpread:P0} (standard deviation of the gaps over their mean); the impulse's peak moves **{measured:F3}** nodes per step (least-squares slope of the unwrapped peak position over its first decay times).");
@@ -208,7 +228,7 @@ public static class OscillatorReport
         {
             figures.Ring(Path.Combine(output, "ring-impulse-trained.png"), trained, length, m, $"Block {b.Block}, channel {h}, trained: an impulse on the ring");
             figures.Ring(Path.Combine(output, "ring-impulse-lin.png"), initial, length, m, $"Same channel with A at its Lin initialization: the travelling bump");
-            figures.Ring(Path.Combine(output, "ring-digit.png"), digit, heldOut.Length, m, $"Block {b.Block}, channel {h}: a held-out sequence (label {heldOut.Labels[0]})");
+            figures.Ring(Path.Combine(output, "ring-digit.png"), digit, heldOut.Length, m, $"Block {b.Block}, channel {h}: a held-out sequence (label {heldOut.Labels[0]}), its mean removed");
             md.AppendLine("![trained](ring-impulse-trained.png)");
             md.AppendLine("![lin](ring-impulse-lin.png)");
             md.AppendLine("![digit](ring-digit.png)");
