@@ -53,18 +53,7 @@ internal static class TrainMnist
                 }
                 loss += trainer.TrainStep(xb, yb, Batch, MnistData.Pixels).Loss;
             }
-            int correct = 0;
-            for (int s = 0; s < test.Length; s += Batch)
-            {
-                int n = Math.Min(Batch, test.Length - s);
-                for (int b = 0; b < n; b++)
-                {
-                    data.CopySequence(test[s + b], perm, xb.AsSpan(b * MnistData.Pixels, MnistData.Pixels));
-                    yb[b] = data.Labels[test[s + b]];
-                }
-                correct += trainer.Evaluate(xb.AsSpan(0, n * MnistData.Pixels), yb.AsSpan(0, n), n, MnistData.Pixels);
-            }
-            double accuracy = (double)correct / test.Length;
+            double accuracy = data.Accuracy(trainer, test, perm, Batch);
             best = Math.Max(best, accuracy);
             Console.WriteLine(FormattableString.Invariant($"{task} epoch {epoch,2}/{epochs}: train loss {loss / stepsPerEpoch:F4}, held-out accuracy {100 * accuracy:F2}% ({clock.Elapsed.TotalSeconds:F0} s)"));
             Checkpoint.Save(model, Path.Combine(output, "checkpoint.safetensors"), new Dictionary<string, string>

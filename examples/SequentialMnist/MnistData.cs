@@ -1,5 +1,6 @@
 using System.Text.Json;
 using SsmGen;
+using SsmGen.Training;
 
 namespace SsmGen.Examples.Mnist;
 
@@ -93,6 +94,25 @@ public sealed class MnistData
         }
         if (permutation is null) image.CopyTo(destination);
         else for (int t = 0; t < Pixels; t++) destination[t] = image[permutation[t]];
+    }
+
+    /// <summary>The trainer's model's accuracy on the digits <paramref name="indices"/>, in batches of at most <paramref name="batch"/>.</summary>
+    public double Accuracy(Trainer trainer, int[] indices, int[]? permutation, int batch)
+    {
+        var x = new float[batch * Pixels];
+        var y = new int[batch];
+        int correct = 0;
+        for (int s = 0; s < indices.Length; s += batch)
+        {
+            int n = Math.Min(batch, indices.Length - s);
+            for (int b = 0; b < n; b++)
+            {
+                CopySequence(indices[s + b], permutation, x.AsSpan(b * Pixels, Pixels));
+                y[b] = Labels[indices[s + b]];
+            }
+            correct += trainer.Evaluate(x.AsSpan(0, n * Pixels), y.AsSpan(0, n), n, Pixels);
+        }
+        return (double)correct / indices.Length;
     }
 
     public static void Shuffle(int[] a, Rng rng)

@@ -121,7 +121,7 @@ static int Run(Options o)
             AnsiConsole.MarkupLineInterpolated($"Saved [bold]{checkpointPath}[/] during epoch {epoch}; continue with --resume {checkpointPath}.");
             return 130;
         }
-        double testAcc = Evaluate(model, trainer, data, test, perm, o.Batch);
+        double testAcc = data.Accuracy(trainer, test, perm, o.Batch);
         var rec = new EpochRecord(epoch, lossSum / step, (double)correct / seen, testAcc, clock.Elapsed.TotalSeconds);
         history.Add(rec);
         SaveCheckpoint(o, model, trainer, history, epoch, checkpointPath, optimizerPath);
@@ -138,24 +138,6 @@ static int Run(Options o)
     if (history.Count > 0)
         AnsiConsole.MarkupLineInterpolated($"Best test accuracy {100 * history.Max(h => h.TestAccuracy):F2}% on {test.Length:N0} held-out digits; {history.Sum(h => h.Seconds) / 60:F1} min of training. Checkpoint, curves.png and kernels.png in {o.Output}.");
     return 0;
-}
-
-static double Evaluate(ISsmModel model, Trainer trainer, MnistData data, int[] idx, int[]? perm, int batch)
-{
-    var x = new float[batch * MnistData.Pixels];
-    var y = new int[batch];
-    int correct = 0;
-    for (int s = 0; s < idx.Length; s += batch)
-    {
-        int n = Math.Min(batch, idx.Length - s);
-        for (int b = 0; b < n; b++)
-        {
-            data.CopySequence(idx[s + b], perm, x.AsSpan(b * MnistData.Pixels, MnistData.Pixels));
-            y[b] = data.Labels[idx[s + b]];
-        }
-        correct += trainer.Evaluate(x.AsSpan(0, n * MnistData.Pixels), y.AsSpan(0, n), n, MnistData.Pixels);
-    }
-    return (double)correct / idx.Length;
 }
 
 static void SaveCheckpoint(Options o, ISsmModel model, Trainer trainer, List<EpochRecord> history, int epoch, string path, string optimizerPath)
