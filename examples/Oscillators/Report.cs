@@ -109,6 +109,7 @@ public static class OscillatorReport
         md.AppendLine("| block | frequency ω | phase advance Δω (rad/step) | damping γ | decay time (steps) | quality ω/2γ | amplitude 2\\|W\\| | share of the amplitude in the strongest 10% |");
         md.AppendLine("|---|---|---|---|---|---|---|---|");
         double kernelCheck = 0;
+        var exact = Array.ConvertAll(parameters, v => (double)v);
         foreach (var b in view.Blocks)
         {
             var os = b.Oscillators;
@@ -122,7 +123,7 @@ public static class OscillatorReport
             double top = amplitudes.Take(Math.Max(1, amplitudes.Length / 10)).Sum() / amplitudes.Sum();
             md.AppendLine(Inv, $"| {b.Block} | {Q(o => o.Frequency)} | {Q(o => Math.Abs(o.PhaseAdvance))} | {Q(o => o.Damping)} | {Q(o => o.DecaySteps)} | {Q(o => o.Quality)} | {Q(o => o.Amplitude)} | {top:P0} |");
             figures?.FrequencyDamping(Path.Combine(output, $"frequency-damping-block{b.Block}.png"), b);
-            kernelCheck = Math.Max(kernelCheck, KernelCheck(config, parameters, b, 784));
+            kernelCheck = Math.Max(kernelCheck, KernelCheck(config, exact, b, 784));
         }
         md.AppendLine();
         if (figures is not null)
@@ -142,11 +143,10 @@ public static class OscillatorReport
     }
 
     /// <summary>Largest |Σ damped sinusoids − K| over the largest |K| of every channel, K from the reference's complex powers.</summary>
-    private static double KernelCheck(ModelConfig config, float[] parameters, S4DBlockOscillators b, int length)
+    private static double KernelCheck(ModelConfig config, double[] p, S4DBlockOscillators b, int length)
     {
         var s = (S4DLayerConfig)config.Layers[b.Block];
         var reference = new S4DReference<double>(config.DModel, s.N, s.Discretization);
-        var p = Array.ConvertAll(parameters, v => (double)v);
         var table = ParameterLayout.Build(config).ToDictionary(t => t.Name);
         Span<double> T(string name) => table.TryGetValue($"layers.{b.Block}.mixer.{name}", out var t) ? p.AsSpan(t.Offset, t.Length) : Span<double>.Empty;
         var k = reference.Kernel(new(T("log_dt"), T("log_A_real"), T("A_imag"), T("B"), T("C"), T("D")), length);
