@@ -82,7 +82,11 @@ try
     var summary = OscillatorReport.Write(checkpoint, output, heldOut, calibration, new Figures(), Progress, discretization, pooling, block, channel, model);
     Progress($"kernel = Σ damped sinusoids within {summary.KernelCheck:E1}; operator = reference forward within {summary.OperatorVsReference:E1}" +
         (summary.OperatorVsModel is { } m ? $", = the model's Forward within {m:E1}" : ""));
-    Progress("accuracy with the decoders cut at order " + string.Join(", ", summary.Truncation.Select(r => $"{r.Order}: {r.Accuracy:P2}")));
+    Progress("accuracy with the decoders' Taylor series cut at order " + string.Join(", ", summary.Truncation.Select(r => $"{r.Order}: {r.Accuracy:P2}")));
+    foreach (var f in summary.Series.Fit)
+        Progress($"block {f.Block}: its Taylor series diverges at {f.Diverging:P2} of the exact model's (step, channel) evaluations");
+    foreach (var (p, q, b, accuracy) in summary.Series.Polynomial)
+        Progress($"{(b is null ? "every block" : $"block {b} alone")} with GELU and σ polynomials of degrees {p} and {q} (degree {p * (1 + q)} in the waves): {accuracy:P2}");
     Progress($"report: {Path.Combine(output, "report.md")}");
     return 0;
 }

@@ -6,12 +6,16 @@ namespace SsmGen.Interpretability;
 /// m in (y − y₀) are the products of m waves, so order 1 is the linear wave model and order 2 adds pairwise wave
 /// interactions. Computed by truncated Taylor arithmetic in one variable ε along y₀ + ε·(y − y₀) — the coefficient of
 /// εᵐ collects exactly the degree-m terms — and summed at ε = 1. The LayerNorms, pooling and read-out stay exact.
-/// The GLU's sigmoid has poles at ±iπ, so the series converges only where the gate moves less than π from its value
-/// at y₀: far from the operating point, higher orders can be worse than lower ones.
+/// The sigmoid (poles at ±iπ) and GELU's tanh have complex poles, so the series converges only near y₀: where a wave
+/// reaches farther, higher orders are worse than lower ones. <see cref="Fit"/> measures where that happens;
+/// <see cref="PolynomialDecoder"/> is the approximation that converges on every trained model.
 /// </summary>
-public sealed class DecoderSeries
+public sealed class DecoderSeries : DecoderApproximation
 {
-    public DecoderSeries(int order, double[][] operatingPoint)
+    /// <param name="order">The highest total degree in the waves kept.</param>
+    /// <param name="operatingPoint">y₀ per block and channel.</param>
+    /// <param name="block">Replace only this block's decoder, the others exact; null: every block's.</param>
+    public DecoderSeries(int order, double[][] operatingPoint, int? block = null) : base(block)
     {
         if (order < 0) throw new ArgumentOutOfRangeException(nameof(order), $"The order must be 0 or more; got {order}.");
         ArgumentNullException.ThrowIfNull(operatingPoint);
@@ -24,15 +28,16 @@ public sealed class DecoderSeries
     /// <summary>y₀ per block and channel.</summary>
     public double[][] OperatingPoint { get; }
 
-    internal void Check(S4DOperator op)
+    internal override void Check(S4DOperator op)
     {
+        base.Check(op);
         int blocks = op.Config.Layers.Count, h = op.Config.DModel;
         if (OperatingPoint.Length != blocks || OperatingPoint.Any(p => p is null || p.Length != h))
             throw new ArgumentException($"The operating point needs {blocks} blocks of {h} channels.");
     }
 
     /// <summary>x += the series of GLU(W·GELU(y) + b) per time step.</summary>
-    internal void Add(int block, ReadOnlySpan<double> y, ReadOnlySpan<double> w, ReadOnlySpan<double> bias, Span<double> x, int length, int h)
+    internal override void Add(int block, ReadOnlySpan<double> y, ReadOnlySpan<double> w, ReadOnlySpan<double> bias, Span<double> x, int length, int h)
     {
         int k = Order + 1;
         var coefficients = new double[h * k];
@@ -48,6 +53,67 @@ public sealed class DecoderSeries
             }
         }
     }
+
+    /// <summary>
+    /// How well each block's series stands for its decoder where the exact model actually runs: every block's
+    /// series evaluated on the waves y of the exact forward pass (so errors do not compound across blocks), against the
+    /// exact decoder at the same y. One <see cref="DecoderSeriesFit"/> per block.
+    /// </summary>
+    public static DecoderSeriesFit[] Fit(S4DOperator op, ReadOnlySpan<float> input, int batch, int length, double[][] operatingPoint, int order)
+    {
+        ArgumentNullException.ThrowIfNull(op);
+        if (order < 2) throw new ArgumentOutOfRangeException(nameof(order), $"The fit needs order 2 or more to tell convergence; got {order}.");
+        new DecoderSeries(order, operatingPoint).Check(op);
+        int width = op.Config.InputWidth, h = op.Config.DModel, blocks = op.Config.Layers.Count, k = order + 1;
+        if (batch <= 0 || length <= 0 || input.Length != (long)batch * length * width)
+            throw new ArgumentException($"Expected {batch}·{length}·{width} input values; got {input.Length}.", nameof(input));
+        var weights = Enumerable.Range(0, blocks).Select(op.DecoderWeights).ToArray();
+        var errors = new double[batch][][];       // per sequence and block: Σ|S_m − f| for m = 0..order, then Σ|f|
+        var diverging = new long[batch][];
+        var inputs = input.ToArray();
+        Parallel.For(0, batch, b =>
+        {
+            errors[b] = new double[blocks][];
+            diverging[b] = new long[blocks];
+            var trace = op.Trace(inputs.AsSpan(b * length * width, length * width), length);
+            var jets = new Jets(k, h);
+            var coefficients = new double[h * k];
+            var (g, exact) = (new double[h], new double[h]);
+            for (int i = 0; i < blocks; i++)
+            {
+                var e = errors[b][i] = new double[k + 1];
+                var (w, bias) = weights[i];
+                for (int t = 0; t < length; t++)
+                {
+                    var y = trace[i].Y.AsSpan(t * h, h);
+                    S4DOperator.Decoder(y, w, bias, g, exact);
+                    jets.Decoder(operatingPoint[i], y, w, bias, coefficients);
+                    for (int c = 0; c < h; c++)
+                    {
+                        double sum = 0, half = 0;
+                        for (int m = 0; m < k; m++)
+                        {
+                            sum += coefficients[c * k + m];
+                            e[m] += Math.Abs(sum - exact[c]);
+                            if (m == order / 2) half = Math.Abs(sum - exact[c]);
+                        }
+                        e[k] += Math.Abs(exact[c]);
+                        double last = Math.Abs(sum - exact[c]);
+                        if (last > half && last > DivergenceFloor) diverging[b][i]++;
+                    }
+                }
+            }
+        });
+        return Enumerable.Range(0, blocks).Select(i =>
+        {
+            double scale = errors.Sum(s => s[i][k]);
+            var relative = Enumerable.Range(0, k).Select(m => errors.Sum(s => s[i][m]) / scale).ToArray();
+            return new DecoderSeriesFit(i, relative, diverging.Sum(d => d[i]) / ((double)batch * length * h));
+        }).ToArray();
+    }
+
+    /// <summary>An error below this is rounding, not divergence.</summary>
+    private const double DivergenceFloor = 1e-9;
 
     /// <summary>
     /// The decoder's output along y₀ + ε·(y − y₀) as Taylor coefficients in ε, (h, Order + 1) row-major: coefficient m
@@ -144,3 +210,12 @@ public sealed class DecoderSeries
         }
     }
 }
+
+/// <summary>
+/// One block's decoder series against its exact decoder on the exact model's waves. RelativeError[m]: Σ|S_m − f| / Σ|f|
+/// over sequences, steps and channels, S_m the series cut at order m, f the exact decoder output. Diverging: the
+/// fraction of (step, channel) evaluations where the highest-order partial sum is farther from f than the one at half
+/// that order — there the series does not converge, whatever the order (the sigmoid's and tanh's complex poles lie
+/// closer to the operating point than the wave does).
+/// </summary>
+public sealed record DecoderSeriesFit(int Block, double[] RelativeError, double Diverging);

@@ -17,9 +17,9 @@ namespace SsmGen.Interpretability;
 ///   logits = W_dec·pool(LN_f(x)) + b_dec
 /// </code>
 /// Each oscillator's sum is evaluated by its recurrence x_n(t) = Ā_n·x_n(t−1) + u(t) (the same sum, exactly).
-/// With a <see cref="DecoderSeries"/>, every block's decoder is replaced by its Taylor series around an operating
-/// point, cut at a total order in the waves y − y₀: order 1 is the linear wave model, order 2 adds the products of
-/// pairs of waves, and so on.
+/// With a <see cref="DecoderApproximation"/>, blocks' decoders are replaced by polynomials in the waves y: their Taylor
+/// series around an operating point cut at a total order (<see cref="DecoderSeries"/>), or the decoder with GELU
+/// and the sigmoid replaced by Chebyshev interpolants over the range they see (<see cref="PolynomialDecoder"/>).
 /// </summary>
 public sealed class S4DOperator
 {
@@ -67,23 +67,27 @@ public sealed class S4DOperator
 
     private string Layer(int i) => $"{_names.Layers}{i}.";
 
+    /// <summary>Block i's decoder weights W (2H, H) and bias b (2H), as copies.</summary>
+    internal (double[] W, double[] Bias) DecoderWeights(int i) =>
+        (P(Layer(i) + "mixer.output_linear.weight").ToArray(), P(Layer(i) + "mixer.output_linear.bias").ToArray());
+
     /// <summary>
     /// Logits for a batch of real inputs (B, L, Input) or token ids given as values (B, L): (B, Output) with
-    /// pooling, (B·L, Output) without. <paramref name="series"/> null evaluates the exact decoder.
+    /// pooling, (B·L, Output) without. <paramref name="decoder"/> null evaluates the exact decoder.
     /// </summary>
-    public double[] Forward(ReadOnlySpan<float> input, int batch, int length, DecoderSeries? series = null)
+    public double[] Forward(ReadOnlySpan<float> input, int batch, int length, DecoderApproximation? decoder = null)
     {
         int width = Config.InputWidth;
         if (batch <= 0 || length <= 0) throw new ArgumentException($"Batch and length must be positive; got {batch} and {length}.");
         if (input.Length != (long)batch * length * width)
             throw new ArgumentException($"Expected {batch}·{length}·{width} = {(long)batch * length * width} input values; got {input.Length}.", nameof(input));
-        series?.Check(this);
+        decoder?.Check(this);
         int outRows = Config.Pooling == Pooling.None ? length : 1, classes = Config.Output;
         var result = new double[batch * outRows * classes];
         var inputs = input.ToArray();
         Parallel.For(0, batch, b =>
         {
-            var logits = Sequence(inputs.AsSpan(b * length * width, length * width), length, series, null);
+            var logits = Sequence(inputs.AsSpan(b * length * width, length * width), length, decoder, null);
             logits.CopyTo(result.AsSpan(b * outRows * classes));
         });
         return result;
@@ -129,7 +133,7 @@ public sealed class S4DOperator
     /// One sequence through the expression; adds Σ_t y to <paramref name="waveSums"/> per block and keeps copies of u
     /// and y in <paramref name="trace"/> when given.
     /// </summary>
-    private double[] Sequence(ReadOnlySpan<float> s, int length, DecoderSeries? series, double[][]? waveSums, (double[] U, double[] Y)[]? trace = null)
+    private double[] Sequence(ReadOnlySpan<float> s, int length, DecoderApproximation? decoder, double[][]? waveSums, (double[] U, double[] Y)[]? trace = null)
     {
         int h = Config.DModel;
         var x = new double[length * h];
@@ -188,8 +192,8 @@ public sealed class S4DOperator
                     for (int k = 0; k < h; k++) waveSums[i][k] += y[t * h + k];
             var w = P(l + "mixer.output_linear.weight");
             var bias = P(l + "mixer.output_linear.bias");
-            if (series is null) ExactDecoder(y, w, bias, x, length, h);
-            else series.Add(i, y, w, bias, x, length, h);
+            if (decoder is null || !decoder.Replaces(i)) ExactDecoder(y, w, bias, x, length, h);
+            else decoder.Add(i, y, w, bias, x, length, h);
         }
 
         var nf = new double[length * h];

@@ -134,6 +134,119 @@ public class OperatorTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>A two-block model whose waves are scaled by <paramref name="waves"/> (C and D).</summary>
+    private static TinyRealMean Scaled(int batch, int length, float waves)
+    {
+        var model = new TinyRealMean(batch, length);
+        model.Initialize(3);
+        foreach (var p in model.ParameterTable)
+            if (p.Name.EndsWith("mixer.C") || p.Name.EndsWith("mixer.D"))
+                for (int j = 0; j < p.Length; j++) model.Parameters[p.Offset + j] *= waves;
+        return model;
+    }
+
+    [Fact]
+    public void OneBlocksSeriesReplacesOnlyThatBlock()
+    {
+        const int Batch = 2, Length = 20;
+        using var model = Scaled(Batch, Length, 1);
+        var input = Input(model, Batch, Length, 5);
+        var op = S4DOperator.FromModel(model);
+        var point = op.MeanWaves(input, Batch, Length);
+        var exact = op.Forward(input, Batch, Length);
+        double Distance(double[] a, double[] b) => a.Zip(b, (x, y) => Math.Abs(x - y)).Max();
+        var first = op.Forward(input, Batch, Length, new DecoderSeries(0, point, block: 0));
+        var second = op.Forward(input, Batch, Length, new DecoderSeries(0, point, block: 1));
+        var both = op.Forward(input, Batch, Length, new DecoderSeries(0, point));
+        output.WriteLine($"order 0 in block 0: {Distance(first, exact):E2} from exact; block 1: {Distance(second, exact):E2}; both: {Distance(both, exact):E2}");
+        Assert.True(Distance(first, exact) > 1e-4 && Distance(second, exact) > 1e-4, "a frozen decoder left the output unchanged");
+        Assert.True(Distance(first, both) > 1e-4 && Distance(second, both) > 1e-4, "one block's series replaced both blocks");
+        Assert.Contains("Block 2 is outside", Assert.Throws<ArgumentException>(() => op.Forward(input, Batch, Length, new DecoderSeries(1, point, block: 2))).Message);
+    }
+
+    [Fact]
+    public void TheSeriesFitTellsConvergentFromDivergentWaves()
+    {
+        // Small waves stay inside the nonlinearities' radius of convergence: the order-16 series is the decoder to
+        // rounding. Large waves reach past the sigmoid's and tanh's complex poles: there the series diverges.
+        const int Batch = 2, Length = 30;
+        DecoderSeriesFit[] FitFor(float waves)
+        {
+            using var model = Scaled(Batch, Length, waves);
+            var input = Input(model, Batch, Length, 6);
+            var op = S4DOperator.FromModel(model);
+            return DecoderSeries.Fit(op, input, Batch, Length, op.MeanWaves(input, Batch, Length), 16);
+        }
+        var small = FitFor(0.1f);
+        var large = FitFor(20f);
+        foreach (var (name, fit) in new[] { ("small", small), ("large", large) })
+            foreach (var f in fit)
+                output.WriteLine($"{name} waves, block {f.Block}: errors by order 0/1/2/8/16 {f.RelativeError[0]:E2} {f.RelativeError[1]:E2} {f.RelativeError[2]:E2} {f.RelativeError[8]:E2} {f.RelativeError[16]:E2}; diverging {f.Diverging:P2}");
+        Assert.All(small, f => Assert.Equal(0, f.Diverging));
+        Assert.All(small, f => Assert.True(f.RelativeError[16] < 1e-9 && f.RelativeError[1] > f.RelativeError[16], $"block {f.Block}"));
+        Assert.Contains(large, f => f.Diverging > 0.05 && f.RelativeError[16] > f.RelativeError[8]);
+    }
+
+    [Fact]
+    public void PolynomialDecodersConvergeToTheExactDecoder()
+    {
+        // Waves large enough that the Taylor series diverges over much of the input; the least-squares polynomials still converge.
+        const int Batch = 3, Length = 30;
+        using var model = Scaled(Batch, Length, 3f);
+        var input = Input(model, Batch, Length, 7);
+        var op = S4DOperator.FromModel(model);
+        var taylor = DecoderSeries.Fit(op, input, Batch, Length, op.MeanWaves(input, Batch, Length), 16);
+        output.WriteLine("Taylor series diverging at " + string.Join(", ", taylor.Select(f => f.Diverging.ToString("P1"))) + " of each block's evaluations");
+        Assert.Contains(taylor, f => f.Diverging > 0.05);
+        var exact = op.Forward(input, Batch, Length);
+        double scale = exact.Max(Math.Abs);
+        var errors = new List<double>();
+        foreach (var (p, q) in new[] { (1, 0), (3, 3), (8, 8), (20, 20) })
+        {
+            var approximate = op.Forward(input, Batch, Length, PolynomialDecoder.Fit(op, input, Batch, Length, p, q));
+            errors.Add(exact.Zip(approximate, (a, b) => Math.Abs(a - b)).Max() / scale);
+        }
+        output.WriteLine("max relative error with degrees (1, 0), (3, 3), (8, 8), (20, 20): " + string.Join(", ", errors.Select(e => e.ToString("E2"))));
+        for (int i = 1; i < errors.Count; i++) Assert.True(errors[i] < errors[i - 1], $"error rose from {errors[i - 1]:E2} to {errors[i]:E2}");
+        // the fits converge geometrically, at a rate set by the inputs' range against the nonlinearities' scale (≈ 8e-6 here)
+        Assert.True(errors[^1] < 1e-4, $"degrees (20, 20) are {errors[^1]:E2} from the exact decoder");
+        Assert.True(errors[0] > 1e-3, "the test's waves are too small to tell the linear wave model from the exact decoder");
+    }
+
+    [Fact]
+    public void PolynomialDecodersHaveTheirDegreeInTheWaves()
+    {
+        // Along a line y(s) = y₁ + s·d the decoder output is a polynomial of degree p·(1 + q) in s: its finite
+        // differences of that order are constant and of the next order vanish. (1, 0) is affine: the linear wave model.
+        const int Batch = 2, Length = 16;
+        using var model = Scaled(Batch, Length, 3f);
+        var input = Input(model, Batch, Length, 8);
+        var op = S4DOperator.FromModel(model);
+        int h = model.Config.DModel;
+        var (w, bias) = op.DecoderWeights(0);
+        var y1 = TestConfigs.RandomArray(h, 9);
+        var d = TestConfigs.RandomArray(h, 10, 0.3);
+        foreach (var (p, q) in new[] { (1, 0), (1, 1), (2, 1) })
+        {
+            var decoder = PolynomialDecoder.Fit(op, input, Batch, Length, p, q);
+            int degree = decoder.Degree, points = degree + 2;
+            var y = new double[points * h];
+            for (int s = 0; s < points; s++)
+                for (int c = 0; c < h; c++) y[s * h + c] = y1[c] + s * d[c];
+            var x = new double[points * h];
+            decoder.Add(0, y, w, bias, x, points, h);
+            for (int c = 0; c < h; c++)
+            {
+                // repeated differences of the values at s = 0 … degree + 1
+                var column = Enumerable.Range(0, points).Select(s => x[s * h + c]).ToArray();
+                for (int order = 1; order <= degree + 1; order++)
+                    column = column.Zip(column.Skip(1), (a, b) => b - a).ToArray();
+                Assert.True(Math.Abs(column[0]) < 1e-9, $"degrees ({p}, {q}), channel {c}: difference of order {degree + 1} is {column[0]:E2}");
+            }
+            output.WriteLine($"degrees ({p}, {q}): the decoder is a polynomial of degree ≤ {degree} along a line in the waves");
+        }
+    }
+
     [Fact]
     public void TheOperatorRefusesMixedStacksAndBadInput()
     {
@@ -145,5 +258,7 @@ public class OperatorTests(ITestOutputHelper output)
         var op = S4DOperator.FromModel(model);
         Assert.Contains("input values", Assert.Throws<ArgumentException>(() => op.Forward(new float[7], 2, 5)).Message);
         Assert.Contains("operating point", Assert.Throws<ArgumentException>(() => op.Forward(new float[20], 2, 5, new DecoderSeries(1, [new double[4]]))).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new DecoderSeries(1, [new double[4]], block: -1));
+        Assert.Contains("Block 3 is outside", Assert.Throws<ArgumentException>(() => PolynomialDecoder.Fit(op, new float[20], 2, 5, 1, 1, block: 3)).Message);
     }
 }

@@ -47,6 +47,9 @@ public sealed class OscillatorReportTests : IDisposable
         Assert.True(summary.OperatorVsReference < 1e-12, $"operator check {summary.OperatorVsReference:E2}");
         Assert.True(summary.OperatorVsModel < 1e-5, $"operator vs the model's Forward {summary.OperatorVsModel:E2}");
         Assert.Equal(["1", "2", "3", "full"], summary.Truncation.Select(r => r.Order));
+        Assert.Equal(Enumerable.Range(0, summary.Config.Layers.Count), summary.Series.Fit.Select(f => f.Block));
+        Assert.Contains(summary.Series.Polynomial, r => r.Block is null && r.Gelu == 1 && r.Gate == 0);
+        Assert.All(Enumerable.Range(0, summary.Config.Layers.Count), i => Assert.Contains(summary.Series.Polynomial, r => r.Block == i));
         // every oscillator falls in one band, and removing bands is measured against the same full accuracy
         Assert.Equal(2 * 16 * 8, summary.Bands.Counts.Sum());
         Assert.Equal(summary.Truncation[^1].Accuracy, summary.Bands.Full, 9);
