@@ -3,32 +3,42 @@ namespace SsmGen.Training;
 /// <summary>Losses that return the mean loss and write its gradient; inputs are checked before anything is written.</summary>
 public static class Losses
 {
+    /// <summary>A target that asks nothing: its row adds no loss and no gradient and is not counted (PyTorch's ignore_index).</summary>
+    public const int Ignored = -1;
+
     /// <summary>
-    /// Mean softmax cross-entropy of <paramref name="rows"/> rows of logits (rows, classes) against class
-    /// indices; writes dL/dlogits = (softmax − onehot)/rows.
+    /// Mean softmax cross-entropy of <paramref name="rows"/> rows of logits (rows, classes) against class indices,
+    /// over the rows whose target is not <see cref="Ignored"/>; writes dL/dlogits = (softmax − onehot)/counted rows
+    /// (zero on ignored rows). Returns 0 when every row is ignored.
     /// </summary>
     public static float CrossEntropy(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, int rows, int classes, Span<float> dLogits)
     {
         if (logits.Length < rows * classes) throw new ArgumentException($"Logits hold {logits.Length} values; {rows}×{classes} needed.", nameof(logits));
         if (dLogits.Length < rows * classes) throw new ArgumentException($"dLogits holds {dLogits.Length} values; {rows}×{classes} needed.", nameof(dLogits));
         if (targets.Length < rows) throw new ArgumentException($"{targets.Length} targets for {rows} rows.", nameof(targets));
+        int counted = 0;
         for (int r = 0; r < rows; r++)
+        {
+            if (targets[r] == Ignored) continue;
             if ((uint)targets[r] >= (uint)classes) throw new ArgumentOutOfRangeException(nameof(targets), targets[r], $"Target {r} is {targets[r]}, outside [0, {classes}).");
+            counted++;
+        }
         double total = 0;
         for (int r = 0; r < rows; r++)
         {
-            var z = logits.Slice(r * classes, classes);
             var d = dLogits.Slice(r * classes, classes);
+            if (targets[r] == Ignored) { d.Clear(); continue; }
+            var z = logits.Slice(r * classes, classes);
             float max = float.NegativeInfinity;
             foreach (float v in z) max = MathF.Max(max, v);
             double sum = 0;
             for (int k = 0; k < classes; k++) sum += Math.Exp(z[k] - max);
             double logZ = max + Math.Log(sum);
             total += logZ - z[targets[r]];
-            for (int k = 0; k < classes; k++) d[k] = (float)(Math.Exp(z[k] - logZ) / rows);
-            d[targets[r]] -= 1f / rows;
+            for (int k = 0; k < classes; k++) d[k] = (float)(Math.Exp(z[k] - logZ) / counted);
+            d[targets[r]] -= 1f / counted;
         }
-        return (float)(total / rows);
+        return counted == 0 ? 0 : (float)(total / counted);
     }
 
     /// <summary>Mean squared error over all elements; writes dL/dprediction = 2(p − t)/n.</summary>
@@ -51,12 +61,13 @@ public static class Losses
 /// <summary>Evaluation metrics.</summary>
 public static class Metrics
 {
-    /// <summary>Number of rows whose arg-max equals the target (ties go to the lowest index).</summary>
+    /// <summary>Number of rows whose arg-max equals the target (ties go to the lowest index); ignored rows never count.</summary>
     public static int CorrectCount(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, int rows, int classes)
     {
         int correct = 0;
         for (int r = 0; r < rows; r++)
         {
+            if (targets[r] == Losses.Ignored) continue;
             var z = logits.Slice(r * classes, classes);
             int best = 0;
             for (int k = 1; k < classes; k++) if (z[k] > z[best]) best = k;
@@ -65,7 +76,18 @@ public static class Metrics
         return correct;
     }
 
-    /// <summary>Fraction of rows classified correctly.</summary>
-    public static float Accuracy(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, int rows, int classes) =>
-        rows == 0 ? 0 : (float)CorrectCount(logits, targets, rows, classes) / rows;
+    /// <summary>Rows whose target is not <see cref="Losses.Ignored"/>.</summary>
+    public static int Counted(ReadOnlySpan<int> targets)
+    {
+        int n = 0;
+        foreach (int t in targets) if (t != Losses.Ignored) n++;
+        return n;
+    }
+
+    /// <summary>Fraction of the counted rows classified correctly.</summary>
+    public static float Accuracy(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, int rows, int classes)
+    {
+        int counted = Counted(targets[..rows]);
+        return counted == 0 ? 0 : (float)CorrectCount(logits, targets, rows, classes) / counted;
+    }
 }

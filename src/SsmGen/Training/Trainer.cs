@@ -52,7 +52,7 @@ public sealed class Trainer
     public StepResult TrainStep(ReadOnlySpan<float> input, ReadOnlySpan<int> targets, int batch, int length)
     {
         int rows = Rows(batch, length);
-        CheckTargets(targets, rows);
+        CheckTargets(targets, rows, training: true);
         _model.Forward(input, batch, length, _logits, training: true);
         return Finish(targets, rows);
     }
@@ -61,16 +61,22 @@ public sealed class Trainer
     public StepResult TrainStep(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets, int batch, int length)
     {
         int rows = Rows(batch, length);
-        CheckTargets(targets, rows);
+        CheckTargets(targets, rows, training: true);
         _model.Forward(tokens, batch, length, _logits, training: true);
         return Finish(targets, rows);
     }
 
-    private void CheckTargets(ReadOnlySpan<int> targets, int rows)
+    private void CheckTargets(ReadOnlySpan<int> targets, int rows, bool training)
     {
         if (targets.Length != rows) throw new ArgumentException($"Got {targets.Length} targets; this batch has {rows} output rows.", nameof(targets));
+        bool ignored = false;
         foreach (int t in targets)
-            if ((uint)t >= (uint)_classes) throw new ArgumentOutOfRangeException(nameof(targets), t, $"Targets must be in [0, {_classes}).");
+        {
+            if (t == Losses.Ignored) { ignored = true; continue; }
+            if ((uint)t >= (uint)_classes) throw new ArgumentOutOfRangeException(nameof(targets), t, $"Targets must be in [0, {_classes}) or Losses.Ignored.");
+        }
+        if (ignored && training && _model is IDeviceTrainingStep { TrainsOnDevice: true })
+            throw new NotSupportedException("Ignored targets (Losses.Ignored) are not supported by the GPU training step yet; train this task on the CPU.");
     }
 
     private StepResult Finish(ReadOnlySpan<int> targets, int rows)
@@ -90,23 +96,23 @@ public sealed class Trainer
         float norm = GradientClipping.ClipByGlobalNorm(_model.Gradients, Options.MaxGradNorm);
         Optimizer.Step(_model.Parameters, _model.Gradients, Schedule.Factor(Step));
         Step++;
-        return new StepResult(loss, norm, correct, rows);
+        return new StepResult(loss, norm, correct, Metrics.Counted(targets));
     }
 
-    /// <summary>Inference on real inputs; returns the number of correct rows.</summary>
+    /// <summary>Inference on real inputs; returns the number of correct rows (ignored targets never count).</summary>
     public int Evaluate(ReadOnlySpan<float> input, ReadOnlySpan<int> targets, int batch, int length)
     {
         int rows = Rows(batch, length);
-        CheckTargets(targets, rows);
+        CheckTargets(targets, rows, training: false);
         _model.Forward(input, batch, length, _logits);
         return Metrics.CorrectCount(_logits, targets, rows, _classes);
     }
 
-    /// <summary>Inference on token ids; returns the number of correct rows.</summary>
+    /// <summary>Inference on token ids; returns the number of correct rows (ignored targets never count).</summary>
     public int Evaluate(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets, int batch, int length)
     {
         int rows = Rows(batch, length);
-        CheckTargets(targets, rows);
+        CheckTargets(targets, rows, training: false);
         _model.Forward(tokens, batch, length, _logits);
         return Metrics.CorrectCount(_logits, targets, rows, _classes);
     }

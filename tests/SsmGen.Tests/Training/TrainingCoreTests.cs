@@ -125,4 +125,24 @@ public class TrainingCoreTests
         Assert.Equal([1f, 2f], d);
         Assert.Equal(0.5f, Metrics.Accuracy([0f, 1f, 5f, 2f], [1, 1], 2, 2));
     }
+
+    [Fact]
+    public void IgnoredTargetsAddNoLossNoGradientAndDoNotCount()
+    {
+        // rows 1 and 3 ignored: the loss and gradients equal those of rows 0 and 2 alone
+        var logits = new float[] { 0.3f, -1f, 2f, 9f, 9f, 9f, 1.5f, 0.2f, -0.7f, -9f, 4f, 1f };
+        var d = new float[12];
+        float loss = Losses.CrossEntropy(logits, [2, Losses.Ignored, 0, Losses.Ignored], 4, 3, d);
+        var kept = new float[] { 0.3f, -1f, 2f, 1.5f, 0.2f, -0.7f };
+        var dKept = new float[6];
+        float expected = Losses.CrossEntropy(kept, [2, 0], 2, 3, dKept);
+        Assert.Equal(expected, loss, 6);
+        Assert.Equal(dKept[..3], d[..3]);
+        Assert.Equal(dKept[3..], d[6..9]);
+        Assert.All(d[3..6].Concat(d[9..]), v => Assert.Equal(0f, v));
+        Assert.Equal(1, Metrics.CorrectCount(logits, [2, Losses.Ignored, 1, Losses.Ignored], 4, 3));
+        Assert.Equal(0.5f, Metrics.Accuracy(logits, [2, Losses.Ignored, 1, Losses.Ignored], 4, 3));
+        Assert.Equal(0f, Losses.CrossEntropy(logits, [Losses.Ignored, Losses.Ignored, Losses.Ignored, Losses.Ignored], 4, 3, d));
+        Assert.All(d, v => Assert.Equal(0f, v));
+    }
 }
