@@ -1,0 +1,86 @@
+using System.Numerics;
+
+namespace SsmGen.Memory;
+
+/// <summary>
+/// Stability and convergence of a diagonal recurrence h_t = Ā_t ⊙ h_(t−1) + b_t over M modes, as an S4D layer
+/// (Ā fixed) or a Mamba layer (Ā_t = exp(Δ_t·A)) runs it on real data ("Mathematical Formalism for Memory
+/// Compression in Selective State Space Models": a contractive transition keeps the state bounded and makes it
+/// forget where it started).
+/// </summary>
+/// <param name="MaxModulus">The largest |Ā_t,n| over steps and modes: below 1 means contractive.</param>
+/// <param name="StateNorm">‖h_t‖₂ per step, the run from h₀ = 0.</param>
+/// <param name="Bound">Per step the contraction bound ‖B_t‖₂, B_t,n = |Ā_t,n|·B_(t−1),n + |b_t,n| (so |h_t,n| ≤ B_t,n), which
+/// never exceeds max|b|·√M/(1 − MaxModulus).</param>
+/// <param name="Distance">‖h_t − h′_t‖₂ per step for two runs on the same input from different initial states.</param>
+/// <param name="FittedRate">The per-step factor fitted to Distance: least squares on log Distance over the second half of
+/// the steps where it is above rounding (the asymptotic rate, once faster modes have died out).</param>
+/// <param name="PredictedRate">The factor the transition predicts for the same steps: the slowest mode's geometric
+/// mean |Ā_t,n| over them, the rate at which the distance's last surviving component decays.</param>
+public sealed record ContractionReport(double MaxModulus, double[] StateNorm, double[] Bound, double[] Distance, double FittedRate, double PredictedRate);
+
+public static class ContractionCheck
+{
+    /// <summary>
+    /// Runs the recurrence with transitions (T, M) and drive b (T, M) from h₀ = 0, and the difference of two runs
+    /// from initial states that differ by <paramref name="initialDifference"/> (M values; the difference evolves as
+    /// Π Ā_s ⊙ (h₀ − h′₀) whatever the drive, which is what contraction means).
+    /// </summary>
+    public static ContractionReport Analyze(ReadOnlySpan<Complex> transitions, ReadOnlySpan<Complex> drive, int steps, int modes, ReadOnlySpan<Complex> initialDifference)
+    {
+        if (steps < 2 || modes < 1) throw new ArgumentException($"Need 2 or more steps and 1 or more modes; got {steps} and {modes}.");
+        if (transitions.Length != (long)steps * modes) throw new ArgumentException($"Expected {steps}·{modes} transitions; got {transitions.Length}.", nameof(transitions));
+        if (drive.Length != (long)steps * modes) throw new ArgumentException($"Expected {steps}·{modes} drive values; got {drive.Length}.", nameof(drive));
+        if (initialDifference.Length != modes) throw new ArgumentException($"Expected {modes} initial differences; got {initialDifference.Length}.", nameof(initialDifference));
+        var h = new Complex[modes];
+        var bound = new double[modes];
+        var difference = initialDifference.ToArray();
+        var logModulus = new double[modes];      // Σ log|Ā| per mode over the fitted steps
+        var (norms, bounds, distances) = (new double[steps], new double[steps], new double[steps]);
+        double maxModulus = 0, start = 0;
+        foreach (var d in difference) start = Math.Max(start, d.Magnitude);
+        for (int t = 0; t < steps; t++)
+        {
+            double n2 = 0, b2 = 0, d2 = 0;
+            for (int m = 0; m < modes; m++)
+            {
+                var a = transitions[t * modes + m];
+                double modulus = a.Magnitude;
+                maxModulus = Math.Max(maxModulus, modulus);
+                h[m] = a * h[m] + drive[t * modes + m];
+                bound[m] = modulus * bound[m] + drive[t * modes + m].Magnitude;
+                difference[m] *= a;
+                n2 += h[m].Magnitude * h[m].Magnitude;
+                b2 += bound[m] * bound[m];
+                d2 += difference[m].Magnitude * difference[m].Magnitude;
+            }
+            (norms[t], bounds[t], distances[t]) = (Math.Sqrt(n2), Math.Sqrt(b2), Math.Sqrt(d2));
+        }
+
+        // fit log‖d_t‖ = c + t·log r over the steps where the distance is well above double rounding of the start
+        var fitted = new List<(int T, double Log)>();
+        for (int t = 0; t < steps; t++)
+            if (distances[t] > 1e-12 * Math.Max(start, 1e-300)) fitted.Add((t, Math.Log(distances[t])));
+        double fittedRate = double.NaN, predictedRate = double.NaN;
+        // the second half of them: the asymptotic rate, after the faster modes' share of the distance has died out
+        fitted = fitted.Skip(fitted.Count / 2).ToList();
+        if (fitted.Count >= 2)
+        {
+            double meanT = fitted.Average(p => p.T), meanL = fitted.Average(p => p.Log), sxy = 0, sxx = 0;
+            foreach (var (t, l) in fitted) { sxy += (t - meanT) * (l - meanL); sxx += (t - meanT) * (t - meanT); }
+            fittedRate = Math.Exp(sxy / sxx);
+            // the slowest of the modes that started apart, over the same steps
+            int first = fitted[0].T, last = fitted[^1].T;
+            double slowest = double.NegativeInfinity;
+            for (int m = 0; m < modes; m++)
+            {
+                if (initialDifference[m] == Complex.Zero) continue;
+                double sum = 0;
+                for (int t = first + 1; t <= last; t++) sum += Math.Log(transitions[t * modes + m].Magnitude);
+                slowest = Math.Max(slowest, sum / Math.Max(last - first, 1));
+            }
+            predictedRate = Math.Exp(slowest);
+        }
+        return new ContractionReport(maxModulus, norms, bounds, distances, fittedRate, predictedRate);
+    }
+}
