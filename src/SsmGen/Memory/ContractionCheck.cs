@@ -22,6 +22,42 @@ public sealed record ContractionReport(double MaxModulus, double[] StateNorm, do
 public static class ContractionCheck
 {
     /// <summary>
+    /// S4D block <paramref name="block"/> on one sequence of real inputs (L, Input) or token ids as values: every
+    /// channel's modes x_n(t) = Ā_n·x_n(t−1) + u(t), u the block's normalized input; the two starts differ by 1 in every mode.
+    /// </summary>
+    public static ContractionReport ForS4DBlock(Interpretability.S4DOperator op, ReadOnlySpan<float> sequence, int length, int block)
+    {
+        ArgumentNullException.ThrowIfNull(op);
+        if ((uint)block >= (uint)op.Config.Layers.Count) throw new ArgumentOutOfRangeException(nameof(block), block, $"Block {block} is outside 0..{op.Config.Layers.Count - 1}.");
+        var view = op.Oscillators.Blocks[block];
+        var u = op.Trace(sequence, length)[block].U;
+        int h = view.Channels, modes = view.Modes, width = h * modes;
+        var (transitions, drive) = (new Complex[length * width], new Complex[length * width]);
+        for (int c = 0; c < h; c++)
+        {
+            var oscillators = view.Channel(c);
+            for (int n = 0; n < modes; n++)
+                for (int t = 0; t < length; t++)
+                    (transitions[t * width + c * modes + n], drive[t * width + c * modes + n]) = (oscillators[n].Transition, u[t * h + c]);
+        }
+        return Analyze(transitions, drive, length, width, Enumerable.Repeat(Complex.One, width).ToArray());
+    }
+
+    /// <summary>
+    /// Mamba block <paramref name="block"/> of the reference's last Forward, sequence b: Ā_t = exp(Δ_t·A) and
+    /// b_t = Δ_t·B_t·u_t per inner channel and state; the two starts differ by 1 in every state.
+    /// </summary>
+    public static ContractionReport ForMambaBlock(Reference.ReferenceModel<double> reference, int block, int b)
+    {
+        ArgumentNullException.ThrowIfNull(reference);
+        var (a, drive) = reference.MambaRecurrence(block, b);
+        var layer = (MambaLayerConfig)reference.Config.Layers[block];
+        int width = layer.Inner(reference.Config.DModel) * layer.N;
+        return Analyze(a.Select(v => new Complex(v, 0)).ToArray(), drive.Select(v => new Complex(v, 0)).ToArray(), a.Length / width, width,
+            Enumerable.Repeat(Complex.One, width).ToArray());
+    }
+
+    /// <summary>
     /// Runs the recurrence with transitions (T, M) and drive b (T, M) from h₀ = 0, and the difference of two runs
     /// from initial states that differ by <paramref name="initialDifference"/> (M values; the difference evolves as
     /// Π Ā_s ⊙ (h₀ − h′₀) whatever the drive, which is what contraction means).

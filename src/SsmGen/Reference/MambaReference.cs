@@ -100,6 +100,31 @@ public sealed class MambaReference<T> where T : IFloatingPointIeee754<T>
     /// <summary>Δ of the last <see cref="Forward"/>, (B·L, E): each token's step size per inner channel.</summary>
     public ReadOnlySpan<T> Delta => _delta;
 
+    /// <summary>
+    /// The selective scan of the last <see cref="Forward"/> for sequence <paramref name="b"/> as the diagonal recurrence
+    /// h_t = Ā_t ⊙ h_(t−1) + b_t it runs: transitions Ā_t,(e,n) = exp(Δ_t,e·A_e,n) and drives Δ_t,e·B_t,n·u_t,e, (L, E·N) each.
+    /// </summary>
+    public (T[] Transitions, T[] Drive) Recurrence(Params p, int b)
+    {
+        if ((uint)b >= (uint)_batch) throw new ArgumentOutOfRangeException(nameof(b), b, $"The last Forward ran {_batch} sequences.");
+        int nd = _r + 2 * _n, width = _e * _n;
+        var (transitions, drive) = (new T[_length * width], new T[_length * width]);
+        for (int t = 0; t < _length; t++)
+        {
+            int row = b * _length + t;
+            for (int e = 0; e < _e; e++)
+            {
+                T dt = _delta[row * _e + e], ut = _u[row * _e + e];
+                for (int n = 0; n < _n; n++)
+                {
+                    transitions[t * width + e * _n + n] = T.Exp(dt * A(p, e * _n + n));
+                    drive[t * width + e * _n + n] = dt * _dbc[row * nd + _r + n] * ut;
+                }
+            }
+        }
+        return (transitions, drive);
+    }
+
     /// <summary>y (B,L,H) = the mixer applied to x (B,L,H); overwrites y and keeps what the backward needs.</summary>
     public void Forward(Params p, ReadOnlySpan<T> x, Span<T> y, int batch, int length)
     {

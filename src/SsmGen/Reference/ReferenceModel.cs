@@ -198,6 +198,11 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
         (uint)layer < (uint)_cache.Length && _cache[layer].Mamba is { } m ? m.Delta
             : throw new InvalidOperationException($"Block {layer} is not a Mamba block of the last Forward.");
 
+    /// <summary>Mamba block <paramref name="layer"/>'s scan in the last Forward, sequence b, as Ā_t and b_t (L, E·N) each.</summary>
+    public (T[] Transitions, T[] Drive) MambaRecurrence(int layer, int b) =>
+        (uint)layer < (uint)_cache.Length && _cache[layer].Mamba is { } m ? m.Recurrence(MambaMixer(Parameters, layer), b)
+            : throw new InvalidOperationException($"Block {layer} is not a Mamba block of the last Forward.");
+
     private int LayerIndex(string name) => int.Parse(name.Substring(_names.Layers.Length).Split('.')[0]);
 
     /// <summary>Forward over real inputs (B, L, Input).</summary>

@@ -58,4 +58,27 @@ public class ContractionTests(ITestOutputHelper output)
         Assert.Equal(1.02, report.FittedRate, 3);
         Assert.Contains("initial differences", Assert.Throws<ArgumentException>(() => ContractionCheck.Analyze(transitions, new Complex[Steps * 2], Steps, 2, [1])).Message);
     }
+
+    [Fact]
+    public void AnS4DBlockContractsAtItsSlowestOscillatorsRate()
+    {
+        // the block's own numbers: max |Ā| is its slowest oscillator's radius, the state stays under the contraction
+        // bound, and two starts converge at that radius per step
+        const int Length = 400;
+        using var model = new TinyRealMean(1, Length);
+        model.Initialize(2);
+        var op = SsmGen.Interpretability.S4DOperator.FromModel(model);
+        var input = TestConfigs.RandomArray(Length * model.Config.Input, 3).Select(v => (float)v).ToArray();
+        for (int block = 0; block < 2; block++)
+        {
+            var report = ContractionCheck.ForS4DBlock(op, input, Length, block);
+            double slowest = op.Oscillators.Blocks[block].Oscillators.Max(o => o.Radius);
+            output.WriteLine($"block {block}: max |Ā| {report.MaxModulus:F6} (slowest oscillator {slowest:F6}), fitted rate {report.FittedRate:F6}, predicted {report.PredictedRate:F6}");
+            Assert.Equal(slowest, report.MaxModulus, 12);
+            Assert.True(report.MaxModulus < 1);
+            Assert.Equal(slowest, report.PredictedRate, 9);
+            Assert.True(Math.Abs(report.FittedRate - slowest) < 2e-3, $"block {block}: fitted {report.FittedRate} against {slowest}");
+            for (int t = 0; t < Length; t++) Assert.True(report.StateNorm[t] <= report.Bound[t] * (1 + 1e-12));
+        }
+    }
 }

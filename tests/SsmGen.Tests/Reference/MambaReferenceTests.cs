@@ -153,6 +153,29 @@ public class MambaReferenceTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void MambaRecurrenceIsTheScanTheStepRuns()
+    {
+        // the (Ā_t, b_t) Recurrence exposes for Forward, run as h_t = Ā_t ⊙ h_(t−1) + b_t, ends in the SSM state that
+        // the streaming Step (separate code) reaches, and every Ā_t lies in (0, 1)
+        const int H = 3, expand = 2, N = 4, W = 4, R = 2, length = 20;
+        var m = new MambaReference<double>(H, N, expand, W, R);
+        var flat = RandomParameters(m, N, 61);
+        var x = TestConfigs.RandomArray(2 * length * H, 62);
+        m.Forward(m.View(flat), x, new double[x.Length], 2, length);
+        var (a, drive) = m.Recurrence(m.View(flat), 1);
+        int width = m.Inner * N;
+        var h = new double[width];
+        for (int t = 0; t < length; t++)
+            for (int i = 0; i < width; i++) h[i] = a[t * width + i] * h[i] + drive[t * width + i];
+        var conv = new double[m.ConvStateSize];
+        var ssm = new double[m.SsmStateSize];
+        for (int t = 0; t < length; t++) m.Step(m.View(flat), conv, ssm, x.AsSpan((length + t) * H, H), new double[H]);
+        for (int i = 0; i < width; i++) Assert.Equal(ssm[i], h[i], 12);
+        Assert.All(a, v => Assert.InRange(v, double.Epsilon, 1 - 1e-12));
+        Assert.Throws<ArgumentOutOfRangeException>(() => m.Recurrence(m.View(flat), 2));
+    }
+
+    [Fact]
     public void MambaFloatForwardTracksDouble()
     {
         const int H = 3, expand = 2, N = 4, W = 3, R = 2, batch = 2, length = 7;
