@@ -19,7 +19,7 @@ internal static class TrainMnist
         var packed = Digits.Load(mnistFile) ?? throw new FileNotFoundException($"No packed digits at '{mnistFile}' (make them with 'pack-mnist').");
         var data = MnistData.FromArrays(packed.Images, packed.Labels);
         var (train, test) = data.Split(testCount: 1500, seed);
-        int[]? perm = permuted ? MnistData.Permutation(seed + 17) : null;
+        int[]? perm = permuted ? MnistData.PsmnistPermutation(seed) : null;
         const int Batch = 16;
         int maxShift = permuted ? 2 : 0, stepsPerEpoch = train.Length / Batch;
         string task = permuted ? "psmnist" : "smnist";

@@ -55,12 +55,10 @@ try
 
     // The checkpoint's own held-out digits: the example's seeded split (and permutation for psMNIST), from its metadata.
     var meta = file.Metadata;
-    string task = meta.TryGetValue("task", out var t) ? t : "smnist";
-    ulong seed = meta.TryGetValue("seed", out var s) && ulong.TryParse(s, out ulong v) ? v : 1;
+    var (task, seed, permutation) = MnistData.TaskOf(meta);
     Progress($"checkpoint {checkpoint}: task {task}, seed {seed}{(meta.ContainsKey("task") ? "" : " (no metadata: sMNIST with seed 1 assumed)")}");
     var data = MnistData.Load(Option("--data") ?? Path.Combine(".cache", "mnist"), Progress);
     var (train, test) = data.Split(testCount: 1500, seed);
-    int[]? permutation = task == "psmnist" ? MnistData.Permutation(seed + 17) : null;
     Sequences Take(int[] indices, string description)
     {
         var inputs = new float[indices.Length * MnistData.Pixels];

@@ -64,6 +64,20 @@ public sealed class MnistData
         return (idx[testCount..], idx[..testCount]);
     }
 
+    /// <summary>
+    /// What a checkpoint of the sMNIST example was trained on, from its metadata: the task ("smnist" or "psmnist"),
+    /// the split's seed, and the pixel permutation of psMNIST (null for sMNIST). Without metadata: sMNIST, seed 1.
+    /// </summary>
+    public static (string Task, ulong Seed, int[]? Permutation) TaskOf(IReadOnlyDictionary<string, string> metadata)
+    {
+        string task = metadata.TryGetValue("task", out var t) ? t : "smnist";
+        ulong seed = metadata.TryGetValue("seed", out var s) && ulong.TryParse(s, out ulong v) ? v : 1;
+        return (task, seed, task == "psmnist" ? PsmnistPermutation(seed) : null);
+    }
+
+    /// <summary>The pixel permutation of the psMNIST runs made with <paramref name="seed"/> (its own seed, apart from the split's).</summary>
+    public static int[] PsmnistPermutation(ulong seed) => Permutation(seed + 17);
+
     /// <summary>A fixed random permutation of the 784 pixel positions (psMNIST).</summary>
     public static int[] Permutation(ulong seed)
     {

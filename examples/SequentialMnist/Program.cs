@@ -31,7 +31,7 @@ static int Run(Options o)
     var data = MnistData.Load(o.DataDir, m => AnsiConsole.MarkupLineInterpolated($"[grey]{m}[/]"));
     var (train, test) = data.Split(testCount: 1500, o.Seed);
     if (o.TrainLimit is int limit) train = train[..Math.Min(limit, train.Length)];
-    int[]? perm = o.Permuted ? MnistData.Permutation(o.Seed + 17) : null;
+    int[]? perm = o.Permuted ? MnistData.PsmnistPermutation(o.Seed) : null;
     ISsmModel model = o.Quick ? new QuickSmnistModel(o.Batch, MnistData.Pixels) : new SmnistModel(o.Batch, MnistData.Pixels);
     model.Initialize(o.Seed);
     model.DropoutSeed = o.Seed;

@@ -13,11 +13,14 @@ namespace SsmGen.Memory;
 /// <param name="Bound">Per step the contraction bound ‖B_t‖₂, B_t,n = |Ā_t,n|·B_(t−1),n + |b_t,n| (so |h_t,n| ≤ B_t,n), which
 /// never exceeds max|b|·√M/(1 − MaxModulus).</param>
 /// <param name="Distance">‖h_t − h′_t‖₂ per step for two runs on the same input from different initial states.</param>
+/// <param name="DistanceBound">‖h₀ − h′₀‖₂·Π_(s≤t) max_n |Ā_s,n| per step: what contraction guarantees for Distance.</param>
 /// <param name="FittedRate">The per-step factor fitted to Distance: least squares on log Distance over the second half of
 /// the steps where it is above rounding (the asymptotic rate, once faster modes have died out).</param>
 /// <param name="PredictedRate">The factor the transition predicts for the same steps: the slowest mode's geometric
-/// mean |Ā_t,n| over them, the rate at which the distance's last surviving component decays.</param>
-public sealed record ContractionReport(double MaxModulus, double[] StateNorm, double[] Bound, double[] Distance, double FittedRate, double PredictedRate);
+/// mean |Ā_t,n| over them. The distance approaches it once the faster modes have died out; before that it shrinks
+/// faster (log Distance is a log-sum of the modes' exponentials, whose slope never exceeds the slowest one's).</param>
+public sealed record ContractionReport(double MaxModulus, double[] StateNorm, double[] Bound, double[] Distance, double[] DistanceBound,
+    double FittedRate, double PredictedRate);
 
 public static class ContractionCheck
 {
@@ -72,17 +75,18 @@ public static class ContractionCheck
         var bound = new double[modes];
         var difference = initialDifference.ToArray();
         var logModulus = new double[modes];      // Σ log|Ā| per mode over the fitted steps
-        var (norms, bounds, distances) = (new double[steps], new double[steps], new double[steps]);
-        double maxModulus = 0, start = 0;
-        foreach (var d in difference) start = Math.Max(start, d.Magnitude);
+        var (norms, bounds, distances, distanceBounds) = (new double[steps], new double[steps], new double[steps], new double[steps]);
+        double maxModulus = 0, start = 0, start2 = 0;
+        foreach (var d in difference) { start = Math.Max(start, d.Magnitude); start2 += d.Magnitude * d.Magnitude; }
+        double distanceBound = Math.Sqrt(start2);
         for (int t = 0; t < steps; t++)
         {
-            double n2 = 0, b2 = 0, d2 = 0;
+            double n2 = 0, b2 = 0, d2 = 0, stepMax = 0;
             for (int m = 0; m < modes; m++)
             {
                 var a = transitions[t * modes + m];
                 double modulus = a.Magnitude;
-                maxModulus = Math.Max(maxModulus, modulus);
+                stepMax = Math.Max(stepMax, modulus);
                 h[m] = a * h[m] + drive[t * modes + m];
                 bound[m] = modulus * bound[m] + drive[t * modes + m].Magnitude;
                 difference[m] *= a;
@@ -90,7 +94,9 @@ public static class ContractionCheck
                 b2 += bound[m] * bound[m];
                 d2 += difference[m].Magnitude * difference[m].Magnitude;
             }
-            (norms[t], bounds[t], distances[t]) = (Math.Sqrt(n2), Math.Sqrt(b2), Math.Sqrt(d2));
+            maxModulus = Math.Max(maxModulus, stepMax);
+            distanceBound *= stepMax;
+            (norms[t], bounds[t], distances[t], distanceBounds[t]) = (Math.Sqrt(n2), Math.Sqrt(b2), Math.Sqrt(d2), distanceBound);
         }
 
         // fit log‖d_t‖ = c + t·log r over the steps where the distance is well above double rounding of the start
@@ -117,6 +123,6 @@ public static class ContractionCheck
             }
             predictedRate = Math.Exp(slowest);
         }
-        return new ContractionReport(maxModulus, norms, bounds, distances, fittedRate, predictedRate);
+        return new ContractionReport(maxModulus, norms, bounds, distances, distanceBounds, fittedRate, predictedRate);
     }
 }

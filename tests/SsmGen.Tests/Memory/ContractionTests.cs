@@ -78,7 +78,12 @@ public class ContractionTests(ITestOutputHelper output)
             Assert.True(report.MaxModulus < 1);
             Assert.Equal(slowest, report.PredictedRate, 9);
             Assert.True(Math.Abs(report.FittedRate - slowest) < 2e-3, $"block {block}: fitted {report.FittedRate} against {slowest}");
-            for (int t = 0; t < Length; t++) Assert.True(report.StateNorm[t] <= report.Bound[t] * (1 + 1e-12));
+            for (int t = 0; t < Length; t++)
+            {
+                Assert.True(report.StateNorm[t] <= report.Bound[t] * (1 + 1e-12));
+                Assert.True(report.Distance[t] <= report.DistanceBound[t] * (1 + 1e-12), $"block {block}, step {t}: distance above its bound");
+            }
+            Assert.True(report.FittedRate <= report.PredictedRate + 1e-9, "two starts met more slowly than the slowest mode allows");
         }
     }
 }
