@@ -51,7 +51,7 @@ public sealed class PolynomialDecoder : DecoderApproximation
     {
         int width = op.Config.InputWidth, h = op.Config.DModel, blocks = op.Config.Layers.Count;
         var weights = Enumerable.Range(0, blocks).Select(op.DecoderWeights).ToArray();
-        var gate = new object();
+        var sync = new object();
         Parallel.For(0, batch, b =>
         {
             var trace = op.Trace(inputs.AsSpan(b * length * width, length * width), length);
@@ -73,7 +73,7 @@ public sealed class PolynomialDecoder : DecoderApproximation
                     visit(state, i, y, z);
                 }
             }
-            lock (gate) merge(state);
+            lock (sync) merge(state);
         });
     }
 

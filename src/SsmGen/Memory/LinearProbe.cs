@@ -15,12 +15,12 @@ public readonly record struct ProbeScore(double R2, double Accuracy, double Gaus
 /// </summary>
 public sealed class LinearProbe
 {
-    private readonly double[] _mean, _scale, _weights, _bias;   // weights (D, K)
-    private readonly double[] _targetMean;
+    private readonly double[] _mean, _scale, _weights;   // weights (D, K) on standardized features
+    private readonly double[] _targetMean;              // the intercept: features are centred, so it is the targets' mean
 
-    private LinearProbe(double[] mean, double[] scale, double[] weights, double[] bias, double[] targetMean, int d, int k)
+    private LinearProbe(double[] mean, double[] scale, double[] weights, double[] targetMean, int d, int k)
     {
-        (_mean, _scale, _weights, _bias, _targetMean, Features, Outputs) = (mean, scale, weights, bias, targetMean, d, k);
+        (_mean, _scale, _weights, _targetMean, Features, Outputs) = (mean, scale, weights, targetMean, d, k);
     }
 
     public int Features { get; }
@@ -98,7 +98,7 @@ public sealed class LinearProbe
                 for (int j = 0; j < d; j++)
                     for (int c = 0; c < k; c++) weights[j * k + c] += z[r * d + j] * alpha[r * k + c];
         }
-        return new LinearProbe(mean, scale, weights, (double[])targetMean.Clone(), targetMean, d, k);
+        return new LinearProbe(mean, scale, weights, targetMean, d, k);
     }
 
     /// <summary>Predictions (rows, K) for features (rows, D).</summary>
@@ -109,7 +109,7 @@ public sealed class LinearProbe
         for (int r = 0; r < rows; r++)
             for (int c = 0; c < Outputs; c++)
             {
-                double s = _bias[c];
+                double s = _targetMean[c];
                 for (int j = 0; j < Features; j++) s += (x[r * Features + j] - _mean[j]) * _scale[j] * _weights[j * Outputs + c];
                 p[r * Outputs + c] = s;
             }

@@ -113,6 +113,23 @@ public class GpuEmulationTrainingTests(ITestOutputHelper output)
     }
 
     [EmulationFact]
+    public void TheDeviceTrainingStepRefusesIgnoredTargetsBeforeChangingAnything()
+    {
+        using var device = ComputeDevice.CudaEmulation();
+        using var gpu = new SmokeModel(8, 24, ModelUse.Training, device);
+        gpu.Initialize(5);
+        var trainer = new SsmGen.Training.Trainer(gpu, new SsmGen.Training.TrainerOptions());
+        var rng = new Rng(6);
+        var (x, y) = SineBatch(ref rng, 8, 24);
+        y[3] = SsmGen.Training.Losses.Ignored;
+        var before = gpu.Parameters.ToArray();
+        var e = Assert.Throws<NotSupportedException>(() => trainer.TrainStep(x, y, 8, 24));
+        Assert.Contains("Losses.Ignored", e.Message);
+        Assert.Equal(before, gpu.Parameters.ToArray());
+        Assert.Equal(0, trainer.Step);
+    }
+
+    [EmulationFact]
     public void TrainingStepsFollowTheCpuModel()
     {
         using var device = ComputeDevice.CudaEmulation();
