@@ -21,6 +21,9 @@ public abstract class MemoryTask
     /// <summary>Human-readable parameters, e.g. "selective copying: L = 64, k = 8, 8 symbols".</summary>
     public abstract string Description { get; }
 
+    /// <summary>Scratch up to this many ints lives on the stack while sampling; more goes to the heap.</summary>
+    private protected const int StackLimit = 1024;
+
     /// <summary>Draws one sequence into <paramref name="tokens"/> and its targets into <paramref name="targets"/>.</summary>
     public abstract void Sample(ref Rng rng, Span<int> tokens, Span<int> targets);
 }
@@ -57,7 +60,7 @@ public sealed class SelectiveCopying : MemoryTask
         tokens[..body].Fill(Noise);
         targets.Fill(Losses.Ignored);
         // k distinct positions of the body, in increasing order: a partial Fisher–Yates draw, then sorted
-        Span<int> positions = stackalloc int[body];
+        Span<int> positions = body <= StackLimit ? stackalloc int[body] : new int[body];   // long sequences: the heap, not the stack
         for (int i = 0; i < body; i++) positions[i] = i;
         for (int i = 0; i < DataTokens; i++) { int j = i + rng.NextInt(body - i); (positions[i], positions[j]) = (positions[j], positions[i]); }
         var chosen = positions[..DataTokens];
@@ -104,10 +107,10 @@ public sealed class AssociativeRecall : MemoryTask
     {
         tokens.Fill(Noise);
         targets.Fill(Losses.Ignored);
-        Span<int> keys = stackalloc int[Keys];
+        Span<int> keys = Keys <= StackLimit ? stackalloc int[Keys] : new int[Keys];
         for (int i = 0; i < Keys; i++) keys[i] = i;
         for (int i = 0; i < Pairs; i++) { int j = i + rng.NextInt(Keys - i); (keys[i], keys[j]) = (keys[j], keys[i]); }
-        Span<int> values = stackalloc int[Pairs];
+        Span<int> values = Pairs <= StackLimit ? stackalloc int[Pairs] : new int[Pairs];
         for (int i = 0; i < Pairs; i++)
         {
             values[i] = rng.NextInt(Values);

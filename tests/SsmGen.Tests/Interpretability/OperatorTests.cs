@@ -185,6 +185,10 @@ public class OperatorTests(ITestOutputHelper output)
         Assert.All(small, f => Assert.Equal(0, f.Diverging));
         Assert.All(small, f => Assert.True(f.RelativeError[16] < 1e-9 && f.RelativeError[1] > f.RelativeError[16], $"block {f.Block}"));
         Assert.Contains(large, f => f.Diverging > 0.05 && f.RelativeError[16] > f.RelativeError[8]);
+        using var model = Scaled(Batch, Length, 1f);
+        var op = S4DOperator.FromModel(model);
+        var input = Input(model, Batch, Length, 6);
+        Assert.Contains("order 2 or more", Assert.Throws<ArgumentOutOfRangeException>(() => DecoderSeries.Fit(op, input, Batch, Length, op.MeanWaves(input, Batch, Length), 1)).Message);
     }
 
     [Fact]

@@ -85,5 +85,6 @@ public class ContractionTests(ITestOutputHelper output)
             }
             Assert.True(report.FittedRate <= report.PredictedRate + 1e-9, "two starts met more slowly than the slowest mode allows");
         }
+        Assert.Contains("Block 2 is outside", Assert.Throws<ArgumentOutOfRangeException>(() => ContractionCheck.ForS4DBlock(op, input, Length, 2)).Message);
     }
 }

@@ -98,6 +98,18 @@ public class MemoryTaskTests
     }
 
     [Fact]
+    public void LongSequencesAndLargeVocabulariesAreDrawnToo()
+    {
+        // scratch beyond the stack limit (a 200,000-step body, 5,000 keys) goes to the heap; the solver still agrees
+        foreach (var task in new MemoryTask[] { new SelectiveCopying(200_000, 6, 8), new AssociativeRecall(12_000, 3_000, 50, 5_000, 16) })
+        {
+            var (train, _) = MemoryTasks.Generate(task, 2, 0, seed: 4);
+            for (int i = 0; i < train.Count; i++)
+                Assert.Equal(Solve(task, train.Sequence(i)), train.Targets.AsSpan(i * task.Length, task.Length).ToArray());
+        }
+    }
+
+    [Fact]
     public void ImpossibleConfigurationsAreRefusedByName()
     {
         Assert.Contains("cannot hold 5 data tokens", Assert.Throws<ArgumentOutOfRangeException>(() => new SelectiveCopying(10, 5, 4)).Message);
