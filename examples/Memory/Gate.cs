@@ -32,27 +32,13 @@ public static class Gate
         var (train, heldOut) = MemoryTasks.Generate(task, 20_000, 512, seed);
         using var model = new CopyMamba(batch, length);
         model.Initialize(seed);
-        var trainer = new Trainer(model, new TrainerOptions { LearningRate = 3e-3f, WeightDecay = 0.01f, WarmupSteps = Math.Min(200, steps / 10), TotalSteps = steps });
         progress($"{task.Description}: {train.Count:N0} training and {heldOut.Count} held-out sequences; CopyMamba ({model.Parameters.Length:N0} parameters), {steps:N0} steps of batch {batch}");
-        var order = Enumerable.Range(0, train.Count).ToArray();
-        var rng = new Rng(seed + 1);
-        var (x, y) = (new int[batch * length], new int[batch * length]);
         double accuracy = 0;
-        for (int step = 0, cursor = train.Count; step < steps; step++)
+        TaskTraining.Train(model, train, steps, batch, seed, 250, (step, loss, trainer) =>
         {
-            for (int b = 0; b < batch; b++, cursor++)
-            {
-                if (cursor == train.Count) { Shuffle(order, ref rng); cursor = 0; }
-                train.Tokens.AsSpan(order[cursor] * length, length).CopyTo(x.AsSpan(b * length));
-                train.Targets.AsSpan(order[cursor] * length, length).CopyTo(y.AsSpan(b * length));
-            }
-            var r = trainer.TrainStep(x, y, batch, length);
-            if ((step + 1) % 250 == 0 || step + 1 == steps)
-            {
-                accuracy = Accuracy(trainer, heldOut, batch);
-                progress($"  step {step + 1}: loss {r.Loss:F3}, held-out accuracy on the copied tokens {accuracy:P1}");
-            }
-        }
+            accuracy = TaskTraining.Accuracy(trainer, heldOut, batch);
+            progress($"  step {step}: loss {loss:F3}, held-out accuracy on the copied tokens {accuracy:P1}");
+        });
 
         progress("Δ_t on data and noise tokens of 64 held-out sequences");
         var samples = new Dictionary<(int Block, string Kind), List<double>>();
@@ -92,23 +78,6 @@ public static class Gate
                 ratios.Count(r => r >= 2) / (double)ratios.Length, ratios.Count(r => r <= 0.5) / (double)ratios.Length);
         }).ToList();
         Write(output, task, steps, accuracy, rows, channels, samples);
-    }
-
-    private static double Accuracy(Trainer trainer, MemoryTaskSet set, int batch)
-    {
-        int correct = 0, counted = 0;
-        for (int s = 0; s + batch <= set.Count; s += batch)
-        {
-            var targets = set.Targets.AsSpan(s * set.Length, batch * set.Length);
-            correct += trainer.Evaluate(set.Tokens.AsSpan(s * set.Length, batch * set.Length), targets, batch, set.Length);
-            counted += Metrics.Counted(targets);
-        }
-        return (double)correct / counted;
-    }
-
-    private static void Shuffle(int[] a, ref Rng rng)
-    {
-        for (int i = a.Length - 1; i > 0; i--) { int j = rng.NextInt(i + 1); (a[i], a[j]) = (a[j], a[i]); }
     }
 
     private static void Write(string output, SelectiveCopying task, int steps, double accuracy, List<DeltaSummary> rows, List<ChannelSelectivity> channels,

@@ -5,7 +5,23 @@ namespace SsmGen.Memory;
 /// <param name="Accuracy">Fraction of rows whose arg-max output is the arg-max target (for one-hot targets).</param>
 /// <param name="GaussianBits">−½·Σ_k log₂(1 − R²_k) over outputs with R²_k clipped to [0, 1 − 1e-9]: the mutual information
 /// a Gaussian channel with that explained variance carries (an estimate, exact only for jointly Gaussian data).</param>
-public readonly record struct ProbeScore(double R2, double Accuracy, double GaussianBits);
+public readonly record struct ProbeScore(double R2, double Accuracy, double GaussianBits)
+{
+    /// <summary>
+    /// A lower bound, by Fano's inequality, on the bits the features hold about a target uniform over
+    /// <paramref name="classes"/> classes, from the probe's accuracy: log₂K − h(Pₑ) − Pₑ·log₂(K − 1), Pₑ = 1 − accuracy,
+    /// h the binary entropy; 0 at chance or below. Any decoder's error bounds the information, so unlike
+    /// <see cref="GaussianBits"/> it assumes nothing about the distribution of the features.
+    /// </summary>
+    public double FanoBits(int classes)
+    {
+        if (classes < 2) throw new ArgumentOutOfRangeException(nameof(classes), classes, "Fano's bound needs 2 or more classes.");
+        double error = Math.Clamp(1 - Accuracy, 0, 1);
+        if (error >= 1 - 1.0 / classes) return 0;
+        double binaryEntropy = error is 0 or 1 ? 0 : -error * Math.Log2(error) - (1 - error) * Math.Log2(1 - error);
+        return Math.Max(0, Math.Log2(classes) - binaryEntropy - error * Math.Log2(classes - 1));
+    }
+}
 
 /// <summary>
 /// Ridge regression from features X (rows, D) to targets Y (rows, K), with an intercept and features standardized by
