@@ -15,7 +15,7 @@ public sealed record TrainerOptions
 public readonly record struct StepResult(float Loss, float GradientNorm, int Correct, int Count);
 
 /// <summary>
-/// A classification training step for any generated model: forward (training mode), cross-entropy,
+/// A classification (or, with <see cref="RegressionStep"/>, regression) training step for any generated model: forward (training mode), cross-entropy,
 /// backward, clipping by global norm, AdamW with a cosine schedule. Buffers are sized once.
 /// For per-token models (Pooling.None) there is one target per token. A model on a GPU finishes the step on the
 /// device (<see cref="IDeviceTrainingStep"/>): same arithmetic, no parameters or gradients crossing the bus.
@@ -64,6 +64,31 @@ public sealed class Trainer
         CheckTargets(targets, rows, training: true);
         _model.Forward(tokens, batch, length, _logits, training: true);
         return Finish(targets, rows);
+    }
+
+    /// <summary>
+    /// One regression step on real-valued inputs (B, L, Input): mean squared error against real targets, one per output
+    /// value ((B, Output), or (B, L, Output) without pooling), then the same backward, clipping and AdamW step.
+    /// <see cref="StepResult.Count"/> is the number of target values; nothing is counted as correct.
+    /// </summary>
+    public StepResult RegressionStep(ReadOnlySpan<float> input, ReadOnlySpan<float> targets, int batch, int length)
+    {
+        int rows = Rows(batch, length);
+        if (targets.Length != rows * _classes) throw new ArgumentException($"Got {targets.Length} target values; this batch has {rows}·{_classes} outputs.", nameof(targets));
+        for (int i = 0; i < targets.Length; i++)
+            if (!float.IsFinite(targets[i])) throw new ArgumentException($"Target value {i} is {targets[i]}; regression targets must be finite.", nameof(targets));
+        if (_model is IDeviceTrainingStep { TrainsOnDevice: true })
+            throw new NotSupportedException("The GPU training step finishes classification steps only; train regression on the CPU.");
+        _model.Forward(input, batch, length, _logits, training: true);
+        var prediction = _logits.AsSpan(0, rows * _classes);
+        var d = _dLogits.AsSpan(0, rows * _classes);
+        float loss = Losses.MeanSquaredError(prediction, targets, d);
+        _model.ZeroGradients();
+        _model.Backward(d);
+        float norm = GradientClipping.ClipByGlobalNorm(_model.Gradients, Options.MaxGradNorm);
+        Optimizer.Step(_model.Parameters, _model.Gradients, Schedule.Factor(Step));
+        Step++;
+        return new StepResult(loss, norm, 0, targets.Length);
     }
 
     private void CheckTargets(ReadOnlySpan<int> targets, int rows, bool training)
