@@ -150,7 +150,7 @@ internal static class Report
             var line = plt.Add.ScatterLine(origins.Select(o => (double)(o + Series.Horizon - 1)).ToArray(), m.LastStepForecasts);
             line.LegendText = m.Method;
         }
-        plt.Title($"{series.Description}: forecasts {Series.Horizon} steps ahead on the test span");
+        plt.Title($"{series.Name}: the forecast {Series.Horizon} steps ahead, on the test span");
         plt.XLabel(series.Season == 12 ? "month since the series began" : "hour of the year");
         plt.YLabel(series.Unit);
         plt.ShowLegend(Alignment.UpperLeft);

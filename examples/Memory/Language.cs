@@ -30,16 +30,16 @@ public static class Language
         int[] train = CharVocabulary.Encode(data.Text(1, FirstHeldOut - 1));
         int[] heldOut = CharVocabulary.Encode(data.Text(FirstHeldOut, SonnetData.Count));
         progress($"sonnets: {train.Length:N0} training characters (1–{FirstHeldOut - 1}), {heldOut.Length:N0} held out ({FirstHeldOut}–{SonnetData.Count}); {steps:N0} steps of {batch} windows × {length} characters per model");
-        (string Kind, Func<ISsmModel> Create)[] kinds =
+        (string Kind, Func<int, int, ModelUse, ISsmModel> Create)[] kinds =
         [
-            ("Mamba", () => new SonnetModel(batch, length)),
-            ("RNN", () => new SonnetRnn(batch, length)),
-            ("attention", () => new SonnetAttention(batch, length)),
+            ("Mamba", (b, l, use) => new SonnetModel(b, l, use)),
+            ("RNN", (b, l, use) => new SonnetRnn(b, l, use)),
+            ("attention", (b, l, use) => new SonnetAttention(b, l, use)),
         ];
         var runs = new List<LanguageRun>();
         foreach (var (kind, create) in kinds)
         {
-            using var model = create();
+            using var model = create(batch, length, ModelUse.Training);
             model.Initialize(seed);
             var trainer = new Trainer(model, new TrainerOptions { LearningRate = 2e-3f, WeightDecay = 0.01f, WarmupSteps = Math.Min(100, steps / 10), TotalSteps = steps });
             var evaluator = new Evaluator(model, batch, length);
@@ -67,7 +67,7 @@ public static class Language
             double seconds = clock.Elapsed.TotalSeconds;
             best.Parameters.CopyTo(model.Parameters);
             var run = new LanguageRun(kind, model.Parameters.Length, model.Config.DModel, steps, best.Step, seconds, best.Loss / Math.Log(2), best.Accuracy,
-                StateLengths.Select(l => ModelCost.StateBytes(model.Config, l)).ToArray(), ModelCost.FlopsPerToken(model.Config, length), StepTime(model, heldOut, length));
+                StateLengths.Select(l => ModelCost.StateBytes(model.Config, l)).ToArray(), ModelCost.FlopsPerToken(model.Config, length), StepTime(model, create(1, kind == "attention" ? length : 1, ModelUse.Inference), heldOut, length));
             runs.Add(run);
             progress($"{kind} ({run.Parameters:N0} parameters): {run.HeldOutBitsPerCharacter:F3} bits/char held out (step {run.KeptStep}), state {run.StateBytes[0]:N0} B after {StateLengths[0]} characters and {run.StateBytes[1]:N0} B after {StateLengths[1]}, {run.MicrosecondsPerToken:F0} µs per streamed character ({seconds:F0} s to train)");
             Write(output, batch, length, runs);
@@ -75,12 +75,23 @@ public static class Language
         return runs;
     }
 
-    /// <summary>Microseconds per character of one stream stepping through <paramref name="length"/> held-out characters (the best of five passes).</summary>
-    private static double StepTime(ISsmModel model, int[] text, int length)
+    /// <summary>
+    /// Microseconds per character of one stream stepping through <paramref name="length"/> held-out characters (the
+    /// best of five passes, after twenty untimed ones), on <paramref name="stream"/>: the trained parameters in an
+    /// inference build for one stream, as a server would load them.
+    /// </summary>
+    private static double StepTime(ISsmModel trained, ISsmModel stream, int[] text, int length)
     {
+        using var model = stream;
+        trained.Parameters.CopyTo(model.Parameters);
         var state = model.CreateState();
         var y = new float[model.Config.Output];
         double best = double.PositiveInfinity;
+        for (int warm = 0; warm < 20 * length; warm++)   // past the JIT's tiers before timing
+        {
+            if (warm % length == 0) state.Reset();
+            model.Step(state, text[warm % length], y);
+        }
         for (int pass = 0; pass < 5; pass++)
         {
             state.Reset();
