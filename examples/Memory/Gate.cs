@@ -9,7 +9,7 @@ using SsmGen.Training;
 
 namespace SsmGen.Examples.Memory;
 
-/// <summary>Δ_t on one kind of token: mean over the inner channels of a block, summarized over held-out sequences.</summary>
+/// <summary>One kind of token in one block, over held-out sequences: the distribution of Δ_t (mean over inner channels) or of the write ‖Δ_t·B_t·x_t‖.</summary>
 public sealed record DeltaSummary(int Block, string Tokens, int Count, double Mean, double Median, double P10, double P90);
 
 /// <summary>
@@ -66,11 +66,7 @@ public static class Gate
                     list.Add(mean / v.Inner);
                 }
         }
-        var rows = samples.OrderBy(p => p.Key.Block).ThenBy(p => p.Key.Kind).Select(p =>
-        {
-            var v = p.Value.Order().ToArray();
-            return new DeltaSummary(p.Key.Block, p.Key.Kind, v.Length, v.Average(), v[v.Length / 2], v[v.Length / 10], v[9 * v.Length / 10]);
-        }).ToList();
+        var rows = Summarize(samples);
         var channels = logSums.OrderBy(p => p.Key).Select(p =>
         {
             var (data, noise, counts) = p.Value;
@@ -108,12 +104,16 @@ public static class Gate
                     list.Add(Math.Sqrt(sum));
                 }
             }
-        return norms.OrderBy(p => p.Key.Block).ThenBy(p => p.Key.Kind).Select(p =>
+        return Summarize(norms);
+    }
+
+    /// <summary>Per block and token kind: count, mean, median and the 10th and 90th percentiles of the values.</summary>
+    private static List<DeltaSummary> Summarize(Dictionary<(int Block, string Kind), List<double>> values) =>
+        values.OrderBy(p => p.Key.Block).ThenBy(p => p.Key.Kind).Select(p =>
         {
             var v = p.Value.Order().ToArray();
             return new DeltaSummary(p.Key.Block, p.Key.Kind, v.Length, v.Average(), v[v.Length / 2], v[v.Length / 10], v[9 * v.Length / 10]);
         }).ToList();
-    }
 
     private static string KindOf(SelectiveCopying task, int token) =>
         token < task.Symbols ? "data" : token == task.Noise ? "noise" : token == task.Marker ? "marker" : "blank";
@@ -148,7 +148,7 @@ public static class Gate
         md.AppendLine();
         md.AppendLine("![Δ on data and noise tokens](gate.png)");
         md.AppendLine();
-        md.AppendLine("What each token writes into the state: ‖Δ_t·B_t·x_t‖ over a block's E·N states (x_t the convolved, SiLU-gated input of the scan), by token kind.");
+        md.AppendLine("What each token writes into the state: ‖Δ_t·B_t·x_t‖ over a block's E·N states (x_t the scan's input: SiLU of the convolved projection), by token kind.");
         md.AppendLine();
         md.AppendLine("| block | tokens | count | mean write | median | 10th pct | 90th pct |");
         md.AppendLine("|---|---|---|---|---|---|---|");
