@@ -8,7 +8,24 @@ public sealed record TrainerOptions
     public float WeightDecay { get; init; } = 0.01f;
     public int WarmupSteps { get; init; } = 10;
     public int TotalSteps { get; init; } = 1000;
+    /// <summary>Largest global gradient norm; larger gradients are scaled down to it. +∞ turns clipping off.</summary>
     public float MaxGradNorm { get; init; } = 1f;
+
+    /// <summary>Throws, naming the setting, when a value would make training meaningless (or silently NaN).</summary>
+    public void Validate()
+    {
+        static void Positive(float value, string name)
+        {
+            if (!(value > 0) || float.IsNaN(value)) throw new ArgumentOutOfRangeException(name, value, $"{name} must be positive; got {value}.");
+        }
+        Positive(LearningRate, nameof(LearningRate));
+        if (float.IsInfinity(LearningRate)) throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "LearningRate must be finite.");
+        if (!(SsmLearningRate >= 0) || float.IsInfinity(SsmLearningRate)) throw new ArgumentOutOfRangeException(nameof(SsmLearningRate), SsmLearningRate, $"SsmLearningRate must be finite and not negative; got {SsmLearningRate}.");
+        if (!(WeightDecay >= 0) || float.IsInfinity(WeightDecay)) throw new ArgumentOutOfRangeException(nameof(WeightDecay), WeightDecay, $"WeightDecay must be finite and not negative; got {WeightDecay}.");
+        if (WarmupSteps < 0) throw new ArgumentOutOfRangeException(nameof(WarmupSteps), WarmupSteps, $"WarmupSteps must not be negative; got {WarmupSteps}.");
+        if (TotalSteps < 1) throw new ArgumentOutOfRangeException(nameof(TotalSteps), TotalSteps, $"TotalSteps must be at least 1; got {TotalSteps}.");
+        Positive(MaxGradNorm, nameof(MaxGradNorm));
+    }
 }
 
 /// <summary>Result of one training step.</summary>
@@ -35,6 +52,8 @@ public sealed class Trainer
     public Trainer(ISsmModel model, TrainerOptions options)
     {
         ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
         if (model.Use != ModelUse.Training) throw new ArgumentException("The model was built for inference (ModelUse.Inference): it has no gradients to train with.", nameof(model));
         _model = model;
         Options = options;

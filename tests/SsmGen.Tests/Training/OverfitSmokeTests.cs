@@ -101,4 +101,30 @@ public class OverfitSmokeTests(ITestOutputHelper output)
         Assert.Equal(before, model.Parameters.ToArray());
         Assert.Equal(0L, trainer.Step);
     }
+
+    public static TheoryData<TrainerOptions, string> BadOptions => new()
+    {
+        { new TrainerOptions { LearningRate = 0 }, "LearningRate" },
+        { new TrainerOptions { LearningRate = float.NaN }, "LearningRate" },
+        { new TrainerOptions { LearningRate = float.PositiveInfinity }, "LearningRate" },
+        { new TrainerOptions { SsmLearningRate = -1e-3f }, "SsmLearningRate" },
+        { new TrainerOptions { WeightDecay = float.NaN }, "WeightDecay" },
+        { new TrainerOptions { WarmupSteps = -1 }, "WarmupSteps" },
+        { new TrainerOptions { TotalSteps = 0 }, "TotalSteps" },
+        { new TrainerOptions { MaxGradNorm = 0 }, "MaxGradNorm" },
+        { new TrainerOptions { MaxGradNorm = float.NaN }, "MaxGradNorm" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadOptions))]
+    public void BadOptionsAreRefusedAtConstructionNamingTheSetting(TrainerOptions options, string setting)
+    {
+        var model = new SmokeModel(2, 4);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new Trainer(model, options));
+        Assert.Equal(setting, e.ParamName);
+        Assert.Contains(setting, e.Message);
+        Assert.Throws<ArgumentNullException>(() => new Trainer(model, null!));
+        // clipping can be turned off explicitly
+        _ = new Trainer(model, new TrainerOptions { MaxGradNorm = float.PositiveInfinity });
+    }
 }
