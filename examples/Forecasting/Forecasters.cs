@@ -19,7 +19,7 @@ public abstract class Forecaster
     /// <summary>Fits on the training origins; the validation origins pick among its settings or checkpoints.</summary>
     public abstract void Fit(Series series, Scaling scaling, Action<string> progress);
     /// <summary>Scaled forecasts (origins, horizon) for scaled contexts (origins, context).</summary>
-    public abstract void Predict(float[] contexts, int count, float[] forecasts);
+    public abstract void Predict(ReadOnlySpan<float> contexts, int count, Span<float> forecasts);
 }
 
 /// <summary>The scaled-differences view of a series (see <see cref="Forecaster"/>).</summary>
@@ -69,7 +69,7 @@ public sealed class Naive : Forecaster
     public override int Parameters => 0;
     public override long StateBytes => 4;
     public override void Fit(Series series, Scaling scaling, Action<string> progress) { }
-    public override void Predict(float[] contexts, int count, float[] forecasts) => Array.Clear(forecasts, 0, count * Series.Horizon);
+    public override void Predict(ReadOnlySpan<float> contexts, int count, Span<float> forecasts) => forecasts[..(count * Series.Horizon)].Clear();
 }
 
 /// <summary>Each step repeats the value one season earlier (two seasons when the horizon is longer than one).</summary>
@@ -79,7 +79,7 @@ public sealed class SeasonalNaive(int season, int context) : Forecaster
     public override int Parameters => 0;
     public override long StateBytes => 4L * season * ((Series.Horizon + season - 1) / season);
     public override void Fit(Series series, Scaling scaling, Action<string> progress) { }
-    public override void Predict(float[] contexts, int count, float[] forecasts)
+    public override void Predict(ReadOnlySpan<float> contexts, int count, Span<float> forecasts)
     {
         for (int i = 0; i < count; i++)
             for (int t = 0; t < Series.Horizon; t++)
@@ -118,9 +118,9 @@ public sealed class LinearAutoregression(int context) : Forecaster
         progress($"  linear AR: λ = {Ridge} (validation MSE {best:F4} in scaled units)");
     }
 
-    public override void Predict(float[] contexts, int count, float[] forecasts)
+    public override void Predict(ReadOnlySpan<float> contexts, int count, Span<float> forecasts)
     {
-        var p = _fit!.Predict(contexts.AsSpan(0, count * context), count);
+        var p = _fit!.Predict(contexts[..(count * context)], count);
         for (int i = 0; i < p.Length; i++) forecasts[i] = (float)p[i];
     }
 }
@@ -179,14 +179,14 @@ public sealed class NeuralForecaster(string name, Func<int, int, ISsmModel> crea
         progress($"  {name}: kept step {BestStep} (validation MSE {best.Error:F4}), trained in {Seconds:F0} s");
     }
 
-    public override void Predict(float[] contexts, int count, float[] forecasts)
+    public override void Predict(ReadOnlySpan<float> contexts, int count, Span<float> forecasts)
     {
         var model = _model!;
         int c = model.MaxLength, h = Series.Horizon;
         for (int s = 0; s < count; s += model.MaxBatch)
         {
             int n = Math.Min(model.MaxBatch, count - s);
-            model.Forward(contexts.AsSpan(s * c, n * c), n, c, forecasts.AsSpan(s * h, n * h));
+            model.Forward(contexts.Slice(s * c, n * c), n, c, forecasts.Slice(s * h, n * h));
         }
     }
 }

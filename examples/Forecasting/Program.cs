@@ -63,7 +63,7 @@ try
             // one forecast at a time, as a service answers them: milliseconds per forecast
             var one = new float[h];
             var timer = Stopwatch.StartNew();
-            for (int i = 0; i < count; i++) m.Predict(contexts[(i * c)..((i + 1) * c)], 1, one);
+            for (int i = 0; i < count; i++) m.Predict(contexts.AsSpan(i * c, c), 1, one);
             double ms = timer.Elapsed.TotalMilliseconds / count;
             double se = 0, ae = 0;
             var lead = new double[count];

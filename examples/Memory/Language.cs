@@ -67,7 +67,7 @@ public static class Language
             double seconds = clock.Elapsed.TotalSeconds;
             best.Parameters.CopyTo(model.Parameters);
             var run = new LanguageRun(kind, model.Parameters.Length, model.Config.DModel, steps, best.Step, seconds, best.Loss / Math.Log(2), best.Accuracy,
-                StateLengths.Select(l => ModelCost.StateBytes(model.Config, l)).ToArray(), ModelCost.FlopsPerToken(model.Config, length), StepTime(model, create(1, kind == "attention" ? length : 1, ModelUse.Inference), heldOut, length));
+                StateLengths.Select(l => ModelCost.StateBytes(model.Config, l)).ToArray(), ModelCost.FlopsPerToken(model.Config, length), StepTime(model, create(1, length, ModelUse.Inference), heldOut, length));
             runs.Add(run);
             progress($"{kind} ({run.Parameters:N0} parameters): {run.HeldOutBitsPerCharacter:F3} bits/char held out (step {run.KeptStep}), state {run.StateBytes[0]:N0} B after {StateLengths[0]} characters and {run.StateBytes[1]:N0} B after {StateLengths[1]}, {run.MicrosecondsPerToken:F0} µs per streamed character ({seconds:F0} s to train)");
             Write(output, batch, length, runs);

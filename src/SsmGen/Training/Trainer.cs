@@ -102,12 +102,7 @@ public sealed class Trainer
         var prediction = _logits.AsSpan(0, rows * _classes);
         var d = _dLogits.AsSpan(0, rows * _classes);
         float loss = Losses.MeanSquaredError(prediction, targets, d);
-        _model.ZeroGradients();
-        _model.Backward(d);
-        float norm = GradientClipping.ClipByGlobalNorm(_model.Gradients, Options.MaxGradNorm);
-        Optimizer.Step(_model.Parameters, _model.Gradients, Schedule.Factor(Step));
-        Step++;
-        return new StepResult(loss, norm, 0, targets.Length);
+        return new StepResult(loss, BackwardAndUpdate(d), 0, targets.Length);
     }
 
     private void CheckTargets(ReadOnlySpan<int> targets, int rows, bool training)
@@ -135,12 +130,18 @@ public sealed class Trainer
         var d = _dLogits.AsSpan(0, rows * _classes);
         float loss = Losses.CrossEntropy(logits, targets, rows, _classes, d);
         int correct = Metrics.CorrectCount(logits, targets, rows, _classes);
+        return new StepResult(loss, BackwardAndUpdate(d), correct, Metrics.Counted(targets));
+    }
+
+    /// <summary>Backward from dL/d(output), clipping by global norm, the AdamW step; returns the norm before clipping.</summary>
+    private float BackwardAndUpdate(ReadOnlySpan<float> dOutput)
+    {
         _model.ZeroGradients();
-        _model.Backward(d);
+        _model.Backward(dOutput);
         float norm = GradientClipping.ClipByGlobalNorm(_model.Gradients, Options.MaxGradNorm);
         Optimizer.Step(_model.Parameters, _model.Gradients, Schedule.Factor(Step));
         Step++;
-        return new StepResult(loss, norm, correct, Metrics.Counted(targets));
+        return norm;
     }
 
     /// <summary>Inference on real inputs; returns the number of correct rows (ignored targets never count).</summary>
