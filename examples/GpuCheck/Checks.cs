@@ -90,14 +90,16 @@ internal static class Checks
             Fill(cpu, rng, batch, length, tokens, input);
             int rows = OutputRows(cpu, batch, length), classes = cpu.Config.Output;
             float[] yc = new float[rows * classes], yg = new float[rows * classes];
-            Forward(cpu, tokens, input, batch, length, yc);
-            Forward(gpu, tokens, input, batch, length, yg);
+            // Training mode (Backward needs it): dropout masks are a hash of (seed, step, layer, index), the same on both.
+            ulong maskStep = cpu.DropoutStep;
+            Forward(cpu, tokens, input, batch, length, yc, training: true);
+            Forward(gpu, tokens, input, batch, length, yg, training: true);
             // The oracle: the float64 reference model on the same parameters, input and output gradient.
             var exact = new ReferenceModel<double>(cpu.Config);
             for (int i = 0; i < cpu.Parameters.Length; i++) exact.Parameters[i] = cpu.Parameters[i];
             double[] ye = cpu.Config.Vocab > 0
-                ? exact.Forward(tokens.AsSpan(0, batch * length), batch, length)
-                : exact.Forward(Array.ConvertAll(input[..(batch * length * cpu.Config.Input)], v => (double)v), batch, length);
+                ? exact.Forward(tokens.AsSpan(0, batch * length), batch, length, training: true, cpu.DropoutSeed, maskStep)
+                : exact.Forward(Array.ConvertAll(input[..(batch * length * cpu.Config.Input)], v => (double)v), batch, length, training: true, cpu.DropoutSeed, maskStep);
             double forward = MaxRelative(yc, yg), forwardGpu = MaxRelative(ye, yg), forwardCpu = MaxRelative(ye, yc);
 
             var dOut = new float[rows * classes];

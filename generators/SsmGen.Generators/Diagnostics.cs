@@ -36,7 +36,7 @@ internal static class Diagnostics
     public static readonly DiagnosticDescriptor UnknownPooling = Error("SSMG0012",
         "Unknown pooling", "[SsmModel] Pooling = {0} is not a Pooling; use Mean, Last or None");
     public static readonly DiagnosticDescriptor BadDtRange = Error("SSMG0013",
-        "Invalid Δ range", "[{0}] needs 0 < DtMin <= DtMax, got DtMin = {1} and DtMax = {2}");
+        "Invalid Δ range", "[{0}] needs {3} <= DtMin <= DtMax <= {4} (beyond, the float discretization overflows or underflows), got DtMin = {1} and DtMax = {2}");
     public static readonly DiagnosticDescriptor NotAClass = Error("SSMG0014",
         "Model must be a non-static class", "[SsmModel] on '{0}' is not supported; declare the model as a non-static partial class");
 
@@ -53,10 +53,30 @@ internal static class Diagnostics
     public static readonly DiagnosticDescriptor UnknownNonlinearity = Error("SSMG0019",
         "Unknown nonlinearity", "[RnnLayer] Nonlinearity = {0} is not a Nonlinearity; use Tanh or Relu");
 
+    public static readonly DiagnosticDescriptor LanguageVersionTooLow = Error("SSMG0020",
+        "C# 13 or later required", "Model '{0}' needs C# 13 or later for its generated code (it uses params collections); this project compiles C# {1}: set <LangVersion>13</LangVersion> or later, or target net9.0 or later");
+    public static readonly DiagnosticDescriptor NameClash = Error("SSMG0021",
+        "Model class named like a generated member", "Model class '{0}' has the name of a member SsmGen generates in it ({1}); rename the class");
+    public static readonly DiagnosticDescriptor MemberClash = Error("SSMG0022",
+        "Member clashes with a generated member", "Model '{0}' declares or inherits '{1}', which SsmGen generates; rename or remove it");
+    public static readonly DiagnosticDescriptor PrimaryConstructor = Error("SSMG0023",
+        "Model class has a primary constructor", "Model class '{0}' has a primary constructor; SsmGen generates the model's constructor, so remove the parameter list");
+    public static readonly DiagnosticDescriptor UnsupportedBase = Error("SSMG0024",
+        "Unsupported base class", "Model class '{0}' derives from '{1}', which {2}");
+    public static readonly DiagnosticDescriptor VarIsAType = Error("SSMG0025",
+        "A type named 'var' is in scope", "A type named 'var' is in scope of model '{0}', and the generated code declares implicitly typed locals; rename that type");
+    public static readonly DiagnosticDescriptor NotTheRuntime = Error("SSMG0026",
+        "[SsmModel] is not SsmGen's attribute", "The [SsmModel] on '{0}' is not the attribute of the SsmGen runtime assembly (or the runtime is not referenced); reference the SsmGen package and remove any other SsmGen.SsmModelAttribute");
+    public static readonly DiagnosticDescriptor RootNamespaceHidden = Error("SSMG0027",
+        "A global type hides a namespace the generated code uses", "A type named '{1}' in the global namespace hides the {1} namespace that the generated code of model '{0}' uses; rename that type or move it into a namespace");
+    public static readonly DiagnosticDescriptor InternalError = Error("SSMG0099",
+        "SsmGen failed on a model", "SsmGen could not generate model '{0}' ({1}); this is a bug in SsmGen, please report it with the declaration");
+
     private static readonly DiagnosticDescriptor[] All =
     {
         NotPartial, GenericOrNested, BadStateSize, UnknownInit, UnknownDiscretization, NonPositiveSize, LayerWithoutModel,
         InputOrVocab, NoLayers, BadDropout, BadRepeat, UnknownPooling, BadDtRange, NotAClass, TooLarge, FileLocal, UnknownNorm, BadHeads, UnknownNonlinearity,
+        LanguageVersionTooLow, NameClash, MemberClash, PrimaryConstructor, UnsupportedBase, VarIsAType, NotTheRuntime, RootNamespaceHidden, InternalError,
     };
 
     public static DiagnosticDescriptor ById(string id) => All.First(d => d.Id == id);

@@ -6,6 +6,7 @@ using System.Threading;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
+using SsmGen.Generators.Emitters;
 using SsmGen.Generators.Model;
 
 namespace SsmGen.Generators;
@@ -31,8 +32,24 @@ internal static class Parser
     // The Mamba scan keeps N state registers per 16 channels; the conv keeps ConvWidth taps.
     private const int MaxMambaN = 64, MaxExpand = 16, MaxConvWidth = 64, MaxIdsN = 256, MaxMlpRatio = 64, NonlinearityCount = 2;
     private const long MaxParameters = int.MaxValue / 4;
+    // Δ beyond these overflows or underflows the float discretization (Δ·A, Δ·B·x) of either kind.
+    internal const double MinDt = 1e-20, MaxDt = 1e4;
 
     public static ParseResult Parse(GeneratorAttributeSyntaxContext ctx, CancellationToken ct)
+    {
+        try
+        {
+            return ParseModel(ctx, ct);
+        }
+        catch (System.Exception e) when (e is not System.OperationCanceledException)
+        {
+            // A bug here must cost one diagnostic, never the whole compilation's generated code (CS8785).
+            var where = ((TypeDeclarationSyntax)ctx.TargetNode).Identifier.GetLocation();
+            return new ParseResult(null, EquatableArray.From(new[] { DiagnosticInfo.Create(Diagnostics.InternalError, where, ctx.TargetSymbol.Name, e.GetType().Name + ": " + e.Message) }), null);
+        }
+    }
+
+    private static ParseResult ParseModel(GeneratorAttributeSyntaxContext ctx, CancellationToken ct)
     {
         var diags = new List<DiagnosticInfo>();
         var symbol = (INamedTypeSymbol)ctx.TargetSymbol;
@@ -40,8 +57,26 @@ internal static class Parser
         var where = node.Identifier.GetLocation();
         string name = symbol.Name;
 
+        // [SsmModel] on several partial parts: the compiler reports the duplicate (CS0579); the first part speaks for the class.
+        if (!IsFirstModelAttribute(symbol, ctx.Attributes[0])) return new ParseResult(null, default, null);
+        var runtime = ctx.SemanticModel.Compilation.GetTypeByMetadataName("SsmGen.ISsmModel");
+        if (runtime is null || !SymbolEqualityComparer.Default.Equals(runtime.ContainingAssembly, ctx.Attributes[0].AttributeClass?.ContainingAssembly))
+            return Fail(Diagnostics.NotTheRuntime, where, name);
         if (symbol.TypeKind != TypeKind.Class || symbol.IsStatic)
             return Fail(Diagnostics.NotAClass, where, name);
+        var version = ((CSharpParseOptions)node.SyntaxTree.Options).LanguageVersion;
+        if (version < LanguageVersion.CSharp13)
+            diags.Add(DiagnosticInfo.Create(Diagnostics.LanguageVersionTooLow, where, name, version.ToDisplayString()));
+        foreach (var part in symbol.DeclaringSyntaxReferences.Select(r => r.GetSyntax(ct)).OfType<TypeDeclarationSyntax>())
+            if (part.ParameterList is not null)
+                diags.Add(DiagnosticInfo.Create(Diagnostics.PrimaryConstructor, part.Identifier.GetLocation(), name));
+        // (A global type named SsmGen would hide the attribute itself: the user's code cannot compile then.)
+        if (!ctx.SemanticModel.Compilation.GlobalNamespace.GetTypeMembers("System").IsEmpty)
+            diags.Add(DiagnosticInfo.Create(Diagnostics.RootNamespaceHidden, where, name, "System"));
+        if (ctx.SemanticModel.LookupNamespacesAndTypes(node.Identifier.SpanStart, name: "var").Length > 0)
+            diags.Add(DiagnosticInfo.Create(Diagnostics.VarIsAType, where, name));
+        if (BaseTypeProblem(symbol, runtime) is string problem)
+            diags.Add(DiagnosticInfo.Create(Diagnostics.UnsupportedBase, where, name, symbol.BaseType!.ToDisplayString(), problem));
         if (!node.Modifiers.Any(SyntaxKind.PartialKeyword))
             diags.Add(DiagnosticInfo.Create(Diagnostics.NotPartial, where, name));
         if (symbol.ContainingType is not null)
@@ -85,7 +120,7 @@ internal static class Parser
             int before = diags.Count;
             if (repeat < 1) diags.Add(DiagnosticInfo.Create(Diagnostics.BadRepeat, at, kind, Text(repeat)));
             if (repeat > MaxRepeat) diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, at, "Repeat", Text(repeat), Text(MaxRepeat)));
-            if (!(dtMin > 0 && dtMin <= dtMax && dtMax < double.PositiveInfinity)) diags.Add(DiagnosticInfo.Create(Diagnostics.BadDtRange, at, kind, Text(dtMin), Text(dtMax)));
+            if (!(dtMin >= MinDt && dtMin <= dtMax && dtMax <= MaxDt)) diags.Add(DiagnosticInfo.Create(Diagnostics.BadDtRange, at, kind, Text(dtMin), Text(dtMax), Text(MinDt), Text(MaxDt)));
             LayerSpec? layer = fullName switch
             {
                 MambaAttribute => ParseMamba(a, at, dModel, dtMin, dtMax, diags, ref count, repeat),
@@ -102,14 +137,50 @@ internal static class Parser
         else if (diags.Count == 0 && count > MaxParameters)
             diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, where, "the parameter count", count.ToString(CultureInfo.InvariantCulture), MaxParameters.ToString(CultureInfo.InvariantCulture)));
 
-        if (diags.Count > 0) return new ParseResult(null, EquatableArray.From(diags));
+        if (diags.Count > 0) return new ParseResult(null, EquatableArray.From(diags), null);
         string ns = symbol.ContainingNamespace.IsGlobalNamespace ? "" : string.Join(".", symbol.ContainingNamespace.ToDisplayString().Split('.').Select(Escape));
         string access = symbol.DeclaredAccessibility == Accessibility.Public ? "public" : "internal";
         var spec = new ModelSpec(ns, Escape(name), symbol.IsRecord ? "record class" : "class", access, input, vocab, dModel, output, pooling, EquatableArray.From(layers));
-        return new ParseResult(spec, default);
+        return new ParseResult(spec, default, new ModelContext(Hints.FullName(spec), DeclaredMembers(symbol), SourceSpot.Of(where)));
 
         ParseResult Fail(DiagnosticDescriptor d, Location l, params string[] a) =>
-            new(null, EquatableArray.From(new[] { DiagnosticInfo.Create(d, l, a) }));
+            new(null, EquatableArray.From(new[] { DiagnosticInfo.Create(d, l, a) }), null);
+    }
+
+    private static bool IsFirstModelAttribute(INamedTypeSymbol symbol, AttributeData here)
+    {
+        var first = symbol.GetAttributes()
+            .Where(a => a.AttributeClass?.ToDisplayString() == ModelAttribute && a.ApplicationSyntaxReference is not null)
+            .OrderBy(a => a.ApplicationSyntaxReference!.SyntaxTree.FilePath, System.StringComparer.Ordinal)
+            .ThenBy(a => a.ApplicationSyntaxReference!.Span.Start)
+            .FirstOrDefault();
+        return first is null || here.ApplicationSyntaxReference is not { } r
+            || (r.SyntaxTree == first.ApplicationSyntaxReference!.SyntaxTree && r.Span == first.ApplicationSyntaxReference.Span);
+    }
+
+    /// <summary>Why the model cannot derive from its base class, or null when it can.</summary>
+    private static string? BaseTypeProblem(INamedTypeSymbol symbol, INamedTypeSymbol runtime)
+    {
+        var b = symbol.BaseType;
+        if (b is null || b.SpecialType == SpecialType.System_Object) return null;
+        if (b.AllInterfaces.Contains(runtime, SymbolEqualityComparer.Default) || b.GetAttributes().Any(a => a.AttributeClass?.ToDisplayString() == ModelAttribute))
+            return "is a model itself; compose models as fields instead";
+        bool hasParameterless = b.InstanceConstructors.Any(c => c.DeclaredAccessibility is not Accessibility.Private && c.Parameters.All(p => p.IsOptional || p.IsParams));
+        return hasParameterless ? null : "has no accessible parameterless constructor for the generated constructor to call";
+    }
+
+    /// <summary>Members the user's class declares or inherits (not from object), as <see cref="NameQualifier.Signature"/> strings.</summary>
+    private static EquatableArray<string> DeclaredMembers(INamedTypeSymbol symbol)
+    {
+        var names = new SortedSet<string>(System.StringComparer.Ordinal);
+        foreach (var m in symbol.GetMembers())
+            if (!m.IsImplicitlyDeclared && m is not INamedTypeSymbol { IsImplicitlyDeclared: true }) names.Add(NameQualifier.Signature(m));
+        foreach (var m in symbol.GetTypeMembers()) names.Add(m.Name);
+        for (var b = symbol.BaseType; b is not null && b.SpecialType != SpecialType.System_Object; b = b.BaseType)
+            foreach (var m in b.GetMembers())
+                if (m.DeclaredAccessibility is not Accessibility.Private && !m.IsImplicitlyDeclared && m is not IMethodSymbol { MethodKind: MethodKind.Constructor or MethodKind.StaticConstructor })
+                    names.Add(NameQualifier.Signature(m));
+        return EquatableArray.From(names.ToArray());
     }
 
     private static S4DLayerSpec? ParseS4D(Dictionary<string, TypedConstant> a, Location at, long h, double dtMin, double dtMax, List<DiagnosticInfo> diags, ref long count, int repeat)
@@ -192,19 +263,33 @@ internal static class Parser
     /// <summary>For layer attributes on a class without [SsmModel]: the diagnostic (once per class), else nothing.</summary>
     public static ParseResult ParseOrphanLayers(GeneratorAttributeSyntaxContext ctx, CancellationToken ct)
     {
+        try
+        {
+            return Orphans(ctx);
+        }
+        catch (System.Exception e) when (e is not System.OperationCanceledException)
+        {
+            var where = ((TypeDeclarationSyntax)ctx.TargetNode).Identifier.GetLocation();
+            return new ParseResult(null, EquatableArray.From(new[] { DiagnosticInfo.Create(Diagnostics.InternalError, where, ctx.TargetSymbol.Name, e.GetType().Name + ": " + e.Message) }), null);
+        }
+    }
+
+    private static ParseResult Orphans(GeneratorAttributeSyntaxContext ctx)
+    {
         var symbol = (INamedTypeSymbol)ctx.TargetSymbol;
         bool hasModel = symbol.GetAttributes().Any(a => a.AttributeClass?.ToDisplayString() == ModelAttribute);
         // A class with several layer kinds is reported once, by the pipeline of the first kind in LayerAttributeNames.
         string here = ctx.Attributes[0].AttributeClass?.ToDisplayString() ?? "";
         var kinds = symbol.GetAttributes().Select(a => a.AttributeClass?.ToDisplayString()).ToList();
         bool reportedElsewhere = LayerAttributeNames.TakeWhile(n => n != here).Any(kinds.Contains);
-        if (hasModel || reportedElsewhere) return new ParseResult(null, default);
+        if (hasModel || reportedElsewhere) return new ParseResult(null, default, null);
         var where = ((TypeDeclarationSyntax)ctx.TargetNode).Identifier.GetLocation();
-        return new ParseResult(null, EquatableArray.From(new[] { DiagnosticInfo.Create(Diagnostics.LayerWithoutModel, where, symbol.Name) }));
+        return new ParseResult(null, EquatableArray.From(new[] { DiagnosticInfo.Create(Diagnostics.LayerWithoutModel, where, symbol.Name) }), null);
     }
 
-    /// <summary>An identifier as C# source: keywords get an '@'.</summary>
-    private static string Escape(string id) => SyntaxFacts.GetKeywordKind(id) != SyntaxKind.None ? "@" + id : id;
+    /// <summary>An identifier as C# source: keywords and contextual keywords (var, record, …) get an '@'.</summary>
+    private static string Escape(string id) =>
+        SyntaxFacts.GetKeywordKind(id) != SyntaxKind.None || SyntaxFacts.GetContextualKeywordKind(id) != SyntaxKind.None ? "@" + id : id;
 
     private static Dictionary<string, TypedConstant> Named(AttributeData a)
     {
@@ -213,11 +298,12 @@ internal static class Parser
         return d;
     }
 
+    // Values of the wrong type exist only in code the compiler already rejects; they read as the default.
     private static int Int(Dictionary<string, TypedConstant> a, string key, int fallback) =>
-        a.TryGetValue(key, out var v) && v.Value is not null ? System.Convert.ToInt32(v.Value, CultureInfo.InvariantCulture) : fallback;
+        a.TryGetValue(key, out var v) && v.Value is int i ? i : fallback;
 
     private static double Double(Dictionary<string, TypedConstant> a, string key, double fallback) =>
-        a.TryGetValue(key, out var v) && v.Value is not null ? System.Convert.ToDouble(v.Value, CultureInfo.InvariantCulture) : fallback;
+        a.TryGetValue(key, out var v) ? v.Value switch { double d => d, float f => f, int i => i, _ => fallback } : fallback;
 
     private static string Text(int v) => v.ToString(CultureInfo.InvariantCulture);
     private static string Text(double v) => v.ToString("R", CultureInfo.InvariantCulture);

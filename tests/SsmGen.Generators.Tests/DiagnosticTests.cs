@@ -131,7 +131,7 @@ public class DiagnosticTests
         [SsmModel(Input = 1, DModel = 8, Output = 2)]
         [{|#0:S4DLayer(N = 4, DtMin = 0.1, DtMax = 0.01)|}]
         public partial class M { }
-        """, Diag("SSMG0013").WithLocation(0).WithArguments("S4DLayer", "0.1", "0.01"));
+        """, Diag("SSMG0013").WithLocation(0).WithArguments("S4DLayer", "0.1", "0.01", "1E-20", "10000"));
 
     [Fact]
     public Task StaticClass() => Verify("""
@@ -169,7 +169,7 @@ public class DiagnosticTests
         [SsmModel(Input = 1, DModel = 8, Output = 2)]
         [{|#0:S4DLayer(N = 4, DtMax = double.PositiveInfinity)|}]
         public partial class M { }
-        """, Diag("SSMG0013").WithLocation(0).WithArguments("S4DLayer", "0.001", "Infinity"));
+        """, Diag("SSMG0013").WithLocation(0).WithArguments("S4DLayer", "0.001", "Infinity", "1E-20", "10000"));
 
     [Fact]
     public Task MambaNonPositiveSizes() => Verify("""
@@ -206,7 +206,7 @@ public class DiagnosticTests
         public partial class M { }
         """,
         Diag("SSMG0011").WithLocation(0).WithArguments("MambaLayer", "0"),
-        Diag("SSMG0013").WithLocation(0).WithArguments("MambaLayer", "0", "0.1"));
+        Diag("SSMG0013").WithLocation(0).WithArguments("MambaLayer", "0", "0.1", "1E-20", "10000"));
 
     [Fact]
     public Task MixedLayersWithoutModelReportOnce() => Verify("""

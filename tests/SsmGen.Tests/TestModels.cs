@@ -115,3 +115,18 @@ public partial class NamedSizeWins { }
 [SsmModel(Input = 1, DModel = 4, Output = 2)]
 [RnnLayer(Hidden = 6145)]
 public partial class WideRnn { }
+
+/// <summary>One real-input model per recurrent layer kind without one above (for the non-finite input tests).</summary>
+[SsmModel(Input = 2, DModel = 8, Output = 3, Pooling = Pooling.Mean)]
+[RnnLayer(Hidden = 8)]
+public partial class RealRnn { }
+
+/// <summary>See <see cref="RealRnn"/>.</summary>
+[SsmModel(Input = 2, DModel = 8, Output = 3, Pooling = Pooling.None)]
+[IdsLayer(N = 3)]
+public partial class RealIds { }
+
+/// <summary>See <see cref="RealRnn"/>.</summary>
+[SsmModel(Input = 2, DModel = 8, Output = 3, Pooling = Pooling.Last)]
+[AttentionLayer(Heads = 2)]
+public partial class RealAttention { }

@@ -59,41 +59,7 @@ internal static class ModelEmitter
         if (plan.S4DLayers.Any()) S4DEmitter.EmitKernels(w, plan);
         if (plan.MambaLayers.Any()) MambaEmitter.EmitKernels(w, plan);
         w.Close();
-        return QualifyRuntimeNames(w.ToString());
-    }
-
-    // The emitters write runtime types by their short names, which read like hand-written code. The generated
-    // class lives in the user's namespace, where a namespace or type of the same name (say MyApp.Stability)
-    // would win over a using directive; so every such name is written fully qualified in the output.
-    private static readonly (string Name, string Namespace)[] RuntimeNames =
-    {
-        ("Initialization", "SsmGen"), ("OptimizerGroup", "SsmGen"), ("S4DInit", "SsmGen"), ("Discretization", "SsmGen"),
-        ("Pooling", "SsmGen"), ("Rng", "SsmGen"), ("NormKind", "SsmGen"), ("SsmState", "SsmGen"), ("ParameterInfo", "SsmGen"),
-        ("ModelConfig", "SsmGen"), ("LayerConfig", "SsmGen"), ("S4DLayerConfig", "SsmGen"), ("MambaLayerConfig", "SsmGen"),
-        ("ISsmModel", "SsmGen"), ("ModelUse", "SsmGen"), ("BlockKernels", "SsmGen.Numerics"), ("Stability", "SsmGen.Numerics"), ("Gemm", "SsmGen.Numerics"),
-        ("FastMath", "SsmGen.Numerics"), ("MambaKernels", "SsmGen.Numerics"), ("Workspace", "SsmGen.Numerics"),
-        ("CausalConvolution", "SsmGen.Numerics"), ("SelectiveScan", "SsmGen.Numerics"), ("RnnKernels", "SsmGen.Numerics"),
-        ("IdsKernels", "SsmGen.Numerics"), ("AttentionKernels", "SsmGen.Numerics"), ("Nonlinearity", "SsmGen"), ("RnnLayerConfig", "SsmGen"),
-        ("IdsLayerConfig", "SsmGen"), ("AttentionLayerConfig", "SsmGen"), ("TensorPrimitives", "System.Numerics.Tensors"),
-        ("Vector512", "System.Runtime.Intrinsics"), ("Vector256", "System.Runtime.Intrinsics"), ("Math", "System"), ("MathF", "System"),
-    };
-
-    private static readonly System.Text.RegularExpressions.Regex RuntimeName = new(
-        @"(?<![\w.:""])(" + string.Join("|", RuntimeNames.Select(n => n.Name)) + @")(?![\w""])",
-        System.Text.RegularExpressions.RegexOptions.CultureInvariant);
-
-    private static string QualifyRuntimeNames(string code)
-    {
-        var map = RuntimeNames.ToDictionary(n => n.Name, n => "global::" + n.Namespace + "." + n.Name);
-        // Lines of comments keep the short names.
-        var lines = code.Split('\n');
-        for (int i = 0; i < lines.Length; i++)
-        {
-            string t = lines[i].TrimStart();
-            if (t.StartsWith("//", System.StringComparison.Ordinal) || t.StartsWith("using ", System.StringComparison.Ordinal)) continue;
-            lines[i] = RuntimeName.Replace(lines[i], m => map[m.Value]);
-        }
-        return string.Join("\n", lines);
+        return w.ToString(); // short names: NameQualifier roots them at global::
     }
 
     private static string Describe(ModelPlan p)
@@ -200,7 +166,8 @@ internal static class ModelEmitter
         w.Line("private readonly int _stateSize; // FixedStateSize plus the attention caches (2·maxLength·H each)");
         w.Line("private int _batch, _length;");
         w.Line("private readonly GpuPath? _gpu; // set when the model runs on a GPU device");
-        w.Line("private bool _training, _hasForward;");
+        w.Line("private bool _training, _hasForward, _disposed;");
+        w.Line("private int _busy; // 1 while a public call runs: one model instance serves one thread at a time");
         w.Line("private ulong _maskStep;");
         w.Line();
     }
@@ -280,7 +247,14 @@ internal static class ModelEmitter
         w.Line("/// <summary>The device this model runs its sequence passes on.</summary>");
         w.Line("public global::SsmGen.Cuda.ComputeDevice Device => _gpu?.Runner.Device ?? global::SsmGen.Cuda.ComputeDevice.Cpu;");
         w.Line("/// <summary>Frees the device memory of a GPU model (nothing for a CPU model).</summary>");
-        w.Line("public void Dispose() => _gpu?.Dispose();");
+        w.Line("public void Dispose() { _disposed = true; _gpu?.Dispose(); }");
+        w.Line();
+        w.Line("// Two threads in one model would share its buffers and corrupt each other's results silently; the second throws.");
+        w.Open("private void Enter()");
+        w.Line("ObjectDisposedException.ThrowIf(_disposed, this);");
+        w.Line("if (Interlocked.Exchange(ref _busy, 1) != 0) throw new InvalidOperationException(\"This model is already running a call on another thread; a model instance serves one thread at a time (use one instance per thread).\");");
+        w.Close();
+        w.Line("private void Exit() => Volatile.Write(ref _busy, 0);");
         w.Line("public ulong DropoutSeed { get; set; }");
         w.Line("public ulong DropoutStep { get; set; }");
         w.Line("public void ZeroGradients() { if (_gpu is not null) _gpu.Runner.ZeroGradients(); else Array.Clear(_g); }");
@@ -291,6 +265,8 @@ internal static class ModelEmitter
     {
         w.Line("/// <summary>Initializes every tensor with the papers' formulas; each tensor draws its own seeded stream.</summary>");
         w.Open("public void Initialize(ulong seed)");
+        w.Line("Enter();");
+        w.Open("try");
         for (int t = 0; t < plan.Parameters.Count; t++)
         {
             var p = plan.Parameters[t];
@@ -319,6 +295,8 @@ internal static class ModelEmitter
         }
         w.Line("_gpu?.Runner.HostParametersOverwritten(); // the device copy is stale now");
         w.Close();
+        w.Line("finally { Exit(); }");
+        w.Close();
         w.Line();
     }
 
@@ -332,11 +310,26 @@ internal static class ModelEmitter
         w.Line($"if (outputLength < {outRows} * OutputSize) throw new ArgumentException($\"Output has room for {{outputLength}} values; it needs {{{outRows} * OutputSize}}.\", \"output\");");
         w.Close();
         w.Line();
+        if (!plan.TokenInput)
+        {
+            w.Line("// One behaviour for every kind and device: a NaN or infinity is refused before anything changes (the FFT");
+            w.Line("// convolution would carry it to earlier positions and to the sequence sharing its transform).");
+            w.Open("private static void ThrowNotFinite(ReadOnlySpan<float> values, int length, string name)");
+            w.Line("int i = 0;");
+            w.Line("while (float.IsFinite(values[i])) i++;");
+            w.Line("int sequence = i / (length * InputSize), position = i / InputSize % length, feature = i % InputSize;");
+            w.Line("throw new ArgumentException($\"{name} value at sequence {sequence}, position {position}, feature {feature} is {values[i]}; inputs must be finite.\", name);");
+            w.Close();
+            w.Line();
+        }
         w.Open("public void Forward(ReadOnlySpan<float> input, int batch, int length, Span<float> output, bool training = false)");
+        w.Line("Enter();");
+        w.Open("try");
         if (plan.TokenInput) w.Line("throw new InvalidOperationException(\"This model reads token ids: call Forward(ReadOnlySpan<int> tokens, ...).\");");
         else
         {
             w.Line("CheckShape(batch, length, input.Length, output.Length);");
+            w.Line("if (!TensorPrimitives.IsFiniteAll(input)) ThrowNotFinite(input, length, \"input\");");
             w.Line("int rows = batch * length;");
             w.Line("if (_gpu is not null) { BeginForward(batch, length, training); _gpu.Forward(input, ReadOnlySpan<int>.Empty, batch, length, output); return; }");
             w.Line("input.CopyTo(_input);");
@@ -345,8 +338,12 @@ internal static class ModelEmitter
             w.Line("RunLayers(batch, length, output, training);");
         }
         w.Close();
+        w.Line("finally { Exit(); }");
+        w.Close();
         w.Line();
         w.Open("public void Forward(ReadOnlySpan<int> tokens, int batch, int length, Span<float> output, bool training = false)");
+        w.Line("Enter();");
+        w.Open("try");
         if (!plan.TokenInput) w.Line("throw new InvalidOperationException(\"This model reads real features: call Forward(ReadOnlySpan<float> input, ...).\");");
         else
         {
@@ -360,6 +357,8 @@ internal static class ModelEmitter
             w.Line("for (int r = 0; r < tokens.Length; r++) emb.Slice(tokens[r] * H, H).CopyTo(_l0X.AsSpan(r * H, H));");
             w.Line("RunLayers(batch, length, output, training);");
         }
+        w.Close();
+        w.Line("finally { Exit(); }");
         w.Close();
         w.Line();
         w.Open("private void BeginForward(int batch, int length, bool training)");
@@ -388,8 +387,11 @@ internal static class ModelEmitter
     {
         w.Line("/// <summary>Adds dL/dθ into Gradients, layers in reverse order, from dL/d(output) of the last Forward.</summary>");
         w.Open("public void Backward(ReadOnlySpan<float> dOutput)");
+        w.Line("Enter();");
+        w.Open("try");
         w.Line("if (_use != ModelUse.Training) throw new InvalidOperationException(\"This model was built for inference only: it has no Backward.\");");
         w.Line("if (!_hasForward) throw new InvalidOperationException(\"Backward needs a Forward first.\");");
+        w.Line("if (!_training) throw new InvalidOperationException(\"Backward needs a training Forward (training: true); the last Forward was inference.\");");
         w.Line("int batch = _batch, length = _length, rows = batch * length, outRows = PerToken ? rows : batch;");
         w.Line("if (dOutput.Length != outRows * OutputSize) throw new ArgumentException($\"dOutput has {dOutput.Length} values; the last Forward produced {outRows * OutputSize}.\", nameof(dOutput));");
         w.Line("if (_gpu is not null) { _gpu.Backward(dOutput, batch, length); return; }");
@@ -415,6 +417,8 @@ internal static class ModelEmitter
         else
             w.Line($"Gemm.LinearBackward(_input, {Span("_p", plan, plan.Names.Encoder + ".weight", "H * InputSize")}, dX, Span<float>.Empty, {Span("_g", plan, plan.Names.Encoder + ".weight", "H * InputSize")}, {Span("_g", plan, plan.Names.Encoder + ".bias", "H")}, rows, InputSize, H, _ws);");
         w.Close();
+        w.Line("finally { Exit(); }");
+        w.Close();
         w.Line();
     }
 
@@ -436,18 +440,25 @@ internal static class ModelEmitter
         w.Line();
         if (plan.S4DLayers.Any()) S4DEmitter.EmitDiscretizeInto(w, plan);
         w.Open("public void Step(SsmState state, ReadOnlySpan<float> x, Span<float> y)");
+        w.Line("Enter();");
+        w.Open("try");
         if (plan.TokenInput) w.Line("throw new InvalidOperationException(\"This model reads token ids: call Step(state, int token, y).\");");
         else
         {
             w.Line("if (x.Length != InputSize) throw new ArgumentException($\"x has {x.Length} values; expected InputSize = {InputSize}.\", nameof(x));");
+            w.Line("if (!TensorPrimitives.IsFiniteAll(x)) ThrowNotFinite(x, 1, nameof(x));");
             w.Line("int t = BeginStep(state, y.Length);");
             w.Line("if (_gpu is not null) { _gpu.Step(x, 0, state, t, y); return; }");
             w.Line($"Gemm.LinearForward(x, {Span("_p", plan, plan.Names.Encoder + ".weight", "H * InputSize")}, {Span("_p", plan, plan.Names.Encoder + ".bias", "H")}, _sx, 1, InputSize, H, _ws);");
             w.Line("StepLayers(state.Values, t, y);");
         }
         w.Close();
+        w.Line("finally { Exit(); }");
+        w.Close();
         w.Line();
         w.Open("public void Step(SsmState state, int token, Span<float> y)");
+        w.Line("Enter();");
+        w.Open("try");
         if (!plan.TokenInput) w.Line("throw new InvalidOperationException(\"This model reads real features: call Step(state, ReadOnlySpan<float> x, y).\");");
         else
         {
@@ -457,6 +468,8 @@ internal static class ModelEmitter
             w.Line($"{Span("_p", plan, plan.Names.Encoder + ".weight", "VocabSize * H")}.Slice(token * H, H).CopyTo(_sx);");
             w.Line("StepLayers(state.Values, t, y);");
         }
+        w.Close();
+        w.Line("finally { Exit(); }");
         w.Close();
         w.Line();
         w.Open("private void StepLayers(float[] state, int t, Span<float> y)");

@@ -53,5 +53,25 @@ internal sealed record DiagnosticInfo(string Id, string FilePath, TextSpan Span,
     }
 }
 
-/// <summary>What parsing one declaration gives: a spec when valid, and its diagnostics.</summary>
-internal sealed record ParseResult(ModelSpec? Spec, EquatableArray<DiagnosticInfo> Diagnostics);
+/// <summary>What parsing one declaration gives: a spec when valid, its diagnostics, and what the output step checks against.</summary>
+internal sealed record ParseResult(ModelSpec? Spec, EquatableArray<DiagnosticInfo> Diagnostics, ModelContext? Context);
+
+/// <summary>
+/// A valid model's surroundings, kept apart from its spec so that editing the user's own members re-runs only the
+/// last step: the members the class declares or inherits (as signatures) and where to report a clash with generated ones.
+/// </summary>
+internal sealed record ModelContext(string FullName, EquatableArray<string> UserMembers, SourceSpot Where);
+
+/// <summary>A diagnostic location as plain values (a Location would hold the syntax tree).</summary>
+internal sealed record SourceSpot(string FilePath, TextSpan Span, LinePositionSpan LineSpan)
+{
+    public static SourceSpot Of(Location l) => new(l.SourceTree?.FilePath ?? "", l.SourceSpan, l.GetLineSpan().Span);
+    public Location ToLocation() => FilePath.Length == 0 ? Location.None : Location.Create(FilePath, Span, LineSpan);
+}
+
+/// <summary>The names a model's generated files are known by.</summary>
+internal static class Hints
+{
+    /// <summary>Namespace-qualified class name as written in C# ("Acme.@class.Model").</summary>
+    public static string FullName(ModelSpec s) => (s.Namespace.Length == 0 ? "" : s.Namespace + ".") + s.ClassName;
+}

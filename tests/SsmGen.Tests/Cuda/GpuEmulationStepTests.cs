@@ -138,8 +138,8 @@ public class GpuEmulationStepTests(ITestOutputHelper output)
             int rows = cfg.Pooling == Pooling.None ? batch * length : batch;
             float[] yg = new float[rows * cfg.Output], yc = new float[rows * cfg.Output], dy = TestConfigs.RandomArray(rows * cfg.Output, 10).Select(v => (float)v).ToArray();
             gpu.ZeroGradients(); cpu.ZeroGradients();
-            gpu.Forward(xf, batch, length, yg);
-            cpu.Forward(xf, batch, length, yc);
+            gpu.Forward(xf, batch, length, yg, training: true);
+            cpu.Forward(xf, batch, length, yc, training: true);
             var s = gpu.CreateState();
             var ys = new float[cfg.Output];
             for (int t = 0; t < length; t++) Step(gpu, cfg, s, x, [], t, ys);

@@ -72,7 +72,7 @@ public class DeclarationTests
         Assert.Throws<InvalidOperationException>(() => m.Backward(new float[6]));
         Assert.Equal(0UL, m.DropoutStep);
         Assert.All(y, v => Assert.Equal(0f, v));
-        m.Forward(new float[2 * 8 * 2], 2, 8, y);
+        m.Forward(new float[2 * 8 * 2], 2, 8, y, training: true);
         Assert.Throws<ArgumentException>(() => m.Backward(new float[5]));
         var tokens = new VectorTokens(1, 4);
         Assert.Throws<ArgumentOutOfRangeException>(() => tokens.Forward([0, 1, 7, 2], 1, 4, new float[28]));

@@ -442,7 +442,7 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         w.Line($"private const uint NormThreads = {NormThreads(s.DModel)};");
         w.Line("private const int RowChunk = 256;");
         w.Line($"private const uint StatThreads = {StatThreads}, NormBlocks = {NormBlocks(plan)}, OptimizerBlocks = {OptimizerBlocks(plan)}, OptimizerRanges = {OptimizerRanges(plan).Count};");
-        w.Line($"private readonly {s.ClassName} _m;");
+        w.Line($"private readonly global::{Hints.FullName(s)} _m;");
         w.Line("internal readonly GpuModelRunner Runner;");
         w.Line("private long _used; // floats laid out so far in the activation arena");
         var layerBuffers = plan.Layers.SelectMany(l => l switch
@@ -475,7 +475,7 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
             w.Line($"private static readonly string? Unsupported = \"{string.Join("; ", unsupported)}\"; // no quotes or escapes inside");
             w.Line();
         }
-        w.Open($"public GpuPath({s.ClassName} model, ComputeDevice device, int maxBatch, int maxLength, bool training)");
+        w.Open($"public GpuPath(global::{Hints.FullName(s)} model, ComputeDevice device, int maxBatch, int maxLength, bool training)");
         {
             if (unsupported.Count > 0) w.Line($"if (Unsupported is not null) throw new NotSupportedException($\"{s.ClassName} cannot run on a GPU: {{Unsupported}}; build it without a device to run it on the CPU.\");");
             w.Line("_m = model;");
