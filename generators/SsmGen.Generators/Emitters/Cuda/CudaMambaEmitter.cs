@@ -44,13 +44,13 @@ internal static class CudaMambaEmitter
     public static void EmitKernels(StringBuilder cu, ModelPlan plan, List<string> names)
     {
         if (!plan.MambaLayers.Any()) return;
+        cu.Append($"\n// ---- Mamba ----\n\nconstexpr float MAMBA_MAX_LOG = {CodeWriter.D((float)SsmGen.Numerics.Stability.MaxLog)}f, MAMBA_MAX_LOG_DECAY = {CodeWriter.D(SsmGen.Numerics.Stability.MaxLogDecay)}f;\n");
         cu.Append("""
 
-// ---- Mamba ----
-
-// A = −exp(A_log) with A_log bounded (e^80 stays finite); the decay exp(Δ·A) with Δ·A ≤ −2⁻²³ so it never rounds to 1.
-__device__ __forceinline__ float mamba_a_(float a_log) { return -expf(fminf(a_log, 80.0f)); }
-__device__ __forceinline__ float mamba_decay_(float dt, float a) { return expf(fminf(dt * a, -1.0f / 8388608.0f)); }
+// A = −exp(A_log) with A_log bounded (e^80 stays finite); the decay exp(Δ·A) with Δ·A ≤ −2⁻²³ so it never rounds to 1
+// (SsmGen.Numerics.Stability: MaxLog, MaxLogDecay).
+__device__ __forceinline__ float mamba_a_(float a_log) { return -expf(fminf(a_log, MAMBA_MAX_LOG)); }
+__device__ __forceinline__ float mamba_decay_(float dt, float a) { return expf(fminf(dt * a, MAMBA_MAX_LOG_DECAY)); }
 __device__ __forceinline__ float softplus_(float v) { return v > 20.0f ? v : log1pf(expf(v)); }
 
 // dx = dy·SiLU'(x), SiLU'(x) = σ(x)(1 + x(1 − σ(x))); dx may alias dy.

@@ -28,6 +28,11 @@ internal static class CudaS4DEmitter
     /// <summary>Batch slices of the kernel gradient: more blocks for short sequences, each slice's sum kept apart.</summary>
     public const int GradientSplits = 8;
 
+    /// <summary>The limits of SsmGen.Numerics.Stability as CUDA constants (the same numbers: the file is linked in).</summary>
+    private static readonly string StabilityLimits =
+        $"// |Ā| < 1 in float, and no exp overflow (SsmGen.Numerics.Stability: MaxLog, MaxMagnitude).\n" +
+        $"constexpr double S4D_MAX_LOG = {CodeWriter.D(SsmGen.Numerics.Stability.MaxLog)}, S4D_MAX_MAGNITUDE = {CodeWriter.D(SsmGen.Numerics.Stability.MaxMagnitude)};";
+
     /// <summary>Kernels of every S4D variant the plan uses.</summary>
     public static void EmitKernels(StringBuilder cu, ModelPlan plan, System.Collections.Generic.List<string> names)
     {
@@ -35,6 +40,17 @@ internal static class CudaS4DEmitter
             cu.Append("""
 
 // ---- S4D ----
+
+""" + StabilityLimits + """
+
+// Complex numbers in double, for the chain rule of the discretization (the CPU path computes it in double too).
+struct zd { double re, im; };
+__device__ __forceinline__ zd zd_add(zd a, zd b) { return { a.re + b.re, a.im + b.im }; }
+__device__ __forceinline__ zd zd_sub(zd a, zd b) { return { a.re - b.re, a.im - b.im }; }
+__device__ __forceinline__ zd zd_mul(zd a, zd b) { return { a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re }; }
+__device__ __forceinline__ zd zd_div(zd a, zd b) { double d = b.re * b.re + b.im * b.im; return { (a.re * b.re + a.im * b.im) / d, (a.im * b.re - a.re * b.im) / d }; }
+__device__ __forceinline__ zd zd_scale(double s, zd a) { return { s * a.re, s * a.im }; }
+__device__ __forceinline__ zd zd_conj(zd a) { return { a.re, -a.im }; }
 
 // A scan thread's share: G adjacent threads per (b, h), M/G modes each. Sets b, h and g (a thread past the end
 // gets row 0 and must not write), loads Re/Im of Ā and W of its modes, and returns whether it is in range.
@@ -64,21 +80,48 @@ __device__ __forceinline__ bool s4d_scan_share_(int batch, const float* __restri
 
 // ---- S4D, N = {{l.Spec.N}} (M = {{m}} complex modes), {{(zoh ? "ZOH" : "bilinear")}}{{(trainB ? ", trainable B" : "")}} ----
 
-// Ā and W = C·B̄ of mode (h, n), one thread each: modes (H, M, 4).
+// Ā and W = C·B̄ of mode i, in double, exactly as the CPU path computes them: log Δ and log(−Re A) clamped to
+// ±S4D_MAX_LOG before exp; ZOH's (e^q − 1)/A by its series where q = ΔA is tiny; and a mode whose |Ā| would round to
+// 1 in float pulled back to S4D_MAX_MAGNITUDE. Returns whether it was pulled back; q is left for the caller.
+__device__ bool {{v}}_mode_(const float* __restrict__ log_dt, const float* __restrict__ log_a_real,
+    const float* __restrict__ a_imag, const float* __restrict__ b, const float* __restrict__ c, int i,
+    double& zr, double& zi, double& wr, double& wi, double& qr, double& qi)
+{
+    const int M = {{m}};
+    double dt = exp(fmin(fmax((double)log_dt[i / M], -S4D_MAX_LOG), S4D_MAX_LOG));
+    double ar = -exp(fmin((double)log_a_real[i], S4D_MAX_LOG)), ai = a_imag[i];
+    qr = dt * ar; qi = dt * ai;
+    double br = {{(trainB ? "b[2 * i]" : "1.0")}}, bi = {{(trainB ? "b[2 * i + 1]" : "0.0")}};
+    double cbr = c[2 * i] * br - c[2 * i + 1] * bi, cbi = c[2 * i] * bi + c[2 * i + 1] * br;
+{{(zoh ? """
+    zr = exp(qr) * cos(qi); zi = exp(qr) * sin(qi);
+    if (hypot(qr, qi) < 1e-8) { double tr = dt * (1.0 + qr / 2), ti = dt * qi / 2; wr = cbr * tr - cbi * ti; wi = cbr * ti + cbi * tr; } // Δ·(1 + q/2): (e^q − 1)/A without 0/0
+    else
+    {
+        double d = ar * ar + ai * ai, fr = ((zr - 1.0) * ar + zi * ai) / d, fi = (zi * ar - (zr - 1.0) * ai) / d; // (Ā − 1)/A
+        wr = cbr * fr - cbi * fi; wi = cbr * fi + cbi * fr;
+    }
+""" : """
+    double dr = 1.0 - qr / 2, di = -qi / 2, dd = dr * dr + di * di, rr = dr / dd, ri = -di / dd; // r = 1/(1 − q/2)
+    zr = (1.0 + qr / 2) * rr - (qi / 2) * ri; zi = (1.0 + qr / 2) * ri + (qi / 2) * rr;
+    wr = dt * (cbr * rr - cbi * ri); wi = dt * (cbr * ri + cbi * rr);
+""")}}
+    double mag = hypot(zr, zi);
+    if (mag <= S4D_MAX_MAGNITUDE) return false;
+    zr *= S4D_MAX_MAGNITUDE / mag; zi *= S4D_MAX_MAGNITUDE / mag;
+    return true;
+}
+
+// The training path's mode table (H, M, 4) [Re Ā, Im Ā, Re W, Im W], one thread per mode.
 extern "C" __global__ void {{v}}_discretize(const float* __restrict__ log_dt, const float* __restrict__ log_a_real,
     const float* __restrict__ a_imag, const float* __restrict__ b, const float* __restrict__ c, float* __restrict__ modes)
 {
     const int M = {{m}};
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= H * M) return;
-    float dt = expf(log_dt[i / M]);
-    cf a = { -expf(log_a_real[i]), a_imag[i] };
-    cf q = cscale(dt, a);
-    cf cb = cmul(cf{ c[2 * i], c[2 * i + 1] }, {{(trainB ? "cf{ b[2 * i], b[2 * i + 1] }" : "cf{ 1.0f, 0.0f }")}});
-{{(zoh
-    ? "    cf z = cexp_(q);\n    cf w = cmul(cb, cdiv(csub(z, cf{ 1.0f, 0.0f }), a));"
-    : "    cf r = cdiv(cf{ 1.0f, 0.0f }, csub(cf{ 1.0f, 0.0f }, cscale(0.5f, q)));\n    cf z = cmul(cadd(cf{ 1.0f, 0.0f }, cscale(0.5f, q)), r);\n    cf w = cmul(cb, cscale(dt, r));")}}
-    modes[4 * i] = z.re; modes[4 * i + 1] = z.im; modes[4 * i + 2] = w.re; modes[4 * i + 3] = w.im;
+    double zr, zi, wr, wi, qr, qi;
+    {{v}}_mode_(log_dt, log_a_real, a_imag, b, c, i, zr, zi, wr, wi, qr, qi);
+    modes[4 * i] = (float)zr; modes[4 * i + 1] = (float)zi; modes[4 * i + 2] = (float)wr; modes[4 * i + 3] = (float)wi;
 }
 
 // y = 2·Re Σ_n W_n x_n + D·u with x_n[t] = Ā_n x_n[t−1] + u[t]: G adjacent threads per (b, h), each holding M/G
@@ -209,41 +252,43 @@ extern "C" __global__ void {{v}}_mode_backward(const float* __restrict__ dk, con
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= H * M) return;
     int h = i / M;
-    cf z = { modes[4 * i], modes[4 * i + 1] }, w = { modes[4 * i + 2], modes[4 * i + 3] };
+    cf zt = { modes[4 * i], modes[4 * i + 1] }; // Ā as the forward used it
     cf p = { 0.0f, 0.0f }, dp = { 0.0f, 0.0f };
     const float* dkh = dk + (long)h * length;
     for (int l = length - 1; l >= 0; l--)
     {
-        dp = cadd(cmul(dp, z), p);
-        p = cadd(cmul(p, z), cf{ dkh[l], 0.0f });
+        dp = cadd(cmul(dp, zt), p);
+        p = cadd(cmul(p, zt), cf{ dkh[l], 0.0f });
     }
-    cf gW = cscale(2.0f, cconj(p));
-    cf gZ = cscale(2.0f, cconj(cmul(w, dp)));
-    float dt = expf(log_dt[h]);
-    cf a = { -expf(log_a_real[i]), a_imag[i] };
-    cf cc = { c[2 * i], c[2 * i + 1] };
-    cf bb = {{(trainB ? "cf{ b[2 * i], b[2 * i + 1] }" : "cf{ 1.0f, 0.0f }")}};
-    cf gA; float gDt;
+    // The chain rule in double, term for term as the CPU path's (Ā recomputed from the clamped parameters, W's factors
+    // taken apart), so the two devices agree even where float would overflow or cancel.
+    double dt = exp(fmin(fmax((double)log_dt[h], -S4D_MAX_LOG), S4D_MAX_LOG));
+    zd a = { -exp(fmin((double)log_a_real[i], S4D_MAX_LOG)), (double)a_imag[i] }, q = zd_scale(dt, a);
+    zd cc = { c[2 * i], c[2 * i + 1] }, bb = {{(trainB ? "{ b[2 * i], b[2 * i + 1] }" : "{ 1.0, 0.0 }")}}, one = { 1.0, 0.0 };
+    zd gW = zd_scale(2.0, zd_conj(zd{ p.re, p.im })), pd = { dp.re, dp.im };
+    zd gA, gC; double gDt;
 {{(zoh ? """
-    cf e = cdiv(csub(z, cf{ 1.0f, 0.0f }), a);
-    cf gC = cmul(gW, cconj(cmul(bb, e)));
-    cf gB = cmul(gW, cconj(cmul(cc, e)));
-    cf gZt = cadd(gZ, cmul(gW, cconj(cdiv(cmul(cc, bb), a))));
-    gA = cadd(cmul(gW, cconj(cscale(-1.0f, cdiv(cmul(cmul(cc, bb), e), a)))), cmul(gZt, cconj(cscale(dt, z))));
-    gDt = cmul(cmul(cconj(gZt), a), z).re;
+    zd z = zd_scale(exp(q.re), zd{ cos(q.im), sin(q.im) });
+    zd e = zd_div(zd_sub(z, one), a), cb = zd_mul(cc, bb);
+    zd gZ = zd_scale(2.0, zd_conj(zd_mul(zd_mul(cb, e), pd)));
+    gC = zd_mul(gW, zd_conj(zd_mul(bb, e)));
+    zd gB = zd_mul(gW, zd_conj(zd_mul(cc, e)));
+    zd gZt = zd_add(gZ, zd_mul(gW, zd_conj(zd_div(cb, a))));          // W depends on Ā too
+    gA = zd_add(zd_mul(gW, zd_conj(zd_scale(-1.0, zd_div(zd_mul(cb, e), a)))), zd_mul(gZt, zd_conj(zd_scale(dt, z))));
+    gDt = zd_mul(zd_mul(zd_conj(gZt), a), z).re;
 """ : """
-    cf q = cscale(dt, a);
-    cf r = cdiv(cf{ 1.0f, 0.0f }, csub(cf{ 1.0f, 0.0f }, cscale(0.5f, q)));
-    cf gC = cmul(gW, cconj(cmul(bb, cscale(dt, r))));
-    cf gB = cmul(gW, cconj(cmul(cc, cscale(dt, r))));
-    cf gQ = cadd(cmul(gZ, cconj(cmul(r, r))), cmul(gW, cconj(cscale(0.5f * dt, cmul(cmul(cc, bb), cmul(r, r))))));
-    gDt = cmul(cmul(cconj(gW), cc), cmul(bb, r)).re + cmul(cconj(gQ), a).re;
-    gA = cscale(dt, gQ);
+    zd r = zd_div(one, zd_sub(one, zd_scale(0.5, q))), cb = zd_mul(cc, bb), rr = zd_mul(r, r);
+    zd gZ = zd_scale(2.0, zd_conj(zd_mul(zd_scale(dt, zd_mul(cb, r)), pd)));
+    gC = zd_mul(gW, zd_conj(zd_scale(dt, zd_mul(bb, r))));
+    zd gB = zd_mul(gW, zd_conj(zd_scale(dt, zd_mul(cc, r))));
+    zd gQ = zd_add(zd_mul(gZ, zd_conj(rr)), zd_mul(gW, zd_conj(zd_scale(dt / 2, zd_mul(cb, rr)))));
+    gDt = zd_mul(zd_mul(zd_conj(gW), cb), r).re + zd_mul(zd_conj(gQ), a).re;
+    gA = zd_scale(dt, gQ);
 """)}}
-    g_c[2 * i] += gC.re; g_c[2 * i + 1] += gC.im;
-{{(trainB ? "    g_b[2 * i] += gB.re; g_b[2 * i + 1] += gB.im;" : "    (void)gB; (void)b; (void)g_b;")}}
-    g_log_a_real[i] += -expf(log_a_real[i]) * gA.re;
-    g_a_imag[i] += gA.im;
+    g_c[2 * i] += (float)gC.re; g_c[2 * i + 1] += (float)gC.im;
+{{(trainB ? "    g_b[2 * i] += (float)gB.re; g_b[2 * i + 1] += (float)gB.im;" : "    (void)gB; (void)b; (void)g_b;")}}
+    g_log_a_real[i] += (float)(a.re * gA.re);
+    g_a_imag[i] += (float)gA.im;
     partial[i] = gDt;
 }
 
@@ -254,9 +299,9 @@ extern "C" __global__ void {{v}}_dt_finish(const float* __restrict__ partial, co
     const int M = {{m}};
     int h = blockIdx.x * blockDim.x + threadIdx.x;
     if (h >= H) return;
-    float s = 0.0f;
+    double s = 0.0;
     for (int n = 0; n < M; n++) s += partial[h * M + n];
-    g_log_dt[h] += s * expf(log_dt[h]);
+    g_log_dt[h] += (float)(s * exp(fmin(fmax((double)log_dt[h], -S4D_MAX_LOG), S4D_MAX_LOG))); // as the CPU path: Σ gΔ·Δ in double
     g_d[h] += dk[(long)h * length];
 }
 
@@ -267,30 +312,10 @@ extern "C" __global__ void {{v}}_step_discretize(const float* __restrict__ log_d
     const float* __restrict__ a_imag, const float* __restrict__ b, const float* __restrict__ c, float* __restrict__ modes)
 {
     const int M = {{m}}, HM = H * M;
-    const double MAX_MAGNITUDE = 1.0 - 1.0 / 4194304.0;
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= HM) return;
-    double dt = exp(fmin(fmax((double)log_dt[i / M], -80.0), 80.0));
-    double ar = -exp(fmin((double)log_a_real[i], 80.0)), ai = a_imag[i], qr = dt * ar, qi = dt * ai;
-    double br = {{(trainB ? "b[2 * i]" : "1.0")}}, bi = {{(trainB ? "b[2 * i + 1]" : "0.0")}};
-    double cbr = c[2 * i] * br - c[2 * i + 1] * bi, cbi = c[2 * i] * bi + c[2 * i + 1] * br;
-    double zr, zi, wr, wi;
-{{(zoh ? """
-    zr = exp(qr) * cos(qi); zi = exp(qr) * sin(qi);
-    if (hypot(qr, qi) < 1e-8) { double tr = dt * (1.0 + qr / 2), ti = dt * qi / 2; wr = cbr * tr - cbi * ti; wi = cbr * ti + cbi * tr; } // Δ·(1 + q/2): (e^q − 1)/A without 0/0
-    else
-    {
-        double d = ar * ar + ai * ai, fr = ((zr - 1.0) * ar + zi * ai) / d, fi = (zi * ar - (zr - 1.0) * ai) / d; // (Ā − 1)/A
-        wr = cbr * fr - cbi * fi; wi = cbr * fi + cbi * fr;
-    }
-""" : """
-    double dr = 1.0 - qr / 2, di = -qi / 2, dd = dr * dr + di * di, rr = dr / dd, ri = -di / dd; // r = 1/(1 − q/2)
-    zr = (1.0 + qr / 2) * rr - (qi / 2) * ri; zi = (1.0 + qr / 2) * ri + (qi / 2) * rr;
-    wr = dt * (cbr * rr - cbi * ri); wi = dt * (cbr * ri + cbi * rr);
-""")}}
-    double mag = hypot(zr, zi), kr = zr, ki = zi;
-    bool pulled = mag > MAX_MAGNITUDE;
-    if (pulled) { kr *= MAX_MAGNITUDE / mag; ki *= MAX_MAGNITUDE / mag; }
+    double kr, ki, wr, wi, qr, qi;
+    bool pulled = {{v}}_mode_(log_dt, log_a_real, a_imag, b, c, i, kr, ki, wr, wi, qr, qi);
     double pr = kr, pi = ki;
     for (int k = 0; k < 5; k++) { double t = pr * pr - pi * pi; pi = 2.0 * pr * pi; pr = t; } // Ā³² by squaring
     if ({{(zoh ? "!pulled" : "false")}}) { pr = exp(32.0 * qr) * cos(32.0 * qi); pi = exp(32.0 * qr) * sin(32.0 * qi); } // ZOH: exp(32·ΔA) itself, as the host has it
