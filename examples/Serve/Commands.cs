@@ -17,20 +17,27 @@ public static class Commands
         return 0;
     }
 
-    /// <summary>Digits from <paramref name="input"/>, one per line; a class and the logits per digit.</summary>
+    /// <summary>
+    /// Digits from <paramref name="input"/>, one per line of at most <see cref="ServedModel.MaxDigitLineLength"/>
+    /// characters; a class and the logits per digit.
+    /// </summary>
     public static int Classify(ServedModel m, CommandOptions o, TextReader input, TextWriter output)
     {
         Require(m, ServedTask.ClassifyDigits, "classify");
         int batch = o.Batch, classes = m.Model.Config.Output;
         var pixels = new float[batch * ServedModel.DigitLength];
         var logits = new float[batch * classes];
-        int count = 0, lineNumber = 0;
-        string? line;
-        while ((line = input.ReadLine()) is not null)
+        var lines = new BoundedLineReader(input, ServedModel.MaxDigitLineLength);
+        int count = 0;
+        while (true)
         {
-            lineNumber++;
-            if (line.Trim().Length == 0) continue;
-            try { ParseDigit(line, lineNumber, pixels.AsSpan(count * ServedModel.DigitLength, ServedModel.DigitLength)); }
+            string? line;
+            try
+            {
+                if ((line = lines.ReadLine()) is null) break;
+                if (line.Trim().Length == 0) continue;
+                ParseDigit(line, lines.LineNumber, pixels.AsSpan(count * ServedModel.DigitLength, ServedModel.DigitLength));
+            }
             catch (FormatException) { if (count > 0) Emit(count); throw; } // the digits before the bad line are answered
 
             if (++count == batch) { Emit(count); count = 0; }
@@ -70,21 +77,27 @@ public static class Commands
         return 0;
     }
 
-    /// <summary>The prompt, then a greedy continuation of <c>o.Count</c> characters.</summary>
+    /// <summary>
+    /// The prompt, then a greedy continuation of <c>o.Count</c> characters, each written and flushed as soon as it is
+    /// chosen, so a reader sees the text grow.
+    /// </summary>
     public static int Generate(ServedModel m, CommandOptions o, TextWriter output)
     {
         Require(m, ServedTask.NextCharacter, "generate");
         var state = m.Model.CreateState();
         var logits = new float[m.Model.Config.Output];
+        output.Write(o.Prompt);
+        output.Flush();
         foreach (char ch in o.Prompt) m.Model.Step(state, CharVocabulary.Encode(ch), logits);
-        var text = new StringBuilder(o.Prompt);
         for (int i = 0; i < o.Count; i++)
         {
             int next = ArgMax(logits);
-            text.Append(CharVocabulary.Decode(next));
+            output.Write(CharVocabulary.Decode(next));
+            output.Flush();
             m.Model.Step(state, next, logits);
         }
-        output.WriteLine(text.ToString());
+        output.WriteLine();
+        output.Flush();
         return 0;
     }
 

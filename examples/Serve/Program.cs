@@ -16,13 +16,17 @@ const string Usage = """
     ssm-serve COMMAND CHECKPOINT [options]
       classify CHECKPOINT [--batch N]     digits on stdin, one per line: 784 pixel values (MNIST's are in [0, 1]) in
                                           the model's order, separated by spaces or commas; prints
-                                          "<class>\t<logit 0> … <logit 9>" per digit; N digits per Forward (≤ 64)
+                                          "<class>\t<logit 0> … <logit 9>" per digit; N digits per Forward (≤ 64);
+                                          a line longer than 65,536 characters is refused
       stream CHECKPOINT [--logits]        characters on stdin; after each one, writes the predicted next character
                                           (with --logits: one line per character, "<code>\t<predicted>\t<logits…>")
-      generate CHECKPOINT [--prompt TEXT] [--count N]   greedy continuation of the prompt (default 200 characters)
+      generate CHECKPOINT [--prompt TEXT] [--count N]   greedy continuation of the prompt (default 200 characters),
+                                          each character written as soon as it is chosen
       bench CHECKPOINT [--tokens N]       per-token Step latency and tokens/s at batch 1 (character models), or
                                           per-digit latency (classifiers); time to first output; peak memory
       info CHECKPOINT                     the model type the checkpoint fits, and its size
+    A CHECKPOINT is a regular file (devices, pipes and directories are refused) no larger than a checkpoint of the
+    models linked in can be.
     """;
 
 string[] commands = ["classify", "stream", "generate", "bench", "info"];
@@ -58,32 +62,4 @@ catch (Exception e) when (e is InvalidDataException or IOException or FormatExce
 {
     Console.Error.WriteLine($"ssm-serve: {e.Message}");
     return 1;
-}
-
-namespace SsmGen.Examples.Serve
-{
-    /// <summary>The few options the commands take: --batch, --tokens, --count, --prompt, --logits.</summary>
-    public sealed record CommandOptions(int Batch, int Tokens, int Count, string Prompt, bool Logits)
-    {
-        public static CommandOptions Parse(string[] args)
-        {
-            var o = new CommandOptions(16, 2000, 200, "Shall I compare thee", false);
-            for (int i = 0; i < args.Length; i++)
-            {
-                string a = args[i];
-                string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"Option {a} needs a value.");
-                int Positive() => int.TryParse(Value(), NumberStyles.None, CultureInfo.InvariantCulture, out int v) && v > 0 ? v : throw new ArgumentException($"Option {a} takes a positive integer.");
-                o = a switch
-                {
-                    "--batch" => o with { Batch = Positive() is var b && b <= ServedModel.MaxClassifyBatch ? b : throw new ArgumentException($"--batch takes 1 to {ServedModel.MaxClassifyBatch}.") },
-                    "--tokens" => o with { Tokens = Positive() },
-                    "--count" => o with { Count = Positive() },
-                    "--prompt" => o with { Prompt = Value() is { Length: > 0 } p ? p : throw new ArgumentException("--prompt needs at least one character.") },
-                    "--logits" => o with { Logits = true },
-                    _ => throw new ArgumentException($"Unknown option '{a}'."),
-                };
-            }
-            return o;
-        }
-    }
 }

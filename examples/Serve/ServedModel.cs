@@ -15,6 +15,11 @@ public sealed record ServedModel(string TypeName, ServedTask Task, ISsmModel Mod
     public const int DigitLength = 784;
     /// <summary>Most digits classified in one Forward.</summary>
     public const int MaxClassifyBatch = 64;
+    /// <summary>
+    /// Longest digit line classify reads: 784 values in their shortest round-trip form take at most 15 characters and
+    /// a ", " each (13,328 in all); this leaves about 80 characters per value.
+    /// </summary>
+    public const int MaxDigitLineLength = 65_536;
 
     private sealed record Candidate(string Name, ServedTask Task, IReadOnlyList<ParameterInfo> Table, Func<int, ISsmModel> Create);
 
@@ -28,13 +33,20 @@ public sealed record ServedModel(string TypeName, ServedTask Task, ISsmModel Mod
     ];
 
     /// <summary>
+    /// Largest file read as a checkpoint: the longest header the reader accepts and the largest linked model's
+    /// parameters as F64, the widest float type it converts.
+    /// </summary>
+    public static readonly long MaxCheckpointBytes =
+        8 + SafetensorsFile.MaxHeaderLength + 8 * Candidates.Max(c => c.Table.Sum(p => (long)p.Length));
+
+    /// <summary>
     /// Reads the checkpoint, finds the linked model type whose tensors it holds (the one its "model" metadata names
     /// first), and loads it; classifiers take up to <paramref name="batch"/> digits per Forward.
     /// </summary>
     public static ServedModel Load(string path, int batch)
     {
-        if (!File.Exists(path)) throw new IOException($"No checkpoint at '{path}'.");
-        var file = SafetensorsFile.Read(path);
+        byte[] bytes = CheckpointBytes.Read(path, MaxCheckpointBytes);
+        var file = SafetensorsFile.Parse(bytes);
         var names = new HashSet<string>(file.Tensors.Select(t => t.Name), StringComparer.Ordinal);
         file.Metadata.TryGetValue("model", out string? declared);
         foreach (var c in Candidates.OrderBy(c => c.Name == declared ? 0 : 1))
@@ -47,7 +59,7 @@ public sealed record ServedModel(string TypeName, ServedTask Task, ISsmModel Mod
             string? note = file.Metadata.TryGetValue("task", out string? task) && task == "psmnist"
                 ? "this classifier was trained on psMNIST: digits must come in its permuted pixel order (SequentialMnist --permuted --export-digits writes them so)."
                 : null;
-            return new ServedModel(c.Name, c.Task, model, path, new FileInfo(path).Length, note);
+            return new ServedModel(c.Name, c.Task, model, path, bytes.Length, note);
         }
         throw new InvalidDataException(
             $"'{path}' holds {names.Count} tensors that fit none of the models this program serves ({string.Join(", ", Candidates.Select(c => c.Name))}): " +

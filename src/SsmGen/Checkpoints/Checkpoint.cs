@@ -14,7 +14,8 @@ public static class Checkpoint
     /// <summary>
     /// Writes every tensor of <paramref name="model"/>'s parameter table as F32, in table order. The file
     /// is replaced atomically: written to a temporary file in the same directory, flushed to disk, then
-    /// moved over <paramref name="path"/>.
+    /// moved over <paramref name="path"/>. Temporaries that killed saves of the same path left behind are
+    /// deleted first (see <see cref="Write"/>).
     /// </summary>
     public static void Save(ISsmModel model, string path, IReadOnlyDictionary<string, string>? metadata = null)
     {
@@ -64,11 +65,11 @@ public static class Checkpoint
             if (!t.DType.IsConvertibleToFloat32())
                 problems.Add($"tensor '{p.Name}' has dtype {t.DType}, which does not convert to float");
         }
-        var extra = file.Tensors.Where(t => !expected.Contains(t.Name)).Select(t => $"'{t.Name}'").ToList();
+        var extra = file.Tensors.Where(t => !expected.Contains(t.Name)).Select(t => SafetensorsFile.Quote(t.Name)).ToList();
         if (extra.Count > 0)
-            problems.Add($"unexpected tensor{(extra.Count > 1 ? "s" : "")} not in the model: {string.Join(", ", extra)}");
+            problems.Add($"unexpected tensor{(extra.Count > 1 ? "s" : "")} not in the model: {FirstFew(extra, ListedExtras, ", ", "more")}");
         if (problems.Count > 0)
-            throw new InvalidDataException($"The checkpoint does not fit {model.GetType().Name}: {string.Join("; ", problems)}.");
+            throw new InvalidDataException($"The checkpoint does not fit {model.GetType().Name}: {FirstFew(problems, ListedProblems, "; ", "more problems")}.");
 
         // Convert into a copy; the model is written only once everything has been read.
         var staged = model.Parameters.ToArray();
@@ -78,6 +79,12 @@ public static class Checkpoint
 
     private const string TiedHead = "lm_head.weight", Embeddings = "backbone.embeddings.weight";
 
+    // A file may hold 100,000 unexpected tensors: the message names a few and counts the rest.
+    private const int ListedExtras = 5, ListedProblems = 10;
+
+    private static string FirstFew(List<string> items, int shown, string separator, string rest) =>
+        items.Count <= shown ? string.Join(separator, items) : $"{string.Join(separator, items.Take(shown))}{separator}and {items.Count - shown:N0} {rest}";
+
     /// <summary>The file tensor that fills <paramref name="p"/>: its own name, or the embeddings for a tied lm_head.</summary>
     private static string SourceName(ParameterInfo p, IReadOnlyList<ParameterInfo> table, SafetensorsFile file) =>
         p.Name == TiedHead && !file.TryGet(TiedHead, out _) && file.TryGet(Embeddings, out var e)
@@ -86,7 +93,12 @@ public static class Checkpoint
 
     /// <summary>
     /// Writes F32 tensors to a safetensors file, in the given order with contiguous offsets; the header is
-    /// padded with spaces so the data starts at a multiple of 8 bytes. Atomic like <see cref="Save"/>.
+    /// padded with spaces so the data starts at a multiple of 8 bytes. Atomic like <see cref="Save"/>: the
+    /// bytes go to <c>.{name}.{guid}.tmp</c> beside <paramref name="path"/>, which is then renamed into place.
+    /// A save killed before the rename leaves its temporary behind; each save first deletes the temporaries of
+    /// the same path that are stale: last written more than <see cref="StaleTemporaryAge"/> ago and not locked
+    /// (a save holds an exclusive lock on its temporary until it closes it, and the system drops the lock of a
+    /// killed process), so a save still running elsewhere keeps its file.
     /// </summary>
     public static void Write(string path, IEnumerable<(string Name, int[] Shape, ReadOnlyMemory<float> Data)> tensors,
                              IReadOnlyDictionary<string, string>? metadata = null)
@@ -98,7 +110,9 @@ public static class Checkpoint
 
         string fullPath = Path.GetFullPath(path);
         string directory = Path.GetDirectoryName(fullPath) ?? throw new ArgumentException($"'{path}' has no directory.", nameof(path));
-        string temp = Path.Combine(directory, $".{Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp");
+        string fileName = Path.GetFileName(fullPath);
+        DeleteStaleTemporaries(directory, fileName);
+        string temp = Path.Combine(directory, TemporaryPrefix(fileName) + Guid.NewGuid().ToString("N") + TemporarySuffix);
         try
         {
             using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 16))
@@ -116,6 +130,46 @@ public static class Checkpoint
         {
             try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
             throw;
+        }
+    }
+
+    /// <summary>
+    /// How long a temporary must have gone unwritten before another save of the same path may delete it. The lock
+    /// alone protects a running save, except in the instant between creating its file and locking it, and on file
+    /// systems without locks; a running save writes its file continuously, so ten quiet minutes mean it is gone.
+    /// </summary>
+    public static readonly TimeSpan StaleTemporaryAge = TimeSpan.FromMinutes(10);
+
+    private const string TemporarySuffix = ".tmp";
+    private static readonly SearchValues<char> GuidDigits = SearchValues.Create("0123456789abcdef");
+    private static string TemporaryPrefix(string fileName) => "." + fileName + ".";
+
+    /// <summary>
+    /// Deletes the stale temporaries of <paramref name="fileName"/> in <paramref name="directory"/>: exactly the names
+    /// <c>.{fileName}.{32 hex digits}.tmp</c>, old enough, and lockable. Best effort: a file it cannot inspect or
+    /// delete stays, and the save goes on.
+    /// </summary>
+    private static void DeleteStaleTemporaries(string directory, string fileName)
+    {
+        string prefix = TemporaryPrefix(fileName);
+        IEnumerable<string> candidates;
+        // Temporaries start with a dot: hidden files on Unix, which the default enumeration options skip.
+        var options = new EnumerationOptions { AttributesToSkip = 0, IgnoreInaccessible = true, MatchType = MatchType.Simple };
+        try { candidates = Directory.EnumerateFiles(directory, "*" + TemporarySuffix, options).ToList(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return; }
+        var cutoff = DateTime.UtcNow - StaleTemporaryAge;
+        foreach (string candidate in candidates)
+        {
+            string name = Path.GetFileName(candidate);
+            if (!name.StartsWith(prefix, StringComparison.Ordinal) || name.Length != prefix.Length + 32 + TemporarySuffix.Length
+                || !name.EndsWith(TemporarySuffix, StringComparison.Ordinal) || name.AsSpan(prefix.Length, 32).ContainsAnyExcept(GuidDigits)) continue;
+            try
+            {
+                if (File.GetLastWriteTimeUtc(candidate) > cutoff) continue;
+                // The exclusive open fails while a save holds the file; holding it, the delete cannot race that save.
+                using var held = new FileStream(candidate, FileMode.Open, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.DeleteOnClose);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         }
     }
 

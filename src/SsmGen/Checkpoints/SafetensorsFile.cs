@@ -75,13 +75,26 @@ public sealed record TensorEntry(string Name, SafetensorsDType DType, int[] Shap
 /// <summary>
 /// A parsed, fully validated safetensors file held in memory: an 8-byte little-endian header length N,
 /// N bytes of UTF-8 JSON, then the data buffer. Parsing checks every entry against the format (dtypes,
-/// shapes, sizes, offsets that tile the data buffer exactly, no overlaps, no holes, no trailing bytes)
-/// and reports any problem as a <see cref="InvalidDataException"/> naming it.
+/// shapes, sizes, offsets that tile the data buffer exactly, no overlaps, no holes, no trailing bytes) and
+/// this reader's bounds (<see cref="MaxHeaderLength"/>, <see cref="MaxTensorCount"/>, <see cref="MaxRank"/>),
+/// and reports any problem as a <see cref="InvalidDataException"/> naming it, in a message of bounded length.
 /// </summary>
 public sealed class SafetensorsFile
 {
     /// <summary>Largest header accepted, in bytes.</summary>
     public const long MaxHeaderLength = 100_000_000;
+
+    /// <summary>
+    /// Most tensors a header may declare. Real checkpoints hold hundreds (a 64-layer Mamba has about 640); without a
+    /// bound, a 100 MB header of empty tensors costs about a gigabyte of entries before any other check fails.
+    /// </summary>
+    public const int MaxTensorCount = 100_000;
+
+    /// <summary>Most dimensions a tensor's shape may have (NumPy's limit).</summary>
+    public const int MaxRank = 64;
+
+    /// <summary>Longest name or value from a file that a message quotes in full; longer ones are cut.</summary>
+    private const int QuotedLength = 80;
 
     /// <summary>The key of the optional string→string metadata object.</summary>
     public const string MetadataKey = "__metadata__";
@@ -115,7 +128,7 @@ public sealed class SafetensorsFile
     /// <summary>The tensor called <paramref name="name"/>.</summary>
     /// <exception cref="KeyNotFoundException">There is no such tensor.</exception>
     public TensorEntry this[string name] =>
-        TryGet(name, out var entry) ? entry : throw new KeyNotFoundException($"The safetensors file has no tensor '{name}'.");
+        TryGet(name, out var entry) ? entry : throw new KeyNotFoundException($"The safetensors file has no tensor {Quote(name)}.");
 
     /// <summary>The tensor called <paramref name="name"/>, if there is one.</summary>
     public bool TryGet(string name, [System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out TensorEntry entry) =>
@@ -155,6 +168,7 @@ public sealed class SafetensorsFile
         JsonDocument doc;
         try
         {
+            CheckTensorCount(header.Span);
             doc = JsonDocument.Parse(header, new JsonDocumentOptions { AllowTrailingCommas = false, CommentHandling = JsonCommentHandling.Disallow });
         }
         catch (JsonException e)
@@ -177,6 +191,35 @@ public sealed class SafetensorsFile
         }
     }
 
+    /// <summary>
+    /// Counts the top-level keys with a forward-only reader, before any document or entry is built, and stops at the
+    /// first one over <see cref="MaxTensorCount"/>.
+    /// </summary>
+    private static void CheckTensorCount(ReadOnlySpan<byte> header)
+    {
+        var reader = new Utf8JsonReader(header, new JsonReaderOptions { AllowTrailingCommas = false, CommentHandling = JsonCommentHandling.Disallow });
+        int tensors = 0;
+        while (reader.Read())
+        {
+            if (reader.TokenType != JsonTokenType.PropertyName || reader.CurrentDepth != 1 || reader.ValueTextEquals(MetadataKey)) continue;
+            if (++tensors > MaxTensorCount)
+                throw new InvalidDataException($"safetensors: the header declares more than {MaxTensorCount:N0} tensors, the most this reader accepts.");
+        }
+    }
+
+    /// <summary>
+    /// A name from a file, quoted for a message: cut to its first <see cref="QuotedLength"/> characters when longer,
+    /// so a header's megabyte-long key makes a short message.
+    /// </summary>
+    internal static string Quote(string text) =>
+        text.Length <= QuotedLength ? $"'{text}'" : $"'{text[..Cut(text)]}…' ({text.Length:N0} characters)";
+
+    /// <summary>Raw JSON text from a file for a message, cut like <see cref="Quote"/> but not quoted.</summary>
+    private static string Shorten(string text) =>
+        text.Length <= QuotedLength ? text : $"{text[..Cut(text)]}… ({text.Length:N0} characters)";
+
+    private static int Cut(string text) => char.IsHighSurrogate(text[QuotedLength - 1]) ? QuotedLength - 1 : QuotedLength;
+
     private static (TensorEntry[] Tensors, Dictionary<string, string> Metadata) ReadHeader(JsonElement root, long dataLength)
     {
         if (root.ValueKind != JsonValueKind.Object)
@@ -189,7 +232,7 @@ public sealed class SafetensorsFile
         {
             string name = property.Name;
             if (!seen.Add(name))
-                throw new InvalidDataException($"safetensors: the header has the key '{name}' more than once.");
+                throw new InvalidDataException($"safetensors: the header has the key {Quote(name)} more than once.");
             if (name == MetadataKey) metadata = ReadMetadata(property.Value);
             else tensors.Add(ReadEntry(name, property.Value, dataLength));
         }
@@ -206,16 +249,16 @@ public sealed class SafetensorsFile
         foreach (var p in value.EnumerateObject())
         {
             if (p.Value.ValueKind != JsonValueKind.String)
-                throw new InvalidDataException($"safetensors: '{MetadataKey}' entry '{p.Name}' must be a string, found {Describe(p.Value.ValueKind)}.");
+                throw new InvalidDataException($"safetensors: '{MetadataKey}' entry {Quote(p.Name)} must be a string, found {Describe(p.Value.ValueKind)}.");
             if (!metadata.TryAdd(p.Name, p.Value.GetString()!))
-                throw new InvalidDataException($"safetensors: '{MetadataKey}' has the key '{p.Name}' more than once.");
+                throw new InvalidDataException($"safetensors: '{MetadataKey}' has the key {Quote(p.Name)} more than once.");
         }
         return metadata;
     }
 
     private static TensorEntry ReadEntry(string name, JsonElement value, long dataLength)
     {
-        string where = $"safetensors: tensor '{name}'";
+        string where = $"safetensors: tensor {Quote(name)}";
         if (value.ValueKind != JsonValueKind.Object)
             throw new InvalidDataException($"{where}: the entry must be a JSON object, found {Describe(value.ValueKind)}.");
 
@@ -227,12 +270,12 @@ public sealed class SafetensorsFile
                 case "dtype": Set(ref dtypeElement, p); break;
                 case "shape": Set(ref shapeElement, p); break;
                 case "data_offsets": Set(ref offsetsElement, p); break;
-                default: throw new InvalidDataException($"{where}: unexpected field '{p.Name}' (expected dtype, shape, data_offsets).");
+                default: throw new InvalidDataException($"{where}: unexpected field {Quote(p.Name)} (expected dtype, shape, data_offsets).");
             }
         }
         void Set(ref JsonElement? slot, JsonProperty p)
         {
-            if (slot is not null) throw new InvalidDataException($"{where}: the field '{p.Name}' appears more than once.");
+            if (slot is not null) throw new InvalidDataException($"{where}: the field {Quote(p.Name)} appears more than once.");
             slot = p.Value;
         }
 
@@ -244,10 +287,12 @@ public sealed class SafetensorsFile
             throw new InvalidDataException($"{where}: 'dtype' must be a string, found {Describe(dt.ValueKind)}.");
         string dtypeText = dt.GetString()!;
         if (!SafetensorsDTypes.TryParse(dtypeText, out var dtype))
-            throw new InvalidDataException($"{where}: unknown dtype '{dtypeText}' (supported: {string.Join(", ", Enum.GetNames<SafetensorsDType>())}).");
+            throw new InvalidDataException($"{where}: unknown dtype {Quote(dtypeText)} (supported: {string.Join(", ", Enum.GetNames<SafetensorsDType>())}).");
 
         if (sh.ValueKind != JsonValueKind.Array)
             throw new InvalidDataException($"{where}: 'shape' must be an array of non-negative integers, found {Describe(sh.ValueKind)}.");
+        if (sh.GetArrayLength() > MaxRank)
+            throw new InvalidDataException($"{where}: the shape has {sh.GetArrayLength():N0} dimensions; this reader accepts at most {MaxRank}.");
         var shape = new int[sh.GetArrayLength()];
         int k = 0;
         long elements = 1;
@@ -255,7 +300,7 @@ public sealed class SafetensorsFile
         foreach (var d in sh.EnumerateArray())
         {
             if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out long dim))
-                throw new InvalidDataException($"{where}: shape entry {k} must be an integer, found {(d.ValueKind == JsonValueKind.Number ? d.GetRawText() : Describe(d.ValueKind))}.");
+                throw new InvalidDataException($"{where}: shape entry {k} must be an integer, found {(d.ValueKind == JsonValueKind.Number ? Shorten(d.GetRawText()) : Describe(d.ValueKind))}.");
             if (dim < 0)
                 throw new InvalidDataException($"{where}: shape entry {k} is negative ({dim}).");
             if (dim > int.MaxValue)
@@ -282,7 +327,7 @@ public sealed class SafetensorsFile
         {
             var o = off[i];
             if (o.ValueKind != JsonValueKind.Number || !o.TryGetInt64(out offsets[i]) || offsets[i] < 0)
-                throw new InvalidDataException($"{where}: 'data_offsets' must be an array of two non-negative integers [begin, end], found {off.GetRawText()}.");
+                throw new InvalidDataException($"{where}: 'data_offsets' must be an array of two non-negative integers [begin, end], found {Shorten(off.GetRawText())}.");
         }
         long begin = offsets[0], end = offsets[1];
         if (begin > end)
@@ -306,18 +351,18 @@ public sealed class SafetensorsFile
         {
             if (t.Begin < position)
                 throw new InvalidDataException(
-                    $"safetensors: tensor '{t.Name}' at [{t.Begin}, {t.End}] overlaps tensor '{previous!.Name}' at [{previous.Begin}, {previous.End}].");
+                    $"safetensors: tensor {Quote(t.Name)} at [{t.Begin}, {t.End}] overlaps tensor {Quote(previous!.Name)} at [{previous.Begin}, {previous.End}].");
             if (t.Begin > position)
                 throw new InvalidDataException(previous is null
-                    ? $"safetensors: hole in the data buffer: bytes [0, {t.Begin}) before tensor '{t.Name}' belong to no tensor."
-                    : $"safetensors: hole in the data buffer: bytes [{position}, {t.Begin}) between tensors '{previous.Name}' and '{t.Name}' belong to no tensor.");
+                    ? $"safetensors: hole in the data buffer: bytes [0, {t.Begin}) before tensor {Quote(t.Name)} belong to no tensor."
+                    : $"safetensors: hole in the data buffer: bytes [{position}, {t.Begin}) between tensors {Quote(previous.Name)} and {Quote(t.Name)} belong to no tensor.");
             position = t.End;
             previous = t;
         }
         if (position != dataLength)
             throw new InvalidDataException(previous is null
                 ? $"safetensors: {dataLength} trailing bytes in the data buffer, which holds no tensor."
-                : $"safetensors: {dataLength - position} trailing bytes after the last tensor '{previous.Name}' (data buffer is {dataLength} bytes, tensors end at {position}).");
+                : $"safetensors: {dataLength - position} trailing bytes after the last tensor {Quote(previous.Name)} (data buffer is {dataLength} bytes, tensors end at {position}).");
     }
 
     private static string Describe(JsonValueKind kind) => kind switch
@@ -349,9 +394,9 @@ public sealed class SafetensorsFile
     {
         var t = this[name];
         if (!t.DType.IsConvertibleToFloat32())
-            throw new NotSupportedException($"Tensor '{name}' has dtype {t.DType}; only F32, F64, F16 and BF16 convert to float.");
+            throw new NotSupportedException($"Tensor {Quote(name)} has dtype {t.DType}; only F32, F64, F16 and BF16 convert to float.");
         if (destination.Length != t.ElementCount)
-            throw new ArgumentException($"Tensor '{name}' has {t.ElementCount} elements (shape {t.ShapeText}), but the destination holds {destination.Length}.", nameof(destination));
+            throw new ArgumentException($"Tensor {Quote(name)} has {t.ElementCount} elements (shape {t.ShapeText}), but the destination holds {destination.Length}.", nameof(destination));
         var src = GetBytes(name);
         switch (t.DType)
         {

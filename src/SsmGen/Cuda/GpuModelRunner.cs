@@ -121,6 +121,18 @@ public sealed unsafe class GpuModelRunner : IDisposable
     }
 
     /// <summary>
+    /// After a device AdamW update that returned without writing (its loss or norm was not finite): the step that
+    /// <see cref="BeginAdamWStep"/> counted is taken back, so the bias corrections continue as if it never ran.
+    /// </summary>
+    public void AdamWStepNotApplied(AdamW optimizer)
+    {
+        ArgumentNullException.ThrowIfNull(optimizer);
+        if (_moments is null || _moments.Optimizer != optimizer)
+            throw new InvalidOperationException("This optimizer did not begin a device step on this model.");
+        optimizer.UncountStep();
+    }
+
+    /// <summary>
     /// Device address of a stream's values for a Step on the device (a copy of the state's size, allocated on first
     /// use): uploaded unless this stream is the one already there; a stream there before goes home first.
     /// </summary>

@@ -72,6 +72,13 @@ public sealed class AdamW
         return (1f / (1f - MathF.Pow(Beta1, StepCount)), 1f / (1f - MathF.Pow(Beta2, StepCount)));
     }
 
+    /// <summary>Takes back the count of a step whose update was not applied (a device step with a non-finite loss or norm).</summary>
+    internal void UncountStep()
+    {
+        if (StepCount == 0) throw new InvalidOperationException("The optimizer has no step to take back.");
+        StepCount--;
+    }
+
     /// <summary>One update of <paramref name="parameters"/> from <paramref name="gradients"/>; every learning rate is scaled by <paramref name="lrScale"/> (the schedule).</summary>
     public void Step(Span<float> parameters, ReadOnlySpan<float> gradients, float lrScale = 1f)
     {

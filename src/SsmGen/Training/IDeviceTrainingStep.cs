@@ -13,7 +13,9 @@ public interface IDeviceTrainingStep
     /// <summary>
     /// After a training Forward: mean softmax cross-entropy of its outputs against <paramref name="targets"/> (one per
     /// output row), gradients zeroed and recomputed from it, clipped to global norm <paramref name="maxGradNorm"/>, one
-    /// AdamW update with every learning rate scaled by <paramref name="lrScale"/>. The same step as the CPU Trainer's.
+    /// AdamW update with every learning rate scaled by <paramref name="lrScale"/>. The same step as the CPU Trainer's,
+    /// guard included: when the loss or the norm is not finite the update writes nothing and the optimizer's step count
+    /// stays; the caller sees it in the result.
     /// </summary>
     StepResult FinishTrainingStep(ReadOnlySpan<int> targets, AdamW optimizer, float lrScale, float maxGradNorm);
 }

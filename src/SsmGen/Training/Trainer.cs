@@ -10,6 +10,8 @@ public sealed record TrainerOptions
     public int TotalSteps { get; init; } = 1000;
     /// <summary>Largest global gradient norm; larger gradients are scaled down to it. +∞ turns clipping off.</summary>
     public float MaxGradNorm { get; init; } = 1f;
+    /// <summary>What a step whose loss or gradient norm is NaN or infinite does instead of updating; see <see cref="NonFiniteStep"/>.</summary>
+    public NonFiniteStep OnNonFinite { get; init; } = NonFiniteStep.Throw;
 
     /// <summary>Throws, naming the setting, when a value would make training meaningless (or silently NaN).</summary>
     public void Validate()
@@ -25,15 +27,47 @@ public sealed record TrainerOptions
         if (WarmupSteps < 0) throw new ArgumentOutOfRangeException(nameof(WarmupSteps), WarmupSteps, $"WarmupSteps must not be negative; got {WarmupSteps}.");
         if (TotalSteps < 1) throw new ArgumentOutOfRangeException(nameof(TotalSteps), TotalSteps, $"TotalSteps must be at least 1; got {TotalSteps}.");
         Positive(MaxGradNorm, nameof(MaxGradNorm));
+        if (!Enum.IsDefined(OnNonFinite)) throw new ArgumentOutOfRangeException(nameof(OnNonFinite), OnNonFinite, $"OnNonFinite must be Throw or Skip; got {(int)OnNonFinite}.");
     }
 }
 
+/// <summary>
+/// What the <see cref="Trainer"/> does when a step's loss or global gradient norm is NaN or infinite (a NaN or
+/// infinity in the inputs, or a learning rate that diverged). The check comes after the backward and before the
+/// AdamW update, so in both cases the parameters, the optimizer's moments and step count, and
+/// <see cref="Trainer.Step"/> (the schedule) stay as they were; only the gradients and the model's dropout
+/// counter show that the step ran.
+/// </summary>
+public enum NonFiniteStep
+{
+    /// <summary>Throw a <see cref="NonFiniteStepException"/> naming the loss, the norm and the step.</summary>
+    Throw,
+    /// <summary>Return the step's result with <see cref="StepResult.Skipped"/> set and count it in <see cref="Trainer.SkippedSteps"/>.</summary>
+    Skip,
+}
+
+/// <summary>A training step's loss or gradient norm was NaN or infinite; the update was not applied.</summary>
+public sealed class NonFiniteStepException(long step, float loss, float gradientNorm)
+    : InvalidOperationException($"Training step {step} was not applied: its loss is {loss} and its gradient norm is {gradientNorm}, and both must be finite. " +
+                                "The parameters and the optimizer's moments are unchanged. Look for NaN or infinite input values, or lower the learning rate.")
+{
+    /// <summary>The trainer's <see cref="Trainer.Step"/> when the step was attempted (0-based).</summary>
+    public long Step { get; } = step;
+    public float Loss { get; } = loss;
+    public float GradientNorm { get; } = gradientNorm;
+}
+
 /// <summary>Result of one training step.</summary>
-public readonly record struct StepResult(float Loss, float GradientNorm, int Correct, int Count);
+public readonly record struct StepResult(float Loss, float GradientNorm, int Correct, int Count)
+{
+    /// <summary>True when the step was not applied because its loss or norm was not finite (<see cref="NonFiniteStep.Skip"/>).</summary>
+    public bool Skipped { get; init; }
+}
 
 /// <summary>
 /// A classification (or, with <see cref="RegressionStep"/>, regression) training step for any generated model: forward (training mode), cross-entropy,
-/// backward, clipping by global norm, AdamW with a cosine schedule. Buffers are sized once.
+/// backward, clipping by global norm, AdamW with a cosine schedule. Buffers are sized once. A step whose loss or
+/// gradient norm is not finite is never applied (<see cref="TrainerOptions.OnNonFinite"/>).
 /// For per-token models (Pooling.None) there is one target per token. A model on a GPU finishes the step on the
 /// device (<see cref="IDeviceTrainingStep"/>): same arithmetic, no parameters or gradients crossing the bus.
 /// </summary>
@@ -46,8 +80,10 @@ public sealed class Trainer
     public AdamW Optimizer { get; }
     public CosineSchedule Schedule { get; }
     public TrainerOptions Options { get; }
-    /// <summary>Steps taken (drives the schedule); set it when resuming from a checkpoint.</summary>
+    /// <summary>Steps taken (drives the schedule); set it when resuming from a checkpoint. Skipped steps do not count.</summary>
     public long Step { get; set; }
+    /// <summary>Steps skipped for a non-finite loss or gradient norm (<see cref="NonFiniteStep.Skip"/>).</summary>
+    public long SkippedSteps { get; private set; }
 
     public Trainer(ISsmModel model, TrainerOptions options)
     {
@@ -102,7 +138,7 @@ public sealed class Trainer
         var prediction = _logits.AsSpan(0, rows * _classes);
         var d = _dLogits.AsSpan(0, rows * _classes);
         float loss = Losses.MeanSquaredError(prediction, targets, d);
-        return new StepResult(loss, BackwardAndUpdate(d), 0, targets.Length);
+        return BackwardAndUpdate(loss, d, 0, targets.Length);
     }
 
     private void CheckTargets(ReadOnlySpan<int> targets, int rows, bool training)
@@ -122,7 +158,9 @@ public sealed class Trainer
     {
         if (_model is IDeviceTrainingStep { TrainsOnDevice: true } device)
         {
+            // The device's AdamW kernel reads the same two statistics and leaves everything alone when one is not finite.
             var result = device.FinishTrainingStep(targets, Optimizer, Schedule.Factor(Step), Options.MaxGradNorm);
+            if (IsNonFinite(result)) return NonFinite(result);
             Step++;
             return result;
         }
@@ -130,18 +168,33 @@ public sealed class Trainer
         var d = _dLogits.AsSpan(0, rows * _classes);
         float loss = Losses.CrossEntropy(logits, targets, rows, _classes, d);
         int correct = Metrics.CorrectCount(logits, targets, rows, _classes);
-        return new StepResult(loss, BackwardAndUpdate(d), correct, Metrics.Counted(targets));
+        return BackwardAndUpdate(loss, d, correct, Metrics.Counted(targets));
     }
 
-    /// <summary>Backward from dL/d(output), clipping by global norm, the AdamW step; returns the norm before clipping.</summary>
-    private float BackwardAndUpdate(ReadOnlySpan<float> dOutput)
+    /// <summary>
+    /// Backward from dL/d(output), clipping by global norm, and the AdamW step unless the loss or the norm (before
+    /// clipping) is not finite.
+    /// </summary>
+    private StepResult BackwardAndUpdate(float loss, ReadOnlySpan<float> dOutput, int correct, int count)
     {
         _model.ZeroGradients();
         _model.Backward(dOutput);
         float norm = GradientClipping.ClipByGlobalNorm(_model.Gradients, Options.MaxGradNorm);
+        var result = new StepResult(loss, norm, correct, count);
+        if (IsNonFinite(result)) return NonFinite(result);
         Optimizer.Step(_model.Parameters, _model.Gradients, Schedule.Factor(Step));
         Step++;
-        return norm;
+        return result;
+    }
+
+    private static bool IsNonFinite(StepResult r) => !float.IsFinite(r.Loss) || !float.IsFinite(r.GradientNorm);
+
+    /// <summary>A step that was not applied: throws or counts it, as the options say; <see cref="Step"/> stays.</summary>
+    private StepResult NonFinite(StepResult result)
+    {
+        if (Options.OnNonFinite == NonFiniteStep.Throw) throw new NonFiniteStepException(Step, result.Loss, result.GradientNorm);
+        SkippedSteps++;
+        return result with { Skipped = true };
     }
 
     /// <summary>Inference on real inputs; returns the number of correct rows (ignored targets never count).</summary>

@@ -113,6 +113,7 @@ public class OverfitSmokeTests(ITestOutputHelper output)
         { new TrainerOptions { TotalSteps = 0 }, "TotalSteps" },
         { new TrainerOptions { MaxGradNorm = 0 }, "MaxGradNorm" },
         { new TrainerOptions { MaxGradNorm = float.NaN }, "MaxGradNorm" },
+        { new TrainerOptions { OnNonFinite = (NonFiniteStep)2 }, "OnNonFinite" },
     };
 
     [Theory]

@@ -388,11 +388,13 @@ extern "C" __global__ void norm_finish(const double* __restrict__ partial, int b
 }
 
 // AdamW with decoupled weight decay; blockIdx.y picks an optimizer range. Gradients are clipped first (by
-// stats[3]) and left clipped, as the host clipping leaves them.
+// stats[3]) and left clipped, as the host clipping leaves them. A NaN or infinite loss or norm changes nothing
+// (the Trainer then throws or skips the step, as on the host).
 extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict__ g, float* __restrict__ m, float* __restrict__ v,
     const float* __restrict__ stats, float lr0, float wd0, float lr1, float wd1, float lr2, float wd2,
     float beta1, float beta2, float eps, float c1, float c2)
 {
+    if (!isfinite(stats[0]) || !isfinite(stats[2])) return;
     int range = blockIdx.y, group = OPT_GROUP[range];
     float lr = group == 0 ? lr0 : group == 1 ? lr1 : lr2, wd = group == 0 ? wd0 : group == 1 ? wd1 : wd2;
     float decay = 1.0f - lr * wd, scale = stats[3];
@@ -580,6 +582,7 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         w.Line("Runner.ParametersWrittenOnDevice();");
         w.Line("Span<float> stats = stackalloc float[4];");
         w.Line("Runner.Download(_stats, stats);");
+        w.Line("if (!float.IsFinite(stats[0]) || !float.IsFinite(stats[2])) Runner.AdamWStepNotApplied(optimizer); // the kernel returned early");
         w.Line("return new global::SsmGen.Training.StepResult(stats[0], stats[2], (int)stats[1], outRows);");
         w.Close();
         w.Line();
