@@ -14,7 +14,8 @@ public class GpuEmulationStepTests(ITestOutputHelper output)
 {
     private static readonly ComputeDevice Emulation = ComputeDevice.CudaEmulation();
 
-    private static double MaxRelative(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual)
+    /// <summary>Largest absolute difference relative to the largest expected magnitude.</summary>
+    internal static double MaxRelative(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual)
     {
         double scale = 0, diff = 0;
         for (int i = 0; i < expected.Length; i++) { scale = Math.Max(scale, Math.Abs(expected[i])); diff = Math.Max(diff, Math.Abs(expected[i] - actual[i])); }

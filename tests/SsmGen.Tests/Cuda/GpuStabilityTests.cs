@@ -13,13 +13,6 @@ public class GpuStabilityTests(ITestOutputHelper output)
 {
     private static readonly ComputeDevice Emulation = ComputeDevice.CudaEmulation();
 
-    private static double MaxRelative(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual)
-    {
-        double scale = 0, diff = 0;
-        for (int i = 0; i < expected.Length; i++) { scale = Math.Max(scale, Math.Abs(expected[i])); diff = Math.Max(diff, Math.Abs(expected[i] - actual[i])); }
-        return diff / Math.Max(scale, 1e-30);
-    }
-
     /// <summary>Overwrites every tensor whose name ends with <paramref name="suffix"/> by f(index).</summary>
     private static void Set(ISsmModel m, string suffix, Func<int, float> f)
     {
@@ -46,12 +39,12 @@ public class GpuStabilityTests(ITestOutputHelper output)
             cpu.Forward(x, batch, length, yc, training: true);
             gpu.Forward(x, batch, length, yg, training: true);
             Assert.All(yc, v => Assert.True(float.IsFinite(v), "the CPU model's output is not finite"));
-            double forward = MaxRelative(yc, yg);
+            double forward = GpuEmulationStepTests.MaxRelative(yc, yg);
 
             var dy = TestConfigs.RandomArray(yc.Length, 7).Select(v => (float)v).ToArray();
             cpu.ZeroGradients(); gpu.ZeroGradients();
             cpu.Backward(dy); gpu.Backward(dy);
-            double gradients = MaxRelative(cpu.Gradients, gpu.Gradients);
+            double gradients = GpuEmulationStepTests.MaxRelative(cpu.Gradients, gpu.Gradients);
 
             var (sc, sg) = (cpu.CreateState(), gpu.CreateState());
             float[] zc = new float[cfg.Output], zg = new float[cfg.Output];
@@ -60,7 +53,7 @@ public class GpuStabilityTests(ITestOutputHelper output)
             {
                 cpu.Step(sc, x.AsSpan(t * cfg.Input, cfg.Input), zc);
                 gpu.Step(sg, x.AsSpan(t * cfg.Input, cfg.Input), zg);
-                step = Math.Max(step, MaxRelative(zc, zg));
+                step = Math.Max(step, GpuEmulationStepTests.MaxRelative(zc, zg));
             }
             output.WriteLine($"{what}: forward {forward:E2}, gradients {gradients:E2}, Step {step:E2} (GPU emulation vs CPU)");
             Assert.True(forward < 1e-4, $"forward differs by {forward:E2}");

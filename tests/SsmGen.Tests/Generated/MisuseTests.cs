@@ -1,3 +1,6 @@
+using SsmGen.Cuda;
+using SsmGen.Tests.Cuda;
+
 namespace SsmGen.Tests.Generated;
 
 /// <summary>
@@ -55,6 +58,27 @@ public class MisuseTests
             model.Step(state, x, y);
             Assert.Equal(1, state.Position);
             Assert.All(y, v => Assert.True(float.IsFinite(v)));
+        }
+    }
+
+    [EmulationFact]
+    public void TheGpuPathRefusesANonFiniteInputBeforeAnythingChanges()
+    {
+        var (gpu, cfg) = GeneratedVsReferenceTests.Make("AllKinds", 2, 6, ModelUse.Training, ComputeDevice.CudaEmulation());
+        using (gpu)
+        {
+            gpu.Initialize(4);
+            var input = TestConfigs.RandomArray(2 * 6 * cfg.Input, 8).Select(v => (float)v).ToArray();
+            input[(0 * 6 + 2) * cfg.Input] = float.NaN;   // sequence 0, position 2, feature 0
+            var output = Enumerable.Repeat(7f, 2 * cfg.Output).ToArray();
+            var parameters = gpu.Parameters.ToArray();
+            var e = Assert.Throws<ArgumentException>(() => gpu.Forward(input, 2, 6, output, training: true));
+            Assert.Contains("sequence 0, position 2, feature 0", e.Message);
+            Assert.All(output, v => Assert.Equal(7f, v));
+            Assert.Equal(parameters, gpu.Parameters.ToArray());
+            var state = gpu.CreateState();
+            Assert.Throws<ArgumentException>(() => gpu.Step(state, [float.PositiveInfinity, 0f], new float[cfg.Output]));
+            Assert.Equal(0, state.Position);
         }
     }
 

@@ -59,26 +59,52 @@ public class NonFiniteStepTests(ITestOutputHelper output)
         return (model, trainer);
     }
 
-    private static float[] WithNaN(float[] x) { var bad = (float[])x.Clone(); bad[17] = float.NaN; return bad; }
+    /// <summary>
+    /// A NaN born inside the model for the returned scope: one decoder weight made NaN, then restored. (A NaN in the
+    /// input never gets this far: Forward refuses it before anything changes.)
+    /// </summary>
+    internal static IDisposable NaNInside(ISsmModel model)
+    {
+        var weight = model.ParameterTable.First(p => p.Name == "decoder.weight");
+        float old = model.Parameters[weight.Offset];
+        model.Parameters[weight.Offset] = float.NaN;
+        return new Restore(() => model.Parameters[weight.Offset] = old);
+    }
+
+    private sealed class Restore(Action undo) : IDisposable { public void Dispose() => undo(); }
 
     [Fact]
-    public void OneNaNInputThrowsAndLeavesParametersAndMomentsBitIdentical()
+    public void ANaNInputIsRefusedBeforeTheStepStarts()
     {
         var (model, trainer) = Trained(NonFiniteStep.Throw);
         var before = Snapshot.Of(model, trainer);
-        var (x, y, targets) = Batch4(99);
-        var e = Assert.Throws<NonFiniteStepException>(() => trainer.TrainStep(WithNaN(x), y, Batch, Length));
-        output.WriteLine(e.Message);
-        Assert.Equal(3, e.Step);
-        Assert.True(float.IsNaN(e.Loss) && float.IsNaN(e.GradientNorm));
-        Assert.Contains("Training step 3", e.Message);
-        Assert.Contains("NaN", e.Message);
+        var (x, y, _) = Batch4(99);
+        x[17] = float.NaN;
+        Assert.Throws<ArgumentException>(() => trainer.TrainStep(x, y, Batch, Length));
         Snapshot.Of(model, trainer).AssertSameAs(before);
-        Assert.Equal(0, trainer.SkippedSteps);
+    }
 
-        // The regression step is guarded the same way.
-        Assert.Throws<NonFiniteStepException>(() => trainer.RegressionStep(WithNaN(x), targets, Batch, Length));
-        Snapshot.Of(model, trainer).AssertSameAs(before);
+    [Fact]
+    public void ANaNInsideTheModelThrowsAndLeavesParametersAndMomentsBitIdentical()
+    {
+        var (model, trainer) = Trained(NonFiniteStep.Throw);
+        var (x, y, targets) = Batch4(99);
+        using (NaNInside(model))
+        {
+            var before = Snapshot.Of(model, trainer);
+            var e = Assert.Throws<NonFiniteStepException>(() => trainer.TrainStep(x, y, Batch, Length));
+            output.WriteLine(e.Message);
+            Assert.Equal(3, e.Step);
+            Assert.True(float.IsNaN(e.Loss) && float.IsNaN(e.GradientNorm));
+            Assert.Contains("Training step 3", e.Message);
+            Assert.Contains("NaN", e.Message);
+            Snapshot.Of(model, trainer).AssertSameAs(before);
+            Assert.Equal(0, trainer.SkippedSteps);
+
+            // The regression step is guarded the same way.
+            Assert.Throws<NonFiniteStepException>(() => trainer.RegressionStep(x, targets, Batch, Length));
+            Snapshot.Of(model, trainer).AssertSameAs(before);
+        }
 
         // The trainer is still usable: a good batch trains.
         var r = trainer.TrainStep(x, y, Batch, Length);
@@ -91,19 +117,21 @@ public class NonFiniteStepTests(ITestOutputHelper output)
     {
         var (model, trainer) = Trained(NonFiniteStep.Skip);
         var (twin, twinTrainer) = Trained(NonFiniteStep.Skip); // never sees the bad batch
-        var before = Snapshot.Of(model, trainer);
         var (x, y, targets) = Batch4(99);
+        using (NaNInside(model))
+        {
+            var before = Snapshot.Of(model, trainer);
+            var r = trainer.TrainStep(x, y, Batch, Length);
+            Assert.True(r.Skipped);
+            Assert.True(float.IsNaN(r.Loss));
+            Assert.Equal(1, trainer.SkippedSteps);
+            Snapshot.Of(model, trainer).AssertSameAs(before);
 
-        var r = trainer.TrainStep(WithNaN(x), y, Batch, Length);
-        Assert.True(r.Skipped);
-        Assert.True(float.IsNaN(r.Loss));
-        Assert.Equal(1, trainer.SkippedSteps);
-        Snapshot.Of(model, trainer).AssertSameAs(before);
-
-        var regression = trainer.RegressionStep(WithNaN(x), targets, Batch, Length);
-        Assert.True(regression.Skipped);
-        Assert.Equal(2, trainer.SkippedSteps);
-        Snapshot.Of(model, trainer).AssertSameAs(before);
+            var regression = trainer.RegressionStep(x, targets, Batch, Length);
+            Assert.True(regression.Skipped);
+            Assert.Equal(2, trainer.SkippedSteps);
+            Snapshot.Of(model, trainer).AssertSameAs(before);
+        }
 
         // The next good step is exactly the step the twin takes (SmokeModel has no dropout to tell them apart).
         var good = trainer.TrainStep(x, y, Batch, Length);
@@ -177,15 +205,14 @@ public class DeviceNonFiniteStepTests
     {
         using var device = SsmGen.Cuda.ComputeDevice.CudaEmulation();
         var (x, y, _) = NonFiniteStepTests.Batch4(99);
-        var bad = (float[])x.Clone();
-        bad[17] = float.NaN;
 
         var (thrower, throwing) = Trained(device, NonFiniteStep.Throw);
         Assert.True(thrower.TrainsOnDevice);
         using (thrower)
         {
+            using var nan = NonFiniteStepTests.NaNInside(thrower);
             var before = NonFiniteStepTests.Snapshot.Of(thrower, throwing);
-            var e = Assert.Throws<NonFiniteStepException>(() => throwing.TrainStep(bad, y, Batch, Length));
+            var e = Assert.Throws<NonFiniteStepException>(() => throwing.TrainStep(x, y, Batch, Length));
             Assert.True(float.IsNaN(e.Loss));
             NonFiniteStepTests.Snapshot.Of(thrower, throwing).AssertSameAs(before);
         }
@@ -194,12 +221,16 @@ public class DeviceNonFiniteStepTests
         var (cpu, onHost) = Trained(null, NonFiniteStep.Skip);
         using (gpu)
         {
-            var before = NonFiniteStepTests.Snapshot.Of(gpu, onDevice);
-            var skipped = onDevice.TrainStep(bad, y, Batch, Length);
-            Assert.True(skipped.Skipped);
-            Assert.Equal(1, onDevice.SkippedSteps);
-            NonFiniteStepTests.Snapshot.Of(gpu, onDevice).AssertSameAs(before);
-            Assert.True(onHost.TrainStep(bad, y, Batch, Length).Skipped);
+            using (NonFiniteStepTests.NaNInside(gpu))
+            using (NonFiniteStepTests.NaNInside(cpu))
+            {
+                var before = NonFiniteStepTests.Snapshot.Of(gpu, onDevice);
+                var skipped = onDevice.TrainStep(x, y, Batch, Length);
+                Assert.True(skipped.Skipped);
+                Assert.Equal(1, onDevice.SkippedSteps);
+                NonFiniteStepTests.Snapshot.Of(gpu, onDevice).AssertSameAs(before);
+                Assert.True(onHost.TrainStep(x, y, Batch, Length).Skipped);
+            }
 
             // After the skipped step both take the same good step; float32 kernels and host loops agree closely.
             var g = onDevice.TrainStep(x, y, Batch, Length);
