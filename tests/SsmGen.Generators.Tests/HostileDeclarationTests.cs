@@ -119,10 +119,15 @@ public class HostileDeclarationTests
     [Fact]
     public void ContextualKeywordNamesCompile() => CompilesCleanly("""
         using SsmGen;
+        namespace nameof.Parameters { public class nameof { } }
         namespace @record.@async
         {
             [SsmModel(Input = 1, DModel = 4, Output = 2)] [S4DLayer(N = 4)] public partial class @record { }
             [SsmModel(Input = 1, DModel = 4, Output = 2)] [MambaLayer(N = 4)] public partial class @dynamic { }
+        }
+        namespace nameof.Parameters
+        {
+            [SsmModel(Vocab = 5, DModel = 4, Output = 2, Pooling = Pooling.None)] [RnnLayer(4)] [IdsLayer(2)] [AttentionLayer(2)] public partial class Dim3 { }
         }
         """);
 

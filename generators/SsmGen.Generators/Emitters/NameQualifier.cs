@@ -125,6 +125,19 @@ internal static class NameQualifier
             return Qualified(node, node.Identifier.ValueText, visited) ?? visited;
         }
 
+        // nameof(x) becomes "x": a user's namespace or type called nameof would otherwise capture the call.
+        public override SyntaxNode? VisitInvocationExpression(InvocationExpressionSyntax node)
+        {
+            if (node.Expression is IdentifierNameSyntax { Identifier.ValueText: "nameof" } && node.ArgumentList.Arguments.Count == 1
+                && node.ArgumentList.Arguments[0].Expression is SimpleNameSyntax or MemberAccessExpressionSyntax)
+            {
+                var argument = node.ArgumentList.Arguments[0].Expression;
+                string name = argument is MemberAccessExpressionSyntax m ? m.Name.Identifier.ValueText : ((SimpleNameSyntax)argument).Identifier.ValueText;
+                return SyntaxFactory.LiteralExpression(SyntaxKind.StringLiteralExpression, SyntaxFactory.Literal(name)).WithTriviaFrom(node);
+            }
+            return base.VisitInvocationExpression(node);
+        }
+
         // The namespace line names the user's namespace; it is not a reference to qualify.
         public override SyntaxNode? VisitFileScopedNamespaceDeclaration(FileScopedNamespaceDeclarationSyntax node) =>
             node.WithMembers(VisitList(node.Members));
