@@ -570,7 +570,7 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         w.Line("var adam = Runner.BeginAdamWStep(optimizer, lrScale); // checks the optimizer before anything runs");
         w.Line("int outRows = PerToken ? batch * length : batch;");
         w.Line("Runner.Upload(targets, _targets);");
-        w.Line("Launch(\"cross_entropy\", Blocks(outRows), 128, _out, _targets, _dOut, _rowLoss, _rowHit, outRows);");
+        w.Line("Launch(\"cross_entropy\", Blocks(outRows), Threads, _out, _targets, _dOut, _rowLoss, _rowHit, outRows);");
         w.Line("Launch(\"loss_finish\", 1, StatThreads, _rowLoss, _rowHit, outRows, _stats);");
         w.Line("Runner.ZeroGradients();");
         w.Line("Runner.BeforeDeviceUse(gradients: true);");
@@ -612,7 +612,7 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
             k++;
         }
         w.Line(NormForward(n.FinalRms, n.FinalNorm, k % 2 == 0 ? "_sX0" : "_sX1", "_sN", "_sMean", "_sRstd", "1"));
-        if (plan.Spec.Pooling == 0) w.Line("Launch(\"pool_mean_step\", Blocks(H), 128, At(s, S_pool), _sN, _sP, t);");
+        if (plan.Spec.Pooling == 0) w.Line("Launch(\"pool_mean_step\", Blocks(H), Threads, At(s, S_pool), _sN, _sP, t);");
         w.Line($"Linear({(plan.Spec.Pooling == 0 ? "_sP" : "_sN")}, {P(n.Decoder + ".weight")}, {(n.DecoderBias ? P(n.Decoder + ".bias") : "0UL")}, _sOut, 1, H, OutputSize);");
         w.Line("Runner.Download(_sOut, y.Slice(0, OutputSize));");
         w.Close();
@@ -626,7 +626,8 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
     {
         w.Line("private ulong P(int offset) => Runner.Parameters + 4UL * (uint)offset;");
         w.Line("private ulong G(int offset) => Runner.Gradients + 4UL * (uint)offset;");
-        w.Line("private static uint Blocks(long n) => (uint)((n + 127) / 128);");
+        w.Line($"private const int Threads = {GpuLimits.Threads}, MaxGridY = {GpuLimits.MaxGridY}; // threads per block of the element-wise kernels; CUDA's largest grid y extent");
+        w.Line("private static uint Blocks(long n) => (uint)((n + Threads - 1) / Threads);");
         w.Line("private void Launch(string kernel, uint grid, uint block, params ReadOnlySpan<KernelArgument> arguments)");
         w.Line("    => Runner.Gpu.Launch(Runner.Module[kernel], new Dim3(grid), new Dim3(block), arguments);");
         w.Line();
@@ -641,7 +642,7 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         w.Line("/// ldx floats apart (default inF); accumulate adds to y instead of overwriting it.");
         w.Line("/// </summary>");
         w.Open("private void Linear(ulong x, ulong weight, ulong bias, ulong y, int rows, int inF, int outF, int ldx = 0, bool accumulate = false)");
-        w.Line("if (bias != 0) Launch(accumulate ? \"add_rows\" : \"fill_rows\", Blocks((long)rows * outF), 128, bias, y, rows, outF);");
+        w.Line("if (bias != 0) Launch(accumulate ? \"add_rows\" : \"fill_rows\", Blocks((long)rows * outF), Threads, bias, y, rows, outF);");
         w.Line("Runner.Gpu.Sgemm(true, false, outF, rows, inF, 1f, weight, inF, x, ldx > 0 ? ldx : inF, bias != 0 || accumulate ? 1f : 0f, y, outF);");
         w.Close();
         w.Line();
@@ -659,12 +660,12 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         w.Line("/// <summary>sum[c] += Σ_r x[r, c], in two deterministic passes.</summary>");
         w.Open("private void ColumnSums(ulong x, ulong sum, int rows, int width)");
         w.Line("int chunks = (rows + RowChunk - 1) / RowChunk;");
-        w.Line("Runner.Gpu.Launch(Runner.Module[\"column_partials\"], new Dim3((uint)((width + 31) / 32), (uint)Math.Min(chunks, 65535)), new Dim3(32, 8), x, _partial, rows, width);");
+        w.Line("Runner.Gpu.Launch(Runner.Module[\"column_partials\"], new Dim3((uint)((width + 31) / 32), (uint)Math.Min(chunks, MaxGridY)), new Dim3(32, 8), x, _partial, rows, width);");
         w.Line("ColumnFinish(_partial, sum, chunks, width);");
         w.Close();
         w.Line();
         w.Line("/// <summary>sum[c] += Σ_k partial[k, c] over the chunks' partial sums.</summary>");
-        w.Line("private void ColumnFinish(ulong partial, ulong sum, int chunks, int width) => Launch(\"column_finish\", Blocks(width), 128, partial, sum, chunks, width);");
+        w.Line("private void ColumnFinish(ulong partial, ulong sum, int chunks, int width) => Launch(\"column_finish\", Blocks(width), Threads, partial, sum, chunks, width);");
         w.Line();
         w.Open("private void LayerNormBackward(ulong x, ulong weight, ulong mean, ulong rstd, ulong dy, ulong dx, ulong dWeight, ulong dBias, int rows)");
         w.Line("Launch(\"layernorm_backward\", (uint)rows, NormThreads, x, weight, mean, rstd, dy, dx, _scratch);");
@@ -691,7 +692,7 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         if (plan.TokenInput)
         {
             w.Line($"Runner.Upload({hostTokens}, {tokens});");
-            w.Line($"Launch(\"embedding_forward\", Blocks((long){rows} * H), 128, {tokens}, {P(n.Encoder + ".weight")}, {x}, {rows} * H);");
+            w.Line($"Launch(\"embedding_forward\", Blocks((long){rows} * H), Threads, {tokens}, {P(n.Encoder + ".weight")}, {x}, {rows} * H);");
         }
         else
         {
@@ -718,8 +719,8 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         EmitEncoder(w, plan, "input", "tokens", "_input", "_tokens", "_l0X", "rows");
         foreach (var l in plan.Layers) w.Line($"Layer{l.Index}Forward(batch, length);");
         w.Line(NormForward(n.FinalRms, n.FinalNorm, "_xf", "_nf", "_meanF", "_rstdF", "rows"));
-        if (plan.Spec.Pooling == 0) w.Line("Launch(\"pool_mean_forward\", Blocks(batch * H), 128, _nf, _pooled, batch, length);");
-        if (plan.Spec.Pooling == 1) w.Line("Launch(\"pool_last_forward\", Blocks(batch * H), 128, _nf, _pooled, batch, length);");
+        if (plan.Spec.Pooling == 0) w.Line("Launch(\"pool_mean_forward\", Blocks(batch * H), Threads, _nf, _pooled, batch, length);");
+        if (plan.Spec.Pooling == 1) w.Line("Launch(\"pool_last_forward\", Blocks(batch * H), Threads, _nf, _pooled, batch, length);");
         w.Line($"Linear(_pooled, {P(n.Decoder + ".weight")}, {(n.DecoderBias ? P(n.Decoder + ".bias") : "0UL")}, _out, outRows, H, OutputSize);");
         w.Line("Runner.Download(_out, output.Slice(0, outRows * OutputSize));");
         w.Close();
@@ -741,15 +742,15 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         w.Line("int rows = batch * length, outRows = PerToken ? rows : batch;");
         w.Line($"LinearBackward(_pooled, {P(n.Decoder + ".weight")}, _dOut, _dPooled, {P(n.Decoder + ".weight", "G")}, {(n.DecoderBias ? P(n.Decoder + ".bias", "G") : "0UL")}, outRows, H, OutputSize);");
         string dNf = plan.Spec.Pooling == 2 ? "_dPooled" : "_dNf";
-        if (plan.Spec.Pooling == 0) w.Line("Launch(\"pool_mean_backward\", Blocks((long)rows * H), 128, _dPooled, _dNf, batch, length);");
-        if (plan.Spec.Pooling == 1) w.Line("Launch(\"pool_last_backward\", Blocks((long)rows * H), 128, _dPooled, _dNf, batch, length);");
+        if (plan.Spec.Pooling == 0) w.Line("Launch(\"pool_mean_backward\", Blocks((long)rows * H), Threads, _dPooled, _dNf, batch, length);");
+        if (plan.Spec.Pooling == 1) w.Line("Launch(\"pool_last_backward\", Blocks((long)rows * H), Threads, _dPooled, _dNf, batch, length);");
         w.Line("Runner.Gpu.Clear(_dX, 4L * rows * H);");
         w.Line(n.FinalRms
             ? $"RmsNormBackward(_xf, {P(n.FinalNorm + ".weight")}, _rstdF, {dNf}, _dX, {P(n.FinalNorm + ".weight", "G")}, rows);"
             : $"LayerNormBackward(_xf, {P(n.FinalNorm + ".weight")}, _meanF, _rstdF, {dNf}, _dX, {P(n.FinalNorm + ".weight", "G")}, {P(n.FinalNorm + ".bias", "G")}, rows);");
         foreach (var l in plan.Layers.Reverse()) w.Line($"Layer{l.Index}Backward(batch, length);");
         if (plan.TokenInput)
-            w.Line($"Launch(\"embedding_backward\", Blocks((long)rows * H), 128, _tokens, _dX, {P(n.Encoder + ".weight", "G")}, rows * H);");
+            w.Line($"Launch(\"embedding_backward\", Blocks((long)rows * H), Threads, _tokens, _dX, {P(n.Encoder + ".weight", "G")}, rows * H);");
         else
             w.Line($"LinearBackward(_input, {P(n.Encoder + ".weight")}, _dX, 0UL, {P(n.Encoder + ".weight", "G")}, {P(n.Encoder + ".bias", "G")}, rows, InputSize, H);");
         w.Line("Runner.GradientsWrittenOnDevice();");

@@ -153,7 +153,7 @@ extern "C" __global__ void {{v}}_shift(const float* __restrict__ hs, float* __re
         w.Line("int rows = batch * length;");
         w.Line($"LinearBackward({i}Hs, {Param(l, m + "out_proj.weight")}, _dX, _rdS, {Param(l, m + "out_proj.weight", "G")}, {Param(l, m + "out_proj.bias", "G")}, rows, {hd}, H);");
         w.Line($"Launch(\"{v}_backward\", (uint)batch, {Threads(l)}, {i}Hs, {Param(l, m + "weight_hh")}, _rdS, length);");
-        w.Line($"Launch(\"{v}_shift\", Blocks((long)rows * {hd}), 128, {i}Hs, _rPrev, rows, length);");
+        w.Line($"Launch(\"{v}_shift\", Blocks((long)rows * {hd}), Threads, {i}Hs, _rPrev, rows, length);");
         w.Line($"LinearBackward(_rPrev, {Param(l, m + "weight_hh")}, _rdS, 0UL, {Param(l, m + "weight_hh", "G")}, {Param(l, m + "bias_hh", "G")}, rows, {hd}, {hd});");
         w.Line($"LinearBackward({i}U, {Param(l, m + "weight_ih")}, _rdS, _dU, {Param(l, m + "weight_ih", "G")}, {Param(l, m + "bias_ih", "G")}, rows, H, {hd});");
         w.Line($"LayerNormBackward({x}, {Param(l, "norm.weight")}, {i}Mean, {i}Rstd, _dU, _dX, {Param(l, "norm.weight", "G")}, {Param(l, "norm.bias", "G")}, rows);");
