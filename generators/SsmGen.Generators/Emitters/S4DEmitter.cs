@@ -29,7 +29,7 @@ internal static class S4DEmitter
         foreach (var l in plan.S4DLayers)
             w.Line($"private readonly float[] _l{l.Index}Mean, _l{l.Index}Rstd, _l{l.Index}U, _l{l.Index}Y, _l{l.Index}G, _l{l.Index}O, _l{l.Index}Glu, _l{l.Index}K, _l{l.Index}Modes;");
         w.Line("private readonly CausalConvolution _conv;");
-        w.Line("private readonly float[] _dB, _dC, _dO, _dk, _sums, _su, _sy, _sg, _so, _sglu;");
+        w.Line("private readonly float[] _dY, _dU, _dO, _dk, _sums, _su, _sy, _sg, _so, _sglu; // _dY, _dU: dL/d(the scan's output, input)");
     }
 
     public static void EmitAllocations(CodeWriter w, ModelPlan plan)
@@ -41,7 +41,7 @@ internal static class S4DEmitter
             w.Line($"{i}Mean = new float[rows]; {i}Rstd = new float[rows]; {i}U = new float[rows * H]; {i}Y = new float[rows * H];");
             w.Line($"{i}G = new float[rows * H]; {i}O = new float[rows * 2 * H]; {i}Glu = new float[rows * H]; {i}K = new float[H * maxLength]; {i}Modes = new float[{ModeTables} * H * {l.Modes}];");
         }
-        ModelEmitter.TrainingOnly(w, $"_dB = new float[rows * H]; _dC = new float[rows * H]; _dO = new float[rows * 2 * H]; _dk = new float[H * maxLength]; _sums = new float[4 * H * {MaxModes(plan)}];");
+        ModelEmitter.TrainingOnly(w, $"_dY = new float[rows * H]; _dU = new float[rows * H]; _dO = new float[rows * 2 * H]; _dk = new float[H * maxLength]; _sums = new float[4 * H * {MaxModes(plan)}];");
         w.Line("_su = new float[H]; _sy = new float[H]; _sg = new float[H]; _so = new float[2 * H]; _sglu = new float[H];");
     }
 
@@ -396,14 +396,14 @@ internal static class S4DEmitter
         else w.Line("dX.CopyTo(dGlu);");
         w.Line("var dO = _dO.AsSpan(0, rows * 2 * H);");
         w.Line($"BlockKernels.GluBackward({i}O, dGlu, dO, rows, H, _ws);");
-        w.Line("var dY = _dB.AsSpan(0, rows * H);");
+        w.Line("var dY = _dY.AsSpan(0, rows * H);");
         w.Line("dY.Clear();");
         w.Line($"Gemm.LinearBackward({i}G, {ModelEmitter.Span("_p", plan, p + "mixer.output_linear.weight", "2 * H * H")}, dO, dY, {ModelEmitter.Span("_g", plan, p + "mixer.output_linear.weight", "2 * H * H")}, {ModelEmitter.Span("_g", plan, p + "mixer.output_linear.bias", "2 * H")}, rows, H, 2 * H, _ws);");
         w.Line($"BlockKernels.GeluBackward({i}Y.AsSpan(0, rows * H), dY, dY, _ws);");
         w.Line("// D skip: dD += Σ dy·u, du = D·dy");
         w.Line($"var d = {ModelEmitter.Span("_p", plan, p + "mixer.D", "H")};");
         w.Line($"var gD = {ModelEmitter.Span("_g", plan, p + "mixer.D", "H")};");
-        w.Line("var dU = _dC.AsSpan(0, rows * H);");
+        w.Line("var dU = _dU.AsSpan(0, rows * H);");
         w.Open("for (int r = 0; r < rows; r++)");
         w.Line("TensorPrimitives.FusedMultiplyAdd(dY.Slice(r * H, H), u.Slice(r * H, H), gD, gD);");
         w.Line("TensorPrimitives.Multiply(dY.Slice(r * H, H), d, dU.Slice(r * H, H));");
