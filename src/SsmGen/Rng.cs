@@ -4,7 +4,7 @@ namespace SsmGen;
 /// Small deterministic generator (xoshiro256**, seeded through SplitMix64) so that a seed gives the
 /// same model on every machine and .NET version. A struct: copying it forks the stream.
 /// </summary>
-public struct Rng
+public partial struct Rng
 {
     private ulong _s0, _s1, _s2, _s3;
 
@@ -68,6 +68,5 @@ public struct Rng
         return h ^ (h >> 16);
     }
 
-    /// <summary>Elements whose bits fall below this are dropped: p·2³².</summary>
-    public static uint DropoutThreshold(double p) => p <= 0 ? 0u : p >= 1 ? uint.MaxValue : (uint)(p * 4294967296.0);
+    // DropoutThreshold lives in Rng.Dropout.cs, which the generator compiles too.
 }

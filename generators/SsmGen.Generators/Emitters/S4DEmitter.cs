@@ -340,8 +340,8 @@ internal static class S4DEmitter
         return $"{ModelEmitter.Span(buf, plan, m + "log_dt", "H")}, {ModelEmitter.Span(buf, plan, m + "log_A_real", hm.ToString())}, {ModelEmitter.Span(buf, plan, m + "A_imag", hm.ToString())}, {b}, {ModelEmitter.Span(buf, plan, m + "C", (2 * hm).ToString())}";
     }
 
-    /// <summary>p·2³² as a uint literal (the same rule as Rng.DropoutThreshold).</summary>
-    private static string DropThreshold(S4DLayerPlan l) => ((uint)System.Math.Min(uint.MaxValue, l.Spec.Dropout * 4294967296.0)).ToString(System.Globalization.CultureInfo.InvariantCulture) + "u";
+    /// <summary>The dropout threshold as a uint literal, by the runtime's rule (Rng.Dropout.cs is linked in).</summary>
+    private static string DropThreshold(S4DLayerPlan l) => SsmGen.Rng.DropoutThreshold(l.Spec.Dropout).ToString(System.Globalization.CultureInfo.InvariantCulture) + "u";
     private static string DropScale(S4DLayerPlan l) => CodeWriter.F(1 / (1 - l.Spec.Dropout));
 
     private static void EmitLayerForward(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
