@@ -68,9 +68,10 @@ public sealed class SsmModelGenerator : IIncrementalGenerator
         try
         {
             string className = p.Plan.Spec.ClassName.TrimStart('@');
-            string cpu = NameQualifier.Qualify(ModelEmitter.Emit(p.Plan)), gpu = NameQualifier.Qualify(CudaModelEmitter.Emit(p.Plan));
-            var members = NameQualifier.Members(cpu, className).Concat(NameQualifier.Members(gpu, className)).Distinct().OrderBy(m => m, System.StringComparer.Ordinal);
-            return new GeneratedFiles(p.FullName, className, cpu, gpu, EquatableArray.From(members.ToArray()), null);
+            var cpu = NameQualifier.Qualify(ModelEmitter.Emit(p.Plan));
+            var gpu = NameQualifier.Qualify(CudaModelEmitter.Emit(p.Plan));
+            var members = cpu.Members.Concat(gpu.Members).Distinct().OrderBy(m => m, System.StringComparer.Ordinal);
+            return new GeneratedFiles(p.FullName, className, cpu.Code, gpu.Code, EquatableArray.From(members.ToArray()), null);
         }
         catch (System.Exception e) { return new GeneratedFiles(p.FullName, "", "", "", default, e.GetType().Name + ": " + e.Message); }
     }

@@ -43,10 +43,11 @@ internal static class NameQualifier
     }
 
     /// <summary>
-    /// The emitted text with every known type fully qualified and its namespace usings rooted at global::. (The
-    /// emitters name the model itself fully qualified: a model may be called Rng or Pooling.)
+    /// The emitted text with every known type fully qualified and its namespace usings rooted at global::, and the
+    /// members it declares in the model class. (The emitters name the model itself fully qualified: a model may be
+    /// called Rng or Pooling.)
     /// </summary>
-    public static string Qualify(string code)
+    public static (string Code, string[] Members) Qualify(string code)
     {
         var tree = CSharpSyntaxTree.ParseText(code, new CSharpParseOptions(LanguageVersion.Latest));
         var root = (CompilationUnitSyntax)tree.GetRoot();
@@ -56,17 +57,16 @@ internal static class NameQualifier
             .Select(u => u.WithName(SyntaxFactory.ParseName("global::" + u.Name!.ToString())));
         root = root.WithUsings(SyntaxFactory.List(usings));
         root = (CompilationUnitSyntax)new Rewriter().Visit(root);
-        return root.ToFullString();
+        return (root.ToFullString(), Members(root).ToArray());
     }
 
     /// <summary>
-    /// The members one generated source declares in the model class, as signatures that compare with
+    /// The members a generated source declares in the model class, as signatures that compare with
     /// <see cref="Signature(ISymbol)"/>: <c>Name</c> for fields, properties, events and nested types, <c>Name(T1,T2)</c>
     /// for methods and <c>.ctor(T1)</c> for constructors, each type written as <c>global::</c>-qualified text.
     /// </summary>
-    public static IEnumerable<string> Members(string qualifiedCode, string className)
+    private static IEnumerable<string> Members(CompilationUnitSyntax root)
     {
-        var root = CSharpSyntaxTree.ParseText(qualifiedCode, new CSharpParseOptions(LanguageVersion.Latest)).GetRoot();
         var model = root.DescendantNodes().OfType<TypeDeclarationSyntax>().FirstOrDefault(t => t.Parent is BaseNamespaceDeclarationSyntax or CompilationUnitSyntax);
         if (model is null) yield break;
         foreach (var member in model.Members)
