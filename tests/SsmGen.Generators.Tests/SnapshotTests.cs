@@ -1,5 +1,3 @@
-using System.Runtime.CompilerServices;
-
 namespace SsmGen.Generators.Tests;
 
 /// <summary>
@@ -53,6 +51,14 @@ public class SnapshotTests
         mismatches.Add(name);
     }
 
-    private static string SnapshotDirectory([CallerFilePath] string source = "") =>
-        System.IO.Directory.CreateDirectory(Path.Combine(Path.GetDirectoryName(source)!, "Snapshots")).FullName;
+    // Found from the test binary (tests/SsmGen.Generators.Tests/bin/...) upwards, not from [CallerFilePath]: CI builds
+    // with ContinuousIntegrationBuild, which maps source paths to /_/ and would send the comparison to a folder that
+    // does not exist.
+    private static string SnapshotDirectory()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "SsmGen.Generators.Tests.csproj")))
+                return Path.Combine(dir.FullName, "Snapshots");
+        throw new DirectoryNotFoundException("no SsmGen.Generators.Tests.csproj above " + AppContext.BaseDirectory);
+    }
 }
