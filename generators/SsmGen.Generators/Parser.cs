@@ -7,7 +7,10 @@ using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 using SsmGen.Generators.Emitters;
+using SsmGen.Generators.Layers;
 using SsmGen.Generators.Model;
+using static SsmGen.Generators.Layers.LayerArgs;
+using SsmGen.Layers;
 
 namespace SsmGen.Generators;
 
@@ -15,22 +18,15 @@ namespace SsmGen.Generators;
 internal static class Parser
 {
     public const string ModelAttribute = "SsmGen.SsmModelAttribute";
-    public const string S4DAttribute = "SsmGen.S4DLayerAttribute";
-    public const string MambaAttribute = "SsmGen.MambaLayerAttribute";
-    public const string RnnAttribute = "SsmGen.RnnLayerAttribute";
-    public const string IdsAttribute = "SsmGen.IdsLayerAttribute";
-    public const string AttentionAttribute = "SsmGen.AttentionLayerAttribute";
     /// <summary>Every layer attribute; the first one a class carries reports a missing [SsmModel].</summary>
-    public static readonly string[] LayerAttributeNames = { S4DAttribute, MambaAttribute, RnnAttribute, IdsAttribute, AttentionAttribute };
+    public static readonly string[] LayerAttributeNames = LayerKinds.Attributes;
 
-    // Defaults of the attribute properties; a test checks them against the runtime attribute.
-    private const int DefaultN = 64, DefaultRepeat = 1, DefaultMambaN = 16, DefaultExpand = 2, DefaultConvWidth = 4, DefaultMambaNorm = 1;
+    // Defaults of the attribute properties every kind shares; a test checks them against the runtime attribute.
+    private const int DefaultRepeat = 1;
     private const double DefaultDtMin = 1e-3, DefaultDtMax = 1e-1;
-    private const int InitCount = 5, DiscretizationCount = 2, PoolingCount = 3, NormCount = 2;
-    // Limits: the generated code keeps N/2 modes in registers and offsets in int.
-    private const int MaxN = 512, MaxWidth = 1 << 16, MaxRepeat = 1024, MaxLayers = 1024;
-    // The Mamba scan keeps N state registers per 16 channels; the conv keeps ConvWidth taps.
-    private const int MaxMambaN = 64, MaxExpand = 16, MaxConvWidth = 64, MaxIdsN = 256, MaxMlpRatio = 64, NonlinearityCount = 2;
+    private const int PoolingCount = 3;
+    // Limits: offsets are int.
+    private const int MaxWidth = 1 << 16, MaxRepeat = 1024, MaxLayers = 1024;
     private const long MaxParameters = int.MaxValue / 4;
     // Δ beyond these overflows or underflows the float discretization (Δ·A, Δ·B·x) of either kind.
     internal const double MinDt = 1e-20, MaxDt = 1e4;
@@ -102,7 +98,6 @@ internal static class Parser
             if (value > max) diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, modelWhere, key, Text(value), Text(max)));
 
         var layers = new List<LayerSpec>();
-        long count = (vocab > 0 ? (long)vocab * dModel : (long)dModel * input + dModel) + 2L * dModel + (long)output * dModel + output;
         foreach (var attr in LayerAttributes(symbol))
         {
             ct.ThrowIfCancellationRequested();
@@ -110,31 +105,24 @@ internal static class Parser
             var a = Named(attr);
             string fullName = attr.AttributeClass?.ToDisplayString() ?? "";
             string kind = fullName.Substring("SsmGen.".Length, fullName.Length - "SsmGen.".Length - "Attribute".Length);
+            var layerKind = LayerKinds.ByAttribute(fullName)!; // LayerAttributes yields only registered attributes
             // A size given positionally ([RnnLayer(64)], [IdsLayer(16)], [AttentionLayer(4)]) counts like the named property.
             // (the property, when also named, is applied after the constructor and wins, as at run time)
-            string positionalKey = fullName == RnnAttribute ? "Hidden" : fullName == IdsAttribute ? "N" : "Heads";
-            if (attr.ConstructorArguments.Length == 1 && attr.ConstructorArguments[0].Value is int && !a.ContainsKey(positionalKey))
-                a[positionalKey] = attr.ConstructorArguments[0];
+            if (layerKind.PositionalProperty is string positional && attr.ConstructorArguments.Length == 1 && attr.ConstructorArguments[0].Value is int && !a.ContainsKey(positional))
+                a[positional] = attr.ConstructorArguments[0];
             int repeat = Int(a, "Repeat", DefaultRepeat);
             double dtMin = Double(a, "DtMin", DefaultDtMin), dtMax = Double(a, "DtMax", DefaultDtMax);
             int before = diags.Count;
             if (repeat < 1) diags.Add(DiagnosticInfo.Create(Diagnostics.BadRepeat, at, kind, Text(repeat)));
             if (repeat > MaxRepeat) diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, at, "Repeat", Text(repeat), Text(MaxRepeat)));
             if (!(dtMin >= MinDt && dtMin <= dtMax && dtMax <= MaxDt)) diags.Add(DiagnosticInfo.Create(Diagnostics.BadDtRange, at, kind, Text(dtMin), Text(dtMax), Text(MinDt), Text(MaxDt)));
-            LayerSpec? layer = fullName switch
-            {
-                MambaAttribute => ParseMamba(a, at, dModel, dtMin, dtMax, diags, ref count, repeat),
-                RnnAttribute => ParseRnn(a, at, dModel, diags, ref count, repeat),
-                IdsAttribute => ParseIds(a, at, dModel, diags, ref count, repeat),
-                AttentionAttribute => ParseAttention(a, at, dModel, diags, ref count, repeat),
-                _ => ParseS4D(a, at, dModel, dtMin, dtMax, diags, ref count, repeat),
-            };
+            var layer = layerKind.Parse(new LayerArgs(a, at, diags, dModel, dtMin, dtMax));
             if (diags.Count != before || layer is null) continue;
             for (int r = 0; r < repeat; r++) layers.Add(layer);
         }
         if (!LayerAttributes(symbol).Any()) diags.Add(DiagnosticInfo.Create(Diagnostics.NoLayers, where, name));
         if (layers.Count > MaxLayers) diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, where, "the number of layers", Text(layers.Count), Text(MaxLayers)));
-        else if (diags.Count == 0 && count > MaxParameters)
+        else if (diags.Count == 0 && ParameterCount(input, vocab, dModel, output, layers) is var count && count > MaxParameters)
             diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, where, "the parameter count", count.ToString(CultureInfo.InvariantCulture), MaxParameters.ToString(CultureInfo.InvariantCulture)));
 
         if (diags.Count > 0) return new ParseResult(null, EquatableArray.From(diags), null);
@@ -183,75 +171,9 @@ internal static class Parser
         return EquatableArray.From(names.ToArray());
     }
 
-    private static S4DLayerSpec? ParseS4D(Dictionary<string, TypedConstant> a, Location at, long h, double dtMin, double dtMax, List<DiagnosticInfo> diags, ref long count, int repeat)
-    {
-        int n = Int(a, "N", DefaultN), init = Int(a, "Init", 0), disc = Int(a, "Discretization", 0);
-        double dropout = Double(a, "Dropout", 0);
-        bool trainB = a.TryGetValue("TrainB", out var tb) && tb.Value is true;
-        if (n <= 0 || n % 2 != 0) diags.Add(DiagnosticInfo.Create(Diagnostics.BadStateSize, at, Text(n)));
-        if (init < 0 || init >= InitCount) diags.Add(DiagnosticInfo.Create(Diagnostics.UnknownInit, at, Text(init)));
-        if (disc < 0 || disc >= DiscretizationCount) diags.Add(DiagnosticInfo.Create(Diagnostics.UnknownDiscretization, at, Text(disc)));
-        if (!(dropout >= 0 && dropout < 1)) diags.Add(DiagnosticInfo.Create(Diagnostics.BadDropout, at, "S4DLayer", Text(dropout)));
-        if (n > MaxN) diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, at, "N", Text(n), Text(MaxN)));
-        // norm, log Δ, A (re, im), B, C, D, output linear (2H·H + 2H), in long arithmetic before int offsets exist
-        count += System.Math.Max(1, repeat) * (2 * h + h + h * System.Math.Max(n, 0) + (trainB ? h * n : 0) + h * n + h + 2 * h * h + 2 * h);
-        return new S4DLayerSpec(n, init, disc, trainB, dropout, dtMin, dtMax);
-    }
-
-    private static MambaLayerSpec? ParseMamba(Dictionary<string, TypedConstant> a, Location at, int dModel, double dtMin, double dtMax, List<DiagnosticInfo> diags, ref long count, int repeat)
-    {
-        int n = Int(a, "N", DefaultMambaN), expand = Int(a, "Expand", DefaultExpand), width = Int(a, "ConvWidth", DefaultConvWidth);
-        int rank = Int(a, "DtRank", 0), norm = Int(a, "Norm", DefaultMambaNorm);
-        foreach (var (key, value) in new[] { ("N", n), ("Expand", expand), ("ConvWidth", width) })
-            if (value <= 0) diags.Add(DiagnosticInfo.Create(Diagnostics.NonPositiveSize, at, "MambaLayer", key, Text(value)));
-        if (rank < 0) diags.Add(DiagnosticInfo.Create(Diagnostics.NonPositiveSize, at, "MambaLayer", "DtRank (or 0 for auto)", Text(rank)));
-        if (norm < 0 || norm >= NormCount) diags.Add(DiagnosticInfo.Create(Diagnostics.UnknownNorm, at, "MambaLayer", Text(norm)));
-        foreach (var (key, value, max) in new[] { ("N", n, MaxMambaN), ("Expand", expand, MaxExpand), ("ConvWidth", width, MaxConvWidth), ("DtRank", rank, MaxWidth) })
-            if (value > max) diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, at, key, Text(value), Text(max)));
-        if (rank == 0) rank = (dModel + 15) / 16;
-        long h = dModel, e = (long)System.Math.Max(expand, 0) * h;
-        // norm, in_proj, conv (weight, bias), x_proj, dt_proj (weight, bias), A_log, D, out_proj
-        count += System.Math.Max(1, repeat) * (2 * h + 2 * e * h + e * System.Math.Max(width, 0) + e + (rank + 2L * System.Math.Max(n, 0)) * e + e * rank + e + e * System.Math.Max(n, 0) + e + h * e);
-        return new MambaLayerSpec(n, expand, width, rank, norm, dtMin, dtMax);
-    }
-
-    private static RnnLayerSpec ParseRnn(Dictionary<string, TypedConstant> a, Location at, int dModel, List<DiagnosticInfo> diags, ref long count, int repeat)
-    {
-        int hidden = Int(a, "Hidden", 0), nonlinearity = Int(a, "Nonlinearity", 0);
-        if (hidden < 0) diags.Add(DiagnosticInfo.Create(Diagnostics.NonPositiveSize, at, "RnnLayer", "Hidden (or 0 for DModel)", Text(hidden)));
-        if (hidden > MaxWidth) diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, at, "Hidden", Text(hidden), Text(MaxWidth)));
-        if (nonlinearity < 0 || nonlinearity >= NonlinearityCount) diags.Add(DiagnosticInfo.Create(Diagnostics.UnknownNonlinearity, at, Text(nonlinearity)));
-        if (hidden == 0) hidden = dModel;
-        long h = dModel, hd = System.Math.Max(hidden, 0);
-        // norm, W_ih, W_hh, two biases, out_proj (weight, bias)
-        count += System.Math.Max(1, repeat) * (2 * h + hd * h + hd * hd + 2 * hd + h * hd + h);
-        return new RnnLayerSpec(hidden, nonlinearity);
-    }
-
-    private static IdsLayerSpec ParseIds(Dictionary<string, TypedConstant> a, Location at, int dModel, List<DiagnosticInfo> diags, ref long count, int repeat)
-    {
-        int n = Int(a, "N", 16);
-        if (n <= 0) diags.Add(DiagnosticInfo.Create(Diagnostics.NonPositiveSize, at, "IdsLayer", "N", Text(n)));
-        if (n > MaxIdsN) diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, at, "N", Text(n), Text(MaxIdsN)));
-        long h = dModel, nn = System.Math.Max(n, 0);
-        // norm, A (weight, bias), B, C (weight, bias)
-        count += System.Math.Max(1, repeat) * (2 * h + nn * nn * h + nn * nn + nn * h + h * nn + h);
-        return new IdsLayerSpec(n);
-    }
-
-    private static AttentionLayerSpec ParseAttention(Dictionary<string, TypedConstant> a, Location at, int dModel, List<DiagnosticInfo> diags, ref long count, int repeat)
-    {
-        int heads = Int(a, "Heads", 4), ratio = Int(a, "MlpRatio", 4);
-        if (heads <= 0) diags.Add(DiagnosticInfo.Create(Diagnostics.NonPositiveSize, at, "AttentionLayer", "Heads", Text(heads)));
-        else if (dModel > 0 && (dModel % heads != 0 || dModel / heads % 2 != 0))
-            diags.Add(DiagnosticInfo.Create(Diagnostics.BadHeads, at, Text(heads), Text(dModel)));
-        if (ratio <= 0) diags.Add(DiagnosticInfo.Create(Diagnostics.NonPositiveSize, at, "AttentionLayer", "MlpRatio", Text(ratio)));
-        if (ratio > MaxMlpRatio) diags.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, at, "MlpRatio", Text(ratio), Text(MaxMlpRatio)));
-        long h = dModel, m = System.Math.Max(ratio, 0) * h;
-        // two norms, in_proj (3H·H + 3H), out_proj (H·H + H), fc1 (m·H + m), fc2 (H·m + H)
-        count += System.Math.Max(1, repeat) * (4 * h + 3 * h * h + 3 * h + h * h + h + 2 * m * h + m + h);
-        return new AttentionLayerSpec(heads, ratio);
-    }
+    /// <summary>The model's parameter count from the kinds' tensor tables, in long arithmetic before int offsets exist.</summary>
+    private static long ParameterCount(int input, int vocab, int dModel, int output, List<LayerSpec> layers) =>
+        TensorTable.Build(input, vocab, dModel, output, layers.Select(l => l.Tensors(dModel)).ToArray()).Sum(e => e.Tensor.Length);
 
     /// <summary>Layer attributes ([S4DLayer], [MambaLayer], [RnnLayer], [IdsLayer], [AttentionLayer]) in source order (file, then position), so the stack order is stable.</summary>
     public static IEnumerable<AttributeData> LayerAttributes(INamedTypeSymbol symbol) =>
@@ -297,14 +219,4 @@ internal static class Parser
         foreach (var kv in a.NamedArguments) d[kv.Key] = kv.Value;
         return d;
     }
-
-    // Values of the wrong type exist only in code the compiler already rejects; they read as the default.
-    private static int Int(Dictionary<string, TypedConstant> a, string key, int fallback) =>
-        a.TryGetValue(key, out var v) && v.Value is int i ? i : fallback;
-
-    private static double Double(Dictionary<string, TypedConstant> a, string key, double fallback) =>
-        a.TryGetValue(key, out var v) ? v.Value switch { double d => d, float f => f, int i => i, _ => fallback } : fallback;
-
-    private static string Text(int v) => v.ToString(CultureInfo.InvariantCulture);
-    private static string Text(double v) => v.ToString("R", CultureInfo.InvariantCulture);
 }

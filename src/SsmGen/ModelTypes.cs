@@ -1,15 +1,6 @@
-namespace SsmGen;
+using SsmGen.Layers;
 
-/// <summary>Which optimizer settings a parameter trains with.</summary>
-public enum OptimizerGroup
-{
-    /// <summary>Weight matrices, embeddings and C: base learning rate, weight decay.</summary>
-    Default = 0,
-    /// <summary>Biases, norm gains and the D skip: base learning rate, no weight decay.</summary>
-    NoDecay = 1,
-    /// <summary>SSM dynamics (log Δ, A, B): their own learning rate, no weight decay (S4D paper).</summary>
-    Ssm = 2,
-}
+namespace SsmGen;
 
 /// <summary>What a model instance is built for, which decides the buffers its constructor allocates.</summary>
 public enum ModelUse
@@ -59,6 +50,9 @@ public abstract record LayerConfig
 
     /// <summary>Checks the facts the generator also checks at compile time.</summary>
     public abstract void Validate(int dModel);
+
+    /// <summary>The block's tensors after its pre-norm (the kind's table, shared with the generator).</summary>
+    internal virtual BlockTensors Tensors(int dModel) => throw new NotSupportedException($"No parameter table for layer kind {Kind}.");
 }
 
 /// <summary>Runtime description of one S4D block (the same facts the attributes declare).</summary>
@@ -72,6 +66,8 @@ public sealed record S4DLayerConfig(
     double DtMax = 1e-1) : LayerConfig
 {
     public override string Kind => "S4DLayer";
+
+    internal override BlockTensors Tensors(int dModel) => S4DTable.Of(dModel, N, TrainB);
 
     public override void Validate(int dModel)
     {
@@ -101,6 +97,8 @@ public sealed record MambaLayerConfig(
 {
     public override string Kind => "MambaLayer";
 
+    internal override BlockTensors Tensors(int dModel) => MambaTable.Of(dModel, Inner(dModel), N, Rank(dModel), ConvWidth, Norm == NormKind.RmsNorm);
+
     /// <summary>Inner width E.</summary>
     public int Inner(int dModel) => Expand * dModel;
 
@@ -123,6 +121,8 @@ public sealed record RnnLayerConfig(int Hidden = 0, Nonlinearity Nonlinearity = 
 {
     public override string Kind => "RnnLayer";
 
+    internal override BlockTensors Tensors(int dModel) => RnnTable.Of(dModel, HiddenSize(dModel));
+
     /// <summary>The hidden size actually used.</summary>
     public int HiddenSize(int dModel) => Hidden > 0 ? Hidden : dModel;
 
@@ -138,6 +138,8 @@ public sealed record IdsLayerConfig(int N = 16) : LayerConfig
 {
     public override string Kind => "IdsLayer";
 
+    internal override BlockTensors Tensors(int dModel) => IdsTable.Of(dModel, N);
+
     public override void Validate(int dModel)
     {
         if (N <= 0) throw new ArgumentException($"IDS state size N must be positive, got {N}.");
@@ -148,6 +150,8 @@ public sealed record IdsLayerConfig(int N = 16) : LayerConfig
 public sealed record AttentionLayerConfig(int Heads = 4, int MlpRatio = 4) : LayerConfig
 {
     public override string Kind => "AttentionLayer";
+
+    internal override BlockTensors Tensors(int dModel) => AttentionTable.Of(dModel, (long)MlpRatio * dModel);
 
     public override void Validate(int dModel)
     {
@@ -172,10 +176,15 @@ public sealed record ModelConfig(int Input, int Vocab, int DModel, int Output, P
     /// <c>lm_head.weight</c> without bias), so such checkpoints load directly; other models use
     /// <c>encoder</c>, <c>layers.{i}</c>, <c>norm_f</c>, <c>decoder</c>.
     /// </summary>
-    public bool MambaLayout => Layers.Count > 0 && Layers.All(l => l is MambaLayerConfig);
+    public bool MambaLayout => TensorNames().MambaLayout;
 
     /// <summary>The final norm: RMSNorm when every block is a Mamba block with RMSNorm, else LayerNorm.</summary>
-    public NormKind FinalNorm => Layers.Count > 0 && Layers.All(l => l is MambaLayerConfig { Norm: NormKind.RmsNorm }) ? NormKind.RmsNorm : NormKind.LayerNorm;
+    public NormKind FinalNorm => TensorNames().FinalRms ? NormKind.RmsNorm : NormKind.LayerNorm;
+
+    /// <summary>Each block's tensors after its pre-norm, in stack order.</summary>
+    internal BlockTensors[] BlockTensors() => Layers.Select(l => l.Tensors(DModel)).ToArray();
+
+    internal TensorNames TensorNames() => TensorTable.Names(TokenInput, BlockTensors());
 
     /// <summary>Checks the facts the generator also checks at compile time.</summary>
     public void Validate()

@@ -1,19 +1,19 @@
 using System.Linq;
+using SsmGen.Generators.Layers;
 using SsmGen.Generators.Model;
+using SsmGen.Layers;
 
 namespace SsmGen.Generators.Emitters;
 
 /// <summary>
 /// The model shell, CPU backend: sizes, parameter table, buffers, Initialize, Forward, Backward and Step,
 /// with one method per layer pass. The shell owns the residual stream, the encoder, the final norm,
-/// pooling and the decoder; each layer kind's emitter (<see cref="S4DEmitter"/>, <see cref="MambaEmitter"/>)
+/// pooling and the decoder; each layer kind (<see cref="LayerKinds"/>)
 /// writes its block's buffers, passes and specialized kernels.
 /// </summary>
 internal static class ModelEmitter
 {
     private static readonly string[] PoolingNames = { "Mean", "Last", "None" };
-    private static readonly string[] InitNames = { "Lin", "Inv", "Real", "LegS", "Random" };
-    internal static readonly string[] DiscNames = { "Zoh", "Bilinear" };
 
     public static string Emit(ModelPlan plan)
     {
@@ -45,19 +45,8 @@ internal static class ModelEmitter
         EmitForward(w, plan);
         EmitBackward(w, plan);
         EmitStep(w, plan);
-        foreach (var l in plan.Layers)
-        {
-            switch (l)
-            {
-                case S4DLayerPlan s4d: S4DEmitter.EmitLayer(w, plan, s4d); break;
-                case MambaLayerPlan mamba: MambaEmitter.EmitLayer(w, plan, mamba); break;
-                case RnnLayerPlan rnn: RnnEmitter.EmitLayer(w, plan, rnn); break;
-                case IdsLayerPlan ids: IdsEmitter.EmitLayer(w, plan, ids); break;
-                case AttentionLayerPlan att: AttentionEmitter.EmitLayer(w, plan, att); break;
-            }
-        }
-        if (plan.S4DLayers.Any()) S4DEmitter.EmitKernels(w, plan);
-        if (plan.MambaLayers.Any()) MambaEmitter.EmitKernels(w, plan);
+        foreach (var l in plan.Layers) LayerKinds.Of(l).EmitLayer(w, plan, l);
+        foreach (var kind in LayerKinds.In(plan)) kind.EmitKernels(w, plan);
         w.Close();
         return w.ToString(); // short names: NameQualifier roots them at global::
     }
@@ -66,15 +55,7 @@ internal static class ModelEmitter
     {
         var s = p.Spec;
         string enc = p.TokenInput ? $"Embedding({s.Vocab} → {s.DModel})" : $"Linear({s.Input} → {s.DModel})";
-        string layers = string.Join(", ", p.Layers.Select(l => l switch
-        {
-            S4DLayerPlan x => $"S4D(N = {x.Spec.N}, {InitNames[x.Spec.Init]}, {DiscNames[x.Spec.Discretization]})",
-            MambaLayerPlan m => $"Mamba(N = {m.N}, E = {m.E}, conv {m.Spec.ConvWidth}, Δ rank {m.R}, {(m.Rms ? "RMSNorm" : "LayerNorm")})",
-            RnnLayerPlan r => $"RNN(hidden {r.Hd}, {(r.Relu ? "ReLU" : "tanh")})",
-            IdsLayerPlan d => $"IDS(N = {d.N})",
-            AttentionLayerPlan t => $"Attention({t.Heads} heads of {t.HeadSize}, MLP {t.Mlp})",
-            _ => "?",
-        }));
+        string layers = string.Join(", ", p.Layers.Select(l => LayerKinds.Of(l).Describe(l)));
         return $"encoder {enc}; blocks [{layers}]; final {(p.Names.FinalRms ? "RMSNorm" : "LayerNorm")}; {PoolingNames[s.Pooling]} pooling; decoder Linear({s.DModel} → {s.Output}).";
     }
 
@@ -87,15 +68,11 @@ internal static class ModelEmitter
     /// <summary>The buffer that receives a block's output: the next block's input, or the final norm's.</summary>
     internal static string Next(ModelPlan plan, LayerPlan l) => l.Index + 1 < plan.Layers.Count ? $"_l{l.Index + 1}X" : "_xf";
 
-    /// <summary>Recurrent state values of one block.</summary>
-    private static int StateSize(ModelPlan plan, LayerPlan l) => l switch
-    {
-        S4DLayerPlan s => S4DEmitter.StateSize(plan, s),
-        MambaLayerPlan m => MambaEmitter.StateSize(m),
-        RnnLayerPlan r => r.Hd,
-        IdsLayerPlan d => d.N,
-        _ => 0, // attention: its key/value cache follows the fixed-size part (it depends on maxLength)
-    };
+    /// <summary>Recurrent state values of one block (a key/value cache follows the fixed-size part: it depends on maxLength).</summary>
+    private static int StateSize(ModelPlan plan, LayerPlan l) => LayerKinds.Of(l).StateSize(plan, l);
+
+    /// <summary>Blocks whose step state is a key/value cache of 2·maxLength·H values.</summary>
+    private static int KeyValueCaches(ModelPlan plan) => plan.Layers.Count(l => LayerKinds.Of(l).HasKeyValueCache);
 
     /// <summary>A norm call: LayerNorm (weight, bias, mean, rstd) or RMSNorm (weight, rstd).</summary>
     internal static string NormForward(ModelPlan plan, bool rms, string prefix, string x, string y, string mean, string rstd, string rows)
@@ -158,11 +135,7 @@ internal static class ModelEmitter
         w.Line("private readonly int[] _tokens;");
         w.Line("// Scratch: a block's output before the residual (B·L, H), the backward (dL/d stream, dL/d norm output) and the step.");
         w.Line("private readonly float[] _mix, _dX, _dA, _lnScratch, _dPooled, _sx, _sn, _sp, _sStat;");
-        if (plan.S4DLayers.Any()) S4DEmitter.EmitFields(w, plan);
-        if (plan.MambaLayers.Any()) MambaEmitter.EmitFields(w, plan);
-        if (plan.RnnLayers.Any()) RnnEmitter.EmitFields(w, plan);
-        if (plan.IdsLayers.Any()) IdsEmitter.EmitFields(w, plan);
-        if (plan.AttentionLayers.Any()) AttentionEmitter.EmitFields(w, plan);
+        foreach (var kind in LayerKinds.In(plan)) kind.EmitFields(w, plan);
         w.Line("private readonly int _stateSize; // FixedStateSize plus the attention caches (2·maxLength·H each)");
         w.Line("private int _batch, _length;");
         w.Line("private readonly GpuPath? _gpu; // set when the model runs on a GPU device");
@@ -198,12 +171,8 @@ internal static class ModelEmitter
         w.Line("_pooled = new float[(PerToken ? rows : maxBatch) * H]; _mix = new float[rows * H];");
         TrainingOnly(w, "_dPooled = new float[(PerToken ? rows : maxBatch) * H]; _dX = new float[rows * H]; _dA = new float[rows * H]; _lnScratch = new float[2 * H];");
         w.Line("_sx = new float[H]; _sn = new float[H]; _sp = new float[H]; _sStat = new float[2];");
-        if (plan.S4DLayers.Any()) S4DEmitter.EmitAllocations(w, plan);
-        if (plan.MambaLayers.Any()) MambaEmitter.EmitAllocations(w, plan);
-        if (plan.RnnLayers.Any()) RnnEmitter.EmitAllocations(w, plan);
-        if (plan.IdsLayers.Any()) IdsEmitter.EmitAllocations(w, plan);
-        if (plan.AttentionLayers.Any()) AttentionEmitter.EmitAllocations(w, plan);
-        w.Line($"_stateSize = checked(FixedStateSize + {plan.AttentionLayers.Count()} * 2 * maxLength * H);");
+        foreach (var kind in LayerKinds.In(plan)) kind.EmitAllocations(w, plan);
+        w.Line($"_stateSize = checked(FixedStateSize + {KeyValueCaches(plan)} * 2 * maxLength * H);");
         w.Line("if (onGpu) _gpu = new GpuPath(this, device!, _maxBatch, _maxLength, training);");
         w.Close();
         w.Line();
@@ -222,15 +191,7 @@ internal static class ModelEmitter
     private static void EmitProperties(CodeWriter w, ModelPlan plan)
     {
         var s = plan.Spec;
-        string layers = string.Join(", ", plan.Layers.Select(l => l switch
-        {
-            S4DLayerPlan x => $"new S4DLayerConfig({x.Spec.N}, S4DInit.{InitNames[x.Spec.Init]}, Discretization.{DiscNames[x.Spec.Discretization]}, {(x.Spec.TrainB ? "true" : "false")}, {CodeWriter.D(x.Spec.Dropout)}, {CodeWriter.D(x.Spec.DtMin)}, {CodeWriter.D(x.Spec.DtMax)})",
-            MambaLayerPlan m => $"new MambaLayerConfig({m.N}, {m.Spec.Expand}, {m.Spec.ConvWidth}, {m.R}, NormKind.{(m.Rms ? "RmsNorm" : "LayerNorm")}, {CodeWriter.D(m.Spec.DtMin)}, {CodeWriter.D(m.Spec.DtMax)})",
-            RnnLayerPlan r => $"new RnnLayerConfig({r.Hd}, Nonlinearity.{(r.Relu ? "Relu" : "Tanh")})",
-            IdsLayerPlan d => $"new IdsLayerConfig({d.N})",
-            AttentionLayerPlan t => $"new AttentionLayerConfig({t.Heads}, {t.Spec.MlpRatio})",
-            _ => "null!",
-        }));
+        string layers = string.Join(", ", plan.Layers.Select(l => LayerKinds.Of(l).ConfigExpression(l)));
         w.Line("/// <summary>The declaration as a runtime description.</summary>");
         w.Line($"public static ModelConfig Declaration {{ get; }} = new(Input: {s.Input}, Vocab: {s.Vocab}, DModel: {s.DModel}, Output: {s.Output}, Pooling.{PoolingNames[s.Pooling]},");
         w.Line($"    new LayerConfig[] {{ {layers} }});");
@@ -271,23 +232,18 @@ internal static class ModelEmitter
         {
             var p = plan.Parameters[t];
             string span = $"_p.AsSpan({p.Const}, {p.Length})";
-            var layer = p.Layer >= 0 ? (plan.Layers[p.Layer] as S4DLayerPlan)?.Spec : null;
-            var mamba = p.Layer >= 0 ? (plan.Layers[p.Layer] as MambaLayerPlan)?.Spec : null;
-            string? call = p.Init switch
+            // the tensor after this one, which a few starts fill together with it
+            string next = t + 1 < plan.Parameters.Count ? $"_p.AsSpan({plan.Parameters[t + 1].Const}, {plan.Parameters[t + 1].Length})" : "";
+            string? call = p.Layer >= 0 && LayerKinds.Of(plan.Layers[p.Layer]).InitCall(plan, plan.Layers[p.Layer], p, span, next) is string own ? own : p.Init switch
             {
-                InitKind.MambaALog => $"Initialization.MambaALog({span}, {mamba!.N});",
-                InitKind.IdsTransition => $"Initialization.IdsTransition({span}, _p.AsSpan({plan.Parameters[t + 1].Const}, {plan.Parameters[t + 1].Length}), {((IdsLayerPlan)plan.Layers[p.Layer]).N}, H, ref rng);",
-                InitKind.FilledWithPrevious => null,
-                InitKind.MambaDtBias => $"Initialization.MambaDtBias({span}, {CodeWriter.D(mamba!.DtMin)}, {CodeWriter.D(mamba.DtMax)}, ref rng);",
-                InitKind.Uniform => $"Initialization.Uniform({span}, {CodeWriter.D(p.InitArg)}, ref rng);",
-                InitKind.Normal => $"Initialization.Normal({span}, {CodeWriter.D(p.InitArg)}, ref rng);",
-                InitKind.One => $"Initialization.Constant({span}, 1f);",
-                InitKind.Zero => $"Initialization.Constant({span}, 0f);",
-                InitKind.LogDt => $"Initialization.LogDt({span}, {CodeWriter.D(layer!.DtMin)}, {CodeWriter.D(layer.DtMax)}, ref rng);",
-                InitKind.S4DA => $"Initialization.S4DA({span}, _p.AsSpan({plan.Parameters[t + 1].Const}, {p.Length}), H, {layer!.N}, S4DInit.{InitNames[layer.Init]}, ref rng);",
-                InitKind.S4DAImag => null,
-                InitKind.ComplexOne => $"Initialization.ComplexOne({span});",
-                _ => $"Initialization.ComplexNormal({span}, ref rng);",
+                TensorInit.Uniform => $"Initialization.Uniform({span}, {CodeWriter.D(p.InitArg)}, ref rng);",
+                TensorInit.Normal => $"Initialization.Normal({span}, {CodeWriter.D(p.InitArg)}, ref rng);",
+                TensorInit.One => $"Initialization.Constant({span}, 1f);",
+                TensorInit.Zero => $"Initialization.Constant({span}, 0f);",
+                TensorInit.ComplexOne => $"Initialization.ComplexOne({span});",
+                TensorInit.ComplexNormal => $"Initialization.ComplexNormal({span}, ref rng);",
+                TensorInit.FilledWithPrevious => null,
+                _ => throw new System.InvalidOperationException($"no initialization {p.Init} for {p.Name}"),
             };
             if (call is null) w.Line($"// {p.Name}: filled together with the tensor before it");
             else if (!call.Contains("ref rng")) w.Line($"{call} // {p.Name}");
@@ -429,16 +385,16 @@ internal static class ModelEmitter
         w.Open("private int BeginStep(SsmState state, int outputLength)");
         w.Line("if (state is null) throw new ArgumentNullException(nameof(state));");
         w.Line("if (state.Size != _stateSize) throw new ArgumentException($\"State has {state.Size} values; this model's state has {_stateSize}.\", nameof(state));");
-        if (plan.AttentionLayers.Any())
+        if (KeyValueCaches(plan) > 0)
             w.Line("if (state.Position >= _maxLength) throw new InvalidOperationException($\"The stream is {state.Position} tokens long, the most this model's attention cache holds (maxLength); Reset the state or build the model with a larger maxLength.\");");
         w.Line("if (outputLength < OutputSize) throw new ArgumentException($\"Output has room for {outputLength} values; it needs {OutputSize}.\", \"y\");");
         w.Line("if (_gpu is not null) ObjectDisposedException.ThrowIf(_gpu.Runner.IsDisposed, this); // before the stream moves on");
         w.Line("int t = state.Advance(this);");
-        if (plan.S4DLayers.Any()) w.Line("if (t == 0 && _gpu is null) DiscretizeInto(state.Values); // a new stream takes the current SSM parameters (the device path discretizes there)");
+        foreach (var kind in LayerKinds.In(plan)) if (kind.StreamStart is string start) w.Line(start);
         w.Line("return t;");
         w.Close();
         w.Line();
-        if (plan.S4DLayers.Any()) S4DEmitter.EmitDiscretizeInto(w, plan);
+        foreach (var kind in LayerKinds.In(plan)) kind.EmitStepHelpers(w, plan);
         w.Open("public void Step(SsmState state, ReadOnlySpan<float> x, Span<float> y)");
         w.Line("Enter();");
         w.Open("try");
@@ -475,7 +431,7 @@ internal static class ModelEmitter
         w.Open("private void StepLayers(float[] state, int t, Span<float> y)");
         int cache = 0;
         foreach (var l in plan.Layers)
-            w.Line(l is AttentionLayerPlan
+            w.Line(LayerKinds.Of(l).HasKeyValueCache
                 ? $"Layer{l.Index}Step(state.AsSpan(FixedStateSize + {cache++} * 2 * _maxLength * H, 2 * _maxLength * H), t);"
                 : $"Layer{l.Index}Step(state.AsSpan(S_l{l.Index}, {StateSize(plan, l)}));");
         w.Line(NormForward(plan, plan.Names.FinalRms, plan.Names.FinalNorm, "_sx", "_sn", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));

@@ -1,28 +1,18 @@
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.Text;
+using SsmGen.Layers;
 
 namespace SsmGen.Generators.Model;
 
 // Values the pipeline passes between steps: plain equatable records, never symbols or syntax, so an
 // unrelated edit leaves every step cached.
 
-/// <summary>One block as declared; one record per layer kind (enums kept as their integer values).</summary>
-internal abstract record LayerSpec;
-
-/// <summary>An S4D block.</summary>
-internal sealed record S4DLayerSpec(int N, int Init, int Discretization, bool TrainB, double Dropout, double DtMin, double DtMax) : LayerSpec;
-
-/// <summary>A Mamba block; <see cref="DtRank"/> is already resolved (auto → ⌈DModel/16⌉).</summary>
-internal sealed record MambaLayerSpec(int N, int Expand, int ConvWidth, int DtRank, int Norm, double DtMin, double DtMax) : LayerSpec;
-
-/// <summary>A simple RNN block; <see cref="Hidden"/> is resolved (0 → DModel).</summary>
-internal sealed record RnnLayerSpec(int Hidden, int Nonlinearity) : LayerSpec;
-
-/// <summary>An input-dependent transition (IDS) block.</summary>
-internal sealed record IdsLayerSpec(int N) : LayerSpec;
-
-/// <summary>A transformer block: attention with rotary positions, then an MLP.</summary>
-internal sealed record AttentionLayerSpec(int Heads, int MlpRatio) : LayerSpec;
+/// <summary>One block as declared; each kind's record lives in its folder under Layers/ (enums kept as their integer values).</summary>
+internal abstract record LayerSpec
+{
+    /// <summary>The block's tensors after its pre-norm: the kind's table, shared with the runtime.</summary>
+    public abstract BlockTensors Tensors(long dModel);
+}
 
 /// <summary>A parsed, valid model declaration.</summary>
 internal sealed record ModelSpec(

@@ -1,4 +1,5 @@
 using System.Numerics;
+using SsmGen.Layers;
 
 namespace SsmGen.Reference;
 
@@ -68,7 +69,7 @@ public sealed class AttentionReference<T> where T : IFloatingPointIeee754<T>
     /// <summary>Head size d = H / heads.</summary>
     public int HeadSize => _d;
     /// <summary>Number of elements of each tensor in <see cref="Params"/> order.</summary>
-    public int[] ParameterSizes => [3 * _h * _h, 3 * _h, _h * _h, _h];
+    public int[] ParameterSizes => AttentionTable.Of(_h, _h).MixerLengths(); // (the MLP's width does not touch the mixer's tensors)
     /// <summary>Total number of parameters.</summary>
     public int ParameterCount => ParameterSizes.Sum();
 

@@ -1,4 +1,5 @@
 using System.Numerics;
+using SsmGen.Layers;
 
 namespace SsmGen.Reference;
 
@@ -61,7 +62,7 @@ public sealed class IdsReference<T> where T : IFloatingPointIeee754<T>
     /// <summary>State size N.</summary>
     public int N => _n;
     /// <summary>Number of elements of each tensor in <see cref="Params"/> order.</summary>
-    public int[] ParameterSizes => [_n * _n * _h, _n * _n, _n * _h, _h * _n, _h];
+    public int[] ParameterSizes => IdsTable.Of(_h, _n).MixerLengths();
     /// <summary>Total number of parameters.</summary>
     public int ParameterCount => ParameterSizes.Sum();
     /// <summary>Elements of the recurrent state of one sequence: h (N).</summary>

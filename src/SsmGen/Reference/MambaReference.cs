@@ -1,4 +1,5 @@
 using System.Numerics;
+using SsmGen.Layers;
 
 namespace SsmGen.Reference;
 
@@ -72,8 +73,7 @@ public sealed class MambaReference<T> where T : IFloatingPointIeee754<T>
     /// <summary>Inner width E = expand·H.</summary>
     public int Inner => _e;
     /// <summary>Number of elements of each tensor in <see cref="Params"/> order.</summary>
-    public int[] ParameterSizes =>
-        [2 * _e * _h, _e * _w, _e, (_r + 2 * _n) * _e, _e * _r, _e, _e * _n, _e, _h * _e];
+    public int[] ParameterSizes => MambaTable.Of(_h, _e, _n, _r, _w, rms: true).MixerLengths();
     /// <summary>Total number of parameters.</summary>
     public int ParameterCount => ParameterSizes.Sum();
 

@@ -1,4 +1,5 @@
 using System.Numerics;
+using SsmGen.Layers;
 
 namespace SsmGen.Reference;
 
@@ -128,67 +129,35 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
         else BlockReference<T>.LayerNormBackward(x, P(Parameters, prefix + ".weight"), mean, rstd, dy, dx, P(Gradients, prefix + ".weight"), P(Gradients, prefix + ".bias"), rows, h);
     }
 
-    /// <summary>Initializes every tensor with the papers' formulas (the same helpers the generated code calls).</summary>
+    /// <summary>Initializes every tensor as the kinds' tables say (the same helpers the generated code calls).</summary>
     public void Initialize(ulong seed)
     {
         var f = new float[Parameters.Length];
         int h = Config.DModel;
+        var entries = ParameterLayout.Entries(Config);
         for (int t = 0; t < Table.Length; t++)
         {
-            var p = Table[t];
+            var (tensor, block) = entries[t];
             var rng = Initialization.StreamFor(seed, t);
-            var dst = f.AsSpan(p.Offset, p.Length);
-            string name = p.Name;
-            var mamba = name.StartsWith(_names.Layers) ? Config.Layers[LayerIndex(name)] as MambaLayerConfig : null;
-            if (name == _names.Encoder + ".weight" && Config.TokenInput) Initialization.Normal(dst, 1, ref rng);
-            else if (name.StartsWith(_names.Encoder + ".")) Initialization.Uniform(dst, 1 / Math.Sqrt(Config.Input), ref rng);
-            else if (name.EndsWith("norm.weight") || name.EndsWith("norm2.weight") || name == _names.FinalNorm + ".weight") Initialization.Constant(dst, 1);
-            else if (name.EndsWith("norm.bias") || name.EndsWith("norm2.bias") || name == _names.FinalNorm + ".bias") Initialization.Constant(dst, 0);
-            else if (name.StartsWith(_names.Layers) && Config.Layers[LayerIndex(name)] is RnnLayerConfig rnn)
-                Initialization.Uniform(dst, 1 / Math.Sqrt(rnn.HiddenSize(h)), ref rng); // PyTorch's RNN init, out_proj alike
-            else if (name.StartsWith(_names.Layers) && Config.Layers[LayerIndex(name)] is IdsLayerConfig ids)
+            var dst = f.AsSpan(Table[t].Offset, Table[t].Length);
+            Span<float> Next() => f.AsSpan(Table[t + 1].Offset, Table[t + 1].Length);
+            var layer = block >= 0 ? Config.Layers[block] : null;
+            switch (tensor.Init)
             {
-                if (name.EndsWith("A.weight")) Initialization.IdsTransition(dst, f.AsSpan(Table[t + 1].Offset, Table[t + 1].Length), ids.N, h, ref rng);
-                else if (name.EndsWith("A.bias")) { } // filled with A.weight
-                else if (name.EndsWith("B.weight")) Initialization.Uniform(dst, 1 / Math.Sqrt(h), ref rng);
-                else Initialization.Uniform(dst, 1 / Math.Sqrt(ids.N), ref rng); // C.weight, C.bias
+                case TensorInit.Uniform: Initialization.Uniform(dst, tensor.InitArg, ref rng); break;
+                case TensorInit.Normal: Initialization.Normal(dst, tensor.InitArg, ref rng); break;
+                case TensorInit.One: Initialization.Constant(dst, 1); break;
+                case TensorInit.Zero: Initialization.Constant(dst, 0); break;
+                case TensorInit.ComplexOne: Initialization.ComplexOne(dst); break;
+                case TensorInit.ComplexNormal: Initialization.ComplexNormal(dst, ref rng); break;
+                case TensorInit.LogDt when layer is S4DLayerConfig s4d: Initialization.LogDt(dst, s4d.DtMin, s4d.DtMax, ref rng); break;
+                case TensorInit.S4DA when layer is S4DLayerConfig s4d: Initialization.S4DA(dst, Next(), h, s4d.N, s4d.Init, ref rng); break;
+                case TensorInit.MambaALog when layer is MambaLayerConfig m: Initialization.MambaALog(dst, m.N); break;
+                case TensorInit.MambaDtBias when layer is MambaLayerConfig m: Initialization.MambaDtBias(dst, m.DtMin, m.DtMax, ref rng); break;
+                case TensorInit.IdsTransition when layer is IdsLayerConfig ids: Initialization.IdsTransition(dst, Next(), ids.N, h, ref rng); break;
+                case TensorInit.FilledWithPrevious: break; // written with the tensor before
+                default: throw new InvalidOperationException($"No initialization {tensor.Init} for {tensor.Name} in a {layer?.Kind ?? "model"}.");
             }
-            else if (name.StartsWith(_names.Layers) && Config.Layers[LayerIndex(name)] is AttentionLayerConfig att)
-            {
-                if (name.EndsWith("proj.bias")) Initialization.Constant(dst, 0);
-                else if (name.Contains("mlp.fc2.")) Initialization.Uniform(dst, 1 / Math.Sqrt(att.MlpRatio * h), ref rng);
-                else Initialization.Uniform(dst, 1 / Math.Sqrt(h), ref rng); // in_proj, out_proj, fc1
-            }
-            else if (name.EndsWith("output_linear.weight") || name.EndsWith("output_linear.bias") || name.StartsWith(_names.Decoder + ".")
-                || name.EndsWith("in_proj.weight"))
-                Initialization.Uniform(dst, 1 / Math.Sqrt(h), ref rng);
-            else if (mamba is not null)
-            {
-                int e = mamba.Inner(h);
-                if (name.EndsWith("conv1d.weight") || name.EndsWith("conv1d.bias")) Initialization.Uniform(dst, 1 / Math.Sqrt(mamba.ConvWidth), ref rng);
-                else if (name.EndsWith("x_proj.weight") || name.EndsWith("out_proj.weight")) Initialization.Uniform(dst, 1 / Math.Sqrt(e), ref rng);
-                else if (name.EndsWith("dt_proj.weight")) Initialization.Uniform(dst, 1 / Math.Sqrt(mamba.Rank(h)), ref rng);
-                else if (name.EndsWith("dt_proj.bias")) Initialization.MambaDtBias(dst, mamba.DtMin, mamba.DtMax, ref rng);
-                else if (name.EndsWith("A_log")) Initialization.MambaALog(dst, mamba.N);
-                else if (name.EndsWith("mixer.D")) Initialization.Constant(dst, 1);
-                else throw new InvalidOperationException("No initialization for " + name);
-            }
-            else if (name.EndsWith("mixer.log_dt"))
-            {
-                var l = (S4DLayerConfig)Config.Layers[LayerIndex(name)];
-                Initialization.LogDt(dst, l.DtMin, l.DtMax, ref rng);
-            }
-            else if (name.EndsWith("mixer.log_A_real"))
-            {
-                var l = (S4DLayerConfig)Config.Layers[LayerIndex(name)];
-                var imag = Table[t + 1];
-                Initialization.S4DA(dst, f.AsSpan(imag.Offset, imag.Length), h, l.N, l.Init, ref rng);
-            }
-            else if (name.EndsWith("mixer.A_imag")) { }
-            else if (name.EndsWith("mixer.B")) Initialization.ComplexOne(dst);
-            else if (name.EndsWith("mixer.C")) Initialization.ComplexNormal(dst, ref rng);
-            else if (name.EndsWith("mixer.D")) Initialization.Normal(dst, 1, ref rng);
-            else throw new InvalidOperationException("No initialization for " + name);
         }
         for (int i = 0; i < f.Length; i++) Parameters[i] = T.CreateChecked(f[i]);
     }
@@ -203,7 +172,6 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
         (uint)layer < (uint)_cache.Length && _cache[layer].Mamba is { } m ? m.Recurrence(MambaMixer(Parameters, layer), b)
             : throw new InvalidOperationException($"Block {layer} is not a Mamba block of the last Forward.");
 
-    private int LayerIndex(string name) => int.Parse(name.Substring(_names.Layers.Length).Split('.')[0]);
 
     /// <summary>Forward over real inputs (B, L, Input).</summary>
     public T[] Forward(ReadOnlySpan<T> input, int batch, int length, bool training = false, ulong dropoutSeed = 0, ulong dropoutStep = 0)

@@ -1,4 +1,5 @@
 using System.Numerics;
+using SsmGen.Layers;
 
 namespace SsmGen.Reference;
 
@@ -66,7 +67,7 @@ public sealed class RnnReference<T> where T : IFloatingPointIeee754<T>
     /// <summary>The nonlinearity f.</summary>
     public Nonlinearity Nonlinearity => _f;
     /// <summary>Number of elements of each tensor in <see cref="Params"/> order.</summary>
-    public int[] ParameterSizes => [_d * _h, _d * _d, _d, _d, _h * _d, _h];
+    public int[] ParameterSizes => RnnTable.Of(_h, _d).MixerLengths();
     /// <summary>Total number of parameters.</summary>
     public int ParameterCount => ParameterSizes.Sum();
     /// <summary>Elements of the recurrent state of one sequence: h (Hidden).</summary>

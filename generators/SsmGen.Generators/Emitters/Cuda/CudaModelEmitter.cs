@@ -1,6 +1,7 @@
 using System.Collections.Generic;
 using System.Linq;
 using System.Text;
+using SsmGen.Generators.Layers;
 using SsmGen.Generators.Model;
 
 namespace SsmGen.Generators.Emitters.Cuda;
@@ -9,7 +10,7 @@ namespace SsmGen.Generators.Emitters.Cuda;
 /// The model shell, GPU backend ({Model}.Cuda.g.cs): the CUDA C source of every kernel the model runs (sizes as
 /// compile-time constants), emitted as a C# constant and compiled on first use; the device buffer layout; and
 /// Forward/Backward as sequences of launches and cuBLAS GEMMs mirroring the CPU passes. Each layer kind's
-/// GPU emitter (<see cref="CudaS4DEmitter"/>) writes its kernels and its block's launches.
+/// GPU emitter (through <see cref="LayerKinds"/>) writes its kernels and its block's launches.
 /// </summary>
 internal static class CudaModelEmitter
 {
@@ -280,11 +281,7 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
             "gelu_forward", "gelu_backward", "glu_residual_forward", "glu_backward", "embedding_forward", "embedding_backward",
             "pool_mean_forward", "pool_mean_backward", "pool_mean_step", "pool_last_forward", "pool_last_backward" });
         EmitTrainingStepKernels(cu, plan, names);
-        CudaS4DEmitter.EmitKernels(cu, plan, names);
-        CudaMambaEmitter.EmitKernels(cu, plan, names);
-        CudaRnnEmitter.EmitKernels(cu, plan, names);
-        CudaIdsEmitter.EmitKernels(cu, plan, names);
-        CudaAttentionEmitter.EmitKernels(cu, plan, names);
+        foreach (var kind in LayerKinds.All) kind.EmitCudaKernels(cu, plan, names);
         return (cu.ToString(), names);
     }
 
@@ -447,16 +444,8 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         w.Line($"private readonly global::{Hints.FullName(s)} _m;");
         w.Line("internal readonly GpuModelRunner Runner;");
         w.Line("private long _used; // floats laid out so far in the activation arena");
-        var layerBuffers = plan.Layers.SelectMany(l => l switch
-        {
-            S4DLayerPlan x => CudaS4DEmitter.Buffers(x),
-            MambaLayerPlan x => CudaMambaEmitter.Buffers(x),
-            RnnLayerPlan x => CudaRnnEmitter.Buffers(x),
-            IdsLayerPlan x => CudaIdsEmitter.Buffers(x),
-            AttentionLayerPlan x => CudaAttentionEmitter.Buffers(x),
-            _ => throw new System.InvalidOperationException("a layer kind without a GPU rendering"),
-        }).ToList();
-        var layerScratch = CudaMambaEmitter.Scratch(plan).Concat(CudaRnnEmitter.Scratch(plan)).Concat(CudaIdsEmitter.Scratch(plan)).Concat(CudaAttentionEmitter.Scratch(plan)).ToList();
+        var layerBuffers = plan.Layers.SelectMany(l => LayerKinds.Of(l).GpuBuffers(l)).ToList();
+        var layerScratch = LayerKinds.All.SelectMany(k => k.GpuScratch(plan)).ToList();
         string shell = $"_input, _tokens, {string.Join(", ", plan.Layers.Select(l => $"_l{l.Index}X"))}, _xf, _meanF, _rstdF, _nf, _pooled, _out, _dOut, _dPooled, _dNf, _dX, _dO, _dG, _dY, _dU, _scratch, _partial, _dk, _dkPartial, _modePartial";
         const string stepShell = "_targets, _rowLoss, _rowHit, _normPartial, _stats"; // the training step's tail
         const string streamShell = "_sIn, _sTok, _sX0, _sX1, _sMean, _sRstd, _sN, _sP, _sOut, _s0, _s1, _s2, _s3, _s4, _s5, _s6"; // Step: one token
@@ -467,10 +456,11 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         w.Line($"private readonly ulong {streamShell};");
         w.Line($"private readonly ulong {string.Join(", ", layerBuffers.Select(x => x.Field))};");
         if (layerScratch.Count > 0) w.Line($"private readonly ulong {string.Join(", ", layerScratch.Select(x => x.Field))};");
-        int maxWidth = new[] { 2 * s.DModel, s.Output, plan.InputWidth, CudaMambaEmitter.MaxColumnWidth(plan), CudaRnnEmitter.MaxColumnWidth(plan), CudaIdsEmitter.MaxColumnWidth(plan), CudaAttentionEmitter.MaxColumnWidth(plan) }.Max();
-        int maxModes = plan.S4DLayers.Any() ? plan.S4DLayers.Max(l => l.Modes) : 1;
+        int maxWidth = new[] { 2 * s.DModel, s.Output, plan.InputWidth }.Concat(LayerKinds.All.Select(k => k.GpuColumnWidth(plan))).Max();
+        var s4d = plan.Blocks<S4DLayerPlan>().ToList();
+        int maxModes = s4d.Count > 0 ? s4d.Max(l => l.Modes) : 1;
         w.Line();
-        var unsupported = CudaRnnEmitter.Unsupported(plan).ToList();
+        var unsupported = LayerKinds.All.SelectMany(k => k.GpuUnsupported(plan)).ToList();
         if (unsupported.Count > 0)
         {
             w.Line("/// <summary>Why this model cannot run on a GPU (it runs on the CPU).</summary>");
@@ -494,7 +484,7 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
             w.Line("{");
             w.Line($"    _dOut = (ulong)Take(outRows * OutputSize); _dPooled = (ulong)Take(outRows * H); _dNf = (ulong)Take(rows * H); _dX = (ulong)Take(rows * H);");
             w.Line($"    _dO = (ulong)Take(rows * 2 * H); _dG = (ulong)Take(rows * H); _dY = (ulong)Take(rows * H); _dU = (ulong)Take(rows * H); _scratch = (ulong)Take(rows * H);");
-            w.Line($"    _partial = (ulong)Take((rows + RowChunk - 1) / RowChunk * {maxWidth}); _dk = (ulong)Take(H * (long)maxLength); _dkPartial = (ulong)Take({(plan.S4DLayers.Any() ? CudaS4DEmitter.GradientSplits : 0)} * H * (long)maxLength); _modePartial = (ulong)Take(H * {maxModes});");
+            w.Line($"    _partial = (ulong)Take((rows + RowChunk - 1) / RowChunk * {maxWidth}); _dk = (ulong)Take(H * (long)maxLength); _dkPartial = (ulong)Take({(s4d.Count > 0 ? CudaS4DEmitter.GradientSplits : 0)} * H * (long)maxLength); _modePartial = (ulong)Take(H * {maxModes});");
             w.Line("    _targets = (ulong)Take(outRows); _rowLoss = (ulong)Take(2 * outRows); _rowHit = (ulong)Take(outRows); _normPartial = (ulong)Take(2 * NormBlocks); _stats = (ulong)Take(4);");
             w.Line("}");
             w.Line($"_sIn = (ulong)Take(InputSize); _sTok = (ulong)Take(1); _sX0 = (ulong)Take(H); _sX1 = (ulong)Take(H); _sMean = (ulong)Take(1); _sRstd = (ulong)Take(1);");
@@ -514,24 +504,12 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         w.Close();
         w.Line();
         EmitHelpers(w);
-        if (plan.MambaLayers.Any())
-        {
-            w.Line("/// <summary>Floats of a (batch, chunk)-indexed tensor with perChunk values per chunk.</summary>");
-            w.Line("private static long ChunkStates(int maxBatch, int maxLength, int chunk, int perChunk) => (long)maxBatch * ((maxLength + chunk - 1) / chunk) * perChunk;");
-            w.Line();
-        }
+        foreach (var kind in LayerKinds.In(plan)) kind.EmitGpuHelpers(w, plan);
         EmitForward(w, plan);
         EmitBackward(w, plan);
         EmitTrainingStep(w);
         EmitStep(w, plan);
-        foreach (var l in plan.Layers)
-        {
-            if (l is S4DLayerPlan s4d) { CudaS4DEmitter.EmitForward(w, plan, s4d); CudaS4DEmitter.EmitBackward(w, plan, s4d); CudaS4DEmitter.EmitStep(w, plan, s4d); }
-            if (l is MambaLayerPlan mamba) { CudaMambaEmitter.EmitForward(w, plan, mamba); CudaMambaEmitter.EmitBackward(w, plan, mamba); CudaMambaEmitter.EmitStep(w, plan, mamba); }
-            if (l is RnnLayerPlan rnn) { CudaRnnEmitter.EmitForward(w, plan, rnn); CudaRnnEmitter.EmitBackward(w, plan, rnn); CudaRnnEmitter.EmitStep(w, plan, rnn); }
-            if (l is IdsLayerPlan ids) { CudaIdsEmitter.EmitForward(w, plan, ids); CudaIdsEmitter.EmitBackward(w, plan, ids); CudaIdsEmitter.EmitStep(w, plan, ids); }
-            if (l is AttentionLayerPlan attention) { CudaAttentionEmitter.EmitForward(w, plan, attention); CudaAttentionEmitter.EmitBackward(w, plan, attention); CudaAttentionEmitter.EmitStep(w, plan, attention); }
-        }
+        foreach (var l in plan.Layers) LayerKinds.Of(l).EmitGpuLayer(w, plan, l);
         w.Line("public void Dispose() => Runner?.Dispose();");
         w.Close();
         w.Close();
@@ -589,8 +567,7 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
     }
 
     /// <summary>Width of Step's scratch rows: the widest one-token intermediate of any block.</summary>
-    private static int StepWidth(ModelPlan plan) => new[] { 3 * plan.Spec.DModel, plan.MambaLayers.Select(l => System.Math.Max(2 * l.E, l.Dbc)).DefaultIfEmpty(1).Max(),
-        CudaRnnEmitter.MaxColumnWidth(plan), CudaIdsEmitter.MaxColumnWidth(plan), CudaAttentionEmitter.MaxColumnWidth(plan) }.Max();
+    private static int StepWidth(ModelPlan plan) => new[] { 3 * plan.Spec.DModel }.Concat(LayerKinds.All.Select(k => k.GpuStepWidth(plan))).Max();
 
     /// <summary>
     /// Step on the device: the stream's values stay in the runner's state copy between tokens (see

@@ -1,10 +1,12 @@
 using System.Collections.Generic;
 using System.Linq;
 using System.Text;
+using SsmGen.Generators.Emitters;
+using SsmGen.Generators.Emitters.Cuda;
 using SsmGen.Generators.Model;
 using static SsmGen.Generators.Emitters.Cuda.CudaModelEmitter;
 
-namespace SsmGen.Generators.Emitters.Cuda;
+namespace SsmGen.Generators.Layers;
 
 /// <summary>
 /// The simple RNN layer, GPU backend: W_ih over all positions, out_proj and every weight gradient are cuBLAS
@@ -23,11 +25,11 @@ internal static class CudaRnnEmitter
     public const int MaxHidden = 6144;
 
     /// <summary>Why the GPU path cannot run this plan's RNN blocks, or nothing.</summary>
-    public static IEnumerable<string> Unsupported(ModelPlan plan) => plan.RnnLayers.Where(l => l.Hd > MaxHidden)
+    public static IEnumerable<string> Unsupported(ModelPlan plan) => plan.Blocks<RnnLayerPlan>().Where(l => l.Hd > MaxHidden)
         .Select(l => $"block {l.Index}'s RNN hidden size {l.Hd} exceeds the GPU path's {MaxHidden} (its recurrence keeps the hidden state in one block's shared memory)");
 
     // Variants past MaxHidden get no kernels, so the module still compiles; such a model refuses a GPU device.
-    private static IEnumerable<RnnLayerPlan> Variants(ModelPlan plan) => plan.RnnLayers.Where(l => l.Hd <= MaxHidden).GroupBy(Name).Select(g => g.First());
+    private static IEnumerable<RnnLayerPlan> Variants(ModelPlan plan) => plan.Blocks<RnnLayerPlan>().Where(l => l.Hd <= MaxHidden).GroupBy(Name).Select(g => g.First());
 
     public static void EmitKernels(StringBuilder cu, ModelPlan plan, List<string> names)
     {
@@ -121,13 +123,13 @@ extern "C" __global__ void {{v}}_shift(const float* __restrict__ hs, float* __re
     /// <summary>Backward scratch shared by the RNN blocks: dL/ds and the shifted states.</summary>
     public static IEnumerable<(string Field, string Floats, bool Training)> Scratch(ModelPlan plan)
     {
-        if (!plan.RnnLayers.Any()) yield break;
-        int hd = plan.RnnLayers.Max(l => l.Hd);
+        if (!plan.Blocks<RnnLayerPlan>().Any()) yield break;
+        int hd = plan.Blocks<RnnLayerPlan>().Max(l => l.Hd);
         yield return ("_rdS", $"rows * {hd}", true);
         yield return ("_rPrev", $"rows * {hd}", true);
     }
 
-    public static int MaxColumnWidth(ModelPlan plan) => plan.RnnLayers.Select(l => l.Hd).DefaultIfEmpty(1).Max();
+    public static int MaxColumnWidth(ModelPlan plan) => plan.Blocks<RnnLayerPlan>().Select(l => l.Hd).DefaultIfEmpty(1).Max();
 
     /// <summary>Block forward: x → LayerNorm → W_ih (GEMM) → recurrence → out_proj accumulated onto x.</summary>
     public static void EmitForward(CodeWriter w, ModelPlan plan, RnnLayerPlan l)

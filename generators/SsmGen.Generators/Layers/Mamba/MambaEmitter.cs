@@ -1,7 +1,8 @@
 using System.Linq;
+using SsmGen.Generators.Emitters;
 using SsmGen.Generators.Model;
 
-namespace SsmGen.Generators.Emitters;
+namespace SsmGen.Generators.Layers;
 
 /// <summary>
 /// The Mamba layer, CPU backend: the block's buffers and passes (pre-norm, in_proj, causal depthwise conv,
@@ -14,16 +15,16 @@ internal static class MambaEmitter
     /// <summary>Step state of one block: the last W−1 conv inputs (E, W−1), then the SSM state (E, N).</summary>
     public static int StateSize(MambaLayerPlan l) => l.E * (l.Spec.ConvWidth - 1) + l.E * l.N;
 
-    private static int MaxE(ModelPlan plan) => plan.MambaLayers.Max(l => l.E);
-    private static int MaxDbc(ModelPlan plan) => plan.MambaLayers.Max(l => l.Dbc);
-    private static int MaxR(ModelPlan plan) => plan.MambaLayers.Max(l => l.R);
-    private static int MaxConv(ModelPlan plan) => plan.MambaLayers.Max(l => l.E * l.Spec.ConvWidth);
+    private static int MaxE(ModelPlan plan) => plan.Blocks<MambaLayerPlan>().Max(l => l.E);
+    private static int MaxDbc(ModelPlan plan) => plan.Blocks<MambaLayerPlan>().Max(l => l.Dbc);
+    private static int MaxR(ModelPlan plan) => plan.Blocks<MambaLayerPlan>().Max(l => l.R);
+    private static int MaxConv(ModelPlan plan) => plan.Blocks<MambaLayerPlan>().Max(l => l.E * l.Spec.ConvWidth);
 
     public static void EmitFields(CodeWriter w, ModelPlan plan)
     {
         w.Line("// Mamba blocks: norm stats and output, x and z halves of in_proj, conv out, SiLU out, x_proj rows (Δ, B, C),");
         w.Line("// Δ input, Δ, scan out, gate out, conv weight as (W, E), and the scan with its chunk states.");
-        foreach (var l in plan.MambaLayers)
+        foreach (var l in plan.Blocks<MambaLayerPlan>())
         {
             string i = "_l" + l.Index;
             w.Line($"private readonly float[] {i}Mean, {i}Rstd, {i}U, {i}Xi, {i}Z, {i}C, {i}Act, {i}Dbc, {i}DtIn, {i}Delta, {i}Ys, {i}G, {i}ConvT;");
@@ -35,7 +36,7 @@ internal static class MambaEmitter
 
     public static void EmitAllocations(CodeWriter w, ModelPlan plan)
     {
-        foreach (var l in plan.MambaLayers)
+        foreach (var l in plan.Blocks<MambaLayerPlan>())
         {
             string i = "_l" + l.Index;
             w.Line($"{i}Mean = new float[rows]; {i}Rstd = new float[rows]; {i}U = new float[rows * H];");
@@ -147,7 +148,7 @@ internal static class MambaEmitter
     /// <summary>The scan class and step kernel of every state size the plan's Mamba blocks use.</summary>
     public static void EmitKernels(CodeWriter w, ModelPlan plan)
     {
-        foreach (int n in plan.MambaLayers.Select(l => l.N).Distinct())
+        foreach (int n in plan.Blocks<MambaLayerPlan>().Select(l => l.N).Distinct())
         {
             EmitScanClass(w, n);
             EmitStepKernel(w, n);

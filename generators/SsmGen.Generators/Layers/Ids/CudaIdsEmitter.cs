@@ -1,10 +1,12 @@
 using System.Collections.Generic;
 using System.Linq;
 using System.Text;
+using SsmGen.Generators.Emitters;
+using SsmGen.Generators.Emitters.Cuda;
 using SsmGen.Generators.Model;
 using static SsmGen.Generators.Emitters.Cuda.CudaModelEmitter;
 
-namespace SsmGen.Generators.Emitters.Cuda;
+namespace SsmGen.Generators.Layers;
 
 /// <summary>
 /// The IDS layer, GPU backend: the transitions A_t = A.weight·u_t + A.bias, the input terms B·u_t, the readout and
@@ -18,7 +20,7 @@ internal static class CudaIdsEmitter
     /// <summary>Threads per batch row: whole warps covering N·N (the backward's outer product), at most 256.</summary>
     private static int Threads(IdsLayerPlan l) => System.Math.Min(256, (l.N * l.N + 31) / 32 * 32);
 
-    private static IEnumerable<IdsLayerPlan> Variants(ModelPlan plan) => plan.IdsLayers.GroupBy(Name).Select(g => g.First());
+    private static IEnumerable<IdsLayerPlan> Variants(ModelPlan plan) => plan.Blocks<IdsLayerPlan>().GroupBy(Name).Select(g => g.First());
 
     public static void EmitKernels(StringBuilder cu, ModelPlan plan, List<string> names)
     {
@@ -104,13 +106,13 @@ extern "C" __global__ void {{v}}_backward(const float* __restrict__ at, const fl
     /// <summary>Backward scratch shared by the IDS blocks: dL/dh and dL/dA_t.</summary>
     public static IEnumerable<(string Field, string Floats, bool Training)> Scratch(ModelPlan plan)
     {
-        if (!plan.IdsLayers.Any()) yield break;
-        int n = plan.IdsLayers.Max(l => l.N);
+        if (!plan.Blocks<IdsLayerPlan>().Any()) yield break;
+        int n = plan.Blocks<IdsLayerPlan>().Max(l => l.N);
         yield return ("_idH", $"rows * {n}", true);
         yield return ("_idA", $"rows * {n * n}", true);
     }
 
-    public static int MaxColumnWidth(ModelPlan plan) => plan.IdsLayers.Select(l => l.N * l.N).DefaultIfEmpty(1).Max();
+    public static int MaxColumnWidth(ModelPlan plan) => plan.Blocks<IdsLayerPlan>().Select(l => l.N * l.N).DefaultIfEmpty(1).Max();
 
     /// <summary>Block forward: x → LayerNorm → A_t and B u_t (GEMMs) → product of matrices → C h + c accumulated onto x.</summary>
     public static void EmitForward(CodeWriter w, ModelPlan plan, IdsLayerPlan l)

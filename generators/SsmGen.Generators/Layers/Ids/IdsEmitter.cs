@@ -1,7 +1,8 @@
 using System.Linq;
+using SsmGen.Generators.Emitters;
 using SsmGen.Generators.Model;
 
-namespace SsmGen.Generators.Emitters;
+namespace SsmGen.Generators.Layers;
 
 /// <summary>
 /// The IDS layer ("The Illusion of State in State-Space Models"), CPU backend: pre-LayerNorm, the transitions
@@ -11,18 +12,18 @@ namespace SsmGen.Generators.Emitters;
 /// </summary>
 internal static class IdsEmitter
 {
-    private static int MaxN(ModelPlan plan) => plan.IdsLayers.Max(l => l.N);
+    private static int MaxN(ModelPlan plan) => plan.Blocks<IdsLayerPlan>().Max(l => l.N);
 
     public static void EmitFields(CodeWriter w, ModelPlan plan)
     {
         w.Line("// IDS blocks: norm stats and output, transitions (B·L, N·N), input terms and states (B·L, N); shared scratch.");
-        foreach (var l in plan.IdsLayers) w.Line($"private readonly float[] _l{l.Index}Mean, _l{l.Index}Rstd, _l{l.Index}U, _l{l.Index}At, _l{l.Index}Bu, _l{l.Index}Hs;");
+        foreach (var l in plan.Blocks<IdsLayerPlan>()) w.Line($"private readonly float[] _l{l.Index}Mean, _l{l.Index}Rstd, _l{l.Index}U, _l{l.Index}At, _l{l.Index}Bu, _l{l.Index}Hs;");
         w.Line("private readonly float[] _idH, _idA, _iCarry, _isu, _isA, _isbu, _isscr, _isy;");
     }
 
     public static void EmitAllocations(CodeWriter w, ModelPlan plan)
     {
-        foreach (var l in plan.IdsLayers)
+        foreach (var l in plan.Blocks<IdsLayerPlan>())
             w.Line($"_l{l.Index}Mean = new float[rows]; _l{l.Index}Rstd = new float[rows]; _l{l.Index}U = new float[rows * H]; _l{l.Index}At = new float[checked(rows * {l.N * l.N})]; _l{l.Index}Bu = new float[rows * {l.N}]; _l{l.Index}Hs = new float[rows * {l.N}];");
         int n = MaxN(plan);
         ModelEmitter.TrainingOnly(w, $"_idH = new float[rows * {n}]; _idA = new float[checked(rows * {n * n})]; _iCarry = new float[maxBatch * {n}];");

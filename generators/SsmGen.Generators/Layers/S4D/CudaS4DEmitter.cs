@@ -1,10 +1,12 @@
 using System.Collections.Generic;
 using System.Linq;
 using System.Text;
+using SsmGen.Generators.Emitters;
+using SsmGen.Generators.Emitters.Cuda;
 using SsmGen.Generators.Model;
 using static SsmGen.Generators.Emitters.Cuda.CudaModelEmitter;
 
-namespace SsmGen.Generators.Emitters.Cuda;
+namespace SsmGen.Generators.Layers;
 
 /// <summary>
 /// The S4D layer, GPU backend. Kernels per variant (N, discretization, trainable B), with M = N/2 a constant:
@@ -36,7 +38,7 @@ internal static class CudaS4DEmitter
     /// <summary>Kernels of every S4D variant the plan uses.</summary>
     public static void EmitKernels(StringBuilder cu, ModelPlan plan, System.Collections.Generic.List<string> names)
     {
-        if (plan.S4DLayers.Any())
+        if (plan.Blocks<S4DLayerPlan>().Any())
             cu.Append("""
 
 // ---- S4D ----
@@ -70,7 +72,7 @@ __device__ __forceinline__ bool s4d_scan_share_(int batch, const float* __restri
 }
 
 """);
-        foreach (var l in plan.S4DLayers.GroupBy(x => x.Variant).Select(g => g.First()))
+        foreach (var l in plan.Blocks<S4DLayerPlan>().GroupBy(x => x.Variant).Select(g => g.First()))
         {
             string v = Name(l);
             int m = l.Modes, groups = ModeGroups(l);

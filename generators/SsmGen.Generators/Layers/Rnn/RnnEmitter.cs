@@ -1,7 +1,8 @@
 using System.Linq;
+using SsmGen.Generators.Emitters;
 using SsmGen.Generators.Model;
 
-namespace SsmGen.Generators.Emitters;
+namespace SsmGen.Generators.Layers;
 
 /// <summary>
 /// The simple RNN layer, CPU backend: pre-LayerNorm, W_ih as one matrix product over all positions, the sequential
@@ -10,18 +11,18 @@ namespace SsmGen.Generators.Emitters;
 /// </summary>
 internal static class RnnEmitter
 {
-    private static int MaxHd(ModelPlan plan) => plan.RnnLayers.Max(l => l.Hd);
+    private static int MaxHd(ModelPlan plan) => plan.Blocks<RnnLayerPlan>().Max(l => l.Hd);
 
     public static void EmitFields(CodeWriter w, ModelPlan plan)
     {
         w.Line("// RNN blocks: norm stats and output, the hidden states (B·L, Hd); shared scratch for the backward and the step.");
-        foreach (var l in plan.RnnLayers) w.Line($"private readonly float[] _l{l.Index}Mean, _l{l.Index}Rstd, _l{l.Index}U, _l{l.Index}Hs;");
+        foreach (var l in plan.Blocks<RnnLayerPlan>()) w.Line($"private readonly float[] _l{l.Index}Mean, _l{l.Index}Rstd, _l{l.Index}U, _l{l.Index}Hs;");
         w.Line("private readonly float[] _rdH, _rPrev, _rCarry, _rsu, _rspre, _rsscr, _rsy;");
     }
 
     public static void EmitAllocations(CodeWriter w, ModelPlan plan)
     {
-        foreach (var l in plan.RnnLayers)
+        foreach (var l in plan.Blocks<RnnLayerPlan>())
             w.Line($"_l{l.Index}Mean = new float[rows]; _l{l.Index}Rstd = new float[rows]; _l{l.Index}U = new float[rows * H]; _l{l.Index}Hs = new float[checked(rows * {l.Hd})];");
         int hd = MaxHd(plan);
         ModelEmitter.TrainingOnly(w, $"_rdH = new float[checked(rows * {hd})]; _rPrev = new float[checked(rows * {hd})]; _rCarry = new float[maxBatch * {hd}];");

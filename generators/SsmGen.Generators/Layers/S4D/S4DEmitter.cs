@@ -1,9 +1,10 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using SsmGen.Generators.Emitters;
 using SsmGen.Generators.Model;
 
-namespace SsmGen.Generators.Emitters;
+namespace SsmGen.Generators.Layers;
 
 /// <summary>
 /// The S4D layer, CPU backend: the block's buffers and passes (pre-LayerNorm, S4D, GELU, Linear H→2H, GLU,
@@ -20,13 +21,13 @@ internal static class S4DEmitter
     /// <summary>Step state of one block: the complex state (2·H·N/2) and the stream's mode tables.</summary>
     public static int StateSize(ModelPlan plan, S4DLayerPlan l) => (2 + ModeTables) * plan.Spec.DModel * l.Modes;
 
-    private static int MaxModes(ModelPlan plan) => plan.S4DLayers.Max(l => l.Modes);
+    private static int MaxModes(ModelPlan plan) => plan.Blocks<S4DLayerPlan>().Max(l => l.Modes);
 
     /// <summary>Saved activations per S4D block, and the scratch all S4D blocks share.</summary>
     public static void EmitFields(CodeWriter w, ModelPlan plan)
     {
         w.Line("// S4D blocks: norm stats, norm out, S4D out, GELU out, linear out, GLU out, kernel, mode tables.");
-        foreach (var l in plan.S4DLayers)
+        foreach (var l in plan.Blocks<S4DLayerPlan>())
             w.Line($"private readonly float[] _l{l.Index}Mean, _l{l.Index}Rstd, _l{l.Index}U, _l{l.Index}Y, _l{l.Index}G, _l{l.Index}O, _l{l.Index}Glu, _l{l.Index}K, _l{l.Index}Modes;");
         w.Line("private readonly CausalConvolution _conv;");
         w.Line("private readonly float[] _dY, _dU, _dO, _dk, _sums, _su, _sy, _sg, _so, _sglu; // _dY, _dU: dL/d(the scan's output, input)");
@@ -35,7 +36,7 @@ internal static class S4DEmitter
     public static void EmitAllocations(CodeWriter w, ModelPlan plan)
     {
         w.Line("_conv = new CausalConvolution(H, maxBatch, maxLength);");
-        foreach (var l in plan.S4DLayers)
+        foreach (var l in plan.Blocks<S4DLayerPlan>())
         {
             string i = "_l" + l.Index;
             w.Line($"{i}Mean = new float[rows]; {i}Rstd = new float[rows]; {i}U = new float[rows * H]; {i}Y = new float[rows * H];");
@@ -49,7 +50,7 @@ internal static class S4DEmitter
     public static void EmitDiscretizeInto(CodeWriter w, ModelPlan plan)
     {
         w.Open("private void DiscretizeInto(float[] state)");
-        foreach (var l in plan.S4DLayers) w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, state.AsSpan(S_l{l.Index} + {2 * l.Modes} * H, {ModeTables} * H * {l.Modes}));");
+        foreach (var l in plan.Blocks<S4DLayerPlan>()) w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, state.AsSpan(S_l{l.Index} + {2 * l.Modes} * H, {ModeTables} * H * {l.Modes}));");
         w.Close();
         w.Line();
     }
@@ -65,13 +66,13 @@ internal static class S4DEmitter
     /// <summary>Emits every kernel the plan's S4D layers use, each variant once.</summary>
     public static void EmitKernels(CodeWriter w, ModelPlan plan)
     {
-        foreach (int n in plan.S4DLayers.Select(l => l.Spec.N).Distinct())
+        foreach (int n in plan.Blocks<S4DLayerPlan>().Select(l => l.Spec.N).Distinct())
         {
             EmitKernel(w, n);
             EmitHorner(w, n);
             EmitStep(w, n);
         }
-        foreach (var l in plan.S4DLayers.GroupBy(l => l.Variant).Select(g => g.First()))
+        foreach (var l in plan.Blocks<S4DLayerPlan>().GroupBy(l => l.Variant).Select(g => g.First()))
         {
             EmitDiscretize(w, l);
             EmitChainRule(w, l);
@@ -347,7 +348,7 @@ internal static class S4DEmitter
     private static void EmitLayerForward(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
     {
         string i = "_l" + l.Index, p = l.Prefix;
-        w.Line($"/// <summary>Block {l.Index}, (B, L, H) → (B, L, H): pre-LayerNorm, S4D (N = {l.Spec.N}, {ModelEmitter.DiscNames[l.Spec.Discretization]}), GELU,");
+        w.Line($"/// <summary>Block {l.Index}, (B, L, H) → (B, L, H): pre-LayerNorm, S4D (N = {l.Spec.N}, {S4DKind.DiscretizationNames[l.Spec.Discretization]}), GELU,");
         w.Line($"/// Linear(H → 2H), GLU, dropout (p = {l.Spec.Dropout}), residual.</summary>");
         w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
         w.Line("int rows = batch * length;");

@@ -1,10 +1,12 @@
 using System.Collections.Generic;
 using System.Linq;
 using System.Text;
+using SsmGen.Generators.Emitters;
+using SsmGen.Generators.Emitters.Cuda;
 using SsmGen.Generators.Model;
 using static SsmGen.Generators.Emitters.Cuda.CudaModelEmitter;
 
-namespace SsmGen.Generators.Emitters.Cuda;
+namespace SsmGen.Generators.Layers;
 
 /// <summary>
 /// The Mamba layer, GPU backend. in_proj, x_proj, dt_proj and out_proj are cuBLAS GEMMs; the rest are kernels
@@ -38,12 +40,12 @@ internal static class CudaMambaEmitter
     private static string Constants(MambaLayerPlan l) =>
         $"[[maybe_unused]] constexpr int N = {l.N}, E = {l.E}, R = {l.R}, W = {l.Spec.ConvWidth}, DBC = {l.Dbc}, CHUNK = {Chunk(l)}, EP = {PaddedE(l)}, WARPS = EP / 32, P2 = {Pow2(l)}, SEGS = {Segments(l)};";
 
-    private static IEnumerable<MambaLayerPlan> Variants(ModelPlan plan) => plan.MambaLayers.GroupBy(Name).Select(g => g.First());
+    private static IEnumerable<MambaLayerPlan> Variants(ModelPlan plan) => plan.Blocks<MambaLayerPlan>().GroupBy(Name).Select(g => g.First());
 
     /// <summary>Kernels of every Mamba variant the plan uses, after the helpers they share.</summary>
     public static void EmitKernels(StringBuilder cu, ModelPlan plan, List<string> names)
     {
-        if (!plan.MambaLayers.Any()) return;
+        if (!plan.Blocks<MambaLayerPlan>().Any()) return;
         cu.Append($"\n// ---- Mamba ----\n\nconstexpr float MAMBA_MAX_LOG = {CodeWriter.D((float)SsmGen.Numerics.Stability.MaxLog)}f, MAMBA_MAX_LOG_DECAY = {CodeWriter.D(SsmGen.Numerics.Stability.MaxLogDecay)}f;\n");
         cu.Append("""
 
@@ -442,7 +444,7 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
     /// </summary>
     public static IEnumerable<(string Field, string Floats, bool Training)> Scratch(ModelPlan plan)
     {
-        var ls = plan.MambaLayers.ToList();
+        var ls = plan.Blocks<MambaLayerPlan>().ToList();
         if (ls.Count == 0) yield break;
         string Max(System.Func<MambaLayerPlan, string> f) => ls.Select(f).Distinct().Aggregate((acc, x) => $"Math.Max({acc}, {x})");
         string states = Max(l => $"ChunkStates(maxBatch, maxLength, {Chunk(l)}, {l.N * l.E})");
@@ -460,7 +462,7 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
 
     /// <summary>The widest column sum a Mamba block asks of the shared partial-sum buffer.</summary>
     public static int MaxColumnWidth(ModelPlan plan) =>
-        plan.MambaLayers.Select(l => System.Math.Max(l.E * l.N, l.E * (l.Spec.ConvWidth + 1))).DefaultIfEmpty(1).Max();
+        plan.Blocks<MambaLayerPlan>().Select(l => System.Math.Max(l.E * l.N, l.E * (l.Spec.ConvWidth + 1))).DefaultIfEmpty(1).Max();
 
     /// <summary>Block forward: x → norm → in_proj → conv, SiLU → x_proj → dt_proj → chunked scan with gate → out_proj + x.</summary>
     public static void EmitForward(CodeWriter w, ModelPlan plan, MambaLayerPlan l)

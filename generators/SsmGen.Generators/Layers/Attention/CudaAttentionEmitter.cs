@@ -1,10 +1,12 @@
 using System.Collections.Generic;
 using System.Linq;
 using System.Text;
+using SsmGen.Generators.Emitters;
+using SsmGen.Generators.Emitters.Cuda;
 using SsmGen.Generators.Model;
 using static SsmGen.Generators.Emitters.Cuda.CudaModelEmitter;
 
-namespace SsmGen.Generators.Emitters.Cuda;
+namespace SsmGen.Generators.Layers;
 
 /// <summary>
 /// The transformer layer, GPU backend: in_proj, out_proj, the MLP and every weight gradient are cuBLAS GEMMs; rotary
@@ -16,7 +18,7 @@ internal static class CudaAttentionEmitter
 {
     private static string Name(AttentionLayerPlan l) => $"attn_heads{l.Heads}_d{l.HeadSize}";
 
-    private static IEnumerable<AttentionLayerPlan> Variants(ModelPlan plan) => plan.AttentionLayers.GroupBy(Name).Select(g => g.First());
+    private static IEnumerable<AttentionLayerPlan> Variants(ModelPlan plan) => plan.Blocks<AttentionLayerPlan>().GroupBy(Name).Select(g => g.First());
 
     public static void EmitKernels(StringBuilder cu, ModelPlan plan, List<string> names)
     {
@@ -198,8 +200,8 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
     /// <summary>Backward scratch shared by the transformer blocks.</summary>
     public static IEnumerable<(string Field, string Floats, bool Training)> Scratch(ModelPlan plan)
     {
-        if (!plan.AttentionLayers.Any()) yield break;
-        int mlp = plan.AttentionLayers.Max(l => l.Mlp), heads = plan.AttentionLayers.Max(l => l.Heads);
+        if (!plan.Blocks<AttentionLayerPlan>().Any()) yield break;
+        int mlp = plan.Blocks<AttentionLayerPlan>().Max(l => l.Mlp), heads = plan.Blocks<AttentionLayerPlan>().Max(l => l.Heads);
         yield return ("_adAct", $"rows * {mlp}", true);
         yield return ("_adF1", $"rows * {mlp}", true);
         yield return ("_adU2", "rows * H", true);
@@ -208,7 +210,7 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
         yield return ("_adRow", $"rows * {heads}", true);
     }
 
-    public static int MaxColumnWidth(ModelPlan plan) => plan.AttentionLayers.Select(l => System.Math.Max(3 * l.H, l.Mlp)).DefaultIfEmpty(1).Max();
+    public static int MaxColumnWidth(ModelPlan plan) => plan.Blocks<AttentionLayerPlan>().Select(l => System.Math.Max(3 * l.H, l.Mlp)).DefaultIfEmpty(1).Max();
 
     /// <summary>Block forward: x → LayerNorm → qkv, rotary → causal attention → out_proj + x = x1 → LayerNorm → MLP + x1.</summary>
     public static void EmitForward(CodeWriter w, ModelPlan plan, AttentionLayerPlan l)
@@ -264,7 +266,7 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
     public static void EmitStep(CodeWriter w, ModelPlan plan, AttentionLayerPlan l)
     {
         string v = Name(l);
-        int cache = plan.AttentionLayers.TakeWhile(a => a != l).Count();
+        int cache = plan.Blocks<AttentionLayerPlan>().TakeWhile(a => a != l).Count();
         w.Open($"private void Layer{l.Index}Step(ulong state, int t, ulong x, ulong next)");
         w.Line("// scratch: _s0 norm out, _s1 qkv, _s2 attention out, _s3 x1, _s4 second norm out, _s5 fc1 out, _s6 GELU");
         w.Line($"ulong cache = At(state, FixedStateSize + {cache}L * 2 * _m._maxLength * H);");

@@ -1,7 +1,8 @@
 using System.Linq;
+using SsmGen.Generators.Emitters;
 using SsmGen.Generators.Model;
 
-namespace SsmGen.Generators.Emitters;
+namespace SsmGen.Generators.Layers;
 
 /// <summary>
 /// The transformer layer, CPU backend: pre-LayerNorm, in_proj to [q | k | v], rotary positions, causal multi-head
@@ -10,31 +11,31 @@ namespace SsmGen.Generators.Emitters;
 /// </summary>
 internal static class AttentionEmitter
 {
-    private static int MaxMlp(ModelPlan plan) => plan.AttentionLayers.Max(l => l.Mlp);
+    private static int MaxMlp(ModelPlan plan) => plan.Blocks<AttentionLayerPlan>().Max(l => l.Mlp);
 
     public static void EmitFields(CodeWriter w, ModelPlan plan)
     {
         w.Line("// Transformer blocks: norm stats and output, rotated [q | k | v], probabilities (B, heads, L, L), attention out,");
         w.Line("// stream after attention, second norm, fc1 out, GELU out; rotary tables per head size; shared scratch.");
-        foreach (var l in plan.AttentionLayers)
+        foreach (var l in plan.Blocks<AttentionLayerPlan>())
         {
             string i = "_l" + l.Index;
             w.Line($"private readonly float[] {i}Mean, {i}Rstd, {i}U, {i}Qkv, {i}Probs, {i}O, {i}X1, {i}Mean2, {i}Rstd2, {i}U2, {i}F1, {i}Act;");
         }
-        foreach (int d in plan.AttentionLayers.Select(l => l.HeadSize).Distinct()) w.Line($"private readonly float[] _ropeCos{d}, _ropeSin{d};");
+        foreach (int d in plan.Blocks<AttentionLayerPlan>().Select(l => l.HeadSize).Distinct()) w.Line($"private readonly float[] _ropeCos{d}, _ropeSin{d};");
         w.Line("private readonly float[] _adQkv, _adO, _adAct, _adU2, _asu, _asqkv, _aso, _asy, _asScores, _asf1;");
     }
 
     public static void EmitAllocations(CodeWriter w, ModelPlan plan)
     {
-        foreach (var l in plan.AttentionLayers)
+        foreach (var l in plan.Blocks<AttentionLayerPlan>())
         {
             string i = "_l" + l.Index;
             w.Line($"{i}Mean = new float[rows]; {i}Rstd = new float[rows]; {i}U = new float[rows * H]; {i}Qkv = new float[checked(rows * 3 * H)];");
             w.Line($"{i}Probs = new float[checked(maxBatch * {l.Heads} * maxLength * maxLength)]; {i}O = new float[rows * H]; {i}X1 = new float[rows * H];");
             w.Line($"{i}Mean2 = new float[rows]; {i}Rstd2 = new float[rows]; {i}U2 = new float[rows * H]; {i}F1 = new float[checked(rows * {l.Mlp})]; {i}Act = new float[checked(rows * {l.Mlp})];");
         }
-        foreach (int d in plan.AttentionLayers.Select(l => l.HeadSize).Distinct())
+        foreach (int d in plan.Blocks<AttentionLayerPlan>().Select(l => l.HeadSize).Distinct())
         {
             w.Line($"_ropeCos{d} = new float[maxLength * {d / 2}]; _ropeSin{d} = new float[maxLength * {d / 2}];");
             w.Line($"AttentionKernels.RopeTables(_ropeCos{d}, _ropeSin{d}, maxLength, {d});");

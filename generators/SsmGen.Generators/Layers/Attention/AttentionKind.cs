@@ -1,0 +1,62 @@
+using System.Collections.Generic;
+using System.Text;
+using SsmGen.Generators.Emitters;
+using SsmGen.Generators.Model;
+using SsmGen.Layers;
+
+namespace SsmGen.Generators.Layers;
+
+/// <summary>A transformer block as declared: attention with rotary positions, then an MLP.</summary>
+internal sealed record AttentionLayerSpec(int Heads, int MlpRatio) : LayerSpec
+{
+    public override BlockTensors Tensors(long dModel) => AttentionTable.Of(dModel, MlpRatio * dModel);
+}
+
+/// <summary>One transformer block: Heads heads of size HeadSize, MLP width Mlp.</summary>
+internal sealed record AttentionLayerPlan(int Index, string Prefix, AttentionLayerSpec Spec, int H) : LayerPlan(Index, Prefix)
+{
+    public int Heads => Spec.Heads;
+    public int HeadSize => H / Spec.Heads;
+    public int Mlp => Spec.MlpRatio * H;
+}
+
+/// <summary>[AttentionLayer]: pre-LayerNorm, causal attention with rotary positions, residual; LayerNorm, GELU MLP, residual.</summary>
+internal sealed class AttentionKind : LayerKind<AttentionLayerSpec, AttentionLayerPlan>
+{
+    private const int DefaultHeads = 4, DefaultMlpRatio = 4, MaxMlpRatio = 64;
+
+    public override string Attribute => "SsmGen.AttentionLayerAttribute";
+    public override string? PositionalProperty => "Heads";
+
+    public override LayerSpec? Parse(LayerArgs a)
+    {
+        int heads = a.Int("Heads", DefaultHeads), ratio = a.Int("MlpRatio", DefaultMlpRatio);
+        if (heads <= 0) a.Report(Diagnostics.NonPositiveSize, "AttentionLayer", "Heads", LayerArgs.Text(heads));
+        else if (a.DModel > 0 && (a.DModel % heads != 0 || a.DModel / heads % 2 != 0))
+            a.Report(Diagnostics.BadHeads, LayerArgs.Text(heads), LayerArgs.Text(a.DModel));
+        if (ratio <= 0) a.Report(Diagnostics.NonPositiveSize, "AttentionLayer", "MlpRatio", LayerArgs.Text(ratio));
+        a.AtMost("MlpRatio", ratio, MaxMlpRatio);
+        return new AttentionLayerSpec(heads, ratio);
+    }
+
+    protected override AttentionLayerPlan Plan(AttentionLayerSpec spec, int index, string prefix, int dModel) => new(index, prefix, spec, dModel);
+    protected override string Describe(AttentionLayerPlan t) => $"Attention({t.Heads} heads of {t.HeadSize}, MLP {t.Mlp})";
+    protected override string ConfigExpression(AttentionLayerPlan t) => $"new AttentionLayerConfig({t.Heads}, {t.Spec.MlpRatio})";
+    public override bool HasKeyValueCache => true;
+
+    public override void EmitFields(CodeWriter w, ModelPlan plan) => AttentionEmitter.EmitFields(w, plan);
+    public override void EmitAllocations(CodeWriter w, ModelPlan plan) => AttentionEmitter.EmitAllocations(w, plan);
+    protected override void EmitLayer(CodeWriter w, ModelPlan plan, AttentionLayerPlan l) => AttentionEmitter.EmitLayer(w, plan, l);
+
+    public override void EmitCudaKernels(StringBuilder cu, ModelPlan plan, List<string> names) => CudaAttentionEmitter.EmitKernels(cu, plan, names);
+    protected override IEnumerable<(string Field, string Floats)> GpuBuffers(AttentionLayerPlan l) => CudaAttentionEmitter.Buffers(l);
+    public override IEnumerable<(string Field, string Floats, bool Training)> GpuScratch(ModelPlan plan) => CudaAttentionEmitter.Scratch(plan);
+    public override int GpuColumnWidth(ModelPlan plan) => CudaAttentionEmitter.MaxColumnWidth(plan);
+
+    protected override void EmitGpuLayer(CodeWriter w, ModelPlan plan, AttentionLayerPlan l)
+    {
+        CudaAttentionEmitter.EmitForward(w, plan, l);
+        CudaAttentionEmitter.EmitBackward(w, plan, l);
+        CudaAttentionEmitter.EmitStep(w, plan, l);
+    }
+}

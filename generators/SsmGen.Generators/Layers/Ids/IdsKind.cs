@@ -1,0 +1,60 @@
+using System.Collections.Generic;
+using System.Text;
+using SsmGen.Generators.Emitters;
+using SsmGen.Generators.Model;
+using SsmGen.Layers;
+
+namespace SsmGen.Generators.Layers;
+
+/// <summary>An input-dependent transition (IDS) block as declared.</summary>
+internal sealed record IdsLayerSpec(int N) : LayerSpec
+{
+    public override BlockTensors Tensors(long dModel) => IdsTable.Of(dModel, N);
+}
+
+/// <summary>One IDS block with state size N.</summary>
+internal sealed record IdsLayerPlan(int Index, string Prefix, IdsLayerSpec Spec) : LayerPlan(Index, Prefix)
+{
+    public int N => Spec.N;
+}
+
+/// <summary>[IdsLayer]: pre-LayerNorm, h_t = A(x_t) h_(t−1) + B x_t with A(x) a full N×N matrix, C readout, residual.</summary>
+internal sealed class IdsKind : LayerKind<IdsLayerSpec, IdsLayerPlan>
+{
+    private const int DefaultN = 16, MaxN = 256;
+
+    public override string Attribute => "SsmGen.IdsLayerAttribute";
+    public override string? PositionalProperty => "N";
+
+    public override LayerSpec? Parse(LayerArgs a)
+    {
+        int n = a.Int("N", DefaultN);
+        if (n <= 0) a.Report(Diagnostics.NonPositiveSize, "IdsLayer", "N", LayerArgs.Text(n));
+        a.AtMost("N", n, MaxN);
+        return new IdsLayerSpec(n);
+    }
+
+    protected override IdsLayerPlan Plan(IdsLayerSpec spec, int index, string prefix, int dModel) => new(index, prefix, spec);
+    protected override string Describe(IdsLayerPlan d) => $"IDS(N = {d.N})";
+    protected override string ConfigExpression(IdsLayerPlan d) => $"new IdsLayerConfig({d.N})";
+    protected override int StateSize(ModelPlan plan, IdsLayerPlan d) => d.N;
+
+    protected override string? InitCall(ModelPlan plan, IdsLayerPlan l, ParamPlan p, string span, string next) =>
+        p.Init == TensorInit.IdsTransition ? $"Initialization.IdsTransition({span}, {next}, {l.N}, H, ref rng);" : null;
+
+    public override void EmitFields(CodeWriter w, ModelPlan plan) => IdsEmitter.EmitFields(w, plan);
+    public override void EmitAllocations(CodeWriter w, ModelPlan plan) => IdsEmitter.EmitAllocations(w, plan);
+    protected override void EmitLayer(CodeWriter w, ModelPlan plan, IdsLayerPlan l) => IdsEmitter.EmitLayer(w, plan, l);
+
+    public override void EmitCudaKernels(StringBuilder cu, ModelPlan plan, List<string> names) => CudaIdsEmitter.EmitKernels(cu, plan, names);
+    protected override IEnumerable<(string Field, string Floats)> GpuBuffers(IdsLayerPlan l) => CudaIdsEmitter.Buffers(l);
+    public override IEnumerable<(string Field, string Floats, bool Training)> GpuScratch(ModelPlan plan) => CudaIdsEmitter.Scratch(plan);
+    public override int GpuColumnWidth(ModelPlan plan) => CudaIdsEmitter.MaxColumnWidth(plan);
+
+    protected override void EmitGpuLayer(CodeWriter w, ModelPlan plan, IdsLayerPlan l)
+    {
+        CudaIdsEmitter.EmitForward(w, plan, l);
+        CudaIdsEmitter.EmitBackward(w, plan, l);
+        CudaIdsEmitter.EmitStep(w, plan, l);
+    }
+}

@@ -1,0 +1,145 @@
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using System.Text;
+using Microsoft.CodeAnalysis;
+using SsmGen.Generators.Emitters;
+using SsmGen.Generators.Model;
+
+namespace SsmGen.Generators.Layers;
+
+/// <summary>
+/// One layer kind as the generator sees it: how its attribute reads, its plan, and its C# and CUDA renderings. Each
+/// kind lives in its own folder (Layers/&lt;Kind&gt;/: this class, its spec and plan records, its CPU and GPU emitters)
+/// and is listed once in <see cref="LayerKinds.All"/>; the parser, planner and both shells only iterate that list.
+/// Its tensor table is shared with the runtime (src/SsmGen/Layers/&lt;Kind&gt;/&lt;Kind&gt;.Table.cs), reached through
+/// <see cref="LayerSpec.Tensors"/>.
+/// </summary>
+internal abstract class LayerKind
+{
+    /// <summary>The attribute's metadata name, e.g. <c>SsmGen.S4DLayerAttribute</c>.</summary>
+    public abstract string Attribute { get; }
+
+    /// <summary>The property a single positional constructor argument sets (<c>[RnnLayer(64)]</c>), if the attribute has one.</summary>
+    public virtual string? PositionalProperty => null;
+
+    /// <summary>Reads and checks one attribute; reports through <paramref name="a"/>, and returns null only with a report.</summary>
+    public abstract LayerSpec? Parse(LayerArgs a);
+
+    public abstract bool Owns(LayerSpec spec);
+    public abstract bool Owns(LayerPlan plan);
+
+    /// <summary>The block's resolved sizes; <paramref name="prefix"/> starts its tensors' names (<c>layers.0.</c>).</summary>
+    public abstract LayerPlan Plan(LayerSpec spec, int index, string prefix, int dModel);
+
+    /// <summary>One phrase for the generated class's summary, e.g. <c>IDS(N = 4)</c>.</summary>
+    public abstract string Describe(LayerPlan l);
+
+    /// <summary>The C# expression of the runtime's config record for this block.</summary>
+    public abstract string ConfigExpression(LayerPlan l);
+
+    /// <summary>Fixed recurrent-state values of one block (a KV cache, sized by maxLength, is not among them).</summary>
+    public virtual int StateSize(ModelPlan plan, LayerPlan l) => 0;
+
+    /// <summary>A kind's own initialization call for a tensor of its block, or null when the shell's generic ones serve.</summary>
+    public virtual string? InitCall(ModelPlan plan, LayerPlan l, ParamPlan p, string span, string next) => null;
+
+    /// <summary>The block's step state is a key/value cache of 2·maxLength·H values (after the fixed-size states).</summary>
+    public virtual bool HasKeyValueCache => false;
+
+    /// <summary>A statement the step runs on a stream's first token (t == 0), once per model holding such a block.</summary>
+    public virtual string? StreamStart => null;
+
+    /// <summary>Members the step's statements call, once per model holding such a block.</summary>
+    public virtual void EmitStepHelpers(CodeWriter w, ModelPlan plan) { }
+
+    // CPU: the kind-wide parts are emitted once per model that holds such a block, in LayerKinds.All order.
+    public virtual void EmitFields(CodeWriter w, ModelPlan plan) { }
+    public virtual void EmitAllocations(CodeWriter w, ModelPlan plan) { }
+    public abstract void EmitLayer(CodeWriter w, ModelPlan plan, LayerPlan l);
+    public virtual void EmitKernels(CodeWriter w, ModelPlan plan) { }
+
+    // GPU: kernels and scratch for every model (each kind emits nothing when the model has none of its blocks).
+    public abstract void EmitCudaKernels(StringBuilder cu, ModelPlan plan, List<string> names);
+    public abstract IEnumerable<(string Field, string Floats)> GpuBuffers(LayerPlan l);
+    public virtual IEnumerable<(string Field, string Floats, bool Training)> GpuScratch(ModelPlan plan) => Enumerable.Empty<(string, string, bool)>();
+    /// <summary>The widest row the shared column-reduction scratch must hold for this kind's blocks.</summary>
+    public virtual int GpuColumnWidth(ModelPlan plan) => 1;
+    /// <summary>The widest row of the step's scratch rows for this kind's blocks.</summary>
+    public virtual int GpuStepWidth(ModelPlan plan) => GpuColumnWidth(plan);
+    /// <summary>Why a block of this model cannot run on a GPU (the model then runs on the CPU), one reason per block.</summary>
+    public virtual IEnumerable<string> GpuUnsupported(ModelPlan plan) => Enumerable.Empty<string>();
+    public abstract void EmitGpuLayer(CodeWriter w, ModelPlan plan, LayerPlan l);
+    /// <summary>Members of the device path its launches call, once per model holding such a block.</summary>
+    public virtual void EmitGpuHelpers(CodeWriter w, ModelPlan plan) { }
+}
+
+/// <summary>The typed side of <see cref="LayerKind"/>: a kind names its spec and plan records once.</summary>
+internal abstract class LayerKind<TSpec, TPlan> : LayerKind where TSpec : LayerSpec where TPlan : LayerPlan
+{
+    public sealed override bool Owns(LayerSpec spec) => spec is TSpec;
+    public sealed override bool Owns(LayerPlan plan) => plan is TPlan;
+    public sealed override LayerPlan Plan(LayerSpec spec, int index, string prefix, int dModel) => Plan((TSpec)spec, index, prefix, dModel);
+    public sealed override string Describe(LayerPlan l) => Describe((TPlan)l);
+    public sealed override string ConfigExpression(LayerPlan l) => ConfigExpression((TPlan)l);
+    public sealed override int StateSize(ModelPlan plan, LayerPlan l) => StateSize(plan, (TPlan)l);
+    public sealed override string? InitCall(ModelPlan plan, LayerPlan l, ParamPlan p, string span, string next) => InitCall(plan, (TPlan)l, p, span, next);
+    public sealed override void EmitLayer(CodeWriter w, ModelPlan plan, LayerPlan l) => EmitLayer(w, plan, (TPlan)l);
+    public sealed override IEnumerable<(string Field, string Floats)> GpuBuffers(LayerPlan l) => GpuBuffers((TPlan)l);
+    public sealed override void EmitGpuLayer(CodeWriter w, ModelPlan plan, LayerPlan l) => EmitGpuLayer(w, plan, (TPlan)l);
+
+    /// <summary>This model's blocks of the kind.</summary>
+    protected static IEnumerable<TPlan> Blocks(ModelPlan plan) => plan.Layers.OfType<TPlan>();
+
+    protected abstract TPlan Plan(TSpec spec, int index, string prefix, int dModel);
+    protected abstract string Describe(TPlan l);
+    protected abstract string ConfigExpression(TPlan l);
+    protected virtual int StateSize(ModelPlan plan, TPlan l) => 0;
+    protected virtual string? InitCall(ModelPlan plan, TPlan l, ParamPlan p, string span, string next) => null;
+    protected abstract void EmitLayer(CodeWriter w, ModelPlan plan, TPlan l);
+    protected abstract IEnumerable<(string Field, string Floats)> GpuBuffers(TPlan l);
+    /// <summary>The block's forward, backward and step on the device.</summary>
+    protected abstract void EmitGpuLayer(CodeWriter w, ModelPlan plan, TPlan l);
+}
+
+/// <summary>One layer attribute's arguments as the kinds read them, with where to report a problem.</summary>
+internal sealed class LayerArgs
+{
+    private readonly Dictionary<string, TypedConstant> _named;
+    private readonly Location _at;
+    private readonly List<DiagnosticInfo> _diagnostics;
+
+    public LayerArgs(Dictionary<string, TypedConstant> named, Location at, List<DiagnosticInfo> diagnostics, int dModel, double dtMin, double dtMax)
+    {
+        _named = named; _at = at; _diagnostics = diagnostics; DModel = dModel; DtMin = dtMin; DtMax = dtMax;
+    }
+
+    /// <summary>The model's width (already checked by the parser).</summary>
+    public int DModel { get; }
+    /// <summary>The block's Δ range (every kind's attribute carries one; the parser checks it).</summary>
+    public double DtMin { get; }
+    public double DtMax { get; }
+
+    public int Int(string key, int fallback) => Int(_named, key, fallback);
+    public double Double(string key, double fallback) => Double(_named, key, fallback);
+
+    // Values of the wrong type exist only in code the compiler already rejects; they read as the default.
+    public static int Int(Dictionary<string, TypedConstant> named, string key, int fallback) =>
+        named.TryGetValue(key, out var v) && v.Value is int i ? i : fallback;
+
+    public static double Double(Dictionary<string, TypedConstant> named, string key, double fallback) =>
+        named.TryGetValue(key, out var v) ? v.Value switch { double d => d, float f => f, int i => i, _ => fallback } : fallback;
+
+    public bool Bool(string key) => _named.TryGetValue(key, out var v) && v.Value is true;
+
+    public void Report(DiagnosticDescriptor d, params string[] args) => _diagnostics.Add(DiagnosticInfo.Create(d, _at, args));
+
+    /// <summary>A diagnostic when <paramref name="value"/> exceeds <paramref name="max"/>.</summary>
+    public void AtMost(string key, int value, int max)
+    {
+        if (value > max) Report(Diagnostics.TooLarge, key, Text(value), Text(max));
+    }
+
+    public static string Text(int v) => v.ToString(CultureInfo.InvariantCulture);
+    public static string Text(double v) => v.ToString("R", CultureInfo.InvariantCulture);
+}

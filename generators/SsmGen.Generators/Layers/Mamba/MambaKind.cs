@@ -1,0 +1,92 @@
+using System.Collections.Generic;
+using System.Linq;
+using System.Text;
+using SsmGen.Generators.Emitters;
+using SsmGen.Generators.Model;
+using SsmGen.Layers;
+
+namespace SsmGen.Generators.Layers;
+
+/// <summary>A Mamba block as declared; <see cref="DtRank"/> is already resolved (auto → ⌈DModel/16⌉).</summary>
+internal sealed record MambaLayerSpec(int N, int Expand, int ConvWidth, int DtRank, int Norm, double DtMin, double DtMax) : LayerSpec
+{
+    public override BlockTensors Tensors(long dModel) => MambaTable.Of(dModel, Expand * dModel, N, DtRank, ConvWidth, rms: Norm == 1);
+}
+
+/// <summary>One Mamba block: H the stream width, E = Expand·H the inner width, R the Δ rank.</summary>
+internal sealed record MambaLayerPlan(int Index, string Prefix, MambaLayerSpec Spec, int H) : LayerPlan(Index, Prefix)
+{
+    public int E => Spec.Expand * H;
+    public int R => Spec.DtRank;
+    public int N => Spec.N;
+    /// <summary>Width of x_proj's output rows: (Δ, B, C).</summary>
+    public int Dbc => R + 2 * N;
+    public bool Rms => Spec.Norm == 1;
+    /// <summary>The scan kernels depend on N only.</summary>
+    public string Variant => $"Mamba_N{Spec.N}";
+}
+
+/// <summary>[MambaLayer]: pre-norm, in_proj, causal depthwise conv, SiLU, selective scan, SiLU gate, out_proj, residual.</summary>
+internal sealed class MambaKind : LayerKind<MambaLayerSpec, MambaLayerPlan>
+{
+    private const int DefaultN = 16, DefaultExpand = 2, DefaultConvWidth = 4, DefaultNorm = 1, NormCount = 2;
+    // The scan keeps N state registers per 16 channels; the conv keeps ConvWidth taps.
+    private const int MaxN = 64, MaxExpand = 16, MaxConvWidth = 64, MaxRank = 1 << 16;
+
+    public override string Attribute => "SsmGen.MambaLayerAttribute";
+
+    public override LayerSpec? Parse(LayerArgs a)
+    {
+        int n = a.Int("N", DefaultN), expand = a.Int("Expand", DefaultExpand), width = a.Int("ConvWidth", DefaultConvWidth);
+        int rank = a.Int("DtRank", 0), norm = a.Int("Norm", DefaultNorm);
+        foreach (var (key, value) in new[] { ("N", n), ("Expand", expand), ("ConvWidth", width) })
+            if (value <= 0) a.Report(Diagnostics.NonPositiveSize, "MambaLayer", key, LayerArgs.Text(value));
+        if (rank < 0) a.Report(Diagnostics.NonPositiveSize, "MambaLayer", "DtRank (or 0 for auto)", LayerArgs.Text(rank));
+        if (norm < 0 || norm >= NormCount) a.Report(Diagnostics.UnknownNorm, "MambaLayer", LayerArgs.Text(norm));
+        foreach (var (key, value, max) in new[] { ("N", n, MaxN), ("Expand", expand, MaxExpand), ("ConvWidth", width, MaxConvWidth), ("DtRank", rank, MaxRank) })
+            a.AtMost(key, value, max);
+        if (rank == 0) rank = (a.DModel + 15) / 16;
+        return new MambaLayerSpec(n, expand, width, rank, norm, a.DtMin, a.DtMax);
+    }
+
+    protected override MambaLayerPlan Plan(MambaLayerSpec spec, int index, string prefix, int dModel) => new(index, prefix, spec, dModel);
+
+    protected override string Describe(MambaLayerPlan m) => $"Mamba(N = {m.N}, E = {m.E}, conv {m.Spec.ConvWidth}, Δ rank {m.R}, {(m.Rms ? "RMSNorm" : "LayerNorm")})";
+
+    protected override string ConfigExpression(MambaLayerPlan m) =>
+        $"new MambaLayerConfig({m.N}, {m.Spec.Expand}, {m.Spec.ConvWidth}, {m.R}, NormKind.{(m.Rms ? "RmsNorm" : "LayerNorm")}, {CodeWriter.D(m.Spec.DtMin)}, {CodeWriter.D(m.Spec.DtMax)})";
+
+    protected override int StateSize(ModelPlan plan, MambaLayerPlan l) => MambaEmitter.StateSize(l);
+
+    protected override string? InitCall(ModelPlan plan, MambaLayerPlan l, ParamPlan p, string span, string next) => p.Init switch
+    {
+        TensorInit.MambaALog => $"Initialization.MambaALog({span}, {l.N});",
+        TensorInit.MambaDtBias => $"Initialization.MambaDtBias({span}, {CodeWriter.D(l.Spec.DtMin)}, {CodeWriter.D(l.Spec.DtMax)}, ref rng);",
+        _ => null,
+    };
+
+    public override void EmitFields(CodeWriter w, ModelPlan plan) => MambaEmitter.EmitFields(w, plan);
+    public override void EmitAllocations(CodeWriter w, ModelPlan plan) => MambaEmitter.EmitAllocations(w, plan);
+    protected override void EmitLayer(CodeWriter w, ModelPlan plan, MambaLayerPlan l) => MambaEmitter.EmitLayer(w, plan, l);
+    public override void EmitKernels(CodeWriter w, ModelPlan plan) => MambaEmitter.EmitKernels(w, plan);
+
+    public override void EmitCudaKernels(StringBuilder cu, ModelPlan plan, List<string> names) => CudaMambaEmitter.EmitKernels(cu, plan, names);
+    protected override IEnumerable<(string Field, string Floats)> GpuBuffers(MambaLayerPlan l) => CudaMambaEmitter.Buffers(l);
+    public override IEnumerable<(string Field, string Floats, bool Training)> GpuScratch(ModelPlan plan) => CudaMambaEmitter.Scratch(plan);
+    public override int GpuColumnWidth(ModelPlan plan) => CudaMambaEmitter.MaxColumnWidth(plan);
+    public override int GpuStepWidth(ModelPlan plan) => Blocks(plan).Select(l => System.Math.Max(2 * l.E, l.Dbc)).DefaultIfEmpty(1).Max();
+
+    public override void EmitGpuHelpers(CodeWriter w, ModelPlan plan)
+    {
+        w.Line("/// <summary>Floats of a (batch, chunk)-indexed tensor with perChunk values per chunk.</summary>");
+        w.Line("private static long ChunkStates(int maxBatch, int maxLength, int chunk, int perChunk) => (long)maxBatch * ((maxLength + chunk - 1) / chunk) * perChunk;");
+        w.Line();
+    }
+
+    protected override void EmitGpuLayer(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
+    {
+        CudaMambaEmitter.EmitForward(w, plan, l);
+        CudaMambaEmitter.EmitBackward(w, plan, l);
+        CudaMambaEmitter.EmitStep(w, plan, l);
+    }
+}

@@ -1,0 +1,61 @@
+using System.Collections.Generic;
+using System.Text;
+using SsmGen.Generators.Emitters;
+using SsmGen.Generators.Model;
+using SsmGen.Layers;
+
+namespace SsmGen.Generators.Layers;
+
+/// <summary>A simple RNN block as declared; <see cref="Hidden"/> is resolved (0 → DModel).</summary>
+internal sealed record RnnLayerSpec(int Hidden, int Nonlinearity) : LayerSpec
+{
+    public override BlockTensors Tensors(long dModel) => RnnTable.Of(dModel, Hidden);
+}
+
+/// <summary>One simple RNN block with hidden size Hd.</summary>
+internal sealed record RnnLayerPlan(int Index, string Prefix, RnnLayerSpec Spec) : LayerPlan(Index, Prefix)
+{
+    public int Hd => Spec.Hidden;
+    public bool Relu => Spec.Nonlinearity == 1;
+}
+
+/// <summary>[RnnLayer]: pre-LayerNorm, h_t = f(W_ih x_t + b_ih + W_hh h_(t−1) + b_hh), out_proj, residual.</summary>
+internal sealed class RnnKind : LayerKind<RnnLayerSpec, RnnLayerPlan>
+{
+    private const int NonlinearityCount = 2, MaxHidden = 1 << 16;
+
+    public override string Attribute => "SsmGen.RnnLayerAttribute";
+    public override string? PositionalProperty => "Hidden";
+
+    public override LayerSpec? Parse(LayerArgs a)
+    {
+        int hidden = a.Int("Hidden", 0), nonlinearity = a.Int("Nonlinearity", 0);
+        if (hidden < 0) a.Report(Diagnostics.NonPositiveSize, "RnnLayer", "Hidden (or 0 for DModel)", LayerArgs.Text(hidden));
+        a.AtMost("Hidden", hidden, MaxHidden);
+        if (nonlinearity < 0 || nonlinearity >= NonlinearityCount) a.Report(Diagnostics.UnknownNonlinearity, LayerArgs.Text(nonlinearity));
+        if (hidden == 0) hidden = a.DModel;
+        return new RnnLayerSpec(hidden, nonlinearity);
+    }
+
+    protected override RnnLayerPlan Plan(RnnLayerSpec spec, int index, string prefix, int dModel) => new(index, prefix, spec);
+    protected override string Describe(RnnLayerPlan r) => $"RNN(hidden {r.Hd}, {(r.Relu ? "ReLU" : "tanh")})";
+    protected override string ConfigExpression(RnnLayerPlan r) => $"new RnnLayerConfig({r.Hd}, Nonlinearity.{(r.Relu ? "Relu" : "Tanh")})";
+    protected override int StateSize(ModelPlan plan, RnnLayerPlan r) => r.Hd;
+
+    public override void EmitFields(CodeWriter w, ModelPlan plan) => RnnEmitter.EmitFields(w, plan);
+    public override void EmitAllocations(CodeWriter w, ModelPlan plan) => RnnEmitter.EmitAllocations(w, plan);
+    protected override void EmitLayer(CodeWriter w, ModelPlan plan, RnnLayerPlan l) => RnnEmitter.EmitLayer(w, plan, l);
+
+    public override void EmitCudaKernels(StringBuilder cu, ModelPlan plan, List<string> names) => CudaRnnEmitter.EmitKernels(cu, plan, names);
+    protected override IEnumerable<(string Field, string Floats)> GpuBuffers(RnnLayerPlan l) => CudaRnnEmitter.Buffers(l);
+    public override IEnumerable<(string Field, string Floats, bool Training)> GpuScratch(ModelPlan plan) => CudaRnnEmitter.Scratch(plan);
+    public override int GpuColumnWidth(ModelPlan plan) => CudaRnnEmitter.MaxColumnWidth(plan);
+    public override IEnumerable<string> GpuUnsupported(ModelPlan plan) => CudaRnnEmitter.Unsupported(plan);
+
+    protected override void EmitGpuLayer(CodeWriter w, ModelPlan plan, RnnLayerPlan l)
+    {
+        CudaRnnEmitter.EmitForward(w, plan, l);
+        CudaRnnEmitter.EmitBackward(w, plan, l);
+        CudaRnnEmitter.EmitStep(w, plan, l);
+    }
+}
