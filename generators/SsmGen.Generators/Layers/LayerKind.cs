@@ -1,6 +1,5 @@
 using System.Collections.Generic;
 using System.Globalization;
-using System.Linq;
 using System.Text;
 using Microsoft.CodeAnalysis;
 using SsmGen.Generators.Emitters;
@@ -47,36 +46,33 @@ internal abstract class LayerKind
     /// <summary>The block's step state is a key/value cache of 2·maxLength·H values (after the fixed-size states).</summary>
     public virtual bool HasKeyValueCache => false;
 
-    /// <summary>A statement the step runs on a stream's first token (t == 0), once per model holding such a block.</summary>
-    public virtual string? StreamStart => null;
-
-    /// <summary>Members the step's statements call, once per model holding such a block.</summary>
-    public virtual void EmitStepHelpers(CodeWriter w, ModelPlan plan) { }
-
-    // CPU: the kind-wide parts are emitted once per model that holds such a block, in LayerKinds.All order.
-    public virtual void EmitFields(CodeWriter w, ModelPlan plan) { }
-    public virtual void EmitAllocations(CodeWriter w, ModelPlan plan) { }
+    // The renderings, typed per kind in LayerKind<TSpec, TPlan>; see CpuRendering and GpuRendering for what each writes.
+    // Kind-wide parts are emitted once per model, in LayerKinds.All order.
+    public abstract string? StreamStart { get; }
+    public abstract void EmitStepHelpers(CodeWriter w, ModelPlan plan);
+    public abstract void EmitFields(CodeWriter w, ModelPlan plan);
+    public abstract void EmitAllocations(CodeWriter w, ModelPlan plan);
     public abstract void EmitLayer(CodeWriter w, ModelPlan plan, LayerPlan l);
-    public virtual void EmitKernels(CodeWriter w, ModelPlan plan) { }
-
-    // GPU: kernels and scratch for every model (each kind emits nothing when the model has none of its blocks).
+    public abstract void EmitKernels(CodeWriter w, ModelPlan plan);
     public abstract void EmitCudaKernels(StringBuilder cu, ModelPlan plan, List<string> names);
     public abstract IEnumerable<(string Field, string Floats)> GpuBuffers(LayerPlan l);
-    public virtual IEnumerable<(string Field, string Floats, bool Training)> GpuScratch(ModelPlan plan) => Enumerable.Empty<(string, string, bool)>();
-    /// <summary>The widest row the shared column-reduction scratch must hold for this kind's blocks.</summary>
-    public virtual int GpuColumnWidth(ModelPlan plan) => 1;
-    /// <summary>The widest row of the step's scratch rows for this kind's blocks.</summary>
-    public virtual int GpuStepWidth(ModelPlan plan) => GpuColumnWidth(plan);
-    /// <summary>Why a block of this model cannot run on a GPU (the model then runs on the CPU), one reason per block.</summary>
-    public virtual IEnumerable<string> GpuUnsupported(ModelPlan plan) => Enumerable.Empty<string>();
+    public abstract IEnumerable<(string Field, string Floats, bool Training)> GpuScratch(ModelPlan plan);
+    public abstract int GpuColumnWidth(ModelPlan plan);
+    public abstract int GpuStepWidth(ModelPlan plan);
+    public abstract IEnumerable<string> GpuUnsupported(ModelPlan plan);
+    public abstract void EmitGpuHelpers(CodeWriter w, ModelPlan plan);
+    /// <summary>The block's forward, backward and step on the device.</summary>
     public abstract void EmitGpuLayer(CodeWriter w, ModelPlan plan, LayerPlan l);
-    /// <summary>Members of the device path its launches call, once per model holding such a block.</summary>
-    public virtual void EmitGpuHelpers(CodeWriter w, ModelPlan plan) { }
 }
 
-/// <summary>The typed side of <see cref="LayerKind"/>: a kind names its spec and plan records once.</summary>
+/// <summary>The typed side of <see cref="LayerKind"/>: a kind names its spec and plan records and its two renderings once.</summary>
 internal abstract class LayerKind<TSpec, TPlan> : LayerKind where TSpec : LayerSpec where TPlan : LayerPlan
 {
+    /// <summary>The C# rendering (Layers/&lt;Kind&gt;/&lt;Kind&gt;Emitter.cs).</summary>
+    protected abstract CpuRendering<TPlan> Cpu { get; }
+    /// <summary>The CUDA rendering (Layers/&lt;Kind&gt;/Cuda&lt;Kind&gt;Emitter.cs).</summary>
+    protected abstract GpuRendering<TPlan> Gpu { get; }
+
     public sealed override bool Owns(LayerSpec spec) => spec is TSpec;
     public sealed override bool Owns(LayerPlan plan) => plan is TPlan;
     public sealed override LayerPlan Plan(LayerSpec spec, int index, string prefix, int dModel) => Plan((TSpec)spec, index, prefix, dModel);
@@ -84,22 +80,34 @@ internal abstract class LayerKind<TSpec, TPlan> : LayerKind where TSpec : LayerS
     public sealed override string ConfigExpression(LayerPlan l) => ConfigExpression((TPlan)l);
     public sealed override int StateSize(ModelPlan plan, LayerPlan l) => StateSize(plan, (TPlan)l);
     public sealed override string? InitCall(ModelPlan plan, LayerPlan l, ParamPlan p, string span, string next) => InitCall(plan, (TPlan)l, p, span, next);
-    public sealed override void EmitLayer(CodeWriter w, ModelPlan plan, LayerPlan l) => EmitLayer(w, plan, (TPlan)l);
-    public sealed override IEnumerable<(string Field, string Floats)> GpuBuffers(LayerPlan l) => GpuBuffers((TPlan)l);
-    public sealed override void EmitGpuLayer(CodeWriter w, ModelPlan plan, LayerPlan l) => EmitGpuLayer(w, plan, (TPlan)l);
 
-    /// <summary>This model's blocks of the kind.</summary>
-    protected static IEnumerable<TPlan> Blocks(ModelPlan plan) => plan.Layers.OfType<TPlan>();
+    public sealed override string? StreamStart => Cpu.StreamStart;
+    public sealed override void EmitStepHelpers(CodeWriter w, ModelPlan plan) => Cpu.EmitStepHelpers(w, plan);
+    public sealed override void EmitFields(CodeWriter w, ModelPlan plan) => Cpu.EmitFields(w, plan);
+    public sealed override void EmitAllocations(CodeWriter w, ModelPlan plan) => Cpu.EmitAllocations(w, plan);
+    public sealed override void EmitLayer(CodeWriter w, ModelPlan plan, LayerPlan l) => Cpu.EmitLayer(w, plan, (TPlan)l);
+    public sealed override void EmitKernels(CodeWriter w, ModelPlan plan) => Cpu.EmitKernels(w, plan);
+
+    public sealed override void EmitCudaKernels(StringBuilder cu, ModelPlan plan, List<string> names) => Gpu.EmitKernels(cu, plan, names);
+    public sealed override IEnumerable<(string Field, string Floats)> GpuBuffers(LayerPlan l) => Gpu.Buffers((TPlan)l);
+    public sealed override IEnumerable<(string Field, string Floats, bool Training)> GpuScratch(ModelPlan plan) => Gpu.Scratch(plan);
+    public sealed override int GpuColumnWidth(ModelPlan plan) => Gpu.MaxColumnWidth(plan);
+    public sealed override int GpuStepWidth(ModelPlan plan) => Gpu.StepWidth(plan);
+    public sealed override IEnumerable<string> GpuUnsupported(ModelPlan plan) => Gpu.Unsupported(plan);
+    public sealed override void EmitGpuHelpers(CodeWriter w, ModelPlan plan) => Gpu.EmitHelpers(w, plan);
+
+    public sealed override void EmitGpuLayer(CodeWriter w, ModelPlan plan, LayerPlan l)
+    {
+        Gpu.EmitForward(w, plan, (TPlan)l);
+        Gpu.EmitBackward(w, plan, (TPlan)l);
+        Gpu.EmitStep(w, plan, (TPlan)l);
+    }
 
     protected abstract TPlan Plan(TSpec spec, int index, string prefix, int dModel);
     protected abstract string Describe(TPlan l);
     protected abstract string ConfigExpression(TPlan l);
     protected virtual int StateSize(ModelPlan plan, TPlan l) => 0;
     protected virtual string? InitCall(ModelPlan plan, TPlan l, ParamPlan p, string span, string next) => null;
-    protected abstract void EmitLayer(CodeWriter w, ModelPlan plan, TPlan l);
-    protected abstract IEnumerable<(string Field, string Floats)> GpuBuffers(TPlan l);
-    /// <summary>The block's forward, backward and step on the device.</summary>
-    protected abstract void EmitGpuLayer(CodeWriter w, ModelPlan plan, TPlan l);
 }
 
 /// <summary>One layer attribute's arguments as the kinds read them, with where to report a problem.</summary>

@@ -9,11 +9,11 @@ namespace SsmGen.Generators.Layers;
 /// attention (AttentionKernels), out_proj, residual; pre-LayerNorm, MLP (fc1, GELU, fc2), residual. The step keeps
 /// rotated keys and values in the stream's cache.
 /// </summary>
-internal static class AttentionEmitter
+internal sealed class AttentionEmitter : CpuRendering<AttentionLayerPlan>
 {
     private static int MaxMlp(ModelPlan plan) => plan.Blocks<AttentionLayerPlan>().Max(l => l.Mlp);
 
-    public static void EmitFields(CodeWriter w, ModelPlan plan)
+    public override void EmitFields(CodeWriter w, ModelPlan plan)
     {
         w.Line("// Transformer blocks: norm stats and output, rotated [q | k | v], probabilities (B, heads, L, L), attention out,");
         w.Line("// stream after attention, second norm, fc1 out, GELU out; rotary tables per head size; shared scratch.");
@@ -26,7 +26,7 @@ internal static class AttentionEmitter
         w.Line("private readonly float[] _adQkv, _adO, _adAct, _adU2, _asu, _asqkv, _aso, _asy, _asScores, _asf1;");
     }
 
-    public static void EmitAllocations(CodeWriter w, ModelPlan plan)
+    public override void EmitAllocations(CodeWriter w, ModelPlan plan)
     {
         foreach (var l in plan.Blocks<AttentionLayerPlan>())
         {
@@ -47,7 +47,7 @@ internal static class AttentionEmitter
 
     private static string Pm(AttentionLayerPlan l, string name, int len, string buf = "_p") => ModelEmitter.Tensor(l, name, len, buf);
 
-    public static void EmitLayer(CodeWriter w, ModelPlan plan, AttentionLayerPlan l)
+    public override void EmitLayer(CodeWriter w, ModelPlan plan, AttentionLayerPlan l)
     {
         string i = "_l" + l.Index;
         int h = plan.Spec.DModel, d = l.HeadSize, m = l.Mlp;

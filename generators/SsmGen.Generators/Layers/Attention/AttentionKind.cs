@@ -1,5 +1,3 @@
-using System.Collections.Generic;
-using System.Text;
 using SsmGen.Generators.Emitters;
 using SsmGen.Generators.Model;
 using SsmGen.Layers;
@@ -26,6 +24,8 @@ internal sealed class AttentionKind : LayerKind<AttentionLayerSpec, AttentionLay
     private const int DefaultHeads = 4, DefaultMlpRatio = 4, MaxMlpRatio = 64;
 
     public override string Attribute => "SsmGen.AttentionLayerAttribute";
+    protected override CpuRendering<AttentionLayerPlan> Cpu { get; } = new AttentionEmitter();
+    protected override GpuRendering<AttentionLayerPlan> Gpu { get; } = new CudaAttentionEmitter();
     public override string? PositionalProperty => "Heads";
 
     public override LayerSpec? Parse(LayerArgs a)
@@ -43,20 +43,4 @@ internal sealed class AttentionKind : LayerKind<AttentionLayerSpec, AttentionLay
     protected override string Describe(AttentionLayerPlan t) => $"Attention({t.Heads} heads of {t.HeadSize}, MLP {t.Mlp})";
     protected override string ConfigExpression(AttentionLayerPlan t) => $"new AttentionLayerConfig({t.Heads}, {t.Spec.MlpRatio})";
     public override bool HasKeyValueCache => true;
-
-    public override void EmitFields(CodeWriter w, ModelPlan plan) => AttentionEmitter.EmitFields(w, plan);
-    public override void EmitAllocations(CodeWriter w, ModelPlan plan) => AttentionEmitter.EmitAllocations(w, plan);
-    protected override void EmitLayer(CodeWriter w, ModelPlan plan, AttentionLayerPlan l) => AttentionEmitter.EmitLayer(w, plan, l);
-
-    public override void EmitCudaKernels(StringBuilder cu, ModelPlan plan, List<string> names) => CudaAttentionEmitter.EmitKernels(cu, plan, names);
-    protected override IEnumerable<(string Field, string Floats)> GpuBuffers(AttentionLayerPlan l) => CudaAttentionEmitter.Buffers(l);
-    public override IEnumerable<(string Field, string Floats, bool Training)> GpuScratch(ModelPlan plan) => CudaAttentionEmitter.Scratch(plan);
-    public override int GpuColumnWidth(ModelPlan plan) => CudaAttentionEmitter.MaxColumnWidth(plan);
-
-    protected override void EmitGpuLayer(CodeWriter w, ModelPlan plan, AttentionLayerPlan l)
-    {
-        CudaAttentionEmitter.EmitForward(w, plan, l);
-        CudaAttentionEmitter.EmitBackward(w, plan, l);
-        CudaAttentionEmitter.EmitStep(w, plan, l);
-    }
 }

@@ -14,13 +14,13 @@ namespace SsmGen.Generators.Layers;
 /// query) keeping the probabilities (B, heads, L, L) for the backward, which runs per query (dq and the row sums
 /// Σ_u p·dP) and then per key (dk, dv), so no two threads add to one value.
 /// </summary>
-internal static class CudaAttentionEmitter
+internal sealed class CudaAttentionEmitter : GpuRendering<AttentionLayerPlan>
 {
     private static string Name(AttentionLayerPlan l) => $"attn_heads{l.Heads}_d{l.HeadSize}";
 
     private static IEnumerable<AttentionLayerPlan> Variants(ModelPlan plan) => plan.Blocks<AttentionLayerPlan>().GroupBy(Name).Select(g => g.First());
 
-    public static void EmitKernels(StringBuilder cu, ModelPlan plan, List<string> names)
+    public override void EmitKernels(StringBuilder cu, ModelPlan plan, List<string> names)
     {
         foreach (var l in Variants(plan))
         {
@@ -180,7 +180,7 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
     }
 
     /// <summary>Device buffers of one block, kept from forward to backward: (field, size in floats as a C# expression).</summary>
-    public static IEnumerable<(string Field, string Floats)> Buffers(AttentionLayerPlan l)
+    public override IEnumerable<(string Field, string Floats)> Buffers(AttentionLayerPlan l)
     {
         string i = "_l" + l.Index;
         yield return ($"{i}Mean", "rows");
@@ -198,7 +198,7 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
     }
 
     /// <summary>Backward scratch shared by the transformer blocks.</summary>
-    public static IEnumerable<(string Field, string Floats, bool Training)> Scratch(ModelPlan plan)
+    public override IEnumerable<(string Field, string Floats, bool Training)> Scratch(ModelPlan plan)
     {
         if (!plan.Blocks<AttentionLayerPlan>().Any()) yield break;
         int mlp = plan.Blocks<AttentionLayerPlan>().Max(l => l.Mlp), heads = plan.Blocks<AttentionLayerPlan>().Max(l => l.Heads);
@@ -210,10 +210,10 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
         yield return ("_adRow", $"rows * {heads}", true);
     }
 
-    public static int MaxColumnWidth(ModelPlan plan) => plan.Blocks<AttentionLayerPlan>().Select(l => System.Math.Max(3 * l.H, l.Mlp)).DefaultIfEmpty(1).Max();
+    public override int MaxColumnWidth(ModelPlan plan) => plan.Blocks<AttentionLayerPlan>().Select(l => System.Math.Max(3 * l.H, l.Mlp)).DefaultIfEmpty(1).Max();
 
     /// <summary>Block forward: x → LayerNorm → qkv, rotary → causal attention → out_proj + x = x1 → LayerNorm → MLP + x1.</summary>
-    public static void EmitForward(CodeWriter w, ModelPlan plan, AttentionLayerPlan l)
+    public override void EmitForward(CodeWriter w, ModelPlan plan, AttentionLayerPlan l)
     {
         string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", next = ModelEmitter.Next(plan, l);
         w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
@@ -236,7 +236,7 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
     }
 
     /// <summary>Block backward: _dX holds dL/d(block output) and gains the paths through both halves.</summary>
-    public static void EmitBackward(CodeWriter w, ModelPlan plan, AttentionLayerPlan l)
+    public override void EmitBackward(CodeWriter w, ModelPlan plan, AttentionLayerPlan l)
     {
         string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X";
         int m = l.Mlp;
@@ -263,7 +263,7 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
     /// Block step, one token: x → LayerNorm → qkv, rotary at position t → attention over the stream's cache →
     /// out_proj + x = x1 → LayerNorm → MLP + x1.
     /// </summary>
-    public static void EmitStep(CodeWriter w, ModelPlan plan, AttentionLayerPlan l)
+    public override void EmitStep(CodeWriter w, ModelPlan plan, AttentionLayerPlan l)
     {
         string v = Name(l);
         int cache = plan.Blocks<AttentionLayerPlan>().TakeWhile(a => a != l).Count();

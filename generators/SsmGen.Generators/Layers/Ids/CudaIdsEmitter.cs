@@ -13,7 +13,7 @@ namespace SsmGen.Generators.Layers;
 /// every weight gradient are cuBLAS GEMMs; the product of matrices h_t = A_t h_{t−1} + B u_t and its exact backward
 /// are one block per batch row with h (or the carried gradient) in shared memory, a barrier per step.
 /// </summary>
-internal static class CudaIdsEmitter
+internal sealed class CudaIdsEmitter : GpuRendering<IdsLayerPlan>
 {
     private static string Name(IdsLayerPlan l) => $"ids_n{l.N}";
 
@@ -22,7 +22,7 @@ internal static class CudaIdsEmitter
 
     private static IEnumerable<IdsLayerPlan> Variants(ModelPlan plan) => plan.Blocks<IdsLayerPlan>().GroupBy(Name).Select(g => g.First());
 
-    public static void EmitKernels(StringBuilder cu, ModelPlan plan, List<string> names)
+    public override void EmitKernels(StringBuilder cu, ModelPlan plan, List<string> names)
     {
         foreach (var l in Variants(plan))
         {
@@ -92,7 +92,7 @@ extern "C" __global__ void {{v}}_backward(const float* __restrict__ at, const fl
     }
 
     /// <summary>Device buffers of one block, kept from forward to backward: (field, size in floats as a C# expression).</summary>
-    public static IEnumerable<(string Field, string Floats)> Buffers(IdsLayerPlan l)
+    public override IEnumerable<(string Field, string Floats)> Buffers(IdsLayerPlan l)
     {
         string i = "_l" + l.Index;
         yield return ($"{i}Mean", "rows");
@@ -104,7 +104,7 @@ extern "C" __global__ void {{v}}_backward(const float* __restrict__ at, const fl
     }
 
     /// <summary>Backward scratch shared by the IDS blocks: dL/dh and dL/dA_t.</summary>
-    public static IEnumerable<(string Field, string Floats, bool Training)> Scratch(ModelPlan plan)
+    public override IEnumerable<(string Field, string Floats, bool Training)> Scratch(ModelPlan plan)
     {
         if (!plan.Blocks<IdsLayerPlan>().Any()) yield break;
         int n = plan.Blocks<IdsLayerPlan>().Max(l => l.N);
@@ -112,10 +112,10 @@ extern "C" __global__ void {{v}}_backward(const float* __restrict__ at, const fl
         yield return ("_idA", $"rows * {n * n}", true);
     }
 
-    public static int MaxColumnWidth(ModelPlan plan) => plan.Blocks<IdsLayerPlan>().Select(l => l.N * l.N).DefaultIfEmpty(1).Max();
+    public override int MaxColumnWidth(ModelPlan plan) => plan.Blocks<IdsLayerPlan>().Select(l => l.N * l.N).DefaultIfEmpty(1).Max();
 
     /// <summary>Block forward: x → LayerNorm → A_t and B u_t (GEMMs) → product of matrices → C h + c accumulated onto x.</summary>
-    public static void EmitForward(CodeWriter w, ModelPlan plan, IdsLayerPlan l)
+    public override void EmitForward(CodeWriter w, ModelPlan plan, IdsLayerPlan l)
     {
         string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", next = ModelEmitter.Next(plan, l), m = "mixer.";
         int n = l.N;
@@ -132,7 +132,7 @@ extern "C" __global__ void {{v}}_backward(const float* __restrict__ at, const fl
     }
 
     /// <summary>Block backward: _dX holds dL/d(block output) and gains the path through the block.</summary>
-    public static void EmitBackward(CodeWriter w, ModelPlan plan, IdsLayerPlan l)
+    public override void EmitBackward(CodeWriter w, ModelPlan plan, IdsLayerPlan l)
     {
         string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", m = "mixer.";
         int n = l.N;
@@ -148,7 +148,7 @@ extern "C" __global__ void {{v}}_backward(const float* __restrict__ at, const fl
     }
 
     /// <summary>Block step, one token: the forward kernel over one position from the stream's h, which then takes the new h.</summary>
-    public static void EmitStep(CodeWriter w, ModelPlan plan, IdsLayerPlan l)
+    public override void EmitStep(CodeWriter w, ModelPlan plan, IdsLayerPlan l)
     {
         string v = Name(l), m = "mixer.";
         int n = l.N;

@@ -10,18 +10,18 @@ namespace SsmGen.Generators.Layers;
 /// matrices h_t = A_t h_{t−1} + B u_t (IdsKernels, batch rows in parallel), the readout C h_t + c, residual; the
 /// exact backward through the product of matrices.
 /// </summary>
-internal static class IdsEmitter
+internal sealed class IdsEmitter : CpuRendering<IdsLayerPlan>
 {
     private static int MaxN(ModelPlan plan) => plan.Blocks<IdsLayerPlan>().Max(l => l.N);
 
-    public static void EmitFields(CodeWriter w, ModelPlan plan)
+    public override void EmitFields(CodeWriter w, ModelPlan plan)
     {
         w.Line("// IDS blocks: norm stats and output, transitions (B·L, N·N), input terms and states (B·L, N); shared scratch.");
         foreach (var l in plan.Blocks<IdsLayerPlan>()) w.Line($"private readonly float[] _l{l.Index}Mean, _l{l.Index}Rstd, _l{l.Index}U, _l{l.Index}At, _l{l.Index}Bu, _l{l.Index}Hs;");
         w.Line("private readonly float[] _idH, _idA, _iCarry, _isu, _isA, _isbu, _isscr, _isy;");
     }
 
-    public static void EmitAllocations(CodeWriter w, ModelPlan plan)
+    public override void EmitAllocations(CodeWriter w, ModelPlan plan)
     {
         foreach (var l in plan.Blocks<IdsLayerPlan>())
             w.Line($"_l{l.Index}Mean = new float[rows]; _l{l.Index}Rstd = new float[rows]; _l{l.Index}U = new float[rows * H]; _l{l.Index}At = new float[checked(rows * {l.N * l.N})]; _l{l.Index}Bu = new float[rows * {l.N}]; _l{l.Index}Hs = new float[rows * {l.N}];");
@@ -32,7 +32,7 @@ internal static class IdsEmitter
 
     private static string Pm(IdsLayerPlan l, string name, int len, string buf = "_p") => ModelEmitter.Tensor(l, "mixer." + name, len, buf);
 
-    public static void EmitLayer(CodeWriter w, ModelPlan plan, IdsLayerPlan l)
+    public override void EmitLayer(CodeWriter w, ModelPlan plan, IdsLayerPlan l)
     {
         string i = "_l" + l.Index;
         int n = l.N, nn = n * n, h = plan.Spec.DModel;

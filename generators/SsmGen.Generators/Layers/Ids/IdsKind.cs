@@ -1,5 +1,3 @@
-using System.Collections.Generic;
-using System.Text;
 using SsmGen.Generators.Emitters;
 using SsmGen.Generators.Model;
 using SsmGen.Layers;
@@ -24,6 +22,8 @@ internal sealed class IdsKind : LayerKind<IdsLayerSpec, IdsLayerPlan>
     private const int DefaultN = 16, MaxN = 256;
 
     public override string Attribute => "SsmGen.IdsLayerAttribute";
+    protected override CpuRendering<IdsLayerPlan> Cpu { get; } = new IdsEmitter();
+    protected override GpuRendering<IdsLayerPlan> Gpu { get; } = new CudaIdsEmitter();
     public override string? PositionalProperty => "N";
 
     public override LayerSpec? Parse(LayerArgs a)
@@ -41,20 +41,4 @@ internal sealed class IdsKind : LayerKind<IdsLayerSpec, IdsLayerPlan>
 
     protected override string? InitCall(ModelPlan plan, IdsLayerPlan l, ParamPlan p, string span, string next) =>
         p.Init == TensorInit.IdsTransition ? $"Initialization.IdsTransition({span}, {next}, {l.N}, H, ref rng);" : null;
-
-    public override void EmitFields(CodeWriter w, ModelPlan plan) => IdsEmitter.EmitFields(w, plan);
-    public override void EmitAllocations(CodeWriter w, ModelPlan plan) => IdsEmitter.EmitAllocations(w, plan);
-    protected override void EmitLayer(CodeWriter w, ModelPlan plan, IdsLayerPlan l) => IdsEmitter.EmitLayer(w, plan, l);
-
-    public override void EmitCudaKernels(StringBuilder cu, ModelPlan plan, List<string> names) => CudaIdsEmitter.EmitKernels(cu, plan, names);
-    protected override IEnumerable<(string Field, string Floats)> GpuBuffers(IdsLayerPlan l) => CudaIdsEmitter.Buffers(l);
-    public override IEnumerable<(string Field, string Floats, bool Training)> GpuScratch(ModelPlan plan) => CudaIdsEmitter.Scratch(plan);
-    public override int GpuColumnWidth(ModelPlan plan) => CudaIdsEmitter.MaxColumnWidth(plan);
-
-    protected override void EmitGpuLayer(CodeWriter w, ModelPlan plan, IdsLayerPlan l)
-    {
-        CudaIdsEmitter.EmitForward(w, plan, l);
-        CudaIdsEmitter.EmitBackward(w, plan, l);
-        CudaIdsEmitter.EmitStep(w, plan, l);
-    }
 }

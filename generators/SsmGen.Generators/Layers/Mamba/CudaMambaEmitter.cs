@@ -21,7 +21,7 @@ namespace SsmGen.Generators.Layers;
 /// chunk's states from its saved start instead of storing (B, L, E, N); the B and C gradients, sums over channels,
 /// are reduced across each warp with shuffles and then across warps, so every sum has a fixed order.
 /// </summary>
-internal static class CudaMambaEmitter
+internal sealed class CudaMambaEmitter : GpuRendering<MambaLayerPlan>
 {
     private static string Name(MambaLayerPlan l) => $"mamba_n{l.N}_e{l.E}_r{l.R}_w{l.Spec.ConvWidth}";
 
@@ -43,7 +43,7 @@ internal static class CudaMambaEmitter
     private static IEnumerable<MambaLayerPlan> Variants(ModelPlan plan) => plan.Blocks<MambaLayerPlan>().GroupBy(Name).Select(g => g.First());
 
     /// <summary>Kernels of every Mamba variant the plan uses, after the helpers they share.</summary>
-    public static void EmitKernels(StringBuilder cu, ModelPlan plan, List<string> names)
+    public override void EmitKernels(StringBuilder cu, ModelPlan plan, List<string> names)
     {
         if (!plan.Blocks<MambaLayerPlan>().Any()) return;
         cu.Append($"\n// ---- Mamba ----\n\nconstexpr float MAMBA_MAX_LOG = {CodeWriter.D((float)SsmGen.Numerics.Stability.MaxLog)}f, MAMBA_MAX_LOG_DECAY = {CodeWriter.D(SsmGen.Numerics.Stability.MaxLogDecay)}f;\n");
@@ -422,7 +422,7 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
     }
 
     /// <summary>Device buffers of one block, kept from forward to backward: (field, size in floats as a C# expression).</summary>
-    public static IEnumerable<(string Field, string Floats)> Buffers(MambaLayerPlan l)
+    public override IEnumerable<(string Field, string Floats)> Buffers(MambaLayerPlan l)
     {
         string i = "_l" + l.Index;
         yield return ($"{i}Mean", "rows");
@@ -442,7 +442,7 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
     /// Scratch shared by the Mamba blocks: the chunk products/partials (forward and backward), and the backward's
     /// gradients of the block's intermediates. Each entry is (field, size in floats as a C# expression, training only).
     /// </summary>
-    public static IEnumerable<(string Field, string Floats, bool Training)> Scratch(ModelPlan plan)
+    public override IEnumerable<(string Field, string Floats, bool Training)> Scratch(ModelPlan plan)
     {
         var ls = plan.Blocks<MambaLayerPlan>().ToList();
         if (ls.Count == 0) yield break;
@@ -461,11 +461,20 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
     }
 
     /// <summary>The widest column sum a Mamba block asks of the shared partial-sum buffer.</summary>
-    public static int MaxColumnWidth(ModelPlan plan) =>
+    public override int MaxColumnWidth(ModelPlan plan) =>
         plan.Blocks<MambaLayerPlan>().Select(l => System.Math.Max(l.E * l.N, l.E * (l.Spec.ConvWidth + 1))).DefaultIfEmpty(1).Max();
 
+    public override int StepWidth(ModelPlan plan) => plan.Blocks<MambaLayerPlan>().Select(l => System.Math.Max(2 * l.E, l.Dbc)).DefaultIfEmpty(1).Max();
+
+    public override void EmitHelpers(CodeWriter w, ModelPlan plan)
+    {
+        w.Line("/// <summary>Floats of a (batch, chunk)-indexed tensor with perChunk values per chunk.</summary>");
+        w.Line("private static long ChunkStates(int maxBatch, int maxLength, int chunk, int perChunk) => (long)maxBatch * ((maxLength + chunk - 1) / chunk) * perChunk;");
+        w.Line();
+    }
+
     /// <summary>Block forward: x → norm → in_proj → conv, SiLU → x_proj → dt_proj → chunked scan with gate → out_proj + x.</summary>
-    public static void EmitForward(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
+    public override void EmitForward(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
     {
         string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", next = ModelEmitter.Next(plan, l), m = "mixer.";
         w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
@@ -483,7 +492,7 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
     }
 
     /// <summary>Block backward: _dX holds dL/d(block output) and gains the path through the block.</summary>
-    public static void EmitBackward(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
+    public override void EmitBackward(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
     {
         string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", m = "mixer.";
         int e = l.E;
@@ -516,7 +525,7 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
     }
 
     /// <summary>Block step, one token: x → norm → in_proj → conv step, SiLU → x_proj → dt_proj → scan step with gate → out_proj + x.</summary>
-    public static void EmitStep(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
+    public override void EmitStep(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
     {
         string v = Name(l), m = "mixer.";
         int e = l.E;

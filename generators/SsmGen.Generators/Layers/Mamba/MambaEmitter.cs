@@ -10,7 +10,7 @@ namespace SsmGen.Generators.Layers;
 /// scan kernels: 16 channels per call with the N state vectors held in registers for the whole sequence
 /// (forward), chunk-wise recomputation of the states (backward), and the one-token step.
 /// </summary>
-internal static class MambaEmitter
+internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
 {
     /// <summary>Step state of one block: the last W−1 conv inputs (E, W−1), then the SSM state (E, N).</summary>
     public static int StateSize(MambaLayerPlan l) => l.E * (l.Spec.ConvWidth - 1) + l.E * l.N;
@@ -20,7 +20,7 @@ internal static class MambaEmitter
     private static int MaxR(ModelPlan plan) => plan.Blocks<MambaLayerPlan>().Max(l => l.R);
     private static int MaxConv(ModelPlan plan) => plan.Blocks<MambaLayerPlan>().Max(l => l.E * l.Spec.ConvWidth);
 
-    public static void EmitFields(CodeWriter w, ModelPlan plan)
+    public override void EmitFields(CodeWriter w, ModelPlan plan)
     {
         w.Line("// Mamba blocks: norm stats and output, x and z halves of in_proj, conv out, SiLU out, x_proj rows (Δ, B, C),");
         w.Line("// Δ input, Δ, scan out, gate out, conv weight as (W, E), and the scan with its chunk states.");
@@ -34,7 +34,7 @@ internal static class MambaEmitter
         w.Line("private readonly float[] _msu, _msxi, _msz, _msc, _msact, _msdbc, _msdt, _msy, _msg, _mso;");
     }
 
-    public static void EmitAllocations(CodeWriter w, ModelPlan plan)
+    public override void EmitAllocations(CodeWriter w, ModelPlan plan)
     {
         foreach (var l in plan.Blocks<MambaLayerPlan>())
         {
@@ -51,7 +51,7 @@ internal static class MambaEmitter
         w.Line($"_msdt = new float[{e}]; _msy = new float[{e}]; _msg = new float[{e}]; _mso = new float[H];");
     }
 
-    public static void EmitLayer(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
+    public override void EmitLayer(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
     {
         EmitForward(w, plan, l);
         EmitBackward(w, plan, l);
@@ -146,7 +146,7 @@ internal static class MambaEmitter
     }
 
     /// <summary>The scan class and step kernel of every state size the plan's Mamba blocks use.</summary>
-    public static void EmitKernels(CodeWriter w, ModelPlan plan)
+    public override void EmitKernels(CodeWriter w, ModelPlan plan)
     {
         foreach (int n in plan.Blocks<MambaLayerPlan>().Select(l => l.N).Distinct())
         {

@@ -1,6 +1,3 @@
-using System.Collections.Generic;
-using System.Linq;
-using System.Text;
 using SsmGen.Generators.Emitters;
 using SsmGen.Generators.Model;
 using SsmGen.Layers;
@@ -34,6 +31,8 @@ internal sealed class MambaKind : LayerKind<MambaLayerSpec, MambaLayerPlan>
     private const int MaxN = 64, MaxExpand = 16, MaxConvWidth = 64, MaxRank = 1 << 16;
 
     public override string Attribute => "SsmGen.MambaLayerAttribute";
+    protected override CpuRendering<MambaLayerPlan> Cpu { get; } = new MambaEmitter();
+    protected override GpuRendering<MambaLayerPlan> Gpu { get; } = new CudaMambaEmitter();
 
     public override LayerSpec? Parse(LayerArgs a)
     {
@@ -64,29 +63,4 @@ internal sealed class MambaKind : LayerKind<MambaLayerSpec, MambaLayerPlan>
         TensorInit.MambaDtBias => $"Initialization.MambaDtBias({span}, {CodeWriter.D(l.Spec.DtMin)}, {CodeWriter.D(l.Spec.DtMax)}, ref rng);",
         _ => null,
     };
-
-    public override void EmitFields(CodeWriter w, ModelPlan plan) => MambaEmitter.EmitFields(w, plan);
-    public override void EmitAllocations(CodeWriter w, ModelPlan plan) => MambaEmitter.EmitAllocations(w, plan);
-    protected override void EmitLayer(CodeWriter w, ModelPlan plan, MambaLayerPlan l) => MambaEmitter.EmitLayer(w, plan, l);
-    public override void EmitKernels(CodeWriter w, ModelPlan plan) => MambaEmitter.EmitKernels(w, plan);
-
-    public override void EmitCudaKernels(StringBuilder cu, ModelPlan plan, List<string> names) => CudaMambaEmitter.EmitKernels(cu, plan, names);
-    protected override IEnumerable<(string Field, string Floats)> GpuBuffers(MambaLayerPlan l) => CudaMambaEmitter.Buffers(l);
-    public override IEnumerable<(string Field, string Floats, bool Training)> GpuScratch(ModelPlan plan) => CudaMambaEmitter.Scratch(plan);
-    public override int GpuColumnWidth(ModelPlan plan) => CudaMambaEmitter.MaxColumnWidth(plan);
-    public override int GpuStepWidth(ModelPlan plan) => Blocks(plan).Select(l => System.Math.Max(2 * l.E, l.Dbc)).DefaultIfEmpty(1).Max();
-
-    public override void EmitGpuHelpers(CodeWriter w, ModelPlan plan)
-    {
-        w.Line("/// <summary>Floats of a (batch, chunk)-indexed tensor with perChunk values per chunk.</summary>");
-        w.Line("private static long ChunkStates(int maxBatch, int maxLength, int chunk, int perChunk) => (long)maxBatch * ((maxLength + chunk - 1) / chunk) * perChunk;");
-        w.Line();
-    }
-
-    protected override void EmitGpuLayer(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
-    {
-        CudaMambaEmitter.EmitForward(w, plan, l);
-        CudaMambaEmitter.EmitBackward(w, plan, l);
-        CudaMambaEmitter.EmitStep(w, plan, l);
-    }
 }

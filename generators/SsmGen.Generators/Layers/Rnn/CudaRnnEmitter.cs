@@ -14,7 +14,7 @@ namespace SsmGen.Generators.Layers;
 /// row, h (or the carried gradient) in shared memory, a barrier per step. Forward: one warp per output unit, lanes
 /// along W_hh's row (coalesced), a shuffle sum; backward: one thread per input unit, reading W_hh by columns.
 /// </summary>
-internal static class CudaRnnEmitter
+internal sealed class CudaRnnEmitter : GpuRendering<RnnLayerPlan>
 {
     private static string Name(RnnLayerPlan l) => $"rnn_hd{l.Hd}_{(l.Relu ? "relu" : "tanh")}";
 
@@ -25,13 +25,13 @@ internal static class CudaRnnEmitter
     public const int MaxHidden = 6144;
 
     /// <summary>Why the GPU path cannot run this plan's RNN blocks, or nothing.</summary>
-    public static IEnumerable<string> Unsupported(ModelPlan plan) => plan.Blocks<RnnLayerPlan>().Where(l => l.Hd > MaxHidden)
+    public override IEnumerable<string> Unsupported(ModelPlan plan) => plan.Blocks<RnnLayerPlan>().Where(l => l.Hd > MaxHidden)
         .Select(l => $"block {l.Index}'s RNN hidden size {l.Hd} exceeds the GPU path's {MaxHidden} (its recurrence keeps the hidden state in one block's shared memory)");
 
     // Variants past MaxHidden get no kernels, so the module still compiles; such a model refuses a GPU device.
     private static IEnumerable<RnnLayerPlan> Variants(ModelPlan plan) => plan.Blocks<RnnLayerPlan>().Where(l => l.Hd <= MaxHidden).GroupBy(Name).Select(g => g.First());
 
-    public static void EmitKernels(StringBuilder cu, ModelPlan plan, List<string> names)
+    public override void EmitKernels(StringBuilder cu, ModelPlan plan, List<string> names)
     {
         foreach (var l in Variants(plan))
         {
@@ -111,7 +111,7 @@ extern "C" __global__ void {{v}}_shift(const float* __restrict__ hs, float* __re
     }
 
     /// <summary>Device buffers of one block, kept from forward to backward: (field, size in floats as a C# expression).</summary>
-    public static IEnumerable<(string Field, string Floats)> Buffers(RnnLayerPlan l)
+    public override IEnumerable<(string Field, string Floats)> Buffers(RnnLayerPlan l)
     {
         string i = "_l" + l.Index;
         yield return ($"{i}Mean", "rows");
@@ -121,7 +121,7 @@ extern "C" __global__ void {{v}}_shift(const float* __restrict__ hs, float* __re
     }
 
     /// <summary>Backward scratch shared by the RNN blocks: dL/ds and the shifted states.</summary>
-    public static IEnumerable<(string Field, string Floats, bool Training)> Scratch(ModelPlan plan)
+    public override IEnumerable<(string Field, string Floats, bool Training)> Scratch(ModelPlan plan)
     {
         if (!plan.Blocks<RnnLayerPlan>().Any()) yield break;
         int hd = plan.Blocks<RnnLayerPlan>().Max(l => l.Hd);
@@ -129,10 +129,10 @@ extern "C" __global__ void {{v}}_shift(const float* __restrict__ hs, float* __re
         yield return ("_rPrev", $"rows * {hd}", true);
     }
 
-    public static int MaxColumnWidth(ModelPlan plan) => plan.Blocks<RnnLayerPlan>().Select(l => l.Hd).DefaultIfEmpty(1).Max();
+    public override int MaxColumnWidth(ModelPlan plan) => plan.Blocks<RnnLayerPlan>().Select(l => l.Hd).DefaultIfEmpty(1).Max();
 
     /// <summary>Block forward: x → LayerNorm → W_ih (GEMM) → recurrence → out_proj accumulated onto x.</summary>
-    public static void EmitForward(CodeWriter w, ModelPlan plan, RnnLayerPlan l)
+    public override void EmitForward(CodeWriter w, ModelPlan plan, RnnLayerPlan l)
     {
         string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", next = ModelEmitter.Next(plan, l), m = "mixer.";
         w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
@@ -147,7 +147,7 @@ extern "C" __global__ void {{v}}_shift(const float* __restrict__ hs, float* __re
     }
 
     /// <summary>Block backward: _dX holds dL/d(block output) and gains the path through the block.</summary>
-    public static void EmitBackward(CodeWriter w, ModelPlan plan, RnnLayerPlan l)
+    public override void EmitBackward(CodeWriter w, ModelPlan plan, RnnLayerPlan l)
     {
         string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", m = "mixer.";
         int hd = l.Hd;
@@ -164,7 +164,7 @@ extern "C" __global__ void {{v}}_shift(const float* __restrict__ hs, float* __re
     }
 
     /// <summary>Block step, one token: the forward kernel over one position from the stream's h, which then takes the new h.</summary>
-    public static void EmitStep(CodeWriter w, ModelPlan plan, RnnLayerPlan l)
+    public override void EmitStep(CodeWriter w, ModelPlan plan, RnnLayerPlan l)
     {
         string v = Name(l), m = "mixer.";
         w.Open($"private void Layer{l.Index}Step(ulong state, int t, ulong x, ulong next)");

@@ -9,18 +9,18 @@ namespace SsmGen.Generators.Layers;
 /// recurrence h_t = f(pre_t + b_hh + W_hh h_{t−1}) (RnnKernels, batch rows in parallel), out_proj, residual; the
 /// backward through time, with W_hh's gradient as one product of dL/ds and the shifted states.
 /// </summary>
-internal static class RnnEmitter
+internal sealed class RnnEmitter : CpuRendering<RnnLayerPlan>
 {
     private static int MaxHd(ModelPlan plan) => plan.Blocks<RnnLayerPlan>().Max(l => l.Hd);
 
-    public static void EmitFields(CodeWriter w, ModelPlan plan)
+    public override void EmitFields(CodeWriter w, ModelPlan plan)
     {
         w.Line("// RNN blocks: norm stats and output, the hidden states (B·L, Hd); shared scratch for the backward and the step.");
         foreach (var l in plan.Blocks<RnnLayerPlan>()) w.Line($"private readonly float[] _l{l.Index}Mean, _l{l.Index}Rstd, _l{l.Index}U, _l{l.Index}Hs;");
         w.Line("private readonly float[] _rdH, _rPrev, _rCarry, _rsu, _rspre, _rsscr, _rsy;");
     }
 
-    public static void EmitAllocations(CodeWriter w, ModelPlan plan)
+    public override void EmitAllocations(CodeWriter w, ModelPlan plan)
     {
         foreach (var l in plan.Blocks<RnnLayerPlan>())
             w.Line($"_l{l.Index}Mean = new float[rows]; _l{l.Index}Rstd = new float[rows]; _l{l.Index}U = new float[rows * H]; _l{l.Index}Hs = new float[checked(rows * {l.Hd})];");
@@ -31,7 +31,7 @@ internal static class RnnEmitter
 
     private static string Pm(RnnLayerPlan l, string name, int len, string buf = "_p") => ModelEmitter.Tensor(l, "mixer." + name, len, buf);
 
-    public static void EmitLayer(CodeWriter w, ModelPlan plan, RnnLayerPlan l)
+    public override void EmitLayer(CodeWriter w, ModelPlan plan, RnnLayerPlan l)
     {
         string i = "_l" + l.Index, relu = l.Relu ? "true" : "false";
         int hd = l.Hd, h = plan.Spec.DModel;

@@ -1,5 +1,3 @@
-using System.Collections.Generic;
-using System.Text;
 using SsmGen.Generators.Emitters;
 using SsmGen.Generators.Model;
 using SsmGen.Layers;
@@ -25,6 +23,8 @@ internal sealed class RnnKind : LayerKind<RnnLayerSpec, RnnLayerPlan>
     private const int NonlinearityCount = 2, MaxHidden = 1 << 16;
 
     public override string Attribute => "SsmGen.RnnLayerAttribute";
+    protected override CpuRendering<RnnLayerPlan> Cpu { get; } = new RnnEmitter();
+    protected override GpuRendering<RnnLayerPlan> Gpu { get; } = new CudaRnnEmitter();
     public override string? PositionalProperty => "Hidden";
 
     public override LayerSpec? Parse(LayerArgs a)
@@ -41,21 +41,4 @@ internal sealed class RnnKind : LayerKind<RnnLayerSpec, RnnLayerPlan>
     protected override string Describe(RnnLayerPlan r) => $"RNN(hidden {r.Hd}, {(r.Relu ? "ReLU" : "tanh")})";
     protected override string ConfigExpression(RnnLayerPlan r) => $"new RnnLayerConfig({r.Hd}, Nonlinearity.{(r.Relu ? "Relu" : "Tanh")})";
     protected override int StateSize(ModelPlan plan, RnnLayerPlan r) => r.Hd;
-
-    public override void EmitFields(CodeWriter w, ModelPlan plan) => RnnEmitter.EmitFields(w, plan);
-    public override void EmitAllocations(CodeWriter w, ModelPlan plan) => RnnEmitter.EmitAllocations(w, plan);
-    protected override void EmitLayer(CodeWriter w, ModelPlan plan, RnnLayerPlan l) => RnnEmitter.EmitLayer(w, plan, l);
-
-    public override void EmitCudaKernels(StringBuilder cu, ModelPlan plan, List<string> names) => CudaRnnEmitter.EmitKernels(cu, plan, names);
-    protected override IEnumerable<(string Field, string Floats)> GpuBuffers(RnnLayerPlan l) => CudaRnnEmitter.Buffers(l);
-    public override IEnumerable<(string Field, string Floats, bool Training)> GpuScratch(ModelPlan plan) => CudaRnnEmitter.Scratch(plan);
-    public override int GpuColumnWidth(ModelPlan plan) => CudaRnnEmitter.MaxColumnWidth(plan);
-    public override IEnumerable<string> GpuUnsupported(ModelPlan plan) => CudaRnnEmitter.Unsupported(plan);
-
-    protected override void EmitGpuLayer(CodeWriter w, ModelPlan plan, RnnLayerPlan l)
-    {
-        CudaRnnEmitter.EmitForward(w, plan, l);
-        CudaRnnEmitter.EmitBackward(w, plan, l);
-        CudaRnnEmitter.EmitStep(w, plan, l);
-    }
 }

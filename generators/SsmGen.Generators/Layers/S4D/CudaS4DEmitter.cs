@@ -16,7 +16,7 @@ namespace SsmGen.Generators.Layers;
 /// kernel gradient dK[h, l] = Σ_b Σ_t dy[t]·u[t−l] as a tiled correlation,
 /// and per mode Horner sums of dK giving dW, dĀ and the chain rule to log Δ, A, B, C.
 /// </summary>
-internal static class CudaS4DEmitter
+internal sealed class CudaS4DEmitter : GpuRendering<S4DLayerPlan>
 {
     private static string Name(S4DLayerPlan l) => l.Variant.ToLowerInvariant();
 
@@ -36,7 +36,7 @@ internal static class CudaS4DEmitter
         $"constexpr double S4D_MAX_LOG = {CodeWriter.D(SsmGen.Numerics.Stability.MaxLog)}, S4D_MAX_MAGNITUDE = {CodeWriter.D(SsmGen.Numerics.Stability.MaxMagnitude)};";
 
     /// <summary>Kernels of every S4D variant the plan uses.</summary>
-    public static void EmitKernels(StringBuilder cu, ModelPlan plan, System.Collections.Generic.List<string> names)
+    public override void EmitKernels(StringBuilder cu, ModelPlan plan, List<string> names)
     {
         if (plan.Blocks<S4DLayerPlan>().Any())
             cu.Append("""
@@ -348,8 +348,11 @@ extern "C" __global__ void {{v}}_step(float* __restrict__ state, const float* __
         }
     }
 
+    /// <summary>The step runs on the stream's own rows: it needs no scratch row of its own width.</summary>
+    public override int StepWidth(ModelPlan plan) => 1;
+
     /// <summary>Device buffers of one block, kept from forward to backward: (field, size in floats as a C# expression).</summary>
-    public static IEnumerable<(string Field, string Floats)> Buffers(S4DLayerPlan l)
+    public override IEnumerable<(string Field, string Floats)> Buffers(S4DLayerPlan l)
     {
         string i = "_l" + l.Index;
         yield return ($"{i}Mean", "rows");
@@ -362,7 +365,7 @@ extern "C" __global__ void {{v}}_step(float* __restrict__ state, const float* __
     }
 
     /// <summary>Block forward: x → LayerNorm → S4D scan → GELU → Linear(H → 2H) → GLU · dropout → + x.</summary>
-    public static void EmitForward(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
+    public override void EmitForward(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
     {
         string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", next = ModelEmitter.Next(plan, l);
         w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
@@ -379,7 +382,7 @@ extern "C" __global__ void {{v}}_step(float* __restrict__ state, const float* __
     }
 
     /// <summary>Block backward: _dX holds dL/d(block output) and gains the path through the block.</summary>
-    public static void EmitBackward(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
+    public override void EmitBackward(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
     {
         string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X";
         w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
@@ -399,7 +402,7 @@ extern "C" __global__ void {{v}}_step(float* __restrict__ state, const float* __
     }
 
     /// <summary>Block step, one token: x → LayerNorm → S4D recurrence on the stream's state → GELU → Linear → GLU → + x.</summary>
-    public static void EmitStep(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
+    public override void EmitStep(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
     {
         string v = Name(l), st = $"At(state, S_l{l.Index})";
         w.Open($"private void Layer{l.Index}Step(ulong state, int t, ulong x, ulong next)");

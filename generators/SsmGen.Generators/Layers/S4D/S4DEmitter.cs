@@ -13,7 +13,7 @@ namespace SsmGen.Generators.Layers;
 /// Vector256 where M divides, a scalar loop otherwise). Mode tables are laid out
 /// [Re Ā | Im Ā | Re W | Im W | Re Ā^32 | Im Ā^32], each (H, M), W = C·B̄.
 /// </summary>
-internal static class S4DEmitter
+internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
 {
     /// <summary>Tables per mode: Re/Im of Ā, of W = C·B̄, and of the anchor Ā^32.</summary>
     public const int ModeTables = 6;
@@ -24,7 +24,7 @@ internal static class S4DEmitter
     private static int MaxModes(ModelPlan plan) => plan.Blocks<S4DLayerPlan>().Max(l => l.Modes);
 
     /// <summary>Saved activations per S4D block, and the scratch all S4D blocks share.</summary>
-    public static void EmitFields(CodeWriter w, ModelPlan plan)
+    public override void EmitFields(CodeWriter w, ModelPlan plan)
     {
         w.Line("// S4D blocks: norm stats, norm out, S4D out, GELU out, linear out, GLU out, kernel, mode tables.");
         foreach (var l in plan.Blocks<S4DLayerPlan>())
@@ -33,7 +33,7 @@ internal static class S4DEmitter
         w.Line("private readonly float[] _dY, _dU, _dO, _dk, _sums, _su, _sy, _sg, _so, _sglu; // _dY, _dU: dL/d(the scan's output, input)");
     }
 
-    public static void EmitAllocations(CodeWriter w, ModelPlan plan)
+    public override void EmitAllocations(CodeWriter w, ModelPlan plan)
     {
         w.Line("_conv = new CausalConvolution(H, maxBatch, maxLength);");
         foreach (var l in plan.Blocks<S4DLayerPlan>())
@@ -46,8 +46,10 @@ internal static class S4DEmitter
         w.Line("_su = new float[H]; _sy = new float[H]; _sg = new float[H]; _so = new float[2 * H]; _sglu = new float[H];");
     }
 
-    /// <summary>A new stream discretizes every S4D block's modes into its state once.</summary>
-    public static void EmitDiscretizeInto(CodeWriter w, ModelPlan plan)
+    /// <summary>A new stream discretizes every S4D block's modes into its state once (the device path discretizes there).</summary>
+    public override string StreamStart => "if (t == 0 && _gpu is null) DiscretizeInto(state.Values); // a new stream takes the current SSM parameters (the device path discretizes there)";
+
+    public override void EmitStepHelpers(CodeWriter w, ModelPlan plan)
     {
         w.Open("private void DiscretizeInto(float[] state)");
         foreach (var l in plan.Blocks<S4DLayerPlan>()) w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, state.AsSpan(S_l{l.Index} + {2 * l.Modes} * H, {ModeTables} * H * {l.Modes}));");
@@ -56,7 +58,7 @@ internal static class S4DEmitter
     }
 
     /// <summary>The block's forward, backward and step passes.</summary>
-    public static void EmitLayer(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
+    public override void EmitLayer(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
     {
         EmitLayerForward(w, plan, l);
         EmitLayerBackward(w, plan, l);
@@ -64,7 +66,7 @@ internal static class S4DEmitter
     }
 
     /// <summary>Emits every kernel the plan's S4D layers use, each variant once.</summary>
-    public static void EmitKernels(CodeWriter w, ModelPlan plan)
+    public override void EmitKernels(CodeWriter w, ModelPlan plan)
     {
         foreach (int n in plan.Blocks<S4DLayerPlan>().Select(l => l.Spec.N).Distinct())
         {

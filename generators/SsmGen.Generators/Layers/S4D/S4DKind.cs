@@ -1,5 +1,3 @@
-using System.Collections.Generic;
-using System.Text;
 using SsmGen.Generators.Emitters;
 using SsmGen.Generators.Model;
 using SsmGen.Layers;
@@ -30,6 +28,8 @@ internal sealed class S4DKind : LayerKind<S4DLayerSpec, S4DLayerPlan>
     private const int MaxN = 512;
 
     public override string Attribute => "SsmGen.S4DLayerAttribute";
+    protected override CpuRendering<S4DLayerPlan> Cpu { get; } = new S4DEmitter();
+    protected override GpuRendering<S4DLayerPlan> Gpu { get; } = new CudaS4DEmitter();
 
     public override LayerSpec? Parse(LayerArgs a)
     {
@@ -58,22 +58,4 @@ internal sealed class S4DKind : LayerKind<S4DLayerSpec, S4DLayerPlan>
         TensorInit.S4DA => $"Initialization.S4DA({span}, {next}, H, {l.Spec.N}, S4DInit.{InitNames[l.Spec.Init]}, ref rng);",
         _ => null,
     };
-
-    public override string? StreamStart => "if (t == 0 && _gpu is null) DiscretizeInto(state.Values); // a new stream takes the current SSM parameters (the device path discretizes there)";
-    public override void EmitStepHelpers(CodeWriter w, ModelPlan plan) => S4DEmitter.EmitDiscretizeInto(w, plan);
-    public override void EmitFields(CodeWriter w, ModelPlan plan) => S4DEmitter.EmitFields(w, plan);
-    public override void EmitAllocations(CodeWriter w, ModelPlan plan) => S4DEmitter.EmitAllocations(w, plan);
-    protected override void EmitLayer(CodeWriter w, ModelPlan plan, S4DLayerPlan l) => S4DEmitter.EmitLayer(w, plan, l);
-    public override void EmitKernels(CodeWriter w, ModelPlan plan) => S4DEmitter.EmitKernels(w, plan);
-
-    public override void EmitCudaKernels(StringBuilder cu, ModelPlan plan, List<string> names) => CudaS4DEmitter.EmitKernels(cu, plan, names);
-    protected override IEnumerable<(string Field, string Floats)> GpuBuffers(S4DLayerPlan l) => CudaS4DEmitter.Buffers(l);
-    public override int GpuStepWidth(ModelPlan plan) => 1;
-
-    protected override void EmitGpuLayer(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
-    {
-        CudaS4DEmitter.EmitForward(w, plan, l);
-        CudaS4DEmitter.EmitBackward(w, plan, l);
-        CudaS4DEmitter.EmitStep(w, plan, l);
-    }
 }
