@@ -53,112 +53,19 @@ public abstract record LayerConfig
 
     /// <summary>The block's tensors after its pre-norm (the kind's table, shared with the generator).</summary>
     internal virtual BlockTensors Tensors(int dModel) => throw new NotSupportedException($"No parameter table for layer kind {Kind}.");
-}
 
-/// <summary>Runtime description of one S4D block (the same facts the attributes declare).</summary>
-public sealed record S4DLayerConfig(
-    int N,
-    S4DInit Init = S4DInit.Lin,
-    Discretization Discretization = Discretization.Zoh,
-    bool TrainB = false,
-    double Dropout = 0,
-    double DtMin = 1e-3,
-    double DtMax = 1e-1) : LayerConfig
-{
-    public override string Kind => "S4DLayer";
+    /// <summary>Writes a start of the kind's own (<paramref name="next"/>: the tensor after, for starts that fill two); false for the generic ones.</summary>
+    internal virtual bool Initialize(TensorInit init, Span<float> dst, Span<float> next, int dModel, ref Rng rng) => false;
 
-    internal override BlockTensors Tensors(int dModel) => S4DTable.Of(dModel, N, TrainB);
+    /// <summary>Floats a stream keeps for this block after <paramref name="length"/> tokens (see <see cref="Memory.ModelCost"/>).</summary>
+    internal virtual long StreamValues(int dModel, int length) => throw new NotSupportedException($"No memory count for layer kind {Kind}.");
 
-    public override void Validate(int dModel)
-    {
-        if (N <= 0 || N % 2 != 0) throw new ArgumentException($"S4D state size N must be positive and even, got {N}.");
-        if (!(Dropout >= 0 && Dropout < 1)) throw new ArgumentException($"Dropout must be in [0, 1), got {Dropout}.");
-        if (!(DtMin > 0 && DtMin <= DtMax)) throw new ArgumentException($"Need 0 < DtMin <= DtMax, got {DtMin} and {DtMax}.");
-    }
-}
+    /// <summary>FLOPs of the block's streaming step, its residual add aside, averaged over <paramref name="length"/> tokens.</summary>
+    internal virtual double StepFlops(int dModel, int length) => throw new NotSupportedException($"No FLOP count for layer kind {Kind}.");
 
-/// <summary>
-/// Runtime description of one Mamba block: pre-norm, the selective SSM mixer (in_proj, causal depthwise conv,
-/// SiLU, x_proj, dt_proj with softplus, selective scan, SiLU gate, out_proj), residual.
-/// </summary>
-/// <param name="N">State size per channel.</param>
-/// <param name="Expand">Inner width E = Expand·DModel.</param>
-/// <param name="ConvWidth">Taps of the causal depthwise convolution.</param>
-/// <param name="DtRank">Rank of the Δ projection; 0 means ⌈DModel/16⌉.</param>
-/// <param name="Norm">The block's pre-norm.</param>
-public sealed record MambaLayerConfig(
-    int N = 16,
-    int Expand = 2,
-    int ConvWidth = 4,
-    int DtRank = 0,
-    NormKind Norm = NormKind.RmsNorm,
-    double DtMin = 1e-3,
-    double DtMax = 1e-1) : LayerConfig
-{
-    public override string Kind => "MambaLayer";
-
-    internal override BlockTensors Tensors(int dModel) => MambaTable.Of(dModel, Inner(dModel), N, Rank(dModel), ConvWidth, Norm == NormKind.RmsNorm);
-
-    /// <summary>Inner width E.</summary>
-    public int Inner(int dModel) => Expand * dModel;
-
-    /// <summary>The Δ projection rank actually used.</summary>
-    public int Rank(int dModel) => DtRank > 0 ? DtRank : (dModel + 15) / 16;
-
-    public override void Validate(int dModel)
-    {
-        if (N <= 0) throw new ArgumentException($"Mamba state size N must be positive, got {N}.");
-        if (Expand <= 0) throw new ArgumentException($"Expand must be positive, got {Expand}.");
-        if (ConvWidth <= 0) throw new ArgumentException($"ConvWidth must be positive, got {ConvWidth}.");
-        if (DtRank < 0) throw new ArgumentException($"DtRank must be positive, or 0 for ⌈DModel/16⌉; got {DtRank}.");
-        if (!(DtMin > 0 && DtMin <= DtMax)) throw new ArgumentException($"Need 0 < DtMin <= DtMax, got {DtMin} and {DtMax}.");
-    }
-}
-
-/// <summary>Runtime description of one simple RNN block.</summary>
-/// <param name="Hidden">Hidden state size; 0 means DModel.</param>
-public sealed record RnnLayerConfig(int Hidden = 0, Nonlinearity Nonlinearity = Nonlinearity.Tanh) : LayerConfig
-{
-    public override string Kind => "RnnLayer";
-
-    internal override BlockTensors Tensors(int dModel) => RnnTable.Of(dModel, HiddenSize(dModel));
-
-    /// <summary>The hidden size actually used.</summary>
-    public int HiddenSize(int dModel) => Hidden > 0 ? Hidden : dModel;
-
-    public override void Validate(int dModel)
-    {
-        if (Hidden < 0) throw new ArgumentException($"Hidden must be positive, or 0 for DModel; got {Hidden}.");
-        if (!Enum.IsDefined(Nonlinearity)) throw new ArgumentException($"Unknown nonlinearity {Nonlinearity}.");
-    }
-}
-
-/// <summary>Runtime description of one input-dependent transition (IDS) block.</summary>
-public sealed record IdsLayerConfig(int N = 16) : LayerConfig
-{
-    public override string Kind => "IdsLayer";
-
-    internal override BlockTensors Tensors(int dModel) => IdsTable.Of(dModel, N);
-
-    public override void Validate(int dModel)
-    {
-        if (N <= 0) throw new ArgumentException($"IDS state size N must be positive, got {N}.");
-    }
-}
-
-/// <summary>Runtime description of one transformer block (causal attention with rotary positions, then an MLP).</summary>
-public sealed record AttentionLayerConfig(int Heads = 4, int MlpRatio = 4) : LayerConfig
-{
-    public override string Kind => "AttentionLayer";
-
-    internal override BlockTensors Tensors(int dModel) => AttentionTable.Of(dModel, (long)MlpRatio * dModel);
-
-    public override void Validate(int dModel)
-    {
-        if (Heads <= 0 || dModel % Heads != 0) throw new ArgumentException($"Heads = {Heads} must be positive and divide DModel = {dModel}.");
-        if (dModel / Heads % 2 != 0) throw new ArgumentException($"The head size DModel/Heads = {dModel / Heads} must be even for rotary positions.");
-        if (MlpRatio <= 0) throw new ArgumentException($"MlpRatio must be positive, got {MlpRatio}.");
-    }
+    /// <summary>The block as the reference model runs it (the kind's oracle, in its Layers/ folder).</summary>
+    internal virtual Reference.ReferenceBlock<T> ReferenceBlock<T>(int dModel) where T : System.Numerics.IFloatingPointIeee754<T> =>
+        throw new NotSupportedException($"No reference for layer kind {Kind}.");
 }
 
 /// <summary>Runtime description of a whole model; the reference implementation is built from it.</summary>

@@ -15,9 +15,10 @@ namespace SsmGen.Generators.Emitters;
 /// </summary>
 internal static class NameQualifier
 {
-    // Every type the emitters name, by namespace. A generated source that names a type missing here fails to
-    // compile in the tests (they build the output with no using directives in scope).
-    private static readonly Dictionary<string, string> Namespaces = Build(
+    // Every type the emitters name, by namespace: the shells' here, each layer kind's from the kind. A generated source
+    // that names a type missing from both fails to compile in the tests (they build the output with no usings in scope).
+    private static readonly Dictionary<string, string> Namespaces = Build(Layers.LayerKinds.All.SelectMany(k => k.RuntimeTypes).Concat(new[]
+    {
         ("System", "Math MathF Array Span ReadOnlySpan Memory IDisposable GC BitConverter Buffer MemoryExtensions ArgumentException ArgumentNullException ArgumentOutOfRangeException InvalidOperationException ObjectDisposedException NotSupportedException IndexOutOfRangeException OverflowException FormatException Exception Func Action Int32 Single Double Half Environment MidpointRounding"),
         ("System.Collections.Generic", "IReadOnlyList IList List Dictionary IEnumerable"),
         ("System.Numerics", "Complex Vector BitOperations"),
@@ -28,12 +29,13 @@ internal static class NameQualifier
         ("System.Runtime.InteropServices", "MemoryMarshal CollectionsMarshal"),
         ("System.Threading", "Interlocked Volatile Thread"),
         ("System.Threading.Tasks", "Parallel"),
-        ("SsmGen", "Initialization OptimizerGroup S4DInit Discretization Pooling Rng NormKind SsmState ParameterInfo ModelConfig LayerConfig S4DLayerConfig MambaLayerConfig RnnLayerConfig IdsLayerConfig AttentionLayerConfig ISsmModel ModelUse Nonlinearity"),
-        ("SsmGen.Numerics", "BlockKernels Stability Gemm FastMath MambaKernels Workspace CausalConvolution SelectiveScan RnnKernels IdsKernels AttentionKernels"),
+        ("SsmGen", "Initialization OptimizerGroup Pooling Rng NormKind SsmState ParameterInfo ModelConfig LayerConfig ISsmModel ModelUse"),
+        ("SsmGen.Numerics", "BlockKernels Stability Gemm FastMath Workspace"),
         ("SsmGen.Cuda", "GpuModelRunner ComputeDevice KernelArgument Dim3"),
-        ("SsmGen.Training", "IDeviceTrainingStep StepResult AdamW"));
+        ("SsmGen.Training", "IDeviceTrainingStep StepResult AdamW"),
+    }));
 
-    private static Dictionary<string, string> Build(params (string Namespace, string Names)[] groups)
+    private static Dictionary<string, string> Build(IEnumerable<(string Namespace, string Names)> groups)
     {
         var map = new Dictionary<string, string>(System.StringComparer.Ordinal);
         foreach (var (ns, names) in groups)

@@ -22,6 +22,9 @@ internal abstract class LayerKind
     /// <summary>The property a single positional constructor argument sets (<c>[RnnLayer(64)]</c>), if the attribute has one.</summary>
     public virtual string? PositionalProperty => null;
 
+    /// <summary>The runtime types the kind's renderings name, by namespace (NameQualifier roots them at global::).</summary>
+    public abstract (string Namespace, string Names)[] RuntimeTypes { get; }
+
     /// <summary>Reads and checks one attribute; reports through <paramref name="a"/>, and returns null only with a report.</summary>
     public abstract LayerSpec? Parse(LayerArgs a);
 

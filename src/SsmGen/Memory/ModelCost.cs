@@ -14,6 +14,9 @@ namespace SsmGen.Memory;
 /// </remarks>
 public static class ModelCost
 {
+    // FLOPs per element of the element-wise passes; each kind counts its block with them (its config's StepFlops).
+    internal const double LayerNormFlops = 8, RmsNormFlops = 4, GeluFlops = 8, SiluFlops = 4, SoftplusFlops = 3;
+
     /// <summary>Floats of recurrent memory a stream holds after reading <paramref name="length"/> tokens.</summary>
     public static long StateValues(ModelConfig config, int length)
     {
@@ -21,16 +24,7 @@ public static class ModelCost
         if (length < 1) throw new ArgumentOutOfRangeException(nameof(length), length, "length must be positive.");
         long total = 0;
         int h = config.DModel;
-        foreach (var layer in config.Layers)
-            total += layer switch
-            {
-                S4DLayerConfig s => (long)h * s.N,
-                MambaLayerConfig m => (long)m.Inner(h) * (m.N + m.ConvWidth - 1),
-                RnnLayerConfig r => r.HiddenSize(h),
-                IdsLayerConfig d => d.N,
-                AttentionLayerConfig => 2L * h * length,
-                _ => throw new NotSupportedException($"No memory count for layer kind {layer.Kind}."),
-            };
+        foreach (var layer in config.Layers) total += layer.StreamValues(h, length);
         if (config.Pooling == Pooling.Mean) total += h;
         return total;
     }
@@ -44,48 +38,13 @@ public static class ModelCost
         ArgumentNullException.ThrowIfNull(config);
         if (length < 1) throw new ArgumentOutOfRangeException(nameof(length), length, "length must be positive.");
         double h = config.DModel;
-        const double LayerNorm = 8, RmsNorm = 4, Gelu = 8, Silu = 4, Softplus = 3;   // per element
         double flops = config.TokenInput ? 0 : 2 * h * config.Input + h;
         foreach (var layer in config.Layers)
         {
             flops += h; // the residual add
-            switch (layer)
-            {
-                case S4DLayerConfig s:
-                    // per complex mode: h·Ā (6), + B̄·u (4), 2·Re(C·h) (4); then D·u, GELU, the 2H×H linear, the GLU
-                    flops += LayerNorm * h + h * (s.N / 2) * 14 + 2 * h + Gelu * h + 4 * h * h + 2 * h + 6 * h;
-                    break;
-                case MambaLayerConfig m:
-                    double e = m.Inner(config.DModel), r = m.Rank(config.DModel), n = m.N;
-                    flops += (m.Norm == NormKind.RmsNorm ? RmsNorm : LayerNorm) * h
-                        + 2 * 2 * e * h                      // in_proj
-                        + 2 * e * m.ConvWidth + e + Silu * e // causal conv, bias, SiLU
-                        + 2 * (r + 2 * n) * e                // x_proj
-                        + 2 * e * r + e + Softplus * e       // dt_proj, bias, softplus
-                        + e * n * (2 + 2 + 2 + 2)            // exp(Δ·A) (Δ·A, exp), Δ·B·x and the update, C·h
-                        + 2 * e + Silu * e + e               // D·x, the SiLU gate
-                        + 2 * h * e;                         // out_proj
-                    break;
-                case RnnLayerConfig rnn:
-                    double hd = rnn.HiddenSize(config.DModel);
-                    flops += LayerNorm * h + 2 * hd * h + 2 * hd * hd + 2 * hd + 4 * hd + 2 * h * hd + h;
-                    break;
-                case IdsLayerConfig ids:
-                    double nn = ids.N;
-                    flops += LayerNorm * h + 2 * nn * nn * h + nn * nn + 2 * nn * nn + 2 * nn * h + 2 * h * nn + h;
-                    break;
-                case AttentionLayerConfig att:
-                    double meanRead = (length + 1) / 2.0;   // positions attended, averaged over the sequence
-                    flops += LayerNorm * h + 2 * 3 * h * h + 3 * h + 3 * h            // q, k, v and rotary positions
-                        + meanRead * (2 * h + 2 * h + 3 * att.Heads)               // scores, weighted values, softmax
-                        + 2 * h * h + h                                          // out_proj
-                        + LayerNorm * h + 2 * 2 * att.MlpRatio * h * h + att.MlpRatio * h * (1 + Gelu) + h;
-                    break;
-                default:
-                    throw new NotSupportedException($"No FLOP count for layer kind {layer.Kind}.");
-            }
+            flops += layer.StepFlops(config.DModel, length);
         }
-        flops += (config.FinalNorm == NormKind.RmsNorm ? RmsNorm : LayerNorm) * h + 2 * h * config.Output + config.Output;
+        flops += (config.FinalNorm == NormKind.RmsNorm ? RmsNormFlops : LayerNormFlops) * h + 2 * h * config.Output + config.Output;
         return flops;
     }
 }

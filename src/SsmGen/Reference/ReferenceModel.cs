@@ -9,31 +9,18 @@ namespace SsmGen.Reference;
 /// </summary>
 public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
 {
-    private sealed class LayerCache
-    {
-        public T[] X = [], Mean = [], Rstd = [], U = [], Y = [], G = [], O = [], Glu = [];
-        public MambaReference<T>? Mamba; // a Mamba block keeps its own intermediates
-        public RnnReference<T>? Rnn;
-        public IdsReference<T>? Ids;
-        public AttentionReference<T>? Attention;
-        public T[] X1 = [], Mean2 = [], Rstd2 = [], U2 = [], F1 = [], Act = []; // transformer block: after attention, MLP
-    }
-
     public ModelConfig Config { get; }
     public ParameterInfo[] Table { get; }
     public T[] Parameters { get; }
     public T[] Gradients { get; }
 
     private readonly Dictionary<string, ParameterInfo> _byName;
-    private readonly S4DReference<T>?[] _mixers;
+    private readonly ReferenceBlock<T>[] _blocks;
     private readonly ParameterLayout.Names _names;
-    private LayerCache[] _cache = [];
     private T[] _xf = [], _meanF = [], _rstdF = [], _nf = [], _pooled = [];
     private int[]? _tokens;
     private T[]? _input;
     private int _batch, _length;
-    private bool _training;
-    private ulong _dropSeed, _dropStep;
 
     public ReferenceModel(ModelConfig config)
     {
@@ -44,76 +31,14 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
         Parameters = new T[ParameterLayout.Count(Table)];
         Gradients = new T[Parameters.Length];
         _names = ParameterLayout.For(config);
-        _mixers = config.Layers.Select(l => l is S4DLayerConfig s ? new S4DReference<T>(config.DModel, s.N, s.Discretization) : null).ToArray();
+        _blocks = config.Layers.Select(l => l.ReferenceBlock<T>(config.DModel)).ToArray();
     }
 
     private Span<T> P(T[] buf, string name) { var p = _byName[name]; return buf.AsSpan(p.Offset, p.Length); }
     private Span<T> POpt(T[] buf, string name) => _byName.ContainsKey(name) ? P(buf, name) : Span<T>.Empty;
 
-    private S4DReference<T>.Params Mixer(T[] buf, int i)
-    {
-        string m = $"{_names.Layers}{i}.mixer.";
-        return new(P(buf, m + "log_dt"), P(buf, m + "log_A_real"), P(buf, m + "A_imag"), POpt(buf, m + "B"), P(buf, m + "C"), P(buf, m + "D"));
-    }
-
-    private MambaReference<T>.Params MambaMixer(T[] buf, int i)
-    {
-        string m = $"{_names.Layers}{i}.mixer.";
-        return new(P(buf, m + "in_proj.weight"), P(buf, m + "conv1d.weight"), P(buf, m + "conv1d.bias"), P(buf, m + "x_proj.weight"),
-            P(buf, m + "dt_proj.weight"), P(buf, m + "dt_proj.bias"), P(buf, m + "A_log"), P(buf, m + "D"), P(buf, m + "out_proj.weight"));
-    }
-
-    private RnnReference<T>.Params RnnMixer(T[] buf, int i)
-    {
-        string m = $"{_names.Layers}{i}.mixer.";
-        return new(P(buf, m + "weight_ih"), P(buf, m + "weight_hh"), P(buf, m + "bias_ih"), P(buf, m + "bias_hh"), P(buf, m + "out_proj.weight"), P(buf, m + "out_proj.bias"));
-    }
-
-    private IdsReference<T>.Params IdsMixer(T[] buf, int i)
-    {
-        string m = $"{_names.Layers}{i}.mixer.";
-        return new(P(buf, m + "A.weight"), P(buf, m + "A.bias"), P(buf, m + "B.weight"), P(buf, m + "C.weight"), P(buf, m + "C.bias"));
-    }
-
-    private AttentionReference<T>.Params AttentionMixer(T[] buf, int i)
-    {
-        string m = $"{_names.Layers}{i}.mixer.";
-        return new(P(buf, m + "in_proj.weight"), P(buf, m + "in_proj.bias"), P(buf, m + "out_proj.weight"), P(buf, m + "out_proj.bias"));
-    }
-
-    /// <summary>The transformer block's second half: x + fc2(GELU(fc1(LayerNorm(x)))), intermediates kept in c.</summary>
-    private T[] MlpForward(int i, LayerCache c, T[] x1, int rows, int ratio)
-    {
-        int h = Config.DModel, w = ratio * h;
-        string l = $"{_names.Layers}{i}.";
-        c.X1 = x1; c.Mean2 = new T[rows]; c.Rstd2 = new T[rows]; c.U2 = new T[rows * h]; c.F1 = new T[rows * w]; c.Act = new T[rows * w];
-        BlockReference<T>.LayerNormForward(x1, P(Parameters, l + "norm2.weight"), P(Parameters, l + "norm2.bias"), c.U2, c.Mean2, c.Rstd2, rows, h);
-        BlockReference<T>.LinearForward(c.U2, P(Parameters, l + "mlp.fc1.weight"), P(Parameters, l + "mlp.fc1.bias"), c.F1, rows, h, w);
-        for (int j = 0; j < c.F1.Length; j++) c.Act[j] = BlockReference<T>.Gelu(c.F1[j]);
-        var f2 = new T[rows * h];
-        BlockReference<T>.LinearForward(c.Act, P(Parameters, l + "mlp.fc2.weight"), P(Parameters, l + "mlp.fc2.bias"), f2, rows, w, h);
-        var next = new T[rows * h];
-        for (int j = 0; j < next.Length; j++) next[j] = x1[j] + f2[j];
-        return next;
-    }
-
-    /// <summary>Backward of <see cref="MlpForward"/>: dx holds dL/d(block output) and gains the path through the MLP.</summary>
-    private void MlpBackward(int i, LayerCache c, T[] dx, int rows, int ratio)
-    {
-        int h = Config.DModel, w = ratio * h;
-        string l = $"{_names.Layers}{i}.";
-        var dAct = new T[rows * w];
-        BlockReference<T>.LinearBackward(c.Act, P(Parameters, l + "mlp.fc2.weight"), dx, dAct, P(Gradients, l + "mlp.fc2.weight"), P(Gradients, l + "mlp.fc2.bias"), rows, w, h);
-        for (int j = 0; j < dAct.Length; j++) dAct[j] *= BlockReference<T>.GeluDerivative(c.F1[j]);
-        var dU2 = new T[rows * h];
-        BlockReference<T>.LinearBackward(c.U2, P(Parameters, l + "mlp.fc1.weight"), dAct, dU2, P(Gradients, l + "mlp.fc1.weight"), P(Gradients, l + "mlp.fc1.bias"), rows, h, w);
-        BlockReference<T>.LayerNormBackward(c.X1, P(Parameters, l + "norm2.weight"), c.Mean2, c.Rstd2, dU2, dx, P(Gradients, l + "norm2.weight"), P(Gradients, l + "norm2.bias"), rows, h);
-    }
-
-    private MambaReference<T> NewMamba(MambaLayerConfig m) => new(Config.DModel, m.N, m.Expand, m.ConvWidth, m.Rank(Config.DModel));
-
-    /// <summary>The pre-norm of block i: RMSNorm for a Mamba block that declares it, LayerNorm otherwise.</summary>
-    private NormKind BlockNorm(int i) => Config.Layers[i] is MambaLayerConfig { Norm: NormKind.RmsNorm } ? NormKind.RmsNorm : NormKind.LayerNorm;
+    /// <summary>Block i's tensors in a parameter or gradient buffer.</summary>
+    private BlockTensors<T> Block(T[] buf, int i) => new(buf, _byName, $"{_names.Layers}{i}.");
 
     private void NormForward(NormKind kind, string prefix, ReadOnlySpan<T> x, Span<T> y, Span<T> mean, Span<T> rstd, int rows)
     {
@@ -140,8 +65,9 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
             var (tensor, block) = entries[t];
             var rng = Initialization.StreamFor(seed, t);
             var dst = f.AsSpan(Table[t].Offset, Table[t].Length);
-            Span<float> Next() => f.AsSpan(Table[t + 1].Offset, Table[t + 1].Length);
+            var next = t + 1 < Table.Length ? f.AsSpan(Table[t + 1].Offset, Table[t + 1].Length) : Span<float>.Empty;
             var layer = block >= 0 ? Config.Layers[block] : null;
+            if (layer is not null && layer.Initialize(tensor.Init, dst, next, h, ref rng)) continue; // the kind's own starts
             switch (tensor.Init)
             {
                 case TensorInit.Uniform: Initialization.Uniform(dst, tensor.InitArg, ref rng); break;
@@ -150,11 +76,6 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
                 case TensorInit.Zero: Initialization.Constant(dst, 0); break;
                 case TensorInit.ComplexOne: Initialization.ComplexOne(dst); break;
                 case TensorInit.ComplexNormal: Initialization.ComplexNormal(dst, ref rng); break;
-                case TensorInit.LogDt when layer is S4DLayerConfig s4d: Initialization.LogDt(dst, s4d.DtMin, s4d.DtMax, ref rng); break;
-                case TensorInit.S4DA when layer is S4DLayerConfig s4d: Initialization.S4DA(dst, Next(), h, s4d.N, s4d.Init, ref rng); break;
-                case TensorInit.MambaALog when layer is MambaLayerConfig m: Initialization.MambaALog(dst, m.N); break;
-                case TensorInit.MambaDtBias when layer is MambaLayerConfig m: Initialization.MambaDtBias(dst, m.DtMin, m.DtMax, ref rng); break;
-                case TensorInit.IdsTransition when layer is IdsLayerConfig ids: Initialization.IdsTransition(dst, Next(), ids.N, h, ref rng); break;
                 case TensorInit.FilledWithPrevious: break; // written with the tensor before
                 default: throw new InvalidOperationException($"No initialization {tensor.Init} for {tensor.Name} in a {layer?.Kind ?? "model"}.");
             }
@@ -163,15 +84,14 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
     }
 
     /// <summary>Δ (B·L, E) of Mamba block <paramref name="layer"/> in the last Forward: the selective step sizes.</summary>
-    public ReadOnlySpan<T> MambaDelta(int layer) =>
-        (uint)layer < (uint)_cache.Length && _cache[layer].Mamba is { } m ? m.Delta
-            : throw new InvalidOperationException($"Block {layer} is not a Mamba block of the last Forward.");
+    public ReadOnlySpan<T> MambaDelta(int layer) => RanMamba(layer).Mixer.Delta;
 
     /// <summary>Mamba block <paramref name="layer"/>'s scan in the last Forward, sequence b, as Ā_t and b_t (L, E·N) each.</summary>
-    public (T[] Transitions, T[] Drive) MambaRecurrence(int layer, int b) =>
-        (uint)layer < (uint)_cache.Length && _cache[layer].Mamba is { } m ? m.Recurrence(MambaMixer(Parameters, layer), b)
-            : throw new InvalidOperationException($"Block {layer} is not a Mamba block of the last Forward.");
+    public (T[] Transitions, T[] Drive) MambaRecurrence(int layer, int b) => RanMamba(layer).Mixer.Recurrence(MambaBlock<T>.View(Block(Parameters, layer)), b);
 
+    private MambaBlock<T> RanMamba(int layer) =>
+        (uint)layer < (uint)_blocks.Length && _blocks[layer] is MambaBlock<T> { HasRun: true } m ? m
+            : throw new InvalidOperationException($"Block {layer} is not a Mamba block of the last Forward.");
 
     /// <summary>Forward over real inputs (B, L, Input).</summary>
     public T[] Forward(ReadOnlySpan<T> input, int batch, int length, bool training = false, ulong dropoutSeed = 0, ulong dropoutStep = 0)
@@ -191,7 +111,7 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
 
     private T[] Run(int batch, int length, bool training, ulong seed, ulong step)
     {
-        (_batch, _length, _training, _dropSeed, _dropStep) = (batch, length, training, seed, step);
+        (_batch, _length) = (batch, length);
         int h = Config.DModel, rows = batch * length;
         var x = new T[rows * h];
         if (_tokens is not null)
@@ -201,40 +121,7 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
         }
         else BlockReference<T>.LinearForward(_input, P(Parameters, _names.Encoder + ".weight"), P(Parameters, _names.Encoder + ".bias"), x, rows, Config.Input, h);
 
-        _cache = new LayerCache[Config.Layers.Count];
-        for (int i = 0; i < Config.Layers.Count; i++)
-        {
-            var c = _cache[i] = new LayerCache
-            {
-                X = x, Mean = new T[rows], Rstd = new T[rows], U = new T[rows * h], Y = new T[rows * h],
-                G = new T[rows * h], O = new T[rows * 2 * h], Glu = new T[rows * h],
-            };
-            string l = $"{_names.Layers}{i}.";
-            if (Config.Layers[i] is not S4DLayerConfig)
-            {
-                // pre-norm, mixer, residual (then the MLP half for a transformer block)
-                NormForward(BlockNorm(i), l + "norm", x, c.U, c.Mean, c.Rstd, rows);
-                switch (Config.Layers[i])
-                {
-                    case MambaLayerConfig mc: (c.Mamba = NewMamba(mc)).Forward(MambaMixer(Parameters, i), c.U, c.Y, batch, length); break;
-                    case RnnLayerConfig rc: (c.Rnn = new RnnReference<T>(h, rc.HiddenSize(h), rc.Nonlinearity)).Forward(RnnMixer(Parameters, i), c.U, c.Y, batch, length); break;
-                    case IdsLayerConfig ic: (c.Ids = new IdsReference<T>(h, ic.N)).Forward(IdsMixer(Parameters, i), c.U, c.Y, batch, length); break;
-                    case AttentionLayerConfig ac: (c.Attention = new AttentionReference<T>(h, ac.Heads)).Forward(AttentionMixer(Parameters, i), c.U, c.Y, batch, length); break;
-                }
-                var after = new T[rows * h];
-                for (int j = 0; j < after.Length; j++) after[j] = x[j] + c.Y[j];
-                x = Config.Layers[i] is AttentionLayerConfig a ? MlpForward(i, c, after, rows, a.MlpRatio) : after;
-                continue;
-            }
-            BlockReference<T>.LayerNormForward(x, P(Parameters, l + "norm.weight"), P(Parameters, l + "norm.bias"), c.U, c.Mean, c.Rstd, rows, h);
-            _mixers[i]!.Forward(Mixer(Parameters, i), c.U, c.Y, batch, length);
-            for (int j = 0; j < c.G.Length; j++) c.G[j] = BlockReference<T>.Gelu(c.Y[j]);
-            BlockReference<T>.LinearForward(c.G, P(Parameters, l + "mixer.output_linear.weight"), P(Parameters, l + "mixer.output_linear.bias"), c.O, rows, h, 2 * h);
-            BlockReference<T>.GluForward(c.O, c.Glu, rows, h);
-            var next = new T[rows * h];
-            for (int j = 0; j < next.Length; j++) next[j] = x[j] + c.Glu[j] * DropScale(i, j);
-            x = next;
-        }
+        for (int i = 0; i < _blocks.Length; i++) x = _blocks[i].Forward(Block(Parameters, i), x, batch, length, new DropoutDraw(training, seed, step, i));
         _xf = x; _meanF = new T[rows]; _rstdF = new T[rows]; _nf = new T[rows * h];
         NormForward(Config.FinalNorm, _names.FinalNorm, x, _nf, _meanF, _rstdF, rows);
         int outRows = Config.Pooling == Pooling.None ? rows : batch;
@@ -256,12 +143,6 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
         return y;
     }
 
-    private T DropScale(int layer, int index)
-    {
-        double p = Config.Layers[layer] is S4DLayerConfig s ? s.Dropout : 0;
-        return _training && p > 0 ? BlockReference<T>.DropoutScale(p, _dropSeed, _dropStep, layer, index) : T.One;
-    }
-
     /// <summary>Accumulates dL/dθ into <see cref="Gradients"/> from dL/d(output) of the last Forward.</summary>
     public void Backward(ReadOnlySpan<T> dOut)
     {
@@ -280,34 +161,7 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
                     };
         var dx = new T[rows * h];
         NormBackward(Config.FinalNorm, _names.FinalNorm, _xf, _meanF, _rstdF, dNf, dx, rows);
-        for (int i = Config.Layers.Count - 1; i >= 0; i--)
-        {
-            var c = _cache[i];
-            string l = $"{_names.Layers}{i}.";
-            if (Config.Layers[i] is not S4DLayerConfig)
-            {
-                if (Config.Layers[i] is AttentionLayerConfig a) MlpBackward(i, c, dx, rows, a.MlpRatio);
-                var dNorm = new T[rows * h];
-                if (c.Mamba is not null) c.Mamba.Backward(MambaMixer(Parameters, i), MambaMixer(Gradients, i), dx, dNorm);
-                if (c.Rnn is not null) c.Rnn.Backward(RnnMixer(Parameters, i), RnnMixer(Gradients, i), dx, dNorm);
-                if (c.Ids is not null) c.Ids.Backward(IdsMixer(Parameters, i), IdsMixer(Gradients, i), dx, dNorm);
-                if (c.Attention is not null) c.Attention.Backward(AttentionMixer(Parameters, i), AttentionMixer(Gradients, i), dx, dNorm);
-                NormBackward(BlockNorm(i), l + "norm", c.X, c.Mean, c.Rstd, dNorm, dx, rows);
-                continue;
-            }
-            // residual: dx flows through unchanged and into the block
-            var dGlu = new T[rows * h];
-            for (int j = 0; j < dGlu.Length; j++) dGlu[j] = dx[j] * DropScale(i, j);
-            var dO = new T[rows * 2 * h];
-            BlockReference<T>.GluBackward(c.O, dGlu, dO, rows, h);
-            var dG = new T[rows * h];
-            BlockReference<T>.LinearBackward(c.G, P(Parameters, l + "mixer.output_linear.weight"), dO, dG, P(Gradients, l + "mixer.output_linear.weight"), P(Gradients, l + "mixer.output_linear.bias"), rows, h, 2 * h);
-            var dY = new T[rows * h];
-            for (int j = 0; j < dY.Length; j++) dY[j] = dG[j] * BlockReference<T>.GeluDerivative(c.Y[j]);
-            var dU = new T[rows * h];
-            _mixers[i]!.Backward(Mixer(Parameters, i), Mixer(Gradients, i), c.U, dY, dU, _batch, _length);
-            BlockReference<T>.LayerNormBackward(c.X, P(Parameters, l + "norm.weight"), c.Mean, c.Rstd, dU, dx, P(Gradients, l + "norm.weight"), P(Gradients, l + "norm.bias"), rows, h);
-        }
+        for (int i = _blocks.Length - 1; i >= 0; i--) _blocks[i].Backward(Block(Parameters, i), Block(Gradients, i), dx);
         if (_tokens is not null)
         {
             var ge = P(Gradients, _names.Encoder + ".weight");
@@ -332,40 +186,7 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
             for (int t = 0; t < length; t++) e.Slice(tokens[t] * h, h).CopyTo(x.AsSpan(t * h));
         }
         else BlockReference<T>.LinearForward(input, P(Parameters, _names.Encoder + ".weight"), P(Parameters, _names.Encoder + ".bias"), x, length, Config.Input, h);
-        for (int i = 0; i < Config.Layers.Count; i++)
-        {
-            string l = $"{_names.Layers}{i}.";
-            if (Config.Layers[i] is not S4DLayerConfig)
-            {
-                var un = new T[length * h];
-                NormForward(BlockNorm(i), l + "norm", x, un, new T[length], new T[length], length);
-                var yt = new T[h];
-                var mamba = Config.Layers[i] is MambaLayerConfig mc ? NewMamba(mc) : null;
-                var rnn = Config.Layers[i] is RnnLayerConfig rc ? new RnnReference<T>(h, rc.HiddenSize(h), rc.Nonlinearity) : null;
-                var ids = Config.Layers[i] is IdsLayerConfig ic ? new IdsReference<T>(h, ic.N) : null;
-                var att = Config.Layers[i] is AttentionLayerConfig ac ? new AttentionReference<T>(h, ac.Heads) : null;
-                var state = new T[mamba?.StateSize ?? rnn?.StateSize ?? ids?.StateSize ?? AttentionReference<T>.CacheSize(length, h)];
-                for (int t = 0; t < length; t++)
-                {
-                    var ut = un.AsSpan(t * h, h);
-                    if (mamba is not null) mamba.Step(MambaMixer(Parameters, i), state.AsSpan(0, mamba.ConvStateSize), state.AsSpan(mamba.ConvStateSize), ut, yt);
-                    if (rnn is not null) rnn.Step(RnnMixer(Parameters, i), state, ut, yt);
-                    if (ids is not null) ids.Step(IdsMixer(Parameters, i), state, ut, yt);
-                    if (att is not null) att.Step(AttentionMixer(Parameters, i), state, t, ut, yt);
-                    for (int k = 0; k < h; k++) x[t * h + k] += yt[k];
-                }
-                if (Config.Layers[i] is AttentionLayerConfig a) x = MlpForward(i, new LayerCache(), x, length, a.MlpRatio);
-                continue;
-            }
-            var u = new T[length * h]; var y = new T[length * h]; var o = new T[length * 2 * h];
-            var g = new T[length * h]; var glu = new T[length * h];
-            BlockReference<T>.LayerNormForward(x, P(Parameters, l + "norm.weight"), P(Parameters, l + "norm.bias"), u, new T[length], new T[length], length, h);
-            _mixers[i]!.Recurrent(Mixer(Parameters, i), u, y, 1, length);
-            for (int j = 0; j < g.Length; j++) g[j] = BlockReference<T>.Gelu(y[j]);
-            BlockReference<T>.LinearForward(g, P(Parameters, l + "mixer.output_linear.weight"), P(Parameters, l + "mixer.output_linear.bias"), o, length, h, 2 * h);
-            BlockReference<T>.GluForward(o, glu, length, h);
-            for (int j = 0; j < x.Length; j++) x[j] += glu[j];
-        }
+        for (int i = 0; i < _blocks.Length; i++) x = _blocks[i].Recurrent(Block(Parameters, i), x, length);
         var nf = new T[length * h];
         NormForward(Config.FinalNorm, _names.FinalNorm, x, nf, new T[length], new T[length], length);
         var pooled = new T[length * h];

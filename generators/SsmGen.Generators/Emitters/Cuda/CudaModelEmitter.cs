@@ -446,7 +446,7 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         w.Line("private long _used; // floats laid out so far in the activation arena");
         var layerBuffers = plan.Layers.SelectMany(l => LayerKinds.Of(l).GpuBuffers(l)).ToList();
         var layerScratch = LayerKinds.All.SelectMany(k => k.GpuScratch(plan)).ToList();
-        string shell = $"_input, _tokens, {string.Join(", ", plan.Layers.Select(l => $"_l{l.Index}X"))}, _xf, _meanF, _rstdF, _nf, _pooled, _out, _dOut, _dPooled, _dNf, _dX, _dO, _dG, _dY, _dU, _scratch, _partial, _dk, _dkPartial, _modePartial";
+        string shell = $"_input, _tokens, {string.Join(", ", plan.Layers.Select(l => $"_l{l.Index}X"))}, _xf, _meanF, _rstdF, _nf, _pooled, _out, _dOut, _dPooled, _dNf, _dX, _dO, _dG, _dY, _dU, _scratch, _partial";
         const string stepShell = "_targets, _rowLoss, _rowHit, _normPartial, _stats"; // the training step's tail
         const string streamShell = "_sIn, _sTok, _sX0, _sX1, _sMean, _sRstd, _sN, _sP, _sOut, _s0, _s1, _s2, _s3, _s4, _s5, _s6"; // Step: one token
         w.Line($"private readonly ulong {shell};");
@@ -457,8 +457,6 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         w.Line($"private readonly ulong {string.Join(", ", layerBuffers.Select(x => x.Field))};");
         if (layerScratch.Count > 0) w.Line($"private readonly ulong {string.Join(", ", layerScratch.Select(x => x.Field))};");
         int maxWidth = new[] { 2 * s.DModel, s.Output, plan.InputWidth }.Concat(LayerKinds.All.Select(k => k.GpuColumnWidth(plan))).Max();
-        var s4d = plan.Blocks<S4DLayerPlan>().ToList();
-        int maxModes = s4d.Count > 0 ? s4d.Max(l => l.Modes) : 1;
         w.Line();
         var unsupported = LayerKinds.All.SelectMany(k => k.GpuUnsupported(plan)).ToList();
         if (unsupported.Count > 0)
@@ -484,7 +482,7 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
             w.Line("{");
             w.Line($"    _dOut = (ulong)Take(outRows * OutputSize); _dPooled = (ulong)Take(outRows * H); _dNf = (ulong)Take(rows * H); _dX = (ulong)Take(rows * H);");
             w.Line($"    _dO = (ulong)Take(rows * 2 * H); _dG = (ulong)Take(rows * H); _dY = (ulong)Take(rows * H); _dU = (ulong)Take(rows * H); _scratch = (ulong)Take(rows * H);");
-            w.Line($"    _partial = (ulong)Take((rows + RowChunk - 1) / RowChunk * {maxWidth}); _dk = (ulong)Take(H * (long)maxLength); _dkPartial = (ulong)Take({(s4d.Count > 0 ? CudaS4DEmitter.GradientSplits : 0)} * H * (long)maxLength); _modePartial = (ulong)Take(H * {maxModes});");
+            w.Line($"    _partial = (ulong)Take((rows + RowChunk - 1) / RowChunk * {maxWidth});");
             w.Line("    _targets = (ulong)Take(outRows); _rowLoss = (ulong)Take(2 * outRows); _rowHit = (ulong)Take(outRows); _normPartial = (ulong)Take(2 * NormBlocks); _stats = (ulong)Take(4);");
             w.Line("}");
             w.Line($"_sIn = (ulong)Take(InputSize); _sTok = (ulong)Take(1); _sX0 = (ulong)Take(H); _sX1 = (ulong)Take(H); _sMean = (ulong)Take(1); _sRstd = (ulong)Take(1);");
@@ -495,7 +493,7 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
             w.Line($"Runner = new GpuModelRunner(device, Source, \"{s.ClassName}.cu\", KernelNames, model._p, model._g, 4 * _used, staging);");
             w.Line("ulong a = Runner.Activations;");
             foreach (string f in shell.Split(',').Select(x => x.Trim()))
-                w.Line(f == "_pooled" ? "_pooled = PerToken ? _nf : _pooled + a; // _nf has its base already" : f.StartsWith("_d") || f is "_scratch" or "_partial" or "_modePartial" ? $"if (training) {f} += a;" : $"{f} += a;");
+                w.Line(f == "_pooled" ? "_pooled = PerToken ? _nf : _pooled + a; // _nf has its base already" : f.StartsWith("_d") || f is "_scratch" or "_partial" ? $"if (training) {f} += a;" : $"{f} += a;");
             foreach (string f in stepShell.Split(',').Select(x => x.Trim())) w.Line($"if (training) {f} += a;");
             w.Line(string.Join(" ", streamShell.Split(',').Select(x => $"{x.Trim()} += a;")));
             foreach (var (f, _) in layerBuffers) w.Line($"{f} += a;");

@@ -24,6 +24,7 @@ internal sealed class AttentionKind : LayerKind<AttentionLayerSpec, AttentionLay
     private const int DefaultHeads = 4, DefaultMlpRatio = 4, MaxMlpRatio = 64;
 
     public override string Attribute => "SsmGen.AttentionLayerAttribute";
+    public override (string Namespace, string Names)[] RuntimeTypes => [("SsmGen", "AttentionLayerConfig"), ("SsmGen.Numerics", "AttentionKernels")];
     protected override CpuRendering<AttentionLayerPlan> Cpu { get; } = new AttentionEmitter();
     protected override GpuRendering<AttentionLayerPlan> Gpu { get; } = new CudaAttentionEmitter();
     public override string? PositionalProperty => "Heads";

@@ -22,6 +22,7 @@ internal sealed class IdsKind : LayerKind<IdsLayerSpec, IdsLayerPlan>
     private const int DefaultN = 16, MaxN = 256;
 
     public override string Attribute => "SsmGen.IdsLayerAttribute";
+    public override (string Namespace, string Names)[] RuntimeTypes => [("SsmGen", "IdsLayerConfig"), ("SsmGen.Numerics", "IdsKernels")];
     protected override CpuRendering<IdsLayerPlan> Cpu { get; } = new IdsEmitter();
     protected override GpuRendering<IdsLayerPlan> Gpu { get; } = new CudaIdsEmitter();
     public override string? PositionalProperty => "N";

@@ -31,6 +31,7 @@ internal sealed class MambaKind : LayerKind<MambaLayerSpec, MambaLayerPlan>
     private const int MaxN = 64, MaxExpand = 16, MaxConvWidth = 64, MaxRank = 1 << 16;
 
     public override string Attribute => "SsmGen.MambaLayerAttribute";
+    public override (string Namespace, string Names)[] RuntimeTypes => [("SsmGen", "MambaLayerConfig"), ("SsmGen.Numerics", "MambaKernels SelectiveScan")];
     protected override CpuRendering<MambaLayerPlan> Cpu { get; } = new MambaEmitter();
     protected override GpuRendering<MambaLayerPlan> Gpu { get; } = new CudaMambaEmitter();
 

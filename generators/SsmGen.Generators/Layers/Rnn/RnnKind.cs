@@ -23,6 +23,7 @@ internal sealed class RnnKind : LayerKind<RnnLayerSpec, RnnLayerPlan>
     private const int NonlinearityCount = 2, MaxHidden = 1 << 16;
 
     public override string Attribute => "SsmGen.RnnLayerAttribute";
+    public override (string Namespace, string Names)[] RuntimeTypes => [("SsmGen", "RnnLayerConfig Nonlinearity"), ("SsmGen.Numerics", "RnnKernels")];
     protected override CpuRendering<RnnLayerPlan> Cpu { get; } = new RnnEmitter();
     protected override GpuRendering<RnnLayerPlan> Gpu { get; } = new CudaRnnEmitter();
     public override string? PositionalProperty => "Hidden";

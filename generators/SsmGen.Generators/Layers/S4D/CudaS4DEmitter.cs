@@ -348,6 +348,15 @@ extern "C" __global__ void {{v}}_step(float* __restrict__ state, const float* __
         }
     }
 
+    /// <summary>The kernel gradient (H, L), its batch slices, and the per-mode partial sums of the backward.</summary>
+    public override IEnumerable<(string Field, string Floats, bool Training)> Scratch(ModelPlan plan)
+    {
+        if (!plan.Blocks<S4DLayerPlan>().Any()) yield break;
+        yield return ("_dk", "H * (long)maxLength", true);
+        yield return ("_dkPartial", $"{GradientSplits} * H * (long)maxLength", true);
+        yield return ("_modePartial", $"H * {plan.Blocks<S4DLayerPlan>().Max(l => l.Modes)}", true);
+    }
+
     /// <summary>The step runs on the stream's own rows: it needs no scratch row of its own width.</summary>
     public override int StepWidth(ModelPlan plan) => 1;
 

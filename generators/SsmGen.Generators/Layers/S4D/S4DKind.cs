@@ -28,6 +28,7 @@ internal sealed class S4DKind : LayerKind<S4DLayerSpec, S4DLayerPlan>
     private const int MaxN = 512;
 
     public override string Attribute => "SsmGen.S4DLayerAttribute";
+    public override (string Namespace, string Names)[] RuntimeTypes => [("SsmGen", "S4DLayerConfig S4DInit Discretization"), ("SsmGen.Numerics", "CausalConvolution")];
     protected override CpuRendering<S4DLayerPlan> Cpu { get; } = new S4DEmitter();
     protected override GpuRendering<S4DLayerPlan> Gpu { get; } = new CudaS4DEmitter();
 
