@@ -1,16 +1,10 @@
-using System.Collections.Generic;
 using System.Collections.Immutable;
 using System.Globalization;
-using System.Linq;
 using System.Threading;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
-using SsmGen.Generators.Emitters;
-using SsmGen.Generators.Layers;
-using SsmGen.Generators.Model;
 using static SsmGen.Generators.Layers.LayerArgs;
-using SsmGen.Layers;
 
 namespace SsmGen.Generators;
 

@@ -1,9 +1,3 @@
-using System.Collections.Generic;
-using System.Linq;
-using SsmGen.Generators.Layers;
-using SsmGen.Generators.Model;
-using SsmGen.Layers;
-
 namespace SsmGen.Generators;
 
 /// <summary>

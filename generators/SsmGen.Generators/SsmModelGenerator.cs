@@ -1,11 +1,7 @@
-using System.Collections.Generic;
 using System.Collections.Immutable;
-using System.Linq;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
-using SsmGen.Generators.Emitters;
 using SsmGen.Generators.Emitters.Cuda;
-using SsmGen.Generators.Model;
 
 namespace SsmGen.Generators;
 

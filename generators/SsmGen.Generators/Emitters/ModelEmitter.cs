@@ -1,8 +1,3 @@
-using System.Linq;
-using SsmGen.Generators.Layers;
-using SsmGen.Generators.Model;
-using SsmGen.Layers;
-
 namespace SsmGen.Generators.Emitters;
 
 /// <summary>
@@ -64,6 +59,16 @@ internal static class ModelEmitter
     internal static string Span(string buf, ModelPlan plan, string name, string len) => $"{buf}.AsSpan({P(name)}, {len})";
     /// <summary>A view of one of a block's tensors, e.g. <c>_p.AsSpan(P_layers_0_mixer_A_weight, 1024)</c>.</summary>
     internal static string Tensor(LayerPlan l, string name, int len, string buf = "_p") => $"{buf}.AsSpan({P(l.Prefix + name)}, {len})";
+
+    /// <summary>The head of block l's backward method: rows, dX (dL/d its output, becoming dL/d its input) and x (its input).</summary>
+    internal static void OpenBackward(CodeWriter w, LayerPlan l)
+    {
+        w.Line($"/// <summary>Block {l.Index} backward: _dX holds dL/d(block output) and leaves holding dL/d(block input).</summary>");
+        w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
+        w.Line("int rows = batch * length;");
+        w.Line("var dX = _dX.AsSpan(0, rows * H);");
+        w.Line($"var x = _l{l.Index}X.AsSpan(0, rows * H);");
+    }
 
     /// <summary>The buffer that receives a block's output: the next block's input, or the final norm's.</summary>
     internal static string Next(ModelPlan plan, LayerPlan l) => l.Index + 1 < plan.Layers.Count ? $"_l{l.Index + 1}X" : "_xf";
@@ -169,7 +174,7 @@ internal static class ModelEmitter
         foreach (var l in plan.Layers) w.Line($"_l{l.Index}X = new float[rows * H];");
         w.Line("_xf = new float[rows * H]; _meanF = new float[rows]; _rstdF = new float[rows]; _nf = new float[rows * H];");
         w.Line("_pooled = new float[(PerToken ? rows : maxBatch) * H]; _mix = new float[rows * H];");
-        TrainingOnly(w, "_dPooled = new float[(PerToken ? rows : maxBatch) * H]; _dX = new float[rows * H]; _dA = new float[rows * H]; _lnScratch = new float[2 * H];");
+        TrainingOnly(w, ("_dPooled", "(PerToken ? rows : maxBatch) * H"), ("_dX", "rows * H"), ("_dA", "rows * H"), ("_lnScratch", "2 * H"));
         w.Line("_sx = new float[H]; _sn = new float[H]; _sp = new float[H]; _sStat = new float[2];");
         foreach (var kind in LayerKinds.In(plan)) kind.EmitAllocations(w, plan);
         w.Line($"_stateSize = checked(FixedStateSize + {KeyValueCaches(plan)} * 2 * maxLength * H);");
@@ -178,14 +183,11 @@ internal static class ModelEmitter
         w.Line();
     }
 
-    private static readonly System.Text.RegularExpressions.Regex Assigned = new(@"(\w+) = new ", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
-
     /// <summary>Constructor lines for buffers only Backward reads: allocated for training, empty for inference.</summary>
-    internal static void TrainingOnly(CodeWriter w, string allocations)
+    internal static void TrainingOnly(CodeWriter w, params (string Field, string Floats)[] buffers)
     {
-        var names = Assigned.Matches(allocations).Cast<System.Text.RegularExpressions.Match>().Select(m => m.Groups[1].Value);
-        w.Line($"if (training) {{ {allocations} }}");
-        w.Line($"else {string.Join(" = ", names)} = Array.Empty<float>();");
+        w.Line($"if (training) {{ {string.Join(" ", buffers.Select(b => $"{b.Field} = new float[{b.Floats}];"))} }}");
+        w.Line($"else {string.Join(" = ", buffers.Select(b => b.Field))} = Array.Empty<float>();");
     }
 
     private static void EmitProperties(CodeWriter w, ModelPlan plan)

@@ -1,9 +1,5 @@
-using System.Collections.Generic;
 using System.Globalization;
-using System.Text;
 using Microsoft.CodeAnalysis;
-using SsmGen.Generators.Emitters;
-using SsmGen.Generators.Model;
 
 namespace SsmGen.Generators.Layers;
 
@@ -57,7 +53,7 @@ internal abstract class LayerKind
     public abstract void EmitAllocations(CodeWriter w, ModelPlan plan);
     public abstract void EmitLayer(CodeWriter w, ModelPlan plan, LayerPlan l);
     public abstract void EmitKernels(CodeWriter w, ModelPlan plan);
-    public abstract void EmitCudaKernels(StringBuilder cu, ModelPlan plan, List<string> names);
+    public abstract void EmitCudaKernels(StringBuilder cu, ModelPlan plan);
     public abstract IEnumerable<(string Field, string Floats)> GpuBuffers(LayerPlan l);
     public abstract IEnumerable<(string Field, string Floats, bool Training)> GpuScratch(ModelPlan plan);
     public abstract int GpuColumnWidth(ModelPlan plan);
@@ -91,7 +87,7 @@ internal abstract class LayerKind<TSpec, TPlan> : LayerKind where TSpec : LayerS
     public sealed override void EmitLayer(CodeWriter w, ModelPlan plan, LayerPlan l) => Cpu.EmitLayer(w, plan, (TPlan)l);
     public sealed override void EmitKernels(CodeWriter w, ModelPlan plan) => Cpu.EmitKernels(w, plan);
 
-    public sealed override void EmitCudaKernels(StringBuilder cu, ModelPlan plan, List<string> names) => Gpu.EmitKernels(cu, plan, names);
+    public sealed override void EmitCudaKernels(StringBuilder cu, ModelPlan plan) => Gpu.EmitKernels(cu, plan);
     public sealed override IEnumerable<(string Field, string Floats)> GpuBuffers(LayerPlan l) => Gpu.Buffers((TPlan)l);
     public sealed override IEnumerable<(string Field, string Floats, bool Training)> GpuScratch(ModelPlan plan) => Gpu.Scratch(plan);
     public sealed override int GpuColumnWidth(ModelPlan plan) => Gpu.MaxColumnWidth(plan);

@@ -1,6 +1,3 @@
-using System.Linq;
-using SsmGen.Generators.Model;
-
 namespace SsmGen.Generators.Layers;
 
 /// <summary>The registry of layer kinds: a new kind adds its folder and one entry here.</summary>

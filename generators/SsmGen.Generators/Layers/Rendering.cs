@@ -1,18 +1,52 @@
-using System.Collections.Generic;
-using System.Linq;
-using System.Text;
-using SsmGen.Generators.Emitters;
-using SsmGen.Generators.Model;
-
 namespace SsmGen.Generators.Layers;
+
+/// <summary>
+/// One host buffer of a kind's C# rendering: a float[] field of <see cref="Floats"/> elements (a C# expression over
+/// rows = maxBatch·maxLength, H, maxBatch and maxLength), allocated once by the constructor. <see cref="Training"/>:
+/// only Backward reads it, so an inference build leaves it empty. <see cref="Block"/>: the block it belongs to, or −1
+/// for scratch the kind's blocks share.
+/// </summary>
+internal sealed record HostBuffer(string Field, string Floats, bool Training = false, int Block = -1)
+{
+    /// <summary>The pre-norm's statistics and output of block <paramref name="l"/>, which Backward reads again.</summary>
+    public static IEnumerable<HostBuffer> PreNorm(LayerPlan l) =>
+        [new($"_l{l.Index}Mean", "rows", Block: l.Index), new($"_l{l.Index}Rstd", "rows", Block: l.Index), new($"_l{l.Index}U", "rows * H", Block: l.Index)];
+}
 
 /// <summary>A kind's C# rendering (its &lt;Kind&gt;Emitter.cs): the block's buffers, passes and specialized kernels.</summary>
 internal abstract class CpuRendering<TPlan> where TPlan : LayerPlan
 {
-    /// <summary>Fields of every block of the kind, and the scratch they share (once per model).</summary>
-    public virtual void EmitFields(CodeWriter w, ModelPlan plan) { }
-    /// <summary>The constructor lines allocating those fields.</summary>
-    public virtual void EmitAllocations(CodeWriter w, ModelPlan plan) { }
+    /// <summary>What the kind's fields hold, as comment lines above them.</summary>
+    protected abstract string[] FieldNotes { get; }
+
+    /// <summary>Every host buffer of the kind's blocks in this model: per block first, then the shared scratch.</summary>
+    public abstract IEnumerable<HostBuffer> Buffers(ModelPlan plan);
+
+    /// <summary>The fields of <see cref="Buffers"/> (once per model), one declaration per block and one for the shared ones.</summary>
+    public virtual void EmitFields(CodeWriter w, ModelPlan plan)
+    {
+        foreach (string note in FieldNotes) w.Line("// " + note);
+        foreach (var group in Buffers(plan).GroupBy(b => b.Block))
+            foreach (var line in Lines(group, 12)) w.Line($"private readonly float[] {string.Join(", ", line.Select(b => b.Field))};");
+    }
+
+    /// <summary>The constructor lines allocating them: each block's on a line, the training-only ones together.</summary>
+    public virtual void EmitAllocations(CodeWriter w, ModelPlan plan)
+    {
+        var buffers = Buffers(plan).ToList();
+        foreach (var group in buffers.Where(b => !b.Training).GroupBy(b => b.Block))
+            foreach (var line in Lines(group, 4)) w.Line(string.Join(" ", line.Select(Allocation)));
+        var training = buffers.Where(b => b.Training).ToList();
+        if (training.Count > 0) ModelEmitter.TrainingOnly(w, training.Select(b => (b.Field, Size(b))).ToArray());
+    }
+
+    private static IEnumerable<IEnumerable<HostBuffer>> Lines(IEnumerable<HostBuffer> buffers, int perLine) =>
+        buffers.Select((b, k) => (b, k)).GroupBy(x => x.k / perLine, x => x.b);
+
+    // Products are checked: maxBatch·maxLength·width can pass int's range where the constructor's own check does not look.
+    private static string Size(HostBuffer b) => b.Floats.Contains('*') ? $"checked({b.Floats})" : b.Floats;
+    private static string Allocation(HostBuffer b) => $"{b.Field} = new float[{Size(b)}];";
+
     /// <summary>The block's forward, backward and step methods.</summary>
     public abstract void EmitLayer(CodeWriter w, ModelPlan plan, TPlan l);
     /// <summary>Kernels specialized to the kind's sizes, each variant once per model.</summary>
@@ -27,7 +61,7 @@ internal abstract class CpuRendering<TPlan> where TPlan : LayerPlan
 internal abstract class GpuRendering<TPlan> where TPlan : LayerPlan
 {
     /// <summary>The kernels of every variant the model uses (nothing when it has no block of the kind).</summary>
-    public abstract void EmitKernels(StringBuilder cu, ModelPlan plan, List<string> names);
+    public abstract void EmitKernels(StringBuilder cu, ModelPlan plan);
     /// <summary>Device buffers of one block, kept from forward to backward: (field, size in floats as a C# expression).</summary>
     public abstract IEnumerable<(string Field, string Floats)> Buffers(TPlan l);
     /// <summary>Device scratch the kind's blocks share (training-only where flagged).</summary>

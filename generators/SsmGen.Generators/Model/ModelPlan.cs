@@ -1,6 +1,3 @@
-using System.Linq;
-using SsmGen.Layers;
-
 namespace SsmGen.Generators.Model;
 
 /// <summary>One tensor of the parameter buffer, with its offset fixed at compile time.</summary>

@@ -1,6 +1,5 @@
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.Text;
-using SsmGen.Layers;
 
 namespace SsmGen.Generators.Model;
 

@@ -1,9 +1,3 @@
-using System.Collections.Generic;
-using System.Linq;
-using System.Text;
-using SsmGen.Generators.Layers;
-using SsmGen.Generators.Model;
-
 namespace SsmGen.Generators.Emitters.Cuda;
 
 /// <summary>
@@ -17,10 +11,9 @@ internal static class CudaModelEmitter
     /// <summary>Threads of a row-wise kernel (norms): a power of two between 32 and 256.</summary>
     private static int NormThreads(int h) { int t = 32; while (t < h && t < 256) t *= 2; return t; }
 
-    /// <summary>The CUDA C of the model and its kernel names, in launch order of first use.</summary>
+    /// <summary>The CUDA C of the model and its kernel names, read from the source (each name is written once, at its definition).</summary>
     public static (string Source, List<string> Kernels) Source(ModelPlan plan)
     {
-        var names = new List<string>();
         var cu = new StringBuilder();
         int h = plan.Spec.DModel;
         cu.Append($$"""
@@ -277,13 +270,15 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
 }
 
 """);
-        names.AddRange(new[] { "fill_rows", "add_rows", "column_partials", "column_finish", "layernorm_forward", "layernorm_backward", "rmsnorm_forward", "rmsnorm_backward",
-            "gelu_forward", "gelu_backward", "glu_residual_forward", "glu_backward", "embedding_forward", "embedding_backward",
-            "pool_mean_forward", "pool_mean_backward", "pool_mean_step", "pool_last_forward", "pool_last_backward" });
-        EmitTrainingStepKernels(cu, plan, names);
-        foreach (var kind in LayerKinds.All) kind.EmitCudaKernels(cu, plan, names);
-        return (cu.ToString(), names);
+        EmitTrainingStepKernels(cu, plan);
+        foreach (var kind in LayerKinds.All) kind.EmitCudaKernels(cu, plan);
+        string source = cu.ToString();
+        return (source, KernelDefinition.Matches(source).Cast<System.Text.RegularExpressions.Match>().Select(m => m.Groups[1].Value).ToList());
     }
+
+    // Every kernel is an extern "C" __global__ function: its unmangled name is what the module is asked for.
+    private static readonly System.Text.RegularExpressions.Regex KernelDefinition =
+        new(@"extern ""C"" __global__ void (\w+)\s*\(", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
 
     /// <summary>Threads of the training step's reductions (loss, gradient norm).</summary>
     private const int StatThreads = 256;
@@ -312,7 +307,7 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
     private static int NormBlocks(ModelPlan plan) => System.Math.Max(1, System.Math.Min(1024, (plan.ParameterCount + StatThreads - 1) / StatThreads));
 
     /// <summary>The tail of a training step on the device: cross-entropy, the global gradient norm and clipping, AdamW.</summary>
-    private static void EmitTrainingStepKernels(StringBuilder cu, ModelPlan plan, List<string> names)
+    private static void EmitTrainingStepKernels(StringBuilder cu, ModelPlan plan)
     {
         var ranges = OptimizerRanges(plan);
         cu.Append($$"""
@@ -407,7 +402,6 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
 }
 
 """);
-        names.AddRange(new[] { "cross_entropy", "loss_finish", "square_partials", "norm_finish", "adamw_update" });
     }
 
     public static string Emit(ModelPlan plan)

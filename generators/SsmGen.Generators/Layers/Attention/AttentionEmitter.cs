@@ -1,7 +1,3 @@
-using System.Linq;
-using SsmGen.Generators.Emitters;
-using SsmGen.Generators.Model;
-
 namespace SsmGen.Generators.Layers;
 
 /// <summary>
@@ -13,37 +9,40 @@ internal sealed class AttentionEmitter : CpuRendering<AttentionLayerPlan>
 {
     private static int MaxMlp(ModelPlan plan) => plan.Blocks<AttentionLayerPlan>().Max(l => l.Mlp);
 
-    public override void EmitFields(CodeWriter w, ModelPlan plan)
+    protected override string[] FieldNotes =>
+    [
+        "Transformer blocks: norm stats and output, rotated [q | k | v], probabilities (B, heads, L, L), attention out,",
+        "stream after attention, second norm, fc1 out, GELU out; rotary tables per head size; shared scratch.",
+    ];
+
+    public override IEnumerable<HostBuffer> Buffers(ModelPlan plan)
     {
-        w.Line("// Transformer blocks: norm stats and output, rotated [q | k | v], probabilities (B, heads, L, L), attention out,");
-        w.Line("// stream after attention, second norm, fc1 out, GELU out; rotary tables per head size; shared scratch.");
         foreach (var l in plan.Blocks<AttentionLayerPlan>())
         {
-            string i = "_l" + l.Index;
-            w.Line($"private readonly float[] {i}Mean, {i}Rstd, {i}U, {i}Qkv, {i}Probs, {i}O, {i}X1, {i}Mean2, {i}Rstd2, {i}U2, {i}F1, {i}Act;");
+            foreach (var b in HostBuffer.PreNorm(l)) yield return b;
+            foreach (var (f, floats) in new[] { ("Qkv", "rows * 3 * H"), ("Probs", $"maxBatch * {l.Heads} * maxLength * maxLength"), ("O", "rows * H"), ("X1", "rows * H"),
+                         ("Mean2", "rows"), ("Rstd2", "rows"), ("U2", "rows * H"), ("F1", $"rows * {l.Mlp}"), ("Act", $"rows * {l.Mlp}") })
+                yield return new($"_l{l.Index}{f}", floats, Block: l.Index);
         }
-        foreach (int d in plan.Blocks<AttentionLayerPlan>().Select(l => l.HeadSize).Distinct()) w.Line($"private readonly float[] _ropeCos{d}, _ropeSin{d};");
-        w.Line("private readonly float[] _adQkv, _adO, _adAct, _adU2, _asu, _asqkv, _aso, _asy, _asScores, _asf1;");
+        foreach (int d in HeadSizes(plan))
+        {
+            yield return new($"_ropeCos{d}", $"maxLength * {d / 2}");
+            yield return new($"_ropeSin{d}", $"maxLength * {d / 2}");
+        }
+        int mlp = MaxMlp(plan);
+        foreach (var (f, floats) in new[] { ("_adQkv", "rows * 3 * H"), ("_adO", "rows * H"), ("_adAct", $"rows * {mlp}"), ("_adU2", "rows * H") })
+            yield return new(f, floats, Training: true);
+        foreach (var (f, floats) in new[] { ("_asu", "H"), ("_asqkv", "3 * H"), ("_aso", "H"), ("_asy", "H"), ("_asScores", "maxLength"), ("_asf1", $"{mlp}") })
+            yield return new(f, floats);
     }
 
     public override void EmitAllocations(CodeWriter w, ModelPlan plan)
     {
-        foreach (var l in plan.Blocks<AttentionLayerPlan>())
-        {
-            string i = "_l" + l.Index;
-            w.Line($"{i}Mean = new float[rows]; {i}Rstd = new float[rows]; {i}U = new float[rows * H]; {i}Qkv = new float[checked(rows * 3 * H)];");
-            w.Line($"{i}Probs = new float[checked(maxBatch * {l.Heads} * maxLength * maxLength)]; {i}O = new float[rows * H]; {i}X1 = new float[rows * H];");
-            w.Line($"{i}Mean2 = new float[rows]; {i}Rstd2 = new float[rows]; {i}U2 = new float[rows * H]; {i}F1 = new float[checked(rows * {l.Mlp})]; {i}Act = new float[checked(rows * {l.Mlp})];");
-        }
-        foreach (int d in plan.Blocks<AttentionLayerPlan>().Select(l => l.HeadSize).Distinct())
-        {
-            w.Line($"_ropeCos{d} = new float[maxLength * {d / 2}]; _ropeSin{d} = new float[maxLength * {d / 2}];");
-            w.Line($"AttentionKernels.RopeTables(_ropeCos{d}, _ropeSin{d}, maxLength, {d});");
-        }
-        int mlp = MaxMlp(plan);
-        ModelEmitter.TrainingOnly(w, $"_adQkv = new float[checked(rows * 3 * H)]; _adO = new float[rows * H]; _adAct = new float[checked(rows * {mlp})]; _adU2 = new float[rows * H];");
-        w.Line($"_asu = new float[H]; _asqkv = new float[3 * H]; _aso = new float[H]; _asy = new float[H]; _asScores = new float[maxLength]; _asf1 = new float[{mlp}];");
+        base.EmitAllocations(w, plan);
+        foreach (int d in HeadSizes(plan)) w.Line($"AttentionKernels.RopeTables(_ropeCos{d}, _ropeSin{d}, maxLength, {d});");
     }
+
+    private static IEnumerable<int> HeadSizes(ModelPlan plan) => plan.Blocks<AttentionLayerPlan>().Select(l => l.HeadSize).Distinct();
 
     private static string Pm(AttentionLayerPlan l, string name, int len, string buf = "_p") => ModelEmitter.Tensor(l, name, len, buf);
 
@@ -73,11 +72,7 @@ internal sealed class AttentionEmitter : CpuRendering<AttentionLayerPlan>
         w.Close();
         w.Line();
 
-        w.Line($"/// <summary>Block {l.Index} backward: _dX holds dL/d(block output) and leaves holding dL/d(block input).</summary>");
-        w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
-        w.Line("int rows = batch * length;");
-        w.Line("var dX = _dX.AsSpan(0, rows * H);");
-        w.Line($"var x = {i}X.AsSpan(0, rows * H);");
+        ModelEmitter.OpenBackward(w, l);
         w.Line($"var dAct = _adAct.AsSpan(0, rows * {m}); dAct.Clear();");
         w.Line($"Gemm.LinearBackward({i}Act.AsSpan(0, rows * {m}), {Pm(l, "mlp.fc2.weight", h * m)}, dX, dAct, {Pm(l, "mlp.fc2.weight", h * m, "_g")}, {Pm(l, "mlp.fc2.bias", h, "_g")}, rows, {m}, H, _ws);");
         w.Line($"BlockKernels.GeluBackward({i}F1.AsSpan(0, rows * {m}), dAct, dAct, _ws);");

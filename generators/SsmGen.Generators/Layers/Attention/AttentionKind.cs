@@ -1,7 +1,3 @@
-using SsmGen.Generators.Emitters;
-using SsmGen.Generators.Model;
-using SsmGen.Layers;
-
 namespace SsmGen.Generators.Layers;
 
 /// <summary>A transformer block as declared: attention with rotary positions, then an MLP.</summary>

@@ -1,9 +1,4 @@
-using System.Collections.Generic;
-using System.Linq;
-using System.Text;
-using SsmGen.Generators.Emitters;
 using SsmGen.Generators.Emitters.Cuda;
-using SsmGen.Generators.Model;
 using static SsmGen.Generators.Emitters.Cuda.CudaModelEmitter;
 
 namespace SsmGen.Generators.Layers;
@@ -20,12 +15,11 @@ internal sealed class CudaAttentionEmitter : GpuRendering<AttentionLayerPlan>
 
     private static IEnumerable<AttentionLayerPlan> Variants(ModelPlan plan) => plan.Blocks<AttentionLayerPlan>().GroupBy(Name).Select(g => g.First());
 
-    public override void EmitKernels(StringBuilder cu, ModelPlan plan, List<string> names)
+    public override void EmitKernels(StringBuilder cu, ModelPlan plan)
     {
         foreach (var l in Variants(plan))
         {
             string v = Name(l), k = $"[[maybe_unused]] constexpr int HEADS = {l.Heads}, D = {l.HeadSize};";
-            names.AddRange(new[] { v + "_rotate", v + "_forward", v + "_backward_queries", v + "_backward_keys", v + "_step" });
             cu.Append($$"""
 
 // ---- Attention, {{l.Heads}} heads of {{l.HeadSize}} ----

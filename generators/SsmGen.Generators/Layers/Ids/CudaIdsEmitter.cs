@@ -1,9 +1,4 @@
-using System.Collections.Generic;
-using System.Linq;
-using System.Text;
-using SsmGen.Generators.Emitters;
 using SsmGen.Generators.Emitters.Cuda;
-using SsmGen.Generators.Model;
 using static SsmGen.Generators.Emitters.Cuda.CudaModelEmitter;
 
 namespace SsmGen.Generators.Layers;
@@ -22,12 +17,11 @@ internal sealed class CudaIdsEmitter : GpuRendering<IdsLayerPlan>
 
     private static IEnumerable<IdsLayerPlan> Variants(ModelPlan plan) => plan.Blocks<IdsLayerPlan>().GroupBy(Name).Select(g => g.First());
 
-    public override void EmitKernels(StringBuilder cu, ModelPlan plan, List<string> names)
+    public override void EmitKernels(StringBuilder cu, ModelPlan plan)
     {
         foreach (var l in Variants(plan))
         {
             string v = Name(l);
-            names.AddRange(new[] { v + "_forward", v + "_backward" });
             cu.Append($$"""
 
 // ---- IDS, N = {{l.N}} ----

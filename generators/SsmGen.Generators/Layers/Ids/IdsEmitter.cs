@@ -1,7 +1,3 @@
-using System.Linq;
-using SsmGen.Generators.Emitters;
-using SsmGen.Generators.Model;
-
 namespace SsmGen.Generators.Layers;
 
 /// <summary>
@@ -14,20 +10,21 @@ internal sealed class IdsEmitter : CpuRendering<IdsLayerPlan>
 {
     private static int MaxN(ModelPlan plan) => plan.Blocks<IdsLayerPlan>().Max(l => l.N);
 
-    public override void EmitFields(CodeWriter w, ModelPlan plan)
-    {
-        w.Line("// IDS blocks: norm stats and output, transitions (B·L, N·N), input terms and states (B·L, N); shared scratch.");
-        foreach (var l in plan.Blocks<IdsLayerPlan>()) w.Line($"private readonly float[] _l{l.Index}Mean, _l{l.Index}Rstd, _l{l.Index}U, _l{l.Index}At, _l{l.Index}Bu, _l{l.Index}Hs;");
-        w.Line("private readonly float[] _idH, _idA, _iCarry, _isu, _isA, _isbu, _isscr, _isy;");
-    }
+    protected override string[] FieldNotes => ["IDS blocks: norm stats and output, transitions (B·L, N·N), input terms and states (B·L, N); shared scratch."];
 
-    public override void EmitAllocations(CodeWriter w, ModelPlan plan)
+    public override IEnumerable<HostBuffer> Buffers(ModelPlan plan)
     {
         foreach (var l in plan.Blocks<IdsLayerPlan>())
-            w.Line($"_l{l.Index}Mean = new float[rows]; _l{l.Index}Rstd = new float[rows]; _l{l.Index}U = new float[rows * H]; _l{l.Index}At = new float[checked(rows * {l.N * l.N})]; _l{l.Index}Bu = new float[rows * {l.N}]; _l{l.Index}Hs = new float[rows * {l.N}];");
+        {
+            foreach (var b in HostBuffer.PreNorm(l)) yield return b;
+            foreach (var (f, floats) in new[] { ("At", $"rows * {l.N * l.N}"), ("Bu", $"rows * {l.N}"), ("Hs", $"rows * {l.N}") })
+                yield return new($"_l{l.Index}{f}", floats, Block: l.Index);
+        }
         int n = MaxN(plan);
-        ModelEmitter.TrainingOnly(w, $"_idH = new float[rows * {n}]; _idA = new float[checked(rows * {n * n})]; _iCarry = new float[maxBatch * {n}];");
-        w.Line($"_isu = new float[H]; _isA = new float[{n * n}]; _isbu = new float[{n}]; _isscr = new float[{n}]; _isy = new float[H];");
+        foreach (var (f, floats) in new[] { ("_idH", $"rows * {n}"), ("_idA", $"rows * {n * n}"), ("_iCarry", $"maxBatch * {n}") })
+            yield return new(f, floats, Training: true);
+        foreach (var (f, floats) in new[] { ("_isu", "H"), ("_isA", $"{n * n}"), ("_isbu", $"{n}"), ("_isscr", $"{n}"), ("_isy", "H") })
+            yield return new(f, floats);
     }
 
     private static string Pm(IdsLayerPlan l, string name, int len, string buf = "_p") => ModelEmitter.Tensor(l, "mixer." + name, len, buf);
@@ -51,11 +48,7 @@ internal sealed class IdsEmitter : CpuRendering<IdsLayerPlan>
         w.Close();
         w.Line();
 
-        w.Line($"/// <summary>Block {l.Index} backward: _dX holds dL/d(block output) and leaves holding dL/d(block input).</summary>");
-        w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
-        w.Line("int rows = batch * length;");
-        w.Line("var dX = _dX.AsSpan(0, rows * H);");
-        w.Line($"var x = {i}X.AsSpan(0, rows * H);");
+        ModelEmitter.OpenBackward(w, l);
         w.Line($"var u = {i}U.AsSpan(0, rows * H);");
         w.Line($"var dH = _idH.AsSpan(0, rows * {n}); dH.Clear();");
         w.Line($"Gemm.LinearBackward({i}Hs.AsSpan(0, rows * {n}), {Pm(l, "C.weight", h * n)}, dX, dH, {Pm(l, "C.weight", h * n, "_g")}, {Pm(l, "C.bias", h, "_g")}, rows, {n}, H, _ws);");

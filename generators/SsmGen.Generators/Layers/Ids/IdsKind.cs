@@ -1,7 +1,3 @@
-using SsmGen.Generators.Emitters;
-using SsmGen.Generators.Model;
-using SsmGen.Layers;
-
 namespace SsmGen.Generators.Layers;
 
 /// <summary>An input-dependent transition (IDS) block as declared.</summary>

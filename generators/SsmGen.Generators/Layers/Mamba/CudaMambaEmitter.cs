@@ -1,9 +1,4 @@
-using System.Collections.Generic;
-using System.Linq;
-using System.Text;
-using SsmGen.Generators.Emitters;
 using SsmGen.Generators.Emitters.Cuda;
-using SsmGen.Generators.Model;
 using static SsmGen.Generators.Emitters.Cuda.CudaModelEmitter;
 
 namespace SsmGen.Generators.Layers;
@@ -43,7 +38,7 @@ internal sealed class CudaMambaEmitter : GpuRendering<MambaLayerPlan>
     private static IEnumerable<MambaLayerPlan> Variants(ModelPlan plan) => plan.Blocks<MambaLayerPlan>().GroupBy(Name).Select(g => g.First());
 
     /// <summary>Kernels of every Mamba variant the plan uses, after the helpers they share.</summary>
-    public override void EmitKernels(StringBuilder cu, ModelPlan plan, List<string> names)
+    public override void EmitKernels(StringBuilder cu, ModelPlan plan)
     {
         if (!plan.Blocks<MambaLayerPlan>().Any()) return;
         cu.Append($"\n// ---- Mamba ----\n\nconstexpr float MAMBA_MAX_LOG = {CodeWriter.D((float)SsmGen.Numerics.Stability.MaxLog)}f, MAMBA_MAX_LOG_DECAY = {CodeWriter.D(SsmGen.Numerics.Stability.MaxLogDecay)}f;\n");
@@ -65,12 +60,9 @@ extern "C" __global__ void silu_backward(const float* __restrict__ x, const floa
 }
 
 """);
-        names.Add("silu_backward");
         foreach (var l in Variants(plan))
         {
             string v = Name(l), k = Constants(l);
-            names.AddRange(new[] { v + "_conv_forward", v + "_scan_fused", v + "_chunk_carry", v + "_gate_backward",
-                v + "_chunk_adjoint", v + "_chunk_backward", v + "_bc_reduce", v + "_conv_backward_input", v + "_conv_weight_partials", v + "_conv_step", v + "_scan_step" });
             cu.Append($$"""
 
 // ---- Mamba, N = {{l.N}}, E = {{l.E}}, Δ rank {{l.R}}, conv width {{l.Spec.ConvWidth}}: scan chunks of {{Chunk(l)}} steps ----

@@ -1,7 +1,3 @@
-using System.Linq;
-using SsmGen.Generators.Emitters;
-using SsmGen.Generators.Model;
-
 namespace SsmGen.Generators.Layers;
 
 /// <summary>
@@ -20,35 +16,40 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
     private static int MaxR(ModelPlan plan) => plan.Blocks<MambaLayerPlan>().Max(l => l.R);
     private static int MaxConv(ModelPlan plan) => plan.Blocks<MambaLayerPlan>().Max(l => l.E * l.Spec.ConvWidth);
 
-    public override void EmitFields(CodeWriter w, ModelPlan plan)
+    protected override string[] FieldNotes =>
+    [
+        "Mamba blocks: norm stats and output, x and z halves of in_proj, conv out, SiLU out, x_proj rows (Δ, B, C),",
+        "Δ input, Δ, scan out, gate out, conv weight as (W, E), and the scan with its chunk states; shared: the",
+        "backward's dL/d of each of them (_md…), the step's rows (_ms…).",
+    ];
+
+    public override IEnumerable<HostBuffer> Buffers(ModelPlan plan)
     {
-        w.Line("// Mamba blocks: norm stats and output, x and z halves of in_proj, conv out, SiLU out, x_proj rows (Δ, B, C),");
-        w.Line("// Δ input, Δ, scan out, gate out, conv weight as (W, E), and the scan with its chunk states.");
         foreach (var l in plan.Blocks<MambaLayerPlan>())
         {
-            string i = "_l" + l.Index;
-            w.Line($"private readonly float[] {i}Mean, {i}Rstd, {i}U, {i}Xi, {i}Z, {i}C, {i}Act, {i}Dbc, {i}DtIn, {i}Delta, {i}Ys, {i}G, {i}ConvT;");
-            w.Line($"private readonly {l.Variant}_Scan {i}Scan;");
+            string i = "_l" + l.Index, e = $"rows * {l.E}";
+            foreach (var b in HostBuffer.PreNorm(l)) yield return b;
+            foreach (var (f, floats) in new[] { ("Xi", e), ("Z", e), ("C", e), ("Act", e), ("Dbc", $"rows * {l.Dbc}"), ("DtIn", $"rows * {l.R}"), ("Delta", e), ("Ys", e), ("G", e), ("ConvT", $"{l.E * l.Spec.ConvWidth}") })
+                yield return new(i + f, floats, Block: l.Index);
         }
-        w.Line("private readonly float[] _mdG, _mdYs, _mdZ, _mdU, _mdDelta, _mdDbc, _mdDtIn, _mdXi, _mdConvT;");
-        w.Line("private readonly float[] _msu, _msxi, _msz, _msc, _msact, _msdbc, _msdt, _msy, _msg, _mso;");
+        string me = $"rows * {MaxE(plan)}";
+        foreach (var (f, floats) in new[] { ("_mdG", me), ("_mdYs", me), ("_mdZ", me), ("_mdU", me), ("_mdDelta", me), ("_mdDbc", $"rows * {MaxDbc(plan)}"), ("_mdDtIn", $"rows * {MaxR(plan)}"), ("_mdXi", me), ("_mdConvT", $"{MaxConv(plan)}") })
+            yield return new(f, floats, Training: true);
+        string se = $"{MaxE(plan)}";
+        foreach (var (f, floats) in new[] { ("_msu", "H"), ("_msxi", se), ("_msz", se), ("_msc", se), ("_msact", se), ("_msdbc", $"{MaxDbc(plan)}"), ("_msdt", se), ("_msy", se), ("_msg", se), ("_mso", "H") })
+            yield return new(f, floats);
+    }
+
+    public override void EmitFields(CodeWriter w, ModelPlan plan)
+    {
+        base.EmitFields(w, plan);
+        foreach (var l in plan.Blocks<MambaLayerPlan>()) w.Line($"private readonly {l.Variant}_Scan _l{l.Index}Scan;");
     }
 
     public override void EmitAllocations(CodeWriter w, ModelPlan plan)
     {
-        foreach (var l in plan.Blocks<MambaLayerPlan>())
-        {
-            string i = "_l" + l.Index;
-            w.Line($"{i}Mean = new float[rows]; {i}Rstd = new float[rows]; {i}U = new float[rows * H];");
-            w.Line($"{i}Xi = new float[checked(rows * {l.E})]; {i}Z = new float[checked(rows * {l.E})]; {i}C = new float[checked(rows * {l.E})]; {i}Act = new float[checked(rows * {l.E})];");
-            w.Line($"{i}Dbc = new float[checked(rows * {l.Dbc})]; {i}DtIn = new float[checked(rows * {l.R})]; {i}Delta = new float[checked(rows * {l.E})]; {i}Ys = new float[checked(rows * {l.E})]; {i}G = new float[checked(rows * {l.E})];");
-            w.Line($"{i}ConvT = new float[{l.E * l.Spec.ConvWidth}]; {i}Scan = new {l.Variant}_Scan({l.E}, {l.Dbc}, {l.R}, maxBatch, maxLength);");
-        }
-        int e = MaxE(plan);
-        ModelEmitter.TrainingOnly(w, $"_mdG = new float[checked(rows * {e})]; _mdYs = new float[checked(rows * {e})]; _mdZ = new float[checked(rows * {e})]; _mdU = new float[checked(rows * {e})]; " +
-            $"_mdDelta = new float[checked(rows * {e})]; _mdDbc = new float[checked(rows * {MaxDbc(plan)})]; _mdDtIn = new float[checked(rows * {MaxR(plan)})]; _mdXi = new float[checked(rows * {e})]; _mdConvT = new float[{MaxConv(plan)}];");
-        w.Line($"_msu = new float[H]; _msxi = new float[{e}]; _msz = new float[{e}]; _msc = new float[{e}]; _msact = new float[{e}]; _msdbc = new float[{MaxDbc(plan)}];");
-        w.Line($"_msdt = new float[{e}]; _msy = new float[{e}]; _msg = new float[{e}]; _mso = new float[H];");
+        base.EmitAllocations(w, plan);
+        foreach (var l in plan.Blocks<MambaLayerPlan>()) w.Line($"_l{l.Index}Scan = new {l.Variant}_Scan({l.E}, {l.Dbc}, {l.R}, maxBatch, maxLength);");
     }
 
     public override void EmitLayer(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
@@ -93,11 +94,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
     {
         string i = "_l" + l.Index;
         int e = l.E, eh = l.E * plan.Spec.DModel;
-        w.Line($"/// <summary>Block {l.Index} backward: _dX holds dL/d(block output) and leaves holding dL/d(block input).</summary>");
-        w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
-        w.Line("int rows = batch * length;");
-        w.Line("var dX = _dX.AsSpan(0, rows * H);");
-        w.Line($"var x = {i}X.AsSpan(0, rows * H);");
+        ModelEmitter.OpenBackward(w, l);
         w.Line($"var dG = _mdG.AsSpan(0, rows * {e}); dG.Clear();");
         w.Line($"Gemm.LinearBackward({i}G, {Pm(l, "out_proj.weight")}, {eh}), dX, dG, {Pm(l, "out_proj.weight", "_g")}, {eh}), Span<float>.Empty, rows, {e}, H, _ws);");
         w.Line($"MambaKernels.GateBackward({i}Ys.AsSpan(0, rows * {e}), {i}Z, dG, _mdYs, _mdZ);");

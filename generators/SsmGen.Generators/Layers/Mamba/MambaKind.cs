@@ -1,7 +1,3 @@
-using SsmGen.Generators.Emitters;
-using SsmGen.Generators.Model;
-using SsmGen.Layers;
-
 namespace SsmGen.Generators.Layers;
 
 /// <summary>A Mamba block as declared; <see cref="DtRank"/> is already resolved (auto → ⌈DModel/16⌉).</summary>

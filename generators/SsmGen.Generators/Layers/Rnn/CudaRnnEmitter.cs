@@ -1,9 +1,4 @@
-using System.Collections.Generic;
-using System.Linq;
-using System.Text;
-using SsmGen.Generators.Emitters;
 using SsmGen.Generators.Emitters.Cuda;
-using SsmGen.Generators.Model;
 using static SsmGen.Generators.Emitters.Cuda.CudaModelEmitter;
 
 namespace SsmGen.Generators.Layers;
@@ -31,13 +26,12 @@ internal sealed class CudaRnnEmitter : GpuRendering<RnnLayerPlan>
     // Variants past MaxHidden get no kernels, so the module still compiles; such a model refuses a GPU device.
     private static IEnumerable<RnnLayerPlan> Variants(ModelPlan plan) => plan.Blocks<RnnLayerPlan>().Where(l => l.Hd <= MaxHidden).GroupBy(Name).Select(g => g.First());
 
-    public override void EmitKernels(StringBuilder cu, ModelPlan plan, List<string> names)
+    public override void EmitKernels(StringBuilder cu, ModelPlan plan)
     {
         foreach (var l in Variants(plan))
         {
             string v = Name(l);
             string f = l.Relu ? "fmaxf(s, 0.0f)" : "tanhf(s)", df = l.Relu ? "(h > 0.0f ? 1.0f : 0.0f)" : "(1.0f - h * h)";
-            names.AddRange(new[] { v + "_forward", v + "_backward", v + "_shift" });
             cu.Append($$"""
 
 // ---- RNN, hidden {{l.Hd}}, {{(l.Relu ? "ReLU" : "tanh")}} ----

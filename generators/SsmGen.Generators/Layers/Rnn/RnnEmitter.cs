@@ -1,7 +1,3 @@
-using System.Linq;
-using SsmGen.Generators.Emitters;
-using SsmGen.Generators.Model;
-
 namespace SsmGen.Generators.Layers;
 
 /// <summary>
@@ -13,20 +9,20 @@ internal sealed class RnnEmitter : CpuRendering<RnnLayerPlan>
 {
     private static int MaxHd(ModelPlan plan) => plan.Blocks<RnnLayerPlan>().Max(l => l.Hd);
 
-    public override void EmitFields(CodeWriter w, ModelPlan plan)
-    {
-        w.Line("// RNN blocks: norm stats and output, the hidden states (B·L, Hd); shared scratch for the backward and the step.");
-        foreach (var l in plan.Blocks<RnnLayerPlan>()) w.Line($"private readonly float[] _l{l.Index}Mean, _l{l.Index}Rstd, _l{l.Index}U, _l{l.Index}Hs;");
-        w.Line("private readonly float[] _rdH, _rPrev, _rCarry, _rsu, _rspre, _rsscr, _rsy;");
-    }
+    protected override string[] FieldNotes => ["RNN blocks: norm stats and output, the hidden states (B·L, Hd); shared scratch for the backward and the step."];
 
-    public override void EmitAllocations(CodeWriter w, ModelPlan plan)
+    public override IEnumerable<HostBuffer> Buffers(ModelPlan plan)
     {
         foreach (var l in plan.Blocks<RnnLayerPlan>())
-            w.Line($"_l{l.Index}Mean = new float[rows]; _l{l.Index}Rstd = new float[rows]; _l{l.Index}U = new float[rows * H]; _l{l.Index}Hs = new float[checked(rows * {l.Hd})];");
+        {
+            foreach (var b in HostBuffer.PreNorm(l)) yield return b;
+            yield return new($"_l{l.Index}Hs", $"rows * {l.Hd}", Block: l.Index);
+        }
         int hd = MaxHd(plan);
-        ModelEmitter.TrainingOnly(w, $"_rdH = new float[checked(rows * {hd})]; _rPrev = new float[checked(rows * {hd})]; _rCarry = new float[maxBatch * {hd}];");
-        w.Line($"_rsu = new float[H]; _rspre = new float[{hd}]; _rsscr = new float[{hd}]; _rsy = new float[H];");
+        foreach (var (f, floats) in new[] { ("_rdH", $"rows * {hd}"), ("_rPrev", $"rows * {hd}"), ("_rCarry", $"maxBatch * {hd}") })
+            yield return new(f, floats, Training: true);
+        foreach (var (f, floats) in new[] { ("_rsu", "H"), ("_rspre", $"{hd}"), ("_rsscr", $"{hd}"), ("_rsy", "H") })
+            yield return new(f, floats);
     }
 
     private static string Pm(RnnLayerPlan l, string name, int len, string buf = "_p") => ModelEmitter.Tensor(l, "mixer." + name, len, buf);
@@ -49,11 +45,7 @@ internal sealed class RnnEmitter : CpuRendering<RnnLayerPlan>
         w.Close();
         w.Line();
 
-        w.Line($"/// <summary>Block {l.Index} backward: _dX holds dL/d(block output) and leaves holding dL/d(block input).</summary>");
-        w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
-        w.Line("int rows = batch * length;");
-        w.Line("var dX = _dX.AsSpan(0, rows * H);");
-        w.Line($"var x = {i}X.AsSpan(0, rows * H);");
+        ModelEmitter.OpenBackward(w, l);
         w.Line($"var hs = {i}Hs.AsSpan(0, rows * {hd});");
         w.Line($"var dS = _rdH.AsSpan(0, rows * {hd}); dS.Clear();");
         w.Line($"Gemm.LinearBackward(hs, {Pm(l, "out_proj.weight", h * hd)}, dX, dS, {Pm(l, "out_proj.weight", h * hd, "_g")}, {Pm(l, "out_proj.bias", h, "_g")}, rows, {hd}, H, _ws);");

@@ -1,7 +1,3 @@
-using SsmGen.Generators.Emitters;
-using SsmGen.Generators.Model;
-using SsmGen.Layers;
-
 namespace SsmGen.Generators.Layers;
 
 /// <summary>A simple RNN block as declared; <see cref="Hidden"/> is resolved (0 → DModel).</summary>

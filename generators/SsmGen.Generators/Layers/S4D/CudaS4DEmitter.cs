@@ -1,9 +1,4 @@
-using System.Collections.Generic;
-using System.Linq;
-using System.Text;
-using SsmGen.Generators.Emitters;
 using SsmGen.Generators.Emitters.Cuda;
-using SsmGen.Generators.Model;
 using static SsmGen.Generators.Emitters.Cuda.CudaModelEmitter;
 
 namespace SsmGen.Generators.Layers;
@@ -36,7 +31,7 @@ internal sealed class CudaS4DEmitter : GpuRendering<S4DLayerPlan>
         $"constexpr double S4D_MAX_LOG = {CodeWriter.D(SsmGen.Numerics.Stability.MaxLog)}, S4D_MAX_MAGNITUDE = {CodeWriter.D(SsmGen.Numerics.Stability.MaxMagnitude)};";
 
     /// <summary>Kernels of every S4D variant the plan uses.</summary>
-    public override void EmitKernels(StringBuilder cu, ModelPlan plan, List<string> names)
+    public override void EmitKernels(StringBuilder cu, ModelPlan plan)
     {
         if (plan.Blocks<S4DLayerPlan>().Any())
             cu.Append("""
@@ -77,7 +72,6 @@ __device__ __forceinline__ bool s4d_scan_share_(int batch, const float* __restri
             string v = Name(l);
             int m = l.Modes, groups = ModeGroups(l);
             bool zoh = l.Spec.Discretization == 0, trainB = l.Spec.TrainB;
-            names.AddRange(new[] { v + "_discretize", v + "_scan_forward", v + "_scan_backward", v + "_kernel_gradient", v + "_kernel_gradient_finish", v + "_mode_backward", v + "_dt_finish", v + "_step_discretize", v + "_step" });
             cu.Append($$"""
 
 // ---- S4D, N = {{l.Spec.N}} (M = {{m}} complex modes), {{(zoh ? "ZOH" : "bilinear")}}{{(trainB ? ", trainable B" : "")}} ----

@@ -1,8 +1,4 @@
 using System;
-using System.Collections.Generic;
-using System.Linq;
-using SsmGen.Generators.Emitters;
-using SsmGen.Generators.Model;
 
 namespace SsmGen.Generators.Layers;
 
@@ -23,27 +19,37 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
 
     private static int MaxModes(ModelPlan plan) => plan.Blocks<S4DLayerPlan>().Max(l => l.Modes);
 
-    /// <summary>Saved activations per S4D block, and the scratch all S4D blocks share.</summary>
+    protected override string[] FieldNotes =>
+    [
+        "S4D blocks: norm stats, norm out, S4D out, GELU out, linear out, GLU out, kernel, mode tables;",
+        "shared: dL/d(the scan's output, input), dL/d(linear out), dL/d(kernel), Horner sums; the step's rows.",
+    ];
+
+    public override IEnumerable<HostBuffer> Buffers(ModelPlan plan)
+    {
+        foreach (var l in plan.Blocks<S4DLayerPlan>())
+        {
+            string i = "_l" + l.Index;
+            foreach (var b in HostBuffer.PreNorm(l)) yield return b;
+            foreach (var (f, floats) in new[] { ("Y", "rows * H"), ("G", "rows * H"), ("O", "rows * 2 * H"), ("Glu", "rows * H"), ("K", "H * maxLength"), ("Modes", $"{ModeTables} * H * {l.Modes}") })
+                yield return new(i + f, floats, Block: l.Index);
+        }
+        foreach (var (f, floats) in new[] { ("_dY", "rows * H"), ("_dU", "rows * H"), ("_dO", "rows * 2 * H"), ("_dk", "H * maxLength"), ("_sums", $"4 * H * {MaxModes(plan)}") })
+            yield return new(f, floats, Training: true);
+        foreach (var (f, floats) in new[] { ("_su", "H"), ("_sy", "H"), ("_sg", "H"), ("_so", "2 * H"), ("_sglu", "H") })
+            yield return new(f, floats);
+    }
+
     public override void EmitFields(CodeWriter w, ModelPlan plan)
     {
-        w.Line("// S4D blocks: norm stats, norm out, S4D out, GELU out, linear out, GLU out, kernel, mode tables.");
-        foreach (var l in plan.Blocks<S4DLayerPlan>())
-            w.Line($"private readonly float[] _l{l.Index}Mean, _l{l.Index}Rstd, _l{l.Index}U, _l{l.Index}Y, _l{l.Index}G, _l{l.Index}O, _l{l.Index}Glu, _l{l.Index}K, _l{l.Index}Modes;");
+        base.EmitFields(w, plan);
         w.Line("private readonly CausalConvolution _conv;");
-        w.Line("private readonly float[] _dY, _dU, _dO, _dk, _sums, _su, _sy, _sg, _so, _sglu; // _dY, _dU: dL/d(the scan's output, input)");
     }
 
     public override void EmitAllocations(CodeWriter w, ModelPlan plan)
     {
         w.Line("_conv = new CausalConvolution(H, maxBatch, maxLength);");
-        foreach (var l in plan.Blocks<S4DLayerPlan>())
-        {
-            string i = "_l" + l.Index;
-            w.Line($"{i}Mean = new float[rows]; {i}Rstd = new float[rows]; {i}U = new float[rows * H]; {i}Y = new float[rows * H];");
-            w.Line($"{i}G = new float[rows * H]; {i}O = new float[rows * 2 * H]; {i}Glu = new float[rows * H]; {i}K = new float[H * maxLength]; {i}Modes = new float[{ModeTables} * H * {l.Modes}];");
-        }
-        ModelEmitter.TrainingOnly(w, $"_dY = new float[rows * H]; _dU = new float[rows * H]; _dO = new float[rows * 2 * H]; _dk = new float[H * maxLength]; _sums = new float[4 * H * {MaxModes(plan)}];");
-        w.Line("_su = new float[H]; _sy = new float[H]; _sg = new float[H]; _so = new float[2 * H]; _sglu = new float[H];");
+        base.EmitAllocations(w, plan);
     }
 
     /// <summary>A new stream discretizes every S4D block's modes into its state once (the device path discretizes there).</summary>
@@ -384,11 +390,7 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
     {
         string i = "_l" + l.Index, p = l.Prefix;
         int hm = plan.Spec.DModel * l.Modes;
-        w.Line($"/// <summary>Block {l.Index} backward: _dX holds dL/d(block output) and leaves holding dL/d(block input).</summary>");
-        w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
-        w.Line("int rows = batch * length;");
-        w.Line("var dX = _dX.AsSpan(0, rows * H);");
-        w.Line($"var x = {i}X.AsSpan(0, rows * H);");
+        ModelEmitter.OpenBackward(w, l);
         w.Line($"var u = {i}U.AsSpan(0, rows * H);");
         w.Line("var dGlu = _dA.AsSpan(0, rows * H);");
         if (l.Spec.Dropout > 0)

@@ -1,7 +1,3 @@
-using SsmGen.Generators.Emitters;
-using SsmGen.Generators.Model;
-using SsmGen.Layers;
-
 namespace SsmGen.Generators.Layers;
 
 /// <summary>An S4D block as declared.</summary>
