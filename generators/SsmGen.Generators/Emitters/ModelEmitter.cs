@@ -56,7 +56,7 @@ internal static class ModelEmitter
 
     // Offsets are named after the tensor (ParamPlan.Const), so no lookup is needed.
     internal static string P(string name) => "P_" + name.Replace('.', '_');
-    internal static string Span(string buf, ModelPlan plan, string name, string len) => $"{buf}.AsSpan({P(name)}, {len})";
+    internal static string Span(string buf, string name, string len) => $"{buf}.AsSpan({P(name)}, {len})";
     /// <summary>A view of one of a block's tensors, e.g. <c>_p.AsSpan(P_layers_0_mixer_A_weight, 1024)</c>.</summary>
     internal static string Tensor(LayerPlan l, string name, int len, string buf = "_p") => $"{buf}.AsSpan({P(l.Prefix + name)}, {len})";
 
@@ -80,17 +80,17 @@ internal static class ModelEmitter
     private static int KeyValueCaches(ModelPlan plan) => plan.Layers.Count(l => LayerKinds.Of(l).HasKeyValueCache);
 
     /// <summary>A norm call: LayerNorm (weight, bias, mean, rstd) or RMSNorm (weight, rstd).</summary>
-    internal static string NormForward(ModelPlan plan, bool rms, string prefix, string x, string y, string mean, string rstd, string rows)
+    internal static string NormForward(bool rms, string prefix, string x, string y, string mean, string rstd, string rows)
         => rms
-            ? $"BlockKernels.RmsNormForward({x}, {Span("_p", plan, prefix + ".weight", "H")}, {y}, {rstd}, {rows}, H, _ws);"
-            : $"BlockKernels.LayerNormForward({x}, {Span("_p", plan, prefix + ".weight", "H")}, {Span("_p", plan, prefix + ".bias", "H")}, {y}, {mean}, {rstd}, {rows}, H, _ws);";
+            ? $"BlockKernels.RmsNormForward({x}, {Span("_p", prefix + ".weight", "H")}, {y}, {rstd}, {rows}, H, _ws);"
+            : $"BlockKernels.LayerNormForward({x}, {Span("_p", prefix + ".weight", "H")}, {Span("_p", prefix + ".bias", "H")}, {y}, {mean}, {rstd}, {rows}, H, _ws);";
 
-    internal static string NormBackward(ModelPlan plan, bool rms, string prefix, string x, string mean, string rstd, string dy, string dx, string rows)
+    internal static string NormBackward(bool rms, string prefix, string x, string mean, string rstd, string dy, string dx, string rows)
         => rms
-            ? $"BlockKernels.RmsNormBackward({x}, {Span("_p", plan, prefix + ".weight", "H")}, {rstd}, {dy}, {dx}, {Span("_g", plan, prefix + ".weight", "H")}, {rows}, H, _ws);"
-            : $"BlockKernels.LayerNormBackward({x}, {Span("_p", plan, prefix + ".weight", "H")}, {mean}, {rstd}, {dy}, {dx}, {Span("_g", plan, prefix + ".weight", "H")}, {Span("_g", plan, prefix + ".bias", "H")}, _lnScratch, {rows}, H, _ws);";
+            ? $"BlockKernels.RmsNormBackward({x}, {Span("_p", prefix + ".weight", "H")}, {rstd}, {dy}, {dx}, {Span("_g", prefix + ".weight", "H")}, {rows}, H, _ws);"
+            : $"BlockKernels.LayerNormBackward({x}, {Span("_p", prefix + ".weight", "H")}, {mean}, {rstd}, {dy}, {dx}, {Span("_g", prefix + ".weight", "H")}, {Span("_g", prefix + ".bias", "H")}, _lnScratch, {rows}, H, _ws);";
 
-    private static string DecoderBias(ModelPlan plan, string buf) => plan.Names.DecoderBias ? Span(buf, plan, plan.Names.Decoder + ".bias", "OutputSize") : (buf == "_p" ? "ReadOnlySpan<float>.Empty" : "Span<float>.Empty");
+    private static string DecoderBias(ModelPlan plan, string buf) => plan.Names.DecoderBias ? Span(buf, plan.Names.Decoder + ".bias", "OutputSize") : (buf == "_p" ? "ReadOnlySpan<float>.Empty" : "Span<float>.Empty");
 
     private static void EmitConstants(CodeWriter w, ModelPlan plan)
     {
@@ -292,7 +292,7 @@ internal static class ModelEmitter
             w.Line("if (_gpu is not null) { BeginForward(batch, length, training); _gpu.Forward(input, ReadOnlySpan<int>.Empty, batch, length, output); return; }");
             w.Line("input.CopyTo(_input);");
             w.Line("// encoder: (B, L, Input) → (B, L, H)");
-            w.Line($"Gemm.LinearForward(input, {Span("_p", plan, plan.Names.Encoder + ".weight", "H * InputSize")}, {Span("_p", plan, plan.Names.Encoder + ".bias", "H")}, _l0X, rows, InputSize, H, _ws);");
+            w.Line($"Gemm.LinearForward(input, {Span("_p", plan.Names.Encoder + ".weight", "H * InputSize")}, {Span("_p", plan.Names.Encoder + ".bias", "H")}, _l0X, rows, InputSize, H, _ws);");
             w.Line("RunLayers(batch, length, output, training);");
         }
         w.Close();
@@ -311,7 +311,7 @@ internal static class ModelEmitter
             w.Line("if (_gpu is not null) { BeginForward(batch, length, training); _gpu.Forward(ReadOnlySpan<float>.Empty, tokens, batch, length, output); return; }");
             w.Line("tokens.CopyTo(_tokens);");
             w.Line("// encoder: embedding rows, (B, L) → (B, L, H)");
-            w.Line($"var emb = {Span("_p", plan, plan.Names.Encoder + ".weight", "VocabSize * H")};");
+            w.Line($"var emb = {Span("_p", plan.Names.Encoder + ".weight", "VocabSize * H")};");
             w.Line("for (int r = 0; r < tokens.Length; r++) emb.Slice(tokens[r] * H, H).CopyTo(_l0X.AsSpan(r * H, H));");
             w.Line("RunLayers(batch, length, output, training);");
         }
@@ -329,14 +329,14 @@ internal static class ModelEmitter
         w.Line("BeginForward(batch, length, training);");
         w.Line("int rows = batch * length;");
         foreach (var l in plan.Layers) w.Line($"Layer{l.Index}Forward(batch, length);");
-        w.Line(NormForward(plan, plan.Names.FinalRms, plan.Names.FinalNorm, "_xf.AsSpan(0, rows * H)", "_nf", "_meanF", "_rstdF", "rows"));
+        w.Line(NormForward(plan.Names.FinalRms, plan.Names.FinalNorm, "_xf.AsSpan(0, rows * H)", "_nf", "_meanF", "_rstdF", "rows"));
         w.Line(plan.Spec.Pooling switch
         {
             0 => "// mean pooling over time: (B, L, H) → (B, H)\n        for (int b = 0; b < batch; b++)\n        {\n            var pb = _pooled.AsSpan(b * H, H);\n            pb.Clear();\n            for (int t = 0; t < length; t++) TensorPrimitives.Add(pb, _nf.AsSpan((b * length + t) * H, H), pb);\n            TensorPrimitives.Multiply(pb, 1f / length, pb);\n        }",
             1 => "// last-position pooling: (B, L, H) → (B, H)\n        for (int b = 0; b < batch; b++) _nf.AsSpan((b * length + length - 1) * H, H).CopyTo(_pooled.AsSpan(b * H, H));",
             _ => "// no pooling: every token keeps its row\n        _nf.AsSpan(0, rows * H).CopyTo(_pooled);",
         });
-        w.Line($"Gemm.LinearForward(_pooled.AsSpan(0, {outRows} * H), {Span("_p", plan, plan.Names.Decoder + ".weight", "OutputSize * H")}, {DecoderBias(plan, "_p")}, output, {outRows}, H, OutputSize, _ws);");
+        w.Line($"Gemm.LinearForward(_pooled.AsSpan(0, {outRows} * H), {Span("_p", plan.Names.Decoder + ".weight", "OutputSize * H")}, {DecoderBias(plan, "_p")}, output, {outRows}, H, OutputSize, _ws);");
         w.Close();
         w.Line();
     }
@@ -355,7 +355,7 @@ internal static class ModelEmitter
         w.Line("if (_gpu is not null) { _gpu.Backward(dOutput, batch, length); return; }");
         w.Line("var dPooled = _dPooled.AsSpan(0, outRows * H);");
         w.Line("dPooled.Clear();");
-        w.Line($"Gemm.LinearBackward(_pooled, {Span("_p", plan, plan.Names.Decoder + ".weight", "OutputSize * H")}, dOutput, dPooled, {Span("_g", plan, plan.Names.Decoder + ".weight", "OutputSize * H")}, {DecoderBias(plan, "_g")}, outRows, H, OutputSize, _ws);");
+        w.Line($"Gemm.LinearBackward(_pooled, {Span("_p", plan.Names.Decoder + ".weight", "OutputSize * H")}, dOutput, dPooled, {Span("_g", plan.Names.Decoder + ".weight", "OutputSize * H")}, {DecoderBias(plan, "_g")}, outRows, H, OutputSize, _ws);");
         w.Line("var dNf = _dA.AsSpan(0, rows * H);");
         w.Line(plan.Spec.Pooling switch
         {
@@ -365,15 +365,15 @@ internal static class ModelEmitter
         });
         w.Line("var dX = _dX.AsSpan(0, rows * H);");
         w.Line("dX.Clear();");
-        w.Line(NormBackward(plan, plan.Names.FinalRms, plan.Names.FinalNorm, "_xf", "_meanF", "_rstdF", "dNf", "dX", "rows"));
+        w.Line(NormBackward(plan.Names.FinalRms, plan.Names.FinalNorm, "_xf", "_meanF", "_rstdF", "dNf", "dX", "rows"));
         foreach (var l in plan.Layers.Reverse()) w.Line($"Layer{l.Index}Backward(batch, length);");
         if (plan.TokenInput)
         {
-            w.Line($"var gEmb = {Span("_g", plan, plan.Names.Encoder + ".weight", "VocabSize * H")};");
+            w.Line($"var gEmb = {Span("_g", plan.Names.Encoder + ".weight", "VocabSize * H")};");
             w.Line("for (int r = 0; r < rows; r++) { var ge = gEmb.Slice(_tokens[r] * H, H); TensorPrimitives.Add(ge, dX.Slice(r * H, H), ge); }");
         }
         else
-            w.Line($"Gemm.LinearBackward(_input, {Span("_p", plan, plan.Names.Encoder + ".weight", "H * InputSize")}, dX, Span<float>.Empty, {Span("_g", plan, plan.Names.Encoder + ".weight", "H * InputSize")}, {Span("_g", plan, plan.Names.Encoder + ".bias", "H")}, rows, InputSize, H, _ws);");
+            w.Line($"Gemm.LinearBackward(_input, {Span("_p", plan.Names.Encoder + ".weight", "H * InputSize")}, dX, Span<float>.Empty, {Span("_g", plan.Names.Encoder + ".weight", "H * InputSize")}, {Span("_g", plan.Names.Encoder + ".bias", "H")}, rows, InputSize, H, _ws);");
         w.Close();
         w.Line("finally { Exit(); }");
         w.Close();
@@ -407,7 +407,7 @@ internal static class ModelEmitter
             w.Line("if (!TensorPrimitives.IsFiniteAll(x)) ThrowNotFinite(x, 1, nameof(x));");
             w.Line("int t = BeginStep(state, y.Length);");
             w.Line("if (_gpu is not null) { _gpu.Step(x, 0, state, t, y); return; }");
-            w.Line($"Gemm.LinearForward(x, {Span("_p", plan, plan.Names.Encoder + ".weight", "H * InputSize")}, {Span("_p", plan, plan.Names.Encoder + ".bias", "H")}, _sx, 1, InputSize, H, _ws);");
+            w.Line($"Gemm.LinearForward(x, {Span("_p", plan.Names.Encoder + ".weight", "H * InputSize")}, {Span("_p", plan.Names.Encoder + ".bias", "H")}, _sx, 1, InputSize, H, _ws);");
             w.Line("StepLayers(state.Values, t, y);");
         }
         w.Close();
@@ -423,7 +423,7 @@ internal static class ModelEmitter
             w.Line("if ((uint)token >= VocabSize) throw new ArgumentOutOfRangeException(nameof(token), token, $\"Token must be in [0, {VocabSize}).\");");
             w.Line("int t = BeginStep(state, y.Length);");
             w.Line("if (_gpu is not null) { _gpu.Step(ReadOnlySpan<float>.Empty, token, state, t, y); return; }");
-            w.Line($"{Span("_p", plan, plan.Names.Encoder + ".weight", "VocabSize * H")}.Slice(token * H, H).CopyTo(_sx);");
+            w.Line($"{Span("_p", plan.Names.Encoder + ".weight", "VocabSize * H")}.Slice(token * H, H).CopyTo(_sx);");
             w.Line("StepLayers(state.Values, t, y);");
         }
         w.Close();
@@ -436,7 +436,7 @@ internal static class ModelEmitter
             w.Line(LayerKinds.Of(l).HasKeyValueCache
                 ? $"Layer{l.Index}Step(state.AsSpan(FixedStateSize + {cache++} * 2 * _maxLength * H, 2 * _maxLength * H), t);"
                 : $"Layer{l.Index}Step(state.AsSpan(S_l{l.Index}, {StateSize(plan, l)}));");
-        w.Line(NormForward(plan, plan.Names.FinalRms, plan.Names.FinalNorm, "_sx", "_sn", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
+        w.Line(NormForward(plan.Names.FinalRms, plan.Names.FinalNorm, "_sx", "_sn", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
         if (plan.Spec.Pooling == 0)
         {
             w.Line("// running mean: the output for the prefix seen so far");
@@ -445,7 +445,7 @@ internal static class ModelEmitter
             w.Line("TensorPrimitives.Multiply(sum, 1f / (t + 1), _sp);");
         }
         else w.Line("_sn.AsSpan().CopyTo(_sp);");
-        w.Line($"Gemm.LinearForward(_sp, {Span("_p", plan, plan.Names.Decoder + ".weight", "OutputSize * H")}, {DecoderBias(plan, "_p")}, y, 1, H, OutputSize, _ws);");
+        w.Line($"Gemm.LinearForward(_sp, {Span("_p", plan.Names.Decoder + ".weight", "OutputSize * H")}, {DecoderBias(plan, "_p")}, y, 1, H, OutputSize, _ws);");
         w.Close();
         w.Line();
     }

@@ -55,7 +55,7 @@ internal sealed class AttentionEmitter : CpuRendering<AttentionLayerPlan>
         w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
         w.Line("int rows = batch * length;");
         w.Line($"var x = {i}X.AsSpan(0, rows * H);");
-        w.Line(ModelEmitter.NormForward(plan, false, l.Prefix + "norm", "x", $"{i}U", $"{i}Mean", $"{i}Rstd", "rows"));
+        w.Line(ModelEmitter.NormForward(false, l.Prefix + "norm", "x", $"{i}U", $"{i}Mean", $"{i}Rstd", "rows"));
         w.Line($"var qkv = {i}Qkv.AsSpan(0, rows * 3 * H);");
         w.Line($"Gemm.LinearForward({i}U.AsSpan(0, rows * H), {Pm(l, "mixer.in_proj.weight", 3 * h * h)}, {Pm(l, "mixer.in_proj.bias", 3 * h)}, qkv, rows, H, 3 * H, _ws);");
         w.Line($"AttentionKernels.Rotate(qkv, _ropeCos{d}, _ropeSin{d}, batch, length, H, {d}, inverse: false);");
@@ -79,7 +79,7 @@ internal sealed class AttentionEmitter : CpuRendering<AttentionLayerPlan>
         w.Line("var dU2 = _adU2.AsSpan(0, rows * H); dU2.Clear();");
         w.Line($"Gemm.LinearBackward({i}U2.AsSpan(0, rows * H), {Pm(l, "mlp.fc1.weight", m * h)}, dAct, dU2, {Pm(l, "mlp.fc1.weight", m * h, "_g")}, {Pm(l, "mlp.fc1.bias", m, "_g")}, rows, H, {m}, _ws);");
         w.Line("// dX becomes dL/d(stream after attention): the residual plus the path through the second norm");
-        w.Line(ModelEmitter.NormBackward(plan, false, l.Prefix + "norm2", $"{i}X1.AsSpan(0, rows * H)", $"{i}Mean2", $"{i}Rstd2", "dU2", "dX", "rows"));
+        w.Line(ModelEmitter.NormBackward(false, l.Prefix + "norm2", $"{i}X1.AsSpan(0, rows * H)", $"{i}Mean2", $"{i}Rstd2", "dU2", "dX", "rows"));
         w.Line("var dO = _adO.AsSpan(0, rows * H); dO.Clear();");
         w.Line($"Gemm.LinearBackward({i}O.AsSpan(0, rows * H), {Pm(l, "mixer.out_proj.weight", h * h)}, dX, dO, {Pm(l, "mixer.out_proj.weight", h * h, "_g")}, {Pm(l, "mixer.out_proj.bias", h, "_g")}, rows, H, H, _ws);");
         w.Line("var dQkv = _adQkv.AsSpan(0, rows * 3 * H);");
@@ -88,13 +88,13 @@ internal sealed class AttentionEmitter : CpuRendering<AttentionLayerPlan>
         w.Line($"AttentionKernels.Rotate(dQkv, _ropeCos{d}, _ropeSin{d}, batch, length, H, {d}, inverse: true);");
         w.Line("var dU = _dA.AsSpan(0, rows * H); dU.Clear();");
         w.Line($"Gemm.LinearBackward({i}U.AsSpan(0, rows * H), {Pm(l, "mixer.in_proj.weight", 3 * h * h)}, dQkv, dU, {Pm(l, "mixer.in_proj.weight", 3 * h * h, "_g")}, {Pm(l, "mixer.in_proj.bias", 3 * h, "_g")}, rows, H, 3 * H, _ws);");
-        w.Line(ModelEmitter.NormBackward(plan, false, l.Prefix + "norm", "x", $"{i}Mean", $"{i}Rstd", "dU", "dX", "rows"));
+        w.Line(ModelEmitter.NormBackward(false, l.Prefix + "norm", "x", $"{i}Mean", $"{i}Rstd", "dU", "dX", "rows"));
         w.Close();
         w.Line();
 
         w.Line($"/// <summary>Block {l.Index}, one token at position t: the stream _sx (H) is updated in place. State: the key/value cache (2, maxLength, H).</summary>");
         w.Open($"private void Layer{l.Index}Step(Span<float> cache, int t)");
-        w.Line(ModelEmitter.NormForward(plan, false, l.Prefix + "norm", "_sx", "_asu", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
+        w.Line(ModelEmitter.NormForward(false, l.Prefix + "norm", "_sx", "_asu", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
         w.Line($"Gemm.LinearForward(_asu, {Pm(l, "mixer.in_proj.weight", 3 * h * h)}, {Pm(l, "mixer.in_proj.bias", 3 * h)}, _asqkv, 1, H, 3 * H, _ws);");
         w.Line($"AttentionKernels.RotateRow(_asqkv.AsSpan(0, 2 * H), _ropeCos{d}, _ropeSin{d}, t, H, {d});");
         w.Line($"AttentionKernels.Step(_asqkv, cache, t, _aso, _asScores, H, {l.Heads}, _maxLength);");

@@ -69,7 +69,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
         w.Line("int rows = batch * length;");
         w.Line($"var x = {i}X.AsSpan(0, rows * H);");
-        w.Line(ModelEmitter.NormForward(plan, l.Rms, l.Prefix + "norm", "x", $"{i}U", $"{i}Mean", $"{i}Rstd", "rows"));
+        w.Line(ModelEmitter.NormForward(l.Rms, l.Prefix + "norm", "x", $"{i}U", $"{i}Mean", $"{i}Rstd", "rows"));
         w.Line("// in_proj: (B, L, H) → x (B, L, E) and z (B, L, E), the two row blocks of the weight");
         w.Line($"Gemm.LinearForward({i}U.AsSpan(0, rows * H), {Pm(l, "in_proj.weight")}, {eh}), ReadOnlySpan<float>.Empty, {i}Xi, rows, H, {e}, _ws);");
         w.Line($"Gemm.LinearForward({i}U.AsSpan(0, rows * H), {Pm(l, "in_proj.weight")} + {eh}, {eh}), ReadOnlySpan<float>.Empty, {i}Z, rows, H, {e}, _ws);");
@@ -114,7 +114,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         w.Line("var dU = _dA.AsSpan(0, rows * H); dU.Clear();");
         w.Line($"Gemm.LinearBackward({i}U, {Pm(l, "in_proj.weight")}, {eh}), _mdXi.AsSpan(0, rows * {e}), dU, {Pm(l, "in_proj.weight", "_g")}, {eh}), Span<float>.Empty, rows, H, {e}, _ws);");
         w.Line($"Gemm.LinearBackward({i}U, {Pm(l, "in_proj.weight")} + {eh}, {eh}), _mdZ.AsSpan(0, rows * {e}), dU, {Pm(l, "in_proj.weight", "_g")} + {eh}, {eh}), Span<float>.Empty, rows, H, {e}, _ws);");
-        w.Line(ModelEmitter.NormBackward(plan, l.Rms, l.Prefix + "norm", "x", $"{i}Mean", $"{i}Rstd", "dU", "dX", "rows"));
+        w.Line(ModelEmitter.NormBackward(l.Rms, l.Prefix + "norm", "x", $"{i}Mean", $"{i}Rstd", "dU", "dX", "rows"));
         w.Close();
         w.Line();
     }
@@ -126,7 +126,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         w.Open($"private void Layer{l.Index}Step(Span<float> state)");
         w.Line($"var conv = state.Slice(0, {e * (cw - 1)});");
         w.Line($"var h = state.Slice({e * (cw - 1)}, {e * l.N});");
-        w.Line(ModelEmitter.NormForward(plan, l.Rms, l.Prefix + "norm", "_sx", "_msu", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
+        w.Line(ModelEmitter.NormForward(l.Rms, l.Prefix + "norm", "_sx", "_msu", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
         w.Line($"Gemm.LinearForward(_msu, {Pm(l, "in_proj.weight")}, {eh}), ReadOnlySpan<float>.Empty, _msxi, 1, H, {e}, _ws);");
         w.Line($"Gemm.LinearForward(_msu, {Pm(l, "in_proj.weight")} + {eh}, {eh}), ReadOnlySpan<float>.Empty, _msz, 1, H, {e}, _ws);");
         w.Line($"MambaKernels.ConvStep(conv, {Pm(l, "conv1d.weight")}, {e * cw}), {Pm(l, "conv1d.bias")}, {e}), _msxi, _msc, {e}, {cw});");

@@ -35,7 +35,7 @@ internal sealed class RnnEmitter : CpuRendering<RnnLayerPlan>
         w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
         w.Line("int rows = batch * length;");
         w.Line($"var x = {i}X.AsSpan(0, rows * H);");
-        w.Line(ModelEmitter.NormForward(plan, false, l.Prefix + "norm", "x", $"{i}U", $"{i}Mean", $"{i}Rstd", "rows"));
+        w.Line(ModelEmitter.NormForward(false, l.Prefix + "norm", "x", $"{i}U", $"{i}Mean", $"{i}Rstd", "rows"));
         w.Line("// W_ih u + b_ih for every position at once, then the recurrence in place");
         w.Line($"var hs = {i}Hs.AsSpan(0, rows * {hd});");
         w.Line($"Gemm.LinearForward({i}U.AsSpan(0, rows * H), {Pm(l, "weight_ih", hd * h)}, {Pm(l, "bias_ih", hd)}, hs, rows, H, {hd}, _ws);");
@@ -55,13 +55,13 @@ internal sealed class RnnEmitter : CpuRendering<RnnLayerPlan>
         w.Line($"Gemm.LinearBackward(_rPrev.AsSpan(0, rows * {hd}), {Pm(l, "weight_hh", hd * hd)}, dS, Span<float>.Empty, {Pm(l, "weight_hh", hd * hd, "_g")}, {Pm(l, "bias_hh", hd, "_g")}, rows, {hd}, {hd}, _ws);");
         w.Line("var dU = _dA.AsSpan(0, rows * H); dU.Clear();");
         w.Line($"Gemm.LinearBackward({i}U.AsSpan(0, rows * H), {Pm(l, "weight_ih", hd * h)}, dS, dU, {Pm(l, "weight_ih", hd * h, "_g")}, {Pm(l, "bias_ih", hd, "_g")}, rows, H, {hd}, _ws);");
-        w.Line(ModelEmitter.NormBackward(plan, false, l.Prefix + "norm", "x", $"{i}Mean", $"{i}Rstd", "dU", "dX", "rows"));
+        w.Line(ModelEmitter.NormBackward(false, l.Prefix + "norm", "x", $"{i}Mean", $"{i}Rstd", "dU", "dX", "rows"));
         w.Close();
         w.Line();
 
         w.Line($"/// <summary>Block {l.Index}, one token: the stream _sx (H) is updated in place. State: h ({hd}).</summary>");
         w.Open($"private void Layer{l.Index}Step(Span<float> h)");
-        w.Line(ModelEmitter.NormForward(plan, false, l.Prefix + "norm", "_sx", "_rsu", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
+        w.Line(ModelEmitter.NormForward(false, l.Prefix + "norm", "_sx", "_rsu", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
         w.Line($"Gemm.LinearForward(_rsu, {Pm(l, "weight_ih", hd * h)}, {Pm(l, "bias_ih", hd)}, _rspre, 1, H, {hd}, _ws);");
         w.Line($"RnnKernels.Step(_rspre, {Pm(l, "weight_hh", hd * hd)}, {Pm(l, "bias_hh", hd)}, h, _rsscr, {hd}, {relu});");
         w.Line($"Gemm.LinearForward(h, {Pm(l, "out_proj.weight", h * hd)}, {Pm(l, "out_proj.bias", h)}, _rsy, 1, {hd}, H, _ws);");

@@ -345,8 +345,8 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
     {
         string m = l.Prefix + "mixer.";
         int hm = plan.Spec.DModel * l.Modes;
-        string b = l.Spec.TrainB ? ModelEmitter.Span(buf, plan, m + "B", (2 * hm).ToString()) : "ReadOnlySpan<float>.Empty";
-        return $"{ModelEmitter.Span(buf, plan, m + "log_dt", "H")}, {ModelEmitter.Span(buf, plan, m + "log_A_real", hm.ToString())}, {ModelEmitter.Span(buf, plan, m + "A_imag", hm.ToString())}, {b}, {ModelEmitter.Span(buf, plan, m + "C", (2 * hm).ToString())}";
+        string b = l.Spec.TrainB ? ModelEmitter.Span(buf, m + "B", (2 * hm).ToString()) : "ReadOnlySpan<float>.Empty";
+        return $"{ModelEmitter.Span(buf, m + "log_dt", "H")}, {ModelEmitter.Span(buf, m + "log_A_real", hm.ToString())}, {ModelEmitter.Span(buf, m + "A_imag", hm.ToString())}, {b}, {ModelEmitter.Span(buf, m + "C", (2 * hm).ToString())}";
     }
 
     /// <summary>The dropout threshold as a uint literal, by the runtime's rule (Rng.Dropout.cs is linked in).</summary>
@@ -363,15 +363,15 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         w.Line($"var x = {i}X.AsSpan(0, rows * H);");
         w.Line($"var u = {i}U.AsSpan(0, rows * H);");
         w.Line($"var y = {i}Y.AsSpan(0, rows * H);");
-        w.Line($"BlockKernels.LayerNormForward(x, {ModelEmitter.Span("_p", plan, p + "norm.weight", "H")}, {ModelEmitter.Span("_p", plan, p + "norm.bias", "H")}, u, {i}Mean, {i}Rstd, rows, H, _ws);");
+        w.Line($"BlockKernels.LayerNormForward(x, {ModelEmitter.Span("_p", p + "norm.weight", "H")}, {ModelEmitter.Span("_p", p + "norm.bias", "H")}, u, {i}Mean, {i}Rstd, rows, H, _ws);");
         w.Line("// S4D: discretize the modes, build the kernel K (H, L), convolve each channel along time, add D·u");
         w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, {i}Modes);");
         w.Line($"S4D_N{l.Spec.N}_Kernel({i}Modes, {i}K, length);");
         w.Line($"_conv.Forward({i}K, u, y, batch, length);");
-        w.Line($"var d = {ModelEmitter.Span("_p", plan, p + "mixer.D", "H")};");
+        w.Line($"var d = {ModelEmitter.Span("_p", p + "mixer.D", "H")};");
         w.Line("for (int r = 0; r < rows; r++) TensorPrimitives.FusedMultiplyAdd(u.Slice(r * H, H), d, y.Slice(r * H, H), y.Slice(r * H, H));");
         w.Line($"BlockKernels.GeluForward(y, {i}G.AsSpan(0, rows * H), _ws);");
-        w.Line($"Gemm.LinearForward({i}G.AsSpan(0, rows * H), {ModelEmitter.Span("_p", plan, p + "mixer.output_linear.weight", "2 * H * H")}, {ModelEmitter.Span("_p", plan, p + "mixer.output_linear.bias", "2 * H")}, {i}O, rows, H, 2 * H, _ws);");
+        w.Line($"Gemm.LinearForward({i}G.AsSpan(0, rows * H), {ModelEmitter.Span("_p", p + "mixer.output_linear.weight", "2 * H * H")}, {ModelEmitter.Span("_p", p + "mixer.output_linear.bias", "2 * H")}, {i}O, rows, H, 2 * H, _ws);");
         w.Line($"BlockKernels.GluForward({i}O, {i}Glu, rows, H, _ws);");
         w.Line($"var next = {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H);");
         if (l.Spec.Dropout > 0)
@@ -403,11 +403,11 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         w.Line($"BlockKernels.GluBackward({i}O, dGlu, dO, rows, H, _ws);");
         w.Line("var dY = _dY.AsSpan(0, rows * H);");
         w.Line("dY.Clear();");
-        w.Line($"Gemm.LinearBackward({i}G, {ModelEmitter.Span("_p", plan, p + "mixer.output_linear.weight", "2 * H * H")}, dO, dY, {ModelEmitter.Span("_g", plan, p + "mixer.output_linear.weight", "2 * H * H")}, {ModelEmitter.Span("_g", plan, p + "mixer.output_linear.bias", "2 * H")}, rows, H, 2 * H, _ws);");
+        w.Line($"Gemm.LinearBackward({i}G, {ModelEmitter.Span("_p", p + "mixer.output_linear.weight", "2 * H * H")}, dO, dY, {ModelEmitter.Span("_g", p + "mixer.output_linear.weight", "2 * H * H")}, {ModelEmitter.Span("_g", p + "mixer.output_linear.bias", "2 * H")}, rows, H, 2 * H, _ws);");
         w.Line($"BlockKernels.GeluBackward({i}Y.AsSpan(0, rows * H), dY, dY, _ws);");
         w.Line("// D skip: dD += Σ dy·u, du = D·dy");
-        w.Line($"var d = {ModelEmitter.Span("_p", plan, p + "mixer.D", "H")};");
-        w.Line($"var gD = {ModelEmitter.Span("_g", plan, p + "mixer.D", "H")};");
+        w.Line($"var d = {ModelEmitter.Span("_p", p + "mixer.D", "H")};");
+        w.Line($"var gD = {ModelEmitter.Span("_g", p + "mixer.D", "H")};");
         w.Line("var dU = _dU.AsSpan(0, rows * H);");
         w.Open("for (int r = 0; r < rows; r++)");
         w.Line("TensorPrimitives.FusedMultiplyAdd(dY.Slice(r * H, H), u.Slice(r * H, H), gD, gD);");
@@ -418,10 +418,10 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         w.Line("TensorPrimitives.Add(dU, dGlu, dU);");
         w.Line("// kernel backward: Horner sums per mode, then the chain rule to log Δ, A, B, C");
         w.Line($"S4D_N{l.Spec.N}_Horner({i}Modes, _dk, _sums, length);");
-        string gb = l.Spec.TrainB ? ModelEmitter.Span("_g", plan, p + "mixer.B", (2 * hm).ToString()) : "Span<float>.Empty";
-        w.Line($"{l.Variant}_ChainRule({MixerArgs(plan, l, "_p")}, _sums, {ModelEmitter.Span("_g", plan, p + "mixer.log_dt", "H")}, {ModelEmitter.Span("_g", plan, p + "mixer.log_A_real", hm.ToString())}, {ModelEmitter.Span("_g", plan, p + "mixer.A_imag", hm.ToString())}, {gb}, {ModelEmitter.Span("_g", plan, p + "mixer.C", (2 * hm).ToString())});");
+        string gb = l.Spec.TrainB ? ModelEmitter.Span("_g", p + "mixer.B", (2 * hm).ToString()) : "Span<float>.Empty";
+        w.Line($"{l.Variant}_ChainRule({MixerArgs(plan, l, "_p")}, _sums, {ModelEmitter.Span("_g", p + "mixer.log_dt", "H")}, {ModelEmitter.Span("_g", p + "mixer.log_A_real", hm.ToString())}, {ModelEmitter.Span("_g", p + "mixer.A_imag", hm.ToString())}, {gb}, {ModelEmitter.Span("_g", p + "mixer.C", (2 * hm).ToString())});");
         w.Line("// pre-norm: the residual already carries dX; add the path through the norm");
-        w.Line(ModelEmitter.NormBackward(plan, false, p + "norm", "x", $"{i}Mean", $"{i}Rstd", "dU", "dX", "rows"));
+        w.Line(ModelEmitter.NormBackward(false, p + "norm", "x", $"{i}Mean", $"{i}Rstd", "dU", "dX", "rows"));
         w.Close();
         w.Line();
     }
