@@ -178,7 +178,7 @@ internal static class ModelEmitter
         w.Line("_sx = new float[H]; _sn = new float[H]; _sp = new float[H]; _sStat = new float[2];");
         foreach (var kind in LayerKinds.In(plan)) kind.EmitAllocations(w, plan);
         w.Line($"_stateSize = checked(FixedStateSize + {KeyValueCaches(plan)} * 2 * maxLength * H);");
-        w.Line("if (onGpu) _gpu = new GpuPath(this, device!, _maxBatch, _maxLength, training);");
+        w.Line("if (onGpu) _gpu = new GpuPath(_p, _g, device!, _maxBatch, _maxLength, training);");
         w.Close();
         w.Line();
     }
@@ -289,7 +289,7 @@ internal static class ModelEmitter
             w.Line("CheckShape(batch, length, input.Length, output.Length);");
             w.Line("if (!TensorPrimitives.IsFiniteAll(input)) ThrowNotFinite(input, length, \"input\");");
             w.Line("int rows = batch * length;");
-            w.Line("if (_gpu is not null) { BeginForward(batch, length, training); _gpu.Forward(input, ReadOnlySpan<int>.Empty, batch, length, output); return; }");
+            w.Line("if (_gpu is not null) { BeginForward(batch, length, training); _gpu.Forward(input, ReadOnlySpan<int>.Empty, batch, length, output, training, DropoutSeed, _maskStep); return; }");
             w.Line("input.CopyTo(_input);");
             w.Line("// encoder: (B, L, Input) → (B, L, H)");
             w.Line($"Gemm.LinearForward(input, {Span("_p", plan.Names.Encoder + ".weight", "H * InputSize")}, {Span("_p", plan.Names.Encoder + ".bias", "H")}, _l0X, rows, InputSize, H, _ws);");
@@ -308,7 +308,7 @@ internal static class ModelEmitter
             w.Line("CheckShape(batch, length, tokens.Length, output.Length);");
             w.Line("for (int i = 0; i < tokens.Length; i++)");
             w.Line("    if ((uint)tokens[i] >= VocabSize) throw new ArgumentOutOfRangeException(nameof(tokens), tokens[i], $\"Token {i} is {tokens[i]}, outside [0, {VocabSize}).\");");
-            w.Line("if (_gpu is not null) { BeginForward(batch, length, training); _gpu.Forward(ReadOnlySpan<float>.Empty, tokens, batch, length, output); return; }");
+            w.Line("if (_gpu is not null) { BeginForward(batch, length, training); _gpu.Forward(ReadOnlySpan<float>.Empty, tokens, batch, length, output, training, DropoutSeed, _maskStep); return; }");
             w.Line("tokens.CopyTo(_tokens);");
             w.Line("// encoder: embedding rows, (B, L) → (B, L, H)");
             w.Line($"var emb = {Span("_p", plan.Names.Encoder + ".weight", "VocabSize * H")};");

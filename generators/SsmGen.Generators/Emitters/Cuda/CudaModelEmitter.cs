@@ -435,7 +435,9 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         w.Line($"private const uint NormThreads = {NormThreads(s.DModel)};");
         w.Line("private const int RowChunk = 256;");
         w.Line($"private const uint StatThreads = {StatThreads}, NormBlocks = {NormBlocks(plan)}, OptimizerBlocks = {OptimizerBlocks(plan)}, OptimizerRanges = {OptimizerRanges(plan).Count};");
-        w.Line($"private readonly global::{Hints.FullName(s)} _m;");
+        w.Line("private readonly int _maxLength;");
+        w.Line("private bool _training; // the last Forward's: its dropout masks are the ones Backward replays");
+        w.Line("private ulong _dropoutSeed, _maskStep;");
         w.Line("internal readonly GpuModelRunner Runner;");
         w.Line("private long _used; // floats laid out so far in the activation arena");
         var layerBuffers = plan.Layers.SelectMany(l => LayerKinds.Of(l).GpuBuffers(l)).ToList();
@@ -459,10 +461,10 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
             w.Line($"private static readonly string? Unsupported = \"{string.Join("; ", unsupported)}\"; // no quotes or escapes inside");
             w.Line();
         }
-        w.Open($"public GpuPath(global::{Hints.FullName(s)} model, ComputeDevice device, int maxBatch, int maxLength, bool training)");
+        w.Open("public GpuPath(float[] parameters, float[] gradients, ComputeDevice device, int maxBatch, int maxLength, bool training)");
         {
             if (unsupported.Count > 0) w.Line($"if (Unsupported is not null) throw new NotSupportedException($\"{s.ClassName} cannot run on a GPU: {{Unsupported}}; build it without a device to run it on the CPU.\");");
-            w.Line("_m = model;");
+            w.Line("_maxLength = maxLength;");
             w.Line("long rows = (long)maxBatch * maxLength, outRows = PerToken ? rows : maxBatch;");
             w.Line("long Take(long floats) { long at = _used; _used += (floats + 63) / 64 * 64; return 4 * at; } // a byte offset, 256-byte aligned");
             w.Line("_input = (ulong)Take(rows * InputSize); _tokens = (ulong)Take(rows);");
@@ -484,7 +486,7 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
             w.Line($"_s0 = (ulong)Take({StepWidth(plan)}); _s1 = (ulong)Take({StepWidth(plan)}); _s2 = (ulong)Take({StepWidth(plan)}); _s3 = (ulong)Take({StepWidth(plan)}); _s4 = (ulong)Take({StepWidth(plan)}); _s5 = (ulong)Take({StepWidth(plan)}); _s6 = (ulong)Take({StepWidth(plan)});");
             w.Line("// inputs and outputs in one piece; parameters and gradients in pieces of at most 4 MiB");
             w.Line("long staging = 4 * Math.Max(Math.Max(rows * InputSize, Math.Max(outRows * OutputSize, rows)), Math.Min(ParameterCount, 1 << 20));");
-            w.Line($"Runner = new GpuModelRunner(device, Source, \"{s.ClassName}.cu\", KernelNames, model._p, model._g, 4 * _used, staging);");
+            w.Line($"Runner = new GpuModelRunner(device, Source, \"{s.ClassName}.cu\", KernelNames, parameters, gradients, 4 * _used, staging);");
             w.Line("ulong a = Runner.Activations;");
             foreach (string f in shell.Split(',').Select(x => x.Trim()))
                 w.Line(f == "_pooled" ? "_pooled = PerToken ? _nf : _pooled + a; // _nf has its base already" : f.StartsWith("_d") || f is "_scratch" or "_partial" ? $"if (training) {f} += a;" : $"{f} += a;");
@@ -602,8 +604,8 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         w.Line();
         w.Line("/// <summary>The dropout key, threshold and scale of a layer in this forward: (0, 0, 1) keeps everything.</summary>");
         w.Open("private (int Key, int Threshold, float Scale) Dropout(int layer, double p)");
-        w.Line("if (!_m._training || p <= 0) return (0, 0, 1f);");
-        w.Line("return (unchecked((int)global::SsmGen.Rng.DropoutKey(_m.DropoutSeed, _m._maskStep, layer)), unchecked((int)global::SsmGen.Rng.DropoutThreshold(p)), (float)(1 / (1 - p)));");
+        w.Line("if (!_training || p <= 0) return (0, 0, 1f);");
+        w.Line("return (unchecked((int)global::SsmGen.Rng.DropoutKey(_dropoutSeed, _maskStep, layer)), unchecked((int)global::SsmGen.Rng.DropoutThreshold(p)), (float)(1 / (1 - p)));");
         w.Close();
         w.Line();
         w.Line("/// <summary>");
@@ -681,8 +683,9 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
     private static void EmitForward(CodeWriter w, ModelPlan plan)
     {
         var n = plan.Names;
-        w.Line("/// <summary>Forward on the device; the caller checked the shapes and set the outer model's forward state.</summary>");
-        w.Open("public void Forward(ReadOnlySpan<float> input, ReadOnlySpan<int> tokens, int batch, int length, Span<float> output)");
+        w.Line("/// <summary>Forward on the device (the caller checked the shapes); a training one draws dropout masks from (seed, step).</summary>");
+        w.Open("public void Forward(ReadOnlySpan<float> input, ReadOnlySpan<int> tokens, int batch, int length, Span<float> output, bool training, ulong dropoutSeed, ulong maskStep)");
+        w.Line("(_training, _dropoutSeed, _maskStep) = (training, dropoutSeed, maskStep);");
         w.Line("Runner.BeforeDeviceUse(gradients: false);");
         w.Line("int rows = batch * length, outRows = PerToken ? rows : batch;");
         EmitEncoder(w, plan, "input", "tokens", "_input", "_tokens", "_l0X", "rows");

@@ -263,11 +263,11 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
         int cache = plan.Blocks<AttentionLayerPlan>().TakeWhile(a => a != l).Count();
         w.Open($"private void Layer{l.Index}Step(ulong state, int t, ulong x, ulong next)");
         w.Line("// scratch: _s0 norm out, _s1 qkv, _s2 attention out, _s3 x1, _s4 second norm out, _s5 fc1 out, _s6 GELU");
-        w.Line($"ulong cache = At(state, FixedStateSize + {cache}L * 2 * _m._maxLength * H);");
+        w.Line($"ulong cache = At(state, FixedStateSize + {cache}L * 2 * _maxLength * H);");
         w.Line($"Launch(\"layernorm_forward\", 1, NormThreads, x, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, _s0, _sMean, _sRstd);");
         w.Line($"Linear(_s0, {Param(l, "mixer.in_proj.weight")}, {Param(l, "mixer.in_proj.bias")}, _s1, 1, H, 3 * H);");
         w.Line($"Launch(\"{v}_rotate\", Blocks(H), Threads, _s1, 1, 1, 0, t);");
-        w.Line($"Launch(\"{v}_step\", Blocks({l.Heads}), Threads, _s1, cache, _s2, t, _m._maxLength);");
+        w.Line($"Launch(\"{v}_step\", Blocks({l.Heads}), Threads, _s1, cache, _s2, t, _maxLength);");
         w.Line("Runner.Gpu.CopyOnDevice(_s3, x, 4L * H);");
         w.Line($"Linear(_s2, {Param(l, "mixer.out_proj.weight")}, {Param(l, "mixer.out_proj.bias")}, _s3, 1, H, H, accumulate: true);");
         w.Line($"Launch(\"layernorm_forward\", 1, NormThreads, _s3, {Param(l, "norm2.weight")}, {Param(l, "norm2.bias")}, _s4, _sMean, _sRstd);");
