@@ -3,13 +3,13 @@ using System.Numerics;
 namespace SsmGen.Reference;
 
 /// <summary>One block's tensors in a parameter (or gradient) buffer, reached by their names in the kind's table.</summary>
-internal readonly struct BlockTensors<T>
+internal readonly struct BlockView<T>
 {
     private readonly T[] _buffer;
     private readonly Dictionary<string, ParameterInfo> _byName;
     private readonly string _prefix;
 
-    public BlockTensors(T[] buffer, Dictionary<string, ParameterInfo> byName, string prefix) => (_buffer, _byName, _prefix) = (buffer, byName, prefix);
+    public BlockView(T[] buffer, Dictionary<string, ParameterInfo> byName, string prefix) => (_buffer, _byName, _prefix) = (buffer, byName, prefix);
 
     /// <summary>The tensor named <paramref name="name"/> within the block (<c>mixer.D</c>).</summary>
     public Span<T> this[string name] { get { var p = _byName[_prefix + name]; return _buffer.AsSpan(p.Offset, p.Length); } }
@@ -32,13 +32,13 @@ internal readonly record struct DropoutDraw(bool Training, ulong Seed, ulong Ste
 internal abstract class ReferenceBlock<T> where T : IFloatingPointIeee754<T>
 {
     /// <summary>The block over a batch of sequences: x (B·L, H) → the block's output, keeping what Backward needs.</summary>
-    public abstract T[] Forward(BlockTensors<T> p, T[] x, int batch, int length, DropoutDraw dropout);
+    public abstract T[] Forward(BlockView<T> p, T[] x, int batch, int length, DropoutDraw dropout);
 
     /// <summary>dx holds dL/d(the block's output of the last Forward) and becomes dL/d(its input); gradients accumulate in g.</summary>
-    public abstract void Backward(BlockTensors<T> p, BlockTensors<T> g, T[] dx);
+    public abstract void Backward(BlockView<T> p, BlockView<T> g, T[] dx);
 
     /// <summary>The block run token by token with its recurrence over one sequence x (L, H).</summary>
-    public abstract T[] Recurrent(BlockTensors<T> p, T[] x, int length);
+    public abstract T[] Recurrent(BlockView<T> p, T[] x, int length);
 }
 
 /// <summary>
@@ -57,15 +57,15 @@ internal abstract class ResidualBlock<T> : ReferenceBlock<T> where T : IFloating
     protected int H => _h;
 
     /// <summary>u (rows·H, the norm's output) → y (rows·H), keeping what <see cref="MixerBackward"/> needs.</summary>
-    protected abstract void MixerForward(BlockTensors<T> p, T[] u, T[] y, int batch, int length, DropoutDraw dropout);
+    protected abstract void MixerForward(BlockView<T> p, T[] u, T[] y, int batch, int length, DropoutDraw dropout);
 
     /// <summary>dy → du through the mixer of the last forward; parameter gradients into g.</summary>
-    protected abstract void MixerBackward(BlockTensors<T> p, BlockTensors<T> g, T[] dy, T[] du);
+    protected abstract void MixerBackward(BlockView<T> p, BlockView<T> g, T[] dy, T[] du);
 
     /// <summary>The mixer token by token over one sequence u (L·H) → y.</summary>
-    protected abstract void MixerRecurrent(BlockTensors<T> p, T[] u, T[] y, int length);
+    protected abstract void MixerRecurrent(BlockView<T> p, T[] u, T[] y, int length);
 
-    public override T[] Forward(BlockTensors<T> p, T[] x, int batch, int length, DropoutDraw dropout)
+    public override T[] Forward(BlockView<T> p, T[] x, int batch, int length, DropoutDraw dropout)
     {
         _rows = batch * length;
         (_x, _mean, _rstd) = (x, new T[_rows], new T[_rows]);
@@ -77,7 +77,7 @@ internal abstract class ResidualBlock<T> : ReferenceBlock<T> where T : IFloating
         return y;
     }
 
-    public override void Backward(BlockTensors<T> p, BlockTensors<T> g, T[] dx)
+    public override void Backward(BlockView<T> p, BlockView<T> g, T[] dx)
     {
         // the residual passes dx on unchanged; the path through the block adds to it
         var du = new T[_rows * _h];
@@ -86,7 +86,7 @@ internal abstract class ResidualBlock<T> : ReferenceBlock<T> where T : IFloating
         else BlockReference<T>.LayerNormBackward(_x, p["norm.weight"], _mean, _rstd, du, dx, g["norm.weight"], g["norm.bias"], _rows, _h);
     }
 
-    public override T[] Recurrent(BlockTensors<T> p, T[] x, int length)
+    public override T[] Recurrent(BlockView<T> p, T[] x, int length)
     {
         var u = new T[length * _h];
         Norm(p, x, u, new T[length], new T[length], length);
@@ -96,7 +96,7 @@ internal abstract class ResidualBlock<T> : ReferenceBlock<T> where T : IFloating
         return y;
     }
 
-    private void Norm(BlockTensors<T> p, ReadOnlySpan<T> x, Span<T> u, Span<T> mean, Span<T> rstd, int rows)
+    private void Norm(BlockView<T> p, ReadOnlySpan<T> x, Span<T> u, Span<T> mean, Span<T> rstd, int rows)
     {
         if (_rms) BlockReference<T>.RmsNormForward(x, p["norm.weight"], u, rstd, rows, _h);
         else BlockReference<T>.LayerNormForward(x, p["norm.weight"], p["norm.bias"], u, mean, rstd, rows, _h);

@@ -38,7 +38,7 @@ public sealed class ReferenceModel<T> where T : IFloatingPointIeee754<T>
     private Span<T> POpt(T[] buf, string name) => _byName.ContainsKey(name) ? P(buf, name) : Span<T>.Empty;
 
     /// <summary>Block i's tensors in a parameter or gradient buffer.</summary>
-    private BlockTensors<T> Block(T[] buf, int i) => new(buf, _byName, $"{_names.Layers}{i}.");
+    private BlockView<T> Block(T[] buf, int i) => new(buf, _byName, $"{_names.Layers}{i}.");
 
     private void NormForward(NormKind kind, string prefix, ReadOnlySpan<T> x, Span<T> y, Span<T> mean, Span<T> rstd, int rows)
     {

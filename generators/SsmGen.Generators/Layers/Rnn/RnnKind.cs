@@ -16,7 +16,8 @@ internal sealed record RnnLayerPlan(int Index, string Prefix, RnnLayerSpec Spec)
 /// <summary>[RnnLayer]: pre-LayerNorm, h_t = f(W_ih x_t + b_ih + W_hh h_(t−1) + b_hh), out_proj, residual.</summary>
 internal sealed class RnnKind : LayerKind<RnnLayerSpec, RnnLayerPlan>
 {
-    private const int NonlinearityCount = 2, MaxHidden = 1 << 16;
+    // A declaration's limit; the GPU path runs up to CudaRnnEmitter.MaxHidden and refuses larger ones.
+    private const int NonlinearityCount = 2, MaxDeclaredHidden = 1 << 16;
 
     public override string Attribute => "SsmGen.RnnLayerAttribute";
     public override (string Namespace, string Names)[] RuntimeTypes => [("SsmGen", "RnnLayerConfig Nonlinearity"), ("SsmGen.Numerics", "RnnKernels")];
@@ -28,7 +29,7 @@ internal sealed class RnnKind : LayerKind<RnnLayerSpec, RnnLayerPlan>
     {
         int hidden = a.Int("Hidden", 0), nonlinearity = a.Int("Nonlinearity", 0);
         if (hidden < 0) a.Report(Diagnostics.NonPositiveSize, "RnnLayer", "Hidden (or 0 for DModel)", LayerArgs.Text(hidden));
-        a.AtMost("Hidden", hidden, MaxHidden);
+        a.AtMost("Hidden", hidden, MaxDeclaredHidden);
         if (nonlinearity < 0 || nonlinearity >= NonlinearityCount) a.Report(Diagnostics.UnknownNonlinearity, LayerArgs.Text(nonlinearity));
         if (hidden == 0) hidden = a.DModel;
         return new RnnLayerSpec(hidden, nonlinearity);

@@ -16,7 +16,7 @@ internal sealed record S4DLayerPlan(int Index, string Prefix, S4DLayerSpec Spec)
 /// <summary>[S4DLayer]: pre-LayerNorm, diagonal SSM (S4D), GELU, Linear H→2H, GLU, dropout, residual.</summary>
 internal sealed class S4DKind : LayerKind<S4DLayerSpec, S4DLayerPlan>
 {
-    // The runtime enums' member names, by value (a test checks the attribute defaults against the runtime).
+    // The runtime enums' member names, by value. (DeclarationTests checks the defaults below against the runtime attribute.)
     internal static readonly string[] InitNames = { "Lin", "Inv", "Real", "LegS", "Random" };
     internal static readonly string[] DiscretizationNames = { "Zoh", "Bilinear" };
     private const int DefaultN = 64;

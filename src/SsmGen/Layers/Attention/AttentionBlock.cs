@@ -18,13 +18,13 @@ internal sealed class AttentionBlock<T>(int dModel, AttentionLayerConfig config)
         public T[] X1 = [], Mean2 = [], Rstd2 = [], U2 = [], F1 = [], Act = [];
     }
 
-    private static AttentionReference<T>.Params View(BlockTensors<T> p) =>
+    private static AttentionReference<T>.Params View(BlockView<T> p) =>
         new(p["mixer.in_proj.weight"], p["mixer.in_proj.bias"], p["mixer.out_proj.weight"], p["mixer.out_proj.bias"]);
 
-    public override T[] Forward(BlockTensors<T> p, T[] x, int batch, int length, DropoutDraw dropout) =>
+    public override T[] Forward(BlockView<T> p, T[] x, int batch, int length, DropoutDraw dropout) =>
         Mlp(p, base.Forward(p, x, batch, length, dropout), batch * length, _mlp = new MlpPass());
 
-    public override void Backward(BlockTensors<T> p, BlockTensors<T> g, T[] dx)
+    public override void Backward(BlockView<T> p, BlockView<T> g, T[] dx)
     {
         var (m, rows) = (_mlp, _mlp.Rows);
         var dAct = new T[rows * _width];
@@ -36,20 +36,20 @@ internal sealed class AttentionBlock<T>(int dModel, AttentionLayerConfig config)
         base.Backward(p, g, dx);
     }
 
-    public override T[] Recurrent(BlockTensors<T> p, T[] x, int length) => Mlp(p, base.Recurrent(p, x, length), length, new MlpPass());
+    public override T[] Recurrent(BlockView<T> p, T[] x, int length) => Mlp(p, base.Recurrent(p, x, length), length, new MlpPass());
 
-    protected override void MixerForward(BlockTensors<T> p, T[] u, T[] y, int batch, int length, DropoutDraw dropout) => _attention.Forward(View(p), u, y, batch, length);
+    protected override void MixerForward(BlockView<T> p, T[] u, T[] y, int batch, int length, DropoutDraw dropout) => _attention.Forward(View(p), u, y, batch, length);
 
-    protected override void MixerBackward(BlockTensors<T> p, BlockTensors<T> g, T[] dy, T[] du) => _attention.Backward(View(p), View(g), dy, du);
+    protected override void MixerBackward(BlockView<T> p, BlockView<T> g, T[] dy, T[] du) => _attention.Backward(View(p), View(g), dy, du);
 
-    protected override void MixerRecurrent(BlockTensors<T> p, T[] u, T[] y, int length)
+    protected override void MixerRecurrent(BlockView<T> p, T[] u, T[] y, int length)
     {
         var (attention, cache) = (new AttentionReference<T>(H, config.Heads), new T[AttentionReference<T>.CacheSize(length, H)]);
         for (int t = 0; t < length; t++) attention.Step(View(p), cache, t, u.AsSpan(t * H, H), y.AsSpan(t * H, H));
     }
 
     /// <summary>The second half, x₁ + fc2(GELU(fc1(LayerNorm(x₁)))), its intermediates kept in m.</summary>
-    private T[] Mlp(BlockTensors<T> p, T[] x1, int rows, MlpPass m)
+    private T[] Mlp(BlockView<T> p, T[] x1, int rows, MlpPass m)
     {
         m.Rows = rows;
         m.X1 = x1; m.Mean2 = new T[rows]; m.Rstd2 = new T[rows]; m.U2 = new T[rows * H]; m.F1 = new T[rows * _width]; m.Act = new T[rows * _width];

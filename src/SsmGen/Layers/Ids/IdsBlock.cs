@@ -7,14 +7,14 @@ internal sealed class IdsBlock<T>(int dModel, IdsLayerConfig config) : ResidualB
 {
     private readonly IdsReference<T> _ids = new(dModel, config.N);
 
-    private static IdsReference<T>.Params View(BlockTensors<T> p) =>
+    private static IdsReference<T>.Params View(BlockView<T> p) =>
         new(p["mixer.A.weight"], p["mixer.A.bias"], p["mixer.B.weight"], p["mixer.C.weight"], p["mixer.C.bias"]);
 
-    protected override void MixerForward(BlockTensors<T> p, T[] u, T[] y, int batch, int length, DropoutDraw dropout) => _ids.Forward(View(p), u, y, batch, length);
+    protected override void MixerForward(BlockView<T> p, T[] u, T[] y, int batch, int length, DropoutDraw dropout) => _ids.Forward(View(p), u, y, batch, length);
 
-    protected override void MixerBackward(BlockTensors<T> p, BlockTensors<T> g, T[] dy, T[] du) => _ids.Backward(View(p), View(g), dy, du);
+    protected override void MixerBackward(BlockView<T> p, BlockView<T> g, T[] dy, T[] du) => _ids.Backward(View(p), View(g), dy, du);
 
-    protected override void MixerRecurrent(BlockTensors<T> p, T[] u, T[] y, int length)
+    protected override void MixerRecurrent(BlockView<T> p, T[] u, T[] y, int length)
     {
         var stepper = new IdsReference<T>(H, config.N); // a fresh one: the last Forward's intermediates stay for Backward
         var state = new T[stepper.StateSize];

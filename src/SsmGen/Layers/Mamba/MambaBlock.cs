@@ -11,19 +11,19 @@ internal sealed class MambaBlock<T>(int dModel, MambaLayerConfig config) : Resid
     /// <summary>True once a Forward has run (its intermediates are then readable).</summary>
     public bool HasRun { get; private set; }
 
-    public static MambaReference<T>.Params View(BlockTensors<T> p) =>
+    public static MambaReference<T>.Params View(BlockView<T> p) =>
         new(p["mixer.in_proj.weight"], p["mixer.conv1d.weight"], p["mixer.conv1d.bias"], p["mixer.x_proj.weight"],
             p["mixer.dt_proj.weight"], p["mixer.dt_proj.bias"], p["mixer.A_log"], p["mixer.D"], p["mixer.out_proj.weight"]);
 
-    protected override void MixerForward(BlockTensors<T> p, T[] u, T[] y, int batch, int length, DropoutDraw dropout)
+    protected override void MixerForward(BlockView<T> p, T[] u, T[] y, int batch, int length, DropoutDraw dropout)
     {
         Mixer.Forward(View(p), u, y, batch, length);
         HasRun = true;
     }
 
-    protected override void MixerBackward(BlockTensors<T> p, BlockTensors<T> g, T[] dy, T[] du) => Mixer.Backward(View(p), View(g), dy, du);
+    protected override void MixerBackward(BlockView<T> p, BlockView<T> g, T[] dy, T[] du) => Mixer.Backward(View(p), View(g), dy, du);
 
-    protected override void MixerRecurrent(BlockTensors<T> p, T[] u, T[] y, int length)
+    protected override void MixerRecurrent(BlockView<T> p, T[] u, T[] y, int length)
     {
         var step = new MambaReference<T>(H, config.N, config.Expand, config.ConvWidth, config.Rank(H));
         var state = new T[step.StateSize];

@@ -7,14 +7,14 @@ internal sealed class RnnBlock<T>(int dModel, RnnLayerConfig config) : ResidualB
 {
     private readonly RnnReference<T> _rnn = new(dModel, config.HiddenSize(dModel), config.Nonlinearity);
 
-    private static RnnReference<T>.Params View(BlockTensors<T> p) =>
+    private static RnnReference<T>.Params View(BlockView<T> p) =>
         new(p["mixer.weight_ih"], p["mixer.weight_hh"], p["mixer.bias_ih"], p["mixer.bias_hh"], p["mixer.out_proj.weight"], p["mixer.out_proj.bias"]);
 
-    protected override void MixerForward(BlockTensors<T> p, T[] u, T[] y, int batch, int length, DropoutDraw dropout) => _rnn.Forward(View(p), u, y, batch, length);
+    protected override void MixerForward(BlockView<T> p, T[] u, T[] y, int batch, int length, DropoutDraw dropout) => _rnn.Forward(View(p), u, y, batch, length);
 
-    protected override void MixerBackward(BlockTensors<T> p, BlockTensors<T> g, T[] dy, T[] du) => _rnn.Backward(View(p), View(g), dy, du);
+    protected override void MixerBackward(BlockView<T> p, BlockView<T> g, T[] dy, T[] du) => _rnn.Backward(View(p), View(g), dy, du);
 
-    protected override void MixerRecurrent(BlockTensors<T> p, T[] u, T[] y, int length)
+    protected override void MixerRecurrent(BlockView<T> p, T[] u, T[] y, int length)
     {
         var stepper = new RnnReference<T>(H, config.HiddenSize(H), config.Nonlinearity); // a fresh one: the last Forward's intermediates stay for Backward
         var state = new T[stepper.StateSize];

@@ -10,10 +10,10 @@ internal sealed class S4DBlock<T>(int dModel, S4DLayerConfig config) : ResidualB
     private int _batch, _length;
     private DropoutDraw _dropout;
 
-    private static S4DReference<T>.Params Ssm(BlockTensors<T> p) =>
+    private static S4DReference<T>.Params Ssm(BlockView<T> p) =>
         new(p["mixer.log_dt"], p["mixer.log_A_real"], p["mixer.A_imag"], p.Optional("mixer.B"), p["mixer.C"], p["mixer.D"]);
 
-    protected override void MixerForward(BlockTensors<T> p, T[] u, T[] y, int batch, int length, DropoutDraw dropout)
+    protected override void MixerForward(BlockView<T> p, T[] u, T[] y, int batch, int length, DropoutDraw dropout)
     {
         (_u, _batch, _length, _dropout) = (u, batch, length, dropout);
         int rows = batch * length;
@@ -23,7 +23,7 @@ internal sealed class S4DBlock<T>(int dModel, S4DLayerConfig config) : ResidualB
         for (int j = 0; j < y.Length; j++) y[j] *= dropout.Scale<T>(config.Dropout, j);
     }
 
-    protected override void MixerBackward(BlockTensors<T> p, BlockTensors<T> g, T[] dy, T[] du)
+    protected override void MixerBackward(BlockView<T> p, BlockView<T> g, T[] dy, T[] du)
     {
         int rows = _batch * _length;
         var dGlu = new T[rows * H];
@@ -37,7 +37,7 @@ internal sealed class S4DBlock<T>(int dModel, S4DLayerConfig config) : ResidualB
         _s4d.Backward(Ssm(p), Ssm(g), _u, dY, du, _batch, _length);
     }
 
-    protected override void MixerRecurrent(BlockTensors<T> p, T[] u, T[] y, int length)
+    protected override void MixerRecurrent(BlockView<T> p, T[] u, T[] y, int length)
     {
         var s = new T[length * H];
         _s4d.Recurrent(Ssm(p), u, s, 1, length);
@@ -45,7 +45,7 @@ internal sealed class S4DBlock<T>(int dModel, S4DLayerConfig config) : ResidualB
     }
 
     /// <summary>GELU, the output linear H → 2H, and the GLU back to H.</summary>
-    private void Tail(BlockTensors<T> p, T[] s, T[] g, T[] o, T[] y, int rows)
+    private void Tail(BlockView<T> p, T[] s, T[] g, T[] o, T[] y, int rows)
     {
         for (int j = 0; j < g.Length; j++) g[j] = BlockReference<T>.Gelu(s[j]);
         BlockReference<T>.LinearForward(g, p["mixer.output_linear.weight"], p["mixer.output_linear.bias"], o, rows, H, 2 * H);
