@@ -24,6 +24,21 @@ internal static class Planner
         for (int i = 0; i < s.Layers.Count; i++)
             layers.Add(LayerKinds.Of(s.Layers[i]).Plan(s.Layers[i], i, names.Layers + i + ".", s.DModel));
         var modelNames = new ModelNames(names.Encoder, names.FinalNorm, names.Decoder, names.DecoderBias, names.FinalRms);
-        return new ModelPlan(s, EquatableArray.From(ps), EquatableArray.From(layers), offset, modelNames, maxWeights);
+        return new ModelPlan(s, EquatableArray.From(ps), EquatableArray.From(layers), offset, modelNames, maxWeights, State(layers, s.DModel));
+    }
+
+    /// <summary>The stream state's layout: the kinds name their segments, the plan places them.</summary>
+    private static StateLayout State(List<LayerPlan> layers, int dModel)
+    {
+        var segments = new List<StateSegment>();
+        int offset = 0;
+        foreach (var l in layers)
+            foreach (var (name, floats, what) in LayerKinds.Of(l).StateSegments(l, dModel))
+            {
+                segments.Add(new StateSegment(l.Index, name, offset, floats, what));
+                offset += floats;
+            }
+        var caches = layers.Where(l => LayerKinds.Of(l).HasKeyValueCache).Select(l => l.Index).ToArray();
+        return new StateLayout(EquatableArray.From(segments), offset, offset + dModel, EquatableArray.From(caches));
     }
 }

@@ -59,14 +59,5 @@ public partial struct Rng
         return (uint)(SplitMix(ref x) >> 32);
     }
 
-    /// <summary>32 well-mixed bits for element <paramref name="index"/> (murmur3's finalizer of index·φ + key).</summary>
-    public static uint DropoutBits(uint key, uint index)
-    {
-        uint h = index * 0x9E3779B1u + key;
-        h ^= h >> 16; h *= 0x85EBCA6Bu;
-        h ^= h >> 13; h *= 0xC2B2AE35u;
-        return h ^ (h >> 16);
-    }
-
-    // DropoutThreshold lives in Rng.Dropout.cs, which the generator compiles too.
+    // DropoutThreshold, DropoutBits and the hash's constants live in Rng.Dropout.cs, which the generator compiles too.
 }

@@ -104,7 +104,9 @@ public class DeclarationFuzzTests
             var global = new StringBuilder();
             foreach (var (name, generic) in names.OrderBy(_ => r.Next()).Take(names.Count * 2 / 3))
             {
-                string type = generic ? $"public class {name}<T> {{ }} " : $"public class {name} {{ }} ";
+                // A keyword among them (a launcher parameter named @out) is declared as a verbatim identifier.
+                string id = Microsoft.CodeAnalysis.CSharp.SyntaxFacts.GetKeywordKind(name) == Microsoft.CodeAnalysis.CSharp.SyntaxKind.None ? name : "@" + name;
+                string type = generic ? $"public class {id}<T> {{ }} " : $"public class {id} {{ }} ";
                 // A global type named like a root namespace (System, SsmGen) would break the user's code as well.
                 int where = name is "System" or "SsmGen" ? r.Next(2) : r.Next(3);
                 (where switch { 0 => local, 1 => parent, _ => global }).Append(type);

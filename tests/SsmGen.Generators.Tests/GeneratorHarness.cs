@@ -42,4 +42,22 @@ internal static class GeneratorHarness
         var driver = Driver().RunGeneratorsAndUpdateCompilation(Compile(sources), out var output, out var diags);
         return (output, diags, driver.GetRunResult());
     }
+
+    /// <summary>A small model with a block of every kind (S4D, Mamba, RNN, IDS, attention), mean-pooled, in namespace App.</summary>
+    public const string AllKinds = """
+        using SsmGen;
+        namespace App;
+        [SsmModel(Vocab = 9, DModel = 16, Output = 9, Pooling = Pooling.Mean)]
+        [S4DLayer(N = 8)] [MambaLayer(N = 4)] [RnnLayer(8)] [IdsLayer(2)] [AttentionLayer(2)]
+        public partial class M { }
+        """;
+
+    /// <summary>The generated CPU and GPU files of <see cref="AllKinds"/>, after checking the generator reported nothing.</summary>
+    public static (SyntaxTree Cpu, SyntaxTree Gpu) GenerateAllKinds()
+    {
+        var (_, diagnostics, run) = Run(AllKinds);
+        Assert.Empty(diagnostics);
+        SyntaxTree File(string name) => run.GeneratedTrees.Single(t => t.FilePath.EndsWith(name, StringComparison.Ordinal));
+        return (File("M.g.cs"), File("M.Cuda.g.cs"));
+    }
 }

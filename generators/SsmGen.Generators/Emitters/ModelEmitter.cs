@@ -55,10 +55,10 @@ internal static class ModelEmitter
     }
 
     // Offsets are named after the tensor (ParamPlan.Const), so no lookup is needed.
-    internal static string P(string name) => "P_" + name.Replace('.', '_');
+    internal static string P(string name) => ParamPlan.ConstOf(name);
     internal static string Span(string buf, string name, string len) => $"{buf}.AsSpan({P(name)}, {len})";
     /// <summary>A view of one of a block's tensors, e.g. <c>_p.AsSpan(P_layers_0_mixer_A_weight, 1024)</c>.</summary>
-    internal static string Tensor(LayerPlan l, string name, int len, string buf = "_p") => $"{buf}.AsSpan({P(l.Prefix + name)}, {len})";
+    internal static string Tensor(LayerPlan l, string name, int len, string buf = "_p", int at = 0) => $"{buf}.AsSpan({P(l.Prefix + name)}{(at > 0 ? $" + {at}" : "")}, {len})";
 
     /// <summary>The head of block l's backward method: rows, dX (dL/d its output, becoming dL/d its input) and x (its input).</summary>
     internal static void OpenBackward(CodeWriter w, LayerPlan l)
@@ -72,12 +72,6 @@ internal static class ModelEmitter
 
     /// <summary>The buffer that receives a block's output: the next block's input, or the final norm's.</summary>
     internal static string Next(ModelPlan plan, LayerPlan l) => l.Index + 1 < plan.Layers.Count ? $"_l{l.Index + 1}X" : "_xf";
-
-    /// <summary>Recurrent state values of one block (a key/value cache follows the fixed-size part: it depends on maxLength).</summary>
-    private static int StateSize(ModelPlan plan, LayerPlan l) => LayerKinds.Of(l).StateSize(plan, l);
-
-    /// <summary>Blocks whose step state is a key/value cache of 2·maxLength·H values.</summary>
-    private static int KeyValueCaches(ModelPlan plan) => plan.Layers.Count(l => LayerKinds.Of(l).HasKeyValueCache);
 
     /// <summary>A norm call: LayerNorm (weight, bias, mean, rstd) or RMSNorm (weight, rstd).</summary>
     internal static string NormForward(bool rms, string prefix, string x, string y, string mean, string rstd, string rows)
@@ -115,15 +109,14 @@ internal static class ModelEmitter
             w.Line($"    new(\"{p.Name}\", new[] {{ {string.Join(", ", p.Shape)} }}, {p.Const}, OptimizerGroup.{p.Group}),");
         w.Line("};");
         w.Line();
-        w.Line("// ---- Recurrent state layout: each block's state (see its Step), then the pooled sum (H) ----");
-        int off = 0;
-        foreach (var l in plan.Layers)
-        {
-            w.Line($"private const int S_l{l.Index} = {off};");
-            off += StateSize(plan, l);
-        }
-        w.Line($"private const int S_pool = {off};");
-        w.Line($"/// <summary>Recurrent state values before any key/value caches.</summary>\n    private const int FixedStateSize = {off + s.DModel};");
+        w.Line("// ---- Stream state layout (the plan's; the CPU and GPU steps both read it): each block's segments, the pooled sum (H), ----");
+        w.Line("// ---- then one key/value cache (2·maxLength·H) per attention block ----");
+        foreach (var segment in plan.State.Segments)
+            w.Line($"private const int {segment.Const} = {segment.Offset}; // block {segment.Layer}: {segment.What}, {segment.Floats} values");
+        w.Line($"private const int S_pool = {plan.State.Pool};");
+        w.Line($"/// <summary>Recurrent state values before any key/value caches.</summary>\n    private const int FixedStateSize = {plan.State.FixedSize};");
+        if (plan.State.CacheLayers.Count > 0)
+            w.Line("private static int KeyValueCacheAt(int cache, int maxLength) => FixedStateSize + cache * 2 * maxLength * H;");
         w.Line();
     }
 
@@ -177,7 +170,7 @@ internal static class ModelEmitter
         TrainingOnly(w, ("_dPooled", "(PerToken ? rows : maxBatch) * H"), ("_dX", "rows * H"), ("_dA", "rows * H"), ("_lnScratch", "2 * H"));
         w.Line("_sx = new float[H]; _sn = new float[H]; _sp = new float[H]; _sStat = new float[2];");
         foreach (var kind in LayerKinds.In(plan)) kind.EmitAllocations(w, plan);
-        w.Line($"_stateSize = checked(FixedStateSize + {KeyValueCaches(plan)} * 2 * maxLength * H);");
+        w.Line($"_stateSize = checked(FixedStateSize + {plan.State.CacheLayers.Count} * 2 * maxLength * H);");
         w.Line("if (onGpu) _gpu = new GpuPath(_p, _g, device!, _maxBatch, _maxLength, training);");
         w.Close();
         w.Line();
@@ -387,7 +380,7 @@ internal static class ModelEmitter
         w.Open("private int BeginStep(SsmState state, int outputLength)");
         w.Line("if (state is null) throw new ArgumentNullException(nameof(state));");
         w.Line("if (state.Size != _stateSize) throw new ArgumentException($\"State has {state.Size} values; this model's state has {_stateSize}.\", nameof(state));");
-        if (KeyValueCaches(plan) > 0)
+        if (plan.State.CacheLayers.Count > 0)
             w.Line("if (state.Position >= _maxLength) throw new InvalidOperationException($\"The stream is {state.Position} tokens long, the most this model's attention cache holds (maxLength); Reset the state or build the model with a larger maxLength.\");");
         w.Line("if (outputLength < OutputSize) throw new ArgumentException($\"Output has room for {outputLength} values; it needs {OutputSize}.\", \"y\");");
         w.Line("if (_gpu is not null) ObjectDisposedException.ThrowIf(_gpu.Runner.IsDisposed, this); // before the stream moves on");
@@ -431,11 +424,10 @@ internal static class ModelEmitter
         w.Close();
         w.Line();
         w.Open("private void StepLayers(float[] state, int t, Span<float> y)");
-        int cache = 0;
         foreach (var l in plan.Layers)
             w.Line(LayerKinds.Of(l).HasKeyValueCache
-                ? $"Layer{l.Index}Step(state.AsSpan(FixedStateSize + {cache++} * 2 * _maxLength * H, 2 * _maxLength * H), t);"
-                : $"Layer{l.Index}Step(state.AsSpan(S_l{l.Index}, {StateSize(plan, l)}));");
+                ? $"Layer{l.Index}Step(state.AsSpan(KeyValueCacheAt({plan.State.CacheOf(l)}, _maxLength), 2 * _maxLength * H), t);"
+                : $"Layer{l.Index}Step(state);");
         w.Line(NormForward(plan.Names.FinalRms, plan.Names.FinalNorm, "_sx", "_sn", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
         if (plan.Spec.Pooling == 0)
         {

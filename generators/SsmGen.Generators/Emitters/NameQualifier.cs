@@ -29,7 +29,7 @@ internal static class NameQualifier
         ("System.Threading.Tasks", "Parallel"),
         ("SsmGen", "Initialization OptimizerGroup Pooling Rng NormKind SsmState ParameterInfo ModelConfig LayerConfig ISsmModel ModelUse"),
         ("SsmGen.Numerics", "BlockKernels Stability Gemm FastMath Workspace"),
-        ("SsmGen.Cuda", "GpuModelRunner ComputeDevice KernelArgument Dim3"),
+        ("SsmGen.Cuda", "GpuModelRunner ComputeDevice Dim3"),
         ("SsmGen.Training", "IDeviceTrainingStep StepResult AdamW"),
     }));
 

@@ -36,8 +36,8 @@ internal abstract class LayerKind
     /// <summary>The C# expression of the runtime's config record for this block.</summary>
     public abstract string ConfigExpression(LayerPlan l);
 
-    /// <summary>Fixed recurrent-state values of one block (a KV cache, sized by maxLength, is not among them).</summary>
-    public virtual int StateSize(ModelPlan plan, LayerPlan l) => 0;
+    /// <summary>The block's parts of a stream's fixed-size state: (name, floats, what it holds); a KV cache is not among them.</summary>
+    public abstract IEnumerable<(string Name, int Floats, string What)> StateSegments(LayerPlan l, int dModel);
 
     /// <summary>A kind's own initialization call for a tensor of its block, or null when the shell's generic ones serve.</summary>
     public virtual string? InitCall(ModelPlan plan, LayerPlan l, ParamPlan p, string span, string next) => null;
@@ -57,7 +57,6 @@ internal abstract class LayerKind
     public abstract IEnumerable<(string Field, string Floats)> GpuBuffers(LayerPlan l);
     public abstract IEnumerable<(string Field, string Floats, bool Training)> GpuScratch(ModelPlan plan);
     public abstract int GpuColumnWidth(ModelPlan plan);
-    public abstract int GpuStepWidth(ModelPlan plan);
     public abstract IEnumerable<string> GpuUnsupported(ModelPlan plan);
     public abstract void EmitGpuHelpers(CodeWriter w, ModelPlan plan);
     /// <summary>The block's forward, backward and step on the device.</summary>
@@ -77,7 +76,7 @@ internal abstract class LayerKind<TSpec, TPlan> : LayerKind where TSpec : LayerS
     public sealed override LayerPlan Plan(LayerSpec spec, int index, string prefix, int dModel) => Plan((TSpec)spec, index, prefix, dModel);
     public sealed override string Describe(LayerPlan l) => Describe((TPlan)l);
     public sealed override string ConfigExpression(LayerPlan l) => ConfigExpression((TPlan)l);
-    public sealed override int StateSize(ModelPlan plan, LayerPlan l) => StateSize(plan, (TPlan)l);
+    public sealed override IEnumerable<(string Name, int Floats, string What)> StateSegments(LayerPlan l, int dModel) => StateSegments((TPlan)l, dModel);
     public sealed override string? InitCall(ModelPlan plan, LayerPlan l, ParamPlan p, string span, string next) => InitCall(plan, (TPlan)l, p, span, next);
 
     public sealed override string? StreamStart => Cpu.StreamStart;
@@ -91,7 +90,6 @@ internal abstract class LayerKind<TSpec, TPlan> : LayerKind where TSpec : LayerS
     public sealed override IEnumerable<(string Field, string Floats)> GpuBuffers(LayerPlan l) => Gpu.Buffers((TPlan)l);
     public sealed override IEnumerable<(string Field, string Floats, bool Training)> GpuScratch(ModelPlan plan) => Gpu.Scratch(plan);
     public sealed override int GpuColumnWidth(ModelPlan plan) => Gpu.MaxColumnWidth(plan);
-    public sealed override int GpuStepWidth(ModelPlan plan) => Gpu.StepWidth(plan);
     public sealed override IEnumerable<string> GpuUnsupported(ModelPlan plan) => Gpu.Unsupported(plan);
     public sealed override void EmitGpuHelpers(CodeWriter w, ModelPlan plan) => Gpu.EmitHelpers(w, plan);
 
@@ -105,7 +103,7 @@ internal abstract class LayerKind<TSpec, TPlan> : LayerKind where TSpec : LayerS
     protected abstract TPlan Plan(TSpec spec, int index, string prefix, int dModel);
     protected abstract string Describe(TPlan l);
     protected abstract string ConfigExpression(TPlan l);
-    protected virtual int StateSize(ModelPlan plan, TPlan l) => 0;
+    protected virtual IEnumerable<(string Name, int Floats, string What)> StateSegments(TPlan l, int dModel) => Enumerable.Empty<(string, int, string)>();
     protected virtual string? InitCall(ModelPlan plan, TPlan l, ParamPlan p, string span, string next) => null;
 }
 

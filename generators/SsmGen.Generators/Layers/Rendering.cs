@@ -64,12 +64,10 @@ internal abstract class GpuRendering<TPlan> where TPlan : LayerPlan
     public abstract void EmitKernels(StringBuilder cu, ModelPlan plan);
     /// <summary>Device buffers of one block, kept from forward to backward: (field, size in floats as a C# expression).</summary>
     public abstract IEnumerable<(string Field, string Floats)> Buffers(TPlan l);
-    /// <summary>Device scratch the kind's blocks share (training-only where flagged).</summary>
+    /// <summary>Device scratch the kind's blocks share (training-only where flagged), the step's one-token rows among it.</summary>
     public virtual IEnumerable<(string Field, string Floats, bool Training)> Scratch(ModelPlan plan) => Enumerable.Empty<(string, string, bool)>();
     /// <summary>The widest row the shared column-reduction scratch must hold for this kind's blocks.</summary>
     public virtual int MaxColumnWidth(ModelPlan plan) => 1;
-    /// <summary>The widest of the step's scratch rows for this kind's blocks.</summary>
-    public virtual int StepWidth(ModelPlan plan) => MaxColumnWidth(plan);
     /// <summary>Why a block cannot run on a GPU (the model then runs on the CPU), one reason per block.</summary>
     public virtual IEnumerable<string> Unsupported(ModelPlan plan) => Enumerable.Empty<string>();
     /// <summary>Members of the device path the launches call, once per model holding such a block.</summary>

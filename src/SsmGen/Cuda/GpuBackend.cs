@@ -4,6 +4,9 @@ namespace SsmGen.Cuda;
 public readonly record struct Dim3(uint X, uint Y = 1, uint Z = 1)
 {
     public ulong Count => (ulong)X * Y * Z;
+
+    /// <summary>A one-dimensional shape: <paramref name="x"/> blocks or threads.</summary>
+    public static implicit operator Dim3(uint x) => new(x);
 }
 
 /// <summary>

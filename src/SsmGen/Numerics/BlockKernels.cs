@@ -326,9 +326,9 @@ public static class BlockKernels
             var sixteen = Vector512.Create(16u);
             for (; i + 16 <= n; i += 16, idx += sixteen)
             {
-                var h = idx * 0x9E3779B1u + k;
-                h ^= Vector512.ShiftRightLogical(h, 16); h *= 0x85EBCA6Bu;
-                h ^= Vector512.ShiftRightLogical(h, 13); h *= 0xC2B2AE35u;
+                var h = idx * Rng.DropoutGolden + k; // Rng.DropoutBits, sixteen lanes at a time
+                h ^= Vector512.ShiftRightLogical(h, 16); h *= Rng.DropoutMix1;
+                h ^= Vector512.ShiftRightLogical(h, 13); h *= Rng.DropoutMix2;
                 h ^= Vector512.ShiftRightLogical(h, 16);
                 var m = Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(h, th).AsSingle(), sc, Vector512<float>.Zero);
                 var v = Vector512.Create(glu.Slice(i, 16)) * m;

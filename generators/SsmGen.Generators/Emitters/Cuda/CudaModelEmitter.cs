@@ -11,8 +11,8 @@ internal static class CudaModelEmitter
     /// <summary>Threads of a row-wise kernel (norms): a power of two between 32 and 256.</summary>
     private static int NormThreads(int h) { int t = 32; while (t < h && t < 256) t *= 2; return t; }
 
-    /// <summary>The CUDA C of the model and its kernel names, read from the source (each name is written once, at its definition).</summary>
-    public static (string Source, List<string> Kernels) Source(ModelPlan plan)
+    /// <summary>The CUDA C of the model and its kernels, read from the source (each is written once, at its definition).</summary>
+    public static (string Source, List<CudaKernel> Kernels) Source(ModelPlan plan)
     {
         var cu = new StringBuilder();
         int h = plan.Spec.DModel;
@@ -43,8 +43,8 @@ __device__ __forceinline__ float gelu_grad_(float x)
 // Inverted dropout: the same hash of (key, index) as the CPU code, so masks agree bit for bit.
 __device__ __forceinline__ float dropout_scale_(unsigned key, unsigned index, unsigned threshold, float scale)
 {
-    unsigned x = index * 0x9E3779B1u + key;
-    x ^= x >> 16; x *= 0x85EBCA6Bu; x ^= x >> 13; x *= 0xC2B2AE35u; x ^= x >> 16;
+    unsigned x = index * 0x{{Rng.DropoutGolden:X8}}u + key;
+    x ^= x >> 16; x *= 0x{{Rng.DropoutMix1:X8}}u; x ^= x >> 13; x *= 0x{{Rng.DropoutMix2:X8}}u; x ^= x >> 16;
     return x < threshold ? 0.0f : scale;
 }
 // Sum over the THREADS threads of a block (a power of two) in a fixed order; every thread gets the total.
@@ -273,12 +273,8 @@ extern "C" __global__ void pool_last_backward(const float* __restrict__ d_pooled
         EmitTrainingStepKernels(cu, plan);
         foreach (var kind in LayerKinds.All) kind.EmitCudaKernels(cu, plan);
         string source = cu.ToString();
-        return (source, KernelDefinition.Matches(source).Cast<System.Text.RegularExpressions.Match>().Select(m => m.Groups[1].Value).ToList());
+        return (source, CudaKernel.Read(source));
     }
-
-    // Every kernel is an extern "C" __global__ function: its unmangled name is what the module is asked for.
-    private static readonly System.Text.RegularExpressions.Regex KernelDefinition =
-        new(@"extern ""C"" __global__ void (\w+)\s*\(", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
 
     /// <summary>Threads of the training step's reductions (loss, gradient norm).</summary>
     private const int StatThreads = 256;
@@ -417,7 +413,6 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         w.Line("using System.Collections.Generic;");
         w.Line("using GpuModelRunner = global::SsmGen.Cuda.GpuModelRunner;");
         w.Line("using ComputeDevice = global::SsmGen.Cuda.ComputeDevice;");
-        w.Line("using KernelArgument = global::SsmGen.Cuda.KernelArgument;");
         w.Line("using Dim3 = global::SsmGen.Cuda.Dim3;");
         w.Line();
         if (s.Namespace.Length > 0) { w.Line($"namespace {s.Namespace};"); w.Line(); }
@@ -431,7 +426,7 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         w.Line("/// <summary>The model on a GPU device: device buffers, and each pass as launches of the generated kernels.</summary>");
         w.Open("private sealed class GpuPath : IDisposable");
         w.Line("internal const string Source = @\"" + source.Replace("\"", "\"\"") + "\";");
-        w.Line($"internal static readonly string[] KernelNames = {{ {string.Join(", ", kernels.Select(k => "\"" + k + "\""))} }};");
+        w.Line($"internal static readonly string[] KernelNames = {{ {string.Join(", ", kernels.Select(k => "\"" + k.Name + "\""))} }};");
         w.Line($"private const uint NormThreads = {NormThreads(s.DModel)};");
         w.Line("private const int RowChunk = 256;");
         w.Line($"private const uint StatThreads = {StatThreads}, NormBlocks = {NormBlocks(plan)}, OptimizerBlocks = {OptimizerBlocks(plan)}, OptimizerRanges = {OptimizerRanges(plan).Count};");
@@ -444,11 +439,11 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         var layerScratch = LayerKinds.All.SelectMany(k => k.GpuScratch(plan)).ToList();
         string shell = $"_input, _tokens, {string.Join(", ", plan.Layers.Select(l => $"_l{l.Index}X"))}, _xf, _meanF, _rstdF, _nf, _pooled, _out, _dOut, _dPooled, _dNf, _dX, _dO, _dG, _dY, _dU, _scratch, _partial";
         const string stepShell = "_targets, _rowLoss, _rowHit, _normPartial, _stats"; // the training step's tail
-        const string streamShell = "_sIn, _sTok, _sX0, _sX1, _sMean, _sRstd, _sN, _sP, _sOut, _s0, _s1, _s2, _s3, _s4, _s5, _s6"; // Step: one token
+        const string streamShell = "_sIn, _sTok, _sX0, _sX1, _sMean, _sRstd, _sU, _sN, _sP, _sOut"; // Step: one token
         w.Line($"private readonly ulong {shell};");
         w.Line($"private readonly ulong {stepShell};");
         w.Line("// Step's buffers, one token wide: the input, the residual stream (two, each block reads one and writes the other),");
-        w.Line("// norm statistics, final norm, pooled row, output, and seven scratch rows the blocks name for themselves.");
+        w.Line("// norm statistics, a block's normalized input, final norm, pooled row, output (the kinds' own rows are among their scratch).");
         w.Line($"private readonly ulong {streamShell};");
         w.Line($"private readonly ulong {string.Join(", ", layerBuffers.Select(x => x.Field))};");
         if (layerScratch.Count > 0) w.Line($"private readonly ulong {string.Join(", ", layerScratch.Select(x => x.Field))};");
@@ -482,8 +477,7 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
             w.Line("    _targets = (ulong)Take(outRows); _rowLoss = (ulong)Take(2 * outRows); _rowHit = (ulong)Take(outRows); _normPartial = (ulong)Take(2 * NormBlocks); _stats = (ulong)Take(4);");
             w.Line("}");
             w.Line($"_sIn = (ulong)Take(InputSize); _sTok = (ulong)Take(1); _sX0 = (ulong)Take(H); _sX1 = (ulong)Take(H); _sMean = (ulong)Take(1); _sRstd = (ulong)Take(1);");
-            w.Line($"_sN = (ulong)Take(H); _sP = (ulong)Take(H); _sOut = (ulong)Take(OutputSize);");
-            w.Line($"_s0 = (ulong)Take({StepWidth(plan)}); _s1 = (ulong)Take({StepWidth(plan)}); _s2 = (ulong)Take({StepWidth(plan)}); _s3 = (ulong)Take({StepWidth(plan)}); _s4 = (ulong)Take({StepWidth(plan)}); _s5 = (ulong)Take({StepWidth(plan)}); _s6 = (ulong)Take({StepWidth(plan)});");
+            w.Line($"_sU = (ulong)Take(H); _sN = (ulong)Take(H); _sP = (ulong)Take(H); _sOut = (ulong)Take(OutputSize);");
             w.Line("// inputs and outputs in one piece; parameters and gradients in pieces of at most 4 MiB");
             w.Line("long staging = 4 * Math.Max(Math.Max(rows * InputSize, Math.Max(outRows * OutputSize, rows)), Math.Min(ParameterCount, 1 << 20));");
             w.Line($"Runner = new GpuModelRunner(device, Source, \"{s.ClassName}.cu\", KernelNames, parameters, gradients, 4 * _used, staging);");
@@ -498,12 +492,22 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         w.Close();
         w.Line();
         EmitHelpers(w);
+        w.Line("// ---- Launchers: one per kernel of Source, typed from its CUDA parameters ----");
+        foreach (var kernel in kernels) kernel.EmitLauncher(w);
+        w.Line();
         foreach (var kind in LayerKinds.In(plan)) kind.EmitGpuHelpers(w, plan);
         EmitForward(w, plan);
         EmitBackward(w, plan);
         EmitTrainingStep(w);
         EmitStep(w, plan);
-        foreach (var l in plan.Layers) LayerKinds.Of(l).EmitGpuLayer(w, plan, l);
+        foreach (var l in plan.Layers)
+        {
+            if (unsupported.Count == 0) { LayerKinds.Of(l).EmitGpuLayer(w, plan, l); continue; }
+            // The constructor refuses such a model, and its kernels are not all in Source: its blocks launch nothing.
+            w.Line($"private void Layer{l.Index}Forward(int batch, int length) => throw new NotSupportedException(Unsupported);");
+            w.Line($"private void Layer{l.Index}Backward(int batch, int length) => throw new NotSupportedException(Unsupported);");
+            w.Line($"private void Layer{l.Index}Step(ulong state, int t, ulong x, ulong next) => throw new NotSupportedException(Unsupported);");
+        }
         w.Line("public void Dispose() => Runner?.Dispose();");
         w.Close();
         w.Close();
@@ -542,14 +546,14 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         w.Line("var adam = Runner.BeginAdamWStep(optimizer, lrScale); // checks the optimizer before anything runs");
         w.Line("int outRows = PerToken ? batch * length : batch;");
         w.Line("Runner.Upload(targets, _targets);");
-        w.Line("Launch(\"cross_entropy\", Blocks(outRows), Threads, _out, _targets, _dOut, _rowLoss, _rowHit, outRows);");
-        w.Line("Launch(\"loss_finish\", 1, StatThreads, _rowLoss, _rowHit, outRows, _stats);");
+        w.Line("Launch_cross_entropy(Blocks(outRows), Threads, _out, _targets, _dOut, _rowLoss, _rowHit, outRows);");
+        w.Line("Launch_loss_finish(1, StatThreads, _rowLoss, _rowHit, outRows, _stats);");
         w.Line("Runner.ZeroGradients();");
         w.Line("Runner.BeforeDeviceUse(gradients: true);");
         w.Line("BackwardFromDeviceOutput(batch, length);");
-        w.Line("Launch(\"square_partials\", NormBlocks, StatThreads, Runner.Gradients, _normPartial);");
-        w.Line("Launch(\"norm_finish\", 1, StatThreads, _normPartial, (int)NormBlocks, _stats, maxGradNorm);");
-        w.Line("Runner.Gpu.Launch(Runner.Module[\"adamw_update\"], new Dim3(OptimizerBlocks, OptimizerRanges), new Dim3(256), Runner.Parameters, Runner.Gradients, adam.FirstMoments, adam.SecondMoments, _stats,");
+        w.Line("Launch_square_partials(NormBlocks, StatThreads, Runner.Gradients, _normPartial);");
+        w.Line("Launch_norm_finish(1, StatThreads, _normPartial, (int)NormBlocks, _stats, maxGradNorm);");
+        w.Line("Launch_adamw_update(new Dim3(OptimizerBlocks, OptimizerRanges), new Dim3(256), Runner.Parameters, Runner.Gradients, adam.FirstMoments, adam.SecondMoments, _stats,");
         w.Line("    adam.LearningRate0, adam.WeightDecay0, adam.LearningRate1, adam.WeightDecay1, adam.LearningRate2, adam.WeightDecay2, adam.Beta1, adam.Beta2, adam.Epsilon, adam.C1, adam.C2);");
         w.Line("Runner.ParametersWrittenOnDevice();");
         w.Line("Span<float> stats = stackalloc float[4];");
@@ -559,9 +563,6 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         w.Close();
         w.Line();
     }
-
-    /// <summary>Width of Step's scratch rows: the widest one-token intermediate of any block.</summary>
-    private static int StepWidth(ModelPlan plan) => new[] { 3 * plan.Spec.DModel }.Concat(LayerKinds.All.Select(k => k.GpuStepWidth(plan))).Max();
 
     /// <summary>
     /// Step on the device: the stream's values stay in the runner's state copy between tokens (see
@@ -583,7 +584,7 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
             k++;
         }
         w.Line(NormForward(n.FinalRms, n.FinalNorm, k % 2 == 0 ? "_sX0" : "_sX1", "_sN", "_sMean", "_sRstd", "1"));
-        if (plan.Spec.Pooling == 0) w.Line("Launch(\"pool_mean_step\", Blocks(H), Threads, At(s, S_pool), _sN, _sP, t);");
+        if (plan.Spec.Pooling == 0) w.Line("Launch_pool_mean_step(Blocks(H), Threads, At(s, S_pool), _sN, _sP, t);");
         w.Line($"Linear({(plan.Spec.Pooling == 0 ? "_sP" : "_sN")}, {P(n.Decoder + ".weight")}, {(n.DecoderBias ? P(n.Decoder + ".bias") : "0UL")}, _sOut, 1, H, OutputSize);");
         w.Line("Runner.Download(_sOut, y.Slice(0, OutputSize));");
         w.Close();
@@ -599,8 +600,6 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         w.Line("private ulong G(int offset) => Runner.Gradients + 4UL * (uint)offset;");
         w.Line($"private const int Threads = {GpuLimits.Threads}, MaxGridY = {GpuLimits.MaxGridY}; // threads per block of the element-wise kernels; CUDA's largest grid y extent");
         w.Line("private static uint Blocks(long n) => (uint)((n + Threads - 1) / Threads);");
-        w.Line("private void Launch(string kernel, uint grid, uint block, params ReadOnlySpan<KernelArgument> arguments)");
-        w.Line("    => Runner.Gpu.Launch(Runner.Module[kernel], new Dim3(grid), new Dim3(block), arguments);");
         w.Line();
         w.Line("/// <summary>The dropout key, threshold and scale of a layer in this forward: (0, 0, 1) keeps everything.</summary>");
         w.Open("private (int Key, int Threshold, float Scale) Dropout(int layer, double p)");
@@ -613,7 +612,8 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         w.Line("/// ldx floats apart (default inF); accumulate adds to y instead of overwriting it.");
         w.Line("/// </summary>");
         w.Open("private void Linear(ulong x, ulong weight, ulong bias, ulong y, int rows, int inF, int outF, int ldx = 0, bool accumulate = false)");
-        w.Line("if (bias != 0) Launch(accumulate ? \"add_rows\" : \"fill_rows\", Blocks((long)rows * outF), Threads, bias, y, rows, outF);");
+        w.Line("if (bias != 0 && accumulate) Launch_add_rows(Blocks((long)rows * outF), Threads, bias, y, rows, outF);");
+        w.Line("else if (bias != 0) Launch_fill_rows(Blocks((long)rows * outF), Threads, bias, y, rows, outF);");
         w.Line("Runner.Gpu.Sgemm(true, false, outF, rows, inF, 1f, weight, inF, x, ldx > 0 ? ldx : inF, bias != 0 || accumulate ? 1f : 0f, y, outF);");
         w.Close();
         w.Line();
@@ -631,27 +631,27 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         w.Line("/// <summary>sum[c] += Σ_r x[r, c], in two deterministic passes.</summary>");
         w.Open("private void ColumnSums(ulong x, ulong sum, int rows, int width)");
         w.Line("int chunks = (rows + RowChunk - 1) / RowChunk;");
-        w.Line("Runner.Gpu.Launch(Runner.Module[\"column_partials\"], new Dim3((uint)((width + 31) / 32), (uint)Math.Min(chunks, MaxGridY)), new Dim3(32, 8), x, _partial, rows, width);");
+        w.Line("Launch_column_partials(new Dim3((uint)((width + 31) / 32), (uint)Math.Min(chunks, MaxGridY)), new Dim3(32, 8), x, _partial, rows, width);");
         w.Line("ColumnFinish(_partial, sum, chunks, width);");
         w.Close();
         w.Line();
         w.Line("/// <summary>sum[c] += Σ_k partial[k, c] over the chunks' partial sums.</summary>");
-        w.Line("private void ColumnFinish(ulong partial, ulong sum, int chunks, int width) => Launch(\"column_finish\", Blocks(width), Threads, partial, sum, chunks, width);");
+        w.Line("private void ColumnFinish(ulong partial, ulong sum, int chunks, int width) => Launch_column_finish(Blocks(width), Threads, partial, sum, chunks, width);");
         w.Line();
         w.Open("private void LayerNormBackward(ulong x, ulong weight, ulong mean, ulong rstd, ulong dy, ulong dx, ulong dWeight, ulong dBias, int rows)");
-        w.Line("Launch(\"layernorm_backward\", (uint)rows, NormThreads, x, weight, mean, rstd, dy, dx, _scratch);");
+        w.Line("Launch_layernorm_backward((uint)rows, NormThreads, x, weight, mean, rstd, dy, dx, _scratch);");
         w.Line("ColumnSums(_scratch, dWeight, rows, H);");
         w.Line("ColumnSums(dy, dBias, rows, H);");
         w.Close();
         w.Line();
         w.Open("private void RmsNormBackward(ulong x, ulong weight, ulong rstd, ulong dy, ulong dx, ulong dWeight, int rows)");
-        w.Line("Launch(\"rmsnorm_backward\", (uint)rows, NormThreads, x, weight, rstd, dy, dx, _scratch);");
+        w.Line("Launch_rmsnorm_backward((uint)rows, NormThreads, x, weight, rstd, dy, dx, _scratch);");
         w.Line("ColumnSums(_scratch, dWeight, rows, H);");
         w.Close();
         w.Line();
     }
 
-    private static string P(string name, string buf = "P") => $"{buf}(P_{name.Replace('.', '_')})";
+    private static string P(string name, string buf = "P") => $"{buf}({ParamPlan.ConstOf(name)})";
 
     /// <summary>The device address of a block's parameter (buf "P") or its gradient ("G"), by its name in the block.</summary>
     internal static string Param(LayerPlan l, string name, string buf = "P") => P(l.Prefix + name, buf);
@@ -663,7 +663,7 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         if (plan.TokenInput)
         {
             w.Line($"Runner.Upload({hostTokens}, {tokens});");
-            w.Line($"Launch(\"embedding_forward\", Blocks((long){rows} * H), Threads, {tokens}, {P(n.Encoder + ".weight")}, {x}, {rows} * H);");
+            w.Line($"Launch_embedding_forward(Blocks((long){rows} * H), Threads, {tokens}, {P(n.Encoder + ".weight")}, {x}, {rows} * H);");
         }
         else
         {
@@ -677,8 +677,8 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
     /// norm's full parameter prefix (its ".weight", and ".bias" for LayerNorm).
     /// </summary>
     internal static string NormForward(bool rms, string norm, string x, string y, string mean, string rstd, string rows) => rms
-        ? $"Launch(\"rmsnorm_forward\", (uint)({rows}), NormThreads, {x}, {P(norm + ".weight")}, {y}, {rstd});"
-        : $"Launch(\"layernorm_forward\", (uint)({rows}), NormThreads, {x}, {P(norm + ".weight")}, {P(norm + ".bias")}, {y}, {mean}, {rstd});";
+        ? $"Launch_rmsnorm_forward((uint)({rows}), NormThreads, {x}, {P(norm + ".weight")}, {y}, {rstd});"
+        : $"Launch_layernorm_forward((uint)({rows}), NormThreads, {x}, {P(norm + ".weight")}, {P(norm + ".bias")}, {y}, {mean}, {rstd});";
 
     private static void EmitForward(CodeWriter w, ModelPlan plan)
     {
@@ -691,8 +691,8 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         EmitEncoder(w, plan, "input", "tokens", "_input", "_tokens", "_l0X", "rows");
         foreach (var l in plan.Layers) w.Line($"Layer{l.Index}Forward(batch, length);");
         w.Line(NormForward(n.FinalRms, n.FinalNorm, "_xf", "_nf", "_meanF", "_rstdF", "rows"));
-        if (plan.Spec.Pooling == 0) w.Line("Launch(\"pool_mean_forward\", Blocks(batch * H), Threads, _nf, _pooled, batch, length);");
-        if (plan.Spec.Pooling == 1) w.Line("Launch(\"pool_last_forward\", Blocks(batch * H), Threads, _nf, _pooled, batch, length);");
+        if (plan.Spec.Pooling == 0) w.Line("Launch_pool_mean_forward(Blocks(batch * H), Threads, _nf, _pooled, batch, length);");
+        if (plan.Spec.Pooling == 1) w.Line("Launch_pool_last_forward(Blocks(batch * H), Threads, _nf, _pooled, batch, length);");
         w.Line($"Linear(_pooled, {P(n.Decoder + ".weight")}, {(n.DecoderBias ? P(n.Decoder + ".bias") : "0UL")}, _out, outRows, H, OutputSize);");
         w.Line("Runner.Download(_out, output.Slice(0, outRows * OutputSize));");
         w.Close();
@@ -714,15 +714,15 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         w.Line("int rows = batch * length, outRows = PerToken ? rows : batch;");
         w.Line($"LinearBackward(_pooled, {P(n.Decoder + ".weight")}, _dOut, _dPooled, {P(n.Decoder + ".weight", "G")}, {(n.DecoderBias ? P(n.Decoder + ".bias", "G") : "0UL")}, outRows, H, OutputSize);");
         string dNf = plan.Spec.Pooling == 2 ? "_dPooled" : "_dNf";
-        if (plan.Spec.Pooling == 0) w.Line("Launch(\"pool_mean_backward\", Blocks((long)rows * H), Threads, _dPooled, _dNf, batch, length);");
-        if (plan.Spec.Pooling == 1) w.Line("Launch(\"pool_last_backward\", Blocks((long)rows * H), Threads, _dPooled, _dNf, batch, length);");
+        if (plan.Spec.Pooling == 0) w.Line("Launch_pool_mean_backward(Blocks((long)rows * H), Threads, _dPooled, _dNf, batch, length);");
+        if (plan.Spec.Pooling == 1) w.Line("Launch_pool_last_backward(Blocks((long)rows * H), Threads, _dPooled, _dNf, batch, length);");
         w.Line("Runner.Gpu.Clear(_dX, 4L * rows * H);");
         w.Line(n.FinalRms
             ? $"RmsNormBackward(_xf, {P(n.FinalNorm + ".weight")}, _rstdF, {dNf}, _dX, {P(n.FinalNorm + ".weight", "G")}, rows);"
             : $"LayerNormBackward(_xf, {P(n.FinalNorm + ".weight")}, _meanF, _rstdF, {dNf}, _dX, {P(n.FinalNorm + ".weight", "G")}, {P(n.FinalNorm + ".bias", "G")}, rows);");
         foreach (var l in plan.Layers.Reverse()) w.Line($"Layer{l.Index}Backward(batch, length);");
         if (plan.TokenInput)
-            w.Line($"Launch(\"embedding_backward\", Blocks((long)rows * H), Threads, _tokens, _dX, {P(n.Encoder + ".weight", "G")}, rows * H);");
+            w.Line($"Launch_embedding_backward(Blocks((long)rows * H), Threads, _tokens, _dX, {P(n.Encoder + ".weight", "G")}, rows * H);");
         else
             w.Line($"LinearBackward(_input, {P(n.Encoder + ".weight")}, _dX, 0UL, {P(n.Encoder + ".weight", "G")}, {P(n.Encoder + ".bias", "G")}, rows, InputSize, H);");
         w.Line("Runner.GradientsWrittenOnDevice();");

@@ -32,7 +32,7 @@ internal sealed class AttentionEmitter : CpuRendering<AttentionLayerPlan>
         int mlp = MaxMlp(plan);
         foreach (var (f, floats) in new[] { ("_adQkv", "rows * 3 * H"), ("_adO", "rows * H"), ("_adAct", $"rows * {mlp}"), ("_adU2", "rows * H") })
             yield return new(f, floats, Training: true);
-        foreach (var (f, floats) in new[] { ("_asu", "H"), ("_asqkv", "3 * H"), ("_aso", "H"), ("_asy", "H"), ("_asScores", "maxLength"), ("_asf1", $"{mlp}") })
+        foreach (var (f, floats) in new[] { ("_attnStepU", "H"), ("_attnStepQkv", "3 * H"), ("_attnStepO", "H"), ("_attnStepOut", "H"), ("_attnStepScores", "maxLength"), ("_attnStepF1", $"{mlp}") })
             yield return new(f, floats);
     }
 
@@ -94,17 +94,17 @@ internal sealed class AttentionEmitter : CpuRendering<AttentionLayerPlan>
 
         w.Line($"/// <summary>Block {l.Index}, one token at position t: the stream _sx (H) is updated in place. State: the key/value cache (2, maxLength, H).</summary>");
         w.Open($"private void Layer{l.Index}Step(Span<float> cache, int t)");
-        w.Line(ModelEmitter.NormForward(false, l.Prefix + "norm", "_sx", "_asu", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
-        w.Line($"Gemm.LinearForward(_asu, {Pm(l, "mixer.in_proj.weight", 3 * h * h)}, {Pm(l, "mixer.in_proj.bias", 3 * h)}, _asqkv, 1, H, 3 * H, _ws);");
-        w.Line($"AttentionKernels.RotateRow(_asqkv.AsSpan(0, 2 * H), _ropeCos{d}, _ropeSin{d}, t, H, {d});");
-        w.Line($"AttentionKernels.Step(_asqkv, cache, t, _aso, _asScores, H, {l.Heads}, _maxLength);");
-        w.Line($"Gemm.LinearForward(_aso, {Pm(l, "mixer.out_proj.weight", h * h)}, {Pm(l, "mixer.out_proj.bias", h)}, _asy, 1, H, H, _ws);");
-        w.Line("TensorPrimitives.Add(_sx, _asy, _sx);");
-        w.Line($"BlockKernels.LayerNormForward(_sx, {Pm(l, "norm2.weight", h)}, {Pm(l, "norm2.bias", h)}, _asu, _sStat.AsSpan(0, 1), _sStat.AsSpan(1, 1), 1, H, _ws);");
-        w.Line($"Gemm.LinearForward(_asu, {Pm(l, "mlp.fc1.weight", m * h)}, {Pm(l, "mlp.fc1.bias", m)}, _asf1, 1, H, {m}, _ws);");
-        w.Line($"BlockKernels.GeluForward(_asf1.AsSpan(0, {m}), _asf1, _ws);");
-        w.Line($"Gemm.LinearForward(_asf1.AsSpan(0, {m}), {Pm(l, "mlp.fc2.weight", h * m)}, {Pm(l, "mlp.fc2.bias", h)}, _asy, 1, {m}, H, _ws);");
-        w.Line("TensorPrimitives.Add(_sx, _asy, _sx);");
+        w.Line(ModelEmitter.NormForward(false, l.Prefix + "norm", "_sx", "_attnStepU", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
+        w.Line($"Gemm.LinearForward(_attnStepU, {Pm(l, "mixer.in_proj.weight", 3 * h * h)}, {Pm(l, "mixer.in_proj.bias", 3 * h)}, _attnStepQkv, 1, H, 3 * H, _ws);");
+        w.Line($"AttentionKernels.RotateRow(_attnStepQkv.AsSpan(0, 2 * H), _ropeCos{d}, _ropeSin{d}, t, H, {d});");
+        w.Line($"AttentionKernels.Step(_attnStepQkv, cache, t, _attnStepO, _attnStepScores, H, {l.Heads}, _maxLength);");
+        w.Line($"Gemm.LinearForward(_attnStepO, {Pm(l, "mixer.out_proj.weight", h * h)}, {Pm(l, "mixer.out_proj.bias", h)}, _attnStepOut, 1, H, H, _ws);");
+        w.Line("TensorPrimitives.Add(_sx, _attnStepOut, _sx);");
+        w.Line($"BlockKernels.LayerNormForward(_sx, {Pm(l, "norm2.weight", h)}, {Pm(l, "norm2.bias", h)}, _attnStepU, _sStat.AsSpan(0, 1), _sStat.AsSpan(1, 1), 1, H, _ws);");
+        w.Line($"Gemm.LinearForward(_attnStepU, {Pm(l, "mlp.fc1.weight", m * h)}, {Pm(l, "mlp.fc1.bias", m)}, _attnStepF1, 1, H, {m}, _ws);");
+        w.Line($"BlockKernels.GeluForward(_attnStepF1.AsSpan(0, {m}), _attnStepF1, _ws);");
+        w.Line($"Gemm.LinearForward(_attnStepF1.AsSpan(0, {m}), {Pm(l, "mlp.fc2.weight", h * m)}, {Pm(l, "mlp.fc2.bias", h)}, _attnStepOut, 1, {m}, H, _ws);");
+        w.Line("TensorPrimitives.Add(_sx, _attnStepOut, _sx);");
         w.Close();
         w.Line();
     }

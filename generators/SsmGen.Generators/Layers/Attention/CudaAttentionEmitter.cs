@@ -191,7 +191,7 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
         yield return ($"{i}Act", $"rows * {l.Mlp}");
     }
 
-    /// <summary>Backward scratch shared by the transformer blocks.</summary>
+    /// <summary>Scratch shared by the transformer blocks: the backward's, and the step's rows.</summary>
     public override IEnumerable<(string Field, string Floats, bool Training)> Scratch(ModelPlan plan)
     {
         if (!plan.Blocks<AttentionLayerPlan>().Any()) yield break;
@@ -202,6 +202,9 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
         yield return ("_adO", "rows * H", true);
         yield return ("_adQkv", "rows * 3 * H", true);
         yield return ("_adRow", $"rows * {heads}", true);
+        // Step's rows, one token: rotated [q | k | v], attention out, the stream after attention, second norm out, fc1 out, GELU out
+        foreach (var (f, floats) in new[] { ("_attnStepQkv", "3 * H"), ("_attnStepO", "H"), ("_attnStepX1", "H"), ("_attnStepU2", "H"), ("_attnStepF1", $"{mlp}"), ("_attnStepAct", $"{mlp}") })
+            yield return (f, floats, false);
     }
 
     public override int MaxColumnWidth(ModelPlan plan) => plan.Blocks<AttentionLayerPlan>().Select(l => System.Math.Max(3 * l.H, l.Mlp)).DefaultIfEmpty(1).Max();
@@ -213,16 +216,16 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
         w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
         w.Line("int rows = batch * length;");
         w.Line($"uint items = Blocks((long)batch * {l.Heads} * length);");
-        w.Line($"Launch(\"layernorm_forward\", (uint)rows, NormThreads, {x}, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, {i}U, {i}Mean, {i}Rstd);");
+        w.Line($"Launch_layernorm_forward((uint)rows, NormThreads, {x}, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, {i}U, {i}Mean, {i}Rstd);");
         w.Line($"Linear({i}U, {Param(l, "mixer.in_proj.weight")}, {Param(l, "mixer.in_proj.bias")}, {i}Qkv, rows, H, 3 * H);");
-        w.Line($"Launch(\"{v}_rotate\", Blocks((long)rows * H), Threads, {i}Qkv, rows, length, 0, 0);");
-        w.Line($"Launch(\"{v}_forward\", items, Threads, {i}Qkv, {i}Probs, {i}O, batch, length);");
+        w.Line($"Launch_{v}_rotate(Blocks((long)rows * H), Threads, {i}Qkv, rows, length, 0, 0);");
+        w.Line($"Launch_{v}_forward(items, Threads, {i}Qkv, {i}Probs, {i}O, batch, length);");
         w.Line($"Runner.Gpu.CopyOnDevice({i}X1, {x}, 4L * rows * H);");
         w.Line($"Linear({i}O, {Param(l, "mixer.out_proj.weight")}, {Param(l, "mixer.out_proj.bias")}, {i}X1, rows, H, H, accumulate: true);");
         w.Line("// the MLP half");
-        w.Line($"Launch(\"layernorm_forward\", (uint)rows, NormThreads, {i}X1, {Param(l, "norm2.weight")}, {Param(l, "norm2.bias")}, {i}U2, {i}Mean2, {i}Rstd2);");
+        w.Line($"Launch_layernorm_forward((uint)rows, NormThreads, {i}X1, {Param(l, "norm2.weight")}, {Param(l, "norm2.bias")}, {i}U2, {i}Mean2, {i}Rstd2);");
         w.Line($"Linear({i}U2, {Param(l, "mlp.fc1.weight")}, {Param(l, "mlp.fc1.bias")}, {i}F1, rows, H, {l.Mlp});");
-        w.Line($"Launch(\"gelu_forward\", Blocks((long)rows * {l.Mlp}), Threads, {i}F1, {i}Act, (long)rows * {l.Mlp});");
+        w.Line($"Launch_gelu_forward(Blocks((long)rows * {l.Mlp}), Threads, {i}F1, {i}Act, (long)rows * {l.Mlp});");
         w.Line($"Runner.Gpu.CopyOnDevice({next}, {i}X1, 4L * rows * H);");
         w.Line($"Linear({i}Act, {Param(l, "mlp.fc2.weight")}, {Param(l, "mlp.fc2.bias")}, {next}, rows, {l.Mlp}, H, accumulate: true);");
         w.Close();
@@ -238,15 +241,15 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
         w.Line("int rows = batch * length;");
         w.Line($"uint items = Blocks((long)batch * {l.Heads} * length);");
         w.Line($"LinearBackward({i}Act, {Param(l, "mlp.fc2.weight")}, _dX, _adAct, {Param(l, "mlp.fc2.weight", "G")}, {Param(l, "mlp.fc2.bias", "G")}, rows, {m}, H);");
-        w.Line($"Launch(\"gelu_backward\", Blocks((long)rows * {m}), Threads, _adAct, {i}F1, _adF1, (long)rows * {m});");
+        w.Line($"Launch_gelu_backward(Blocks((long)rows * {m}), Threads, _adAct, {i}F1, _adF1, (long)rows * {m});");
         w.Line($"LinearBackward({i}U2, {Param(l, "mlp.fc1.weight")}, _adF1, _adU2, {Param(l, "mlp.fc1.weight", "G")}, {Param(l, "mlp.fc1.bias", "G")}, rows, H, {m});");
         w.Line("// _dX becomes dL/d(stream after attention): the residual plus the path through the second norm");
         w.Line($"LayerNormBackward({i}X1, {Param(l, "norm2.weight")}, {i}Mean2, {i}Rstd2, _adU2, _dX, {Param(l, "norm2.weight", "G")}, {Param(l, "norm2.bias", "G")}, rows);");
         w.Line($"LinearBackward({i}O, {Param(l, "mixer.out_proj.weight")}, _dX, _adO, {Param(l, "mixer.out_proj.weight", "G")}, {Param(l, "mixer.out_proj.bias", "G")}, rows, H, H);");
-        w.Line($"Launch(\"{v}_backward_queries\", items, Threads, {i}Qkv, {i}Probs, _adO, _adQkv, _adRow, batch, length);");
-        w.Line($"Launch(\"{v}_backward_keys\", items, Threads, {i}Qkv, {i}Probs, _adO, _adQkv, _adRow, batch, length);");
+        w.Line($"Launch_{v}_backward_queries(items, Threads, {i}Qkv, {i}Probs, _adO, _adQkv, _adRow, batch, length);");
+        w.Line($"Launch_{v}_backward_keys(items, Threads, {i}Qkv, {i}Probs, _adO, _adQkv, _adRow, batch, length);");
         w.Line("// the rotation is orthogonal: its backward turns the q and k gradients back by the same angle");
-        w.Line($"Launch(\"{v}_rotate\", Blocks((long)rows * H), Threads, _adQkv, rows, length, 1, 0);");
+        w.Line($"Launch_{v}_rotate(Blocks((long)rows * H), Threads, _adQkv, rows, length, 1, 0);");
         w.Line($"LinearBackward({i}U, {Param(l, "mixer.in_proj.weight")}, _adQkv, _dU, {Param(l, "mixer.in_proj.weight", "G")}, {Param(l, "mixer.in_proj.bias", "G")}, rows, H, 3 * H);");
         w.Line($"LayerNormBackward({x}, {Param(l, "norm.weight")}, {i}Mean, {i}Rstd, _dU, _dX, {Param(l, "norm.weight", "G")}, {Param(l, "norm.bias", "G")}, rows);");
         w.Close();
@@ -260,21 +263,19 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
     public override void EmitStep(CodeWriter w, ModelPlan plan, AttentionLayerPlan l)
     {
         string v = Name(l);
-        int cache = plan.Blocks<AttentionLayerPlan>().TakeWhile(a => a != l).Count();
         w.Open($"private void Layer{l.Index}Step(ulong state, int t, ulong x, ulong next)");
-        w.Line("// scratch: _s0 norm out, _s1 qkv, _s2 attention out, _s3 x1, _s4 second norm out, _s5 fc1 out, _s6 GELU");
-        w.Line($"ulong cache = At(state, FixedStateSize + {cache}L * 2 * _maxLength * H);");
-        w.Line($"Launch(\"layernorm_forward\", 1, NormThreads, x, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, _s0, _sMean, _sRstd);");
-        w.Line($"Linear(_s0, {Param(l, "mixer.in_proj.weight")}, {Param(l, "mixer.in_proj.bias")}, _s1, 1, H, 3 * H);");
-        w.Line($"Launch(\"{v}_rotate\", Blocks(H), Threads, _s1, 1, 1, 0, t);");
-        w.Line($"Launch(\"{v}_step\", Blocks({l.Heads}), Threads, _s1, cache, _s2, t, _maxLength);");
-        w.Line("Runner.Gpu.CopyOnDevice(_s3, x, 4L * H);");
-        w.Line($"Linear(_s2, {Param(l, "mixer.out_proj.weight")}, {Param(l, "mixer.out_proj.bias")}, _s3, 1, H, H, accumulate: true);");
-        w.Line($"Launch(\"layernorm_forward\", 1, NormThreads, _s3, {Param(l, "norm2.weight")}, {Param(l, "norm2.bias")}, _s4, _sMean, _sRstd);");
-        w.Line($"Linear(_s4, {Param(l, "mlp.fc1.weight")}, {Param(l, "mlp.fc1.bias")}, _s5, 1, H, {l.Mlp});");
-        w.Line($"Launch(\"gelu_forward\", Blocks({l.Mlp}), Threads, _s5, _s6, {l.Mlp}L);");
-        w.Line("Runner.Gpu.CopyOnDevice(next, _s3, 4L * H);");
-        w.Line($"Linear(_s6, {Param(l, "mlp.fc2.weight")}, {Param(l, "mlp.fc2.bias")}, next, 1, {l.Mlp}, H, accumulate: true);");
+        w.Line($"ulong cache = At(state, KeyValueCacheAt({plan.State.CacheOf(l)}, _maxLength));");
+        w.Line($"Launch_layernorm_forward(1, NormThreads, x, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, _sU, _sMean, _sRstd);");
+        w.Line($"Linear(_sU, {Param(l, "mixer.in_proj.weight")}, {Param(l, "mixer.in_proj.bias")}, _attnStepQkv, 1, H, 3 * H);");
+        w.Line($"Launch_{v}_rotate(Blocks(H), Threads, _attnStepQkv, 1, 1, 0, t);");
+        w.Line($"Launch_{v}_step(Blocks({l.Heads}), Threads, _attnStepQkv, cache, _attnStepO, t, _maxLength);");
+        w.Line("Runner.Gpu.CopyOnDevice(_attnStepX1, x, 4L * H);");
+        w.Line($"Linear(_attnStepO, {Param(l, "mixer.out_proj.weight")}, {Param(l, "mixer.out_proj.bias")}, _attnStepX1, 1, H, H, accumulate: true);");
+        w.Line($"Launch_layernorm_forward(1, NormThreads, _attnStepX1, {Param(l, "norm2.weight")}, {Param(l, "norm2.bias")}, _attnStepU2, _sMean, _sRstd);");
+        w.Line($"Linear(_attnStepU2, {Param(l, "mlp.fc1.weight")}, {Param(l, "mlp.fc1.bias")}, _attnStepF1, 1, H, {l.Mlp});");
+        w.Line($"Launch_gelu_forward(Blocks({l.Mlp}), Threads, _attnStepF1, _attnStepAct, {l.Mlp}L);");
+        w.Line("Runner.Gpu.CopyOnDevice(next, _attnStepX1, 4L * H);");
+        w.Line($"Linear(_attnStepAct, {Param(l, "mlp.fc2.weight")}, {Param(l, "mlp.fc2.bias")}, next, 1, {l.Mlp}, H, accumulate: true);");
         w.Close();
         w.Line();
     }

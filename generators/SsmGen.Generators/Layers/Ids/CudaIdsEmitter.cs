@@ -97,13 +97,16 @@ extern "C" __global__ void {{v}}_backward(const float* __restrict__ at, const fl
         yield return ($"{i}Hs", $"rows * {l.N}");
     }
 
-    /// <summary>Backward scratch shared by the IDS blocks: dL/dh and dL/dA_t.</summary>
+    /// <summary>Scratch shared by the IDS blocks: the backward's dL/dh and dL/dA_t, and the step's rows.</summary>
     public override IEnumerable<(string Field, string Floats, bool Training)> Scratch(ModelPlan plan)
     {
         if (!plan.Blocks<IdsLayerPlan>().Any()) yield break;
         int n = plan.Blocks<IdsLayerPlan>().Max(l => l.N);
         yield return ("_idH", $"rows * {n}", true);
         yield return ("_idA", $"rows * {n * n}", true);
+        yield return ("_idsStepA", $"{n * n}", false); // Step's rows: A_t, B u_t, the new h
+        yield return ("_idsStepBu", $"{n}", false);
+        yield return ("_idsStepH", $"{n}", false);
     }
 
     public override int MaxColumnWidth(ModelPlan plan) => plan.Blocks<IdsLayerPlan>().Select(l => l.N * l.N).DefaultIfEmpty(1).Max();
@@ -115,10 +118,10 @@ extern "C" __global__ void {{v}}_backward(const float* __restrict__ at, const fl
         int n = l.N;
         w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
         w.Line("int rows = batch * length;");
-        w.Line($"Launch(\"layernorm_forward\", (uint)rows, NormThreads, {x}, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, {i}U, {i}Mean, {i}Rstd);");
+        w.Line($"Launch_layernorm_forward((uint)rows, NormThreads, {x}, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, {i}U, {i}Mean, {i}Rstd);");
         w.Line($"Linear({i}U, {Param(l, m + "A.weight")}, {Param(l, m + "A.bias")}, {i}At, rows, H, {n * n});");
         w.Line($"Linear({i}U, {Param(l, m + "B.weight")}, 0UL, {i}Bu, rows, H, {n});");
-        w.Line($"Launch(\"{v}_forward\", (uint)batch, {Threads(l)}, {i}At, {i}Bu, 0UL, {i}Hs, length);");
+        w.Line($"Launch_{v}_forward((uint)batch, {Threads(l)}, {i}At, {i}Bu, 0UL, {i}Hs, length);");
         w.Line($"Runner.Gpu.CopyOnDevice({next}, {x}, 4L * rows * H);");
         w.Line($"Linear({i}Hs, {Param(l, m + "C.weight")}, {Param(l, m + "C.bias")}, {next}, rows, {n}, H, accumulate: true);");
         w.Close();
@@ -133,7 +136,7 @@ extern "C" __global__ void {{v}}_backward(const float* __restrict__ at, const fl
         w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
         w.Line("int rows = batch * length;");
         w.Line($"LinearBackward({i}Hs, {Param(l, m + "C.weight")}, _dX, _idH, {Param(l, m + "C.weight", "G")}, {Param(l, m + "C.bias", "G")}, rows, {n}, H);");
-        w.Line($"Launch(\"{v}_backward\", (uint)batch, {Threads(l)}, {i}At, {i}Hs, _idH, _idA, length);");
+        w.Line($"Launch_{v}_backward((uint)batch, {Threads(l)}, {i}At, {i}Hs, _idH, _idA, length);");
         w.Line($"LinearBackward({i}U, {Param(l, m + "A.weight")}, _idA, _dU, {Param(l, m + "A.weight", "G")}, {Param(l, m + "A.bias", "G")}, rows, H, {n * n});");
         w.Line($"LinearBackward({i}U, {Param(l, m + "B.weight")}, _idH, _dU, {Param(l, m + "B.weight", "G")}, 0UL, rows, H, {n}, accumulate: true);");
         w.Line($"LayerNormBackward({x}, {Param(l, "norm.weight")}, {i}Mean, {i}Rstd, _dU, _dX, {Param(l, "norm.weight", "G")}, {Param(l, "norm.bias", "G")}, rows);");
@@ -147,15 +150,14 @@ extern "C" __global__ void {{v}}_backward(const float* __restrict__ at, const fl
         string v = Name(l), m = "mixer.";
         int n = l.N;
         w.Open($"private void Layer{l.Index}Step(ulong state, int t, ulong x, ulong next)");
-        w.Line("// scratch: _s0 norm out, _s1 A_t, _s2 B u_t, _s3 the new h");
-        w.Line($"ulong h = At(state, S_l{l.Index});");
-        w.Line($"Launch(\"layernorm_forward\", 1, NormThreads, x, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, _s0, _sMean, _sRstd);");
-        w.Line($"Linear(_s0, {Param(l, m + "A.weight")}, {Param(l, m + "A.bias")}, _s1, 1, H, {n * n});");
-        w.Line($"Linear(_s0, {Param(l, m + "B.weight")}, 0UL, _s2, 1, H, {n});");
-        w.Line($"Launch(\"{v}_forward\", 1, {Threads(l)}, _s1, _s2, h, _s3, 1);");
-        w.Line($"Runner.Gpu.CopyOnDevice(h, _s3, 4L * {n});");
+        w.Line($"ulong h = At(state, {plan.State.Of(l, "h").Const});");
+        w.Line($"Launch_layernorm_forward(1, NormThreads, x, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, _sU, _sMean, _sRstd);");
+        w.Line($"Linear(_sU, {Param(l, m + "A.weight")}, {Param(l, m + "A.bias")}, _idsStepA, 1, H, {n * n});");
+        w.Line($"Linear(_sU, {Param(l, m + "B.weight")}, 0UL, _idsStepBu, 1, H, {n});");
+        w.Line($"Launch_{v}_forward(1, {Threads(l)}, _idsStepA, _idsStepBu, h, _idsStepH, 1);");
+        w.Line($"Runner.Gpu.CopyOnDevice(h, _idsStepH, 4L * {n});");
         w.Line("Runner.Gpu.CopyOnDevice(next, x, 4L * H);");
-        w.Line($"Linear(_s3, {Param(l, m + "C.weight")}, {Param(l, m + "C.bias")}, next, 1, {n}, H, accumulate: true);");
+        w.Line($"Linear(_idsStepH, {Param(l, m + "C.weight")}, {Param(l, m + "C.bias")}, next, 1, {n}, H, accumulate: true);");
         w.Close();
         w.Line();
     }

@@ -23,7 +23,7 @@ internal sealed class IdsEmitter : CpuRendering<IdsLayerPlan>
         int n = MaxN(plan);
         foreach (var (f, floats) in new[] { ("_idH", $"rows * {n}"), ("_idA", $"rows * {n * n}"), ("_iCarry", $"maxBatch * {n}") })
             yield return new(f, floats, Training: true);
-        foreach (var (f, floats) in new[] { ("_isu", "H"), ("_isA", $"{n * n}"), ("_isbu", $"{n}"), ("_isscr", $"{n}"), ("_isy", "H") })
+        foreach (var (f, floats) in new[] { ("_idsStepU", "H"), ("_idsStepA", $"{n * n}"), ("_idsStepBu", $"{n}"), ("_idsStepScratch", $"{n}"), ("_idsStepOut", "H") })
             yield return new(f, floats);
     }
 
@@ -63,13 +63,14 @@ internal sealed class IdsEmitter : CpuRendering<IdsLayerPlan>
         w.Line();
 
         w.Line($"/// <summary>Block {l.Index}, one token: the stream _sx (H) is updated in place. State: h ({n}).</summary>");
-        w.Open($"private void Layer{l.Index}Step(Span<float> h)");
-        w.Line(ModelEmitter.NormForward(false, l.Prefix + "norm", "_sx", "_isu", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
-        w.Line($"Gemm.LinearForward(_isu, {Pm(l, "A.weight", nn * h)}, {Pm(l, "A.bias", nn)}, _isA, 1, H, {nn}, _ws);");
-        w.Line($"Gemm.LinearForward(_isu, {Pm(l, "B.weight", n * h)}, ReadOnlySpan<float>.Empty, _isbu, 1, H, {n}, _ws);");
-        w.Line($"IdsKernels.Step(_isA, _isbu, h, _isscr, {n});");
-        w.Line($"Gemm.LinearForward(h, {Pm(l, "C.weight", h * n)}, {Pm(l, "C.bias", h)}, _isy, 1, {n}, H, _ws);");
-        w.Line("TensorPrimitives.Add(_sx, _isy, _sx);");
+        w.Open($"private void Layer{l.Index}Step(Span<float> state)");
+        w.Line($"var h = {plan.State.Of(l, "h").Slice("state")};");
+        w.Line(ModelEmitter.NormForward(false, l.Prefix + "norm", "_sx", "_idsStepU", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
+        w.Line($"Gemm.LinearForward(_idsStepU, {Pm(l, "A.weight", nn * h)}, {Pm(l, "A.bias", nn)}, _idsStepA, 1, H, {nn}, _ws);");
+        w.Line($"Gemm.LinearForward(_idsStepU, {Pm(l, "B.weight", n * h)}, ReadOnlySpan<float>.Empty, _idsStepBu, 1, H, {n}, _ws);");
+        w.Line($"IdsKernels.Step(_idsStepA, _idsStepBu, h, _idsStepScratch, {n});");
+        w.Line($"Gemm.LinearForward(h, {Pm(l, "C.weight", h * n)}, {Pm(l, "C.bias", h)}, _idsStepOut, 1, {n}, H, _ws);");
+        w.Line("TensorPrimitives.Add(_sx, _idsStepOut, _sx);");
         w.Close();
         w.Line();
     }

@@ -34,7 +34,7 @@ internal sealed class IdsKind : LayerKind<IdsLayerSpec, IdsLayerPlan>
     protected override IdsLayerPlan Plan(IdsLayerSpec spec, int index, string prefix, int dModel) => new(index, prefix, spec);
     protected override string Describe(IdsLayerPlan d) => $"IDS(N = {d.N})";
     protected override string ConfigExpression(IdsLayerPlan d) => $"new IdsLayerConfig({d.N})";
-    protected override int StateSize(ModelPlan plan, IdsLayerPlan d) => d.N;
+    protected override IEnumerable<(string Name, int Floats, string What)> StateSegments(IdsLayerPlan d, int dModel) => [("h", d.N, "the state h")];
 
     protected override string? InitCall(ModelPlan plan, IdsLayerPlan l, ParamPlan p, string span, string next) =>
         p.Init == TensorInit.IdsTransition ? $"Initialization.IdsTransition({span}, {next}, {l.N}, H, ref rng);" : null;

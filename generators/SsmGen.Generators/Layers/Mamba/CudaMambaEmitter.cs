@@ -450,13 +450,14 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
         yield return ("_mdDbc", $"rows * {ls.Max(l => l.Dbc)}", true);
         yield return ("_mBc", $"rows * {ls.Max(l => PaddedE(l) / 32 * Pow2(l))}", true);
         yield return ("_mdD", Max(l => $"ChunkStates(maxBatch, maxLength, {Chunk(l)}, {l.E})"), true);
+        // Step's rows, one token: (x | z), SiLU(conv), (Δ in | B | C), Δ before softplus, the gated y
+        foreach (var (f, floats) in new[] { ("_mambaStepXz", ls.Max(l => 2 * l.E)), ("_mambaStepAct", ls.Max(l => l.E)), ("_mambaStepDbc", ls.Max(l => l.Dbc)), ("_mambaStepDt", ls.Max(l => l.E)), ("_mambaStepY", ls.Max(l => l.E)) })
+            yield return (f, LayerArgs.Text(floats), false);
     }
 
     /// <summary>The widest column sum a Mamba block asks of the shared partial-sum buffer.</summary>
     public override int MaxColumnWidth(ModelPlan plan) =>
         plan.Blocks<MambaLayerPlan>().Select(l => System.Math.Max(l.E * l.N, l.E * (l.Spec.ConvWidth + 1))).DefaultIfEmpty(1).Max();
-
-    public override int StepWidth(ModelPlan plan) => plan.Blocks<MambaLayerPlan>().Select(l => System.Math.Max(2 * l.E, l.Dbc)).DefaultIfEmpty(1).Max();
 
     public override void EmitHelpers(CodeWriter w, ModelPlan plan)
     {
@@ -473,10 +474,10 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
         w.Line("int rows = batch * length;");
         w.Line(NormForward(l.Rms, l.Prefix + "norm", x, $"{i}U", $"{i}Mean", $"{i}Rstd", "rows"));
         w.Line($"Linear({i}U, {Param(l, m + "in_proj.weight")}, 0UL, {i}XZ, rows, H, {2 * l.E});");
-        w.Line($"Launch(\"{v}_conv_forward\", Blocks((long)rows * {l.E}), Threads, {i}XZ, {Param(l, m + "conv1d.weight")}, {Param(l, m + "conv1d.bias")}, {i}C, {i}Act, rows, length);");
+        w.Line($"Launch_{v}_conv_forward(Blocks((long)rows * {l.E}), Threads, {i}XZ, {Param(l, m + "conv1d.weight")}, {Param(l, m + "conv1d.bias")}, {i}C, {i}Act, rows, length);");
         w.Line($"Linear({i}Act, {Param(l, m + "x_proj.weight")}, 0UL, {i}Dbc, rows, {l.E}, {l.Dbc});");
         w.Line($"Linear({i}Dbc, {Param(l, m + "dt_proj.weight")}, {Param(l, m + "dt_proj.bias")}, {i}DtPre, rows, {l.R}, {l.E}, ldx: {l.Dbc});");
-        w.Line($"Runner.Gpu.Launch(Runner.Module[\"{v}_scan_fused\"], new Dim3({(l.E + 31) / 32}, (uint)Math.Min(batch, MaxGridY)), new Dim3(32, {Segments(l)}), {i}Act, {i}DtPre, {i}Dbc, {Param(l, m + "A_log")}, {Param(l, m + "D")}, {i}XZ, {i}H0, {i}Ys, {i}G, batch, length);");
+        w.Line($"Launch_{v}_scan_fused(new Dim3({(l.E + 31) / 32}, (uint)Math.Min(batch, MaxGridY)), new Dim3(32, {Segments(l)}), {i}Act, {i}DtPre, {i}Dbc, {Param(l, m + "A_log")}, {Param(l, m + "D")}, {i}XZ, {i}H0, {i}Ys, {i}G, batch, length);");
         w.Line($"Runner.Gpu.CopyOnDevice({next}, {x}, 4L * rows * H);");
         w.Line($"Linear({i}G, {Param(l, m + "out_proj.weight")}, 0UL, {next}, rows, {l.E}, H, accumulate: true);");
         w.Close();
@@ -492,20 +493,20 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
         w.Line($"int rows = batch * length, chunks = (length + {Chunk(l) - 1}) / {Chunk(l)}, rowChunks = (rows + RowChunk - 1) / RowChunk;");
         w.Line($"uint scan = Blocks((long)batch * chunks * {PaddedE(l)});");
         w.Line($"LinearBackward({i}G, {Param(l, m + "out_proj.weight")}, _dX, _mdG, {Param(l, m + "out_proj.weight", "G")}, 0UL, rows, {e}, H);");
-        w.Line($"Launch(\"{v}_gate_backward\", Blocks((long)rows * {e}), Threads, {i}Ys, {i}XZ, _mdG, _mdYs, _mdXZ, rows);");
+        w.Line($"Launch_{v}_gate_backward(Blocks((long)rows * {e}), Threads, {i}Ys, {i}XZ, _mdG, _mdYs, _mdXZ, rows);");
         w.Line("// the scan backwards: local adjoints per chunk, the carry between chunks, then each chunk with recomputed states");
-        w.Line($"Launch(\"{v}_chunk_adjoint\", scan, Threads, _mdYs, {i}DtPre, {i}Dbc, {Param(l, m + "A_log")}, _mGl, _mP, batch, length);");
-        w.Line($"Launch(\"{v}_chunk_carry\", Blocks((long)batch * {l.N * e}), Threads, _mP, _mGl, batch, length);");
-        w.Line($"Launch(\"{v}_chunk_backward\", scan, Threads, {i}Act, {i}DtPre, {i}Dbc, {Param(l, m + "A_log")}, {Param(l, m + "D")}, _mdYs, {i}H0, _mGl, _mdU, _mdPre, _mBc, _mP, _mdD, batch, length);");
-        w.Line($"Launch(\"{v}_bc_reduce\", Blocks((long)rows * {2 * l.N}), Threads, _mBc, _mdDbc, rows);");
+        w.Line($"Launch_{v}_chunk_adjoint(scan, Threads, _mdYs, {i}DtPre, {i}Dbc, {Param(l, m + "A_log")}, _mGl, _mP, batch, length);");
+        w.Line($"Launch_{v}_chunk_carry(Blocks((long)batch * {l.N * e}), Threads, _mP, _mGl, batch, length);");
+        w.Line($"Launch_{v}_chunk_backward(scan, Threads, {i}Act, {i}DtPre, {i}Dbc, {Param(l, m + "A_log")}, {Param(l, m + "D")}, _mdYs, {i}H0, _mGl, _mdU, _mdPre, _mBc, _mP, _mdD, batch, length);");
+        w.Line($"Launch_{v}_bc_reduce(Blocks((long)rows * {2 * l.N}), Threads, _mBc, _mdDbc, rows);");
         w.Line($"ColumnSums(_mP, {Param(l, m + "A_log", "G")}, batch * chunks, {e * l.N});");
         w.Line($"ColumnSums(_mdD, {Param(l, m + "D", "G")}, batch * chunks, {e});");
         w.Line("// dt_proj reads and writes the Δ-input columns of the x_proj rows in place (leading dimension DBC)");
         w.Line($"LinearBackward({i}Dbc, {Param(l, m + "dt_proj.weight")}, _mdPre, _mdDbc, {Param(l, m + "dt_proj.weight", "G")}, {Param(l, m + "dt_proj.bias", "G")}, rows, {l.R}, {e}, ldx: {l.Dbc});");
         w.Line($"LinearBackward({i}Act, {Param(l, m + "x_proj.weight")}, _mdDbc, _mdU, {Param(l, m + "x_proj.weight", "G")}, 0UL, rows, {e}, {l.Dbc}, accumulate: true);");
-        w.Line($"Launch(\"silu_backward\", Blocks((long)rows * {e}), Threads, {i}C, _mdU, _mdU, (long)rows * {e});");
-        w.Line($"Launch(\"{v}_conv_backward_input\", Blocks((long)rows * {e}), Threads, _mdU, {Param(l, m + "conv1d.weight")}, _mdXZ, rows, length);");
-        w.Line($"Launch(\"{v}_conv_weight_partials\", Blocks((long)rowChunks * {e}), Threads, {i}XZ, _mdU, _partial, rows, length);");
+        w.Line($"Launch_silu_backward(Blocks((long)rows * {e}), Threads, {i}C, _mdU, _mdU, (long)rows * {e});");
+        w.Line($"Launch_{v}_conv_backward_input(Blocks((long)rows * {e}), Threads, _mdU, {Param(l, m + "conv1d.weight")}, _mdXZ, rows, length);");
+        w.Line($"Launch_{v}_conv_weight_partials(Blocks((long)rowChunks * {e}), Threads, {i}XZ, _mdU, _partial, rows, length);");
         w.Line($"ColumnFinish(_partial, {Param(l, m + "conv1d.weight", "G")}, rowChunks, {e * l.Spec.ConvWidth});");
         w.Line($"ColumnFinish(_partial + 4UL * (ulong)rowChunks * {e * l.Spec.ConvWidth}, {Param(l, m + "conv1d.bias", "G")}, rowChunks, {e});");
         w.Line($"LinearBackward({i}U, {Param(l, m + "in_proj.weight")}, _mdXZ, _dU, {Param(l, m + "in_proj.weight", "G")}, 0UL, rows, H, {2 * e});");
@@ -522,16 +523,15 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
         string v = Name(l), m = "mixer.";
         int e = l.E;
         w.Open($"private void Layer{l.Index}Step(ulong state, int t, ulong x, ulong next)");
-        w.Line($"// state: conv window (E, W−1), then h (E, N); scratch: _s0 norm out, _s1 (x | z), _s2 SiLU(conv), _s3 (Δ in | B | C), _s4 Δ before softplus, _s5 gated y");
-        w.Line($"ulong window = At(state, S_l{l.Index}), h = At(state, S_l{l.Index} + {e * (l.Spec.ConvWidth - 1)});");
-        w.Line(NormForward(l.Rms, l.Prefix + "norm", "x", "_s0", "_sMean", "_sRstd", "1"));
-        w.Line($"Linear(_s0, {Param(l, m + "in_proj.weight")}, 0UL, _s1, 1, H, {2 * e});");
-        w.Line($"Launch(\"{v}_conv_step\", Blocks({e}), Threads, _s1, {Param(l, m + "conv1d.weight")}, {Param(l, m + "conv1d.bias")}, window, _s2);");
-        w.Line($"Linear(_s2, {Param(l, m + "x_proj.weight")}, 0UL, _s3, 1, {e}, {l.Dbc});");
-        w.Line($"Linear(_s3, {Param(l, m + "dt_proj.weight")}, {Param(l, m + "dt_proj.bias")}, _s4, 1, {l.R}, {e}, ldx: {l.Dbc});");
-        w.Line($"Launch(\"{v}_scan_step\", Blocks({e}), Threads, _s2, _s4, _s3, {Param(l, m + "A_log")}, {Param(l, m + "D")}, _s1, h, _s5);");
+        w.Line($"ulong window = At(state, {plan.State.Of(l, "window").Const}), h = At(state, {plan.State.Of(l, "h").Const});");
+        w.Line(NormForward(l.Rms, l.Prefix + "norm", "x", "_sU", "_sMean", "_sRstd", "1"));
+        w.Line($"Linear(_sU, {Param(l, m + "in_proj.weight")}, 0UL, _mambaStepXz, 1, H, {2 * e});");
+        w.Line($"Launch_{v}_conv_step(Blocks({e}), Threads, _mambaStepXz, {Param(l, m + "conv1d.weight")}, {Param(l, m + "conv1d.bias")}, window, _mambaStepAct);");
+        w.Line($"Linear(_mambaStepAct, {Param(l, m + "x_proj.weight")}, 0UL, _mambaStepDbc, 1, {e}, {l.Dbc});");
+        w.Line($"Linear(_mambaStepDbc, {Param(l, m + "dt_proj.weight")}, {Param(l, m + "dt_proj.bias")}, _mambaStepDt, 1, {l.R}, {e}, ldx: {l.Dbc});");
+        w.Line($"Launch_{v}_scan_step(Blocks({e}), Threads, _mambaStepAct, _mambaStepDt, _mambaStepDbc, {Param(l, m + "A_log")}, {Param(l, m + "D")}, _mambaStepXz, h, _mambaStepY);");
         w.Line("Runner.Gpu.CopyOnDevice(next, x, 4L * H);");
-        w.Line($"Linear(_s5, {Param(l, m + "out_proj.weight")}, 0UL, next, 1, {e}, H, accumulate: true);");
+        w.Line($"Linear(_mambaStepY, {Param(l, m + "out_proj.weight")}, 0UL, next, 1, {e}, H, accumulate: true);");
         w.Close();
         w.Line();
     }

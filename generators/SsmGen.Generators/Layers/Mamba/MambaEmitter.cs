@@ -8,9 +8,6 @@ namespace SsmGen.Generators.Layers;
 /// </summary>
 internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
 {
-    /// <summary>Step state of one block: the last W−1 conv inputs (E, W−1), then the SSM state (E, N).</summary>
-    public static int StateSize(MambaLayerPlan l) => l.E * (l.Spec.ConvWidth - 1) + l.E * l.N;
-
     private static int MaxE(ModelPlan plan) => plan.Blocks<MambaLayerPlan>().Max(l => l.E);
     private static int MaxDbc(ModelPlan plan) => plan.Blocks<MambaLayerPlan>().Max(l => l.Dbc);
     private static int MaxR(ModelPlan plan) => plan.Blocks<MambaLayerPlan>().Max(l => l.R);
@@ -20,7 +17,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
     [
         "Mamba blocks: norm stats and output, x and z halves of in_proj, conv out, SiLU out, x_proj rows (Δ, B, C),",
         "Δ input, Δ, scan out, gate out, conv weight as (W, E), and the scan with its chunk states; shared: the",
-        "backward's dL/d of each of them (_md…), the step's rows (_ms…).",
+        "backward's dL/d of each of them (_md…), the step's rows (_mambaStep…).",
     ];
 
     public override IEnumerable<HostBuffer> Buffers(ModelPlan plan)
@@ -36,7 +33,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         foreach (var (f, floats) in new[] { ("_mdG", me), ("_mdYs", me), ("_mdZ", me), ("_mdU", me), ("_mdDelta", me), ("_mdDbc", $"rows * {MaxDbc(plan)}"), ("_mdDtIn", $"rows * {MaxR(plan)}"), ("_mdXi", me), ("_mdConvT", $"{MaxConv(plan)}") })
             yield return new(f, floats, Training: true);
         string se = $"{MaxE(plan)}";
-        foreach (var (f, floats) in new[] { ("_msu", "H"), ("_msxi", se), ("_msz", se), ("_msc", se), ("_msact", se), ("_msdbc", $"{MaxDbc(plan)}"), ("_msdt", se), ("_msy", se), ("_msg", se), ("_mso", "H") })
+        foreach (var (f, floats) in new[] { ("_mambaStepU", "H"), ("_mambaStepX", se), ("_mambaStepZ", se), ("_mambaStepConv", se), ("_mambaStepAct", se), ("_mambaStepDbc", $"{MaxDbc(plan)}"), ("_mambaStepDt", se), ("_mambaStepY", se), ("_mambaStepGated", se), ("_mambaStepOut", "H") })
             yield return new(f, floats);
     }
 
@@ -59,7 +56,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         EmitStep(w, plan, l);
     }
 
-    private static string Pm(MambaLayerPlan l, string name, string buf = "_p") => $"{buf}.AsSpan({ModelEmitter.P(l.Prefix + "mixer." + name)}";
+    private static string Pm(MambaLayerPlan l, string name, int len, string buf = "_p", int at = 0) => ModelEmitter.Tensor(l, "mixer." + name, len, buf, at);
 
     private static void EmitForward(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
     {
@@ -71,20 +68,20 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         w.Line($"var x = {i}X.AsSpan(0, rows * H);");
         w.Line(ModelEmitter.NormForward(l.Rms, l.Prefix + "norm", "x", $"{i}U", $"{i}Mean", $"{i}Rstd", "rows"));
         w.Line("// in_proj: (B, L, H) → x (B, L, E) and z (B, L, E), the two row blocks of the weight");
-        w.Line($"Gemm.LinearForward({i}U.AsSpan(0, rows * H), {Pm(l, "in_proj.weight")}, {eh}), ReadOnlySpan<float>.Empty, {i}Xi, rows, H, {e}, _ws);");
-        w.Line($"Gemm.LinearForward({i}U.AsSpan(0, rows * H), {Pm(l, "in_proj.weight")} + {eh}, {eh}), ReadOnlySpan<float>.Empty, {i}Z, rows, H, {e}, _ws);");
+        w.Line($"Gemm.LinearForward({i}U.AsSpan(0, rows * H), {Pm(l, "in_proj.weight", eh)}, ReadOnlySpan<float>.Empty, {i}Xi, rows, H, {e}, _ws);");
+        w.Line($"Gemm.LinearForward({i}U.AsSpan(0, rows * H), {Pm(l, "in_proj.weight", eh, at: eh)}, ReadOnlySpan<float>.Empty, {i}Z, rows, H, {e}, _ws);");
         w.Line("// causal depthwise conv along time, then SiLU");
-        w.Line($"MambaKernels.ConvForward({i}Xi, {Pm(l, "conv1d.weight")}, {e * l.Spec.ConvWidth}), {Pm(l, "conv1d.bias")}, {e}), {i}C, {i}ConvT, batch, length, {e}, {l.Spec.ConvWidth}, _ws);");
+        w.Line($"MambaKernels.ConvForward({i}Xi, {Pm(l, "conv1d.weight", e * l.Spec.ConvWidth)}, {Pm(l, "conv1d.bias", e)}, {i}C, {i}ConvT, batch, length, {e}, {l.Spec.ConvWidth}, _ws);");
         w.Line($"MambaKernels.SiluForward({i}C.AsSpan(0, rows * {e}), {i}Act);");
         w.Line($"// x_proj: (B, L, E) → (Δ in R | B in N | C in N); Δ = softplus(dt_proj(Δ in))");
-        w.Line($"Gemm.LinearForward({i}Act.AsSpan(0, rows * {e}), {Pm(l, "x_proj.weight")}, {l.Dbc * e}), ReadOnlySpan<float>.Empty, {i}Dbc, rows, {e}, {l.Dbc}, _ws);");
+        w.Line($"Gemm.LinearForward({i}Act.AsSpan(0, rows * {e}), {Pm(l, "x_proj.weight", l.Dbc * e)}, ReadOnlySpan<float>.Empty, {i}Dbc, rows, {e}, {l.Dbc}, _ws);");
         w.Line($"for (int r = 0; r < rows; r++) {i}Dbc.AsSpan(r * {l.Dbc}, {l.R}).CopyTo({i}DtIn.AsSpan(r * {l.R}, {l.R}));");
-        w.Line($"Gemm.LinearForward({i}DtIn.AsSpan(0, rows * {l.R}), {Pm(l, "dt_proj.weight")}, {e * l.R}), {Pm(l, "dt_proj.bias")}, {e}), {i}Delta, rows, {l.R}, {e}, _ws);");
+        w.Line($"Gemm.LinearForward({i}DtIn.AsSpan(0, rows * {l.R}), {Pm(l, "dt_proj.weight", e * l.R)}, {Pm(l, "dt_proj.bias", e)}, {i}Delta, rows, {l.R}, {e}, _ws);");
         w.Line($"MambaKernels.Softplus({i}Delta.AsSpan(0, rows * {e}));");
         w.Line("// selective scan, then the gate y·SiLU(z) and out_proj back to H");
-        w.Line($"{i}Scan.Forward({i}Act, {i}Delta, {i}Dbc, {Pm(l, "A_log")}, {e * l.N}), {Pm(l, "D")}, {e}), {i}Ys, batch, length);");
+        w.Line($"{i}Scan.Forward({i}Act, {i}Delta, {i}Dbc, {Pm(l, "A_log", e * l.N)}, {Pm(l, "D", e)}, {i}Ys, batch, length);");
         w.Line($"MambaKernels.GateForward({i}Ys.AsSpan(0, rows * {e}), {i}Z, {i}G);");
-        w.Line($"Gemm.LinearForward({i}G.AsSpan(0, rows * {e}), {Pm(l, "out_proj.weight")}, {eh}), ReadOnlySpan<float>.Empty, _mix, rows, {e}, H, _ws);");
+        w.Line($"Gemm.LinearForward({i}G.AsSpan(0, rows * {e}), {Pm(l, "out_proj.weight", eh)}, ReadOnlySpan<float>.Empty, _mix, rows, {e}, H, _ws);");
         w.Line($"TensorPrimitives.Add(x, _mix.AsSpan(0, rows * H), {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H));");
         w.Close();
         w.Line();
@@ -96,24 +93,24 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         int e = l.E, eh = l.E * plan.Spec.DModel;
         ModelEmitter.OpenBackward(w, l);
         w.Line($"var dG = _mdG.AsSpan(0, rows * {e}); dG.Clear();");
-        w.Line($"Gemm.LinearBackward({i}G, {Pm(l, "out_proj.weight")}, {eh}), dX, dG, {Pm(l, "out_proj.weight", "_g")}, {eh}), Span<float>.Empty, rows, {e}, H, _ws);");
+        w.Line($"Gemm.LinearBackward({i}G, {Pm(l, "out_proj.weight", eh)}, dX, dG, {Pm(l, "out_proj.weight", eh, "_g")}, Span<float>.Empty, rows, {e}, H, _ws);");
         w.Line($"MambaKernels.GateBackward({i}Ys.AsSpan(0, rows * {e}), {i}Z, dG, _mdYs, _mdZ);");
         w.Line("// scan backward: dL/du (into _mdU), dL/dΔ, the B and C columns of dL/d(x_proj rows), A_log and D");
         w.Line($"var dAct = _mdU.AsSpan(0, rows * {e}); dAct.Clear();");
         w.Line($"var dDbc = _mdDbc.AsSpan(0, rows * {l.Dbc}); dDbc.Clear();");
-        w.Line($"{i}Scan.Backward(_mdYs, _mdU, _mdDelta, _mdDbc, {Pm(l, "A_log", "_g")}, {e * l.N}), {Pm(l, "D", "_g")}, {e}));");
+        w.Line($"{i}Scan.Backward(_mdYs, _mdU, _mdDelta, _mdDbc, {Pm(l, "A_log", e * l.N, "_g")}, {Pm(l, "D", e, "_g")});");
         w.Line($"var dDelta = _mdDelta.AsSpan(0, rows * {e});");
         w.Line($"MambaKernels.SoftplusBackward({i}Delta.AsSpan(0, rows * {e}), dDelta, dDelta);");
         w.Line($"var dDtIn = _mdDtIn.AsSpan(0, rows * {l.R}); dDtIn.Clear();");
-        w.Line($"Gemm.LinearBackward({i}DtIn, {Pm(l, "dt_proj.weight")}, {e * l.R}), dDelta, dDtIn, {Pm(l, "dt_proj.weight", "_g")}, {e * l.R}), {Pm(l, "dt_proj.bias", "_g")}, {e}), rows, {l.R}, {e}, _ws);");
+        w.Line($"Gemm.LinearBackward({i}DtIn, {Pm(l, "dt_proj.weight", e * l.R)}, dDelta, dDtIn, {Pm(l, "dt_proj.weight", e * l.R, "_g")}, {Pm(l, "dt_proj.bias", e, "_g")}, rows, {l.R}, {e}, _ws);");
         w.Line($"for (int r = 0; r < rows; r++) dDtIn.Slice(r * {l.R}, {l.R}).CopyTo(dDbc.Slice(r * {l.Dbc}, {l.R}));");
-        w.Line($"Gemm.LinearBackward({i}Act, {Pm(l, "x_proj.weight")}, {l.Dbc * e}), dDbc, dAct, {Pm(l, "x_proj.weight", "_g")}, {l.Dbc * e}), Span<float>.Empty, rows, {e}, {l.Dbc}, _ws);");
+        w.Line($"Gemm.LinearBackward({i}Act, {Pm(l, "x_proj.weight", l.Dbc * e)}, dDbc, dAct, {Pm(l, "x_proj.weight", l.Dbc * e, "_g")}, Span<float>.Empty, rows, {e}, {l.Dbc}, _ws);");
         w.Line($"MambaKernels.SiluBackward({i}C.AsSpan(0, rows * {e}), dAct, dAct);");
-        w.Line($"MambaKernels.ConvBackward({i}Xi, {i}ConvT, dAct, _mdXi, {Pm(l, "conv1d.weight", "_g")}, {e * l.Spec.ConvWidth}), {Pm(l, "conv1d.bias", "_g")}, {e}), _mdConvT, batch, length, {e}, {l.Spec.ConvWidth});");
+        w.Line($"MambaKernels.ConvBackward({i}Xi, {i}ConvT, dAct, _mdXi, {Pm(l, "conv1d.weight", e * l.Spec.ConvWidth, "_g")}, {Pm(l, "conv1d.bias", e, "_g")}, _mdConvT, batch, length, {e}, {l.Spec.ConvWidth});");
         w.Line("// in_proj backward into dL/d(norm output), then the norm; the residual already carries dX");
         w.Line("var dU = _dA.AsSpan(0, rows * H); dU.Clear();");
-        w.Line($"Gemm.LinearBackward({i}U, {Pm(l, "in_proj.weight")}, {eh}), _mdXi.AsSpan(0, rows * {e}), dU, {Pm(l, "in_proj.weight", "_g")}, {eh}), Span<float>.Empty, rows, H, {e}, _ws);");
-        w.Line($"Gemm.LinearBackward({i}U, {Pm(l, "in_proj.weight")} + {eh}, {eh}), _mdZ.AsSpan(0, rows * {e}), dU, {Pm(l, "in_proj.weight", "_g")} + {eh}, {eh}), Span<float>.Empty, rows, H, {e}, _ws);");
+        w.Line($"Gemm.LinearBackward({i}U, {Pm(l, "in_proj.weight", eh)}, _mdXi.AsSpan(0, rows * {e}), dU, {Pm(l, "in_proj.weight", eh, "_g")}, Span<float>.Empty, rows, H, {e}, _ws);");
+        w.Line($"Gemm.LinearBackward({i}U, {Pm(l, "in_proj.weight", eh, at: eh)}, _mdZ.AsSpan(0, rows * {e}), dU, {Pm(l, "in_proj.weight", eh, "_g", at: eh)}, Span<float>.Empty, rows, H, {e}, _ws);");
         w.Line(ModelEmitter.NormBackward(l.Rms, l.Prefix + "norm", "x", $"{i}Mean", $"{i}Rstd", "dU", "dX", "rows"));
         w.Close();
         w.Line();
@@ -122,22 +119,22 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
     private static void EmitStep(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
     {
         int e = l.E, eh = l.E * plan.Spec.DModel, cw = l.Spec.ConvWidth;
-        w.Line($"/// <summary>Block {l.Index}, one token: the stream _sx (H) is updated in place. State: conv window (E, W−1), then h (E, N).</summary>");
+        w.Line($"/// <summary>Block {l.Index}, one token: the stream _sx (H) is updated in place. State: {plan.State.Of(l, "window").What}, and {plan.State.Of(l, "h").What}.</summary>");
         w.Open($"private void Layer{l.Index}Step(Span<float> state)");
-        w.Line($"var conv = state.Slice(0, {e * (cw - 1)});");
-        w.Line($"var h = state.Slice({e * (cw - 1)}, {e * l.N});");
-        w.Line(ModelEmitter.NormForward(l.Rms, l.Prefix + "norm", "_sx", "_msu", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
-        w.Line($"Gemm.LinearForward(_msu, {Pm(l, "in_proj.weight")}, {eh}), ReadOnlySpan<float>.Empty, _msxi, 1, H, {e}, _ws);");
-        w.Line($"Gemm.LinearForward(_msu, {Pm(l, "in_proj.weight")} + {eh}, {eh}), ReadOnlySpan<float>.Empty, _msz, 1, H, {e}, _ws);");
-        w.Line($"MambaKernels.ConvStep(conv, {Pm(l, "conv1d.weight")}, {e * cw}), {Pm(l, "conv1d.bias")}, {e}), _msxi, _msc, {e}, {cw});");
-        w.Line($"MambaKernels.SiluForward(_msc.AsSpan(0, {e}), _msact);");
-        w.Line($"Gemm.LinearForward(_msact.AsSpan(0, {e}), {Pm(l, "x_proj.weight")}, {l.Dbc * e}), ReadOnlySpan<float>.Empty, _msdbc, 1, {e}, {l.Dbc}, _ws);");
-        w.Line($"Gemm.LinearForward(_msdbc.AsSpan(0, {l.R}), {Pm(l, "dt_proj.weight")}, {e * l.R}), {Pm(l, "dt_proj.bias")}, {e}), _msdt, 1, {l.R}, {e}, _ws);");
-        w.Line($"MambaKernels.Softplus(_msdt.AsSpan(0, {e}));");
-        w.Line($"{l.Variant}_Step({Pm(l, "A_log")}, {e * l.N}), {Pm(l, "D")}, {e}), h, _msact, _msdt, _msdbc.AsSpan({l.R}, {2 * l.N}), _msy, {e});");
-        w.Line($"MambaKernels.GateForward(_msy.AsSpan(0, {e}), _msz, _msg);");
-        w.Line($"Gemm.LinearForward(_msg.AsSpan(0, {e}), {Pm(l, "out_proj.weight")}, {eh}), ReadOnlySpan<float>.Empty, _mso, 1, {e}, H, _ws);");
-        w.Line("TensorPrimitives.Add(_sx, _mso, _sx);");
+        w.Line($"var conv = {plan.State.Of(l, "window").Slice("state")};");
+        w.Line($"var h = {plan.State.Of(l, "h").Slice("state")};");
+        w.Line(ModelEmitter.NormForward(l.Rms, l.Prefix + "norm", "_sx", "_mambaStepU", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
+        w.Line($"Gemm.LinearForward(_mambaStepU, {Pm(l, "in_proj.weight", eh)}, ReadOnlySpan<float>.Empty, _mambaStepX, 1, H, {e}, _ws);");
+        w.Line($"Gemm.LinearForward(_mambaStepU, {Pm(l, "in_proj.weight", eh, at: eh)}, ReadOnlySpan<float>.Empty, _mambaStepZ, 1, H, {e}, _ws);");
+        w.Line($"MambaKernels.ConvStep(conv, {Pm(l, "conv1d.weight", e * cw)}, {Pm(l, "conv1d.bias", e)}, _mambaStepX, _mambaStepConv, {e}, {cw});");
+        w.Line($"MambaKernels.SiluForward(_mambaStepConv.AsSpan(0, {e}), _mambaStepAct);");
+        w.Line($"Gemm.LinearForward(_mambaStepAct.AsSpan(0, {e}), {Pm(l, "x_proj.weight", l.Dbc * e)}, ReadOnlySpan<float>.Empty, _mambaStepDbc, 1, {e}, {l.Dbc}, _ws);");
+        w.Line($"Gemm.LinearForward(_mambaStepDbc.AsSpan(0, {l.R}), {Pm(l, "dt_proj.weight", e * l.R)}, {Pm(l, "dt_proj.bias", e)}, _mambaStepDt, 1, {l.R}, {e}, _ws);");
+        w.Line($"MambaKernels.Softplus(_mambaStepDt.AsSpan(0, {e}));");
+        w.Line($"{l.Variant}_Step({Pm(l, "A_log", e * l.N)}, {Pm(l, "D", e)}, h, _mambaStepAct, _mambaStepDt, _mambaStepDbc.AsSpan({l.R}, {2 * l.N}), _mambaStepY, {e});");
+        w.Line($"MambaKernels.GateForward(_mambaStepY.AsSpan(0, {e}), _mambaStepZ, _mambaStepGated);");
+        w.Line($"Gemm.LinearForward(_mambaStepGated.AsSpan(0, {e}), {Pm(l, "out_proj.weight", eh)}, ReadOnlySpan<float>.Empty, _mambaStepOut, 1, {e}, H, _ws);");
+        w.Line("TensorPrimitives.Add(_sx, _mambaStepOut, _sx);");
         w.Close();
         w.Line();
     }

@@ -52,7 +52,8 @@ internal sealed class MambaKind : LayerKind<MambaLayerSpec, MambaLayerPlan>
     protected override string ConfigExpression(MambaLayerPlan m) =>
         $"new MambaLayerConfig({m.N}, {m.Spec.Expand}, {m.Spec.ConvWidth}, {m.R}, NormKind.{(m.Rms ? "RmsNorm" : "LayerNorm")}, {CodeWriter.D(m.Spec.DtMin)}, {CodeWriter.D(m.Spec.DtMax)})";
 
-    protected override int StateSize(ModelPlan plan, MambaLayerPlan l) => MambaEmitter.StateSize(l);
+    protected override IEnumerable<(string Name, int Floats, string What)> StateSegments(MambaLayerPlan l, int dModel) =>
+        [("window", l.E * (l.Spec.ConvWidth - 1), "the last W−1 conv inputs (E, W−1), oldest first"), ("h", l.E * l.N, "the SSM state h (E, N)")];
 
     protected override string? InitCall(ModelPlan plan, MambaLayerPlan l, ParamPlan p, string span, string next) => p.Init switch
     {

@@ -114,13 +114,14 @@ extern "C" __global__ void {{v}}_shift(const float* __restrict__ hs, float* __re
         yield return ($"{i}Hs", $"rows * {l.Hd}");
     }
 
-    /// <summary>Backward scratch shared by the RNN blocks: dL/ds and the shifted states.</summary>
+    /// <summary>Scratch shared by the RNN blocks: the backward's dL/ds and shifted states, and the step's row.</summary>
     public override IEnumerable<(string Field, string Floats, bool Training)> Scratch(ModelPlan plan)
     {
         if (!plan.Blocks<RnnLayerPlan>().Any()) yield break;
         int hd = plan.Blocks<RnnLayerPlan>().Max(l => l.Hd);
         yield return ("_rdS", $"rows * {hd}", true);
         yield return ("_rPrev", $"rows * {hd}", true);
+        yield return ("_rnnStepH", $"{hd}", false);
     }
 
     public override int MaxColumnWidth(ModelPlan plan) => plan.Blocks<RnnLayerPlan>().Select(l => l.Hd).DefaultIfEmpty(1).Max();
@@ -131,9 +132,9 @@ extern "C" __global__ void {{v}}_shift(const float* __restrict__ hs, float* __re
         string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", next = ModelEmitter.Next(plan, l), m = "mixer.";
         w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
         w.Line("int rows = batch * length;");
-        w.Line($"Launch(\"layernorm_forward\", (uint)rows, NormThreads, {x}, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, {i}U, {i}Mean, {i}Rstd);");
+        w.Line($"Launch_layernorm_forward((uint)rows, NormThreads, {x}, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, {i}U, {i}Mean, {i}Rstd);");
         w.Line($"Linear({i}U, {Param(l, m + "weight_ih")}, {Param(l, m + "bias_ih")}, {i}Hs, rows, H, {l.Hd});");
-        w.Line($"Launch(\"{v}_forward\", (uint)batch, {Threads(l)}, {Param(l, m + "weight_hh")}, {Param(l, m + "bias_hh")}, 0UL, {i}Hs, length);");
+        w.Line($"Launch_{v}_forward((uint)batch, {Threads(l)}, {Param(l, m + "weight_hh")}, {Param(l, m + "bias_hh")}, 0UL, {i}Hs, length);");
         w.Line($"Runner.Gpu.CopyOnDevice({next}, {x}, 4L * rows * H);");
         w.Line($"Linear({i}Hs, {Param(l, m + "out_proj.weight")}, {Param(l, m + "out_proj.bias")}, {next}, rows, {l.Hd}, H, accumulate: true);");
         w.Close();
@@ -148,8 +149,8 @@ extern "C" __global__ void {{v}}_shift(const float* __restrict__ hs, float* __re
         w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
         w.Line("int rows = batch * length;");
         w.Line($"LinearBackward({i}Hs, {Param(l, m + "out_proj.weight")}, _dX, _rdS, {Param(l, m + "out_proj.weight", "G")}, {Param(l, m + "out_proj.bias", "G")}, rows, {hd}, H);");
-        w.Line($"Launch(\"{v}_backward\", (uint)batch, {Threads(l)}, {i}Hs, {Param(l, m + "weight_hh")}, _rdS, length);");
-        w.Line($"Launch(\"{v}_shift\", Blocks((long)rows * {hd}), Threads, {i}Hs, _rPrev, rows, length);");
+        w.Line($"Launch_{v}_backward((uint)batch, {Threads(l)}, {i}Hs, {Param(l, m + "weight_hh")}, _rdS, length);");
+        w.Line($"Launch_{v}_shift(Blocks((long)rows * {hd}), Threads, {i}Hs, _rPrev, rows, length);");
         w.Line($"LinearBackward(_rPrev, {Param(l, m + "weight_hh")}, _rdS, 0UL, {Param(l, m + "weight_hh", "G")}, {Param(l, m + "bias_hh", "G")}, rows, {hd}, {hd});");
         w.Line($"LinearBackward({i}U, {Param(l, m + "weight_ih")}, _rdS, _dU, {Param(l, m + "weight_ih", "G")}, {Param(l, m + "bias_ih", "G")}, rows, H, {hd});");
         w.Line($"LayerNormBackward({x}, {Param(l, "norm.weight")}, {i}Mean, {i}Rstd, _dU, _dX, {Param(l, "norm.weight", "G")}, {Param(l, "norm.bias", "G")}, rows);");
@@ -162,14 +163,14 @@ extern "C" __global__ void {{v}}_shift(const float* __restrict__ hs, float* __re
     {
         string v = Name(l), m = "mixer.";
         w.Open($"private void Layer{l.Index}Step(ulong state, int t, ulong x, ulong next)");
-        w.Line("// scratch: _s0 norm out, _s1 W_ih u + b_ih, then the new h");
-        w.Line($"ulong h = At(state, S_l{l.Index});");
-        w.Line($"Launch(\"layernorm_forward\", 1, NormThreads, x, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, _s0, _sMean, _sRstd);");
-        w.Line($"Linear(_s0, {Param(l, m + "weight_ih")}, {Param(l, m + "bias_ih")}, _s1, 1, H, {l.Hd});");
-        w.Line($"Launch(\"{v}_forward\", 1, {Threads(l)}, {Param(l, m + "weight_hh")}, {Param(l, m + "bias_hh")}, h, _s1, 1);");
-        w.Line($"Runner.Gpu.CopyOnDevice(h, _s1, 4L * {l.Hd});");
+        w.Line("// _rnnStepH: W_ih u + b_ih, then the new h");
+        w.Line($"ulong h = At(state, {plan.State.Of(l, "h").Const});");
+        w.Line($"Launch_layernorm_forward(1, NormThreads, x, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, _sU, _sMean, _sRstd);");
+        w.Line($"Linear(_sU, {Param(l, m + "weight_ih")}, {Param(l, m + "bias_ih")}, _rnnStepH, 1, H, {l.Hd});");
+        w.Line($"Launch_{v}_forward(1, {Threads(l)}, {Param(l, m + "weight_hh")}, {Param(l, m + "bias_hh")}, h, _rnnStepH, 1);");
+        w.Line($"Runner.Gpu.CopyOnDevice(h, _rnnStepH, 4L * {l.Hd});");
         w.Line("Runner.Gpu.CopyOnDevice(next, x, 4L * H);");
-        w.Line($"Linear(_s1, {Param(l, m + "out_proj.weight")}, {Param(l, m + "out_proj.bias")}, next, 1, {l.Hd}, H, accumulate: true);");
+        w.Line($"Linear(_rnnStepH, {Param(l, m + "out_proj.weight")}, {Param(l, m + "out_proj.bias")}, next, 1, {l.Hd}, H, accumulate: true);");
         w.Close();
         w.Line();
     }

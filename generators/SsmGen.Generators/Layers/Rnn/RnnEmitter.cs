@@ -21,7 +21,7 @@ internal sealed class RnnEmitter : CpuRendering<RnnLayerPlan>
         int hd = MaxHd(plan);
         foreach (var (f, floats) in new[] { ("_rdH", $"rows * {hd}"), ("_rPrev", $"rows * {hd}"), ("_rCarry", $"maxBatch * {hd}") })
             yield return new(f, floats, Training: true);
-        foreach (var (f, floats) in new[] { ("_rsu", "H"), ("_rspre", $"{hd}"), ("_rsscr", $"{hd}"), ("_rsy", "H") })
+        foreach (var (f, floats) in new[] { ("_rnnStepU", "H"), ("_rnnStepPre", $"{hd}"), ("_rnnStepScratch", $"{hd}"), ("_rnnStepOut", "H") })
             yield return new(f, floats);
     }
 
@@ -60,12 +60,13 @@ internal sealed class RnnEmitter : CpuRendering<RnnLayerPlan>
         w.Line();
 
         w.Line($"/// <summary>Block {l.Index}, one token: the stream _sx (H) is updated in place. State: h ({hd}).</summary>");
-        w.Open($"private void Layer{l.Index}Step(Span<float> h)");
-        w.Line(ModelEmitter.NormForward(false, l.Prefix + "norm", "_sx", "_rsu", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
-        w.Line($"Gemm.LinearForward(_rsu, {Pm(l, "weight_ih", hd * h)}, {Pm(l, "bias_ih", hd)}, _rspre, 1, H, {hd}, _ws);");
-        w.Line($"RnnKernels.Step(_rspre, {Pm(l, "weight_hh", hd * hd)}, {Pm(l, "bias_hh", hd)}, h, _rsscr, {hd}, {relu});");
-        w.Line($"Gemm.LinearForward(h, {Pm(l, "out_proj.weight", h * hd)}, {Pm(l, "out_proj.bias", h)}, _rsy, 1, {hd}, H, _ws);");
-        w.Line("TensorPrimitives.Add(_sx, _rsy, _sx);");
+        w.Open($"private void Layer{l.Index}Step(Span<float> state)");
+        w.Line($"var h = {plan.State.Of(l, "h").Slice("state")};");
+        w.Line(ModelEmitter.NormForward(false, l.Prefix + "norm", "_sx", "_rnnStepU", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
+        w.Line($"Gemm.LinearForward(_rnnStepU, {Pm(l, "weight_ih", hd * h)}, {Pm(l, "bias_ih", hd)}, _rnnStepPre, 1, H, {hd}, _ws);");
+        w.Line($"RnnKernels.Step(_rnnStepPre, {Pm(l, "weight_hh", hd * hd)}, {Pm(l, "bias_hh", hd)}, h, _rnnStepScratch, {hd}, {relu});");
+        w.Line($"Gemm.LinearForward(h, {Pm(l, "out_proj.weight", h * hd)}, {Pm(l, "out_proj.bias", h)}, _rnnStepOut, 1, {hd}, H, _ws);");
+        w.Line("TensorPrimitives.Add(_sx, _rnnStepOut, _sx);");
         w.Close();
         w.Line();
     }

@@ -38,5 +38,5 @@ internal sealed class RnnKind : LayerKind<RnnLayerSpec, RnnLayerPlan>
     protected override RnnLayerPlan Plan(RnnLayerSpec spec, int index, string prefix, int dModel) => new(index, prefix, spec);
     protected override string Describe(RnnLayerPlan r) => $"RNN(hidden {r.Hd}, {(r.Relu ? "ReLU" : "tanh")})";
     protected override string ConfigExpression(RnnLayerPlan r) => $"new RnnLayerConfig({r.Hd}, Nonlinearity.{(r.Relu ? "Relu" : "Tanh")})";
-    protected override int StateSize(ModelPlan plan, RnnLayerPlan r) => r.Hd;
+    protected override IEnumerable<(string Name, int Floats, string What)> StateSegments(RnnLayerPlan r, int dModel) => [("h", r.Hd, "the hidden state h")];
 }

@@ -342,17 +342,17 @@ extern "C" __global__ void {{v}}_step(float* __restrict__ state, const float* __
         }
     }
 
-    /// <summary>The kernel gradient (H, L), its batch slices, and the per-mode partial sums of the backward.</summary>
+    /// <summary>The backward's kernel gradient (H, L), its batch slices and per-mode partial sums; the step's rows.</summary>
     public override IEnumerable<(string Field, string Floats, bool Training)> Scratch(ModelPlan plan)
     {
         if (!plan.Blocks<S4DLayerPlan>().Any()) yield break;
         yield return ("_dk", "H * (long)maxLength", true);
         yield return ("_dkPartial", $"{GradientSplits} * H * (long)maxLength", true);
         yield return ("_modePartial", $"H * {plan.Blocks<S4DLayerPlan>().Max(l => l.Modes)}", true);
+        yield return ("_s4dStepY", "H", false); // Step's rows: S4D out, GELU out, linear out
+        yield return ("_s4dStepAct", "H", false);
+        yield return ("_s4dStepO", "2 * H", false);
     }
-
-    /// <summary>The step runs on the stream's own rows: it needs no scratch row of its own width.</summary>
-    public override int StepWidth(ModelPlan plan) => 1;
 
     /// <summary>Device buffers of one block, kept from forward to backward: (field, size in floats as a C# expression).</summary>
     public override IEnumerable<(string Field, string Floats)> Buffers(S4DLayerPlan l)
@@ -373,13 +373,13 @@ extern "C" __global__ void {{v}}_step(float* __restrict__ state, const float* __
         string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", next = ModelEmitter.Next(plan, l);
         w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
         w.Line("int rows = batch * length;");
-        w.Line($"Launch(\"layernorm_forward\", (uint)rows, NormThreads, {x}, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, {i}U, {i}Mean, {i}Rstd);");
-        w.Line($"Launch(\"{v}_discretize\", Blocks(H * {l.Modes}), Threads, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_A_real")}, {Param(l, "mixer.A_imag")}, {(l.Spec.TrainB ? Param(l, "mixer.B") : "0UL")}, {Param(l, "mixer.C")}, {i}Modes);");
-        w.Line($"Launch(\"{v}_scan_forward\", Blocks((long)batch * H * {ModeGroups(l)}), Threads, {i}U, {i}Modes, {Param(l, "mixer.D")}, {i}Y, batch, length);");
-        w.Line($"Launch(\"gelu_forward\", Blocks(rows * H), Threads, {i}Y, {i}G, (long)rows * H);");
+        w.Line($"Launch_layernorm_forward((uint)rows, NormThreads, {x}, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, {i}U, {i}Mean, {i}Rstd);");
+        w.Line($"Launch_{v}_discretize(Blocks(H * {l.Modes}), Threads, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_A_real")}, {Param(l, "mixer.A_imag")}, {(l.Spec.TrainB ? Param(l, "mixer.B") : "0UL")}, {Param(l, "mixer.C")}, {i}Modes);");
+        w.Line($"Launch_{v}_scan_forward(Blocks((long)batch * H * {ModeGroups(l)}), Threads, {i}U, {i}Modes, {Param(l, "mixer.D")}, {i}Y, batch, length);");
+        w.Line($"Launch_gelu_forward(Blocks(rows * H), Threads, {i}Y, {i}G, (long)rows * H);");
         w.Line($"Linear({i}G, {Param(l, "mixer.output_linear.weight")}, {Param(l, "mixer.output_linear.bias")}, {i}O, rows, H, 2 * H);");
         w.Line($"var (key, threshold, scale) = Dropout({l.Index}, {CodeWriter.D(l.Spec.Dropout)});");
-        w.Line($"Launch(\"glu_residual_forward\", Blocks(rows * H), Threads, {i}O, {x}, {next}, rows * H, key, threshold, scale);");
+        w.Line($"Launch_glu_residual_forward(Blocks(rows * H), Threads, {i}O, {x}, {next}, rows * H, key, threshold, scale);");
         w.Close();
         w.Line();
     }
@@ -391,14 +391,14 @@ extern "C" __global__ void {{v}}_step(float* __restrict__ state, const float* __
         w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
         w.Line("int rows = batch * length;");
         w.Line($"var (key, threshold, scale) = Dropout({l.Index}, {CodeWriter.D(l.Spec.Dropout)});");
-        w.Line($"Launch(\"glu_backward\", Blocks(rows * H), Threads, {i}O, _dX, _dO, rows * H, key, threshold, scale);");
+        w.Line($"Launch_glu_backward(Blocks(rows * H), Threads, {i}O, _dX, _dO, rows * H, key, threshold, scale);");
         w.Line($"LinearBackward({i}G, {Param(l, "mixer.output_linear.weight")}, _dO, _dG, {Param(l, "mixer.output_linear.weight", "G")}, {Param(l, "mixer.output_linear.bias", "G")}, rows, H, 2 * H);");
-        w.Line($"Launch(\"gelu_backward\", Blocks(rows * H), Threads, _dG, {i}Y, _dY, (long)rows * H);");
-        w.Line($"Launch(\"{v}_scan_backward\", Blocks((long)batch * H * {ModeGroups(l)}), Threads, _dY, {i}Modes, {Param(l, "mixer.D")}, _dU, batch, length);");
-        w.Line($"Runner.Gpu.Launch(Runner.Module[\"{v}_kernel_gradient\"], new Dim3((uint)((length + 63) / 64), (H + 31) / 32, {GradientSplits}), new Dim3(32, 8), _dY, {i}U, _dkPartial, batch, length);");
-        w.Line($"Launch(\"{v}_kernel_gradient_finish\", Blocks((long)H * length), Threads, _dkPartial, _dk, length);");
-        w.Line($"Launch(\"{v}_mode_backward\", Blocks(H * {l.Modes}), Threads, _dk, {i}Modes, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_A_real")}, {Param(l, "mixer.A_imag")}, {(l.Spec.TrainB ? Param(l, "mixer.B") : "0UL")}, {Param(l, "mixer.C")}, {Param(l, "mixer.log_A_real", "G")}, {Param(l, "mixer.A_imag", "G")}, {(l.Spec.TrainB ? Param(l, "mixer.B", "G") : "0UL")}, {Param(l, "mixer.C", "G")}, _modePartial, length);");
-        w.Line($"Launch(\"{v}_dt_finish\", Blocks(H), Threads, _modePartial, _dk, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_dt", "G")}, {Param(l, "mixer.D", "G")}, length);");
+        w.Line($"Launch_gelu_backward(Blocks(rows * H), Threads, _dG, {i}Y, _dY, (long)rows * H);");
+        w.Line($"Launch_{v}_scan_backward(Blocks((long)batch * H * {ModeGroups(l)}), Threads, _dY, {i}Modes, {Param(l, "mixer.D")}, _dU, batch, length);");
+        w.Line($"Launch_{v}_kernel_gradient(new Dim3((uint)((length + 63) / 64), (H + 31) / 32, {GradientSplits}), new Dim3(32, 8), _dY, {i}U, _dkPartial, batch, length);");
+        w.Line($"Launch_{v}_kernel_gradient_finish(Blocks((long)H * length), Threads, _dkPartial, _dk, length);");
+        w.Line($"Launch_{v}_mode_backward(Blocks(H * {l.Modes}), Threads, _dk, {i}Modes, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_A_real")}, {Param(l, "mixer.A_imag")}, {(l.Spec.TrainB ? Param(l, "mixer.B") : "0UL")}, {Param(l, "mixer.C")}, {Param(l, "mixer.log_A_real", "G")}, {Param(l, "mixer.A_imag", "G")}, {(l.Spec.TrainB ? Param(l, "mixer.B", "G") : "0UL")}, {Param(l, "mixer.C", "G")}, _modePartial, length);");
+        w.Line($"Launch_{v}_dt_finish(Blocks(H), Threads, _modePartial, _dk, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_dt", "G")}, {Param(l, "mixer.D", "G")}, length);");
         w.Line($"LayerNormBackward({x}, {Param(l, "norm.weight")}, {i}Mean, {i}Rstd, _dU, _dX, {Param(l, "norm.weight", "G")}, {Param(l, "norm.bias", "G")}, rows);");
         w.Close();
         w.Line();
@@ -407,15 +407,14 @@ extern "C" __global__ void {{v}}_step(float* __restrict__ state, const float* __
     /// <summary>Block step, one token: x → LayerNorm → S4D recurrence on the stream's state → GELU → Linear → GLU → + x.</summary>
     public override void EmitStep(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
     {
-        string v = Name(l), st = $"At(state, S_l{l.Index})";
+        string v = Name(l), st = $"At(state, {plan.State.Of(l, "x").Const})";
         w.Open($"private void Layer{l.Index}Step(ulong state, int t, ulong x, ulong next)");
-        w.Line("// scratch: _s0 norm out, _s1 S4D out, _s2 GELU out, _s3 linear out");
-        w.Line($"if (t == 0) Launch(\"{v}_step_discretize\", Blocks(H * {l.Modes}), Threads, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_A_real")}, {Param(l, "mixer.A_imag")}, {(l.Spec.TrainB ? Param(l, "mixer.B") : "0UL")}, {Param(l, "mixer.C")}, At(state, S_l{l.Index} + {2 * l.Modes} * H)); // a new stream takes the current parameters");
-        w.Line($"Launch(\"layernorm_forward\", 1, NormThreads, x, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, _s0, _sMean, _sRstd);");
-        w.Line($"Launch(\"{v}_step\", Blocks(H), Threads, {st}, {Param(l, "mixer.D")}, _s0, _s1);");
-        w.Line("Launch(\"gelu_forward\", Blocks(H), Threads, _s1, _s2, (long)H);");
-        w.Line($"Linear(_s2, {Param(l, "mixer.output_linear.weight")}, {Param(l, "mixer.output_linear.bias")}, _s3, 1, H, 2 * H);");
-        w.Line("Launch(\"glu_residual_forward\", Blocks(H), Threads, _s3, x, next, H, 0, 0, 1f); // no dropout when streaming");
+        w.Line($"if (t == 0) Launch_{v}_step_discretize(Blocks(H * {l.Modes}), Threads, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_A_real")}, {Param(l, "mixer.A_imag")}, {(l.Spec.TrainB ? Param(l, "mixer.B") : "0UL")}, {Param(l, "mixer.C")}, At(state, {plan.State.Of(l, "modes").Const})); // a new stream takes the current parameters");
+        w.Line($"Launch_layernorm_forward(1, NormThreads, x, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, _sU, _sMean, _sRstd);");
+        w.Line($"Launch_{v}_step(Blocks(H), Threads, {st}, {Param(l, "mixer.D")}, _sU, _s4dStepY);");
+        w.Line("Launch_gelu_forward(Blocks(H), Threads, _s4dStepY, _s4dStepAct, (long)H);");
+        w.Line($"Linear(_s4dStepAct, {Param(l, "mixer.output_linear.weight")}, {Param(l, "mixer.output_linear.bias")}, _s4dStepO, 1, H, 2 * H);");
+        w.Line("Launch_glu_residual_forward(Blocks(H), Threads, _s4dStepO, x, next, H, 0, 0, 1f); // no dropout when streaming");
         w.Close();
         w.Line();
     }

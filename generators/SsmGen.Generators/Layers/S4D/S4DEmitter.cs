@@ -14,9 +14,6 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
     /// <summary>Tables per mode: Re/Im of Ā, of W = C·B̄, and of the anchor Ā^32.</summary>
     public const int ModeTables = 6;
 
-    /// <summary>Step state of one block: the complex state (2·H·N/2) and the stream's mode tables.</summary>
-    public static int StateSize(ModelPlan plan, S4DLayerPlan l) => (2 + ModeTables) * plan.Spec.DModel * l.Modes;
-
     private static int MaxModes(ModelPlan plan) => plan.Blocks<S4DLayerPlan>().Max(l => l.Modes);
 
     protected override string[] FieldNotes =>
@@ -36,7 +33,7 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         }
         foreach (var (f, floats) in new[] { ("_dY", "rows * H"), ("_dU", "rows * H"), ("_dO", "rows * 2 * H"), ("_dk", "H * maxLength"), ("_sums", $"4 * H * {MaxModes(plan)}") })
             yield return new(f, floats, Training: true);
-        foreach (var (f, floats) in new[] { ("_su", "H"), ("_sy", "H"), ("_sg", "H"), ("_so", "2 * H"), ("_sglu", "H") })
+        foreach (var (f, floats) in new[] { ("_s4dStepU", "H"), ("_s4dStepY", "H"), ("_s4dStepAct", "H"), ("_s4dStepO", "2 * H"), ("_s4dStepGlu", "H") })
             yield return new(f, floats);
     }
 
@@ -58,7 +55,7 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
     public override void EmitStepHelpers(CodeWriter w, ModelPlan plan)
     {
         w.Open("private void DiscretizeInto(float[] state)");
-        foreach (var l in plan.Blocks<S4DLayerPlan>()) w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, state.AsSpan(S_l{l.Index} + {2 * l.Modes} * H, {ModeTables} * H * {l.Modes}));");
+        foreach (var l in plan.Blocks<S4DLayerPlan>()) w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, {plan.State.Of(l, "modes").Slice("state.AsSpan()")});");
         w.Close();
         w.Line();
     }
@@ -428,19 +425,18 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
 
     private static void EmitLayerStep(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
     {
-        // The step uses the plan's parameter constants through the same names as the forward.
-        string p = "P_" + l.Prefix.Replace('.', '_');
+        string Weights(string tensor, string length) => ModelEmitter.Span("_p", l.Prefix + tensor, length);
         w.Line($"/// <summary>Block {l.Index}, one token: the stream _sx (H) is updated in place; O(H·N) work.");
-        w.Line($"/// State: [Re x | Im x] (H, N/2), then the stream's discretized mode tables ({ModeTables}·H·N/2).</summary>");
-        w.Open($"private void Layer{l.Index}Step(Span<float> stateAndModes)");
-        w.Line($"var state = stateAndModes.Slice(0, {2 * l.Modes} * H);");
-        w.Line($"ReadOnlySpan<float> modes = stateAndModes.Slice({2 * l.Modes} * H, {ModeTables} * H * {l.Modes});");
-        w.Line($"BlockKernels.LayerNormForward(_sx, _p.AsSpan({p}norm_weight, H), _p.AsSpan({p}norm_bias, H), _su, _sStat.AsSpan(0, 1), _sStat.AsSpan(1, 1), 1, H, _ws);");
-        w.Line($"S4D_N{l.Spec.N}_Step(modes, _p.AsSpan({p}mixer_D, H), state, _su, _sy);");
-        w.Line("BlockKernels.GeluForward(_sy, _sg, _ws);");
-        w.Line($"Gemm.LinearForward(_sg, _p.AsSpan({p}mixer_output_linear_weight, 2 * H * H), _p.AsSpan({p}mixer_output_linear_bias, 2 * H), _so, 1, H, 2 * H, _ws);");
-        w.Line("BlockKernels.GluForward(_so, _sglu, 1, H, _ws);");
-        w.Line("TensorPrimitives.Add(_sx, _sglu, _sx);");
+        w.Line($"/// State: {plan.State.Of(l, "x").What}, and {plan.State.Of(l, "modes").What}.</summary>");
+        w.Open($"private void Layer{l.Index}Step(Span<float> stream)");
+        w.Line($"var state = {plan.State.Of(l, "x").Slice("stream")};");
+        w.Line($"ReadOnlySpan<float> modes = {plan.State.Of(l, "modes").Slice("stream")};");
+        w.Line(ModelEmitter.NormForward(false, l.Prefix + "norm", "_sx", "_s4dStepU", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
+        w.Line($"S4D_N{l.Spec.N}_Step(modes, {Weights("mixer.D", "H")}, state, _s4dStepU, _s4dStepY);");
+        w.Line("BlockKernels.GeluForward(_s4dStepY, _s4dStepAct, _ws);");
+        w.Line($"Gemm.LinearForward(_s4dStepAct, {Weights("mixer.output_linear.weight", "2 * H * H")}, {Weights("mixer.output_linear.bias", "2 * H")}, _s4dStepO, 1, H, 2 * H, _ws);");
+        w.Line("BlockKernels.GluForward(_s4dStepO, _s4dStepGlu, 1, H, _ws);");
+        w.Line("TensorPrimitives.Add(_sx, _s4dStepGlu, _sx);");
         w.Close();
         w.Line();
     }

@@ -47,7 +47,8 @@ internal sealed class S4DKind : LayerKind<S4DLayerSpec, S4DLayerPlan>
     protected override string ConfigExpression(S4DLayerPlan x) =>
         $"new S4DLayerConfig({x.Spec.N}, S4DInit.{InitNames[x.Spec.Init]}, Discretization.{DiscretizationNames[x.Spec.Discretization]}, {(x.Spec.TrainB ? "true" : "false")}, {CodeWriter.D(x.Spec.Dropout)}, {CodeWriter.D(x.Spec.DtMin)}, {CodeWriter.D(x.Spec.DtMax)})";
 
-    protected override int StateSize(ModelPlan plan, S4DLayerPlan l) => S4DEmitter.StateSize(plan, l);
+    protected override IEnumerable<(string Name, int Floats, string What)> StateSegments(S4DLayerPlan l, int dModel) =>
+        [("x", 2 * dModel * l.Modes, "the complex state [Re x | Im x] (H, N/2)"), ("modes", S4DEmitter.ModeTables * dModel * l.Modes, "the stream's discretized mode tables (6, H, N/2)")];
 
     protected override string? InitCall(ModelPlan plan, S4DLayerPlan l, ParamPlan p, string span, string next) => p.Init switch
     {
