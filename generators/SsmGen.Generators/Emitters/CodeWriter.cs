@@ -2,22 +2,36 @@ using System.Globalization;
 
 namespace SsmGen.Generators.Emitters;
 
-/// <summary>A StringBuilder that keeps indentation, so emitters read like the code they write.</summary>
-internal sealed class CodeWriter
+/// <summary>
+/// A StringBuilder that keeps indentation, so emitters read like the code they write (C# and CUDA alike). Text of
+/// several lines is written line by line at the current indentation, its own relative indentation kept.
+/// </summary>
+internal sealed class CodeWriter(int indent = 0)
 {
     private readonly StringBuilder _sb = new();
-    private int _indent;
+    private int _indent = indent;
 
     public CodeWriter Line(string text = "")
     {
-        if (text.Length > 0) _sb.Append(' ', _indent * 4).Append(text);
-        _sb.Append('\n');
+        foreach (string line in text.Split('\n'))
+        {
+            if (line.Length > 0) _sb.Append(' ', _indent * 4).Append(line);
+            _sb.Append('\n');
+        }
         return this;
     }
 
-    public CodeWriter Open(string header)
+    /// <summary>Text whose line breaks belong to it (a verbatim string's contents): only its first line is indented.</summary>
+    public CodeWriter Verbatim(string text)
     {
-        Line(header);
+        _sb.Append(' ', _indent * 4).Append(text).Append('\n');
+        return this;
+    }
+
+    /// <summary>A block: the header line (none when null), then "{" and one more level of indentation.</summary>
+    public CodeWriter Open(string? header)
+    {
+        if (header is not null) Line(header);
         Line("{");
         _indent++;
         return this;

@@ -60,6 +60,11 @@ internal static class ModelEmitter
     /// <summary>A view of one of a block's tensors, e.g. <c>_p.AsSpan(P_layers_0_mixer_A_weight, 1024)</c>.</summary>
     internal static string Tensor(LayerPlan l, string name, int len, string buf = "_p", int at = 0) => $"{buf}.AsSpan({P(l.Prefix + name)}{(at > 0 ? $" + {at}" : "")}, {len})";
 
+    /// <summary>A public entry point's head: its signature, then the guard against concurrent use around its body.</summary>
+    private static void OpenGuarded(CodeWriter w, string signature) => w.Open(signature).Line("Enter();").Open("try");
+
+    private static void CloseGuarded(CodeWriter w) => w.Close().Line("finally { Exit(); }").Close();
+
     /// <summary>The head of block l's backward method: rows, dX (dL/d its output, becoming dL/d its input) and x (its input).</summary>
     internal static void OpenBackward(CodeWriter w, LayerPlan l)
     {
@@ -90,12 +95,12 @@ internal static class ModelEmitter
     {
         var s = plan.Spec;
         w.Line("// ---- Sizes: compile-time constants ----");
-        if (plan.TokenInput) w.Line($"/// <summary>Vocabulary size (token inputs).</summary>\n    public const int VocabSize = {s.Vocab};");
-        w.Line($"/// <summary>Values per time step in a Forward input row.</summary>\n    public const int InputSize = {plan.InputWidth};");
-        w.Line($"/// <summary>Residual stream width.</summary>\n    public const int DModel = {s.DModel};");
-        w.Line($"/// <summary>Output features.</summary>\n    public const int OutputSize = {s.Output};");
-        w.Line($"/// <summary>Number of blocks.</summary>\n    public const int LayerCount = {plan.Layers.Count};");
-        w.Line($"/// <summary>Total parameters.</summary>\n    public const int ParameterCount = {plan.ParameterCount};");
+        if (plan.TokenInput) w.Line($"/// <summary>Vocabulary size (token inputs).</summary>\npublic const int VocabSize = {s.Vocab};");
+        w.Line($"/// <summary>Values per time step in a Forward input row.</summary>\npublic const int InputSize = {plan.InputWidth};");
+        w.Line($"/// <summary>Residual stream width.</summary>\npublic const int DModel = {s.DModel};");
+        w.Line($"/// <summary>Output features.</summary>\npublic const int OutputSize = {s.Output};");
+        w.Line($"/// <summary>Number of blocks.</summary>\npublic const int LayerCount = {plan.Layers.Count};");
+        w.Line($"/// <summary>Total parameters.</summary>\npublic const int ParameterCount = {plan.ParameterCount};");
         w.Line($"private const int H = {s.DModel};");
         w.Line($"private const bool PerToken = {(s.Pooling == 2 ? "true" : "false")};");
         w.Line();
@@ -114,7 +119,7 @@ internal static class ModelEmitter
         foreach (var segment in plan.State.Segments)
             w.Line($"private const int {segment.Const} = {segment.Offset}; // block {segment.Layer}: {segment.What}, {segment.Floats} values");
         w.Line($"private const int S_pool = {plan.State.Pool};");
-        w.Line($"/// <summary>Recurrent state values before any key/value caches.</summary>\n    private const int FixedStateSize = {plan.State.FixedSize};");
+        w.Line($"/// <summary>Recurrent state values before any key/value caches.</summary>\nprivate const int FixedStateSize = {plan.State.FixedSize};");
         if (plan.State.CacheLayers.Count > 0)
             w.Line("private static int KeyValueCacheAt(int cache, int maxLength) => FixedStateSize + cache * 2 * maxLength * H;");
         w.Line();
@@ -220,9 +225,7 @@ internal static class ModelEmitter
     private static void EmitInitialize(CodeWriter w, ModelPlan plan)
     {
         w.Line("/// <summary>Initializes every tensor with the papers' formulas; each tensor draws its own seeded stream.</summary>");
-        w.Open("public void Initialize(ulong seed)");
-        w.Line("Enter();");
-        w.Open("try");
+        OpenGuarded(w, "public void Initialize(ulong seed)");
         for (int t = 0; t < plan.Parameters.Count; t++)
         {
             var p = plan.Parameters[t];
@@ -245,9 +248,7 @@ internal static class ModelEmitter
             else w.Line($"{{ var rng = Initialization.StreamFor(seed, {t}); {call} }} // {p.Name}");
         }
         w.Line("_gpu?.Runner.HostParametersOverwritten(); // the device copy is stale now");
-        w.Close();
-        w.Line("finally { Exit(); }");
-        w.Close();
+        CloseGuarded(w);
         w.Line();
     }
 
@@ -273,9 +274,7 @@ internal static class ModelEmitter
             w.Close();
             w.Line();
         }
-        w.Open("public void Forward(ReadOnlySpan<float> input, int batch, int length, Span<float> output, bool training = false)");
-        w.Line("Enter();");
-        w.Open("try");
+        OpenGuarded(w, "public void Forward(ReadOnlySpan<float> input, int batch, int length, Span<float> output, bool training = false)");
         if (plan.TokenInput) w.Line("throw new InvalidOperationException(\"This model reads token ids: call Forward(ReadOnlySpan<int> tokens, ...).\");");
         else
         {
@@ -288,13 +287,9 @@ internal static class ModelEmitter
             w.Line($"Gemm.LinearForward(input, {Span("_p", plan.Names.Encoder + ".weight", "H * InputSize")}, {Span("_p", plan.Names.Encoder + ".bias", "H")}, _l0X, rows, InputSize, H, _ws);");
             w.Line("RunLayers(batch, length, output, training);");
         }
-        w.Close();
-        w.Line("finally { Exit(); }");
-        w.Close();
+        CloseGuarded(w);
         w.Line();
-        w.Open("public void Forward(ReadOnlySpan<int> tokens, int batch, int length, Span<float> output, bool training = false)");
-        w.Line("Enter();");
-        w.Open("try");
+        OpenGuarded(w, "public void Forward(ReadOnlySpan<int> tokens, int batch, int length, Span<float> output, bool training = false)");
         if (!plan.TokenInput) w.Line("throw new InvalidOperationException(\"This model reads real features: call Forward(ReadOnlySpan<float> input, ...).\");");
         else
         {
@@ -308,9 +303,7 @@ internal static class ModelEmitter
             w.Line("for (int r = 0; r < tokens.Length; r++) emb.Slice(tokens[r] * H, H).CopyTo(_l0X.AsSpan(r * H, H));");
             w.Line("RunLayers(batch, length, output, training);");
         }
-        w.Close();
-        w.Line("finally { Exit(); }");
-        w.Close();
+        CloseGuarded(w);
         w.Line();
         w.Open("private void BeginForward(int batch, int length, bool training)");
         w.Line("if (training && _use != ModelUse.Training) throw new InvalidOperationException(\"This model was built for inference only: it has no training Forward.\");");
@@ -325,9 +318,24 @@ internal static class ModelEmitter
         w.Line(NormForward(plan.Names.FinalRms, plan.Names.FinalNorm, "_xf.AsSpan(0, rows * H)", "_nf", "_meanF", "_rstdF", "rows"));
         w.Line(plan.Spec.Pooling switch
         {
-            0 => "// mean pooling over time: (B, L, H) → (B, H)\n        for (int b = 0; b < batch; b++)\n        {\n            var pb = _pooled.AsSpan(b * H, H);\n            pb.Clear();\n            for (int t = 0; t < length; t++) TensorPrimitives.Add(pb, _nf.AsSpan((b * length + t) * H, H), pb);\n            TensorPrimitives.Multiply(pb, 1f / length, pb);\n        }",
-            1 => "// last-position pooling: (B, L, H) → (B, H)\n        for (int b = 0; b < batch; b++) _nf.AsSpan((b * length + length - 1) * H, H).CopyTo(_pooled.AsSpan(b * H, H));",
-            _ => "// no pooling: every token keeps its row\n        _nf.AsSpan(0, rows * H).CopyTo(_pooled);",
+            0 => """
+                // mean pooling over time: (B, L, H) → (B, H)
+                for (int b = 0; b < batch; b++)
+                {
+                    var pb = _pooled.AsSpan(b * H, H);
+                    pb.Clear();
+                    for (int t = 0; t < length; t++) TensorPrimitives.Add(pb, _nf.AsSpan((b * length + t) * H, H), pb);
+                    TensorPrimitives.Multiply(pb, 1f / length, pb);
+                }
+                """,
+            1 => """
+                // last-position pooling: (B, L, H) → (B, H)
+                for (int b = 0; b < batch; b++) _nf.AsSpan((b * length + length - 1) * H, H).CopyTo(_pooled.AsSpan(b * H, H));
+                """,
+            _ => """
+                // no pooling: every token keeps its row
+                _nf.AsSpan(0, rows * H).CopyTo(_pooled);
+                """,
         });
         w.Line($"Gemm.LinearForward(_pooled.AsSpan(0, {outRows} * H), {Span("_p", plan.Names.Decoder + ".weight", "OutputSize * H")}, {DecoderBias(plan, "_p")}, output, {outRows}, H, OutputSize, _ws);");
         w.Close();
@@ -337,9 +345,7 @@ internal static class ModelEmitter
     private static void EmitBackward(CodeWriter w, ModelPlan plan)
     {
         w.Line("/// <summary>Adds dL/dθ into Gradients, layers in reverse order, from dL/d(output) of the last Forward.</summary>");
-        w.Open("public void Backward(ReadOnlySpan<float> dOutput)");
-        w.Line("Enter();");
-        w.Open("try");
+        OpenGuarded(w, "public void Backward(ReadOnlySpan<float> dOutput)");
         w.Line("if (_use != ModelUse.Training) throw new InvalidOperationException(\"This model was built for inference only: it has no Backward.\");");
         w.Line("if (!_hasForward) throw new InvalidOperationException(\"Backward needs a Forward first.\");");
         w.Line("if (!_training) throw new InvalidOperationException(\"Backward needs a training Forward (training: true); the last Forward was inference.\");");
@@ -352,8 +358,14 @@ internal static class ModelEmitter
         w.Line("var dNf = _dA.AsSpan(0, rows * H);");
         w.Line(plan.Spec.Pooling switch
         {
-            0 => "for (int b = 0; b < batch; b++)\n            for (int t = 0; t < length; t++) TensorPrimitives.Multiply(dPooled.Slice(b * H, H), 1f / length, dNf.Slice((b * length + t) * H, H));",
-            1 => "dNf.Clear();\n        for (int b = 0; b < batch; b++) dPooled.Slice(b * H, H).CopyTo(dNf.Slice((b * length + length - 1) * H, H));",
+            0 => """
+                for (int b = 0; b < batch; b++)
+                    for (int t = 0; t < length; t++) TensorPrimitives.Multiply(dPooled.Slice(b * H, H), 1f / length, dNf.Slice((b * length + t) * H, H));
+                """,
+            1 => """
+                dNf.Clear();
+                for (int b = 0; b < batch; b++) dPooled.Slice(b * H, H).CopyTo(dNf.Slice((b * length + length - 1) * H, H));
+                """,
             _ => "dPooled.CopyTo(dNf);",
         });
         w.Line("var dX = _dX.AsSpan(0, rows * H);");
@@ -367,9 +379,7 @@ internal static class ModelEmitter
         }
         else
             w.Line($"Gemm.LinearBackward(_input, {Span("_p", plan.Names.Encoder + ".weight", "H * InputSize")}, dX, Span<float>.Empty, {Span("_g", plan.Names.Encoder + ".weight", "H * InputSize")}, {Span("_g", plan.Names.Encoder + ".bias", "H")}, rows, InputSize, H, _ws);");
-        w.Close();
-        w.Line("finally { Exit(); }");
-        w.Close();
+        CloseGuarded(w);
         w.Line();
     }
 
@@ -390,9 +400,7 @@ internal static class ModelEmitter
         w.Close();
         w.Line();
         foreach (var kind in LayerKinds.In(plan)) kind.EmitStepHelpers(w, plan);
-        w.Open("public void Step(SsmState state, ReadOnlySpan<float> x, Span<float> y)");
-        w.Line("Enter();");
-        w.Open("try");
+        OpenGuarded(w, "public void Step(SsmState state, ReadOnlySpan<float> x, Span<float> y)");
         if (plan.TokenInput) w.Line("throw new InvalidOperationException(\"This model reads token ids: call Step(state, int token, y).\");");
         else
         {
@@ -403,13 +411,9 @@ internal static class ModelEmitter
             w.Line($"Gemm.LinearForward(x, {Span("_p", plan.Names.Encoder + ".weight", "H * InputSize")}, {Span("_p", plan.Names.Encoder + ".bias", "H")}, _sx, 1, InputSize, H, _ws);");
             w.Line("StepLayers(state.Values, t, y);");
         }
-        w.Close();
-        w.Line("finally { Exit(); }");
-        w.Close();
+        CloseGuarded(w);
         w.Line();
-        w.Open("public void Step(SsmState state, int token, Span<float> y)");
-        w.Line("Enter();");
-        w.Open("try");
+        OpenGuarded(w, "public void Step(SsmState state, int token, Span<float> y)");
         if (!plan.TokenInput) w.Line("throw new InvalidOperationException(\"This model reads real features: call Step(state, ReadOnlySpan<float> x, y).\");");
         else
         {
@@ -419,9 +423,7 @@ internal static class ModelEmitter
             w.Line($"{Span("_p", plan.Names.Encoder + ".weight", "VocabSize * H")}.Slice(token * H, H).CopyTo(_sx);");
             w.Line("StepLayers(state.Values, t, y);");
         }
-        w.Close();
-        w.Line("finally { Exit(); }");
-        w.Close();
+        CloseGuarded(w);
         w.Line();
         w.Open("private void StepLayers(float[] state, int t, Span<float> y)");
         foreach (var l in plan.Layers)

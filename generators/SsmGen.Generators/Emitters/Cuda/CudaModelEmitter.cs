@@ -425,7 +425,7 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
         EmitDeviceTrainingStep(w);
         w.Line("/// <summary>The model on a GPU device: device buffers, and each pass as launches of the generated kernels.</summary>");
         w.Open("private sealed class GpuPath : IDisposable");
-        w.Line("internal const string Source = @\"" + source.Replace("\"", "\"\"") + "\";");
+        w.Verbatim("internal const string Source = @\"" + source.Replace("\"", "\"\"") + "\";");
         w.Line($"internal static readonly string[] KernelNames = {{ {string.Join(", ", kernels.Select(k => "\"" + k.Name + "\""))} }};");
         w.Line($"private const uint NormThreads = {NormThreads(s.DModel)};");
         w.Line("private const int RowChunk = 256;");

@@ -388,29 +388,28 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
     private static string WarpReduce(MambaLayerPlan l)
     {
         int p2 = Pow2(l), m = p2;
-        var s = new StringBuilder();
-        string pad = "        ";
-        for (int j = 2 * l.N; j < p2; j++) s.Append(pad).Append($"v[{j}] = 0.0f;\n");
-        s.Append(pad).Append("{\n");
+        var w = new CodeWriter(indent: 2);
+        for (int j = 2 * l.N; j < p2; j++) w.Line($"v[{j}] = 0.0f;");
+        w.Open(null);
         for (int o = 16; o >= 1; o /= 2)
         {
             if (m > 1)
             {
                 int half = m / 2;
-                s.Append(pad).Append($"    bool hi{o} = (lane & {o}) != 0;\n");
+                w.Line($"bool hi{o} = (lane & {o}) != 0;");
                 for (int j = 0; j < half; j++)
-                    s.Append(pad).Append($"    {{ float send = hi{o} ? v[{j}] : v[{j + half}]; v[{j}] = (hi{o} ? v[{j + half}] : v[{j}]) + __shfl_xor_sync(0xffffffffu, send, {o}); }}\n");
+                    w.Line($"{{ float send = hi{o} ? v[{j}] : v[{j + half}]; v[{j}] = (hi{o} ? v[{j + half}] : v[{j}]) + __shfl_xor_sync(0xffffffffu, send, {o}); }}");
                 m = half;
             }
-            else s.Append(pad).Append($"    v[0] += __shfl_xor_sync(0xffffffffu, v[0], {o});\n");
+            else w.Line($"v[0] += __shfl_xor_sync(0xffffffffu, v[0], {o});");
         }
-        s.Append(pad).Append("    float* out = bc_part + (row * WARPS + warp) * P2;\n");
+        w.Line("float* out = bc_part + (row * WARPS + warp) * P2;");
         if (p2 >= 32)
-            for (int j = 0; j < m; j++) s.Append(pad).Append($"    out[lane * {p2 / 32} + {j}] = v[{j}];\n");
+            for (int j = 0; j < m; j++) w.Line($"out[lane * {p2 / 32} + {j}] = v[{j}];");
         else
-            s.Append(pad).Append($"    if (lane % {32 / p2} == 0) out[lane / {32 / p2}] = v[0];\n");
-        s.Append(pad).Append("}");
-        return s.ToString();
+            w.Line($"if (lane % {32 / p2} == 0) out[lane / {32 / p2}] = v[0];");
+        w.Close();
+        return w.ToString().TrimEnd('\n');
     }
 
     /// <summary>Device buffers of one block, kept from forward to backward: (field, size in floats as a C# expression).</summary>
