@@ -66,6 +66,24 @@ internal static class ModelEmitter
     private static void CloseGuarded(CodeWriter w) => w.Close().Line("finally { Exit(); }").Close();
 
     /// <summary>The head of block l's backward method: rows, dX (dL/d its output, becoming dL/d its input) and x (its input).</summary>
+    /// <summary>The head of block l's forward: rows, x (its input) and the pre-norm of x into _l{i}U.</summary>
+    internal static void OpenForward(CodeWriter w, LayerPlan l, bool rms = false)
+    {
+        string i = "_l" + l.Index;
+        w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
+        w.Line("int rows = batch * length;");
+        w.Line($"var x = {i}X.AsSpan(0, rows * H);");
+        w.Line(NormForward(rms, l.Prefix + "norm", "x", $"{i}U", $"{i}Mean", $"{i}Rstd", "rows"));
+    }
+
+    /// <summary>The tail of block l's backward: the path through its pre-norm, from dL/d(normed input) in dU, added to dX.</summary>
+    internal static void CloseBackward(CodeWriter w, LayerPlan l, bool rms = false)
+    {
+        w.Line(NormBackward(rms, l.Prefix + "norm", "x", $"_l{l.Index}Mean", $"_l{l.Index}Rstd", "dU", "dX", "rows"));
+        w.Close();
+        w.Line();
+    }
+
     internal static void OpenBackward(CodeWriter w, LayerPlan l)
     {
         w.Line($"/// <summary>Block {l.Index} backward: _dX holds dL/d(block output) and leaves holding dL/d(block input).</summary>");

@@ -676,9 +676,33 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
     /// The launch of a RMSNorm or LayerNorm forward over <paramref name="rows"/> rows; <paramref name="norm"/> is the
     /// norm's full parameter prefix (its ".weight", and ".bias" for LayerNorm).
     /// </summary>
-    internal static string NormForward(bool rms, string norm, string x, string y, string mean, string rstd, string rows) => rms
-        ? $"Launch_rmsnorm_forward((uint)({rows}), NormThreads, {x}, {P(norm + ".weight")}, {y}, {rstd});"
-        : $"Launch_layernorm_forward((uint)({rows}), NormThreads, {x}, {P(norm + ".weight")}, {P(norm + ".bias")}, {y}, {mean}, {rstd});";
+    /// <summary>The head of block l's forward on the device: rows, then the pre-norm of _l{i}X into _l{i}U.</summary>
+    internal static void OpenForward(CodeWriter w, LayerPlan l, bool rms = false)
+    {
+        string i = "_l" + l.Index;
+        w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
+        w.Line("int rows = batch * length;");
+        w.Line(NormForward(rms, l.Prefix + "norm", $"{i}X", $"{i}U", $"{i}Mean", $"{i}Rstd", "rows"));
+    }
+
+    /// <summary>The tail of block l's backward on the device: the path through its pre-norm, from _dU, added to _dX.</summary>
+    internal static void CloseBackward(CodeWriter w, LayerPlan l, bool rms = false)
+    {
+        string i = "_l" + l.Index;
+        w.Line(rms
+            ? $"RmsNormBackward({i}X, {Param(l, "norm.weight")}, {i}Rstd, _dU, _dX, {Param(l, "norm.weight", "G")}, rows);"
+            : $"LayerNormBackward({i}X, {Param(l, "norm.weight")}, {i}Mean, {i}Rstd, _dU, _dX, {Param(l, "norm.weight", "G")}, {Param(l, "norm.bias", "G")}, rows);");
+        w.Close();
+        w.Line();
+    }
+
+    internal static string NormForward(bool rms, string norm, string x, string y, string mean, string rstd, string rows)
+    {
+        string grid = rows.All(char.IsLetterOrDigit) ? $"(uint){rows}" : $"(uint)({rows})";
+        return rms
+            ? $"Launch_rmsnorm_forward({grid}, NormThreads, {x}, {P(norm + ".weight")}, {y}, {rstd});"
+            : $"Launch_layernorm_forward({grid}, NormThreads, {x}, {P(norm + ".weight")}, {P(norm + ".bias")}, {y}, {mean}, {rstd});";
+    }
 
     private static void EmitForward(CodeWriter w, ModelPlan plan)
     {

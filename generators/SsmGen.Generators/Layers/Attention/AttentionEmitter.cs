@@ -52,10 +52,7 @@ internal sealed class AttentionEmitter : CpuRendering<AttentionLayerPlan>
         int h = plan.Spec.DModel, d = l.HeadSize, m = l.Mlp;
         w.Line($"/// <summary>Block {l.Index}, (B, L, H) → (B, L, H): pre-LayerNorm, causal attention ({l.Heads} heads of {d}, rotary positions),");
         w.Line($"/// residual; pre-LayerNorm, MLP (H → {m} → H, GELU), residual.</summary>");
-        w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
-        w.Line("int rows = batch * length;");
-        w.Line($"var x = {i}X.AsSpan(0, rows * H);");
-        w.Line(ModelEmitter.NormForward(false, l.Prefix + "norm", "x", $"{i}U", $"{i}Mean", $"{i}Rstd", "rows"));
+        ModelEmitter.OpenForward(w, l);
         w.Line($"var qkv = {i}Qkv.AsSpan(0, rows * 3 * H);");
         w.Line($"Gemm.LinearForward({i}U.AsSpan(0, rows * H), {Pm(l, "mixer.in_proj.weight", 3 * h * h)}, {Pm(l, "mixer.in_proj.bias", 3 * h)}, qkv, rows, H, 3 * H, _ws);");
         w.Line($"AttentionKernels.Rotate(qkv, _ropeCos{d}, _ropeSin{d}, batch, length, H, {d}, inverse: false);");
@@ -88,9 +85,7 @@ internal sealed class AttentionEmitter : CpuRendering<AttentionLayerPlan>
         w.Line($"AttentionKernels.Rotate(dQkv, _ropeCos{d}, _ropeSin{d}, batch, length, H, {d}, inverse: true);");
         w.Line("var dU = _dA.AsSpan(0, rows * H); dU.Clear();");
         w.Line($"Gemm.LinearBackward({i}U.AsSpan(0, rows * H), {Pm(l, "mixer.in_proj.weight", 3 * h * h)}, dQkv, dU, {Pm(l, "mixer.in_proj.weight", 3 * h * h, "_g")}, {Pm(l, "mixer.in_proj.bias", 3 * h, "_g")}, rows, H, 3 * H, _ws);");
-        w.Line(ModelEmitter.NormBackward(false, l.Prefix + "norm", "x", $"{i}Mean", $"{i}Rstd", "dU", "dX", "rows"));
-        w.Close();
-        w.Line();
+        ModelEmitter.CloseBackward(w, l);
 
         w.Line($"/// <summary>Block {l.Index}, one token at position t: the stream _sx (H) is updated in place. State: the key/value cache (2, maxLength, H).</summary>");
         w.Open($"private void Layer{l.Index}Step(Span<float> cache, int t)");

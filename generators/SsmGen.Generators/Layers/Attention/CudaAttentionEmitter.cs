@@ -213,10 +213,8 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
     public override void EmitForward(CodeWriter w, ModelPlan plan, AttentionLayerPlan l)
     {
         string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", next = ModelEmitter.Next(plan, l);
-        w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
-        w.Line("int rows = batch * length;");
+        OpenForward(w, l);
         w.Line($"uint items = Blocks((long)batch * {l.Heads} * length);");
-        w.Line($"Launch_layernorm_forward((uint)rows, NormThreads, {x}, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, {i}U, {i}Mean, {i}Rstd);");
         w.Line($"Linear({i}U, {Param(l, "mixer.in_proj.weight")}, {Param(l, "mixer.in_proj.bias")}, {i}Qkv, rows, H, 3 * H);");
         w.Line($"Launch_{v}_rotate(Blocks((long)rows * H), Threads, {i}Qkv, rows, length, 0, 0);");
         w.Line($"Launch_{v}_forward(items, Threads, {i}Qkv, {i}Probs, {i}O, batch, length);");
@@ -235,7 +233,7 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
     /// <summary>Block backward: _dX holds dL/d(block output) and gains the paths through both halves.</summary>
     public override void EmitBackward(CodeWriter w, ModelPlan plan, AttentionLayerPlan l)
     {
-        string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X";
+        string i = "_l" + l.Index, v = Name(l);
         int m = l.Mlp;
         w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
         w.Line("int rows = batch * length;");
@@ -251,9 +249,7 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
         w.Line("// the rotation is orthogonal: its backward turns the q and k gradients back by the same angle");
         w.Line($"Launch_{v}_rotate(Blocks((long)rows * H), Threads, _adQkv, rows, length, 1, 0);");
         w.Line($"LinearBackward({i}U, {Param(l, "mixer.in_proj.weight")}, _adQkv, _dU, {Param(l, "mixer.in_proj.weight", "G")}, {Param(l, "mixer.in_proj.bias", "G")}, rows, H, 3 * H);");
-        w.Line($"LayerNormBackward({x}, {Param(l, "norm.weight")}, {i}Mean, {i}Rstd, _dU, _dX, {Param(l, "norm.weight", "G")}, {Param(l, "norm.bias", "G")}, rows);");
-        w.Close();
-        w.Line();
+        CloseBackward(w, l);
     }
 
     /// <summary>

@@ -116,9 +116,7 @@ extern "C" __global__ void {{v}}_backward(const float* __restrict__ at, const fl
     {
         string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", next = ModelEmitter.Next(plan, l), m = "mixer.";
         int n = l.N;
-        w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
-        w.Line("int rows = batch * length;");
-        w.Line($"Launch_layernorm_forward((uint)rows, NormThreads, {x}, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, {i}U, {i}Mean, {i}Rstd);");
+        OpenForward(w, l);
         w.Line($"Linear({i}U, {Param(l, m + "A.weight")}, {Param(l, m + "A.bias")}, {i}At, rows, H, {n * n});");
         w.Line($"Linear({i}U, {Param(l, m + "B.weight")}, 0UL, {i}Bu, rows, H, {n});");
         w.Line($"Launch_{v}_forward((uint)batch, {Threads(l)}, {i}At, {i}Bu, 0UL, {i}Hs, length);");
@@ -131,7 +129,7 @@ extern "C" __global__ void {{v}}_backward(const float* __restrict__ at, const fl
     /// <summary>Block backward: _dX holds dL/d(block output) and gains the path through the block.</summary>
     public override void EmitBackward(CodeWriter w, ModelPlan plan, IdsLayerPlan l)
     {
-        string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", m = "mixer.";
+        string i = "_l" + l.Index, v = Name(l), m = "mixer.";
         int n = l.N;
         w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
         w.Line("int rows = batch * length;");
@@ -139,9 +137,7 @@ extern "C" __global__ void {{v}}_backward(const float* __restrict__ at, const fl
         w.Line($"Launch_{v}_backward((uint)batch, {Threads(l)}, {i}At, {i}Hs, _idH, _idA, length);");
         w.Line($"LinearBackward({i}U, {Param(l, m + "A.weight")}, _idA, _dU, {Param(l, m + "A.weight", "G")}, {Param(l, m + "A.bias", "G")}, rows, H, {n * n});");
         w.Line($"LinearBackward({i}U, {Param(l, m + "B.weight")}, _idH, _dU, {Param(l, m + "B.weight", "G")}, 0UL, rows, H, {n}, accumulate: true);");
-        w.Line($"LayerNormBackward({x}, {Param(l, "norm.weight")}, {i}Mean, {i}Rstd, _dU, _dX, {Param(l, "norm.weight", "G")}, {Param(l, "norm.bias", "G")}, rows);");
-        w.Close();
-        w.Line();
+        CloseBackward(w, l);
     }
 
     /// <summary>Block step, one token: the forward kernel over one position from the stream's h, which then takes the new h.</summary>

@@ -34,10 +34,7 @@ internal sealed class IdsEmitter : CpuRendering<IdsLayerPlan>
         string i = "_l" + l.Index;
         int n = l.N, nn = n * n, h = plan.Spec.DModel;
         w.Line($"/// <summary>Block {l.Index}, (B, L, H) → (B, L, H): pre-LayerNorm, IDS (N = {n}), residual.</summary>");
-        w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
-        w.Line("int rows = batch * length;");
-        w.Line($"var x = {i}X.AsSpan(0, rows * H);");
-        w.Line(ModelEmitter.NormForward(false, l.Prefix + "norm", "x", $"{i}U", $"{i}Mean", $"{i}Rstd", "rows"));
+        ModelEmitter.OpenForward(w, l);
         w.Line($"var u = {i}U.AsSpan(0, rows * H);");
         w.Line("// every position's transition A_t (N×N, row-major) and input term B u_t, then the product of matrices");
         w.Line($"Gemm.LinearForward(u, {Pm(l, "A.weight", nn * h)}, {Pm(l, "A.bias", nn)}, {i}At, rows, H, {nn}, _ws);");
@@ -58,9 +55,7 @@ internal sealed class IdsEmitter : CpuRendering<IdsLayerPlan>
         w.Line("var dU = _dA.AsSpan(0, rows * H); dU.Clear();");
         w.Line($"Gemm.LinearBackward(u, {Pm(l, "A.weight", nn * h)}, dA, dU, {Pm(l, "A.weight", nn * h, "_g")}, {Pm(l, "A.bias", nn, "_g")}, rows, H, {nn}, _ws);");
         w.Line($"Gemm.LinearBackward(u, {Pm(l, "B.weight", n * h)}, dH, dU, {Pm(l, "B.weight", n * h, "_g")}, Span<float>.Empty, rows, H, {n}, _ws);");
-        w.Line(ModelEmitter.NormBackward(false, l.Prefix + "norm", "x", $"{i}Mean", $"{i}Rstd", "dU", "dX", "rows"));
-        w.Close();
-        w.Line();
+        ModelEmitter.CloseBackward(w, l);
 
         w.Line($"/// <summary>Block {l.Index}, one token: the stream _sx (H) is updated in place. State: h ({n}).</summary>");
         w.Open($"private void Layer{l.Index}Step(Span<float> state)");

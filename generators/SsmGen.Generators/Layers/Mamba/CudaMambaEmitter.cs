@@ -469,9 +469,7 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
     public override void EmitForward(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
     {
         string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", next = ModelEmitter.Next(plan, l), m = "mixer.";
-        w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
-        w.Line("int rows = batch * length;");
-        w.Line(NormForward(l.Rms, l.Prefix + "norm", x, $"{i}U", $"{i}Mean", $"{i}Rstd", "rows"));
+        OpenForward(w, l, l.Rms);
         w.Line($"Linear({i}U, {Param(l, m + "in_proj.weight")}, 0UL, {i}XZ, rows, H, {2 * l.E});");
         w.Line($"Launch_{v}_conv_forward(Blocks((long)rows * {l.E}), Threads, {i}XZ, {Param(l, m + "conv1d.weight")}, {Param(l, m + "conv1d.bias")}, {i}C, {i}Act, rows, length);");
         w.Line($"Linear({i}Act, {Param(l, m + "x_proj.weight")}, 0UL, {i}Dbc, rows, {l.E}, {l.Dbc});");
@@ -486,7 +484,7 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
     /// <summary>Block backward: _dX holds dL/d(block output) and gains the path through the block.</summary>
     public override void EmitBackward(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
     {
-        string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", m = "mixer.";
+        string i = "_l" + l.Index, v = Name(l), m = "mixer.";
         int e = l.E;
         w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
         w.Line($"int rows = batch * length, chunks = (length + {Chunk(l) - 1}) / {Chunk(l)}, rowChunks = (rows + RowChunk - 1) / RowChunk;");
@@ -509,11 +507,7 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
         w.Line($"ColumnFinish(_partial, {Param(l, m + "conv1d.weight", "G")}, rowChunks, {e * l.Spec.ConvWidth});");
         w.Line($"ColumnFinish(_partial + 4UL * (ulong)rowChunks * {e * l.Spec.ConvWidth}, {Param(l, m + "conv1d.bias", "G")}, rowChunks, {e});");
         w.Line($"LinearBackward({i}U, {Param(l, m + "in_proj.weight")}, _mdXZ, _dU, {Param(l, m + "in_proj.weight", "G")}, 0UL, rows, H, {2 * e});");
-        w.Line(l.Rms
-            ? $"RmsNormBackward({x}, {Param(l, "norm.weight")}, {i}Rstd, _dU, _dX, {Param(l, "norm.weight", "G")}, rows);"
-            : $"LayerNormBackward({x}, {Param(l, "norm.weight")}, {i}Mean, {i}Rstd, _dU, _dX, {Param(l, "norm.weight", "G")}, {Param(l, "norm.bias", "G")}, rows);");
-        w.Close();
-        w.Line();
+        CloseBackward(w, l, l.Rms);
     }
 
     /// <summary>Block step, one token: x → norm → in_proj → conv step, SiLU → x_proj → dt_proj → scan step with gate → out_proj + x.</summary>

@@ -63,10 +63,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         string i = "_l" + l.Index;
         int e = l.E, eh = l.E * plan.Spec.DModel;
         w.Line($"/// <summary>Block {l.Index}, (B, L, H) → (B, L, H): pre-{(l.Rms ? "RMSNorm" : "LayerNorm")}, Mamba mixer (N = {l.N}, E = {e}, conv {l.Spec.ConvWidth}, Δ rank {l.R}), residual.</summary>");
-        w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
-        w.Line("int rows = batch * length;");
-        w.Line($"var x = {i}X.AsSpan(0, rows * H);");
-        w.Line(ModelEmitter.NormForward(l.Rms, l.Prefix + "norm", "x", $"{i}U", $"{i}Mean", $"{i}Rstd", "rows"));
+        ModelEmitter.OpenForward(w, l, l.Rms);
         w.Line("// in_proj: (B, L, H) → x (B, L, E) and z (B, L, E), the two row blocks of the weight");
         w.Line($"Gemm.LinearForward({i}U.AsSpan(0, rows * H), {Pm(l, "in_proj.weight", eh)}, ReadOnlySpan<float>.Empty, {i}Xi, rows, H, {e}, _ws);");
         w.Line($"Gemm.LinearForward({i}U.AsSpan(0, rows * H), {Pm(l, "in_proj.weight", eh, at: eh)}, ReadOnlySpan<float>.Empty, {i}Z, rows, H, {e}, _ws);");
@@ -111,9 +108,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         w.Line("var dU = _dA.AsSpan(0, rows * H); dU.Clear();");
         w.Line($"Gemm.LinearBackward({i}U, {Pm(l, "in_proj.weight", eh)}, _mdXi.AsSpan(0, rows * {e}), dU, {Pm(l, "in_proj.weight", eh, "_g")}, Span<float>.Empty, rows, H, {e}, _ws);");
         w.Line($"Gemm.LinearBackward({i}U, {Pm(l, "in_proj.weight", eh, at: eh)}, _mdZ.AsSpan(0, rows * {e}), dU, {Pm(l, "in_proj.weight", eh, "_g", at: eh)}, Span<float>.Empty, rows, H, {e}, _ws);");
-        w.Line(ModelEmitter.NormBackward(l.Rms, l.Prefix + "norm", "x", $"{i}Mean", $"{i}Rstd", "dU", "dX", "rows"));
-        w.Close();
-        w.Line();
+        ModelEmitter.CloseBackward(w, l, l.Rms);
     }
 
     private static void EmitStep(CodeWriter w, ModelPlan plan, MambaLayerPlan l)

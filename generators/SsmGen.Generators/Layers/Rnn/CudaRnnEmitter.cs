@@ -130,9 +130,7 @@ extern "C" __global__ void {{v}}_shift(const float* __restrict__ hs, float* __re
     public override void EmitForward(CodeWriter w, ModelPlan plan, RnnLayerPlan l)
     {
         string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", next = ModelEmitter.Next(plan, l), m = "mixer.";
-        w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
-        w.Line("int rows = batch * length;");
-        w.Line($"Launch_layernorm_forward((uint)rows, NormThreads, {x}, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, {i}U, {i}Mean, {i}Rstd);");
+        OpenForward(w, l);
         w.Line($"Linear({i}U, {Param(l, m + "weight_ih")}, {Param(l, m + "bias_ih")}, {i}Hs, rows, H, {l.Hd});");
         w.Line($"Launch_{v}_forward((uint)batch, {Threads(l)}, {Param(l, m + "weight_hh")}, {Param(l, m + "bias_hh")}, 0UL, {i}Hs, length);");
         w.Line($"Runner.Gpu.CopyOnDevice({next}, {x}, 4L * rows * H);");
@@ -144,7 +142,7 @@ extern "C" __global__ void {{v}}_shift(const float* __restrict__ hs, float* __re
     /// <summary>Block backward: _dX holds dL/d(block output) and gains the path through the block.</summary>
     public override void EmitBackward(CodeWriter w, ModelPlan plan, RnnLayerPlan l)
     {
-        string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", m = "mixer.";
+        string i = "_l" + l.Index, v = Name(l), m = "mixer.";
         int hd = l.Hd;
         w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
         w.Line("int rows = batch * length;");
@@ -153,9 +151,7 @@ extern "C" __global__ void {{v}}_shift(const float* __restrict__ hs, float* __re
         w.Line($"Launch_{v}_shift(Blocks((long)rows * {hd}), Threads, {i}Hs, _rPrev, rows, length);");
         w.Line($"LinearBackward(_rPrev, {Param(l, m + "weight_hh")}, _rdS, 0UL, {Param(l, m + "weight_hh", "G")}, {Param(l, m + "bias_hh", "G")}, rows, {hd}, {hd});");
         w.Line($"LinearBackward({i}U, {Param(l, m + "weight_ih")}, _rdS, _dU, {Param(l, m + "weight_ih", "G")}, {Param(l, m + "bias_ih", "G")}, rows, H, {hd});");
-        w.Line($"LayerNormBackward({x}, {Param(l, "norm.weight")}, {i}Mean, {i}Rstd, _dU, _dX, {Param(l, "norm.weight", "G")}, {Param(l, "norm.bias", "G")}, rows);");
-        w.Close();
-        w.Line();
+        CloseBackward(w, l);
     }
 
     /// <summary>Block step, one token: the forward kernel over one position from the stream's h, which then takes the new h.</summary>

@@ -32,10 +32,7 @@ internal sealed class RnnEmitter : CpuRendering<RnnLayerPlan>
         string i = "_l" + l.Index, relu = l.Relu ? "true" : "false";
         int hd = l.Hd, h = plan.Spec.DModel;
         w.Line($"/// <summary>Block {l.Index}, (B, L, H) → (B, L, H): pre-LayerNorm, RNN (hidden {hd}, {(l.Relu ? "ReLU" : "tanh")}), out_proj, residual.</summary>");
-        w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
-        w.Line("int rows = batch * length;");
-        w.Line($"var x = {i}X.AsSpan(0, rows * H);");
-        w.Line(ModelEmitter.NormForward(false, l.Prefix + "norm", "x", $"{i}U", $"{i}Mean", $"{i}Rstd", "rows"));
+        ModelEmitter.OpenForward(w, l);
         w.Line("// W_ih u + b_ih for every position at once, then the recurrence in place");
         w.Line($"var hs = {i}Hs.AsSpan(0, rows * {hd});");
         w.Line($"Gemm.LinearForward({i}U.AsSpan(0, rows * H), {Pm(l, "weight_ih", hd * h)}, {Pm(l, "bias_ih", hd)}, hs, rows, H, {hd}, _ws);");
@@ -55,9 +52,7 @@ internal sealed class RnnEmitter : CpuRendering<RnnLayerPlan>
         w.Line($"Gemm.LinearBackward(_rPrev.AsSpan(0, rows * {hd}), {Pm(l, "weight_hh", hd * hd)}, dS, Span<float>.Empty, {Pm(l, "weight_hh", hd * hd, "_g")}, {Pm(l, "bias_hh", hd, "_g")}, rows, {hd}, {hd}, _ws);");
         w.Line("var dU = _dA.AsSpan(0, rows * H); dU.Clear();");
         w.Line($"Gemm.LinearBackward({i}U.AsSpan(0, rows * H), {Pm(l, "weight_ih", hd * h)}, dS, dU, {Pm(l, "weight_ih", hd * h, "_g")}, {Pm(l, "bias_ih", hd, "_g")}, rows, H, {hd}, _ws);");
-        w.Line(ModelEmitter.NormBackward(false, l.Prefix + "norm", "x", $"{i}Mean", $"{i}Rstd", "dU", "dX", "rows"));
-        w.Close();
-        w.Line();
+        ModelEmitter.CloseBackward(w, l);
 
         w.Line($"/// <summary>Block {l.Index}, one token: the stream _sx (H) is updated in place. State: h ({hd}).</summary>");
         w.Open($"private void Layer{l.Index}Step(Span<float> state)");

@@ -371,9 +371,7 @@ extern "C" __global__ void {{v}}_step(float* __restrict__ state, const float* __
     public override void EmitForward(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
     {
         string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", next = ModelEmitter.Next(plan, l);
-        w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
-        w.Line("int rows = batch * length;");
-        w.Line($"Launch_layernorm_forward((uint)rows, NormThreads, {x}, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, {i}U, {i}Mean, {i}Rstd);");
+        OpenForward(w, l);
         w.Line($"Launch_{v}_discretize(Blocks(H * {l.Modes}), Threads, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_A_real")}, {Param(l, "mixer.A_imag")}, {(l.Spec.TrainB ? Param(l, "mixer.B") : "0UL")}, {Param(l, "mixer.C")}, {i}Modes);");
         w.Line($"Launch_{v}_scan_forward(Blocks((long)batch * H * {ModeGroups(l)}), Threads, {i}U, {i}Modes, {Param(l, "mixer.D")}, {i}Y, batch, length);");
         w.Line($"Launch_gelu_forward(Blocks(rows * H), Threads, {i}Y, {i}G, (long)rows * H);");
@@ -387,7 +385,7 @@ extern "C" __global__ void {{v}}_step(float* __restrict__ state, const float* __
     /// <summary>Block backward: _dX holds dL/d(block output) and gains the path through the block.</summary>
     public override void EmitBackward(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
     {
-        string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X";
+        string i = "_l" + l.Index, v = Name(l);
         w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
         w.Line("int rows = batch * length;");
         w.Line($"var (key, threshold, scale) = Dropout({l.Index}, {CodeWriter.D(l.Spec.Dropout)});");
@@ -399,9 +397,7 @@ extern "C" __global__ void {{v}}_step(float* __restrict__ state, const float* __
         w.Line($"Launch_{v}_kernel_gradient_finish(Blocks((long)H * length), Threads, _dkPartial, _dk, length);");
         w.Line($"Launch_{v}_mode_backward(Blocks(H * {l.Modes}), Threads, _dk, {i}Modes, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_A_real")}, {Param(l, "mixer.A_imag")}, {(l.Spec.TrainB ? Param(l, "mixer.B") : "0UL")}, {Param(l, "mixer.C")}, {Param(l, "mixer.log_A_real", "G")}, {Param(l, "mixer.A_imag", "G")}, {(l.Spec.TrainB ? Param(l, "mixer.B", "G") : "0UL")}, {Param(l, "mixer.C", "G")}, _modePartial, length);");
         w.Line($"Launch_{v}_dt_finish(Blocks(H), Threads, _modePartial, _dk, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_dt", "G")}, {Param(l, "mixer.D", "G")}, length);");
-        w.Line($"LayerNormBackward({x}, {Param(l, "norm.weight")}, {i}Mean, {i}Rstd, _dU, _dX, {Param(l, "norm.weight", "G")}, {Param(l, "norm.bias", "G")}, rows);");
-        w.Close();
-        w.Line();
+        CloseBackward(w, l);
     }
 
     /// <summary>Block step, one token: x → LayerNorm → S4D recurrence on the stream's state → GELU → Linear → GLU → + x.</summary>

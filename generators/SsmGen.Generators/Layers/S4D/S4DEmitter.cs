@@ -418,9 +418,7 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         string gb = l.Spec.TrainB ? ModelEmitter.Span("_g", p + "mixer.B", (2 * hm).ToString()) : "Span<float>.Empty";
         w.Line($"{l.Variant}_ChainRule({MixerArgs(plan, l, "_p")}, _sums, {ModelEmitter.Span("_g", p + "mixer.log_dt", "H")}, {ModelEmitter.Span("_g", p + "mixer.log_A_real", hm.ToString())}, {ModelEmitter.Span("_g", p + "mixer.A_imag", hm.ToString())}, {gb}, {ModelEmitter.Span("_g", p + "mixer.C", (2 * hm).ToString())});");
         w.Line("// pre-norm: the residual already carries dX; add the path through the norm");
-        w.Line(ModelEmitter.NormBackward(false, p + "norm", "x", $"{i}Mean", $"{i}Rstd", "dU", "dX", "rows"));
-        w.Close();
-        w.Line();
+        ModelEmitter.CloseBackward(w, l);
     }
 
     private static void EmitLayerStep(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
