@@ -47,10 +47,8 @@ public sealed record Options
     {
         var o = new Options();
         bool epochsSet = false, lrSet = false;
-        for (int i = 0; i < args.Length; i++)
+        var outcome = CommandLine.Read(args, error, error, Usage, (a, Next) =>
         {
-            string a = args[i];
-            string? Next() => i + 1 < args.Length ? args[++i] : null;
             bool ok = true;
             switch (a)
             {
@@ -66,16 +64,11 @@ public sealed record Options
                 case "--resume": { string? f = Next(); ok = f is not null; o = o with { Resume = f }; break; }
                 case "--out": { string? d = Next(); ok = d is not null; o = o with { OutputDir = d }; break; }
                 case "--data": { string? d = Next(); ok = d is not null; o = o with { DataDir = d! }; break; }
-                case "--help" or "-h": error.WriteLine(Usage); return null;
                 default: ok = false; break;
             }
-            if (!ok)
-            {
-                error.WriteLine($"Invalid option or value at '{a}'.");
-                error.WriteLine(Usage);
-                return null;
-            }
-        }
+            return ok;
+        });
+        if (outcome != CommandLineOutcome.Run) return null;
         if (o.Quick && !epochsSet) o = o with { Epochs = 3 };
         else if (o.Permuted && !epochsSet) o = o with { Epochs = 28 };
         if (o.Quick && !lrSet) o = o with { LearningRate = 1e-2f };

@@ -42,10 +42,8 @@ public sealed record Options
         exitCode = 0;
         var o = new Options();
         bool stepsSet = false;
-        for (int i = 0; i < args.Length; i++)
+        var outcome = CommandLine.Read(args, output, error, Usage, (a, Next) =>
         {
-            string a = args[i];
-            string? Next() => i + 1 < args.Length ? args[++i] : null;
             bool ok = true;
             switch (a)
             {
@@ -58,16 +56,14 @@ public sealed record Options
                 case "--seed": ok = ulong.TryParse(Next(), out ulong seed); o = o with { Seed = seed }; break;
                 case "--out": { string? d = Next(); ok = !string.IsNullOrEmpty(d); o = o with { OutputDir = d }; break; }
                 case "--data": { string? d = Next(); ok = !string.IsNullOrEmpty(d); o = o with { DataDir = d ?? "" }; break; }
-                case "--help" or "-h": output.WriteLine(Usage); return null;
                 default: ok = false; break;
             }
-            if (!ok)
-            {
-                error.WriteLine($"Invalid option or value at '{a}'.");
-                error.WriteLine(Usage);
-                exitCode = 2;
-                return null;
-            }
+            return ok;
+        });
+        if (outcome != CommandLineOutcome.Run)
+        {
+            exitCode = outcome == CommandLineOutcome.Help ? 0 : 2;
+            return null;
         }
         if (o.Quick && !stepsSet) o = o with { Steps = 200 };
         return o;

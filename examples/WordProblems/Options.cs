@@ -52,10 +52,8 @@ public sealed record Options
     {
         var o = new Options();
         bool stepsSet = false, groupsSet = false, lengthsSet = false;
-        for (int i = 0; i < args.Length; i++)
+        var outcome = CommandLine.Read(args, error, error, Usage, (a, Next) =>
         {
-            string a = args[i];
-            string? Next() => i + 1 < args.Length ? args[++i] : null;
             bool ok = true;
             switch (a)
             {
@@ -74,16 +72,11 @@ public sealed record Options
                 case "--lr": ok = float.TryParse(Next(), NumberStyles.Float, CultureInfo.InvariantCulture, out float lr) && lr > 0; o = o with { LearningRate = lr }; break;
                 case "--seed": ok = ulong.TryParse(Next(), out ulong seed); o = o with { Seed = seed }; break;
                 case "--out": { string? dir = Next(); ok = dir is not null; o = o with { Output = dir ?? "" }; break; }
-                case "--help" or "-h": error.WriteLine(Usage); return null;
                 default: ok = false; break;
             }
-            if (!ok)
-            {
-                error.WriteLine($"Invalid option or value at '{a}'.");
-                error.WriteLine(Usage);
-                return null;
-            }
-        }
+            return ok;
+        });
+        if (outcome != CommandLineOutcome.Run) return null;
         if (o.Quick)
         {
             if (!groupsSet) o = o with { Groups = ["Z60", "A5"] };

@@ -78,7 +78,7 @@ public class AttentionReferenceTests(ITestOutputHelper output)
         var p = m.View(flat);
         double[] w = p.InWeight.ToArray(), bias = p.InBias.ToArray(), wo = p.OutWeight.ToArray(), bo = p.OutBias.ToArray();
 
-        double worst = 0, largest = 0;
+        var compare = new Comparison();
         for (int b = 0; b < Batch; b++)
         {
             var concat = new double[Length, H];
@@ -134,13 +134,10 @@ public class AttentionReferenceTests(ITestOutputHelper output)
                 {
                     double expected = bo[r];
                     for (int c = 0; c < H; c++) expected += wo[r * H + c] * concat[t, c];
-                    largest = Math.Max(largest, Math.Abs(expected));
-                    worst = Math.Max(worst, RelErr(expected, y[(b * Length + t) * H + r]));
+                    compare.Add(expected, y[(b * Length + t) * H + r]);
                 }
         }
-        output.WriteLine($"Forward vs plain masked softmax: worst error {worst:E2} (max |y| {largest:G3})");
-        Assert.True(largest > 1e-2, "outputs are too small for the comparison to mean anything");
-        Assert.True(worst < 1e-12, $"worst error {worst:E2}");
+        compare.Check(output, "Forward vs plain masked softmax", smallest: 1e-2, tolerance: 1e-12);
     }
 
     [Fact]
@@ -207,19 +204,13 @@ public class AttentionReferenceTests(ITestOutputHelper output)
         var cache = new double[AttentionReference<double>.CacheSize(maxLength, H)];
         Array.Fill(cache, double.NaN); // positions not yet written must never be read
         var yt = new double[H];
-        double worst = 0, scale = 0;
+        var compare = new Comparison();
         for (int t = 0; t < length; t++)
         {
             m.Step(m.View(flat), cache, t, x.AsSpan(t * H, H), yt);
-            for (int i = 0; i < H; i++)
-            {
-                scale = Math.Max(scale, Math.Abs(y[t * H + i]));
-                worst = Math.Max(worst, RelErr(y[t * H + i], yt[i]));
-            }
+            for (int i = 0; i < H; i++) compare.Add(y[t * H + i], yt[i]);
         }
-        output.WriteLine($"Step vs Forward over {length} tokens: worst error {worst:E2} (max |y| {scale:G3})");
-        Assert.True(scale > 1e-2, "outputs are too small for the comparison to mean anything");
-        Assert.True(worst < 1e-12, $"worst error {worst:E2}");
+        compare.Check(output, $"Step vs Forward over {length} tokens", smallest: 1e-2, tolerance: 1e-12);
 
         // The layout: values (no rotation) at maxLength·H + t·H; beyond the written positions, untouched.
         var p = m.View(flat);

@@ -29,19 +29,13 @@ public class RnnIdsReferenceTests(ITestOutputHelper output)
 
         var state = new double[stateSize];
         var yt = new double[H];
-        double worst = 0, scale = 0;
+        var compare = new Comparison();
         for (int t = 0; t < length; t++)
         {
             step(state, x.AsSpan(t * H, H), yt);
-            for (int i = 0; i < H; i++)
-            {
-                scale = Math.Max(scale, Math.Abs(y[t * H + i]));
-                worst = Math.Max(worst, RelErr(y[t * H + i], yt[i]));
-            }
+            for (int i = 0; i < H; i++) compare.Add(y[t * H + i], yt[i]);
         }
-        output.WriteLine($"{label}Step vs Forward over {length} tokens: worst error {worst:E2} (max |y| {scale:G3})");
-        Assert.True(scale > 1e-3, "outputs are too small for the comparison to mean anything");
-        Assert.True(worst < 1e-12, $"worst error {worst:E2}");
+        compare.Check(output, $"{label}Step vs Forward over {length} tokens", smallest: 1e-3, tolerance: 1e-12);
     }
 
     private static double RelErr(double expected, double actual) => Math.Abs(expected - actual) / Math.Max(1, Math.Abs(expected));
@@ -230,7 +224,7 @@ public class RnnIdsReferenceTests(ITestOutputHelper output)
 
         var p = m.View(flat);
         double[] aw = p.AWeight.ToArray(), ab = p.ABias.ToArray(), bw = p.BWeight.ToArray(), cw = p.CWeight.ToArray(), cb = p.CBias.ToArray();
-        double worst = 0, scale = 0;
+        var compare = new Comparison();
         for (int b = 0; b < batch; b++)
         {
             // A_t as N×N matrices and B x_t as N×1 columns.
@@ -266,14 +260,11 @@ public class RnnIdsReferenceTests(ITestOutputHelper output)
                 {
                     double expected = cb[o];
                     for (int i = 0; i < N; i++) expected += cw[o * N + i] * h[i, 0];
-                    scale = Math.Max(scale, Math.Abs(expected));
-                    worst = Math.Max(worst, RelErr(expected, y[(b * length + t) * H + o]));
+                    compare.Add(expected, y[(b * length + t) * H + o]);
                 }
             }
         }
-        output.WriteLine($"Forward vs Σ of explicit matrix products: worst error {worst:E2} (max |y| {scale:G3})");
-        Assert.True(scale > 1e-2, "outputs are too small for the comparison to mean anything");
-        Assert.True(worst < 1e-12, $"worst error {worst:E2}");
+        compare.Check(output, "Forward vs Σ of explicit matrix products", smallest: 1e-2, tolerance: 1e-12);
     }
 
     [Fact]

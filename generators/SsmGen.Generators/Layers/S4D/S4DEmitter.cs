@@ -405,12 +405,15 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         w.Line("// D skip: dD += Σ dy·u, du = D·dy");
         w.Line($"var d = {ModelEmitter.Span("_p", p + "mixer.D", "H")};");
         w.Line($"var gD = {ModelEmitter.Span("_g", p + "mixer.D", "H")};");
-        w.Line("var dU = _dU.AsSpan(0, rows * H);");
-        w.Open("for (int r = 0; r < rows; r++)");
-        w.Line("TensorPrimitives.FusedMultiplyAdd(dY.Slice(r * H, H), u.Slice(r * H, H), gD, gD);");
-        w.Line("TensorPrimitives.Multiply(dY.Slice(r * H, H), d, dU.Slice(r * H, H));");
-        w.Close();
-        w.Line("// convolution backward: du += Σ dy[s]·K[s−t], dK[l] = Σ dy[t]·u[t−l]");
+        w.Line("""
+        var dU = _dU.AsSpan(0, rows * H);
+        for (int r = 0; r < rows; r++)
+        {
+            TensorPrimitives.FusedMultiplyAdd(dY.Slice(r * H, H), u.Slice(r * H, H), gD, gD);
+            TensorPrimitives.Multiply(dY.Slice(r * H, H), d, dU.Slice(r * H, H));
+        }
+        // convolution backward: du += Σ dy[s]·K[s−t], dK[l] = Σ dy[t]·u[t−l]
+        """);
         w.Line($"_conv.Backward({i}K, u, dY, dGlu, _dk, batch, length);");
         w.Line("TensorPrimitives.Add(dU, dGlu, dU);");
         w.Line("// kernel backward: Horner sums per mode, then the chain rule to log Δ, A, B, C");
