@@ -10,13 +10,12 @@ namespace SsmGen.Generators.Layers;
 /// Its tensor table is shared with the runtime (src/SsmGen/Layers/&lt;Kind&gt;/&lt;Kind&gt;.Table.cs), reached through
 /// <see cref="LayerSpec.Tensors"/>.
 /// </summary>
-internal abstract class LayerKind
+/// <param name="attribute">The attribute's metadata name, e.g. <c>SsmGen.S4DLayerAttribute</c>.</param>
+/// <param name="positionalProperty">The property a single positional constructor argument sets (<c>[RnnLayer(64)]</c>), if the attribute has one.</param>
+internal abstract class LayerKind(string attribute, string? positionalProperty)
 {
-    /// <summary>The attribute's metadata name, e.g. <c>SsmGen.S4DLayerAttribute</c>.</summary>
-    public abstract string Attribute { get; }
-
-    /// <summary>The property a single positional constructor argument sets (<c>[RnnLayer(64)]</c>), if the attribute has one.</summary>
-    public virtual string? PositionalProperty => null;
+    public string Attribute { get; } = attribute;
+    public string? PositionalProperty { get; } = positionalProperty;
 
     /// <summary>The runtime types the kind's renderings name, by namespace (NameQualifier roots them at global::).</summary>
     public abstract (string Namespace, string Names)[] RuntimeTypes { get; }
@@ -64,12 +63,13 @@ internal abstract class LayerKind
 }
 
 /// <summary>The typed side of <see cref="LayerKind"/>: a kind names its spec and plan records and its two renderings once.</summary>
-internal abstract class LayerKind<TSpec, TPlan> : LayerKind where TSpec : LayerSpec where TPlan : LayerPlan
+/// <param name="cpu">The C# rendering (Layers/&lt;Kind&gt;/&lt;Kind&gt;Emitter.cs).</param>
+/// <param name="gpu">The CUDA rendering (Layers/&lt;Kind&gt;/Cuda&lt;Kind&gt;Emitter.cs).</param>
+internal abstract class LayerKind<TSpec, TPlan>(string attribute, CpuRendering<TPlan> cpu, GpuRendering<TPlan> gpu, string? positionalProperty = null)
+    : LayerKind(attribute, positionalProperty) where TSpec : LayerSpec where TPlan : LayerPlan
 {
-    /// <summary>The C# rendering (Layers/&lt;Kind&gt;/&lt;Kind&gt;Emitter.cs).</summary>
-    protected abstract CpuRendering<TPlan> Cpu { get; }
-    /// <summary>The CUDA rendering (Layers/&lt;Kind&gt;/Cuda&lt;Kind&gt;Emitter.cs).</summary>
-    protected abstract GpuRendering<TPlan> Gpu { get; }
+    protected CpuRendering<TPlan> Cpu { get; } = cpu;
+    protected GpuRendering<TPlan> Gpu { get; } = gpu;
 
     public sealed override bool Owns(LayerSpec spec) => spec is TSpec;
     public sealed override bool Owns(LayerPlan plan) => plan is TPlan;

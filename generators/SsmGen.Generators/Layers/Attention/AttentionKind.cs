@@ -15,15 +15,11 @@ internal sealed record AttentionLayerPlan(int Index, string Prefix, AttentionLay
 }
 
 /// <summary>[AttentionLayer]: pre-LayerNorm, causal attention with rotary positions, residual; LayerNorm, GELU MLP, residual.</summary>
-internal sealed class AttentionKind : LayerKind<AttentionLayerSpec, AttentionLayerPlan>
+internal sealed class AttentionKind() : LayerKind<AttentionLayerSpec, AttentionLayerPlan>("SsmGen.AttentionLayerAttribute", new AttentionEmitter(), new CudaAttentionEmitter(), positionalProperty: "Heads")
 {
     private const int DefaultHeads = 4, DefaultMlpRatio = 4, MaxMlpRatio = 64;
 
-    public override string Attribute => "SsmGen.AttentionLayerAttribute";
     public override (string Namespace, string Names)[] RuntimeTypes => [("SsmGen", "AttentionLayerConfig"), ("SsmGen.Numerics", "AttentionKernels")];
-    protected override CpuRendering<AttentionLayerPlan> Cpu { get; } = new AttentionEmitter();
-    protected override GpuRendering<AttentionLayerPlan> Gpu { get; } = new CudaAttentionEmitter();
-    public override string? PositionalProperty => "Heads";
 
     public override LayerSpec? Parse(LayerArgs a)
     {

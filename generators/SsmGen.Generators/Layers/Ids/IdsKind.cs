@@ -13,15 +13,11 @@ internal sealed record IdsLayerPlan(int Index, string Prefix, IdsLayerSpec Spec)
 }
 
 /// <summary>[IdsLayer]: pre-LayerNorm, h_t = A(x_t) h_(t−1) + B x_t with A(x) a full N×N matrix, C readout, residual.</summary>
-internal sealed class IdsKind : LayerKind<IdsLayerSpec, IdsLayerPlan>
+internal sealed class IdsKind() : LayerKind<IdsLayerSpec, IdsLayerPlan>("SsmGen.IdsLayerAttribute", new IdsEmitter(), new CudaIdsEmitter(), positionalProperty: "N")
 {
     private const int DefaultN = 16, MaxN = 256;
 
-    public override string Attribute => "SsmGen.IdsLayerAttribute";
     public override (string Namespace, string Names)[] RuntimeTypes => [("SsmGen", "IdsLayerConfig"), ("SsmGen.Numerics", "IdsKernels")];
-    protected override CpuRendering<IdsLayerPlan> Cpu { get; } = new IdsEmitter();
-    protected override GpuRendering<IdsLayerPlan> Gpu { get; } = new CudaIdsEmitter();
-    public override string? PositionalProperty => "N";
 
     public override LayerSpec? Parse(LayerArgs a)
     {

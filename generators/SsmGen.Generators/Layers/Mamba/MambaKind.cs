@@ -20,16 +20,13 @@ internal sealed record MambaLayerPlan(int Index, string Prefix, MambaLayerSpec S
 }
 
 /// <summary>[MambaLayer]: pre-norm, in_proj, causal depthwise conv, SiLU, selective scan, SiLU gate, out_proj, residual.</summary>
-internal sealed class MambaKind : LayerKind<MambaLayerSpec, MambaLayerPlan>
+internal sealed class MambaKind() : LayerKind<MambaLayerSpec, MambaLayerPlan>("SsmGen.MambaLayerAttribute", new MambaEmitter(), new CudaMambaEmitter())
 {
     private const int DefaultN = 16, DefaultExpand = 2, DefaultConvWidth = 4, DefaultNorm = 1, NormCount = 2;
     // The scan keeps N state registers per 16 channels; the conv keeps ConvWidth taps.
     private const int MaxN = 64, MaxExpand = 16, MaxConvWidth = 64, MaxRank = 1 << 16;
 
-    public override string Attribute => "SsmGen.MambaLayerAttribute";
     public override (string Namespace, string Names)[] RuntimeTypes => [("SsmGen", "MambaLayerConfig"), ("SsmGen.Numerics", "MambaKernels SelectiveScan")];
-    protected override CpuRendering<MambaLayerPlan> Cpu { get; } = new MambaEmitter();
-    protected override GpuRendering<MambaLayerPlan> Gpu { get; } = new CudaMambaEmitter();
 
     public override LayerSpec? Parse(LayerArgs a)
     {

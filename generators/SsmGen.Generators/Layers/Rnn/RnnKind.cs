@@ -14,16 +14,12 @@ internal sealed record RnnLayerPlan(int Index, string Prefix, RnnLayerSpec Spec)
 }
 
 /// <summary>[RnnLayer]: pre-LayerNorm, h_t = f(W_ih x_t + b_ih + W_hh h_(t−1) + b_hh), out_proj, residual.</summary>
-internal sealed class RnnKind : LayerKind<RnnLayerSpec, RnnLayerPlan>
+internal sealed class RnnKind() : LayerKind<RnnLayerSpec, RnnLayerPlan>("SsmGen.RnnLayerAttribute", new RnnEmitter(), new CudaRnnEmitter(), positionalProperty: "Hidden")
 {
     // A declaration's limit; the GPU path runs up to CudaRnnEmitter.MaxHidden and refuses larger ones.
     private const int NonlinearityCount = 2, MaxDeclaredHidden = 1 << 16;
 
-    public override string Attribute => "SsmGen.RnnLayerAttribute";
     public override (string Namespace, string Names)[] RuntimeTypes => [("SsmGen", "RnnLayerConfig Nonlinearity"), ("SsmGen.Numerics", "RnnKernels")];
-    protected override CpuRendering<RnnLayerPlan> Cpu { get; } = new RnnEmitter();
-    protected override GpuRendering<RnnLayerPlan> Gpu { get; } = new CudaRnnEmitter();
-    public override string? PositionalProperty => "Hidden";
 
     public override LayerSpec? Parse(LayerArgs a)
     {

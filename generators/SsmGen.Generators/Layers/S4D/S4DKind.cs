@@ -14,7 +14,7 @@ internal sealed record S4DLayerPlan(int Index, string Prefix, S4DLayerSpec Spec)
 }
 
 /// <summary>[S4DLayer]: pre-LayerNorm, diagonal SSM (S4D), GELU, Linear H→2H, GLU, dropout, residual.</summary>
-internal sealed class S4DKind : LayerKind<S4DLayerSpec, S4DLayerPlan>
+internal sealed class S4DKind() : LayerKind<S4DLayerSpec, S4DLayerPlan>("SsmGen.S4DLayerAttribute", new S4DEmitter(), new CudaS4DEmitter())
 {
     // The runtime enums' member names, by value. (DeclarationTests checks the defaults below against the runtime attribute.)
     internal static readonly string[] InitNames = { "Lin", "Inv", "Real", "LegS", "Random" };
@@ -23,10 +23,7 @@ internal sealed class S4DKind : LayerKind<S4DLayerSpec, S4DLayerPlan>
     // The generated code keeps N/2 modes in registers.
     private const int MaxN = 512;
 
-    public override string Attribute => "SsmGen.S4DLayerAttribute";
     public override (string Namespace, string Names)[] RuntimeTypes => [("SsmGen", "S4DLayerConfig S4DInit Discretization"), ("SsmGen.Numerics", "CausalConvolution")];
-    protected override CpuRendering<S4DLayerPlan> Cpu { get; } = new S4DEmitter();
-    protected override GpuRendering<S4DLayerPlan> Gpu { get; } = new CudaS4DEmitter();
 
     public override LayerSpec? Parse(LayerArgs a)
     {
