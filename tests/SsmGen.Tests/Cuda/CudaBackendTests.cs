@@ -8,13 +8,6 @@ namespace SsmGen.Tests.Cuda;
 /// </summary>
 public sealed unsafe class CudaBackendTests : IDisposable
 {
-    private const string Axpy = """
-        extern "C" __global__ void axpy(float a, const float* __restrict__ x, float* __restrict__ y, int n)
-        {
-            int i = blockIdx.x * blockDim.x + threadIdx.x;
-            if (i < n) y[i] = fmaf(a, x[i], y[i]);
-        }
-        """;
 
     // Compiled modules go here rather than into the user's kernel cache.
     private readonly string _kernelCache = Directory.CreateTempSubdirectory("ssmgen-cuda-backend-").FullName;
@@ -129,7 +122,7 @@ public sealed unsafe class CudaBackendTests : IDisposable
     public void RunsAnNvrtcCompiledKernel()
     {
         using var backend = NewBackend();
-        var module = backend.Load(Axpy, "axpy.cu", ["axpy"]);
+        var module = backend.Load(TestKernels.Axpy, "axpy.cu", ["axpy"]);
         Assert.Contains(backend.Architecture, module.Description);
         Assert.Contains("compiled", module.Description);
 
@@ -154,7 +147,7 @@ public sealed unsafe class CudaBackendTests : IDisposable
         }
 
         // The same source again comes from the kernel cache.
-        Assert.Contains("from the disk cache", backend.Load(Axpy, "axpy.cu", ["axpy"]).Description);
+        Assert.Contains("from the disk cache", backend.Load(TestKernels.Axpy, "axpy.cu", ["axpy"]).Description);
     }
 
     [CudaDeviceTheory]
@@ -229,7 +222,7 @@ public sealed unsafe class CudaBackendTests : IDisposable
     public void AnInvalidLaunchNamesCuLaunchKernel()
     {
         using var backend = NewBackend();
-        var module = backend.Load(Axpy, "axpy.cu", ["axpy"]);
+        var module = backend.Load(TestKernels.Axpy, "axpy.cu", ["axpy"]);
         float a = 1;
         ulong x = 0, y = 0;
         int n = 0;
@@ -247,7 +240,7 @@ public sealed unsafe class CudaBackendTests : IDisposable
     public void AnUnknownKernelNamesCuModuleGetFunction()
     {
         using var backend = NewBackend();
-        var e = Assert.Throws<CudaException>(() => backend.Load(Axpy, "axpy.cu", ["axpy", "saxpy"]));
+        var e = Assert.Throws<CudaException>(() => backend.Load(TestKernels.Axpy, "axpy.cu", ["axpy", "saxpy"]));
         Assert.Equal("cuModuleGetFunction", e.Call);
         Assert.Contains("'saxpy'", e.Message);
         Assert.Contains("CUDA_ERROR_NOT_FOUND", e.Message);

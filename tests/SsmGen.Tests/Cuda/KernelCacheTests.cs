@@ -9,19 +9,12 @@ namespace SsmGen.Tests.Cuda;
 /// </summary>
 public sealed class KernelCacheTests : IDisposable
 {
-    private const string Axpy = """
-        extern "C" __global__ void axpy(float a, const float* __restrict__ x, float* __restrict__ y, int n)
-        {
-            int i = blockIdx.x * blockDim.x + threadIdx.x;
-            if (i < n) y[i] = fmaf(a, x[i], y[i]);
-        }
-        """;
 
     private readonly string _directory = Directory.CreateTempSubdirectory("ssmgen-kernel-cache-").FullName;
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
-    private NvrtcOutput Get(out bool fromCache, string source = Axpy, string name = "axpy.cu", string architecture = "sm_80",
+    private NvrtcOutput Get(out bool fromCache, string source = TestKernels.Axpy, string name = "axpy.cu", string architecture = "sm_80",
         IReadOnlyList<string>? options = null, string? directory = null)
         => KernelCache.GetOrCompile(source, name, architecture, out fromCache, options, directory ?? _directory);
 
@@ -43,7 +36,7 @@ public sealed class KernelCacheTests : IDisposable
     [NvrtcFact]
     public void TheOverloadWithoutFromCacheUsesTheSameEntries()
     {
-        var compiled = KernelCache.GetOrCompile(Axpy, "axpy.cu", "sm_80", directory: _directory);
+        var compiled = KernelCache.GetOrCompile(TestKernels.Axpy, "axpy.cu", "sm_80", directory: _directory);
         var cached = Get(out bool fromCache);
         Assert.True(fromCache);
         Assert.Equal(compiled.Image, cached.Image);
@@ -55,7 +48,7 @@ public sealed class KernelCacheTests : IDisposable
         Get(out bool fromCache);
         Assert.False(fromCache);
 
-        Get(out fromCache, source: Axpy + "\n// edited\n");
+        Get(out fromCache, source: TestKernels.Axpy + "\n// edited\n");
         Assert.False(fromCache);
         Get(out fromCache, name: "other.cu");
         Assert.False(fromCache);

@@ -15,13 +15,6 @@ public sealed class NvrtcFactAttribute : FactAttribute
 /// <summary>The NVRTC interop: CUDA C to PTX and CUBIN without a GPU, and compile errors reported with NVRTC's log.</summary>
 public class NvrtcTests
 {
-    private const string Axpy = """
-        extern "C" __global__ void axpy(float a, const float* __restrict__ x, float* __restrict__ y, int n)
-        {
-            int i = blockIdx.x * blockDim.x + threadIdx.x;
-            if (i < n) y[i] = fmaf(a, x[i], y[i]);
-        }
-        """;
 
     [NvrtcFact]
     public void ReportsItsVersion()
@@ -41,7 +34,7 @@ public class NvrtcTests
     [NvrtcFact]
     public void CompilesToPtxForAVirtualArchitecture()
     {
-        var ptx = Nvrtc.Compile(Axpy, "axpy.cu", "compute_80");
+        var ptx = Nvrtc.Compile(TestKernels.Axpy, "axpy.cu", "compute_80");
         string text = Encoding.ASCII.GetString(ptx.Image).TrimEnd('\0');
         Assert.False(ptx.IsCubin);
         Assert.Equal("", ptx.Log);
@@ -55,7 +48,7 @@ public class NvrtcTests
     [InlineData("sm_90")]
     public void CompilesToCubinForARealArchitecture(string architecture)
     {
-        var cubin = Nvrtc.Compile(Axpy, "axpy.cu", architecture);
+        var cubin = Nvrtc.Compile(TestKernels.Axpy, "axpy.cu", architecture);
         Assert.True(cubin.IsCubin);
         Assert.Equal("", cubin.Log);
         Assert.Equal(new byte[] { 0x7F, (byte)'E', (byte)'L', (byte)'F' }, cubin.Image.Take(4).ToArray());
@@ -73,7 +66,7 @@ public class NvrtcTests
     [Fact]
     public void AnUnknownArchitectureIsRefusedBeforeAnyNativeCall()
     {
-        var e = Assert.Throws<ArgumentException>(() => Nvrtc.Compile(Axpy, "axpy.cu", "ampere"));
+        var e = Assert.Throws<ArgumentException>(() => Nvrtc.Compile(TestKernels.Axpy, "axpy.cu", "ampere"));
         Assert.Contains("compute_XX", e.Message);
     }
 }
