@@ -20,14 +20,9 @@ public class AttentionReferenceTests(ITestOutputHelper output)
     {
         var m = new AttentionReference<double>(H, Heads);
         var flat = TestConfigs.RandomArray(m.ParameterCount, 101, 0.5);
-        var x = TestConfigs.RandomArray(Batch * Length * H, 102);
-        var dy = TestConfigs.RandomArray(x.Length, 103);
-        var y = new double[x.Length];
         Assert.Equal([3 * H * H, 3 * H, H * H, H], m.ParameterSizes);
-        var errors = FiniteDifferences.CheckGradients(flat, x, dy,
-            (p, xs) => { m.Forward(m.View(p), xs, y, Batch, Length); return y; },
-            (p, g, dys, dxs) => m.Backward(m.View(p), m.View(g), dys, dxs),
-            FiniteDifferences.Tensors(Names, m.ParameterSizes), 1e-6, output, gradientSeed: 104, dxSeed: 105);
+        var errors = FiniteDifferences.CheckMixerGradients(flat, Names, m.ParameterSizes, Batch * Length, H, seed: 102,
+            (p, x, y) => m.Forward(m.View(p), x, y, Batch, Length), (p, g, dy, dx) => m.Backward(m.View(p), m.View(g), dy, dx), 1e-6, output);
         foreach (var e in errors)
             Assert.True(e.MaxGradient > 1e-3, $"{e.Name}: gradients too small for the comparison to mean anything");
     }

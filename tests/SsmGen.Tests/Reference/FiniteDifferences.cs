@@ -31,6 +31,21 @@ internal static class FiniteDifferences
     }
 
     /// <summary>
+    /// The check for a sequence mixer, <paramref name="rows"/> rows of width <paramref name="h"/> in and out: x and
+    /// dL/dy drawn with the seeds <paramref name="seed"/> and seed + 1, the initial gradient buffers with seed + 2 and
+    /// seed + 3; <paramref name="forward"/> writes the output of (parameters, x) into its third argument.
+    /// </summary>
+    public static TensorError[] CheckMixerGradients(double[] parameters, string[] names, int[] sizes, int rows, int h, ulong seed,
+        Action<double[], double[], double[]> forward, Backward backward, double tolerance, ITestOutputHelper output)
+    {
+        var x = TestConfigs.RandomArray(rows * h, seed);
+        var dy = TestConfigs.RandomArray(rows * h, seed + 1);
+        var y = new double[x.Length];
+        return CheckGradients(parameters, x, dy, (p, xs) => { forward(p, xs, y); return y; }, backward, Tensors(names, sizes), tolerance, output,
+            gradientSeed: seed + 2, dxSeed: seed + 3);
+    }
+
+    /// <summary>
     /// Checks every element of <paramref name="parameters"/> (which <paramref name="tensors"/> must cover
     /// exactly) and of <paramref name="x"/>; prints the worst error of each tensor and of dx, asserts that
     /// none reaches <paramref name="tolerance"/>, and returns them (dx last). The initial gradient buffers

@@ -34,14 +34,8 @@ public class MambaReferenceTests(ITestOutputHelper output)
     {
         const int h = 3, expand = 2, n = 4, w = 3, r = 2, batch = 2, length = 7;
         var m = new MambaReference<double>(h, n, expand, w, r);
-        var flat = RandomParameters(m, n, 21);
-        var x = TestConfigs.RandomArray(batch * length * h, 22);
-        var dy = TestConfigs.RandomArray(batch * length * h, 23);
-        var y = new double[x.Length];
-        FiniteDifferences.CheckGradients(flat, x, dy,
-            (p, xs) => { m.Forward(m.View(p), xs, y, batch, length); return y; },
-            (p, g, dys, dxs) => m.Backward(m.View(p), m.View(g), dys, dxs),
-            FiniteDifferences.Tensors(Names, m.ParameterSizes), 1e-6, output, gradientSeed: 24, dxSeed: 25);
+        FiniteDifferences.CheckMixerGradients(RandomParameters(m, n, 21), Names, m.ParameterSizes, batch * length, h, seed: 22,
+            (p, x, y) => m.Forward(m.View(p), x, y, batch, length), (p, g, dy, dx) => m.Backward(m.View(p), m.View(g), dy, dx), 1e-6, output);
     }
 
     [Fact]

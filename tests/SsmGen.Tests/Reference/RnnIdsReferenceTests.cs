@@ -80,9 +80,7 @@ public class RnnIdsReferenceTests(ITestOutputHelper output)
         const int H = 3, D = 4, batch = 2, length = 6;
         var m = new RnnReference<double>(H, D, f);
         var flat = RnnParameters(m, 101);
-        var x = TestConfigs.RandomArray(batch * length * H, 102);
-        var dy = TestConfigs.RandomArray(batch * length * H, 103);
-        var y = new double[x.Length];
+        var x = TestConfigs.RandomArray(batch * length * H, 102); // the input the check below draws
 
         var pre = RnnPreActivations(m, flat, x, batch, length);
         int positive = pre.Count(v => v > 0), negative = pre.Count(v => v < 0);
@@ -92,10 +90,8 @@ public class RnnIdsReferenceTests(ITestOutputHelper output)
         // A ±1e-6 change of one parameter or input moves every s by far less than 1e-5.
         if (f == Nonlinearity.Relu) Assert.True(margin > 1e-5, "a pre-activation is too close to the relu kink for finite differences");
 
-        FiniteDifferences.CheckGradients(flat, x, dy,
-            (p, xs) => { m.Forward(m.View(p), xs, y, batch, length); return y; },
-            (p, g, dys, dxs) => m.Backward(m.View(p), m.View(g), dys, dxs),
-            FiniteDifferences.Tensors(RnnNames, m.ParameterSizes), 1e-6, output, gradientSeed: 104, dxSeed: 105);
+        FiniteDifferences.CheckMixerGradients(flat, RnnNames, m.ParameterSizes, batch * length, H, seed: 102,
+            (p, xs, y) => m.Forward(m.View(p), xs, y, batch, length), (p, g, dy, dx) => m.Backward(m.View(p), m.View(g), dy, dx), 1e-6, output);
     }
 
     [Theory]
@@ -201,15 +197,8 @@ public class RnnIdsReferenceTests(ITestOutputHelper output)
     {
         const int H = 3, N = 3, batch = 2, length = 6;
         var m = new IdsReference<double>(H, N);
-        var flat = IdsParameters(m, 201);
-        var x = TestConfigs.RandomArray(batch * length * H, 202);
-        var dy = TestConfigs.RandomArray(batch * length * H, 203);
-        var y = new double[x.Length];
-
-        FiniteDifferences.CheckGradients(flat, x, dy,
-            (p, xs) => { m.Forward(m.View(p), xs, y, batch, length); return y; },
-            (p, g, dys, dxs) => m.Backward(m.View(p), m.View(g), dys, dxs),
-            FiniteDifferences.Tensors(IdsNames, m.ParameterSizes), 1e-6, output, gradientSeed: 204, dxSeed: 205);
+        FiniteDifferences.CheckMixerGradients(IdsParameters(m, 201), IdsNames, m.ParameterSizes, batch * length, H, seed: 202,
+            (p, x, y) => m.Forward(m.View(p), x, y, batch, length), (p, g, dy, dx) => m.Backward(m.View(p), m.View(g), dy, dx), 1e-6, output);
     }
 
     [Fact]
