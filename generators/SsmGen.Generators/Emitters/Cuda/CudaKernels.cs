@@ -3,8 +3,8 @@ using System.Text.RegularExpressions;
 
 namespace SsmGen.Generators.Emitters.Cuda;
 
-/// <summary>One parameter of a CUDA kernel: its C type as written, the C# type its launcher takes, its name.</summary>
-internal sealed record KernelParameter(string CudaType, string CSharpType, string Name);
+/// <summary>One parameter of a CUDA kernel: the C# type its launcher takes for it, and its name.</summary>
+internal sealed record KernelParameter(string CSharpType, string Name);
 
 /// <summary>
 /// A kernel of the model's CUDA source, read from its definition — the one place its name and argument list are
@@ -36,7 +36,7 @@ internal sealed record CudaKernel(string Name, IReadOnlyList<KernelParameter> Pa
             int cut = text.LastIndexOfAny(new[] { ' ', '*' });
             if (cut < 0) throw new InvalidOperationException($"Kernel {kernel}: parameter '{text}' has no type.");
             string name = text.Substring(cut + 1), type = text.Substring(0, cut + 1).Replace("__restrict__", "").Replace("const ", "").Trim();
-            parameters.Add(new KernelParameter(type, CSharpTypeOf(kernel, type), Identifier(name)));
+            parameters.Add(new KernelParameter(CSharpTypeOf(kernel, type), Identifier(name)));
         }
         return parameters;
     }
