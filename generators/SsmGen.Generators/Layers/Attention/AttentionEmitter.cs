@@ -58,9 +58,11 @@ internal sealed class AttentionEmitter : CpuRendering<AttentionLayerPlan>
         w.Line($"AttentionKernels.Rotate(qkv, _ropeCos{d}, _ropeSin{d}, batch, length, H, {d}, inverse: false);");
         w.Line($"AttentionKernels.Forward(qkv, {i}Probs, {i}O, batch, length, H, {l.Heads}, _ws);");
         w.Line($"Gemm.LinearForward({i}O.AsSpan(0, rows * H), {Pm(l, "mixer.out_proj.weight", h * h)}, {Pm(l, "mixer.out_proj.bias", h)}, _mix, rows, H, H, _ws);");
-        w.Line($"var x1 = {i}X1.AsSpan(0, rows * H);");
-        w.Line("TensorPrimitives.Add(x, _mix.AsSpan(0, rows * H), x1);");
-        w.Line("// the MLP half");
+        w.Line($$"""
+            var x1 = {{i}}X1.AsSpan(0, rows * H);
+            TensorPrimitives.Add(x, _mix.AsSpan(0, rows * H), x1);
+            // the MLP half
+            """);
         w.Line($"BlockKernels.LayerNormForward(x1, {Pm(l, "norm2.weight", h)}, {Pm(l, "norm2.bias", h)}, {i}U2, {i}Mean2, {i}Rstd2, rows, H, _ws);");
         w.Line($"Gemm.LinearForward({i}U2.AsSpan(0, rows * H), {Pm(l, "mlp.fc1.weight", m * h)}, {Pm(l, "mlp.fc1.bias", m)}, {i}F1, rows, H, {m}, _ws);");
         w.Line($"BlockKernels.GeluForward({i}F1.AsSpan(0, rows * {m}), {i}Act, _ws);");
@@ -79,11 +81,13 @@ internal sealed class AttentionEmitter : CpuRendering<AttentionLayerPlan>
         w.Line(ModelEmitter.NormBackward(false, l.Prefix + "norm2", $"{i}X1.AsSpan(0, rows * H)", $"{i}Mean2", $"{i}Rstd2", "dU2", "dX", "rows"));
         w.Line("var dO = _adO.AsSpan(0, rows * H); dO.Clear();");
         w.Line($"Gemm.LinearBackward({i}O.AsSpan(0, rows * H), {Pm(l, "mixer.out_proj.weight", h * h)}, dX, dO, {Pm(l, "mixer.out_proj.weight", h * h, "_g")}, {Pm(l, "mixer.out_proj.bias", h, "_g")}, rows, H, H, _ws);");
-        w.Line("var dQkv = _adQkv.AsSpan(0, rows * 3 * H);");
-        w.Line($"AttentionKernels.Backward({i}Qkv, {i}Probs, dO, dQkv, batch, length, H, {l.Heads}, _ws);");
-        w.Line("// the rotation is orthogonal: its backward turns the q and k gradients back by the same angle");
-        w.Line($"AttentionKernels.Rotate(dQkv, _ropeCos{d}, _ropeSin{d}, batch, length, H, {d}, inverse: true);");
-        w.Line("var dU = _dA.AsSpan(0, rows * H); dU.Clear();");
+        w.Line($$"""
+            var dQkv = _adQkv.AsSpan(0, rows * 3 * H);
+            AttentionKernels.Backward({{i}}Qkv, {{i}}Probs, dO, dQkv, batch, length, H, {{l.Heads}}, _ws);
+            // the rotation is orthogonal: its backward turns the q and k gradients back by the same angle
+            AttentionKernels.Rotate(dQkv, _ropeCos{{d}}, _ropeSin{{d}}, batch, length, H, {{d}}, inverse: true);
+            var dU = _dA.AsSpan(0, rows * H); dU.Clear();
+            """);
         w.Line($"Gemm.LinearBackward({i}U.AsSpan(0, rows * H), {Pm(l, "mixer.in_proj.weight", 3 * h * h)}, dQkv, dU, {Pm(l, "mixer.in_proj.weight", 3 * h * h, "_g")}, {Pm(l, "mixer.in_proj.bias", 3 * h, "_g")}, rows, H, 3 * H, _ws);");
         ModelEmitter.CloseBackward(w, l);
 

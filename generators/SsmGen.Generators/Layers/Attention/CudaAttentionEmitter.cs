@@ -218,16 +218,13 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
         w.Line($"Linear({i}U, {Param(l, "mixer.in_proj.weight")}, {Param(l, "mixer.in_proj.bias")}, {i}Qkv, rows, H, 3 * H);");
         w.Line($"Launch_{v}_rotate(Blocks((long)rows * H), Threads, {i}Qkv, rows, length, 0, 0);");
         w.Line($"Launch_{v}_forward(items, Threads, {i}Qkv, {i}Probs, {i}O, batch, length);");
-        w.Line($"Runner.Gpu.CopyOnDevice({i}X1, {x}, 4L * rows * H);");
-        w.Line($"Linear({i}O, {Param(l, "mixer.out_proj.weight")}, {Param(l, "mixer.out_proj.bias")}, {i}X1, rows, H, H, accumulate: true);");
+        ProjectOntoResidual(w, $"{i}O", Param(l, "mixer.out_proj.weight"), Param(l, "mixer.out_proj.bias"), "H", $"{i}X1", x);
         w.Line("// the MLP half");
         w.Line($"Launch_layernorm_forward((uint)rows, NormThreads, {i}X1, {Param(l, "norm2.weight")}, {Param(l, "norm2.bias")}, {i}U2, {i}Mean2, {i}Rstd2);");
         w.Line($"Linear({i}U2, {Param(l, "mlp.fc1.weight")}, {Param(l, "mlp.fc1.bias")}, {i}F1, rows, H, {l.Mlp});");
         w.Line($"Launch_gelu_forward(Blocks((long)rows * {l.Mlp}), Threads, {i}F1, {i}Act, (long)rows * {l.Mlp});");
-        w.Line($"Runner.Gpu.CopyOnDevice({next}, {i}X1, 4L * rows * H);");
-        w.Line($"Linear({i}Act, {Param(l, "mlp.fc2.weight")}, {Param(l, "mlp.fc2.bias")}, {next}, rows, {l.Mlp}, H, accumulate: true);");
-        w.Close();
-        w.Line();
+        ProjectOntoResidual(w, $"{i}Act", Param(l, "mlp.fc2.weight"), Param(l, "mlp.fc2.bias"), l.Mlp, next, $"{i}X1");
+        CloseForward(w);
     }
 
     /// <summary>Block backward: _dX holds dL/d(block output) and gains the paths through both halves.</summary>
@@ -235,8 +232,7 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
     {
         string i = "_l" + l.Index, v = Name(l);
         int m = l.Mlp;
-        w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
-        w.Line("int rows = batch * length;");
+        OpenBackward(w, l);
         w.Line($"uint items = Blocks((long)batch * {l.Heads} * length);");
         w.Line($"LinearBackward({i}Act, {Param(l, "mlp.fc2.weight")}, _dX, _adAct, {Param(l, "mlp.fc2.weight", "G")}, {Param(l, "mlp.fc2.bias", "G")}, rows, {m}, H);");
         w.Line($"Launch_gelu_backward(Blocks((long)rows * {m}), Threads, _adAct, {i}F1, _adF1, (long)rows * {m});");
@@ -244,10 +240,12 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
         w.Line("// _dX becomes dL/d(stream after attention): the residual plus the path through the second norm");
         w.Line($"LayerNormBackward({i}X1, {Param(l, "norm2.weight")}, {i}Mean2, {i}Rstd2, _adU2, _dX, {Param(l, "norm2.weight", "G")}, {Param(l, "norm2.bias", "G")}, rows);");
         w.Line($"LinearBackward({i}O, {Param(l, "mixer.out_proj.weight")}, _dX, _adO, {Param(l, "mixer.out_proj.weight", "G")}, {Param(l, "mixer.out_proj.bias", "G")}, rows, H, H);");
-        w.Line($"Launch_{v}_backward_queries(items, Threads, {i}Qkv, {i}Probs, _adO, _adQkv, _adRow, batch, length);");
-        w.Line($"Launch_{v}_backward_keys(items, Threads, {i}Qkv, {i}Probs, _adO, _adQkv, _adRow, batch, length);");
-        w.Line("// the rotation is orthogonal: its backward turns the q and k gradients back by the same angle");
-        w.Line($"Launch_{v}_rotate(Blocks((long)rows * H), Threads, _adQkv, rows, length, 1, 0);");
+        w.Line($$"""
+            Launch_{{v}}_backward_queries(items, Threads, {{i}}Qkv, {{i}}Probs, _adO, _adQkv, _adRow, batch, length);
+            Launch_{{v}}_backward_keys(items, Threads, {{i}}Qkv, {{i}}Probs, _adO, _adQkv, _adRow, batch, length);
+            // the rotation is orthogonal: its backward turns the q and k gradients back by the same angle
+            Launch_{{v}}_rotate(Blocks((long)rows * H), Threads, _adQkv, rows, length, 1, 0);
+            """);
         w.Line($"LinearBackward({i}U, {Param(l, "mixer.in_proj.weight")}, _adQkv, _dU, {Param(l, "mixer.in_proj.weight", "G")}, {Param(l, "mixer.in_proj.bias", "G")}, rows, H, 3 * H);");
         CloseBackward(w, l);
     }
@@ -263,9 +261,11 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
         w.Line($"ulong cache = At(state, KeyValueCacheAt({plan.State.CacheOf(l)}, _maxLength));");
         w.Line($"Launch_layernorm_forward(1, NormThreads, x, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, _sU, _sMean, _sRstd);");
         w.Line($"Linear(_sU, {Param(l, "mixer.in_proj.weight")}, {Param(l, "mixer.in_proj.bias")}, _attnStepQkv, 1, H, 3 * H);");
-        w.Line($"Launch_{v}_rotate(Blocks(H), Threads, _attnStepQkv, 1, 1, 0, t);");
-        w.Line($"Launch_{v}_step(Blocks({l.Heads}), Threads, _attnStepQkv, cache, _attnStepO, t, _maxLength);");
-        w.Line("Runner.Gpu.CopyOnDevice(_attnStepX1, x, 4L * H);");
+        w.Line($$"""
+            Launch_{{v}}_rotate(Blocks(H), Threads, _attnStepQkv, 1, 1, 0, t);
+            Launch_{{v}}_step(Blocks({{l.Heads}}), Threads, _attnStepQkv, cache, _attnStepO, t, _maxLength);
+            Runner.Gpu.CopyOnDevice(_attnStepX1, x, 4L * H);
+            """);
         w.Line($"Linear(_attnStepO, {Param(l, "mixer.out_proj.weight")}, {Param(l, "mixer.out_proj.bias")}, _attnStepX1, 1, H, H, accumulate: true);");
         w.Line($"Launch_layernorm_forward(1, NormThreads, _attnStepX1, {Param(l, "norm2.weight")}, {Param(l, "norm2.bias")}, _attnStepU2, _sMean, _sRstd);");
         w.Line($"Linear(_attnStepU2, {Param(l, "mlp.fc1.weight")}, {Param(l, "mlp.fc1.bias")}, _attnStepF1, 1, H, {l.Mlp});");

@@ -120,10 +120,8 @@ extern "C" __global__ void {{v}}_backward(const float* __restrict__ at, const fl
         w.Line($"Linear({i}U, {Param(l, m + "A.weight")}, {Param(l, m + "A.bias")}, {i}At, rows, H, {n * n});");
         w.Line($"Linear({i}U, {Param(l, m + "B.weight")}, 0UL, {i}Bu, rows, H, {n});");
         w.Line($"Launch_{v}_forward((uint)batch, {Threads(l)}, {i}At, {i}Bu, 0UL, {i}Hs, length);");
-        w.Line($"Runner.Gpu.CopyOnDevice({next}, {x}, 4L * rows * H);");
-        w.Line($"Linear({i}Hs, {Param(l, m + "C.weight")}, {Param(l, m + "C.bias")}, {next}, rows, {n}, H, accumulate: true);");
-        w.Close();
-        w.Line();
+        ProjectOntoResidual(w, $"{i}Hs", Param(l, m + "C.weight"), Param(l, m + "C.bias"), n, next, x);
+        CloseForward(w);
     }
 
     /// <summary>Block backward: _dX holds dL/d(block output) and gains the path through the block.</summary>
@@ -131,8 +129,7 @@ extern "C" __global__ void {{v}}_backward(const float* __restrict__ at, const fl
     {
         string i = "_l" + l.Index, v = Name(l), m = "mixer.";
         int n = l.N;
-        w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
-        w.Line("int rows = batch * length;");
+        OpenBackward(w, l);
         w.Line($"LinearBackward({i}Hs, {Param(l, m + "C.weight")}, _dX, _idH, {Param(l, m + "C.weight", "G")}, {Param(l, m + "C.bias", "G")}, rows, {n}, H);");
         w.Line($"Launch_{v}_backward((uint)batch, {Threads(l)}, {i}At, {i}Hs, _idH, _idA, length);");
         w.Line($"LinearBackward({i}U, {Param(l, m + "A.weight")}, _idA, _dU, {Param(l, m + "A.weight", "G")}, {Param(l, m + "A.bias", "G")}, rows, H, {n * n});");
@@ -150,9 +147,11 @@ extern "C" __global__ void {{v}}_backward(const float* __restrict__ at, const fl
         w.Line($"Launch_layernorm_forward(1, NormThreads, x, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, _sU, _sMean, _sRstd);");
         w.Line($"Linear(_sU, {Param(l, m + "A.weight")}, {Param(l, m + "A.bias")}, _idsStepA, 1, H, {n * n});");
         w.Line($"Linear(_sU, {Param(l, m + "B.weight")}, 0UL, _idsStepBu, 1, H, {n});");
-        w.Line($"Launch_{v}_forward(1, {Threads(l)}, _idsStepA, _idsStepBu, h, _idsStepH, 1);");
-        w.Line($"Runner.Gpu.CopyOnDevice(h, _idsStepH, 4L * {n});");
-        w.Line("Runner.Gpu.CopyOnDevice(next, x, 4L * H);");
+        w.Line($$"""
+            Launch_{{v}}_forward(1, {{Threads(l)}}, _idsStepA, _idsStepBu, h, _idsStepH, 1);
+            Runner.Gpu.CopyOnDevice(h, _idsStepH, 4L * {{n}});
+            Runner.Gpu.CopyOnDevice(next, x, 4L * H);
+            """);
         w.Line($"Linear(_idsStepH, {Param(l, m + "C.weight")}, {Param(l, m + "C.bias")}, next, 1, {n}, H, accumulate: true);");
         w.Close();
         w.Line();

@@ -49,10 +49,12 @@ internal sealed class IdsEmitter : CpuRendering<IdsLayerPlan>
         w.Line($"var u = {i}U.AsSpan(0, rows * H);");
         w.Line($"var dH = _idH.AsSpan(0, rows * {n}); dH.Clear();");
         w.Line($"Gemm.LinearBackward({i}Hs.AsSpan(0, rows * {n}), {Pm(l, "C.weight", h * n)}, dX, dH, {Pm(l, "C.weight", h * n, "_g")}, {Pm(l, "C.bias", h, "_g")}, rows, {n}, H, _ws);");
-        w.Line("// backward through the product: total dL/dh_t (= dL/d(B u_t)) and dL/dA_t = dL/dh_t ⊗ h_{t−1}");
-        w.Line($"var dA = _idA.AsSpan(0, rows * {nn});");
-        w.Line($"IdsKernels.Backward({i}At, {i}Hs, dH, dA, _iCarry, batch, length, {n}, _ws);");
-        w.Line("var dU = _dA.AsSpan(0, rows * H); dU.Clear();");
+        w.Line($$"""
+            // backward through the product: total dL/dh_t (= dL/d(B u_t)) and dL/dA_t = dL/dh_t ⊗ h_{t−1}
+            var dA = _idA.AsSpan(0, rows * {{nn}});
+            IdsKernels.Backward({{i}}At, {{i}}Hs, dH, dA, _iCarry, batch, length, {{n}}, _ws);
+            var dU = _dA.AsSpan(0, rows * H); dU.Clear();
+            """);
         w.Line($"Gemm.LinearBackward(u, {Pm(l, "A.weight", nn * h)}, dA, dU, {Pm(l, "A.weight", nn * h, "_g")}, {Pm(l, "A.bias", nn, "_g")}, rows, H, {nn}, _ws);");
         w.Line($"Gemm.LinearBackward(u, {Pm(l, "B.weight", n * h)}, dH, dU, {Pm(l, "B.weight", n * h, "_g")}, Span<float>.Empty, rows, H, {n}, _ws);");
         ModelEmitter.CloseBackward(w, l);

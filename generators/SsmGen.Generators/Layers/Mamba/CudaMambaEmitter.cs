@@ -475,10 +475,8 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
         w.Line($"Linear({i}Act, {Param(l, m + "x_proj.weight")}, 0UL, {i}Dbc, rows, {l.E}, {l.Dbc});");
         w.Line($"Linear({i}Dbc, {Param(l, m + "dt_proj.weight")}, {Param(l, m + "dt_proj.bias")}, {i}DtPre, rows, {l.R}, {l.E}, ldx: {l.Dbc});");
         w.Line($"Launch_{v}_scan_fused(new Dim3({(l.E + 31) / 32}, (uint)Math.Min(batch, MaxGridY)), new Dim3(32, {Segments(l)}), {i}Act, {i}DtPre, {i}Dbc, {Param(l, m + "A_log")}, {Param(l, m + "D")}, {i}XZ, {i}H0, {i}Ys, {i}G, batch, length);");
-        w.Line($"Runner.Gpu.CopyOnDevice({next}, {x}, 4L * rows * H);");
-        w.Line($"Linear({i}G, {Param(l, m + "out_proj.weight")}, 0UL, {next}, rows, {l.E}, H, accumulate: true);");
-        w.Close();
-        w.Line();
+        ProjectOntoResidual(w, $"{i}G", Param(l, m + "out_proj.weight"), "0UL", l.E, next, x);
+        CloseForward(w);
     }
 
     /// <summary>Block backward: _dX holds dL/d(block output) and gains the path through the block.</summary>

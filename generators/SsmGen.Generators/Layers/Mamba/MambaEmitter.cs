@@ -91,14 +91,18 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         ModelEmitter.OpenBackward(w, l);
         w.Line($"var dG = _mdG.AsSpan(0, rows * {e}); dG.Clear();");
         w.Line($"Gemm.LinearBackward({i}G, {Pm(l, "out_proj.weight", eh)}, dX, dG, {Pm(l, "out_proj.weight", eh, "_g")}, Span<float>.Empty, rows, {e}, H, _ws);");
-        w.Line($"MambaKernels.GateBackward({i}Ys.AsSpan(0, rows * {e}), {i}Z, dG, _mdYs, _mdZ);");
-        w.Line("// scan backward: dL/du (into _mdU), dL/dΔ, the B and C columns of dL/d(x_proj rows), A_log and D");
-        w.Line($"var dAct = _mdU.AsSpan(0, rows * {e}); dAct.Clear();");
-        w.Line($"var dDbc = _mdDbc.AsSpan(0, rows * {l.Dbc}); dDbc.Clear();");
+        w.Line($$"""
+            MambaKernels.GateBackward({{i}}Ys.AsSpan(0, rows * {{e}}), {{i}}Z, dG, _mdYs, _mdZ);
+            // scan backward: dL/du (into _mdU), dL/dΔ, the B and C columns of dL/d(x_proj rows), A_log and D
+            var dAct = _mdU.AsSpan(0, rows * {{e}}); dAct.Clear();
+            var dDbc = _mdDbc.AsSpan(0, rows * {{l.Dbc}}); dDbc.Clear();
+            """);
         w.Line($"{i}Scan.Backward(_mdYs, _mdU, _mdDelta, _mdDbc, {Pm(l, "A_log", e * l.N, "_g")}, {Pm(l, "D", e, "_g")});");
-        w.Line($"var dDelta = _mdDelta.AsSpan(0, rows * {e});");
-        w.Line($"MambaKernels.SoftplusBackward({i}Delta.AsSpan(0, rows * {e}), dDelta, dDelta);");
-        w.Line($"var dDtIn = _mdDtIn.AsSpan(0, rows * {l.R}); dDtIn.Clear();");
+        w.Line($$"""
+            var dDelta = _mdDelta.AsSpan(0, rows * {{e}});
+            MambaKernels.SoftplusBackward({{i}}Delta.AsSpan(0, rows * {{e}}), dDelta, dDelta);
+            var dDtIn = _mdDtIn.AsSpan(0, rows * {{l.R}}); dDtIn.Clear();
+            """);
         w.Line($"Gemm.LinearBackward({i}DtIn, {Pm(l, "dt_proj.weight", e * l.R)}, dDelta, dDtIn, {Pm(l, "dt_proj.weight", e * l.R, "_g")}, {Pm(l, "dt_proj.bias", e, "_g")}, rows, {l.R}, {e}, _ws);");
         w.Line($"for (int r = 0; r < rows; r++) dDtIn.Slice(r * {l.R}, {l.R}).CopyTo(dDbc.Slice(r * {l.Dbc}, {l.R}));");
         w.Line($"Gemm.LinearBackward({i}Act, {Pm(l, "x_proj.weight", l.Dbc * e)}, dDbc, dAct, {Pm(l, "x_proj.weight", l.Dbc * e, "_g")}, Span<float>.Empty, rows, {e}, {l.Dbc}, _ws);");
@@ -155,10 +159,12 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         w.Line($"/// <summary>The selective scan for N = {n}: 16 channels per call, h as {n} Vector512 registers, B_t and C_t broadcast.");
         w.Line("/// Internal so that benchmarks in the declaring assembly can time it alone.</summary>");
         w.Open($"internal sealed class {cls} : SelectiveScan");
-        w.Line($"public {cls}(int e, int dbcWidth, int bOffset, int maxBatch, int maxLength) : base({n}, e, dbcWidth, bOffset, maxBatch, maxLength) {{ }}");
-        w.Line();
-        w.Line("[System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]");
-        w.Line("private static Vector512<float> V(float[] a, int i) => Load(a, i);");
+        w.Line($$"""
+            public {{cls}}(int e, int dbcWidth, int bOffset, int maxBatch, int maxLength) : base({{n}}, e, dbcWidth, bOffset, maxBatch, maxLength) { }
+
+            [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            private static Vector512<float> V(float[] a, int i) => Load(a, i);
+            """);
         w.Line();
         // forward
         w.Open("protected override void ForwardGroup(int b, int e0)");
@@ -182,43 +188,51 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         w.Line();
         // backward
         w.Open("protected override void BackwardGroup(int b, int e0)");
-        w.Line("// Chunks from last to first: recompute the chunk's states from its saved start, then run time backwards with");
-        w.Line("// g = dL/dh_t carried through the decay. B and C gradients are sums over channels (one batch row per thread).");
-        w.Line($"Span<Vector512<float>> hs = stackalloc Vector512<float>[ChunkLength * {n}];");
-        w.Line($"Span<Vector512<float>> start = stackalloc Vector512<float>[{n}];");
-        w.Line($"Span<Vector512<float>> dA = stackalloc Vector512<float>[{n}];");
-        w.Line("dA.Clear();");
+        w.Line($$"""
+            // Chunks from last to first: recompute the chunk's states from its saved start, then run time backwards with
+            // g = dL/dh_t carried through the decay. B and C gradients are sums over channels (one batch row per thread).
+            Span<Vector512<float>> hs = stackalloc Vector512<float>[ChunkLength * {{n}}];
+            Span<Vector512<float>> start = stackalloc Vector512<float>[{{n}}];
+            Span<Vector512<float>> dA = stackalloc Vector512<float>[{{n}}];
+            dA.Clear();
+            """);
         EachN(w, n, k => $"var g{k} = Vector512<float>.Zero;");
         w.Line("var d = V(Dv, e0); var dD = Vector512<float>.Zero;");
         w.Open("for (int k = (Length - 1) / ChunkLength; k >= 0; k--)");
         w.Line("int t0 = k * ChunkLength, t1 = Math.Min(Length, t0 + ChunkLength);");
         w.Line($"if (k == 0) start.Clear(); else for (int n = 0; n < {n}; n++) start[n] = V(States, StateIndex(b, k - 1, n, e0));");
         w.Open("for (int t = t0; t < t1; t++)");
-        w.Line("int row = b * Length + t, x = row * DbcWidth + BOffset, o = row * E + e0;");
-        w.Line("var dt = V(Delta, o); var du = dt * V(U, o);");
-        w.Line($"var prev = t == t0 ? start : hs.Slice((t - t0 - 1) * {n}, {n});");
-        w.Line($"var cur = hs.Slice((t - t0) * {n}, {n});");
+        w.Line($$"""
+            int row = b * Length + t, x = row * DbcWidth + BOffset, o = row * E + e0;
+            var dt = V(Delta, o); var du = dt * V(U, o);
+            var prev = t == t0 ? start : hs.Slice((t - t0 - 1) * {{n}}, {{n}});
+            var cur = hs.Slice((t - t0) * {{n}}, {{n}});
+            """);
         EachN(w, n, k => $"cur[{k}] = FastMath.Exp2Decay(dt * V(AT2, {k} * E + e0)) * prev[{k}] + du * Vector512.Create(Dbc[x + {k}]);");
         w.Close();
         w.Open("for (int t = t1 - 1; t >= t0; t--)");
-        w.Line("int row = b * Length + t, x = row * DbcWidth + BOffset, o = row * E + e0;");
-        w.Line("var dt = V(Delta, o); var u = V(U, o); var dy = V(DYs, o); var dtu = dt * u;");
-        w.Line("var dDt = Vector512<float>.Zero; var dU = d * dy;");
-        w.Line("dD += dy * u;");
-        w.Line($"var prev = t == t0 ? start : hs.Slice((t - t0 - 1) * {n}, {n});");
-        w.Line($"var cur = hs.Slice((t - t0) * {n}, {n});");
+        w.Line($$"""
+            int row = b * Length + t, x = row * DbcWidth + BOffset, o = row * E + e0;
+            var dt = V(Delta, o); var u = V(U, o); var dy = V(DYs, o); var dtu = dt * u;
+            var dDt = Vector512<float>.Zero; var dU = d * dy;
+            dD += dy * u;
+            var prev = t == t0 ? start : hs.Slice((t - t0 - 1) * {{n}}, {{n}});
+            var cur = hs.Slice((t - t0) * {{n}}, {{n}});
+            """);
         for (int k = 0; k < n; k++)
         {
             w.Open("");
-            w.Line($"var a = V(AT, {k} * E + e0); var decay = FastMath.Exp2Decay(dt * V(AT2, {k} * E + e0)); var bn = Vector512.Create(Dbc[x + {k}]);");
-            w.Line($"g{k} += Vector512.Create(Dbc[x + {n + k}]) * dy;");
-            w.Line($"DDbc[x + {n + k}] += Vector512.Sum(dy * cur[{k}]);");
-            w.Line($"DDbc[x + {k}] += Vector512.Sum(g{k} * dtu);");
-            w.Line($"var dDecay = g{k} * prev[{k}] * decay;");
-            w.Line($"dA[{k}] += dDecay * dt;");
-            w.Line($"dDt += dDecay * a + g{k} * bn * u;");
-            w.Line($"dU += g{k} * dt * bn;");
-            w.Line($"g{k} *= decay;");
+            w.Line($$"""
+                var a = V(AT, {{k}} * E + e0); var decay = FastMath.Exp2Decay(dt * V(AT2, {{k}} * E + e0)); var bn = Vector512.Create(Dbc[x + {{k}}]);
+                g{{k}} += Vector512.Create(Dbc[x + {{n + k}}]) * dy;
+                DDbc[x + {{n + k}}] += Vector512.Sum(dy * cur[{{k}}]);
+                DDbc[x + {{k}}] += Vector512.Sum(g{{k}} * dtu);
+                var dDecay = g{{k}} * prev[{{k}}] * decay;
+                dA[{{k}}] += dDecay * dt;
+                dDt += dDecay * a + g{{k}} * bn * u;
+                dU += g{{k}} * dt * bn;
+                g{{k}} *= decay;
+                """);
             w.Close();
         }
         w.Line("dDt.CopyTo(DDelta.AsSpan(o, 16));");
@@ -245,9 +259,11 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
             w.Line("var vdt = Vector512.Create(dt); var vdu = Vector512.Create(du);");
             for (int j = 0; j < n / 16; j++)
             {
-                w.Line($"var h{j} = FastMath.Exp(Stability.LogDecay(-FastMath.Exp(Vector512.Min(Vector512.Create(ar.Slice({16 * j}, 16)), Vector512.Create((float)Stability.MaxLog))) * vdt)) * Vector512.Create((ReadOnlySpan<float>)hr.Slice({16 * j}, 16)) + vdu * Vector512.Create(bc.Slice({16 * j}, 16));");
-                w.Line($"h{j}.CopyTo(hr.Slice({16 * j}, 16));");
-                w.Line($"acc += Vector512.Sum(h{j} * Vector512.Create(bc.Slice({n + 16 * j}, 16)));");
+                w.Line($$"""
+                    var h{{j}} = FastMath.Exp(Stability.LogDecay(-FastMath.Exp(Vector512.Min(Vector512.Create(ar.Slice({{16 * j}}, 16)), Vector512.Create((float)Stability.MaxLog))) * vdt)) * Vector512.Create((ReadOnlySpan<float>)hr.Slice({{16 * j}}, 16)) + vdu * Vector512.Create(bc.Slice({{16 * j}}, 16));
+                    h{{j}}.CopyTo(hr.Slice({{16 * j}}, 16));
+                    acc += Vector512.Sum(h{{j}} * Vector512.Create(bc.Slice({{n + 16 * j}}, 16)));
+                    """);
             }
             w.Line("y[ch] = acc;");
             w.Line("continue;");

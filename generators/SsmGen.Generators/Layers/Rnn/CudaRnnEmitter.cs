@@ -133,10 +133,8 @@ extern "C" __global__ void {{v}}_shift(const float* __restrict__ hs, float* __re
         OpenForward(w, l);
         w.Line($"Linear({i}U, {Param(l, m + "weight_ih")}, {Param(l, m + "bias_ih")}, {i}Hs, rows, H, {l.Hd});");
         w.Line($"Launch_{v}_forward((uint)batch, {Threads(l)}, {Param(l, m + "weight_hh")}, {Param(l, m + "bias_hh")}, 0UL, {i}Hs, length);");
-        w.Line($"Runner.Gpu.CopyOnDevice({next}, {x}, 4L * rows * H);");
-        w.Line($"Linear({i}Hs, {Param(l, m + "out_proj.weight")}, {Param(l, m + "out_proj.bias")}, {next}, rows, {l.Hd}, H, accumulate: true);");
-        w.Close();
-        w.Line();
+        ProjectOntoResidual(w, $"{i}Hs", Param(l, m + "out_proj.weight"), Param(l, m + "out_proj.bias"), l.Hd, next, x);
+        CloseForward(w);
     }
 
     /// <summary>Block backward: _dX holds dL/d(block output) and gains the path through the block.</summary>
@@ -144,8 +142,7 @@ extern "C" __global__ void {{v}}_shift(const float* __restrict__ hs, float* __re
     {
         string i = "_l" + l.Index, v = Name(l), m = "mixer.";
         int hd = l.Hd;
-        w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
-        w.Line("int rows = batch * length;");
+        OpenBackward(w, l);
         w.Line($"LinearBackward({i}Hs, {Param(l, m + "out_proj.weight")}, _dX, _rdS, {Param(l, m + "out_proj.weight", "G")}, {Param(l, m + "out_proj.bias", "G")}, rows, {hd}, H);");
         w.Line($"Launch_{v}_backward((uint)batch, {Threads(l)}, {i}Hs, {Param(l, m + "weight_hh")}, _rdS, length);");
         w.Line($"Launch_{v}_shift(Blocks((long)rows * {hd}), Threads, {i}Hs, _rPrev, rows, length);");

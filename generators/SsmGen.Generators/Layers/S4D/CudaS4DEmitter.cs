@@ -378,16 +378,14 @@ extern "C" __global__ void {{v}}_step(float* __restrict__ state, const float* __
         w.Line($"Linear({i}G, {Param(l, "mixer.output_linear.weight")}, {Param(l, "mixer.output_linear.bias")}, {i}O, rows, H, 2 * H);");
         w.Line($"var (key, threshold, scale) = Dropout({l.Index}, {CodeWriter.D(l.Spec.Dropout)});");
         w.Line($"Launch_glu_residual_forward(Blocks(rows * H), Threads, {i}O, {x}, {next}, rows * H, key, threshold, scale);");
-        w.Close();
-        w.Line();
+        CloseForward(w);
     }
 
     /// <summary>Block backward: _dX holds dL/d(block output) and gains the path through the block.</summary>
     public override void EmitBackward(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
     {
         string i = "_l" + l.Index, v = Name(l);
-        w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
-        w.Line("int rows = batch * length;");
+        OpenBackward(w, l);
         w.Line($"var (key, threshold, scale) = Dropout({l.Index}, {CodeWriter.D(l.Spec.Dropout)});");
         w.Line($"Launch_glu_backward(Blocks(rows * H), Threads, {i}O, _dX, _dO, rows * H, key, threshold, scale);");
         w.Line($"LinearBackward({i}G, {Param(l, "mixer.output_linear.weight")}, _dO, _dG, {Param(l, "mixer.output_linear.weight", "G")}, {Param(l, "mixer.output_linear.bias", "G")}, rows, H, 2 * H);");

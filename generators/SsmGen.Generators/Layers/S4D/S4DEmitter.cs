@@ -127,9 +127,11 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
     private static void EmitKernel(CodeWriter w, int n)
     {
         int m = n / 2;
-        w.Line($"/// <summary>S4D kernel for N = {n}: K[h, l] = 2·Re Σ_m W[h,m]·Ā[h,m]^l, (H, L). The power chain restarts");
-        w.Line("/// every 32 steps from an anchor advanced by Ā^32 (computed in double), which keeps float rounding well");
-        w.Line("/// below that of one chain of L multiplications.</summary>");
+        w.Line($$"""
+            /// <summary>S4D kernel for N = {{n}}: K[h, l] = 2·Re Σ_m W[h,m]·Ā[h,m]^l, (H, L). The power chain restarts
+            /// every 32 steps from an anchor advanced by Ā^32 (computed in double), which keeps float rounding well
+            /// below that of one chain of L multiplications.</summary>
+            """);
         w.Open($"private static void S4D_N{n}_Kernel(ReadOnlySpan<float> modes, Span<float> k, int length)");
         Header(w, m);
         foreach (var (vt, vw) in Widths(m))
@@ -159,10 +161,12 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         w.Line("float zr = modes[i], zi = modes[HM + i], pr = modes[2 * HM + i], pi = modes[3 * HM + i];");
         w.Line("float ar = modes[4 * HM + i], ai = modes[5 * HM + i];");
         w.Open("for (int l0 = 0; l0 < length; l0 += 32)");
-        w.Line("float qr = pr, qi = pi;");
-        w.Line("int end = Math.Min(32, length - l0);");
-        w.Line("for (int j = 0; j < end; j++) { kh[l0 + j] += 2f * qr; float t = qr * zr - qi * zi; qi = qr * zi + qi * zr; qr = t; }");
-        w.Line("float u = pr * ar - pi * ai; pi = pr * ai + pi * ar; pr = u;");
+        w.Line("""
+            float qr = pr, qi = pi;
+            int end = Math.Min(32, length - l0);
+            for (int j = 0; j < end; j++) { kh[l0 + j] += 2f * qr; float t = qr * zr - qi * zi; qi = qr * zi + qi * zr; qr = t; }
+            float u = pr * ar - pi * ai; pi = pr * ai + pi * ar; pr = u;
+            """);
         w.Close();
         w.Close();
         w.Close();
@@ -233,10 +237,12 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         w.Open("for (int h = 0; h < H; h++)");
         w.Line("float acc = 0;");
         w.Open("for (int i = h * M; i < h * M + M; i++)");
-        w.Line("float sr = modes[i] * state[i] - modes[HM + i] * state[HM + i] + u[h];");
-        w.Line("float si = modes[i] * state[HM + i] + modes[HM + i] * state[i];");
-        w.Line("state[i] = sr; state[HM + i] = si;");
-        w.Line("acc += modes[2 * HM + i] * sr - modes[3 * HM + i] * si;");
+        w.Line("""
+            float sr = modes[i] * state[i] - modes[HM + i] * state[HM + i] + u[h];
+            float si = modes[i] * state[HM + i] + modes[HM + i] * state[i];
+            state[i] = sr; state[HM + i] = si;
+            acc += modes[2 * HM + i] * sr - modes[3 * HM + i] * si;
+            """);
         w.Close();
         w.Line("y[h] = 2f * acc + d[h] * u[h];");
         w.Close();
@@ -246,10 +252,12 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
 
     private static void ModeLocals(CodeWriter w, S4DLayerPlan l)
     {
-        w.Line("int i = h * M + n;");
-        w.Line("var a = new Complex(-Math.Exp(Math.Min(logAReal[i], Stability.MaxLog)), aImag[i]);");
-        w.Line("var q = dt * a;");
-        w.Line("var c = new Complex(cc[2 * i], cc[2 * i + 1]);");
+        w.Line("""
+            int i = h * M + n;
+            var a = new Complex(-Math.Exp(Math.Min(logAReal[i], Stability.MaxLog)), aImag[i]);
+            var q = dt * a;
+            var c = new Complex(cc[2 * i], cc[2 * i + 1]);
+            """);
         w.Line(l.Spec.TrainB ? "var b = new Complex(bb[2 * i], bb[2 * i + 1]);" : "var b = Complex.One; // B is fixed at 1");
     }
 
@@ -268,20 +276,26 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         ModeLocals(w, l);
         if (zoh)
         {
-            w.Line("var z = Complex.Exp(q);");
-            w.Line("// (e^q − 1)/A = Δ·(e^q − 1)/q, by its series where q is tiny (A = 0 would give 0/0)");
-            w.Line("var wm = q.Magnitude < 1e-8 ? c * b * dt * (1 + q / 2) : c * b * (z - 1) / a;");
+            w.Line("""
+                var z = Complex.Exp(q);
+                // (e^q − 1)/A = Δ·(e^q − 1)/q, by its series where q is tiny (A = 0 would give 0/0)
+                var wm = q.Magnitude < 1e-8 ? c * b * dt * (1 + q / 2) : c * b * (z - 1) / a;
+                """);
         }
         else
         {
-            w.Line("var r = 1 / (1 - q / 2);");
-            w.Line("var z = (1 + q / 2) * r;");
-            w.Line("var wm = c * b * dt * r;");
+            w.Line("""
+                var r = 1 / (1 - q / 2);
+                var z = (1 + q / 2) * r;
+                var wm = c * b * dt * r;
+                """);
         }
-        w.Line("// |Ā| < 1 in float too: only a mode whose |Ā| rounds to 1 is pulled back (Stability)");
-        w.Line("var zc = Stability.Contract(z);");
-        w.Line("modes[i] = (float)zc.Real; modes[HM + i] = (float)zc.Imaginary;");
-        w.Line("modes[2 * HM + i] = (float)wm.Real; modes[3 * HM + i] = (float)wm.Imaginary;");
+        w.Line("""
+            // |Ā| < 1 in float too: only a mode whose |Ā| rounds to 1 is pulled back (Stability)
+            var zc = Stability.Contract(z);
+            modes[i] = (float)zc.Real; modes[HM + i] = (float)zc.Imaginary;
+            modes[2 * HM + i] = (float)wm.Real; modes[3 * HM + i] = (float)wm.Imaginary;
+            """);
         w.Line(zoh ? "var anchor = zc == z ? Complex.Exp(32 * q) : Complex.Pow(zc, 32);" : "var anchor = Complex.Pow(zc, 32);");
         w.Line("modes[4 * HM + i] = (float)anchor.Real; modes[5 * HM + i] = (float)anchor.Imaginary;");
         w.Close();
@@ -293,9 +307,11 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
     private static void EmitChainRule(CodeWriter w, S4DLayerPlan l)
     {
         bool zoh = l.Spec.Discretization == 0;
-        w.Line($"/// <summary>{l.Variant}: from the Horner sums to parameter gradients. With gradients written");
-        w.Line("/// ∂L/∂Re + i·∂L/∂Im: gW = 2·conj p(Ā), gĀ = 2·conj(W·p'(Ā)); a holomorphic step multiplies by the");
-        w.Line("/// conjugate derivative, a real parameter takes Re(conj(g)·∂/∂θ).</summary>");
+        w.Line($$"""
+            /// <summary>{{l.Variant}}: from the Horner sums to parameter gradients. With gradients written
+            /// ∂L/∂Re + i·∂L/∂Im: gW = 2·conj p(Ā), gĀ = 2·conj(W·p'(Ā)); a holomorphic step multiplies by the
+            /// conjugate derivative, a real parameter takes Re(conj(g)·∂/∂θ).</summary>
+            """);
         w.Open($"private static void {l.Variant}_ChainRule({ParamArgs}, ReadOnlySpan<float> sums, Span<float> gLogDt, Span<float> gLogAReal, Span<float> gAImag, Span<float> gB, Span<float> gC)");
         Header(w, l.Modes);
         w.Open("for (int h = 0; h < H; h++)");
@@ -306,26 +322,34 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         w.Line("var dp = new Complex(sums[2 * HM + i], sums[3 * HM + i]);");
         if (zoh)
         {
-            w.Line("var z = Complex.Exp(q);");
-            w.Line("var e = (z - 1) / a;");
-            w.Line("var gW = 2 * Complex.Conjugate(p);");
-            w.Line("var gZ = 2 * Complex.Conjugate(c * b * e * dp);");
-            w.Line("var gc = gW * Complex.Conjugate(b * e);");
+            w.Line("""
+                var z = Complex.Exp(q);
+                var e = (z - 1) / a;
+                var gW = 2 * Complex.Conjugate(p);
+                var gZ = 2 * Complex.Conjugate(c * b * e * dp);
+                var gc = gW * Complex.Conjugate(b * e);
+                """);
             if (l.Spec.TrainB) w.Line("var gb = gW * Complex.Conjugate(c * e);");
-            w.Line("var gZt = gZ + gW * Complex.Conjugate(c * b / a);          // W depends on Ā too");
-            w.Line("var gA = gW * Complex.Conjugate(-c * b * e / a) + gZt * Complex.Conjugate(dt * z);");
-            w.Line("gDt += (Complex.Conjugate(gZt) * a * z).Real;");
+            w.Line("""
+                var gZt = gZ + gW * Complex.Conjugate(c * b / a);          // W depends on Ā too
+                var gA = gW * Complex.Conjugate(-c * b * e / a) + gZt * Complex.Conjugate(dt * z);
+                gDt += (Complex.Conjugate(gZt) * a * z).Real;
+                """);
         }
         else
         {
-            w.Line("var r = 1 / (1 - q / 2);");
-            w.Line("var gW = 2 * Complex.Conjugate(p);");
-            w.Line("var gZ = 2 * Complex.Conjugate(c * b * dt * r * dp);");
-            w.Line("var gc = gW * Complex.Conjugate(b * dt * r);");
+            w.Line("""
+                var r = 1 / (1 - q / 2);
+                var gW = 2 * Complex.Conjugate(p);
+                var gZ = 2 * Complex.Conjugate(c * b * dt * r * dp);
+                var gc = gW * Complex.Conjugate(b * dt * r);
+                """);
             if (l.Spec.TrainB) w.Line("var gb = gW * Complex.Conjugate(c * dt * r);");
-            w.Line("var gQ = gZ * Complex.Conjugate(r * r) + gW * Complex.Conjugate(c * b * (dt / 2) * r * r);");
-            w.Line("gDt += (Complex.Conjugate(gW) * c * b * r).Real + (Complex.Conjugate(gQ) * a).Real;");
-            w.Line("var gA = dt * gQ;");
+            w.Line("""
+                var gQ = gZ * Complex.Conjugate(r * r) + gW * Complex.Conjugate(c * b * (dt / 2) * r * r);
+                gDt += (Complex.Conjugate(gW) * c * b * r).Real + (Complex.Conjugate(gQ) * a).Real;
+                var gA = dt * gQ;
+                """);
         }
         w.Line("gC[2 * i] += (float)gc.Real; gC[2 * i + 1] += (float)gc.Imaginary;");
         if (l.Spec.TrainB) w.Line("gB[2 * i] += (float)gb.Real; gB[2 * i + 1] += (float)gb.Imaginary;");
@@ -356,10 +380,12 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         w.Line($"/// <summary>Block {l.Index}, (B, L, H) → (B, L, H): pre-LayerNorm, S4D (N = {l.Spec.N}, {S4DKind.DiscretizationNames[l.Spec.Discretization]}), GELU,");
         w.Line($"/// Linear(H → 2H), GLU, dropout (p = {l.Spec.Dropout}), residual.</summary>");
         w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
-        w.Line("int rows = batch * length;");
-        w.Line($"var x = {i}X.AsSpan(0, rows * H);");
-        w.Line($"var u = {i}U.AsSpan(0, rows * H);");
-        w.Line($"var y = {i}Y.AsSpan(0, rows * H);");
+        w.Line($$"""
+            int rows = batch * length;
+            var x = {{i}}X.AsSpan(0, rows * H);
+            var u = {{i}}U.AsSpan(0, rows * H);
+            var y = {{i}}Y.AsSpan(0, rows * H);
+            """);
         w.Line($"BlockKernels.LayerNormForward(x, {ModelEmitter.Span("_p", p + "norm.weight", "H")}, {ModelEmitter.Span("_p", p + "norm.bias", "H")}, u, {i}Mean, {i}Rstd, rows, H, _ws);");
         w.Line("// S4D: discretize the modes, build the kernel K (H, L), convolve each channel along time, add D·u");
         w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, {i}Modes);");
@@ -373,10 +399,12 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         w.Line($"var next = {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H);");
         if (l.Spec.Dropout > 0)
         {
-            w.Line("if (_training)");
-            w.Line($"    BlockKernels.DropoutResidual(x, {i}Glu.AsSpan(0, rows * H), next, Rng.DropoutKey(DropoutSeed, _maskStep, {l.Index}), {DropThreshold(l)}, {DropScale(l)});");
-            w.Line("else");
-            w.Line($"    TensorPrimitives.Add(x, {i}Glu.AsSpan(0, rows * H), next);");
+            w.Line($$"""
+                if (_training)
+                    BlockKernels.DropoutResidual(x, {{i}}Glu.AsSpan(0, rows * H), next, Rng.DropoutKey(DropoutSeed, _maskStep, {{l.Index}}), {{DropThreshold(l)}}, {{DropScale(l)}});
+                else
+                    TensorPrimitives.Add(x, {{i}}Glu.AsSpan(0, rows * H), next);
+                """);
         }
         else w.Line($"TensorPrimitives.Add(x, {i}Glu.AsSpan(0, rows * H), next);");
         w.Close();
@@ -396,10 +424,12 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
             w.Line("else dX.CopyTo(dGlu);");
         }
         else w.Line("dX.CopyTo(dGlu);");
-        w.Line("var dO = _dO.AsSpan(0, rows * 2 * H);");
-        w.Line($"BlockKernels.GluBackward({i}O, dGlu, dO, rows, H, _ws);");
-        w.Line("var dY = _dY.AsSpan(0, rows * H);");
-        w.Line("dY.Clear();");
+        w.Line($$"""
+            var dO = _dO.AsSpan(0, rows * 2 * H);
+            BlockKernels.GluBackward({{i}}O, dGlu, dO, rows, H, _ws);
+            var dY = _dY.AsSpan(0, rows * H);
+            dY.Clear();
+            """);
         w.Line($"Gemm.LinearBackward({i}G, {ModelEmitter.Span("_p", p + "mixer.output_linear.weight", "2 * H * H")}, dO, dY, {ModelEmitter.Span("_g", p + "mixer.output_linear.weight", "2 * H * H")}, {ModelEmitter.Span("_g", p + "mixer.output_linear.bias", "2 * H")}, rows, H, 2 * H, _ws);");
         w.Line($"BlockKernels.GeluBackward({i}Y.AsSpan(0, rows * H), dY, dY, _ws);");
         w.Line("// D skip: dD += Σ dy·u, du = D·dy");
@@ -414,10 +444,12 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         }
         // convolution backward: du += Σ dy[s]·K[s−t], dK[l] = Σ dy[t]·u[t−l]
         """);
-        w.Line($"_conv.Backward({i}K, u, dY, dGlu, _dk, batch, length);");
-        w.Line("TensorPrimitives.Add(dU, dGlu, dU);");
-        w.Line("// kernel backward: Horner sums per mode, then the chain rule to log Δ, A, B, C");
-        w.Line($"S4D_N{l.Spec.N}_Horner({i}Modes, _dk, _sums, length);");
+        w.Line($$"""
+            _conv.Backward({{i}}K, u, dY, dGlu, _dk, batch, length);
+            TensorPrimitives.Add(dU, dGlu, dU);
+            // kernel backward: Horner sums per mode, then the chain rule to log Δ, A, B, C
+            S4D_N{{l.Spec.N}}_Horner({{i}}Modes, _dk, _sums, length);
+            """);
         string gb = l.Spec.TrainB ? ModelEmitter.Span("_g", p + "mixer.B", (2 * hm).ToString()) : "Span<float>.Empty";
         w.Line($"{l.Variant}_ChainRule({MixerArgs(plan, l, "_p")}, _sums, {ModelEmitter.Span("_g", p + "mixer.log_dt", "H")}, {ModelEmitter.Span("_g", p + "mixer.log_A_real", hm.ToString())}, {ModelEmitter.Span("_g", p + "mixer.A_imag", hm.ToString())}, {gb}, {ModelEmitter.Span("_g", p + "mixer.C", (2 * hm).ToString())});");
         w.Line("// pre-norm: the residual already carries dX; add the path through the norm");

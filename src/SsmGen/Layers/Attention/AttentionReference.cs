@@ -21,24 +21,14 @@ namespace SsmGen.Reference;
 public sealed class AttentionReference<T> where T : IFloatingPointIeee754<T>
 {
     /// <summary>
-    /// Views of one attention mixer's parameters (or of their gradients), in the PyTorch
-    /// nn.MultiheadAttention layout.
+    /// Views of one mixer's parameters (or of their gradients), in the PyTorch nn.MultiheadAttention layout: the mixer's tensors of
+    /// <see cref="SsmGen.Layers.AttentionTable"/>, whose names and shapes they follow, in its order.
     /// </summary>
     public readonly ref struct Params
     {
-        /// <summary>in_proj.weight (3H, H): rows [0, H) give q, [H, 2H) k, [2H, 3H) v.</summary>
-        public readonly Span<T> InWeight;
-        /// <summary>in_proj.bias (3H).</summary>
-        public readonly Span<T> InBias;
-        /// <summary>out_proj.weight (H, H).</summary>
-        public readonly Span<T> OutWeight;
-        /// <summary>out_proj.bias (H).</summary>
-        public readonly Span<T> OutBias;
-
+        public readonly Span<T> InWeight, InBias, OutWeight, OutBias;
         public Params(Span<T> inWeight, Span<T> inBias, Span<T> outWeight, Span<T> outBias)
-        {
-            InWeight = inWeight; InBias = inBias; OutWeight = outWeight; OutBias = outBias;
-        }
+        { InWeight = inWeight; InBias = inBias; OutWeight = outWeight; OutBias = outBias; }
     }
 
     private readonly int _h, _heads, _d;
@@ -76,9 +66,8 @@ public sealed class AttentionReference<T> where T : IFloatingPointIeee754<T>
     /// <summary>Views of a flat buffer of <see cref="ParameterCount"/> elements, the tensors back to back in <see cref="Params"/> order.</summary>
     public Params View(Span<T> flat)
     {
-        int h = _h;
-        return new Params(flat.Slice(0, 3 * h * h), flat.Slice(3 * h * h, 3 * h),
-            flat.Slice(3 * h * h + 3 * h, h * h), flat.Slice(4 * h * h + 3 * h, h));
+        var t = new TensorCursor<T>(flat, ParameterSizes);
+        return new Params(t.Next(), t.Next(), t.Next(), t.Next());
     }
 
     /// <summary>Elements of the key/value cache of <see cref="Step"/>: (2, maxLength, H), keys then values.</summary>

@@ -25,24 +25,15 @@ namespace SsmGen.Reference;
 /// </summary>
 public sealed class IdsReference<T> where T : IFloatingPointIeee754<T>
 {
-    /// <summary>Views of one mixer's parameters (or of their gradients).</summary>
+    /// <summary>
+    /// Views of one mixer's parameters (or of their gradients): the mixer's tensors of
+    /// <see cref="SsmGen.Layers.IdsTable"/>, whose names and shapes they follow, in its order.
+    /// </summary>
     public readonly ref struct Params
     {
-        /// <summary>A.weight (N·N, H).</summary>
-        public readonly Span<T> AWeight;
-        /// <summary>A.bias (N·N).</summary>
-        public readonly Span<T> ABias;
-        /// <summary>B.weight (N, H).</summary>
-        public readonly Span<T> BWeight;
-        /// <summary>C.weight (H, N).</summary>
-        public readonly Span<T> CWeight;
-        /// <summary>C.bias (H).</summary>
-        public readonly Span<T> CBias;
-
+        public readonly Span<T> AWeight, ABias, BWeight, CWeight, CBias;
         public Params(Span<T> aWeight, Span<T> aBias, Span<T> bWeight, Span<T> cWeight, Span<T> cBias)
-        {
-            AWeight = aWeight; ABias = aBias; BWeight = bWeight; CWeight = cWeight; CBias = cBias;
-        }
+        { AWeight = aWeight; ABias = aBias; BWeight = bWeight; CWeight = cWeight; CBias = cBias; }
     }
 
     private readonly int _h, _n;
@@ -71,11 +62,8 @@ public sealed class IdsReference<T> where T : IFloatingPointIeee754<T>
     /// <summary>Views of a flat buffer of <see cref="ParameterCount"/> elements, the tensors back to back in <see cref="Params"/> order.</summary>
     public Params View(Span<T> flat)
     {
-        var s = ParameterSizes;
-        int o = 0;
-        Span<T> Next(Span<T> f, int i) { var v = f.Slice(o, s[i]); o += s[i]; return v; }
-        var aw = Next(flat, 0); var ab = Next(flat, 1); var bw = Next(flat, 2); var cw = Next(flat, 3); var cb = Next(flat, 4);
-        return new Params(aw, ab, bw, cw, cb);
+        var t = new TensorCursor<T>(flat, ParameterSizes);
+        return new Params(t.Next(), t.Next(), t.Next(), t.Next(), t.Next());
     }
 
     /// <summary>a (N·N) = A.weight · x + A.bias; then h (N) = a·prev + B.weight · x (h may not alias prev).</summary>

@@ -26,29 +26,12 @@ namespace SsmGen.Reference;
 public sealed class MambaReference<T> where T : IFloatingPointIeee754<T>
 {
     /// <summary>
-    /// Views of one mixer's parameters (or of their gradients), in the Hugging Face Mamba layout.
+    /// Views of one mixer's parameters (or of their gradients), in the Hugging Face Mamba layout: the mixer's tensors of
+    /// <see cref="SsmGen.Layers.MambaTable"/>, whose names and shapes they follow, in its order.
     /// </summary>
     public readonly ref struct Params
     {
-        /// <summary>in_proj.weight (2E, H).</summary>
-        public readonly Span<T> InProj;
-        /// <summary>conv1d.weight (E, 1, W).</summary>
-        public readonly Span<T> ConvWeight;
-        /// <summary>conv1d.bias (E).</summary>
-        public readonly Span<T> ConvBias;
-        /// <summary>x_proj.weight (R + 2N, E).</summary>
-        public readonly Span<T> XProj;
-        /// <summary>dt_proj.weight (E, R).</summary>
-        public readonly Span<T> DtWeight;
-        /// <summary>dt_proj.bias (E).</summary>
-        public readonly Span<T> DtBias;
-        /// <summary>A_log (E, N).</summary>
-        public readonly Span<T> ALog;
-        /// <summary>D (E).</summary>
-        public readonly Span<T> D;
-        /// <summary>out_proj.weight (H, E).</summary>
-        public readonly Span<T> OutProj;
-
+        public readonly Span<T> InProj, ConvWeight, ConvBias, XProj, DtWeight, DtBias, ALog, D, OutProj;
         public Params(Span<T> inProj, Span<T> convWeight, Span<T> convBias, Span<T> xProj, Span<T> dtWeight,
             Span<T> dtBias, Span<T> aLog, Span<T> d, Span<T> outProj)
         {
@@ -80,12 +63,8 @@ public sealed class MambaReference<T> where T : IFloatingPointIeee754<T>
     /// <summary>Views of a flat buffer of <see cref="ParameterCount"/> elements, the tensors back to back in <see cref="Params"/> order.</summary>
     public Params View(Span<T> flat)
     {
-        var s = ParameterSizes;
-        int o = 0;
-        Span<T> Next(Span<T> f, int i) { var v = f.Slice(o, s[i]); o += s[i]; return v; }
-        var inProj = Next(flat, 0); var convW = Next(flat, 1); var convB = Next(flat, 2); var xProj = Next(flat, 3);
-        var dtW = Next(flat, 4); var dtB = Next(flat, 5); var aLog = Next(flat, 6); var d = Next(flat, 7); var outP = Next(flat, 8);
-        return new Params(inProj, convW, convB, xProj, dtW, dtB, aLog, d, outP);
+        var t = new TensorCursor<T>(flat, ParameterSizes);
+        return new Params(t.Next(), t.Next(), t.Next(), t.Next(), t.Next(), t.Next(), t.Next(), t.Next(), t.Next());
     }
 
     /// <summary>Elements of the convolution state (E, W−1).</summary>

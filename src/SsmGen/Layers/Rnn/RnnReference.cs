@@ -23,26 +23,15 @@ namespace SsmGen.Reference;
 /// </summary>
 public sealed class RnnReference<T> where T : IFloatingPointIeee754<T>
 {
-    /// <summary>Views of one mixer's parameters (or of their gradients), in PyTorch nn.RNN naming.</summary>
+    /// <summary>
+    /// Views of one mixer's parameters (or of their gradients), in PyTorch nn.RNN naming: the mixer's tensors of
+    /// <see cref="SsmGen.Layers.RnnTable"/>, whose names and shapes they follow, in its order.
+    /// </summary>
     public readonly ref struct Params
     {
-        /// <summary>weight_ih (Hidden, H).</summary>
-        public readonly Span<T> WeightIh;
-        /// <summary>weight_hh (Hidden, Hidden).</summary>
-        public readonly Span<T> WeightHh;
-        /// <summary>bias_ih (Hidden).</summary>
-        public readonly Span<T> BiasIh;
-        /// <summary>bias_hh (Hidden).</summary>
-        public readonly Span<T> BiasHh;
-        /// <summary>out_proj.weight (H, Hidden).</summary>
-        public readonly Span<T> OutWeight;
-        /// <summary>out_proj.bias (H).</summary>
-        public readonly Span<T> OutBias;
-
+        public readonly Span<T> WeightIh, WeightHh, BiasIh, BiasHh, OutWeight, OutBias;
         public Params(Span<T> weightIh, Span<T> weightHh, Span<T> biasIh, Span<T> biasHh, Span<T> outWeight, Span<T> outBias)
-        {
-            WeightIh = weightIh; WeightHh = weightHh; BiasIh = biasIh; BiasHh = biasHh; OutWeight = outWeight; OutBias = outBias;
-        }
+        { WeightIh = weightIh; WeightHh = weightHh; BiasIh = biasIh; BiasHh = biasHh; OutWeight = outWeight; OutBias = outBias; }
     }
 
     private readonly int _h, _d;
@@ -76,12 +65,8 @@ public sealed class RnnReference<T> where T : IFloatingPointIeee754<T>
     /// <summary>Views of a flat buffer of <see cref="ParameterCount"/> elements, the tensors back to back in <see cref="Params"/> order.</summary>
     public Params View(Span<T> flat)
     {
-        var s = ParameterSizes;
-        int o = 0;
-        Span<T> Next(Span<T> f, int i) { var v = f.Slice(o, s[i]); o += s[i]; return v; }
-        var wih = Next(flat, 0); var whh = Next(flat, 1); var bih = Next(flat, 2); var bhh = Next(flat, 3);
-        var wout = Next(flat, 4); var bout = Next(flat, 5);
-        return new Params(wih, whh, bih, bhh, wout, bout);
+        var t = new TensorCursor<T>(flat, ParameterSizes);
+        return new Params(t.Next(), t.Next(), t.Next(), t.Next(), t.Next(), t.Next());
     }
 
     private T F(T s) => _f == Nonlinearity.Tanh ? T.Tanh(s) : (s > T.Zero ? s : T.Zero);
