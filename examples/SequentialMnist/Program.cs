@@ -10,6 +10,7 @@ using System.Text;
 using System.Text.Json;
 using Spectre.Console;
 using SsmGen;
+using SsmGen.Examples;
 using SsmGen.Checkpoints;
 using SsmGen.Examples.Mnist;
 using SsmGen.Training;
@@ -57,19 +58,13 @@ static int Run(Options o)
     }
     AnsiConsole.MarkupLineInterpolated($"[bold]{(o.Permuted ? "psMNIST" : "sMNIST")}[/]: {train.Length:N0} training / {test.Length:N0} held-out digits, 784 steps each{(o.MaxShift > 0 ? $", training digits shifted by up to {o.MaxShift} px" : "")}; {model.GetType().Name}: {model.Config.Layers.Count} S4D blocks, H = {model.Config.DModel}, N = {((S4DLayerConfig)model.Config.Layers[0]).N}, {model.Parameters.Length:N0} parameters; batch {o.Batch}.");
 
-    bool stop = false;
-    Console.CancelKeyPress += (_, e) =>
-    {
-        e.Cancel = true;
-        stop = true;
-        AnsiConsole.MarkupLine("[yellow]Ctrl+C: finishing this batch, saving a checkpoint, then exiting.[/]");
-    };
+    var stop = StopRequest.OnCtrlC("finishing this batch, saving a checkpoint, then exiting.");
 
     var xb = new float[o.Batch * MnistData.Pixels];
     var yb = new int[o.Batch];
     var total = Stopwatch.StartNew();
     bool interactive = !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
-    for (int epoch = firstEpoch; epoch <= o.Epochs && !stop; epoch++)
+    for (int epoch = firstEpoch; epoch <= o.Epochs && !stop.Requested; epoch++)
     {
         var order = (int[])train.Clone();
         var rng = new Rng(o.Seed * 1000 + (ulong)epoch);
@@ -97,13 +92,13 @@ static int Run(Options o)
                 .Start(ctx =>
                 {
                     var task = ctx.AddTask(Status(), maxValue: stepsPerEpoch);
-                    while (step < stepsPerEpoch && !stop) { TrainBatch(); task.Increment(1); task.Description = Status(); }
+                    while (step < stepsPerEpoch && !stop.Requested) { TrainBatch(); task.Increment(1); task.Description = Status(); }
                 });
         }
         else
         {
             int every = Math.Max(1, stepsPerEpoch / 10);
-            while (step < stepsPerEpoch && !stop)
+            while (step < stepsPerEpoch && !stop.Requested)
             {
                 TrainBatch();
                 if (step % every == 0 || step == stepsPerEpoch)
@@ -113,7 +108,7 @@ static int Run(Options o)
                 }
             }
         }
-        if (stop && step < stepsPerEpoch)
+        if (stop.Requested && step < stepsPerEpoch)
         {
             // An interrupted epoch is not recorded; the checkpoint holds the weights after the last batch,
             // and a resume repeats this epoch.

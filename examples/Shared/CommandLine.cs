@@ -1,3 +1,5 @@
+using Spectre.Console;
+
 namespace SsmGen.Examples;
 
 /// <summary>What reading an example's command line came to.</summary>
@@ -30,5 +32,29 @@ public static class CommandLine
             }
         }
         return CommandLineOutcome.Run;
+    }
+}
+
+/// <summary>
+/// Ctrl+C as a request: the training loop finishes its batch and saves what it promises before it exits, instead of
+/// the process dying in the middle of a write.
+/// </summary>
+public sealed class StopRequest
+{
+    private volatile bool _requested;
+
+    public bool Requested => _requested;
+
+    /// <param name="then">What the example does before exiting, as the line printed when Ctrl+C arrives says.</param>
+    public static StopRequest OnCtrlC(string then)
+    {
+        var request = new StopRequest();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            request._requested = true;
+            AnsiConsole.MarkupLine($"[yellow]Ctrl+C: {Markup.Escape(then)}[/]");
+        };
+        return request;
     }
 }

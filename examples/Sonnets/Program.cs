@@ -9,6 +9,7 @@ using System.Globalization;
 using System.Text;
 using Spectre.Console;
 using SsmGen;
+using SsmGen.Examples;
 using SsmGen.Checkpoints;
 using SsmGen.Examples.Sonnets;
 using SsmGen.Training;
@@ -55,13 +56,7 @@ static int Run(Options o)
     var mamba = (MambaLayerConfig)model.Config.Layers[0];
     AnsiConsole.MarkupLineInterpolated($"[bold]Sonnets[/]: {train.Length:N0} training characters (sonnets 1–{FirstHeldOut - 1}), {validation.Length:N0} held out ({FirstHeldOut}–{SonnetData.Count}); {nameof(SonnetModel)}: {model.Config.Layers.Count} Mamba blocks, H = {model.Config.DModel}, N = {mamba.N}, E = {mamba.Inner(model.Config.DModel)}, {model.Parameters.Length:N0} parameters; {o.Steps:N0} steps of {o.Batch} windows × {o.Length} characters, peak lr {o.LearningRate.ToString(CultureInfo.InvariantCulture)}, input noise {o.Noise.ToString(CultureInfo.InvariantCulture)}.");
 
-    bool stop = false;
-    Console.CancelKeyPress += (_, e) =>
-    {
-        e.Cancel = true;
-        stop = true;
-        AnsiConsole.MarkupLine("[yellow]Ctrl+C: finishing this batch, evaluating, saving a checkpoint, then exiting.[/]");
-    };
+    var stop = StopRequest.OnCtrlC("finishing this batch, evaluating, saving a checkpoint, then exiting.");
 
     var xb = new int[o.Batch * o.Length];
     var yb = new int[o.Batch * o.Length];
@@ -106,7 +101,7 @@ static int Run(Options o)
             .Start(ctx =>
             {
                 var task = ctx.AddTask(Status(), maxValue: o.Steps);
-                while (step < o.Steps && !stop)
+                while (step < o.Steps && !stop.Requested)
                 {
                     int reported = history.Count;
                     TrainBatch();
@@ -118,7 +113,7 @@ static int Run(Options o)
     }
     else
     {
-        while (step < o.Steps && !stop)
+        while (step < o.Steps && !stop.Requested)
         {
             int reported = history.Count;
             TrainBatch();
@@ -165,7 +160,7 @@ static int Run(Options o)
     string sample = Sample(model, Prompt, SampleLength);
     AnsiConsole.MarkupLine($"[grey]Greedy continuation of \"{Markup.Escape(Prompt)}\":[/]");
     Console.WriteLine(Prompt + sample);
-    return stop ? 130 : 0;
+    return stop.Requested ? 130 : 0;
 }
 
 /// <summary>Streams the prompt through <see cref="ISsmModel.Step(SsmState, int, Span{float})"/>, then appends the most likely character <paramref name="count"/> times.</summary>

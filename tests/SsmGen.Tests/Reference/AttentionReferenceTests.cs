@@ -192,20 +192,11 @@ public class AttentionReferenceTests(ITestOutputHelper output)
         var m = new AttentionReference<double>(H, Heads);
         var flat = TestConfigs.RandomArray(m.ParameterCount, 141, 0.5);
         var x = TestConfigs.RandomArray(length * H, 142);
-        var y = new double[x.Length];
-        m.Forward(m.View(flat), x, y, 1, length);
-
         Assert.Equal(2 * maxLength * H, AttentionReference<double>.CacheSize(maxLength, H));
         var cache = new double[AttentionReference<double>.CacheSize(maxLength, H)];
         Array.Fill(cache, double.NaN); // positions not yet written must never be read
-        var yt = new double[H];
-        var compare = new Comparison();
-        for (int t = 0; t < length; t++)
-        {
-            m.Step(m.View(flat), cache, t, x.AsSpan(t * H, H), yt);
-            for (int i = 0; i < H; i++) compare.Add(y[t * H + i], yt[i]);
-        }
-        compare.Check(output, $"Step vs Forward over {length} tokens", smallest: 1e-2, tolerance: 1e-12);
+        Comparison.StepMatchesForward(output, "", x, H, smallest: 1e-2,
+            (xs, ys) => m.Forward(m.View(flat), xs, ys, 1, length), (t, xt, yt) => m.Step(m.View(flat), cache, t, xt, yt));
 
         // The layout: values (no rotation) at maxLength·H + t·H; beyond the written positions, untouched.
         var p = m.View(flat);
@@ -217,7 +208,7 @@ public class AttentionReferenceTests(ITestOutputHelper output)
                 Assert.True(RelErr(v, cache[maxLength * H + t * H + c]) < 1e-14, $"value cache at {t},{c}");
             }
         Assert.True(double.IsNaN(cache[length * H]) && double.IsNaN(cache[maxLength * H + length * H]));
-        Assert.Throws<ArgumentOutOfRangeException>(() => m.Step(m.View(flat), cache, maxLength, x.AsSpan(0, H), yt));
+        Assert.Throws<ArgumentOutOfRangeException>(() => m.Step(m.View(flat), cache, maxLength, x.AsSpan(0, H), new double[H]));
     }
 
     [Fact]

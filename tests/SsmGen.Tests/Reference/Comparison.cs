@@ -24,4 +24,27 @@ internal sealed class Comparison
         Assert.True(Largest > smallest, "outputs are too small for the comparison to mean anything");
         Assert.True(Worst < tolerance, $"worst error {Worst:E2}");
     }
+
+    /// <summary>One token of a reference's step: x_t in, y_t out, the stream's state kept by the caller.</summary>
+    public delegate void TokenStep(int t, ReadOnlySpan<double> xt, double[] yt);
+
+    /// <summary>
+    /// Step token by token from a zero state against Forward over one sequence <paramref name="x"/> (1, L, H), whose
+    /// outputs must exceed <paramref name="smallest"/> for the comparison to mean anything; errors below 1e-12.
+    /// </summary>
+    public static void StepMatchesForward(ITestOutputHelper output, string label, double[] x, int h, double smallest,
+        Action<double[], double[]> forward, TokenStep step)
+    {
+        var y = new double[x.Length];
+        forward(x, y);
+        var yt = new double[h];
+        var compare = new Comparison();
+        int length = x.Length / h;
+        for (int t = 0; t < length; t++)
+        {
+            step(t, x.AsSpan(t * h, h), yt);
+            for (int i = 0; i < h; i++) compare.Add(y[t * h + i], yt[i]);
+        }
+        compare.Check(output, $"{label}Step vs Forward over {length} tokens", smallest, tolerance: 1e-12);
+    }
 }

@@ -123,21 +123,11 @@ public class MambaReferenceTests(ITestOutputHelper output)
         const int H = 3, expand = 2, N = 4, W = 4, R = 2, length = 24;
         var m = new MambaReference<double>(H, N, expand, W, R);
         var flat = RandomParameters(m, N, 41);
-        var x = TestConfigs.RandomArray(length * H, 42);
-        var y = new double[x.Length];
-        m.Forward(m.View(flat), x, y, 1, length);
-
         Assert.Equal(m.Inner * (W - 1) + m.Inner * N, m.StateSize);
         var conv = new double[m.ConvStateSize];
         var ssm = new double[m.SsmStateSize];
-        var yt = new double[H];
-        var compare = new Comparison();
-        for (int t = 0; t < length; t++)
-        {
-            m.Step(m.View(flat), conv, ssm, x.AsSpan(t * H, H), yt);
-            for (int i = 0; i < H; i++) compare.Add(y[t * H + i], yt[i]);
-        }
-        compare.Check(output, $"Step vs Forward over {length} tokens", smallest: 1e-3, tolerance: 1e-12);
+        Comparison.StepMatchesForward(output, "", TestConfigs.RandomArray(length * H, 42), H, smallest: 1e-3,
+            (x, y) => m.Forward(m.View(flat), x, y, 1, length), (t, xt, yt) => m.Step(m.View(flat), conv, ssm, xt, yt));
     }
 
     [Fact]

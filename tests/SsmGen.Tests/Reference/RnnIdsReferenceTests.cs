@@ -16,28 +16,6 @@ public class RnnIdsReferenceTests(ITestOutputHelper output)
 
     // ───────────────────────── shared helpers ─────────────────────────
 
-    /// <summary>
-    /// Step token by token from a zero state against Forward over one sequence of random inputs, which
-    /// must be large enough for the comparison to mean anything.
-    /// </summary>
-    private void AssertStepMatchesForward(string label, int H, int length, ulong seed, int stateSize,
-        Action<double[], double[]> forward, Action<double[], ReadOnlySpan<double>, double[]> step)
-    {
-        var x = TestConfigs.RandomArray(length * H, seed);
-        var y = new double[x.Length];
-        forward(x, y);
-
-        var state = new double[stateSize];
-        var yt = new double[H];
-        var compare = new Comparison();
-        for (int t = 0; t < length; t++)
-        {
-            step(state, x.AsSpan(t * H, H), yt);
-            for (int i = 0; i < H; i++) compare.Add(y[t * H + i], yt[i]);
-        }
-        compare.Check(output, $"{label}Step vs Forward over {length} tokens", smallest: 1e-3, tolerance: 1e-12);
-    }
-
     private static double RelErr(double expected, double actual) => Math.Abs(expected - actual) / Math.Max(1, Math.Abs(expected));
 
     // ───────────────────────── RNN ─────────────────────────
@@ -152,9 +130,9 @@ public class RnnIdsReferenceTests(ITestOutputHelper output)
         var m = new RnnReference<double>(H, D, f);
         var flat = RnnParameters(m, 121);
         Assert.Equal(D, m.StateSize);
-        AssertStepMatchesForward($"{f}: ", H, length, 122, m.StateSize,
-            (x, y) => m.Forward(m.View(flat), x, y, 1, length),
-            (state, xt, yt) => m.Step(m.View(flat), state, xt, yt));
+        var state = new double[m.StateSize];
+        Comparison.StepMatchesForward(output, $"{f}: ", TestConfigs.RandomArray(length * H, 122), H, smallest: 1e-3,
+            (x, y) => m.Forward(m.View(flat), x, y, 1, length), (t, xt, yt) => m.Step(m.View(flat), state, xt, yt));
     }
 
     // ───────────────────────── IDS ─────────────────────────
@@ -340,9 +318,9 @@ public class RnnIdsReferenceTests(ITestOutputHelper output)
         var m = new IdsReference<double>(H, N);
         var flat = IdsParameters(m, 231);
         Assert.Equal(N, m.StateSize);
-        AssertStepMatchesForward("", H, length, 232, m.StateSize,
-            (x, y) => m.Forward(m.View(flat), x, y, 1, length),
-            (state, xt, yt) => m.Step(m.View(flat), state, xt, yt));
+        var state = new double[m.StateSize];
+        Comparison.StepMatchesForward(output, "", TestConfigs.RandomArray(length * H, 232), H, smallest: 1e-3,
+            (x, y) => m.Forward(m.View(flat), x, y, 1, length), (t, xt, yt) => m.Step(m.View(flat), state, xt, yt));
     }
 
     [Fact]
