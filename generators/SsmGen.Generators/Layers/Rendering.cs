@@ -6,12 +6,7 @@ namespace SsmGen.Generators.Layers;
 /// only Backward reads it, so an inference build leaves it empty. <see cref="Block"/>: the block it belongs to, or −1
 /// for scratch the kind's blocks share.
 /// </summary>
-internal sealed record HostBuffer(string Field, string Floats, bool Training = false, int Block = -1)
-{
-    /// <summary>The pre-norm's statistics and output of block <paramref name="l"/>, which Backward reads again.</summary>
-    public static IEnumerable<HostBuffer> PreNorm(LayerPlan l) =>
-        [new($"_l{l.Index}Mean", "rows", Block: l.Index), new($"_l{l.Index}Rstd", "rows", Block: l.Index), new($"_l{l.Index}U", "rows * H", Block: l.Index)];
-}
+internal sealed record HostBuffer(string Field, string Floats, bool Training = false, int Block = -1);
 
 /// <summary>A kind's C# rendering (its &lt;Kind&gt;Emitter.cs): the block's buffers, passes and specialized kernels.</summary>
 internal abstract class CpuRendering<TPlan> where TPlan : LayerPlan
@@ -19,8 +14,23 @@ internal abstract class CpuRendering<TPlan> where TPlan : LayerPlan
     /// <summary>What the kind's fields hold, as comment lines above them.</summary>
     protected abstract string[] FieldNotes { get; }
 
-    /// <summary>Every host buffer of the kind's blocks in this model: per block first, then the shared scratch.</summary>
-    public abstract IEnumerable<HostBuffer> Buffers(ModelPlan plan);
+    /// <summary>
+    /// A block's own buffers, after its pre-norm's statistics and output (<c>Mean</c>, <c>Rstd</c>, <c>U</c>, which
+    /// every block has): (name after the block's <c>_l{i}</c> prefix, floats).
+    /// </summary>
+    protected abstract IEnumerable<(string Name, string Floats)> BlockBuffers(TPlan l);
+
+    /// <summary>Buffers the kind's blocks share: backward scratch (training-only) and the step's one-token rows.</summary>
+    protected virtual IEnumerable<HostBuffer> SharedBuffers(ModelPlan plan) => [];
+
+    /// <summary>Every host buffer of the kind's blocks in this model: per block first, then the shared ones.</summary>
+    public IEnumerable<HostBuffer> Buffers(ModelPlan plan)
+    {
+        foreach (var l in plan.Blocks<TPlan>())
+            foreach (var (name, floats) in new[] { ("Mean", "rows"), ("Rstd", "rows"), ("U", "rows * H") }.Concat(BlockBuffers(l)))
+                yield return new($"_l{l.Index}{name}", floats, Block: l.Index);
+        foreach (var b in SharedBuffers(plan)) yield return b;
+    }
 
     /// <summary>The fields of <see cref="Buffers"/> (once per model), one declaration per block and one for the shared ones.</summary>
     public virtual void EmitFields(CodeWriter w, ModelPlan plan)
@@ -62,7 +72,10 @@ internal abstract class GpuRendering<TPlan> where TPlan : LayerPlan
 {
     /// <summary>The kernels of every variant the model uses (nothing when it has no block of the kind).</summary>
     public abstract void EmitKernels(StringBuilder cu, ModelPlan plan);
-    /// <summary>Device buffers of one block, kept from forward to backward: (field, size in floats as a C# expression).</summary>
+    /// <summary>
+    /// Device buffers of one block, kept from forward to backward, after its pre-norm's (which the shell lays out):
+    /// (field, size in floats as a C# expression).
+    /// </summary>
     public abstract IEnumerable<(string Field, string Floats)> Buffers(TPlan l);
     /// <summary>Device scratch the kind's blocks share (training-only where flagged), the step's one-token rows among it.</summary>
     public virtual IEnumerable<(string Field, string Floats, bool Training)> Scratch(ModelPlan plan) => Enumerable.Empty<(string, string, bool)>();

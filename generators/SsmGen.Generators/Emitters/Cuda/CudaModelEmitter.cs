@@ -436,7 +436,7 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
             internal readonly GpuModelRunner Runner;
             private long _used; // floats laid out so far in the activation arena
             """);
-        var layerBuffers = plan.Layers.SelectMany(l => LayerKinds.Of(l).GpuBuffers(l)).ToList();
+        var layerBuffers = plan.Layers.SelectMany(l => PreNormBuffers(l).Concat(LayerKinds.Of(l).GpuBuffers(l))).ToList();
         var layerScratch = LayerKinds.All.SelectMany(k => k.GpuScratch(plan)).ToList();
         string shell = $"_input, _tokens, {string.Join(", ", plan.Layers.Select(l => $"_l{l.Index}X"))}, _xf, _meanF, _rstdF, _nf, _pooled, _out, _dOut, _dPooled, _dNf, _dX, _dO, _dG, _dY, _dU, _scratch, _partial";
         const string stepShell = "_targets, _rowLoss, _rowHit, _normPartial, _stats"; // the training step's tail
@@ -701,6 +701,10 @@ extern "C" __global__ void adamw_update(float* __restrict__ p, float* __restrict
     /// The launch of a RMSNorm or LayerNorm forward over <paramref name="rows"/> rows; <paramref name="norm"/> is the
     /// norm's full parameter prefix (its ".weight", and ".bias" for LayerNorm).
     /// </summary>
+    /// <summary>A block's pre-norm buffers on the device, which <see cref="OpenForward"/> writes: its statistics and output.</summary>
+    private static IEnumerable<(string Field, string Floats)> PreNormBuffers(LayerPlan l) =>
+        [($"_l{l.Index}Mean", "rows"), ($"_l{l.Index}Rstd", "rows"), ($"_l{l.Index}U", "rows * H")];
+
     /// <summary>The head of block l's forward on the device: rows, then the pre-norm of _l{i}X into _l{i}U.</summary>
     internal static void OpenForward(CodeWriter w, LayerPlan l, bool rms = false)
     {

@@ -15,15 +15,12 @@ internal sealed class AttentionEmitter : CpuRendering<AttentionLayerPlan>
         "stream after attention, second norm, fc1 out, GELU out; rotary tables per head size; shared scratch.",
     ];
 
-    public override IEnumerable<HostBuffer> Buffers(ModelPlan plan)
+    protected override IEnumerable<(string Name, string Floats)> BlockBuffers(AttentionLayerPlan l) =>
+        [("Qkv", "rows * 3 * H"), ("Probs", $"maxBatch * {l.Heads} * maxLength * maxLength"), ("O", "rows * H"), ("X1", "rows * H"),
+         ("Mean2", "rows"), ("Rstd2", "rows"), ("U2", "rows * H"), ("F1", $"rows * {l.Mlp}"), ("Act", $"rows * {l.Mlp}")];
+
+    protected override IEnumerable<HostBuffer> SharedBuffers(ModelPlan plan)
     {
-        foreach (var l in plan.Blocks<AttentionLayerPlan>())
-        {
-            foreach (var b in HostBuffer.PreNorm(l)) yield return b;
-            foreach (var (f, floats) in new[] { ("Qkv", "rows * 3 * H"), ("Probs", $"maxBatch * {l.Heads} * maxLength * maxLength"), ("O", "rows * H"), ("X1", "rows * H"),
-                         ("Mean2", "rows"), ("Rstd2", "rows"), ("U2", "rows * H"), ("F1", $"rows * {l.Mlp}"), ("Act", $"rows * {l.Mlp}") })
-                yield return new($"_l{l.Index}{f}", floats, Block: l.Index);
-        }
         foreach (int d in HeadSizes(plan))
         {
             yield return new($"_ropeCos{d}", $"maxLength * {d / 2}");

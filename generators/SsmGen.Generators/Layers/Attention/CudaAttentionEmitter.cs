@@ -173,13 +173,10 @@ extern "C" __global__ void {{v}}_backward_keys(const float* __restrict__ qkv, co
         }
     }
 
-    /// <summary>Device buffers of one block, kept from forward to backward: (field, size in floats as a C# expression).</summary>
+    /// <inheritdoc/>
     public override IEnumerable<(string Field, string Floats)> Buffers(AttentionLayerPlan l)
     {
         string i = "_l" + l.Index;
-        yield return ($"{i}Mean", "rows");
-        yield return ($"{i}Rstd", "rows");
-        yield return ($"{i}U", "rows * H");
         yield return ($"{i}Qkv", "rows * 3 * H");
         yield return ($"{i}O", "rows * H");
         yield return ($"{i}Probs", $"rows * {l.Heads} * (long)maxLength");

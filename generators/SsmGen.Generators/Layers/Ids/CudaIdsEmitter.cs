@@ -85,13 +85,10 @@ extern "C" __global__ void {{v}}_backward(const float* __restrict__ at, const fl
         }
     }
 
-    /// <summary>Device buffers of one block, kept from forward to backward: (field, size in floats as a C# expression).</summary>
+    /// <inheritdoc/>
     public override IEnumerable<(string Field, string Floats)> Buffers(IdsLayerPlan l)
     {
         string i = "_l" + l.Index;
-        yield return ($"{i}Mean", "rows");
-        yield return ($"{i}Rstd", "rows");
-        yield return ($"{i}U", "rows * H");
         yield return ($"{i}At", $"rows * {l.N * l.N}");
         yield return ($"{i}Bu", $"rows * {l.N}");
         yield return ($"{i}Hs", $"rows * {l.N}");

@@ -12,14 +12,11 @@ internal sealed class IdsEmitter : CpuRendering<IdsLayerPlan>
 
     protected override string[] FieldNotes => ["IDS blocks: norm stats and output, transitions (B·L, N·N), input terms and states (B·L, N); shared scratch."];
 
-    public override IEnumerable<HostBuffer> Buffers(ModelPlan plan)
+    protected override IEnumerable<(string Name, string Floats)> BlockBuffers(IdsLayerPlan l) =>
+        [("At", $"rows * {l.N * l.N}"), ("Bu", $"rows * {l.N}"), ("Hs", $"rows * {l.N}")];
+
+    protected override IEnumerable<HostBuffer> SharedBuffers(ModelPlan plan)
     {
-        foreach (var l in plan.Blocks<IdsLayerPlan>())
-        {
-            foreach (var b in HostBuffer.PreNorm(l)) yield return b;
-            foreach (var (f, floats) in new[] { ("At", $"rows * {l.N * l.N}"), ("Bu", $"rows * {l.N}"), ("Hs", $"rows * {l.N}") })
-                yield return new($"_l{l.Index}{f}", floats, Block: l.Index);
-        }
         int n = MaxN(plan);
         foreach (var (f, floats) in new[] { ("_idH", $"rows * {n}"), ("_idA", $"rows * {n * n}"), ("_iCarry", $"maxBatch * {n}") })
             yield return new(f, floats, Training: true);

@@ -412,13 +412,10 @@ extern "C" __global__ void {{v}}_conv_weight_partials(const float* __restrict__ 
         return w.ToString().TrimEnd('\n');
     }
 
-    /// <summary>Device buffers of one block, kept from forward to backward: (field, size in floats as a C# expression).</summary>
+    /// <inheritdoc/>
     public override IEnumerable<(string Field, string Floats)> Buffers(MambaLayerPlan l)
     {
         string i = "_l" + l.Index;
-        yield return ($"{i}Mean", "rows");
-        yield return ($"{i}Rstd", "rows");
-        yield return ($"{i}U", "rows * H");
         yield return ($"{i}XZ", $"rows * {2 * l.E}");
         yield return ($"{i}C", $"rows * {l.E}");
         yield return ($"{i}Act", $"rows * {l.E}");

@@ -20,15 +20,14 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         "backward's dL/d of each of them (_md…), the step's rows (_mambaStep…).",
     ];
 
-    public override IEnumerable<HostBuffer> Buffers(ModelPlan plan)
+    protected override IEnumerable<(string Name, string Floats)> BlockBuffers(MambaLayerPlan l)
     {
-        foreach (var l in plan.Blocks<MambaLayerPlan>())
-        {
-            string i = "_l" + l.Index, e = $"rows * {l.E}";
-            foreach (var b in HostBuffer.PreNorm(l)) yield return b;
-            foreach (var (f, floats) in new[] { ("Xi", e), ("Z", e), ("C", e), ("Act", e), ("Dbc", $"rows * {l.Dbc}"), ("DtIn", $"rows * {l.R}"), ("Delta", e), ("Ys", e), ("G", e), ("ConvT", $"{l.E * l.Spec.ConvWidth}") })
-                yield return new(i + f, floats, Block: l.Index);
-        }
+        string e = $"rows * {l.E}";
+        return [("Xi", e), ("Z", e), ("C", e), ("Act", e), ("Dbc", $"rows * {l.Dbc}"), ("DtIn", $"rows * {l.R}"), ("Delta", e), ("Ys", e), ("G", e), ("ConvT", $"{l.E * l.Spec.ConvWidth}")];
+    }
+
+    protected override IEnumerable<HostBuffer> SharedBuffers(ModelPlan plan)
+    {
         string me = $"rows * {MaxE(plan)}";
         foreach (var (f, floats) in new[] { ("_mdG", me), ("_mdYs", me), ("_mdZ", me), ("_mdU", me), ("_mdDelta", me), ("_mdDbc", $"rows * {MaxDbc(plan)}"), ("_mdDtIn", $"rows * {MaxR(plan)}"), ("_mdXi", me), ("_mdConvT", $"{MaxConv(plan)}") })
             yield return new(f, floats, Training: true);

@@ -104,13 +104,10 @@ extern "C" __global__ void {{v}}_shift(const float* __restrict__ hs, float* __re
         }
     }
 
-    /// <summary>Device buffers of one block, kept from forward to backward: (field, size in floats as a C# expression).</summary>
+    /// <inheritdoc/>
     public override IEnumerable<(string Field, string Floats)> Buffers(RnnLayerPlan l)
     {
         string i = "_l" + l.Index;
-        yield return ($"{i}Mean", "rows");
-        yield return ($"{i}Rstd", "rows");
-        yield return ($"{i}U", "rows * H");
         yield return ($"{i}Hs", $"rows * {l.Hd}");
     }
 

@@ -11,13 +11,10 @@ internal sealed class RnnEmitter : CpuRendering<RnnLayerPlan>
 
     protected override string[] FieldNotes => ["RNN blocks: norm stats and output, the hidden states (B·L, Hd); shared scratch for the backward and the step."];
 
-    public override IEnumerable<HostBuffer> Buffers(ModelPlan plan)
+    protected override IEnumerable<(string Name, string Floats)> BlockBuffers(RnnLayerPlan l) => [("Hs", $"rows * {l.Hd}")];
+
+    protected override IEnumerable<HostBuffer> SharedBuffers(ModelPlan plan)
     {
-        foreach (var l in plan.Blocks<RnnLayerPlan>())
-        {
-            foreach (var b in HostBuffer.PreNorm(l)) yield return b;
-            yield return new($"_l{l.Index}Hs", $"rows * {l.Hd}", Block: l.Index);
-        }
         int hd = MaxHd(plan);
         foreach (var (f, floats) in new[] { ("_rdH", $"rows * {hd}"), ("_rPrev", $"rows * {hd}"), ("_rCarry", $"maxBatch * {hd}") })
             yield return new(f, floats, Training: true);

@@ -354,13 +354,10 @@ extern "C" __global__ void {{v}}_step(float* __restrict__ state, const float* __
         yield return ("_s4dStepO", "2 * H", false);
     }
 
-    /// <summary>Device buffers of one block, kept from forward to backward: (field, size in floats as a C# expression).</summary>
+    /// <inheritdoc/>
     public override IEnumerable<(string Field, string Floats)> Buffers(S4DLayerPlan l)
     {
         string i = "_l" + l.Index;
-        yield return ($"{i}Mean", "rows");
-        yield return ($"{i}Rstd", "rows");
-        yield return ($"{i}U", "rows * H");
         yield return ($"{i}Y", "rows * H");
         yield return ($"{i}G", "rows * H");
         yield return ($"{i}O", "rows * 2 * H");

@@ -22,15 +22,11 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         "shared: dL/d(the scan's output, input), dL/d(linear out), dL/d(kernel), Horner sums; the step's rows.",
     ];
 
-    public override IEnumerable<HostBuffer> Buffers(ModelPlan plan)
+    protected override IEnumerable<(string Name, string Floats)> BlockBuffers(S4DLayerPlan l) =>
+        [("Y", "rows * H"), ("G", "rows * H"), ("O", "rows * 2 * H"), ("Glu", "rows * H"), ("K", "H * maxLength"), ("Modes", $"{ModeTables} * H * {l.Modes}")];
+
+    protected override IEnumerable<HostBuffer> SharedBuffers(ModelPlan plan)
     {
-        foreach (var l in plan.Blocks<S4DLayerPlan>())
-        {
-            string i = "_l" + l.Index;
-            foreach (var b in HostBuffer.PreNorm(l)) yield return b;
-            foreach (var (f, floats) in new[] { ("Y", "rows * H"), ("G", "rows * H"), ("O", "rows * 2 * H"), ("Glu", "rows * H"), ("K", "H * maxLength"), ("Modes", $"{ModeTables} * H * {l.Modes}") })
-                yield return new(i + f, floats, Block: l.Index);
-        }
         foreach (var (f, floats) in new[] { ("_dY", "rows * H"), ("_dU", "rows * H"), ("_dO", "rows * 2 * H"), ("_dk", "H * maxLength"), ("_sums", $"4 * H * {MaxModes(plan)}") })
             yield return new(f, floats, Training: true);
         foreach (var (f, floats) in new[] { ("_s4dStepU", "H"), ("_s4dStepY", "H"), ("_s4dStepAct", "H"), ("_s4dStepO", "2 * H"), ("_s4dStepGlu", "H") })
