@@ -216,17 +216,8 @@ public class AttentionReferenceTests(ITestOutputHelper output)
     {
         var md = new AttentionReference<double>(H, Heads);
         var mf = new AttentionReference<float>(H, Heads);
-        var flat = TestConfigs.RandomArray(md.ParameterCount, 151, 0.5);
-        var x = TestConfigs.RandomArray(Batch * Length * H, 152);
-        var yd = new double[x.Length];
-        var yf = new float[x.Length];
-        md.Forward(md.View(flat), x, yd, Batch, Length);
-        var flatF = Array.ConvertAll(flat, v => (float)v);
-        mf.Forward(mf.View(flatF), Array.ConvertAll(x, v => (float)v), yf, Batch, Length);
-        double worst = 0;
-        for (int i = 0; i < yd.Length; i++) worst = Math.Max(worst, RelErr(yd[i], yf[i]));
-        output.WriteLine($"float vs double Forward: worst error {worst:E2}");
-        Assert.True(worst < 1e-5, $"worst error {worst:E2}");
+        Comparison.FloatTracksDouble(output, "", TestConfigs.RandomArray(md.ParameterCount, 151, 0.5), TestConfigs.RandomArray(Batch * Length * H, 152),
+            (p, x, y) => md.Forward(md.View(p), x, y, Batch, Length), (p, x, y) => mf.Forward(mf.View(p), x, y, Batch, Length));
     }
 
     [Fact]

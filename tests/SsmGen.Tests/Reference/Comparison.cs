@@ -47,4 +47,20 @@ internal sealed class Comparison
         }
         compare.Check(output, $"{label}Step vs Forward over {length} tokens", smallest, tolerance: 1e-12);
     }
+
+    /// <summary>
+    /// A reference's float forward against its double forward on the same parameters and input, rounded to float:
+    /// the worst error relative to max(1, |y|) stays below 1e-5.
+    /// </summary>
+    public static void FloatTracksDouble(ITestOutputHelper output, string label, double[] parameters, double[] x,
+        Action<double[], double[], double[]> forwardDouble, Action<float[], float[], float[]> forwardFloat)
+    {
+        var yd = new double[x.Length];
+        var yf = new float[x.Length];
+        forwardDouble(parameters, x, yd);
+        forwardFloat(Array.ConvertAll(parameters, v => (float)v), Array.ConvertAll(x, v => (float)v), yf);
+        var compare = new Comparison();
+        for (int i = 0; i < yd.Length; i++) compare.Add(yd[i], yf[i]);
+        compare.Check(output, $"{label}float vs double Forward", smallest: 0, tolerance: 1e-5);
+    }
 }

@@ -159,17 +159,8 @@ public class MambaReferenceTests(ITestOutputHelper output)
         const int H = 3, expand = 2, N = 4, W = 3, R = 2, batch = 2, length = 7;
         var md = new MambaReference<double>(H, N, expand, W, R);
         var mf = new MambaReference<float>(H, N, expand, W, R);
-        var flat = RandomParameters(md, N, 51);
-        var x = TestConfigs.RandomArray(batch * length * H, 52);
-        var yd = new double[x.Length];
-        var yf = new float[x.Length];
-        md.Forward(md.View(flat), x, yd, batch, length);
-        var flatF = Array.ConvertAll(flat, v => (float)v);
-        mf.Forward(mf.View(flatF), Array.ConvertAll(x, v => (float)v), yf, batch, length);
-        double worst = 0;
-        for (int i = 0; i < yd.Length; i++) worst = Math.Max(worst, Math.Abs(yf[i] - yd[i]) / Math.Max(1, Math.Abs(yd[i])));
-        output.WriteLine($"float vs double Forward: worst error {worst:E2}");
-        Assert.True(worst < 1e-5, $"worst error {worst:E2}");
+        Comparison.FloatTracksDouble(output, "", RandomParameters(md, N, 51), TestConfigs.RandomArray(batch * length * H, 52),
+            (p, x, y) => md.Forward(md.View(p), x, y, batch, length), (p, x, y) => mf.Forward(mf.View(p), x, y, batch, length));
     }
 
     [Fact]

@@ -369,27 +369,15 @@ public class RnnIdsReferenceTests(ITestOutputHelper output)
     {
         const int H = 3, D = 4, N = 3, batch = 2, length = 7;
         var x = TestConfigs.RandomArray(batch * length * H, 252);
-        var xf = Array.ConvertAll(x, v => (float)v);
 
         var rd = new RnnReference<double>(H, D, Nonlinearity.Tanh);
         var rf = new RnnReference<float>(H, D, Nonlinearity.Tanh);
-        var rFlat = RnnParameters(rd, 251);
-        var yd = new double[x.Length]; var yf = new float[x.Length];
-        rd.Forward(rd.View(rFlat), x, yd, batch, length);
-        rf.Forward(rf.View(Array.ConvertAll(rFlat, v => (float)v)), xf, yf, batch, length);
-        double worstRnn = 0;
-        for (int i = 0; i < yd.Length; i++) worstRnn = Math.Max(worstRnn, RelErr(yd[i], yf[i]));
+        Comparison.FloatTracksDouble(output, "RNN: ", RnnParameters(rd, 251), x,
+            (p, xs, y) => rd.Forward(rd.View(p), xs, y, batch, length), (p, xs, y) => rf.Forward(rf.View(p), xs, y, batch, length));
 
         var id = new IdsReference<double>(H, N);
         var @if = new IdsReference<float>(H, N);
-        var iFlat = IdsParameters(id, 253);
-        id.Forward(id.View(iFlat), x, yd, batch, length);
-        @if.Forward(@if.View(Array.ConvertAll(iFlat, v => (float)v)), xf, yf, batch, length);
-        double worstIds = 0;
-        for (int i = 0; i < yd.Length; i++) worstIds = Math.Max(worstIds, RelErr(yd[i], yf[i]));
-
-        output.WriteLine($"float vs double Forward: RNN worst error {worstRnn:E2}, IDS worst error {worstIds:E2}");
-        Assert.True(worstRnn < 1e-5, $"RNN worst error {worstRnn:E2}");
-        Assert.True(worstIds < 1e-5, $"IDS worst error {worstIds:E2}");
+        Comparison.FloatTracksDouble(output, "IDS: ", IdsParameters(id, 253), x,
+            (p, xs, y) => id.Forward(id.View(p), xs, y, batch, length), (p, xs, y) => @if.Forward(@if.View(p), xs, y, batch, length));
     }
 }
