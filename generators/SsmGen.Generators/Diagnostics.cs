@@ -68,6 +68,8 @@ internal static class Diagnostics
         "[SsmModel] is not SsmGen's attribute", "The [SsmModel] on '{0}' is not the attribute of the SsmGen runtime assembly (or the runtime is not referenced); reference the SsmGen package and remove any other SsmGen.SsmModelAttribute");
     public static readonly DiagnosticDescriptor RootNamespaceHidden = Error("SSMG0027",
         "A global type hides a namespace the generated code uses", "A type named '{1}' in the global namespace hides the {1} namespace that the generated code of model '{0}' uses; rename that type or move it into a namespace");
+    public static readonly DiagnosticDescriptor UnknownEigenvalues = Error("SSMG0028",
+        "Unknown eigenvalue range", "[MambaLayer] Eigenvalues = {0} is not a MambaEigenvalues; use Positive or PositiveAndNegative");
     public static readonly DiagnosticDescriptor InternalError = Error("SSMG0099",
         "SsmGen failed on a model", "SsmGen could not generate model '{0}' ({1}); this is a bug in SsmGen, please report it with the declaration");
 
@@ -75,7 +77,7 @@ internal static class Diagnostics
     {
         NotPartial, GenericOrNested, BadStateSize, UnknownInit, UnknownDiscretization, NonPositiveSize, LayerWithoutModel,
         InputOrVocab, NoLayers, BadDropout, BadRepeat, UnknownPooling, BadDtRange, NotAClass, TooLarge, FileLocal, UnknownNorm, BadHeads, UnknownNonlinearity,
-        LanguageVersionTooLow, NameClash, MemberClash, PrimaryConstructor, UnsupportedBase, VarIsAType, NotTheRuntime, RootNamespaceHidden, InternalError,
+        LanguageVersionTooLow, NameClash, MemberClash, PrimaryConstructor, UnsupportedBase, VarIsAType, NotTheRuntime, RootNamespaceHidden, UnknownEigenvalues, InternalError,
     };
 
     public static DiagnosticDescriptor ById(string id) => All.First(d => d.Id == id);

@@ -172,6 +172,7 @@ public class DeclarationFuzzTests
                     Maybe("ConvWidth", r.Next(1, 6).ToString(CultureInfo.InvariantCulture));
                     Maybe("DtRank", r.Next(0, 4).ToString(CultureInfo.InvariantCulture));
                     Maybe("Norm", "NormKind." + Pick(r, ["LayerNorm", "RmsNorm"]));
+                    Maybe("Eigenvalues", "MambaEigenvalues." + Pick(r, ["Positive", "PositiveAndNegative"]));
                     if (r.Next(3) == 0) { a["DtMin"] = dtMin; a["DtMax"] = F(double.Parse(dtMin, CultureInfo.InvariantCulture) * (1 + 50 * r.NextDouble())); }
                     break;
                 case "Rnn":
@@ -197,7 +198,7 @@ public class DeclarationFuzzTests
     private static string Break(Random r, ModelDecl m)
     {
         var layer = m.Layers[r.Next(m.Layers.Count)];
-        switch (r.Next(22))
+        switch (r.Next(23))
         {
             case 0: m.Modifiers = "public"; return "SSMG0001";
             case 1: m.Nested = true; return "SSMG0002";
@@ -220,6 +221,7 @@ public class DeclarationFuzzTests
             case 18: m.Layers.Add(("Mamba", null, new() { ["Norm"] = "(NormKind)" + r.Next(2, 9) })); return "SSMG0017";
             case 19: m.Layers.Add(("Rnn", null, new() { ["Nonlinearity"] = "(Nonlinearity)" + r.Next(2, 9) })); return "SSMG0019";
             case 20: m.PrimaryConstructor = "(int size)"; return "SSMG0023";
+            case 21: m.Layers.Add(("Mamba", null, new() { ["Eigenvalues"] = "(MambaEigenvalues)" + r.Next(2, 9) })); return "SSMG0028";
             default: m.Members.Add(Pick(r, ["public void Dispose() { }", "public int Forward;", "private float[] _p = [];"])); return "SSMG0022";
         }
     }

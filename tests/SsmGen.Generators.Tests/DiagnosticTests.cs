@@ -183,6 +183,13 @@ public class DiagnosticTests
         Diag("SSMG0006").WithLocation(0).WithArguments("MambaLayer", "DtRank (or 0 for auto)", "-2"));
 
     [Fact]
+    public Task MambaUnknownEigenvalues() => Verify("""
+        [SsmModel(Input = 1, DModel = 8, Output = 2)]
+        [{|#0:MambaLayer(Eigenvalues = (MambaEigenvalues)2)|}]
+        public partial class M { }
+        """, Diag("SSMG0028").WithLocation(0).WithArguments("2"));
+
+    [Fact]
     public Task MambaUnknownNorm() => Verify("""
         [SsmModel(Input = 1, DModel = 8, Output = 2)]
         [{|#0:MambaLayer(Norm = (NormKind)5)|}]

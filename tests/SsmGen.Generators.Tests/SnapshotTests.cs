@@ -11,6 +11,7 @@ public class SnapshotTests
     {
         { "S4D", "[SsmModel(Input = 2, DModel = 4, Output = 3)] [S4DLayer(N = 4, TrainB = true, Dropout = 0.1)] [S4DLayer(N = 6, Init = S4DInit.Inv, Discretization = Discretization.Bilinear)]" },
         { "Mamba", "[SsmModel(Vocab = 7, DModel = 4, Output = 7, Pooling = Pooling.None)] [MambaLayer(N = 4, Expand = 2, ConvWidth = 3, Norm = NormKind.LayerNorm)]" },
+        { "SignedMamba", "[SsmModel(Vocab = 7, DModel = 4, Output = 7, Pooling = Pooling.None)] [MambaLayer(N = 4, Expand = 2, ConvWidth = 3, Eigenvalues = MambaEigenvalues.PositiveAndNegative)]" },
         { "Rnn", "[SsmModel(Input = 2, DModel = 4, Output = 3, Pooling = Pooling.Last)] [RnnLayer(6, Nonlinearity = Nonlinearity.Relu)]" },
         { "Ids", "[SsmModel(Vocab = 5, DModel = 4, Output = 5, Pooling = Pooling.None)] [IdsLayer(3)]" },
         { "Attention", "[SsmModel(Vocab = 5, DModel = 8, Output = 5, Pooling = Pooling.None)] [AttentionLayer(Heads = 2, MlpRatio = 2)]" },

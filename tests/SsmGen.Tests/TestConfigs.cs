@@ -61,6 +61,11 @@ internal static class GeneratedConfigs
     public static ModelConfig MambaOdd => new(Input: 3, Vocab: 0, DModel: 6, Output: 2, Pooling.Mean,
         [new MambaLayerConfig(N: 4, Expand: 3, ConvWidth: 3, DtRank: 3, Norm: NormKind.LayerNorm)]);
 
+    /// <summary>Hand-written twin of <see cref="MambaSigned"/>.</summary>
+    public static ModelConfig MambaSigned => new(Input: 0, Vocab: 5, DModel: 9, Output: 5, Pooling.None,
+        [new MambaLayerConfig(N: 16, Expand: 2, ConvWidth: 4, DtRank: 1, DtMin: 0.05, DtMax: 0.5, Eigenvalues: MambaEigenvalues.PositiveAndNegative),
+         new MambaLayerConfig(N: 16, Expand: 2, ConvWidth: 4, DtRank: 1)]);
+
     /// <summary>Hand-written twin of <see cref="Hybrid"/>.</summary>
     public static ModelConfig Hybrid => new(Input: 2, Vocab: 0, DModel: 16, Output: 3, Pooling.Last,
         [new S4DLayerConfig(16, Dropout: 0.1), new MambaLayerConfig(N: 8, Expand: 1, ConvWidth: 2, DtRank: 1),

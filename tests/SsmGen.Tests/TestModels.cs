@@ -59,6 +59,17 @@ public partial class MambaTokens { }
 [MambaLayer(N = 4, Expand = 3, ConvWidth = 3, DtRank = 3, Norm = NormKind.LayerNorm)]
 public partial class MambaOdd { }
 
+/// <summary>
+/// Mamba with negative eigenvalues (transitions 2·exp(Δ·A) − 1) beside a plain Mamba block of the same N, so both scan
+/// variants live in one model; E = 18 (a 16-channel kernel and a scalar tail), N = 16 (the step's vector path). Δ
+/// starts in [0.05, 0.5], so that with A = −1…−16 the transitions spread over (−1, 1) from the first step (larger Δ
+/// pins most of them near −1, where float rounding is never forgotten). Twin: <see cref="GeneratedConfigs.MambaSigned"/>.
+/// </summary>
+[SsmModel(Vocab = 5, DModel = 9, Output = 5, Pooling = Pooling.None)]
+[MambaLayer(N = 16, Expand = 2, Eigenvalues = MambaEigenvalues.PositiveAndNegative, DtMin = 0.05, DtMax = 0.5)]
+[MambaLayer(N = 16, Expand = 2)]
+public partial class MambaSigned { }
+
 /// <summary>A hybrid: S4D, Mamba, S4D (generic names, LayerNorm at the end). Twin: <see cref="GeneratedConfigs.Hybrid"/>.</summary>
 [SsmModel(Input = 2, DModel = 16, Output = 3, Pooling = Pooling.Last)]
 [S4DLayer(N = 16, Dropout = 0.1)]

@@ -51,6 +51,9 @@ public sealed class SelectiveView
             throw new ArgumentException($"The model has no Mamba block (its blocks: {string.Join(", ", config.Layers.Select(l => l.Kind))}).", nameof(model));
         if (!config.TokenInput) throw new ArgumentException("The selective view reads token models; this one reads real features.", nameof(model));
         if (tokens.IsEmpty) throw new ArgumentException("Give at least one token.", nameof(tokens));
+        int signed = config.Layers.ToList().FindIndex(l => l is MambaLayerConfig { Eigenvalues: MambaEigenvalues.PositiveAndNegative });
+        if (signed >= 0)
+            throw new ArgumentException($"Block {signed} has transitions 2·exp(Δ·A) − 1, which can be negative; the selective view reads each step as the decay exp(Δ·A).", nameof(model));
         var reference = new ReferenceModel<double>(config);
         var p = model.Parameters;
         for (int i = 0; i < p.Length; i++) reference.Parameters[i] = p[i];

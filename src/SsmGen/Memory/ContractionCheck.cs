@@ -47,7 +47,8 @@ public static class ContractionCheck
     }
 
     /// <summary>
-    /// Mamba block <paramref name="block"/> of the reference's last Forward, sequence b: Ā_t = exp(Δ_t·A) and
+    /// Mamba block <paramref name="block"/> of the reference's last Forward, sequence b: Ā_t = exp(Δ_t·A) (or
+    /// 2·exp(Δ_t·A) − 1 with negative eigenvalues) and
     /// b_t = Δ_t·B_t·u_t per inner channel and state; the two starts differ by 1 in every state.
     /// </summary>
     public static ContractionReport ForMambaBlock(Reference.ReferenceModel<double> reference, int block, int b)

@@ -13,6 +13,12 @@ public static partial class Stability
     /// <summary>The same guard in log₂ units, for decays computed as 2^(Δ·A·log₂e): 2^(−2⁻²³) rounds to 1 − 2⁻²⁴.</summary>
     public const float MaxLog2Decay = -1f / (1 << 23);
 
+    /// <summary>
+    /// Smallest decay e = exp(Δ·A) a Mamba transition with negative eigenvalues, Ā = 2e − 1, is taken at: Ā stays at or
+    /// above −1 + 2⁻²², so |Ā| &lt; 1 however large Δ·|A| grows (at e = 0, Ā would be exactly −1).
+    /// </summary>
+    public const float MinNegativeDecay = 1f / (1 << 23);
+
     /// <summary>Bound on log-parameters before exponentiation (e^80 ≈ 5.5e34), so exp never overflows to inf.</summary>
     public const double MaxLog = 80;
 }

@@ -24,4 +24,14 @@ public static partial class Stability
 
     /// <summary>min(x, <see cref="MaxLogDecay"/>).</summary>
     public static float LogDecay(float x) => MathF.Min(x, MaxLogDecay);
+
+    /// <summary>
+    /// The transition with negative eigenvalues from its decay e (already below 1): 2·max(e, <see cref="MinNegativeDecay"/>) − 1,
+    /// in (−1, 1). Its slope in Δ·A is 2e (the backward uses that; below the floor e is under 2⁻²³).
+    /// </summary>
+    public static float NegativeTransition(float decay) => 2 * MathF.Max(decay, MinNegativeDecay) - 1;
+
+    /// <summary><see cref="NegativeTransition(float)"/> per lane.</summary>
+    public static Vector512<float> NegativeTransition(Vector512<float> decay) =>
+        Vector512.FusedMultiplyAdd(Vector512.Create(2f), Vector512.Max(decay, Vector512.Create(MinNegativeDecay)), Vector512.Create(-1f));
 }

@@ -34,6 +34,7 @@ public class GpuEmulationStepTests(ITestOutputHelper output)
     [InlineData("VectorLast", 7)]      // last pooling, 32 modes
     [InlineData("MambaTokens", 10)]    // Mamba, N = 16, RMSNorm, conv window 4
     [InlineData("MambaOdd", 9)]        // E = 18, N = 4, LayerNorm, conv window 3
+    [InlineData("MambaSigned", 12)]    // negative transitions in the step kernel
     [InlineData("Hybrid", 8)]
     [InlineData("RnnTokens", 11)]
     [InlineData("IdsTokens", 11)]

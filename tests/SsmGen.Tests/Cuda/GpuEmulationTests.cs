@@ -35,6 +35,7 @@ public class GpuEmulationTests(ITestOutputHelper output)
     [InlineData("MambaTokens", 70)]     // three chunks of 32, the last partial
     [InlineData("MambaTokens", 600)]    // 19 chunks: three tiles of the fused forward scan (8 chunks each), the state carried between them
     [InlineData("MambaOdd", 150)]       // E = 18 (a warp with idle lanes), N = 4, LayerNorm, Δ rank 3, conv 3: three chunks of 64
+    [InlineData("MambaSigned", 600)]    // transitions 2·exp(Δ·A) − 1 beside a plain block of the same N: 19 chunks, three tiles
     [InlineData("Hybrid", 130)]         // S4D, Mamba (N = 8, conv 2), S4D
     [InlineData("RnnTokens", 23)]       // RNN blocks: tanh with hidden 12, ReLU with hidden 6
     [InlineData("IdsTokens", 19)]       // IDS blocks, N = 4 and N = 5

@@ -58,6 +58,7 @@ public class MambaAllocationTests
     [Theory]
     [InlineData("MambaTokens", 150)]
     [InlineData("MambaOdd", 70)]
+    [InlineData("MambaSigned", 70)]
     [InlineData("Hybrid", 90)]
     [InlineData("AllKinds", 40)]
     public void ForwardBackwardAndStepAllocateZeroBytes(string name, int length)

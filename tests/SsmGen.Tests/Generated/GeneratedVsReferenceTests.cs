@@ -9,7 +9,7 @@ namespace SsmGen.Tests.Generated;
 /// </summary>
 public class GeneratedVsReferenceTests(ITestOutputHelper output)
 {
-    public static TheoryData<string> Models => new() { "TinyRealMean", "VectorTokens", "VectorLast", "Wide16", "MambaTokens", "MambaOdd", "Hybrid", "RnnTokens", "IdsTokens", "AttentionTokens", "AllKinds" };
+    public static TheoryData<string> Models => new() { "TinyRealMean", "VectorTokens", "VectorLast", "Wide16", "MambaTokens", "MambaOdd", "MambaSigned", "Hybrid", "RnnTokens", "IdsTokens", "AttentionTokens", "AllKinds" };
 
     internal static (ISsmModel Gen, ModelConfig Cfg) Make(string name, int maxBatch, int maxLength, ModelUse use = ModelUse.Training, SsmGen.Cuda.ComputeDevice? device = null) => name switch
     {
@@ -19,6 +19,7 @@ public class GeneratedVsReferenceTests(ITestOutputHelper output)
         "Wide16" => (new Wide16(maxBatch, maxLength, use, device), GeneratedConfigs.Wide16),
         "MambaTokens" => (new MambaTokens(maxBatch, maxLength, use, device), GeneratedConfigs.MambaTokens),
         "MambaOdd" => (new MambaOdd(maxBatch, maxLength, use, device), GeneratedConfigs.MambaOdd),
+        "MambaSigned" => (new MambaSigned(maxBatch, maxLength, use, device), GeneratedConfigs.MambaSigned),
         "Hybrid" => (new Hybrid(maxBatch, maxLength, use, device), GeneratedConfigs.Hybrid),
         "RnnTokens" => (new RnnTokens(maxBatch, maxLength, use, device), GeneratedConfigs.RnnTokens),
         "IdsTokens" => (new IdsTokens(maxBatch, maxLength, use, device), GeneratedConfigs.IdsTokens),
@@ -74,6 +75,8 @@ public class GeneratedVsReferenceTests(ITestOutputHelper output)
     [InlineData("MambaTokens", 150)]   // several scan chunks (64 steps each for N = 16)
     [InlineData("MambaOdd", 11)]
     [InlineData("MambaOdd", 300)]      // chunks of 64 steps (N = 4), a scalar channel tail
+    [InlineData("MambaSigned", 10)]
+    [InlineData("MambaSigned", 150)]   // negative transitions across chunk boundaries
     [InlineData("Hybrid", 8)]
     [InlineData("Hybrid", 140)]
     [InlineData("RnnTokens", 13)]
@@ -93,12 +96,34 @@ public class GeneratedVsReferenceTests(ITestOutputHelper output)
     [InlineData("Wide16", 6, 97)]
     [InlineData("MambaTokens", 9, 150)]
     [InlineData("MambaOdd", 70, 300)]
+    [InlineData("MambaSigned", 9, 150)]
     [InlineData("Hybrid", 8, 140)]
     [InlineData("RnnTokens", 5, 40)]
     [InlineData("IdsTokens", 5, 40)]
     [InlineData("AttentionTokens", 5, 40)]
     [InlineData("AllKinds", 9, 70)]
     public void SmallerCallsThanTheBuffersMatchTheReference(string name, int length, int maxLength) => CompareWithReference(name, length, batch: 2, maxBatch: 5, maxLength);
+
+    /// <summary>
+    /// The comparisons above mean something for negative eigenvalues only if the test model's transitions are negative:
+    /// after Initialize(7), the signed block's transitions 2·exp(Δ·A) − 1 take both signs, its plain twin's stay positive.
+    /// </summary>
+    [Fact]
+    public void TheSignedMambaModelRunsNegativeTransitions()
+    {
+        var (gen, cfg) = Make("MambaSigned", 1, 40);
+        gen.Initialize(7);
+        var reference = new ReferenceModel<double>(cfg);
+        for (int i = 0; i < gen.Parameters.Length; i++) reference.Parameters[i] = gen.Parameters[i];
+        reference.Forward(TestConfigs.RandomTokens(40, cfg.Vocab, 4), 1, 40);
+        var (signed, _) = reference.MambaRecurrence(0, 0);
+        var (plain, _) = reference.MambaRecurrence(1, 0);
+        double negative = signed.Count(v => v < 0) / (double)signed.Length;
+        output.WriteLine($"signed block: {negative:P0} of its transitions negative, range [{signed.Min():F3}, {signed.Max():F3}]; plain block [{plain.Min():F3}, {plain.Max():F3}]");
+        Assert.InRange(negative, 0.2, 0.9);
+        Assert.All(signed, v => Assert.InRange(v, -1 + 1e-9, 1 - 1e-9));
+        Assert.All(plain, v => Assert.InRange(v, 0, 1 - 1e-9));
+    }
 
     private void CompareWithReference(string name, int length, int batch, int maxBatch, int maxLength)
     {

@@ -12,15 +12,19 @@ public class MambaReferenceTests(ITestOutputHelper output)
     private static readonly string[] Names =
         ["in_proj.weight", "conv1d.weight", "conv1d.bias", "x_proj.weight", "dt_proj.weight", "dt_proj.bias", "A_log", "D", "out_proj.weight"];
 
-    /// <summary>Random parameters: scale 0.5 everywhere, A_log ≈ log(1..N), dt bias ≈ −2, D ≈ 1.</summary>
-    private static double[] RandomParameters(MambaReference<double> m, int n, ulong seed)
+    /// <summary>
+    /// Random parameters: scale 0.5 everywhere, A_log ≈ log(1..N), dt bias ≈ −2, D ≈ 1. With negative eigenvalues the dt
+    /// bias is ≈ −0.7 instead (Δ ≈ 0.4), so that Δ·|A| often passes ln 2 and a good share of the transitions 2·exp(Δ·A) − 1 are negative.
+    /// </summary>
+    private static double[] RandomParameters(MambaReference<double> m, int n, ulong seed, MambaEigenvalues eigenvalues = MambaEigenvalues.Positive)
     {
+        double dtBias = eigenvalues == MambaEigenvalues.PositiveAndNegative ? -0.7 : -2;
         var flat = TestConfigs.RandomArray(m.ParameterCount, seed, 0.5);
         var p = m.View(flat);
         var rng = new Rng(seed + 1000);
         for (int e = 0; e < m.Inner; e++)
         {
-            p.DtBias[e] = -2 + 0.3 * rng.Normal();
+            p.DtBias[e] = dtBias + 0.3 * rng.Normal();
             p.D[e] = 1 + 0.3 * rng.Normal();
             for (int k = 0; k < n; k++) p.ALog[e * n + k] = Math.Log(k + 1) + 0.2 * rng.Normal();
         }
@@ -29,21 +33,38 @@ public class MambaReferenceTests(ITestOutputHelper output)
 
     private static double Sig(double v) => 1 / (1 + Math.Exp(-v));
 
-    [Fact]
-    public void MambaEveryGradientMatchesCentralDifferences()
+    /// <summary>The share of negative transitions in the last forward of sequence 0: with negative eigenvalues, enough to test them.</summary>
+    private void AssertTransitionsCover(MambaReference<double> m, double[] flat, MambaEigenvalues eigenvalues)
     {
-        const int h = 3, expand = 2, n = 4, w = 3, r = 2, batch = 2, length = 7;
-        var m = new MambaReference<double>(h, n, expand, w, r);
-        FiniteDifferences.CheckMixerGradients(RandomParameters(m, n, 21), Names, m.ParameterSizes, batch * length, h, seed: 22,
-            (p, x, y) => m.Forward(m.View(p), x, y, batch, length), (p, g, dy, dx) => m.Backward(m.View(p), m.View(g), dy, dx), 1e-6, output);
+        var (a, _) = m.Recurrence(m.View(flat), 0);
+        double negative = a.Count(v => v < 0) / (double)a.Length;
+        output.WriteLine($"{eigenvalues}: {negative:P0} of the transitions negative, range [{a.Min():F3}, {a.Max():F3}]");
+        if (eigenvalues == MambaEigenvalues.PositiveAndNegative) Assert.InRange(negative, 0.2, 0.8);
+        else Assert.Equal(0, negative);
     }
 
-    [Fact]
-    public void MambaForwardMatchesDirectQuadraticEvaluation()
+    [Theory]
+    [InlineData(MambaEigenvalues.Positive)]
+    [InlineData(MambaEigenvalues.PositiveAndNegative)]
+    public void MambaEveryGradientMatchesCentralDifferences(MambaEigenvalues eigenvalues)
+    {
+        const int h = 3, expand = 2, n = 4, w = 3, r = 2, batch = 2, length = 7;
+        var m = new MambaReference<double>(h, n, expand, w, r, eigenvalues);
+        var flat = RandomParameters(m, n, 21, eigenvalues);
+        FiniteDifferences.CheckMixerGradients(flat, Names, m.ParameterSizes, batch * length, h, seed: 22,
+            (p, x, y) => m.Forward(m.View(p), x, y, batch, length), (p, g, dy, dx) => m.Backward(m.View(p), m.View(g), dy, dx), 1e-6, output);
+        AssertTransitionsCover(m, flat, eigenvalues);
+    }
+
+    [Theory]
+    [InlineData(MambaEigenvalues.Positive)]
+    [InlineData(MambaEigenvalues.PositiveAndNegative)]
+    public void MambaForwardMatchesDirectQuadraticEvaluation(MambaEigenvalues eigenvalues)
     {
         const int H = 3, expand = 2, N = 4, W = 3, R = 2, batch = 2, length = 7, E = expand * H, ND = R + 2 * N;
-        var m = new MambaReference<double>(H, N, expand, W, R);
-        var flat = RandomParameters(m, N, 31);
+        var m = new MambaReference<double>(H, N, expand, W, R, eigenvalues);
+        var flat = RandomParameters(m, N, 31, eigenvalues);
+        bool negative = eigenvalues == MambaEigenvalues.PositiveAndNegative;
         var x = TestConfigs.RandomArray(batch * length * H, 32);
         var y = new double[x.Length];
         m.Forward(m.View(flat), x, y, batch, length);
@@ -93,15 +114,13 @@ public class MambaReferenceTests(ITestOutputHelper output)
                 {
                     double ys = d[e] * u[t, e];
                     for (int s = 0; s <= t; s++)
-                    {
-                        double sumDelta = 0;
-                        for (int q = s + 1; q <= t; q++) sumDelta += delta[q, e];
                         for (int k = 0; k < N; k++)
                         {
-                            double a = -Math.Exp(aLog[e * N + k]);
-                            ys += dbc[t, R + N + k] * Math.Exp(a * sumDelta) * delta[s, e] * dbc[s, R + k] * u[s, e];
+                            // the transitions from s + 1 to t: Π exp(a·Δ_q), or Π (2·exp(a·Δ_q) − 1)
+                            double a = -Math.Exp(aLog[e * N + k]), carried = 1;
+                            for (int q = s + 1; q <= t; q++) carried *= negative ? 2 * Math.Exp(a * delta[q, e]) - 1 : Math.Exp(a * delta[q, e]);
+                            ys += dbc[t, R + N + k] * carried * delta[s, e] * dbc[s, R + k] * u[s, e];
                         }
-                    }
                     gate[e] = ys * z[t, e] * Sig(z[t, e]);
                 }
                 for (int i = 0; i < H; i++)
@@ -115,14 +134,17 @@ public class MambaReferenceTests(ITestOutputHelper output)
         }
         output.WriteLine($"Forward vs direct O(L²) evaluation: worst error {worst:E2}");
         Assert.True(worst < 1e-12, $"worst error {worst:E2}");
+        AssertTransitionsCover(m, flat, eigenvalues);
     }
 
-    [Fact]
-    public void MambaStepMatchesForwardPositionByPosition()
+    [Theory]
+    [InlineData(MambaEigenvalues.Positive)]
+    [InlineData(MambaEigenvalues.PositiveAndNegative)]
+    public void MambaStepMatchesForwardPositionByPosition(MambaEigenvalues eigenvalues)
     {
         const int H = 3, expand = 2, N = 4, W = 4, R = 2, length = 24;
-        var m = new MambaReference<double>(H, N, expand, W, R);
-        var flat = RandomParameters(m, N, 41);
+        var m = new MambaReference<double>(H, N, expand, W, R, eigenvalues);
+        var flat = RandomParameters(m, N, 41, eigenvalues);
         Assert.Equal(m.Inner * (W - 1) + m.Inner * N, m.StateSize);
         var conv = new double[m.ConvStateSize];
         var ssm = new double[m.SsmStateSize];
@@ -130,14 +152,16 @@ public class MambaReferenceTests(ITestOutputHelper output)
             (x, y) => m.Forward(m.View(flat), x, y, 1, length), (t, xt, yt) => m.Step(m.View(flat), conv, ssm, xt, yt));
     }
 
-    [Fact]
-    public void MambaRecurrenceIsTheScanTheStepRuns()
+    [Theory]
+    [InlineData(MambaEigenvalues.Positive)]
+    [InlineData(MambaEigenvalues.PositiveAndNegative)]
+    public void MambaRecurrenceIsTheScanTheStepRuns(MambaEigenvalues eigenvalues)
     {
         // the (Ā_t, b_t) Recurrence exposes for Forward, run as h_t = Ā_t ⊙ h_(t−1) + b_t, ends in the SSM state that
-        // the streaming Step (separate code) reaches, and every Ā_t lies in (0, 1)
+        // the streaming Step (separate code) reaches, and every Ā_t lies in (0, 1), or (−1, 1) with negative eigenvalues
         const int H = 3, expand = 2, N = 4, W = 4, R = 2, length = 20;
-        var m = new MambaReference<double>(H, N, expand, W, R);
-        var flat = RandomParameters(m, N, 61);
+        var m = new MambaReference<double>(H, N, expand, W, R, eigenvalues);
+        var flat = RandomParameters(m, N, 61, eigenvalues);
         var x = TestConfigs.RandomArray(2 * length * H, 62);
         m.Forward(m.View(flat), x, new double[x.Length], 2, length);
         var (a, drive) = m.Recurrence(m.View(flat), 1);
@@ -149,17 +173,20 @@ public class MambaReferenceTests(ITestOutputHelper output)
         var ssm = new double[m.SsmStateSize];
         for (int t = 0; t < length; t++) m.Step(m.View(flat), conv, ssm, x.AsSpan((length + t) * H, H), new double[H]);
         for (int i = 0; i < width; i++) Assert.Equal(ssm[i], h[i], 12);
-        Assert.All(a, v => Assert.InRange(v, double.Epsilon, 1 - 1e-12));
+        double lowest = eigenvalues == MambaEigenvalues.PositiveAndNegative ? -1 + 1e-12 : double.Epsilon;
+        Assert.All(a, v => Assert.InRange(v, lowest, 1 - 1e-12));
         Assert.Throws<ArgumentOutOfRangeException>(() => m.Recurrence(m.View(flat), 2));
     }
 
-    [Fact]
-    public void MambaFloatForwardTracksDouble()
+    [Theory]
+    [InlineData(MambaEigenvalues.Positive)]
+    [InlineData(MambaEigenvalues.PositiveAndNegative)]
+    public void MambaFloatForwardTracksDouble(MambaEigenvalues eigenvalues)
     {
         const int H = 3, expand = 2, N = 4, W = 3, R = 2, batch = 2, length = 7;
-        var md = new MambaReference<double>(H, N, expand, W, R);
-        var mf = new MambaReference<float>(H, N, expand, W, R);
-        Comparison.FloatTracksDouble(output, "", RandomParameters(md, N, 51), TestConfigs.RandomArray(batch * length * H, 52),
+        var md = new MambaReference<double>(H, N, expand, W, R, eigenvalues);
+        var mf = new MambaReference<float>(H, N, expand, W, R, eigenvalues);
+        Comparison.FloatTracksDouble(output, "", RandomParameters(md, N, 51, eigenvalues), TestConfigs.RandomArray(batch * length * H, 52),
             (p, x, y) => md.Forward(md.View(p), x, y, batch, length), (p, x, y) => mf.Forward(mf.View(p), x, y, batch, length));
     }
 

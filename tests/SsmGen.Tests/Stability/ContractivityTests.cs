@@ -44,7 +44,14 @@ public class ContractivityTests(ITestOutputHelper output)
                 Assert.True(vector is >= 0 and < 1, $"vector decay {vector:R} at Δ = {dt}, A_log = {a}");
                 float scan = FastMath.Exp2Decay(Vector512.Create(x * 1.44269504f)).GetElement(0); // the generated scan's form
                 Assert.True(scan is >= 0 and < 1, $"scan decay {scan:R} at Δ = {dt}, A_log = {a}");
+                // with negative eigenvalues, Ā = 2·decay − 1 held above −1: |Ā| < 1 on every path
+                foreach (float decay in new[] { scalar, vector, scan })
+                {
+                    float signed = Guards.NegativeTransition(decay), lanes = Guards.NegativeTransition(Vector512.Create(decay)).GetElement(0);
+                    Assert.True(MathF.Abs(signed) < 1 && signed == lanes, $"transition {signed:R} (lanes {lanes:R}) from decay {decay:R} at Δ = {dt}, A_log = {a}");
+                }
             }
+        Assert.Equal(-1 + 2 * Guards.MinNegativeDecay, Guards.NegativeTransition(0f)); // the floor: a state can flip, never sit at |Ā| = 1
     }
 
     /// <summary>The discretized Ā tables a stream runs with (generated code), for random and extreme parameters.</summary>
@@ -96,6 +103,7 @@ public class ContractivityTests(ITestOutputHelper output)
     [InlineData("VectorTokens", true)]
     [InlineData("MambaTokens", false)]
     [InlineData("MambaTokens", true)]
+    [InlineData("MambaSigned", true)]
     public void StateStaysBoundedOverAMillionSteps(string name, bool extreme)
     {
         const int steps = 1_000_000;

@@ -18,7 +18,7 @@ namespace SsmGen.Generators.Layers;
 /// </summary>
 internal sealed class CudaMambaEmitter : GpuRendering<MambaLayerPlan>
 {
-    private static string Name(MambaLayerPlan l) => $"mamba_n{l.N}_e{l.E}_r{l.R}_w{l.Spec.ConvWidth}";
+    private static string Name(MambaLayerPlan l) => $"mamba_n{l.N}_e{l.E}_r{l.R}_w{l.Spec.ConvWidth}{(l.Negative ? "_neg" : "")}";
 
     /// <summary>Steps per scan chunk: the backward keeps CHUNK·N recomputed states per thread (at most 512 floats).</summary>
     private static int Chunk(MambaLayerPlan l) => System.Math.Max(8, System.Math.Min(64, 512 / l.N));
@@ -50,6 +50,18 @@ __device__ __forceinline__ float mamba_a_(float a_log) { return -expf(fminf(a_lo
 __device__ __forceinline__ float mamba_decay_(float dt, float a) { return expf(fminf(dt * a, MAMBA_MAX_LOG_DECAY)); }
 __device__ __forceinline__ float softplus_(float v) { return v > 20.0f ? v : log1pf(expf(v)); }
 
+""");
+        if (plan.Blocks<MambaLayerPlan>().Any(l => l.Negative))
+            cu.Append($$"""
+// Transitions with negative eigenvalues: 2·exp(Δ·A) − 1 with the decay held at or above MinNegativeDecay, so that
+// |Ā| < 1 (SsmGen.Numerics.Stability.NegativeTransition), and its slope in Δ·A, 2·exp(Δ·A).
+constexpr float MAMBA_MIN_NEG_DECAY = {{CodeWriter.D(SsmGen.Numerics.Stability.MinNegativeDecay)}}f;
+__device__ __forceinline__ float mamba_neg_transition_(float dt, float a) { return 2.0f * fmaxf(mamba_decay_(dt, a), MAMBA_MIN_NEG_DECAY) - 1.0f; }
+__device__ __forceinline__ float mamba_neg_slope_(float dt, float a) { return 2.0f * mamba_decay_(dt, a); }
+
+""");
+        cu.Append("""
+
 // dx = dy·SiLU'(x), SiLU'(x) = σ(x)(1 + x(1 − σ(x))); dx may alias dy.
 extern "C" __global__ void silu_backward(const float* __restrict__ x, const float* dy, float* dx, long n)
 {
@@ -63,6 +75,8 @@ extern "C" __global__ void silu_backward(const float* __restrict__ x, const floa
         foreach (var l in Variants(plan))
         {
             string v = Name(l), k = Constants(l);
+            // the transition Ā(Δ, A) and its slope dĀ/d(Δ·A) at the chunk backward's q = Ā
+            string transition = l.Negative ? "mamba_neg_transition_" : "mamba_decay_", slope = l.Negative ? "mamba_neg_slope_(dt, a[n])" : "q";
             cu.Append($$"""
 
 // ---- Mamba, N = {{l.N}}, E = {{l.E}}, Δ rank {{l.R}}, conv width {{l.Spec.ConvWidth}}: scan chunks of {{Chunk(l)}} steps ----
@@ -121,7 +135,7 @@ extern "C" __global__ void {{v}}_scan_fused(const float* __restrict__ u, const f
                     float dt = softplus_(dtpre[row * E + e]), du = dt * u[row * E + e];
                     const float* bc = dbc + row * DBC + R;
 #pragma unroll
-                    for (int n = 0; n < N; n++) { float q = mamba_decay_(dt, a[n]); h[n] = q * h[n] + du * bc[n]; pr[n] *= q; }
+                    for (int n = 0; n < N; n++) { float q = {{transition}}(dt, a[n]); h[n] = q * h[n] + du * bc[n]; pr[n] *= q; }
                 }
 #pragma unroll
             for (int n = 0; n < N; n++) { sp[seg][n][lane] = pr[n]; ss[seg][n][lane] = h[n]; }
@@ -146,7 +160,7 @@ extern "C" __global__ void {{v}}_scan_fused(const float* __restrict__ u, const f
                 float uu = u[row * E + e], dt = softplus_(dtpre[row * E + e]), du = dt * uu, y = dd * uu;
                 const float* bc = dbc + row * DBC + R;
 #pragma unroll
-                for (int n = 0; n < N; n++) { h[n] = mamba_decay_(dt, a[n]) * h[n] + du * bc[n]; y += bc[N + n] * h[n]; }
+                for (int n = 0; n < N; n++) { h[n] = {{transition}}(dt, a[n]) * h[n] + du * bc[n]; y += bc[N + n] * h[n]; }
                 float z = xz[row * 2 * E + E + e];
                 ys[row * E + e] = y;
                 g[row * E + e] = y * z * sigmoid_(z);
@@ -206,7 +220,7 @@ extern "C" __global__ void {{v}}_scan_step(const float* __restrict__ u, const fl
 #pragma unroll
     for (int n = 0; n < N; n++)
     {
-        float hn = mamba_decay_(dt, mamba_a_(a_log[e * N + n])) * h[e * N + n] + du * bc[n];
+        float hn = {{transition}}(dt, mamba_a_(a_log[e * N + n])) * h[e * N + n] + du * bc[n];
         h[e * N + n] = hn;
         y += bc[N + n] * hn;
     }
@@ -246,7 +260,7 @@ extern "C" __global__ void {{v}}_chunk_adjoint(const float* __restrict__ dys, co
         float dt = softplus_(dtpre[row * E + e]), dy = dys[row * E + e];
         const float* cc = dbc + row * DBC + R + N;
 #pragma unroll
-        for (int n = 0; n < N; n++) { float q = mamba_decay_(dt, a[n]); lam[n] = (lam[n] + cc[n] * dy) * q; pr[n] *= q; }
+        for (int n = 0; n < N; n++) { float q = {{transition}}(dt, a[n]); lam[n] = (lam[n] + cc[n] * dy) * q; pr[n] *= q; }
     }
 #pragma unroll
     for (int n = 0; n < N; n++) { long at = (bk * N + n) * E + e; gl[at] = lam[n]; p[at] = pr[n]; }
@@ -283,7 +297,7 @@ extern "C" __global__ void {{v}}_chunk_backward(const float* __restrict__ u, con
         float dt = softplus_(dtpre[row * E + ec]), du = dt * u[row * E + ec];
         const float* bc = dbc + row * DBC + R;
 #pragma unroll
-        for (int n = 0; n < N; n++) hs[t - t0][n] = mamba_decay_(dt, a[n]) * (t == t0 ? st[n] : hs[t - t0 - 1][n]) + du * bc[n];
+        for (int n = 0; n < N; n++) hs[t - t0][n] = {{transition}}(dt, a[n]) * (t == t0 ? st[n] : hs[t - t0 - 1][n]) + du * bc[n];
     }
     float dd = d[ec], dD = 0.0f;
     for (int t = t1 - 1; t >= t0; t--)
@@ -296,11 +310,11 @@ extern "C" __global__ void {{v}}_chunk_backward(const float* __restrict__ u, con
 #pragma unroll
         for (int n = 0; n < N; n++)
         {
-            float q = mamba_decay_(dt, a[n]), prev = t == t0 ? st[n] : hs[t - t0 - 1][n];
+            float q = {{transition}}(dt, a[n]), prev = t == t0 ? st[n] : hs[t - t0 - 1][n];
             lam[n] += bc[N + n] * dy;           // dL/dh_t
             v[n] = lam[n] * du;                 // this channel's share of dL/dB_t[n]
             v[N + n] = dy * hs[t - t0][n];      // ... and of dL/dC_t[n]
-            float gq = lam[n] * prev * q;       // dL/d(decay)·decay
+            float gq = lam[n] * prev * {{slope}}; // dL/d(Δ·A)
             dA[n] += gq * dt;
             dDt += gq * a[n] + lam[n] * bc[n] * uu;
             dU += lam[n] * dt * bc[n];

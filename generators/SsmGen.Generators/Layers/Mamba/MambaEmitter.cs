@@ -140,26 +140,30 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
     /// <summary>The scan class and step kernel of every state size the plan's Mamba blocks use.</summary>
     public override void EmitKernels(CodeWriter w, ModelPlan plan)
     {
-        foreach (int n in plan.Blocks<MambaLayerPlan>().Select(l => l.N).Distinct())
+        foreach (var l in plan.Blocks<MambaLayerPlan>().GroupBy(l => l.Variant).Select(g => g.First()))
         {
-            EmitScanClass(w, n);
-            EmitStepKernel(w, n);
+            EmitScanClass(w, l);
+            EmitStepKernel(w, l);
         }
     }
+
+    /// <summary>The transition from a decay expression: the decay itself, or 2·decay − 1 held inside (−1, 1).</summary>
+    private static string Transition(MambaLayerPlan l, string decay) => l.Negative ? $"Stability.NegativeTransition({decay})" : decay;
 
     private static void EachN(CodeWriter w, int n, System.Func<int, string> line)
     {
         for (int k = 0; k < n; k++) w.Line(line(k));
     }
 
-    private static void EmitScanClass(CodeWriter w, int n)
+    private static void EmitScanClass(CodeWriter w, MambaLayerPlan l)
     {
-        string cls = $"Mamba_N{n}_Scan";
-        w.Line($"/// <summary>The selective scan for N = {n}: 16 channels per call, h as {n} Vector512 registers, B_t and C_t broadcast.");
+        int n = l.N;
+        string cls = $"{l.Variant}_Scan";
+        w.Line($"/// <summary>The selective scan for N = {n}{(l.Negative ? " with transitions 2·exp(Δ·A) − 1" : "")}: 16 channels per call, h as {n} Vector512 registers, B_t and C_t broadcast.");
         w.Line("/// Internal so that benchmarks in the declaring assembly can time it alone.</summary>");
         w.Open($"internal sealed class {cls} : SelectiveScan");
         w.Line($$"""
-            public {{cls}}(int e, int dbcWidth, int bOffset, int maxBatch, int maxLength) : base({{n}}, e, dbcWidth, bOffset, maxBatch, maxLength) { }
+            public {{cls}}(int e, int dbcWidth, int bOffset, int maxBatch, int maxLength) : base({{n}}, e, dbcWidth, bOffset, maxBatch, maxLength{{(l.Negative ? ", MambaEigenvalues.PositiveAndNegative" : "")}}) { }
 
             [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
             private static Vector512<float> V(float[] a, int i) => Load(a, i);
@@ -176,7 +180,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         w.Line("ref float bc = ref Dbc[x + " + (2 * n - 1) + "]; // bounds checked once per step: B_t at bc − " + (2 * n - 1) + ", C_t after it");
         w.Line("bc = ref System.Runtime.CompilerServices.Unsafe.Subtract(ref bc, " + (2 * n - 1) + ");");
         // two partial sums for y, so consecutive n do not wait on each other's FMA
-        EachN(w, n, k => $"h{k} = Vector512.FusedMultiplyAdd(FastMath.Exp2Decay(dt * V(AT2, {k} * E + e0)), h{k}, du * Vector512.Create(System.Runtime.CompilerServices.Unsafe.Add(ref bc, {k}))); y{k % 2} = Vector512.FusedMultiplyAdd(Vector512.Create(System.Runtime.CompilerServices.Unsafe.Add(ref bc, {n + k})), h{k}, y{k % 2});");
+        EachN(w, n, k => $"h{k} = Vector512.FusedMultiplyAdd({Transition(l, $"FastMath.Exp2Decay(dt * V(AT2, {k} * E + e0))")}, h{k}, du * Vector512.Create(System.Runtime.CompilerServices.Unsafe.Add(ref bc, {k}))); y{k % 2} = Vector512.FusedMultiplyAdd(Vector512.Create(System.Runtime.CompilerServices.Unsafe.Add(ref bc, {n + k})), h{k}, y{k % 2});");
         w.Line("Store(y0 + y1, Ys, o);");
         w.Open("if ((t + 1) % ChunkLength == 0 && t + 1 < Length)");
         w.Line("int k0 = StateIndex(b, t / ChunkLength, 0, e0);");
@@ -207,7 +211,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
             var prev = t == t0 ? start : hs.Slice((t - t0 - 1) * {{n}}, {{n}});
             var cur = hs.Slice((t - t0) * {{n}}, {{n}});
             """);
-        EachN(w, n, k => $"cur[{k}] = FastMath.Exp2Decay(dt * V(AT2, {k} * E + e0)) * prev[{k}] + du * Vector512.Create(Dbc[x + {k}]);");
+        EachN(w, n, k => $"cur[{k}] = {Transition(l, $"FastMath.Exp2Decay(dt * V(AT2, {k} * E + e0))")} * prev[{k}] + du * Vector512.Create(Dbc[x + {k}]);");
         w.Close();
         w.Open("for (int t = t1 - 1; t >= t0; t--)");
         w.Line($$"""
@@ -226,11 +230,11 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
                 g{{k}} += Vector512.Create(Dbc[x + {{n + k}}]) * dy;
                 DDbc[x + {{n + k}}] += Vector512.Sum(dy * cur[{{k}}]);
                 DDbc[x + {{k}}] += Vector512.Sum(g{{k}} * dtu);
-                var dDecay = g{{k}} * prev[{{k}}] * decay;
+                var dDecay = g{{k}} * prev[{{k}}] * {{(l.Negative ? "(decay + decay)" : "decay")}};
                 dA[{{k}}] += dDecay * dt;
                 dDt += dDecay * a + g{{k}} * bn * u;
                 dU += g{{k}} * dt * bn;
-                g{{k}} *= decay;
+                g{{k}} *= {{Transition(l, "decay")}};
                 """);
             w.Close();
         }
@@ -245,10 +249,11 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         w.Line();
     }
 
-    private static void EmitStepKernel(CodeWriter w, int n)
+    private static void EmitStepKernel(CodeWriter w, MambaLayerPlan l)
     {
+        int n = l.N;
         w.Line($"/// <summary>One token of the N = {n} scan for E channels: h (E, {n}) updated in place; bc holds B_t then C_t.</summary>");
-        w.Open($"private static void Mamba_N{n}_Step(ReadOnlySpan<float> aLog, ReadOnlySpan<float> d, Span<float> h, ReadOnlySpan<float> u, ReadOnlySpan<float> delta, ReadOnlySpan<float> bc, Span<float> y, int e)");
+        w.Open($"private static void {l.Variant}_Step(ReadOnlySpan<float> aLog, ReadOnlySpan<float> d, Span<float> h, ReadOnlySpan<float> u, ReadOnlySpan<float> delta, ReadOnlySpan<float> bc, Span<float> y, int e)");
         w.Open("for (int ch = 0; ch < e; ch++)");
         w.Line("float dt = delta[ch], du = dt * u[ch], acc = d[ch] * u[ch];");
         w.Line($"var hr = h.Slice(ch * {n}, {n}); var ar = aLog.Slice(ch * {n}, {n});");
@@ -259,7 +264,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
             for (int j = 0; j < n / 16; j++)
             {
                 w.Line($$"""
-                    var h{{j}} = FastMath.Exp(Stability.LogDecay(-FastMath.Exp(Vector512.Min(Vector512.Create(ar.Slice({{16 * j}}, 16)), Vector512.Create((float)Stability.MaxLog))) * vdt)) * Vector512.Create((ReadOnlySpan<float>)hr.Slice({{16 * j}}, 16)) + vdu * Vector512.Create(bc.Slice({{16 * j}}, 16));
+                    var h{{j}} = {{Transition(l, $"FastMath.Exp(Stability.LogDecay(-FastMath.Exp(Vector512.Min(Vector512.Create(ar.Slice({16 * j}, 16)), Vector512.Create((float)Stability.MaxLog))) * vdt))")}} * Vector512.Create((ReadOnlySpan<float>)hr.Slice({{16 * j}}, 16)) + vdu * Vector512.Create(bc.Slice({{16 * j}}, 16));
                     h{{j}}.CopyTo(hr.Slice({{16 * j}}, 16));
                     acc += Vector512.Sum(h{{j}} * Vector512.Create(bc.Slice({{n + 16 * j}}, 16)));
                     """);
@@ -268,7 +273,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
             w.Line("continue;");
             w.Close();
         }
-        EachN(w, n, k => $"hr[{k}] = MathF.Exp(Stability.LogDecay(-MathF.Exp(MathF.Min(ar[{k}], (float)Stability.MaxLog)) * dt)) * hr[{k}] + du * bc[{k}]; acc += bc[{n + k}] * hr[{k}];");
+        EachN(w, n, k => $"hr[{k}] = {Transition(l, $"MathF.Exp(Stability.LogDecay(-MathF.Exp(MathF.Min(ar[{k}], (float)Stability.MaxLog)) * dt))")} * hr[{k}] + du * bc[{k}]; acc += bc[{n + k}] * hr[{k}];");
         w.Line("y[ch] = acc;");
         w.Close();
         w.Close();

@@ -6,7 +6,7 @@ namespace SsmGen.Reference;
 internal sealed class MambaBlock<T>(int dModel, MambaLayerConfig config) : ResidualBlock<T>(dModel, config.Norm == NormKind.RmsNorm) where T : IFloatingPointIeee754<T>
 {
     /// <summary>The mixer, with the intermediates of the last Forward (Δ, the scan's recurrence).</summary>
-    public MambaReference<T> Mixer { get; } = new(dModel, config.N, config.Expand, config.ConvWidth, config.Rank(dModel));
+    public MambaReference<T> Mixer { get; } = new(dModel, config.N, config.Expand, config.ConvWidth, config.Rank(dModel), config.Eigenvalues);
 
     /// <summary>True once a Forward has run (its intermediates are then readable).</summary>
     public bool HasRun { get; private set; }
@@ -25,7 +25,7 @@ internal sealed class MambaBlock<T>(int dModel, MambaLayerConfig config) : Resid
 
     protected override void MixerRecurrent(BlockView<T> p, T[] u, T[] y, int length)
     {
-        var step = new MambaReference<T>(H, config.N, config.Expand, config.ConvWidth, config.Rank(H));
+        var step = new MambaReference<T>(H, config.N, config.Expand, config.ConvWidth, config.Rank(H), config.Eigenvalues);
         var state = new T[step.StateSize];
         for (int t = 0; t < length; t++)
             step.Step(View(p), state.AsSpan(0, step.ConvStateSize), state.AsSpan(step.ConvStateSize), u.AsSpan(t * H, H), y.AsSpan(t * H, H));

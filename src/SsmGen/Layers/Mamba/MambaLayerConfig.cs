@@ -11,6 +11,9 @@ namespace SsmGen;
 /// <param name="ConvWidth">Taps of the causal depthwise convolution.</param>
 /// <param name="DtRank">Rank of the Δ projection; 0 means ⌈DModel/16⌉.</param>
 /// <param name="Norm">The block's pre-norm.</param>
+/// <param name="DtMin">Lower end of the log-uniform Δ initialization.</param>
+/// <param name="DtMax">Upper end of the log-uniform Δ initialization.</param>
+/// <param name="Eigenvalues">The range of the scan's transitions: (0, 1), or (−1, 1) with 2·exp(Δ·A) − 1.</param>
 public sealed record MambaLayerConfig(
     int N = 16,
     int Expand = 2,
@@ -18,7 +21,8 @@ public sealed record MambaLayerConfig(
     int DtRank = 0,
     NormKind Norm = NormKind.RmsNorm,
     double DtMin = 1e-3,
-    double DtMax = 1e-1) : LayerConfig
+    double DtMax = 1e-1,
+    MambaEigenvalues Eigenvalues = MambaEigenvalues.Positive) : LayerConfig
 {
     public override string Kind => "MambaLayer";
 
@@ -37,6 +41,7 @@ public sealed record MambaLayerConfig(
             + 2 * (r + 2 * n) * e                                    // x_proj
             + 2 * e * r + e + Memory.ModelCost.SoftplusFlops * e      // dt_proj, bias, softplus
             + e * n * (2 + 2 + 2 + 2)                                // exp(Δ·A) (Δ·A, exp), Δ·B·x and the update, C·h
+            + (Eigenvalues == MambaEigenvalues.PositiveAndNegative ? 2 * e * n : 0) // 2·exp(Δ·A) − 1
             + 2 * e + Memory.ModelCost.SiluFlops * e + e              // D·x, the SiLU gate
             + 2 * h * e;                                             // out_proj
     }
@@ -62,5 +67,7 @@ public sealed record MambaLayerConfig(
         if (ConvWidth <= 0) throw new ArgumentException($"ConvWidth must be positive, got {ConvWidth}.");
         if (DtRank < 0) throw new ArgumentException($"DtRank must be positive, or 0 for ⌈DModel/16⌉; got {DtRank}.");
         if (!(DtMin > 0 && DtMin <= DtMax)) throw new ArgumentException($"Need 0 < DtMin <= DtMax, got {DtMin} and {DtMax}.");
+        if (Eigenvalues is not (MambaEigenvalues.Positive or MambaEigenvalues.PositiveAndNegative))
+            throw new ArgumentException($"Eigenvalues must be Positive or PositiveAndNegative, got {(int)Eigenvalues}.");
     }
 }

@@ -15,7 +15,8 @@ namespace SsmGen.Reference;
 ///   dbc = u · x_projᵀ                         (B,L,R+2N);  δ = dbc[:R],  Bt = dbc[R:R+N],  Ct = dbc[R+N:]
 ///   Δ = softplus(δ · dt_projᵀ + dt_proj.bias) (B,L,E)
 ///   A[e,n] = −exp(A_log[e,n])
-///   h_t[e,n] = exp(Δ_t[e]·A[e,n]) · h_{t−1}[e,n] + Δ_t[e] · Bt_t[n] · u_t[e],   h_{−1} = 0
+///   Ā_t[e,n] = exp(Δ_t[e]·A[e,n])  (or 2·exp(Δ_t[e]·A[e,n]) − 1 with negative eigenvalues)
+///   h_t[e,n] = Ā_t[e,n] · h_{t−1}[e,n] + Δ_t[e] · Bt_t[n] · u_t[e],   h_{−1} = 0
 ///   ys_t[e] = Σ_n Ct_t[n] · h_t[e,n] + D[e] · u_t[e]
 ///   g = ys · SiLU(z)
 ///   y = g · out_projᵀ                         (B,L,H)
@@ -41,14 +42,16 @@ public sealed class MambaReference<T> where T : IFloatingPointIeee754<T>
     }
 
     private readonly int _h, _e, _n, _w, _r;
+    private readonly bool _negative;
 
     // Kept by the last Forward for the backward.
     private int _batch, _length;
     private T[] _x = [], _xz = [], _c = [], _u = [], _dbc = [], _dtPre = [], _delta = [], _states = [], _ys = [];
 
-    public MambaReference(int dModel, int n, int expand, int convWidth, int dtRank)
+    public MambaReference(int dModel, int n, int expand, int convWidth, int dtRank, MambaEigenvalues eigenvalues = MambaEigenvalues.Positive)
     {
         _h = dModel; _e = expand * dModel; _n = n; _w = convWidth; _r = dtRank;
+        _negative = eigenvalues == MambaEigenvalues.PositiveAndNegative;
     }
 
     /// <summary>dModel (H).</summary>
@@ -76,12 +79,18 @@ public sealed class MambaReference<T> where T : IFloatingPointIeee754<T>
 
     private static T A(Params p, int i) => -T.Exp(p.ALog[i]);
 
+    /// <summary>The transition Ā at Δ·A: exp(Δ·A), or 2·exp(Δ·A) − 1 with negative eigenvalues (exact, no float guards).</summary>
+    private T Transition(T dtA) => _negative ? T.CreateChecked(2) * T.Exp(dtA) - T.One : T.Exp(dtA);
+
+    /// <summary>dĀ/d(Δ·A): exp(Δ·A), or 2·exp(Δ·A).</summary>
+    private T TransitionSlope(T dtA) => _negative ? T.CreateChecked(2) * T.Exp(dtA) : T.Exp(dtA);
+
     /// <summary>Δ of the last <see cref="Forward"/>, (B·L, E): each token's step size per inner channel.</summary>
     public ReadOnlySpan<T> Delta => _delta;
 
     /// <summary>
     /// The selective scan of the last <see cref="Forward"/> for sequence <paramref name="b"/> as the diagonal recurrence
-    /// h_t = Ā_t ⊙ h_(t−1) + b_t it runs: transitions Ā_t,(e,n) = exp(Δ_t,e·A_e,n) and drives Δ_t,e·B_t,n·u_t,e, (L, E·N) each.
+    /// h_t = Ā_t ⊙ h_(t−1) + b_t it runs: transitions Ā_t,(e,n) (exp(Δ_t,e·A_e,n), or 2·exp(…) − 1) and drives Δ_t,e·B_t,n·u_t,e, (L, E·N) each.
     /// </summary>
     public (T[] Transitions, T[] Drive) Recurrence(Params p, int b)
     {
@@ -96,7 +105,7 @@ public sealed class MambaReference<T> where T : IFloatingPointIeee754<T>
                 T dt = _delta[row * _e + e], ut = _u[row * _e + e];
                 for (int n = 0; n < _n; n++)
                 {
-                    transitions[t * width + e * _n + n] = T.Exp(dt * A(p, e * _n + n));
+                    transitions[t * width + e * _n + n] = Transition(dt * A(p, e * _n + n));
                     drive[t * width + e * _n + n] = dt * _dbc[row * nd + _r + n] * ut;
                 }
             }
@@ -161,7 +170,7 @@ public sealed class MambaReference<T> where T : IFloatingPointIeee754<T>
                     for (int n = 0; n < _n; n++)
                     {
                         T prev = t == 0 ? T.Zero : _states[((row - 1) * _e + e) * _n + n];
-                        T h = T.Exp(dt * A(p, e * _n + n)) * prev + dt * _dbc[row * nd + _r + n] * ut;
+                        T h = Transition(dt * A(p, e * _n + n)) * prev + dt * _dbc[row * nd + _r + n] * ut;
                         _states[(row * _e + e) * _n + n] = h;
                         s += _dbc[row * nd + _r + _n + n] * h;
                     }
@@ -208,7 +217,7 @@ public sealed class MambaReference<T> where T : IFloatingPointIeee754<T>
         var ddbc = new T[rows * nd];
         var dDelta = new T[rows * _e];
         var dA = new T[_e * _n];
-        var dh = new T[_e * _n]; // dL/dh_t, carried from t+1 as exp(Δ_{t+1}A)·dL/dh_{t+1}
+        var dh = new T[_e * _n]; // dL/dh_t, carried from t+1 as Ā_{t+1}·dL/dh_{t+1}
         for (int b = 0; b < batch; b++)
         {
             Array.Clear(dh);
@@ -226,15 +235,15 @@ public sealed class MambaReference<T> where T : IFloatingPointIeee754<T>
                         T h = _states[(row * _e + e) * _n + n];
                         T prev = t == 0 ? T.Zero : _states[((row - 1) * _e + e) * _n + n];
                         T ct = _dbc[row * nd + _r + _n + n], bt = _dbc[row * nd + _r + n];
-                        T a = A(p, en), decay = T.Exp(dt * a);
+                        T a = A(p, en), transition = Transition(dt * a), slope = TransitionSlope(dt * a);
                         ddbc[row * nd + _r + _n + n] += gys * h;
                         T gh = dh[en] + ct * gys;
-                        // h_t = decay·h_{t−1} + Δ·Bt·u
-                        dDelta[row * _e + e] += gh * (a * decay * prev + bt * ut);
-                        dA[en] += gh * dt * decay * prev;
+                        // h_t = Ā(Δ·A)·h_{t−1} + Δ·Bt·u
+                        dDelta[row * _e + e] += gh * (a * slope * prev + bt * ut);
+                        dA[en] += gh * dt * slope * prev;
                         ddbc[row * nd + _r + n] += gh * dt * ut;
                         du[row * _e + e] += gh * dt * bt;
-                        dh[en] = gh * decay;
+                        dh[en] = gh * transition;
                     }
                 }
             }
@@ -312,7 +321,7 @@ public sealed class MambaReference<T> where T : IFloatingPointIeee754<T>
             for (int n = 0; n < _n; n++)
             {
                 int en = e * _n + n;
-                T h = T.Exp(dt * A(p, en)) * ssmState[en] + dt * dbc[_r + n] * u[e];
+                T h = Transition(dt * A(p, en)) * ssmState[en] + dt * dbc[_r + n] * u[e];
                 ssmState[en] = h;
                 s += dbc[_r + _n + n] * h;
             }

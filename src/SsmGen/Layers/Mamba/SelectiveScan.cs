@@ -4,7 +4,9 @@ namespace SsmGen.Numerics;
 
 /// <summary>
 /// The selective scan of a Mamba block over (B, L, E) rows:
-/// h_t[e,n] = exp(Δ_t[e]·A[e,n])·h_{t−1}[e,n] + Δ_t[e]·B_t[n]·u_t[e],  y_t[e] = Σ_n C_t[n]·h_t[e,n] + D[e]·u_t[e],
+/// h_t[e,n] = Ā_t[e,n]·h_{t−1}[e,n] + Δ_t[e]·B_t[n]·u_t[e],  y_t[e] = Σ_n C_t[n]·h_t[e,n] + D[e]·u_t[e], where the
+/// transition Ā is the decay exp(Δ_t[e]·A[e,n]) or, with negative eigenvalues, 2·exp(Δ_t[e]·A[e,n]) − 1 (see
+/// <see cref="Stability.NegativeTransition(float)"/>),
 /// with B_t and C_t read from the x_proj output rows (width <see cref="DbcWidth"/>, B at <see cref="BOffset"/>,
 /// C right after it). Generated models derive one class per state size N that supplies 16-channel kernels
 /// holding the state in vector registers (<see cref="ForwardGroup"/>, <see cref="BackwardGroup"/>); this class
@@ -19,6 +21,8 @@ public abstract class SelectiveScan : ParallelWork
     public const int Lanes = 16;
 
     protected readonly int N, E, DbcWidth, BOffset, ChunkLength, Chunks;
+    /// <summary>Transitions 2·exp(Δ·A) − 1 in (−1, 1) instead of exp(Δ·A).</summary>
+    protected readonly bool Negative;
     /// <summary>State at the end of every chunk but the last: (B, Chunks, N, E).</summary>
     protected readonly float[] States;
     /// <summary>A = −exp(A_log), transposed to (N, E) so 16 channels of one n are contiguous.</summary>
@@ -43,11 +47,12 @@ public abstract class SelectiveScan : ParallelWork
         if (a.Length < n) throw new ArgumentException($"{name} holds {a.Length} values; {n} are needed.", name);
     }
 
-    protected SelectiveScan(int n, int e, int dbcWidth, int bOffset, int maxBatch, int maxLength)
+    protected SelectiveScan(int n, int e, int dbcWidth, int bOffset, int maxBatch, int maxLength, MambaEigenvalues eigenvalues = MambaEigenvalues.Positive)
     {
         if (n < 1 || e < 1 || maxBatch < 1 || maxLength < 1 || bOffset < 0 || dbcWidth < bOffset + 2 * n)
             throw new ArgumentOutOfRangeException(nameof(n), "Scan sizes must be positive, and the x_proj rows must hold B and C after their offset.");
         N = n; E = e; DbcWidth = dbcWidth; BOffset = bOffset;
+        Negative = eigenvalues == MambaEigenvalues.PositiveAndNegative;
         _maxBatch = maxBatch; _maxLength = maxLength;
         ChunkLength = Math.Clamp(1024 / n, 8, 64);
         Chunks = (maxLength + ChunkLength - 1) / ChunkLength;
@@ -163,6 +168,9 @@ public abstract class SelectiveScan : ParallelWork
     protected Span<float> GradAPart(int b, int n, int e0) => _gradA.AsSpan((b * N + n) * E + e0, Lanes);
     protected Span<float> GradDPart(int b, int e0) => _gradD.AsSpan(b * E + e0, Lanes);
 
+    /// <summary>The transition from its decay: the decay itself, or 2·decay − 1 with negative eigenvalues.</summary>
+    private float Transition(float decay) => Negative ? Stability.NegativeTransition(decay) : decay;
+
     private void ForwardScalar(int b, int e0, int e1)
     {
         Span<float> h = stackalloc float[N];
@@ -175,7 +183,7 @@ public abstract class SelectiveScan : ParallelWork
                 float dt = Delta[row * E + e], u = U[row * E + e], y = Dv[e] * u;
                 for (int n = 0; n < N; n++)
                 {
-                    h[n] = MathF.Exp(Stability.LogDecay(dt * AT[n * E + e])) * h[n] + dt * u * Dbc[x + n];
+                    h[n] = Transition(MathF.Exp(Stability.LogDecay(dt * AT[n * E + e]))) * h[n] + dt * u * Dbc[x + n];
                     y += Dbc[x + N + n] * h[n];
                 }
                 Ys[row * E + e] = y;
@@ -204,7 +212,7 @@ public abstract class SelectiveScan : ParallelWork
                     for (int n = 0; n < N; n++)
                     {
                         float prev = t == t0 ? start[n] : hs[(t - t0 - 1) * N + n];
-                        hs[(t - t0) * N + n] = MathF.Exp(Stability.LogDecay(dt * AT[n * E + e])) * prev + dt * u * Dbc[x + n];
+                        hs[(t - t0) * N + n] = Transition(MathF.Exp(Stability.LogDecay(dt * AT[n * E + e]))) * prev + dt * u * Dbc[x + n];
                     }
                 }
                 for (int t = t1 - 1; t >= t0; t--)
@@ -216,15 +224,16 @@ public abstract class SelectiveScan : ParallelWork
                     for (int n = 0; n < N; n++)
                     {
                         float a = AT[n * E + e], decay = MathF.Exp(Stability.LogDecay(dt * a)), bn = Dbc[x + n];
+                        float slope = Negative ? 2 * decay : decay;         // dĀ/d(Δ·A)
                         float prev = t == t0 ? start[n] : hs[(t - t0 - 1) * N + n];
                         g[n] += Dbc[x + N + n] * dy;                       // dL/dh_t
                         DDbc[x + N + n] += dy * hs[(t - t0) * N + n];      // dL/dC_t
                         DDbc[x + n] += g[n] * dt * u;                      // dL/dB_t
                         float dDecay = g[n] * prev;
-                        dA[n] += dDecay * decay * dt;
-                        dDt += dDecay * decay * a + g[n] * bn * u;
+                        dA[n] += dDecay * slope * dt;
+                        dDt += dDecay * slope * a + g[n] * bn * u;
                         du += g[n] * dt * bn;
-                        g[n] *= decay;                                     // carried to h_{t−1}
+                        g[n] *= Transition(decay);                         // carried to h_{t−1}
                     }
                     DDelta[row * E + e] = dDt;
                     DU[row * E + e] += du;
