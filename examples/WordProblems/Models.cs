@@ -38,6 +38,24 @@ public partial class MambaDepth3 { }
 [MambaLayer(N = 16, Expand = 2, Repeat = 4)]
 public partial class MambaDepth4 { }
 
+// Mamba with negative eigenvalues: the same blocks with transitions 2·exp(Δ·A) − 1 in (−1, 1).
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[MambaLayer(N = 16, Expand = 2, Eigenvalues = MambaEigenvalues.PositiveAndNegative, Repeat = 1)]
+public partial class MambaNegDepth1 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[MambaLayer(N = 16, Expand = 2, Eigenvalues = MambaEigenvalues.PositiveAndNegative, Repeat = 2)]
+public partial class MambaNegDepth2 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[MambaLayer(N = 16, Expand = 2, Eigenvalues = MambaEigenvalues.PositiveAndNegative, Repeat = 3)]
+public partial class MambaNegDepth3 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[MambaLayer(N = 16, Expand = 2, Eigenvalues = MambaEigenvalues.PositiveAndNegative, Repeat = 4)]
+public partial class MambaNegDepth4 { }
+
 [SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
 [RnnLayer(Hidden = 64, Repeat = 1)]
 public partial class RnnDepth1 { }
@@ -92,13 +110,15 @@ public static class Zoo
     /// <summary>Largest group order the models take (S5).</summary>
     public const int MaxOrder = 120;
     public const int MaxDepth = 4;
-    public static readonly string[] Kinds = ["S4D", "Mamba", "Rnn", "Ids", "Attention"];
+    public static readonly string[] Kinds = ["S4D", "Mamba", "MambaNeg", "Rnn", "Ids", "Attention"];
+    /// <summary>The kinds of "The Illusion of State" experiments: what a sweep runs unless told otherwise.</summary>
+    public static readonly string[] PaperKinds = ["S4D", "Mamba", "Rnn", "Ids", "Attention"];
 
     /// <summary>
     /// Default peak learning rate per kind (AdamW, cosine schedule, batch 128): Mamba and attention stacks of depth
     /// 2 and more diverge at 0.02 (accuracy falls to chance within a few hundred steps) and learn at 0.005.
     /// </summary>
-    public static float LearningRate(string kind) => kind is "Mamba" or "Attention" ? 5e-3f : 2e-2f;
+    public static float LearningRate(string kind) => kind is "Mamba" or "MambaNeg" or "Attention" ? 5e-3f : 2e-2f;
 
     /// <summary>The model of a kind and depth; on the CPU, or on <paramref name="device"/> when one is given.</summary>
     public static ISsmModel Create(string kind, int depth, int maxBatch, int maxLength, ComputeDevice? device = null) => (kind, depth) switch
@@ -111,6 +131,10 @@ public static class Zoo
         ("Mamba", 2) => new MambaDepth2(maxBatch, maxLength, ModelUse.Training, device),
         ("Mamba", 3) => new MambaDepth3(maxBatch, maxLength, ModelUse.Training, device),
         ("Mamba", 4) => new MambaDepth4(maxBatch, maxLength, ModelUse.Training, device),
+        ("MambaNeg", 1) => new MambaNegDepth1(maxBatch, maxLength, ModelUse.Training, device),
+        ("MambaNeg", 2) => new MambaNegDepth2(maxBatch, maxLength, ModelUse.Training, device),
+        ("MambaNeg", 3) => new MambaNegDepth3(maxBatch, maxLength, ModelUse.Training, device),
+        ("MambaNeg", 4) => new MambaNegDepth4(maxBatch, maxLength, ModelUse.Training, device),
         ("Rnn", 1) => new RnnDepth1(maxBatch, maxLength, ModelUse.Training, device),
         ("Rnn", 2) => new RnnDepth2(maxBatch, maxLength, ModelUse.Training, device),
         ("Rnn", 3) => new RnnDepth3(maxBatch, maxLength, ModelUse.Training, device),

@@ -6,6 +6,11 @@ namespace SsmGen.Examples.WordProblems;
 public sealed record Options
 {
     public bool Sweep { get; init; }
+    /// <summary>Length generalization: train at <see cref="Length"/>, test on longer held-out words (<see cref="TestLengths"/>).</summary>
+    public bool Generalize { get; init; }
+    public int[] TestLengths { get; init; } = [40, 64, 128, 256];
+    /// <summary>Seeds per (kind, group) of a generalization run: <see cref="Seed"/>, <see cref="Seed"/> + 1, ….</summary>
+    public int Seeds { get; init; } = 3;
     public bool Quick { get; init; }
     /// <summary>Train separately at every length (the paper's protocol) instead of once at the longest.</summary>
     public bool PerLength { get; init; }
@@ -13,7 +18,7 @@ public sealed record Options
     public int Depth { get; init; } = 1;
     public string Group { get; init; } = "A5";
     public int Length { get; init; } = 8;
-    public string[] Kinds { get; init; } = Zoo.Kinds;
+    public string[] Kinds { get; init; } = Zoo.PaperKinds;
     public string[] Groups { get; init; } = ["Z60", "A4xZ5", "A5"];
     public int[] Lengths { get; init; } = Enumerable.Range(2, 19).ToArray();
     public int Steps { get; init; } = 8000;
@@ -36,6 +41,12 @@ public sealed record Options
                    (the models are causal, so a cut word is a word of that length); the budget covers the whole
                    curriculum. --per-length trains a model for every length instead (the paper's protocol;
                    slower). A single run follows the curriculum 2…length unless --per-length is given.
+        Length generalization (parity and modular counting; "Unlocking State-Tracking in Linear RNNs Through
+        Negative Eigenvalues"):
+                   --generalize [--kinds Mamba,MambaNeg] [--groups Z2,Z3] [--length 40] [--test-lengths 40,64,128,256]
+                   [--seeds 3] trains each kind at depth --depth (default 1) on words up to --length (curriculum
+                   2…length), then streams held-out words of each test length through Step and reports the
+                   per-token accuracy past the trained length; writes generalization.json and generalization.md.
         Options:
           --quick             a short sweep: groups Z60 and A5, lengths 2–5, 2,000 steps per run
           --steps N           training steps per run (default 8,000)
@@ -45,26 +56,30 @@ public sealed record Options
           --seed N            seed of data, initialization and batches (default 1)
           --out DIR           output folder (default runs/word-problems)
         Groups: Z<m>, S<n>, A<n> and direct products joined by 'x', up to order 120 (e.g. Z60, A4xZ5, A5, S5).
-        Kinds: S4D, Mamba, Rnn, Ids, Attention (d_model 64; see Models.cs).
+        Kinds: S4D, Mamba, MambaNeg (Mamba with transitions in (−1, 1)), Rnn, Ids, Attention (d_model 64; see
+        Models.cs); a sweep runs all but MambaNeg unless --kinds names it.
         """;
 
     public static Options? Parse(string[] args, TextWriter error)
     {
         var o = new Options();
-        bool stepsSet = false, groupsSet = false, lengthsSet = false;
+        bool stepsSet = false, groupsSet = false, lengthsSet = false, kindsSet = false, lengthSet = false;
         var outcome = CommandLine.Read(args, error, error, Usage, (a, Next) =>
         {
             bool ok = true;
             switch (a)
             {
                 case "--sweep": o = o with { Sweep = true }; break;
-                case "--quick": o = o with { Quick = true, Sweep = true }; break;
+                case "--quick": o = o with { Quick = true }; break;
+                case "--generalize": o = o with { Generalize = true }; break;
+                case "--test-lengths": { var ls = ParseLengths(Next()); ok = ls is not null; o = o with { TestLengths = ls ?? [] }; break; }
+                case "--seeds": ok = int.TryParse(Next(), out int n) && n is >= 1 and <= 100; o = o with { Seeds = n }; break;
                 case "--per-length": o = o with { PerLength = true }; break;
                 case "--kind": { string? k = Next(); ok = k is not null && Zoo.Kinds.Contains(k); o = o with { Kind = k ?? "" }; break; }
                 case "--depth": ok = int.TryParse(Next(), out int d) && d is >= 1 and <= Zoo.MaxDepth; o = o with { Depth = d }; break;
                 case "--group": { string? g = Next(); ok = g is not null; o = o with { Group = g ?? "" }; break; }
-                case "--length": ok = int.TryParse(Next(), out int l) && l > 0; o = o with { Length = l }; break;
-                case "--kinds": { var k = Next()?.Split(','); ok = k is not null && k.All(Zoo.Kinds.Contains); o = o with { Kinds = k ?? [] }; break; }
+                case "--length": ok = int.TryParse(Next(), out int l) && l > 0; o = o with { Length = l }; lengthSet = true; break;
+                case "--kinds": { var k = Next()?.Split(','); ok = k is not null && k.All(Zoo.Kinds.Contains); o = o with { Kinds = k ?? [] }; kindsSet = true; break; }
                 case "--groups": { var g = Next()?.Split(','); ok = g is not null; o = o with { Groups = g ?? [] }; groupsSet = true; break; }
                 case "--lengths": { var ls = ParseLengths(Next()); ok = ls is not null; o = o with { Lengths = ls ?? [] }; lengthsSet = true; break; }
                 case "--steps": ok = int.TryParse(Next(), out int s) && s > 0; o = o with { Steps = s }; stepsSet = true; break;
@@ -77,6 +92,20 @@ public sealed record Options
             return ok;
         });
         if (outcome != CommandLineOutcome.Run) return null;
+        if (o.Generalize)
+        {
+            if (!kindsSet) o = o with { Kinds = ["Mamba", "MambaNeg"] };
+            if (!groupsSet) o = o with { Groups = ["Z2", "Z3"] };
+            if (!lengthSet) o = o with { Length = o.Quick ? 8 : 40 };
+            if (o.Quick) o = o with { TestLengths = [8, 16], Seeds = 1, Steps = stepsSet ? o.Steps : 300 };
+            if (o.TestLengths.Any(k => k < o.Length))
+            {
+                error.WriteLine($"Test lengths ({string.Join(", ", o.TestLengths)}) must be at least the trained length {o.Length}.");
+                return null;
+            }
+            return o;
+        }
+        if (o.Quick) o = o with { Sweep = true };
         if (o.Quick)
         {
             if (!groupsSet) o = o with { Groups = ["Z60", "A5"] };

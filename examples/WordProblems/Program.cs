@@ -5,6 +5,8 @@
 //   dotnet run -c Release --project examples/WordProblems -- --kind Rnn --depth 1 --group A5 --length 10
 //   dotnet run -c Release --project examples/WordProblems -- --sweep            (the default sweep)
 //   dotnet run -c Release --project examples/WordProblems -- --quick            (a few minutes; CI runs it)
+//   dotnet run -c Release --project examples/WordProblems -- --generalize       (parity and counting mod 3, Mamba
+//                                                                                with and without negative eigenvalues)
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -17,10 +19,10 @@ var o = Options.Parse(args, Console.Error);
 if (o is null) return 2;
 try
 {
-    var groups = (o.Sweep ? o.Groups : [o.Group]).Select(FiniteGroup.Parse).ToArray();
+    var groups = (o.Sweep || o.Generalize ? o.Groups : [o.Group]).Select(FiniteGroup.Parse).ToArray();
     foreach (var g in groups)
         if (g.Order > Zoo.MaxOrder) throw new ArgumentException($"{g.Name} has {g.Order} elements; the example's models take at most {Zoo.MaxOrder}.");
-    return o.Sweep ? Sweep(o, groups) : Single(o, groups[0]);
+    return o.Generalize ? Generalization.Run(o, groups) : o.Sweep ? Sweep(o, groups) : Single(o, groups[0]);
 }
 catch (ArgumentException e)
 {

@@ -17,6 +17,13 @@ public sealed record RunConfig(string Kind, int Depth, string Group, int Length,
 /// </summary>
 public sealed record RunResult(RunConfig Config, double ValidationAccuracy, double[] PrefixAccuracy, int StepsTaken, double Seconds, bool Solved);
 
+/// <summary>
+/// A trained model on held-out words of one length: per-token accuracy over all positions (<see cref="PerToken"/>),
+/// over the positions past the trained length (<see cref="Beyond"/>, null at the trained length itself), and the share
+/// of words right at every position (<see cref="Words"/>).
+/// </summary>
+public sealed record LengthAccuracy(int Length, double PerToken, double? Beyond, double Words);
+
 public static class Runner
 {
     /// <summary>Per-token validation accuracy that counts as solving the task (the paper's stopping rule).</summary>
@@ -39,7 +46,9 @@ public static class Runner
     /// next length once the held-out words cut to the current one reach the target: one run, one budget, and the
     /// longest length it reached. Every batch is fresh words from a seeded stream that never yields a held-out word.
     /// </summary>
-    public static RunResult Train(RunConfig c, FiniteGroup group, WordProblemSet validation, IReadOnlyList<int>? curriculum = null, Action<int, int, double>? progress = null, ComputeDevice? device = null)
+    /// <param name="trained">Called with the trained model before it is disposed (to test it further).</param>
+    public static RunResult Train(RunConfig c, FiniteGroup group, WordProblemSet validation, IReadOnlyList<int>? curriculum = null, Action<int, int, double>? progress = null,
+        ComputeDevice? device = null, Action<ISsmModel>? trained = null)
     {
         var clock = Stopwatch.StartNew();
         curriculum ??= [c.Length];
@@ -82,7 +91,39 @@ public static class Runner
                 while (stage < curriculum.Count && best[curriculum[stage] - 1] >= Target) stage++;
             }
         }
+        trained?.Invoke(model);
         return new RunResult(c, best[^1], best, step, clock.Elapsed.TotalSeconds, stage == curriculum.Count);
+    }
+
+    /// <summary>
+    /// Words of <paramref name="set"/> streamed through <see cref="ISsmModel.Step(SsmState, int, Span{float})"/> token by
+    /// token, so they may be longer than the model's maxLength: the per-token accuracy over every position, over the
+    /// positions past <paramref name="trainedLength"/>, and the share of words right at every position.
+    /// </summary>
+    public static LengthAccuracy StreamAccuracy(ISsmModel model, WordProblemSet set, int trainedLength)
+    {
+        var state = model.CreateState();
+        var y = new float[model.Config.Output];
+        long correct = 0, beyond = 0, beyondCount = 0;
+        int wholeWords = 0;
+        for (int s = 0; s < set.Count; s++)
+        {
+            state.Reset();
+            bool allRight = true;
+            for (int t = 0; t < set.Length; t++)
+            {
+                model.Step(state, set.Tokens[s * set.Length + t], y);
+                int argmax = 0;
+                for (int c = 1; c < y.Length; c++) if (y[c] > y[argmax]) argmax = c;
+                bool right = argmax == set.Targets[s * set.Length + t];
+                if (right) correct++;
+                else allRight = false;
+                if (t >= trainedLength) { beyondCount++; if (right) beyond++; }
+            }
+            if (allRight) wholeWords++;
+        }
+        return new LengthAccuracy(set.Length, (double)correct / ((long)set.Count * set.Length),
+            beyondCount == 0 ? null : (double)beyond / beyondCount, (double)wholeWords / set.Count);
     }
 
     /// <summary>Per-token accuracy over the first k positions of every held-out word, for k = 1 … Length.</summary>
