@@ -23,6 +23,8 @@ internal enum TensorInit
     MambaDtBias,
     /// <summary>The IDS transition projection (weight, with the bias that follows).</summary>
     IdsTransition,
+    /// <summary>A delta-rule block's gate rates: A_log = log A with A uniform in [1, 16] per head (Gated DeltaNet's start).</summary>
+    DeltaALog,
     /// <summary>Written together with the tensor before it.</summary>
     FilledWithPrevious,
 }

@@ -60,7 +60,7 @@ public class InitializationTests
         for (int i = 0; i < n; i++)
             for (int j = 0; j < n; j++)
                 t[i, j] = i == j ? 0 : -0.5 * Math.Sign(i - j) * Math.Sqrt((2.0 * i + 1) * (2.0 * j + 1));
-        var t2 = Mul(t, t);
+        var t2 = Dense.Multiply(t, t);
         double fro = 0, tr4 = 0;
         for (int i = 0; i < n; i++)
             for (int j = 0; j < n; j++) { fro += t[i, j] * t[i, j]; tr4 += t2[i, j] * t2[j, i]; }
@@ -124,15 +124,5 @@ public class InitializationTests
         for (int k = 0; k < 8; k++) Assert.Equal(-(k + 1.0), -Math.Exp(m.Parameters[imag.Offset + k]), 5);
         var b = m.ParameterTable.First(p => p.Name == "layers.0.mixer.B");
         for (int i = 0; i < b.Length; i += 2) { Assert.Equal(1f, m.Parameters[b.Offset + i]); Assert.Equal(0f, m.Parameters[b.Offset + i + 1]); }
-    }
-
-    private static double[,] Mul(double[,] a, double[,] b)
-    {
-        int n = a.GetLength(0);
-        var c = new double[n, n];
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < n; j++)
-                for (int k = 0; k < n; k++) c[i, j] += a[i, k] * b[k, j];
-        return c;
     }
 }

@@ -1,0 +1,125 @@
+using SsmGen.Reference;
+using Xunit.Abstractions;
+
+namespace SsmGen.Tests.Reference;
+
+/// <summary>
+/// The delta-rule oracle (gated DeltaNet and DeltaProduct) against finite differences, its recurrence against the
+/// explicit product of dense token transitions α·Π_j(I − β_j k_j k_jᵀ), and its sequence pass against its own
+/// token-by-token step.
+/// </summary>
+public class DeltaReferenceTests(ITestOutputHelper output)
+{
+    private static string[] Names(bool gate) => gate
+        ? ["q_proj.weight", "k_proj.weight", "v_proj.weight", "b_proj.weight", "a_proj.weight", "A_log", "dt_bias", "q_conv1d.weight", "k_conv1d.weight", "v_conv1d.weight", "g_proj.weight", "o_norm.weight", "o_proj.weight"]
+        : ["q_proj.weight", "k_proj.weight", "v_proj.weight", "b_proj.weight", "q_conv1d.weight", "k_conv1d.weight", "v_conv1d.weight", "g_proj.weight", "o_norm.weight", "o_proj.weight"];
+
+    /// <summary>Random parameters of scale 0.5; the gate's rates A ≈ 1…4 and its bias ≈ −1, so α spreads over (0, 1).</summary>
+    private static double[] RandomParameters(DeltaReference<double> m, bool gate, ulong seed)
+    {
+        var flat = TestConfigs.RandomArray(m.ParameterCount, seed, 0.5);
+        if (gate)
+        {
+            var p = m.View(flat);
+            var rng = new Rng(seed + 1000);
+            for (int i = 0; i < p.ALog.Length; i++) { p.ALog[i] = Math.Log(1 + 3 * rng.Uniform(0, 1)); p.DtBias[i] = -1 + 0.3 * rng.Normal(); }
+        }
+        return flat;
+    }
+
+    [Theory]
+    [InlineData(1, true, true)]    // gated DeltaNet with β ∈ (0, 2)
+    [InlineData(2, true, true)]    // DeltaProduct, two Householder steps per token
+    [InlineData(3, false, false)]  // three steps, no gate, β ∈ (0, 1)
+    public void DeltaEveryGradientMatchesCentralDifferences(int steps, bool gate, bool negative)
+    {
+        const int h = 5, heads = 2, d = 3, w = 3, batch = 2, length = 5;
+        var m = new DeltaReference<double>(h, heads, d, steps, w, gate, negative);
+        var errors = FiniteDifferences.CheckMixerGradients(RandomParameters(m, gate, 11), Names(gate), m.ParameterSizes, batch * length, h, seed: 12,
+            (p, x, y) => m.Forward(m.View(p), x, y, batch, length), (p, g, dy, dx) => m.Backward(m.View(p), m.View(g), dy, dx), 1e-6, output);
+        foreach (var e in errors)
+            Assert.True(e.MaxGradient > 1e-4, $"{e.Name}: gradients too small for the comparison to mean anything");
+    }
+
+    /// <summary>
+    /// S_t = A_t·S_(t−1) + B_t with the token's transition A_t = H_(n−1)⋯H_0·α, H_j = I − β_j k_j k_jᵀ, and its write
+    /// B_t = Σ_j H_(n−1)⋯H_(j+1)·β_j k_j v_jᵀ, written out as dense d × d matrices here; o_t = d^(−½)·S_tᵀ q_t. With
+    /// β ∈ (0, 2) some transitions have a negative eigenvalue (1 − β along k): checked to occur.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void RecurrenceMatchesTheProductOfDenseTransitions(int steps)
+    {
+        const int h = 6, heads = 2, d = 4, length = 9;
+        var m = new DeltaReference<double>(h, heads, d, steps, 4, gate: true, negativeEigenvalues: true);
+        var flat = RandomParameters(m, true, 21);
+        var x = TestConfigs.RandomArray(length * h, 22);
+        m.Forward(m.View(flat), x, new double[x.Length], 1, length);
+        var (q, k, v, beta, alpha, o) = m.LastRecurrence;
+        int hd = heads * d, kd = steps * hd;
+        double worst = 0, largest = 0;
+        int flips = 0;
+        for (int head = 0; head < heads; head++)
+        {
+            var s = new double[d, d];
+            for (int t = 0; t < length; t++)
+            {
+                var a = Dense.Identity(d, alpha[t * heads + head]);
+                var write = new double[d, d];
+                for (int j = 0; j < steps; j++)
+                {
+                    int kv = t * kd + (j * heads + head) * d;
+                    double bj = beta[(t * steps + j) * heads + head];
+                    if (bj > 1) flips++;
+                    var hj = Dense.Identity(d, 1);
+                    for (int r = 0; r < d; r++)
+                        for (int c = 0; c < d; c++) hj[r, c] -= bj * k[kv + r] * k[kv + c];
+                    a = Dense.Multiply(hj, a);
+                    write = Dense.Multiply(hj, write);
+                    for (int r = 0; r < d; r++)
+                        for (int c = 0; c < d; c++) write[r, c] += bj * k[kv + r] * v[kv + c];
+                }
+                var next = Dense.Multiply(a, s);
+                for (int r = 0; r < d; r++)
+                    for (int c = 0; c < d; c++) next[r, c] += write[r, c];
+                s = next;
+                for (int c = 0; c < d; c++)
+                {
+                    double expected = 0;
+                    for (int r = 0; r < d; r++) expected += s[r, c] * q[t * hd + head * d + r];
+                    expected /= Math.Sqrt(d);
+                    largest = Math.Max(largest, Math.Abs(expected));
+                    worst = Math.Max(worst, Math.Abs(expected - o[t * hd + head * d + c]) / Math.Max(1, Math.Abs(expected)));
+                }
+            }
+        }
+        output.WriteLine($"n = {steps}: recurrence vs dense transitions: worst error {worst:E2} (max |o| {largest:G3}); {flips} Householder steps with β > 1 (a negative eigenvalue)");
+        Assert.True(largest > 1e-2, "outputs too small for the comparison to mean anything");
+        Assert.True(worst < 1e-12, $"worst error {worst:E2}");
+        Assert.True(flips > 0, "no step had β > 1: the negative range went untested");
+        Assert.All(beta, b => Assert.InRange(b, 0, 2));
+        Assert.All(alpha, a => Assert.InRange(a, 0, 1));
+    }
+
+    [Theory]
+    [InlineData(1, true, true)]
+    [InlineData(2, true, true)]
+    [InlineData(2, false, false)]
+    public void DeltaStepMatchesForwardPositionByPosition(int steps, bool gate, bool negative)
+    {
+        const int h = 5, heads = 2, d = 3, w = 4, length = 24;
+        var m = new DeltaReference<double>(h, heads, d, steps, w, gate, negative);
+        var flat = RandomParameters(m, gate, 31);
+        var state = new double[m.StateSize];
+        Comparison.StepMatchesForward(output, "", TestConfigs.RandomArray(length * h, 32), h, smallest: 1e-2,
+            (xs, ys) => m.Forward(m.View(flat), xs, ys, 1, length), (t, xt, yt) => m.Step(m.View(flat), state, xt, yt));
+    }
+
+    [Fact]
+    public void BadSizesThrow()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => new DeltaReference<double>(4, 0, 2));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new DeltaReference<double>(4, 2, 2, householderSteps: 0));
+    }
+}
