@@ -39,6 +39,12 @@ public static class Initialization
         for (int i = 0; i < dst.Length; i++) dst[i] = (float)Math.Log(i % n + 1);
     }
 
+    /// <summary>A delta-rule block's gate rates: A_log = log A, A uniform in [1, 16] (Gated DeltaNet's start).</summary>
+    public static void DeltaALog(Span<float> dst, ref Rng rng)
+    {
+        for (int i = 0; i < dst.Length; i++) dst[i] = (float)Math.Log(rng.Uniform(1, 16));
+    }
+
     /// <summary>
     /// Mamba's dt_proj.bias: softplus⁻¹(Δ) for Δ log-uniform in [dtMin, dtMax] (floored at 1e-4), so that
     /// softplus(bias) starts in the declared Δ range.

@@ -13,6 +13,10 @@ internal static class TestConfigs
         [new S4DLayerConfig(4, S4DInit.LegS, Discretization.Bilinear, TrainB: true),
          new S4DLayerConfig(2, S4DInit.Real, Discretization.Zoh)]);
 
+    /// <summary>Two delta-rule blocks: gated DeltaNet with β ∈ (0, 2), and an ungated DeltaProduct of two steps.</summary>
+    public static ModelConfig DeltaTokens => new(Input: 0, Vocab: 5, DModel: 4, Output: 5, Pooling.None,
+        [new DeltaLayerConfig(2, 2), new DeltaLayerConfig(1, 3, HouseholderSteps: 2, Gate: false, NegativeEigenvalues: false, ConvWidth: 3)]);
+
     public static ModelConfig RealLast => new(Input: 3, Vocab: 0, DModel: 6, Output: 2, Pooling.Last,
         [new S4DLayerConfig(8, S4DInit.Random, Discretization.Zoh)]);
 

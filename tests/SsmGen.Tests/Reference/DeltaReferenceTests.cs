@@ -117,6 +117,21 @@ public class DeltaReferenceTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void TheGateStartsAsGatedDeltaNetsDoes()
+    {
+        // A uniform in [1, 16] per head, softplus(dt_bias) log-uniform in [DtMin, DtMax]; the ungated block has neither
+        var model = new ReferenceModel<double>(TestConfigs.DeltaTokens);
+        model.Initialize(3);
+        var table = model.Table.ToDictionary(p => p.Name);
+        var aLog = table["layers.0.mixer.A_log"];
+        var dtBias = table["layers.0.mixer.dt_bias"];
+        for (int i = 0; i < aLog.Length; i++) Assert.InRange(Math.Exp(model.Parameters[aLog.Offset + i]), 1 - 1e-6, 16 + 1e-5);
+        for (int i = 0; i < dtBias.Length; i++) Assert.InRange(Math.Log(1 + Math.Exp(model.Parameters[dtBias.Offset + i])), 1e-3 - 1e-9, 0.1 + 1e-7);
+        Assert.DoesNotContain("layers.1.mixer.A_log", table.Keys);
+        Assert.Equal(1.0, model.Parameters[table["layers.1.mixer.o_norm.weight"].Offset]);
+    }
+
+    [Fact]
     public void BadSizesThrow()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => new DeltaReference<double>(4, 0, 2));

@@ -6,12 +6,13 @@ namespace SsmGen.Tests.Reference;
 /// <summary>The oracle's own oracle: double-precision gradients against central finite differences.</summary>
 public class ReferenceGradientTests(ITestOutputHelper output)
 {
-    public static TheoryData<string> Configs => new() { "RealMean", "TokensPerToken", "RealLast" };
+    public static TheoryData<string> Configs => new() { "RealMean", "TokensPerToken", "RealLast", "DeltaTokens" };
 
     private static ModelConfig Get(string name) => name switch
     {
         "RealMean" => TestConfigs.RealMean,
         "TokensPerToken" => TestConfigs.TokensPerToken,
+        "DeltaTokens" => TestConfigs.DeltaTokens,
         _ => TestConfigs.RealLast,
     };
 

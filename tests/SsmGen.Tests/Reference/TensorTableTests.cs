@@ -82,12 +82,15 @@ public class TensorTableTests
     [Fact]
     public void AKindsReferenceViewsExactlyItsMixerTensors()
     {
-        var config = new ModelConfig(0, 3, 8, 2, Pooling.Last, [new MambaLayerConfig(N: 3, ConvWidth: 2), new RnnLayerConfig(5), new IdsLayerConfig(3), new AttentionLayerConfig(2, 2)]);
+        var config = new ModelConfig(0, 3, 8, 2, Pooling.Last, [new MambaLayerConfig(N: 3, ConvWidth: 2), new RnnLayerConfig(5), new IdsLayerConfig(3), new AttentionLayerConfig(2, 2),
+            new DeltaLayerConfig(2, 3, HouseholderSteps: 2), new DeltaLayerConfig(3, 2, Gate: false, ConvWidth: 2)]);
         var table = ParameterLayout.Build(config);
         int[] Mixer(int i) => table.Where(p => p.Name.StartsWith($"layers.{i}.mixer.")).Select(p => p.Length).ToArray();
         Assert.Equal(Mixer(0), new MambaReference<double>(8, 3, 2, 2, 1).ParameterSizes);
         Assert.Equal(Mixer(1), new RnnReference<double>(8, 5, Nonlinearity.Tanh).ParameterSizes);
         Assert.Equal(Mixer(2), new IdsReference<double>(8, 3).ParameterSizes);
         Assert.Equal(Mixer(3), new AttentionReference<double>(8, 2).ParameterSizes);
+        Assert.Equal(Mixer(4), new DeltaReference<double>(8, 2, 3, householderSteps: 2).ParameterSizes);
+        Assert.Equal(Mixer(5), new DeltaReference<double>(8, 3, 2, convWidth: 2, gate: false).ParameterSizes);
     }
 }
