@@ -70,6 +70,8 @@ internal static class Diagnostics
         "A global type hides a namespace the generated code uses", "A type named '{1}' in the global namespace hides the {1} namespace that the generated code of model '{0}' uses; rename that type or move it into a namespace");
     public static readonly DiagnosticDescriptor UnknownEigenvalues = Error("SSMG0028",
         "Unknown eigenvalue range", "[MambaLayer] Eigenvalues = {0} is not a MambaEigenvalues; use Positive or PositiveAndNegative");
+    public static readonly DiagnosticDescriptor BadHeadSize = Error("SSMG0029",
+        "Heads do not divide the width", "[DeltaLayer] Heads = {0} does not divide DModel = {1}; give HeadSize");
     public static readonly DiagnosticDescriptor InternalError = Error("SSMG0099",
         "SsmGen failed on a model", "SsmGen could not generate model '{0}' ({1}); this is a bug in SsmGen, please report it with the declaration");
 
@@ -77,7 +79,7 @@ internal static class Diagnostics
     {
         NotPartial, GenericOrNested, BadStateSize, UnknownInit, UnknownDiscretization, NonPositiveSize, LayerWithoutModel,
         InputOrVocab, NoLayers, BadDropout, BadRepeat, UnknownPooling, BadDtRange, NotAClass, TooLarge, FileLocal, UnknownNorm, BadHeads, UnknownNonlinearity,
-        LanguageVersionTooLow, NameClash, MemberClash, PrimaryConstructor, UnsupportedBase, VarIsAType, NotTheRuntime, RootNamespaceHidden, UnknownEigenvalues, InternalError,
+        LanguageVersionTooLow, NameClash, MemberClash, PrimaryConstructor, UnsupportedBase, VarIsAType, NotTheRuntime, RootNamespaceHidden, UnknownEigenvalues, BadHeadSize, InternalError,
     };
 
     public static DiagnosticDescriptor ById(string id) => All.First(d => d.Id == id);

@@ -149,7 +149,7 @@ public class DeclarationFuzzTests
         m.Model["DModel"] = d.ToString(CultureInfo.InvariantCulture);
         m.Model["Output"] = r.Next(1, 7).ToString(CultureInfo.InvariantCulture);
         if (r.Next(2) == 0) m.Model["Pooling"] = "Pooling." + Pick(r, ["Mean", "Last", "None"]);
-        var kinds = allKinds ? ["S4D", "Mamba", "Rnn", "Ids", "Attention"] : Enumerable.Range(0, r.Next(1, 4)).Select(_ => Pick(r, ["S4D", "Mamba", "Rnn", "Ids", "Attention"])).ToArray();
+        var kinds = allKinds ? ["S4D", "Mamba", "Rnn", "Ids", "Attention", "Delta"] : Enumerable.Range(0, r.Next(1, 4)).Select(_ => Pick(r, ["S4D", "Mamba", "Rnn", "Ids", "Attention", "Delta"])).ToArray();
         foreach (string kind in kinds)
         {
             var a = new Dictionary<string, string>();
@@ -186,6 +186,15 @@ public class DeclarationFuzzTests
                     var heads = Enumerable.Range(1, d).Where(h => d % h == 0 && d / h % 2 == 0).ToArray();
                     a["Heads"] = Pick(r, heads).ToString(CultureInfo.InvariantCulture);
                     Maybe("MlpRatio", r.Next(1, 4).ToString(CultureInfo.InvariantCulture));
+                    break;
+                case "Delta":
+                    // heads dividing DModel, or a head size of its own
+                    if (r.Next(2) == 0) a["Heads"] = Pick(r, Enumerable.Range(1, d).Where(h => d % h == 0).ToArray()).ToString(CultureInfo.InvariantCulture);
+                    else { a["Heads"] = r.Next(1, 4).ToString(CultureInfo.InvariantCulture); a["HeadSize"] = r.Next(1, 6).ToString(CultureInfo.InvariantCulture); }
+                    Maybe("HouseholderSteps", r.Next(1, 4).ToString(CultureInfo.InvariantCulture));
+                    Maybe("Gate", r.Next(2) == 0 ? "true" : "false");
+                    Maybe("NegativeEigenvalues", r.Next(2) == 0 ? "true" : "false");
+                    Maybe("ConvWidth", r.Next(1, 5).ToString(CultureInfo.InvariantCulture));
                     break;
             }
             if (r.Next(6) == 0) a["Repeat"] = "2";

@@ -183,6 +183,18 @@ public class DiagnosticTests
         Diag("SSMG0006").WithLocation(0).WithArguments("MambaLayer", "DtRank (or 0 for auto)", "-2"));
 
     [Fact]
+    public Task DeltaHeadsNotDividingTheWidth() => Verify("""
+        [SsmModel(Input = 1, DModel = 10, Output = 2)]
+        [{|#0:DeltaLayer(Heads = 4)|}]
+        [{|#1:DeltaLayer(Heads = 0, HouseholderSteps = 9, ConvWidth = -1)|}]
+        public partial class M { }
+        """,
+        Diag("SSMG0029").WithLocation(0).WithArguments("4", "10"),
+        Diag("SSMG0006").WithLocation(1).WithArguments("DeltaLayer", "Heads", "0"),
+        Diag("SSMG0006").WithLocation(1).WithArguments("DeltaLayer", "ConvWidth", "-1"),
+        Diag("SSMG0015").WithLocation(1).WithArguments("HouseholderSteps", "9", "8"));
+
+    [Fact]
     public Task MambaUnknownEigenvalues() => Verify("""
         [SsmModel(Input = 1, DModel = 8, Output = 2)]
         [{|#0:MambaLayer(Eigenvalues = (MambaEigenvalues)2)|}]

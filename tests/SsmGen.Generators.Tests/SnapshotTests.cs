@@ -14,6 +14,7 @@ public class SnapshotTests
         { "SignedMamba", "[SsmModel(Vocab = 7, DModel = 4, Output = 7, Pooling = Pooling.None)] [MambaLayer(N = 4, Expand = 2, ConvWidth = 3, Eigenvalues = MambaEigenvalues.PositiveAndNegative)]" },
         { "Rnn", "[SsmModel(Input = 2, DModel = 4, Output = 3, Pooling = Pooling.Last)] [RnnLayer(6, Nonlinearity = Nonlinearity.Relu)]" },
         { "Ids", "[SsmModel(Vocab = 5, DModel = 4, Output = 5, Pooling = Pooling.None)] [IdsLayer(3)]" },
+        { "Delta", "[SsmModel(Vocab = 5, DModel = 4, Output = 5, Pooling = Pooling.None)] [DeltaLayer(Heads = 2, HouseholderSteps = 2)]" },
         { "Attention", "[SsmModel(Vocab = 5, DModel = 8, Output = 5, Pooling = Pooling.None)] [AttentionLayer(Heads = 2, MlpRatio = 2)]" },
     };
 

@@ -70,6 +70,10 @@ internal static class GeneratedConfigs
         [new MambaLayerConfig(N: 16, Expand: 2, ConvWidth: 4, DtRank: 1, DtMin: 0.05, DtMax: 0.5, Eigenvalues: MambaEigenvalues.PositiveAndNegative),
          new MambaLayerConfig(N: 16, Expand: 2, ConvWidth: 4, DtRank: 1)]);
 
+    /// <summary>Hand-written twin of <see cref="DeltaTokens"/>.</summary>
+    public static ModelConfig DeltaTokens => new(Input: 0, Vocab: 5, DModel: 8, Output: 5, Pooling.None,
+        [new DeltaLayerConfig(2, 4, HouseholderSteps: 2), new DeltaLayerConfig(1, 3, Gate: false, NegativeEigenvalues: false, ConvWidth: 3)]);
+
     /// <summary>Hand-written twin of <see cref="Hybrid"/>.</summary>
     public static ModelConfig Hybrid => new(Input: 2, Vocab: 0, DModel: 16, Output: 3, Pooling.Last,
         [new S4DLayerConfig(16, Dropout: 0.1), new MambaLayerConfig(N: 8, Expand: 1, ConvWidth: 2, DtRank: 1),

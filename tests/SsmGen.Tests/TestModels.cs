@@ -70,6 +70,15 @@ public partial class MambaOdd { }
 [MambaLayer(N = 16, Expand = 2)]
 public partial class MambaSigned { }
 
+/// <summary>
+/// Delta-rule blocks: a gated DeltaProduct (two Householder steps, β ∈ (0, 2), 2 heads of 4) and an ungated DeltaNet
+/// head of 3 with β ∈ (0, 1) and conv width 3. Twin: <see cref="GeneratedConfigs.DeltaTokens"/>.
+/// </summary>
+[SsmModel(Vocab = 5, DModel = 8, Output = 5, Pooling = Pooling.None)]
+[DeltaLayer(Heads = 2, HouseholderSteps = 2)]
+[DeltaLayer(Heads = 1, HeadSize = 3, Gate = false, NegativeEigenvalues = false, ConvWidth = 3)]
+public partial class DeltaTokens { }
+
 /// <summary>A hybrid: S4D, Mamba, S4D (generic names, LayerNorm at the end). Twin: <see cref="GeneratedConfigs.Hybrid"/>.</summary>
 [SsmModel(Input = 2, DModel = 16, Output = 3, Pooling = Pooling.Last)]
 [S4DLayer(N = 16, Dropout = 0.1)]

@@ -135,7 +135,7 @@ internal sealed class LayerArgs
     public static double Double(Dictionary<string, TypedConstant> named, string key, double fallback) =>
         named.TryGetValue(key, out var v) ? v.Value switch { double d => d, float f => f, int i => i, _ => fallback } : fallback;
 
-    public bool Bool(string key) => _named.TryGetValue(key, out var v) && v.Value is true;
+    public bool Bool(string key, bool fallback = false) => _named.TryGetValue(key, out var v) && v.Value is bool b ? b : fallback;
 
     public void Report(DiagnosticDescriptor d, params string[] args) => _diagnostics.Add(DiagnosticInfo.Create(d, _at, args));
 

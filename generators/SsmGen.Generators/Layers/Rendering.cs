@@ -32,12 +32,20 @@ internal abstract class CpuRendering<TPlan> where TPlan : LayerPlan
         foreach (var b in SharedBuffers(plan)) yield return b;
     }
 
-    /// <summary>The fields of <see cref="Buffers"/> (once per model), one declaration per block and one for the shared ones.</summary>
+    /// <summary>
+    /// A runtime object each block owns (a scan, a recurrence), allocated once with the buffers: the field's name
+    /// after <c>_l{i}</c>, its type and its constructor's arguments; null when the kind has none.
+    /// </summary>
+    protected virtual (string Name, string Type, string Arguments)? BlockObject(TPlan l) => null;
+
+    /// <summary>The fields of <see cref="Buffers"/> (once per model), one declaration per block and one for the shared ones, then the blocks' objects.</summary>
     public virtual void EmitFields(CodeWriter w, ModelPlan plan)
     {
         foreach (string note in FieldNotes) w.Line("// " + note);
         foreach (var group in Buffers(plan).GroupBy(b => b.Block))
             foreach (var line in Lines(group, 12)) w.Line($"private readonly float[] {string.Join(", ", line.Select(b => b.Field))};");
+        foreach (var l in plan.Blocks<TPlan>())
+            if (BlockObject(l) is var (name, type, _)) w.Line($"private readonly {type} _l{l.Index}{name};");
     }
 
     /// <summary>The constructor lines allocating them: each block's on a line, the training-only ones together.</summary>
@@ -48,6 +56,8 @@ internal abstract class CpuRendering<TPlan> where TPlan : LayerPlan
             foreach (var line in Lines(group, 4)) w.Line(string.Join(" ", line.Select(Allocation)));
         var training = buffers.Where(b => b.Training).ToList();
         if (training.Count > 0) ModelEmitter.TrainingOnly(w, training.Select(b => (b.Field, Size(b))).ToArray());
+        foreach (var l in plan.Blocks<TPlan>())
+            if (BlockObject(l) is var (name, type, arguments)) w.Line($"_l{l.Index}{name} = new {type}({arguments});");
     }
 
     private static IEnumerable<IEnumerable<HostBuffer>> Lines(IEnumerable<HostBuffer> buffers, int perLine) =>

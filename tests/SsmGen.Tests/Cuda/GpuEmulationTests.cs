@@ -315,6 +315,15 @@ public class GpuModelRefusalTests
     }
 
     [EmulationFact]
+    public void ADeltaRuleModelRefusesTheDeviceAndSaysWhy()
+    {
+        using var device = ComputeDevice.CudaEmulation();
+        var e = Assert.Throws<NotSupportedException>(() => new DeltaTokens(1, 2, ModelUse.Training, device));
+        Assert.Contains("block 0 is a delta-rule block, which has no GPU kernels yet", e.Message);
+        Assert.Contains("block 1 is a delta-rule block", e.Message);
+    }
+
+    [EmulationFact]
     public void DisposingTheDeviceBeforeTheModelStillFreesTheModel()
     {
         var device = ComputeDevice.CudaEmulation();

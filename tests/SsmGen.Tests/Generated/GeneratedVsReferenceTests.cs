@@ -9,7 +9,7 @@ namespace SsmGen.Tests.Generated;
 /// </summary>
 public class GeneratedVsReferenceTests(ITestOutputHelper output)
 {
-    public static TheoryData<string> Models => new() { "TinyRealMean", "VectorTokens", "VectorLast", "Wide16", "MambaTokens", "MambaOdd", "MambaSigned", "Hybrid", "RnnTokens", "IdsTokens", "AttentionTokens", "AllKinds" };
+    public static TheoryData<string> Models => new() { "TinyRealMean", "VectorTokens", "VectorLast", "Wide16", "MambaTokens", "MambaOdd", "MambaSigned", "DeltaTokens", "Hybrid", "RnnTokens", "IdsTokens", "AttentionTokens", "AllKinds" };
 
     internal static (ISsmModel Gen, ModelConfig Cfg) Make(string name, int maxBatch, int maxLength, ModelUse use = ModelUse.Training, SsmGen.Cuda.ComputeDevice? device = null) => name switch
     {
@@ -20,6 +20,7 @@ public class GeneratedVsReferenceTests(ITestOutputHelper output)
         "MambaTokens" => (new MambaTokens(maxBatch, maxLength, use, device), GeneratedConfigs.MambaTokens),
         "MambaOdd" => (new MambaOdd(maxBatch, maxLength, use, device), GeneratedConfigs.MambaOdd),
         "MambaSigned" => (new MambaSigned(maxBatch, maxLength, use, device), GeneratedConfigs.MambaSigned),
+        "DeltaTokens" => (new DeltaTokens(maxBatch, maxLength, use, device), GeneratedConfigs.DeltaTokens),
         "Hybrid" => (new Hybrid(maxBatch, maxLength, use, device), GeneratedConfigs.Hybrid),
         "RnnTokens" => (new RnnTokens(maxBatch, maxLength, use, device), GeneratedConfigs.RnnTokens),
         "IdsTokens" => (new IdsTokens(maxBatch, maxLength, use, device), GeneratedConfigs.IdsTokens),
@@ -77,6 +78,8 @@ public class GeneratedVsReferenceTests(ITestOutputHelper output)
     [InlineData("MambaOdd", 300)]      // chunks of 64 steps (N = 4), a scalar channel tail
     [InlineData("MambaSigned", 10)]
     [InlineData("MambaSigned", 150)]   // negative transitions across chunk boundaries
+    [InlineData("DeltaTokens", 7)]
+    [InlineData("DeltaTokens", 40)]    // three chunks of 16 steps, the last partial
     [InlineData("Hybrid", 8)]
     [InlineData("Hybrid", 140)]
     [InlineData("RnnTokens", 13)]
@@ -97,6 +100,7 @@ public class GeneratedVsReferenceTests(ITestOutputHelper output)
     [InlineData("MambaTokens", 9, 150)]
     [InlineData("MambaOdd", 70, 300)]
     [InlineData("MambaSigned", 9, 150)]
+    [InlineData("DeltaTokens", 9, 40)]
     [InlineData("Hybrid", 8, 140)]
     [InlineData("RnnTokens", 5, 40)]
     [InlineData("IdsTokens", 5, 40)]

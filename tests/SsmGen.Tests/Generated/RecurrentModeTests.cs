@@ -69,6 +69,7 @@ public class RecurrentModeTests(ITestOutputHelper output)
     [InlineData("MambaTokens", Long)]
     [InlineData("MambaOdd", 1000)]
     [InlineData("MambaSigned", 1000)]
+    [InlineData("DeltaTokens", 300)]
     [InlineData("Hybrid", 1000)]
     [InlineData("RnnTokens", 1000)]
     // IDS transitions are not contractive: a product of near-identity random matrices grows geometrically, and past

@@ -36,17 +36,9 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
             yield return new(f, floats);
     }
 
-    public override void EmitFields(CodeWriter w, ModelPlan plan)
-    {
-        base.EmitFields(w, plan);
-        foreach (var l in plan.Blocks<MambaLayerPlan>()) w.Line($"private readonly {l.Variant}_Scan _l{l.Index}Scan;");
-    }
-
-    public override void EmitAllocations(CodeWriter w, ModelPlan plan)
-    {
-        base.EmitAllocations(w, plan);
-        foreach (var l in plan.Blocks<MambaLayerPlan>()) w.Line($"_l{l.Index}Scan = new {l.Variant}_Scan({l.E}, {l.Dbc}, {l.R}, maxBatch, maxLength);");
-    }
+    /// <summary>The block's scan (its class generated per N below), which owns the chunk states.</summary>
+    protected override (string Name, string Type, string Arguments)? BlockObject(MambaLayerPlan l) =>
+        ("Scan", $"{l.Variant}_Scan", $"{l.E}, {l.Dbc}, {l.R}, maxBatch, maxLength");
 
     public override void EmitLayer(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
     {
