@@ -72,6 +72,31 @@ public partial class RnnDepth3 { }
 [RnnLayer(Hidden = 64, Repeat = 4)]
 public partial class RnnDepth4 { }
 
+// Wider one-layer RNNs, for what the RNN needs to track A5 (the paper's RNN has hidden 2,048).
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[RnnLayer(Hidden = 256)]
+public partial class Rnn256Depth1 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[RnnLayer(Hidden = 1024)]
+public partial class Rnn1024Depth1 { }
+
+// One-layer delta-rule models, 4 heads of 16, β ∈ (0, 2): gated DeltaNet and DeltaProduct with 2 and 3 Householder
+// steps per token (CPU only for now).
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[DeltaLayer(Heads = 4, HouseholderSteps = 1)]
+public partial class DeltaNetDepth1 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[DeltaLayer(Heads = 4, HouseholderSteps = 2)]
+public partial class DeltaProduct2Depth1 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[DeltaLayer(Heads = 4, HouseholderSteps = 3)]
+public partial class DeltaProduct3Depth1 { }
+
 [SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
 [IdsLayer(N = 16, Repeat = 1)]
 public partial class IdsDepth1 { }
@@ -110,7 +135,10 @@ public static class Zoo
     /// <summary>Largest group order the models take (S5).</summary>
     public const int MaxOrder = 120;
     public const int MaxDepth = 4;
-    public static readonly string[] Kinds = ["S4D", "Mamba", "MambaNeg", "Rnn", "Ids", "Attention"];
+
+    /// <summary>The deepest model of a kind: the wide RNNs and the delta-rule models come in depth 1 only.</summary>
+    public static int MaxDepthOf(string kind) => kind is "Rnn256" or "Rnn1024" or "DeltaNet" or "DeltaProduct2" or "DeltaProduct3" ? 1 : MaxDepth;
+    public static readonly string[] Kinds = ["S4D", "Mamba", "MambaNeg", "Rnn", "Rnn256", "Rnn1024", "Ids", "Attention", "DeltaNet", "DeltaProduct2", "DeltaProduct3"];
     /// <summary>The kinds of "The Illusion of State" experiments: what a sweep runs unless told otherwise.</summary>
     public static readonly string[] PaperKinds = ["S4D", "Mamba", "Rnn", "Ids", "Attention"];
 
@@ -118,7 +146,12 @@ public static class Zoo
     /// Default peak learning rate per kind (AdamW, cosine schedule, batch 128): Mamba and attention stacks of depth
     /// 2 and more diverge at 0.02 (accuracy falls to chance within a few hundred steps) and learn at 0.005.
     /// </summary>
-    public static float LearningRate(string kind) => kind is "Mamba" or "MambaNeg" or "Attention" ? 5e-3f : 2e-2f;
+    public static float LearningRate(string kind) => kind switch
+    {
+        "Mamba" or "MambaNeg" or "Attention" or "DeltaNet" or "DeltaProduct2" or "DeltaProduct3" => 5e-3f,
+        "Rnn256" or "Rnn1024" => 2e-3f,
+        _ => 2e-2f,
+    };
 
     /// <summary>The model of a kind and depth; on the CPU, or on <paramref name="device"/> when one is given.</summary>
     public static ISsmModel Create(string kind, int depth, int maxBatch, int maxLength, ComputeDevice? device = null) => (kind, depth) switch
@@ -139,6 +172,11 @@ public static class Zoo
         ("Rnn", 2) => new RnnDepth2(maxBatch, maxLength, ModelUse.Training, device),
         ("Rnn", 3) => new RnnDepth3(maxBatch, maxLength, ModelUse.Training, device),
         ("Rnn", 4) => new RnnDepth4(maxBatch, maxLength, ModelUse.Training, device),
+        ("Rnn256", 1) => new Rnn256Depth1(maxBatch, maxLength, ModelUse.Training, device),
+        ("Rnn1024", 1) => new Rnn1024Depth1(maxBatch, maxLength, ModelUse.Training, device),
+        ("DeltaNet", 1) => new DeltaNetDepth1(maxBatch, maxLength, ModelUse.Training, device),
+        ("DeltaProduct2", 1) => new DeltaProduct2Depth1(maxBatch, maxLength, ModelUse.Training, device),
+        ("DeltaProduct3", 1) => new DeltaProduct3Depth1(maxBatch, maxLength, ModelUse.Training, device),
         ("Ids", 1) => new IdsDepth1(maxBatch, maxLength, ModelUse.Training, device),
         ("Ids", 2) => new IdsDepth2(maxBatch, maxLength, ModelUse.Training, device),
         ("Ids", 3) => new IdsDepth3(maxBatch, maxLength, ModelUse.Training, device),

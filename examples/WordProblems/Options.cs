@@ -56,8 +56,10 @@ public sealed record Options
           --seed N            seed of data, initialization and batches (default 1)
           --out DIR           output folder (default runs/word-problems)
         Groups: Z<m>, S<n>, A<n> and direct products joined by 'x', up to order 120 (e.g. Z60, A4xZ5, A5, S5).
-        Kinds: S4D, Mamba, MambaNeg (Mamba with transitions in (−1, 1)), Rnn, Ids, Attention (d_model 64; see
-        Models.cs); a sweep runs all but MambaNeg unless --kinds names it.
+        Kinds: S4D, Mamba, MambaNeg (Mamba with transitions in (−1, 1)), Rnn, Rnn256 and Rnn1024 (hidden 256 and
+        1,024), Ids, Attention, DeltaNet, DeltaProduct2 and DeltaProduct3 (delta rule with 1–3 Householder steps)
+        (d_model 64; see Models.cs; the wide RNNs and delta-rule models in depth 1 only); a sweep runs S4D, Mamba,
+        Rnn, Ids and Attention unless --kinds names others.
         """;
 
     public static Options? Parse(string[] args, TextWriter error)

@@ -68,7 +68,7 @@ static int Sweep(Options o, FiniteGroup[] groups)
                 {
                     int start = o.Lengths.Where(l => l < k).Select(l => minDepth[(kind, g.Name, l)] ?? Zoo.MaxDepth).DefaultIfEmpty(1).Max();
                     int? found = null;
-                    for (int d = start; d <= Zoo.MaxDepth && found is null; d++)
+                    for (int d = start; d <= Zoo.MaxDepthOf(kind) && found is null; d++)
                     {
                         var r = Runner.Train(new RunConfig(kind, d, g.Name, k, o.Steps, o.Batch, o.LearningRateOf(kind), o.Seed), g, validation);
                         results.Add(r);
@@ -85,7 +85,7 @@ static int Sweep(Options o, FiniteGroup[] groups)
             var validation = Runner.Validation(g, longest, o.Seed);
             foreach (string kind in o.Kinds)
             {
-                for (int d = 1; d <= Zoo.MaxDepth && o.Lengths.Any(k => !minDepth.ContainsKey((kind, g.Name, k))); d++)
+                for (int d = 1; d <= Zoo.MaxDepthOf(kind) && o.Lengths.Any(k => !minDepth.ContainsKey((kind, g.Name, k))); d++)
                 {
                     var r = Runner.Train(new RunConfig(kind, d, g.Name, longest, o.Steps, o.Batch, o.LearningRateOf(kind), o.Seed), g, validation, o.Lengths);
                     results.Add(r);
