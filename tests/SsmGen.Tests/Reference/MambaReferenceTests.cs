@@ -33,6 +33,9 @@ public class MambaReferenceTests(ITestOutputHelper output)
 
     private static double Sig(double v) => 1 / (1 + Math.Exp(-v));
 
+    /// <summary>Every test below runs for Mamba's transitions in (0, 1) and in (−1, 1).</summary>
+    public static TheoryData<MambaEigenvalues> BothRanges => new() { MambaEigenvalues.Positive, MambaEigenvalues.PositiveAndNegative };
+
     /// <summary>The share of negative transitions in the last forward of sequence 0: with negative eigenvalues, enough to test them.</summary>
     private void AssertTransitionsCover(MambaReference<double> m, double[] flat, MambaEigenvalues eigenvalues)
     {
@@ -44,8 +47,7 @@ public class MambaReferenceTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData(MambaEigenvalues.Positive)]
-    [InlineData(MambaEigenvalues.PositiveAndNegative)]
+    [MemberData(nameof(BothRanges))]
     public void MambaEveryGradientMatchesCentralDifferences(MambaEigenvalues eigenvalues)
     {
         const int h = 3, expand = 2, n = 4, w = 3, r = 2, batch = 2, length = 7;
@@ -57,8 +59,7 @@ public class MambaReferenceTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData(MambaEigenvalues.Positive)]
-    [InlineData(MambaEigenvalues.PositiveAndNegative)]
+    [MemberData(nameof(BothRanges))]
     public void MambaForwardMatchesDirectQuadraticEvaluation(MambaEigenvalues eigenvalues)
     {
         const int H = 3, expand = 2, N = 4, W = 3, R = 2, batch = 2, length = 7, E = expand * H, ND = R + 2 * N;
@@ -138,8 +139,7 @@ public class MambaReferenceTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData(MambaEigenvalues.Positive)]
-    [InlineData(MambaEigenvalues.PositiveAndNegative)]
+    [MemberData(nameof(BothRanges))]
     public void MambaStepMatchesForwardPositionByPosition(MambaEigenvalues eigenvalues)
     {
         const int H = 3, expand = 2, N = 4, W = 4, R = 2, length = 24;
@@ -153,8 +153,7 @@ public class MambaReferenceTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData(MambaEigenvalues.Positive)]
-    [InlineData(MambaEigenvalues.PositiveAndNegative)]
+    [MemberData(nameof(BothRanges))]
     public void MambaRecurrenceIsTheScanTheStepRuns(MambaEigenvalues eigenvalues)
     {
         // the (Ā_t, b_t) Recurrence exposes for Forward, run as h_t = Ā_t ⊙ h_(t−1) + b_t, ends in the SSM state that
@@ -179,8 +178,7 @@ public class MambaReferenceTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData(MambaEigenvalues.Positive)]
-    [InlineData(MambaEigenvalues.PositiveAndNegative)]
+    [MemberData(nameof(BothRanges))]
     public void MambaFloatForwardTracksDouble(MambaEigenvalues eigenvalues)
     {
         const int H = 3, expand = 2, N = 4, W = 3, R = 2, batch = 2, length = 7;
