@@ -80,6 +80,7 @@ public class GeneratedVsReferenceTests(ITestOutputHelper output)
     [InlineData("MambaSigned", 150)]   // negative transitions across chunk boundaries
     [InlineData("DeltaTokens", 7)]
     [InlineData("DeltaTokens", 40)]    // three chunks of 16 steps, the last partial
+    [InlineData("DeltaTokens", 100)]   // enough work that the (sequence, head) recurrences run on the worker pool
     [InlineData("Hybrid", 8)]
     [InlineData("Hybrid", 140)]
     [InlineData("RnnTokens", 13)]

@@ -77,7 +77,7 @@ internal sealed class DeltaEmitter : CpuRendering<DeltaLayerPlan>
         w.Line($"Gemm.LinearBackward({i}Gated, {Pm(l, "o_proj.weight", h * hd)}, dX, dGated, {Pm(l, "o_proj.weight", h * hd, "_g")}, Span<float>.Empty, rows, {hd}, H, _ws);");
         w.Line($"MambaKernels.GateBackward({i}Normed.AsSpan(0, rows * {hd}), {i}G, dGated, _ddNormed, _ddG);");
         w.Line($"BlockKernels.RmsNormBackward({i}O, {Pm(l, "o_norm.weight", l.D)}, {i}ORstd, _ddNormed, dO, {Pm(l, "o_norm.weight", l.D, "_g")}, rows * {l.Heads}, {l.D}, _ws);");
-        w.Line($"{i}Delta.Backward({i}Raw, {conv()}, {aRows}, {Gated(l, "A_log", l.Heads)}, {Gated(l, "dt_bias", l.Heads)}, dO, dRaw, {conv("_g")}, _ddB, _ddA, {Gated(l, "A_log", l.Heads, "_g")}, {Gated(l, "dt_bias", l.Heads, "_g")});");
+        w.Line($"{i}Delta.Backward({i}Raw, {conv()}, {aRows}, {Gated(l, "A_log", l.Heads)}, {Gated(l, "dt_bias", l.Heads)}, _ddO, dRaw, {conv("_g")}, _ddB, _ddA, {Gated(l, "A_log", l.Heads, "_g")}, {Gated(l, "dt_bias", l.Heads, "_g")});");
         w.Line("var dU = _dA.AsSpan(0, rows * H); dU.Clear();");
         w.Line($"Gemm.LinearBackward(u, {qkv()}, dRaw, dU, {qkv("_g")}, Span<float>.Empty, rows, H, {c}, _ws);");
         w.Line($"Gemm.LinearBackward(u, {Pm(l, "b_proj.weight", nh * h)}, _ddB.AsSpan(0, rows * {nh}), dU, {Pm(l, "b_proj.weight", nh * h, "_g")}, Span<float>.Empty, rows, H, {nh}, _ws);");

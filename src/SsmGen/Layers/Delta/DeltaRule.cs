@@ -8,9 +8,10 @@ namespace SsmGen.Numerics;
 /// (their projections side by side in one row of C = h·d + 2·n·h·d values, the convolution weights likewise), β and
 /// α, and the recurrence of each head's d × d state. The forward keeps the state at every chunk's start; the backward
 /// recomputes a chunk's states from there. One instance per block, allocated once: no call allocates.
-/// This first version runs the recurrence token by token; the chunked (WY) form comes with the GPU kernels.
+/// The (sequence, head) recurrences run in parallel on the <see cref="WorkerPool"/>, each part with its own scratch;
+/// within one, token by token (the chunked WY form is to come).
 /// </summary>
-public sealed class DeltaRule
+public sealed class DeltaRule : ParallelWork
 {
     /// <summary>Tokens between saved states.</summary>
     public const int ChunkLength = 16;
@@ -21,7 +22,12 @@ public sealed class DeltaRule
     // Kept by the last Forward (B·L rows each): conv output (pre-SiLU), SiLU output, the normalized q|k and v, β, α.
     private readonly float[] _conv, _act, _qkv, _beta, _alpha, _starts;
     // Backward scratch: one chunk's states (ChunkLength, n + 1, d²), dL/dS, and the gradient of the normalized q|k|v.
-    private readonly float[] _chunk, _work, _g, _gk, _pk, _dQkv, _dBeta, _dAlpha;
+    private readonly float[] _dQkv, _dBeta, _dAlpha;
+    // Per worker part: one chunk's states (ChunkLength, n + 1, d²), the running state, dL/dS, and two d-rows.
+    private readonly float[][] _chunk, _work, _g, _gk, _pk;
+    // The call the parts run: its output or upstream gradient, and which pass.
+    private float[] _o = [], _dO = [];
+    private bool _backward;
     // Step's own rows, so that a step between a Forward and its Backward changes nothing the Backward reads.
     private readonly float[] _stepConv, _stepAct, _stepQkv, _stepBeta, _stepAlpha;
     private int _batch, _length;
@@ -39,8 +45,10 @@ public sealed class DeltaRule
         _conv = new float[checked(rows * _c)]; _act = new float[rows * _c]; _qkv = new float[rows * _c];
         _beta = new float[checked(rows * _n * heads)]; _alpha = new float[checked(rows * heads)];
         _starts = new float[checked((long)maxBatch * _chunks * heads * headSize * headSize)];
-        _chunk = new float[ChunkLength * (_n + 1) * headSize * headSize];
-        _g = new float[headSize * headSize]; _work = new float[headSize * headSize]; _gk = new float[headSize]; _pk = new float[headSize];
+        int parts = WorkerPool.Shared.Concurrency;
+        float[][] PerPart(int floats) => Enumerable.Range(0, parts).Select(_ => new float[floats]).ToArray();
+        _chunk = PerPart(ChunkLength * (_n + 1) * headSize * headSize);
+        (_work, _g, _gk, _pk) = (PerPart(headSize * headSize), PerPart(headSize * headSize), PerPart(headSize), PerPart(headSize));
         _dQkv = new float[rows * _c]; _dBeta = new float[rows * _n * heads]; _dAlpha = new float[rows * heads];
         (_stepConv, _stepAct, _stepQkv, _stepBeta, _stepAlpha) = (new float[_c], new float[_c], new float[_c], new float[_n * heads], new float[heads]);
     }
@@ -62,10 +70,11 @@ public sealed class DeltaRule
     /// <paramref name="bPre"/> (B·L, n·h), <paramref name="aPre"/> (B·L, h; empty without the gate).
     /// </summary>
     public void Forward(ReadOnlySpan<float> raw, ReadOnlySpan<float> convWeight, ReadOnlySpan<float> bPre, ReadOnlySpan<float> aPre,
-        ReadOnlySpan<float> aLog, ReadOnlySpan<float> dtBias, Span<float> o, int batch, int length)
+        ReadOnlySpan<float> aLog, ReadOnlySpan<float> dtBias, float[] o, int batch, int length)
     {
         CheckSizes(batch, length);
-        int rows = batch * length, dd = _d * _d;
+        int rows = batch * length;
+        if (o.Length < rows * _hd) throw new ArgumentException($"o holds {o.Length} values; {rows * _hd} are needed.", nameof(o));
         (_batch, _length) = (batch, length);
         Conv(raw, convWeight, batch, length);
         for (int i = 0; i < rows * _c; i++)
@@ -75,22 +84,42 @@ public sealed class DeltaRule
         }
         Normalize(_act, _qkv, rows);
         Gates(bPre, aPre, aLog, dtBias, _beta, _alpha, rows);
-        for (int b = 0; b < batch; b++)
-            for (int hd = 0; hd < _heads; hd++)
-            {
-                var s = _g.AsSpan(0, dd); // the running state (the backward's dL/dS buffer, free during the forward)
-                s.Clear();
-                for (int t = 0; t < length; t++)
-                {
-                    int row = b * length + t;
-                    if (t % ChunkLength == 0) s.CopyTo(_starts.AsSpan(StartAt(b, t / ChunkLength, hd), dd));
-                    Update(s, row, hd, stages: default);
-                    var q = _qkv.AsSpan(row * _c + hd * _d, _d);
-                    var ot = o.Slice(row * _hd + hd * _d, _d);
-                    ot.Clear();
-                    for (int ik = 0; ik < _d; ik++) TensorPrimitives.MultiplyAdd(s.Slice(ik * _d, _d), _scale * q[ik], ot, ot);
-                }
-            }
+        (_o, _backward) = (o, false);
+        RunRecurrences();
+    }
+
+    private void RunRecurrences()
+    {
+        var pool = WorkerPool.Shared;
+        int items = _batch * _heads, parts = Math.Min(items, pool.Concurrency);
+        if (parts <= 1 || (long)items * _length * _n * _d * _d < 1 << 14) Execute(0, 1);
+        else pool.Run(this, parts);
+    }
+
+    /// <summary>Part <paramref name="part"/> of the (sequence, head) recurrences of the current call.</summary>
+    public override void Execute(int part, int parts)
+    {
+        var (start, end) = WorkerPool.Share(_batch * _heads, part, parts);
+        for (int item = start; item < end; item++)
+            if (_backward) BackwardRecurrence(item / _heads, item % _heads, part);
+            else ForwardRecurrence(item / _heads, item % _heads, part);
+    }
+
+    private void ForwardRecurrence(int b, int hd, int part)
+    {
+        int dd = _d * _d;
+        var s = _g[part].AsSpan(0, dd); // the running state (the backward's dL/dS buffer, free during the forward)
+        s.Clear();
+        for (int t = 0; t < _length; t++)
+        {
+            int row = b * _length + t;
+            if (t % ChunkLength == 0) s.CopyTo(_starts.AsSpan(StartAt(b, t / ChunkLength, hd), dd));
+            Update(s, row, hd, default, _pk[part], _qkv, _beta, _alpha);
+            var q = _qkv.AsSpan(row * _c + hd * _d, _d);
+            var ot = _o.AsSpan(row * _hd + hd * _d, _d);
+            ot.Clear();
+            for (int ik = 0; ik < _d; ik++) TensorPrimitives.MultiplyAdd(s.Slice(ik * _d, _d), _scale * q[ik], ot, ot);
+        }
     }
 
     private int StartAt(int b, int chunk, int hd) => ((b * _chunks + chunk) * _heads + hd) * _d * _d;
@@ -138,14 +167,13 @@ public sealed class DeltaRule
     private static float Softplus(float v) => v > 20 ? v : MathF.Log(1 + MathF.Exp(v));
 
     /// <summary>One token's update of head hd's state s: the gate, then each Householder step; each stage into <paramref name="stages"/> when given.</summary>
-    private void Update(Span<float> s, int row, int hd, Span<float> stages) => Update(s, row, hd, stages, _qkv, _beta, _alpha);
-
-    private void Update(Span<float> s, int row, int hd, Span<float> stages, float[] qkv, float[] betas, float[] alphas)
+    /// <param name="scratch">d floats.</param>
+    private void Update(Span<float> s, int row, int hd, Span<float> stages, float[] scratch, float[] qkv, float[] betas, float[] alphas)
     {
         int dd = _d * _d;
         TensorPrimitives.Multiply(s, alphas[row * _heads + hd], s);
         if (!stages.IsEmpty) s.CopyTo(stages.Slice(0, dd));
-        var sk = _pk.AsSpan(0, _d);
+        var sk = scratch.AsSpan(0, _d);
         for (int j = 0; j < _n; j++)
         {
             var k = qkv.AsSpan(row * _c + _hd + (j * _heads + hd) * _d, _d);
@@ -166,69 +194,85 @@ public sealed class DeltaRule
     /// dBPre (B·L, n·h) and dAPre (B·L, h) overwritten, dALog and dDtBias +=.
     /// </summary>
     public void Backward(ReadOnlySpan<float> raw, ReadOnlySpan<float> convWeight, ReadOnlySpan<float> aPre, ReadOnlySpan<float> aLog, ReadOnlySpan<float> dtBias,
-        ReadOnlySpan<float> dO, Span<float> dRaw, Span<float> dConvWeight, Span<float> dBPre, Span<float> dAPre, Span<float> dALog, Span<float> dDtBias)
+        float[] dO, Span<float> dRaw, Span<float> dConvWeight, Span<float> dBPre, Span<float> dAPre, Span<float> dALog, Span<float> dDtBias)
     {
         if (_length == 0) throw new InvalidOperationException("Backward needs a Forward first.");
-        int batch = _batch, length = _length, rows = batch * length, dd = _d * _d, stage = (_n + 1) * dd;
+        int batch = _batch, length = _length, rows = batch * length;
+        if (dO.Length < rows * _hd) throw new ArgumentException($"dO holds {dO.Length} values; {rows * _hd} are needed.", nameof(dO));
         Array.Clear(_dQkv, 0, rows * _c);
         Array.Clear(_dBeta, 0, rows * _n * _heads);
         Array.Clear(_dAlpha, 0, rows * _heads);
-        var g = _g.AsSpan(0, dd);
-        var gk = _gk.AsSpan(0, _d);
-        var pk = _pk.AsSpan(0, _d);
-        for (int b = 0; b < batch; b++)
-            for (int hd = 0; hd < _heads; hd++)
-            {
-                g.Clear();
-                for (int chunk = (length - 1) / ChunkLength; chunk >= 0; chunk--)
-                {
-                    int t0 = chunk * ChunkLength, t1 = Math.Min(length, t0 + ChunkLength);
-                    // the chunk's states again, every stage of every token: α·S_(t−1), then after each Householder step
-                    var work = _work.AsSpan(0, dd);
-                    _starts.AsSpan(StartAt(b, chunk, hd), dd).CopyTo(work);
-                    for (int t = t0; t < t1; t++) Update(work, b * length + t, hd, _chunk.AsSpan((t - t0) * stage, stage));
-                    for (int t = t1 - 1; t >= t0; t--)
-                    {
-                        int row = b * length + t, qo = row * _c + hd * _d, oo = row * _hd + hd * _d;
-                        var stages = _chunk.AsSpan((t - t0) * stage, stage);
-                        var sFinal = stages.Slice(_n * dd, dd);
-                        // o = d^(−½)·Sᵀq: dq = d^(−½)·S·do, dS += d^(−½)·q·doᵀ
-                        var dOt = dO.Slice(oo, _d);
-                        for (int ik = 0; ik < _d; ik++)
-                        {
-                            _dQkv[qo + ik] += _scale * TensorPrimitives.Dot(sFinal.Slice(ik * _d, _d), dOt);
-                            TensorPrimitives.MultiplyAdd(dOt, _scale * _qkv[qo + ik], g.Slice(ik * _d, _d), g.Slice(ik * _d, _d));
-                        }
-                        for (int j = _n - 1; j >= 0; j--)
-                        {
-                            var prev = stages.Slice(j * dd, dd);
-                            int ko = row * _c + _hd + (j * _heads + hd) * _d, vo = ko + _kd, bi = (row * _n + j) * _heads + hd;
-                            var k = _qkv.AsSpan(ko, _d);
-                            var v = _qkv.AsSpan(vo, _d);
-                            float beta = _beta[bi];
-                            gk.Clear(); pk.Clear();
-                            for (int ik = 0; ik < _d; ik++)
-                            {
-                                TensorPrimitives.MultiplyAdd(g.Slice(ik * _d, _d), k[ik], gk, gk);      // kᵀG
-                                TensorPrimitives.MultiplyAdd(prev.Slice(ik * _d, _d), k[ik], pk, pk);   // Pᵀk
-                            }
-                            TensorPrimitives.Subtract(v, pk, pk);                                     // v − Pᵀk
-                            _dBeta[bi] += TensorPrimitives.Dot(gk, pk);
-                            TensorPrimitives.MultiplyAdd(gk, beta, _dQkv.AsSpan(vo, _d), _dQkv.AsSpan(vo, _d));
-                            // dk = β·(G·(v − Pᵀk) − P·(Gᵀk))
-                            for (int ik = 0; ik < _d; ik++)
-                                _dQkv[ko + ik] += beta * (TensorPrimitives.Dot(g.Slice(ik * _d, _d), pk) - TensorPrimitives.Dot(prev.Slice(ik * _d, _d), gk));
-                            // dP = (I − β·k·kᵀ)·G
-                            for (int ik = 0; ik < _d; ik++) TensorPrimitives.MultiplyAdd(gk, -beta * k[ik], g.Slice(ik * _d, _d), g.Slice(ik * _d, _d));
-                        }
-                        // the gate: S_gated = α·S_(t−1)
-                        var before = t > t0 ? _chunk.AsSpan((t - t0 - 1) * stage + _n * dd, dd) : _starts.AsSpan(StartAt(b, chunk, hd), dd);
-                        _dAlpha[row * _heads + hd] += TensorPrimitives.Dot(g, before);
-                        TensorPrimitives.Multiply(g, _alpha[row * _heads + hd], g);
-                    }
-                }
-            }
+        (_dO, _backward) = (dO, true);
+        RunRecurrences();
+        AfterRecurrence(raw, convWeight, aPre, aLog, dtBias, dRaw, dConvWeight, dBPre, dAPre, dALog, dDtBias);
+    }
 
+    /// <summary>
+    /// The recurrence of sequence b, head hd, backwards with g = dL/dS: into _dQkv (q, k, v of this head), _dBeta
+    /// and _dAlpha, which no other (sequence, head) touches.
+    /// </summary>
+    private void BackwardRecurrence(int b, int hd, int part)
+    {
+        int length = _length, dd = _d * _d, stage = (_n + 1) * dd;
+        var g = _g[part].AsSpan(0, dd);
+        var gk = _gk[part].AsSpan(0, _d);
+        var pk = _pk[part].AsSpan(0, _d);
+        var chunkStates = _chunk[part];
+        var dO = _dO.AsSpan();
+        g.Clear();
+        for (int chunk = (length - 1) / ChunkLength; chunk >= 0; chunk--)
+        {
+            int t0 = chunk * ChunkLength, t1 = Math.Min(length, t0 + ChunkLength);
+            // the chunk's states again, every stage of every token: α·S_(t−1), then after each Householder step
+            var work = _work[part].AsSpan(0, dd);
+            _starts.AsSpan(StartAt(b, chunk, hd), dd).CopyTo(work);
+            for (int t = t0; t < t1; t++) Update(work, b * length + t, hd, chunkStates.AsSpan((t - t0) * stage, stage), _pk[part], _qkv, _beta, _alpha);
+            for (int t = t1 - 1; t >= t0; t--)
+            {
+                int row = b * length + t, qo = row * _c + hd * _d, oo = row * _hd + hd * _d;
+                var stages = chunkStates.AsSpan((t - t0) * stage, stage);
+                var sFinal = stages.Slice(_n * dd, dd);
+                // o = d^(−½)·Sᵀq: dq = d^(−½)·S·do, dS += d^(−½)·q·doᵀ
+                var dOt = dO.Slice(oo, _d);
+                for (int ik = 0; ik < _d; ik++)
+                {
+                    _dQkv[qo + ik] += _scale * TensorPrimitives.Dot(sFinal.Slice(ik * _d, _d), dOt);
+                    TensorPrimitives.MultiplyAdd(dOt, _scale * _qkv[qo + ik], g.Slice(ik * _d, _d), g.Slice(ik * _d, _d));
+                }
+                for (int j = _n - 1; j >= 0; j--)
+                {
+                    var prev = stages.Slice(j * dd, dd);
+                    int ko = row * _c + _hd + (j * _heads + hd) * _d, vo = ko + _kd, bi = (row * _n + j) * _heads + hd;
+                    var k = _qkv.AsSpan(ko, _d);
+                    var v = _qkv.AsSpan(vo, _d);
+                    float beta = _beta[bi];
+                    gk.Clear(); pk.Clear();
+                    for (int ik = 0; ik < _d; ik++)
+                    {
+                        TensorPrimitives.MultiplyAdd(g.Slice(ik * _d, _d), k[ik], gk, gk);      // kᵀG
+                        TensorPrimitives.MultiplyAdd(prev.Slice(ik * _d, _d), k[ik], pk, pk);   // Pᵀk
+                    }
+                    TensorPrimitives.Subtract(v, pk, pk);                                     // v − Pᵀk
+                    _dBeta[bi] += TensorPrimitives.Dot(gk, pk);
+                    TensorPrimitives.MultiplyAdd(gk, beta, _dQkv.AsSpan(vo, _d), _dQkv.AsSpan(vo, _d));
+                    // dk = β·(G·(v − Pᵀk) − P·(Gᵀk))
+                    for (int ik = 0; ik < _d; ik++)
+                        _dQkv[ko + ik] += beta * (TensorPrimitives.Dot(g.Slice(ik * _d, _d), pk) - TensorPrimitives.Dot(prev.Slice(ik * _d, _d), gk));
+                    // dP = (I − β·k·kᵀ)·G
+                    for (int ik = 0; ik < _d; ik++) TensorPrimitives.MultiplyAdd(gk, -beta * k[ik], g.Slice(ik * _d, _d), g.Slice(ik * _d, _d));
+                }
+                // the gate: S_gated = α·S_(t−1)
+                var before = t > t0 ? chunkStates.AsSpan((t - t0 - 1) * stage + _n * dd, dd) : _starts.AsSpan(StartAt(b, chunk, hd), dd);
+                _dAlpha[row * _heads + hd] += TensorPrimitives.Dot(g, before);
+                TensorPrimitives.Multiply(g, _alpha[row * _heads + hd], g);
+            }
+        }
+    }
+
+    private void AfterRecurrence(ReadOnlySpan<float> raw, ReadOnlySpan<float> convWeight, ReadOnlySpan<float> aPre, ReadOnlySpan<float> aLog, ReadOnlySpan<float> dtBias,
+        Span<float> dRaw, Span<float> dConvWeight, Span<float> dBPre, Span<float> dAPre, Span<float> dALog, Span<float> dDtBias)
+    {
+        int batch = _batch, length = _length, rows = batch * length;
         // α and β back to their pre-activations
         for (int i = 0; i < rows * _n * _heads; i++)
         {
@@ -310,7 +354,7 @@ public sealed class DeltaRule
         for (int hd = 0; hd < _heads; hd++)
         {
             var s = heads.Slice(hd * dd, dd);
-            Update(s, 0, hd, default, _stepQkv, _stepBeta, _stepAlpha);
+            Update(s, 0, hd, default, _pk[0], _stepQkv, _stepBeta, _stepAlpha);
             var ot = o.Slice(hd * _d, _d);
             ot.Clear();
             for (int ik = 0; ik < _d; ik++) TensorPrimitives.MultiplyAdd(s.Slice(ik * _d, _d), _scale * _stepQkv[hd * _d + ik], ot, ot);
