@@ -7,8 +7,8 @@ namespace SsmGen.Tests.Memory;
 /// <summary>The memory and FLOP counts of <see cref="ModelCost"/> against what the models themselves show.</summary>
 public class ModelCostTests(ITestOutputHelper output)
 {
-    public static TheoryData<string> Models => new() { "S4D", "Mamba", "RNN", "IDS", "Attention" };
-    public static TheoryData<string> Streams => new() { "AllKinds", "Hybrid", "MambaTokens", "IdsTokens", "AttentionTokens" };
+    public static TheoryData<string> Models => new() { "S4D", "Mamba", "RNN", "IDS", "Attention", "Delta" };
+    public static TheoryData<string> Streams => new() { "AllKinds", "Hybrid", "MambaTokens", "IdsTokens", "AttentionTokens", "DeltaTokens" };
 
     private static ISsmModel Create(string name, int length) => name switch
     {
@@ -16,6 +16,7 @@ public class ModelCostTests(ITestOutputHelper output)
         "Hybrid" => new Hybrid(1, length),       // S4D, Mamba, S4D, last-position pooling
         "MambaTokens" => new MambaTokens(1, length),
         "IdsTokens" => new IdsTokens(1, length),
+        "DeltaTokens" => new DeltaTokens(1, length),
         _ => new AttentionTokens(1, length),
     };
 
@@ -64,6 +65,7 @@ public class ModelCostTests(ITestOutputHelper output)
             "Mamba" => new MambaLayerConfig(N: 4),
             "RNN" => new RnnLayerConfig(),
             "IDS" => new IdsLayerConfig(16),
+            "Delta" => new DeltaLayerConfig(16, 32, HouseholderSteps: 2),
             _ => new AttentionLayerConfig(8),
         };
         var config = new ModelConfig(0, 16, 512, 16, Pooling.None, [layer, layer]);
