@@ -191,6 +191,43 @@ public static class BlockKernels
         }
     }
 
+    /// <summary>An output gate (Mamba's, the delta rule's): g = y · SiLU(z); g may alias y.</summary>
+    public static void SiluGateForward(ReadOnlySpan<float> y, ReadOnlySpan<float> z, Span<float> g)
+    {
+        Need(z, y.Length); Need(g, y.Length);
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= y.Length; i += 16)
+            {
+                var vz = Vector512.Create(z.Slice(i, 16));
+                (Vector512.Create(y.Slice(i, 16)) * vz * FastMath.Sigmoid(vz)).CopyTo(g.Slice(i, 16));
+            }
+        for (; i < y.Length; i++) g[i] = y[i] * z[i] / (1f + MathF.Exp(-z[i]));
+    }
+
+    /// <summary>Its backward: dy = dg·SiLU(z), dz = dg·y·SiLU'(z) (both overwritten).</summary>
+    public static void SiluGateBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> z, ReadOnlySpan<float> dg, Span<float> dy, Span<float> dz)
+    {
+        Need(z, y.Length); Need(dg, y.Length); Need(dy, y.Length); Need(dz, y.Length);
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= y.Length; i += 16)
+            {
+                var vz = Vector512.Create(z.Slice(i, 16));
+                var s = FastMath.Sigmoid(vz);
+                var g = Vector512.Create(dg.Slice(i, 16));
+                (g * vz * s).CopyTo(dy.Slice(i, 16));
+                (g * Vector512.Create(y.Slice(i, 16)) * s * (Vector512<float>.One + vz * (Vector512<float>.One - s))).CopyTo(dz.Slice(i, 16));
+            }
+        for (; i < y.Length; i++)
+        {
+            float s = 1f / (1f + MathF.Exp(-z[i]));
+            float g = dg[i];
+            dy[i] = g * z[i] * s;
+            dz[i] = g * y[i] * s * (1 + z[i] * (1 - s));
+        }
+    }
+
     private static void Need(ReadOnlySpan<float> s, int n)
     {
         if (s.Length < n) throw new ArgumentException($"A buffer holds {s.Length} values; {n} are needed.");

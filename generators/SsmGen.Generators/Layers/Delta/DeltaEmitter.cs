@@ -61,7 +61,7 @@ internal sealed class DeltaEmitter : CpuRendering<DeltaLayerPlan>
         w.Line($"{i}Delta.Forward({i}Raw, {conv()}, {i}B, {aRows}, {Gated(l, "A_log", l.Heads)}, {Gated(l, "dt_bias", l.Heads)}, {i}O, batch, length);");
         w.Line("// per head: RMSNorm with the shared weight, then the output gate SiLU(g), then o_proj");
         w.Line($"BlockKernels.RmsNormForward({i}O.AsSpan(0, rows * {hd}), {Pm(l, "o_norm.weight", l.D)}, {i}Normed, {i}ORstd, rows * {l.Heads}, {l.D}, _ws);");
-        w.Line($"MambaKernels.GateForward({i}Normed.AsSpan(0, rows * {hd}), {i}G, {i}Gated);");
+        w.Line($"BlockKernels.SiluGateForward({i}Normed.AsSpan(0, rows * {hd}), {i}G, {i}Gated);");
         w.Line($"Gemm.LinearForward({i}Gated.AsSpan(0, rows * {hd}), {Pm(l, "o_proj.weight", h * hd)}, ReadOnlySpan<float>.Empty, _mix, rows, {hd}, H, _ws);");
         w.Line($"TensorPrimitives.Add(x, _mix.AsSpan(0, rows * H), {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H));");
         w.Close();
@@ -75,7 +75,7 @@ internal sealed class DeltaEmitter : CpuRendering<DeltaLayerPlan>
             var dRaw = _ddRaw.AsSpan(0, rows * {{c}}); dRaw.Clear();
             """);
         w.Line($"Gemm.LinearBackward({i}Gated, {Pm(l, "o_proj.weight", h * hd)}, dX, dGated, {Pm(l, "o_proj.weight", h * hd, "_g")}, Span<float>.Empty, rows, {hd}, H, _ws);");
-        w.Line($"MambaKernels.GateBackward({i}Normed.AsSpan(0, rows * {hd}), {i}G, dGated, _ddNormed, _ddG);");
+        w.Line($"BlockKernels.SiluGateBackward({i}Normed.AsSpan(0, rows * {hd}), {i}G, dGated, _ddNormed, _ddG);");
         w.Line($"BlockKernels.RmsNormBackward({i}O, {Pm(l, "o_norm.weight", l.D)}, {i}ORstd, _ddNormed, dO, {Pm(l, "o_norm.weight", l.D, "_g")}, rows * {l.Heads}, {l.D}, _ws);");
         w.Line($"{i}Delta.Backward({i}Raw, {conv()}, {aRows}, {Gated(l, "A_log", l.Heads)}, {Gated(l, "dt_bias", l.Heads)}, _ddO, dRaw, {conv("_g")}, _ddB, _ddA, {Gated(l, "A_log", l.Heads, "_g")}, {Gated(l, "dt_bias", l.Heads, "_g")});");
         w.Line("var dU = _dA.AsSpan(0, rows * H); dU.Clear();");
@@ -94,7 +94,7 @@ internal sealed class DeltaEmitter : CpuRendering<DeltaLayerPlan>
         w.Line($"Gemm.LinearForward(_deltaStepU, {Pm(l, "g_proj.weight", hd * h)}, ReadOnlySpan<float>.Empty, _deltaStepG, 1, H, {hd}, _ws);");
         w.Line($"{i}Delta.Step({plan.State.Of(l, "state").Slice("state")}, _deltaStepRaw, {conv()}, _deltaStepB, {(l.Spec.Gate ? "_deltaStepA" : "ReadOnlySpan<float>.Empty")}, {Gated(l, "A_log", l.Heads)}, {Gated(l, "dt_bias", l.Heads)}, _deltaStepO);");
         w.Line($"BlockKernels.RmsNormForward(_deltaStepO.AsSpan(0, {hd}), {Pm(l, "o_norm.weight", l.D)}, _deltaStepNormed, _deltaStepRstd, {l.Heads}, {l.D}, _ws);");
-        w.Line($"MambaKernels.GateForward(_deltaStepNormed.AsSpan(0, {hd}), _deltaStepG, _deltaStepNormed);");
+        w.Line($"BlockKernels.SiluGateForward(_deltaStepNormed.AsSpan(0, {hd}), _deltaStepG, _deltaStepNormed);");
         w.Line($"Gemm.LinearForward(_deltaStepNormed.AsSpan(0, {hd}), {Pm(l, "o_proj.weight", h * hd)}, ReadOnlySpan<float>.Empty, _deltaStepOut, 1, {hd}, H, _ws);");
         w.Line("TensorPrimitives.Add(_sx, _deltaStepOut, _sx);");
         w.Close();

@@ -68,7 +68,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         w.Line($"MambaKernels.Softplus({i}Delta.AsSpan(0, rows * {e}));");
         w.Line("// selective scan, then the gate y·SiLU(z) and out_proj back to H");
         w.Line($"{i}Scan.Forward({i}Act, {i}Delta, {i}Dbc, {Pm(l, "A_log", e * l.N)}, {Pm(l, "D", e)}, {i}Ys, batch, length);");
-        w.Line($"MambaKernels.GateForward({i}Ys.AsSpan(0, rows * {e}), {i}Z, {i}G);");
+        w.Line($"BlockKernels.SiluGateForward({i}Ys.AsSpan(0, rows * {e}), {i}Z, {i}G);");
         w.Line($"Gemm.LinearForward({i}G.AsSpan(0, rows * {e}), {Pm(l, "out_proj.weight", eh)}, ReadOnlySpan<float>.Empty, _mix, rows, {e}, H, _ws);");
         w.Line($"TensorPrimitives.Add(x, _mix.AsSpan(0, rows * H), {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H));");
         w.Close();
@@ -83,7 +83,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         w.Line($"var dG = _mdG.AsSpan(0, rows * {e}); dG.Clear();");
         w.Line($"Gemm.LinearBackward({i}G, {Pm(l, "out_proj.weight", eh)}, dX, dG, {Pm(l, "out_proj.weight", eh, "_g")}, Span<float>.Empty, rows, {e}, H, _ws);");
         w.Line($$"""
-            MambaKernels.GateBackward({{i}}Ys.AsSpan(0, rows * {{e}}), {{i}}Z, dG, _mdYs, _mdZ);
+            BlockKernels.SiluGateBackward({{i}}Ys.AsSpan(0, rows * {{e}}), {{i}}Z, dG, _mdYs, _mdZ);
             // scan backward: dL/du (into _mdU), dL/dΔ, the B and C columns of dL/d(x_proj rows), A_log and D
             var dAct = _mdU.AsSpan(0, rows * {{e}}); dAct.Clear();
             var dDbc = _mdDbc.AsSpan(0, rows * {{l.Dbc}}); dDbc.Clear();
@@ -122,7 +122,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         w.Line($"Gemm.LinearForward(_mambaStepDbc.AsSpan(0, {l.R}), {Pm(l, "dt_proj.weight", e * l.R)}, {Pm(l, "dt_proj.bias", e)}, _mambaStepDt, 1, {l.R}, {e}, _ws);");
         w.Line($"MambaKernels.Softplus(_mambaStepDt.AsSpan(0, {e}));");
         w.Line($"{l.Variant}_Step({Pm(l, "A_log", e * l.N)}, {Pm(l, "D", e)}, h, _mambaStepAct, _mambaStepDt, _mambaStepDbc.AsSpan({l.R}, {2 * l.N}), _mambaStepY, {e});");
-        w.Line($"MambaKernels.GateForward(_mambaStepY.AsSpan(0, {e}), _mambaStepZ, _mambaStepGated);");
+        w.Line($"BlockKernels.SiluGateForward(_mambaStepY.AsSpan(0, {e}), _mambaStepZ, _mambaStepGated);");
         w.Line($"Gemm.LinearForward(_mambaStepGated.AsSpan(0, {e}), {Pm(l, "out_proj.weight", eh)}, ReadOnlySpan<float>.Empty, _mambaStepOut, 1, {e}, H, _ws);");
         w.Line("TensorPrimitives.Add(_sx, _mambaStepOut, _sx);");
         w.Close();
