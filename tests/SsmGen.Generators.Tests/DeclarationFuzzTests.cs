@@ -255,7 +255,7 @@ public class DeclarationFuzzTests
     private static string Render(IEnumerable<ModelDecl> models, string ns, string extra = "", bool qualified = false)
     {
         string root = qualified ? "global::SsmGen." : "";
-        string Value(string v) => qualified && System.Text.RegularExpressions.Regex.IsMatch(v, @"^(Pooling|S4DInit|Discretization|NormKind|Nonlinearity)\.") ? root + v : v;
+        string Value(string v) => qualified && System.Text.RegularExpressions.Regex.IsMatch(v, @"^(Pooling|S4DInit|Discretization|NormKind|Nonlinearity|MambaEigenvalues)\.") ? root + v : v;
         var sb = new StringBuilder();
         sb.AppendLine("#pragma warning disable CS8981, CS8860, CS9113, CS0169, CS0414, CS0649, CS0067");
         sb.AppendLine("using SsmGen;");
