@@ -119,14 +119,14 @@ static Table Table(Options o, FiniteGroup[] groups, Dictionary<(string, string, 
 }
 
 static string Cell(Dictionary<(string, string, int), int?> minDepth, string kind, string group, int k) =>
-    minDepth.TryGetValue((kind, group, k), out var d) ? d?.ToString(CultureInfo.InvariantCulture) ?? ">4" : "";
+    minDepth.TryGetValue((kind, group, k), out var d) ? d?.ToString(CultureInfo.InvariantCulture) ?? $">{Zoo.MaxDepthOf(kind)}" : "";
 
 static void WriteOutputs(Options o, FiniteGroup[] groups, List<RunResult> results, Dictionary<(string, string, int), int?> minDepth, TimeSpan elapsed)
 {
     File.WriteAllText(Path.Combine(o.Output, "runs.json"), JsonSerializer.Serialize(results, RunJson.Default.ListRunResult));
     var md = new StringBuilder();
     string protocol = o.PerLength ? "one run per length" : "one run per kind, group and depth with a curriculum over the lengths, the budget shared by all of them";
-    md.AppendLine($"Minimum depth reaching {100 * Runner.Target:F0}% per-token validation accuracy within {o.Steps} steps (batch {o.Batch}, d_model 64, peak learning rate {LearningRates(o)}, seed {o.Seed}; {protocol}); \">4\": not reached at depth 4. {results.Count} runs, {elapsed.TotalMinutes:F1} min.");
+    md.AppendLine($"Minimum depth reaching {100 * Runner.Target:F0}% per-token validation accuracy within {o.Steps} steps (batch {o.Batch}, d_model 64, peak learning rate {LearningRates(o)}, seed {o.Seed}; {protocol}); \">d\": not reached at depth d, the deepest model of the kind. {results.Count} runs, {elapsed.TotalMinutes:F1} min.");
     md.AppendLine();
     md.AppendLine("| kind | group | " + string.Join(" | ", o.Lengths) + " |");
     md.AppendLine("|---|---|" + string.Concat(o.Lengths.Select(_ => "---|")));
