@@ -48,10 +48,10 @@ static int Sweep(Options o, FiniteGroup[] groups)
 {
     Directory.CreateDirectory(o.Output);
     var results = new List<RunResult>();
-    // minimum depth per (kind, group, length); null = not reached at depth 4
+    // minimum depth per (kind, group, length); null = not reached at the kind's deepest model
     var minDepth = new Dictionary<(string Kind, string Group, int Length), int?>();
     var clock = Stopwatch.StartNew();
-    int maxRuns = groups.Length * o.Kinds.Length * Zoo.MaxDepth * (o.PerLength ? o.Lengths.Length : 1);
+    int maxRuns = groups.Length * o.Kinds.Sum(Zoo.MaxDepthOf) * (o.PerLength ? o.Lengths.Length : 1);
     AnsiConsole.MarkupLineInterpolated($"Sweep: kinds {string.Join(", ", o.Kinds)}; groups {string.Join(", ", groups.Select(g => g.Name))}; lengths {string.Join(", ", o.Lengths)}; budget {o.Steps} steps of batch {o.Batch} per run (d_model 64, peak learning rate {LearningRates(o)}); at most {maxRuns} runs.");
     AnsiConsole.MarkupLine(o.PerLength
         ? "One run per length; needed depth is assumed not to fall as the length grows: each length starts at the depth the previous one needed."
