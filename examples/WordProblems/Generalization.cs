@@ -44,7 +44,7 @@ public static class Generalization
                 }
         }
         Console.WriteLine(File.ReadAllText(Path.Combine(o.Output, "generalization.md")));
-        AnsiConsole.MarkupLineInterpolated($"{runs.Count} runs in {clock.Elapsed.TotalMinutes:F1} min; generalization.json and generalization.md in {o.Output}.");
+        AnsiConsole.MarkupLineInterpolated($"{runs.Count} runs in {clock.Elapsed.TotalMinutes:F1} min; generalization.json, generalization.md and generalization.png in {o.Output}.");
         return 0;
     }
 
@@ -67,6 +67,20 @@ public static class Generalization
                 md.AppendLine($"| {kind} | {g.Name} | {string.Join(" | ", cells)} | {Spread(mine.Select(r => r.Tests[^1].Words))} |");
             }
         File.WriteAllText(Path.Combine(o.Output, "generalization.md"), md.ToString());
+        Plots.Generalization(Path.Combine(o.Output, "generalization.png"), runs, o.Length);
+    }
+
+    /// <summary>Draws generalization.png again from the generalization.json in <c>o.Output</c> (no training).</summary>
+    public static int Replot(Options o)
+    {
+        string json = Path.Combine(o.Output, "generalization.json");
+        if (!File.Exists(json)) throw new ArgumentException($"There is no generalization.json in {o.Output}; give the folder of a --generalize run with --out.");
+        var runs = JsonSerializer.Deserialize(File.ReadAllText(json), GeneralizationJson.Default.ListGeneralizationRun)
+            ?? throw new ArgumentException($"{json} holds no runs.");
+        if (runs.Count == 0) throw new ArgumentException($"{json} holds no runs.");
+        Plots.Generalization(Path.Combine(o.Output, "generalization.png"), runs, runs[0].Training.Config.Length);
+        Console.WriteLine($"generalization.png from {runs.Count} runs in {o.Output}.");
+        return 0;
     }
 
     private static string Spread(IEnumerable<double> values)

@@ -11,6 +11,8 @@ public sealed record Options
     public int[] TestLengths { get; init; } = [40, 64, 128, 256];
     /// <summary>Seeds per (kind, group) of a generalization run: <see cref="Seed"/>, <see cref="Seed"/> + 1, ….</summary>
     public int Seeds { get; init; } = 3;
+    /// <summary>Draw generalization.png again from the generalization.json in <see cref="Output"/>, without training.</summary>
+    public bool Replot { get; init; }
     public bool Quick { get; init; }
     /// <summary>Train separately at every length (the paper's protocol) instead of once at the longest.</summary>
     public bool PerLength { get; init; }
@@ -46,7 +48,8 @@ public sealed record Options
                    --generalize [--kinds Mamba,MambaNeg] [--groups Z2,Z3] [--length 40] [--test-lengths 40,64,128,256]
                    [--seeds 3] trains each kind at depth --depth (default 1) on words up to --length (curriculum
                    2…length), then streams held-out words of each test length through Step and reports the
-                   per-token accuracy past the trained length; writes generalization.json and generalization.md.
+                   per-token accuracy past the trained length; writes generalization.json, .md and .png.
+                   --replot --out DIR draws DIR/generalization.png again from DIR/generalization.json.
         Options:
           --quick             a short sweep: groups Z60 and A5, lengths 2–5, 2,000 steps per run
           --steps N           training steps per run (default 8,000)
@@ -74,6 +77,7 @@ public sealed record Options
                 case "--sweep": o = o with { Sweep = true }; break;
                 case "--quick": o = o with { Quick = true }; break;
                 case "--generalize": o = o with { Generalize = true }; break;
+                case "--replot": o = o with { Generalize = true, Replot = true }; break;
                 case "--test-lengths": { var ls = ParseLengths(Next()); ok = ls is not null; o = o with { TestLengths = ls ?? [] }; break; }
                 case "--seeds": ok = int.TryParse(Next(), out int n) && n is >= 1 and <= 100; o = o with { Seeds = n }; break;
                 case "--per-length": o = o with { PerLength = true }; break;

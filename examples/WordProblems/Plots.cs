@@ -31,4 +31,32 @@ public static class Plots
         plt.ShowLegend(Alignment.UpperLeft);
         plt.SavePng(path, 1100, 620);
     }
+
+    /// <summary>Length generalization: per-token accuracy past the trained length against the test length, mean over seeds, one line per kind and group.</summary>
+    public static void Generalization(string path, IReadOnlyList<GeneralizationRun> runs, int trainedLength)
+    {
+        var plt = new Plot();
+        var patterns = new[] { LinePattern.Solid, LinePattern.Dashed, LinePattern.Dotted, LinePattern.DenselyDashed };
+        var palette = new ScottPlot.Palettes.Category10();
+        var kinds = runs.Select(r => r.Training.Config.Kind).Distinct().ToList();
+        var groups = runs.Select(r => r.Training.Config.Group).Distinct().ToList();
+        foreach (string group in groups)
+            foreach (string kind in kinds)
+            {
+                var mine = runs.Where(r => r.Training.Config.Kind == kind && r.Training.Config.Group == group).ToList();
+                if (mine.Count == 0) continue;
+                double[] x = mine[0].Tests.Select(t => (double)t.Length).ToArray();
+                double[] y = Enumerable.Range(0, x.Length).Select(i => 100 * mine.Average(r => r.Tests[i].Beyond ?? r.Tests[i].PerToken)).ToArray();
+                var s = plt.Add.Scatter(x, y);
+                s.Color = palette.GetColor(kinds.IndexOf(kind));
+                s.LinePattern = patterns[groups.IndexOf(group) % patterns.Length];
+                s.LegendText = $"{kind} on {group}";
+            }
+        plt.Title($"Per-token accuracy past the trained length {trainedLength} (at {trainedLength}: every position), mean over seeds");
+        plt.XLabel("test length");
+        plt.YLabel("per-token accuracy (%)");
+        plt.Axes.SetLimitsY(0, 105);
+        plt.ShowLegend(Alignment.LowerLeft);
+        plt.SavePng(path, 1100, 620);
+    }
 }

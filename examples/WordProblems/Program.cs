@@ -22,7 +22,7 @@ try
     var groups = (o.Sweep || o.Generalize ? o.Groups : [o.Group]).Select(FiniteGroup.Parse).ToArray();
     foreach (var g in groups)
         if (g.Order > Zoo.MaxOrder) throw new ArgumentException($"{g.Name} has {g.Order} elements; the example's models take at most {Zoo.MaxOrder}.");
-    return o.Generalize ? Generalization.Run(o, groups) : o.Sweep ? Sweep(o, groups) : Single(o, groups[0]);
+    return o.Replot ? Generalization.Replot(o) : o.Generalize ? Generalization.Run(o, groups) : o.Sweep ? Sweep(o, groups) : Single(o, groups[0]);
 }
 catch (ArgumentException e)
 {
