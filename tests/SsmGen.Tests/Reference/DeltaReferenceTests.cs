@@ -136,5 +136,20 @@ public class DeltaReferenceTests(ITestOutputHelper output)
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => new DeltaReference<double>(4, 0, 2));
         Assert.Throws<ArgumentOutOfRangeException>(() => new DeltaReference<double>(4, 2, 2, householderSteps: 0));
+        // the runtime description refuses what the generator's diagnostics refuse, naming the setting
+        foreach (var (bad, word) in new (DeltaLayerConfig, string)[]
+                 { (new(0, 4), "Heads"), (new(2, 4, HouseholderSteps: 0), "HouseholderSteps"), (new(2, 4, ConvWidth: 0), "ConvWidth"), (new(2, 4, DtMin: 0.5, DtMax: 0.1), "DtMin") })
+        {
+            var e = Assert.Throws<ArgumentException>(() => new ReferenceModel<double>(new ModelConfig(0, 5, 8, 5, Pooling.None, [bad])));
+            Assert.Contains(word, e.Message);
+        }
+        var mamba = Assert.Throws<ArgumentException>(() => new ModelConfig(0, 5, 8, 5, Pooling.None, [new MambaLayerConfig(Eigenvalues: (MambaEigenvalues)2)]).Validate());
+        Assert.Contains("Eigenvalues", mamba.Message);
+        // the float core checks the call's sizes before it reads anything
+        var rule = new SsmGen.Numerics.DeltaRule(2, 4, 1, 4, gate: true, negativeEigenvalues: true, maxBatch: 2, maxLength: 8);
+        Assert.Throws<ArgumentOutOfRangeException>(() => rule.Forward(new float[3 * 9 * rule.Channels], new float[rule.Channels * 4], new float[54], new float[27], new float[2], new float[2], new float[216], 3, 9));
+        Assert.Throws<ArgumentException>(() => rule.Forward(new float[16 * rule.Channels], new float[rule.Channels * 4], new float[32], new float[16], new float[2], new float[2], new float[8], 2, 8));
+        Assert.Throws<InvalidOperationException>(() => rule.Backward(new float[16 * rule.Channels], new float[rule.Channels * 4], new float[16], new float[2], new float[2],
+            new float[128], new float[16 * rule.Channels], new float[rule.Channels * 4], new float[32], new float[16], new float[2], new float[2]));
     }
 }
