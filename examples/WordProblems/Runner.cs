@@ -113,9 +113,7 @@ public static class Runner
             for (int t = 0; t < set.Length; t++)
             {
                 model.Step(state, set.Tokens[s * set.Length + t], y);
-                int argmax = 0;
-                for (int c = 1; c < y.Length; c++) if (y[c] > y[argmax]) argmax = c;
-                bool right = argmax == set.Targets[s * set.Length + t];
+                bool right = System.Numerics.Tensors.TensorPrimitives.IndexOfMax(y) == set.Targets[s * set.Length + t];
                 if (right) correct++;
                 else allRight = false;
                 if (t >= trainedLength) { beyondCount++; if (right) beyond++; }

@@ -60,7 +60,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         w.Line($"Gemm.LinearForward({i}U.AsSpan(0, rows * H), {Pm(l, "in_proj.weight", eh, at: eh)}, ReadOnlySpan<float>.Empty, {i}Z, rows, H, {e}, _ws);");
         w.Line("// causal depthwise conv along time, then SiLU");
         w.Line($"MambaKernels.ConvForward({i}Xi, {Pm(l, "conv1d.weight", e * l.Spec.ConvWidth)}, {Pm(l, "conv1d.bias", e)}, {i}C, {i}ConvT, batch, length, {e}, {l.Spec.ConvWidth}, _ws);");
-        w.Line($"MambaKernels.SiluForward({i}C.AsSpan(0, rows * {e}), {i}Act);");
+        w.Line($"BlockKernels.SiluForward({i}C.AsSpan(0, rows * {e}), {i}Act);");
         w.Line($"// x_proj: (B, L, E) → (Δ in R | B in N | C in N); Δ = softplus(dt_proj(Δ in))");
         w.Line($"Gemm.LinearForward({i}Act.AsSpan(0, rows * {e}), {Pm(l, "x_proj.weight", l.Dbc * e)}, ReadOnlySpan<float>.Empty, {i}Dbc, rows, {e}, {l.Dbc}, _ws);");
         w.Line($"for (int r = 0; r < rows; r++) {i}Dbc.AsSpan(r * {l.Dbc}, {l.R}).CopyTo({i}DtIn.AsSpan(r * {l.R}, {l.R}));");
@@ -97,7 +97,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         w.Line($"Gemm.LinearBackward({i}DtIn, {Pm(l, "dt_proj.weight", e * l.R)}, dDelta, dDtIn, {Pm(l, "dt_proj.weight", e * l.R, "_g")}, {Pm(l, "dt_proj.bias", e, "_g")}, rows, {l.R}, {e}, _ws);");
         w.Line($"for (int r = 0; r < rows; r++) dDtIn.Slice(r * {l.R}, {l.R}).CopyTo(dDbc.Slice(r * {l.Dbc}, {l.R}));");
         w.Line($"Gemm.LinearBackward({i}Act, {Pm(l, "x_proj.weight", l.Dbc * e)}, dDbc, dAct, {Pm(l, "x_proj.weight", l.Dbc * e, "_g")}, Span<float>.Empty, rows, {e}, {l.Dbc}, _ws);");
-        w.Line($"MambaKernels.SiluBackward({i}C.AsSpan(0, rows * {e}), dAct, dAct);");
+        w.Line($"BlockKernels.SiluBackward({i}C.AsSpan(0, rows * {e}), dAct, dAct);");
         w.Line($"MambaKernels.ConvBackward({i}Xi, {i}ConvT, dAct, _mdXi, {Pm(l, "conv1d.weight", e * l.Spec.ConvWidth, "_g")}, {Pm(l, "conv1d.bias", e, "_g")}, _mdConvT, batch, length, {e}, {l.Spec.ConvWidth});");
         w.Line("// in_proj backward into dL/d(norm output), then the norm; the residual already carries dX");
         w.Line("var dU = _dA.AsSpan(0, rows * H); dU.Clear();");
@@ -117,7 +117,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         w.Line($"Gemm.LinearForward(_mambaStepU, {Pm(l, "in_proj.weight", eh)}, ReadOnlySpan<float>.Empty, _mambaStepX, 1, H, {e}, _ws);");
         w.Line($"Gemm.LinearForward(_mambaStepU, {Pm(l, "in_proj.weight", eh, at: eh)}, ReadOnlySpan<float>.Empty, _mambaStepZ, 1, H, {e}, _ws);");
         w.Line($"MambaKernels.ConvStep(conv, {Pm(l, "conv1d.weight", e * cw)}, {Pm(l, "conv1d.bias", e)}, _mambaStepX, _mambaStepConv, {e}, {cw});");
-        w.Line($"MambaKernels.SiluForward(_mambaStepConv.AsSpan(0, {e}), _mambaStepAct);");
+        w.Line($"BlockKernels.SiluForward(_mambaStepConv.AsSpan(0, {e}), _mambaStepAct);");
         w.Line($"Gemm.LinearForward(_mambaStepAct.AsSpan(0, {e}), {Pm(l, "x_proj.weight", l.Dbc * e)}, ReadOnlySpan<float>.Empty, _mambaStepDbc, 1, {e}, {l.Dbc}, _ws);");
         w.Line($"Gemm.LinearForward(_mambaStepDbc.AsSpan(0, {l.R}), {Pm(l, "dt_proj.weight", e * l.R)}, {Pm(l, "dt_proj.bias", e)}, _mambaStepDt, 1, {l.R}, {e}, _ws);");
         w.Line($"MambaKernels.Softplus(_mambaStepDt.AsSpan(0, {e}));");

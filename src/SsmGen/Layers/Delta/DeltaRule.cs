@@ -16,6 +16,9 @@ public sealed class DeltaRule : ParallelWork
     /// <summary>Tokens between saved states.</summary>
     public const int ChunkLength = 16;
 
+    /// <summary>ε of the L2 norms of q and k: x / √(Σx² + ε), as the reference's.</summary>
+    private const float NormEpsilon = 1e-6f;
+
     private readonly int _heads, _d, _n, _w, _hd, _kd, _c, _maxBatch, _maxLength, _chunks;
     private readonly bool _gate;
     private readonly float _betaScale, _scale;
@@ -77,11 +80,7 @@ public sealed class DeltaRule : ParallelWork
         if (o.Length < rows * _hd) throw new ArgumentException($"o holds {o.Length} values; {rows * _hd} are needed.", nameof(o));
         (_batch, _length) = (batch, length);
         Conv(raw, convWeight, batch, length);
-        for (int i = 0; i < rows * _c; i++)
-        {
-            float x = _conv[i], s = 1 / (1 + MathF.Exp(-x));
-            _act[i] = x * s;
-        }
+        BlockKernels.SiluForward(_conv.AsSpan(0, rows * _c), _act);
         Normalize(_act, _qkv, rows);
         Gates(bPre, aPre, aLog, dtBias, _beta, _alpha, rows);
         (_o, _backward) = (o, false);
@@ -149,7 +148,7 @@ public sealed class DeltaRule : ParallelWork
             var y = qkv.AsSpan(row * _c, _c);
             for (int s = 0; s < _hd + _kd; s += _d)
             {
-                float r = 1 / MathF.Sqrt(TensorPrimitives.SumOfSquares(a.Slice(s, _d)) + 1e-6f);
+                float r = 1 / MathF.Sqrt(TensorPrimitives.SumOfSquares(a.Slice(s, _d)) + NormEpsilon);
                 TensorPrimitives.Multiply(a.Slice(s, _d), r, y.Slice(s, _d));
             }
             a.Slice(_hd + _kd, _kd).CopyTo(y.Slice(_hd + _kd, _kd));
@@ -299,17 +298,13 @@ public sealed class DeltaRule : ParallelWork
             var dy = _dQkv.AsSpan(row * _c, _c);
             for (int s = 0; s < _hd + _kd; s += _d)
             {
-                float r = 1 / MathF.Sqrt(TensorPrimitives.SumOfSquares(a.Slice(s, _d)) + 1e-6f), yd = TensorPrimitives.Dot(y.Slice(s, _d), dy.Slice(s, _d));
+                float r = 1 / MathF.Sqrt(TensorPrimitives.SumOfSquares(a.Slice(s, _d)) + NormEpsilon), yd = TensorPrimitives.Dot(y.Slice(s, _d), dy.Slice(s, _d));
                 // dx = r·(dy − y·(y·dy)), in place
                 TensorPrimitives.MultiplyAdd(y.Slice(s, _d), -yd, dy.Slice(s, _d), dy.Slice(s, _d));
                 TensorPrimitives.Multiply(dy.Slice(s, _d), r, dy.Slice(s, _d));
             }
-            for (int c = 0; c < _c; c++)
-            {
-                float x = _conv[row * _c + c], sg = 1 / (1 + MathF.Exp(-x));
-                dy[c] *= sg * (1 + x * (1 - sg));
-            }
         }
+        BlockKernels.SiluBackward(_conv.AsSpan(0, rows * _c), _dQkv.AsSpan(0, rows * _c), _dQkv);
         for (int b = 0; b < batch; b++)
             for (int t = 0; t < length; t++)
             {
@@ -348,7 +343,7 @@ public sealed class DeltaRule : ParallelWork
             window.Slice(_c).CopyTo(window);
             raw.Slice(0, _c).CopyTo(window.Slice((wm - 1) * _c));
         }
-        for (int c = 0; c < _c; c++) _stepAct[c] = conv[c] / (1 + MathF.Exp(-conv[c]));
+        BlockKernels.SiluForward(conv, _stepAct);
         Normalize(_stepAct, _stepQkv, 1);
         Gates(bPre, aPre, aLog, dtBias, _stepBeta, _stepAlpha, 1);
         for (int hd = 0; hd < _heads; hd++)

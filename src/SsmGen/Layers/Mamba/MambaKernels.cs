@@ -99,39 +99,6 @@ public static class MambaKernels
         }
     }
 
-    /// <summary>y = SiLU(x) = x·σ(x).</summary>
-    public static void SiluForward(ReadOnlySpan<float> x, Span<float> y)
-    {
-        Need(y, x.Length);
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
-            for (; i + 16 <= x.Length; i += 16)
-            {
-                var v = Vector512.Create(x.Slice(i, 16));
-                (v * FastMath.Sigmoid(v)).CopyTo(y.Slice(i, 16));
-            }
-        for (; i < x.Length; i++) y[i] = x[i] / (1f + MathF.Exp(-x[i]));
-    }
-
-    /// <summary>dx = dy · SiLU'(x), SiLU'(x) = σ(x)(1 + x(1 − σ(x))). dx may alias dy.</summary>
-    public static void SiluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx)
-    {
-        Need(dy, x.Length); Need(dx, x.Length);
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
-            for (; i + 16 <= x.Length; i += 16)
-            {
-                var v = Vector512.Create(x.Slice(i, 16));
-                var s = FastMath.Sigmoid(v);
-                (Vector512.Create(dy.Slice(i, 16)) * s * (Vector512<float>.One + v * (Vector512<float>.One - s))).CopyTo(dx.Slice(i, 16));
-            }
-        for (; i < x.Length; i++)
-        {
-            float s = 1f / (1f + MathF.Exp(-x[i]));
-            dx[i] = dy[i] * s * (1 + x[i] * (1 - s));
-        }
-    }
-
     /// <summary>x = softplus(x) = log(1 + eˣ) in place (x itself above 20, where they agree in float).</summary>
     public static void Softplus(Span<float> x)
     {
