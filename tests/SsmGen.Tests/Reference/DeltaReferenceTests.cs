@@ -131,6 +131,47 @@ public class DeltaReferenceTests(ITestOutputHelper output)
         Assert.Equal(1.0, model.Parameters[table["layers.1.mixer.o_norm.weight"].Offset]);
     }
 
+    [Theory]
+    [InlineData(1, true)]
+    [InlineData(2, true)]
+    [InlineData(3, false)]
+    public void TheChunkedFloatCoreMatchesItsTokenStepOverALongSequence(int steps, bool gate)
+    {
+        // The float core's sequence pass (the chunked WY form) against its own token-by-token step, 2,000 tokens, with
+        // gates from α ≈ 0 (a forgotten state) to α ≈ 1 and β across (0, 2): every chunk's start carries real state.
+        const int heads = 2, d = 8, w = 4, batch = 2, length = 2000;
+        var rule = new SsmGen.Numerics.DeltaRule(heads, d, steps, w, gate, negativeEigenvalues: true, batch, length);
+        int c = rule.Channels, rows = batch * length, hd = heads * d;
+        var rng = new Rng(21);
+        float[] Random(int count, double scale) { var a = new float[count]; for (int i = 0; i < count; i++) a[i] = (float)(scale * rng.Normal()); return a; }
+        var raw = Random(rows * c, 1);
+        var conv = Random(c * w, 0.5);
+        var bPre = Random(rows * steps * heads, 3);
+        var aPre = gate ? Random(rows * heads, 4) : [];
+        float[] aLog = gate ? [0f, 1f] : [], dtBias = gate ? [-2f, 0f] : [];
+        var o = new float[rows * hd];
+        rule.Forward(raw, conv, bPre, aPre, aLog, dtBias, o, batch, length);
+        double worst = 0, largest = 0;
+        var stepOut = new float[hd];
+        for (int b = 0; b < batch; b++)
+        {
+            var state = new float[rule.StateSize];
+            for (int t = 0; t < length; t++)
+            {
+                int row = b * length + t;
+                rule.Step(state, raw.AsSpan(row * c, c), conv, bPre.AsSpan(row * steps * heads, steps * heads), gate ? aPre.AsSpan(row * heads, heads) : [], aLog, dtBias, stepOut);
+                for (int i = 0; i < hd; i++)
+                {
+                    worst = Math.Max(worst, Math.Abs(stepOut[i] - o[row * hd + i]));
+                    largest = Math.Max(largest, Math.Abs(stepOut[i]));
+                }
+            }
+        }
+        output.WriteLine($"n = {steps}: largest |o| {largest:G3}, largest |chunked − step| {worst:G3}");
+        Assert.True(largest > 0.1, "the outputs should not all vanish");
+        Assert.True(worst <= 2e-5 * Math.Max(1, largest), $"chunked and step differ by {worst:G3} (largest |o| {largest:G3})");
+    }
+
     [Fact]
     public void BadSizesThrow()
     {
