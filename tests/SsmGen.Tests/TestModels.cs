@@ -136,6 +136,12 @@ public partial class NamedSizeWins { }
 [RnnLayer(Hidden = 6145)]
 public partial class WideRnn { }
 
+/// <summary>A delta-rule head of 65, above the GPU path's 64, after one of 64: it refuses a GPU device, runs on the CPU.</summary>
+[SsmModel(Input = 1, DModel = 4, Output = 2)]
+[DeltaLayer(Heads = 1, HeadSize = 64)]
+[DeltaLayer(Heads = 1, HeadSize = 65)]
+public partial class WideDeltaHead { }
+
 /// <summary>One real-input model per recurrent layer kind without one above (for the non-finite input tests).</summary>
 [SsmModel(Input = 2, DModel = 8, Output = 3, Pooling = Pooling.Mean)]
 [RnnLayer(Hidden = 8)]

@@ -40,6 +40,7 @@ public class GpuEmulationStepTests(ITestOutputHelper output)
     [InlineData("IdsTokens", 11)]
     [InlineData("AttentionTokens", 9)] // rotary positions and the key/value cache
     [InlineData("AllKinds", 8)]
+    [InlineData("DeltaTokens", 20)]    // the convolution window and both heads' states in the stream's state
     public void StepsMatchTheReferenceAndLeaveTheCpuModelsState(string name, int length)
     {
         var (gpu, cfg) = GeneratedVsReferenceTests.Make(name, 1, length, ModelUse.Training, Emulation);

@@ -41,6 +41,8 @@ public class GpuEmulationTests(ITestOutputHelper output)
     [InlineData("IdsTokens", 19)]       // IDS blocks, N = 4 and N = 5
     [InlineData("AttentionTokens", 13)] // transformer blocks: 2 heads of 4; 4 heads of 2 with MLP ratio 2
     [InlineData("AllKinds", 70)]        // attention, S4D, RNN, Mamba (2 chunks), IDS in one stack
+    [InlineData("DeltaTokens", 7)]      // delta rule: 2 heads of 4 with 2 Householder steps and the gate; an ungated head of 3
+    [InlineData("DeltaTokens", 40)]     // three chunks of 16 tokens, the last partial: the backward's recomputed states
     public void ForwardAndBackwardMatchTheReference(string name, int length)
     {
         var (gen, cfg) = GeneratedVsReferenceTests.Make(name, 3, length, ModelUse.Training, Emulation);
@@ -315,12 +317,16 @@ public class GpuModelRefusalTests
     }
 
     [EmulationFact]
-    public void ADeltaRuleModelRefusesTheDeviceAndSaysWhy()
+    public void ADeltaHeadWiderThanTheGpuPathRefusesTheDeviceAndSaysWhy()
     {
         using var device = ComputeDevice.CudaEmulation();
-        var e = Assert.Throws<NotSupportedException>(() => new DeltaTokens(1, 2, ModelUse.Training, device));
-        Assert.Contains("block 0 is a delta-rule block, which has no GPU kernels yet", e.Message);
-        Assert.Contains("block 1 is a delta-rule block", e.Message);
+        var e = Assert.Throws<NotSupportedException>(() => new WideDeltaHead(1, 2, ModelUse.Training, device));
+        Assert.Contains("block 1 has head size 65, above the GPU path's 64", e.Message);
+        Assert.DoesNotContain("block 0", e.Message); // the head of 64 next to it is not the problem
+        using var cpu = new WideDeltaHead(1, 2, ModelUse.Inference); // the CPU runs it
+        var y = new float[2];
+        cpu.Forward(new float[] { 1f, 2f }, 1, 2, y);
+        Assert.All(y, v => Assert.True(float.IsFinite(v)));
     }
 
     [EmulationFact]
