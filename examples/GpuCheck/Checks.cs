@@ -74,6 +74,7 @@ internal static class Checks
             ("RNN", common, (d, l) => new CheckRnn(batch, l, ModelUse.Training, d)),
             ("IDS", idsLength, (d, l) => new CheckIds(batch, l, ModelUse.Training, d)),
             ("attention", common, (d, l) => new CheckAttention(batch, l, ModelUse.Training, d)),
+            ("delta", common, (d, l) => new CheckDelta(batch, l, ModelUse.Training, d)),
         };
         // 1,100 steps are five tiles of the fused forward scan (8 chunks of 32 each), the last one partial
         if (!quick) cases.Insert(2, ("Mamba", 1100, (d, l) => new CheckMamba(batch, l, ModelUse.Training, d)));

@@ -27,6 +27,11 @@ public partial class CheckIds { }
 [AttentionLayer(Heads = 4, Repeat = 2)]
 public partial class CheckAttention { }
 
+[SsmModel(Vocab = 16, DModel = 64, Output = 16, Pooling = Pooling.None)]
+[DeltaLayer(Heads = 4, HouseholderSteps = 2)]
+[DeltaLayer(Heads = 2, Gate = false)]
+public partial class CheckDelta { }
+
 /// <summary>The Mamba training benchmark: d_model 256, N 16, expand 2, conv 4, two blocks; batch 16 of length 1024.</summary>
 [SsmModel(Vocab = 16, DModel = 256, Output = 16, Pooling = Pooling.None)]
 [MambaLayer(N = 16, Expand = 2, ConvWidth = 4, Repeat = 2)]
