@@ -25,7 +25,7 @@ public static class Generalization
         var clock = Stopwatch.StartNew();
         var runs = new List<GeneralizationRun>();
         int total = groups.Length * o.Kinds.Length * o.Seeds;
-        AnsiConsole.MarkupLineInterpolated($"Length generalization: kinds {string.Join(", ", o.Kinds)} at depth {o.Depth}; groups {string.Join(", ", groups.Select(g => g.Name))}; trained on lengths 2–{o.Length} (curriculum, {o.Steps} steps of batch {o.Batch}), tested on held-out words of lengths {string.Join(", ", o.TestLengths)}; seeds {o.Seed}–{o.Seed + (ulong)o.Seeds - 1}; {total} runs.");
+        AnsiConsole.MarkupLineInterpolated($"Length generalization: kinds {string.Join(", ", o.Kinds)} at depth {o.Depth}; groups {string.Join(", ", groups.Select(g => g.Name))}; trained on lengths 2–{o.Length} (curriculum, batch {o.Batch}; {o.Budgets()}), tested on held-out words of lengths {string.Join(", ", o.TestLengths)}; seeds {o.Seed}–{o.Seed + (ulong)o.Seeds - 1}; {total} runs.");
         foreach (var g in groups)
         {
             var validation = Runner.Validation(g, o.Length, o.Seed);
@@ -34,7 +34,7 @@ public static class Generalization
                 for (ulong seed = o.Seed; seed < o.Seed + (ulong)o.Seeds; seed++)
                 {
                     LengthAccuracy[] accuracy = [];
-                    var config = new RunConfig(kind, o.Depth, g.Name, o.Length, o.Steps, o.Batch, o.LearningRateOf(kind), seed);
+                    var config = new RunConfig(kind, o.Depth, g.Name, o.Length, o.StepsOf(kind), o.Batch, o.LearningRateOf(kind), seed);
                     var r = Runner.Train(config, g, validation, Enumerable.Range(Math.Min(2, o.Length), o.Length - Math.Min(2, o.Length) + 1).ToArray(),
                         trained: model => accuracy = tests.Select(t => Runner.StreamAccuracy(model, t, o.Length)).ToArray());
                     runs.Add(new GeneralizationRun(r, accuracy));
@@ -54,7 +54,7 @@ public static class Generalization
     {
         File.WriteAllText(Path.Combine(o.Output, "generalization.json"), JsonSerializer.Serialize(runs, GeneralizationJson.Default.ListGeneralizationRun));
         var md = new StringBuilder();
-        md.AppendLine(CultureInfo.InvariantCulture, $"Per-token accuracy on held-out words, trained on lengths 2–{o.Length} (depth {o.Depth}, d_model 64, {o.Steps} steps of batch {o.Batch}, curriculum), mean over seeds (lowest–highest); at the trained length over all positions, beyond it over the positions past {o.Length} only. Chance: 1/|G|. {runs.Count} runs, {elapsed.TotalMinutes:F1} min.");
+        md.AppendLine(CultureInfo.InvariantCulture, $"Per-token accuracy on held-out words, trained on lengths 2–{o.Length} (depth {o.Depth}, d_model 64, batch {o.Batch}, curriculum; {o.Budgets()}), mean over seeds (lowest–highest); at the trained length over all positions, beyond it over the positions past {o.Length} only. Chance: 1/|G|. {runs.Count} runs, {elapsed.TotalMinutes:F1} min.");
         md.AppendLine();
         md.AppendLine("| kind | group | " + string.Join(" | ", o.TestLengths.Select(k => k == o.Length ? $"{k} (trained)" : $"{k}")) + " | words right at " + o.TestLengths.Max() + " |");
         md.AppendLine("|---|---|" + string.Concat(o.TestLengths.Select(_ => "---|")) + "---|");

@@ -23,19 +23,26 @@ public sealed record Options
     public string[] Kinds { get; init; } = Zoo.PaperKinds;
     public string[] Groups { get; init; } = ["Z60", "A4xZ5", "A5"];
     public int[] Lengths { get; init; } = Enumerable.Range(2, 19).ToArray();
-    public int Steps { get; init; } = 8000;
+    /// <summary>Step budget for every kind; null = each kind's default (<see cref="Zoo.Steps"/>).</summary>
+    public int? Steps { get; init; }
     public int Batch { get; init; } = 128;
     /// <summary>Peak learning rate for every kind; null = each kind's default (<see cref="Zoo.LearningRate"/>).</summary>
     public float? LearningRate { get; init; }
 
     /// <summary>The learning rate a kind trains with in this sweep or run.</summary>
     public float LearningRateOf(string kind) => LearningRate ?? Zoo.LearningRate(kind);
+
+    /// <summary>The step budget a kind trains with in this sweep or run.</summary>
+    public int StepsOf(string kind) => Steps ?? Zoo.Steps(kind);
+
+    /// <summary>The budget and peak learning rate of each kind, for headers.</summary>
+    public string Budgets() => string.Join(", ", Kinds.Select(k => $"{k} {StepsOf(k)} steps at {LearningRateOf(k).ToString(CultureInfo.InvariantCulture)}"));
     public ulong Seed { get; init; } = 1;
     public string Output { get; init; } = Path.Combine("runs", "word-problems");
 
     public const string Usage = """
         One run:   --kind Mamba --depth 2 --group A5 --length 8
-        A sweep:   --sweep [--kinds S4D,Mamba,Rnn,Ids,Attention] [--groups Z60,A4xZ5,A5] [--lengths 2-20]
+        A sweep:   --sweep [--kinds S4D,Mamba,Rnn256,Ids,Attention] [--groups Z60,A4xZ5,A5] [--lengths 2-20]
                    finds, per kind, group and length, the smallest depth (1–4) reaching 99% per-token validation
                    accuracy within the step budget; writes runs.json, min-depth.md and min-depth.png.
                    By default each kind, group and depth trains once, with a length curriculum: the words are
@@ -52,23 +59,25 @@ public sealed record Options
                    --replot --out DIR draws DIR/generalization.png again from DIR/generalization.json.
         Options:
           --quick             a short sweep: groups Z60 and A5, lengths 2–5, 2,000 steps per run
-          --steps N           training steps per run (default 8,000)
+          --steps N           training steps per run of every kind (default per kind: 8,000; 30,000 for
+                              Rnn256 and Rnn1024)
           --batch N           batch size (default 128)
-          --lr X              peak learning rate of every kind (default per kind: 0.02 for S4D, RNN and
-                              IDS; 0.005 for Mamba and attention, which diverge at depth ≥ 2 with 0.02)
+          --lr X              peak learning rate of every kind (default per kind: 0.02 for S4D, Rnn and
+                              IDS; 0.005 for Mamba, attention and the delta rule (Mamba and attention diverge
+                              at depth ≥ 2 with 0.02); 0.002 for Rnn256 and Rnn1024)
           --seed N            seed of data, initialization and batches (default 1)
           --out DIR           output folder (default runs/word-problems)
         Groups: Z<m>, S<n>, A<n> and direct products joined by 'x', up to order 120 (e.g. Z60, A4xZ5, A5, S5).
         Kinds: S4D, Mamba, MambaNeg (Mamba with transitions in (−1, 1)), Rnn, Rnn256 and Rnn1024 (hidden 256 and
         1,024), Ids, Attention, DeltaNet, DeltaProduct2 and DeltaProduct3 (delta rule with 1–3 Householder steps)
         (d_model 64; see Models.cs; the wide RNNs and delta-rule models in depth 1 only); a sweep runs S4D, Mamba,
-        Rnn, Ids and Attention unless --kinds names others.
+        Rnn256, Ids and Attention unless --kinds names others.
         """;
 
     public static Options? Parse(string[] args, TextWriter error)
     {
         var o = new Options();
-        bool stepsSet = false, groupsSet = false, lengthsSet = false, kindsSet = false, lengthSet = false;
+        bool groupsSet = false, lengthsSet = false, kindsSet = false, lengthSet = false;
         var outcome = CommandLine.Read(args, error, error, Usage, (a, Next) =>
         {
             bool ok = true;
@@ -88,7 +97,7 @@ public sealed record Options
                 case "--kinds": { var k = Next()?.Split(','); ok = k is not null && k.All(Zoo.Kinds.Contains); o = o with { Kinds = k ?? [] }; kindsSet = true; break; }
                 case "--groups": { var g = Next()?.Split(','); ok = g is not null; o = o with { Groups = g ?? [] }; groupsSet = true; break; }
                 case "--lengths": { var ls = ParseLengths(Next()); ok = ls is not null; o = o with { Lengths = ls ?? [] }; lengthsSet = true; break; }
-                case "--steps": ok = int.TryParse(Next(), out int s) && s > 0; o = o with { Steps = s }; stepsSet = true; break;
+                case "--steps": ok = int.TryParse(Next(), out int s) && s > 0; o = o with { Steps = s }; break;
                 case "--batch": ok = int.TryParse(Next(), out int b) && b > 0; o = o with { Batch = b }; break;
                 case "--lr": ok = float.TryParse(Next(), NumberStyles.Float, CultureInfo.InvariantCulture, out float lr) && lr > 0; o = o with { LearningRate = lr }; break;
                 case "--seed": ok = ulong.TryParse(Next(), out ulong seed); o = o with { Seed = seed }; break;
@@ -103,7 +112,7 @@ public sealed record Options
             if (!kindsSet) o = o with { Kinds = ["Mamba", "MambaNeg"] };
             if (!groupsSet) o = o with { Groups = ["Z2", "Z3"] };
             if (!lengthSet) o = o with { Length = o.Quick ? 8 : 40 };
-            if (o.Quick) o = o with { TestLengths = [8, 16], Seeds = 1, Steps = stepsSet ? o.Steps : 300 };
+            if (o.Quick) o = o with { TestLengths = [8, 16], Seeds = 1, Steps = o.Steps ?? 300 };
             if (o.TestLengths.Any(k => k < o.Length))
             {
                 error.WriteLine($"Test lengths ({string.Join(", ", o.TestLengths)}) must be at least the trained length {o.Length}.");
@@ -116,7 +125,7 @@ public sealed record Options
         {
             if (!groupsSet) o = o with { Groups = ["Z60", "A5"] };
             if (!lengthsSet) o = o with { Lengths = [2, 3, 4, 5] };
-            if (!stepsSet) o = o with { Steps = 2000 };
+            if (o.Steps is null) o = o with { Steps = 2000 };
         }
         return o;
     }

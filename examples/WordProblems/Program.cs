@@ -33,9 +33,9 @@ catch (ArgumentException e)
 static int Single(Options o, FiniteGroup g)
 {
     var validation = Runner.Validation(g, o.Length, o.Seed);
-    AnsiConsole.MarkupLineInterpolated($"[bold]{o.Kind}[/], depth {o.Depth}, on [bold]{g.Name}[/] (order {g.Order}{(g.IsSolvable ? ", solvable" : ", non-solvable")}), length {o.Length}: fresh training words, {validation.Count:N0} held-out; up to {o.Steps} steps of batch {o.Batch}.");
+    AnsiConsole.MarkupLineInterpolated($"[bold]{o.Kind}[/], depth {o.Depth}, on [bold]{g.Name}[/] (order {g.Order}{(g.IsSolvable ? ", solvable" : ", non-solvable")}), length {o.Length}: fresh training words, {validation.Count:N0} held-out; up to {o.StepsOf(o.Kind)} steps of batch {o.Batch}.");
     int[] curriculum = o.PerLength ? [o.Length] : Enumerable.Range(Math.Min(2, o.Length), o.Length - Math.Min(2, o.Length) + 1).ToArray();
-    var r = Runner.Train(new RunConfig(o.Kind, o.Depth, g.Name, o.Length, o.Steps, o.Batch, o.LearningRateOf(o.Kind), o.Seed), g, validation, curriculum,
+    var r = Runner.Train(new RunConfig(o.Kind, o.Depth, g.Name, o.Length, o.StepsOf(o.Kind), o.Batch, o.LearningRateOf(o.Kind), o.Seed), g, validation, curriculum,
         (step, k, acc) => Console.WriteLine($"  step {step,5}: training at length {k,2}, validation accuracy there {100 * acc:F2}%"));
     int solvedUpTo = Enumerable.Range(1, o.Length).TakeWhile(k => r.PrefixAccuracy[k - 1] >= Runner.Target).DefaultIfEmpty(0).Last();
     Console.WriteLine($"  accuracy over the first k positions: {string.Join(", ", Enumerable.Range(1, o.Length).Select(k => $"{k}: {100 * r.PrefixAccuracy[k - 1]:F1}%"))}");
@@ -52,7 +52,7 @@ static int Sweep(Options o, FiniteGroup[] groups)
     var minDepth = new Dictionary<(string Kind, string Group, int Length), int?>();
     var clock = Stopwatch.StartNew();
     int maxRuns = groups.Length * o.Kinds.Sum(Zoo.MaxDepthOf) * (o.PerLength ? o.Lengths.Length : 1);
-    AnsiConsole.MarkupLineInterpolated($"Sweep: kinds {string.Join(", ", o.Kinds)}; groups {string.Join(", ", groups.Select(g => g.Name))}; lengths {string.Join(", ", o.Lengths)}; budget {o.Steps} steps of batch {o.Batch} per run (d_model 64, peak learning rate {LearningRates(o)}); at most {maxRuns} runs.");
+    AnsiConsole.MarkupLineInterpolated($"Sweep: kinds {string.Join(", ", o.Kinds)}; groups {string.Join(", ", groups.Select(g => g.Name))}; lengths {string.Join(", ", o.Lengths)}; batch {o.Batch}, d_model 64; budget and peak learning rate per run: {o.Budgets()}; at most {maxRuns} runs.");
     AnsiConsole.MarkupLine(o.PerLength
         ? "One run per length; needed depth is assumed not to fall as the length grows: each length starts at the depth the previous one needed."
         : $"One run per kind, group and depth with a length curriculum: words are cut to the shortest length until the held-out words cut to it reach 99%, then to the next; the budget covers the whole curriculum. Depths stop growing once every length is solved.");
@@ -70,7 +70,7 @@ static int Sweep(Options o, FiniteGroup[] groups)
                     int? found = null;
                     for (int d = start; d <= Zoo.MaxDepthOf(kind) && found is null; d++)
                     {
-                        var r = Runner.Train(new RunConfig(kind, d, g.Name, k, o.Steps, o.Batch, o.LearningRateOf(kind), o.Seed), g, validation);
+                        var r = Runner.Train(new RunConfig(kind, d, g.Name, k, o.StepsOf(kind), o.Batch, o.LearningRateOf(kind), o.Seed), g, validation);
                         results.Add(r);
                         if (r.Solved) found = d;
                         Report(r, $"k = {k,2}: {100 * r.PrefixAccuracy[^1],6:F2}% {(r.Solved ? "solved" : "      ")}");
@@ -87,7 +87,7 @@ static int Sweep(Options o, FiniteGroup[] groups)
             {
                 for (int d = 1; d <= Zoo.MaxDepthOf(kind) && o.Lengths.Any(k => !minDepth.ContainsKey((kind, g.Name, k))); d++)
                 {
-                    var r = Runner.Train(new RunConfig(kind, d, g.Name, longest, o.Steps, o.Batch, o.LearningRateOf(kind), o.Seed), g, validation, o.Lengths);
+                    var r = Runner.Train(new RunConfig(kind, d, g.Name, longest, o.StepsOf(kind), o.Batch, o.LearningRateOf(kind), o.Seed), g, validation, o.Lengths);
                     results.Add(r);
                     foreach (int k in o.Lengths)
                         if (!minDepth.ContainsKey((kind, g.Name, k)) && r.PrefixAccuracy[k - 1] >= Runner.Target) minDepth[(kind, g.Name, k)] = d;
@@ -106,7 +106,6 @@ static int Sweep(Options o, FiniteGroup[] groups)
     return 0;
 }
 
-static string LearningRates(Options o) => string.Join(", ", o.Kinds.Select(k => $"{k} {o.LearningRateOf(k).ToString(CultureInfo.InvariantCulture)}"));
 
 static Table Table(Options o, FiniteGroup[] groups, Dictionary<(string, string, int), int?> minDepth)
 {
@@ -126,7 +125,7 @@ static void WriteOutputs(Options o, FiniteGroup[] groups, List<RunResult> result
     File.WriteAllText(Path.Combine(o.Output, "runs.json"), JsonSerializer.Serialize(results, RunJson.Default.ListRunResult));
     var md = new StringBuilder();
     string protocol = o.PerLength ? "one run per length" : "one run per kind, group and depth with a curriculum over the lengths, the budget shared by all of them";
-    md.AppendLine($"Minimum depth reaching {100 * Runner.Target:F0}% per-token validation accuracy within {o.Steps} steps (batch {o.Batch}, d_model 64, peak learning rate {LearningRates(o)}, seed {o.Seed}; {protocol}); \">d\": not reached at depth d, the deepest model of the kind. {results.Count} runs, {elapsed.TotalMinutes:F1} min.");
+    md.AppendLine($"Minimum depth reaching {100 * Runner.Target:F0}% per-token validation accuracy (batch {o.Batch}, d_model 64, seed {o.Seed}; step budget and peak learning rate: {o.Budgets()}; {protocol}); \">d\": not reached at depth d, the deepest model of the kind. {results.Count} runs, {elapsed.TotalMinutes:F1} min.");
     md.AppendLine();
     md.AppendLine("| kind | group | " + string.Join(" | ", o.Lengths) + " |");
     md.AppendLine("|---|---|" + string.Concat(o.Lengths.Select(_ => "---|")));
