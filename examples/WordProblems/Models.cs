@@ -82,8 +82,8 @@ public partial class Rnn256Depth1 { }
 [RnnLayer(Hidden = 1024)]
 public partial class Rnn1024Depth1 { }
 
-// One-layer delta-rule models, 4 heads of 16, β ∈ (0, 2): gated DeltaNet and DeltaProduct with 2 and 3 Householder
-// steps per token (CPU only for now).
+// Delta-rule models, 4 heads of 16, β ∈ (0, 2), one and two layers: gated DeltaNet and DeltaProduct with 2 and 3
+// Householder steps per token.
 
 [SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
 [DeltaLayer(Heads = 4, HouseholderSteps = 1)]
@@ -96,6 +96,18 @@ public partial class DeltaProduct2Depth1 { }
 [SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
 [DeltaLayer(Heads = 4, HouseholderSteps = 3)]
 public partial class DeltaProduct3Depth1 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[DeltaLayer(Heads = 4, HouseholderSteps = 1, Repeat = 2)]
+public partial class DeltaNetDepth2 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[DeltaLayer(Heads = 4, HouseholderSteps = 2, Repeat = 2)]
+public partial class DeltaProduct2Depth2 { }
+
+[SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
+[DeltaLayer(Heads = 4, HouseholderSteps = 3, Repeat = 2)]
+public partial class DeltaProduct3Depth2 { }
 
 [SsmModel(Vocab = Zoo.MaxOrder, DModel = 64, Output = Zoo.MaxOrder, Pooling = Pooling.None)]
 [IdsLayer(N = 16, Repeat = 1)]
@@ -136,8 +148,13 @@ public static class Zoo
     public const int MaxOrder = 120;
     public const int MaxDepth = 4;
 
-    /// <summary>The deepest model of a kind: the wide RNNs and the delta-rule models come in depth 1 only.</summary>
-    public static int MaxDepthOf(string kind) => kind is "Rnn256" or "Rnn1024" or "DeltaNet" or "DeltaProduct2" or "DeltaProduct3" ? 1 : MaxDepth;
+    /// <summary>The deepest model of a kind: the wide RNNs come in depth 1 only, the delta-rule models in 1 and 2.</summary>
+    public static int MaxDepthOf(string kind) => kind switch
+    {
+        "Rnn256" or "Rnn1024" => 1,
+        "DeltaNet" or "DeltaProduct2" or "DeltaProduct3" => 2,
+        _ => MaxDepth,
+    };
     public static readonly string[] Kinds = ["S4D", "Mamba", "MambaNeg", "Rnn", "Rnn256", "Rnn1024", "Ids", "Attention", "DeltaNet", "DeltaProduct2", "DeltaProduct3"];
     /// <summary>
     /// The kinds of "The Illusion of State" experiments: what a sweep runs unless told otherwise. The RNN is the
@@ -186,6 +203,9 @@ public static class Zoo
         ("DeltaNet", 1) => new DeltaNetDepth1(maxBatch, maxLength, ModelUse.Training, device),
         ("DeltaProduct2", 1) => new DeltaProduct2Depth1(maxBatch, maxLength, ModelUse.Training, device),
         ("DeltaProduct3", 1) => new DeltaProduct3Depth1(maxBatch, maxLength, ModelUse.Training, device),
+        ("DeltaNet", 2) => new DeltaNetDepth2(maxBatch, maxLength, ModelUse.Training, device),
+        ("DeltaProduct2", 2) => new DeltaProduct2Depth2(maxBatch, maxLength, ModelUse.Training, device),
+        ("DeltaProduct3", 2) => new DeltaProduct3Depth2(maxBatch, maxLength, ModelUse.Training, device),
         ("Ids", 1) => new IdsDepth1(maxBatch, maxLength, ModelUse.Training, device),
         ("Ids", 2) => new IdsDepth2(maxBatch, maxLength, ModelUse.Training, device),
         ("Ids", 3) => new IdsDepth3(maxBatch, maxLength, ModelUse.Training, device),

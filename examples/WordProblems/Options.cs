@@ -70,7 +70,7 @@ public sealed record Options
         Groups: Z<m>, S<n>, A<n> and direct products joined by 'x', up to order 120 (e.g. Z60, A4xZ5, A5, S5).
         Kinds: S4D, Mamba, MambaNeg (Mamba with transitions in (−1, 1)), Rnn, Rnn256 and Rnn1024 (hidden 256 and
         1,024), Ids, Attention, DeltaNet, DeltaProduct2 and DeltaProduct3 (delta rule with 1–3 Householder steps)
-        (d_model 64; see Models.cs; the wide RNNs and delta-rule models in depth 1 only); a sweep runs S4D, Mamba,
+        (d_model 64; see Models.cs; the wide RNNs in depth 1 only, the delta-rule models in 1 and 2); a sweep runs S4D, Mamba,
         Rnn256, Ids and Attention unless --kinds names others.
         """;
 

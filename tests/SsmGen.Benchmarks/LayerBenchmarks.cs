@@ -169,6 +169,21 @@ public class AttentionLayer : LayerBench<AttentionBench>
     }
 }
 
+/// <summary>The delta rule: the generated block trains in the chunked WY form; the reference goes token by token.</summary>
+public class DeltaLayer : LayerBench<DeltaBench>
+{
+    private DeltaReference<float> _mixer = null!;
+    protected override DeltaBench Create() => new(Batch, Length);
+    protected override void SetupReferenceStep() { _mixer = new(256, 4, 64); RefState = new float[_mixer.StateSize]; }
+    protected override void ReferenceMixerStep()
+    {
+        string m = "layers.0.mixer.";
+        _mixer.Step(new(P(m + "q_proj.weight"), P(m + "k_proj.weight"), P(m + "v_proj.weight"), P(m + "b_proj.weight"), P(m + "a_proj.weight"),
+            P(m + "A_log"), P(m + "dt_bias"), P(m + "q_conv1d.weight"), P(m + "k_conv1d.weight"), P(m + "v_conv1d.weight"),
+            P(m + "g_proj.weight"), P(m + "o_norm.weight"), P(m + "o_proj.weight")), RefState, RefX, RefY);
+    }
+}
+
 /// <summary>
 /// The generated N = 16 selective scan alone on one core, at the Mamba block's shape (B 8, L 256, E 512).
 /// Flops as executed per (b, t, e, n), an FMA counting 2: the exponent Δ·A·log₂e 1; 2^x as fraction 1, Horner 12

@@ -34,6 +34,11 @@ public partial class IdsBench { }
 [AttentionLayer(4)]
 public partial class AttentionBench { }
 
+/// <summary>One gated DeltaNet block: 4 heads of 64, one Householder step, β ∈ (0, 2), conv 4.</summary>
+[SsmModel(Vocab = 16, DModel = 256, Output = 16, Pooling = Pooling.None)]
+[DeltaLayer(Heads = 4)]
+public partial class DeltaBench { }
+
 /// <summary>The deployment target's Mamba stack: 4 blocks, d_model 256, N 16, expand 2, token input.</summary>
 [SsmModel(Vocab = 256, DModel = 256, Output = 256, Pooling = Pooling.None)]
 [MambaLayer(N = 16, Repeat = 4)]
