@@ -53,6 +53,7 @@ public static class Generalization
     private static void Write(Options o, FiniteGroup[] groups, List<GeneralizationRun> runs, TimeSpan elapsed)
     {
         File.WriteAllText(Path.Combine(o.Output, "generalization.json"), JsonSerializer.Serialize(runs, GeneralizationJson.Default.ListGeneralizationRun));
+        Runner.WriteCurves(Path.Combine(o.Output, "generalization-curves.csv"), runs.Select(r => r.Training));
         var md = new StringBuilder();
         md.AppendLine(CultureInfo.InvariantCulture, $"Per-token accuracy on held-out words, trained on lengths 2–{o.Length} (depth {o.Depth}, d_model 64, batch {o.Batch}, curriculum; {o.Budgets()}), mean over seeds (lowest–highest); at the trained length over all positions, beyond it over the positions past {o.Length} only. Chance: 1/|G|. {runs.Count} runs, {elapsed.TotalMinutes:F1} min.");
         md.AppendLine();

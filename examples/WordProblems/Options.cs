@@ -44,7 +44,8 @@ public sealed record Options
         One run:   --kind Mamba --depth 2 --group A5 --length 8
         A sweep:   --sweep [--kinds S4D,Mamba,Rnn256,Ids,Attention] [--groups Z60,A4xZ5,A5] [--lengths 2-20]
                    finds, per kind, group and length, the smallest depth (1–4) reaching 99% per-token validation
-                   accuracy within the step budget; writes runs.json, min-depth.md and min-depth.png.
+                   accuracy within the step budget; writes runs.json, curves.csv (every evaluation of every
+                   run), min-depth.md and min-depth.png.
                    By default each kind, group and depth trains once, with a length curriculum: the words are
                    cut to the shortest length until the held-out words cut to it reach 99%, then to the next
                    (the models are causal, so a cut word is a word of that length); the budget covers the whole
@@ -55,7 +56,8 @@ public sealed record Options
                    --generalize [--kinds Mamba,MambaNeg] [--groups Z2,Z3] [--length 40] [--test-lengths 40,64,128,256]
                    [--seeds 3] trains each kind at depth --depth (default 1) on words up to --length (curriculum
                    2…length), then streams held-out words of each test length through Step and reports the
-                   per-token accuracy past the trained length; writes generalization.json, .md and .png.
+                   per-token accuracy past the trained length; writes generalization.json, .md and .png and the
+                   training curves (generalization-curves.csv).
                    --replot --out DIR draws DIR/generalization.png again from DIR/generalization.json.
         Options:
           --quick             a short sweep: groups Z60 and A5, lengths 2–5, 2,000 steps per run

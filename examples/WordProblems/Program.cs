@@ -102,7 +102,7 @@ static int Sweep(Options o, FiniteGroup[] groups)
     // A drawn table wraps into columns of single letters in an 80-column log; redirected output gets the markdown.
     if (Console.IsOutputRedirected) Console.WriteLine(File.ReadAllText(Path.Combine(o.Output, "min-depth.md")));
     else AnsiConsole.Write(Table(o, groups, minDepth));
-    AnsiConsole.MarkupLineInterpolated($"{results.Count} runs in {clock.Elapsed.TotalMinutes:F1} min; runs.json, min-depth.md and min-depth.png in {o.Output}.");
+    AnsiConsole.MarkupLineInterpolated($"{results.Count} runs in {clock.Elapsed.TotalMinutes:F1} min; runs.json, curves.csv, min-depth.md and min-depth.png in {o.Output}.");
     return 0;
 }
 
@@ -123,6 +123,7 @@ static string Cell(Dictionary<(string, string, int), int?> minDepth, string kind
 static void WriteOutputs(Options o, FiniteGroup[] groups, List<RunResult> results, Dictionary<(string, string, int), int?> minDepth, TimeSpan elapsed)
 {
     File.WriteAllText(Path.Combine(o.Output, "runs.json"), JsonSerializer.Serialize(results, RunJson.Default.ListRunResult));
+    Runner.WriteCurves(Path.Combine(o.Output, "curves.csv"), results);
     var md = new StringBuilder();
     string protocol = o.PerLength ? "one run per length" : "one run per kind, group and depth with a curriculum over the lengths, the budget shared by all of them";
     md.AppendLine($"Minimum depth reaching {100 * Runner.Target:F0}% per-token validation accuracy (batch {o.Batch}, d_model 64, seed {o.Seed}; step budget and peak learning rate: {o.Budgets()}; {protocol}); \">d\": not reached at depth d, the deepest model of the kind. {results.Count} runs, {elapsed.TotalMinutes:F1} min.");

@@ -13,9 +13,13 @@ public sealed record RunConfig(string Kind, int Depth, string Group, int Length,
 /// run's full length; <see cref="PrefixAccuracy"/>[k − 1] is the per-token validation accuracy over the first k
 /// positions, the best over the run's evaluations; the models are causal, so it is exactly the accuracy on the
 /// held-out words cut to length k. <see cref="Solved"/>: the target was reached at every length the run was asked
-/// for.
+/// for. <see cref="Curve"/>: every evaluation, written beside the JSON as CSV (<see cref="Runner.WriteCurves"/>).
 /// </summary>
-public sealed record RunResult(RunConfig Config, double ValidationAccuracy, double[] PrefixAccuracy, int StepsTaken, double Seconds, bool Solved);
+public sealed record RunResult(RunConfig Config, double ValidationAccuracy, double[] PrefixAccuracy, int StepsTaken, double Seconds, bool Solved,
+    [property: System.Text.Json.Serialization.JsonIgnore] IReadOnlyList<CurvePoint> Curve);
+
+/// <summary>One evaluation of a run: after <see cref="Step"/> steps, training on words cut to <see cref="Length"/>, the held-out words cut to it scored <see cref="Accuracy"/> per token.</summary>
+public sealed record CurvePoint(int Step, int Length, double Accuracy);
 
 /// <summary>
 /// A trained model on held-out words of one length: per-token accuracy over all positions (<see cref="PerToken"/>),
@@ -70,6 +74,7 @@ public static class Runner
         var yb = new int[c.Batch * c.Length];
         var logits = new float[c.Batch * c.Length * model.Config.Output];
         var best = new double[c.Length];
+        var curve = new List<CurvePoint>();
         int step = 0, stage = 0;
         while (step < c.Steps && stage < curriculum.Count)
         {
@@ -88,11 +93,22 @@ public static class Runner
                 var prefix = PrefixAccuracy(model, validation, c.Batch, logits);
                 for (int j = 0; j < best.Length; j++) best[j] = Math.Max(best[j], prefix[j]);
                 progress?.Invoke(step, k, prefix[k - 1]);
+                curve.Add(new CurvePoint(step, k, prefix[k - 1]));
                 while (stage < curriculum.Count && best[curriculum[stage] - 1] >= Target) stage++;
             }
         }
         trained?.Invoke(model);
-        return new RunResult(c, best[^1], best, step, clock.Elapsed.TotalSeconds, stage == curriculum.Count);
+        return new RunResult(c, best[^1], best, step, clock.Elapsed.TotalSeconds, stage == curriculum.Count, curve);
+    }
+
+    /// <summary>Every run's learning curve as CSV rows: kind, depth, group, seed, step, training length, held-out accuracy there.</summary>
+    public static void WriteCurves(string path, IEnumerable<RunResult> runs)
+    {
+        var csv = new System.Text.StringBuilder("kind,depth,group,seed,step,length,accuracy\n");
+        foreach (var r in runs)
+            foreach (var p in r.Curve)
+                csv.Append(System.FormattableString.Invariant($"{r.Config.Kind},{r.Config.Depth},{r.Config.Group},{r.Config.Seed},{p.Step},{p.Length},{p.Accuracy:F4}\n"));
+        File.WriteAllText(path, csv.ToString());
     }
 
     /// <summary>
