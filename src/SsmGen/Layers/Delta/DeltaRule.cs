@@ -7,7 +7,7 @@ namespace SsmGen.Numerics;
 /// <see cref="Reference.DeltaReference{T}"/> for the map): the short convolutions, SiLU and L2 norms of q, k and v
 /// (their projections side by side in one row of C = h·d + 2·n·h·d values, the convolution weights likewise), β and
 /// α, and the recurrence of each head's d × d state. The forward keeps the state at every chunk's start; the backward
-/// recomputes a chunk's states from there. One instance per block, allocated once: no call allocates.
+/// recomputes a chunk's quantities from there. One instance per block, allocated once: no call allocates.
 /// The (sequence, head) recurrences run in parallel on the <see cref="WorkerPool"/>, each part with its own scratch;
 /// within one, chunk by chunk in the WY form (<see cref="ChunkForward"/>): a chunk's Householder products become a
 /// triangular solve and matrix products; <see cref="Step"/> applies them token by token.
@@ -25,7 +25,7 @@ public sealed class DeltaRule : ParallelWork
     private readonly float _betaScale, _scale;
     // Kept by the last Forward (B·L rows each): conv output (pre-SiLU), SiLU output, the normalized q|k and v, β, α.
     private readonly float[] _conv, _act, _qkv, _beta, _alpha, _starts;
-    // Backward scratch: one chunk's states (ChunkLength, n + 1, d²), dL/dS, and the gradient of the normalized q|k|v.
+    // The backward's gradients (B·L rows each): of the normalized q|k|v, of β and of log α.
     private readonly float[] _dQkv, _dBeta, _dLogAlpha;
     // Per worker part, one chunk of m = ChunkLength·n rows: D and the system's lower part (m × m); the row gates, P and
     // dG (m); W, U, dU and dR (m × d); dL/dS (the forward's running state) and dL/dS₀ (d × d); a d-row.
