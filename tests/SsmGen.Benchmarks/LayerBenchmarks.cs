@@ -241,6 +241,9 @@ public static class LayerFlops
         nameof(RnnLayer) => 3 * 2 * H * H,
         // A(x) (N² × H), B, the N×N product, C; N = 16
         nameof(IdsLayer) => 2 * H * 256 + 2 * H * 16 + 2 * 256 + 2 * 16 * H,
+        // q|k|v, β, gate and g projections, the convolutions (width 4), the recurrence counted token by token (per head
+        // of d = 64: the gate d², Sᵀk 2d², the update 2d², Sᵀq 2d²), o_proj; 4 heads
+        nameof(DeltaLayer) => 2 * H * 768 + 2 * H * 8 + 2 * H * 256 + 2 * 768 * 4 + 7.0 * 4 * 64 * 64 + 2 * 256 * H,
         // in_proj, scores and weighted sums over position + 1 keys, out_proj, MLP (×4)
         _ => 2 * H * 3 * H + 4 * (position + 1) * H + 2 * H * H + 2 * 2 * H * 4 * H,
     };
