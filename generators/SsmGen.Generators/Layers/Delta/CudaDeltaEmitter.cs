@@ -56,6 +56,17 @@ namespace {{v}}
 
     __device__ __forceinline__ float softplus_(float x) { return x > 20.0f ? x : logf(1.0f + expf(x)); }
 
+    // This thread's value i of rows·C, its row r, channel c and the row's position t in its sequence; false past the end.
+    __device__ __forceinline__ bool row_channel_(int rows, int length, long& i, long& r, int& c, int& t)
+    {
+        i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+        if (i >= (long)rows * C) return false;
+        r = i / C;
+        c = (int)(i % C);
+        t = (int)(r % length);
+        return true;
+    }
+
     // Sum over the D threads of the block of each thread's D values c[i]: thread i gets the total of index i.
     __device__ __forceinline__ float sum_columns_(const float* c, float (*red)[D + 1])
     {
@@ -84,10 +95,9 @@ extern "C" __global__ void {{v}}_conv_forward(const float* __restrict__ raw, con
     float* __restrict__ act, int rows, int length)
 {
     using namespace {{v}};
-    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (long)rows * C) return;
-    long r = i / C;
-    int c = (int)(i % C), t = (int)(r % length);
+    long i, r;
+    int c, t;
+    if (!row_channel_(rows, length, i, r, c, t)) return;
     float acc = 0.0f;
     for (int k = 0; k < W; k++)
         if (t - (W - 1) + k >= 0) acc += w[c * W + k] * raw[(r - (W - 1) + k) * C + c];
@@ -283,13 +293,12 @@ extern "C" __global__ void {{v}}_conv_backward_input(const float* __restrict__ d
     int rows, int length)
 {
     using namespace {{v}};
-    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (long)rows * C) return;
-    long r = i / C;
-    int c = (int)(i % C), t = (int)(r % length);
+    long i, r;
+    int c, t;
+    if (!row_channel_(rows, length, i, r, c, t)) return;
     float acc = 0.0f;
-    for (int k = 0; k < W; k++)
-        if (t + (W - 1) - k < length) acc += dconv[(r + (W - 1) - k) * C + c] * w[c * W + k];
+    for (int later = 0; later < W; later++) // the output `later` rows on read this row through tap W − 1 − later
+        if (t + later < length) acc += dconv[(r + later) * C + c] * w[c * W + W - 1 - later];
     draw[i] = acc;
 }
 
