@@ -59,6 +59,7 @@ public sealed record Options
                    per-token accuracy past the trained length; writes generalization.json, .md and .png and the
                    training curves (generalization-curves.csv).
                    --replot --out DIR draws DIR/generalization.png again from DIR/generalization.json.
+        --replot --out DIR    draws the plot of a sweep or a --generalize run in DIR again from its JSON (no training).
         Options:
           --quick             a short sweep: groups Z60 and A5, lengths 2–5, 2,000 steps per run
           --steps N           training steps per run of every kind (default per kind: 8,000; 30,000 for
@@ -88,7 +89,7 @@ public sealed record Options
                 case "--sweep": o = o with { Sweep = true }; break;
                 case "--quick": o = o with { Quick = true }; break;
                 case "--generalize": o = o with { Generalize = true }; break;
-                case "--replot": o = o with { Generalize = true, Replot = true }; break;
+                case "--replot": o = o with { Replot = true }; break;
                 case "--test-lengths": { var ls = ParseLengths(Next()); ok = ls is not null; o = o with { TestLengths = ls ?? [] }; break; }
                 case "--seeds": ok = int.TryParse(Next(), out int n) && n is >= 1 and <= 100; o = o with { Seeds = n }; break;
                 case "--per-length": o = o with { PerLength = true }; break;

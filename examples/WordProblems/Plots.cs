@@ -16,7 +16,7 @@ public static class Plots
             {
                 var points = o.Lengths.Where(k => minDepth.ContainsKey((o.Kinds[ki], groups[gi].Name, k))).ToArray();
                 if (points.Length == 0) continue;
-                // "not reached at depth 4" is drawn at 5; a small offset per kind keeps coinciding lines apart
+                // "not reached at the kind's deepest model" is drawn at 5; a small offset per kind keeps coinciding lines apart
                 double[] x = points.Select(k => (double)k).ToArray();
                 double[] y = points.Select(k => (minDepth[(o.Kinds[ki], groups[gi].Name, k)] ?? 5) + 0.06 * (ki - 2)).ToArray();
                 var s = plt.Add.Scatter(x, y);
@@ -24,12 +24,12 @@ public static class Plots
                 s.LinePattern = patterns[gi % patterns.Length];
                 s.LegendText = $"{o.Kinds[ki]} on {groups[gi].Name}";
             }
-        plt.Title("Minimum depth reaching 99% per-token accuracy (5 = not reached at depth 4)");
+        plt.Title("Minimum depth reaching 99% per-token accuracy (5 = not reached by the kind's deepest model)");
         plt.XLabel("sequence length k");
         plt.YLabel("minimum depth");
         plt.Axes.SetLimitsY(0.5, 5.5);
-        plt.ShowLegend(Alignment.UpperLeft);
-        plt.SavePng(path, 1100, 620);
+        plt.ShowLegend(Edge.Right);
+        plt.SavePng(path, 1250, 620);
     }
 
     /// <summary>Length generalization: per-token accuracy past the trained length against the test length, mean over seeds, one line per kind and group.</summary>

@@ -22,7 +22,7 @@ try
     var groups = (o.Sweep || o.Generalize ? o.Groups : [o.Group]).Select(FiniteGroup.Parse).ToArray();
     foreach (var g in groups)
         if (g.Order > Zoo.MaxOrder) throw new ArgumentException($"{g.Name} has {g.Order} elements; the example's models take at most {Zoo.MaxOrder}.");
-    return o.Replot ? Generalization.Replot(o) : o.Generalize ? Generalization.Run(o, groups) : o.Sweep ? Sweep(o, groups) : Single(o, groups[0]);
+    return o.Replot ? Replot(o) : o.Generalize ? Generalization.Run(o, groups) : o.Sweep ? Sweep(o, groups) : Single(o, groups[0]);
 }
 catch (ArgumentException e)
 {
@@ -106,6 +106,31 @@ static int Sweep(Options o, FiniteGroup[] groups)
     return 0;
 }
 
+
+/// <summary>The plots of the runs in o.Output again from their JSON: a --generalize run's and a sweep's, whichever are there (no training).</summary>
+static int Replot(Options o)
+{
+    bool generalization = File.Exists(Path.Combine(o.Output, "generalization.json"));
+    string json = Path.Combine(o.Output, "runs.json");
+    if (!generalization && !File.Exists(json)) throw new ArgumentException($"There is no runs.json or generalization.json in {o.Output}; give the folder of a sweep or a --generalize run with --out.");
+    if (generalization) Generalization.Replot(o);
+    if (!File.Exists(json)) return 0;
+    var runs = JsonSerializer.Deserialize(File.ReadAllText(json), RunJson.Default.ListRunResult) ?? [];
+    if (runs.Count == 0) throw new ArgumentException($"{json} holds no runs.");
+    // the sweep's rule: the minimum depth at k is the smallest depth whose run reached the target at k
+    var lengths = Enumerable.Range(o.Lengths.Min(), runs.Max(r => r.Config.Length) - o.Lengths.Min() + 1).ToArray();
+    var kinds = runs.Select(r => r.Config.Kind).Distinct().ToArray();
+    var groups = runs.Select(r => r.Config.Group).Distinct().Select(FiniteGroup.Parse).ToArray();
+    var minDepth = new Dictionary<(string, string, int), int?>();
+    foreach (var g in groups)
+        foreach (string kind in kinds)
+            foreach (int k in lengths)
+                minDepth[(kind, g.Name, k)] = runs.Where(r => r.Config.Kind == kind && r.Config.Group == g.Name && r.PrefixAccuracy.Length >= k && r.PrefixAccuracy[k - 1] >= Runner.Target)
+                    .Select(r => (int?)r.Config.Depth).Min();
+    Plots.MinDepth(Path.Combine(o.Output, "min-depth.png"), o with { Kinds = kinds, Lengths = lengths }, groups, minDepth);
+    Console.WriteLine($"min-depth.png from {runs.Count} runs in {o.Output}.");
+    return 0;
+}
 
 static Table Table(Options o, FiniteGroup[] groups, Dictionary<(string, string, int), int?> minDepth)
 {
