@@ -28,6 +28,19 @@ public class GpuEmulationStepTests(ITestOutputHelper output)
         else m.Step(s, x.AsSpan(t * cfg.Input, cfg.Input).ToArray().Select(v => (float)v).ToArray(), y);
     }
 
+    /// <summary>
+    /// The device's sequence pass against its step over a long sequence, both against the reference's recurrence: the
+    /// delta rule's chunked WY form (chunks of 16 and 32 tokens, states passed between 19 and 10 of them) against the
+    /// token-by-token step kernel.
+    /// </summary>
+    [EmulationTheory]
+    [InlineData("DeltaTokens", 300)]
+    public void TheDeviceSequencePassAndStepMatchTheReferenceRecurrence(string name, int length)
+    {
+        var (gpu, cfg) = GeneratedVsReferenceTests.Make(name, 1, length, ModelUse.Training, Emulation);
+        using (gpu) RecurrentModeTests.SequenceAndStepMatchTheReferenceRecurrence(gpu, cfg, name, length, output);
+    }
+
     [EmulationTheory]
     [InlineData("TinyRealMean", 12)]   // S4D ZOH with trainable B and bilinear; mean pooling (the running sum in the state)
     [InlineData("VectorTokens", 9)]    // per-token outputs, 16 and 8 modes

@@ -42,7 +42,7 @@ public class GpuEmulationTests(ITestOutputHelper output)
     [InlineData("AttentionTokens", 13)] // transformer blocks: 2 heads of 4; 4 heads of 2 with MLP ratio 2
     [InlineData("AllKinds", 70)]        // attention, S4D, RNN, Mamba (2 chunks), IDS in one stack
     [InlineData("DeltaTokens", 7)]      // delta rule: 2 heads of 4 with 2 Householder steps and the gate; an ungated head of 3
-    [InlineData("DeltaTokens", 40)]     // three chunks of 16 tokens, the last partial: the backward's recomputed states
+    [InlineData("DeltaTokens", 40)]     // chunks of 16 tokens (2 steps) and of 32 (1 step), the last partial: states passed between chunks
     public void ForwardAndBackwardMatchTheReference(string name, int length)
     {
         var (gen, cfg) = GeneratedVsReferenceTests.Make(name, 3, length, ModelUse.Training, Emulation);

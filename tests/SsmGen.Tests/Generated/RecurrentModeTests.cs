@@ -80,6 +80,12 @@ public class RecurrentModeTests(ITestOutputHelper output)
     public void GeneratedSequenceAndStepMatchTheReferenceRecurrence(string name, int length)
     {
         var (gen, cfg) = GeneratedVsReferenceTests.Make(name, 1, length);
+        SequenceAndStepMatchTheReferenceRecurrence(gen, cfg, name, length, output);
+    }
+
+    /// <summary>The model's Forward over one sequence and its Step token by token against the reference's recurrence (relative 10⁻⁴).</summary>
+    internal static void SequenceAndStepMatchTheReferenceRecurrence(ISsmModel gen, ModelConfig cfg, string name, int length, ITestOutputHelper output)
+    {
         var reference = new ReferenceModel<double>(cfg);
         gen.Initialize(3);
         for (int i = 0; i < gen.Parameters.Length; i++) reference.Parameters[i] = gen.Parameters[i];

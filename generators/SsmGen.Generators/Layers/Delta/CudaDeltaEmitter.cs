@@ -6,20 +6,23 @@ namespace SsmGen.Generators.Layers;
 /// <summary>
 /// The delta-rule layer, GPU backend. The q|k|v, β, gate, g and o projections and every weight gradient are cuBLAS
 /// GEMMs; the convolutions, SiLU, L2 norms, gates and the gated per-head RMSNorm are element-wise kernels (one thread
-/// per value, per (row, head segment) or per (row, head)). The recurrence is one block per (sequence, head) with one
-/// thread per value column of the d × d state, which the thread keeps in registers: the forward needs no exchange
-/// between threads (k, v and q are read by all); it saves the state at every CHUNK tokens' start. The backward
-/// recomputes a chunk's states from there into global scratch and walks them backwards; the sums over the value
-/// index (dq, dk, dβ, dα) go through shared memory in a fixed order. This is the token-by-token form on the device
-/// (the CPU trains in the chunked WY form; both are checked against the same reference).
+/// per value, per (row, head segment) or per (row, head)). Training runs the recurrence in the chunked WY form, as the
+/// CPU does: per chunk of tokens a unit lower-triangular system and products with it, in passes that run every chunk
+/// at once but one (the chunks' start states, chunk after chunk per (sequence, head)); the backward mirrors them.
+/// Sums run in a fixed order (no atomics). The step goes token by token with a thread per state column.
 /// </summary>
 internal sealed class CudaDeltaEmitter : GpuRendering<DeltaLayerPlan>
 {
-    /// <summary>Tokens between saved states, as on the CPU.</summary>
-    private const int Chunk = 16;
+    /// <summary>The most Householder rows in a chunk: the chunk's triangular tables and per-row vectors fit one block's shared memory.</summary>
+    private const int MaxRows = 32;
 
-    /// <summary>The largest head size the recurrence kernels hold: a thread's state column and the d × d reduction table.</summary>
+    /// <summary>The largest head size the kernels hold: a thread's state column, a block's (rows × head size) tables.</summary>
     private const int MaxHeadSize = 64;
+
+    /// <summary>Tokens per chunk on the device: as many as fill <see cref="MaxRows"/> rows (at least 4: <see cref="DeltaKind.MaxSteps"/>).</summary>
+    private static int ChunkTokens(DeltaLayerPlan l) => System.Math.Max(1, MaxRows / l.N);
+
+    private static int Rows(DeltaLayerPlan l) => ChunkTokens(l) * l.N;
 
     private static string Name(DeltaLayerPlan l) =>
         $"delta_h{l.Heads}_d{l.D}_n{l.N}_w{l.Spec.ConvWidth}{(l.Spec.Gate ? "_gate" : "")}{(l.Spec.NegativeEigenvalues ? "_neg" : "")}";
@@ -32,15 +35,22 @@ internal sealed class CudaDeltaEmitter : GpuRendering<DeltaLayerPlan>
     /// <summary>Values of the per-row gate inputs: n·h β then h α.</summary>
     private static int GateValues(DeltaLayerPlan l) => (l.N + 1) * l.Heads;
 
-    private static string StartFloats(DeltaLayerPlan l) => $"(long)maxBatch * ((maxLength + {Chunk - 1}) / {Chunk}) * {l.Heads * l.D * l.D}";
+    /// <summary>Floats of a per-chunk table of <paramref name="perChunk"/> floats for every (sequence, chunk, head) of the largest call.</summary>
+    private static string ChunkFloats(DeltaLayerPlan l, int perChunk) =>
+        $"(long)maxBatch * ((maxLength + {ChunkTokens(l) - 1}) / {ChunkTokens(l)}) * {(long)l.Heads * perChunk}";
+
+    /// <summary>The chunk blocks of a call, as a C# expression in batch and length.</summary>
+    private static string ChunkBlocks(DeltaLayerPlan l) => $"(uint)(batch * ((length + {ChunkTokens(l) - 1}) / {ChunkTokens(l)}) * {l.Heads})";
 
     public override IEnumerable<string> Unsupported(ModelPlan plan) =>
-        plan.Blocks<DeltaLayerPlan>().Where(l => l.D > MaxHeadSize)
+        plan.Blocks<DeltaLayerPlan>().Where(l => !Supported(l))
             .Select(l => $"block {l.Index} has head size {l.D}, above the GPU path's {MaxHeadSize} (a thread keeps a state column)");
+
+    private static bool Supported(DeltaLayerPlan l) => l.D <= MaxHeadSize;
 
     public override void EmitKernels(StringBuilder cu, ModelPlan plan)
     {
-        foreach (var l in Variants(plan).Where(l => l.D <= MaxHeadSize))
+        foreach (var l in Variants(plan).Where(Supported))
         {
             string v = Name(l);
             cu.Append($$"""
@@ -50,7 +60,7 @@ internal sealed class CudaDeltaEmitter : GpuRendering<DeltaLayerPlan>
 
 namespace {{v}}
 {
-    constexpr int HEADS = {{l.Heads}}, D = {{l.D}}, NH = {{l.N}}, W = {{l.Spec.ConvWidth}}, HD = {{l.Hd}}, KD = {{l.Kd}}, C = {{l.C}}, SEGS = {{Segments(l)}}, CHUNK = {{Chunk}};
+    constexpr int HEADS = {{l.Heads}}, D = {{l.D}}, NH = {{l.N}}, W = {{l.Spec.ConvWidth}}, HD = {{l.Hd}}, KD = {{l.Kd}}, C = {{l.C}}, SEGS = {{Segments(l)}}, CT = {{ChunkTokens(l)}}, ROWS = CT * NH;
     constexpr bool GATE = {{(l.Spec.Gate ? "true" : "false")}};
     constexpr float BETA_SCALE = {{(l.Spec.NegativeEigenvalues ? "2.0f" : "1.0f")}}, SCALE = {{CodeWriter.F(1 / System.Math.Sqrt(l.D))}}, NORM_EPS = 1e-6f;
 
@@ -67,26 +77,40 @@ namespace {{v}}
         return true;
     }
 
-    // Sum over the D threads of the block of each thread's D values c[i]: thread i gets the total of index i.
-    __device__ __forceinline__ float sum_columns_(const float* c, float (*red)[D + 1])
+    // Where the rows of one (sequence, chunk, head) block lie: block index (b·chunks + chunk)·HEADS + hd, its first
+    // token's row row0, its tokens and R = tokens·NH Householder rows (row r: token r / NH, step r % NH).
+    struct chunk_ { int hd, tokens, rows; long row0, at; };
+
+    __device__ __forceinline__ chunk_ chunk_of_(int length)
     {
-        for (int i = 0; i < D; i++) red[i][threadIdx.x] = c[i];
-        __syncthreads();
-        float total = 0.0f;
-        for (int j = 0; j < D; j++) total += red[threadIdx.x][j];
-        __syncthreads();
-        return total;
+        int chunks = (length + CT - 1) / CT, bc = blockIdx.x / HEADS, t0 = (bc % chunks) * CT, tokens = min(CT, length - t0);
+        return chunk_{ (int)(blockIdx.x % HEADS), tokens, tokens * NH, (long)(bc / chunks) * length + t0, (long)blockIdx.x };
     }
 
-    // Sum over the D threads of one value each; every thread gets the total.
-    __device__ __forceinline__ float sum_threads_(float x, float (*red)[D + 1])
+    __device__ __forceinline__ const float* key_(const chunk_& ch, const float* qkv, int r) { return qkv + (ch.row0 + r / NH) * C + HD + ((r % NH) * HEADS + ch.hd) * D; }
+    __device__ __forceinline__ const float* query_(const chunk_& ch, const float* qkv, int t) { return qkv + (ch.row0 + t) * C + ch.hd * D; }
+    __device__ __forceinline__ long beta_at_(const chunk_& ch, int r) { return ((ch.row0 + r / NH) * NH + r % NH) * HEADS + ch.hd; }
+
+    __device__ __forceinline__ float dot_(const float* a, const float* b)
     {
-        red[0][threadIdx.x] = x;
+        float s = 0.0f;
+        for (int i = 0; i < D; i++) s += a[i] * b[i];
+        return s;
+    }
+
+    // A chunk's gates into shared memory: the row gate (the token's α on its first row, 1 on the others),
+    // P[r] = ∏ gates of rows 0…r and Dm[r][c] = ∏ gates of rows c+1…r, formed as products so that α = 0 stays exact.
+    __device__ void decays_(const chunk_& ch, const float* alpha, float* gate, float* P, float (*Dm)[ROWS])
+    {
+        for (int r = threadIdx.x; r < ch.rows; r += blockDim.x) gate[r] = r % NH == 0 ? alpha[(ch.row0 + r / NH) * HEADS + ch.hd] : 1.0f;
         __syncthreads();
-        float total = 0.0f;
-        for (int j = 0; j < D; j++) total += red[0][j];
+        for (int r = threadIdx.x; r < ch.rows; r += blockDim.x)
+        {
+            Dm[r][r] = 1.0f;
+            for (int c = r - 1; c >= 0; c--) Dm[r][c] = Dm[r][c + 1] * gate[c + 1];
+            P[r] = Dm[r][0] * gate[0];
+        }
         __syncthreads();
-        return total;
     }
 }
 
@@ -139,104 +163,265 @@ extern "C" __global__ void {{v}}_gates(const float* __restrict__ bpre, const flo
     }
 }
 
-// The recurrence of each (sequence, head) — S ← α·S, then S ← S + β·k·(v − Sᵀk)ᵀ per Householder step, o = d^(−½)·Sᵀq —
-// one block per (sequence, head), thread j holding column j of S. state (when not null) holds each sequence's
-// head states, read at the start and written at the end (the step); starts (when not null) takes S at every
-// CHUNK tokens' start.
-extern "C" __global__ void {{v}}_forward(const float* __restrict__ qkv, const float* __restrict__ beta, const float* __restrict__ alpha,
-    float* __restrict__ state, float* __restrict__ starts, float* __restrict__ o, int length)
+// One token of each (sequence, head) for the step: S ← α·S, then S ← S + β·k·(v − Sᵀk)ᵀ per Householder step,
+// o = d^(−½)·Sᵀq; one block per (stream, head), thread j holding column j of the stream's state.
+extern "C" __global__ void {{v}}_step(const float* __restrict__ qkv, const float* __restrict__ beta, const float* __restrict__ alpha,
+    float* __restrict__ state, float* __restrict__ o)
 {
     using namespace {{v}};
-    int b = blockIdx.x / HEADS, hd = blockIdx.x % HEADS, j = threadIdx.x, chunks = (length + CHUNK - 1) / CHUNK;
+    int hd = blockIdx.x, j = threadIdx.x;
     float s[D];
-    for (int i = 0; i < D; i++) s[i] = state ? state[(long)blockIdx.x * D * D + i * D + j] : 0.0f;
-    for (int t = 0; t < length; t++)
+    for (int i = 0; i < D; i++) s[i] = state[(long)hd * D * D + i * D + j] * alpha[hd];
+    for (int step = 0; step < NH; step++)
     {
-        long row = (long)b * length + t;
-        if (starts && t % CHUNK == 0)
-            for (int i = 0; i < D; i++) starts[(((long)b * chunks + t / CHUNK) * HEADS + hd) * D * D + i * D + j] = s[i];
-        float a = alpha[row * HEADS + hd];
-        for (int i = 0; i < D; i++) s[i] *= a;
-        for (int step = 0; step < NH; step++)
-        {
-            const float* k = qkv + row * C + HD + (step * HEADS + hd) * D;
-            float sk = 0.0f;
-            for (int i = 0; i < D; i++) sk += s[i] * k[i];
-            float u = beta[(row * NH + step) * HEADS + hd] * (k[KD + j] - sk);
-            for (int i = 0; i < D; i++) s[i] += k[i] * u;
-        }
-        const float* q = qkv + row * C + hd * D;
-        float y = 0.0f;
-        for (int i = 0; i < D; i++) y += s[i] * q[i];
-        o[row * HD + hd * D + j] = SCALE * y;
+        const float* k = qkv + HD + (step * HEADS + hd) * D;
+        float u = beta[step * HEADS + hd] * (k[KD + j] - dot_(s, k));
+        for (int i = 0; i < D; i++) s[i] += k[i] * u;
     }
-    if (state)
-        for (int i = 0; i < D; i++) state[(long)blockIdx.x * D * D + i * D + j] = s[i];
+    o[hd * D + j] = SCALE * dot_(s, qkv + hd * D);
+    for (int i = 0; i < D; i++) state[(long)hd * D * D + i * D + j] = s[i];
 }
 
-// Its backward, with g = dL/dS (column j in thread j): each chunk's states again from its saved start into stages
-// (per block CHUNK·(NH + 1) states: after the gate, after each step), then the tokens backwards. Writes dq, dk, dv
-// into dqkv, dβ and d(log α) (every value once).
-extern "C" __global__ void {{v}}_backward(const float* __restrict__ qkv, const float* __restrict__ beta, const float* __restrict__ alpha,
-    const float* __restrict__ starts, const float* __restrict__ dO, float* __restrict__ stages, float* __restrict__ dqkv,
-    float* __restrict__ dbeta, float* __restrict__ dlogalpha, int length)
+// Training runs the recurrence in the chunked WY form, over chunks of CT tokens (R = CT·NH Householder rows), in
+// three passes: chunk_prepare (every chunk at once), chunk_states (chunk after chunk per (sequence, head): the only
+// sequential pass) and chunk_outputs (every chunk at once). With the gates' products P and Dm of a chunk, its
+// start state S₀ and L[r][c] = β_r·Dm[r][c]·(k_r·k_c) for c < r, the pseudo-values U solve (I + L)·U = diag(β)·V −
+// diag(β·P)·K·S₀, i.e. U = Ũ − W̃·S₀ with Ũ = (I + L)⁻¹·diag(β)·V and W̃ = (I + L)⁻¹·diag(β·P)·K, which need no S₀;
+// then o_t = d^(−½)·(P_r·S₀ᵀq_t + Σ_(c≤r) Dm[r][c]·(k_c·q_t)·U_c) at the token's last row r, and
+// S_end = P_last·S₀ + Σ_c Dm[last][c]·k_c·U_cᵀ. Per chunk the passes keep: lower (L), aqk[t][c] = Dm[r_t][c]·(k_c·q_t),
+// decay (P, then Dm[last][·]), wt (W̃) and u (Ũ, overwritten by U).
+
+// One block per (sequence, chunk, head) and one thread per column: L, aqk and the gates' products, then W̃ and Ũ by
+// forward substitution, column by column.
+extern "C" __global__ void {{v}}_chunk_prepare(const float* __restrict__ qkv, const float* __restrict__ beta, const float* __restrict__ alpha,
+    float* __restrict__ lower, float* __restrict__ aqk, float* __restrict__ decay, float* __restrict__ wt, float* __restrict__ u, int length)
 {
     using namespace {{v}};
-    __shared__ float red[D][D + 1];
-    int b = blockIdx.x / HEADS, hd = blockIdx.x % HEADS, j = threadIdx.x, chunks = (length + CHUNK - 1) / CHUNK;
-    float* mine = stages + (long)blockIdx.x * CHUNK * (NH + 1) * D * D;
-    float g[D], s[D], c[D];
+    __shared__ float gate[ROWS], P[ROWS], Dm[ROWS][ROWS], L[ROWS][ROWS];
+    chunk_ ch = chunk_of_(length);
+    int R = ch.rows, j = threadIdx.x;
+    decays_(ch, alpha, gate, P, Dm);
+    for (int e = threadIdx.x; e < R * R; e += blockDim.x)
+    {
+        int r = e / R, c = e % R;
+        L[r][c] = c < r ? beta[beta_at_(ch, r)] * Dm[r][c] * dot_(key_(ch, qkv, r), key_(ch, qkv, c)) : 0.0f;
+        lower[ch.at * ROWS * ROWS + r * ROWS + c] = L[r][c];
+    }
+    for (int e = threadIdx.x; e < ch.tokens * R; e += blockDim.x)
+    {
+        int t = e / R, c = e % R;
+        aqk[ch.at * CT * ROWS + t * ROWS + c] = c <= t * NH + NH - 1 ? Dm[t * NH + NH - 1][c] * dot_(key_(ch, qkv, c), query_(ch, qkv, t)) : 0.0f;
+    }
+    for (int r = threadIdx.x; r < R; r += blockDim.x)
+    {
+        decay[ch.at * 2 * ROWS + r] = P[r];
+        decay[ch.at * 2 * ROWS + ROWS + r] = Dm[R - 1][r];
+    }
+    __syncthreads();
+    float w[ROWS], x[ROWS];
+    for (int r = 0; r < R; r++)
+    {
+        const float* k = key_(ch, qkv, r);
+        float b = beta[beta_at_(ch, r)];
+        w[r] = b * P[r] * k[j];
+        x[r] = b * k[KD + j];
+        for (int c = 0; c < r; c++) { w[r] -= L[r][c] * w[c]; x[r] -= L[r][c] * x[c]; }
+        wt[(ch.at * ROWS + r) * D + j] = w[r];
+        u[(ch.at * ROWS + r) * D + j] = x[r];
+    }
+}
+
+// One block per (sequence, head), thread j holding column j of S, chunk after chunk: S saved in starts, U = Ũ − W̃·S
+// written over Ũ, S ← S_end.
+extern "C" __global__ void {{v}}_chunk_states(const float* __restrict__ qkv, const float* __restrict__ decay, const float* __restrict__ wt,
+    float* __restrict__ u, float* __restrict__ starts, int length)
+{
+    using namespace {{v}};
+    int b = blockIdx.x / HEADS, hd = blockIdx.x % HEADS, j = threadIdx.x, chunks = (length + CT - 1) / CT;
+    float s[D], uc[ROWS];
+    for (int i = 0; i < D; i++) s[i] = 0.0f;
+    for (int chunk = 0; chunk < chunks; chunk++)
+    {
+        long at = ((long)b * chunks + chunk) * HEADS + hd, row0 = (long)b * length + chunk * CT;
+        int R = min(CT, length - chunk * CT) * NH;
+        for (int i = 0; i < D; i++) starts[at * D * D + i * D + j] = s[i];
+        for (int r = 0; r < R; r++)
+        {
+            uc[r] = u[(at * ROWS + r) * D + j] - dot_(wt + (at * ROWS + r) * D, s);
+            u[(at * ROWS + r) * D + j] = uc[r];
+        }
+        for (int i = 0; i < D; i++) s[i] *= decay[at * 2 * ROWS + R - 1];
+        for (int r = 0; r < R; r++)
+        {
+            const float* k = qkv + (row0 + r / NH) * C + HD + ((r % NH) * HEADS + hd) * D;
+            float f = decay[at * 2 * ROWS + ROWS + r] * uc[r];
+            for (int i = 0; i < D; i++) s[i] += k[i] * f;
+        }
+    }
+}
+
+// One block per (sequence, chunk, head), thread j: column j of the chunk's outputs from S₀ and U.
+extern "C" __global__ void {{v}}_chunk_outputs(const float* __restrict__ qkv, const float* __restrict__ aqk, const float* __restrict__ decay,
+    const float* __restrict__ u, const float* __restrict__ starts, float* __restrict__ o, int length)
+{
+    using namespace {{v}};
+    chunk_ ch = chunk_of_(length);
+    int j = threadIdx.x;
+    const float* s0 = starts + ch.at * D * D;
+    for (int t = 0; t < ch.tokens; t++)
+    {
+        const float* q = query_(ch, qkv, t);
+        int r = t * NH + NH - 1;
+        float y = 0.0f;
+        for (int i = 0; i < D; i++) y += q[i] * s0[i * D + j];
+        y *= decay[ch.at * 2 * ROWS + r];
+        for (int c = 0; c <= r; c++) y += aqk[ch.at * CT * ROWS + t * ROWS + c] * u[(ch.at * ROWS + c) * D + j];
+        o[(ch.row0 + t) * HD + ch.hd * D + j] = SCALE * y;
+    }
+}
+
+// The backward's sequential pass, one block per (sequence, head), thread j holding column j of dS = dL/dS, from the
+// last chunk to the first: dS at the chunk's end saved in ends; dU (from S_end and the outputs), then dRhs = (I + L)⁻ᵀ·dU
+// by back substitution, saved in dr; then dS ← dL/dS₀ = P_last·dS + d^(−½)·Σ_t P_(r_t)·q_t·do_tᵀ − Σ_r β_r·P_r·k_r·dRhs_rᵀ.
+extern "C" __global__ void {{v}}_chunk_state_grads(const float* __restrict__ qkv, const float* __restrict__ beta, const float* __restrict__ lower,
+    const float* __restrict__ aqk, const float* __restrict__ decay, const float* __restrict__ dO, float* __restrict__ ends, float* __restrict__ dr, int length)
+{
+    using namespace {{v}};
+    int b = blockIdx.x / HEADS, hd = blockIdx.x % HEADS, j = threadIdx.x, chunks = (length + CT - 1) / CT;
+    float g[D], x[ROWS];
     for (int i = 0; i < D; i++) g[i] = 0.0f;
     for (int chunk = chunks - 1; chunk >= 0; chunk--)
     {
-        int t0 = chunk * CHUNK, t1 = min(length, t0 + CHUNK);
-        const float* start = starts + (((long)b * chunks + chunk) * HEADS + hd) * D * D;
-        for (int i = 0; i < D; i++) s[i] = start[i * D + j];
-        for (int t = t0; t < t1; t++)
+        long at = ((long)b * chunks + chunk) * HEADS + hd, row0 = (long)b * length + chunk * CT;
+        int tokens = min(CT, length - chunk * CT), R = tokens * NH;
+        const float* P = decay + at * 2 * ROWS;
+        for (int i = 0; i < D; i++) ends[at * D * D + i * D + j] = g[i];
+        for (int c = 0; c < R; c++)
         {
-            long row = (long)b * length + t;
-            float a = alpha[row * HEADS + hd];
-            for (int i = 0; i < D; i++) { s[i] *= a; mine[((long)((t - t0) * (NH + 1)) * D + i) * D + j] = s[i]; }
-            for (int step = 0; step < NH; step++)
-            {
-                const float* k = qkv + row * C + HD + (step * HEADS + hd) * D;
-                float sk = 0.0f;
-                for (int i = 0; i < D; i++) sk += s[i] * k[i];
-                float u = beta[(row * NH + step) * HEADS + hd] * (k[KD + j] - sk);
-                for (int i = 0; i < D; i++) { s[i] += k[i] * u; mine[((long)((t - t0) * (NH + 1) + step + 1) * D + i) * D + j] = s[i]; }
-            }
+            x[c] = P[ROWS + c] * dot_(qkv + (row0 + c / NH) * C + HD + ((c % NH) * HEADS + hd) * D, g);
+            for (int t = c / NH; t < tokens; t++) x[c] += SCALE * aqk[at * CT * ROWS + t * ROWS + c] * dO[(row0 + t) * HD + hd * D + j];
         }
-        for (int t = t1 - 1; t >= t0; t--)
+        for (int r = R - 1; r >= 0; r--)
         {
-            long row = (long)b * length + t;
-            const float* q = qkv + row * C + hd * D;
-            const float* last = mine + (long)((t - t0) * (NH + 1) + NH) * D * D;
-            // o = d^(−½)·Sᵀq: dq = d^(−½)·S·do, dS += d^(−½)·q·doᵀ
-            float d = SCALE * dO[row * HD + hd * D + j];
-            for (int i = 0; i < D; i++) { c[i] = last[i * D + j] * d; g[i] += q[i] * d; }
-            dqkv[row * C + hd * D + j] = sum_columns_(c, red);
-            for (int step = NH - 1; step >= 0; step--)
-            {
-                const float* prev = mine + (long)((t - t0) * (NH + 1) + step) * D * D;
-                const float* k = qkv + row * C + HD + (step * HEADS + hd) * D;
-                float bt = beta[(row * NH + step) * HEADS + hd], gk = 0.0f, pk = k[KD + j];
-                for (int i = 0; i < D; i++) { gk += g[i] * k[i]; pk -= prev[i * D + j] * k[i]; }
-                float db = sum_threads_(gk * pk, red);
-                if (j == 0) dbeta[(row * NH + step) * HEADS + hd] = db;
-                dqkv[row * C + HD + KD + (step * HEADS + hd) * D + j] = bt * gk;
-                // dk = β·(G·(v − Pᵀk) − P·(Gᵀk)); then dP = (I − β·k·kᵀ)·G
-                for (int i = 0; i < D; i++) c[i] = bt * (g[i] * pk - prev[i * D + j] * gk);
-                dqkv[row * C + HD + (step * HEADS + hd) * D + j] = sum_columns_(c, red);
-                for (int i = 0; i < D; i++) g[i] -= bt * k[i] * gk;
-            }
-            // the gate: α·S_(t−1)
-            float a = alpha[row * HEADS + hd], ga = 0.0f;
-            const float* before = t > t0 ? mine + (long)((t - t0 - 1) * (NH + 1) + NH) * D * D : start;
-            for (int i = 0; i < D; i++) ga += g[i] * before[i * D + j];
-            float da = sum_threads_(ga, red);
-            if (j == 0) dlogalpha[row * HEADS + hd] = da * a;
-            for (int i = 0; i < D; i++) g[i] *= a;
+            for (int c = r + 1; c < R; c++) x[r] -= lower[at * ROWS * ROWS + c * ROWS + r] * x[c];
+            dr[(at * ROWS + r) * D + j] = x[r];
         }
+        for (int i = 0; i < D; i++) g[i] *= P[R - 1];
+        for (int t = 0; t < tokens; t++)
+        {
+            const float* q = qkv + (row0 + t) * C + hd * D;
+            float f = SCALE * P[t * NH + NH - 1] * dO[(row0 + t) * HD + hd * D + j];
+            for (int i = 0; i < D; i++) g[i] += q[i] * f;
+        }
+        for (int r = 0; r < R; r++)
+        {
+            const float* k = qkv + (row0 + r / NH) * C + HD + ((r % NH) * HEADS + hd) * D;
+            float f = beta[((row0 + r / NH) * NH + r % NH) * HEADS + hd] * P[r] * x[r];
+            for (int i = 0; i < D; i++) g[i] -= k[i] * f;
+        }
+    }
+}
+
+// The backward's parallel pass, one block per (sequence, chunk, head), thread i for key index i: from S₀, dS at the
+// chunk's end, U and dRhs, the gradients of the chunk's q, k, v (written once each), β and log α. A gradient with
+// respect to a product of gates is gathered per row as dg (the product's last row counts +, its first −), and
+// d log α of a token is the sum of dg from its first row to the chunk's end.
+extern "C" __global__ void {{v}}_chunk_grads(const float* __restrict__ qkv, const float* __restrict__ beta, const float* __restrict__ alpha,
+    const float* __restrict__ aqk, const float* __restrict__ u, const float* __restrict__ starts, const float* __restrict__ ends,
+    const float* __restrict__ dr, const float* __restrict__ dO, float* __restrict__ dqkv, float* __restrict__ dbeta, float* __restrict__ dlogalpha, int length)
+{
+    using namespace {{v}};
+    __shared__ float gate[ROWS], P[ROWS], Dm[ROWS][ROWS], X[ROWS][D], M[ROWS][D], Z[CT][D];
+    __shared__ float PU[CT][ROWS], DA[ROWS][ROWS], DK[ROWS][ROWS], ex[ROWS], km[ROWS], qz[CT], dg[ROWS], both[D];
+    chunk_ ch = chunk_of_(length);
+    int R = ch.rows, last = R - 1, i = threadIdx.x;
+    const float *s0 = starts + ch.at * D * D, *ds = ends + ch.at * D * D, *U = u + ch.at * ROWS * D, *dR = dr + ch.at * ROWS * D;
+    const float* A = aqk + ch.at * CT * ROWS;
+    decays_(ch, alpha, gate, P, Dm);
+    // x_c = dS·U_c, m_r = S₀·dRhs_r, z_t = S₀·do_t (row i of each), and row i of ⟨S₀, dS⟩
+    both[i] = 0.0f;
+    for (int j = 0; j < D; j++) both[i] += s0[i * D + j] * ds[i * D + j];
+    for (int c = 0; c < R; c++)
+    {
+        X[c][i] = 0.0f;
+        M[c][i] = 0.0f;
+        for (int j = 0; j < D; j++) { X[c][i] += ds[i * D + j] * U[c * D + j]; M[c][i] += s0[i * D + j] * dR[c * D + j]; }
+    }
+    for (int t = 0; t < ch.tokens; t++)
+    {
+        const float* dOt = dO + (ch.row0 + t) * HD + ch.hd * D;
+        Z[t][i] = 0.0f;
+        for (int j = 0; j < D; j++) Z[t][i] += s0[i * D + j] * dOt[j];
+    }
+    // PU[t][c] = do_t·U_c, DA[r][c] = −dRhs_r·U_c, DK[r][c] = Dm[r][c]·(k_r·k_c)
+    for (int e = threadIdx.x; e < ch.tokens * R; e += blockDim.x)
+    {
+        int t = e / R, c = e % R;
+        PU[t][c] = c <= t * NH + NH - 1 ? dot_(dO + (ch.row0 + t) * HD + ch.hd * D, U + c * D) : 0.0f;
+    }
+    for (int e = threadIdx.x; e < R * R; e += blockDim.x)
+    {
+        int r = e / R, c = e % R;
+        DA[r][c] = c < r ? -dot_(dR + r * D, U + c * D) : 0.0f;
+        DK[r][c] = c < r ? Dm[r][c] * dot_(key_(ch, qkv, r), key_(ch, qkv, c)) : 0.0f;
+    }
+    __syncthreads();
+    for (int r = threadIdx.x; r < R; r += blockDim.x)
+    {
+        ex[r] = dot_(key_(ch, qkv, r), X[r]);
+        km[r] = dot_(key_(ch, qkv, r), M[r]);
+    }
+    for (int t = threadIdx.x; t < ch.tokens; t += blockDim.x) qz[t] = dot_(query_(ch, qkv, t), Z[t]);
+    __syncthreads();
+    for (int r = threadIdx.x; r < R; r += blockDim.x)
+    {
+        float b = beta[beta_at_(ch, r)], g = -Dm[last][r] * ex[r] - b * P[r] * km[r], db = 0.0f;
+        if (r == last)
+        {
+            float s = 0.0f;
+            for (int j = 0; j < D; j++) s += both[j];
+            g += P[r] * s;
+            for (int c = 0; c < R; c++) g += Dm[last][c] * ex[c];
+        }
+        if (r % NH == NH - 1)
+        {
+            int t = r / NH;
+            g += SCALE * P[r] * qz[t];
+            for (int c = 0; c <= r; c++) g += SCALE * A[t * ROWS + c] * PU[t][c];
+        }
+        for (int t = r / NH; t < ch.tokens; t++) g -= SCALE * A[t * ROWS + r] * PU[t][r];
+        for (int c = 0; c < r; c++) { g += DA[r][c] * b * DK[r][c]; db += DA[r][c] * DK[r][c]; }
+        for (int later = r + 1; later < R; later++) g -= DA[later][r] * beta[beta_at_(ch, later)] * DK[later][r];
+        dg[r] = g;
+        const float* v = key_(ch, qkv, r) + KD;
+        dbeta[beta_at_(ch, r)] = db + dot_(dR + r * D, v) - P[r] * km[r];
+    }
+    __syncthreads();
+    if (threadIdx.x == 0)
+    {
+        float tail = 0.0f;
+        for (int r = last; r >= 0; r--)
+        {
+            tail += dg[r];
+            if (r % NH == 0) dlogalpha[(ch.row0 + r / NH) * HEADS + ch.hd] = tail;
+        }
+    }
+    for (int c = 0; c < R; c++)
+    {
+        float b = beta[beta_at_(ch, c)], dk = Dm[last][c] * X[c][i] - b * P[c] * M[c][i];
+        for (int t = c / NH; t < ch.tokens; t++) dk += SCALE * Dm[t * NH + NH - 1][c] * PU[t][c] * query_(ch, qkv, t)[i];
+        for (int r = c + 1; r < R; r++) dk += DA[r][c] * beta[beta_at_(ch, r)] * Dm[r][c] * key_(ch, qkv, r)[i];
+        for (int e = 0; e < c; e++) dk += DA[c][e] * b * Dm[c][e] * key_(ch, qkv, e)[i];
+        long key = key_(ch, qkv, c) - qkv;
+        dqkv[key + i] = dk;
+        dqkv[key + KD + i] = b * dR[c * D + i];
+    }
+    for (int t = 0; t < ch.tokens; t++)
+    {
+        int r = t * NH + NH - 1;
+        float dq = SCALE * P[r] * Z[t][i];
+        for (int c = 0; c <= r; c++) dq += SCALE * Dm[r][c] * PU[t][c] * key_(ch, qkv, c)[i];
+        dqkv[(ch.row0 + t) * C + ch.hd * D + i] = dq;
     }
 }
 
@@ -400,18 +585,28 @@ extern "C" __global__ void {{v}}_conv_step(const float* __restrict__ raw, const 
         yield return ($"{i}Alpha", $"rows * {l.Heads}");
         yield return ($"{i}ORstd", $"rows * {l.Heads}");
         foreach (string f in new[] { "Gp", "O", "Normed", "Gated" }) yield return ($"{i}{f}", $"rows * {l.Hd}");
-        yield return ($"{i}Starts", StartFloats(l));
+        // the chunked form's tables per (sequence, chunk, head): start states, L, aqk, the gates' products, W̃ and U (the pseudo-values)
+        int rows = Rows(l);
+        yield return ($"{i}Starts", ChunkFloats(l, l.D * l.D));
+        yield return ($"{i}Lower", ChunkFloats(l, rows * rows));
+        yield return ($"{i}Aqk", ChunkFloats(l, ChunkTokens(l) * rows));
+        yield return ($"{i}Decay", ChunkFloats(l, 2 * rows));
+        yield return ($"{i}Wt", ChunkFloats(l, rows * l.D));
+        yield return ($"{i}Pseudo", ChunkFloats(l, rows * l.D));
     }
 
-    /// <summary>Scratch shared by the delta blocks: the backward's gradients of the block's intermediates and the recomputed chunk states; the step's rows.</summary>
+    /// <summary>Scratch shared by the delta blocks: the backward's gradients of the block's intermediates, dL/dS at each chunk's end and each chunk's dRhs; the step's rows.</summary>
     public override IEnumerable<(string Field, string Floats, bool Training)> Scratch(ModelPlan plan)
     {
-        var ls = plan.Blocks<DeltaLayerPlan>().Where(l => l.D <= MaxHeadSize).ToList();
+        var ls = plan.Blocks<DeltaLayerPlan>().Where(Supported).ToList();
         if (ls.Count == 0) yield break;
         int c = ls.Max(l => l.C), hd = ls.Max(l => l.Hd), nh = ls.Max(l => l.N * l.Heads), h = ls.Max(l => l.Heads);
         foreach (var (f, floats) in new[] { ("_dlQkv", c), ("_dlRaw", c), ("_dlGated", hd), ("_dlO", hd), ("_dlG", hd), ("_dlNormW", hd), ("_dlBeta", nh), ("_dlBp", nh), ("_dlLogAlpha", h), ("_dlAp", h), ("_dlALog", h) })
             yield return (f, $"rows * {floats}", true);
-        yield return ("_dlStages", $"(long)maxBatch * {ls.Max(l => (long)l.Heads * Chunk * (l.N + 1) * l.D * l.D)}", true);
+        string Largest(System.Func<DeltaLayerPlan, int> perChunk) =>
+            ls.Select(l => ChunkFloats(l, perChunk(l))).Distinct().Aggregate((a, b) => $"System.Math.Max({a}, {b})");
+        yield return ("_dlEnds", Largest(l => l.D * l.D), true);
+        yield return ("_dlR", Largest(l => Rows(l) * l.D), true);
         foreach (var (f, floats) in new[] { ("_dlStepRaw", c), ("_dlStepConv", c), ("_dlStepAct", c), ("_dlStepQkv", c), ("_dlStepBp", nh), ("_dlStepBeta", nh), ("_dlStepAp", h), ("_dlStepAlpha", h), ("_dlStepRstd", h), ("_dlStepG", hd), ("_dlStepO", hd), ("_dlStepNormed", hd), ("_dlStepGated", hd) })
             yield return (f, LayerArgs.Text(floats), false);
     }
@@ -442,7 +637,9 @@ extern "C" __global__ void {{v}}_conv_step(const float* __restrict__ raw, const 
             Launch_{{v}}_conv_forward(Blocks((long)rows * {{l.C}}), Threads, {{i}}Raw, {{M(l, "q_conv1d.weight")}}, {{i}}Conv, {{i}}Act, rows, length);
             Launch_{{v}}_normalize(Blocks((long)rows * {{Segments(l)}}), Threads, {{i}}Act, {{i}}Qkv, rows);
             Launch_{{v}}_gates(Blocks((long)rows * {{GateValues(l)}}), Threads, {{i}}Bp, {{i}}Ap, {{GateParam(l, "A_log")}}, {{GateParam(l, "dt_bias")}}, {{i}}Beta, {{i}}Alpha, rows);
-            Launch_{{v}}_forward((uint)(batch * {{l.Heads}}), {{l.D}}, {{i}}Qkv, {{i}}Beta, {{i}}Alpha, 0UL, {{i}}Starts, {{i}}O, length);
+            Launch_{{v}}_chunk_prepare({{ChunkBlocks(l)}}, {{l.D}}, {{i}}Qkv, {{i}}Beta, {{i}}Alpha, {{i}}Lower, {{i}}Aqk, {{i}}Decay, {{i}}Wt, {{i}}Pseudo, length);
+            Launch_{{v}}_chunk_states((uint)(batch * {{l.Heads}}), {{l.D}}, {{i}}Qkv, {{i}}Decay, {{i}}Wt, {{i}}Pseudo, {{i}}Starts, length);
+            Launch_{{v}}_chunk_outputs({{ChunkBlocks(l)}}, {{l.D}}, {{i}}Qkv, {{i}}Aqk, {{i}}Decay, {{i}}Pseudo, {{i}}Starts, {{i}}O, length);
             Launch_{{v}}_out_forward(Blocks((long)rows * {{l.Heads}}), Threads, {{i}}O, {{M(l, "o_norm.weight")}}, {{i}}Gp, {{i}}ORstd, {{i}}Normed, {{i}}Gated, rows);
             """);
         ProjectOntoResidual(w, $"{i}Gated", M(l, "o_proj.weight"), "0UL", l.Hd, next, x);
@@ -459,7 +656,8 @@ extern "C" __global__ void {{v}}_conv_step(const float* __restrict__ raw, const 
             LinearBackward({{i}}Gated, {{M(l, "o_proj.weight")}}, _dX, _dlGated, {{M(l, "o_proj.weight", "G")}}, 0UL, rows, {{l.Hd}}, H);
             Launch_{{v}}_out_backward(Blocks((long)rows * {{l.Heads}}), Threads, {{i}}O, {{M(l, "o_norm.weight")}}, {{i}}Gp, {{i}}ORstd, {{i}}Normed, _dlGated, _dlO, _dlG, _dlNormW, rows);
             ColumnSums(_dlNormW, {{M(l, "o_norm.weight", "G")}}, rows * {{l.Heads}}, {{l.D}});
-            Launch_{{v}}_backward((uint)(batch * {{l.Heads}}), {{l.D}}, {{i}}Qkv, {{i}}Beta, {{i}}Alpha, {{i}}Starts, _dlO, _dlStages, _dlQkv, _dlBeta, _dlLogAlpha, length);
+            Launch_{{v}}_chunk_state_grads((uint)(batch * {{l.Heads}}), {{l.D}}, {{i}}Qkv, {{i}}Beta, {{i}}Lower, {{i}}Aqk, {{i}}Decay, _dlO, _dlEnds, _dlR, length);
+            Launch_{{v}}_chunk_grads({{ChunkBlocks(l)}}, {{l.D}}, {{i}}Qkv, {{i}}Beta, {{i}}Alpha, {{i}}Aqk, {{i}}Pseudo, {{i}}Starts, _dlEnds, _dlR, _dlO, _dlQkv, _dlBeta, _dlLogAlpha, length);
             Launch_{{v}}_gates_backward(Blocks((long)rows * {{GateValues(l)}}), Threads, {{i}}Beta, {{i}}Ap, {{GateParam(l, "A_log")}}, {{GateParam(l, "dt_bias")}}, _dlBeta, _dlLogAlpha, _dlBp, _dlAp, _dlALog, rows);
             """);
         if (l.Spec.Gate)
@@ -492,7 +690,7 @@ extern "C" __global__ void {{v}}_conv_step(const float* __restrict__ raw, const 
             Launch_{{v}}_conv_step(Blocks({{l.C}}), Threads, _dlStepRaw, {{M(l, "q_conv1d.weight")}}, window, _dlStepConv, _dlStepAct);
             Launch_{{v}}_normalize(Blocks({{Segments(l)}}), Threads, _dlStepAct, _dlStepQkv, 1);
             Launch_{{v}}_gates(Blocks({{GateValues(l)}}), Threads, _dlStepBp, _dlStepAp, {{GateParam(l, "A_log")}}, {{GateParam(l, "dt_bias")}}, _dlStepBeta, _dlStepAlpha, 1);
-            Launch_{{v}}_forward({{l.Heads}}, {{l.D}}, _dlStepQkv, _dlStepBeta, _dlStepAlpha, heads, 0UL, _dlStepO, 1);
+            Launch_{{v}}_step({{l.Heads}}, {{l.D}}, _dlStepQkv, _dlStepBeta, _dlStepAlpha, heads, _dlStepO);
             Launch_{{v}}_out_forward(Blocks({{l.Heads}}), Threads, _dlStepO, {{M(l, "o_norm.weight")}}, _dlStepG, _dlStepRstd, _dlStepNormed, _dlStepGated, 1);
             Runner.Gpu.CopyOnDevice(next, x, 4L * H);
             Linear(_dlStepGated, {{M(l, "o_proj.weight")}}, 0UL, next, 1, {{l.Hd}}, H, accumulate: true);

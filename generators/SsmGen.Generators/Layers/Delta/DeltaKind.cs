@@ -26,7 +26,10 @@ internal sealed record DeltaLayerPlan(int Index, string Prefix, DeltaLayerSpec S
 internal sealed class DeltaKind() : LayerKind<DeltaLayerSpec, DeltaLayerPlan>("SsmGen.DeltaLayerAttribute", new DeltaEmitter(), new CudaDeltaEmitter())
 {
     private const int DefaultHeads = 4, DefaultSteps = 1, DefaultConvWidth = 4;
-    private const int MaxHeads = 256, MaxHeadSize = 256, MaxSteps = 8, MaxConvWidth = 64;
+    private const int MaxHeads = 256, MaxHeadSize = 256, MaxConvWidth = 64;
+
+    /// <summary>Householder steps per token at most (the GPU path's chunks of 32 rows then hold whole tokens).</summary>
+    internal const int MaxSteps = 8;
 
     public override (string Namespace, string Names)[] RuntimeTypes => [("SsmGen", "DeltaLayerConfig"), ("SsmGen.Numerics", "DeltaRule")];
 

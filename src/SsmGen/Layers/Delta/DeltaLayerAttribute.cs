@@ -6,7 +6,7 @@ namespace SsmGen;
 /// S_t = α_t·Π_j(I − β_j k_j k_jᵀ)·S_{t−1} + writes β_j k_j v_jᵀ, read as o_t = Sᵀq_t; short causal convolutions with
 /// SiLU on q, k and v, L2-normalized q and k, a per-head RMSNorm gated by SiLU(g), o_proj, residual. With
 /// <see cref="NegativeEigenvalues"/>, β ∈ (0, 2), so a token's transition has eigenvalues in [−1, 1] (state tracking).
-/// Runs on the CPU (the recurrence token by token); the GPU path refuses the block for now.
+/// Trains in the chunked WY form on the CPU and the GPU (head sizes up to 64 there); streams token by token.
 /// </summary>
 [AttributeUsage(AttributeTargets.Class, AllowMultiple = true, Inherited = false)]
 public sealed class DeltaLayerAttribute : Attribute
