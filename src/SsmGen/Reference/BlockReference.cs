@@ -116,6 +116,37 @@ public static class BlockReference<T> where T : IFloatingPointIeee754<T>
         }
     }
 
+    /// <summary>y = K ∗ u + D·u per channel over (B, L, H), causal; K is (H, L). Direct O(L²): written for clarity.</summary>
+    public static void CausalConvolution(ReadOnlySpan<T> k, ReadOnlySpan<T> d, ReadOnlySpan<T> u, Span<T> y, int h, int batch, int length)
+    {
+        for (int b = 0; b < batch; b++)
+            for (int c = 0; c < h; c++)
+                for (int t = 0; t < length; t++)
+                {
+                    T s = d[c] * u[(b * length + t) * h + c];
+                    for (int j = 0; j <= t; j++) s += k[c * length + j] * u[(b * length + t - j) * h + c];
+                    y[(b * length + t) * h + c] = s;
+                }
+    }
+
+    /// <summary>Its backward: du, dK (H, L) and dD accumulate.</summary>
+    public static void CausalConvolutionBackward(ReadOnlySpan<T> k, ReadOnlySpan<T> d, ReadOnlySpan<T> u, ReadOnlySpan<T> dy, Span<T> du, Span<T> dk, Span<T> dd, int h, int batch, int length)
+    {
+        for (int b = 0; b < batch; b++)
+            for (int c = 0; c < h; c++)
+                for (int t = 0; t < length; t++)
+                {
+                    T gy = dy[(b * length + t) * h + c];
+                    dd[c] += gy * u[(b * length + t) * h + c];
+                    du[(b * length + t) * h + c] += d[c] * gy;
+                    for (int j = 0; j <= t; j++)
+                    {
+                        dk[c * length + j] += gy * u[(b * length + t - j) * h + c];
+                        du[(b * length + t - j) * h + c] += gy * k[c * length + j];
+                    }
+                }
+    }
+
     /// <summary>GELU, tanh form: ½x(1 + tanh(√(2/π)(x + 0.044715x³))).</summary>
     public static T Gelu(T x)
     {

@@ -65,18 +65,8 @@ public sealed class S4DReference<T> where T : IFloatingPointIeee754<T>
     }
 
     /// <summary>Convolution mode: y = K ∗ u + D·u over (B, L, H).</summary>
-    public void Forward(Params p, ReadOnlySpan<T> u, Span<T> y, int batch, int length)
-    {
-        var k = Kernel(p, length);
-        for (int b = 0; b < batch; b++)
-            for (int h = 0; h < _h; h++)
-                for (int t = 0; t < length; t++)
-                {
-                    T s = p.D[h] * u[(b * length + t) * _h + h];
-                    for (int j = 0; j <= t; j++) s += k[h * length + j] * u[(b * length + t - j) * _h + h];
-                    y[(b * length + t) * _h + h] = s;
-                }
-    }
+    public void Forward(Params p, ReadOnlySpan<T> u, Span<T> y, int batch, int length) =>
+        BlockReference<T>.CausalConvolution(Kernel(p, length), p.D, u, y, _h, batch, length);
 
     /// <summary>Recurrent mode over a whole sequence, one step at a time: must equal <see cref="Forward"/>.</summary>
     public void Recurrent(Params p, ReadOnlySpan<T> u, Span<T> y, int batch, int length)
@@ -106,21 +96,8 @@ public sealed class S4DReference<T> where T : IFloatingPointIeee754<T>
     /// <summary>Accumulates du and every parameter gradient from dy.</summary>
     public void Backward(Params p, Params g, ReadOnlySpan<T> u, ReadOnlySpan<T> dy, Span<T> du, int batch, int length)
     {
-        var k = Kernel(p, length);
         var dk = new T[_h * length];
-        for (int b = 0; b < batch; b++)
-            for (int h = 0; h < _h; h++)
-                for (int t = 0; t < length; t++)
-                {
-                    T gy = dy[(b * length + t) * _h + h];
-                    g.D[h] += gy * u[(b * length + t) * _h + h];
-                    du[(b * length + t) * _h + h] += p.D[h] * gy;
-                    for (int j = 0; j <= t; j++)
-                    {
-                        dk[h * length + j] += gy * u[(b * length + t - j) * _h + h];
-                        du[(b * length + t - j) * _h + h] += gy * k[h * length + j];
-                    }
-                }
+        BlockReference<T>.CausalConvolutionBackward(Kernel(p, length), p.D, u, dy, du, dk, g.D, _h, batch, length);
         KernelBackward(p, g, dk, length);
     }
 
