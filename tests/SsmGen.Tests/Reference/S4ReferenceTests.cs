@@ -217,6 +217,39 @@ public class S4ReferenceTests(ITestOutputHelper output)
         Assert.True(worst < 1e-10, $"LegS kernel error {worst:E2}");
     }
 
+    /// <summary>
+    /// Theorem 3 of the S4D paper at small sizes: the step responses (running sums of the basis functions) of
+    /// (A + P·Pᵀ, B/2) approach those of HiPPO-LegS's (A, B) as N grows, about as 1/N.
+    /// </summary>
+    [Fact]
+    public void TheNormalPartsBasisApproachesHippoLegSAsNGrows()
+    {
+        const double dt = 0.01;
+        const int length = 400, functions = 4;
+        double Distance(int n)
+        {
+            var s4 = HippoLegS.Basis(n, dt, length, normalPart: false);
+            var s4d = HippoLegS.Basis(n, dt, length, normalPart: true);
+            double num = 0, den = 0;
+            for (int f = 0; f < functions; f++)
+            {
+                double a = 0, b = 0;
+                for (int l = 0; l < length; l++)
+                {
+                    a += s4[l, f];
+                    b += s4d[l, f];
+                    num += (a - b) * (a - b);
+                    den += a * a;
+                }
+            }
+            return Math.Sqrt(num / den);
+        }
+        double d16 = Distance(16), d32 = Distance(32), d64 = Distance(64);
+        output.WriteLine($"step-response distance: N = 16 {d16:E2}, 32 {d32:E2}, 64 {d64:E2}");
+        Assert.InRange(d32 / d16, 0.35, 0.65);
+        Assert.InRange(d64 / d32, 0.35, 0.65);
+    }
+
     /// <summary>Gauss-Jordan on [M | R] in place (M the first n columns), leaving [I | M⁻¹R].</summary>
     private static void GaussJordan(double[,] a, int n)
     {

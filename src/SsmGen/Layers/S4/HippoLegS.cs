@@ -101,6 +101,60 @@ public static class HippoLegS
         return new Nplr(w, v, pt, bt);
     }
 
+    /// <summary>
+    /// The discrete basis functions of HiPPO-LegS under the bilinear rule with step Δ: row l holds Āˡ·B̄ (N values),
+    /// for l &lt; length; the state's coordinate n convolves the input with column n. With <paramref name="normalPart"/>,
+    /// those of (A + P·Pᵀ, B/2) instead, the normal part S4D-LegS keeps (Theorem 3 of the S4D paper: both bases
+    /// agree as N → ∞). Dense, in the original basis: O(N³ + length·N²).
+    /// </summary>
+    public static double[,] Basis(int n, double dt, int length, bool normalPart)
+    {
+        if (!(dt > 0) || length < 1) throw new ArgumentOutOfRangeException(nameof(dt), "The step must be positive and the length at least 1.");
+        var (a, b, p) = Dense(n);
+        // [I − Δ/2·A | I + Δ/2·A | Δ·B], reduced to [I | Ā | B̄]
+        var m = new double[n, 2 * n + 1];
+        for (int i = 0; i < n; i++)
+        {
+            for (int k = 0; k < n; k++)
+            {
+                double aik = a[i, k] + (normalPart ? p[i] * p[k] : 0);
+                m[i, k] = (i == k ? 1 : 0) - dt / 2 * aik;
+                m[i, n + k] = (i == k ? 1 : 0) + dt / 2 * aik;
+            }
+            m[i, 2 * n] = dt * b[i] * (normalPart ? 0.5 : 1);
+        }
+        for (int col = 0; col < n; col++)
+        {
+            int pivot = col;
+            for (int r = col + 1; r < n; r++) if (Math.Abs(m[r, col]) > Math.Abs(m[pivot, col])) pivot = r;
+            for (int c = 0; c <= 2 * n; c++) (m[col, c], m[pivot, c]) = (m[pivot, c], m[col, c]);
+            double inv = 1 / m[col, col];
+            for (int c = 0; c <= 2 * n; c++) m[col, c] *= inv;
+            for (int r = 0; r < n; r++)
+            {
+                double f = m[r, col];
+                if (r == col || f == 0) continue;
+                for (int c = 0; c <= 2 * n; c++) m[r, c] -= f * m[col, c];
+            }
+        }
+        var basis = new double[length, n];
+        var x = new double[n];
+        var next = new double[n];
+        for (int i = 0; i < n; i++) x[i] = m[i, 2 * n];
+        for (int l = 0; l < length; l++)
+        {
+            for (int i = 0; i < n; i++) basis[l, i] = x[i];
+            for (int i = 0; i < n; i++)
+            {
+                double s = 0;
+                for (int k = 0; k < n; k++) s += m[i, n + k] * x[k];
+                next[i] = s;
+            }
+            (x, next) = (next, x);
+        }
+        return basis;
+    }
+
     private static void CheckSize(int n, bool even)
     {
         if (n < 1 || (even && n % 2 != 0))

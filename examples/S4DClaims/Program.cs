@@ -1,0 +1,62 @@
+using System.Globalization;
+using SsmGen.Examples;
+using SsmGen.Examples.S4DClaims;
+
+const string Usage = """
+    S4DClaims: the claims of "On the Parameterization and Initialization of Diagonal State Space Models", measured.
+
+      dotnet run -c Release --project examples/S4DClaims -- theorem3 [options]
+        The S4D-LegS basis (the normal part of HiPPO-LegS with B/2) against S4-LegS's (the full matrix) as N grows,
+        both discretized by the bilinear rule with the same step: the relative distance of their first basis
+        functions over the window, its rate in N, a CSV and two plots.
+          --sizes LIST      state sizes N (default 16,32,64,128,256,512)
+          --dt X            step Δ (default 0.01)
+          --length L        steps compared (default 1000, so t = l·Δ runs to 10)
+          --functions K     basis functions compared, the first K of each (default 8)
+          --out DIR         where the CSV and plots go (default docs/s4d-claims)
+    """;
+
+if (args.Length == 0 || args[0] is not "theorem3")
+{
+    Console.Error.WriteLine(Usage);
+    return args.Length > 0 && args[0] is "--help" or "-h" ? 0 : 2;
+}
+var options = new Theorem3.Options();
+var outcome = CommandLine.Read(args[1..], Console.Out, Console.Error, Usage, (name, next) =>
+{
+    switch (name)
+    {
+        case "--sizes":
+            var sizes = next()?.Split(',').Select(s => int.TryParse(s, out int v) && v >= 2 && v % 2 == 0 ? v : -1).ToArray();
+            if (sizes is null || sizes.Length == 0 || sizes.Contains(-1)) return false;
+            options = options with { Sizes = sizes };
+            return true;
+        case "--dt":
+            if (!double.TryParse(next(), CultureInfo.InvariantCulture, out double dt) || !(dt > 0)) return false;
+            options = options with { Dt = dt };
+            return true;
+        case "--length":
+            if (!int.TryParse(next(), out int length) || length < 2) return false;
+            options = options with { Length = length };
+            return true;
+        case "--functions":
+            if (!int.TryParse(next(), out int k) || k < 1) return false;
+            options = options with { Functions = k };
+            return true;
+        case "--out":
+            string? dir = next();
+            if (string.IsNullOrWhiteSpace(dir)) return false;
+            options = options with { OutDir = dir };
+            return true;
+        default:
+            return false;
+    }
+});
+if (outcome != CommandLineOutcome.Run) return outcome == CommandLineOutcome.Help ? 0 : 2;
+if (options.Functions > options.Sizes.Min())
+{
+    Console.Error.WriteLine($"--functions {options.Functions} exceeds the smallest N ({options.Sizes.Min()}).");
+    return 2;
+}
+Theorem3.Run(options);
+return 0;
