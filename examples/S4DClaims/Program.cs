@@ -14,49 +14,99 @@ const string Usage = """
           --length L        steps compared (default 1000, so t = l·Δ runs to 10)
           --functions K     basis functions compared, the first K of each (default 8)
           --out DIR         where the CSV and plots go (default docs/s4d-claims)
+
+      dotnet run -c Release --project examples/S4DClaims -- ablations [options]
+        psMNIST with every S4D initialization (Lin, Inv, LegS, Real, Random) × discretization (ZOH, bilinear) × B
+        trained or fixed at 1, on 2 blocks (H = 64, N = 64); one JSON line per run (a stopped sweep resumes), and a
+        table of means and ranges over the seeds.
+          --epochs E        epochs per run (default 3)
+          --seeds LIST      seeds (default 1,2)
+          --train-limit N   train on the first N training digits only
+          --out DIR         runs.jsonl and table.md (default docs/s4d-claims/ablations-psmnist)
+          --data DIR        MNIST cache (default .cache/mnist)
     """;
 
-if (args.Length == 0 || args[0] is not "theorem3")
+if (args.Length == 0 || args[0] is not ("theorem3" or "ablations"))
 {
-    Console.Error.WriteLine(Usage);
-    return args.Length > 0 && args[0] is "--help" or "-h" ? 0 : 2;
+    bool help = args.Length > 0 && args[0] is "--help" or "-h";
+    (help ? Console.Out : Console.Error).WriteLine(Usage);
+    return help ? 0 : 2;
 }
-var options = new Theorem3.Options();
-var outcome = CommandLine.Read(args[1..], Console.Out, Console.Error, Usage, (name, next) =>
+return args[0] == "theorem3" ? RunTheorem3(args[1..]) : RunAblations(args[1..]);
+
+int RunTheorem3(string[] rest)
 {
-    switch (name)
+    var options = new Theorem3.Options();
+    var outcome = CommandLine.Read(rest, Console.Out, Console.Error, Usage, (name, next) =>
     {
-        case "--sizes":
-            var sizes = next()?.Split(',').Select(s => int.TryParse(s, out int v) && v >= 2 && v % 2 == 0 ? v : -1).ToArray();
-            if (sizes is null || sizes.Length == 0 || sizes.Contains(-1)) return false;
-            options = options with { Sizes = sizes };
-            return true;
-        case "--dt":
-            if (!double.TryParse(next(), CultureInfo.InvariantCulture, out double dt) || !(dt > 0)) return false;
-            options = options with { Dt = dt };
-            return true;
-        case "--length":
-            if (!int.TryParse(next(), out int length) || length < 2) return false;
-            options = options with { Length = length };
-            return true;
-        case "--functions":
-            if (!int.TryParse(next(), out int k) || k < 1) return false;
-            options = options with { Functions = k };
-            return true;
-        case "--out":
-            string? dir = next();
-            if (string.IsNullOrWhiteSpace(dir)) return false;
-            options = options with { OutDir = dir };
-            return true;
-        default:
-            return false;
+        switch (name)
+        {
+            case "--sizes":
+                var sizes = next()?.Split(',').Select(s => int.TryParse(s, out int v) && v >= 2 && v % 2 == 0 ? v : -1).ToArray();
+                if (sizes is null || sizes.Length == 0 || sizes.Contains(-1)) return false;
+                options = options with { Sizes = sizes };
+                return true;
+            case "--dt":
+                if (!double.TryParse(next(), CultureInfo.InvariantCulture, out double dt) || !(dt > 0)) return false;
+                options = options with { Dt = dt };
+                return true;
+            case "--length":
+                if (!int.TryParse(next(), out int length) || length < 2) return false;
+                options = options with { Length = length };
+                return true;
+            case "--functions":
+                if (!int.TryParse(next(), out int k) || k < 1) return false;
+                options = options with { Functions = k };
+                return true;
+            case "--out":
+                string? dir = next();
+                if (string.IsNullOrWhiteSpace(dir)) return false;
+                options = options with { OutDir = dir };
+                return true;
+            default:
+                return false;
+        }
+    });
+    if (outcome != CommandLineOutcome.Run) return outcome == CommandLineOutcome.Help ? 0 : 2;
+    if (options.Functions > options.Sizes.Min())
+    {
+        Console.Error.WriteLine($"--functions {options.Functions} exceeds the smallest N ({options.Sizes.Min()}).");
+        return 2;
     }
-});
-if (outcome != CommandLineOutcome.Run) return outcome == CommandLineOutcome.Help ? 0 : 2;
-if (options.Functions > options.Sizes.Min())
-{
-    Console.Error.WriteLine($"--functions {options.Functions} exceeds the smallest N ({options.Sizes.Min()}).");
-    return 2;
+    Theorem3.Run(options);
+    return 0;
 }
-Theorem3.Run(options);
-return 0;
+
+int RunAblations(string[] rest)
+{
+    var options = new Ablations.Options();
+    var outcome = CommandLine.Read(rest, Console.Out, Console.Error, Usage, (name, next) =>
+    {
+        switch (name)
+        {
+            case "--epochs":
+                if (!int.TryParse(next(), out int e) || e < 1) return false;
+                options = options with { Epochs = e };
+                return true;
+            case "--seeds":
+                var seeds = next()?.Split(',').Select(s => ulong.TryParse(s, out ulong v) ? v : 0).ToArray();
+                if (seeds is null || seeds.Length == 0 || seeds.Contains(0UL) || seeds.Distinct().Count() != seeds.Length) return false;
+                options = options with { Seeds = seeds };
+                return true;
+            case "--train-limit":
+                if (!int.TryParse(next(), out int limit) || limit < options.Batch) return false;
+                options = options with { TrainLimit = limit };
+                return true;
+            case "--out":
+            case "--data":
+                string? dir = next();
+                if (string.IsNullOrWhiteSpace(dir)) return false;
+                options = name == "--out" ? options with { OutDir = dir } : options with { DataDir = dir };
+                return true;
+            default:
+                return false;
+        }
+    });
+    if (outcome != CommandLineOutcome.Run) return outcome == CommandLineOutcome.Help ? 0 : 2;
+    return Ablations.Execute(options);
+}

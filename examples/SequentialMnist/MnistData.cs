@@ -129,6 +129,19 @@ public sealed class MnistData
         return (double)correct / indices.Length;
     }
 
+    /// <summary>
+    /// The S4D paper's training recipe as the examples use it: AdamW with the SSM parameters (Δ, A) at 10⁻³, weight
+    /// decay 0.01, a linear warmup of up to 200 steps, then a cosine decay over the whole run.
+    /// </summary>
+    public static TrainerOptions Recipe(float learningRate, int stepsPerEpoch, int epochs) => new()
+    {
+        LearningRate = learningRate,
+        SsmLearningRate = 1e-3f,
+        WeightDecay = 0.01f,
+        WarmupSteps = Math.Min(200, stepsPerEpoch),
+        TotalSteps = stepsPerEpoch * epochs,
+    };
+
     public static void Shuffle(int[] a, Rng rng)
     {
         for (int i = a.Length - 1; i > 0; i--) { int j = rng.NextInt(i + 1); (a[i], a[j]) = (a[j], a[i]); }

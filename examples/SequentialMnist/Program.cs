@@ -37,14 +37,7 @@ static int Run(Options o)
     model.Initialize(o.Seed);
     model.DropoutSeed = o.Seed;
     int stepsPerEpoch = train.Length / o.Batch;
-    var trainer = new Trainer(model, new TrainerOptions
-    {
-        LearningRate = o.LearningRate,
-        SsmLearningRate = 1e-3f,
-        WeightDecay = 0.01f,
-        WarmupSteps = Math.Min(200, stepsPerEpoch),
-        TotalSteps = stepsPerEpoch * o.Epochs,
-    });
+    var trainer = new Trainer(model, MnistData.Recipe(o.LearningRate, stepsPerEpoch, o.Epochs));
     Directory.CreateDirectory(o.Output);
     if (o.ExportDigits > 0) ExportDigits(o, data, test, perm);
     string checkpointPath = Path.Combine(o.Output, "checkpoint.safetensors");
