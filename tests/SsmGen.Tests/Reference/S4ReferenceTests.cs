@@ -13,9 +13,9 @@ public class S4ReferenceTests(ITestOutputHelper output)
 {
     private static readonly string[] Names = ["log_dt", "log_A_real", "A_imag", "P", "B", "C", "D"];
 
-    private static int[] Sizes(int h, int m) => [h, h * m, h * m, 2 * h * m, 2 * h * m, 2 * h * m, h];
+    internal static int[] Sizes(int h, int m) => [h, h * m, h * m, 2 * h * m, 2 * h * m, 2 * h * m, h];
 
-    private static S4Reference<double>.Params View(double[] a, int h, int m)
+    internal static S4Reference<double>.Params View(double[] a, int h, int m)
     {
         var s = Sizes(h, m);
         int[] at = new int[8];
@@ -25,7 +25,7 @@ public class S4ReferenceTests(ITestOutputHelper output)
     }
 
     /// <summary>Stable random parameters: Δ in [0.05, 0.3], Re λ in [−1, −0.2], Im λ in [0, 6], P, B, C, D normal.</summary>
-    private static double[] RandomParameters(int h, int m, ulong seed)
+    internal static double[] RandomParameters(int h, int m, ulong seed)
     {
         var rng = new Rng(seed);
         var a = new double[Sizes(h, m).Sum()];
