@@ -111,6 +111,31 @@ public static class Initialization
         }
     }
 
+    /// <summary>S4's Λ for every channel: log(−Re λ) = log ½ and Im λ = ω, the normal part of HiPPO-LegS (shapes (H, N/2)).</summary>
+    public static void HippoA(Span<float> logAReal, Span<float> aImag, int h, int n)
+    {
+        int half = n / 2;
+        if (logAReal.Length != h * half || aImag.Length != h * half) throw new ArgumentException($"A tensors must have H·N/2 = {h * half} elements.");
+        var w = HippoLegS.Frequencies(n);
+        for (int c = 0; c < h; c++)
+            for (int k = 0; k < half; k++) (logAReal[c * half + k], aImag[c * half + k]) = ((float)Math.Log(0.5), (float)w[k]);
+    }
+
+    /// <summary>S4's P and B for every channel: HiPPO-LegS's p̃ = V*·P and b̃ = V*·B (shapes (H, N/2, 2)).</summary>
+    public static void HippoPB(Span<float> p, Span<float> b, int h, int n)
+    {
+        int half = n / 2;
+        if (p.Length != 2 * h * half || b.Length != 2 * h * half) throw new ArgumentException($"P and B must have 2·H·N/2 = {2 * h * half} elements.");
+        var nplr = HippoLegS.Diagonalize(n);
+        for (int c = 0; c < h; c++)
+            for (int k = 0; k < half; k++)
+            {
+                int i = 2 * (c * half + k);
+                (p[i], p[i + 1]) = ((float)nplr.P[k].Real, (float)nplr.P[k].Imaginary);
+                (b[i], b[i + 1]) = ((float)nplr.B[k].Real, (float)nplr.B[k].Imaginary);
+            }
+    }
+
     /// <summary>The N/2 positive frequencies ω of the normal part of HiPPO-LegS, ascending (see <see cref="HippoLegS"/>).</summary>
     public static double[] LegSFrequencies(int n) => HippoLegS.Frequencies(n);
 }

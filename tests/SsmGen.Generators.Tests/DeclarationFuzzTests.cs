@@ -149,7 +149,7 @@ public class DeclarationFuzzTests
         m.Model["DModel"] = d.ToString(CultureInfo.InvariantCulture);
         m.Model["Output"] = r.Next(1, 7).ToString(CultureInfo.InvariantCulture);
         if (r.Next(2) == 0) m.Model["Pooling"] = "Pooling." + Pick(r, ["Mean", "Last", "None"]);
-        var kinds = allKinds ? ["S4D", "Mamba", "Rnn", "Ids", "Attention", "Delta"] : Enumerable.Range(0, r.Next(1, 4)).Select(_ => Pick(r, ["S4D", "Mamba", "Rnn", "Ids", "Attention", "Delta"])).ToArray();
+        var kinds = allKinds ? ["S4D", "Mamba", "Rnn", "Ids", "Attention", "Delta", "S4"] : Enumerable.Range(0, r.Next(1, 4)).Select(_ => Pick(r, ["S4D", "Mamba", "Rnn", "Ids", "Attention", "Delta", "S4"])).ToArray();
         foreach (string kind in kinds)
         {
             var a = new Dictionary<string, string>();
@@ -187,6 +187,13 @@ public class DeclarationFuzzTests
                     a["Heads"] = Pick(r, heads).ToString(CultureInfo.InvariantCulture);
                     Maybe("MlpRatio", r.Next(1, 4).ToString(CultureInfo.InvariantCulture));
                     break;
+                case "S4":
+                    Maybe("N", (2 * r.Next(1, 9)).ToString(CultureInfo.InvariantCulture));
+                    Maybe("KernelLength", Pick(r, ["64", "256", "1024"]));
+                    Maybe("Measure", "S4Measure.LegS");
+                    Maybe("Dropout", F(Math.Round(r.NextDouble() * 0.5, 2)));
+                    if (r.Next(3) == 0) { a["DtMin"] = dtMin; a["DtMax"] = F(double.Parse(dtMin, CultureInfo.InvariantCulture) * (1 + 50 * r.NextDouble())); }
+                    break;
                 case "Delta":
                     // heads dividing DModel, or a head size of its own
                     if (r.Next(2) == 0) a["Heads"] = Pick(r, Enumerable.Range(1, d).Where(h => d % h == 0).ToArray()).ToString(CultureInfo.InvariantCulture);
@@ -207,7 +214,7 @@ public class DeclarationFuzzTests
     private static string Break(Random r, ModelDecl m)
     {
         var layer = m.Layers[r.Next(m.Layers.Count)];
-        switch (r.Next(23))
+        switch (r.Next(24))
         {
             case 0: m.Modifiers = "public"; return "SSMG0001";
             case 1: m.Nested = true; return "SSMG0002";
@@ -231,6 +238,7 @@ public class DeclarationFuzzTests
             case 19: m.Layers.Add(("Rnn", null, new() { ["Nonlinearity"] = "(Nonlinearity)" + r.Next(2, 9) })); return "SSMG0019";
             case 20: m.PrimaryConstructor = "(int size)"; return "SSMG0023";
             case 21: m.Layers.Add(("Mamba", null, new() { ["Eigenvalues"] = "(MambaEigenvalues)" + r.Next(2, 9) })); return "SSMG0028";
+            case 22: m.Layers.Add(("S4", null, Pick(r, new Dictionary<string, string>[] { new() { ["N"] = Pick(r, ["3", "0", "-4"]) }, new() { ["KernelLength"] = Pick(r, ["100", "0", "1"]) }, new() { ["Measure"] = "(S4Measure)" + r.Next(1, 9) } }))); return "SSMG0030";
             default: m.Members.Add(Pick(r, ["public void Dispose() { }", "public int Forward;", "private float[] _p = [];"])); return "SSMG0022";
         }
     }
@@ -255,7 +263,7 @@ public class DeclarationFuzzTests
     private static string Render(IEnumerable<ModelDecl> models, string ns, string extra = "", bool qualified = false)
     {
         string root = qualified ? "global::SsmGen." : "";
-        string Value(string v) => qualified && System.Text.RegularExpressions.Regex.IsMatch(v, @"^(Pooling|S4DInit|Discretization|NormKind|Nonlinearity|MambaEigenvalues)\.") ? root + v : v;
+        string Value(string v) => qualified && System.Text.RegularExpressions.Regex.IsMatch(v, @"^(Pooling|S4DInit|Discretization|NormKind|Nonlinearity|MambaEigenvalues|S4Measure)\.") ? root + v : v;
         var sb = new StringBuilder();
         sb.AppendLine("#pragma warning disable CS8981, CS8860, CS9113, CS0169, CS0414, CS0649, CS0067");
         sb.AppendLine("using SsmGen;");

@@ -195,6 +195,16 @@ public class DiagnosticTests
         Diag("SSMG0015").WithLocation(1).WithArguments("HouseholderSteps", "9", "8"));
 
     [Fact]
+    public Task S4BadSettings() => Verify("""
+        [SsmModel(Input = 1, DModel = 8, Output = 2)]
+        [{|#0:S4Layer(N = 3, KernelLength = 100, Measure = (S4Measure)2)|}]
+        public partial class M { }
+        """,
+        Diag("SSMG0030").WithLocation(0).WithArguments("N", "3", "use a positive even state size such as 64"),
+        Diag("SSMG0030").WithLocation(0).WithArguments("KernelLength", "100", "use a power of two at least as long as the longest sequence, such as 1024"),
+        Diag("SSMG0030").WithLocation(0).WithArguments("Measure", "2", "use S4Measure.LegS"));
+
+    [Fact]
     public Task MambaUnknownEigenvalues() => Verify("""
         [SsmModel(Input = 1, DModel = 8, Output = 2)]
         [{|#0:MambaLayer(Eigenvalues = (MambaEigenvalues)2)|}]

@@ -16,6 +16,7 @@ public class SnapshotTests
         { "Ids", "[SsmModel(Vocab = 5, DModel = 4, Output = 5, Pooling = Pooling.None)] [IdsLayer(3)]" },
         { "Delta", "[SsmModel(Vocab = 5, DModel = 4, Output = 5, Pooling = Pooling.None)] [DeltaLayer(Heads = 2, HouseholderSteps = 2)]" },
         { "Attention", "[SsmModel(Vocab = 5, DModel = 8, Output = 5, Pooling = Pooling.None)] [AttentionLayer(Heads = 2, MlpRatio = 2)]" },
+        { "S4", "[SsmModel(Input = 2, DModel = 4, Output = 3)] [S4Layer(N = 4, KernelLength = 64, Dropout = 0.1)]" },
     };
 
     [Theory]

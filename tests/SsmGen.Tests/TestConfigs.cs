@@ -74,6 +74,13 @@ internal static class GeneratedConfigs
     public static ModelConfig DeltaTokens => new(Input: 0, Vocab: 5, DModel: 8, Output: 5, Pooling.None,
         [new DeltaLayerConfig(2, 4, HouseholderSteps: 2), new DeltaLayerConfig(1, 3, Gate: false, NegativeEigenvalues: false, ConvWidth: 3)]);
 
+    /// <summary>Hand-written twin of <see cref="S4Tokens"/>.</summary>
+    public static ModelConfig S4Tokens => new(Input: 0, Vocab: 5, DModel: 6, Output: 5, Pooling.None,
+        [new S4LayerConfig(8, 64, Dropout: 0.1), new S4DLayerConfig(8), new S4LayerConfig(4, 64)]);
+
+    /// <summary>Hand-written twin of <see cref="S4Long"/>.</summary>
+    public static ModelConfig S4Long => new(Input: 1, Vocab: 0, DModel: 2, Output: 1, Pooling.None, [new S4LayerConfig(4, 4096)]);
+
     /// <summary>Hand-written twin of <see cref="Hybrid"/>.</summary>
     public static ModelConfig Hybrid => new(Input: 2, Vocab: 0, DModel: 16, Output: 3, Pooling.Last,
         [new S4DLayerConfig(16, Dropout: 0.1), new MambaLayerConfig(N: 8, Expand: 1, ConvWidth: 2, DtRank: 1),

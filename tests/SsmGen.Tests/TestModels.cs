@@ -79,6 +79,21 @@ public partial class MambaSigned { }
 [DeltaLayer(Heads = 1, HeadSize = 3, Gate = false, NegativeEigenvalues = false, ConvWidth = 3)]
 public partial class DeltaTokens { }
 
+/// <summary>
+/// S4 blocks (HiPPO-LegS DPLR, kernel length 64; N = 8 with dropout, N = 4) around an S4D block of the same width,
+/// so both convolution kinds share a model. Twin: <see cref="GeneratedConfigs.S4Tokens"/>.
+/// </summary>
+[SsmModel(Vocab = 5, DModel = 6, Output = 5, Pooling = Pooling.None)]
+[S4Layer(N = 8, KernelLength = 64, Dropout = 0.1)]
+[S4DLayer(N = 8)]
+[S4Layer(N = 4, KernelLength = 64)]
+public partial class S4Tokens { }
+
+/// <summary>One S4 block with a kernel of 4,096 steps: its convolution against its step over the whole length. Twin: <see cref="GeneratedConfigs.S4Long"/>.</summary>
+[SsmModel(Input = 1, DModel = 2, Output = 1, Pooling = Pooling.None)]
+[S4Layer(N = 4, KernelLength = 4096)]
+public partial class S4Long { }
+
 /// <summary>A hybrid: S4D, Mamba, S4D (generic names, LayerNorm at the end). Twin: <see cref="GeneratedConfigs.Hybrid"/>.</summary>
 [SsmModel(Input = 2, DModel = 16, Output = 3, Pooling = Pooling.Last)]
 [S4DLayer(N = 16, Dropout = 0.1)]

@@ -4,7 +4,7 @@ namespace SsmGen.Generators.Layers;
 internal static class LayerKinds
 {
     /// <summary>Every kind, in the order kind-wide code (fields, kernels, scratch) is emitted.</summary>
-    public static readonly LayerKind[] All = { new S4DKind(), new MambaKind(), new RnnKind(), new IdsKind(), new AttentionKind(), new DeltaKind() };
+    public static readonly LayerKind[] All = { new S4DKind(), new MambaKind(), new RnnKind(), new IdsKind(), new AttentionKind(), new DeltaKind(), new S4Kind() };
 
     /// <summary>Every layer attribute's metadata name.</summary>
     public static readonly string[] Attributes = All.Select(k => k.Attribute).ToArray();

@@ -25,6 +25,10 @@ internal enum TensorInit
     IdsTransition,
     /// <summary>A delta-rule block's gate rates: A_log = log A with A uniform in [1, 16] per head (Gated DeltaNet's start).</summary>
     DeltaALog,
+    /// <summary>S4's Λ from HiPPO-LegS's normal part: log(−Re λ) = log ½, with Im λ = ω in the tensor that follows.</summary>
+    HippoA,
+    /// <summary>S4's low-rank P and input B in HiPPO-LegS's diagonal basis (p̃ = V*·P, with b̃ = V*·B in the tensor that follows).</summary>
+    HippoPB,
     /// <summary>Written together with the tensor before it.</summary>
     FilledWithPrevious,
 }

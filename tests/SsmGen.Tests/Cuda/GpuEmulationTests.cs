@@ -330,6 +330,15 @@ public class GpuModelRefusalTests
     }
 
     [EmulationFact]
+    public void AnS4BlockRefusesTheDeviceAndSaysWhy()
+    {
+        using var device = ComputeDevice.CudaEmulation();
+        var e = Assert.Throws<NotSupportedException>(() => new S4Tokens(1, 8, ModelUse.Training, device));
+        Assert.Contains("block 0 is an S4 block, which has no GPU rendering yet", e.Message);
+        Assert.Contains("block 2 is an S4 block", e.Message);
+    }
+
+    [EmulationFact]
     public void DisposingTheDeviceBeforeTheModelStillFreesTheModel()
     {
         var device = ComputeDevice.CudaEmulation();

@@ -60,6 +60,7 @@ public class MambaAllocationTests
     [InlineData("MambaOdd", 70)]
     [InlineData("MambaSigned", 70)]
     [InlineData("DeltaTokens", 100)]   // the recurrences on the worker pool
+    [InlineData("S4Tokens", 64)]
     [InlineData("Hybrid", 90)]
     [InlineData("AllKinds", 40)]
     public void ForwardBackwardAndStepAllocateZeroBytes(string name, int length)

@@ -9,7 +9,7 @@ namespace SsmGen.Tests.Generated;
 /// </summary>
 public class GeneratedVsReferenceTests(ITestOutputHelper output)
 {
-    public static TheoryData<string> Models => new() { "TinyRealMean", "VectorTokens", "VectorLast", "Wide16", "MambaTokens", "MambaOdd", "MambaSigned", "DeltaTokens", "Hybrid", "RnnTokens", "IdsTokens", "AttentionTokens", "AllKinds" };
+    public static TheoryData<string> Models => new() { "TinyRealMean", "VectorTokens", "VectorLast", "Wide16", "MambaTokens", "MambaOdd", "MambaSigned", "DeltaTokens", "S4Tokens", "S4Long", "Hybrid", "RnnTokens", "IdsTokens", "AttentionTokens", "AllKinds" };
 
     internal static (ISsmModel Gen, ModelConfig Cfg) Make(string name, int maxBatch, int maxLength, ModelUse use = ModelUse.Training, SsmGen.Cuda.ComputeDevice? device = null) => name switch
     {
@@ -21,6 +21,8 @@ public class GeneratedVsReferenceTests(ITestOutputHelper output)
         "MambaOdd" => (new MambaOdd(maxBatch, maxLength, use, device), GeneratedConfigs.MambaOdd),
         "MambaSigned" => (new MambaSigned(maxBatch, maxLength, use, device), GeneratedConfigs.MambaSigned),
         "DeltaTokens" => (new DeltaTokens(maxBatch, maxLength, use, device), GeneratedConfigs.DeltaTokens),
+        "S4Tokens" => (new S4Tokens(maxBatch, maxLength, use, device), GeneratedConfigs.S4Tokens),
+        "S4Long" => (new S4Long(maxBatch, maxLength, use, device), GeneratedConfigs.S4Long),
         "Hybrid" => (new Hybrid(maxBatch, maxLength, use, device), GeneratedConfigs.Hybrid),
         "RnnTokens" => (new RnnTokens(maxBatch, maxLength, use, device), GeneratedConfigs.RnnTokens),
         "IdsTokens" => (new IdsTokens(maxBatch, maxLength, use, device), GeneratedConfigs.IdsTokens),
@@ -80,6 +82,8 @@ public class GeneratedVsReferenceTests(ITestOutputHelper output)
     [InlineData("MambaSigned", 150)]   // negative transitions across chunk boundaries
     [InlineData("DeltaTokens", 7)]
     [InlineData("DeltaTokens", 40)]    // three chunks of 16 steps, the last partial
+    [InlineData("S4Tokens", 7)]
+    [InlineData("S4Tokens", 64)]       // the whole kernel length
     [InlineData("DeltaTokens", 100)]   // enough work that the (sequence, head) recurrences run on the worker pool
     [InlineData("Hybrid", 8)]
     [InlineData("Hybrid", 140)]

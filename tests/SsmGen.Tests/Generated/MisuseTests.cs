@@ -83,6 +83,14 @@ public class MisuseTests
     }
 
     [Fact]
+    public void AnS4ModelLongerThanItsKernelIsRefusedWithTheReason()
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new S4Tokens(1, 65));
+        Assert.Contains("kernel length 64", e.Message);
+        using var fits = new S4Tokens(1, 64);
+    }
+
+    [Fact]
     public void TwoThreadsInOneModelThrowInsteadOfCorruptingResults()
     {
         const int batch = 2, length = 256;

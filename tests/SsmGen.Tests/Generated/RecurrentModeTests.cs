@@ -70,6 +70,8 @@ public class RecurrentModeTests(ITestOutputHelper output)
     [InlineData("MambaOdd", 1000)]
     [InlineData("MambaSigned", 1000)]
     [InlineData("DeltaTokens", 300)]
+    [InlineData("S4Tokens", 64)]
+    [InlineData("S4Long", 4096)]    // S4's convolution and its DPLR step over the whole kernel length
     [InlineData("Hybrid", 1000)]
     [InlineData("RnnTokens", 1000)]
     // IDS transitions are not contractive: a product of near-identity random matrices grows geometrically, and past

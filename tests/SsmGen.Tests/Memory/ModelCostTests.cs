@@ -8,7 +8,7 @@ namespace SsmGen.Tests.Memory;
 public class ModelCostTests(ITestOutputHelper output)
 {
     public static TheoryData<string> Models => new() { "S4D", "Mamba", "RNN", "IDS", "Attention", "Delta" };
-    public static TheoryData<string> Streams => new() { "AllKinds", "Hybrid", "MambaTokens", "IdsTokens", "AttentionTokens", "DeltaTokens" };
+    public static TheoryData<string> Streams => new() { "AllKinds", "Hybrid", "MambaTokens", "IdsTokens", "AttentionTokens", "DeltaTokens", "S4Tokens" };
 
     private static ISsmModel Create(string name, int length) => name switch
     {
@@ -17,6 +17,7 @@ public class ModelCostTests(ITestOutputHelper output)
         "MambaTokens" => new MambaTokens(1, length),
         "IdsTokens" => new IdsTokens(1, length),
         "DeltaTokens" => new DeltaTokens(1, length),
+        "S4Tokens" => new S4Tokens(1, length),
         _ => new AttentionTokens(1, length),
     };
 

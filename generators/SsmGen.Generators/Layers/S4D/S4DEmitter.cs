@@ -22,16 +22,12 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         "shared: dL/d(the scan's output, input), dL/d(linear out), dL/d(kernel), Horner sums; the step's rows.",
     ];
 
-    protected override IEnumerable<(string Name, string Floats)> BlockBuffers(S4DLayerPlan l) =>
-        [("Y", "rows * H"), ("G", "rows * H"), ("O", "rows * 2 * H"), ("Glu", "rows * H"), ("K", "H * maxLength"), ("Modes", $"{ModeTables} * H * {l.Modes}")];
+    private static readonly ConvolutionBlock.Names Names = new("_conv", "_dY", "_dU", "_dO", "_dk", "_s4dStepU", "_s4dStepY", "_s4dStepAct", "_s4dStepO", "_s4dStepGlu");
 
-    protected override IEnumerable<HostBuffer> SharedBuffers(ModelPlan plan)
-    {
-        foreach (var (f, floats) in new[] { ("_dY", "rows * H"), ("_dU", "rows * H"), ("_dO", "rows * 2 * H"), ("_dk", "H * maxLength"), ("_sums", $"4 * H * {MaxModes(plan)}") })
-            yield return new(f, floats, Training: true);
-        foreach (var (f, floats) in new[] { ("_s4dStepU", "H"), ("_s4dStepY", "H"), ("_s4dStepAct", "H"), ("_s4dStepO", "2 * H"), ("_s4dStepGlu", "H") })
-            yield return new(f, floats);
-    }
+    protected override IEnumerable<(string Name, string Floats)> BlockBuffers(S4DLayerPlan l) =>
+        ConvolutionBlock.BlockBuffers.Append(("Modes", $"{ModeTables} * H * {l.Modes}"));
+
+    protected override IEnumerable<HostBuffer> SharedBuffers(ModelPlan plan) => Names.Shared([("_sums", $"4 * H * {MaxModes(plan)}")]);
 
     public override void EmitFields(CodeWriter w, ModelPlan plan)
     {
@@ -59,9 +55,27 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
     /// <summary>The block's forward, backward and step passes.</summary>
     public override void EmitLayer(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
     {
-        EmitLayerForward(w, plan, l);
-        EmitLayerBackward(w, plan, l);
-        EmitLayerStep(w, plan, l);
+        string i = "_l" + l.Index, p = l.Prefix;
+        int hm = plan.Spec.DModel * l.Modes;
+        ConvolutionBlock.EmitForward(w, plan, l, l.Spec.Dropout, Names, $"S4D (N = {l.Spec.N}, {S4DKind.DiscretizationNames[l.Spec.Discretization]})", () =>
+        {
+            w.Line("// S4D: discretize the modes, build the kernel K (H, L), convolve each channel along time, add D·u");
+            w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, {i}Modes);");
+            w.Line($"S4D_N{l.Spec.N}_Kernel({i}Modes, {i}K, length);");
+        });
+        ConvolutionBlock.EmitBackward(w, l, l.Spec.Dropout, Names, () =>
+        {
+            w.Line("// kernel backward: Horner sums per mode, then the chain rule to log Δ, A, B, C");
+            w.Line($"S4D_N{l.Spec.N}_Horner({i}Modes, _dk, _sums, length);");
+            string gb = l.Spec.TrainB ? ModelEmitter.Span("_g", p + "mixer.B", (2 * hm).ToString()) : "Span<float>.Empty";
+            w.Line($"{l.Variant}_ChainRule({MixerArgs(plan, l, "_p")}, _sums, {ModelEmitter.Span("_g", p + "mixer.log_dt", "H")}, {ModelEmitter.Span("_g", p + "mixer.log_A_real", hm.ToString())}, {ModelEmitter.Span("_g", p + "mixer.A_imag", hm.ToString())}, {gb}, {ModelEmitter.Span("_g", p + "mixer.C", (2 * hm).ToString())});");
+        });
+        ConvolutionBlock.EmitStep(w, l, Names, $"{plan.State.Of(l, "x").What}, and {plan.State.Of(l, "modes").What}", () =>
+        {
+            w.Line($"var state = {plan.State.Of(l, "x").Slice("stream")};");
+            w.Line($"ReadOnlySpan<float> modes = {plan.State.Of(l, "modes").Slice("stream")};");
+            w.Line($"S4D_N{l.Spec.N}_Step(modes, {ModelEmitter.Span("_p", p + "mixer.D", "H")}, state, {Names.StepU}, {Names.StepY});");
+        });
     }
 
     /// <summary>Emits every kernel the plan's S4D layers use, each variant once.</summary>
@@ -364,109 +378,5 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         int hm = plan.Spec.DModel * l.Modes;
         string b = l.Spec.TrainB ? ModelEmitter.Span(buf, m + "B", (2 * hm).ToString()) : "ReadOnlySpan<float>.Empty";
         return $"{ModelEmitter.Span(buf, m + "log_dt", "H")}, {ModelEmitter.Span(buf, m + "log_A_real", hm.ToString())}, {ModelEmitter.Span(buf, m + "A_imag", hm.ToString())}, {b}, {ModelEmitter.Span(buf, m + "C", (2 * hm).ToString())}";
-    }
-
-    /// <summary>The dropout threshold as a uint literal, by the runtime's rule (Rng.Dropout.cs is linked in).</summary>
-    private static string DropThreshold(S4DLayerPlan l) => SsmGen.Rng.DropoutThreshold(l.Spec.Dropout).ToString(System.Globalization.CultureInfo.InvariantCulture) + "u";
-    private static string DropScale(S4DLayerPlan l) => CodeWriter.F(1 / (1 - l.Spec.Dropout));
-
-    private static void EmitLayerForward(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
-    {
-        string i = "_l" + l.Index, p = l.Prefix;
-        w.Line($"/// <summary>Block {l.Index}, (B, L, H) → (B, L, H): pre-LayerNorm, S4D (N = {l.Spec.N}, {S4DKind.DiscretizationNames[l.Spec.Discretization]}), GELU,");
-        w.Line($"/// Linear(H → 2H), GLU, dropout (p = {l.Spec.Dropout}), residual.</summary>");
-        w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
-        w.Line($$"""
-            int rows = batch * length;
-            var x = {{i}}X.AsSpan(0, rows * H);
-            var u = {{i}}U.AsSpan(0, rows * H);
-            var y = {{i}}Y.AsSpan(0, rows * H);
-            """);
-        w.Line($"BlockKernels.LayerNormForward(x, {ModelEmitter.Span("_p", p + "norm.weight", "H")}, {ModelEmitter.Span("_p", p + "norm.bias", "H")}, u, {i}Mean, {i}Rstd, rows, H, _ws);");
-        w.Line("// S4D: discretize the modes, build the kernel K (H, L), convolve each channel along time, add D·u");
-        w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, {i}Modes);");
-        w.Line($"S4D_N{l.Spec.N}_Kernel({i}Modes, {i}K, length);");
-        w.Line($"_conv.Forward({i}K, u, y, batch, length);");
-        w.Line($"var d = {ModelEmitter.Span("_p", p + "mixer.D", "H")};");
-        w.Line("for (int r = 0; r < rows; r++) TensorPrimitives.FusedMultiplyAdd(u.Slice(r * H, H), d, y.Slice(r * H, H), y.Slice(r * H, H));");
-        w.Line($"BlockKernels.GeluForward(y, {i}G.AsSpan(0, rows * H), _ws);");
-        w.Line($"Gemm.LinearForward({i}G.AsSpan(0, rows * H), {ModelEmitter.Span("_p", p + "mixer.output_linear.weight", "2 * H * H")}, {ModelEmitter.Span("_p", p + "mixer.output_linear.bias", "2 * H")}, {i}O, rows, H, 2 * H, _ws);");
-        w.Line($"BlockKernels.GluForward({i}O, {i}Glu, rows, H, _ws);");
-        w.Line($"var next = {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H);");
-        if (l.Spec.Dropout > 0)
-        {
-            w.Line($$"""
-                if (_training)
-                    BlockKernels.DropoutResidual(x, {{i}}Glu.AsSpan(0, rows * H), next, Rng.DropoutKey(DropoutSeed, _maskStep, {{l.Index}}), {{DropThreshold(l)}}, {{DropScale(l)}});
-                else
-                    TensorPrimitives.Add(x, {{i}}Glu.AsSpan(0, rows * H), next);
-                """);
-        }
-        else w.Line($"TensorPrimitives.Add(x, {i}Glu.AsSpan(0, rows * H), next);");
-        w.Close();
-        w.Line();
-    }
-
-    private static void EmitLayerBackward(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
-    {
-        string i = "_l" + l.Index, p = l.Prefix;
-        int hm = plan.Spec.DModel * l.Modes;
-        ModelEmitter.OpenBackward(w, l);
-        w.Line($"var u = {i}U.AsSpan(0, rows * H);");
-        w.Line("var dGlu = _dA.AsSpan(0, rows * H);");
-        if (l.Spec.Dropout > 0)
-        {
-            w.Line($"if (_training) BlockKernels.DropoutResidual(ReadOnlySpan<float>.Empty, dX, dGlu, Rng.DropoutKey(DropoutSeed, _maskStep, {l.Index}), {DropThreshold(l)}, {DropScale(l)}); // the forward's mask");
-            w.Line("else dX.CopyTo(dGlu);");
-        }
-        else w.Line("dX.CopyTo(dGlu);");
-        w.Line($$"""
-            var dO = _dO.AsSpan(0, rows * 2 * H);
-            BlockKernels.GluBackward({{i}}O, dGlu, dO, rows, H, _ws);
-            var dY = _dY.AsSpan(0, rows * H);
-            dY.Clear();
-            """);
-        w.Line($"Gemm.LinearBackward({i}G, {ModelEmitter.Span("_p", p + "mixer.output_linear.weight", "2 * H * H")}, dO, dY, {ModelEmitter.Span("_g", p + "mixer.output_linear.weight", "2 * H * H")}, {ModelEmitter.Span("_g", p + "mixer.output_linear.bias", "2 * H")}, rows, H, 2 * H, _ws);");
-        w.Line($"BlockKernels.GeluBackward({i}Y.AsSpan(0, rows * H), dY, dY, _ws);");
-        w.Line("// D skip: dD += Σ dy·u, du = D·dy");
-        w.Line($"var d = {ModelEmitter.Span("_p", p + "mixer.D", "H")};");
-        w.Line($"var gD = {ModelEmitter.Span("_g", p + "mixer.D", "H")};");
-        w.Line("""
-        var dU = _dU.AsSpan(0, rows * H);
-        for (int r = 0; r < rows; r++)
-        {
-            TensorPrimitives.FusedMultiplyAdd(dY.Slice(r * H, H), u.Slice(r * H, H), gD, gD);
-            TensorPrimitives.Multiply(dY.Slice(r * H, H), d, dU.Slice(r * H, H));
-        }
-        // convolution backward: du += Σ dy[s]·K[s−t], dK[l] = Σ dy[t]·u[t−l]
-        """);
-        w.Line($$"""
-            _conv.Backward({{i}}K, u, dY, dGlu, _dk, batch, length);
-            TensorPrimitives.Add(dU, dGlu, dU);
-            // kernel backward: Horner sums per mode, then the chain rule to log Δ, A, B, C
-            S4D_N{{l.Spec.N}}_Horner({{i}}Modes, _dk, _sums, length);
-            """);
-        string gb = l.Spec.TrainB ? ModelEmitter.Span("_g", p + "mixer.B", (2 * hm).ToString()) : "Span<float>.Empty";
-        w.Line($"{l.Variant}_ChainRule({MixerArgs(plan, l, "_p")}, _sums, {ModelEmitter.Span("_g", p + "mixer.log_dt", "H")}, {ModelEmitter.Span("_g", p + "mixer.log_A_real", hm.ToString())}, {ModelEmitter.Span("_g", p + "mixer.A_imag", hm.ToString())}, {gb}, {ModelEmitter.Span("_g", p + "mixer.C", (2 * hm).ToString())});");
-        w.Line("// pre-norm: the residual already carries dX; add the path through the norm");
-        ModelEmitter.CloseBackward(w, l);
-    }
-
-    private static void EmitLayerStep(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
-    {
-        string Weights(string tensor, string length) => ModelEmitter.Span("_p", l.Prefix + tensor, length);
-        w.Line($"/// <summary>Block {l.Index}, one token: the stream _sx (H) is updated in place; O(H·N) work.");
-        w.Line($"/// State: {plan.State.Of(l, "x").What}, and {plan.State.Of(l, "modes").What}.</summary>");
-        w.Open($"private void Layer{l.Index}Step(Span<float> stream)");
-        w.Line($"var state = {plan.State.Of(l, "x").Slice("stream")};");
-        w.Line($"ReadOnlySpan<float> modes = {plan.State.Of(l, "modes").Slice("stream")};");
-        w.Line(ModelEmitter.NormForward(false, l.Prefix + "norm", "_sx", "_s4dStepU", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
-        w.Line($"S4D_N{l.Spec.N}_Step(modes, {Weights("mixer.D", "H")}, state, _s4dStepU, _s4dStepY);");
-        w.Line("BlockKernels.GeluForward(_s4dStepY, _s4dStepAct, _ws);");
-        w.Line($"Gemm.LinearForward(_s4dStepAct, {Weights("mixer.output_linear.weight", "2 * H * H")}, {Weights("mixer.output_linear.bias", "2 * H")}, _s4dStepO, 1, H, 2 * H, _ws);");
-        w.Line("BlockKernels.GluForward(_s4dStepO, _s4dStepGlu, 1, H, _ws);");
-        w.Line("TensorPrimitives.Add(_sx, _s4dStepGlu, _sx);");
-        w.Close();
-        w.Line();
     }
 }

@@ -1,0 +1,127 @@
+using System;
+
+namespace SsmGen.Generators.Layers;
+
+/// <summary>
+/// The C# passes of a long-convolution block, which S4D and S4 share: pre-LayerNorm, the SSM as a causal convolution
+/// with a kernel K (H, L) plus D·u, GELU, Linear H→2H, GLU, dropout, residual; and its one-token step around the SSM's
+/// own recurrence. A kind supplies how its kernel is built, differentiated and stepped, and the names of its buffers.
+/// </summary>
+internal static class ConvolutionBlock
+{
+    /// <summary>
+    /// The kind's fields the passes use: its CausalConvolution, the shared backward scratch (dL/d the SSM's output,
+    /// input, the linear's output, the kernel) and the step's one-token rows.
+    /// </summary>
+    internal sealed record Names(string Conv, string DY, string DU, string DO, string DK, string StepU, string StepY, string StepAct, string StepO, string StepGlu)
+    {
+        /// <summary>The shared buffers, training-only ones first.</summary>
+        public IEnumerable<HostBuffer> Shared(IEnumerable<(string Field, string Floats)> moreTraining)
+        {
+            foreach (var (f, floats) in new[] { (DY, "rows * H"), (DU, "rows * H"), (DO, "rows * 2 * H"), (DK, "H * maxLength") }.Concat(moreTraining))
+                yield return new(f, floats, Training: true);
+            foreach (var (f, floats) in new[] { (StepU, "H"), (StepY, "H"), (StepAct, "H"), (StepO, "2 * H"), (StepGlu, "H") })
+                yield return new(f, floats);
+        }
+    }
+
+    /// <summary>A block's own buffers: the SSM's output, GELU's, the linear's, GLU's, and the kernel.</summary>
+    public static IEnumerable<(string Name, string Floats)> BlockBuffers => [("Y", "rows * H"), ("G", "rows * H"), ("O", "rows * 2 * H"), ("Glu", "rows * H"), ("K", "H * maxLength")];
+
+    /// <summary>The dropout threshold as a uint literal, by the runtime's rule (Rng.Dropout.cs is linked in).</summary>
+    private static string DropThreshold(double p) => SsmGen.Rng.DropoutThreshold(p).ToString(System.Globalization.CultureInfo.InvariantCulture) + "u";
+    private static string DropScale(double p) => CodeWriter.F(1 / (1 - p));
+
+    /// <summary>Block forward; <paramref name="kernel"/> writes the lines that fill _l{i}K (H, length).</summary>
+    public static void EmitForward(CodeWriter w, ModelPlan plan, LayerPlan l, double dropout, Names n, string ssm, Action kernel)
+    {
+        string i = "_l" + l.Index, p = l.Prefix;
+        w.Line($"/// <summary>Block {l.Index}, (B, L, H) → (B, L, H): pre-LayerNorm, {ssm}, GELU,");
+        w.Line($"/// Linear(H → 2H), GLU, dropout (p = {dropout}), residual.</summary>");
+        w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
+        w.Line($$"""
+            int rows = batch * length;
+            var x = {{i}}X.AsSpan(0, rows * H);
+            var u = {{i}}U.AsSpan(0, rows * H);
+            var y = {{i}}Y.AsSpan(0, rows * H);
+            """);
+        w.Line($"BlockKernels.LayerNormForward(x, {ModelEmitter.Span("_p", p + "norm.weight", "H")}, {ModelEmitter.Span("_p", p + "norm.bias", "H")}, u, {i}Mean, {i}Rstd, rows, H, _ws);");
+        kernel();
+        w.Line($"{n.Conv}.Forward({i}K, u, y, batch, length);");
+        w.Line($"var d = {ModelEmitter.Span("_p", p + "mixer.D", "H")};");
+        w.Line("for (int r = 0; r < rows; r++) TensorPrimitives.FusedMultiplyAdd(u.Slice(r * H, H), d, y.Slice(r * H, H), y.Slice(r * H, H));");
+        w.Line($"BlockKernels.GeluForward(y, {i}G.AsSpan(0, rows * H), _ws);");
+        w.Line($"Gemm.LinearForward({i}G.AsSpan(0, rows * H), {ModelEmitter.Span("_p", p + "mixer.output_linear.weight", "2 * H * H")}, {ModelEmitter.Span("_p", p + "mixer.output_linear.bias", "2 * H")}, {i}O, rows, H, 2 * H, _ws);");
+        w.Line($"BlockKernels.GluForward({i}O, {i}Glu, rows, H, _ws);");
+        w.Line($"var next = {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H);");
+        if (dropout > 0)
+        {
+            w.Line($$"""
+                if (_training)
+                    BlockKernels.DropoutResidual(x, {{i}}Glu.AsSpan(0, rows * H), next, Rng.DropoutKey(DropoutSeed, _maskStep, {{l.Index}}), {{DropThreshold(dropout)}}, {{DropScale(dropout)}});
+                else
+                    TensorPrimitives.Add(x, {{i}}Glu.AsSpan(0, rows * H), next);
+                """);
+        }
+        else w.Line($"TensorPrimitives.Add(x, {i}Glu.AsSpan(0, rows * H), next);");
+        w.Close();
+        w.Line();
+    }
+
+    /// <summary>Block backward; <paramref name="kernelBackward"/> writes the lines from dL/dK (in the DK buffer) to the SSM's parameter gradients.</summary>
+    public static void EmitBackward(CodeWriter w, LayerPlan l, double dropout, Names n, Action kernelBackward)
+    {
+        string i = "_l" + l.Index, p = l.Prefix;
+        ModelEmitter.OpenBackward(w, l);
+        w.Line($"var u = {i}U.AsSpan(0, rows * H);");
+        w.Line("var dGlu = _dA.AsSpan(0, rows * H);");
+        if (dropout > 0)
+        {
+            w.Line($"if (_training) BlockKernels.DropoutResidual(ReadOnlySpan<float>.Empty, dX, dGlu, Rng.DropoutKey(DropoutSeed, _maskStep, {l.Index}), {DropThreshold(dropout)}, {DropScale(dropout)}); // the forward's mask");
+            w.Line("else dX.CopyTo(dGlu);");
+        }
+        else w.Line("dX.CopyTo(dGlu);");
+        w.Line($$"""
+            var dO = {{n.DO}}.AsSpan(0, rows * 2 * H);
+            BlockKernels.GluBackward({{i}}O, dGlu, dO, rows, H, _ws);
+            var dY = {{n.DY}}.AsSpan(0, rows * H);
+            dY.Clear();
+            """);
+        w.Line($"Gemm.LinearBackward({i}G, {ModelEmitter.Span("_p", p + "mixer.output_linear.weight", "2 * H * H")}, dO, dY, {ModelEmitter.Span("_g", p + "mixer.output_linear.weight", "2 * H * H")}, {ModelEmitter.Span("_g", p + "mixer.output_linear.bias", "2 * H")}, rows, H, 2 * H, _ws);");
+        w.Line($"BlockKernels.GeluBackward({i}Y.AsSpan(0, rows * H), dY, dY, _ws);");
+        w.Line("// D skip: dD += Σ dy·u, du = D·dy");
+        w.Line($"var d = {ModelEmitter.Span("_p", p + "mixer.D", "H")};");
+        w.Line($"var gD = {ModelEmitter.Span("_g", p + "mixer.D", "H")};");
+        w.Line($$"""
+            var dU = {{n.DU}}.AsSpan(0, rows * H);
+            for (int r = 0; r < rows; r++)
+            {
+                TensorPrimitives.FusedMultiplyAdd(dY.Slice(r * H, H), u.Slice(r * H, H), gD, gD);
+                TensorPrimitives.Multiply(dY.Slice(r * H, H), d, dU.Slice(r * H, H));
+            }
+            // convolution backward: du += Σ dy[s]·K[s−t], dK[l] = Σ dy[t]·u[t−l]
+            {{n.Conv}}.Backward({{i}}K, u, dY, dGlu, {{n.DK}}, batch, length);
+            TensorPrimitives.Add(dU, dGlu, dU);
+            """);
+        kernelBackward();
+        w.Line("// pre-norm: the residual already carries dX; add the path through the norm");
+        ModelEmitter.CloseBackward(w, l);
+    }
+
+    /// <summary>Block step; <paramref name="ssmStep"/> writes the line that takes StepU to StepY (H) through the SSM's recurrence and D.</summary>
+    public static void EmitStep(CodeWriter w, LayerPlan l, Names n, string stateNote, Action ssmStep)
+    {
+        string Weights(string tensor, string length) => ModelEmitter.Span("_p", l.Prefix + tensor, length);
+        w.Line($"/// <summary>Block {l.Index}, one token: the stream _sx (H) is updated in place; O(H·N) work.");
+        w.Line($"/// State: {stateNote}.</summary>");
+        w.Open($"private void Layer{l.Index}Step(Span<float> stream)");
+        w.Line(ModelEmitter.NormForward(false, l.Prefix + "norm", "_sx", n.StepU, "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
+        ssmStep();
+        w.Line($"BlockKernels.GeluForward({n.StepY}, {n.StepAct}, _ws);");
+        w.Line($"Gemm.LinearForward({n.StepAct}, {Weights("mixer.output_linear.weight", "2 * H * H")}, {Weights("mixer.output_linear.bias", "2 * H")}, {n.StepO}, 1, H, 2 * H, _ws);");
+        w.Line($"BlockKernels.GluForward({n.StepO}, {n.StepGlu}, 1, H, _ws);");
+        w.Line($"TensorPrimitives.Add(_sx, {n.StepGlu}, _sx);");
+        w.Close();
+        w.Line();
+    }
+}
