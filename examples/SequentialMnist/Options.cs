@@ -7,6 +7,8 @@ public sealed record Options
 {
     public bool Permuted { get; init; }
     public bool Quick { get; init; }
+    /// <summary>The SSM of the blocks: S4D (diagonal) or S4 (diagonal plus low rank).</summary>
+    public string Kind { get; init; } = "S4D";
     public int Epochs { get; init; } = 20;
     public int Batch { get; init; } = 16;
     public float LearningRate { get; init; } = 4e-3f;
@@ -22,12 +24,14 @@ public sealed record Options
     public int MaxShift => Shift ?? (Permuted && !Quick ? 2 : 0);
 
     public string Task => Permuted ? "psmnist" : "smnist";
-    public string Output => OutputDir ?? Path.Combine("runs", Task + (Quick ? "-quick" : ""));
+    public string Output => OutputDir ?? Path.Combine("runs", Task + (Kind == "S4" ? "-s4" : "") + (Quick ? "-quick" : ""));
 
     public const string Usage = """
         Options:
           --permuted          psMNIST: pixels in a fixed random order (default: sMNIST, row by row)
           --quick             a short run: smaller model, 3 epochs
+          --kind S4D|S4       the blocks' SSM: S4D (diagonal, the default) or S4 (diagonal plus low rank,
+                              HiPPO-LegS, kernel length 1024), at the same sizes
           --epochs N          epochs to train (default 20; 28 with --permuted, whose shifted digits
                               take longer to fit; 3 with --quick)
           --batch N           batch size (default 16)
@@ -39,7 +43,7 @@ public sealed record Options
           --resume FILE       continue from a checkpoint written by an earlier run
           --export-digits N   also write the first N held-out digits to DIR/held-out-digits.txt (one per line,
                               784 pixel values in model order) and their labels to DIR/held-out-labels.txt
-          --out DIR           where checkpoints and plots go (default runs/<task>)
+          --out DIR           where checkpoints and plots go (default runs/<task>, runs/<task>-s4 for S4)
           --data DIR          MNIST cache (default .cache/mnist)
         """;
 
@@ -54,6 +58,7 @@ public sealed record Options
             {
                 case "--permuted": o = o with { Permuted = true }; break;
                 case "--quick": o = o with { Quick = true }; break;
+                case "--kind": { string? kind = Next(); ok = kind is "S4D" or "S4"; o = o with { Kind = kind! }; break; }
                 case "--epochs": ok = int.TryParse(Next(), out int e) && e > 0; o = o with { Epochs = e }; epochsSet = true; break;
                 case "--batch": ok = int.TryParse(Next(), out int b) && b > 0; o = o with { Batch = b }; break;
                 case "--lr": ok = float.TryParse(Next(), NumberStyles.Float, CultureInfo.InvariantCulture, out float lr) && lr > 0; o = o with { LearningRate = lr }; lrSet = true; break;

@@ -25,7 +25,7 @@ public static class Plots
     }
 
     /// <summary>
-    /// For each layer, K[l] = 2·Re Σ W·Ā^l of the first channels over the first 300 steps, computed by the
+    /// For each S4D or S4 layer, the convolution kernel of the first channels over the first 300 steps, computed by the
     /// reference implementation from the model's parameters.
     /// </summary>
     public static void Kernels(string path, ISsmModel model, int channels = 6, int length = 300)
@@ -37,10 +37,16 @@ public static class Plots
         var plt = new Plot();
         for (int i = 0; i < cfg.Layers.Count; i++)
         {
-            if (cfg.Layers[i] is not S4DLayerConfig l) continue;
             Span<double> Get(string name) => table.TryGetValue($"layers.{i}.mixer.{name}", out var t) ? p.AsSpan(t.Offset, t.Length) : Span<double>.Empty;
-            var s4d = new S4DReference<double>(h, l.N, l.Discretization);
-            var k = s4d.Kernel(new S4DReference<double>.Params(Get("log_dt"), Get("log_A_real"), Get("A_imag"), Get("B"), Get("C"), Get("D")), length);
+            double[]? k = cfg.Layers[i] switch
+            {
+                S4DLayerConfig l => new S4DReference<double>(h, l.N, l.Discretization)
+                    .Kernel(new S4DReference<double>.Params(Get("log_dt"), Get("log_A_real"), Get("A_imag"), Get("B"), Get("C"), Get("D")), length),
+                S4LayerConfig l => new S4Reference<double>(h, l.N, l.KernelLength)
+                    .Kernel(new S4Reference<double>.Params(Get("log_dt"), Get("log_A_real"), Get("A_imag"), Get("P"), Get("B"), Get("C"), Get("D")), length),
+                _ => null,
+            };
+            if (k is null) continue;
             for (int c = 0; c < Math.Min(channels, h); c++)
             {
                 // each layer in its own band: offset so the layers stack vertically
@@ -51,7 +57,7 @@ public static class Plots
                 line.Color = Colors.Category10[i % 10].WithAlpha(0.5 + 0.5 * (c == 0 ? 1 : 0));
             }
         }
-        plt.Title($"Learned S4D kernels (first {channels} channels per layer, each normalized)");
+        plt.Title($"Learned SSM kernels (first {channels} channels per layer, each normalized)");
         plt.XLabel("lag l (steps)");
         plt.YLabel("layer (top = 0)");
         plt.ShowLegend(Alignment.LowerRight);

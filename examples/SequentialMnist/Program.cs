@@ -33,7 +33,13 @@ static int Run(Options o)
     var (train, test) = data.Split(testCount: 1500, o.Seed);
     if (o.TrainLimit is int limit) train = train[..Math.Min(limit, train.Length)];
     int[]? perm = o.Permuted ? MnistData.PsmnistPermutation(o.Seed) : null;
-    ISsmModel model = o.Quick ? new QuickSmnistModel(o.Batch, MnistData.Pixels) : new SmnistModel(o.Batch, MnistData.Pixels);
+    ISsmModel model = (o.Kind, o.Quick) switch
+    {
+        ("S4", true) => new QuickSmnistS4Model(o.Batch, MnistData.Pixels),
+        ("S4", false) => new SmnistS4Model(o.Batch, MnistData.Pixels),
+        (_, true) => new QuickSmnistModel(o.Batch, MnistData.Pixels),
+        _ => new SmnistModel(o.Batch, MnistData.Pixels),
+    };
     model.Initialize(o.Seed);
     model.DropoutSeed = o.Seed;
     int stepsPerEpoch = train.Length / o.Batch;
@@ -49,7 +55,7 @@ static int Run(Options o)
         firstEpoch = Resume(o, model, trainer, history);
         AnsiConsole.MarkupLineInterpolated($"Resumed from [bold]{o.Resume}[/] after epoch {firstEpoch - 1} (step {trainer.Step}).");
     }
-    AnsiConsole.MarkupLineInterpolated($"[bold]{(o.Permuted ? "psMNIST" : "sMNIST")}[/]: {train.Length:N0} training / {test.Length:N0} held-out digits, 784 steps each{(o.MaxShift > 0 ? $", training digits shifted by up to {o.MaxShift} px" : "")}; {model.GetType().Name}: {model.Config.Layers.Count} S4D blocks, H = {model.Config.DModel}, N = {((S4DLayerConfig)model.Config.Layers[0]).N}, {model.Parameters.Length:N0} parameters; batch {o.Batch}.");
+    AnsiConsole.MarkupLineInterpolated($"[bold]{(o.Permuted ? "psMNIST" : "sMNIST")}[/]: {train.Length:N0} training / {test.Length:N0} held-out digits, 784 steps each{(o.MaxShift > 0 ? $", training digits shifted by up to {o.MaxShift} px" : "")}; {model.GetType().Name}: {model.Config.Layers.Count} {o.Kind} blocks, H = {model.Config.DModel}, N = {StateSize(model.Config.Layers[0])}, {model.Parameters.Length:N0} parameters; batch {o.Batch}.");
 
     var stop = StopRequest.OnCtrlC("finishing this batch, saving a checkpoint, then exiting.");
 
@@ -127,6 +133,8 @@ static int Run(Options o)
         AnsiConsole.MarkupLineInterpolated($"Best test accuracy {100 * history.Max(h => h.TestAccuracy):F2}% on {test.Length:N0} held-out digits; {history.Sum(h => h.Seconds) / 60:F1} min of training. Checkpoint, curves.png and kernels.png in {o.Output}.");
     return 0;
 }
+
+static int StateSize(LayerConfig layer) => layer switch { S4DLayerConfig l => l.N, S4LayerConfig l => l.N, _ => 0 };
 
 static void SaveCheckpoint(Options o, ISsmModel model, Trainer trainer, List<EpochRecord> history, int epoch, string path, string optimizerPath)
 {

@@ -19,6 +19,15 @@ public class S4KernelTests(ITestOutputHelper output)
         return parts;
     }
 
+    /// <summary>The flat float buffer in the reference's order and where each SSM tensor starts in it.</summary>
+    private static (float[] Flat, S4Tensors At) Flat(double[] a)
+    {
+        var sizes = S4ReferenceTests.Sizes(H, M);
+        var o = new int[7];
+        for (int i = 1; i < 7; i++) o[i] = o[i - 1] + sizes[i - 1];
+        return (a.Select(v => (float)v).ToArray(), new S4Tensors(o[0], o[1], o[2], o[3], o[4], o[5]));
+    }
+
     /// <summary>The parameters rounded to float and back, so both sides see the same numbers.</summary>
     private static double[] Rounded(double[] a) => a.Select(v => (double)(float)v).ToArray();
 
@@ -39,14 +48,16 @@ public class S4KernelTests(ITestOutputHelper output)
         var core = new S4Kernel(H, 2 * M, Lk, length);
         var reference = new S4Reference<double>(H, 2 * M, Lk);
         var k = new float[H * length];
-        core.Kernel(f[0], f[1], f[2], f[3], f[4], f[5], k, length);
+        var (flat, at) = Flat(a);
+        core.Kernel(flat, at, k, length);
         double kernelError = Relative(k, reference.Kernel(S4ReferenceTests.View(a, H, M), length));
 
         var dk = TestConfigs.RandomArray(H * length, 9);
         var g = new double[a.Length];
         reference.KernelBackward(S4ReferenceTests.View(a, H, M), S4ReferenceTests.View(g, H, M), dk, length);
-        var gf = Split(new double[a.Length]);
-        core.KernelBackward(f[0], f[1], f[2], f[3], f[4], f[5], dk.Select(v => (float)v).ToArray(), gf[0], gf[1], gf[2], gf[3], gf[4], gf[5], length);
+        var gflat = new float[a.Length];
+        core.KernelBackward(flat, gflat, at, dk.Select(v => (float)v).ToArray(), length);
+        var gf = Split(gflat.Select(v => (double)v).ToArray());
         var gs = Split(g);
         string[] names = ["log_dt", "log_A_real", "A_imag", "P", "B", "C"];
         output.WriteLine($"L = {length}: kernel {kernelError:E2}");
@@ -85,7 +96,8 @@ public class S4KernelTests(ITestOutputHelper output)
         Assert.True(e < 1e-5, $"step error {e:E2}");
         // and the convolution agrees with both
         var k = new float[H * length];
-        core.Kernel(f[0], f[1], f[2], f[3], f[4], f[5], k, length);
+        var (flat, at) = Flat(a);
+        core.Kernel(flat, at, k, length);
         var conv = new double[u.Length];
         BlockReference<double>.CausalConvolution(k.Select(v => (double)v).ToArray(), a.Skip(a.Length - H).ToArray(), u, conv, H, 1, length);
         Assert.True(Relative(y, conv) < 1e-5);
@@ -94,10 +106,12 @@ public class S4KernelTests(ITestOutputHelper output)
     [Fact]
     public void KernelBackwardAndStepAllocateNothing()
     {
-        var f = Split(Rounded(S4ReferenceTests.RandomParameters(H, M, 8)));
+        var a = Rounded(S4ReferenceTests.RandomParameters(H, M, 8));
+        var f = Split(a);
+        var (flat, at) = Flat(a);
         var core = new S4Kernel(H, 2 * M, Lk, Lk);
         var k = new float[H * Lk];
-        var g = Split(new double[S4ReferenceTests.Sizes(H, M).Sum()]);
+        var g = new float[a.Length];
         var tables = new float[core.StepTableSize];
         core.Prepare(f[0], f[1], f[2], f[3], f[4], f[5], tables);
         var state = new float[2 * H * M];
@@ -105,8 +119,8 @@ public class S4KernelTests(ITestOutputHelper output)
         var y = new float[H];
         void Run()
         {
-            core.Kernel(f[0], f[1], f[2], f[3], f[4], f[5], k, Lk);
-            core.KernelBackward(f[0], f[1], f[2], f[3], f[4], f[5], k, g[0], g[1], g[2], g[3], g[4], g[5], Lk);
+            core.Kernel(flat, at, k, Lk);
+            core.KernelBackward(flat, g, at, k, Lk);
             core.Step(tables, f[6], state, u, y);
         }
         Run();

@@ -44,6 +44,13 @@ internal sealed class S4Emitter : CpuRendering<S4LayerPlan>
         w.Line();
     }
 
+    /// <summary>Where block l's SSM tensors start in the parameter (and gradient) buffer.</summary>
+    private static string Offsets(S4LayerPlan l)
+    {
+        string m = l.Prefix + "mixer.";
+        return $"new S4Tensors({ModelEmitter.P(m + "log_dt")}, {ModelEmitter.P(m + "log_A_real")}, {ModelEmitter.P(m + "A_imag")}, {ModelEmitter.P(m + "P")}, {ModelEmitter.P(m + "B")}, {ModelEmitter.P(m + "C")})";
+    }
+
     /// <summary>log Δ, log(−Re λ), Im λ, P, B and C̃ of block l in buffer <paramref name="buf"/> (_p or _g).</summary>
     private static string Args(ModelPlan plan, S4LayerPlan l, string buf)
     {
@@ -59,12 +66,12 @@ internal sealed class S4Emitter : CpuRendering<S4LayerPlan>
         ConvolutionBlock.EmitForward(w, plan, l, l.Spec.Dropout, Names, $"S4 (N = {l.Spec.N}, DPLR, kernel length {l.Spec.KernelLength})", () =>
         {
             w.Line("// S4: the kernel K (H, L) from the generating function at the roots of unity, then the convolution and D·u");
-            w.Line($"{i}S4.Kernel({Args(plan, l, "_p")}, {i}K, length);");
+            w.Line($"{i}S4.Kernel(_p, {Offsets(l)}, {i}K, length);");
         });
         ConvolutionBlock.EmitBackward(w, l, l.Spec.Dropout, Names, () =>
         {
             w.Line("// kernel backward: dL/dK to log Δ, Λ, P, B and C̃");
-            w.Line($"{i}S4.KernelBackward({Args(plan, l, "_p")}, {Names.DK}, {Args(plan, l, "_g")}, length);");
+            w.Line($"{i}S4.KernelBackward(_p, _g, {Offsets(l)}, {Names.DK}, length);");
         });
         ConvolutionBlock.EmitStep(w, l, Names, $"{plan.State.Of(l, "x").What}, and {plan.State.Of(l, "tables").What}", () =>
         {

@@ -21,7 +21,7 @@ internal sealed class S4Kind() : LayerKind<S4LayerSpec, S4LayerPlan>("SsmGen.S4L
     // The HiPPO-LegS eigenvectors are found by Jacobi rotations at initialization (O(N³) per sweep).
     private const int MaxN = 256, MaxKernelLength = 1 << 20;
 
-    public override (string Namespace, string Names)[] RuntimeTypes => [("SsmGen", "S4LayerConfig S4Measure"), ("SsmGen.Numerics", "CausalConvolution S4Kernel")];
+    public override (string Namespace, string Names)[] RuntimeTypes => [("SsmGen", "S4LayerConfig S4Measure"), ("SsmGen.Numerics", "CausalConvolution S4Kernel S4Tensors")];
 
     public override LayerSpec? Parse(LayerArgs a)
     {

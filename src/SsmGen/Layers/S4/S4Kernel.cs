@@ -2,15 +2,20 @@ using SsmGen.Reference;
 
 namespace SsmGen.Numerics;
 
+/// <summary>Where an S4 block's SSM tensors start in a flat parameter buffer (and, at the same offsets, in its gradients).</summary>
+public readonly record struct S4Tensors(int LogDt, int LogAReal, int AImag, int P, int B, int C);
+
 /// <summary>
 /// The float core of S4 blocks (see <see cref="S4Reference{T}"/> for the map): the convolution kernel (H, L) from the
 /// DPLR parameters by the generating function at the Lk-th roots of unity (Cauchy sums and the Woodbury identity, in
-/// double per root) and one inverse FFT of size Lk per channel; its backward, from dL/dK to the parameters; and the
-/// recurrent step, O(N) per channel with the bilinear DPLR transition applied through the Woodbury identity. Buffers
-/// are allocated once: Kernel, KernelBackward and Step allocate nothing. <see cref="Prepare"/> (a stream's start)
-/// converts C̃ back to C with one dense N × N solve per channel, in double, and allocates.
+/// double per root; the kernel is real, so only the roots j ≤ Lk/2 are evaluated and the rest are their conjugates)
+/// and one inverse FFT of size Lk per channel; its backward, from dL/dK to the parameters; and the recurrent step,
+/// O(N) per channel with the bilinear DPLR transition applied through the Woodbury identity. Channels run in parallel
+/// on the <see cref="WorkerPool"/>, each part with its own scratch. Buffers are allocated once: Kernel,
+/// KernelBackward and Step allocate nothing. <see cref="Prepare"/> (a stream's start) converts C̃ back to C with one
+/// dense N × N solve per channel, in double, and allocates.
 /// </summary>
-public sealed class S4Kernel
+public sealed class S4Kernel : ParallelWork
 {
     /// <summary>Floats per mode in a stream's step tables: λ, p, D = 1/(1 − Δ/2·λ), Δ·B and C, each complex.</summary>
     public const int ModeTables = 10;
@@ -20,10 +25,16 @@ public sealed class S4Kernel
 
     private readonly int _h, _m, _kernelLength;
     private readonly Fft _fft;
-    private readonly float[] _re, _im;
     private readonly double[] _rootRe, _rootIm;
-    // per mode, the kernel backward's α and β of w₀₀, w₀₁, w₁₀, w₁₁ and of λ (complex, as re/im pairs)
-    private readonly double[] _alpha, _beta;
+    // Per worker part: the spectrum (re, im; Lk each) and, for the backward, the α and β of w₀₀, w₀₁, w₁₀, w₁₁ and λ
+    // per mode (complex, as re/im pairs).
+    private readonly float[][] _re, _im;
+    private readonly double[][] _alpha, _beta;
+    // The call the parts run.
+    private float[] _p = [], _g = [], _k = [];
+    private S4Tensors _at;
+    private int _length;
+    private bool _backward;
 
     public S4Kernel(int channels, int stateSize, int kernelLength, int maxLength)
     {
@@ -35,14 +46,17 @@ public sealed class S4Kernel
             throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength, $"An S4 block with kernel length {kernelLength} takes sequences of at most {kernelLength} steps; maxLength is {maxLength}.");
         (_h, _m, _kernelLength) = (channels, stateSize / 2, kernelLength);
         _fft = new Fft(kernelLength);
-        (_re, _im) = (new float[kernelLength], new float[kernelLength]);
         (_rootRe, _rootIm) = (new double[kernelLength], new double[kernelLength]);
         for (int j = 0; j < kernelLength; j++)
         {
             double angle = -2 * Math.PI * j / kernelLength;
             (_rootRe[j], _rootIm[j]) = (Math.Cos(angle), Math.Sin(angle));
         }
-        (_alpha, _beta) = (new double[10 * _m], new double[10 * _m]);
+        int parts = WorkerPool.Shared.Concurrency;
+        _re = Enumerable.Range(0, parts).Select(_ => new float[kernelLength]).ToArray();
+        _im = Enumerable.Range(0, parts).Select(_ => new float[kernelLength]).ToArray();
+        _alpha = Enumerable.Range(0, parts).Select(_ => new double[10 * _m]).ToArray();
+        _beta = Enumerable.Range(0, parts).Select(_ => new double[10 * _m]).ToArray();
     }
 
     public int KernelLength => _kernelLength;
@@ -67,22 +81,61 @@ public sealed class S4Kernel
 
     private static C At(ReadOnlySpan<float> s, int i) => new(s[2 * i], s[2 * i + 1]);
 
-    /// <summary>The kernel K (H, L) for L ≤ Lk from log Δ (H), log(−Re λ), Im λ (H, m) and P, B, C̃ (H, m, 2).</summary>
-    public void Kernel(ReadOnlySpan<float> logDt, ReadOnlySpan<float> logAReal, ReadOnlySpan<float> aImag, ReadOnlySpan<float> p, ReadOnlySpan<float> b, ReadOnlySpan<float> c,
-        Span<float> k, int length)
+    /// <summary>
+    /// The kernel K (H, L) into <paramref name="k"/> for L ≤ Lk, from log Δ (H), log(−Re λ), Im λ (H, m) and P, B, C̃
+    /// (H, m, 2) in <paramref name="parameters"/> at <paramref name="at"/>.
+    /// </summary>
+    public void Kernel(float[] parameters, S4Tensors at, float[] k, int length)
     {
         CheckLength(length);
-        for (int h = 0; h < _h; h++)
+        if (k.Length < _h * length) throw new ArgumentException($"The kernel buffer holds {k.Length} values; {_h * length} are needed.", nameof(k));
+        (_p, _at, _k, _length, _backward) = (parameters, at, k, length, false);
+        Run();
+    }
+
+    /// <summary>
+    /// Adds the parameters' gradients into <paramref name="gradients"/> (at the same offsets) from dL/dK (H, L) in
+    /// <paramref name="dk"/>: Ĝ = the inverse FFT of dK (zero-padded to Lk), then per root and mode the same sums as
+    /// <see cref="S4Reference{T}.KernelBackward"/>, the roots past Lk/2 counted through their conjugates.
+    /// </summary>
+    public void KernelBackward(float[] parameters, float[] gradients, S4Tensors at, float[] dk, int length)
+    {
+        CheckLength(length);
+        (_p, _g, _at, _k, _length, _backward) = (parameters, gradients, at, dk, length, true);
+        Run();
+    }
+
+    private void Run()
+    {
+        var pool = WorkerPool.Shared;
+        int parts = Math.Min(_h, pool.Concurrency);
+        if (parts <= 1) Execute(0, 1);
+        else pool.Run(this, parts);
+    }
+
+    /// <summary>Part <paramref name="part"/> of the channels of the current call.</summary>
+    public override void Execute(int part, int parts)
+    {
+        var (start, end) = WorkerPool.Share(_h, part, parts);
+        for (int h = start; h < end; h++)
+            if (_backward) ChannelBackward(h, part); else ChannelKernel(h, part);
+    }
+
+    private ReadOnlySpan<float> P(int offset, int length) => _p.AsSpan(offset, length);
+
+    private void ChannelKernel(int h, int part)
+    {
+        var (re, im) = (_re[part], _im[part]);
+        int half = _kernelLength / 2;
+        for (int j = 0; j <= half; j++)
         {
-            for (int j = 0; j < _kernelLength; j++)
-            {
-                var point = Point(logDt, logAReal, aImag, p, b, c, h, j);
-                var value = point.Q00 - point.Sigma * point.Q01 * point.Q10 / (C.One + point.Sigma * point.Q11);
-                (_re[j], _im[j]) = ((float)value.Re, (float)value.Im);
-            }
-            _fft.Inverse(_re, _im, _kernelLength);
-            _re.AsSpan(0, length).CopyTo(k.Slice(h * length, length));
+            var point = Point(h, j);
+            var value = point.Q00 - point.Sigma * point.Q01 * point.Q10 / (C.One + point.Sigma * point.Q11);
+            (re[j], im[j]) = ((float)value.Re, (float)value.Im);
+            if (j > 0 && j < half) (re[_kernelLength - j], im[_kernelLength - j]) = ((float)value.Re, (float)-value.Im);
         }
+        _fft.Inverse(re, im, _kernelLength);
+        re.AsSpan(0, _length).CopyTo(_k.AsSpan(h * _length, _length));
     }
 
     private void CheckLength(int length)
@@ -91,10 +144,11 @@ public sealed class S4Kernel
             throw new ArgumentOutOfRangeException(nameof(length), length, $"An S4 block with kernel length {_kernelLength} takes sequences of 1 to {_kernelLength} steps.");
     }
 
-    /// <summary>The Cauchy sums of channel h at root j, with σ = (1 + z)/2 and d = (1 − z)/Δ.</summary>
-    private (C Q00, C Q01, C Q10, C Q11, C Sigma, C D) Point(ReadOnlySpan<float> logDt, ReadOnlySpan<float> logAReal, ReadOnlySpan<float> aImag,
-        ReadOnlySpan<float> p, ReadOnlySpan<float> b, ReadOnlySpan<float> c, int h, int j)
+    /// <summary>The Cauchy sums of channel h at root j of the current call's parameters, with σ = (1 + z)/2 and d = (1 − z)/Δ.</summary>
+    private (C Q00, C Q01, C Q10, C Q11, C Sigma, C D) Point(int h, int j)
     {
+        int hm = _h * _m;
+        ReadOnlySpan<float> logDt = P(_at.LogDt, _h), logAReal = P(_at.LogAReal, hm), aImag = P(_at.AImag, hm), p = P(_at.P, 2 * hm), b = P(_at.B, 2 * hm), c = P(_at.C, 2 * hm);
         var z = new C(_rootRe[j], _rootIm[j]);
         var d = Math.Exp(-logDt[h]) * (C.One - z);
         var sigma = 0.5 * (C.One + z);
@@ -116,66 +170,61 @@ public sealed class S4Kernel
         return (q00, q01, q10, q11, sigma, d);
     }
 
-    /// <summary>
-    /// Adds the parameters' gradients from dL/dK (H, L): Ĝ = the inverse FFT of dK (zero-padded to Lk), then per root
-    /// and mode the same sums as <see cref="S4Reference{T}.KernelBackward"/>.
-    /// </summary>
-    public void KernelBackward(ReadOnlySpan<float> logDt, ReadOnlySpan<float> logAReal, ReadOnlySpan<float> aImag, ReadOnlySpan<float> p, ReadOnlySpan<float> b, ReadOnlySpan<float> c,
-        ReadOnlySpan<float> dk, Span<float> gLogDt, Span<float> gLogAReal, Span<float> gAImag, Span<float> gP, Span<float> gB, Span<float> gC, int length)
+    private void ChannelBackward(int h, int part)
     {
-        CheckLength(length);
-        int m = _m;
-        for (int h = 0; h < _h; h++)
+        var (re, im, alpha, beta) = (_re[part], _im[part], _alpha[part], _beta[part]);
+        int m = _m, hm = _h * m, half = _kernelLength / 2;
+        ReadOnlySpan<float> logAReal = P(_at.LogAReal, hm), aImag = P(_at.AImag, hm), p = P(_at.P, 2 * hm), b = P(_at.B, 2 * hm), c = P(_at.C, 2 * hm);
+        Array.Clear(re);
+        Array.Clear(im);
+        _k.AsSpan(h * _length, _length).CopyTo(re);
+        _fft.Inverse(re, im, _kernelLength); // Ĝ_j = (1/Lk)·Σ_l dK_l·z_j^(−l)
+        Array.Clear(alpha);
+        Array.Clear(beta);
+        C logDtSum = default;
+        for (int j = 0; j <= half; j++)
         {
-            Array.Clear(_re);
-            Array.Clear(_im);
-            dk.Slice(h * length, length).CopyTo(_re);
-            _fft.Inverse(_re, _im, _kernelLength); // Ĝ_j = (1/Lk)·Σ_l dK_l·z_j^(−l)
-            Array.Clear(_alpha);
-            Array.Clear(_beta);
-            C logDtSum = default;
-            for (int j = 0; j < _kernelLength; j++)
-            {
-                var g = new C(_re[j], _im[j]);
-                var (_, q01, q10, q11, sigma, d) = Point(logDt, logAReal, aImag, p, b, c, h, j);
-                var e = C.One + sigma * q11;
-                C k00 = g, k01 = new C(0, 0) - g * sigma * q10 / e, k10 = new C(0, 0) - g * sigma * q01 / e, k11 = g * sigma * sigma * q01 * q10 / (e * e);
-                C dd = default;
-                for (int n = 0; n < m; n++)
-                {
-                    int i = h * m + n;
-                    var lambda = new C(-Math.Exp(logAReal[i]), aImag[i]);
-                    var s = C.One / (d - sigma * lambda);
-                    var t = C.One / (d - sigma * lambda.Conj);
-                    var (cc, bb, pp) = (At(c, i), At(b, i), At(p, i));
-                    C w00 = cc * bb, w01 = cc * pp, w10 = pp.Conj * bb, w11 = new(pp.Re * pp.Re + pp.Im * pp.Im, 0);
-                    Accumulate(_alpha, 0, n, k00 * s); Accumulate(_beta, 0, n, k00 * t);
-                    Accumulate(_alpha, 1, n, k01 * s); Accumulate(_beta, 1, n, k01 * t);
-                    Accumulate(_alpha, 2, n, k10 * s); Accumulate(_beta, 2, n, k10 * t);
-                    Accumulate(_alpha, 3, n, k11 * s); Accumulate(_beta, 3, n, k11 * t);
-                    var ws = k00 * w00 + k01 * w01 + k10 * w10 + k11 * w11;
-                    var wt = k00 * w00.Conj + k01 * w01.Conj + k10 * w10.Conj + k11 * w11;
-                    Accumulate(_alpha, 4, n, sigma * ws * s * s);
-                    Accumulate(_beta, 4, n, sigma * wt * t * t);
-                    dd = dd - (ws * s * s + wt * t * t);
-                }
-                logDtSum = logDtSum - dd * d;
-            }
-            gLogDt[h] += (float)logDtSum.Re;
+            // dL = Re Σ_j Ĝ_j·dK̂_j, and root Lk − j contributes what root j does (both conjugated)
+            var g = (j == 0 || j == half ? 1.0 : 2.0) * new C(re[j], im[j]);
+            var (_, q01, q10, q11, sigma, d) = Point(h, j);
+            var e = C.One + sigma * q11;
+            C k00 = g, k01 = new C(0, 0) - g * sigma * q10 / e, k10 = new C(0, 0) - g * sigma * q01 / e, k11 = g * sigma * sigma * q01 * q10 / (e * e);
+            C dd = default;
             for (int n = 0; n < m; n++)
             {
                 int i = h * m + n;
+                var lambda = new C(-Math.Exp(logAReal[i]), aImag[i]);
+                var s = C.One / (d - sigma * lambda);
+                var t = C.One / (d - sigma * lambda.Conj);
                 var (cc, bb, pp) = (At(c, i), At(b, i), At(p, i));
-                C a00 = Read(_alpha, 0, n), a01 = Read(_alpha, 1, n), a10 = Read(_alpha, 2, n), a11 = Read(_alpha, 3, n);
-                C b00 = Read(_beta, 0, n), b01 = Read(_beta, 1, n), b10 = Read(_beta, 2, n), b11 = Read(_beta, 3, n);
-                AddGradient(gC, i, a00 * bb + a01 * pp, b00 * bb.Conj + b01 * pp.Conj);
-                AddGradient(gB, i, a00 * cc + a10 * pp.Conj, b00 * cc.Conj + b10 * pp);
-                AddGradient(gP, i, a01 * cc + b10 * bb.Conj + (a11 + b11) * pp.Conj, b01 * cc.Conj + a10 * bb + (a11 + b11) * pp);
-                var al = Read(_alpha, 4, n);
-                var bl = Read(_beta, 4, n);
-                gLogAReal[i] += (float)((al + bl).Re * -Math.Exp(logAReal[i]));
-                gAImag[i] += (float)(bl - al).Im;
+                C w00 = cc * bb, w01 = cc * pp, w10 = pp.Conj * bb, w11 = new(pp.Re * pp.Re + pp.Im * pp.Im, 0);
+                Accumulate(alpha, 0, n, k00 * s); Accumulate(beta, 0, n, k00 * t);
+                Accumulate(alpha, 1, n, k01 * s); Accumulate(beta, 1, n, k01 * t);
+                Accumulate(alpha, 2, n, k10 * s); Accumulate(beta, 2, n, k10 * t);
+                Accumulate(alpha, 3, n, k11 * s); Accumulate(beta, 3, n, k11 * t);
+                var ws = k00 * w00 + k01 * w01 + k10 * w10 + k11 * w11;
+                var wt = k00 * w00.Conj + k01 * w01.Conj + k10 * w10.Conj + k11 * w11;
+                Accumulate(alpha, 4, n, sigma * ws * s * s);
+                Accumulate(beta, 4, n, sigma * wt * t * t);
+                dd = dd - (ws * s * s + wt * t * t);
             }
+            logDtSum = logDtSum - dd * d;
+        }
+        var gr = _g.AsSpan();
+        gr[_at.LogDt + h] += (float)logDtSum.Re;
+        for (int n = 0; n < m; n++)
+        {
+            int i = h * m + n;
+            var (cc, bb, pp) = (At(c, i), At(b, i), At(p, i));
+            C a00 = Read(alpha, 0, n), a01 = Read(alpha, 1, n), a10 = Read(alpha, 2, n), a11 = Read(alpha, 3, n);
+            C b00 = Read(beta, 0, n), b01 = Read(beta, 1, n), b10 = Read(beta, 2, n), b11 = Read(beta, 3, n);
+            AddGradient(gr.Slice(_at.C), i, a00 * bb + a01 * pp, b00 * bb.Conj + b01 * pp.Conj);
+            AddGradient(gr.Slice(_at.B), i, a00 * cc + a10 * pp.Conj, b00 * cc.Conj + b10 * pp);
+            AddGradient(gr.Slice(_at.P), i, a01 * cc + b10 * bb.Conj + (a11 + b11) * pp.Conj, b01 * cc.Conj + a10 * bb + (a11 + b11) * pp);
+            var al = Read(alpha, 4, n);
+            var bl = Read(beta, 4, n);
+            gr[_at.LogAReal + i] += (float)((al + bl).Re * -Math.Exp(logAReal[i]));
+            gr[_at.AImag + i] += (float)(bl - al).Im;
         }
     }
 
