@@ -30,6 +30,10 @@ public sealed class S4Kernel : ParallelWork
     // per mode (complex, as re/im pairs).
     private readonly float[][] _re, _im;
     private readonly double[][] _alpha, _beta;
+    // Per worker part, per mode of the channel at hand: λ, w₀₀ = C̃·B, w₀₁ = C̃·P, w₁₀ = P̄·B (re, im each) and w₁₁ = |P|²;
+    // and the Cauchy factors s = 1/(d − σλ), t = 1/(d − σλ̄) at the root at hand (re, im each).
+    private readonly double[][] _modes, _factors;
+    private const int ModeValues = 9;
     // The call the parts run.
     private float[] _p = [], _g = [], _k = [];
     private S4Tensors _at;
@@ -57,6 +61,8 @@ public sealed class S4Kernel : ParallelWork
         _im = Enumerable.Range(0, parts).Select(_ => new float[kernelLength]).ToArray();
         _alpha = Enumerable.Range(0, parts).Select(_ => new double[10 * _m]).ToArray();
         _beta = Enumerable.Range(0, parts).Select(_ => new double[10 * _m]).ToArray();
+        _modes = Enumerable.Range(0, parts).Select(_ => new double[ModeValues * _m]).ToArray();
+        _factors = Enumerable.Range(0, parts).Select(_ => new double[4 * _m]).ToArray();
     }
 
     public int KernelLength => _kernelLength;
@@ -127,9 +133,10 @@ public sealed class S4Kernel : ParallelWork
     {
         var (re, im) = (_re[part], _im[part]);
         int half = _kernelLength / 2;
+        LoadModes(h, part);
         for (int j = 0; j <= half; j++)
         {
-            var point = Point(h, j);
+            var point = Point(h, j, part);
             var value = point.Q00 - point.Sigma * point.Q01 * point.Q10 / (C.One + point.Sigma * point.Q11);
             (re[j], im[j]) = ((float)value.Re, (float)value.Im);
             if (j > 0 && j < half) (re[_kernelLength - j], im[_kernelLength - j]) = ((float)value.Re, (float)-value.Im);
@@ -144,69 +151,89 @@ public sealed class S4Kernel : ParallelWork
             throw new ArgumentOutOfRangeException(nameof(length), length, $"An S4 block with kernel length {_kernelLength} takes sequences of 1 to {_kernelLength} steps.");
     }
 
-    /// <summary>The Cauchy sums of channel h at root j of the current call's parameters, with σ = (1 + z)/2 and d = (1 − z)/Δ.</summary>
-    private (C Q00, C Q01, C Q10, C Q11, C Sigma, C D) Point(int h, int j)
+    /// <summary>Channel h's per-mode values into the part's scratch (<see cref="_modes"/>), once per channel and call.</summary>
+    private void LoadModes(int h, int part)
     {
         int hm = _h * _m;
-        ReadOnlySpan<float> logDt = P(_at.LogDt, _h), logAReal = P(_at.LogAReal, hm), aImag = P(_at.AImag, hm), p = P(_at.P, 2 * hm), b = P(_at.B, 2 * hm), c = P(_at.C, 2 * hm);
-        var z = new C(_rootRe[j], _rootIm[j]);
-        var d = Math.Exp(-logDt[h]) * (C.One - z);
-        var sigma = 0.5 * (C.One + z);
-        C q00 = default, q01 = default, q10 = default, q11 = default;
+        ReadOnlySpan<float> logAReal = P(_at.LogAReal, hm), aImag = P(_at.AImag, hm), p = P(_at.P, 2 * hm), b = P(_at.B, 2 * hm), c = P(_at.C, 2 * hm);
+        var modes = _modes[part];
         for (int n = 0; n < _m; n++)
         {
             int i = h * _m + n;
-            var lambda = new C(-Math.Exp(logAReal[i]), aImag[i]);
-            var s = C.One / (d - sigma * lambda);
-            var t = C.One / (d - sigma * lambda.Conj);
             var (cc, bb, pp) = (At(c, i), At(b, i), At(p, i));
             C w00 = cc * bb, w01 = cc * pp, w10 = pp.Conj * bb;
-            double w11 = pp.Re * pp.Re + pp.Im * pp.Im;
-            q00 += w00 * s + w00.Conj * t;
-            q01 += w01 * s + w01.Conj * t;
-            q10 += w10 * s + w10.Conj * t;
-            q11 += w11 * (s + t);
+            Span<double> v = [-Math.Exp(logAReal[i]), aImag[i], w00.Re, w00.Im, w01.Re, w01.Im, w10.Re, w10.Im, pp.Re * pp.Re + pp.Im * pp.Im];
+            for (int k = 0; k < ModeValues; k++) modes[k * _m + n] = v[k];
         }
-        return (q00, q01, q10, q11, sigma, d);
+    }
+
+    /// <summary>
+    /// The Cauchy sums of channel h (its modes loaded) at root j, with σ = (1 + z)/2 and d = (1 − z)/Δ; the factors s
+    /// and t of every mode stay in the part's scratch (<see cref="_factors"/>) for the backward.
+    /// </summary>
+    private (C Q00, C Q01, C Q10, C Q11, C Sigma, C D) Point(int h, int j, int part)
+    {
+        var (modes, f) = (_modes[part], _factors[part]);
+        int m = _m;
+        double zr = _rootRe[j], zi = _rootIm[j], rate = Math.Exp(-_p[_at.LogDt + h]);
+        double dr = rate * (1 - zr), di = -rate * zi, sr = 0.5 * (1 + zr), si = 0.5 * zi;
+        double q00r = 0, q00i = 0, q01r = 0, q01i = 0, q10r = 0, q10i = 0, q11r = 0, q11i = 0;
+        for (int n = 0; n < m; n++)
+        {
+            double lr = modes[n], li = modes[m + n];
+            // d − σλ and d − σλ̄
+            double ar = dr - (sr * lr - si * li), ai = di - (sr * li + si * lr);
+            double br = dr - (sr * lr + si * li), bi = di - (si * lr - sr * li);
+            double an = 1 / (ar * ar + ai * ai), bn = 1 / (br * br + bi * bi);
+            double s1 = ar * an, s2 = -ai * an, t1 = br * bn, t2 = -bi * bn;
+            (f[n], f[m + n], f[2 * m + n], f[3 * m + n]) = (s1, s2, t1, t2);
+            // w·s + w̄·t for each w
+            double w0r = modes[2 * m + n], w0i = modes[3 * m + n], w1r = modes[4 * m + n], w1i = modes[5 * m + n], w2r = modes[6 * m + n], w2i = modes[7 * m + n], w3 = modes[8 * m + n];
+            q00r += w0r * s1 - w0i * s2 + w0r * t1 + w0i * t2; q00i += w0r * s2 + w0i * s1 + w0r * t2 - w0i * t1;
+            q01r += w1r * s1 - w1i * s2 + w1r * t1 + w1i * t2; q01i += w1r * s2 + w1i * s1 + w1r * t2 - w1i * t1;
+            q10r += w2r * s1 - w2i * s2 + w2r * t1 + w2i * t2; q10i += w2r * s2 + w2i * s1 + w2r * t2 - w2i * t1;
+            q11r += w3 * (s1 + t1); q11i += w3 * (s2 + t2);
+        }
+        return (new C(q00r, q00i), new C(q01r, q01i), new C(q10r, q10i), new C(q11r, q11i), new C(sr, si), new C(dr, di));
     }
 
     private void ChannelBackward(int h, int part)
     {
-        var (re, im, alpha, beta) = (_re[part], _im[part], _alpha[part], _beta[part]);
+        var (re, im, alpha, beta, modes, f) = (_re[part], _im[part], _alpha[part], _beta[part], _modes[part], _factors[part]);
         int m = _m, hm = _h * m, half = _kernelLength / 2;
-        ReadOnlySpan<float> logAReal = P(_at.LogAReal, hm), aImag = P(_at.AImag, hm), p = P(_at.P, 2 * hm), b = P(_at.B, 2 * hm), c = P(_at.C, 2 * hm);
+        ReadOnlySpan<float> logAReal = P(_at.LogAReal, hm), p = P(_at.P, 2 * hm), b = P(_at.B, 2 * hm), c = P(_at.C, 2 * hm);
         Array.Clear(re);
         Array.Clear(im);
         _k.AsSpan(h * _length, _length).CopyTo(re);
         _fft.Inverse(re, im, _kernelLength); // Ĝ_j = (1/Lk)·Σ_l dK_l·z_j^(−l)
         Array.Clear(alpha);
         Array.Clear(beta);
+        LoadModes(h, part);
         C logDtSum = default;
         for (int j = 0; j <= half; j++)
         {
             // dL = Re Σ_j Ĝ_j·dK̂_j, and root Lk − j contributes what root j does (both conjugated)
             var g = (j == 0 || j == half ? 1.0 : 2.0) * new C(re[j], im[j]);
-            var (_, q01, q10, q11, sigma, d) = Point(h, j);
+            var (_, q01, q10, q11, sigma, d) = Point(h, j, part);
             var e = C.One + sigma * q11;
             C k00 = g, k01 = new C(0, 0) - g * sigma * q10 / e, k10 = new C(0, 0) - g * sigma * q01 / e, k11 = g * sigma * sigma * q01 * q10 / (e * e);
             C dd = default;
             for (int n = 0; n < m; n++)
             {
-                int i = h * m + n;
-                var lambda = new C(-Math.Exp(logAReal[i]), aImag[i]);
-                var s = C.One / (d - sigma * lambda);
-                var t = C.One / (d - sigma * lambda.Conj);
-                var (cc, bb, pp) = (At(c, i), At(b, i), At(p, i));
-                C w00 = cc * bb, w01 = cc * pp, w10 = pp.Conj * bb, w11 = new(pp.Re * pp.Re + pp.Im * pp.Im, 0);
+                C s = new(f[n], f[m + n]), t = new(f[2 * m + n], f[3 * m + n]);
+                C w00 = new(modes[2 * m + n], modes[3 * m + n]), w01 = new(modes[4 * m + n], modes[5 * m + n]), w10 = new(modes[6 * m + n], modes[7 * m + n]);
+                double w11 = modes[8 * m + n];
                 Accumulate(alpha, 0, n, k00 * s); Accumulate(beta, 0, n, k00 * t);
                 Accumulate(alpha, 1, n, k01 * s); Accumulate(beta, 1, n, k01 * t);
                 Accumulate(alpha, 2, n, k10 * s); Accumulate(beta, 2, n, k10 * t);
                 Accumulate(alpha, 3, n, k11 * s); Accumulate(beta, 3, n, k11 * t);
-                var ws = k00 * w00 + k01 * w01 + k10 * w10 + k11 * w11;
-                var wt = k00 * w00.Conj + k01 * w01.Conj + k10 * w10.Conj + k11 * w11;
-                Accumulate(alpha, 4, n, sigma * ws * s * s);
-                Accumulate(beta, 4, n, sigma * wt * t * t);
-                dd = dd - (ws * s * s + wt * t * t);
+                var ws = k00 * w00 + k01 * w01 + k10 * w10 + w11 * k11;
+                var wt = k00 * w00.Conj + k01 * w01.Conj + k10 * w10.Conj + w11 * k11;
+                var s2 = s * s;
+                var t2 = t * t;
+                Accumulate(alpha, 4, n, sigma * ws * s2);
+                Accumulate(beta, 4, n, sigma * wt * t2);
+                dd = dd - (ws * s2 + wt * t2);
             }
             logDtSum = logDtSum - dd * d;
         }
