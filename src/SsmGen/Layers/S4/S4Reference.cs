@@ -20,7 +20,7 @@ namespace SsmGen.Reference;
 /// finite at z = −1 (σ = 0), and K = the inverse DFT of K̂. Calls of length L ≤ Lk use the first L taps. Written for
 /// clarity (a direct DFT, dense matrices for the recurrence): this is the oracle, not the fast path.
 /// </summary>
-public sealed class S4Reference<T> where T : IFloatingPointIeee754<T>
+public sealed class S4Reference<T> : LongConvolutionReference<T, S4Reference<T>.Params> where T : IFloatingPointIeee754<T>
 {
     /// <summary>Views of one layer's parameters (or of their gradients) inside a flat buffer; P, B, C complex (re, im).</summary>
     public readonly ref struct Params
@@ -32,7 +32,7 @@ public sealed class S4Reference<T> where T : IFloatingPointIeee754<T>
 
     private readonly int _h, _half, _kernelLength;
 
-    public S4Reference(int h, int n, int kernelLength)
+    public S4Reference(int h, int n, int kernelLength) : base(h)
     {
         if (h < 1 || n < 2 || n % 2 != 0 || kernelLength < 1)
             throw new ArgumentOutOfRangeException(nameof(n), "S4 needs H ≥ 1, an even N ≥ 2 and a kernel length ≥ 1.");
@@ -40,6 +40,8 @@ public sealed class S4Reference<T> where T : IFloatingPointIeee754<T>
     }
 
     public int KernelLength => _kernelLength;
+
+    protected override Span<T> Skip(Params p) => p.D;
 
     private static Complex<T> At(ReadOnlySpan<T> s, int i) => new(s[2 * i], s[2 * i + 1]);
 
@@ -86,7 +88,7 @@ public sealed class S4Reference<T> where T : IFloatingPointIeee754<T>
     }
 
     /// <summary>The convolution kernel K (H, L) for L ≤ Lk: the first L taps of the inverse DFT of K̂.</summary>
-    public T[] Kernel(Params p, int length)
+    public override T[] Kernel(Params p, int length)
     {
         CheckLength(length);
         var roots = Roots();
@@ -110,10 +112,6 @@ public sealed class S4Reference<T> where T : IFloatingPointIeee754<T>
         if (length < 1 || length > _kernelLength)
             throw new ArgumentOutOfRangeException(nameof(length), length, $"An S4 layer with kernel length {_kernelLength} takes sequences of 1 to {_kernelLength} steps.");
     }
-
-    /// <summary>Convolution mode: y = K ∗ u + D·u over (B, L, H).</summary>
-    public void Forward(Params p, ReadOnlySpan<T> u, Span<T> y, int batch, int length) =>
-        BlockReference<T>.CausalConvolution(Kernel(p, length), p.D, u, y, _h, batch, length);
 
     /// <summary>
     /// Channel h in the diagonal basis with the conjugate half written out (modes n and m + n are conjugates):
@@ -213,21 +211,13 @@ public sealed class S4Reference<T> where T : IFloatingPointIeee754<T>
         }
     }
 
-    /// <summary>Accumulates du and every parameter gradient from dy.</summary>
-    public void Backward(Params p, Params g, ReadOnlySpan<T> u, ReadOnlySpan<T> dy, Span<T> du, int batch, int length)
-    {
-        var dk = new T[_h * length];
-        BlockReference<T>.CausalConvolutionBackward(Kernel(p, length), p.D, u, dy, du, dk, g.D, _h, batch, length);
-        KernelBackward(p, g, dk, length);
-    }
-
     /// <summary>
     /// From dL/dK (H, L) to the parameters (gradients of complex parameters written as ∂L/∂Re + i·∂L/∂Im). With
     /// Ĝ_j = (1/Lk)·Σ_l dK_l·z_j^(−l), dL = Re Σ_j Ĝ_j·dK̂(z_j). K̂ depends on each mode's w and λ through the term
     /// w/(d − σλ) and on their conjugates through the partner term; for a complex x with dL = Re(α·dx + β·dx̄),
     /// ∂L/∂Re x = Re(α + β) and ∂L/∂Im x = Im(β − α).
     /// </summary>
-    public void KernelBackward(Params p, Params g, ReadOnlySpan<T> dk, int length)
+    public override void KernelBackward(Params p, Params g, ReadOnlySpan<T> dk, int length)
     {
         CheckLength(length);
         var roots = Roots();

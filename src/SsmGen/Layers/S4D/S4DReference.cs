@@ -15,7 +15,7 @@ namespace SsmGen.Reference;
 /// </code>
 /// Sequences are (B, L, H) row-major. Written for clarity: direct O(L²) convolution.
 /// </summary>
-public sealed class S4DReference<T> where T : IFloatingPointIeee754<T>
+public sealed class S4DReference<T> : LongConvolutionReference<T, S4DReference<T>.Params> where T : IFloatingPointIeee754<T>
 {
     /// <summary>Views of one layer's parameters (or of their gradients) inside a flat buffer.</summary>
     public readonly ref struct Params
@@ -28,7 +28,9 @@ public sealed class S4DReference<T> where T : IFloatingPointIeee754<T>
     private readonly int _h, _half;
     private readonly Discretization _disc;
 
-    public S4DReference(int h, int n, Discretization disc) { _h = h; _half = n / 2; _disc = disc; }
+    public S4DReference(int h, int n, Discretization disc) : base(h) { _h = h; _half = n / 2; _disc = disc; }
+
+    protected override Span<T> Skip(Params p) => p.D;
 
     private Complex<T> Bp(Params p, int i) => p.B.IsEmpty ? Complex<T>.One : new(p.B[2 * i], p.B[2 * i + 1]);
 
@@ -51,7 +53,7 @@ public sealed class S4DReference<T> where T : IFloatingPointIeee754<T>
     }
 
     /// <summary>The convolution kernel K (H, L).</summary>
-    public T[] Kernel(Params p, int length)
+    public override T[] Kernel(Params p, int length)
     {
         var k = new T[_h * length];
         for (int h = 0; h < _h; h++)
@@ -63,10 +65,6 @@ public sealed class S4DReference<T> where T : IFloatingPointIeee754<T>
             }
         return k;
     }
-
-    /// <summary>Convolution mode: y = K ∗ u + D·u over (B, L, H).</summary>
-    public void Forward(Params p, ReadOnlySpan<T> u, Span<T> y, int batch, int length) =>
-        BlockReference<T>.CausalConvolution(Kernel(p, length), p.D, u, y, _h, batch, length);
 
     /// <summary>Recurrent mode over a whole sequence, one step at a time: must equal <see cref="Forward"/>.</summary>
     public void Recurrent(Params p, ReadOnlySpan<T> u, Span<T> y, int batch, int length)
@@ -93,20 +91,12 @@ public sealed class S4DReference<T> where T : IFloatingPointIeee754<T>
         }
     }
 
-    /// <summary>Accumulates du and every parameter gradient from dy.</summary>
-    public void Backward(Params p, Params g, ReadOnlySpan<T> u, ReadOnlySpan<T> dy, Span<T> du, int batch, int length)
-    {
-        var dk = new T[_h * length];
-        BlockReference<T>.CausalConvolutionBackward(Kernel(p, length), p.D, u, dy, du, dk, g.D, _h, batch, length);
-        KernelBackward(p, g, dk, length);
-    }
-
     /// <summary>
     /// From dL/dK to the parameters. With K[l] = 2·Re(W·Z^l) and gradients written as
     /// ∂L/∂Re + i·∂L/∂Im: gW = 2·Σ dK[l]·conj(Z^l), gZ = 2·conj(W·Σ l·dK[l]·Z^(l−1)); then the chain
     /// rule through the discretization (holomorphic steps multiply by the conjugate derivative).
     /// </summary>
-    public void KernelBackward(Params p, Params g, ReadOnlySpan<T> dk, int length)
+    public override void KernelBackward(Params p, Params g, ReadOnlySpan<T> dk, int length)
     {
         T two = T.CreateChecked(2), half = T.CreateChecked(0.5);
         for (int h = 0; h < _h; h++)
