@@ -63,6 +63,18 @@ public sealed class S4Reference<T> : LongConvolutionReference<T, S4Reference<T>.
         return z;
     }
 
+    /// <summary>
+    /// Mode i at a root (d, σ): its Cauchy factors s = 1/(d − σλ) and t = 1/(d − σλ̄), and into <paramref name="w"/> the
+    /// products w₀₀ = C̃·B, w₀₁ = C̃·P, w₁₀ = P̄·B and w₁₁ = |P|² the four sums weigh them by.
+    /// </summary>
+    private (Complex<T> S, Complex<T> T) Terms(Params p, int i, Complex<T> d, Complex<T> sigma, Span<Complex<T>> w)
+    {
+        var lambda = Lambda(p, i);
+        var (cc, bb, pp) = (At(p.C, i), At(p.B, i), At(p.P, i));
+        (w[0], w[1], w[2], w[3]) = (cc * bb, cc * pp, pp.Conj * bb, (pp.Re * pp.Re + pp.Im * pp.Im) * Complex<T>.One);
+        return (Complex<T>.One / (d - sigma * lambda), Complex<T>.One / (d - sigma * lambda.Conj));
+    }
+
     /// <summary>The generating function of channel h at z: K̂ and the Cauchy sums it is made of.</summary>
     private (Complex<T> Value, Complex<T> Q00, Complex<T> Q01, Complex<T> Q10, Complex<T> Q11, Complex<T> Sigma, Complex<T> D) Spectrum(Params p, int h, Complex<T> z)
     {
@@ -70,18 +82,14 @@ public sealed class S4Reference<T> : LongConvolutionReference<T, S4Reference<T>.
         var d = (T.One / dt) * (Complex<T>.One - z);
         var sigma = C(0.5) * (Complex<T>.One + z);
         Complex<T> q00 = default, q01 = default, q10 = default, q11 = default;
+        var w = new Complex<T>[4];
         for (int n = 0; n < _half; n++)
         {
-            int i = h * _half + n;
-            var lambda = Lambda(p, i);
-            var s = Complex<T>.One / (d - sigma * lambda);
-            var t = Complex<T>.One / (d - sigma * lambda.Conj);
-            var (cc, bb, pp) = (At(p.C, i), At(p.B, i), At(p.P, i));
-            Complex<T> w00 = cc * bb, w01 = cc * pp, w10 = pp.Conj * bb, w11 = (pp.Re * pp.Re + pp.Im * pp.Im) * Complex<T>.One;
-            q00 += w00 * s + w00.Conj * t;
-            q01 += w01 * s + w01.Conj * t;
-            q10 += w10 * s + w10.Conj * t;
-            q11 += w11 * s + w11.Conj * t;
+            var (s, t) = Terms(p, h * _half + n, d, sigma, w);
+            q00 += w[0] * s + w[0].Conj * t;
+            q01 += w[1] * s + w[1].Conj * t;
+            q10 += w[2] * s + w[2].Conj * t;
+            q11 += w[3] * s + w[3].Conj * t;
         }
         var value = q00 - sigma * q01 * q10 / (Complex<T>.One + sigma * q11);
         return (value, q00, q01, q10, q11, sigma, d);
@@ -227,6 +235,7 @@ public sealed class S4Reference<T> : LongConvolutionReference<T, S4Reference<T>.
         var betaW = new Complex<T>[4 * m];
         var alphaL = new Complex<T>[m];
         var betaL = new Complex<T>[m];
+        var w = new Complex<T>[4];
         for (int h = 0; h < _h; h++)
         {
             Array.Clear(alphaW); Array.Clear(betaW); Array.Clear(alphaL); Array.Clear(betaL);
@@ -243,12 +252,7 @@ public sealed class S4Reference<T> : LongConvolutionReference<T, S4Reference<T>.
                 Complex<T> dd = default; // ∂K̂/∂d, times Ĝ
                 for (int n = 0; n < m; n++)
                 {
-                    int i = h * m + n;
-                    var lambda = Lambda(p, i);
-                    var s = Complex<T>.One / (d - sigma * lambda);
-                    var t = Complex<T>.One / (d - sigma * lambda.Conj);
-                    var (cc, bb, pp) = (At(p.C, i), At(p.B, i), At(p.P, i));
-                    Span<Complex<T>> w = [cc * bb, cc * pp, pp.Conj * bb, (pp.Re * pp.Re + pp.Im * pp.Im) * Complex<T>.One];
+                    var (s, t) = Terms(p, h * m + n, d, sigma, w);
                     Complex<T> ws = default, wt = default;
                     for (int ab = 0; ab < 4; ab++)
                     {
