@@ -303,6 +303,12 @@ public class S4ReferenceTests(ITestOutputHelper output)
             Assert.True(e.MaxGradient > 1e-3, $"{e.Name}: gradients too small for the comparison to mean anything");
     }
 
+    [Theory]
+    [InlineData(3, 64, "positive and even")]
+    [InlineData(8, 100, "power of two")]
+    public void ABadRuntimeConfigIsRefusedWithTheReason(int n, int kernelLength, string reason) =>
+        Assert.Contains(reason, Assert.Throws<ArgumentException>(() => new S4LayerConfig(n, kernelLength).Validate(4)).Message);
+
     [Fact]
     public void ASequenceLongerThanTheKernelIsRefused()
     {
