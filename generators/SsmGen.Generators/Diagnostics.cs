@@ -74,6 +74,8 @@ internal static class Diagnostics
         "Heads do not divide the width", "[DeltaLayer] Heads = {0} does not divide DModel = {1}; give HeadSize");
     public static readonly DiagnosticDescriptor BadS4Setting = Error("SSMG0030",
         "Invalid S4 layer setting", "[S4Layer] {0} = {1} is invalid; {2}");
+    public static readonly DiagnosticDescriptor UnchainedConstructor = Error("SSMG0031",
+        "Model constructor does not call the generated one", "A constructor of model '{0}' does not call this(maxBatch, maxLength, ...); the generated constructor allocates the model's parameters and buffers, so chain to it");
     public static readonly DiagnosticDescriptor InternalError = Error("SSMG0099",
         "SsmGen failed on a model", "SsmGen could not generate model '{0}' ({1}); this is a bug in SsmGen, please report it with the declaration");
 
@@ -81,7 +83,7 @@ internal static class Diagnostics
     {
         NotPartial, GenericOrNested, BadStateSize, UnknownInit, UnknownDiscretization, NonPositiveSize, LayerWithoutModel,
         InputOrVocab, NoLayers, BadDropout, BadRepeat, UnknownPooling, BadDtRange, NotAClass, TooLarge, FileLocal, UnknownNorm, BadHeads, UnknownNonlinearity,
-        LanguageVersionTooLow, NameClash, MemberClash, PrimaryConstructor, UnsupportedBase, VarIsAType, NotTheRuntime, RootNamespaceHidden, UnknownEigenvalues, BadHeadSize, BadS4Setting, InternalError,
+        LanguageVersionTooLow, NameClash, MemberClash, PrimaryConstructor, UnsupportedBase, VarIsAType, NotTheRuntime, RootNamespaceHidden, UnknownEigenvalues, BadHeadSize, BadS4Setting, UnchainedConstructor, InternalError,
     };
 
     public static DiagnosticDescriptor ById(string id) => All.First(d => d.Id == id);

@@ -58,8 +58,14 @@ internal static class Parser
         if (version < LanguageVersion.CSharp13)
             diags.Add(DiagnosticInfo.Create(Diagnostics.LanguageVersionTooLow, where, name, version.ToDisplayString()));
         foreach (var part in symbol.DeclaringSyntaxReferences.Select(r => r.GetSyntax(ct)).OfType<TypeDeclarationSyntax>())
+        {
             if (part.ParameterList is not null)
                 diags.Add(DiagnosticInfo.Create(Diagnostics.PrimaryConstructor, part.Identifier.GetLocation(), name));
+            // A constructor of the user's that does not reach the generated one leaves every buffer null.
+            foreach (var ctor in part.Members.OfType<ConstructorDeclarationSyntax>())
+                if (!ctor.Modifiers.Any(SyntaxKind.StaticKeyword) && ctor.Initializer?.Kind() != SyntaxKind.ThisConstructorInitializer)
+                    diags.Add(DiagnosticInfo.Create(Diagnostics.UnchainedConstructor, ctor.Identifier.GetLocation(), name));
+        }
         // (A global type named SsmGen would hide the attribute itself: the user's code cannot compile then.)
         if (!ctx.SemanticModel.Compilation.GlobalNamespace.GetTypeMembers("System").IsEmpty)
             diags.Add(DiagnosticInfo.Create(Diagnostics.RootNamespaceHidden, where, name, "System"));

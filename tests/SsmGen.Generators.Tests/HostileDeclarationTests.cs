@@ -171,6 +171,13 @@ public class HostileDeclarationTests
         """);
 
     [Fact]
+    public void AConstructorThatSkipsTheGeneratedOneIsReported() => Reports("SSMG0031", $$"""
+        using SsmGen;
+        [SsmModel(Input = 1, DModel = 4, Output = 2)] {{Layers}}
+        public partial class M { public M(string note) { } }
+        """);
+
+    [Fact]
     public void AModelDerivingFromAModelIsReported() => Reports("SSMG0024", $$"""
         using SsmGen;
         [SsmModel(Input = 1, DModel = 4, Output = 2)] {{Layers}} public partial class Base { }
