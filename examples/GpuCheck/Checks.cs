@@ -70,6 +70,7 @@ internal static class Checks
         var cases = new List<(string Kind, int Length, Func<ComputeDevice?, int, ISsmModel> Make)>
         {
             ("S4D", common, (d, l) => new CheckS4D(batch, l, ModelUse.Training, d)),
+            ("S4", common, (d, l) => new CheckS4(batch, l, ModelUse.Training, d)),
             ("Mamba", common, (d, l) => new CheckMamba(batch, l, ModelUse.Training, d)),
             ("RNN", common, (d, l) => new CheckRnn(batch, l, ModelUse.Training, d)),
             ("IDS", idsLength, (d, l) => new CheckIds(batch, l, ModelUse.Training, d)),

@@ -32,6 +32,11 @@ public partial class CheckAttention { }
 [DeltaLayer(Heads = 2, Gate = false)]
 public partial class CheckDelta { }
 
+/// <summary>S4 (DPLR, HiPPO-LegS), real input, mean pooling, dropout; a kernel of 256 steps (129 roots).</summary>
+[SsmModel(Input = 1, DModel = 64, Output = 10, Pooling = Pooling.Mean)]
+[S4Layer(N = 64, KernelLength = 256, Dropout = 0.1, Repeat = 2)]
+public partial class CheckS4 { }
+
 /// <summary>The Mamba training benchmark: d_model 256, N 16, expand 2, conv 4, two blocks; batch 16 of length 1024.</summary>
 [SsmModel(Vocab = 16, DModel = 256, Output = 16, Pooling = Pooling.None)]
 [MambaLayer(N = 16, Expand = 2, ConvWidth = 4, Repeat = 2)]

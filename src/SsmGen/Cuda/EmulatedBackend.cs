@@ -262,6 +262,7 @@ public sealed unsafe class EmulatedBackend : GpuBackend
         inline float atomicAdd(float* p, float v) { float old = *p; *p = old + v; return old; }
         inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
         inline float __expf(float x) { return expf(x); }
+        inline void sincospi(double x, double* s, double* c) { *s = sin(M_PI * x); *c = cos(M_PI * x); }
         inline float __logf(float x) { return logf(x); }
         inline float __fdividef(float a, float b) { return a / b; }
         inline float __int_as_float(int v) { float f; memcpy(&f, &v, 4); return f; }

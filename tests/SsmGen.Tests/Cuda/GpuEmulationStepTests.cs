@@ -31,10 +31,11 @@ public class GpuEmulationStepTests(ITestOutputHelper output)
     /// <summary>
     /// The device's sequence pass against its step over a long sequence, both against the reference's recurrence: the
     /// delta rule's chunked WY form (chunks of 16 and 32 tokens, states passed between 19 and 10 of them) against the
-    /// token-by-token step kernel.
+    /// token-by-token step kernel; S4's convolution with the kernel from the generating function against its DPLR step.
     /// </summary>
     [EmulationTheory]
     [InlineData("DeltaTokens", 300)]
+    [InlineData("S4Long", 4096)] // S4's kernel from 2,049 roots against its DPLR step, 4,096 steps
     public void TheDeviceSequencePassAndStepMatchTheReferenceRecurrence(string name, int length)
     {
         var (gpu, cfg) = GeneratedVsReferenceTests.Make(name, 1, length, ModelUse.Training, Emulation);
@@ -54,6 +55,7 @@ public class GpuEmulationStepTests(ITestOutputHelper output)
     [InlineData("AttentionTokens", 9)] // rotary positions and the key/value cache
     [InlineData("AllKinds", 8)]
     [InlineData("DeltaTokens", 20)]    // the convolution window and both heads' states in the stream's state
+    [InlineData("S4Tokens", 12)]       // S4's step tables, prepared on the host, in the stream's state
     public void StepsMatchTheReferenceAndLeaveTheCpuModelsState(string name, int length)
     {
         var (gpu, cfg) = GeneratedVsReferenceTests.Make(name, 1, length, ModelUse.Training, Emulation);

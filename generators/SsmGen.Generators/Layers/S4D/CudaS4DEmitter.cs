@@ -8,7 +8,7 @@ namespace SsmGen.Generators.Layers;
 /// discretize (Ā and W = C·B̄ per mode, table (H, M, 4) [Re Ā, Im Ā, Re W, Im W]); the forward as a scan, up to 8
 /// threads per (batch, channel) sharing its M complex states (in registers) and adding their parts by shuffles;
 /// the backward as the adjoint scan (λ ← conj(Ā)·λ + 2·dy·conj(W), du = D·dy + Σ Re λ) split the same way, the
-/// kernel gradient dK[h, l] = Σ_b Σ_t dy[t]·u[t−l] as a tiled correlation,
+/// kernel gradient dK[h, l] = Σ_b Σ_t dy[t]·u[t−l] (<see cref="CudaConvolutionBlock"/>'s correlation),
 /// and per mode Horner sums of dK giving dW, dĀ and the chain rule to log Δ, A, B, C.
 /// </summary>
 internal sealed class CudaS4DEmitter : GpuRendering<S4DLayerPlan>
@@ -22,9 +22,6 @@ internal sealed class CudaS4DEmitter : GpuRendering<S4DLayerPlan>
         return 1;
     }
 
-    /// <summary>Batch slices of the kernel gradient: more blocks for short sequences, each slice's sum kept apart.</summary>
-    public const int GradientSplits = 8;
-
     /// <summary>The limits of SsmGen.Numerics.Stability as CUDA constants (the same numbers: the file is linked in).</summary>
     private static readonly string StabilityLimits =
         $"// |Ā| < 1 in float, and no exp overflow (SsmGen.Numerics.Stability: MaxLog, MaxMagnitude).\n" +
@@ -33,21 +30,13 @@ internal sealed class CudaS4DEmitter : GpuRendering<S4DLayerPlan>
     /// <summary>Kernels of every S4D variant the plan uses.</summary>
     public override void EmitKernels(StringBuilder cu, ModelPlan plan)
     {
-        if (plan.Blocks<S4DLayerPlan>().Any())
-            cu.Append("""
+        if (!plan.Blocks<S4DLayerPlan>().Any()) return;
+        CudaConvolutionBlock.EmitSharedKernels(cu);
+        cu.Append("""
 
 // ---- S4D ----
 
 """ + StabilityLimits + """
-
-// Complex numbers in double, for the chain rule of the discretization (the CPU path computes it in double too).
-struct zd { double re, im; };
-__device__ __forceinline__ zd zd_add(zd a, zd b) { return { a.re + b.re, a.im + b.im }; }
-__device__ __forceinline__ zd zd_sub(zd a, zd b) { return { a.re - b.re, a.im - b.im }; }
-__device__ __forceinline__ zd zd_mul(zd a, zd b) { return { a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re }; }
-__device__ __forceinline__ zd zd_div(zd a, zd b) { double d = b.re * b.re + b.im * b.im; return { (a.re * b.re + a.im * b.im) / d, (a.im * b.re - a.re * b.im) / d }; }
-__device__ __forceinline__ zd zd_scale(double s, zd a) { return { s * a.re, s * a.im }; }
-__device__ __forceinline__ zd zd_conj(zd a) { return { a.re, -a.im }; }
 
 // A scan thread's share: G adjacent threads per (b, h), M/G modes each. Sets b, h and g (a thread past the end
 // gets row 0 and must not write), loads Re/Im of Ā and W of its modes, and returns whether it is in range.
@@ -179,64 +168,6 @@ extern "C" __global__ void {{v}}_scan_backward(const float* __restrict__ dy, con
     }
 }
 
-// dK[h, l] = Σ_b Σ_{t ≥ l} dy[b, t, h]·u[b, t − l, h] as a tiled correlation. A block of 32 × 8 threads takes
-// 64 lags of 32 channels and one batch slice z (b ≡ z mod SPLIT), stages 64 steps of dy and the 128 rows of u they
-// meet in shared memory, and each thread owns 8 consecutive lags of one channel, sliding a window of 8 u values in
-// registers: a step costs two shared loads for 8 multiply-adds. Slices go to partial (SPLIT, H, L), summed in order
-// by kernel_gradient_finish.
-extern "C" __global__ void {{v}}_kernel_gradient(const float* __restrict__ dy, const float* __restrict__ u,
-    float* __restrict__ partial, int batch, int length)
-{
-    constexpr int LAGS = 64, STEPS = 64, SPLIT = {{GradientSplits}};
-    __shared__ float dys[STEPS][32];
-    __shared__ float us[STEPS + LAGS][32];
-    int hx = threadIdx.x, h = blockIdx.y * 32 + hx, l0 = blockIdx.x * LAGS, j0 = threadIdx.y * 8, z = blockIdx.z;
-    int c = LAGS - 1 - j0; // us row of u[t0 − (l0 + j0)], the first step's value for this thread's first lag
-    float acc[8];
-#pragma unroll
-    for (int k = 0; k < 8; k++) acc[k] = 0.0f;
-    for (int b = z; b < batch; b += SPLIT)
-    {
-        const float* gy = dy + (long)b * length * H;
-        const float* ub = u + (long)b * length * H;
-        for (int t0 = l0; t0 < length; t0 += STEPS)
-        {
-            int s0 = t0 - l0 - (LAGS - 1); // u row held in us[0]; rows before 0 (t < l) and past the end are zeros
-            __syncthreads(); // the previous tile is used up
-            for (int r = threadIdx.y; r < STEPS; r += 8) { int t = t0 + r; dys[r][hx] = t < length && h < H ? gy[(long)t * H + h] : 0.0f; }
-            for (int r = threadIdx.y; r < STEPS + LAGS; r += 8) { int q = s0 + r; us[r][hx] = q >= 0 && q < length && h < H ? ub[(long)q * H + h] : 0.0f; }
-            __syncthreads();
-            float w[8]; // w[k] = u[t − (l0 + j0 + k)] for the current step t = t0 + tt
-#pragma unroll
-            for (int k = 0; k < 8; k++) w[k] = us[c - k][hx];
-            for (int tt = 0; tt < STEPS; tt++)
-            {
-                float d = dys[tt][hx];
-#pragma unroll
-                for (int k = 0; k < 8; k++) acc[k] += d * w[k];
-#pragma unroll
-                for (int k = 7; k > 0; k--) w[k] = w[k - 1];
-                w[0] = us[tt + 1 + c][hx];
-            }
-        }
-    }
-    if (h >= H) return;
-#pragma unroll
-    for (int k = 0; k < 8; k++)
-        if (l0 + j0 + k < length) partial[((long)z * H + h) * length + l0 + j0 + k] = acc[k];
-}
-
-// dk[h, l] = Σ_z partial[z, h, l], slices in order.
-extern "C" __global__ void {{v}}_kernel_gradient_finish(const float* __restrict__ partial, float* __restrict__ dk, int length)
-{
-    constexpr int SPLIT = {{GradientSplits}};
-    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (long)H * length) return;
-    float s = 0.0f;
-    for (int z = 0; z < SPLIT; z++) s += partial[(long)z * H * length + i];
-    dk[i] = s;
-}
-
 // Per mode (h, n): p = Σ_l dK[l]·Ā^l and p' by Horner's rule; dW = 2·conj(p), dĀ = 2·conj(W·p'); then the
 // discretization's chain rule into A (log_A_real, A_imag), B, C; the mode's share of d log Δ goes to partial.
 extern "C" __global__ void {{v}}_mode_backward(const float* __restrict__ dk, const float* __restrict__ modes,
@@ -347,7 +278,7 @@ extern "C" __global__ void {{v}}_step(float* __restrict__ state, const float* __
     {
         if (!plan.Blocks<S4DLayerPlan>().Any()) yield break;
         yield return ("_dk", "H * (long)maxLength", true);
-        yield return ("_dkPartial", $"{GradientSplits} * H * (long)maxLength", true);
+        yield return ("_dkPartial", $"{CudaConvolutionBlock.GradientSplits} * H * (long)maxLength", true);
         yield return ("_modePartial", $"H * {plan.Blocks<S4DLayerPlan>().Max(l => l.Modes)}", true);
         yield return ("_s4dStepY", "H", false); // Step's rows: S4D out, GELU out, linear out
         yield return ("_s4dStepAct", "H", false);
@@ -364,49 +295,38 @@ extern "C" __global__ void {{v}}_step(float* __restrict__ state, const float* __
         yield return ($"{i}Modes", $"{4 * l.Modes} * H");
     }
 
-    /// <summary>Block forward: x → LayerNorm → S4D scan → GELU → Linear(H → 2H) → GLU · dropout → + x.</summary>
+    /// <summary>Block forward: the shared passes around the S4D scan.</summary>
     public override void EmitForward(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
     {
-        string i = "_l" + l.Index, v = Name(l), x = $"_l{l.Index}X", next = ModelEmitter.Next(plan, l);
-        OpenForward(w, l);
-        w.Line($"Launch_{v}_discretize(Blocks(H * {l.Modes}), Threads, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_A_real")}, {Param(l, "mixer.A_imag")}, {(l.Spec.TrainB ? Param(l, "mixer.B") : "0UL")}, {Param(l, "mixer.C")}, {i}Modes);");
-        w.Line($"Launch_{v}_scan_forward(Blocks((long)batch * H * {ModeGroups(l)}), Threads, {i}U, {i}Modes, {Param(l, "mixer.D")}, {i}Y, batch, length);");
-        w.Line($"Launch_gelu_forward(Blocks(rows * H), Threads, {i}Y, {i}G, (long)rows * H);");
-        w.Line($"Linear({i}G, {Param(l, "mixer.output_linear.weight")}, {Param(l, "mixer.output_linear.bias")}, {i}O, rows, H, 2 * H);");
-        w.Line($"var (key, threshold, scale) = Dropout({l.Index}, {CodeWriter.D(l.Spec.Dropout)});");
-        w.Line($"Launch_glu_residual_forward(Blocks(rows * H), Threads, {i}O, {x}, {next}, rows * H, key, threshold, scale);");
-        CloseForward(w);
+        string i = "_l" + l.Index, v = Name(l);
+        CudaConvolutionBlock.EmitForward(w, plan, l, l.Spec.Dropout, () =>
+        {
+            w.Line($"Launch_{v}_discretize(Blocks(H * {l.Modes}), Threads, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_A_real")}, {Param(l, "mixer.A_imag")}, {(l.Spec.TrainB ? Param(l, "mixer.B") : "0UL")}, {Param(l, "mixer.C")}, {i}Modes);");
+            w.Line($"Launch_{v}_scan_forward(Blocks((long)batch * H * {ModeGroups(l)}), Threads, {i}U, {i}Modes, {Param(l, "mixer.D")}, {i}Y, batch, length);");
+        });
     }
 
-    /// <summary>Block backward: _dX holds dL/d(block output) and gains the path through the block.</summary>
+    /// <summary>Block backward: the shared passes around the adjoint scan and the kernel gradient's chain rule.</summary>
     public override void EmitBackward(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
     {
         string i = "_l" + l.Index, v = Name(l);
-        OpenBackward(w, l);
-        w.Line($"var (key, threshold, scale) = Dropout({l.Index}, {CodeWriter.D(l.Spec.Dropout)});");
-        w.Line($"Launch_glu_backward(Blocks(rows * H), Threads, {i}O, _dX, _dO, rows * H, key, threshold, scale);");
-        w.Line($"LinearBackward({i}G, {Param(l, "mixer.output_linear.weight")}, _dO, _dG, {Param(l, "mixer.output_linear.weight", "G")}, {Param(l, "mixer.output_linear.bias", "G")}, rows, H, 2 * H);");
-        w.Line($"Launch_gelu_backward(Blocks(rows * H), Threads, _dG, {i}Y, _dY, (long)rows * H);");
-        w.Line($"Launch_{v}_scan_backward(Blocks((long)batch * H * {ModeGroups(l)}), Threads, _dY, {i}Modes, {Param(l, "mixer.D")}, _dU, batch, length);");
-        w.Line($"Launch_{v}_kernel_gradient(new Dim3((uint)((length + 63) / 64), (H + 31) / 32, {GradientSplits}), new Dim3(32, 8), _dY, {i}U, _dkPartial, batch, length);");
-        w.Line($"Launch_{v}_kernel_gradient_finish(Blocks((long)H * length), Threads, _dkPartial, _dk, length);");
-        w.Line($"Launch_{v}_mode_backward(Blocks(H * {l.Modes}), Threads, _dk, {i}Modes, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_A_real")}, {Param(l, "mixer.A_imag")}, {(l.Spec.TrainB ? Param(l, "mixer.B") : "0UL")}, {Param(l, "mixer.C")}, {Param(l, "mixer.log_A_real", "G")}, {Param(l, "mixer.A_imag", "G")}, {(l.Spec.TrainB ? Param(l, "mixer.B", "G") : "0UL")}, {Param(l, "mixer.C", "G")}, _modePartial, length);");
-        w.Line($"Launch_{v}_dt_finish(Blocks(H), Threads, _modePartial, _dk, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_dt", "G")}, {Param(l, "mixer.D", "G")}, length);");
-        CloseBackward(w, l);
+        CudaConvolutionBlock.EmitBackward(w, l, l.Spec.Dropout, () =>
+        {
+            w.Line($"Launch_{v}_scan_backward(Blocks((long)batch * H * {ModeGroups(l)}), Threads, _dY, {i}Modes, {Param(l, "mixer.D")}, _dU, batch, length);");
+            CudaConvolutionBlock.EmitKernelGradient(w, l, "_dkPartial", "_dk");
+            w.Line($"Launch_{v}_mode_backward(Blocks(H * {l.Modes}), Threads, _dk, {i}Modes, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_A_real")}, {Param(l, "mixer.A_imag")}, {(l.Spec.TrainB ? Param(l, "mixer.B") : "0UL")}, {Param(l, "mixer.C")}, {Param(l, "mixer.log_A_real", "G")}, {Param(l, "mixer.A_imag", "G")}, {(l.Spec.TrainB ? Param(l, "mixer.B", "G") : "0UL")}, {Param(l, "mixer.C", "G")}, _modePartial, length);");
+            w.Line($"Launch_{v}_dt_finish(Blocks(H), Threads, _modePartial, _dk, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_dt", "G")}, {Param(l, "mixer.D", "G")}, length);");
+        });
     }
 
-    /// <summary>Block step, one token: x → LayerNorm → S4D recurrence on the stream's state → GELU → Linear → GLU → + x.</summary>
+    /// <summary>Block step: the shared passes around the S4D recurrence on the stream's state.</summary>
     public override void EmitStep(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
     {
         string v = Name(l), st = $"At(state, {plan.State.Of(l, "x").Const})";
-        w.Open($"private void Layer{l.Index}Step(ulong state, int t, ulong x, ulong next)");
-        w.Line($"if (t == 0) Launch_{v}_step_discretize(Blocks(H * {l.Modes}), Threads, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_A_real")}, {Param(l, "mixer.A_imag")}, {(l.Spec.TrainB ? Param(l, "mixer.B") : "0UL")}, {Param(l, "mixer.C")}, At(state, {plan.State.Of(l, "modes").Const})); // a new stream takes the current parameters");
-        w.Line($"Launch_layernorm_forward(1, NormThreads, x, {Param(l, "norm.weight")}, {Param(l, "norm.bias")}, _sU, _sMean, _sRstd);");
-        w.Line($"Launch_{v}_step(Blocks(H), Threads, {st}, {Param(l, "mixer.D")}, _sU, _s4dStepY);");
-        w.Line("Launch_gelu_forward(Blocks(H), Threads, _s4dStepY, _s4dStepAct, (long)H);");
-        w.Line($"Linear(_s4dStepAct, {Param(l, "mixer.output_linear.weight")}, {Param(l, "mixer.output_linear.bias")}, _s4dStepO, 1, H, 2 * H);");
-        w.Line("Launch_glu_residual_forward(Blocks(H), Threads, _s4dStepO, x, next, H, 0, 0, 1f); // no dropout when streaming");
-        w.Close();
-        w.Line();
+        CudaConvolutionBlock.EmitStep(w, l, "_s4dStepY", "_s4dStepAct", "_s4dStepO", () =>
+        {
+            w.Line($"if (t == 0) Launch_{v}_step_discretize(Blocks(H * {l.Modes}), Threads, {Param(l, "mixer.log_dt")}, {Param(l, "mixer.log_A_real")}, {Param(l, "mixer.A_imag")}, {(l.Spec.TrainB ? Param(l, "mixer.B") : "0UL")}, {Param(l, "mixer.C")}, At(state, {plan.State.Of(l, "modes").Const})); // a new stream takes the current parameters");
+            w.Line($"Launch_{v}_step(Blocks(H), Threads, {st}, {Param(l, "mixer.D")}, _sU, _s4dStepY);");
+        });
     }
 }

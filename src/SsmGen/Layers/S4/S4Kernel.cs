@@ -272,12 +272,16 @@ public sealed class S4Kernel : ParallelWork
     /// channel Δ/2 and Δ/2 / (1 + Δ/2·p*·D·p). Allocates.
     /// </summary>
     public void Prepare(ReadOnlySpan<float> logDt, ReadOnlySpan<float> logAReal, ReadOnlySpan<float> aImag, ReadOnlySpan<float> p, ReadOnlySpan<float> b, ReadOnlySpan<float> c,
-        Span<float> tables)
+        Span<float> tables) => Prepare(_h, 2 * _m, _kernelLength, logDt, logAReal, aImag, p, b, c, tables);
+
+    /// <summary>The step tables of <paramref name="channels"/> channels of state size <paramref name="stateSize"/> (the GPU path prepares them on the host too).</summary>
+    public static void Prepare(int channels, int stateSize, int kernelLength, ReadOnlySpan<float> logDt, ReadOnlySpan<float> logAReal, ReadOnlySpan<float> aImag,
+        ReadOnlySpan<float> p, ReadOnlySpan<float> b, ReadOnlySpan<float> c, Span<float> tables)
     {
-        int m = _m;
-        var reference = new S4Reference<double>(1, 2 * m, _kernelLength);
+        int m = stateSize / 2;
+        var reference = new S4Reference<double>(1, 2 * m, kernelLength);
         double[] Of(ReadOnlySpan<float> s, int h, int per) { var a = new double[per]; for (int i = 0; i < per; i++) a[i] = s[h * per + i]; return a; }
-        for (int h = 0; h < _h; h++)
+        for (int h = 0; h < channels; h++)
         {
             var (dt, re, im, pp, bb, cc) = (new[] { (double)logDt[h] }, Of(logAReal, h, m), Of(aImag, h, m), Of(p, h, 2 * m), Of(b, h, 2 * m), Of(c, h, 2 * m));
             var row = reference.OutputRow(new S4Reference<double>.Params(dt, re, im, pp, bb, cc, new double[1]), 0);
