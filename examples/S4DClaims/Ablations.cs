@@ -36,7 +36,7 @@ public static class Ablations
     }
 
     /// <summary>The permutation and split every run shares (the seeds vary the model, not the task).</summary>
-    private const ulong TaskSeed = 1;
+    internal const ulong TaskSeed = 1;
 
     public static int Execute(Options o)
     {
@@ -70,11 +70,17 @@ public static class Ablations
         return 0;
     }
 
-    private static Run Train(MnistData data, int[] train, int[] test, int[] perm, S4DInit init, Discretization disc, bool trainB, ulong seed, Options o)
+    /// <summary>
+    /// One run of a cell; <paramref name="watch"/> sees the model after initialization (false) and after training
+    /// (true), before it is disposed.
+    /// </summary>
+    internal static Run Train(MnistData data, int[] train, int[] test, int[] perm, S4DInit init, Discretization disc, bool trainB, ulong seed, Options o,
+        Action<ISsmModel, bool>? watch = null)
     {
         var model = AblationModels.Create(init, disc, trainB, o.Batch, MnistData.Pixels);
         model.Initialize(seed);
         model.DropoutSeed = seed;
+        watch?.Invoke(model, false);
         int steps = train.Length / o.Batch;
         var trainer = new Trainer(model, MnistData.Recipe(o.LearningRate, steps, o.Epochs));
         var xb = new float[o.Batch * MnistData.Pixels];
@@ -97,6 +103,7 @@ public static class Ablations
             }
             accuracy[epoch] = data.Accuracy(trainer, test, perm, o.Batch);
         }
+        watch?.Invoke(model, true);
         model.Dispose();
         return new Run(init.ToString(), disc.ToString(), trainB, seed, o.Epochs, accuracy, clock.Elapsed.TotalSeconds);
     }

@@ -24,15 +24,26 @@ const string Usage = """
           --train-limit N   train on the first N training digits only
           --out DIR         runs.jsonl and table.md (default docs/s4d-claims/ablations-psmnist)
           --data DIR        MNIST cache (default .cache/mnist)
+
+      dotnet run -c Release --project examples/S4DClaims -- kernels [options]
+        The first layer's kernels of the Lin, Inv and LegS inits (ZOH, trained B) at initialization and after an
+        ablation run on psMNIST (the same recipe; the first seed given), plotted side by side.
+          --epochs E, --seeds LIST, --train-limit N, --data DIR   as for ablations
+          --out DIR         learned-kernels.png and .md (default docs/s4d-claims)
     """;
 
-if (args.Length == 0 || args[0] is not ("theorem3" or "ablations"))
+if (args.Length == 0 || args[0] is not ("theorem3" or "ablations" or "kernels"))
 {
     bool help = args.Length > 0 && args[0] is "--help" or "-h";
     (help ? Console.Out : Console.Error).WriteLine(Usage);
     return help ? 0 : 2;
 }
-return args[0] == "theorem3" ? RunTheorem3(args[1..]) : RunAblations(args[1..]);
+return args[0] switch
+{
+    "theorem3" => RunTheorem3(args[1..]),
+    "ablations" => RunAblations(args[1..], kernels: false),
+    _ => RunAblations(args[1..], kernels: true),
+};
 
 int RunTheorem3(string[] rest)
 {
@@ -77,9 +88,9 @@ int RunTheorem3(string[] rest)
     return 0;
 }
 
-int RunAblations(string[] rest)
+int RunAblations(string[] rest, bool kernels)
 {
-    var options = new Ablations.Options();
+    var options = kernels ? new Ablations.Options { OutDir = Path.Combine("docs", "s4d-claims") } : new Ablations.Options();
     var outcome = CommandLine.Read(rest, Console.Out, Console.Error, Usage, (name, next) =>
     {
         switch (name)
@@ -108,5 +119,5 @@ int RunAblations(string[] rest)
         }
     });
     if (outcome != CommandLineOutcome.Run) return outcome == CommandLineOutcome.Help ? 0 : 2;
-    return Ablations.Execute(options);
+    return kernels ? LearnedKernels.Execute(options) : Ablations.Execute(options);
 }

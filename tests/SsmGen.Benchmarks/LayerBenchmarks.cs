@@ -117,6 +117,49 @@ public class S4DLayer : LayerBench<S4DBench>
     }
 }
 
+/// <summary>
+/// S4 (DPLR): the generated block's kernel comes from the generating function at the roots of unity; the reference's
+/// step is the dense bilinear recurrence (Ā, B̄ and C formed once, as a stream does), O(N²) per channel against the
+/// generated O(N) DPLR step.
+/// </summary>
+public class S4Layer : LayerBench<S4Bench>
+{
+    private const int H = 256, N = 64; // the reference writes both conjugate halves: N complex states
+    private Complex<float>[][,] _a = null!;
+    private Complex<float>[][] _b = null!, _c = null!;
+    private readonly Complex<float>[] _x = new Complex<float>[H * N], _next = new Complex<float>[N];
+    private float[] _d = null!;
+    protected override S4Bench Create() => new(Batch, Length);
+
+    protected override void SetupReferenceStep()
+    {
+        string m = "layers.0.mixer.";
+        var p = new S4Reference<float>.Params(P(m + "log_dt"), P(m + "log_A_real"), P(m + "A_imag"), P(m + "P"), P(m + "B"), P(m + "C"), P(m + "D"));
+        var s4 = new S4Reference<float>(H, N, 256);
+        (_a, _b, _c) = (new Complex<float>[H][,], new Complex<float>[H][], new Complex<float>[H][]);
+        for (int h = 0; h < H; h++) { (_a[h], _b[h]) = s4.Discretize(p, h); _c[h] = s4.OutputRow(p, h); }
+        _d = P(m + "D").ToArray();
+    }
+
+    // x ← Ā x + B̄ u and y = Re(C x) + D u per channel, with dense N × N products.
+    protected override void ReferenceMixerStep()
+    {
+        for (int h = 0; h < H; h++)
+        {
+            var x = _x.AsSpan(h * N, N);
+            float y = _d[h] * RefX[h];
+            for (int i = 0; i < N; i++)
+            {
+                var acc = _b[h][i] * Complex<float>.Real(RefX[h]);
+                for (int j = 0; j < N; j++) acc += _a[h][i, j] * x[j];
+                _next[i] = acc;
+            }
+            for (int i = 0; i < N; i++) { x[i] = _next[i]; y += (_c[h][i] * x[i]).Re; }
+            RefY[h] = y;
+        }
+    }
+}
+
 public class MambaLayer : LayerBench<MambaBench>
 {
     private MambaReference<float> _mixer = null!;
@@ -235,6 +278,9 @@ public static class LayerFlops
         // S4D, counted in its recurrent form (the convolution mode of Forward executes FFTs instead): per complex
         // mode Ā x + u and 2·Re W x (8 + 4), 32 modes; the H → 2H GLU projection
         nameof(S4DLayer) => 12.0 * 32 * H + 2 * H * 2 * H,
+        // S4, counted in its recurrent form too: the DPLR step per complex mode (p̄·x 4, v 12, D·v 6, p̄·Dv 4, the
+        // rank-1 correction 6, 2·Re C x 4: 36), 32 modes; the H → 2H GLU projection
+        nameof(S4Layer) => 36.0 * 32 * H + 2 * H * 2 * H,
         // in_proj, conv (width 4), x_proj (R + 2N = 48), dt_proj (R = 16), scan (20 per state), out_proj; E = 512, N = 16
         nameof(MambaLayer) => 2 * H * 1024 + 2 * 512 * 4 + 2 * 512 * 48 + 2 * 16 * 512 + 20.0 * 512 * 16 + 2 * 512 * H,
         // W_ih, W_hh, out_proj; hidden 256

@@ -12,6 +12,11 @@ public partial class SmnistBench { }
 [S4DLayer(N = 64)]
 public partial class S4DBench { }
 
+/// <summary>One S4 block at the same shape: d_model 256, N 64, HiPPO-LegS, kernel length 256 (the benchmark's L).</summary>
+[SsmModel(Vocab = 16, DModel = 256, Output = 16, Pooling = Pooling.None)]
+[S4Layer(N = 64, KernelLength = 256)]
+public partial class S4Bench { }
+
 // One block of each newer kind at d_model 256 (the Mamba shape), token input, per-token output.
 
 /// <summary>One Mamba block: d_model 256, N 16, expand 2 (E = 512), conv 4, Δ rank 16.</summary>

@@ -9,7 +9,7 @@ using SsmGen.Benchmarks;
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --quick      short jobs (what CI runs)
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --filter '*Projection*'
 Type[] Suite = [typeof(FmaPeak), typeof(Projection), typeof(Convolution), typeof(SmnistStep), typeof(MambaScan),
-    typeof(S4DLayer), typeof(MambaLayer), typeof(RnnLayer), typeof(IdsLayer), typeof(AttentionLayer), typeof(DeltaLayer), typeof(StreamingStep), typeof(MemoryTriad)];
+    typeof(S4DLayer), typeof(S4Layer), typeof(MambaLayer), typeof(RnnLayer), typeof(IdsLayer), typeof(AttentionLayer), typeof(DeltaLayer), typeof(StreamingStep), typeof(MemoryTriad)];
 bool quick = args.Contains("--quick");
 var rest = args.Where(a => a != "--quick").ToArray();
 // Dynamic PGO off: its instrumented tier allocates a few bytes on the JIT's background thread while a benchmark
@@ -43,6 +43,7 @@ if (peakNs is double p)
 static int LayerWeights(string layer) => layer switch
 {
     nameof(S4DLayer) => S4DBench.ParameterCount,
+    nameof(S4Layer) => S4Bench.ParameterCount,
     nameof(MambaLayer) => MambaBench.ParameterCount,
     nameof(RnnLayer) => RnnBench.ParameterCount,
     nameof(IdsLayer) => IdsBench.ParameterCount,
@@ -52,7 +53,7 @@ static int LayerWeights(string layer) => layer switch
 
 // Generated vs reference, side by side from this run, with the generated pass's share of the peak: the 2-core
 // peak for Forward and Forward + Backward (both cores work), the 1-core peak for a Step (one thread).
-foreach (string layer in new[] { nameof(S4DLayer), nameof(MambaLayer), nameof(RnnLayer), nameof(IdsLayer), nameof(AttentionLayer), nameof(DeltaLayer) })
+foreach (string layer in new[] { nameof(S4DLayer), nameof(S4Layer), nameof(MambaLayer), nameof(RnnLayer), nameof(IdsLayer), nameof(AttentionLayer), nameof(DeltaLayer) })
     foreach (string pass in new[] { "Forward", "ForwardBackward", "Step" })
         if (Mean(layer, "Generated" + pass) is double g && Mean(layer, "Reference" + pass) is double r)
         {

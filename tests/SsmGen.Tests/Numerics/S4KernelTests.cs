@@ -8,7 +8,8 @@ namespace SsmGen.Tests.Numerics;
 /// <summary>S4's float core against the double reference: the kernel, its backward, and the DPLR step against the dense recurrence.</summary>
 public class S4KernelTests(ITestOutputHelper output)
 {
-    private const int H = 3, M = 4, Lk = 64;
+    // M = 7 modes: a vector of modes (Vector<double> of 4) and a scalar tail of 3 in the core's loops.
+    private const int H = 3, M = 7, Lk = 64;
 
     /// <summary>The parameter tensors as floats, in the reference's order: log_dt, log_A_real, A_imag, P, B, C, D.</summary>
     private static float[][] Split(double[] a)

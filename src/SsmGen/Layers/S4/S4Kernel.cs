@@ -1,3 +1,4 @@
+using System.Numerics;
 using SsmGen.Reference;
 
 namespace SsmGen.Numerics;
@@ -174,11 +175,35 @@ public sealed class S4Kernel : ParallelWork
     private (C Q00, C Q01, C Q10, C Q11, C Sigma, C D) Point(int h, int j, int part)
     {
         var (modes, f) = (_modes[part], _factors[part]);
-        int m = _m;
+        int m = _m, lanes = Vector<double>.Count, n = 0;
         double zr = _rootRe[j], zi = _rootIm[j], rate = Math.Exp(-_p[_at.LogDt + h]);
         double dr = rate * (1 - zr), di = -rate * zi, sr = 0.5 * (1 + zr), si = 0.5 * zi;
-        double q00r = 0, q00i = 0, q01r = 0, q01i = 0, q10r = 0, q10i = 0, q11r = 0, q11i = 0;
-        for (int n = 0; n < m; n++)
+        // The modes in vector lanes (the sums' lanes added at the end), then the rest one by one.
+        Vector<double> vdr = new(dr), vdi = new(di), vsr = new(sr), vsi = new(si), one = Vector<double>.One;
+        Vector<double> a00r = default, a00i = default, a01r = default, a01i = default, a10r = default, a10i = default, a11r = default, a11i = default;
+        for (; n <= m - lanes; n += lanes)
+        {
+            Vector<double> lr = Load(modes, n), li = Load(modes, m + n);
+            var ar = vdr - (vsr * lr - vsi * li);
+            var ai = vdi - (vsr * li + vsi * lr);
+            var br = vdr - (vsr * lr + vsi * li);
+            var bi = vdi - (vsi * lr - vsr * li);
+            var an = one / (ar * ar + ai * ai);
+            var bn = one / (br * br + bi * bi);
+            Vector<double> s1 = ar * an, s2 = -ai * an, t1 = br * bn, t2 = -bi * bn;
+            s1.CopyTo(f, n); s2.CopyTo(f, m + n); t1.CopyTo(f, 2 * m + n); t2.CopyTo(f, 3 * m + n);
+            Vector<double> w0r = Load(modes, 2 * m + n), w0i = Load(modes, 3 * m + n), w1r = Load(modes, 4 * m + n), w1i = Load(modes, 5 * m + n);
+            Vector<double> w2r = Load(modes, 6 * m + n), w2i = Load(modes, 7 * m + n), w3 = Load(modes, 8 * m + n);
+            Vector<double> st = s1 + t1, sd = s2 - t2, sp = s2 + t2, td = s1 - t1;
+            // w·s + w̄·t = (wr·(s1 + t1) − wi·(s2 − t2)) + i·(wr·(s2 + t2) + wi·(s1 − t1))
+            a00r += w0r * st - w0i * sd; a00i += w0r * sp + w0i * td;
+            a01r += w1r * st - w1i * sd; a01i += w1r * sp + w1i * td;
+            a10r += w2r * st - w2i * sd; a10i += w2r * sp + w2i * td;
+            a11r += w3 * st; a11i += w3 * sp;
+        }
+        double q00r = Vector.Sum(a00r), q00i = Vector.Sum(a00i), q01r = Vector.Sum(a01r), q01i = Vector.Sum(a01i);
+        double q10r = Vector.Sum(a10r), q10i = Vector.Sum(a10i), q11r = Vector.Sum(a11r), q11i = Vector.Sum(a11i);
+        for (; n < m; n++)
         {
             double lr = modes[n], li = modes[m + n];
             // d − σλ and d − σλ̄
@@ -196,6 +221,8 @@ public sealed class S4Kernel : ParallelWork
         }
         return (new C(q00r, q00i), new C(q01r, q01i), new C(q10r, q10i), new C(q11r, q11i), new C(sr, si), new C(dr, di));
     }
+
+    private static Vector<double> Load(double[] a, int at) => new(a.AsSpan(at, Vector<double>.Count));
 
     private void ChannelBackward(int h, int part)
     {
@@ -217,25 +244,7 @@ public sealed class S4Kernel : ParallelWork
             var (_, q01, q10, q11, sigma, d) = Point(h, j, part);
             var e = C.One + sigma * q11;
             C k00 = g, k01 = new C(0, 0) - g * sigma * q10 / e, k10 = new C(0, 0) - g * sigma * q01 / e, k11 = g * sigma * sigma * q01 * q10 / (e * e);
-            C dd = default;
-            for (int n = 0; n < m; n++)
-            {
-                C s = new(f[n], f[m + n]), t = new(f[2 * m + n], f[3 * m + n]);
-                C w00 = new(modes[2 * m + n], modes[3 * m + n]), w01 = new(modes[4 * m + n], modes[5 * m + n]), w10 = new(modes[6 * m + n], modes[7 * m + n]);
-                double w11 = modes[8 * m + n];
-                Accumulate(alpha, 0, n, k00 * s); Accumulate(beta, 0, n, k00 * t);
-                Accumulate(alpha, 1, n, k01 * s); Accumulate(beta, 1, n, k01 * t);
-                Accumulate(alpha, 2, n, k10 * s); Accumulate(beta, 2, n, k10 * t);
-                Accumulate(alpha, 3, n, k11 * s); Accumulate(beta, 3, n, k11 * t);
-                var ws = k00 * w00 + k01 * w01 + k10 * w10 + w11 * k11;
-                var wt = k00 * w00.Conj + k01 * w01.Conj + k10 * w10.Conj + w11 * k11;
-                var s2 = s * s;
-                var t2 = t * t;
-                Accumulate(alpha, 4, n, sigma * ws * s2);
-                Accumulate(beta, 4, n, sigma * wt * t2);
-                dd = dd - (ws * s2 + wt * t2);
-            }
-            logDtSum = logDtSum - dd * d;
+            logDtSum = logDtSum + ModeSums(alpha, beta, modes, f, k00, k01, k10, k11, sigma) * d;
         }
         var gr = _g.AsSpan();
         gr[_at.LogDt + h] += (float)logDtSum.Re;
@@ -255,9 +264,70 @@ public sealed class S4Kernel : ParallelWork
         }
     }
 
-    private void Accumulate(double[] a, int which, int n, C v) { a[2 * (which * _m + n)] += v.Re; a[2 * (which * _m + n) + 1] += v.Im; }
+    /// <summary>
+    /// One root's share of the sums over the roots, for every mode: α_ab += k_ab·s, β_ab += k_ab·t, α_λ += σ·ws·s²,
+    /// β_λ += σ·wt·t² with ws = Σ_ab k_ab·w_ab and wt = Σ_ab k_ab·w̄_ab (planar: re at 2·which·m + n, im at
+    /// (2·which + 1)·m + n); returns Σ_n (ws·s² + wt·t²), the root's d log Δ factor. Modes in vector lanes, then the rest.
+    /// </summary>
+    private C ModeSums(double[] alpha, double[] beta, double[] modes, double[] f, C k00, C k01, C k10, C k11, C sigma)
+    {
+        int m = _m, lanes = Vector<double>.Count, n = 0;
+        Vector<double> k00r = new(k00.Re), k00i = new(k00.Im), k01r = new(k01.Re), k01i = new(k01.Im);
+        Vector<double> k10r = new(k10.Re), k10i = new(k10.Im), k11r = new(k11.Re), k11i = new(k11.Im), sgr = new(sigma.Re), sgi = new(sigma.Im);
+        Vector<double> ddr = default, ddi = default;
+        for (; n <= m - lanes; n += lanes)
+        {
+            Vector<double> s1 = Load(f, n), s2 = Load(f, m + n), t1 = Load(f, 2 * m + n), t2 = Load(f, 3 * m + n);
+            AddProduct(alpha, 0, n, k00r, k00i, s1, s2); AddProduct(beta, 0, n, k00r, k00i, t1, t2);
+            AddProduct(alpha, 1, n, k01r, k01i, s1, s2); AddProduct(beta, 1, n, k01r, k01i, t1, t2);
+            AddProduct(alpha, 2, n, k10r, k10i, s1, s2); AddProduct(beta, 2, n, k10r, k10i, t1, t2);
+            AddProduct(alpha, 3, n, k11r, k11i, s1, s2); AddProduct(beta, 3, n, k11r, k11i, t1, t2);
+            Vector<double> w0r = Load(modes, 2 * m + n), w0i = Load(modes, 3 * m + n), w1r = Load(modes, 4 * m + n), w1i = Load(modes, 5 * m + n);
+            Vector<double> w2r = Load(modes, 6 * m + n), w2i = Load(modes, 7 * m + n), w3 = Load(modes, 8 * m + n);
+            // the parts of Σ k·w without w's imaginary parts (shared by ws and wt), and with them
+            var pr = k00r * w0r + k01r * w1r + k10r * w2r + w3 * k11r;
+            var pi = k00i * w0r + k01i * w1r + k10i * w2r + w3 * k11i;
+            var qr = k00i * w0i + k01i * w1i + k10i * w2i;
+            var qi = k00r * w0i + k01r * w1i + k10r * w2i;
+            Vector<double> wsr = pr - qr, wsi = pi + qi, wtr = pr + qr, wti = pi - qi;
+            // ws·s² and wt·t²
+            Vector<double> s2r = s1 * s1 - s2 * s2, s2i = 2 * s1 * s2, t2r = t1 * t1 - t2 * t2, t2i = 2 * t1 * t2;
+            Vector<double> xr = wsr * s2r - wsi * s2i, xi = wsr * s2i + wsi * s2r, yr = wtr * t2r - wti * t2i, yi = wtr * t2i + wti * t2r;
+            AddProduct(alpha, 4, n, sgr, sgi, xr, xi); AddProduct(beta, 4, n, sgr, sgi, yr, yi);
+            ddr += xr + yr; ddi += xi + yi;
+        }
+        C dd = new(Vector.Sum(ddr), Vector.Sum(ddi));
+        for (; n < m; n++)
+        {
+            C s = new(f[n], f[m + n]), t = new(f[2 * m + n], f[3 * m + n]);
+            C w00 = new(modes[2 * m + n], modes[3 * m + n]), w01 = new(modes[4 * m + n], modes[5 * m + n]), w10 = new(modes[6 * m + n], modes[7 * m + n]);
+            double w11 = modes[8 * m + n];
+            Accumulate(alpha, 0, n, k00 * s); Accumulate(beta, 0, n, k00 * t);
+            Accumulate(alpha, 1, n, k01 * s); Accumulate(beta, 1, n, k01 * t);
+            Accumulate(alpha, 2, n, k10 * s); Accumulate(beta, 2, n, k10 * t);
+            Accumulate(alpha, 3, n, k11 * s); Accumulate(beta, 3, n, k11 * t);
+            var ws = k00 * w00 + k01 * w01 + k10 * w10 + w11 * k11;
+            var wt = k00 * w00.Conj + k01 * w01.Conj + k10 * w10.Conj + w11 * k11;
+            var x = ws * (s * s);
+            var y = wt * (t * t);
+            Accumulate(alpha, 4, n, sigma * x);
+            Accumulate(beta, 4, n, sigma * y);
+            dd = dd + x + y;
+        }
+        return dd;
+    }
 
-    private C Read(double[] a, int which, int n) => new(a[2 * (which * _m + n)], a[2 * (which * _m + n) + 1]);
+    /// <summary>a[which] += k·v over a vector of modes from n (k broadcast; planar re/im rows).</summary>
+    private void AddProduct(double[] a, int which, int n, Vector<double> kr, Vector<double> ki, Vector<double> vr, Vector<double> vi)
+    {
+        int re = 2 * which * _m + n, im = re + _m;
+        (Load(a, re) + kr * vr - ki * vi).CopyTo(a, re);
+        (Load(a, im) + kr * vi + ki * vr).CopyTo(a, im);
+    }
+
+    private void Accumulate(double[] a, int which, int n, C v) { a[2 * which * _m + n] += v.Re; a[(2 * which + 1) * _m + n] += v.Im; }
+
+    private C Read(double[] a, int which, int n) => new(a[2 * which * _m + n], a[(2 * which + 1) * _m + n]);
 
     /// <summary>∂L/∂Re + i·∂L/∂Im of a complex x with dL = Re(α·dx + β·dx̄), added to x's gradient.</summary>
     private static void AddGradient(Span<float> g, int i, C alpha, C beta)
@@ -278,27 +348,151 @@ public sealed class S4Kernel : ParallelWork
     public static void Prepare(int channels, int stateSize, int kernelLength, ReadOnlySpan<float> logDt, ReadOnlySpan<float> logAReal, ReadOnlySpan<float> aImag,
         ReadOnlySpan<float> p, ReadOnlySpan<float> b, ReadOnlySpan<float> c, Span<float> tables)
     {
-        int m = stateSize / 2;
-        var reference = new S4Reference<double>(1, 2 * m, kernelLength);
-        double[] Of(ReadOnlySpan<float> s, int h, int per) { var a = new double[per]; for (int i = 0; i < per; i++) a[i] = s[h * per + i]; return a; }
+        int m = stateSize / 2, n = stateSize;
+        // The full system (modes m..n − 1 are the conjugates of 0..m − 1) as planar re/im n × n matrices.
+        var dense = new DenseComplex(n);
         for (int h = 0; h < channels; h++)
         {
-            var (dt, re, im, pp, bb, cc) = (new[] { (double)logDt[h] }, Of(logAReal, h, m), Of(aImag, h, m), Of(p, h, 2 * m), Of(b, h, 2 * m), Of(c, h, 2 * m));
-            var row = reference.OutputRow(new S4Reference<double>.Params(dt, re, im, pp, bb, cc, new double[1]), 0);
             double delta = Math.Exp(logDt[h]), half = delta / 2, pdp = 0;
-            var at = tables.Slice(h * (ModeTables * m + ChannelTables), ModeTables * m + ChannelTables);
-            for (int n = 0; n < m; n++)
+            C Lambda(ReadOnlySpan<float> re, ReadOnlySpan<float> im, int r) { int i = h * m + r % m; var l = new C(-Math.Exp(re[i]), im[i]); return r < m ? l : l.Conj; }
+            C Full(ReadOnlySpan<float> s, int r) { var v = At(s, h * m + r % m); return r < m ? v : v.Conj; }
+            // Ā = (I − Δ/2·A)⁻¹(I + Δ/2·A) and B̄ = (I − Δ/2·A)⁻¹·Δ·B with A = Λ − p·p*: one solve with n + 1 right-hand sides
+            for (int r = 0; r < n; r++)
             {
-                var lambda = new C(-Math.Exp(re[n]), im[n]);
-                var pn = new C(pp[2 * n], pp[2 * n + 1]);
+                var pr = Full(p, r);
+                for (int col = 0; col < n; col++)
+                {
+                    var a = (r == col ? Lambda(logAReal, aImag, r) : default) - pr * Full(p, col).Conj;
+                    double identity = r == col ? 1 : 0;
+                    dense.Set(dense.Left, r, col, new C(identity, 0) - half * a);
+                    dense.Set(dense.Right, r, col, new C(identity, 0) + half * a);
+                }
+                dense.Set(dense.Right, r, n, delta * Full(b, r));
+            }
+            dense.Solve(n + 1);
+            // C = C̃·(I − Ā^Lk)⁻¹: Ā^Lk by squaring (Lk is a power of two), then (I − Ā^Lk)ᵀ·Cᵀ = C̃ᵀ
+            dense.TransitionToPower(kernelLength);
+            for (int r = 0; r < n; r++)
+            {
+                for (int col = 0; col < n; col++) dense.Set(dense.Left, r, col, new C(r == col ? 1 : 0, 0) - dense.Get(dense.Power, col, r));
+                dense.Set(dense.Right, r, 0, Full(c, r));
+            }
+            dense.Solve(1);
+            var at = tables.Slice(h * (ModeTables * m + ChannelTables), ModeTables * m + ChannelTables);
+            for (int k = 0; k < m; k++)
+            {
+                var lambda = Lambda(logAReal, aImag, k);
+                var pn = At(p, h * m + k);
                 var dn = C.One / (C.One - half * lambda);
-                var bn = delta * new C(bb[2 * n], bb[2 * n + 1]);
-                var values = new[] { lambda, pn, dn, bn, new C(row[n].Re, row[n].Im) };
-                for (int v = 0; v < 5; v++) (at[(2 * v) * m + n], at[(2 * v + 1) * m + n]) = ((float)values[v].Re, (float)values[v].Im);
+                var bn = delta * At(b, h * m + k);
+                var row = dense.Get(dense.Right, k, 0);
+                ReadOnlySpan<C> values = [lambda, pn, dn, bn, row];
+                for (int v = 0; v < 5; v++) (at[(2 * v) * m + k], at[(2 * v + 1) * m + k]) = ((float)values[v].Re, (float)values[v].Im);
                 pdp += 2 * (pn.Re * pn.Re + pn.Im * pn.Im) * dn.Re;
             }
             at[ModeTables * m] = (float)half;
             at[ModeTables * m + 1] = (float)(half / (1 + half * pdp));
+        }
+    }
+
+    /// <summary>
+    /// Dense complex n × n work for a stream's step tables, in double, re and im planar (row-major): a linear solve
+    /// with partial pivoting, and the transition's power by squaring with the inner loop in vector lanes.
+    /// </summary>
+    private sealed class DenseComplex(int n)
+    {
+        public readonly double[] Left = new double[2 * n * n], Right = new double[2 * n * (n + 1)], Power = new double[2 * n * n];
+        private readonly double[] _product = new double[2 * n * n];
+
+        private int Width(double[] a) => ReferenceEquals(a, Right) ? n + 1 : n;
+        public void Set(double[] a, int r, int c, C v) { int w = Width(a), i = r * w + c; a[i] = v.Re; a[a.Length / 2 + i] = v.Im; }
+        public C Get(double[] a, int r, int c) { int w = Width(a), i = r * w + c; return new(a[i], a[a.Length / 2 + i]); }
+
+        /// <summary>Left·X = Right for the first <paramref name="columns"/> columns of Right (overwritten by X; Left destroyed).</summary>
+        public void Solve(int columns)
+        {
+            var (a, x) = (Left, Right);
+            int w = n + 1, ai = n * n, xi = Right.Length / 2;
+            for (int col = 0; col < n; col++)
+            {
+                int pivot = col;
+                double best = -1;
+                for (int r = col; r < n; r++)
+                {
+                    double mag = a[r * n + col] * a[r * n + col] + a[ai + r * n + col] * a[ai + r * n + col];
+                    if (mag > best) (best, pivot) = (mag, r);
+                }
+                if (pivot != col)
+                {
+                    for (int c = 0; c < n; c++) { Swap(a, col * n + c, pivot * n + c); Swap(a, ai + col * n + c, ai + pivot * n + c); }
+                    for (int c = 0; c < columns; c++) { Swap(x, col * w + c, pivot * w + c); Swap(x, xi + col * w + c, xi + pivot * w + c); }
+                }
+                var inv = C.One / new C(a[col * n + col], a[ai + col * n + col]);
+                for (int r = col + 1; r < n; r++)
+                {
+                    var f = new C(a[r * n + col], a[ai + r * n + col]) * inv;
+                    if (f.Re == 0 && f.Im == 0) continue;
+                    for (int c = col; c < n; c++) Subtract(a, ai, r * n + c, col * n + c, f);
+                    for (int c = 0; c < columns; c++) Subtract(x, xi, r * w + c, col * w + c, f);
+                }
+            }
+            for (int r = n - 1; r >= 0; r--)
+            {
+                var inv = C.One / new C(a[r * n + r], a[ai + r * n + r]);
+                for (int c = 0; c < columns; c++)
+                {
+                    var v = new C(x[r * w + c], x[xi + r * w + c]);
+                    for (int k = r + 1; k < n; k++) v = v - new C(a[r * n + k], a[ai + r * n + k]) * new C(x[k * w + c], x[xi + k * w + c]);
+                    v = v * inv;
+                    (x[r * w + c], x[xi + r * w + c]) = (v.Re, v.Im);
+                }
+            }
+        }
+
+        private static void Swap(double[] a, int i, int j) => (a[i], a[j]) = (a[j], a[i]);
+
+        private static void Subtract(double[] a, int im, int target, int source, C f)
+        {
+            double sr = a[source], si = a[im + source];
+            a[target] -= f.Re * sr - f.Im * si;
+            a[im + target] -= f.Re * si + f.Im * sr;
+        }
+
+        /// <summary>Power = Ā^e from the transition in the first n columns of Right (after the first solve); e a power of two.</summary>
+        public void TransitionToPower(int e)
+        {
+            int w = n + 1, nn = n * n, xi = Right.Length / 2;
+            for (int r = 0; r < n; r++)
+                for (int c = 0; c < n; c++) (Power[r * n + c], Power[nn + r * n + c]) = (Right[r * w + c], Right[xi + r * w + c]);
+            for (int k = 1; k < e; k *= 2) Square();
+        }
+
+        /// <summary>Power ← Power·Power, row by row, the columns in vector lanes.</summary>
+        private void Square()
+        {
+            int nn = n * n, lanes = Vector<double>.Count;
+            var (p, q) = (Power, _product);
+            Array.Clear(q);
+            for (int r = 0; r < n; r++)
+                for (int k = 0; k < n; k++)
+                {
+                    double ar = p[r * n + k], ai = p[nn + r * n + k];
+                    Vector<double> vr = new(ar), vi = new(ai);
+                    int c = 0;
+                    for (; c <= n - lanes; c += lanes)
+                    {
+                        Vector<double> br = Load(p, k * n + c), bi = Load(p, nn + k * n + c);
+                        (Load(q, r * n + c) + vr * br - vi * bi).CopyTo(q, r * n + c);
+                        (Load(q, nn + r * n + c) + vr * bi + vi * br).CopyTo(q, nn + r * n + c);
+                    }
+                    for (; c < n; c++)
+                    {
+                        double br = p[k * n + c], bi = p[nn + k * n + c];
+                        q[r * n + c] += ar * br - ai * bi;
+                        q[nn + r * n + c] += ar * bi + ai * br;
+                    }
+                }
+            Array.Copy(q, p, q.Length);
         }
     }
 
