@@ -116,3 +116,57 @@ public static class AblationModels
         _ => throw new ArgumentOutOfRangeException(nameof(init), $"No ablation model for {init}, {discretization}, B {(trainB ? "trained" : "fixed")}."),
     };
 }
+
+// The ListOps ablation: the same quick stack reading tokens (vocabulary 16) and classifying from the last step;
+// every init with ZOH and trained B, and Lin with the other discretization and with B fixed.
+
+[SsmModel(Vocab = 16, DModel = 64, Output = 10, Pooling = Pooling.Last)]
+[S4DLayer(N = 64, Init = S4DInit.Lin, Discretization = Discretization.Zoh, TrainB = true, Repeat = 2)]
+public partial class ListOpsLinZohTrainB { }
+
+[SsmModel(Vocab = 16, DModel = 64, Output = 10, Pooling = Pooling.Last)]
+[S4DLayer(N = 64, Init = S4DInit.Inv, Discretization = Discretization.Zoh, TrainB = true, Repeat = 2)]
+public partial class ListOpsInvZohTrainB { }
+
+[SsmModel(Vocab = 16, DModel = 64, Output = 10, Pooling = Pooling.Last)]
+[S4DLayer(N = 64, Init = S4DInit.LegS, Discretization = Discretization.Zoh, TrainB = true, Repeat = 2)]
+public partial class ListOpsLegSZohTrainB { }
+
+[SsmModel(Vocab = 16, DModel = 64, Output = 10, Pooling = Pooling.Last)]
+[S4DLayer(N = 64, Init = S4DInit.Real, Discretization = Discretization.Zoh, TrainB = true, Repeat = 2)]
+public partial class ListOpsRealZohTrainB { }
+
+[SsmModel(Vocab = 16, DModel = 64, Output = 10, Pooling = Pooling.Last)]
+[S4DLayer(N = 64, Init = S4DInit.Random, Discretization = Discretization.Zoh, TrainB = true, Repeat = 2)]
+public partial class ListOpsRandomZohTrainB { }
+
+[SsmModel(Vocab = 16, DModel = 64, Output = 10, Pooling = Pooling.Last)]
+[S4DLayer(N = 64, Init = S4DInit.Lin, Discretization = Discretization.Bilinear, TrainB = true, Repeat = 2)]
+public partial class ListOpsLinBilinearTrainB { }
+
+[SsmModel(Vocab = 16, DModel = 64, Output = 10, Pooling = Pooling.Last)]
+[S4DLayer(N = 64, Init = S4DInit.Lin, Discretization = Discretization.Zoh, TrainB = false, Repeat = 2)]
+public partial class ListOpsLinZohFixedB { }
+
+public static class ListOpsAblationModels
+{
+    /// <summary>The cells the ListOps ablation runs.</summary>
+    public static readonly (S4DInit Init, Discretization Discretization, bool TrainB)[] Cells =
+    [
+        (S4DInit.Lin, Discretization.Zoh, true), (S4DInit.Inv, Discretization.Zoh, true), (S4DInit.LegS, Discretization.Zoh, true),
+        (S4DInit.Real, Discretization.Zoh, true), (S4DInit.Random, Discretization.Zoh, true),
+        (S4DInit.Lin, Discretization.Bilinear, true), (S4DInit.Lin, Discretization.Zoh, false),
+    ];
+
+    public static ISsmModel Create(S4DInit init, Discretization discretization, bool trainB, int maxBatch, int maxLength) => (init, discretization, trainB) switch
+    {
+        (S4DInit.Lin, Discretization.Zoh, true) => new ListOpsLinZohTrainB(maxBatch, maxLength),
+        (S4DInit.Inv, Discretization.Zoh, true) => new ListOpsInvZohTrainB(maxBatch, maxLength),
+        (S4DInit.LegS, Discretization.Zoh, true) => new ListOpsLegSZohTrainB(maxBatch, maxLength),
+        (S4DInit.Real, Discretization.Zoh, true) => new ListOpsRealZohTrainB(maxBatch, maxLength),
+        (S4DInit.Random, Discretization.Zoh, true) => new ListOpsRandomZohTrainB(maxBatch, maxLength),
+        (S4DInit.Lin, Discretization.Bilinear, true) => new ListOpsLinBilinearTrainB(maxBatch, maxLength),
+        (S4DInit.Lin, Discretization.Zoh, false) => new ListOpsLinZohFixedB(maxBatch, maxLength),
+        _ => throw new ArgumentOutOfRangeException(nameof(init), $"No ListOps ablation model for {init}, {discretization}, B {(trainB ? "trained" : "fixed")}."),
+    };
+}

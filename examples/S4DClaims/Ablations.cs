@@ -64,7 +64,7 @@ public static class Ablations
                 File.AppendAllText(runsPath, JsonSerializer.Serialize(run, RunJson.Default.Run) + "\n");
                 AnsiConsole.MarkupLineInterpolated($"[[{done}/{total}]] {run.Cell}, seed {seed}: [bold]{100 * run.Final:F2}%[/] ({string.Join(" → ", run.Accuracy.Select(a => $"{100 * a:F1}"))}), {run.Seconds:F0} s; {clock.Elapsed.TotalMinutes:F1} min so far");
             }
-        string report = Report(runs.Where(r => r.Epochs == o.Epochs).ToList(), o);
+        string report = Report(runs.Where(r => r.Epochs == o.Epochs).ToList(), o.Epochs, "psMNIST");
         File.WriteAllText(Path.Combine(o.OutDir, "table.md"), report);
         AnsiConsole.WriteLine(report);
         return 0;
@@ -109,7 +109,8 @@ public static class Ablations
     }
 
     /// <summary>The table per cell (mean and range over seeds) and per factor (mean over the other two), as Markdown.</summary>
-    public static string Report(List<Run> runs, Options o)
+    /// <param name="factors">Whether to add the per-factor means (meaningful when every cell was run).</param>
+    public static string Report(List<Run> runs, int epochs, string task, bool factors = true)
     {
         string Stat(IEnumerable<Run> rs)
         {
@@ -117,7 +118,7 @@ public static class Ablations
             return a.Length == 0 ? "—" : a.Length == 1 ? $"{a[0]:F2}" : $"{a.Average():F2} ({a.Min():F2}–{a.Max():F2})";
         }
         var s = new StringBuilder();
-        s.AppendLine(CultureInfo.InvariantCulture, $"psMNIST held-out accuracy (%) after {o.Epochs} epochs: mean over seeds (range); {runs.Count} runs, seeds {string.Join(", ", runs.Select(r => r.Seed).Distinct().Order())}.");
+        s.AppendLine(CultureInfo.InvariantCulture, $"{task} held-out accuracy (%) after {epochs} epochs: mean over seeds (range); {runs.Count} runs, seeds {string.Join(", ", runs.Select(r => r.Seed).Distinct().Order())}.");
         s.AppendLine();
         s.AppendLine("| init | ZOH, B = 1 | ZOH, trained B | bilinear, B = 1 | bilinear, trained B | all four |");
         s.AppendLine("|---|---|---|---|---|---|");
@@ -130,6 +131,7 @@ public static class Ablations
                     s.Append(CultureInfo.InvariantCulture, $" {Stat(row.Where(r => r.Discretization == disc && r.TrainB == b))} |");
             s.AppendLine(CultureInfo.InvariantCulture, $" {Stat(row)} |");
         }
+        if (!factors) return s.ToString();
         s.AppendLine();
         s.AppendLine("| factor | level | mean over the other factors and seeds (range) |");
         s.AppendLine("|---|---|---|");

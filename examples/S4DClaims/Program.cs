@@ -25,6 +25,15 @@ const string Usage = """
           --out DIR         runs.jsonl and table.md (default docs/s4d-claims/ablations-psmnist)
           --data DIR        MNIST cache (default .cache/mnist)
 
+      dotnet run -c Release --project examples/S4DClaims -- ablations-listops [options]
+        ListOps at a size this machine trains in minutes: every init (ZOH, trained B), and Lin with bilinear and with
+        B fixed, on the quick stack reading tokens; one JSON line per run (resumable), the same table as psMNIST's.
+          --epochs E        epochs per run (default 10)
+          --seeds LIST      seeds (default 1,2,3)
+          --train N         training expressions (default 10000; 1,000 more are held out)
+          --min-length A, --max-length B   expressions of A + 1 to B − 1 tokens (default 15, 128)
+          --out DIR         runs.jsonl and table.md (default docs/s4d-claims/ablations-listops)
+
       dotnet run -c Release --project examples/S4DClaims -- kernels [options]
         The first layer's kernels of the Lin, Inv and LegS inits (ZOH, trained B) at initialization and after an
         ablation run on psMNIST (the same recipe; the first seed given), plotted side by side.
@@ -32,7 +41,7 @@ const string Usage = """
           --out DIR         learned-kernels.png and .md (default docs/s4d-claims)
     """;
 
-if (args.Length == 0 || args[0] is not ("theorem3" or "ablations" or "kernels"))
+if (args.Length == 0 || args[0] is not ("theorem3" or "ablations" or "ablations-listops" or "kernels"))
 {
     bool help = args.Length > 0 && args[0] is "--help" or "-h";
     (help ? Console.Out : Console.Error).WriteLine(Usage);
@@ -42,6 +51,7 @@ return args[0] switch
 {
     "theorem3" => RunTheorem3(args[1..]),
     "ablations" => RunAblations(args[1..], kernels: false),
+    "ablations-listops" => RunListOpsAblations(args[1..]),
     _ => RunAblations(args[1..], kernels: true),
 };
 
@@ -100,8 +110,7 @@ int RunAblations(string[] rest, bool kernels)
                 options = options with { Epochs = e };
                 return true;
             case "--seeds":
-                var seeds = next()?.Split(',').Select(s => ulong.TryParse(s, out ulong v) ? v : 0).ToArray();
-                if (seeds is null || seeds.Length == 0 || seeds.Contains(0UL) || seeds.Distinct().Count() != seeds.Length) return false;
+                if (Seeds(next()) is not ulong[] seeds) return false;
                 options = options with { Seeds = seeds };
                 return true;
             case "--train-limit":
@@ -120,4 +129,45 @@ int RunAblations(string[] rest, bool kernels)
     });
     if (outcome != CommandLineOutcome.Run) return outcome == CommandLineOutcome.Help ? 0 : 2;
     return kernels ? LearnedKernels.Execute(options) : Ablations.Execute(options);
+}
+
+int RunListOpsAblations(string[] rest)
+{
+    var options = new ListOpsAblations.Options();
+    var outcome = CommandLine.Read(rest, Console.Out, Console.Error, Usage, (name, next) =>
+    {
+        int Int() => int.TryParse(next(), out int v) ? v : -1;
+        switch (name)
+        {
+            case "--epochs": { int e = Int(); options = options with { Epochs = e }; return e >= 1; }
+            case "--train": { int t = Int(); options = options with { Train = t }; return t >= options.Batch; }
+            case "--min-length": { int a = Int(); options = options with { MinLength = a }; return a >= 0; }
+            case "--max-length": { int b = Int(); options = options with { MaxLength = b }; return b is > 2 and <= 4096; }
+            case "--seeds":
+                if (Seeds(next()) is not ulong[] seeds) return false;
+                options = options with { Seeds = seeds };
+                return true;
+            case "--out":
+                string? dir = next();
+                if (string.IsNullOrWhiteSpace(dir)) return false;
+                options = options with { OutDir = dir };
+                return true;
+            default:
+                return false;
+        }
+    });
+    if (outcome != CommandLineOutcome.Run) return outcome == CommandLineOutcome.Help ? 0 : 2;
+    if (options.MaxLength <= options.MinLength + 1)
+    {
+        Console.Error.WriteLine("--max-length must exceed --min-length + 1.");
+        return 2;
+    }
+    return ListOpsAblations.Execute(options);
+}
+
+// Distinct positive seeds, comma-separated; null when the list is not one.
+static ulong[]? Seeds(string? list)
+{
+    var seeds = list?.Split(',').Select(s => ulong.TryParse(s, out ulong v) ? v : 0).ToArray();
+    return seeds is null || seeds.Length == 0 || seeds.Contains(0UL) || seeds.Distinct().Count() != seeds.Length ? null : seeds;
 }
