@@ -80,8 +80,7 @@ int RunTheorem3(string[] rest)
                 options = options with { Functions = k };
                 return true;
             case "--out":
-                string? dir = next();
-                if (string.IsNullOrWhiteSpace(dir)) return false;
+                if (DirectoryArgument(next()) is not string dir) return false;
                 options = options with { OutDir = dir };
                 return true;
             default:
@@ -119,8 +118,7 @@ int RunAblations(string[] rest, bool kernels)
                 return true;
             case "--out":
             case "--data":
-                string? dir = next();
-                if (string.IsNullOrWhiteSpace(dir)) return false;
+                if (DirectoryArgument(next()) is not string dir) return false;
                 options = name == "--out" ? options with { OutDir = dir } : options with { DataDir = dir };
                 return true;
             default:
@@ -148,8 +146,7 @@ int RunListOpsAblations(string[] rest)
                 options = options with { Seeds = seeds };
                 return true;
             case "--out":
-                string? dir = next();
-                if (string.IsNullOrWhiteSpace(dir)) return false;
+                if (DirectoryArgument(next()) is not string dir) return false;
                 options = options with { OutDir = dir };
                 return true;
             default:
@@ -171,3 +168,6 @@ static ulong[]? Seeds(string? list)
     var seeds = list?.Split(',').Select(s => ulong.TryParse(s, out ulong v) ? v : 0).ToArray();
     return seeds is null || seeds.Length == 0 || seeds.Contains(0UL) || seeds.Distinct().Count() != seeds.Length ? null : seeds;
 }
+
+// A directory argument; null when it is missing or blank.
+static string? DirectoryArgument(string? dir) => string.IsNullOrWhiteSpace(dir) ? null : dir;
