@@ -141,14 +141,14 @@ int RunListOpsAblations(string[] rest)
             case "--train": { int t = Int(); options = options with { Train = t }; return t >= options.Batch; }
             case "--min-length": { int a = Int(); options = options with { MinLength = a }; return a >= 0; }
             case "--max-length": { int b = Int(); options = options with { MaxLength = b }; return b is > 2 and <= 4096; }
-            case "--seeds":
-                if (Seeds(next()) is not ulong[] seeds) return false;
-                options = options with { Seeds = seeds };
-                return true;
             case "--out":
                 if (DirectoryArgument(next()) is not string dir) return false;
                 options = options with { OutDir = dir };
                 return true;
+            case "--seeds":
+                var seeds = Seeds(next());
+                if (seeds is not null) options = options with { Seeds = seeds };
+                return seeds is not null;
             default:
                 return false;
         }
