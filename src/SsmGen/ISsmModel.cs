@@ -76,6 +76,8 @@ public sealed class SsmState
     internal float[] HostValues => _values;
     /// <summary>The model type that made this state.</summary>
     public Type ModelType => _owner.GetType();
+    /// <summary>The model instance that made this state.</summary>
+    internal object Owner => _owner;
 
     public SsmState(object owner, int size) { _owner = owner; _values = new float[size]; }
 
@@ -85,6 +87,15 @@ public sealed class SsmState
         Slot?.Forget(this);
         Array.Clear(_values);
         Position = 0;
+    }
+
+    /// <summary>Takes <paramref name="values"/> (checked to be this state's size) and <paramref name="position"/>, as a restored or forked stream.</summary>
+    internal void Set(ReadOnlySpan<float> values, int position)
+    {
+        if (values.Length != _values.Length) throw new ArgumentException($"A state of this model holds {_values.Length} values, not {values.Length}.", nameof(values));
+        Slot?.Forget(this);
+        values.CopyTo(_values);
+        Position = position;
     }
 
     /// <summary>Called by generated code: checks that <paramref name="model"/> made this state; returns the position before this step and moves it on.</summary>
