@@ -2,8 +2,8 @@ using System.Globalization;
 
 namespace SsmGen.Examples.Serve;
 
-/// <summary>The few options the commands take: --batch, --tokens, --count, --prompt, --logits.</summary>
-public sealed record CommandOptions(int Batch, int Tokens, int Count, string Prompt, bool Logits)
+/// <summary>The few options the commands take: --batch, --tokens, --count, --prompt, --logits, --session.</summary>
+public sealed record CommandOptions(int Batch, int Tokens, int Count, string Prompt, bool Logits, string? Session = null)
 {
     public static CommandOptions Parse(string[] args)
     {
@@ -20,6 +20,7 @@ public sealed record CommandOptions(int Batch, int Tokens, int Count, string Pro
                 "--count" => o with { Count = Positive() },
                 "--prompt" => o with { Prompt = Value() is { Length: > 0 } p ? p : throw new ArgumentException("--prompt needs at least one character.") },
                 "--logits" => o with { Logits = true },
+                "--session" => o with { Session = Value() is { Length: > 0 } f ? f : throw new ArgumentException("--session needs a file name.") },
                 _ => throw new ArgumentException($"Unknown option '{a}'."),
             };
         }

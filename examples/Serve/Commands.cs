@@ -61,7 +61,7 @@ public static class Commands
     public static int Stream(ServedModel m, CommandOptions o, TextReader input, TextWriter output)
     {
         Require(m, ServedTask.NextCharacter, "stream");
-        var state = m.Model.CreateState();
+        var state = Session.Open(m.Model, o.Session);
         var logits = new float[m.Model.Config.Output];
         int c;
         while ((c = input.Read()) >= 0)
@@ -74,6 +74,7 @@ public static class Commands
             output.Flush();
         }
         if (!o.Logits) output.WriteLine();
+        Session.Save(m.Model, state, o.Session);
         return 0;
     }
 
@@ -84,7 +85,7 @@ public static class Commands
     public static int Generate(ServedModel m, CommandOptions o, TextWriter output)
     {
         Require(m, ServedTask.NextCharacter, "generate");
-        var state = m.Model.CreateState();
+        var state = Session.Open(m.Model, o.Session);
         var logits = new float[m.Model.Config.Output];
         output.Write(o.Prompt);
         output.Flush();
@@ -98,6 +99,7 @@ public static class Commands
         }
         output.WriteLine();
         output.Flush();
+        Session.Save(m.Model, state, o.Session);
         return 0;
     }
 

@@ -22,6 +22,8 @@ const string Usage = """
                                           (with --logits: one line per character, "<code>\t<predicted>\t<logits…>")
       generate CHECKPOINT [--prompt TEXT] [--count N]   greedy continuation of the prompt (default 200 characters),
                                           each character written as soon as it is chosen
+      --session FILE (stream, generate)   continue the stream saved in FILE (when it exists; one of another model or
+                                          other weights is refused) and save it there at the end
       bench CHECKPOINT [--tokens N]       per-token Step latency and tokens/s at batch 1 (character models), or
                                           per-digit latency (classifiers); time to first output; peak memory
       info CHECKPOINT                     the model type the checkpoint fits, and its size

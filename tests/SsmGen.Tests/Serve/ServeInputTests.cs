@@ -228,3 +228,38 @@ public sealed class ServeInputTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(expected + Environment.NewLine, recorder.ToString());
     }
 }
+
+/// <summary>ssm-serve's --session: a stream kept in a file continues where it stopped; a wrong file is refused whole.</summary>
+public sealed class ServeSessionTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "ssmgen-session-" + Guid.NewGuid().ToString("N"))).FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void ASessionFileContinuesTheStreamAndAWrongOneIsRefusedUntouched()
+    {
+        var (model, _) = SsmGen.Tests.Generated.GeneratedVsReferenceTests.Make("S4Tokens", 1, 16); // tokens in, S4 tables in the state
+        using (model)
+        {
+            model.Initialize(3);
+            string path = Path.Combine(_dir, "session.bin");
+            var y = new float[model.Config.Output];
+            var fresh = Session.Open(model, path); // no file yet: a new stream
+            Assert.Equal(0, fresh.Position);
+            foreach (int token in new[] { 1, 2, 3 }) model.Step(fresh, token, y);
+            Session.Save(model, fresh, path);
+            Assert.False(File.Exists(path + ".tmp"));
+
+            var resumed = Session.Open(model, path);
+            Assert.Equal(3, resumed.Position);
+            Assert.Equal(fresh.Values, resumed.Values);
+
+            string wrong = Path.Combine(_dir, "wrong.bin");
+            File.WriteAllBytes(wrong, new byte[100]);
+            var e = Assert.Throws<InvalidDataException>(() => Session.Open(model, wrong));
+            Assert.Contains("holds 100 bytes", e.Message);
+            Assert.Equal(new byte[100], File.ReadAllBytes(wrong));
+        }
+    }
+}
