@@ -40,34 +40,45 @@ public static class Ablations
 
     public static int Execute(Options o)
     {
-        Directory.CreateDirectory(o.OutDir);
-        string runsPath = Path.Combine(o.OutDir, "runs.jsonl");
-        var runs = File.Exists(runsPath)
-            ? File.ReadAllLines(runsPath).Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize(l, RunJson.Default.Run)!).ToList()
-            : [];
         var data = MnistData.Load(o.DataDir, m => AnsiConsole.MarkupLineInterpolated($"[grey]{m}[/]"));
         var (train, test) = data.Split(testCount: 1500, TaskSeed);
         if (o.TrainLimit is int limit) train = train[..Math.Min(limit, train.Length)];
         int[] perm = MnistData.PsmnistPermutation(TaskSeed);
         var cells = (from init in AblationModels.Inits from disc in AblationModels.Discretizations from b in new[] { false, true } select (init, disc, b)).ToList();
-        int total = cells.Count * o.Seeds.Length, done = 0;
-        AnsiConsole.MarkupLineInterpolated($"psMNIST ablations: {cells.Count} cells × {o.Seeds.Length} seeds, {o.Epochs} epochs of {train.Length:N0} digits each (batch {o.Batch}, lr {o.LearningRate}), {test.Length:N0} held-out digits; results in {runsPath}");
+        AnsiConsole.MarkupLineInterpolated($"psMNIST ablations: {cells.Count} cells × {o.Seeds.Length} seeds, {o.Epochs} epochs of {train.Length:N0} digits each (batch {o.Batch}, lr {o.LearningRate}), {test.Length:N0} held-out digits; results in {Path.Combine(o.OutDir, "runs.jsonl")}");
+        var runs = Sweep(o.OutDir, cells, o.Seeds, o.Epochs, (init, disc, trainB, seed) => Train(data, train, test, perm, init, disc, trainB, seed, o));
+        string report = Report(runs, o.Epochs, "psMNIST");
+        File.WriteAllText(Path.Combine(o.OutDir, "table.md"), report);
+        AnsiConsole.WriteLine(report);
+        return 0;
+    }
+
+    /// <summary>
+    /// Every cell × seed at <paramref name="epochs"/> epochs, resumable: runs already in OUT/runs.jsonl are skipped,
+    /// each new one is appended as it finishes. Returns the runs of these epochs, old and new.
+    /// </summary>
+    internal static List<Run> Sweep(string outDir, IReadOnlyList<(S4DInit Init, Discretization Discretization, bool TrainB)> cells, ulong[] seeds, int epochs,
+        Func<S4DInit, Discretization, bool, ulong, Run> train)
+    {
+        Directory.CreateDirectory(outDir);
+        string runsPath = Path.Combine(outDir, "runs.jsonl");
+        var runs = File.Exists(runsPath)
+            ? File.ReadAllLines(runsPath).Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize(l, RunJson.Default.Run)!).ToList()
+            : [];
         var clock = Stopwatch.StartNew();
-        foreach (ulong seed in o.Seeds)
+        int total = cells.Count * seeds.Length, done = 0;
+        foreach (ulong seed in seeds)
             foreach (var (init, disc, trainB) in cells)
             {
                 done++;
-                if (runs.Any(r => r.Init == init.ToString() && r.Discretization == disc.ToString() && r.TrainB == trainB && r.Seed == seed && r.Epochs == o.Epochs))
+                if (runs.Any(r => r.Init == init.ToString() && r.Discretization == disc.ToString() && r.TrainB == trainB && r.Seed == seed && r.Epochs == epochs))
                     continue;
-                var run = Train(data, train, test, perm, init, disc, trainB, seed, o);
+                var run = train(init, disc, trainB, seed);
                 runs.Add(run);
                 File.AppendAllText(runsPath, JsonSerializer.Serialize(run, RunJson.Default.Run) + "\n");
                 AnsiConsole.MarkupLineInterpolated($"[[{done}/{total}]] {run.Cell}, seed {seed}: [bold]{100 * run.Final:F2}%[/] ({string.Join(" → ", run.Accuracy.Select(a => $"{100 * a:F1}"))}), {run.Seconds:F0} s; {clock.Elapsed.TotalMinutes:F1} min so far");
             }
-        string report = Report(runs.Where(r => r.Epochs == o.Epochs).ToList(), o.Epochs, "psMNIST");
-        File.WriteAllText(Path.Combine(o.OutDir, "table.md"), report);
-        AnsiConsole.WriteLine(report);
-        return 0;
+        return runs.Where(r => r.Epochs == epochs).ToList();
     }
 
     /// <summary>

@@ -3,7 +3,6 @@ using System.Text;
 using ScottPlot;
 using Spectre.Console;
 using SsmGen.Examples.Mnist;
-using SsmGen.Reference;
 
 namespace SsmGen.Examples.S4DClaims;
 
@@ -48,13 +47,7 @@ public static class LearnedKernels
     /// <summary>The first layer's kernels of the first channels, each scaled to its largest magnitude and stacked.</summary>
     private static void Draw(Plot plt, ISsmModel model, int channels, int lags, string title)
     {
-        var cfg = model.Config;
-        var layer = (S4DLayerConfig)cfg.Layers[0];
-        var p = model.Parameters.ToArray().Select(v => (double)v).ToArray();
-        var table = model.ParameterTable.ToDictionary(t => t.Name);
-        Span<double> Get(string name) => table.TryGetValue("layers.0.mixer." + name, out var t) ? p.AsSpan(t.Offset, t.Length) : Span<double>.Empty;
-        var k = new S4DReference<double>(cfg.DModel, layer.N, layer.Discretization)
-            .Kernel(new S4DReference<double>.Params(Get("log_dt"), Get("log_A_real"), Get("A_imag"), Get("B"), Get("C"), Get("D")), lags);
+        var k = LayerKernels.Of(model, 0, lags)!;
         for (int c = 0; c < channels; c++)
         {
             var row = k.AsSpan(c * lags, lags).ToArray();

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json;
 using Spectre.Console;
 using SsmGen.Tasks;
 using SsmGen.Training;
@@ -31,30 +30,13 @@ public static class ListOpsAblations
 
     public static int Execute(Options o)
     {
-        Directory.CreateDirectory(o.OutDir);
-        string runsPath = Path.Combine(o.OutDir, "runs.jsonl");
-        var runs = File.Exists(runsPath)
-            ? File.ReadAllLines(runsPath).Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize(l, RunJson.Default.Run)!).ToList()
-            : [];
         var task = new ListOpsOptions(o.MinLength, o.MaxLength);
         var (train, heldOut, _) = ListOps.Generate(task, o.Train, o.HeldOut, 1, TaskSeed);
         int length = o.MaxLength - 1;
         var counts = heldOut.GroupBy(e => e.Label).Select(g => g.Count()).ToArray();
-        AnsiConsole.MarkupLineInterpolated($"ListOps ablations: {ListOpsAblationModels.Cells.Length} cells × {o.Seeds.Length} seeds, {o.Epochs} epochs of {train.Length:N0} expressions of {o.MinLength + 1}–{length} tokens (mean {train.Average(e => e.Tokens.Length):F0}), {heldOut.Length:N0} held out (majority class {100.0 * counts.Max() / heldOut.Length:F1}%); results in {runsPath}");
-        var clock = Stopwatch.StartNew();
-        int total = ListOpsAblationModels.Cells.Length * o.Seeds.Length, done = 0;
-        foreach (ulong seed in o.Seeds)
-            foreach (var (init, disc, trainB) in ListOpsAblationModels.Cells)
-            {
-                done++;
-                if (runs.Any(r => r.Init == init.ToString() && r.Discretization == disc.ToString() && r.TrainB == trainB && r.Seed == seed && r.Epochs == o.Epochs))
-                    continue;
-                var run = TrainOne(train, heldOut, length, init, disc, trainB, seed, o);
-                runs.Add(run);
-                File.AppendAllText(runsPath, JsonSerializer.Serialize(run, RunJson.Default.Run) + "\n");
-                AnsiConsole.MarkupLineInterpolated($"[[{done}/{total}]] {run.Cell}, seed {seed}: [bold]{100 * run.Final:F2}%[/] ({string.Join(" → ", run.Accuracy.Select(a => $"{100 * a:F1}"))}), {run.Seconds:F0} s; {clock.Elapsed.TotalMinutes:F1} min so far");
-            }
-        string report = Ablations.Report(runs.Where(r => r.Epochs == o.Epochs).ToList(), o.Epochs,
+        AnsiConsole.MarkupLineInterpolated($"ListOps ablations: {ListOpsAblationModels.Cells.Length} cells × {o.Seeds.Length} seeds, {o.Epochs} epochs of {train.Length:N0} expressions of {o.MinLength + 1}–{length} tokens (mean {train.Average(e => e.Tokens.Length):F0}), {heldOut.Length:N0} held out (majority class {100.0 * counts.Max() / heldOut.Length:F1}%); results in {Path.Combine(o.OutDir, "runs.jsonl")}");
+        var runs = Ablations.Sweep(o.OutDir, ListOpsAblationModels.Cells, o.Seeds, o.Epochs, (init, disc, trainB, seed) => TrainOne(train, heldOut, length, init, disc, trainB, seed, o));
+        string report = Ablations.Report(runs, o.Epochs,
             $"ListOps ({o.MinLength + 1}–{length} tokens, {train.Length:N0} training expressions)", factors: false); // not every cell is run
         File.WriteAllText(Path.Combine(o.OutDir, "table.md"), report);
         AnsiConsole.WriteLine(report);

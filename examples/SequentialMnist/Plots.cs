@@ -1,5 +1,4 @@
 using ScottPlot;
-using SsmGen.Reference;
 
 namespace SsmGen.Examples.Mnist;
 
@@ -32,21 +31,10 @@ public static class Plots
     {
         var cfg = model.Config;
         int h = cfg.DModel;
-        var p = model.Parameters.ToArray().Select(v => (double)v).ToArray();
-        var table = model.ParameterTable.ToDictionary(t => t.Name);
         var plt = new Plot();
         for (int i = 0; i < cfg.Layers.Count; i++)
         {
-            Span<double> Get(string name) => table.TryGetValue($"layers.{i}.mixer.{name}", out var t) ? p.AsSpan(t.Offset, t.Length) : Span<double>.Empty;
-            double[]? k = cfg.Layers[i] switch
-            {
-                S4DLayerConfig l => new S4DReference<double>(h, l.N, l.Discretization)
-                    .Kernel(new S4DReference<double>.Params(Get("log_dt"), Get("log_A_real"), Get("A_imag"), Get("B"), Get("C"), Get("D")), length),
-                S4LayerConfig l => new S4Reference<double>(h, l.N, l.KernelLength)
-                    .Kernel(new S4Reference<double>.Params(Get("log_dt"), Get("log_A_real"), Get("A_imag"), Get("P"), Get("B"), Get("C"), Get("D")), length),
-                _ => null,
-            };
-            if (k is null) continue;
+            if (LayerKernels.Of(model, i, length) is not double[] k) continue;
             for (int c = 0; c < Math.Min(channels, h); c++)
             {
                 // each layer in its own band: offset so the layers stack vertically
