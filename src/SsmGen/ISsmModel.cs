@@ -41,6 +41,14 @@ public interface ISsmModel : IDisposable
     void Step(SsmState state, ReadOnlySpan<float> x, Span<float> y);
     /// <summary>Consumes one token id; writes the output for the prefix so far.</summary>
     void Step(SsmState state, int token, Span<float> y);
+    /// <summary>
+    /// One step of several streams at once (up to <see cref="MaxBatch"/>, each its own state and position): stream s consumes
+    /// the real features x[s·Input …] and writes outputs[s·Output …]. Every weight is read once for all of them, and each
+    /// stream's outputs are exactly those of stepping it alone; streams may join and leave between calls.
+    /// </summary>
+    void Step(ReadOnlySpan<SsmState> streams, ReadOnlySpan<float> x, Span<float> outputs);
+    /// <summary>One step of several streams at once: stream s consumes tokens[s]; see the real-feature overload.</summary>
+    void Step(ReadOnlySpan<SsmState> streams, ReadOnlySpan<int> tokens, Span<float> outputs);
 }
 
 /// <summary>
@@ -98,13 +106,19 @@ public sealed class SsmState
         Position = position;
     }
 
-    /// <summary>Called by generated code: checks that <paramref name="model"/> made this state; returns the position before this step and moves it on.</summary>
-    public int Advance(object model)
+    /// <summary>Called by generated code before a step changes anything: throws unless <paramref name="model"/> made this state.</summary>
+    public void CheckOwner(object model, string paramName)
     {
         if (!ReferenceEquals(model, _owner))
             throw new ArgumentException(model.GetType() == ModelType
                 ? "This state was made by another model instance; create one with this model's CreateState()."
-                : $"This state belongs to a {ModelType.Name}, not a {model.GetType().Name}.");
+                : $"This state belongs to a {ModelType.Name}, not a {model.GetType().Name}.", paramName);
+    }
+
+    /// <summary>Called by generated code: checks that <paramref name="model"/> made this state; returns the position before this step and moves it on.</summary>
+    public int Advance(object model)
+    {
+        CheckOwner(model, "state");
         return Position++;
     }
 }

@@ -9,7 +9,7 @@ using SsmGen.Benchmarks;
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --quick      short jobs (what CI runs)
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --filter '*Projection*'
 Type[] Suite = [typeof(FmaPeak), typeof(Projection), typeof(Convolution), typeof(SmnistStep), typeof(MambaScan),
-    typeof(S4DLayer), typeof(S4Layer), typeof(MambaLayer), typeof(RnnLayer), typeof(IdsLayer), typeof(AttentionLayer), typeof(DeltaLayer), typeof(StreamingStep), typeof(MemoryTriad)];
+    typeof(S4DLayer), typeof(S4Layer), typeof(MambaLayer), typeof(RnnLayer), typeof(IdsLayer), typeof(AttentionLayer), typeof(DeltaLayer), typeof(StreamingStep), typeof(BatchedStep), typeof(MemoryTriad)];
 bool quick = args.Contains("--quick");
 var rest = args.Where(a => a != "--quick").ToArray();
 // Dynamic PGO off: its instrumented tier allocates a few bytes on the JIT's background thread while a benchmark
@@ -90,3 +90,18 @@ foreach (var (method, target, bytes) in new[] { (nameof(StreamingStep.S4DStack4)
         string bw = triadNs is double t ? $"; its {bytes / 1e6:F2} MB of weights per token would be {100 * bytes / ns / (MemoryTriad.Bytes / t):F0}% of the one-core memory bandwidth" : "";
         Console.WriteLine($"StreamingStep.{method}: {ns / 1e3:F1} µs per token at batch 1 (target ≤ {target:F0} µs: {(ns / 1e3 <= target ? "met" : "not met")}){bw}.");
     }
+
+// Many streams per step: tokens per second at each stream count against one stream's, both from this run (target: ≥ 10× at 64).
+double? Batched(string method, int streams) => summaries.SelectMany(s => s.Reports)
+    .Where(r => r.BenchmarkCase.Descriptor.Type.Name == nameof(BatchedStep) && r.BenchmarkCase.Descriptor.WorkloadMethod.Name == method
+        && r.BenchmarkCase.Parameters[nameof(BatchedStep.Streams)] is int n && n == streams && r.ResultStatistics is not null)
+    .Select(r => (double?)r.ResultStatistics!.Mean).FirstOrDefault();
+foreach (string method in new[] { nameof(BatchedStep.S4DStack4), nameof(BatchedStep.MambaStack4) })
+    if (Batched(method, 1) is double one)
+        foreach (int streams in new[] { 1, 4, 16, 64 })
+            if (Batched(method, streams) is double ns)
+            {
+                double rate = streams / ns * 1e9, gain = rate / (1e9 / one);
+                string target = streams == 64 ? $" (target ≥ 10×: {(gain >= 10 ? "met" : "not met")})" : "";
+                Console.WriteLine($"BatchedStep.{method}, {streams} streams: {ns / 1e3:F1} µs per step, {rate:F0} tokens/s = {gain:F1}× one stream's{target}.");
+            }

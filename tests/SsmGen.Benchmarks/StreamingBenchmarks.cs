@@ -88,3 +88,49 @@ public class MemoryTriad
         for (; i < count; i++) a[i] = b[i] + 0.5f * c[i];
     }
 }
+
+/// <summary>
+/// Many streams per step on one thread (issue 22): one batched Step of <see cref="Streams"/> streams, each reading its
+/// own token, through the same two stacks as <see cref="StreamingStep"/>. Every weight is read once per step whatever
+/// the number of streams, so tokens per second should grow with it until the arithmetic, not the memory, bounds it.
+/// </summary>
+[MemoryDiagnoser]
+public class BatchedStep
+{
+    public const int MaxStreams = 64;
+    [Params(1, 4, 16, 64)] public int Streams;
+    private SmnistBench _s4d = null!;
+    private MambaStackBench _mamba = null!;
+    private SsmState[] _s4dStates = null!, _mambaStates = null!;
+    private float[] _x = null!, _s4dY = null!, _mambaY = null!;
+    private int[] _tokens = null!;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _s4d = new SmnistBench(MaxStreams, 1, ModelUse.Inference);
+        _s4d.Initialize(1);
+        _mamba = new MambaStackBench(MaxStreams, 1, ModelUse.Inference);
+        _mamba.Initialize(1);
+        _s4dStates = Enumerable.Range(0, Streams).Select(_ => _s4d.CreateState()).ToArray();
+        _mambaStates = Enumerable.Range(0, Streams).Select(_ => _mamba.CreateState()).ToArray();
+        _x = Enumerable.Range(0, Streams).Select(s => 0.1f * s).ToArray();
+        _tokens = Enumerable.Range(0, Streams).Select(s => (7 * s + 3) % MambaStackBench.VocabSize).ToArray();
+        _s4dY = new float[Streams * SmnistBench.OutputSize];
+        _mambaY = new float[Streams * MambaStackBench.OutputSize];
+    }
+
+    [Benchmark]
+    public void S4DStack4()
+    {
+        if (_s4dStates[0].Position >= StreamingStep.StreamLength) foreach (var s in _s4dStates) s.Reset();
+        _s4d.Step(_s4dStates, _x, _s4dY);
+    }
+
+    [Benchmark]
+    public void MambaStack4()
+    {
+        if (_mambaStates[0].Position >= StreamingStep.StreamLength) foreach (var s in _mambaStates) s.Reset();
+        _mamba.Step(_mambaStates, _tokens, _mambaY);
+    }
+}

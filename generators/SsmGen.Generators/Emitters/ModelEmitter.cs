@@ -182,7 +182,7 @@ internal static class ModelEmitter
         w.Line($"private readonly float[] {string.Join(", ", plan.Layers.Select(l => $"_l{l.Index}X"))};");
         w.Line("""
             private readonly float[] _input, _xf, _meanF, _rstdF, _nf, _pooled;
-            private readonly int[] _tokens;
+            private readonly int[] _tokens, _stepAt; // _stepAt: each stream's position in the current step
             // Scratch: a block's output before the residual (B·L, H), the backward (dL/d stream, dL/d norm output) and the step.
             private readonly float[] _mix, _dX, _dA, _lnScratch, _dPooled, _sx, _sn, _sp, _sStat;
             """);
@@ -227,7 +227,7 @@ internal static class ModelEmitter
         w.Line("_xf = new float[rows * H]; _meanF = new float[rows]; _rstdF = new float[rows]; _nf = new float[rows * H];");
         w.Line("_pooled = new float[(PerToken ? rows : maxBatch) * H]; _mix = new float[rows * H];");
         TrainingOnly(w, ("_dPooled", "(PerToken ? rows : maxBatch) * H"), ("_dX", "rows * H"), ("_dA", "rows * H"), ("_lnScratch", "2 * H"));
-        w.Line("_sx = new float[H]; _sn = new float[H]; _sp = new float[H]; _sStat = new float[2];");
+        w.Line("_sx = new float[maxBatch * H]; _sn = new float[maxBatch * H]; _sp = new float[maxBatch * H]; _sStat = new float[2 * _maxBatch]; _stepAt = new int[_maxBatch];");
         foreach (var kind in LayerKinds.In(plan)) kind.EmitAllocations(w, plan);
         w.Line($"_stateSize = checked(FixedStateSize + {plan.State.CacheLayers.Count} * 2 * maxLength * H);");
         w.Line("if (onGpu) _gpu = new GpuPath(_p, _g, device!, _maxBatch, _maxLength, training);");
@@ -453,18 +453,31 @@ internal static class ModelEmitter
     {
         w.Line("public SsmState CreateState() => new(this, _stateSize);");
         w.Line();
-        w.Open("private int BeginStep(SsmState state, int outputLength)");
-        w.Line("if (state is null) throw new ArgumentNullException(nameof(state));");
-        w.Line("if (state.Size != _stateSize) throw new ArgumentException($\"State has {state.Size} values; this model's state has {_stateSize}.\", nameof(state));");
-        if (plan.State.CacheLayers.Count > 0)
-            w.Line("if (state.Position >= _maxLength) throw new InvalidOperationException($\"The stream is {state.Position} tokens long, the most this model's attention cache holds (maxLength); Reset the state or build the model with a larger maxLength.\");");
+        w.Line("/// <summary>Checks every stream and the output's room before any stream moves on, then advances each (its position into _stepAt).</summary>");
+        w.Open("private void BeginSteps(ReadOnlySpan<SsmState> streams, int outputLength, string streamsName, string outputName)");
         w.Line("""
-            if (outputLength < OutputSize) throw new ArgumentException($"Output has room for {outputLength} values; it needs {OutputSize}.", "y");
-            if (_gpu is not null) ObjectDisposedException.ThrowIf(_gpu.Runner.IsDisposed, this); // before the stream moves on
-            int t = state.Advance(this);
+            if (streams.Length < 1 || streams.Length > _maxBatch) throw new ArgumentException($"A step takes 1 to {_maxBatch} streams (the model's maxBatch), not {streams.Length}.", streamsName);
+            if (outputLength < streams.Length * OutputSize) throw new ArgumentException($"Output has room for {outputLength} values; {streams.Length} stream(s) need {streams.Length * OutputSize}.", outputName);
+            for (int s = 0; s < streams.Length; s++)
+            {
+                var state = streams[s] ?? throw new ArgumentNullException(streamsName, streams.Length == 1 ? "The state is null." : $"Stream {s} is null.");
+                state.CheckOwner(this, streamsName);
+                if (state.Size != _stateSize) throw new ArgumentException($"State has {state.Size} values; this model's state has {_stateSize}.", streamsName);
             """);
-        foreach (var kind in LayerKinds.In(plan)) if (kind.StreamStart is string start) w.Line(start);
-        w.Line("return t;");
+        if (plan.State.CacheLayers.Count > 0)
+            w.Line("    if (state.Position >= _maxLength) throw new InvalidOperationException($\"The stream is {state.Position} tokens long, the most this model's attention cache holds (maxLength); Reset the state or build the model with a larger maxLength.\");");
+        w.Line("""
+                for (int q = 0; q < s; q++)
+                    if (ReferenceEquals(streams[q], state)) throw new ArgumentException($"Streams {q} and {s} are the same state; a step moves each stream on once.", streamsName);
+            }
+            if (_gpu is not null) ObjectDisposedException.ThrowIf(_gpu.Runner.IsDisposed, this); // before the streams move on
+            for (int s = 0; s < streams.Length; s++)
+            {
+                var state = streams[s];
+                int t = _stepAt[s] = state.Advance(this);
+            """);
+        foreach (var kind in LayerKinds.In(plan)) if (kind.StreamStart is string start) w.Line("    " + start);
+        w.Line("}");
         w.Close();
         w.Line();
         foreach (var kind in LayerKinds.In(plan)) kind.EmitStepHelpers(w, plan);
@@ -474,41 +487,98 @@ internal static class ModelEmitter
             w.Line("""
                 if (x.Length != InputSize) throw new ArgumentException($"x has {x.Length} values; expected InputSize = {InputSize}.", nameof(x));
                 if (!TensorPrimitives.IsFiniteAll(x)) ThrowNotFinite(x, 1, nameof(x));
-                int t = BeginStep(state, y.Length);
-                if (_gpu is not null) { _gpu.Step(x, 0, state, t, y); return; }
+                var streams = new ReadOnlySpan<SsmState>(in state);
+                BeginSteps(streams, y.Length, nameof(state), nameof(y));
+                StepFeatures(streams, x, y);
                 """);
-            w.Line($"Gemm.LinearForward(x, {Span("_p", plan.Names.Encoder + ".weight", "H * InputSize")}, {Span("_p", plan.Names.Encoder + ".bias", "H")}, _sx, 1, InputSize, H, _ws);");
-            w.Line("StepLayers(state.Values, t, y);");
         });
+        EmitEntryPoint(w, "public void Step(ReadOnlySpan<SsmState> streams, ReadOnlySpan<float> x, Span<float> outputs)", !plan.TokenInput,
+            "This model reads token ids: call Step(streams, ReadOnlySpan<int> tokens, outputs).", () =>
+        {
+            w.Line("""
+                if (x.Length != streams.Length * InputSize) throw new ArgumentException($"x has {x.Length} values; {streams.Length} stream(s) of InputSize = {InputSize} need {streams.Length * InputSize}.", nameof(x));
+                if (!TensorPrimitives.IsFiniteAll(x)) ThrowNotFinite(x, 1, nameof(x)); // "sequence" s is stream s
+                BeginSteps(streams, outputs.Length, nameof(streams), nameof(outputs));
+                StepFeatures(streams, x, outputs);
+                """);
+        });
+        if (!plan.TokenInput)
+        {
+            w.Open("private void StepFeatures(ReadOnlySpan<SsmState> streams, ReadOnlySpan<float> x, Span<float> outputs)");
+            w.Line("""
+                int count = streams.Length;
+                if (_gpu is not null)
+                {
+                    for (int s = 0; s < count; s++) _gpu.Step(x.Slice(s * InputSize, InputSize), 0, streams[s], _stepAt[s], outputs.Slice(s * OutputSize, OutputSize));
+                    return;
+                }
+                """);
+            w.Line($"Gemm.StepForward(x, {Span("_p", plan.Names.Encoder + ".weight", "H * InputSize")}, {Span("_p", plan.Names.Encoder + ".bias", "H")}, _sx, count, InputSize, H);");
+            w.Line("StepLayers(streams, outputs);");
+            w.Close();
+            w.Line();
+        }
         EmitEntryPoint(w, "public void Step(SsmState state, int token, Span<float> y)", plan.TokenInput,
             "This model reads real features: call Step(state, ReadOnlySpan<float> x, y).", () =>
         {
             w.Line("""
                 if ((uint)token >= VocabSize) throw new ArgumentOutOfRangeException(nameof(token), token, $"Token must be in [0, {VocabSize}).");
-                int t = BeginStep(state, y.Length);
-                if (_gpu is not null) { _gpu.Step(ReadOnlySpan<float>.Empty, token, state, t, y); return; }
+                var streams = new ReadOnlySpan<SsmState>(in state);
+                BeginSteps(streams, y.Length, nameof(state), nameof(y));
+                StepTokens(streams, new ReadOnlySpan<int>(in token), y);
                 """);
-            w.Line($"{Span("_p", plan.Names.Encoder + ".weight", "VocabSize * H")}.Slice(token * H, H).CopyTo(_sx);");
-            w.Line("StepLayers(state.Values, t, y);");
         });
-        w.Open("private void StepLayers(float[] state, int t, Span<float> y)");
-        foreach (var l in plan.Layers)
-            w.Line(LayerKinds.Of(l).HasKeyValueCache
-                ? $"Layer{l.Index}Step(state.AsSpan(KeyValueCacheAt({plan.State.CacheOf(l)}, _maxLength), 2 * _maxLength * H), t);"
-                : $"Layer{l.Index}Step(state);");
-        w.Line(NormForward(plan.Names.FinalRms, plan.Names.FinalNorm, "_sx", "_sn", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
+        EmitEntryPoint(w, "public void Step(ReadOnlySpan<SsmState> streams, ReadOnlySpan<int> tokens, Span<float> outputs)", plan.TokenInput,
+            "This model reads real features: call Step(streams, ReadOnlySpan<float> x, outputs).", () =>
+        {
+            w.Line("""
+                if (tokens.Length != streams.Length) throw new ArgumentException($"{tokens.Length} tokens for {streams.Length} stream(s); a step takes one token per stream.", nameof(tokens));
+                for (int s = 0; s < tokens.Length; s++)
+                    if ((uint)tokens[s] >= VocabSize) throw new ArgumentOutOfRangeException(nameof(tokens), tokens[s], $"Token {s} must be in [0, {VocabSize}).");
+                BeginSteps(streams, outputs.Length, nameof(streams), nameof(outputs));
+                StepTokens(streams, tokens, outputs);
+                """);
+        });
+        if (plan.TokenInput)
+        {
+            w.Open("private void StepTokens(ReadOnlySpan<SsmState> streams, ReadOnlySpan<int> tokens, Span<float> outputs)");
+            w.Line("""
+                int count = streams.Length;
+                if (_gpu is not null)
+                {
+                    for (int s = 0; s < count; s++) _gpu.Step(ReadOnlySpan<float>.Empty, tokens[s], streams[s], _stepAt[s], outputs.Slice(s * OutputSize, OutputSize));
+                    return;
+                }
+                """);
+            w.Line($"var embedding = {Span("_p", plan.Names.Encoder + ".weight", "VocabSize * H")};");
+            w.Line("for (int s = 0; s < count; s++) embedding.Slice(tokens[s] * H, H).CopyTo(_sx.AsSpan(s * H, H));");
+            w.Line("StepLayers(streams, outputs);");
+            w.Close();
+            w.Line();
+        }
+        w.Line("/// <summary>Every block, the final norm, pooling and decoder for the streams' rows in _sx (count, H), into outputs (count, Output).</summary>");
+        w.Open("private void StepLayers(ReadOnlySpan<SsmState> streams, Span<float> outputs)");
+        w.Line("int count = streams.Length;");
+        foreach (var l in plan.Layers) w.Line($"Layer{l.Index}Step(streams);");
+        w.Line(NormForward(plan.Names.FinalRms, plan.Names.FinalNorm, "_sx.AsSpan(0, count * H)", "_sn", StepMean, StepRstd, "count"));
         if (plan.Spec.Pooling == 0)
         {
             w.Line("""
                 // running mean: the output for the prefix seen so far
-                var sum = state.AsSpan(S_pool, H);
-                TensorPrimitives.Add(sum, _sn, sum);
-                TensorPrimitives.Multiply(sum, 1f / (t + 1), _sp);
+                for (int s = 0; s < count; s++)
+                {
+                    var sum = streams[s].Values.AsSpan(S_pool, H);
+                    TensorPrimitives.Add(sum, _sn.AsSpan(s * H, H), sum);
+                    TensorPrimitives.Multiply(sum, 1f / (_stepAt[s] + 1), _sp.AsSpan(s * H, H));
+                }
                 """);
         }
-        else w.Line("_sn.AsSpan().CopyTo(_sp);");
-        w.Line($"Gemm.LinearForward(_sp, {Span("_p", plan.Names.Decoder + ".weight", "OutputSize * H")}, {DecoderBias(plan, "_p")}, y, 1, H, OutputSize, _ws);");
+        else w.Line("_sn.AsSpan(0, count * H).CopyTo(_sp);");
+        w.Line($"Gemm.StepForward(_sp.AsSpan(0, count * H), {Span("_p", plan.Names.Decoder + ".weight", "OutputSize * H")}, {DecoderBias(plan, "_p")}, outputs, count, H, OutputSize);");
         w.Close();
         w.Line();
     }
+
+    /// <summary>The step's per-stream norm statistics (count rows): means, then reciprocal deviations.</summary>
+    internal const string StepMean = "_sStat.AsSpan(0, count)", StepRstd = "_sStat.AsSpan(_maxBatch, count)";
 }

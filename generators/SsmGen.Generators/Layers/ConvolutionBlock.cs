@@ -20,7 +20,7 @@ internal static class ConvolutionBlock
         {
             foreach (var (f, floats) in new[] { (DY, "rows * H"), (DU, "rows * H"), (DO, "rows * 2 * H"), (DK, "H * maxLength") }.Concat(moreTraining))
                 yield return new(f, floats, Training: true);
-            foreach (var (f, floats) in new[] { (StepU, "H"), (StepY, "H"), (StepAct, "H"), (StepO, "2 * H"), (StepGlu, "H") })
+            foreach (var (f, floats) in new[] { (StepU, "maxBatch * H"), (StepY, "maxBatch * H"), (StepAct, "maxBatch * H"), (StepO, "maxBatch * 2 * H"), (StepGlu, "maxBatch * H") })
                 yield return new(f, floats);
         }
     }
@@ -108,19 +108,26 @@ internal static class ConvolutionBlock
         ModelEmitter.CloseBackward(w, l);
     }
 
-    /// <summary>Block step; <paramref name="ssmStep"/> writes the line that takes StepU to StepY (H) through the SSM's recurrence and D.</summary>
-    public static void EmitStep(CodeWriter w, LayerPlan l, Names n, string stateNote, Action ssmStep)
+    /// <summary>
+    /// Block step over the streams' rows (count, H) of _sx, updated in place; <paramref name="ssmStep"/> writes, for stream s
+    /// (its state span <c>stream</c>), the line that takes its row u to its row y through the SSM's recurrence and D.
+    /// </summary>
+    public static void EmitStep(CodeWriter w, LayerPlan l, Names n, string stateNote, Action<string, string> ssmStep)
     {
         string Weights(string tensor, string length) => ModelEmitter.Span("_p", l.Prefix + tensor, length);
-        w.Line($"/// <summary>Block {l.Index}, one token: the stream _sx (H) is updated in place; O(H·N) work.");
+        w.Line($"/// <summary>Block {l.Index}, one token of each stream: the rows of _sx (count, H) are updated in place; O(H·N) work per stream.");
         w.Line($"/// State: {stateNote}.</summary>");
-        w.Open($"private void Layer{l.Index}Step(Span<float> stream)");
-        w.Line(ModelEmitter.NormForward(false, l.Prefix + "norm", "_sx", n.StepU, "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
-        ssmStep();
-        w.Line($"BlockKernels.GeluForward({n.StepY}, {n.StepAct}, _ws);");
-        w.Line($"Gemm.LinearForward({n.StepAct}, {Weights("mixer.output_linear.weight", "2 * H * H")}, {Weights("mixer.output_linear.bias", "2 * H")}, {n.StepO}, 1, H, 2 * H, _ws);");
-        w.Line($"BlockKernels.GluForward({n.StepO}, {n.StepGlu}, 1, H, _ws);");
-        w.Line($"TensorPrimitives.Add(_sx, {n.StepGlu}, _sx);");
+        w.Open($"private void Layer{l.Index}Step(ReadOnlySpan<SsmState> streams)");
+        w.Line("int count = streams.Length;");
+        w.Line(ModelEmitter.NormForward(false, l.Prefix + "norm", "_sx.AsSpan(0, count * H)", n.StepU, ModelEmitter.StepMean, ModelEmitter.StepRstd, "count"));
+        w.Open("for (int s = 0; s < count; s++)");
+        w.Line("var stream = streams[s].Values.AsSpan();");
+        ssmStep($"{n.StepU}.AsSpan(s * H, H)", $"{n.StepY}.AsSpan(s * H, H)");
+        w.Close();
+        w.Line($"BlockKernels.GeluForward({n.StepY}.AsSpan(0, count * H), {n.StepAct}, _ws);");
+        w.Line($"Gemm.StepForward({n.StepAct}.AsSpan(0, count * H), {Weights("mixer.output_linear.weight", "2 * H * H")}, {Weights("mixer.output_linear.bias", "2 * H")}, {n.StepO}, count, H, 2 * H);");
+        w.Line($"BlockKernels.GluForward({n.StepO}, {n.StepGlu}, count, H, _ws);");
+        w.Line($"TensorPrimitives.Add(_sx.AsSpan(0, count * H), {n.StepGlu}.AsSpan(0, count * H), _sx);");
         w.Close();
         w.Line();
     }

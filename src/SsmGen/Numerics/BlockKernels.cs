@@ -195,32 +195,64 @@ public static class BlockKernels
     public static void SiluForward(ReadOnlySpan<float> x, Span<float> y)
     {
         Need(y, x.Length);
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
-            for (; i + 16 <= x.Length; i += 16)
-            {
-                var v = Vector512.Create(x.Slice(i, 16));
-                (v * FastMath.Sigmoid(v)).CopyTo(y.Slice(i, 16));
-            }
-        for (; i < x.Length; i++) y[i] = x[i] / (1f + MathF.Exp(-x[i]));
+        if (!Vector512.IsHardwareAccelerated)
+        {
+            for (int i = 0; i < x.Length; i++) y[i] = x[i] / (1f + MathF.Exp(-x[i]));
+            return;
+        }
+        for (int i = 0; i < x.Length; i += 16)
+        {
+            var v = Lanes(x, i);
+            Store(v * FastMath.Sigmoid(v), y, i, x.Length);
+        }
+    }
+
+    // The element-wise kernels run their last partial vector through the same lanes, zero-padded, so an element's value
+    // does not depend on where it lies: a streaming step's rows give what they give alone, whatever their neighbours.
+    private static Vector512<float> Lanes(ReadOnlySpan<float> s, int i)
+    {
+        if (i + 16 <= s.Length) return Vector512.Create(s.Slice(i, 16));
+        Span<float> t = stackalloc float[16];
+        t.Clear();
+        s[i..].CopyTo(t);
+        return Vector512.Create(t);
+    }
+
+    private static unsafe Vector512<float> Lanes(float* p, int i, int end) =>
+        i + 16 <= end ? Vector512.Load(p + i) : Lanes(new ReadOnlySpan<float>(p + i, end - i), 0);
+
+    private static unsafe void Store(Vector512<float> v, float* p, int i, int end)
+    {
+        if (i + 16 <= end) v.Store(p + i);
+        else Store(v, new Span<float>(p + i, end - i), 0, end - i);
+    }
+
+    private static void Store(Vector512<float> v, Span<float> d, int i, int end)
+    {
+        if (i + 16 <= end) { v.CopyTo(d.Slice(i, 16)); return; }
+        Span<float> t = stackalloc float[16];
+        v.CopyTo(t);
+        t[..(end - i)].CopyTo(d[i..]);
     }
 
     /// <summary>dx = dy · SiLU'(x), SiLU'(x) = σ(x)(1 + x(1 − σ(x))). dx may alias dy.</summary>
     public static void SiluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx)
     {
         Need(dy, x.Length); Need(dx, x.Length);
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
-            for (; i + 16 <= x.Length; i += 16)
-            {
-                var v = Vector512.Create(x.Slice(i, 16));
-                var s = FastMath.Sigmoid(v);
-                (Vector512.Create(dy.Slice(i, 16)) * s * (Vector512<float>.One + v * (Vector512<float>.One - s))).CopyTo(dx.Slice(i, 16));
-            }
-        for (; i < x.Length; i++)
+        if (!Vector512.IsHardwareAccelerated)
         {
-            float s = 1f / (1f + MathF.Exp(-x[i]));
-            dx[i] = dy[i] * s * (1 + x[i] * (1 - s));
+            for (int i = 0; i < x.Length; i++)
+            {
+                float s = 1f / (1f + MathF.Exp(-x[i]));
+                dx[i] = dy[i] * s * (1 + x[i] * (1 - s));
+            }
+            return;
+        }
+        for (int i = 0; i < x.Length; i += 16)
+        {
+            var v = Lanes(x, i);
+            var s = FastMath.Sigmoid(v);
+            Store(Lanes(dy, i) * s * (Vector512<float>.One + v * (Vector512<float>.One - s)), dx, i, x.Length);
         }
     }
 
@@ -228,36 +260,41 @@ public static class BlockKernels
     public static void SiluGateForward(ReadOnlySpan<float> y, ReadOnlySpan<float> z, Span<float> g)
     {
         Need(z, y.Length); Need(g, y.Length);
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
-            for (; i + 16 <= y.Length; i += 16)
-            {
-                var vz = Vector512.Create(z.Slice(i, 16));
-                (Vector512.Create(y.Slice(i, 16)) * vz * FastMath.Sigmoid(vz)).CopyTo(g.Slice(i, 16));
-            }
-        for (; i < y.Length; i++) g[i] = y[i] * z[i] / (1f + MathF.Exp(-z[i]));
+        if (!Vector512.IsHardwareAccelerated)
+        {
+            for (int i = 0; i < y.Length; i++) g[i] = y[i] * z[i] / (1f + MathF.Exp(-z[i]));
+            return;
+        }
+        for (int i = 0; i < y.Length; i += 16)
+        {
+            var vz = Lanes(z[..y.Length], i);
+            Store(Lanes(y, i) * vz * FastMath.Sigmoid(vz), g, i, y.Length);
+        }
     }
 
     /// <summary>Its backward: dy = dg·SiLU(z), dz = dg·y·SiLU'(z) (both overwritten).</summary>
     public static void SiluGateBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> z, ReadOnlySpan<float> dg, Span<float> dy, Span<float> dz)
     {
         Need(z, y.Length); Need(dg, y.Length); Need(dy, y.Length); Need(dz, y.Length);
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
-            for (; i + 16 <= y.Length; i += 16)
-            {
-                var vz = Vector512.Create(z.Slice(i, 16));
-                var s = FastMath.Sigmoid(vz);
-                var g = Vector512.Create(dg.Slice(i, 16));
-                (g * vz * s).CopyTo(dy.Slice(i, 16));
-                (g * Vector512.Create(y.Slice(i, 16)) * s * (Vector512<float>.One + vz * (Vector512<float>.One - s))).CopyTo(dz.Slice(i, 16));
-            }
-        for (; i < y.Length; i++)
+        if (!Vector512.IsHardwareAccelerated)
         {
-            float s = 1f / (1f + MathF.Exp(-z[i]));
-            float g = dg[i];
-            dy[i] = g * z[i] * s;
-            dz[i] = g * y[i] * s * (1 + z[i] * (1 - s));
+            for (int i = 0; i < y.Length; i++)
+            {
+                float s = 1f / (1f + MathF.Exp(-z[i]));
+                float g = dg[i];
+                dy[i] = g * z[i] * s;
+                dz[i] = g * y[i] * s * (1 + z[i] * (1 - s));
+            }
+            return;
+        }
+        for (int i = 0; i < y.Length; i += 16)
+        {
+            var vz = Lanes(z[..y.Length], i);
+            var s = FastMath.Sigmoid(vz);
+            var g = Lanes(dg[..y.Length], i);
+            var vy = Lanes(y, i);
+            Store(g * vz * s, dy, i, y.Length);
+            Store(g * vy * s * (Vector512<float>.One + vz * (Vector512<float>.One - s)), dz, i, y.Length);
         }
     }
 
@@ -286,44 +323,44 @@ public static class BlockKernels
 
     private static unsafe void GeluRows(ref RowArgs a, int i0, int i1)
     {
-        int i = i0;
-        if (Vector512.IsHardwareAccelerated)
+        if (!Vector512.IsHardwareAccelerated)
         {
-            var c = Vector512.Create(GeluC); var k = Vector512.Create(0.044715f); var half = Vector512.Create(0.5f);
-            for (; i + 16 <= i1; i += 16)
+            for (int j = i0; j < i1; j++)
             {
-                var v = Vector512.Load(a.P0 + i);
-                var t = FastMath.Tanh(c * (v + k * v * v * v));
-                (half * v * (Vector512<float>.One + t)).Store(a.P1 + i);
+                float v = a.P0[j];
+                a.P1[j] = 0.5f * v * (1f + MathF.Tanh(GeluC * (v + 0.044715f * v * v * v)));
             }
+            return;
         }
-        for (; i < i1; i++)
+        var c = Vector512.Create(GeluC); var k = Vector512.Create(0.044715f); var half = Vector512.Create(0.5f);
+        for (int i = i0; i < i1; i += 16)
         {
-            float v = a.P0[i];
-            a.P1[i] = 0.5f * v * (1f + MathF.Tanh(GeluC * (v + 0.044715f * v * v * v)));
+            var v = Lanes(a.P0, i, i1);
+            var t = FastMath.Tanh(c * (v + k * v * v * v));
+            Store(half * v * (Vector512<float>.One + t), a.P1, i, i1);
         }
     }
 
     private static unsafe void GeluBackwardRows(ref RowArgs a, int i0, int i1)
     {
-        int i = i0;
-        if (Vector512.IsHardwareAccelerated)
+        if (!Vector512.IsHardwareAccelerated)
         {
-            var c = Vector512.Create(GeluC); var k = Vector512.Create(0.044715f); var k3 = Vector512.Create(3 * 0.044715f);
-            var half = Vector512.Create(0.5f); var one = Vector512<float>.One;
-            for (; i + 16 <= i1; i += 16)
+            for (int j = i0; j < i1; j++)
             {
-                var v = Vector512.Load(a.P0 + i);
-                var t = FastMath.Tanh(c * (v + k * v * v * v));
-                var d = half * (one + t) + half * v * (one - t * t) * c * (one + k3 * v * v);
-                (Vector512.Load(a.P1 + i) * d).Store(a.P2 + i);
+                float v = a.P0[j];
+                float t = MathF.Tanh(GeluC * (v + 0.044715f * v * v * v));
+                a.P2[j] = a.P1[j] * (0.5f * (1f + t) + 0.5f * v * (1f - t * t) * GeluC * (1f + 3f * 0.044715f * v * v));
             }
+            return;
         }
-        for (; i < i1; i++)
+        var c = Vector512.Create(GeluC); var k = Vector512.Create(0.044715f); var k3 = Vector512.Create(3 * 0.044715f);
+        var half = Vector512.Create(0.5f); var one = Vector512<float>.One;
+        for (int i = i0; i < i1; i += 16)
         {
-            float v = a.P0[i];
-            float t = MathF.Tanh(GeluC * (v + 0.044715f * v * v * v));
-            a.P2[i] = a.P1[i] * (0.5f * (1f + t) + 0.5f * v * (1f - t * t) * GeluC * (1f + 3f * 0.044715f * v * v));
+            var v = Lanes(a.P0, i, i1);
+            var t = FastMath.Tanh(c * (v + k * v * v * v));
+            var d = half * (one + t) + half * v * (one - t * t) * c * (one + k3 * v * v);
+            Store(Lanes(a.P1, i, i1) * d, a.P2, i, i1);
         }
     }
 

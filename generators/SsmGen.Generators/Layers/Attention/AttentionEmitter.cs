@@ -29,7 +29,7 @@ internal sealed class AttentionEmitter : CpuRendering<AttentionLayerPlan>
         int mlp = MaxMlp(plan);
         foreach (var (f, floats) in new[] { ("_adQkv", "rows * 3 * H"), ("_adO", "rows * H"), ("_adAct", $"rows * {mlp}"), ("_adU2", "rows * H") })
             yield return new(f, floats, Training: true);
-        foreach (var (f, floats) in new[] { ("_attnStepU", "H"), ("_attnStepQkv", "3 * H"), ("_attnStepO", "H"), ("_attnStepOut", "H"), ("_attnStepScores", "maxLength"), ("_attnStepF1", $"{mlp}") })
+        foreach (var (f, floats) in new[] { ("_attnStepU", "maxBatch * H"), ("_attnStepQkv", "maxBatch * 3 * H"), ("_attnStepO", "maxBatch * H"), ("_attnStepOut", "maxBatch * H"), ("_attnStepScores", "maxLength"), ("_attnStepF1", $"maxBatch * {mlp}") })
             yield return new(f, floats);
     }
 
@@ -88,19 +88,23 @@ internal sealed class AttentionEmitter : CpuRendering<AttentionLayerPlan>
         w.Line($"Gemm.LinearBackward({i}U.AsSpan(0, rows * H), {Pm(l, "mixer.in_proj.weight", 3 * h * h)}, dQkv, dU, {Pm(l, "mixer.in_proj.weight", 3 * h * h, "_g")}, {Pm(l, "mixer.in_proj.bias", 3 * h, "_g")}, rows, H, 3 * H, _ws);");
         ModelEmitter.CloseBackward(w, l);
 
-        w.Line($"/// <summary>Block {l.Index}, one token at position t: the stream _sx (H) is updated in place. State: the key/value cache (2, maxLength, H).</summary>");
-        w.Open($"private void Layer{l.Index}Step(Span<float> cache, int t)");
-        w.Line(ModelEmitter.NormForward(false, l.Prefix + "norm", "_sx", "_attnStepU", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
-        w.Line($"Gemm.LinearForward(_attnStepU, {Pm(l, "mixer.in_proj.weight", 3 * h * h)}, {Pm(l, "mixer.in_proj.bias", 3 * h)}, _attnStepQkv, 1, H, 3 * H, _ws);");
-        w.Line($"AttentionKernels.RotateRow(_attnStepQkv.AsSpan(0, 2 * H), _ropeCos{d}, _ropeSin{d}, t, H, {d});");
-        w.Line($"AttentionKernels.Step(_attnStepQkv, cache, t, _attnStepO, _attnStepScores, H, {l.Heads}, _maxLength);");
-        w.Line($"Gemm.LinearForward(_attnStepO, {Pm(l, "mixer.out_proj.weight", h * h)}, {Pm(l, "mixer.out_proj.bias", h)}, _attnStepOut, 1, H, H, _ws);");
-        w.Line("TensorPrimitives.Add(_sx, _attnStepOut, _sx);");
-        w.Line($"BlockKernels.LayerNormForward(_sx, {Pm(l, "norm2.weight", h)}, {Pm(l, "norm2.bias", h)}, _attnStepU, _sStat.AsSpan(0, 1), _sStat.AsSpan(1, 1), 1, H, _ws);");
-        w.Line($"Gemm.LinearForward(_attnStepU, {Pm(l, "mlp.fc1.weight", m * h)}, {Pm(l, "mlp.fc1.bias", m)}, _attnStepF1, 1, H, {m}, _ws);");
-        w.Line($"BlockKernels.GeluForward(_attnStepF1.AsSpan(0, {m}), _attnStepF1, _ws);");
-        w.Line($"Gemm.LinearForward(_attnStepF1.AsSpan(0, {m}), {Pm(l, "mlp.fc2.weight", h * m)}, {Pm(l, "mlp.fc2.bias", h)}, _attnStepOut, 1, {m}, H, _ws);");
-        w.Line("TensorPrimitives.Add(_sx, _attnStepOut, _sx);");
+        w.Line($"/// <summary>Block {l.Index}, one token of each stream at its own position: the rows of _sx (count, H) are updated in place. State: the key/value cache (2, maxLength, H).</summary>");
+        w.Open($"private void Layer{l.Index}Step(ReadOnlySpan<SsmState> streams)");
+        w.Line("int count = streams.Length;");
+        w.Line(ModelEmitter.NormForward(false, l.Prefix + "norm", "_sx.AsSpan(0, count * H)", "_attnStepU", ModelEmitter.StepMean, ModelEmitter.StepRstd, "count"));
+        w.Line($"Gemm.StepForward(_attnStepU.AsSpan(0, count * H), {Pm(l, "mixer.in_proj.weight", 3 * h * h)}, {Pm(l, "mixer.in_proj.bias", 3 * h)}, _attnStepQkv, count, H, 3 * H);");
+        w.Open("for (int s = 0; s < count; s++)");
+        w.Line("var qkv = _attnStepQkv.AsSpan(s * 3 * H, 3 * H);");
+        w.Line($"AttentionKernels.RotateRow(qkv.Slice(0, 2 * H), _ropeCos{d}, _ropeSin{d}, _stepAt[s], H, {d});");
+        w.Line($"AttentionKernels.Step(qkv, streams[s].Values.AsSpan(KeyValueCacheAt({plan.State.CacheOf(l)}, _maxLength), 2 * _maxLength * H), _stepAt[s], _attnStepO.AsSpan(s * H, H), _attnStepScores, H, {l.Heads}, _maxLength);");
+        w.Close();
+        w.Line($"Gemm.StepForward(_attnStepO.AsSpan(0, count * H), {Pm(l, "mixer.out_proj.weight", h * h)}, {Pm(l, "mixer.out_proj.bias", h)}, _attnStepOut, count, H, H);");
+        w.Line("TensorPrimitives.Add(_sx.AsSpan(0, count * H), _attnStepOut.AsSpan(0, count * H), _sx);");
+        w.Line($"BlockKernels.LayerNormForward(_sx.AsSpan(0, count * H), {Pm(l, "norm2.weight", h)}, {Pm(l, "norm2.bias", h)}, _attnStepU, {ModelEmitter.StepMean}, {ModelEmitter.StepRstd}, count, H, _ws);");
+        w.Line($"Gemm.StepForward(_attnStepU.AsSpan(0, count * H), {Pm(l, "mlp.fc1.weight", m * h)}, {Pm(l, "mlp.fc1.bias", m)}, _attnStepF1, count, H, {m});");
+        w.Line($"BlockKernels.GeluForward(_attnStepF1.AsSpan(0, count * {m}), _attnStepF1, _ws);");
+        w.Line($"Gemm.StepForward(_attnStepF1.AsSpan(0, count * {m}), {Pm(l, "mlp.fc2.weight", h * m)}, {Pm(l, "mlp.fc2.bias", h)}, _attnStepOut, count, {m}, H);");
+        w.Line("TensorPrimitives.Add(_sx.AsSpan(0, count * H), _attnStepOut.AsSpan(0, count * H), _sx);");
         w.Close();
         w.Line();
     }

@@ -30,7 +30,7 @@ internal sealed class DeltaEmitter : CpuRendering<DeltaLayerPlan>
         foreach (var (f, floats) in new[] { ("_ddRaw", $"rows * {c}"), ("_ddB", $"rows * {nh}"), ("_ddA", $"rows * {h}"), ("_ddG", $"rows * {hd}"), ("_ddO", $"rows * {hd}"), ("_ddNormed", $"rows * {hd}"), ("_ddGated", $"rows * {hd}") })
             yield return new(f, floats, Training: true);
         foreach (var (f, floats) in new[] { ("_deltaStepU", "H"), ("_deltaStepRaw", $"{c}"), ("_deltaStepB", $"{nh}"), ("_deltaStepA", $"{h}"), ("_deltaStepG", $"{hd}"), ("_deltaStepO", $"{hd}"), ("_deltaStepRstd", $"{h}"), ("_deltaStepNormed", $"{hd}"), ("_deltaStepOut", "H") })
-            yield return new(f, floats);
+            yield return new(f, $"maxBatch * {floats}");
     }
 
     /// <summary>The block's recurrence (runtime), which owns its intermediates and chunk states.</summary>
@@ -85,18 +85,21 @@ internal sealed class DeltaEmitter : CpuRendering<DeltaLayerPlan>
         w.Line($"Gemm.LinearBackward(u, {Pm(l, "g_proj.weight", hd * h)}, _ddG.AsSpan(0, rows * {hd}), dU, {Pm(l, "g_proj.weight", hd * h, "_g")}, Span<float>.Empty, rows, H, {hd}, _ws);");
         ModelEmitter.CloseBackward(w, l, rms: true);
 
-        w.Line($"/// <summary>Block {l.Index}, one token: the stream _sx (H) is updated in place. State: {plan.State.Of(l, "state").What}.</summary>");
-        w.Open($"private void Layer{l.Index}Step(Span<float> state)");
-        w.Line(ModelEmitter.NormForward(true, l.Prefix + "norm", "_sx", "_deltaStepU", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
-        w.Line($"Gemm.LinearForward(_deltaStepU, {qkv()}, ReadOnlySpan<float>.Empty, _deltaStepRaw, 1, H, {c}, _ws);");
-        w.Line($"Gemm.LinearForward(_deltaStepU, {Pm(l, "b_proj.weight", nh * h)}, ReadOnlySpan<float>.Empty, _deltaStepB, 1, H, {nh}, _ws);");
-        if (l.Spec.Gate) w.Line($"Gemm.LinearForward(_deltaStepU, {Pm(l, "a_proj.weight", l.Heads * h)}, ReadOnlySpan<float>.Empty, _deltaStepA, 1, H, {l.Heads}, _ws);");
-        w.Line($"Gemm.LinearForward(_deltaStepU, {Pm(l, "g_proj.weight", hd * h)}, ReadOnlySpan<float>.Empty, _deltaStepG, 1, H, {hd}, _ws);");
-        w.Line($"{i}Delta.Step({plan.State.Of(l, "state").Slice("state")}, _deltaStepRaw, {conv()}, _deltaStepB, {(l.Spec.Gate ? "_deltaStepA" : "ReadOnlySpan<float>.Empty")}, {Gated(l, "A_log", l.Heads)}, {Gated(l, "dt_bias", l.Heads)}, _deltaStepO);");
-        w.Line($"BlockKernels.RmsNormForward(_deltaStepO.AsSpan(0, {hd}), {Pm(l, "o_norm.weight", l.D)}, _deltaStepNormed, _deltaStepRstd, {l.Heads}, {l.D}, _ws);");
-        w.Line($"BlockKernels.SiluGateForward(_deltaStepNormed.AsSpan(0, {hd}), _deltaStepG, _deltaStepNormed);");
-        w.Line($"Gemm.LinearForward(_deltaStepNormed.AsSpan(0, {hd}), {Pm(l, "o_proj.weight", h * hd)}, ReadOnlySpan<float>.Empty, _deltaStepOut, 1, {hd}, H, _ws);");
-        w.Line("TensorPrimitives.Add(_sx, _deltaStepOut, _sx);");
+        w.Line($"/// <summary>Block {l.Index}, one token of each stream: the rows of _sx (count, H) are updated in place. State: {plan.State.Of(l, "state").What}.</summary>");
+        w.Open($"private void Layer{l.Index}Step(ReadOnlySpan<SsmState> streams)");
+        w.Line("int count = streams.Length;");
+        w.Line(ModelEmitter.NormForward(true, l.Prefix + "norm", "_sx.AsSpan(0, count * H)", "_deltaStepU", ModelEmitter.StepMean, ModelEmitter.StepRstd, "count"));
+        w.Line("var u = _deltaStepU.AsSpan(0, count * H);");
+        w.Line($"Gemm.StepForward(u, {qkv()}, ReadOnlySpan<float>.Empty, _deltaStepRaw, count, H, {c});");
+        w.Line($"Gemm.StepForward(u, {Pm(l, "b_proj.weight", nh * h)}, ReadOnlySpan<float>.Empty, _deltaStepB, count, H, {nh});");
+        if (l.Spec.Gate) w.Line($"Gemm.StepForward(u, {Pm(l, "a_proj.weight", l.Heads * h)}, ReadOnlySpan<float>.Empty, _deltaStepA, count, H, {l.Heads});");
+        w.Line($"Gemm.StepForward(u, {Pm(l, "g_proj.weight", hd * h)}, ReadOnlySpan<float>.Empty, _deltaStepG, count, H, {hd});");
+        string a = l.Spec.Gate ? $"_deltaStepA.AsSpan(s * {l.Heads}, {l.Heads})" : "ReadOnlySpan<float>.Empty";
+        w.Line($"for (int s = 0; s < count; s++) {i}Delta.Step({plan.State.Of(l, "state").Slice("streams[s].Values.AsSpan()")}, _deltaStepRaw.AsSpan(s * {c}, {c}), {conv()}, _deltaStepB.AsSpan(s * {nh}, {nh}), {a}, {Gated(l, "A_log", l.Heads)}, {Gated(l, "dt_bias", l.Heads)}, _deltaStepO.AsSpan(s * {hd}, {hd}));");
+        w.Line($"BlockKernels.RmsNormForward(_deltaStepO.AsSpan(0, count * {hd}), {Pm(l, "o_norm.weight", l.D)}, _deltaStepNormed, _deltaStepRstd, count * {l.Heads}, {l.D}, _ws);");
+        w.Line($"BlockKernels.SiluGateForward(_deltaStepNormed.AsSpan(0, count * {hd}), _deltaStepG, _deltaStepNormed);");
+        w.Line($"Gemm.StepForward(_deltaStepNormed.AsSpan(0, count * {hd}), {Pm(l, "o_proj.weight", h * hd)}, ReadOnlySpan<float>.Empty, _deltaStepOut, count, {hd}, H);");
+        w.Line("TensorPrimitives.Add(_sx.AsSpan(0, count * H), _deltaStepOut.AsSpan(0, count * H), _sx);");
         w.Close();
         w.Line();
     }

@@ -20,7 +20,7 @@ internal sealed class IdsEmitter : CpuRendering<IdsLayerPlan>
         int n = MaxN(plan);
         foreach (var (f, floats) in new[] { ("_idH", $"rows * {n}"), ("_idA", $"rows * {n * n}"), ("_iCarry", $"maxBatch * {n}") })
             yield return new(f, floats, Training: true);
-        foreach (var (f, floats) in new[] { ("_idsStepU", "H"), ("_idsStepA", $"{n * n}"), ("_idsStepBu", $"{n}"), ("_idsStepScratch", $"{n}"), ("_idsStepOut", "H") })
+        foreach (var (f, floats) in new[] { ("_idsStepU", "maxBatch * H"), ("_idsStepA", $"maxBatch * {n * n}"), ("_idsStepBu", $"maxBatch * {n}"), ("_idsStepH", $"maxBatch * {n}"), ("_idsStepScratch", $"{n}"), ("_idsStepOut", "maxBatch * H") })
             yield return new(f, floats);
     }
 
@@ -56,15 +56,19 @@ internal sealed class IdsEmitter : CpuRendering<IdsLayerPlan>
         w.Line($"Gemm.LinearBackward(u, {Pm(l, "B.weight", n * h)}, dH, dU, {Pm(l, "B.weight", n * h, "_g")}, Span<float>.Empty, rows, H, {n}, _ws);");
         ModelEmitter.CloseBackward(w, l);
 
-        w.Line($"/// <summary>Block {l.Index}, one token: the stream _sx (H) is updated in place. State: h ({n}).</summary>");
-        w.Open($"private void Layer{l.Index}Step(Span<float> state)");
-        w.Line($"var h = {plan.State.Of(l, "h").Slice("state")};");
-        w.Line(ModelEmitter.NormForward(false, l.Prefix + "norm", "_sx", "_idsStepU", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
-        w.Line($"Gemm.LinearForward(_idsStepU, {Pm(l, "A.weight", nn * h)}, {Pm(l, "A.bias", nn)}, _idsStepA, 1, H, {nn}, _ws);");
-        w.Line($"Gemm.LinearForward(_idsStepU, {Pm(l, "B.weight", n * h)}, ReadOnlySpan<float>.Empty, _idsStepBu, 1, H, {n}, _ws);");
-        w.Line($"IdsKernels.Step(_idsStepA, _idsStepBu, h, _idsStepScratch, {n});");
-        w.Line($"Gemm.LinearForward(h, {Pm(l, "C.weight", h * n)}, {Pm(l, "C.bias", h)}, _idsStepOut, 1, {n}, H, _ws);");
-        w.Line("TensorPrimitives.Add(_sx, _idsStepOut, _sx);");
+        w.Line($"/// <summary>Block {l.Index}, one token of each stream: the rows of _sx (count, H) are updated in place. State: h ({n}).</summary>");
+        w.Open($"private void Layer{l.Index}Step(ReadOnlySpan<SsmState> streams)");
+        w.Line("int count = streams.Length;");
+        w.Line(ModelEmitter.NormForward(false, l.Prefix + "norm", "_sx.AsSpan(0, count * H)", "_idsStepU", ModelEmitter.StepMean, ModelEmitter.StepRstd, "count"));
+        w.Line($"Gemm.StepForward(_idsStepU.AsSpan(0, count * H), {Pm(l, "A.weight", nn * h)}, {Pm(l, "A.bias", nn)}, _idsStepA, count, H, {nn});");
+        w.Line($"Gemm.StepForward(_idsStepU.AsSpan(0, count * H), {Pm(l, "B.weight", n * h)}, ReadOnlySpan<float>.Empty, _idsStepBu, count, H, {n});");
+        w.Open("for (int s = 0; s < count; s++)");
+        w.Line($"var h = {plan.State.Of(l, "h").Slice("streams[s].Values.AsSpan()")};");
+        w.Line($"IdsKernels.Step(_idsStepA.AsSpan(s * {nn}, {nn}), _idsStepBu.AsSpan(s * {n}, {n}), h, _idsStepScratch, {n});");
+        w.Line($"h.CopyTo(_idsStepH.AsSpan(s * {n}, {n}));");
+        w.Close();
+        w.Line($"Gemm.StepForward(_idsStepH.AsSpan(0, count * {n}), {Pm(l, "C.weight", h * n)}, {Pm(l, "C.bias", h)}, _idsStepOut, count, {n}, H);");
+        w.Line("TensorPrimitives.Add(_sx.AsSpan(0, count * H), _idsStepOut.AsSpan(0, count * H), _sx);");
         w.Close();
         w.Line();
     }

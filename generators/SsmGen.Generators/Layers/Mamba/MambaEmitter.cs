@@ -32,8 +32,9 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         foreach (var (f, floats) in new[] { ("_mdG", me), ("_mdYs", me), ("_mdZ", me), ("_mdU", me), ("_mdDelta", me), ("_mdDbc", $"rows * {MaxDbc(plan)}"), ("_mdDtIn", $"rows * {MaxR(plan)}"), ("_mdXi", me), ("_mdConvT", $"{MaxConv(plan)}") })
             yield return new(f, floats, Training: true);
         string se = $"{MaxE(plan)}";
-        foreach (var (f, floats) in new[] { ("_mambaStepU", "H"), ("_mambaStepX", se), ("_mambaStepZ", se), ("_mambaStepConv", se), ("_mambaStepAct", se), ("_mambaStepDbc", $"{MaxDbc(plan)}"), ("_mambaStepDt", se), ("_mambaStepY", se), ("_mambaStepGated", se), ("_mambaStepOut", "H") })
-            yield return new(f, floats);
+        foreach (var (f, floats) in new[] { ("_mambaStepU", "H"), ("_mambaStepX", se), ("_mambaStepZ", se), ("_mambaStepConv", se), ("_mambaStepAct", se), ("_mambaStepDtIn", $"{MaxR(plan)}"), ("_mambaStepBc", $"{2 * plan.Blocks<MambaLayerPlan>().Max(l => l.N)}"), ("_mambaStepDt", se), ("_mambaStepY", se), ("_mambaStepGated", se), ("_mambaStepOut", "H") })
+            yield return new(f, $"maxBatch * {floats}");
+        yield return new("_mambaStepA", $"{plan.Blocks<MambaLayerPlan>().Max(l => l.E * l.N)}"); // A = −exp(A_log) of the block stepping, once per step for all streams
     }
 
     /// <summary>The block's scan (its class generated per N below), which owns the chunk states.</summary>
@@ -108,23 +109,25 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
 
     private static void EmitStep(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
     {
-        int e = l.E, eh = l.E * plan.Spec.DModel, cw = l.Spec.ConvWidth;
-        w.Line($"/// <summary>Block {l.Index}, one token: the stream _sx (H) is updated in place. State: {plan.State.Of(l, "window").What}, and {plan.State.Of(l, "h").What}.</summary>");
-        w.Open($"private void Layer{l.Index}Step(Span<float> state)");
-        w.Line($"var conv = {plan.State.Of(l, "window").Slice("state")};");
-        w.Line($"var h = {plan.State.Of(l, "h").Slice("state")};");
-        w.Line(ModelEmitter.NormForward(l.Rms, l.Prefix + "norm", "_sx", "_mambaStepU", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
-        w.Line($"Gemm.LinearForward(_mambaStepU, {Pm(l, "in_proj.weight", eh)}, ReadOnlySpan<float>.Empty, _mambaStepX, 1, H, {e}, _ws);");
-        w.Line($"Gemm.LinearForward(_mambaStepU, {Pm(l, "in_proj.weight", eh, at: eh)}, ReadOnlySpan<float>.Empty, _mambaStepZ, 1, H, {e}, _ws);");
-        w.Line($"MambaKernels.ConvStep(conv, {Pm(l, "conv1d.weight", e * cw)}, {Pm(l, "conv1d.bias", e)}, _mambaStepX, _mambaStepConv, {e}, {cw});");
-        w.Line($"BlockKernels.SiluForward(_mambaStepConv.AsSpan(0, {e}), _mambaStepAct);");
-        w.Line($"Gemm.LinearForward(_mambaStepAct.AsSpan(0, {e}), {Pm(l, "x_proj.weight", l.Dbc * e)}, ReadOnlySpan<float>.Empty, _mambaStepDbc, 1, {e}, {l.Dbc}, _ws);");
-        w.Line($"Gemm.LinearForward(_mambaStepDbc.AsSpan(0, {l.R}), {Pm(l, "dt_proj.weight", e * l.R)}, {Pm(l, "dt_proj.bias", e)}, _mambaStepDt, 1, {l.R}, {e}, _ws);");
-        w.Line($"MambaKernels.Softplus(_mambaStepDt.AsSpan(0, {e}));");
-        w.Line($"{l.Variant}_Step({Pm(l, "A_log", e * l.N)}, {Pm(l, "D", e)}, h, _mambaStepAct, _mambaStepDt, _mambaStepDbc.AsSpan({l.R}, {2 * l.N}), _mambaStepY, {e});");
-        w.Line($"BlockKernels.SiluGateForward(_mambaStepY.AsSpan(0, {e}), _mambaStepZ, _mambaStepGated);");
-        w.Line($"Gemm.LinearForward(_mambaStepGated.AsSpan(0, {e}), {Pm(l, "out_proj.weight", eh)}, ReadOnlySpan<float>.Empty, _mambaStepOut, 1, {e}, H, _ws);");
-        w.Line("TensorPrimitives.Add(_sx, _mambaStepOut, _sx);");
+        int e = l.E, eh = l.E * plan.Spec.DModel, cw = l.Spec.ConvWidth, n2 = 2 * l.N;
+        w.Line($"/// <summary>Block {l.Index}, one token of each stream: the rows of _sx (count, H) are updated in place. State: {plan.State.Of(l, "window").What}, and {plan.State.Of(l, "h").What}.</summary>");
+        w.Open($"private void Layer{l.Index}Step(ReadOnlySpan<SsmState> streams)");
+        w.Line("int count = streams.Length;");
+        w.Line(ModelEmitter.NormForward(l.Rms, l.Prefix + "norm", "_sx.AsSpan(0, count * H)", "_mambaStepU", ModelEmitter.StepMean, ModelEmitter.StepRstd, "count"));
+        w.Line($"Gemm.StepForward(_mambaStepU.AsSpan(0, count * H), {Pm(l, "in_proj.weight", eh)}, ReadOnlySpan<float>.Empty, _mambaStepX, count, H, {e});");
+        w.Line($"Gemm.StepForward(_mambaStepU.AsSpan(0, count * H), {Pm(l, "in_proj.weight", eh, at: eh)}, ReadOnlySpan<float>.Empty, _mambaStepZ, count, H, {e});");
+        w.Line($"for (int s = 0; s < count; s++) MambaKernels.ConvStep({plan.State.Of(l, "window").Slice("streams[s].Values.AsSpan()")}, {Pm(l, "conv1d.weight", e * cw)}, {Pm(l, "conv1d.bias", e)}, _mambaStepX.AsSpan(s * {e}, {e}), _mambaStepConv.AsSpan(s * {e}, {e}), {e}, {cw});");
+        w.Line($"BlockKernels.SiluForward(_mambaStepConv.AsSpan(0, count * {e}), _mambaStepAct);");
+        w.Line("// x_proj in its two row blocks, so that Δ's input and (B, C) come out as contiguous rows");
+        w.Line($"Gemm.StepForward(_mambaStepAct.AsSpan(0, count * {e}), {Pm(l, "x_proj.weight", l.R * e)}, ReadOnlySpan<float>.Empty, _mambaStepDtIn, count, {e}, {l.R});");
+        w.Line($"Gemm.StepForward(_mambaStepAct.AsSpan(0, count * {e}), {Pm(l, "x_proj.weight", n2 * e, at: l.R * e)}, ReadOnlySpan<float>.Empty, _mambaStepBc, count, {e}, {n2});");
+        w.Line($"Gemm.StepForward(_mambaStepDtIn.AsSpan(0, count * {l.R}), {Pm(l, "dt_proj.weight", e * l.R)}, {Pm(l, "dt_proj.bias", e)}, _mambaStepDt, count, {l.R}, {e});");
+        w.Line($"MambaKernels.Softplus(_mambaStepDt.AsSpan(0, count * {e}));");
+        w.Line($"MambaKernels.StepTransitionRates({Pm(l, "A_log", e * l.N)}, _mambaStepA.AsSpan(0, {e * l.N}));");
+        w.Line($"for (int s = 0; s < count; s++) {l.Variant}_Step(_mambaStepA.AsSpan(0, {e * l.N}), {Pm(l, "D", e)}, {plan.State.Of(l, "h").Slice("streams[s].Values.AsSpan()")}, _mambaStepAct.AsSpan(s * {e}, {e}), _mambaStepDt.AsSpan(s * {e}, {e}), _mambaStepBc.AsSpan(s * {n2}, {n2}), _mambaStepY.AsSpan(s * {e}, {e}), {e});");
+        w.Line($"BlockKernels.SiluGateForward(_mambaStepY.AsSpan(0, count * {e}), _mambaStepZ, _mambaStepGated);");
+        w.Line($"Gemm.StepForward(_mambaStepGated.AsSpan(0, count * {e}), {Pm(l, "out_proj.weight", eh)}, ReadOnlySpan<float>.Empty, _mambaStepOut, count, {e}, H);");
+        w.Line("TensorPrimitives.Add(_sx.AsSpan(0, count * H), _mambaStepOut.AsSpan(0, count * H), _sx);");
         w.Close();
         w.Line();
     }
@@ -244,11 +247,11 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
     private static void EmitStepKernel(CodeWriter w, MambaLayerPlan l)
     {
         int n = l.N;
-        w.Line($"/// <summary>One token of the N = {n} scan for E channels: h (E, {n}) updated in place; bc holds B_t then C_t.</summary>");
-        w.Open($"private static void {l.Variant}_Step(ReadOnlySpan<float> aLog, ReadOnlySpan<float> d, Span<float> h, ReadOnlySpan<float> u, ReadOnlySpan<float> delta, ReadOnlySpan<float> bc, Span<float> y, int e)");
+        w.Line($"/// <summary>One token of the N = {n} scan for E channels: h (E, {n}) updated in place; a holds A = −exp(A_log) (E, {n}), bc B_t then C_t.</summary>");
+        w.Open($"private static void {l.Variant}_Step(ReadOnlySpan<float> a, ReadOnlySpan<float> d, Span<float> h, ReadOnlySpan<float> u, ReadOnlySpan<float> delta, ReadOnlySpan<float> bc, Span<float> y, int e)");
         w.Open("for (int ch = 0; ch < e; ch++)");
         w.Line("float dt = delta[ch], du = dt * u[ch], acc = d[ch] * u[ch];");
-        w.Line($"var hr = h.Slice(ch * {n}, {n}); var ar = aLog.Slice(ch * {n}, {n});");
+        w.Line($"var hr = h.Slice(ch * {n}, {n}); var ar = a.Slice(ch * {n}, {n});");
         if (n % 16 == 0)
         {
             w.Open("if (Vector512.IsHardwareAccelerated)");
@@ -256,7 +259,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
             for (int j = 0; j < n / 16; j++)
             {
                 w.Line($$"""
-                    var h{{j}} = {{Transition(l, $"FastMath.Exp(Stability.LogDecay(-FastMath.Exp(Vector512.Min(Vector512.Create(ar.Slice({16 * j}, 16)), Vector512.Create((float)Stability.MaxLog))) * vdt))")}} * Vector512.Create((ReadOnlySpan<float>)hr.Slice({{16 * j}}, 16)) + vdu * Vector512.Create(bc.Slice({{16 * j}}, 16));
+                    var h{{j}} = {{Transition(l, $"FastMath.Exp(Stability.LogDecay(Vector512.Create(ar.Slice({16 * j}, 16)) * vdt))")}} * Vector512.Create((ReadOnlySpan<float>)hr.Slice({{16 * j}}, 16)) + vdu * Vector512.Create(bc.Slice({{16 * j}}, 16));
                     h{{j}}.CopyTo(hr.Slice({{16 * j}}, 16));
                     acc += Vector512.Sum(h{{j}} * Vector512.Create(bc.Slice({{n + 16 * j}}, 16)));
                     """);
@@ -265,7 +268,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
             w.Line("continue;");
             w.Close();
         }
-        EachN(w, n, k => $"hr[{k}] = {Transition(l, $"MathF.Exp(Stability.LogDecay(-MathF.Exp(MathF.Min(ar[{k}], (float)Stability.MaxLog)) * dt))")} * hr[{k}] + du * bc[{k}]; acc += bc[{n + k}] * hr[{k}];");
+        EachN(w, n, k => $"hr[{k}] = {Transition(l, $"MathF.Exp(Stability.LogDecay(ar[{k}] * dt))")} * hr[{k}] + du * bc[{k}]; acc += bc[{n + k}] * hr[{k}];");
         w.Line("y[ch] = acc;");
         w.Close();
         w.Close();

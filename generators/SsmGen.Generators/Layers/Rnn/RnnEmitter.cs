@@ -18,8 +18,8 @@ internal sealed class RnnEmitter : CpuRendering<RnnLayerPlan>
         int hd = MaxHd(plan);
         foreach (var (f, floats) in new[] { ("_rdH", $"rows * {hd}"), ("_rPrev", $"rows * {hd}"), ("_rCarry", $"maxBatch * {hd}") })
             yield return new(f, floats, Training: true);
-        foreach (var (f, floats) in new[] { ("_rnnStepU", "H"), ("_rnnStepPre", $"{hd}"), ("_rnnStepScratch", $"{hd}"), ("_rnnStepOut", "H") })
-            yield return new(f, floats);
+        foreach (var (f, floats) in new[] { ("_rnnStepU", "H"), ("_rnnStepPre", $"{hd}"), ("_rnnStepH", $"{hd}"), ("_rnnStepRec", $"{hd}"), ("_rnnStepOut", "H") })
+            yield return new(f, $"maxBatch * {floats}");
     }
 
     private static string Pm(RnnLayerPlan l, string name, int len, string buf = "_p") => ModelEmitter.Tensor(l, "mixer." + name, len, buf);
@@ -51,14 +51,18 @@ internal sealed class RnnEmitter : CpuRendering<RnnLayerPlan>
         w.Line($"Gemm.LinearBackward({i}U.AsSpan(0, rows * H), {Pm(l, "weight_ih", hd * h)}, dS, dU, {Pm(l, "weight_ih", hd * h, "_g")}, {Pm(l, "bias_ih", hd, "_g")}, rows, H, {hd}, _ws);");
         ModelEmitter.CloseBackward(w, l);
 
-        w.Line($"/// <summary>Block {l.Index}, one token: the stream _sx (H) is updated in place. State: h ({hd}).</summary>");
-        w.Open($"private void Layer{l.Index}Step(Span<float> state)");
-        w.Line($"var h = {plan.State.Of(l, "h").Slice("state")};");
-        w.Line(ModelEmitter.NormForward(false, l.Prefix + "norm", "_sx", "_rnnStepU", "_sStat.AsSpan(0, 1)", "_sStat.AsSpan(1, 1)", "1"));
-        w.Line($"Gemm.LinearForward(_rnnStepU, {Pm(l, "weight_ih", hd * h)}, {Pm(l, "bias_ih", hd)}, _rnnStepPre, 1, H, {hd}, _ws);");
-        w.Line($"RnnKernels.Step(_rnnStepPre, {Pm(l, "weight_hh", hd * hd)}, {Pm(l, "bias_hh", hd)}, h, _rnnStepScratch, {hd}, {relu});");
-        w.Line($"Gemm.LinearForward(h, {Pm(l, "out_proj.weight", h * hd)}, {Pm(l, "out_proj.bias", h)}, _rnnStepOut, 1, {hd}, H, _ws);");
-        w.Line("TensorPrimitives.Add(_sx, _rnnStepOut, _sx);");
+        w.Line($"/// <summary>Block {l.Index}, one token of each stream: the rows of _sx (count, H) are updated in place. State: h ({hd}).</summary>");
+        w.Open($"private void Layer{l.Index}Step(ReadOnlySpan<SsmState> streams)");
+        w.Line("int count = streams.Length;");
+        w.Line(ModelEmitter.NormForward(false, l.Prefix + "norm", "_sx.AsSpan(0, count * H)", "_rnnStepU", ModelEmitter.StepMean, ModelEmitter.StepRstd, "count"));
+        w.Line($"Gemm.StepForward(_rnnStepU.AsSpan(0, count * H), {Pm(l, "weight_ih", hd * h)}, {Pm(l, "bias_ih", hd)}, _rnnStepPre, count, H, {hd});");
+        w.Line($"for (int s = 0; s < count; s++) {plan.State.Of(l, "h").Slice("streams[s].Values.AsSpan()")}.CopyTo(_rnnStepH.AsSpan(s * {hd}, {hd}));");
+        w.Line($"Gemm.StepForward(_rnnStepH.AsSpan(0, count * {hd}), {Pm(l, "weight_hh", hd * hd)}, {Pm(l, "bias_hh", hd)}, _rnnStepRec, count, {hd}, {hd});");
+        w.Line($"TensorPrimitives.Add(_rnnStepPre.AsSpan(0, count * {hd}), _rnnStepRec.AsSpan(0, count * {hd}), _rnnStepPre);");
+        w.Line(l.Relu ? $"TensorPrimitives.Max(_rnnStepPre.AsSpan(0, count * {hd}), 0f, _rnnStepH);" : $"TensorPrimitives.Tanh(_rnnStepPre.AsSpan(0, count * {hd}), _rnnStepH);");
+        w.Line($"for (int s = 0; s < count; s++) _rnnStepH.AsSpan(s * {hd}, {hd}).CopyTo({plan.State.Of(l, "h").Slice("streams[s].Values.AsSpan()")});");
+        w.Line($"Gemm.StepForward(_rnnStepH.AsSpan(0, count * {hd}), {Pm(l, "out_proj.weight", h * hd)}, {Pm(l, "out_proj.bias", h)}, _rnnStepOut, count, {hd}, H);");
+        w.Line("TensorPrimitives.Add(_sx.AsSpan(0, count * H), _rnnStepOut.AsSpan(0, count * H), _sx);");
         w.Close();
         w.Line();
     }

@@ -73,11 +73,7 @@ internal sealed class S4Emitter : CpuRendering<S4LayerPlan>
             w.Line("// kernel backward: dL/dK to log Δ, Λ, P, B and C̃");
             w.Line($"{i}S4.KernelBackward(_p, _g, {Offsets(l)}, {Names.DK}, length);");
         });
-        ConvolutionBlock.EmitStep(w, l, Names, $"{plan.State.Of(l, "x").What}, and {plan.State.Of(l, "tables").What}", () =>
-        {
-            w.Line($"var state = {plan.State.Of(l, "x").Slice("stream")};");
-            w.Line($"ReadOnlySpan<float> tables = {plan.State.Of(l, "tables").Slice("stream")};");
-            w.Line($"{i}S4.Step(tables, {ModelEmitter.Span("_p", l.Prefix + "mixer.D", "H")}, state, {Names.StepU}, {Names.StepY});");
-        });
+        ConvolutionBlock.EmitStep(w, l, Names, $"{plan.State.Of(l, "x").What}, and {plan.State.Of(l, "tables").What}", (u, y) =>
+            w.Line($"{i}S4.Step({plan.State.Of(l, "tables").Slice("stream")}, {ModelEmitter.Span("_p", l.Prefix + "mixer.D", "H")}, {plan.State.Of(l, "x").Slice("stream")}, {u}, {y});"));
     }
 }

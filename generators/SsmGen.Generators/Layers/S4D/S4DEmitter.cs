@@ -70,12 +70,8 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
             string gb = l.Spec.TrainB ? ModelEmitter.Span("_g", p + "mixer.B", (2 * hm).ToString()) : "Span<float>.Empty";
             w.Line($"{l.Variant}_ChainRule({MixerArgs(plan, l, "_p")}, _sums, {ModelEmitter.Span("_g", p + "mixer.log_dt", "H")}, {ModelEmitter.Span("_g", p + "mixer.log_A_real", hm.ToString())}, {ModelEmitter.Span("_g", p + "mixer.A_imag", hm.ToString())}, {gb}, {ModelEmitter.Span("_g", p + "mixer.C", (2 * hm).ToString())});");
         });
-        ConvolutionBlock.EmitStep(w, l, Names, $"{plan.State.Of(l, "x").What}, and {plan.State.Of(l, "modes").What}", () =>
-        {
-            w.Line($"var state = {plan.State.Of(l, "x").Slice("stream")};");
-            w.Line($"ReadOnlySpan<float> modes = {plan.State.Of(l, "modes").Slice("stream")};");
-            w.Line($"S4D_N{l.Spec.N}_Step(modes, {ModelEmitter.Span("_p", p + "mixer.D", "H")}, state, {Names.StepU}, {Names.StepY});");
-        });
+        ConvolutionBlock.EmitStep(w, l, Names, $"{plan.State.Of(l, "x").What}, and {plan.State.Of(l, "modes").What}", (u, y) =>
+            w.Line($"S4D_N{l.Spec.N}_Step({plan.State.Of(l, "modes").Slice("stream")}, {ModelEmitter.Span("_p", p + "mixer.D", "H")}, {plan.State.Of(l, "x").Slice("stream")}, {u}, {y});"));
     }
 
     /// <summary>Emits every kernel the plan's S4D layers use, each variant once.</summary>

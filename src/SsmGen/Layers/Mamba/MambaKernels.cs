@@ -93,7 +93,7 @@ public static class MambaKernels
             c[ch] = v;
             if (width > 1)
             {
-                s.Slice(1).CopyTo(s);
+                for (int k = 0; k < width - 2; k++) s[k] = s[k + 1]; // a few values: a loop, not a memmove call per channel
                 s[width - 2] = x[ch];
             }
         }
@@ -102,11 +102,42 @@ public static class MambaKernels
     /// <summary>x = softplus(x) = log(1 + eˣ) in place (x itself above 20, where they agree in float).</summary>
     public static void Softplus(Span<float> x)
     {
-        for (int i = 0; i < x.Length; i++)
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            // whole vectors, then the last partial one zero-padded through the same lanes: an element's value does not
+            // depend on where it lies (a batched step's rows give what they give alone)
+            Span<float> tail = stackalloc float[16];
+            for (; i < x.Length; i += 16)
+            {
+                bool whole = i + 16 <= x.Length;
+                if (!whole) { tail.Clear(); x[i..].CopyTo(tail); }
+                var v = Vector512.Create(whole ? x.Slice(i, 16) : tail);
+                var r = Vector512.ConditionalSelect(Vector512.GreaterThan(v, Vector512.Create(20f)), v, Vector512.Log(Vector512<float>.One + Vector512.Exp(v)));
+                if (whole) r.CopyTo(x.Slice(i, 16));
+                else { r.CopyTo(tail); tail[..(x.Length - i)].CopyTo(x[i..]); }
+            }
+            return;
+        }
+        for (; i < x.Length; i++)
         {
             float v = x[i];
             x[i] = v > 20 ? v : MathF.Log(1 + MathF.Exp(v));
         }
+    }
+
+    /// <summary>
+    /// The step's rates A = −exp(min(A_log, MaxLog)) for every (channel, state) of a block: computed once per step and
+    /// shared by all the streams it advances (each stream's decay is then exp(Δ·A)).
+    /// </summary>
+    public static void StepTransitionRates(ReadOnlySpan<float> aLog, Span<float> a)
+    {
+        if (a.Length < aLog.Length) throw new ArgumentException($"A buffer holds {a.Length} values; {aLog.Length} are needed.", nameof(a));
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= aLog.Length; i += 16)
+                (-FastMath.Exp(Vector512.Min(Vector512.Create(aLog.Slice(i, 16)), Vector512.Create((float)Stability.MaxLog)))).CopyTo(a.Slice(i, 16));
+        for (; i < aLog.Length; i++) a[i] = -MathF.Exp(MathF.Min(aLog[i], (float)Stability.MaxLog));
     }
 
     /// <summary>

@@ -82,16 +82,6 @@ public static unsafe class RnnKernels
         }
     }
 
-    /// <summary>One token: h = f(pre + b_hh + W_hh h) in place (<paramref name="scratch"/> holds Hd values).</summary>
-    public static void Step(ReadOnlySpan<float> pre, ReadOnlySpan<float> whh, ReadOnlySpan<float> bhh, Span<float> h, Span<float> scratch, int hd, bool relu)
-    {
-        var s = scratch.Slice(0, hd);
-        TensorPrimitives.Add(pre.Slice(0, hd), bhh, s);
-        for (int j = 0; j < hd; j++) s[j] += TensorPrimitives.Dot(whh.Slice(j * hd, hd), h);
-        if (relu) TensorPrimitives.Max(s, 0f, h);
-        else TensorPrimitives.Tanh(s, h);
-    }
-
     private static void Need(ReadOnlySpan<float> s, int n)
     {
         if (s.Length < n) throw new ArgumentException($"A buffer holds {s.Length} values; {n} are needed.");
