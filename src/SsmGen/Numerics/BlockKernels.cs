@@ -209,7 +209,7 @@ public static class BlockKernels
 
     // The element-wise kernels run their last partial vector through the same lanes, zero-padded, so an element's value
     // does not depend on where it lies: a streaming step's rows give what they give alone, whatever their neighbours.
-    private static Vector512<float> Lanes(ReadOnlySpan<float> s, int i)
+    internal static Vector512<float> Lanes(ReadOnlySpan<float> s, int i)
     {
         if (i + 16 <= s.Length) return Vector512.Create(s.Slice(i, 16));
         Span<float> t = stackalloc float[16];
@@ -227,7 +227,7 @@ public static class BlockKernels
         else Store(v, new Span<float>(p + i, end - i), 0, end - i);
     }
 
-    private static void Store(Vector512<float> v, Span<float> d, int i, int end)
+    internal static void Store(Vector512<float> v, Span<float> d, int i, int end)
     {
         if (i + 16 <= end) { v.CopyTo(d.Slice(i, 16)); return; }
         Span<float> t = stackalloc float[16];

@@ -105,17 +105,11 @@ public static class MambaKernels
         int i = 0;
         if (Vector512.IsHardwareAccelerated)
         {
-            // whole vectors, then the last partial one zero-padded through the same lanes: an element's value does not
-            // depend on where it lies (a batched step's rows give what they give alone)
-            Span<float> tail = stackalloc float[16];
+            // the last partial vector zero-padded through the same lanes (BlockKernels' rule for element-wise kernels)
             for (; i < x.Length; i += 16)
             {
-                bool whole = i + 16 <= x.Length;
-                if (!whole) { tail.Clear(); x[i..].CopyTo(tail); }
-                var v = Vector512.Create(whole ? x.Slice(i, 16) : tail);
-                var r = Vector512.ConditionalSelect(Vector512.GreaterThan(v, Vector512.Create(20f)), v, Vector512.Log(Vector512<float>.One + Vector512.Exp(v)));
-                if (whole) r.CopyTo(x.Slice(i, 16));
-                else { r.CopyTo(tail); tail[..(x.Length - i)].CopyTo(x[i..]); }
+                var v = BlockKernels.Lanes(x, i);
+                BlockKernels.Store(Vector512.ConditionalSelect(Vector512.GreaterThan(v, Vector512.Create(20f)), v, Vector512.Log(Vector512<float>.One + Vector512.Exp(v))), x, i, x.Length);
             }
             return;
         }
