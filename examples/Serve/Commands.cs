@@ -153,7 +153,7 @@ public static class Commands
                 throw new FormatException($"Line {lineNumber}, value {i + 1}: '{parts[i]}' is not a finite number.");
     }
 
-    private static int ArgMax(ReadOnlySpan<float> v)
+    internal static int ArgMax(ReadOnlySpan<float> v)
     {
         int best = 0;
         for (int i = 1; i < v.Length; i++) if (v[i] > v[best]) best = i;

@@ -6,11 +6,15 @@
 //   dotnet publish -c Release -r linux-x64 -p:PublishAot=true examples/Serve -o out/serve
 //   out/serve/ssm-serve classify runs/smnist/checkpoint.safetensors < digits.txt
 //   printf 'Shall I compare thee' | out/serve/ssm-serve stream runs/sonnets/sonnets.safetensors
+//   out/serve/ssm-serve http runs/sonnets/sonnets.safetensors --port 8080     (the HTTP API: Http/HttpServer.cs)
 using System.Diagnostics;
 using System.Globalization;
 using SsmGen;
 using SsmGen.Checkpoints;
 using SsmGen.Examples.Serve;
+#if SERVE_HTTP
+using SsmGen.Examples.Serve.Http;
+#endif
 
 const string Usage = """
     ssm-serve COMMAND CHECKPOINT [options]
@@ -27,11 +31,27 @@ const string Usage = """
       bench CHECKPOINT [--tokens N]       per-token Step latency and tokens/s at batch 1 (character models), or
                                           per-digit latency (classifiers); time to first output; peak memory
       info CHECKPOINT                     the model type the checkpoint fits, and its size
+      http CHECKPOINT [--host IP] [--port N]   (not in a build with -p:ServeHttp=false) an HTTP server (JSON; see the README's "HTTP server"): health, info,
+                                          classify, generate (server-sent events with "stream": true), sessions
+                                          (create, append, generate, state save/restore, delete); concurrent
+                                          requests share steps of up to --batch streams (default 16). Loopback and
+                                          port 8080 unless told; --port 0 takes a free port. Bounds: --max-sessions
+                                          (256), --idle-seconds (600), --request-timeout (60 s), --max-tokens per
+                                          request (4096), --max-body bytes (65,536)
+      load CHECKPOINT [--url URL] [--clients N] [--count N] [--rounds N]   N concurrent clients (16) each
+                                          streaming --count tokens (200) from a server of the same checkpoint, for
+                                          --rounds (3); checks every text against this program's own one-stream
+                                          continuation, prints latency, throughput and the server's memory; exits 1
+                                          on a lost, refused or differing response or memory that grew
     A CHECKPOINT is a regular file (devices, pipes and directories are refused) no larger than a checkpoint of the
     models linked in can be.
     """;
 
+#if SERVE_HTTP
+string[] commands = ["classify", "stream", "generate", "bench", "info", "http", "load"];
+#else
 string[] commands = ["classify", "stream", "generate", "bench", "info"];
+#endif
 if (args.Any(a => a is "-h" or "--help"))
 {
     Console.WriteLine(Usage);
@@ -51,6 +71,10 @@ try
         "stream" => Commands.Stream(loaded, options, Console.In, Console.Out),
         "generate" => Commands.Generate(loaded, options, Console.Out),
         "bench" => Commands.Bench(loaded, options, Console.Out),
+#if SERVE_HTTP
+        "http" => HttpCommands.Serve(loaded, options, Console.Out),
+        "load" => HttpCommands.Load(loaded, options, Console.Out),
+#endif
         _ => Commands.Info(loaded, Console.Out),
     };
 }

@@ -24,12 +24,12 @@ public sealed record ServedModel(string TypeName, ServedTask Task, ISsmModel Mod
     private sealed record Candidate(string Name, ServedTask Task, IReadOnlyList<ParameterInfo> Table, Func<int, ISsmModel> Create);
 
     // The declarations linked into this program. Classifiers get a batch of digits per Forward; the character
-    // models stream with Step, which needs no sequence buffers (maxLength 1).
+    // models stream with Step (up to that many streams per step), which needs no sequence buffers (maxLength 1).
     private static readonly Candidate[] Candidates =
     [
         new("SmnistModel", ServedTask.ClassifyDigits, SmnistModel.Table, batch => new SmnistModel(batch, DigitLength, ModelUse.Inference)),
         new("QuickSmnistModel", ServedTask.ClassifyDigits, QuickSmnistModel.Table, batch => new QuickSmnistModel(batch, DigitLength, ModelUse.Inference)),
-        new("SonnetModel", ServedTask.NextCharacter, SonnetModel.Table, _ => new SonnetModel(1, 1, ModelUse.Inference)),
+        new("SonnetModel", ServedTask.NextCharacter, SonnetModel.Table, batch => new SonnetModel(batch, 1, ModelUse.Inference)),
     ];
 
     /// <summary>
@@ -41,7 +41,8 @@ public sealed record ServedModel(string TypeName, ServedTask Task, ISsmModel Mod
 
     /// <summary>
     /// Reads the checkpoint, finds the linked model type whose tensors it holds (the one its "model" metadata names
-    /// first), and loads it; classifiers take up to <paramref name="batch"/> digits per Forward.
+    /// first), and loads it; classifiers take up to <paramref name="batch"/> digits per Forward, character models as
+    /// many streams per Step.
     /// </summary>
     public static ServedModel Load(string path, int batch)
     {
