@@ -14,6 +14,12 @@ public sealed record CommandOptions
     public string Prompt { get; init; } = "Shall I compare thee";
     public bool Logits { get; init; }
     public string? Session { get; init; }
+    /// <summary>The format the streaming step reads its matrices in (--weights fp32|bf16|int8); Forward stays fp32.</summary>
+    public WeightFormat Weights { get; init; } = WeightFormat.Float32;
+    /// <summary>compare: held-out text (character models), or digits and their labels (classifiers).</summary>
+    public string? TextFile { get; init; }
+    public string? DigitsFile { get; init; }
+    public string? LabelsFile { get; init; }
     /// <summary>http: the address to listen on (loopback unless told otherwise) and its port (0: any free one).</summary>
     public string Host { get; init; } = "127.0.0.1";
     public int Port { get; init; } = 8080;
@@ -46,6 +52,19 @@ public sealed record CommandOptions
                 "--count" => o with { Count = Positive() },
                 "--prompt" => o with { Prompt = Value() is { Length: > 0 } p ? p : throw new ArgumentException("--prompt needs at least one character.") },
                 "--logits" => o with { Logits = true },
+                "--text" => o with { TextFile = Value() },
+                "--digits" => o with { DigitsFile = Value() },
+                "--labels" => o with { LabelsFile = Value() },
+                "--weights" => o with
+                {
+                    Weights = Value() switch
+                    {
+                        "fp32" => WeightFormat.Float32,
+                        "bf16" => WeightFormat.BFloat16,
+                        "int8" => WeightFormat.Int8,
+                        var v => throw new ArgumentException($"--weights takes fp32, bf16 or int8, not '{v}'."),
+                    },
+                },
                 "--session" => o with { Session = Value() is { Length: > 0 } f ? f : throw new ArgumentException("--session needs a file name.") },
                 "--host" => o with { Host = Value() is { Length: > 0 } h && System.Net.IPAddress.TryParse(h, out _) ? h : throw new ArgumentException("--host takes an IP address to listen on (127.0.0.1, 0.0.0.0, ::1, …).") },
                 "--port" => o with { Port = Integer(0, 65_535) },

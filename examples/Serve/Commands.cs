@@ -13,7 +13,7 @@ public static class Commands
 
     public static int Info(ServedModel m, TextWriter output)
     {
-        output.WriteLine($"{m.Path}: {m.TypeName} ({m.Task}), {m.Model.Parameters.Length:N0} parameters, {m.FileBytes:N0} bytes; built for {m.Model.Use}.");
+        output.WriteLine($"{m.Path}: {m.TypeName} ({m.Task}), {m.Model.Parameters.Length:N0} parameters, {m.FileBytes:N0} bytes; built for {m.Model.Use}; the step reads its matrices as {m.Model.StepWeights}.");
         return 0;
     }
 
@@ -117,7 +117,7 @@ public static class Commands
             var clock = Stopwatch.StartNew();
             for (int i = 0; i < o.Tokens; i++) model.Step(state, ArgMax(logits), logits);
             double seconds = clock.Elapsed.TotalSeconds;
-            output.WriteLine($"{m.TypeName}: first output {firstMs:F1} ms after process start; Step at batch 1: {1e6 * seconds / o.Tokens:F1} µs per token, {o.Tokens / seconds:N0} tokens/s over {o.Tokens:N0} tokens; peak memory {PeakMiB():F1} MiB.");
+            output.WriteLine($"{m.TypeName} ({model.StepWeights} step matrices): first output {firstMs:F1} ms after process start; Step at batch 1: {1e6 * seconds / o.Tokens:F1} µs per token, {o.Tokens / seconds:N0} tokens/s over {o.Tokens:N0} tokens; peak memory {PeakMiB():F1} MiB.");
         }
         else
         {
@@ -141,6 +141,13 @@ public static class Commands
     {
         if (m.Task != task)
             throw new ArgumentException($"'{command}' needs a {(task == ServedTask.ClassifyDigits ? "digit classifier" : "character model")}; {m.Path} holds a {m.TypeName}.");
+    }
+
+    internal static float[] ParseDigit(string line, int lineNumber)
+    {
+        var pixels = new float[ServedModel.DigitLength];
+        ParseDigit(line, lineNumber, pixels);
+        return pixels;
     }
 
     private static void ParseDigit(string line, int lineNumber, Span<float> pixels)

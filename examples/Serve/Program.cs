@@ -43,14 +43,20 @@ const string Usage = """
                                           --rounds (3); checks every text against this program's own one-stream
                                           continuation, prints latency, throughput and the server's memory; exits 1
                                           on a lost, refused or differing response or memory that grew
+      compare CHECKPOINT --text FILE | --digits FILE --labels FILE   the step with fp32, bf16 and int8 matrices
+                                          side by side on held-out data: bits/char or accuracy (digits streamed
+                                          pixel by pixel), the logits' change against fp32, top-1 changes
+    --weights fp32|bf16|int8 (every command) the step's matrices as fp32 (default), bfloat16, or int8 with a scale
+                                          per row: 2× or 4× fewer bytes per token; the state, the SSM's parameters,
+                                          biases and norms stay fp32, and so does classify's Forward
     A CHECKPOINT is a regular file (devices, pipes and directories are refused) no larger than a checkpoint of the
     models linked in can be.
     """;
 
 #if SERVE_HTTP
-string[] commands = ["classify", "stream", "generate", "bench", "info", "http", "load"];
+string[] commands = ["classify", "stream", "generate", "bench", "info", "compare", "http", "load"];
 #else
-string[] commands = ["classify", "stream", "generate", "bench", "info"];
+string[] commands = ["classify", "stream", "generate", "bench", "info", "compare"];
 #endif
 if (args.Any(a => a is "-h" or "--help"))
 {
@@ -63,7 +69,7 @@ try
     if (!commands.Contains(args[0])) throw new ArgumentException($"Unknown command '{args[0]}': the commands are {string.Join(", ", commands)}.");
     // Options are checked before the checkpoint is read.
     var options = CommandOptions.Parse(args[2..]);
-    var loaded = ServedModel.Load(args[1], options.Batch);
+    var loaded = ServedModel.Load(args[1], options.Batch, options.Weights);
     if (loaded.Note is not null) Console.Error.WriteLine($"ssm-serve: {loaded.Note}");
     return args[0] switch
     {
@@ -71,6 +77,7 @@ try
         "stream" => Commands.Stream(loaded, options, Console.In, Console.Out),
         "generate" => Commands.Generate(loaded, options, Console.Out),
         "bench" => Commands.Bench(loaded, options, Console.Out),
+        "compare" => Compare.Run(loaded, options, Console.Out),
 #if SERVE_HTTP
         "http" => HttpCommands.Serve(loaded, options, Console.Out),
         "load" => HttpCommands.Load(loaded, options, Console.Out),

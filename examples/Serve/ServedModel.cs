@@ -42,9 +42,9 @@ public sealed record ServedModel(string TypeName, ServedTask Task, ISsmModel Mod
     /// <summary>
     /// Reads the checkpoint, finds the linked model type whose tensors it holds (the one its "model" metadata names
     /// first), and loads it; classifiers take up to <paramref name="batch"/> digits per Forward, character models as
-    /// many streams per Step.
+    /// many streams per Step; the step reads its matrices in <paramref name="weights"/>.
     /// </summary>
-    public static ServedModel Load(string path, int batch)
+    public static ServedModel Load(string path, int batch, WeightFormat weights = WeightFormat.Float32)
     {
         byte[] bytes = CheckpointBytes.Read(path, MaxCheckpointBytes);
         var file = SafetensorsFile.Parse(bytes);
@@ -57,6 +57,7 @@ public sealed record ServedModel(string TypeName, ServedTask Task, ISsmModel Mod
             if (!fits) continue;
             var model = c.Create(batch);
             Checkpoint.Load(model, file);
+            model.UseStepWeights(weights);
             string? note = file.Metadata.TryGetValue("task", out string? task) && task == "psmnist"
                 ? "this classifier was trained on psMNIST: digits must come in its permuted pixel order (SequentialMnist --permuted --export-digits writes them so)."
                 : null;

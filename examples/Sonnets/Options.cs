@@ -29,7 +29,8 @@ public sealed record Options
           --noise P           fraction of training input characters replaced by random printable ones, a
                               regularizer (default 0.3; 0 turns it off; targets are never changed)
           --seed N            seed of the initialization and the windows (default 1)
-          --out DIR           where sonnets.safetensors goes (default runs/sonnets; runs/sonnets-quick with --quick)
+          --out DIR           where sonnets.safetensors and held-out.txt (sonnets 141–154) go (default runs/sonnets;
+                              runs/sonnets-quick with --quick)
           --data DIR          cache of the sonnets package (default .cache/sonnets)
         """;
 

@@ -145,6 +145,8 @@ static int Run(Options o)
         ["validation_accuracy"] = final.ValidationAccuracy.ToString("R", CultureInfo.InvariantCulture),
     };
     Checkpoint.Save(model, checkpointPath, meta);
+    // The held-out text beside the checkpoint, for scoring the served model (ssm-serve compare --text).
+    File.WriteAllText(Path.Combine(o.Output, "held-out.txt"), data.Text(FirstHeldOut, SonnetData.Count));
 
     var table = new Table().AddColumns("step", o.Noise > 0 ? "train bits/char (noisy inputs)" : "train bits/char", "held-out bits/char", "held-out nats/char", "held-out accuracy", "time");
     foreach (var h in history)

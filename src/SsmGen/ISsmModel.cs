@@ -49,6 +49,18 @@ public interface ISsmModel : IDisposable
     void Step(ReadOnlySpan<SsmState> streams, ReadOnlySpan<float> x, Span<float> outputs);
     /// <summary>One step of several streams at once: stream s consumes tokens[s]; see the real-feature overload.</summary>
     void Step(ReadOnlySpan<SsmState> streams, ReadOnlySpan<int> tokens, Span<float> outputs);
+    /// <summary>The tensors <c>Step</c> multiplies by (its matrix products' weights), in buffer order: what <see cref="UseStepWeights"/> makes compact.</summary>
+    IReadOnlyList<string> StepMatrices { get; }
+    /// <summary>The format <c>Step</c> reads its matrix products' weights in: Float32 unless <see cref="UseStepWeights"/> chose another.</summary>
+    WeightFormat StepWeights { get; }
+    /// <summary>
+    /// Makes <c>Step</c> read the weights of its matrix products from a BFloat16 or Int8 (per-row scales) copy made now
+    /// from the parameters, or from the parameters again with Float32. The recurrent state, the SSM's parameters,
+    /// biases and norms stay fp32, and so does Forward. Inference builds on the CPU only (a training build throws
+    /// InvalidOperationException, a GPU model NotSupportedException). The copy is of the parameters as they are now:
+    /// Checkpoint.Load makes it again; after changing the parameters otherwise, call this again.
+    /// </summary>
+    void UseStepWeights(WeightFormat format);
 }
 
 /// <summary>

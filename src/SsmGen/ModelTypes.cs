@@ -104,3 +104,14 @@ public sealed record ModelConfig(int Input, int Vocab, int DModel, int Output, P
         foreach (var l in Layers) l.Validate(DModel);
     }
 }
+
+/// <summary>How the streaming step stores the matrices of its products (<see cref="ISsmModel.UseStepWeights"/>).</summary>
+public enum WeightFormat
+{
+    /// <summary>The parameters themselves: 4 bytes a weight.</summary>
+    Float32,
+    /// <summary>bfloat16: the upper 16 bits of each float, rounded to nearest even (8 bits of mantissa); 2 bytes a weight.</summary>
+    BFloat16,
+    /// <summary>Signed 8-bit integers with one float scale per matrix row (symmetric: the row's largest |w| maps to 127); 1 byte a weight.</summary>
+    Int8,
+}

@@ -13,6 +13,8 @@ public class StreamingStep
 {
     /// <summary>Tokens per stream before it starts over (the S4D state is reset; its cost does not depend on it).</summary>
     public const int StreamLength = 4096;
+    /// <summary>The step's matrices as fp32 parameters, or a BF16 / int8 copy (ISsmModel.UseStepWeights).</summary>
+    [Params(WeightFormat.Float32, WeightFormat.BFloat16, WeightFormat.Int8)] public WeightFormat Weights;
     private SmnistBench _s4d = null!;
     private MambaStackBench _mamba = null!;
     private SsmState _s4dState = null!, _mambaState = null!;
@@ -26,6 +28,8 @@ public class StreamingStep
         _s4d.Initialize(1);
         _mamba = new MambaStackBench(1, 1, ModelUse.Inference);
         _mamba.Initialize(1);
+        _s4d.UseStepWeights(Weights);
+        _mamba.UseStepWeights(Weights);
         _s4dState = _s4d.CreateState();
         _mambaState = _mamba.CreateState();
         _s4dY = new float[SmnistBench.OutputSize];
@@ -46,9 +50,17 @@ public class StreamingStep
         _mamba.Step(_mambaState, 7, _mambaY);
     }
 
-    /// <summary>Parameter bytes one step reads (every weight once, one embedding row): the memory side of a step's cost.</summary>
-    public static double S4DBytes => 4.0 * SmnistBench.ParameterCount;
-    public static double MambaBytes => 4.0 * (MambaStackBench.ParameterCount - (MambaStackBench.VocabSize - 1) * MambaStackBench.DModel);
+    /// <summary>
+    /// Parameter bytes one step reads (every weight once, one embedding row; the step's matrices in
+    /// <paramref name="format"/>, with int8's row scales): the memory side of a step's cost.
+    /// </summary>
+    public static double S4DBytes(WeightFormat format) => Bytes(SmnistBench.Table, SmnistBench.StepMatrixNames, format, 0);
+    public static double MambaBytes(WeightFormat format) =>
+        Bytes(MambaStackBench.Table, MambaStackBench.StepMatrixNames, format, (MambaStackBench.VocabSize - 1) * MambaStackBench.DModel);
+
+    private static double Bytes(IReadOnlyList<ParameterInfo> table, IReadOnlyList<string> matrices, WeightFormat format, int unread) =>
+        table.Sum(t => !matrices.Contains(t.Name) || format == WeightFormat.Float32 ? 4.0 * t.Length
+            : format == WeightFormat.BFloat16 ? 2.0 * t.Length : t.Length + 4.0 * t.Length / t.Shape[^1]) - 4.0 * unread;
 }
 
 /// <summary>

@@ -133,7 +133,7 @@ public sealed class HttpServer : IAsyncDisposable
         Reply(ctx, 200, new HealthReply("ok", SessionCount, Environment.WorkingSet, GC.GetTotalMemory(false)), ServeJson.Api.HealthReply);
 
     private Task Info(HttpContext ctx) => Reply(ctx, 200, new InfoReply(
-        _served.TypeName, _served.Task.ToString(), _served.Model.Parameters.Length, _served.FileBytes, _vocabulary, _served.Model.MaxBatch,
+        _served.TypeName, _served.Task.ToString(), _served.Model.Parameters.Length, _served.FileBytes, _served.Model.StepWeights.ToString(), _vocabulary, _served.Model.MaxBatch,
         _o.MaxSessions, _o.IdleSeconds, _o.RequestTimeoutSeconds, _o.MaxRequestTokens, _o.MaxBodyBytes, _stateBytes,
         SessionCount, _worker.Steps, _worker.StreamSteps, _worker.StepSeconds, _worker.StepMicroseconds(0.50), _worker.StepMicroseconds(0.99)), ServeJson.Api.InfoReply);
 

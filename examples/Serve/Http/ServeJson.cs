@@ -13,7 +13,7 @@ public sealed record ClassifyRequest(float[][]? Digits);
 public sealed record ErrorReply(string Error);
 public sealed record HealthReply(string Status, int Sessions, long WorkingSetBytes, long ManagedHeapBytes);
 public sealed record InfoReply(
-    string Model, string Task, long Parameters, long CheckpointBytes, int Vocabulary, int MaxStreamsPerStep,
+    string Model, string Task, long Parameters, long CheckpointBytes, string StepWeights, int Vocabulary, int MaxStreamsPerStep,
     int MaxSessions, int IdleSeconds, int RequestTimeoutSeconds, int MaxRequestTokens, int MaxBodyBytes, int StateBytes,
     int Sessions, long Steps, long StreamSteps, double StepSeconds, double StepP50Microseconds, double StepP99Microseconds);
 public sealed record SessionReply(string Id, int Position, string? Next);

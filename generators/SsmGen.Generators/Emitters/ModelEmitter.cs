@@ -41,8 +41,32 @@ internal static class ModelEmitter
         EmitStep(w, plan);
         foreach (var l in plan.Layers) LayerKinds.Of(l).EmitLayer(w, plan, l);
         foreach (var kind in LayerKinds.In(plan)) kind.EmitKernels(w, plan);
+        EmitStepMatrices(w, plan);
         w.Close();
         return w.ToString(); // short names: NameQualifier roots them at global::
+    }
+
+    /// <summary>
+    /// The tensors the step's products multiply by, read off the StepProduct calls emitted above (their weights, the
+    /// first slice of _p in the call; a slice of a literal length may run over tensors lying back to back, such as the
+    /// delta rule's q, k and v projections): the call sites stay the one place that says which matrices the step reads.
+    /// </summary>
+    private static void EmitStepMatrices(CodeWriter w, ModelPlan plan)
+    {
+        var byConst = plan.Parameters.ToDictionary(p => p.Const);
+        var read = new SortedSet<int>();
+        foreach (System.Text.RegularExpressions.Match m in System.Text.RegularExpressions.Regex.Matches(w.ToString(), @"StepProduct\([^;]*?_p\.AsSpan\((P_\w+)(?: \+ (\d+))?, ([^)]+)\)"))
+        {
+            var first = byConst[m.Groups[1].Value];
+            int start = first.Offset + (m.Groups[2].Success ? int.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture) : 0);
+            int end = int.TryParse(m.Groups[3].Value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int length) ? start + length : first.Offset + first.Length;
+            foreach (var p in plan.Parameters.Where(p => p.Offset < end && p.Offset + p.Length > start)) read.Add(p.Offset);
+        }
+        var names = plan.Parameters.Where(p => read.Contains(p.Offset)).Select(p => $"\"{p.Name}\"");
+        w.Line("/// <summary>The tensors Step multiplies by (its matrix products' weights): the ones UseStepWeights makes compact.</summary>");
+        w.Line("public static IReadOnlyList<string> StepMatrixNames => s_stepMatrices;");
+        w.Line("public IReadOnlyList<string> StepMatrices => s_stepMatrices;");
+        w.Line($"private static readonly string[] s_stepMatrices = [{string.Join(", ", names)}];");
     }
 
     private static string Describe(ModelPlan p)
@@ -277,6 +301,26 @@ internal static class ModelEmitter
         public ulong DropoutSeed { get; set; }
         public ulong DropoutStep { get; set; }
         public void ZeroGradients() { if (_gpu is not null) _gpu.Runner.ZeroGradients(); else Array.Clear(_g); }
+
+        private CompactWeights? _stepWeights; // the step's compact matrices, when UseStepWeights chose them
+        public WeightFormat StepWeights => _stepWeights?.Format ?? WeightFormat.Float32;
+        public void UseStepWeights(WeightFormat format)
+        {
+            if (!Enum.IsDefined(format)) throw new ArgumentOutOfRangeException(nameof(format), format, "A WeightFormat is Float32, BFloat16 or Int8.");
+            if (format != WeightFormat.Float32 && _gpu is not null) throw new NotSupportedException("Compact step weights serve the CPU step; a GPU model steps with its fp32 weights.");
+            if (format != WeightFormat.Float32 && _use != ModelUse.Inference) throw new InvalidOperationException("Compact step weights are for inference builds (ModelUse.Inference): a model that trains would step with a stale copy of its parameters.");
+            Enter();
+            try { _stepWeights = format == WeightFormat.Float32 ? null : new CompactWeights(_p, s_table, s_stepMatrices, format); }
+            finally { Exit(); }
+        }
+
+        /// <summary>A step's product y (rows, out) = x · Wᵀ + b, W a slice of the parameters, read in the format UseStepWeights chose.</summary>
+        private void StepProduct(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, Span<float> y, int rows, int inF, int outF)
+        {
+            if (_stepWeights is null) { Gemm.StepForward(x, w, b, y, rows, inF, outF); return; }
+            _p.AsSpan().Overlaps(w, out int offset);
+            _stepWeights.StepForward(x, offset, b, y, rows, inF, outF);
+        }
 
         """);
     }
@@ -513,7 +557,7 @@ internal static class ModelEmitter
                     return;
                 }
                 """);
-            w.Line($"Gemm.StepForward(x, {Span("_p", plan.Names.Encoder + ".weight", "H * InputSize")}, {Span("_p", plan.Names.Encoder + ".bias", "H")}, _sx, count, InputSize, H);");
+            w.Line($"StepProduct(x, {Span("_p", plan.Names.Encoder + ".weight", "H * InputSize")}, {Span("_p", plan.Names.Encoder + ".bias", "H")}, _sx, count, InputSize, H);");
             w.Line("StepLayers(streams, outputs);");
             w.Close();
             w.Line();
@@ -574,7 +618,7 @@ internal static class ModelEmitter
                 """);
         }
         else w.Line("_sn.AsSpan(0, count * H).CopyTo(_sp);");
-        w.Line($"Gemm.StepForward(_sp.AsSpan(0, count * H), {Span("_p", plan.Names.Decoder + ".weight", "OutputSize * H")}, {DecoderBias(plan, "_p")}, outputs, count, H, OutputSize);");
+        w.Line($"StepProduct(_sp.AsSpan(0, count * H), {Span("_p", plan.Names.Decoder + ".weight", "OutputSize * H")}, {DecoderBias(plan, "_p")}, outputs, count, H, OutputSize);");
         w.Close();
         w.Line();
     }

@@ -17,7 +17,7 @@ internal static class NameQualifier
     // that names a type missing from both fails to compile in the tests (they build the output with no usings in scope).
     private static readonly Dictionary<string, string> Namespaces = Build(Layers.LayerKinds.All.SelectMany(k => k.RuntimeTypes).Concat(new[]
     {
-        ("System", "Math MathF Array Span ReadOnlySpan Memory IDisposable GC BitConverter Buffer MemoryExtensions ArgumentException ArgumentNullException ArgumentOutOfRangeException InvalidOperationException ObjectDisposedException NotSupportedException IndexOutOfRangeException OverflowException FormatException Exception Func Action Int32 Single Double Half Environment MidpointRounding"),
+        ("System", "Math MathF Array Span ReadOnlySpan Memory IDisposable GC BitConverter Buffer MemoryExtensions ArgumentException ArgumentNullException ArgumentOutOfRangeException InvalidOperationException ObjectDisposedException NotSupportedException IndexOutOfRangeException OverflowException FormatException Exception Func Action Int32 Single Double Half Environment MidpointRounding Enum"),
         ("System.Collections.Generic", "IReadOnlyList IList List Dictionary IEnumerable"),
         ("System.Numerics", "Complex Vector BitOperations"),
         ("System.Numerics.Tensors", "TensorPrimitives"),
@@ -27,8 +27,8 @@ internal static class NameQualifier
         ("System.Runtime.InteropServices", "MemoryMarshal CollectionsMarshal"),
         ("System.Threading", "Interlocked Volatile Thread"),
         ("System.Threading.Tasks", "Parallel"),
-        ("SsmGen", "Initialization OptimizerGroup Pooling Rng NormKind SsmState ParameterInfo ModelConfig LayerConfig ISsmModel ModelUse"),
-        ("SsmGen.Numerics", "BlockKernels Stability Gemm FastMath Workspace"),
+        ("SsmGen", "Initialization OptimizerGroup Pooling Rng NormKind SsmState ParameterInfo ModelConfig LayerConfig ISsmModel ModelUse WeightFormat"),
+        ("SsmGen.Numerics", "BlockKernels Stability Gemm FastMath Workspace CompactWeights"),
         ("SsmGen.Cuda", "GpuModelRunner ComputeDevice Dim3"),
         ("SsmGen.Training", "IDeviceTrainingStep StepResult AdamW"),
     }));

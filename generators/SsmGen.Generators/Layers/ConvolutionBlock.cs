@@ -125,7 +125,7 @@ internal static class ConvolutionBlock
         ssmStep($"{n.StepU}.AsSpan(s * H, H)", $"{n.StepY}.AsSpan(s * H, H)");
         w.Close();
         w.Line($"BlockKernels.GeluForward({n.StepY}.AsSpan(0, count * H), {n.StepAct}, _ws);");
-        w.Line($"Gemm.StepForward({n.StepAct}.AsSpan(0, count * H), {Weights("mixer.output_linear.weight", "2 * H * H")}, {Weights("mixer.output_linear.bias", "2 * H")}, {n.StepO}, count, H, 2 * H);");
+        w.Line($"StepProduct({n.StepAct}.AsSpan(0, count * H), {Weights("mixer.output_linear.weight", "2 * H * H")}, {Weights("mixer.output_linear.bias", "2 * H")}, {n.StepO}, count, H, 2 * H);");
         w.Line($"BlockKernels.GluForward({n.StepO}, {n.StepGlu}, count, H, _ws);");
         w.Line($"TensorPrimitives.Add(_sx.AsSpan(0, count * H), {n.StepGlu}.AsSpan(0, count * H), _sx);");
         w.Close();

@@ -75,6 +75,7 @@ public static class Checkpoint
         var staged = model.Parameters.ToArray();
         foreach (var p in table) file.ReadAsFloat32(SourceName(p, table, file), staged.AsSpan(p.Offset, p.Length));
         staged.CopyTo(model.Parameters);
+        if (model.StepWeights != WeightFormat.Float32) model.UseStepWeights(model.StepWeights); // the step's compact copy follows the new weights
     }
 
     private const string TiedHead = "lm_head.weight", Embeddings = "backbone.embeddings.weight";

@@ -27,18 +27,30 @@ public class BatchedStepTests(ITestOutputHelper output)
     // The input stream k reads at its own step i: a restarted stream reads its sequence again from the start.
     private static int InputIndex(int k, int i) => k == Restarted && i >= RestartAfter ? i - RestartAfter : i;
 
-    public static TheoryData<string> Models => new()
+    /// <summary>Every kind with fp32 step weights; models covering every kind again with BF16 and int8 ones.</summary>
+    public static TheoryData<string, WeightFormat> Models
     {
-        "VectorTokens", "TinyRealMean", "MambaTokens", "MambaOdd", "MambaSigned", "DeltaTokens", "S4Tokens",
-        "RnnTokens", "IdsTokens", "AttentionTokens", "AllKinds", "Hybrid",
-    };
+        get
+        {
+            var models = new TheoryData<string, WeightFormat>();
+            foreach (string name in new[] { "VectorTokens", "TinyRealMean", "MambaTokens", "MambaOdd", "MambaSigned", "DeltaTokens", "S4Tokens", "RnnTokens", "IdsTokens", "AttentionTokens", "AllKinds", "Hybrid" })
+                models.Add(name, WeightFormat.Float32);
+            foreach (string name in new[] { "TinyRealMean", "MambaTokens", "DeltaTokens", "S4Tokens", "AllKinds", "Hybrid" })
+            {
+                models.Add(name, WeightFormat.BFloat16);
+                models.Add(name, WeightFormat.Int8);
+            }
+            return models;
+        }
+    }
 
     [Theory]
     [MemberData(nameof(Models))]
-    public void StreamsSteppedTogetherGiveExactlyTheirOutputsAlone(string name)
+    public void StreamsSteppedTogetherGiveExactlyTheirOutputsAlone(string name, WeightFormat format)
     {
         var (m, cfg) = GeneratedVsReferenceTests.Make(name, Streams, MaxSteps, ModelUse.Inference);
         m.Initialize(11);
+        m.UseStepWeights(format);
         int o = cfg.Output;
         var inputs = Enumerable.Range(0, Streams).Select(k => new Inputs(cfg, k)).ToArray();
 
@@ -82,14 +94,16 @@ public class BatchedStepTests(ITestOutputHelper output)
         Assert.True(most >= 5, $"the schedule should run at least five streams at once (ran {most})");
         for (int k = 0; k < Streams; k++) Assert.Equal(alone[k], together[k]);
 
-        // The batched outputs against the float64 reference recurrence (stream 0, the longest).
+        // The batched outputs against the float64 reference recurrence (stream 0, the longest), over the weights as the
+        // step reads them (compact ones dequantized by the oracle of CompactStepWeightsTests).
         var reference = new ReferenceModel<double>(cfg);
-        for (int i = 0; i < m.Parameters.Length; i++) reference.Parameters[i] = m.Parameters[i];
+        var weights = CompactStepWeightsTests.Dequantized(m, format);
+        for (int i = 0; i < weights.Length; i++) reference.Parameters[i] = weights[i];
         var expected = cfg.TokenInput
             ? reference.ForwardRecurrent([], inputs[0].Tokens, Length(0))
             : reference.ForwardRecurrent(inputs[0].Features.Select(v => (double)v).ToArray(), [], Length(0));
         double scale = expected.Max(Math.Abs), err = together[0].Zip(expected, (a, b) => Math.Abs(a - b)).Max() / scale;
-        output.WriteLine($"{name}: {most} streams at most per step; stream 0 vs the float64 recurrence {err:E2}");
+        output.WriteLine($"{name}, {format} step weights: {most} streams at most per step; stream 0 vs the float64 recurrence {err:E2}");
         Assert.True(err < 1e-4, $"relative error {err:E2}");
     }
 

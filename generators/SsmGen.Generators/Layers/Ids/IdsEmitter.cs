@@ -60,14 +60,14 @@ internal sealed class IdsEmitter : CpuRendering<IdsLayerPlan>
         w.Open($"private void Layer{l.Index}Step(ReadOnlySpan<SsmState> streams)");
         w.Line("int count = streams.Length;");
         w.Line(ModelEmitter.NormForward(false, l.Prefix + "norm", "_sx.AsSpan(0, count * H)", "_idsStepU", ModelEmitter.StepMean, ModelEmitter.StepRstd, "count"));
-        w.Line($"Gemm.StepForward(_idsStepU.AsSpan(0, count * H), {Pm(l, "A.weight", nn * h)}, {Pm(l, "A.bias", nn)}, _idsStepA, count, H, {nn});");
-        w.Line($"Gemm.StepForward(_idsStepU.AsSpan(0, count * H), {Pm(l, "B.weight", n * h)}, ReadOnlySpan<float>.Empty, _idsStepBu, count, H, {n});");
+        w.Line($"StepProduct(_idsStepU.AsSpan(0, count * H), {Pm(l, "A.weight", nn * h)}, {Pm(l, "A.bias", nn)}, _idsStepA, count, H, {nn});");
+        w.Line($"StepProduct(_idsStepU.AsSpan(0, count * H), {Pm(l, "B.weight", n * h)}, ReadOnlySpan<float>.Empty, _idsStepBu, count, H, {n});");
         w.Open("for (int s = 0; s < count; s++)");
         w.Line($"var h = {plan.State.Of(l, "h").Slice("streams[s].Values.AsSpan()")};");
         w.Line($"IdsKernels.Step(_idsStepA.AsSpan(s * {nn}, {nn}), _idsStepBu.AsSpan(s * {n}, {n}), h, _idsStepScratch, {n});");
         w.Line($"h.CopyTo(_idsStepH.AsSpan(s * {n}, {n}));");
         w.Close();
-        w.Line($"Gemm.StepForward(_idsStepH.AsSpan(0, count * {n}), {Pm(l, "C.weight", h * n)}, {Pm(l, "C.bias", h)}, _idsStepOut, count, {n}, H);");
+        w.Line($"StepProduct(_idsStepH.AsSpan(0, count * {n}), {Pm(l, "C.weight", h * n)}, {Pm(l, "C.bias", h)}, _idsStepOut, count, {n}, H);");
         w.Line("TensorPrimitives.Add(_sx.AsSpan(0, count * H), _idsStepOut.AsSpan(0, count * H), _sx);");
         w.Close();
         w.Line();

@@ -55,13 +55,13 @@ internal sealed class RnnEmitter : CpuRendering<RnnLayerPlan>
         w.Open($"private void Layer{l.Index}Step(ReadOnlySpan<SsmState> streams)");
         w.Line("int count = streams.Length;");
         w.Line(ModelEmitter.NormForward(false, l.Prefix + "norm", "_sx.AsSpan(0, count * H)", "_rnnStepU", ModelEmitter.StepMean, ModelEmitter.StepRstd, "count"));
-        w.Line($"Gemm.StepForward(_rnnStepU.AsSpan(0, count * H), {Pm(l, "weight_ih", hd * h)}, {Pm(l, "bias_ih", hd)}, _rnnStepPre, count, H, {hd});");
+        w.Line($"StepProduct(_rnnStepU.AsSpan(0, count * H), {Pm(l, "weight_ih", hd * h)}, {Pm(l, "bias_ih", hd)}, _rnnStepPre, count, H, {hd});");
         w.Line($"for (int s = 0; s < count; s++) {plan.State.Of(l, "h").Slice("streams[s].Values.AsSpan()")}.CopyTo(_rnnStepH.AsSpan(s * {hd}, {hd}));");
-        w.Line($"Gemm.StepForward(_rnnStepH.AsSpan(0, count * {hd}), {Pm(l, "weight_hh", hd * hd)}, {Pm(l, "bias_hh", hd)}, _rnnStepRec, count, {hd}, {hd});");
+        w.Line($"StepProduct(_rnnStepH.AsSpan(0, count * {hd}), {Pm(l, "weight_hh", hd * hd)}, {Pm(l, "bias_hh", hd)}, _rnnStepRec, count, {hd}, {hd});");
         w.Line($"TensorPrimitives.Add(_rnnStepPre.AsSpan(0, count * {hd}), _rnnStepRec.AsSpan(0, count * {hd}), _rnnStepPre);");
         w.Line(l.Relu ? $"TensorPrimitives.Max(_rnnStepPre.AsSpan(0, count * {hd}), 0f, _rnnStepH);" : $"TensorPrimitives.Tanh(_rnnStepPre.AsSpan(0, count * {hd}), _rnnStepH);");
         w.Line($"for (int s = 0; s < count; s++) _rnnStepH.AsSpan(s * {hd}, {hd}).CopyTo({plan.State.Of(l, "h").Slice("streams[s].Values.AsSpan()")});");
-        w.Line($"Gemm.StepForward(_rnnStepH.AsSpan(0, count * {hd}), {Pm(l, "out_proj.weight", h * hd)}, {Pm(l, "out_proj.bias", h)}, _rnnStepOut, count, {hd}, H);");
+        w.Line($"StepProduct(_rnnStepH.AsSpan(0, count * {hd}), {Pm(l, "out_proj.weight", h * hd)}, {Pm(l, "out_proj.bias", h)}, _rnnStepOut, count, {hd}, H);");
         w.Line("TensorPrimitives.Add(_sx.AsSpan(0, count * H), _rnnStepOut.AsSpan(0, count * H), _sx);");
         w.Close();
         w.Line();
