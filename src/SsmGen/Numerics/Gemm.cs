@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace SsmGen.Numerics;
 
@@ -7,8 +8,8 @@ namespace SsmGen.Numerics;
 /// Linear-layer products over row-major float matrices, PyTorch layout W (out, in). One register-blocked
 /// kernel serves all three products: C (+)= A·B with A read through strides (so Aᵀ costs nothing) and
 /// B row-major. Its inner block keeps a 6×32 tile of C in twelve Vector512 registers and streams B; rows
-/// are shared out over the <see cref="WorkerPool"/>. With fewer than six rows (a streaming step), it computes eight
-/// dot products at a time; without AVX-512, System.Numerics.Tensors dot products.
+/// are shared out over the <see cref="WorkerPool"/>. With fewer than six rows (a streaming step), the dot-product
+/// tiles of <see cref="StepProducts"/>; without AVX-512, System.Numerics.Tensors dot products.
 /// </summary>
 public static unsafe class Gemm
 {
@@ -38,136 +39,29 @@ public static unsafe class Gemm
     }
 
     /// <summary>The forward as dot products: few rows (a streaming step's matrix–vector products), or no AVX-512.</summary>
-    internal static void PortableForward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, Span<float> y, int rows, int inF, int outF)
-    {
-        Check(x, rows * inF, "x"); Check(w, outF * inF, "w"); Check(y, rows * outF, "y"); // Dot1x8 reads through pointers
-        for (int r = 0; r < rows; r++)
-        {
-            var yr = y.Slice(r * outF, outF);
-            var xr = x.Slice(r * inF, inF);
-            int o = 0;
-            if (Vector512.IsHardwareAccelerated && inF >= 16)
-                fixed (float* px = xr, pw = w, py = yr)
-                    for (; o + 8 <= outF; o += 8) Dot1x8(px, pw + (long)o * inF, inF, py + o);
-            for (; o < outF; o++) yr[o] = TensorPrimitives.Dot(xr, w.Slice(o * inF, inF));
-            if (!b.IsEmpty) TensorPrimitives.Add(yr, b, yr);
-        }
-    }
+    internal static void PortableForward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, Span<float> y, int rows, int inF, int outF) =>
+        StepForward(x, w, b, y, rows, inF, outF);
 
     /// <summary>
     /// y (rows, out) = x (rows, in) · Wᵀ + b for a streaming step over a few streams (rows): W is read from memory once
-    /// for all of them (a block of four W rows stays in L1 while every row of x passes it), and each output is the same
-    /// dot product, summed in the same order, whatever the number of rows — so a stream's output does not depend on
-    /// which other streams share its step. Tiles of 4 rows × 4 outputs keep 16 independent FMA chains busy.
+    /// for all of them, and each output is the same dot product, summed in the same order, whatever the number of rows
+    /// — so a stream's output does not depend on which other streams share its step (<see cref="StepProducts"/>).
     /// </summary>
     public static void StepForward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, Span<float> y, int rows, int inF, int outF)
     {
         Check(x, rows * inF, "x"); Check(w, outF * inF, "w"); Check(y, rows * outF, "y");
         if (!b.IsEmpty) Check(b, outF, "b");
-        if (!Vector512.IsHardwareAccelerated)
+        if (!Vector512.IsHardwareAccelerated || !Avx512F.IsSupported)
         {
             for (int r = 0; r < rows; r++)
                 for (int o = 0; o < outF; o++)
                     y[r * outF + o] = TensorPrimitives.Dot(x.Slice(r * inF, inF), w.Slice(o * inF, inF)) + (b.IsEmpty ? 0 : b[o]);
             return;
         }
-        fixed (float* px = x, pw = w, pb = b, py = y)
-        {
-            int o = 0;
-            for (; o + 8 <= outF; o += 8)
-            {
-                int r = 0;
-                for (; r + 4 <= rows; r += 4)
-                {
-                    Dot4x4(px + (long)r * inF, pw + (long)o * inF, inF, py + (long)r * outF + o, outF);
-                    Dot4x4(px + (long)r * inF, pw + (long)(o + 4) * inF, inF, py + (long)r * outF + o + 4, outF);
-                }
-                for (; r < rows; r++) Dot1x8(px + (long)r * inF, pw + (long)o * inF, inF, py + (long)r * outF + o);
-            }
-            for (; o + 4 <= outF; o += 4)
-            {
-                int r = 0;
-                for (; r + 4 <= rows; r += 4) Dot4x4(px + (long)r * inF, pw + (long)o * inF, inF, py + (long)r * outF + o, outF);
-                for (; r < rows; r++)
-                    for (int j = 0; j < 4; j++) py[(long)r * outF + o + j] = Dot1(px + (long)r * inF, pw + (long)(o + j) * inF, inF);
-            }
-            for (; o < outF; o++)
-                for (int r = 0; r < rows; r++) py[(long)r * outF + o] = Dot1(px + (long)r * inF, pw + (long)o * inF, inF);
-            if (pb != null)
-                for (int r = 0; r < rows; r++) TensorPrimitives.Add(y.Slice(r * outF, outF), b, y.Slice(r * outF, outF));
-        }
-    }
-
-    /// <summary>One output of <see cref="StepForward"/>: 16 lanes of FMAs, their sum, then the scalar tail — the order every tile keeps.</summary>
-    private static float Dot1(float* x, float* w, int n)
-    {
-        var a = Vector512<float>.Zero;
-        int i = 0;
-        for (; i + 16 <= n; i += 16) a = Vector512.FusedMultiplyAdd(Vector512.Load(x + i), Vector512.Load(w + i), a);
-        float s = Vector512.Sum(a);
-        for (; i < n; i++) s = MathF.FusedMultiplyAdd(x[i], w[i], s);
-        return s;
-    }
-
-    /// <summary>Four rows of x against four rows of W: sixteen outputs, each summed exactly as <see cref="Dot1"/> sums it.</summary>
-    private static void Dot4x4(float* x, float* w, int n, float* y, int ldy)
-    {
-        Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default;
-        Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default, a30 = default, a31 = default, a32 = default, a33 = default;
-        float* x1 = x + n, x2 = x + 2 * n, x3 = x + 3 * n, w1 = w + n, w2 = w + 2 * n, w3 = w + 3 * n;
-        int i = 0;
-        for (; i + 16 <= n; i += 16)
-        {
-            var v0 = Vector512.Load(x + i); var v1 = Vector512.Load(x1 + i); var v2 = Vector512.Load(x2 + i); var v3 = Vector512.Load(x3 + i);
-            var c = Vector512.Load(w + i);
-            a00 = Vector512.FusedMultiplyAdd(v0, c, a00); a10 = Vector512.FusedMultiplyAdd(v1, c, a10); a20 = Vector512.FusedMultiplyAdd(v2, c, a20); a30 = Vector512.FusedMultiplyAdd(v3, c, a30);
-            c = Vector512.Load(w1 + i);
-            a01 = Vector512.FusedMultiplyAdd(v0, c, a01); a11 = Vector512.FusedMultiplyAdd(v1, c, a11); a21 = Vector512.FusedMultiplyAdd(v2, c, a21); a31 = Vector512.FusedMultiplyAdd(v3, c, a31);
-            c = Vector512.Load(w2 + i);
-            a02 = Vector512.FusedMultiplyAdd(v0, c, a02); a12 = Vector512.FusedMultiplyAdd(v1, c, a12); a22 = Vector512.FusedMultiplyAdd(v2, c, a22); a32 = Vector512.FusedMultiplyAdd(v3, c, a32);
-            c = Vector512.Load(w3 + i);
-            a03 = Vector512.FusedMultiplyAdd(v0, c, a03); a13 = Vector512.FusedMultiplyAdd(v1, c, a13); a23 = Vector512.FusedMultiplyAdd(v2, c, a23); a33 = Vector512.FusedMultiplyAdd(v3, c, a33);
-        }
-        Finish(x, w, n, i, Vector512.Sum(a00), Vector512.Sum(a01), Vector512.Sum(a02), Vector512.Sum(a03), y);
-        Finish(x1, w, n, i, Vector512.Sum(a10), Vector512.Sum(a11), Vector512.Sum(a12), Vector512.Sum(a13), y + ldy);
-        Finish(x2, w, n, i, Vector512.Sum(a20), Vector512.Sum(a21), Vector512.Sum(a22), Vector512.Sum(a23), y + 2 * ldy);
-        Finish(x3, w, n, i, Vector512.Sum(a30), Vector512.Sum(a31), Vector512.Sum(a32), Vector512.Sum(a33), y + 3 * ldy);
-    }
-
-    /// <summary>
-    /// One row of x against eight W rows: eight independent FMA chains keep both FMA units busy, where one dot product
-    /// at a time waits on its single chain. Each output is summed as <see cref="Dot1"/> sums it.
-    /// </summary>
-    private static void Dot1x8(float* x, float* w, int n, float* y)
-    {
-        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
-        int i = 0;
-        for (; i + 16 <= n; i += 16)
-        {
-            var v = Vector512.Load(x + i);
-            a0 = Vector512.FusedMultiplyAdd(v, Vector512.Load(w + i), a0);
-            a1 = Vector512.FusedMultiplyAdd(v, Vector512.Load(w + n + i), a1);
-            a2 = Vector512.FusedMultiplyAdd(v, Vector512.Load(w + 2 * n + i), a2);
-            a3 = Vector512.FusedMultiplyAdd(v, Vector512.Load(w + 3 * n + i), a3);
-            a4 = Vector512.FusedMultiplyAdd(v, Vector512.Load(w + 4 * n + i), a4);
-            a5 = Vector512.FusedMultiplyAdd(v, Vector512.Load(w + 5 * n + i), a5);
-            a6 = Vector512.FusedMultiplyAdd(v, Vector512.Load(w + 6 * n + i), a6);
-            a7 = Vector512.FusedMultiplyAdd(v, Vector512.Load(w + 7 * n + i), a7);
-        }
-        Finish(x, w, n, i, Vector512.Sum(a0), Vector512.Sum(a1), Vector512.Sum(a2), Vector512.Sum(a3), y);
-        Finish(x, w + 4 * n, n, i, Vector512.Sum(a4), Vector512.Sum(a5), Vector512.Sum(a6), Vector512.Sum(a7), y + 4);
-    }
-
-    /// <summary>The scalar tail [i, n) of one x row against four W rows, then the four outputs stored.</summary>
-    private static void Finish(float* x, float* w, int n, int i, float s0, float s1, float s2, float s3, float* y)
-    {
-        for (; i < n; i++)
-        {
-            float xi = x[i];
-            s0 = MathF.FusedMultiplyAdd(xi, w[i], s0); s1 = MathF.FusedMultiplyAdd(xi, w[n + i], s1);
-            s2 = MathF.FusedMultiplyAdd(xi, w[2 * n + i], s2); s3 = MathF.FusedMultiplyAdd(xi, w[3 * n + i], s3);
-        }
-        y[0] = s0; y[1] = s1; y[2] = s2; y[3] = s3;
+        fixed (float* px = x, pw = w, py = y)
+            StepProducts.Run<Float32Rows>(px, (byte*)pw, py, rows, inF, outF);
+        if (!b.IsEmpty)
+            for (int r = 0; r < rows; r++) TensorPrimitives.Add(y.Slice(r * outF, outF), b, y.Slice(r * outF, outF));
     }
 
     /// <summary>The backward as axpy updates (System.Numerics.Tensors).</summary>
