@@ -314,12 +314,14 @@ public sealed class HttpServer : IAsyncDisposable
         catch (Exception) when (ctx.RequestAborted.IsCancellationRequested) { } // the client left
     }
 
+    private static readonly byte[] DataField = "data: "u8.ToArray(), EventEnd = "\n\n"u8.ToArray();
+
     private static async Task WriteEvent(Stream body, string? name, byte[] json)
     {
         if (name is not null) await body.WriteAsync(Encoding.UTF8.GetBytes($"event: {name}\n"));
-        await body.WriteAsync("data: "u8.ToArray());
+        await body.WriteAsync(DataField);
         await body.WriteAsync(json);
-        await body.WriteAsync("\n\n"u8.ToArray());
+        await body.WriteAsync(EventEnd);
         await body.FlushAsync();
     }
 

@@ -120,6 +120,18 @@ public class CompactStepWeightsTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void ACopyOfWhatIsNotAFiniteMatrixIsRefusedByName()
+    {
+        var table = new List<ParameterInfo> { new("m", [2, 3], 0, OptimizerGroup.Default), new("v", [4], 6, OptimizerGroup.Default) };
+        var p = new float[10];
+        Assert.Contains("'missing'", Assert.Throws<ArgumentException>(() => new CompactWeights(p, table, ["missing"], WeightFormat.Int8)).Message);
+        Assert.Contains("'v' has shape [4]", Assert.Throws<ArgumentException>(() => new CompactWeights(p, table, ["v"], WeightFormat.BFloat16)).Message);
+        p[4] = float.NaN;
+        Assert.Contains("not finite", Assert.Throws<ArgumentException>(() => new CompactWeights(p, table, ["m"], WeightFormat.Int8)).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new CompactWeights(new float[10], table, ["m"], WeightFormat.Float32));
+    }
+
+    [Fact]
     public void OnlyInferenceBuildsOnTheCpuTakeThemAndFloat32ComesBackExact()
     {
         var (training, _) = GeneratedVsReferenceTests.Make("MambaTokens", 2, 8, ModelUse.Training);
