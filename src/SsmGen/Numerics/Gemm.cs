@@ -22,7 +22,7 @@ public static unsafe class Gemm
     public static void LinearForward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, Span<float> y, int rows, int inF, int outF, Workspace? workspace = null)
     {
         Check(x, rows * inF, "x"); Check(w, outF * inF, "w"); Check(y, rows * outF, "y");
-        if (!VectorKernel(rows, inF, outF)) { PortableForward(x, w, b, y, rows, inF, outF); return; }
+        if (!VectorKernel(rows, inF, outF)) { StepForward(x, w, b, y, rows, inF, outF); return; } // few rows: the step's dot-product tiles
         var ws = workspace ?? Workspace.ForCurrentThread;
         // Wᵀ (in, out) so that B is row-major; the transpose is O(in·out), small next to the product.
         if (ws.Transposed.Length < inF * outF) ws.Transposed = new float[inF * outF];
@@ -37,10 +37,6 @@ public static unsafe class Gemm
         fixed (float* px = x, pwt = wt, py = y)
             Multiply(ws.GemmJob, px, inF, 1, pwt, outF, py, outF, rows, outF, inF);
     }
-
-    /// <summary>The forward as dot products: few rows (a streaming step's matrix–vector products), or no AVX-512.</summary>
-    internal static void PortableForward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, Span<float> y, int rows, int inF, int outF) =>
-        StepForward(x, w, b, y, rows, inF, outF);
 
     /// <summary>
     /// y (rows, out) = x (rows, in) · Wᵀ + b for a streaming step over a few streams (rows): W is read from memory once

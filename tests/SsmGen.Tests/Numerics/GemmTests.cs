@@ -26,7 +26,7 @@ public class GemmTests
 
         var y = new float[rows * outF];
         if (vector) Gemm.LinearForward(F(x), F(w), F(b), y, rows, inF, outF, new Workspace());
-        else Gemm.PortableForward(F(x), F(w), F(b), y, rows, inF, outF);
+        else Gemm.StepForward(F(x), F(w), F(b), y, rows, inF, outF);
         var yRef = new double[rows * outF];
         BlockReference<double>.LinearForward(x, w, b, yRef, rows, inF, outF);
         AssertClose(yRef, y, Math.Sqrt(inF), "y");
