@@ -14,7 +14,7 @@ public sealed record CommandOptions
     public string Prompt { get; init; } = "Shall I compare thee";
     public bool Logits { get; init; }
     public string? Session { get; init; }
-    /// <summary>The format the streaming step reads its matrices in (--weights fp32|bf16|int8); Forward stays fp32.</summary>
+    /// <summary>The format the streaming step reads its matrices in (--weights fp32|bf16|int8|int8-dynamic); Forward stays fp32.</summary>
     public WeightFormat Weights { get; init; } = WeightFormat.Float32;
     /// <summary>compare: held-out text (character models), or digits and their labels (classifiers).</summary>
     public string? TextFile { get; init; }
@@ -62,7 +62,8 @@ public sealed record CommandOptions
                         "fp32" => WeightFormat.Float32,
                         "bf16" => WeightFormat.BFloat16,
                         "int8" => WeightFormat.Int8,
-                        var v => throw new ArgumentException($"--weights takes fp32, bf16 or int8, not '{v}'."),
+                        "int8-dynamic" => WeightFormat.Int8Dynamic,
+                        var v => throw new ArgumentException($"--weights takes fp32, bf16, int8 or int8-dynamic, not '{v}'."),
                     },
                 },
                 "--session" => o with { Session = Value() is { Length: > 0 } f ? f : throw new ArgumentException("--session needs a file name.") },

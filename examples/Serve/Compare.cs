@@ -4,14 +4,14 @@ using SsmGen.Examples.Sonnets;
 namespace SsmGen.Examples.Serve;
 
 /// <summary>
-/// <c>ssm-serve compare</c>: the same checkpoint stepped with fp32, bf16 and int8 matrices side by side, on held-out
+/// <c>ssm-serve compare</c>: the same checkpoint stepped with every WeightFormat's matrices side by side, on held-out
 /// data: how far each compact step's logits move from the fp32 step's (per token, the largest change over the
 /// largest |logit|), how often the top prediction changes, and the task's own metric (bits per character on text,
 /// accuracy on digits streamed pixel by pixel).
 /// </summary>
 public static class Compare
 {
-    private static readonly WeightFormat[] Formats = [WeightFormat.Float32, WeightFormat.BFloat16, WeightFormat.Int8];
+    private static readonly WeightFormat[] Formats = Enum.GetValues<WeightFormat>();
 
     public static int Run(ServedModel m, CommandOptions o, TextWriter output)
     {

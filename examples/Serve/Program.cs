@@ -43,12 +43,14 @@ const string Usage = """
                                           --rounds (3); checks every text against this program's own one-stream
                                           continuation, prints latency, throughput and the server's memory; exits 1
                                           on a lost, refused or differing response or memory that grew
-      compare CHECKPOINT --text FILE | --digits FILE --labels FILE   the step with fp32, bf16 and int8 matrices
+      compare CHECKPOINT --text FILE | --digits FILE --labels FILE   the step with each format of matrices
                                           side by side on held-out data: bits/char or accuracy (digits streamed
                                           pixel by pixel), the logits' change against fp32, top-1 changes
-    --weights fp32|bf16|int8 (every command) the step's matrices as fp32 (default), bfloat16, or int8 with a scale
-                                          per row: 2× or 4× fewer bytes per token; the state, the SSM's parameters,
-                                          biases and norms stay fp32, and so does classify's Forward
+    --weights fp32|bf16|int8|int8-dynamic (every command) the step's matrices as fp32 (default), bfloat16, or int8
+                                          with a scale per row: 2× or 4× fewer bytes per token; int8-dynamic also
+                                          rounds each product's inputs to int8 (byte products, AVX-VNNI where the
+                                          CPU has it); the state, the SSM's parameters, biases and norms stay fp32,
+                                          and so does classify's Forward
     A CHECKPOINT is a regular file (devices, pipes and directories are refused) no larger than a checkpoint of the
     models linked in can be.
     """;

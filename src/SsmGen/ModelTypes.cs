@@ -114,4 +114,10 @@ public enum WeightFormat
     BFloat16,
     /// <summary>Signed 8-bit integers with one float scale per matrix row (symmetric: the row's largest |w| maps to 127); 1 byte a weight.</summary>
     Int8,
+    /// <summary>
+    /// The weights as <see cref="Int8"/>, and each product's input row quantized the same way when the product runs
+    /// (dynamic quantization): integer dot products, 32 at a time with AVX-VNNI where the CPU has it. Faster than Int8,
+    /// and less exact: the inputs are rounded too.
+    /// </summary>
+    Int8Dynamic,
 }

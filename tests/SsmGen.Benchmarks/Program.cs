@@ -92,7 +92,7 @@ double? Streaming(string method, WeightFormat format) => summaries.SelectMany(s 
         && r.BenchmarkCase.Parameters[nameof(StreamingStep.Weights)] is WeightFormat f && f == format && r.ResultStatistics is not null)
     .Select(r => (double?)r.ResultStatistics!.Mean).FirstOrDefault();
 foreach (var (method, target, bytes) in new (string, double, Func<WeightFormat, double>)[] { (nameof(StreamingStep.S4DStack4), 10.0, StreamingStep.S4DBytes), (nameof(StreamingStep.MambaStack4), 55.0, StreamingStep.MambaBytes) })
-    foreach (var format in new[] { WeightFormat.Float32, WeightFormat.BFloat16, WeightFormat.Int8 })
+    foreach (var format in Enum.GetValues<WeightFormat>())
         if (Streaming(method, format) is double ns)
         {
             string bw = triadNs is double t ? $" = {100 * bytes(format) / ns / (MemoryTriad.Bytes / t):F0}% of the one-core memory bandwidth" : "";

@@ -13,8 +13,8 @@ public class StreamingStep
 {
     /// <summary>Tokens per stream before it starts over (the S4D state is reset; its cost does not depend on it).</summary>
     public const int StreamLength = 4096;
-    /// <summary>The step's matrices as fp32 parameters, or a BF16 / int8 copy (ISsmModel.UseStepWeights).</summary>
-    [Params(WeightFormat.Float32, WeightFormat.BFloat16, WeightFormat.Int8)] public WeightFormat Weights;
+    /// <summary>The step's matrices as fp32 parameters, or a BF16 / int8 copy (ISsmModel.UseStepWeights), int8 with the inputs quantized too.</summary>
+    [Params(WeightFormat.Float32, WeightFormat.BFloat16, WeightFormat.Int8, WeightFormat.Int8Dynamic)] public WeightFormat Weights;
     private SmnistBench _s4d = null!;
     private MambaStackBench _mamba = null!;
     private SsmState _s4dState = null!, _mambaState = null!;
@@ -52,7 +52,7 @@ public class StreamingStep
 
     /// <summary>
     /// Parameter bytes one step reads (every weight once, one embedding row; the step's matrices in
-    /// <paramref name="format"/>, with int8's row scales): the memory side of a step's cost.
+    /// <paramref name="format"/>, with int8's row scales, and the dynamic format's row sums): the memory side of a step's cost.
     /// </summary>
     public static double S4DBytes(WeightFormat format) => Bytes(SmnistBench.Table, SmnistBench.StepMatrixNames, format, 0);
     public static double MambaBytes(WeightFormat format) =>
@@ -60,7 +60,8 @@ public class StreamingStep
 
     private static double Bytes(IReadOnlyList<ParameterInfo> table, IReadOnlyList<string> matrices, WeightFormat format, int unread) =>
         table.Sum(t => !matrices.Contains(t.Name) || format == WeightFormat.Float32 ? 4.0 * t.Length
-            : format == WeightFormat.BFloat16 ? 2.0 * t.Length : t.Length + 4.0 * t.Length / t.Shape[^1]) - 4.0 * unread;
+            : format == WeightFormat.BFloat16 ? 2.0 * t.Length
+            : t.Length + (format == WeightFormat.Int8Dynamic ? 8.0 : 4.0) * t.Length / t.Shape[^1]) - 4.0 * unread;
 }
 
 /// <summary>

@@ -306,7 +306,7 @@ internal static class ModelEmitter
         public WeightFormat StepWeights => _stepWeights?.Format ?? WeightFormat.Float32;
         public void UseStepWeights(WeightFormat format)
         {
-            if (!Enum.IsDefined(format)) throw new ArgumentOutOfRangeException(nameof(format), format, "A WeightFormat is Float32, BFloat16 or Int8.");
+            if (!Enum.IsDefined(format)) throw new ArgumentOutOfRangeException(nameof(format), format, "A WeightFormat is Float32, BFloat16, Int8 or Int8Dynamic.");
             if (format != WeightFormat.Float32 && _gpu is not null) throw new NotSupportedException("Compact step weights serve the CPU step; a GPU model steps with its fp32 weights.");
             if (format != WeightFormat.Float32 && _use != ModelUse.Inference) throw new InvalidOperationException("Compact step weights are for inference builds (ModelUse.Inference): a model that trains would step with a stale copy of its parameters.");
             Enter();

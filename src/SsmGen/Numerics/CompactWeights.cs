@@ -11,7 +11,8 @@ namespace SsmGen.Numerics;
 /// Products widen the weights to fp32 in registers and accumulate in fp32 with the fp32 step's kernel
 /// (<see cref="StepProducts"/>: each output the same arithmetic whatever the number of rows), so a stream's outputs
 /// still do not depend on which other streams share its step. .NET 10 exposes no AVX-512 BF16 dot product and no
-/// 512-bit VNNI, so both formats take this widening path.
+/// 512-bit VNNI, so both formats take this widening path. <see cref="WeightFormat.Int8Dynamic"/> also quantizes each
+/// product's input rows and multiplies bytes by bytes (<see cref="QuantizedProducts"/>, AVX-VNNI where the CPU has it).
 /// </summary>
 public sealed unsafe class CompactWeights
 {
@@ -21,16 +22,20 @@ public sealed unsafe class CompactWeights
     private readonly ushort[] _bf16 = [];
     private readonly sbyte[] _int8 = [];
     private readonly float[] _scales = [];
+    private readonly int[] _rowSums = []; // Int8Dynamic: Σ of each int8 row, for the unsigned inputs' offset
+
+    [ThreadStatic] private static byte[]? s_quantizedRows;
+    [ThreadStatic] private static float[]? s_rowScales;
 
     public WeightFormat Format { get; }
-    /// <summary>Bytes of the compact copy (weights and scales).</summary>
-    public long Bytes => 2L * _bf16.Length + _int8.Length + 4L * _scales.Length;
+    /// <summary>Bytes of the compact copy (weights, scales and row sums).</summary>
+    public long Bytes => 2L * _bf16.Length + _int8.Length + 4L * _scales.Length + 4L * _rowSums.Length;
 
     /// <summary>Converts the tensors named <paramref name="matrices"/> (each of rank ≥ 2 in <paramref name="table"/>) of <paramref name="parameters"/>.</summary>
     public CompactWeights(ReadOnlySpan<float> parameters, IReadOnlyList<ParameterInfo> table, IEnumerable<string> matrices, WeightFormat format)
     {
-        if (format is not (WeightFormat.BFloat16 or WeightFormat.Int8))
-            throw new ArgumentOutOfRangeException(nameof(format), format, "A compact copy is BFloat16 or Int8 (Float32 reads the parameters themselves).");
+        if (format is not (WeightFormat.BFloat16 or WeightFormat.Int8 or WeightFormat.Int8Dynamic))
+            throw new ArgumentOutOfRangeException(nameof(format), format, "A compact copy is BFloat16, Int8 or Int8Dynamic (Float32 reads the parameters themselves).");
         Format = format;
         var found = new List<Matrix>();
         int data = 0, scales = 0;
@@ -53,6 +58,7 @@ public sealed unsafe class CompactWeights
         _matrices = [.. found];
         if (format == WeightFormat.BFloat16) _bf16 = new ushort[data];
         else { _int8 = new sbyte[data]; _scales = new float[scales]; }
+        if (format == WeightFormat.Int8Dynamic) _rowSums = new int[scales];
         foreach (var m in _matrices)
         {
             var w = parameters.Slice(m.Start, m.Length);
@@ -61,7 +67,11 @@ public sealed unsafe class CompactWeights
                 for (int i = 0; i < w.Length; i++) _bf16[m.Data + i] = ToBFloat16(w[i]);
             else
                 for (int r = 0; r < m.Length / m.RowLength; r++)
-                    _scales[m.Scales + r] = QuantizeRow(w.Slice(r * m.RowLength, m.RowLength), _int8.AsSpan(m.Data + r * m.RowLength, m.RowLength));
+                {
+                    var q = _int8.AsSpan(m.Data + r * m.RowLength, m.RowLength);
+                    _scales[m.Scales + r] = QuantizeRow(w.Slice(r * m.RowLength, m.RowLength), q);
+                    if (format == WeightFormat.Int8Dynamic) foreach (sbyte v in q) _rowSums[m.Scales + r] += v;
+                }
         }
     }
 
@@ -120,7 +130,14 @@ public sealed unsafe class CompactWeights
         if (x.Length < rows * inF || y.Length < rows * outF || (!b.IsEmpty && b.Length < outF))
             throw new ArgumentException($"x, y or b is shorter than {rows} rows of {inF} → {outF} need.");
         var m = Find(offset, inF, outF);
+        if (m.RowLength != inF)
+            throw new InvalidOperationException($"A product reads rows of {inF} weights at offset {offset}, but the matrix at {m.Start} has rows of {m.RowLength}.");
         int first = offset - m.Start;
+        if (Format == WeightFormat.Int8Dynamic)
+        {
+            QuantizedForward(x, m, first, b, y, rows, inF, outF);
+            return;
+        }
         fixed (float* px = x, py = y)
         {
             if (!Vector512.IsHardwareAccelerated || !Avx512F.IsSupported)
@@ -142,5 +159,23 @@ public sealed unsafe class CompactWeights
             if (Format == WeightFormat.Int8) TensorPrimitives.Multiply(yr, _scales.AsSpan(m.Scales + first / inF, outF), yr);
             if (!b.IsEmpty) TensorPrimitives.Add(yr, b[..outF], yr);
         }
+    }
+
+    /// <summary>Int8Dynamic: each x row quantized (into buffers kept per thread), then bytes times bytes.</summary>
+    private void QuantizedForward(ReadOnlySpan<float> x, Matrix m, int first, ReadOnlySpan<float> b, Span<float> y, int rows, int inF, int outF)
+    {
+        if (s_quantizedRows is null || s_quantizedRows.Length < rows * inF) s_quantizedRows = new byte[Math.Max(rows * inF, 4096)];
+        if (s_rowScales is null || s_rowScales.Length < rows) s_rowScales = new float[Math.Max(rows, 64)];
+        int firstRow = m.Scales + first / inF;
+        fixed (float* px = x, py = y, ws = &_scales[firstRow], xs = s_rowScales)
+        fixed (byte* u = s_quantizedRows)
+        fixed (sbyte* w = &_int8[m.Data + first])
+        fixed (int* wsum = &_rowSums[firstRow])
+        {
+            for (int r = 0; r < rows; r++) xs[r] = QuantizedProducts.QuantizeRow(px + (long)r * inF, inF, u + (long)r * inF);
+            QuantizedProducts.Run(u, xs, w, ws, wsum, py, rows, inF, outF);
+        }
+        if (!b.IsEmpty)
+            for (int r = 0; r < rows; r++) TensorPrimitives.Add(y.Slice(r * outF, outF), b[..outF], y.Slice(r * outF, outF));
     }
 }

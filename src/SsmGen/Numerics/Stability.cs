@@ -25,6 +25,9 @@ public static partial class Stability
     /// <summary>min(x, <see cref="MaxLogDecay"/>).</summary>
     public static float LogDecay(float x) => MathF.Min(x, MaxLogDecay);
 
+    /// <summary>min(x, <see cref="MaxLog2Decay"/>): the base-2 exponent of a Mamba decay (as FastMath.Exp2Decay clamps it).</summary>
+    public static float Log2Decay(float x) => MathF.Min(x, MaxLog2Decay);
+
     /// <summary>
     /// The transition with negative eigenvalues from its decay e (already below 1): 2·max(e, <see cref="MinNegativeDecay"/>) − 1,
     /// in (−1, 1). Its slope in Δ·A is 2e (the backward uses that; below the floor e is under 2⁻²³).

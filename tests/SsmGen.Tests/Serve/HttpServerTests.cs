@@ -278,7 +278,7 @@ public sealed class HttpServerTests(ITestOutputHelper output)
 public class ServeOptionTests
 {
     [Theory]
-    [InlineData(new[] { "--weights", "bf17" }, "--weights takes fp32, bf16 or int8, not 'bf17'.")]
+    [InlineData(new[] { "--weights", "bf17" }, "--weights takes fp32, bf16, int8 or int8-dynamic, not 'bf17'.")]
     [InlineData(new[] { "--port", "70000" }, "Option --port takes an integer from 0 to 65,535.")]
     [InlineData(new[] { "--host", "localhost" }, "--host takes an IP address to listen on (127.0.0.1, 0.0.0.0, ::1, …).")]
     [InlineData(new[] { "--max-sessions", "0" }, "Option --max-sessions takes an integer from 1 to 1,000,000.")]
@@ -292,5 +292,6 @@ public class ServeOptionTests
         Assert.Equal(WeightFormat.Float32, CommandOptions.Parse([]).Weights);
         Assert.Equal(WeightFormat.BFloat16, CommandOptions.Parse(["--weights", "bf16"]).Weights);
         Assert.Equal(WeightFormat.Int8, CommandOptions.Parse(["--weights", "int8"]).Weights);
+        Assert.Equal(WeightFormat.Int8Dynamic, CommandOptions.Parse(["--weights", "int8-dynamic"]).Weights);
     }
 }

@@ -27,7 +27,7 @@ public class BatchedStepTests(ITestOutputHelper output)
     // The input stream k reads at its own step i: a restarted stream reads its sequence again from the start.
     private static int InputIndex(int k, int i) => k == Restarted && i >= RestartAfter ? i - RestartAfter : i;
 
-    /// <summary>Every kind with fp32 step weights; models covering every kind again with BF16 and int8 ones.</summary>
+    /// <summary>Every kind with fp32 step weights; models covering every kind again with BF16, int8 and dynamic int8 ones.</summary>
     public static TheoryData<string, WeightFormat> Models
     {
         get
@@ -39,6 +39,7 @@ public class BatchedStepTests(ITestOutputHelper output)
             {
                 models.Add(name, WeightFormat.BFloat16);
                 models.Add(name, WeightFormat.Int8);
+                models.Add(name, WeightFormat.Int8Dynamic);
             }
             return models;
         }
@@ -104,7 +105,8 @@ public class BatchedStepTests(ITestOutputHelper output)
             : reference.ForwardRecurrent(inputs[0].Features.Select(v => (double)v).ToArray(), [], Length(0));
         double scale = expected.Max(Math.Abs), err = together[0].Zip(expected, (a, b) => Math.Abs(a - b)).Max() / scale;
         output.WriteLine($"{name}, {format} step weights: {most} streams at most per step; stream 0 vs the float64 recurrence {err:E2}");
-        Assert.True(err < 1e-4, $"relative error {err:E2}");
+        // Int8Dynamic also rounds every product's inputs (half a step of max|x| / 127 each), which the reference does not.
+        Assert.True(err < (format == WeightFormat.Int8Dynamic ? 3e-2 : 1e-4), $"relative error {err:E2}");
     }
 
     [Fact]

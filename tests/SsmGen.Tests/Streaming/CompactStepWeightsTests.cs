@@ -119,6 +119,97 @@ public class CompactStepWeightsTests(ITestOutputHelper output)
         Assert.Throws<InvalidOperationException>(() => compact.StepForward(x, 15, b, y, rows, inF, outF));
     }
 
+    /// <summary>An input row rounded as Int8Dynamic specifies: q = round(x · 127 / max|x|) ties to even; scale max|x| / 127.</summary>
+    private static (int[] Q, float Scale) RoundedRow(ReadOnlySpan<float> x)
+    {
+        float max = 0;
+        foreach (float v in x) max = Math.Max(max, Math.Abs(v));
+        if (max == 0) return (new int[x.Length], 0);
+        float inv = 127f / max;
+        var q = new int[x.Length];
+        for (int i = 0; i < x.Length; i++) q[i] = (int)Math.Clamp(Math.Round(x[i] * inv, MidpointRounding.ToEven), -127, 127);
+        return (q, max / 127f);
+    }
+
+    public static TheoryData<int, int, int> DynamicShapes => new()
+    {
+        { 1, 37, 13 }, { 5, 64, 24 }, { 9, 130, 7 }, { 4, 16, 9 }, { 3, 256, 40 }, { 6, 48, 17 }, { 1, 512, 33 },
+    };
+
+    /// <summary>
+    /// Int8Dynamic: every output is the exact integer dot product of the rounded input row and the int8 weight row,
+    /// times the two scales, plus the bias (the oracle sums in long, here); and it is within the input's rounding
+    /// (half a step per element) of the float64 product of x and the dequantized weights. A zero row gives the
+    /// bias; a row holding NaN gives NaN.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(DynamicShapes))]
+    public void DynamicProductsAreExactIntegerDotsOfTheRoundedRows(int rows, int inF, int outF)
+    {
+        var table = new List<ParameterInfo> { new("a", [3, 5], 0, OptimizerGroup.Default), new("w", [outF + 3, inF], 15, OptimizerGroup.Default) };
+        var p = TestConfigs.RandomArray(15 + (outF + 3) * inF, 19).Select(v => (float)v).ToArray();
+        var compact = new CompactWeights(p, table, ["a", "w"], WeightFormat.Int8Dynamic);
+        var x = TestConfigs.RandomArray(rows * inF, 20).Select(v => (float)(3 * v)).ToArray();
+        if (rows > 2) x.AsSpan(inF, inF).Clear();
+        var b = TestConfigs.RandomArray(outF, 21).Select(v => (float)v).ToArray();
+        var y = new float[rows * outF];
+        int offset = 15 + 3 * inF;
+        compact.StepForward(x, offset, b, y, rows, inF, outF);
+        for (int r = 0; r < rows; r++)
+        {
+            var (qx, sx) = RoundedRow(x.AsSpan(r * inF, inF));
+            for (int o = 0; o < outF; o++)
+            {
+                var row = p.AsSpan(offset + o * inF, inF).ToArray();
+                float sw = row.Max(MathF.Abs) / 127f;
+                long dot = 0;
+                double exact = b[o], rounding = 0, magnitude = Math.Abs(b[o]);
+                for (int i = 0; i < inF; i++)
+                {
+                    double qw = Math.Clamp(Math.Round(row[i] / (double)sw, MidpointRounding.ToEven), -127, 127);
+                    dot += qx[i] * (long)qw;
+                    exact += x[r * inF + i] * qw * sw;
+                    rounding += sx / 2.0 * Math.Abs(qw * sw);
+                    magnitude += Math.Abs(x[r * inF + i] * qw * sw);
+                }
+                float expected = (float)dot * sw * sx + b[o];
+                Assert.True(expected == y[r * outF + o], $"row {r}, output {o}: {y[r * outF + o]} vs {expected}");
+                Assert.True(Math.Abs(y[r * outF + o] - exact) <= rounding * (1 + 1e-6) + 1e-6 * magnitude, $"row {r}, output {o}: {y[r * outF + o]} vs {exact} ± {rounding}");
+                if (rows > 2 && r == 1) Assert.Equal(b[o], y[r * outF + o]);
+            }
+        }
+        x[inF - 1] = float.NaN;
+        compact.StepForward(x, offset, b, y, rows, inF, outF);
+        Assert.All(y.Take(outF), v => Assert.True(float.IsNaN(v)));
+        if (rows > 1) Assert.DoesNotContain(y.Skip(outF), float.IsNaN);
+    }
+
+    /// <summary>The VNNI kernel and the portable loop give the same bits (integer sums), tails and tiles included.</summary>
+    [Theory]
+    [MemberData(nameof(DynamicShapes))]
+    public unsafe void DynamicProductsAreTheSameBitsOnEveryPath(int rows, int inF, int outF)
+    {
+        if (!System.Runtime.Intrinsics.X86.AvxVnni.IsSupported)
+        {
+            output.WriteLine("Skipped: this CPU has no AVX-VNNI, so only the portable loop runs here (the other test checks it).");
+            return;
+        }
+        var rng = new Random(rows * 1000 + inF);
+        var u = new byte[rows * inF]; var w = new sbyte[outF * inF];
+        rng.NextBytes(u);
+        foreach (ref sbyte v in w.AsSpan()) v = (sbyte)rng.Next(-127, 128);
+        var xs = Enumerable.Range(0, rows).Select(_ => (float)rng.NextDouble()).ToArray();
+        var ws = Enumerable.Range(0, outF).Select(_ => (float)rng.NextDouble()).ToArray();
+        var wsum = Enumerable.Range(0, outF).Select(o => w.Skip(o * inF).Take(inF).Sum(v => (int)v)).ToArray();
+        var vnni = new float[rows * outF]; var portable = new float[rows * outF];
+        fixed (byte* pu = u) fixed (sbyte* pw = w) fixed (float* pxs = xs, pws = ws, pv = vnni, pp = portable) fixed (int* ps = wsum)
+        {
+            QuantizedProducts.Run(pu, pxs, pw, pws, ps, pv, rows, inF, outF);
+            QuantizedProducts.Run(pu, pxs, pw, pws, ps, pp, rows, inF, outF, portable: true);
+        }
+        Assert.Equal(portable, vnni);
+    }
+
     [Fact]
     public void ACopyOfWhatIsNotAFiniteMatrixIsRefusedByName()
     {
@@ -167,14 +258,19 @@ public class CompactStepWeightsTests(ITestOutputHelper output)
         try
         {
             Checkpoint.Save(a, path);
-            b.UseStepWeights(WeightFormat.Int8);
-            Checkpoint.Load(b, path);
-            a.UseStepWeights(WeightFormat.Int8);
-            var ya = new float[cfg.Output]; var yb = new float[cfg.Output];
-            a.Step(a.CreateState(), 3, ya);
-            b.Step(b.CreateState(), 3, yb);
-            Assert.Equal(WeightFormat.Int8, b.StepWeights);
-            Assert.Equal(ya, yb);
+            foreach (var format in new[] { WeightFormat.Int8, WeightFormat.Int8Dynamic })
+            {
+                var ya = new float[cfg.Output]; var yb = new float[cfg.Output];
+                b.Initialize(5);
+                b.UseStepWeights(format);
+                b.Step(b.CreateState(), 3, yb); // what the step derives from the copy (Mamba's rates) is made now, for the old weights
+                Checkpoint.Load(b, path);
+                a.UseStepWeights(format);
+                a.Step(a.CreateState(), 3, ya);
+                b.Step(b.CreateState(), 3, yb);
+                Assert.Equal(format, b.StepWeights);
+                Assert.Equal(ya, yb);
+            }
         }
         finally { File.Delete(path); }
     }
@@ -184,7 +280,7 @@ public class CompactStepWeightsTests(ITestOutputHelper output)
     {
         var (m, cfg) = GeneratedVsReferenceTests.Make("AllKinds", 4, 16, ModelUse.Inference);
         m.Initialize(2);
-        foreach (var format in new[] { WeightFormat.BFloat16, WeightFormat.Int8 })
+        foreach (var format in new[] { WeightFormat.BFloat16, WeightFormat.Int8, WeightFormat.Int8Dynamic })
         {
             m.UseStepWeights(format);
             var states = Enumerable.Range(0, 4).Select(_ => m.CreateState()).ToArray();

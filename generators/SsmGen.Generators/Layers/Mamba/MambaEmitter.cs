@@ -34,7 +34,44 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         string se = $"{MaxE(plan)}";
         foreach (var (f, floats) in new[] { ("_mambaStepU", "H"), ("_mambaStepX", se), ("_mambaStepZ", se), ("_mambaStepConv", se), ("_mambaStepAct", se), ("_mambaStepDtIn", $"{MaxR(plan)}"), ("_mambaStepBc", $"{2 * plan.Blocks<MambaLayerPlan>().Max(l => l.N)}"), ("_mambaStepDt", se), ("_mambaStepY", se), ("_mambaStepGated", se), ("_mambaStepOut", "H") })
             yield return new(f, $"maxBatch * {floats}");
-        yield return new("_mambaStepA", $"{plan.Blocks<MambaLayerPlan>().Max(l => l.E * l.N)}"); // A = −exp(A_log) of the block stepping, once per step for all streams
+        yield return new("_mambaStepA", $"{plan.Blocks<MambaLayerPlan>().Max(l => l.E * l.N)}"); // A·log₂e of the block stepping, once per step for all streams
+    }
+
+    /// <summary>Where block <paramref name="l"/>'s rates start in the cache of every block's rates.</summary>
+    private static int RatesAt(ModelPlan plan, MambaLayerPlan l) => plan.Blocks<MambaLayerPlan>().TakeWhile(b => b != l).Sum(b => b.E * b.N);
+
+    public override void EmitStepHelpers(CodeWriter w, ModelPlan plan)
+    {
+        int all = plan.Blocks<MambaLayerPlan>().Sum(b => b.E * b.N);
+        w.Line($$"""
+            private float[]? _stepLog2Rates; // every Mamba block's A·log₂e for the compact copy _stepRatesOf, made on its first step
+            private CompactWeights? _stepRatesOf;
+
+            /// <summary>
+            /// A·log₂e (A = −exp(A_log)) of one block, for every stream of the step: computed each step from the live
+            /// parameters, or once per compact copy (an inference copy, remade whenever UseStepWeights or a checkpoint load
+            /// changes the weights), which saves an exponential per channel and state on every token.
+            /// </summary>
+            private ReadOnlySpan<float> StepLog2Rates(ReadOnlySpan<float> aLog, int at)
+            {
+                if (_stepWeights is null)
+                {
+                    MambaKernels.StepLog2Rates(aLog, _mambaStepA);
+                    return _mambaStepA.AsSpan(0, aLog.Length);
+                }
+                if (_stepRatesOf != _stepWeights)
+                {
+                    _stepLog2Rates ??= new float[{{all}}];
+            """);
+        foreach (var b in plan.Blocks<MambaLayerPlan>())
+            w.Line($"        MambaKernels.StepLog2Rates({Pm(b, "A_log", b.E * b.N)}, _stepLog2Rates.AsSpan({RatesAt(plan, b)}, {b.E * b.N}));");
+        w.Line("""
+                    _stepRatesOf = _stepWeights;
+                }
+                return _stepLog2Rates.AsSpan(at, aLog.Length);
+            }
+
+            """);
     }
 
     /// <summary>The block's scan (its class generated per N below), which owns the chunk states.</summary>
@@ -123,8 +160,8 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         w.Line($"StepProduct(_mambaStepAct.AsSpan(0, count * {e}), {Pm(l, "x_proj.weight", n2 * e, at: l.R * e)}, ReadOnlySpan<float>.Empty, _mambaStepBc, count, {e}, {n2});");
         w.Line($"StepProduct(_mambaStepDtIn.AsSpan(0, count * {l.R}), {Pm(l, "dt_proj.weight", e * l.R)}, {Pm(l, "dt_proj.bias", e)}, _mambaStepDt, count, {l.R}, {e});");
         w.Line($"MambaKernels.Softplus(_mambaStepDt.AsSpan(0, count * {e}));");
-        w.Line($"MambaKernels.StepTransitionRates({Pm(l, "A_log", e * l.N)}, _mambaStepA.AsSpan(0, {e * l.N}));");
-        w.Line($"for (int s = 0; s < count; s++) {l.Variant}_Step(_mambaStepA.AsSpan(0, {e * l.N}), {Pm(l, "D", e)}, {plan.State.Of(l, "h").Slice("streams[s].Values.AsSpan()")}, _mambaStepAct.AsSpan(s * {e}, {e}), _mambaStepDt.AsSpan(s * {e}, {e}), _mambaStepBc.AsSpan(s * {n2}, {n2}), _mambaStepY.AsSpan(s * {e}, {e}), {e});");
+        w.Line($"var rates = StepLog2Rates({Pm(l, "A_log", e * l.N)}, {RatesAt(plan, l)});");
+        w.Line($"for (int s = 0; s < count; s++) {l.Variant}_Step(rates, {Pm(l, "D", e)}, {plan.State.Of(l, "h").Slice("streams[s].Values.AsSpan()")}, _mambaStepAct.AsSpan(s * {e}, {e}), _mambaStepDt.AsSpan(s * {e}, {e}), _mambaStepBc.AsSpan(s * {n2}, {n2}), _mambaStepY.AsSpan(s * {e}, {e}), {e});");
         w.Line($"BlockKernels.SiluGateForward(_mambaStepY.AsSpan(0, count * {e}), _mambaStepZ, _mambaStepGated);");
         w.Line($"StepProduct(_mambaStepGated.AsSpan(0, count * {e}), {Pm(l, "out_proj.weight", eh)}, ReadOnlySpan<float>.Empty, _mambaStepOut, count, {e}, H);");
         w.Line("TensorPrimitives.Add(_sx.AsSpan(0, count * H), _mambaStepOut.AsSpan(0, count * H), _sx);");
@@ -247,7 +284,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
     private static void EmitStepKernel(CodeWriter w, MambaLayerPlan l)
     {
         int n = l.N;
-        w.Line($"/// <summary>One token of the N = {n} scan for E channels: h (E, {n}) updated in place; a holds A = −exp(A_log) (E, {n}), bc B_t then C_t.</summary>");
+        w.Line($"/// <summary>One token of the N = {n} scan for E channels: h (E, {n}) updated in place; a holds A·log₂e (E, {n}) so that a decay is 2^(Δ·a), bc B_t then C_t.</summary>");
         w.Open($"private static void {l.Variant}_Step(ReadOnlySpan<float> a, ReadOnlySpan<float> d, Span<float> h, ReadOnlySpan<float> u, ReadOnlySpan<float> delta, ReadOnlySpan<float> bc, Span<float> y, int e)");
         w.Line("int ch = 0;");
         if (n % 16 == 0)
@@ -268,7 +305,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
             w.Line("float dt = delta[ch + k]; var vdt = Vector512.Create(dt); var vdu = Vector512.Create(dt * u[ch + k]);");
             for (int j = 0; j < n / 16; j++)
                 w.Line($$"""
-                    var h{{j}} = {{Transition(l, $"FastMath.Exp(Stability.LogDecay(Vector512.LoadUnsafe(ref Unsafe.Add(ref MemoryMarshal.GetReference(a), at + {16 * j})) * vdt))")}} * Vector512.LoadUnsafe(ref Unsafe.Add(ref MemoryMarshal.GetReference(h), at + {{16 * j}})) + vdu * b{{j}};
+                    var h{{j}} = {{Transition(l, $"FastMath.Exp2Decay(Vector512.LoadUnsafe(ref Unsafe.Add(ref MemoryMarshal.GetReference(a), at + {16 * j})) * vdt)")}} * Vector512.LoadUnsafe(ref Unsafe.Add(ref MemoryMarshal.GetReference(h), at + {{16 * j}})) + vdu * b{{j}};
                     h{{j}}.StoreUnsafe(ref Unsafe.Add(ref MemoryMarshal.GetReference(h), at + {{16 * j}}));
                     """);
             w.Line($"products[k] = {string.Join(" + ", Enumerable.Range(0, n / 16).Select(j => $"h{j} * c{j}"))};");
@@ -287,7 +324,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
             for (int j = 0; j < n / 16; j++)
             {
                 w.Line($$"""
-                    var h{{j}} = {{Transition(l, $"FastMath.Exp(Stability.LogDecay(Vector512.Create(ar.Slice({16 * j}, 16)) * vdt))")}} * Vector512.Create((ReadOnlySpan<float>)hr.Slice({{16 * j}}, 16)) + vdu * Vector512.Create(bc.Slice({{16 * j}}, 16));
+                    var h{{j}} = {{Transition(l, $"FastMath.Exp2Decay(Vector512.Create(ar.Slice({16 * j}, 16)) * vdt)")}} * Vector512.Create((ReadOnlySpan<float>)hr.Slice({{16 * j}}, 16)) + vdu * Vector512.Create(bc.Slice({{16 * j}}, 16));
                     h{{j}}.CopyTo(hr.Slice({{16 * j}}, 16));
                     acc += Vector512.Sum(h{{j}} * Vector512.Create(bc.Slice({{n + 16 * j}}, 16)));
                     """);
@@ -296,7 +333,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
             w.Line("continue;");
             w.Close();
         }
-        EachN(w, n, k => $"hr[{k}] = {Transition(l, $"MathF.Exp(Stability.LogDecay(ar[{k}] * dt))")} * hr[{k}] + du * bc[{k}]; acc += bc[{n + k}] * hr[{k}];");
+        EachN(w, n, k => $"hr[{k}] = {Transition(l, $"float.Exp2(Stability.Log2Decay(ar[{k}] * dt))")} * hr[{k}] + du * bc[{k}]; acc += bc[{n + k}] * hr[{k}];");
         w.Line("y[ch] = acc;");
         w.Close();
         w.Close();

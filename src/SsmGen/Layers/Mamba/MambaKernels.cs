@@ -146,17 +146,17 @@ public static class MambaKernels
     }
 
     /// <summary>
-    /// The step's rates A = −exp(min(A_log, MaxLog)) for every (channel, state) of a block: computed once per step and
-    /// shared by all the streams it advances (each stream's decay is then exp(Δ·A)).
+    /// The step's rates A·log₂e, A = −exp(min(A_log, MaxLog)), for every (channel, state) of a block (as the selective
+    /// scan's AT2, in the block's own layout): a stream's decay is then 2^(Δ·A·log₂e), one exp2 per lane.
     /// </summary>
-    public static void StepTransitionRates(ReadOnlySpan<float> aLog, Span<float> a)
+    public static void StepLog2Rates(ReadOnlySpan<float> aLog, Span<float> a)
     {
         if (a.Length < aLog.Length) throw new ArgumentException($"A buffer holds {a.Length} values; {aLog.Length} are needed.", nameof(a));
         int i = 0;
         if (Vector512.IsHardwareAccelerated)
             for (; i + 16 <= aLog.Length; i += 16)
-                (-FastMath.Exp(Vector512.Min(Vector512.Create(aLog.Slice(i, 16)), Vector512.Create((float)Stability.MaxLog)))).CopyTo(a.Slice(i, 16));
-        for (; i < aLog.Length; i++) a[i] = -MathF.Exp(MathF.Min(aLog[i], (float)Stability.MaxLog));
+                (-FastMath.Exp(Vector512.Min(Vector512.Create(aLog.Slice(i, 16)), Vector512.Create((float)Stability.MaxLog))) * 1.44269504f).CopyTo(a.Slice(i, 16));
+        for (; i < aLog.Length; i++) a[i] = -MathF.Exp(MathF.Min(aLog[i], (float)Stability.MaxLog)) * 1.44269504f;
     }
 
     /// <summary>
