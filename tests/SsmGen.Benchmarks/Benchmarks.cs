@@ -1,4 +1,5 @@
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using BenchmarkDotNet.Attributes;
 using SsmGen.Numerics;
 using SsmGen.Training;
@@ -28,6 +29,36 @@ public class FmaPeak
             c10 = Vector512.FusedMultiplyAdd(c10, m, a); c11 = Vector512.FusedMultiplyAdd(c11, m, a);
         }
         return Vector512.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
+    }
+}
+
+/// <summary>
+/// The int8 dot-product peak of one core: AVX-VNNI's byte products (32 multiply-adds per instruction on 256-bit
+/// registers, .NET exposing no 512-bit form), twelve independent chains. The roof of <see cref="WeightFormat.Int8Dynamic"/>'s products.
+/// </summary>
+public class Int8DotPeak
+{
+    public const int Iterations = 1 << 20;
+    /// <summary>Multiply-adds per call.</summary>
+    public const double Macs = 12.0 * 32 * Iterations;
+
+    [Benchmark]
+    public int Vnni()
+    {
+        if (!AvxVnni.IsSupported) throw new PlatformNotSupportedException("This CPU has no AVX-VNNI.");
+        var u = Vector256.Create((byte)3); var w = Vector256.Create((sbyte)-1);
+        Vector256<int> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default,
+                       c6 = default, c7 = default, c8 = default, c9 = default, c10 = default, c11 = default;
+        for (int i = 0; i < Iterations; i++)
+        {
+            c0 = AvxVnni.MultiplyWideningAndAdd(c0, u, w); c1 = AvxVnni.MultiplyWideningAndAdd(c1, u, w);
+            c2 = AvxVnni.MultiplyWideningAndAdd(c2, u, w); c3 = AvxVnni.MultiplyWideningAndAdd(c3, u, w);
+            c4 = AvxVnni.MultiplyWideningAndAdd(c4, u, w); c5 = AvxVnni.MultiplyWideningAndAdd(c5, u, w);
+            c6 = AvxVnni.MultiplyWideningAndAdd(c6, u, w); c7 = AvxVnni.MultiplyWideningAndAdd(c7, u, w);
+            c8 = AvxVnni.MultiplyWideningAndAdd(c8, u, w); c9 = AvxVnni.MultiplyWideningAndAdd(c9, u, w);
+            c10 = AvxVnni.MultiplyWideningAndAdd(c10, u, w); c11 = AvxVnni.MultiplyWideningAndAdd(c11, u, w);
+        }
+        return Vector256.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
     }
 }
 

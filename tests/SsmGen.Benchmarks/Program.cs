@@ -9,7 +9,7 @@ using SsmGen.Benchmarks;
 // dotnet run -c Release --project tests/SsmGen.Benchmarks                 full BenchmarkDotNet run
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --quick      short jobs (what CI runs)
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --filter '*Projection*'
-Type[] Suite = [typeof(FmaPeak), typeof(Projection), typeof(Convolution), typeof(SmnistStep), typeof(MambaScan),
+Type[] Suite = [typeof(FmaPeak), typeof(Int8DotPeak), typeof(Projection), typeof(Convolution), typeof(SmnistStep), typeof(MambaScan),
     typeof(S4DLayer), typeof(S4Layer), typeof(MambaLayer), typeof(RnnLayer), typeof(IdsLayer), typeof(AttentionLayer), typeof(DeltaLayer), typeof(StreamingStep), typeof(BatchedStep), typeof(MemoryTriad)];
 bool quick = args.Contains("--quick");
 var rest = args.Where(a => a != "--quick").ToArray();
@@ -100,17 +100,29 @@ foreach (var (method, target, bytes) in new (string, double, Func<WeightFormat, 
             Console.WriteLine($"StreamingStep.{method}, {format} matrices: {ns / 1e3:F1} µs per token at batch 1 (target ≤ {target:F0} µs: {(ns / 1e3 <= target ? "met" : "not met")}){gain}; {bytes(format) / 1e6:F2} MB of parameters per token{bw}.");
         }
 
-// Many streams per step: tokens per second at each stream count against one stream's, both from this run (target: ≥ 10× at 64).
-double? Batched(string method, int streams) => summaries.SelectMany(s => s.Reports)
+// Many streams per step: tokens per second at each stream count against one stream's, both from this run and with the
+// same matrices (target: ≥ 10× at 64), and the floor the products alone set on a stream-token at this run's peak
+// (fp32 FMAs, or VNNI's byte products for Int8Dynamic).
+double? Batched(string method, int streams, WeightFormat format) => summaries.SelectMany(s => s.Reports)
     .Where(r => r.BenchmarkCase.Descriptor.Type.Name == nameof(BatchedStep) && r.BenchmarkCase.Descriptor.WorkloadMethod.Name == method
-        && r.BenchmarkCase.Parameters[nameof(BatchedStep.Streams)] is int n && n == streams && r.ResultStatistics is not null)
+        && r.BenchmarkCase.Parameters[nameof(BatchedStep.Streams)] is int n && n == streams
+        && r.BenchmarkCase.Parameters[nameof(BatchedStep.Weights)] is WeightFormat f && f == format && r.ResultStatistics is not null)
     .Select(r => (double?)r.ResultStatistics!.Mean).FirstOrDefault();
-foreach (string method in new[] { nameof(BatchedStep.S4DStack4), nameof(BatchedStep.MambaStack4) })
-    if (Batched(method, 1) is double one)
-        foreach (int streams in new[] { 1, 4, 16, 64 })
-            if (Batched(method, streams) is double ns)
-            {
-                double rate = streams / ns * 1e9, gain = rate / (1e9 / one);
-                string target = streams == 64 ? $" (target ≥ 10×: {(gain >= 10 ? "met" : "not met")})" : "";
-                Console.WriteLine($"BatchedStep.{method}, {streams} streams: {ns / 1e3:F1} µs per step, {rate:F0} tokens/s = {gain:F1}× one stream's{target}.");
-            }
+double? vnniNs = Mean(nameof(Int8DotPeak), nameof(Int8DotPeak.Vnni));
+if (vnniNs is double vn) Console.WriteLine($"Int8 dot-product peak (AVX-VNNI, 256-bit): {Int8DotPeak.Macs / vn:F1} G multiply-adds/s on one core (measured in this run).");
+foreach (var (method, macs) in new[] { (nameof(BatchedStep.S4DStack4), BatchedStep.StepMacs(SmnistBench.Table, SmnistBench.StepMatrixNames)), (nameof(BatchedStep.MambaStack4), BatchedStep.StepMacs(MambaStackBench.Table, MambaStackBench.StepMatrixNames)) })
+    foreach (var format in new[] { WeightFormat.Float32, WeightFormat.Int8Dynamic })
+        if (Batched(method, 1, format) is double one)
+        {
+            // G multiply-adds per ns: half the FMA peak's flops, or VNNI's
+            double? roof = format == WeightFormat.Float32 ? (peakNs is double pn ? FmaPeak.Flops / 2 / pn : null) : (vnniNs is double v ? Int8DotPeak.Macs / v : null);
+            string floor = roof is double r ? $"; the products alone need ≥ {macs / r / 1e3:F2} µs a stream-token at this run's peak, so at most {one / (macs / r):F1}× one stream's" : "";
+            Console.WriteLine($"BatchedStep.{method}, {format} matrices: {macs / 1e6:F2} M multiply-adds per stream-token{floor}.");
+            foreach (int streams in new[] { 1, 4, 16, 64 })
+                if (Batched(method, streams, format) is double ns)
+                {
+                    double rate = streams / ns * 1e9, gain = rate / (1e9 / one);
+                    string target = streams == 64 ? $" (target ≥ 10×: {(gain >= 10 ? "met" : "not met")})" : "";
+                    Console.WriteLine($"BatchedStep.{method}, {format}, {streams} streams: {ns / 1e3:F1} µs per step, {rate:F0} tokens/s = {gain:F1}× one stream's{target}.");
+                }
+        }

@@ -107,11 +107,18 @@ public class MemoryTriad
 /// own token, through the same two stacks as <see cref="StreamingStep"/>. Every weight is read once per step whatever
 /// the number of streams, so tokens per second should grow with it until the arithmetic, not the memory, bounds it.
 /// </summary>
+/// <remarks>
+/// Each stream-token still multiplies by every weight once (<see cref="StepMacs"/>), so at the measured peak of the
+/// format's products a token costs at least StepMacs / peak however many streams share the step: Program.cs prints
+/// that floor next to each ratio.
+/// </remarks>
 [MemoryDiagnoser]
 public class BatchedStep
 {
     public const int MaxStreams = 64;
     [Params(1, 4, 16, 64)] public int Streams;
+    /// <summary>fp32 matrices, or the fastest compact format (int8 weights and inputs, byte products).</summary>
+    [Params(WeightFormat.Float32, WeightFormat.Int8Dynamic)] public WeightFormat Weights;
     private SmnistBench _s4d = null!;
     private MambaStackBench _mamba = null!;
     private SsmState[] _s4dStates = null!, _mambaStates = null!;
@@ -125,6 +132,8 @@ public class BatchedStep
         _s4d.Initialize(1);
         _mamba = new MambaStackBench(MaxStreams, 1, ModelUse.Inference);
         _mamba.Initialize(1);
+        _s4d.UseStepWeights(Weights);
+        _mamba.UseStepWeights(Weights);
         _s4dStates = Enumerable.Range(0, Streams).Select(_ => _s4d.CreateState()).ToArray();
         _mambaStates = Enumerable.Range(0, Streams).Select(_ => _mamba.CreateState()).ToArray();
         _x = Enumerable.Range(0, Streams).Select(s => 0.1f * s).ToArray();
@@ -139,6 +148,10 @@ public class BatchedStep
         if (_s4dStates[0].Position >= StreamingStep.StreamLength) foreach (var s in _s4dStates) s.Reset();
         _s4d.Step(_s4dStates, _x, _s4dY);
     }
+
+    /// <summary>Multiply-adds of one stream-token's products: every weight of the step's matrices once.</summary>
+    public static double StepMacs(IReadOnlyList<ParameterInfo> table, IReadOnlyList<string> matrices) =>
+        table.Where(t => matrices.Contains(t.Name)).Sum(t => (double)t.Length);
 
     [Benchmark]
     public void MambaStack4()

@@ -102,10 +102,10 @@ internal static unsafe class QuantizedProducts
         {
             var v = Vector128.Load(u + i);
             sbyte* wi = w + i;
-            a0 = a0.WithLower(AvxVnni.MultiplyWideningAndAdd(a0.GetLower(), v, Vector128.Load(wi))); a1 = a1.WithLower(AvxVnni.MultiplyWideningAndAdd(a1.GetLower(), v, Vector128.Load(wi + ldw)));
-            a2 = a2.WithLower(AvxVnni.MultiplyWideningAndAdd(a2.GetLower(), v, Vector128.Load(wi + 2 * ldw))); a3 = a3.WithLower(AvxVnni.MultiplyWideningAndAdd(a3.GetLower(), v, Vector128.Load(wi + 3 * ldw)));
-            a4 = a4.WithLower(AvxVnni.MultiplyWideningAndAdd(a4.GetLower(), v, Vector128.Load(wi + 4 * ldw))); a5 = a5.WithLower(AvxVnni.MultiplyWideningAndAdd(a5.GetLower(), v, Vector128.Load(wi + 5 * ldw)));
-            a6 = a6.WithLower(AvxVnni.MultiplyWideningAndAdd(a6.GetLower(), v, Vector128.Load(wi + 6 * ldw))); a7 = a7.WithLower(AvxVnni.MultiplyWideningAndAdd(a7.GetLower(), v, Vector128.Load(wi + 7 * ldw)));
+            a0 = Half(a0, v, Vector128.Load(wi)); a1 = Half(a1, v, Vector128.Load(wi + ldw));
+            a2 = Half(a2, v, Vector128.Load(wi + 2 * ldw)); a3 = Half(a3, v, Vector128.Load(wi + 3 * ldw));
+            a4 = Half(a4, v, Vector128.Load(wi + 4 * ldw)); a5 = Half(a5, v, Vector128.Load(wi + 5 * ldw));
+            a6 = Half(a6, v, Vector128.Load(wi + 6 * ldw)); a7 = Half(a7, v, Vector128.Load(wi + 7 * ldw));
             i += 16;
         }
         var dots = Sum8(a0, a1, a2, a3, a4, a5, a6, a7);
@@ -134,6 +134,21 @@ internal static unsafe class QuantizedProducts
             c = Vector256.Load(wi + 3 * ldw);
             a03 = AvxVnni.MultiplyWideningAndAdd(a03, v0, c); a13 = AvxVnni.MultiplyWideningAndAdd(a13, v1, c); a23 = AvxVnni.MultiplyWideningAndAdd(a23, v2, c); a33 = AvxVnni.MultiplyWideningAndAdd(a33, v3, c);
         }
+        if (i + 16 <= n)
+        {
+            // the 16-byte step in the lower halves (Δ's projection reads rows of 16)
+            var v0 = Vector128.Load(u + i); var v1 = Vector128.Load(u1 + i); var v2 = Vector128.Load(u2 + i); var v3 = Vector128.Load(u3 + i);
+            sbyte* wi = w + i;
+            var c = Vector128.Load(wi);
+            a00 = Half(a00, v0, c); a10 = Half(a10, v1, c); a20 = Half(a20, v2, c); a30 = Half(a30, v3, c);
+            c = Vector128.Load(wi + ldw);
+            a01 = Half(a01, v0, c); a11 = Half(a11, v1, c); a21 = Half(a21, v2, c); a31 = Half(a31, v3, c);
+            c = Vector128.Load(wi + 2 * ldw);
+            a02 = Half(a02, v0, c); a12 = Half(a12, v1, c); a22 = Half(a22, v2, c); a32 = Half(a32, v3, c);
+            c = Vector128.Load(wi + 3 * ldw);
+            a03 = Half(a03, v0, c); a13 = Half(a13, v1, c); a23 = Half(a23, v2, c); a33 = Half(a33, v3, c);
+            i += 16;
+        }
         // lanes 4k + j: row k (of the pair), output j
         var wsum4 = Vector128.Load(wsum); var ws4 = Vector128.Load(ws);
         var wsums = Vector256.Create(wsum4, wsum4); var wss = Vector256.Create(ws4, ws4);
@@ -146,6 +161,10 @@ internal static unsafe class QuantizedProducts
         ys = Scale8(dots, wsums, wss, Vector256.Create(Vector128.Create(xs[2]), Vector128.Create(xs[3])));
         ys.GetLower().Store(y + 2 * ldy); ys.GetUpper().Store(y + 3 * ldy);
     }
+
+    /// <summary>Sixteen byte products added into the lower half of <paramref name="a"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Half(Vector256<int> a, Vector128<byte> u, Vector128<sbyte> w) => a.WithLower(AvxVnni.MultiplyWideningAndAdd(a.GetLower(), u, w));
 
     /// <summary>Lane k: the sum of a_k's eight lanes (any order: integers).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
