@@ -9,6 +9,12 @@ using SsmGen.Benchmarks;
 // dotnet run -c Release --project tests/SsmGen.Benchmarks                 full BenchmarkDotNet run
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --quick      short jobs (what CI runs)
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --filter '*Projection*'
+// dotnet run -c Release --project tests/SsmGen.Benchmarks -- --steps [seconds]   the streaming steps in interleaved windows
+if (args.Length > 0 && args[0] == "--steps")
+{
+    InterleavedSteps.Run(args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 120);
+    return;
+}
 Type[] Suite = [typeof(FmaPeak), typeof(Int8DotPeak), typeof(Projection), typeof(Convolution), typeof(SmnistStep), typeof(MambaScan),
     typeof(S4DLayer), typeof(S4Layer), typeof(MambaLayer), typeof(RnnLayer), typeof(IdsLayer), typeof(AttentionLayer), typeof(DeltaLayer), typeof(StreamingStep), typeof(BatchedStep), typeof(MemoryTriad)];
 bool quick = args.Contains("--quick");
