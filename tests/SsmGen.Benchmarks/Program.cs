@@ -16,7 +16,7 @@ if (args.Length > 0 && args[0] == "--steps")
     return;
 }
 Type[] Suite = [typeof(FmaPeak), typeof(Int8DotPeak), typeof(Projection), typeof(Convolution), typeof(SmnistStep), typeof(MambaScan),
-    typeof(S4DLayer), typeof(S4Layer), typeof(MambaLayer), typeof(RnnLayer), typeof(IdsLayer), typeof(AttentionLayer), typeof(DeltaLayer), typeof(StreamingStep), typeof(BatchedStep), typeof(MemoryTriad)];
+    typeof(S4DLayer), typeof(S4Layer), typeof(MambaLayer), typeof(RnnLayer), typeof(IdsLayer), typeof(AttentionLayer), typeof(DeltaLayer), typeof(StreamingStep), typeof(PlainCStep), typeof(BatchedStep), typeof(MemoryTriad)];
 bool quick = args.Contains("--quick");
 var rest = args.Where(a => a != "--quick").ToArray();
 // Dynamic PGO off: its instrumented tier allocates a few bytes on the JIT's background thread while a benchmark
@@ -105,6 +105,10 @@ foreach (var (method, target, bytes) in new (string, double, Func<WeightFormat, 
             string gain = format != WeightFormat.Float32 && Streaming(method, WeightFormat.Float32) is double fp32 ? $", {fp32 / ns:F2}× the fp32 step" : "";
             Console.WriteLine($"StreamingStep.{method}, {format} matrices: {ns / 1e3:F1} µs per token at batch 1 (target ≤ {target:F0} µs: {(ns / 1e3 <= target ? "met" : "not met")}){gain}; {bytes(format) / 1e6:F2} MB of parameters per token{bw}.");
         }
+if (Mean(nameof(PlainCStep), nameof(PlainCStep.MambaStack4)) is double peerNs)
+    foreach (var format in Enum.GetValues<WeightFormat>())
+        if (Streaming(nameof(StreamingStep.MambaStack4), format) is double ns)
+            Console.WriteLine($"StreamingStep.MambaStack4, {format} matrices: {peerNs / ns:F2}× the plain-C fp32 step ({peerNs / 1e3:F1} µs; target for compact weights ≥ 2.5×).");
 
 // Many streams per step: tokens per second at each stream count against one stream's, both from this run and with the
 // same matrices (target: ≥ 10× at 64), and the floor the products alone set on a stream-token at this run's peak

@@ -160,3 +160,32 @@ public class BatchedStep
         _mamba.Step(_mambaStates, _tokens, _mambaY);
     }
 }
+
+/// <summary>
+/// The plain-C fp32 Mamba step (<see cref="PlainCMamba"/>, gcc -O3 -march=native -ffast-math) on the weights of
+/// <see cref="StreamingStep"/>'s Mamba stack, one token per call: the peer its step is compared with.
+/// </summary>
+[MemoryDiagnoser]
+public class PlainCStep
+{
+    private PlainCMamba _peer = null!;
+    private int _position;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var model = new MambaStackBench(1, 1, ModelUse.Inference);
+        model.Initialize(1);
+        _peer = new PlainCMamba(model);
+    }
+
+    [GlobalCleanup]
+    public void Cleanup() => _peer.Dispose();
+
+    [Benchmark]
+    public void MambaStack4()
+    {
+        if (++_position >= StreamingStep.StreamLength) { _peer.Reset(); _position = 0; }
+        _peer.Step(7);
+    }
+}
