@@ -107,7 +107,18 @@ public sealed class SsmState
         Slot?.Forget(this);
         Array.Clear(_values);
         Position = 0;
+        _startedUnder = null;
     }
+
+    // The model's compact step copy in force when this stream discretized its SSM parameters (null: none, or values
+    // that came from elsewhere): such streams hold equal discretized values, which a step may read from one shared copy.
+    private object? _startedUnder;
+
+    /// <summary>Called by generated code when a new stream has discretized its SSM parameters under <paramref name="copy"/>.</summary>
+    public void MarkStarted(object? copy) => _startedUnder = copy;
+
+    /// <summary>Called by generated code: whether this stream discretized its parameters under <paramref name="copy"/> (never for null).</summary>
+    public bool StartedUnder(object? copy) => copy is not null && ReferenceEquals(_startedUnder, copy);
 
     /// <summary>Takes <paramref name="values"/> (checked to be this state's size) and <paramref name="position"/>, as a restored or forked stream.</summary>
     internal void Set(ReadOnlySpan<float> values, int position)
@@ -116,6 +127,7 @@ public sealed class SsmState
         Slot?.Forget(this);
         values.CopyTo(_values);
         Position = position;
+        _startedUnder = null; // its discretized values are its own
     }
 
     /// <summary>Called by generated code before a step changes anything: throws unless <paramref name="model"/> made this state.</summary>

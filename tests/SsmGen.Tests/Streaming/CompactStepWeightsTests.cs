@@ -1,5 +1,6 @@
 using SsmGen.Checkpoints;
 using SsmGen.Numerics;
+using SsmGen.Streaming;
 using SsmGen.Tests.Generated;
 using Xunit.Abstractions;
 
@@ -273,6 +274,45 @@ public class CompactStepWeightsTests(ITestOutputHelper output)
             }
         }
         finally { File.Delete(path); }
+    }
+
+    /// <summary>
+    /// Streams that started under the compact copy step with the model's one shared copy of their discretized modes; a
+    /// restored (or forked) stream with its own: the same values, so the same outputs bit for bit. A stream begun
+    /// before a checkpoint load keeps its own modes, as it did before the copy existed.
+    /// </summary>
+    [Theory]
+    [InlineData("AllKinds")]
+    [InlineData("Hybrid")]
+    [InlineData("VectorTokens")]
+    public void StreamsSharingTheirModesStepAsStreamsWithTheirOwn(string name)
+    {
+        var (m, cfg) = GeneratedVsReferenceTests.Make(name, 3, 16, ModelUse.Inference);
+        m.Initialize(8);
+        m.UseStepWeights(WeightFormat.Int8Dynamic);
+        var inputs = Enumerable.Range(0, 12).Select(t => Inputs(cfg, t)).ToArray();
+        var shared = m.CreateState();
+        Step(m, cfg, shared, inputs[0]);
+        var own = m.CreateState();
+        StateSnapshot.Restore(m, own, StateSnapshot.Save(m, shared)); // the same values, its own to step with
+        var fork = StateSnapshot.Fork(m, shared);
+        for (int t = 1; t < inputs.Length; t++)
+        {
+            var a = Step(m, cfg, shared, inputs[t]);
+            Assert.Equal(a, Step(m, cfg, own, inputs[t]));
+            Assert.Equal(a, Step(m, cfg, fork, inputs[t]));
+        }
+    }
+
+    private static (int Token, float[] Features) Inputs(ModelConfig cfg, int t) =>
+        ((7 * t + 3) % Math.Max(cfg.Vocab, 1), TestConfigs.RandomArray(Math.Max(cfg.Input, 1), 300 + (ulong)t).Select(v => (float)v).ToArray());
+
+    private static float[] Step(ISsmModel m, ModelConfig cfg, SsmState s, (int Token, float[] Features) input)
+    {
+        var y = new float[cfg.Output];
+        if (cfg.TokenInput) m.Step(s, input.Token, y);
+        else m.Step(s, input.Features.AsSpan(0, cfg.Input), y);
+        return y;
     }
 
     [Fact]

@@ -42,7 +42,11 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
     }
 
     /// <summary>A new stream discretizes every S4D block's modes into its state once (the device path discretizes there).</summary>
-    public override string StreamStart => "if (t == 0 && _gpu is null) DiscretizeInto(state.Values); // a new stream takes the current SSM parameters (the device path discretizes there)";
+    public override string StreamStart => "if (t == 0 && _gpu is null) { DiscretizeInto(state.Values); state.MarkStarted(_stepWeights); } // a new stream takes the current SSM parameters (the device path discretizes there)";
+
+    /// <summary>Where block <paramref name="l"/>'s modes start in the shared copy of every block's modes.</summary>
+    private static int ModesAt(ModelPlan plan, S4DLayerPlan l) =>
+        plan.Blocks<S4DLayerPlan>().TakeWhile(b => b != l).Sum(b => plan.State.Of(b, "modes").Floats);
 
     public override void EmitStepHelpers(CodeWriter w, ModelPlan plan)
     {
@@ -50,6 +54,32 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         foreach (var l in plan.Blocks<S4DLayerPlan>()) w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, {plan.State.Of(l, "modes").Slice("state.AsSpan()")});");
         w.Close();
         w.Line();
+        int all = plan.Blocks<S4DLayerPlan>().Sum(l => plan.State.Of(l, "modes").Floats);
+        w.Line($$"""
+            private float[]? _stepModes; // every S4D block's discretized modes for the compact copy _stepModesOf, made on its first step
+            private CompactWeights? _stepModesOf;
+
+            /// <summary>
+            /// The modes a stream steps with: its own; or, for a stream that discretized them under the compact copy in force
+            /// (an inference copy, which fixes the parameters), the same values from one copy shared by all such streams,
+            /// so that a step of many streams reads them once rather than once per stream.
+            /// </summary>
+            private ReadOnlySpan<float> StepModes(SsmState state, Span<float> values, int offset, int length, int at)
+            {
+                if (!state.StartedUnder(_stepWeights)) return values.Slice(offset, length);
+                if (_stepModesOf != _stepWeights)
+                {
+                    _stepModes ??= new float[{{all}}];
+            """);
+        foreach (var l in plan.Blocks<S4DLayerPlan>())
+            w.Line($"        {l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, _stepModes.AsSpan({ModesAt(plan, l)}, {plan.State.Of(l, "modes").Floats}));");
+        w.Line("""
+                    _stepModesOf = _stepWeights;
+                }
+                return _stepModes.AsSpan(at, length);
+            }
+
+            """);
     }
 
     /// <summary>The block's forward, backward and step passes.</summary>
@@ -71,7 +101,7 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
             w.Line($"{l.Variant}_ChainRule({MixerArgs(plan, l, "_p")}, _sums, {ModelEmitter.Span("_g", p + "mixer.log_dt", "H")}, {ModelEmitter.Span("_g", p + "mixer.log_A_real", hm.ToString())}, {ModelEmitter.Span("_g", p + "mixer.A_imag", hm.ToString())}, {gb}, {ModelEmitter.Span("_g", p + "mixer.C", (2 * hm).ToString())});");
         });
         ConvolutionBlock.EmitStep(w, l, Names, $"{plan.State.Of(l, "x").What}, and {plan.State.Of(l, "modes").What}", (u, y) =>
-            w.Line($"S4D_N{l.Spec.N}_Step({plan.State.Of(l, "modes").Slice("stream")}, {ModelEmitter.Span("_p", p + "mixer.D", "H")}, {plan.State.Of(l, "x").Slice("stream")}, {u}, {y});"));
+            w.Line($"S4D_N{l.Spec.N}_Step(StepModes(streams[s], stream, {plan.State.Of(l, "modes").Const}, {plan.State.Of(l, "modes").Floats}, {ModesAt(plan, l)}), {ModelEmitter.Span("_p", p + "mixer.D", "H")}, {plan.State.Of(l, "x").Slice("stream")}, {u}, {y});"));
     }
 
     /// <summary>Emits every kernel the plan's S4D layers use, each variant once.</summary>
