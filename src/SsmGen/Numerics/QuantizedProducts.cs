@@ -8,12 +8,55 @@ namespace SsmGen.Numerics;
 /// The products of <see cref="WeightFormat.Int8Dynamic"/>: each input row quantized to int8 when the product runs
 /// (one scale per row, its largest |x| mapped to 127), multiplied by the int8 weight rows in exact int32 sums, then
 /// y = (float)dot · w_scale · x_scale. Integer sums do not depend on their order, so the VNNI kernel (32 products per
-/// instruction, AVX-VNNI on 256-bit registers), the portable loop and any tiling give the same bits, and a stream's
-/// outputs do not depend on which streams share its step.
+/// instruction, AVX-VNNI on 256-bit registers), the AVX-512BW widening kernel (for CPUs, or native builds, without
+/// AVX-VNNI), the scalar loop and any tiling give the same bits, and a stream's outputs do not depend on which
+/// streams share its step.
 /// VNNI multiplies unsigned by signed bytes: rows are stored as u = q + 128, and 128 · Σ w is taken back per output.
 /// </summary>
 internal static unsafe class QuantizedProducts
 {
+    /// <summary>Which instructions multiply the bytes (every path gives the same sums).</summary>
+    internal enum ByteDot
+    {
+        /// <summary>AVX-VNNI: 32 unsigned × signed byte products added into eight int32 lanes by one instruction.</summary>
+        Vnni,
+        /// <summary>AVX-512BW without VNNI: bytes widened to int16, pairs multiplied and added into int32 (vpmaddwd).</summary>
+        Widening,
+        /// <summary>One product at a time.</summary>
+        Scalar,
+    }
+
+    /// <summary>The fastest path this CPU (or, in a native build, its instruction-set target) has.</summary>
+    internal static ByteDot Best => AvxVnni.IsSupported ? ByteDot.Vnni : Avx512BW.IsSupported ? ByteDot.Widening : ByteDot.Scalar;
+
+    /// <summary>32 byte products of one row and one weight chunk added into eight int32 lanes; 16 into four.</summary>
+    private interface IByteDot
+    {
+        static abstract Vector256<int> Add(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> w);
+        static abstract Vector128<int> Add(Vector128<int> acc, Vector128<byte> u, Vector128<sbyte> w);
+    }
+
+    private readonly struct VnniDot : IByteDot
+    {
+        public static Vector256<int> Add(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> w) => AvxVnni.MultiplyWideningAndAdd(acc, u, w);
+        public static Vector128<int> Add(Vector128<int> acc, Vector128<byte> u, Vector128<sbyte> w) => AvxVnni.MultiplyWideningAndAdd(acc, u, w);
+    }
+
+    private readonly struct WideningDot : IByteDot
+    {
+        public static Vector256<int> Add(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> w)
+        {
+            var pairs = Avx512BW.MultiplyAddAdjacent(Avx512BW.ConvertToVector512Int16(u).AsInt16(), Avx512BW.ConvertToVector512Int16(w));
+            return acc + pairs.GetLower() + pairs.GetUpper();
+        }
+
+        public static Vector128<int> Add(Vector128<int> acc, Vector128<byte> u, Vector128<sbyte> w)
+        {
+            var pairs = Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(u).AsInt16(), Avx2.ConvertToVector256Int16(w));
+            return acc + pairs.GetLower() + pairs.GetUpper();
+        }
+    }
+
 
     /// <summary>
     /// x (n floats) → u (n bytes, q + 128 with q = round(x · 127 / max|x|) ties to even); returns the row's scale
@@ -49,26 +92,41 @@ internal static unsafe class QuantizedProducts
     /// sums wsum (Σ of each row's int8 values); with AVX-VNNI where the CPU has it, unless <paramref name="portable"/>
     /// (tests check each path against the other).
     /// </summary>
-    public static void Run(byte* xq, float* xs, sbyte* w, float* ws, int* wsum, float* y, int rows, int inF, int outF, bool portable = false)
+    public static void Run(byte* xq, float* xs, sbyte* w, float* ws, int* wsum, float* y, int rows, int inF, int outF) =>
+        Run(xq, xs, w, ws, wsum, y, rows, inF, outF, Best);
+
+    internal static void Run(byte* xq, float* xs, sbyte* w, float* ws, int* wsum, float* y, int rows, int inF, int outF, ByteDot path)
     {
-        long ldw = inF;
-        int o = 0;
-        if (AvxVnni.IsSupported && !portable)
+        if (path == ByteDot.Vnni && !AvxVnni.IsSupported || path == ByteDot.Widening && !Avx512BW.IsSupported)
+            throw new PlatformNotSupportedException($"This CPU cannot take the {path} path.");
+        int o = path switch
         {
-            for (; o + 8 <= outF; o += 8)
-            {
-                int r = 0;
-                for (; r + 4 <= rows; r += 4)
-                {
-                    Rows4x4(xq + (long)r * inF, xs + r, w + o * ldw, ws + o, wsum + o, inF, y + (long)r * outF + o, outF);
-                    Rows4x4(xq + (long)r * inF, xs + r, w + (o + 4) * ldw, ws + o + 4, wsum + o + 4, inF, y + (long)r * outF + o + 4, outF);
-                }
-                for (; r < rows; r++) Row1x8(xq + (long)r * inF, xs[r], w + o * ldw, ws + o, wsum + o, inF, y + (long)r * outF + o);
-            }
-        }
+            ByteDot.Vnni => Tiles<VnniDot>(xq, xs, w, ws, wsum, y, rows, inF, outF),
+            ByteDot.Widening => Tiles<WideningDot>(xq, xs, w, ws, wsum, y, rows, inF, outF),
+            _ => 0,
+        };
+        long ldw = inF;
         for (; o < outF; o++)
             for (int r = 0; r < rows; r++)
                 y[(long)r * outF + o] = Scale(Dot(xq + (long)r * inF, w + o * ldw, 0, inF, 0), wsum[o], ws[o], xs[r]);
+    }
+
+    /// <summary>Outputs eight at a time (four rows at a time, then one by one); returns how many it did.</summary>
+    private static int Tiles<T>(byte* xq, float* xs, sbyte* w, float* ws, int* wsum, float* y, int rows, int inF, int outF) where T : struct, IByteDot
+    {
+        long ldw = inF;
+        int o = 0;
+        for (; o + 8 <= outF; o += 8)
+        {
+            int r = 0;
+            for (; r + 4 <= rows; r += 4)
+            {
+                Rows4x4<T>(xq + (long)r * inF, xs + r, w + o * ldw, ws + o, wsum + o, inF, y + (long)r * outF + o, outF);
+                Rows4x4<T>(xq + (long)r * inF, xs + r, w + (o + 4) * ldw, ws + o + 4, wsum + o + 4, inF, y + (long)r * outF + o + 4, outF);
+            }
+            for (; r < rows; r++) Row1x8<T>(xq + (long)r * inF, xs[r], w + o * ldw, ws + o, wsum + o, inF, y + (long)r * outF + o);
+        }
+        return o;
     }
 
     /// <summary>The output from its unsigned dot product: the offset taken back, then the two scales.</summary>
@@ -84,7 +142,7 @@ internal static unsafe class QuantizedProducts
     }
 
     /// <summary>One row against eight W rows: a 32-byte step, then a 16-byte one, then the rest one by one.</summary>
-    private static void Row1x8(byte* u, float xs, sbyte* w, float* ws, int* wsum, int n, float* y)
+    private static void Row1x8<T>(byte* u, float xs, sbyte* w, float* ws, int* wsum, int n, float* y) where T : struct, IByteDot
     {
         long ldw = n;
         Vector256<int> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
@@ -93,19 +151,19 @@ internal static unsafe class QuantizedProducts
         {
             var v = Vector256.Load(u + i);
             sbyte* wi = w + i;
-            a0 = AvxVnni.MultiplyWideningAndAdd(a0, v, Vector256.Load(wi)); a1 = AvxVnni.MultiplyWideningAndAdd(a1, v, Vector256.Load(wi + ldw));
-            a2 = AvxVnni.MultiplyWideningAndAdd(a2, v, Vector256.Load(wi + 2 * ldw)); a3 = AvxVnni.MultiplyWideningAndAdd(a3, v, Vector256.Load(wi + 3 * ldw));
-            a4 = AvxVnni.MultiplyWideningAndAdd(a4, v, Vector256.Load(wi + 4 * ldw)); a5 = AvxVnni.MultiplyWideningAndAdd(a5, v, Vector256.Load(wi + 5 * ldw));
-            a6 = AvxVnni.MultiplyWideningAndAdd(a6, v, Vector256.Load(wi + 6 * ldw)); a7 = AvxVnni.MultiplyWideningAndAdd(a7, v, Vector256.Load(wi + 7 * ldw));
+            a0 = T.Add(a0, v, Vector256.Load(wi)); a1 = T.Add(a1, v, Vector256.Load(wi + ldw));
+            a2 = T.Add(a2, v, Vector256.Load(wi + 2 * ldw)); a3 = T.Add(a3, v, Vector256.Load(wi + 3 * ldw));
+            a4 = T.Add(a4, v, Vector256.Load(wi + 4 * ldw)); a5 = T.Add(a5, v, Vector256.Load(wi + 5 * ldw));
+            a6 = T.Add(a6, v, Vector256.Load(wi + 6 * ldw)); a7 = T.Add(a7, v, Vector256.Load(wi + 7 * ldw));
         }
         if (i + 16 <= n)
         {
             var v = Vector128.Load(u + i);
             sbyte* wi = w + i;
-            a0 = Half(a0, v, Vector128.Load(wi)); a1 = Half(a1, v, Vector128.Load(wi + ldw));
-            a2 = Half(a2, v, Vector128.Load(wi + 2 * ldw)); a3 = Half(a3, v, Vector128.Load(wi + 3 * ldw));
-            a4 = Half(a4, v, Vector128.Load(wi + 4 * ldw)); a5 = Half(a5, v, Vector128.Load(wi + 5 * ldw));
-            a6 = Half(a6, v, Vector128.Load(wi + 6 * ldw)); a7 = Half(a7, v, Vector128.Load(wi + 7 * ldw));
+            a0 = Half<T>(a0, v, Vector128.Load(wi)); a1 = Half<T>(a1, v, Vector128.Load(wi + ldw));
+            a2 = Half<T>(a2, v, Vector128.Load(wi + 2 * ldw)); a3 = Half<T>(a3, v, Vector128.Load(wi + 3 * ldw));
+            a4 = Half<T>(a4, v, Vector128.Load(wi + 4 * ldw)); a5 = Half<T>(a5, v, Vector128.Load(wi + 5 * ldw));
+            a6 = Half<T>(a6, v, Vector128.Load(wi + 6 * ldw)); a7 = Half<T>(a7, v, Vector128.Load(wi + 7 * ldw));
             i += 16;
         }
         var dots = Sum8(a0, a1, a2, a3, a4, a5, a6, a7);
@@ -114,7 +172,7 @@ internal static unsafe class QuantizedProducts
     }
 
     /// <summary>Four rows against four W rows (each W chunk loaded once for the four).</summary>
-    private static void Rows4x4(byte* u, float* xs, sbyte* w, float* ws, int* wsum, int n, float* y, int ldy)
+    private static void Rows4x4<T>(byte* u, float* xs, sbyte* w, float* ws, int* wsum, int n, float* y, int ldy) where T : struct, IByteDot
     {
         long ldw = n;
         byte* u1 = u + n, u2 = u + 2 * n, u3 = u + 3 * n;
@@ -126,13 +184,13 @@ internal static unsafe class QuantizedProducts
             var v0 = Vector256.Load(u + i); var v1 = Vector256.Load(u1 + i); var v2 = Vector256.Load(u2 + i); var v3 = Vector256.Load(u3 + i);
             sbyte* wi = w + i;
             var c = Vector256.Load(wi);
-            a00 = AvxVnni.MultiplyWideningAndAdd(a00, v0, c); a10 = AvxVnni.MultiplyWideningAndAdd(a10, v1, c); a20 = AvxVnni.MultiplyWideningAndAdd(a20, v2, c); a30 = AvxVnni.MultiplyWideningAndAdd(a30, v3, c);
+            a00 = T.Add(a00, v0, c); a10 = T.Add(a10, v1, c); a20 = T.Add(a20, v2, c); a30 = T.Add(a30, v3, c);
             c = Vector256.Load(wi + ldw);
-            a01 = AvxVnni.MultiplyWideningAndAdd(a01, v0, c); a11 = AvxVnni.MultiplyWideningAndAdd(a11, v1, c); a21 = AvxVnni.MultiplyWideningAndAdd(a21, v2, c); a31 = AvxVnni.MultiplyWideningAndAdd(a31, v3, c);
+            a01 = T.Add(a01, v0, c); a11 = T.Add(a11, v1, c); a21 = T.Add(a21, v2, c); a31 = T.Add(a31, v3, c);
             c = Vector256.Load(wi + 2 * ldw);
-            a02 = AvxVnni.MultiplyWideningAndAdd(a02, v0, c); a12 = AvxVnni.MultiplyWideningAndAdd(a12, v1, c); a22 = AvxVnni.MultiplyWideningAndAdd(a22, v2, c); a32 = AvxVnni.MultiplyWideningAndAdd(a32, v3, c);
+            a02 = T.Add(a02, v0, c); a12 = T.Add(a12, v1, c); a22 = T.Add(a22, v2, c); a32 = T.Add(a32, v3, c);
             c = Vector256.Load(wi + 3 * ldw);
-            a03 = AvxVnni.MultiplyWideningAndAdd(a03, v0, c); a13 = AvxVnni.MultiplyWideningAndAdd(a13, v1, c); a23 = AvxVnni.MultiplyWideningAndAdd(a23, v2, c); a33 = AvxVnni.MultiplyWideningAndAdd(a33, v3, c);
+            a03 = T.Add(a03, v0, c); a13 = T.Add(a13, v1, c); a23 = T.Add(a23, v2, c); a33 = T.Add(a33, v3, c);
         }
         if (i + 16 <= n)
         {
@@ -140,13 +198,13 @@ internal static unsafe class QuantizedProducts
             var v0 = Vector128.Load(u + i); var v1 = Vector128.Load(u1 + i); var v2 = Vector128.Load(u2 + i); var v3 = Vector128.Load(u3 + i);
             sbyte* wi = w + i;
             var c = Vector128.Load(wi);
-            a00 = Half(a00, v0, c); a10 = Half(a10, v1, c); a20 = Half(a20, v2, c); a30 = Half(a30, v3, c);
+            a00 = Half<T>(a00, v0, c); a10 = Half<T>(a10, v1, c); a20 = Half<T>(a20, v2, c); a30 = Half<T>(a30, v3, c);
             c = Vector128.Load(wi + ldw);
-            a01 = Half(a01, v0, c); a11 = Half(a11, v1, c); a21 = Half(a21, v2, c); a31 = Half(a31, v3, c);
+            a01 = Half<T>(a01, v0, c); a11 = Half<T>(a11, v1, c); a21 = Half<T>(a21, v2, c); a31 = Half<T>(a31, v3, c);
             c = Vector128.Load(wi + 2 * ldw);
-            a02 = Half(a02, v0, c); a12 = Half(a12, v1, c); a22 = Half(a22, v2, c); a32 = Half(a32, v3, c);
+            a02 = Half<T>(a02, v0, c); a12 = Half<T>(a12, v1, c); a22 = Half<T>(a22, v2, c); a32 = Half<T>(a32, v3, c);
             c = Vector128.Load(wi + 3 * ldw);
-            a03 = Half(a03, v0, c); a13 = Half(a13, v1, c); a23 = Half(a23, v2, c); a33 = Half(a33, v3, c);
+            a03 = Half<T>(a03, v0, c); a13 = Half<T>(a13, v1, c); a23 = Half<T>(a23, v2, c); a33 = Half<T>(a33, v3, c);
             i += 16;
         }
         // lanes 4k + j: row k (of the pair), output j
@@ -164,7 +222,7 @@ internal static unsafe class QuantizedProducts
 
     /// <summary>Sixteen byte products added into the lower half of <paramref name="a"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Half(Vector256<int> a, Vector128<byte> u, Vector128<sbyte> w) => a.WithLower(AvxVnni.MultiplyWideningAndAdd(a.GetLower(), u, w));
+    private static Vector256<int> Half<T>(Vector256<int> a, Vector128<byte> u, Vector128<sbyte> w) where T : struct, IByteDot => a.WithLower(T.Add(a.GetLower(), u, w));
 
     /// <summary>Lane k: the sum of a_k's eight lanes (any order: integers).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

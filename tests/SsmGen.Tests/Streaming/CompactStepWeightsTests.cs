@@ -185,16 +185,15 @@ public class CompactStepWeightsTests(ITestOutputHelper output)
         if (rows > 1) Assert.DoesNotContain(y.Skip(outF), float.IsNaN);
     }
 
-    /// <summary>The VNNI kernel and the portable loop give the same bits (integer sums), tails and tiles included.</summary>
+    /// <summary>The VNNI kernel, the AVX-512BW widening kernel and the scalar loop give the same bits (integer sums), tails and tiles included.</summary>
     [Theory]
     [MemberData(nameof(DynamicShapes))]
     public unsafe void DynamicProductsAreTheSameBitsOnEveryPath(int rows, int inF, int outF)
     {
-        if (!System.Runtime.Intrinsics.X86.AvxVnni.IsSupported)
-        {
-            output.WriteLine("Skipped: this CPU has no AVX-VNNI, so only the portable loop runs here (the other test checks it).");
-            return;
-        }
+        var paths = new List<QuantizedProducts.ByteDot> { QuantizedProducts.ByteDot.Scalar };
+        if (System.Runtime.Intrinsics.X86.Avx512BW.IsSupported) paths.Add(QuantizedProducts.ByteDot.Widening);
+        if (System.Runtime.Intrinsics.X86.AvxVnni.IsSupported) paths.Add(QuantizedProducts.ByteDot.Vnni);
+        if (paths.Count == 1) output.WriteLine("Skipped: this CPU has neither AVX-VNNI nor AVX-512BW, so only the scalar loop runs here (the other test checks it).");
         var rng = new Random(rows * 1000 + inF);
         var u = new byte[rows * inF]; var w = new sbyte[outF * inF];
         rng.NextBytes(u);
@@ -202,13 +201,16 @@ public class CompactStepWeightsTests(ITestOutputHelper output)
         var xs = Enumerable.Range(0, rows).Select(_ => (float)rng.NextDouble()).ToArray();
         var ws = Enumerable.Range(0, outF).Select(_ => (float)rng.NextDouble()).ToArray();
         var wsum = Enumerable.Range(0, outF).Select(o => w.Skip(o * inF).Take(inF).Sum(v => (int)v)).ToArray();
-        var vnni = new float[rows * outF]; var portable = new float[rows * outF];
-        fixed (byte* pu = u) fixed (sbyte* pw = w) fixed (float* pxs = xs, pws = ws, pv = vnni, pp = portable) fixed (int* ps = wsum)
+        float[]? first = null;
+        foreach (var path in paths)
         {
-            QuantizedProducts.Run(pu, pxs, pw, pws, ps, pv, rows, inF, outF);
-            QuantizedProducts.Run(pu, pxs, pw, pws, ps, pp, rows, inF, outF, portable: true);
+            var y = new float[rows * outF];
+            fixed (byte* pu = u) fixed (sbyte* pw = w) fixed (float* pxs = xs, pws = ws, py = y) fixed (int* ps = wsum)
+                QuantizedProducts.Run(pu, pxs, pw, pws, ps, py, rows, inF, outF, path);
+            if (first is null) first = y;
+            else Assert.Equal(first, y);
         }
-        Assert.Equal(portable, vnni);
+        output.WriteLine($"paths compared: {string.Join(", ", paths)}");
     }
 
     [Fact]
