@@ -1,3 +1,5 @@
+using SsmGen.Distributed;
+
 namespace SsmGen.Training;
 
 /// <summary>Settings of a <see cref="Trainer"/>.</summary>
@@ -85,12 +87,29 @@ public sealed class Trainer
     /// <summary>Steps skipped for a non-finite loss or gradient norm (<see cref="NonFiniteStep.Skip"/>).</summary>
     public long SkippedSteps { get; private set; }
 
-    public Trainer(ISsmModel model, TrainerOptions options)
+    /// <summary>The ranks this trainer's steps are averaged over (<see cref="SingleProcess"/> unless given).</summary>
+    public ICollective Collective { get; }
+    private readonly float[] _totals = new float[3]; // loss · count, correct, count: summed over the ranks
+
+    /// <summary>
+    /// A trainer; with a <paramref name="collective"/> of several ranks, data-parallel: rank 0's parameters are
+    /// broadcast now, and every step averages the ranks' gradients (each rank's weighted by the targets it counted)
+    /// before clipping and AdamW, so every rank takes the same step and keeps the same parameters and moments. Each
+    /// rank passes its own share of the batch; <see cref="StepResult"/> then reports the whole batch.
+    /// </summary>
+    public Trainer(ISsmModel model, TrainerOptions options, ICollective? collective = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         if (model.Use != ModelUse.Training) throw new ArgumentException("The model was built for inference (ModelUse.Inference): it has no gradients to train with.", nameof(model));
+        Collective = collective ?? SingleProcess.Instance;
+        if (Collective.Size > 1)
+        {
+            if (model is IDeviceTrainingStep { TrainsOnDevice: true })
+                throw new NotSupportedException("Data-parallel training of a GPU model needs a device collective (NCCL), which this trainer does not have yet: train on the CPU or in one process.");
+            Collective.Broadcast(model.Parameters);
+        }
         _model = model;
         Options = options;
         _classes = model.Config.Output;
@@ -179,12 +198,29 @@ public sealed class Trainer
     {
         _model.ZeroGradients();
         _model.Backward(dOutput);
+        if (Collective.Size > 1) (loss, correct, count) = AverageOverRanks(loss, correct, count);
         float norm = GradientClipping.ClipByGlobalNorm(_model.Gradients, Options.MaxGradNorm);
         var result = new StepResult(loss, norm, correct, count);
         if (IsNonFinite(result)) return NonFinite(result);
         Optimizer.Step(_model.Parameters, _model.Gradients, Schedule.Factor(Step));
         Step++;
         return result;
+    }
+
+    /// <summary>
+    /// The whole batch's gradient from the ranks' shares: each rank's mean gradient weighted by its counted targets,
+    /// summed (in rank order, the same on every rank), over the total count; and the batch's loss and correct count.
+    /// </summary>
+    private (float Loss, int Correct, int Count) AverageOverRanks(float loss, int correct, int count)
+    {
+        var g = _model.Gradients;
+        System.Numerics.Tensors.TensorPrimitives.Multiply(g, count, g);
+        Collective.AllReduceSum(g);
+        (_totals[0], _totals[1], _totals[2]) = (count == 0 ? 0 : loss * count, correct, count);
+        Collective.AllReduceSum(_totals);
+        int total = (int)_totals[2];
+        if (total > 0) System.Numerics.Tensors.TensorPrimitives.Multiply(g, 1f / total, g);
+        return (total > 0 ? _totals[0] / total : 0, (int)_totals[1], total);
     }
 
     private static bool IsNonFinite(StepResult r) => !float.IsFinite(r.Loss) || !float.IsFinite(r.GradientNorm);

@@ -1,0 +1,74 @@
+using System.Globalization;
+using SsmGen;
+using SsmGen.Distributed;
+using SsmGen.Training;
+
+// The data-parallel tests' rank program. Under mpirun every rank runs it; alone it is a job of one process.
+//   train --steps K --batch B --seed S --out DIR [--timeout S]   K steps of batch B split over the ranks; each rank
+//                                                                writes its parameters and AdamW moments to DIR
+//   hang --rank R [--timeout S]                                  rank R never reaches the first all-reduce
+//   die --rank R                                                 rank R is killed before it
+var options = new Dictionary<string, string>();
+for (int i = 1; i + 1 < args.Length; i += 2) options[args[i].TrimStart('-')] = args[i + 1];
+int Int(string name, int fallback) => options.TryGetValue(name, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
+var timeout = TimeSpan.FromSeconds(Int("timeout", 300));
+using ICollective collective = MpiCollective.LaunchedByMpirun ? new MpiCollective(timeout) : SingleProcess.Instance;
+
+switch (args.Length > 0 ? args[0] : "")
+{
+    case "train":
+        return Train(collective, Int("steps", 5), Int("batch", 8), (ulong)Int("seed", 1), options["out"]);
+    case "hang" or "die":
+        if (collective.Rank == Int("rank", 1))
+        {
+            if (args[0] == "die")
+            {
+                // a crash: no MPI_Finalize, no clean-up
+                Console.Error.WriteLine($"rank {collective.Rank}: dying on purpose");
+                Console.Error.Flush();
+                System.Diagnostics.Process.GetCurrentProcess().Kill();
+            }
+            Thread.Sleep(Timeout.Infinite);
+        }
+        collective.AllReduceSum(new float[16]);
+        return 0;
+    default:
+        Console.Error.WriteLine("usage: train --steps K --batch B --seed S --out DIR | hang --rank R | die --rank R");
+        return 2;
+}
+
+static int Train(ICollective collective, int steps, int batch, ulong seed, string outDir)
+{
+    if (batch % collective.Size != 0) throw new ArgumentException($"A batch of {batch} does not split evenly over {collective.Size} ranks.");
+    const int Length = 24;
+    int share = batch / collective.Size, first = collective.Rank * share;
+    using var model = new RankModel(share, Length, ModelUse.Training);
+    model.Initialize(seed + (ulong)collective.Rank * 1000); // ranks other than 0 start elsewhere: the broadcast must fix it
+    var trainer = new Trainer(model, new TrainerOptions { LearningRate = 3e-3f, WarmupSteps = 2, TotalSteps = steps }, collective);
+    var x = new float[share * Length];
+    var y = new int[share];
+    for (int step = 0; step < steps; step++)
+    {
+        // The whole batch is drawn from the seed and the step; this rank takes rows [first, first + share).
+        var rng = new Rng(seed * 7919 + (ulong)step);
+        var allX = new float[batch * Length];
+        var allY = new int[batch];
+        for (int i = 0; i < allX.Length; i++) allX[i] = (float)rng.Normal();
+        for (int b = 0; b < batch; b++) allY[b] = allX[b * Length] + allX[b * Length + 3] > 0 ? (allX[b * Length + 5] > 0 ? 1 : 0) : (allX[b * Length + 7] > 0 ? 3 : 2);
+        allX.AsSpan(first * Length, share * Length).CopyTo(x);
+        allY.AsSpan(first, share).CopyTo(y);
+        var r = trainer.TrainStep(x, y, share, Length);
+        if (collective.Rank == 0) Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step {step}: loss {r.Loss:R}, correct {r.Correct}/{r.Count}, gradient norm {r.GradientNorm:R}"));
+    }
+    Directory.CreateDirectory(outDir);
+    using var file = File.Create(Path.Combine(outDir, $"rank{collective.Rank}.bin"));
+    foreach (var span in new[] { model.Parameters.ToArray(), trainer.Optimizer.FirstMoments.ToArray(), trainer.Optimizer.SecondMoments.ToArray() })
+        file.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(span.AsSpan()));
+    return 0;
+}
+
+/// <summary>A small model with both kinds the sequence-parallel work will need: an S4D block and a Mamba block.</summary>
+[SsmModel(Input = 1, DModel = 16, Output = 4, Pooling = Pooling.Mean)]
+[S4DLayer(N = 8)]
+[MambaLayer(N = 4)]
+public partial class RankModel { }

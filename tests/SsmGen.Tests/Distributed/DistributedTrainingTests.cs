@@ -1,0 +1,119 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Xunit.Abstractions;
+
+namespace SsmGen.Tests.Distributed;
+
+/// <summary>
+/// Data-parallel training over Open MPI, with ranks started by mpirun on this machine (tests/SsmGen.Distributed.Ranks
+/// is the rank program). Without mpirun or libmpi these tests print why and pass without running.
+/// </summary>
+public class DistributedTrainingTests(ITestOutputHelper output)
+{
+    private static readonly string Ranks = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..",
+        "SsmGen.Distributed.Ranks", "bin", new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name, "net10.0", "SsmGen.Distributed.Ranks.dll"));
+
+    private bool Unavailable()
+    {
+        string? missing = !File.Exists(Ranks) ? $"the rank program {Ranks} is not built"
+            : FindOnPath("mpirun") is null ? "mpirun is not on the PATH (install Debian's openmpi-bin, as .ci/install-mpi does)"
+            : !NativeLibrary.TryLoad("libmpi.so.40", out _) ? "libmpi.so.40 is not installed (Debian's libopenmpi3)"
+            : null;
+        if (missing is not null) output.WriteLine($"Skipped: {missing}.");
+        return missing is not null;
+    }
+
+    private static string? FindOnPath(string name) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists);
+
+    /// <summary>Runs the rank program, under mpirun with <paramref name="ranks"/> ranks (0: alone); returns its exit code and output.</summary>
+    private static (int Exit, string Output, TimeSpan Took) Run(int ranks, string arguments, int timeoutSeconds = 120)
+    {
+        var start = ranks == 0
+            ? new ProcessStartInfo("dotnet", $"\"{Ranks}\" {arguments}")
+            : new ProcessStartInfo("mpirun", $"--oversubscribe -np {ranks} dotnet \"{Ranks}\" {arguments}");
+        start.RedirectStandardOutput = start.RedirectStandardError = true;
+        start.UseShellExecute = false;
+        // mpirun refuses to start as root unless told it may (CI's machine runs as root).
+        start.Environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1";
+        start.Environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1";
+        var clock = Stopwatch.StartNew();
+        using var p = Process.Start(start)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        if (!p.WaitForExit(timeoutSeconds * 1000))
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{start.FileName} {start.Arguments} ran past {timeoutSeconds} s.");
+        }
+        p.WaitForExit();
+        return (p.ExitCode, stdout.Result + stderr.Result, clock.Elapsed);
+    }
+
+    private static float[] Read(string path)
+    {
+        var bytes = File.ReadAllBytes(path);
+        return MemoryMarshal.Cast<byte, float>(bytes).ToArray();
+    }
+
+    [Fact]
+    public void TwoRanksWithHalfTheBatchTakeTheStepsOfOneProcess()
+    {
+        if (Unavailable()) return;
+        string dir = Path.Combine(Path.GetTempPath(), $"ssmgen-dp-{Guid.NewGuid():N}");
+        try
+        {
+            const string Job = "train --steps 6 --batch 8 --seed 5";
+            var one = Run(0, $"{Job} --out {dir}/one");
+            Assert.True(one.Exit == 0, one.Output);
+            var two = Run(2, $"{Job} --out {dir}/two");
+            Assert.True(two.Exit == 0, two.Output);
+            var again = Run(2, $"{Job} --out {dir}/again");
+            Assert.True(again.Exit == 0, again.Output);
+
+            var single = Read($"{dir}/one/rank0.bin");
+            var rank0 = Read($"{dir}/two/rank0.bin");
+            // Every rank holds the same parameters and AdamW moments, bit for bit, and a second run gives the same bits.
+            Assert.Equal(rank0, Read($"{dir}/two/rank1.bin"));
+            Assert.Equal(rank0, Read($"{dir}/again/rank0.bin"));
+            // Against one process with the whole batch: the same steps up to float rounding of the split sums.
+            int n = single.Length / 3;
+            string[] names = ["parameters", "first moments", "second moments"];
+            double[] tolerance = [1e-6, 1e-5, 1e-5];
+            for (int k = 0; k < 3; k++)
+            {
+                var a = single.AsSpan(k * n, n).ToArray(); var b = rank0.AsSpan(k * n, n).ToArray();
+                double scale = a.Max(MathF.Abs), diff = a.Zip(b, (x, y) => Math.Abs(x - y)).Max();
+                output.WriteLine($"{names[k]}: largest difference {diff:E2}, {diff / scale:E2} of the largest value ({n} values after 6 steps)");
+                Assert.True(diff <= tolerance[k] * scale, $"{names[k]} differ by {diff} (scale {scale})");
+            }
+            Assert.NotEqual(single, Read($"{dir}/one/rank0.bin").Select(v => v + 1f).ToArray()); // the files are read, not empty
+            output.WriteLine($"one process {one.Took.TotalSeconds:F1} s, two ranks {two.Took.TotalSeconds:F1} s (start-up included)");
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void ARankThatHangsEndsTheJobWithAClearErrorWithinTheTimeout()
+    {
+        if (Unavailable()) return;
+        var run = Run(2, "hang --rank 1 --timeout 3", timeoutSeconds: 90);
+        output.WriteLine($"exit {run.Exit} after {run.Took.TotalSeconds:F1} s:\n{run.Output}");
+        Assert.NotEqual(0, run.Exit);
+        Assert.Contains("rank 0 of 2: MPI_Alltoall (all-reduce) has waited", run.Output);
+        Assert.Contains("one of them has died or hangs", run.Output);
+        Assert.True(run.Took < TimeSpan.FromSeconds(60), $"the job took {run.Took.TotalSeconds:F0} s to end");
+    }
+
+    [Fact]
+    public void ARankThatDiesEndsTheJob()
+    {
+        if (Unavailable()) return;
+        // The watchdog's timeout is long: mpirun itself must end the job when a rank is killed.
+        var run = Run(2, "die --rank 1 --timeout 120", timeoutSeconds: 90);
+        output.WriteLine($"exit {run.Exit} after {run.Took.TotalSeconds:F1} s:\n{run.Output}");
+        Assert.NotEqual(0, run.Exit);
+        Assert.Contains("rank 1: dying on purpose", run.Output);
+        Assert.True(run.Took < TimeSpan.FromSeconds(30), $"the job took {run.Took.TotalSeconds:F0} s to end");
+    }
+}
