@@ -4,6 +4,8 @@
 //   dotnet run -c Release --project examples/SequentialMnist -- --permuted   (psMNIST)
 //   dotnet run -c Release --project examples/SequentialMnist -- --quick      (a short run)
 //   ... -- --resume runs/smnist/checkpoint.safetensors                       (continue a run)
+//   mpirun -np 2 -x DOTNET_PROCESSOR_COUNT=1 dotnet examples/SequentialMnist/bin/Release/net10.0/SequentialMnist.dll --quick
+//                                           (data parallel: each rank trains on its share of every batch)
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -12,6 +14,7 @@ using Spectre.Console;
 using SsmGen;
 using SsmGen.Examples;
 using SsmGen.Checkpoints;
+using SsmGen.Distributed;
 using SsmGen.Examples.Mnist;
 using SsmGen.Training;
 
@@ -29,23 +32,37 @@ catch (Exception e) when (e is InvalidDataException or InvalidOperationException
 
 static int Run(Options o)
 {
-    var data = MnistData.Load(o.DataDir, m => AnsiConsole.MarkupLineInterpolated($"[grey]{m}[/]"));
+    // Under mpirun: data parallel over MPI. Every rank walks the same shuffled batches and trains on its own rows of
+    // each; rank 0 alone fetches the data first, prints, evaluates and writes checkpoints and plots.
+    using ICollective collective = MpiCollective.LaunchedByMpirun ? new MpiCollective() : SingleProcess.Instance;
+    bool lead = collective.Rank == 0;
+    if (o.Batch % collective.Size != 0)
+        throw new ArgumentException($"--batch {o.Batch} does not split evenly over {collective.Size} ranks.");
+    int share = o.Batch / collective.Size, firstRow = collective.Rank * share;
+    if (!lead)
+    {
+        Console.SetOut(TextWriter.Null);
+        AnsiConsole.Console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(TextWriter.Null) });
+    }
+    MnistData? fetched = lead ? MnistData.Load(o.DataDir, m => AnsiConsole.MarkupLineInterpolated($"[grey]{m}[/]")) : null;
+    collective.Barrier(); // the other ranks read what rank 0 fetched
+    var data = fetched ?? MnistData.Load(o.DataDir, _ => { });
     var (train, test) = data.Split(testCount: 1500, o.Seed);
     if (o.TrainLimit is int limit) train = train[..Math.Min(limit, train.Length)];
     int[]? perm = o.Permuted ? MnistData.PsmnistPermutation(o.Seed) : null;
     ISsmModel model = (o.Kind, o.Quick) switch
     {
-        ("S4", true) => new QuickSmnistS4Model(o.Batch, MnistData.Pixels),
-        ("S4", false) => new SmnistS4Model(o.Batch, MnistData.Pixels),
-        (_, true) => new QuickSmnistModel(o.Batch, MnistData.Pixels),
-        _ => new SmnistModel(o.Batch, MnistData.Pixels),
+        ("S4", true) => new QuickSmnistS4Model(share, MnistData.Pixels),
+        ("S4", false) => new SmnistS4Model(share, MnistData.Pixels),
+        (_, true) => new QuickSmnistModel(share, MnistData.Pixels),
+        _ => new SmnistModel(share, MnistData.Pixels),
     };
     model.Initialize(o.Seed);
-    model.DropoutSeed = o.Seed;
+    model.DropoutSeed = o.Seed + (ulong)collective.Rank * 0x9E3779B9UL; // each rank's rows get their own dropout masks
     int stepsPerEpoch = train.Length / o.Batch;
-    var trainer = new Trainer(model, MnistData.Recipe(o.LearningRate, stepsPerEpoch, o.Epochs));
+    var trainer = new Trainer(model, MnistData.Recipe(o.LearningRate, stepsPerEpoch, o.Epochs), collective);
     Directory.CreateDirectory(o.Output);
-    if (o.ExportDigits > 0) ExportDigits(o, data, test, perm);
+    if (o.ExportDigits > 0 && lead) ExportDigits(o, data, test, perm);
     string checkpointPath = Path.Combine(o.Output, "checkpoint.safetensors");
     string optimizerPath = Path.Combine(o.Output, "optimizer.safetensors");
     var history = new List<EpochRecord>();
@@ -55,12 +72,12 @@ static int Run(Options o)
         firstEpoch = Resume(o, model, trainer, history);
         AnsiConsole.MarkupLineInterpolated($"Resumed from [bold]{o.Resume}[/] after epoch {firstEpoch - 1} (step {trainer.Step}).");
     }
-    AnsiConsole.MarkupLineInterpolated($"[bold]{(o.Permuted ? "psMNIST" : "sMNIST")}[/]: {train.Length:N0} training / {test.Length:N0} held-out digits, 784 steps each{(o.MaxShift > 0 ? $", training digits shifted by up to {o.MaxShift} px" : "")}; {model.GetType().Name}: {model.Config.Layers.Count} {o.Kind} blocks, H = {model.Config.DModel}, N = {StateSize(model.Config.Layers[0])}, {model.Parameters.Length:N0} parameters; batch {o.Batch}.");
+    AnsiConsole.MarkupLineInterpolated($"[bold]{(o.Permuted ? "psMNIST" : "sMNIST")}[/]: {train.Length:N0} training / {test.Length:N0} held-out digits, 784 steps each{(o.MaxShift > 0 ? $", training digits shifted by up to {o.MaxShift} px" : "")}; {model.GetType().Name}: {model.Config.Layers.Count} {o.Kind} blocks, H = {model.Config.DModel}, N = {StateSize(model.Config.Layers[0])}, {model.Parameters.Length:N0} parameters; batch {o.Batch}{(collective.Size > 1 ? $" over {collective.Size} ranks ({collective.Name}; {share} rows each)" : "")}.");
 
     var stop = StopRequest.OnCtrlC("finishing this batch, saving a checkpoint, then exiting.");
 
-    var xb = new float[o.Batch * MnistData.Pixels];
-    var yb = new int[o.Batch];
+    var xb = new float[share * MnistData.Pixels];
+    var yb = new int[share];
     var total = Stopwatch.StartNew();
     bool interactive = !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
     for (int epoch = firstEpoch; epoch <= o.Epochs && !stop.Requested; epoch++)
@@ -78,10 +95,11 @@ static int Run(Options o)
             {
                 int k = order[step * o.Batch + b];
                 int s = o.MaxShift, dx = s == 0 ? 0 : rng.NextInt(2 * s + 1) - s, dy = s == 0 ? 0 : rng.NextInt(2 * s + 1) - s;
-                data.CopySequence(k, perm, dx, dy, xb.AsSpan(b * MnistData.Pixels, MnistData.Pixels));
-                yb[b] = data.Labels[k];
+                if (b < firstRow || b >= firstRow + share) continue; // another rank's row (its shifts drawn all the same)
+                data.CopySequence(k, perm, dx, dy, xb.AsSpan((b - firstRow) * MnistData.Pixels, MnistData.Pixels));
+                yb[b - firstRow] = data.Labels[k];
             }
-            var r = trainer.TrainStep(xb, yb, o.Batch, MnistData.Pixels);
+            var r = trainer.TrainStep(xb, yb, share, MnistData.Pixels);
             lossSum += r.Loss; correct += r.Correct; seen += r.Count; step++;
         }
         if (interactive)
@@ -111,16 +129,22 @@ static int Run(Options o)
         {
             // An interrupted epoch is not recorded; the checkpoint holds the weights after the last batch,
             // and a resume repeats this epoch.
-            SaveCheckpoint(o, model, trainer, history, epoch - 1, checkpointPath, optimizerPath);
+            if (lead) SaveCheckpoint(o, model, trainer, history, epoch - 1, checkpointPath, optimizerPath);
             AnsiConsole.MarkupLineInterpolated($"Saved [bold]{checkpointPath}[/] during epoch {epoch}; continue with --resume {checkpointPath}.");
             return 130;
         }
-        double testAcc = data.Accuracy(trainer, test, perm, o.Batch);
+        double trainSeconds = clock.Elapsed.TotalSeconds;
+        double testAcc = lead ? data.Accuracy(trainer, test, perm, share) : 0; // the ranks hold the same weights: one evaluates
         var rec = new EpochRecord(epoch, lossSum / step, (double)correct / seen, testAcc, clock.Elapsed.TotalSeconds);
         history.Add(rec);
-        SaveCheckpoint(o, model, trainer, history, epoch, checkpointPath, optimizerPath);
-        Plots.Curves(Path.Combine(o.Output, "curves.png"), history, $"{(o.Permuted ? "psMNIST" : "sMNIST")} — {model.GetType().Name}");
-        Plots.Kernels(Path.Combine(o.Output, "kernels.png"), model);
+        if (lead)
+        {
+            SaveCheckpoint(o, model, trainer, history, epoch, checkpointPath, optimizerPath);
+            Plots.Curves(Path.Combine(o.Output, "curves.png"), history, $"{(o.Permuted ? "psMNIST" : "sMNIST")} — {model.GetType().Name}");
+            Plots.Kernels(Path.Combine(o.Output, "kernels.png"), model);
+        }
+        collective.Barrier(); // the next epoch starts together (and a resume finds the checkpoint complete)
+        if (collective.Size > 1) AnsiConsole.MarkupLineInterpolated($"[grey]training: {step / trainSeconds:F2} steps/s, {seen / trainSeconds:F1} seq/s over {collective.Size} ranks[/]");
         AnsiConsole.MarkupLineInterpolated(
             $"epoch {epoch,2}/{o.Epochs}  loss {rec.TrainLoss:F4}  train {100 * rec.TrainAccuracy:F1}%  [bold]test {100 * rec.TestAccuracy:F2}%[/]  {seen / rec.Seconds:F1} seq/s  {rec.Seconds:F0} s  (total {total.Elapsed.TotalMinutes:F1} min)");
     }
