@@ -1,11 +1,14 @@
 using System.Globalization;
 using SsmGen;
+using SsmGen.Checkpoints;
 using SsmGen.Distributed;
 using SsmGen.Training;
 
 // The data-parallel tests' rank program. Under mpirun every rank runs it; alone it is a job of one process.
 //   train --steps K --batch B --seed S --out DIR [--timeout S]   K steps of batch B split over the ranks; each rank
-//                                                                writes its parameters and AdamW moments to DIR
+//         [--stop-after J] [--resume DIR]                        writes its parameters and AdamW moments to DIR;
+//                                                                rank 0 checkpoints after step J and the job stops
+//                                                                there; --resume continues from such a checkpoint
 //   hang --rank R [--timeout S]                                  rank R never reaches the first all-reduce
 //   die --rank R                                                 rank R is killed before it
 var options = new Dictionary<string, string>();
@@ -17,7 +20,7 @@ using ICollective collective = MpiCollective.LaunchedByMpirun ? new MpiCollectiv
 switch (args.Length > 0 ? args[0] : "")
 {
     case "train":
-        return Train(collective, Int("steps", 5), Int("batch", 8), (ulong)Int("seed", 1), options["out"]);
+        return Train(collective, Int("steps", 5), Int("batch", 8), (ulong)Int("seed", 1), options["out"], Int("stop-after", -1), options.GetValueOrDefault("resume"));
     case "hang" or "die":
         if (collective.Rank == Int("rank", 1))
         {
@@ -37,7 +40,7 @@ switch (args.Length > 0 ? args[0] : "")
         return 2;
 }
 
-static int Train(ICollective collective, int steps, int batch, ulong seed, string outDir)
+static int Train(ICollective collective, int steps, int batch, ulong seed, string outDir, int stopAfter, string? resume)
 {
     if (batch % collective.Size != 0) throw new ArgumentException($"A batch of {batch} does not split evenly over {collective.Size} ranks.");
     const int Length = 24;
@@ -47,7 +50,18 @@ static int Train(ICollective collective, int steps, int batch, ulong seed, strin
     var trainer = new Trainer(model, new TrainerOptions { LearningRate = 3e-3f, WarmupSteps = 2, TotalSteps = steps }, collective);
     var x = new float[share * Length];
     var y = new int[share];
-    for (int step = 0; step < steps; step++)
+    if (resume is not null)
+    {
+        // every rank reads the same checkpoint: the same parameters, moments and step
+        Checkpoint.Load(model, Path.Combine(resume, "model.safetensors"));
+        var opt = SafetensorsFile.Read(Path.Combine(resume, "optimizer.safetensors"));
+        var m = new float[model.Parameters.Length]; var v = new float[m.Length];
+        opt.ReadAsFloat32("adamw.m", m);
+        opt.ReadAsFloat32("adamw.v", v);
+        trainer.Step = long.Parse(opt.Metadata["step"], CultureInfo.InvariantCulture);
+        trainer.Optimizer.Restore(m, v, trainer.Step);
+    }
+    for (int step = (int)trainer.Step; step < steps; step++)
     {
         // The whole batch is drawn from the seed and the step; this rank takes rows [first, first + share).
         var rng = new Rng(seed * 7919 + (ulong)step);
@@ -59,6 +73,19 @@ static int Train(ICollective collective, int steps, int batch, ulong seed, strin
         allY.AsSpan(first, share).CopyTo(y);
         var r = trainer.TrainStep(x, y, share, Length);
         if (collective.Rank == 0) Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step {step}: loss {r.Loss:R}, correct {r.Correct}/{r.Count}, gradient norm {r.GradientNorm:R}"));
+        if (step + 1 == stopAfter)
+        {
+            if (collective.Rank == 0)
+            {
+                Directory.CreateDirectory(outDir);
+                Checkpoint.Write(Path.Combine(outDir, "optimizer.safetensors"),
+                    [("adamw.m", [model.Parameters.Length], trainer.Optimizer.FirstMoments.ToArray()), ("adamw.v", [model.Parameters.Length], trainer.Optimizer.SecondMoments.ToArray())],
+                    new Dictionary<string, string> { ["step"] = trainer.Step.ToString(CultureInfo.InvariantCulture) });
+                Checkpoint.Save(model, Path.Combine(outDir, "model.safetensors"));
+            }
+            collective.Barrier();
+            return 0;
+        }
     }
     Directory.CreateDirectory(outDir);
     using var file = File.Create(Path.Combine(outDir, $"rank{collective.Rank}.bin"));

@@ -94,6 +94,26 @@ public class DistributedTrainingTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void AResumedJobEndsWhereAnUninterruptedOneDoes()
+    {
+        if (Unavailable()) return;
+        string dir = Path.Combine(Path.GetTempPath(), $"ssmgen-dp-{Guid.NewGuid():N}");
+        try
+        {
+            const string Job = "train --steps 7 --batch 8 --seed 9";
+            Assert.Equal(0, Run(2, $"{Job} --out {dir}/whole").Exit);
+            var stopped = Run(2, $"{Job} --out {dir}/checkpoint --stop-after 3");
+            Assert.True(stopped.Exit == 0, stopped.Output);
+            var resumed = Run(2, $"{Job} --out {dir}/resumed --resume {dir}/checkpoint");
+            Assert.True(resumed.Exit == 0, resumed.Output);
+            Assert.DoesNotContain("step 2:", resumed.Output); // it started at step 3
+            Assert.Equal(Read($"{dir}/whole/rank0.bin"), Read($"{dir}/resumed/rank0.bin"));
+            Assert.Equal(Read($"{dir}/whole/rank1.bin"), Read($"{dir}/resumed/rank1.bin"));
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void ARankThatHangsEndsTheJobWithAClearErrorWithinTheTimeout()
     {
         if (Unavailable()) return;
