@@ -144,7 +144,7 @@ static int Run(Options o)
             Plots.Kernels(Path.Combine(o.Output, "kernels.png"), model);
         }
         collective.Barrier(); // the next epoch starts together (and a resume finds the checkpoint complete)
-        if (collective.Size > 1) AnsiConsole.MarkupLineInterpolated($"[grey]training: {step / trainSeconds:F2} steps/s, {seen / trainSeconds:F1} seq/s over {collective.Size} ranks[/]");
+        AnsiConsole.MarkupLineInterpolated($"[grey]training: {step / trainSeconds:F2} steps/s, {seen / trainSeconds:F1} seq/s ({collective.Size} rank{(collective.Size > 1 ? "s" : "")}, {Environment.ProcessorCount} thread{(Environment.ProcessorCount > 1 ? "s" : "")} each)[/]");
         AnsiConsole.MarkupLineInterpolated(
             $"epoch {epoch,2}/{o.Epochs}  loss {rec.TrainLoss:F4}  train {100 * rec.TrainAccuracy:F1}%  [bold]test {100 * rec.TestAccuracy:F2}%[/]  {seen / rec.Seconds:F1} seq/s  {rec.Seconds:F0} s  (total {total.Elapsed.TotalMinutes:F1} min)");
     }
