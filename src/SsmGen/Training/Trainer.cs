@@ -90,6 +90,8 @@ public sealed class Trainer
     /// <summary>The ranks this trainer's steps are averaged over (<see cref="SingleProcess"/> unless given).</summary>
     public ICollective Collective { get; }
     private readonly float[] _totals = new float[3]; // loss · count, correct, count: summed over the ranks
+    /// <summary>Gradients all-reduced per call (4 MiB of floats).</summary>
+    public const int GradientBucket = 1 << 20;
 
     /// <summary>
     /// A trainer; with a <paramref name="collective"/> of several ranks, data-parallel: rank 0's parameters are
@@ -215,7 +217,9 @@ public sealed class Trainer
     {
         var g = _model.Gradients;
         System.Numerics.Tensors.TensorPrimitives.Multiply(g, count, g);
-        Collective.AllReduceSum(g);
+        // in buckets, so that the collective's scratch stays bounded whatever the model's size
+        for (int start = 0; start < g.Length; start += GradientBucket)
+            Collective.AllReduceSum(g.Slice(start, Math.Min(GradientBucket, g.Length - start)));
         (_totals[0], _totals[1], _totals[2]) = (count == 0 ? 0 : loss * count, correct, count);
         Collective.AllReduceSum(_totals);
         int total = (int)_totals[2];
