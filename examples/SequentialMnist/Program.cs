@@ -20,21 +20,27 @@ using SsmGen.Training;
 
 var options = Options.Parse(args, Console.Error);
 if (options is null) return 2;
+// Under mpirun: data parallel over MPI. Every rank walks the same shuffled batches and trains on its own rows of
+// each; rank 0 alone fetches the data first, prints, evaluates and writes checkpoints and plots.
+using ICollective collective = MpiCollective.LaunchedByMpirun ? new MpiCollective() : SingleProcess.Instance;
 try
 {
-    return Run(options);
+    return Run(options, collective);
 }
 catch (Exception e) when (e is InvalidDataException or InvalidOperationException or IOException or ArgumentException)
 {
+    if (collective is MpiCollective { Size: > 1 } mpi)
+    {
+        // this rank cannot go on: say why, and end the whole job rather than leave the other ranks waiting for it
+        Console.Error.WriteLine($"rank {mpi.Rank}: error: {e.Message}");
+        mpi.Abort(1);
+    }
     AnsiConsole.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
     return 1;
 }
 
-static int Run(Options o)
+static int Run(Options o, ICollective collective)
 {
-    // Under mpirun: data parallel over MPI. Every rank walks the same shuffled batches and trains on its own rows of
-    // each; rank 0 alone fetches the data first, prints, evaluates and writes checkpoints and plots.
-    using ICollective collective = MpiCollective.LaunchedByMpirun ? new MpiCollective() : SingleProcess.Instance;
     bool lead = collective.Rank == 0;
     if (o.Batch % collective.Size != 0)
         throw new ArgumentException($"--batch {o.Batch} does not split evenly over {collective.Size} ranks.");

@@ -11,33 +11,50 @@ using SsmGen.Training;
 //                                                                there; --resume continues from such a checkpoint
 //   hang --rank R [--timeout S]                                  rank R never reaches the first all-reduce
 //   die --rank R                                                 rank R is killed before it
+//   fail --rank R                                                rank R throws before it (and aborts the job)
 var options = new Dictionary<string, string>();
 for (int i = 1; i + 1 < args.Length; i += 2) options[args[i].TrimStart('-')] = args[i + 1];
 int Int(string name, int fallback) => options.TryGetValue(name, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
 var timeout = TimeSpan.FromSeconds(Int("timeout", 300));
 using ICollective collective = MpiCollective.LaunchedByMpirun ? new MpiCollective(timeout) : SingleProcess.Instance;
 
-switch (args.Length > 0 ? args[0] : "")
+try
 {
-    case "train":
-        return Train(collective, Int("steps", 5), Int("batch", 8), (ulong)Int("seed", 1), options["out"], Int("stop-after", -1), options.GetValueOrDefault("resume"));
-    case "hang" or "die":
-        if (collective.Rank == Int("rank", 1))
-        {
-            if (args[0] == "die")
+    return Command();
+}
+catch (InvalidDataException e) when (collective is MpiCollective mpi && mpi.Size > 1)
+{
+    // One rank cannot go on: say why, then end the whole job rather than leave the others waiting for it.
+    Console.Error.WriteLine($"rank {collective.Rank}: error: {e.Message}");
+    mpi.Abort(1);
+    return 1;
+}
+
+int Command()
+{
+    switch (args.Length > 0 ? args[0] : "")
+    {
+        case "train":
+            return Train(collective, Int("steps", 5), Int("batch", 8), (ulong)Int("seed", 1), options["out"], Int("stop-after", -1), options.GetValueOrDefault("resume"));
+        case "hang" or "die" or "fail":
+            if (collective.Rank == Int("rank", 1))
             {
-                // a crash: no MPI_Finalize, no clean-up
-                Console.Error.WriteLine($"rank {collective.Rank}: dying on purpose");
-                Console.Error.Flush();
-                System.Diagnostics.Process.GetCurrentProcess().Kill();
+                if (args[0] == "fail") throw new InvalidDataException("this rank's data shard is damaged (on purpose)");
+                if (args[0] == "die")
+                {
+                    // a crash: no MPI_Finalize, no clean-up
+                    Console.Error.WriteLine($"rank {collective.Rank}: dying on purpose");
+                    Console.Error.Flush();
+                    System.Diagnostics.Process.GetCurrentProcess().Kill();
+                }
+                Thread.Sleep(Timeout.Infinite);
             }
-            Thread.Sleep(Timeout.Infinite);
-        }
-        collective.AllReduceSum(new float[16]);
-        return 0;
-    default:
-        Console.Error.WriteLine("usage: train --steps K --batch B --seed S --out DIR | hang --rank R | die --rank R");
-        return 2;
+            collective.AllReduceSum(new float[16]);
+            return 0;
+        default:
+            Console.Error.WriteLine("usage: train --steps K --batch B --seed S --out DIR | hang --rank R | die --rank R | fail --rank R");
+            return 2;
+    }
 }
 
 static int Train(ICollective collective, int steps, int batch, ulong seed, string outDir, int stopAfter, string? resume)

@@ -35,6 +35,8 @@ public sealed unsafe class MpiCollective : ICollective
     private static delegate* unmanaged<nint, int> s_barrier;
     private static delegate* unmanaged<int, byte*, int*, int> s_errorString;
     private static delegate* unmanaged<int, void> s_exit;
+    private static delegate* unmanaged<nint, int, int> s_abort;
+    private static int s_open; // MpiCollective instances not yet disposed: MPI is initialized and finalized once
 
     private float[] _send = [], _receive = [], _chunk = [];
     private readonly Thread _watchdog;
@@ -58,6 +60,11 @@ public sealed unsafe class MpiCollective : ICollective
         Timeout = timeout ?? TimeSpan.FromMinutes(5);
         if (Timeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(timeout), timeout, "The collectives' timeout must be positive.");
         Load();
+        if (Interlocked.Increment(ref s_open) != 1)
+        {
+            Interlocked.Decrement(ref s_open);
+            throw new InvalidOperationException("An MpiCollective is already open in this process; use that one (MPI is initialized and finalized once per process).");
+        }
         int flag, provided, rank, size;
         Check(s_initialized(&flag), "MPI_Initialized");
         if (flag == 0) Check(s_initThread(null, null, ThreadFunneled, &provided), "MPI_Init_thread");
@@ -111,11 +118,25 @@ public sealed unsafe class MpiCollective : ICollective
         End(s_barrier(s_commWorld));
     }
 
+    /// <summary>
+    /// Ends the whole job at once (MPI_Abort) with <paramref name="exitCode"/>: what a rank that cannot go on (an
+    /// exception, bad input) calls after saying why, since the other ranks would otherwise wait for it inside a
+    /// collective and finalizing could wait for them. Does not return.
+    /// </summary>
+    public void Abort(int exitCode)
+    {
+        Console.Out.Flush();
+        Console.Error.Flush();
+        s_abort(s_commWorld, exitCode);
+        s_exit(exitCode); // MPI_Abort should not return; if it does, this rank still ends
+    }
+
     /// <summary>Finalizes MPI (every rank must dispose; afterwards no MPI call may be made in this process).</summary>
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
+        Interlocked.Decrement(ref s_open);
         int flag;
         Check(s_finalized(&flag), "MPI_Finalized");
         if (flag == 0) Check(s_finalize(), "MPI_Finalize");
@@ -186,6 +207,7 @@ public sealed unsafe class MpiCollective : ICollective
         s_bcast = (delegate* unmanaged<void*, int, nint, int, nint, int>)Export("MPI_Bcast");
         s_barrier = (delegate* unmanaged<nint, int>)Export("MPI_Barrier");
         s_errorString = (delegate* unmanaged<int, byte*, int*, int>)Export("MPI_Error_string");
+        s_abort = (delegate* unmanaged<nint, int, int>)Export("MPI_Abort");
         s_exit = (delegate* unmanaged<int, void>)NativeLibrary.GetExport(NativeLibrary.Load("libc.so.6"), "_exit");
         s_library = library;
     }

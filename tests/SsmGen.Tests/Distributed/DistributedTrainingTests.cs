@@ -126,6 +126,18 @@ public class DistributedTrainingTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void ARankThatCannotGoOnSaysWhyAndEndsTheJob()
+    {
+        if (Unavailable()) return;
+        // The watchdog's timeout is long: the failing rank's MPI_Abort must end the job.
+        var run = Run(2, "fail --rank 1 --timeout 120", timeoutSeconds: 90);
+        output.WriteLine($"exit {run.Exit} after {run.Took.TotalSeconds:F1} s:\n{run.Output}");
+        Assert.NotEqual(0, run.Exit);
+        Assert.Contains("rank 1: error: this rank's data shard is damaged (on purpose)", run.Output);
+        Assert.True(run.Took < TimeSpan.FromSeconds(30), $"the job took {run.Took.TotalSeconds:F0} s to end");
+    }
+
+    [Fact]
     public void ARankThatDiesEndsTheJob()
     {
         if (Unavailable()) return;
