@@ -71,7 +71,7 @@ public static class InterleavedSteps
         Console.WriteLine($"Interleaved 50-ms windows over {seconds:F0} s, one thread ({configs[0].Windows.Count} windows per configuration): µs per token, fastest window (median).");
         Console.WriteLine("| stack | matrices | streams | µs per token, fastest (median) | tokens/s, fastest | × one stream, same matrices |");
         Console.WriteLine("|---|---|---|---|---|---|");
-        foreach (var c in configs.OrderBy(c => c.Stack).ThenBy(c => configs.IndexOf(c) % 2).ThenBy(c => configs.IndexOf(c)))
+        foreach (var c in configs.OrderBy(c => c.Stack).ThenBy(c => configs.IndexOf(c)))
         {
             double best = c.Windows.Min(), median = c.Windows.Order().ElementAt(c.Windows.Count / 2);
             double one = configs.First(o => o.Stack == c.Stack && o.Matrices == c.Matrices && o.Streams == 1).Windows.Min();
