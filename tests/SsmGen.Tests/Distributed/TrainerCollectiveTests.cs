@@ -24,6 +24,14 @@ public class TrainerCollectiveTests
     }
 
     [Fact]
+    public void BadSettingsAreRefusedBeforeAnythingStarts()
+    {
+        // checked before MPI is loaded, so this runs on a machine without it too
+        Assert.Contains("timeout must be positive", Assert.Throws<ArgumentOutOfRangeException>(() => new MpiCollective(TimeSpan.Zero)).Message);
+        Assert.Contains("rank 0 only", Assert.Throws<ArgumentOutOfRangeException>(() => SingleProcess.Instance.Broadcast(new float[3], root: 1)).Message);
+    }
+
+    [Fact]
     public void TwoIdenticalSharesTakeTheStepOfOne()
     {
         const int Batch = 4, Length = 12;
