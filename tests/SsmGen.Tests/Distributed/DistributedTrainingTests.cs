@@ -113,39 +113,22 @@ public class DistributedTrainingTests(ITestOutputHelper output)
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
     }
 
-    [Fact]
-    public void ARankThatHangsEndsTheJobWithAClearErrorWithinTheTimeout()
+    /// <summary>A failing 2-rank job (rank 1 hangs, throws or is killed) ends non-zero within <paramref name="seconds"/>, its output naming why.</summary>
+    [Theory]
+    // the watchdog (timeout 3 s) ends rank 0, waiting for a rank that hangs
+    [InlineData("hang --rank 1 --timeout 3", 60, "rank 0 of 2: MPI_Alltoall (all-reduce) has waited", "one of them has died or hangs")]
+    // with the watchdog far off, the failing rank's MPI_Abort must end the job
+    [InlineData("fail --rank 1 --timeout 120", 30, "rank 1: error: this rank's data shard is damaged (on purpose)", "MPI_ABORT was invoked on rank 1")]
+    // with the watchdog far off, mpirun itself must end the job when a rank is killed
+    [InlineData("die --rank 1 --timeout 120", 30, "rank 1: dying on purpose", "exited on signal 9")]
+    public void AFailingRankEndsTheJobSayingWhy(string job, int seconds, string first, string second)
     {
         if (Unavailable()) return;
-        var run = Run(2, "hang --rank 1 --timeout 3", timeoutSeconds: 90);
+        var run = Run(2, job, timeoutSeconds: 90);
         output.WriteLine($"exit {run.Exit} after {run.Took.TotalSeconds:F1} s:\n{run.Output}");
         Assert.NotEqual(0, run.Exit);
-        Assert.Contains("rank 0 of 2: MPI_Alltoall (all-reduce) has waited", run.Output);
-        Assert.Contains("one of them has died or hangs", run.Output);
-        Assert.True(run.Took < TimeSpan.FromSeconds(60), $"the job took {run.Took.TotalSeconds:F0} s to end");
-    }
-
-    [Fact]
-    public void ARankThatCannotGoOnSaysWhyAndEndsTheJob()
-    {
-        if (Unavailable()) return;
-        // The watchdog's timeout is long: the failing rank's MPI_Abort must end the job.
-        var run = Run(2, "fail --rank 1 --timeout 120", timeoutSeconds: 90);
-        output.WriteLine($"exit {run.Exit} after {run.Took.TotalSeconds:F1} s:\n{run.Output}");
-        Assert.NotEqual(0, run.Exit);
-        Assert.Contains("rank 1: error: this rank's data shard is damaged (on purpose)", run.Output);
-        Assert.True(run.Took < TimeSpan.FromSeconds(30), $"the job took {run.Took.TotalSeconds:F0} s to end");
-    }
-
-    [Fact]
-    public void ARankThatDiesEndsTheJob()
-    {
-        if (Unavailable()) return;
-        // The watchdog's timeout is long: mpirun itself must end the job when a rank is killed.
-        var run = Run(2, "die --rank 1 --timeout 120", timeoutSeconds: 90);
-        output.WriteLine($"exit {run.Exit} after {run.Took.TotalSeconds:F1} s:\n{run.Output}");
-        Assert.NotEqual(0, run.Exit);
-        Assert.Contains("rank 1: dying on purpose", run.Output);
-        Assert.True(run.Took < TimeSpan.FromSeconds(30), $"the job took {run.Took.TotalSeconds:F0} s to end");
+        Assert.Contains(first, run.Output);
+        Assert.Contains(second, run.Output);
+        Assert.True(run.Took < TimeSpan.FromSeconds(seconds), $"the job took {run.Took.TotalSeconds:F0} s to end");
     }
 }
