@@ -25,6 +25,13 @@ public interface ISsmModel : IDisposable
     /// <summary>Counter of training forwards; each one draws a fresh dropout mask from (seed, step).</summary>
     ulong DropoutStep { get; set; }
 
+    /// <summary>
+    /// Null: Forward and Backward see whole sequences. Set: this process is one rank of a sequence-parallel job, and
+    /// Forward and Backward run its piece of each sequence, exchanging the S4D and Mamba blocks' states with the other
+    /// ranks (see <see cref="Distributed.SequenceParallel"/>). Only models of S4D and Mamba blocks with an output per
+    /// token, on the CPU, can; others throw NotSupportedException.
+    /// </summary>
+    Distributed.SequenceParallel? SequenceParallel { get; set; }
     /// <summary>Sets every parameter from the papers' initializations, deterministically from <paramref name="seed"/>.</summary>
     void Initialize(ulong seed);
     /// <summary>Forward over real inputs (B, L, Input) into (B, Output), or (B, L, Output) without pooling.</summary>

@@ -323,6 +323,30 @@ internal static class ModelEmitter
         }
 
         """);
+        EmitSequenceParallel(w, plan);
+    }
+
+    /// <summary>The SequenceParallel property: refused, with the reason, where a block cannot pass its state.</summary>
+    private static void EmitSequenceParallel(CodeWriter w, ModelPlan plan)
+    {
+        w.Line("private SequenceParallel? _seq; // this rank's piece of each sequence, or null for whole sequences");
+        w.Open("public SequenceParallel? SequenceParallel");
+        w.Line("get => _seq;");
+        w.Open("set");
+        w.Open("if (value is not null)");
+        var blocked = plan.Layers.FirstOrDefault(l => !LayerKinds.Of(l).PassesState);
+        if (blocked is not null)
+            w.Line($"throw new NotSupportedException(\"Sequence parallelism passes the states of S4D and Mamba blocks; block {blocked.Index}, {LayerKinds.Of(blocked).Describe(blocked)}, has none it can pass.\");");
+        else if (plan.Spec.Pooling != 2)
+            w.Line("throw new NotSupportedException(\"Sequence parallelism needs an output per token; this model pools each sequence into one output.\");");
+        else w.Line("if (_gpu is not null) throw new NotSupportedException(\"Sequence parallelism runs on the CPU; this model runs on a GPU.\");");
+        w.Close();
+        w.Line("Enter();");
+        w.Line("try { _seq = value; }");
+        w.Line("finally { Exit(); }");
+        w.Close();
+        w.Close();
+        w.Line();
     }
 
     private static void EmitInitialize(CodeWriter w, ModelPlan plan)
@@ -365,6 +389,9 @@ internal static class ModelEmitter
             if (inputLength != batch * length * InputSize) throw new ArgumentException($"Input has {inputLength} values; expected batch·length·InputSize = {batch * length * InputSize}.", "input");
             if (outputLength < {{outRows}} * OutputSize) throw new ArgumentException($"Output has room for {outputLength} values; it needs {{{outRows}} * OutputSize}.", "output");
             """);
+        int shortest = plan.Layers.Max(l => LayerKinds.Of(l).ShortestPiece(l));
+        if (shortest > 1)
+            w.Line($"if (_seq is {{ Size: > 1 }} && length < {shortest}) throw new ArgumentOutOfRangeException(nameof(length), length, \"Under sequence parallelism each rank's piece must hold at least {shortest} tokens (the widest Mamba convolution reaches {shortest} tokens into the piece before).\");");
         w.Close();
         w.Line();
         if (!plan.TokenInput)

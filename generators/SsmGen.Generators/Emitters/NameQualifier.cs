@@ -30,6 +30,7 @@ internal static class NameQualifier
         ("SsmGen", "Initialization OptimizerGroup Pooling Rng NormKind SsmState ParameterInfo ModelConfig LayerConfig ISsmModel ModelUse WeightFormat"),
         ("SsmGen.Numerics", "BlockKernels Stability Gemm FastMath Workspace CompactWeights"),
         ("SsmGen.Cuda", "GpuModelRunner ComputeDevice Dim3"),
+        ("SsmGen.Distributed", "SequenceParallel"),
         ("SsmGen.Training", "IDeviceTrainingStep StepResult AdamW"),
     }));
 

@@ -33,7 +33,8 @@ internal static class ConvolutionBlock
     private static string DropScale(double p) => CodeWriter.F(1 / (1 - p));
 
     /// <summary>Block forward; <paramref name="kernel"/> writes the lines that fill _l{i}K (H, length).</summary>
-    public static void EmitForward(CodeWriter w, ModelPlan plan, LayerPlan l, double dropout, Names n, string ssm, Action kernel)
+    /// <remarks><paramref name="afterConvolution"/>, when given, writes lines that run right after the convolution into _l{i}Y.</remarks>
+    public static void EmitForward(CodeWriter w, ModelPlan plan, LayerPlan l, double dropout, Names n, string ssm, Action kernel, Action? afterConvolution = null)
     {
         string i = "_l" + l.Index, p = l.Prefix;
         w.Line($"/// <summary>Block {l.Index}, (B, L, H) → (B, L, H): pre-LayerNorm, {ssm}, GELU,");
@@ -48,6 +49,7 @@ internal static class ConvolutionBlock
         w.Line($"BlockKernels.LayerNormForward(x, {ModelEmitter.Span("_p", p + "norm.weight", "H")}, {ModelEmitter.Span("_p", p + "norm.bias", "H")}, u, {i}Mean, {i}Rstd, rows, H, _ws);");
         kernel();
         w.Line($"{n.Conv}.Forward({i}K, u, y, batch, length);");
+        afterConvolution?.Invoke();
         w.Line($"var d = {ModelEmitter.Span("_p", p + "mixer.D", "H")};");
         w.Line("for (int r = 0; r < rows; r++) TensorPrimitives.FusedMultiplyAdd(u.Slice(r * H, H), d, y.Slice(r * H, H), y.Slice(r * H, H));");
         w.Line($"BlockKernels.GeluForward(y, {i}G.AsSpan(0, rows * H), _ws);");

@@ -41,6 +41,12 @@ internal abstract class LayerKind(string attribute, string? positionalProperty)
     /// <summary>A kind's own initialization call for a tensor of its block, or null when the shell's generic ones serve.</summary>
     public virtual string? InitCall(ModelPlan plan, LayerPlan l, ParamPlan p, string span, string next) => null;
 
+    /// <summary>The kind's blocks can run a piece of a sequence, passing their state between ranks (sequence parallelism).</summary>
+    public abstract bool PassesState { get; }
+
+    /// <summary>The fewest tokens a rank's piece of a sequence must hold for the block to pass its state.</summary>
+    public abstract int ShortestPiece(LayerPlan l);
+
     /// <summary>The block's step state is a key/value cache of 2·maxLength·H values (after the fixed-size states).</summary>
     public virtual bool HasKeyValueCache => false;
 
@@ -79,6 +85,8 @@ internal abstract class LayerKind<TSpec, TPlan>(string attribute, CpuRendering<T
     public sealed override IEnumerable<(string Name, int Floats, string What)> StateSegments(LayerPlan l, int dModel) => StateSegments((TPlan)l, dModel);
     public sealed override string? InitCall(ModelPlan plan, LayerPlan l, ParamPlan p, string span, string next) => InitCall(plan, (TPlan)l, p, span, next);
 
+    public sealed override bool PassesState => Cpu.PassesState;
+    public sealed override int ShortestPiece(LayerPlan l) => Cpu.ShortestPiece((TPlan)l);
     public sealed override string? StreamStart => Cpu.StreamStart;
     public sealed override void EmitStepHelpers(CodeWriter w, ModelPlan plan) => Cpu.EmitStepHelpers(w, plan);
     public sealed override void EmitFields(CodeWriter w, ModelPlan plan) => Cpu.EmitFields(w, plan);

@@ -38,6 +38,21 @@ internal abstract class CpuRendering<TPlan> where TPlan : LayerPlan
     /// </summary>
     protected virtual (string Name, string Type, string Arguments)? BlockObject(TPlan l) => null;
 
+    /// <summary>
+    /// The runtime object that passes a block's state between the ranks of a sequence-parallel job (its type and its
+    /// constructor's arguments), made on first use; null when the kind cannot pass its state.
+    /// </summary>
+    protected virtual (string Type, string Arguments)? StatePassing(TPlan l) => null;
+
+    /// <summary>Whether the kind's blocks can run a piece of a sequence (<see cref="StatePassing"/> is given).</summary>
+    public virtual bool PassesState => false;
+
+    /// <summary>The fewest tokens a rank's piece of a sequence must hold for the block to pass its state.</summary>
+    public virtual int ShortestPiece(TPlan l) => 1;
+
+    /// <summary>The expression of block <paramref name="l"/>'s state-passing object, made on first use.</summary>
+    protected string Pass(TPlan l) => StatePassing(l) is var (type, arguments) ? $"(_l{l.Index}Pass ??= new {type}({arguments}))" : throw new System.InvalidOperationException("This kind passes no state.");
+
     /// <summary>The fields of <see cref="Buffers"/> (once per model), one declaration per block and one for the shared ones, then the blocks' objects.</summary>
     public virtual void EmitFields(CodeWriter w, ModelPlan plan)
     {
@@ -46,6 +61,8 @@ internal abstract class CpuRendering<TPlan> where TPlan : LayerPlan
             foreach (var line in Lines(group, 12)) w.Line($"private readonly float[] {string.Join(", ", line.Select(b => b.Field))};");
         foreach (var l in plan.Blocks<TPlan>())
             if (BlockObject(l) is var (name, type, _)) w.Line($"private readonly {type} _l{l.Index}{name};");
+        foreach (var l in plan.Blocks<TPlan>())
+            if (StatePassing(l) is var (type, _)) w.Line($"private {type}? _l{l.Index}Pass; // sequence parallelism only");
     }
 
     /// <summary>The constructor lines allocating them: each block's on a line, the training-only ones together.</summary>

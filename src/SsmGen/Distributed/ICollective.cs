@@ -17,6 +17,11 @@ public interface ICollective : IDisposable
     void AllReduceSum(Span<float> values);
     /// <summary>values ← rank <paramref name="root"/>'s values, on every rank.</summary>
     void Broadcast(Span<float> values, int root = 0);
+    /// <summary>
+    /// all ← every rank's <paramref name="mine"/>, back to back in rank order (all.Length = Size · mine.Length; every rank
+    /// gives the same length).
+    /// </summary>
+    void AllGather(ReadOnlySpan<float> mine, Span<float> all);
     /// <summary>Returns once every rank has called it.</summary>
     void Barrier();
 }
@@ -32,6 +37,11 @@ public sealed class SingleProcess : ICollective
     public void Broadcast(Span<float> values, int root = 0)
     {
         if (root != 0) throw new ArgumentOutOfRangeException(nameof(root), root, "A job of one process has rank 0 only.");
+    }
+    public void AllGather(ReadOnlySpan<float> mine, Span<float> all)
+    {
+        if (all.Length != mine.Length) throw new ArgumentException($"A job of one process gathers {mine.Length} values into as many, not {all.Length}.", nameof(all));
+        mine.CopyTo(all);
     }
     public void Barrier() { }
     public void Dispose() { }

@@ -112,6 +112,19 @@ public sealed unsafe class MpiCollective : ICollective
         }
     }
 
+    public void AllGather(ReadOnlySpan<float> mine, Span<float> all)
+    {
+        if ((long)mine.Length * Size != all.Length)
+            throw new ArgumentException($"Gathering {mine.Length} values from each of {Size} ranks needs room for {(long)mine.Length * Size}, not {all.Length}.", nameof(all));
+        if (mine.IsEmpty) return;
+        int count = mine.Length;
+        fixed (float* send = mine, receive = all)
+        {
+            Begin("MPI_Allgather");
+            End(s_allgather(send, count, s_float, receive, count, s_float, s_commWorld));
+        }
+    }
+
     public void Barrier()
     {
         Begin("MPI_Barrier");

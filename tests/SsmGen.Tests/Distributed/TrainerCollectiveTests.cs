@@ -19,6 +19,7 @@ public class TrainerCollectiveTests
         public string Name => "mirrored";
         public void AllReduceSum(Span<float> values) { Reduces++; System.Numerics.Tensors.TensorPrimitives.Multiply(values, 2f, values); }
         public void Broadcast(Span<float> values, int root = 0) { Broadcasts++; values.Fill(0.25f); }
+        public void AllGather(ReadOnlySpan<float> mine, Span<float> all) { mine.CopyTo(all); mine.CopyTo(all[mine.Length..]); }
         public void Barrier() { }
         public void Dispose() { }
     }

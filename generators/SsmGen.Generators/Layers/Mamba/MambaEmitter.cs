@@ -78,6 +78,10 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
     protected override (string Name, string Type, string Arguments)? BlockObject(MambaLayerPlan l) =>
         ("Scan", $"{l.Variant}_Scan", $"{l.E}, {l.Dbc}, {l.R}, maxBatch, maxLength");
 
+    protected override (string Type, string Arguments)? StatePassing(MambaLayerPlan l) => ("MambaStatePassing", $"{l.Index}, {l.E}, {l.N}, {l.Spec.ConvWidth}");
+    public override bool PassesState => true;
+    public override int ShortestPiece(MambaLayerPlan l) => System.Math.Max(1, l.Spec.ConvWidth - 1);
+
     public override void EmitLayer(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
     {
         EmitForward(w, plan, l);
@@ -87,7 +91,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
 
     private static string Pm(MambaLayerPlan l, string name, int len, string buf = "_p", int at = 0) => ModelEmitter.Tensor(l, "mixer." + name, len, buf, at);
 
-    private static void EmitForward(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
+    private void EmitForward(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
     {
         string i = "_l" + l.Index;
         int e = l.E, eh = l.E * plan.Spec.DModel;
@@ -98,6 +102,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         w.Line($"Gemm.LinearForward({i}U.AsSpan(0, rows * H), {Pm(l, "in_proj.weight", eh, at: eh)}, ReadOnlySpan<float>.Empty, {i}Z, rows, H, {e}, _ws);");
         w.Line("// causal depthwise conv along time, then SiLU");
         w.Line($"MambaKernels.ConvForward({i}Xi, {Pm(l, "conv1d.weight", e * l.Spec.ConvWidth)}, {Pm(l, "conv1d.bias", e)}, {i}C, {i}ConvT, batch, length, {e}, {l.Spec.ConvWidth}, _ws);");
+        w.Line($"if (_seq is not null) {Pass(l)}.ConvForward(_seq, {i}Xi, {Pm(l, "conv1d.weight", e * l.Spec.ConvWidth)}, {i}C, batch, length); // taps into the piece before");
         w.Line($"BlockKernels.SiluForward({i}C.AsSpan(0, rows * {e}), {i}Act);");
         w.Line($"// x_proj: (B, L, E) → (Δ in R | B in N | C in N); Δ = softplus(dt_proj(Δ in))");
         w.Line($"Gemm.LinearForward({i}Act.AsSpan(0, rows * {e}), {Pm(l, "x_proj.weight", l.Dbc * e)}, ReadOnlySpan<float>.Empty, {i}Dbc, rows, {e}, {l.Dbc}, _ws);");
@@ -105,7 +110,8 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         w.Line($"Gemm.LinearForward({i}DtIn.AsSpan(0, rows * {l.R}), {Pm(l, "dt_proj.weight", e * l.R)}, {Pm(l, "dt_proj.bias", e)}, {i}Delta, rows, {l.R}, {e}, _ws);");
         w.Line($"MambaKernels.Softplus({i}Delta.AsSpan(0, rows * {e}));");
         w.Line("// selective scan, then the gate y·SiLU(z) and out_proj back to H");
-        w.Line($"{i}Scan.Forward({i}Act, {i}Delta, {i}Dbc, {Pm(l, "A_log", e * l.N)}, {Pm(l, "D", e)}, {i}Ys, batch, length);");
+        w.Line($"if (_seq is not null) {Pass(l)}.ScanForward(_seq, {i}Scan, {i}Act, {i}Delta, {i}Dbc, {Pm(l, "A_log", e * l.N)}, {Pm(l, "D", e)}, {i}Ys, batch, length); // from the state entering this rank's piece");
+        w.Line($"else {i}Scan.Forward({i}Act, {i}Delta, {i}Dbc, {Pm(l, "A_log", e * l.N)}, {Pm(l, "D", e)}, {i}Ys, batch, length);");
         w.Line($"BlockKernels.SiluGateForward({i}Ys.AsSpan(0, rows * {e}), {i}Z, {i}G);");
         w.Line($"Gemm.LinearForward({i}G.AsSpan(0, rows * {e}), {Pm(l, "out_proj.weight", eh)}, ReadOnlySpan<float>.Empty, _mix, rows, {e}, H, _ws);");
         w.Line($"TensorPrimitives.Add(x, _mix.AsSpan(0, rows * H), {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H));");
@@ -113,7 +119,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         w.Line();
     }
 
-    private static void EmitBackward(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
+    private void EmitBackward(CodeWriter w, ModelPlan plan, MambaLayerPlan l)
     {
         string i = "_l" + l.Index;
         int e = l.E, eh = l.E * plan.Spec.DModel;
@@ -126,7 +132,8 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
             var dAct = _mdU.AsSpan(0, rows * {{e}}); dAct.Clear();
             var dDbc = _mdDbc.AsSpan(0, rows * {{l.Dbc}}); dDbc.Clear();
             """);
-        w.Line($"{i}Scan.Backward(_mdYs, _mdU, _mdDelta, _mdDbc, {Pm(l, "A_log", e * l.N, "_g")}, {Pm(l, "D", e, "_g")});");
+        w.Line($"if (_seq is not null) {Pass(l)}.ScanBackward(_seq, {i}Scan, _mdYs, _mdU, _mdDelta, _mdDbc, {Pm(l, "A_log", e * l.N, "_g")}, {Pm(l, "D", e, "_g")}, batch); // with the adjoint the later pieces send");
+        w.Line($"else {i}Scan.Backward(_mdYs, _mdU, _mdDelta, _mdDbc, {Pm(l, "A_log", e * l.N, "_g")}, {Pm(l, "D", e, "_g")});");
         w.Line($$"""
             var dDelta = _mdDelta.AsSpan(0, rows * {{e}});
             MambaKernels.SoftplusBackward({{i}}Delta.AsSpan(0, rows * {{e}}), dDelta, dDelta);
@@ -137,6 +144,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         w.Line($"Gemm.LinearBackward({i}Act, {Pm(l, "x_proj.weight", l.Dbc * e)}, dDbc, dAct, {Pm(l, "x_proj.weight", l.Dbc * e, "_g")}, Span<float>.Empty, rows, {e}, {l.Dbc}, _ws);");
         w.Line($"BlockKernels.SiluBackward({i}C.AsSpan(0, rows * {e}), dAct, dAct);");
         w.Line($"MambaKernels.ConvBackward({i}Xi, {i}ConvT, dAct, _mdXi, {Pm(l, "conv1d.weight", e * l.Spec.ConvWidth, "_g")}, {Pm(l, "conv1d.bias", e, "_g")}, _mdConvT, batch, length, {e}, {l.Spec.ConvWidth});");
+        w.Line($"if (_seq is not null) {Pass(l)}.ConvBackward(_seq, dAct, {Pm(l, "conv1d.weight", e * l.Spec.ConvWidth)}, {Pm(l, "conv1d.weight", e * l.Spec.ConvWidth, "_g")}, _mdXi, batch, length); // the halo's taps");
         w.Line("// in_proj backward into dL/d(norm output), then the norm; the residual already carries dX");
         w.Line("var dU = _dA.AsSpan(0, rows * H); dU.Clear();");
         w.Line($"Gemm.LinearBackward({i}U, {Pm(l, "in_proj.weight", eh)}, _mdXi.AsSpan(0, rows * {e}), dU, {Pm(l, "in_proj.weight", eh, "_g")}, Span<float>.Empty, rows, H, {e}, _ws);");
@@ -204,7 +212,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         // forward
         w.Open("protected override void ForwardGroup(int b, int e0)");
         w.Line("// h_t = exp(Δ_t·A) ⊙ h_{t−1} + (Δ_t·u_t)·B_t[n];  y_t = Σ_n C_t[n]·h_t + D·u_t; 16 channels per lane set");
-        EachN(w, n, k => $"var h{k} = Vector512<float>.Zero;");
+        EachN(w, n, k => $"var h{k} = StartState(b, {k}, e0);");
         w.Line("var d = V(Dv, e0);");
         w.Open("for (int t = 0; t < Length; t++)");
         w.Line("int row = b * Length + t, x = row * DbcWidth + BOffset, o = row * E + e0;");
@@ -219,6 +227,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         EachN(w, n, k => $"Store(h{k}, States, k0 + {k} * E);");
         w.Close();
         w.Close();
+        EachN(w, n, k => $"Store(h{k}, EndStates, EndIndex(b, {k}, e0));");
         w.Close();
         w.Line();
         // backward
@@ -231,11 +240,11 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
             Span<Vector512<float>> dA = stackalloc Vector512<float>[{{n}}];
             dA.Clear();
             """);
-        EachN(w, n, k => $"var g{k} = Vector512<float>.Zero;");
+        EachN(w, n, k => $"var g{k} = EndAdjoint(b, {k}, e0);");
         w.Line("var d = V(Dv, e0); var dD = Vector512<float>.Zero;");
         w.Open("for (int k = (Length - 1) / ChunkLength; k >= 0; k--)");
         w.Line("int t0 = k * ChunkLength, t1 = Math.Min(Length, t0 + ChunkLength);");
-        w.Line($"if (k == 0) start.Clear(); else for (int n = 0; n < {n}; n++) start[n] = V(States, StateIndex(b, k - 1, n, e0));");
+        w.Line($"for (int n = 0; n < {n}; n++) start[n] = k == 0 ? StartState(b, n, e0) : V(States, StateIndex(b, k - 1, n, e0));");
         w.Open("for (int t = t0; t < t1; t++)");
         w.Line($$"""
             int row = b * Length + t, x = row * DbcWidth + BOffset, o = row * E + e0;

@@ -30,7 +30,7 @@ internal sealed class MambaKind() : LayerKind<MambaLayerSpec, MambaLayerPlan>("S
     // The scan keeps N state registers per 16 channels; the conv keeps ConvWidth taps.
     private const int MaxN = 64, MaxExpand = 16, MaxConvWidth = 64, MaxRank = 1 << 16;
 
-    public override (string Namespace, string Names)[] RuntimeTypes => [("SsmGen", "MambaLayerConfig MambaEigenvalues"), ("SsmGen.Numerics", "MambaKernels SelectiveScan")];
+    public override (string Namespace, string Names)[] RuntimeTypes => [("SsmGen", "MambaLayerConfig MambaEigenvalues"), ("SsmGen.Numerics", "MambaKernels SelectiveScan"), ("SsmGen.Layers", "MambaStatePassing")];
 
     public override LayerSpec? Parse(LayerArgs a)
     {

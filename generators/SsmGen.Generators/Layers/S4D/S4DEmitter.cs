@@ -82,6 +82,9 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
             """);
     }
 
+    protected override (string Type, string Arguments)? StatePassing(S4DLayerPlan l) => ("S4DStatePassing", $"{l.Index}, H, {l.Modes}");
+    public override bool PassesState => true;
+
     /// <summary>The block's forward, backward and step passes.</summary>
     public override void EmitLayer(CodeWriter w, ModelPlan plan, S4DLayerPlan l)
     {
@@ -92,13 +95,14 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
             w.Line("// S4D: discretize the modes, build the kernel K (H, L), convolve each channel along time, add D·u");
             w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, {i}Modes);");
             w.Line($"S4D_N{l.Spec.N}_Kernel({i}Modes, {i}K, length);");
-        });
+        }, () => w.Line($"if (_seq is not null) {Pass(l)}.Forward(_seq, {i}Modes, u, y, batch, length); // the state entering this rank's piece"));
         ConvolutionBlock.EmitBackward(w, l, l.Spec.Dropout, Names, () =>
         {
             w.Line("// kernel backward: Horner sums per mode, then the chain rule to log Δ, A, B, C");
             w.Line($"S4D_N{l.Spec.N}_Horner({i}Modes, _dk, _sums, length);");
+            w.Line($"var gZPieces = _seq is null ? ReadOnlySpan<float>.Empty : {Pass(l)}.Backward(_seq, {i}Modes, dY, dU, _sums, batch, length); // what the states crossing this rank's piece owe");
             string gb = l.Spec.TrainB ? ModelEmitter.Span("_g", p + "mixer.B", (2 * hm).ToString()) : "Span<float>.Empty";
-            w.Line($"{l.Variant}_ChainRule({MixerArgs(plan, l, "_p")}, _sums, {ModelEmitter.Span("_g", p + "mixer.log_dt", "H")}, {ModelEmitter.Span("_g", p + "mixer.log_A_real", hm.ToString())}, {ModelEmitter.Span("_g", p + "mixer.A_imag", hm.ToString())}, {gb}, {ModelEmitter.Span("_g", p + "mixer.C", (2 * hm).ToString())});");
+            w.Line($"{l.Variant}_ChainRule({MixerArgs(plan, l, "_p")}, _sums, gZPieces, {ModelEmitter.Span("_g", p + "mixer.log_dt", "H")}, {ModelEmitter.Span("_g", p + "mixer.log_A_real", hm.ToString())}, {ModelEmitter.Span("_g", p + "mixer.A_imag", hm.ToString())}, {gb}, {ModelEmitter.Span("_g", p + "mixer.C", (2 * hm).ToString())});");
         });
         ConvolutionBlock.EmitStep(w, l, Names, $"{plan.State.Of(l, "x").What}, and {plan.State.Of(l, "modes").What}", (u, y) =>
             w.Line($"S4D_N{l.Spec.N}_Step(StepModes(streams[s], stream, {plan.State.Of(l, "modes").Const}, {plan.State.Of(l, "modes").Floats}, {ModesAt(plan, l)}), {ModelEmitter.Span("_p", p + "mixer.D", "H")}, {plan.State.Of(l, "x").Slice("stream")}, {u}, {y});"));
@@ -348,7 +352,7 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
             /// ∂L/∂Re + i·∂L/∂Im: gW = 2·conj p(Ā), gĀ = 2·conj(W·p'(Ā)); a holomorphic step multiplies by the
             /// conjugate derivative, a real parameter takes Re(conj(g)·∂/∂θ).</summary>
             """);
-        w.Open($"private static void {l.Variant}_ChainRule({ParamArgs}, ReadOnlySpan<float> sums, Span<float> gLogDt, Span<float> gLogAReal, Span<float> gAImag, Span<float> gB, Span<float> gC)");
+        w.Open($"private static void {l.Variant}_ChainRule({ParamArgs}, ReadOnlySpan<float> sums, ReadOnlySpan<float> gZPieces, Span<float> gLogDt, Span<float> gLogAReal, Span<float> gAImag, Span<float> gB, Span<float> gC)");
         Header(w, l.Modes);
         w.Open("for (int h = 0; h < H; h++)");
         w.Line("double dt = Math.Exp(Math.Clamp(logDt[h], -Stability.MaxLog, Stability.MaxLog)), gDt = 0; // as in Discretize");
@@ -363,6 +367,7 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
                 var e = (z - 1) / a;
                 var gW = 2 * Complex.Conjugate(p);
                 var gZ = 2 * Complex.Conjugate(c * b * e * dp);
+                if (!gZPieces.IsEmpty) gZ += new Complex(gZPieces[i], gZPieces[HM + i]);
                 var gc = gW * Complex.Conjugate(b * e);
                 """);
             if (l.Spec.TrainB) w.Line("var gb = gW * Complex.Conjugate(c * e);");
@@ -378,6 +383,7 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
                 var r = 1 / (1 - q / 2);
                 var gW = 2 * Complex.Conjugate(p);
                 var gZ = 2 * Complex.Conjugate(c * b * dt * r * dp);
+                if (!gZPieces.IsEmpty) gZ += new Complex(gZPieces[i], gZPieces[HM + i]);
                 var gc = gW * Complex.Conjugate(b * dt * r);
                 """);
             if (l.Spec.TrainB) w.Line("var gb = gW * Complex.Conjugate(c * dt * r);");

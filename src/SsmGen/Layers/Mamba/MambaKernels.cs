@@ -81,6 +81,48 @@ public static class MambaKernels
     }
 
     /// <summary>
+    /// The taps a piece of a sequence reads from before its start: c[b,t,e] += Σ_k w[e,k]·halo[b, t+k, e] for t+k &lt; W−1,
+    /// with <paramref name="halo"/> (B, W−1, E) the W−1 inputs before the piece, oldest first.
+    /// </summary>
+    public static void ConvHaloForward(ReadOnlySpan<float> halo, ReadOnlySpan<float> w, Span<float> c, int batch, int length, int e, int width)
+    {
+        int wm = width - 1;
+        Need(halo, batch * wm * e); Need(w, e * width); Need(c, batch * length * e);
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t < Math.Min(wm, length); t++)
+                for (int k = 0; t + k < wm; k++)
+                {
+                    var hr = halo.Slice((b * wm + t + k) * e, e);
+                    var cr = c.Slice((b * length + t) * e, e);
+                    for (int ch = 0; ch < e; ch++) cr[ch] += w[ch * width + k] * hr[ch];
+                }
+    }
+
+    /// <summary>
+    /// The backward of <see cref="ConvHaloForward"/>: dw[e,k] += Σ dc[b,t,e]·halo[b,t+k,e] and dHalo[b,t+k,e] (overwritten)
+    /// = Σ dc[b,t,e]·w[e,k]: what the piece before owes its last W−1 inputs.
+    /// </summary>
+    public static void ConvHaloBackward(ReadOnlySpan<float> halo, ReadOnlySpan<float> w, ReadOnlySpan<float> dc, Span<float> dw, Span<float> dHalo, int batch, int length, int e, int width)
+    {
+        int wm = width - 1;
+        Need(halo, batch * wm * e); Need(w, e * width); Need(dc, batch * length * e); Need(dw, e * width); Need(dHalo, batch * wm * e);
+        dHalo.Slice(0, batch * wm * e).Clear();
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t < Math.Min(wm, length); t++)
+                for (int k = 0; t + k < wm; k++)
+                {
+                    var hr = halo.Slice((b * wm + t + k) * e, e);
+                    var gr = dHalo.Slice((b * wm + t + k) * e, e);
+                    var dcr = dc.Slice((b * length + t) * e, e);
+                    for (int ch = 0; ch < e; ch++)
+                    {
+                        dw[ch * width + k] += dcr[ch] * hr[ch];
+                        gr[ch] += dcr[ch] * w[ch * width + k];
+                    }
+                }
+    }
+
+    /// <summary>
     /// One token of the convolution: c = bias + Σ_k w[·,k]·window, with the window = (the W−1 previous inputs held
     /// in <paramref name="state"/> (E, W−1), oldest first, then x); the state shifts by one.
     /// </summary>

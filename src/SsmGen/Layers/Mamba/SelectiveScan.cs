@@ -15,7 +15,7 @@ namespace SsmGen.Numerics;
 /// The forward keeps the state only at chunk boundaries (every <see cref="ChunkLength"/> steps); the backward
 /// recomputes each chunk's states from its boundary instead of storing (B, L, E, N).
 /// </summary>
-public abstract class SelectiveScan : ParallelWork
+public abstract partial class SelectiveScan : ParallelWork
 {
     /// <summary>Channels per vector kernel call.</summary>
     public const int Lanes = 16;
@@ -62,10 +62,15 @@ public abstract class SelectiveScan : ParallelWork
         Dv = new float[e];
         _gradA = new float[checked(maxBatch * n * e)];
         _gradD = new float[checked(maxBatch * e)];
+        EndStates = new float[checked(maxBatch * n * e)];
     }
 
     /// <summary>Runs the scan: <paramref name="ys"/> (B, L, E) from u, Δ (B, L, E) and the x_proj rows; keeps what the backward needs.</summary>
-    public void Forward(float[] u, float[] delta, float[] dbc, ReadOnlySpan<float> aLog, ReadOnlySpan<float> d, float[] ys, int batch, int length)
+    public void Forward(float[] u, float[] delta, float[] dbc, ReadOnlySpan<float> aLog, ReadOnlySpan<float> d, float[] ys, int batch, int length) =>
+        ForwardFrom(null, u, delta, dbc, aLog, d, ys, batch, length);
+
+    /// <summary><see cref="Forward"/> with each batch row's state entering at t = 0 read from <paramref name="entering"/> (B, N, E), or zero when null.</summary>
+    internal void ForwardFrom(float[]? entering, float[] u, float[] delta, float[] dbc, ReadOnlySpan<float> aLog, ReadOnlySpan<float> d, float[] ys, int batch, int length)
     {
         if (aLog.Length != N * E || d.Length != E) throw new ArgumentException($"A_log must hold E·N = {E * N} values and D E = {E}.");
         // the kernels read and write unchecked: every size is checked here, before anything runs
@@ -73,6 +78,7 @@ public abstract class SelectiveScan : ParallelWork
             throw new ArgumentOutOfRangeException(nameof(batch), $"batch {batch} and length {length} must be in [1, {_maxBatch}] and [1, {_maxLength}].");
         long rows = (long)batch * length;
         Need(u, rows * E, nameof(u)); Need(delta, rows * E, nameof(delta)); Need(dbc, rows * DbcWidth, nameof(dbc)); Need(ys, rows * E, nameof(ys));
+        if (entering is not null) Need(entering, (long)batch * N * E, nameof(entering));
         for (int e = 0; e < E; e++)
             for (int n = 0; n < N; n++)
             {
@@ -81,6 +87,7 @@ public abstract class SelectiveScan : ParallelWork
             }
         d.CopyTo(Dv);
         (U, Delta, Dbc, Ys, Batch, Length, _backward) = (u, delta, dbc, ys, batch, length, false);
+        Entering = entering; // kept for the backward, which recomputes the first chunk's states from it
         Run(batch * Groups, length);
     }
 
@@ -88,14 +95,20 @@ public abstract class SelectiveScan : ParallelWork
     /// Gradients of the last forward from dL/dy: du += (overwrites nothing else), dΔ = (overwritten), the B and C
     /// columns of dDbc +=, gALog += and gD +=.
     /// </summary>
-    public void Backward(float[] dys, float[] du, float[] dDelta, float[] dDbc, Span<float> gALog, Span<float> gD)
+    public void Backward(float[] dys, float[] du, float[] dDelta, float[] dDbc, Span<float> gALog, Span<float> gD) =>
+        BackwardWith(null, dys, du, dDelta, dDbc, gALog, gD);
+
+    /// <summary><see cref="Backward"/> with dL/d(each batch row's state after the last step) from beyond the sequence read from <paramref name="terminal"/> (B, N, E), or zero when null.</summary>
+    internal void BackwardWith(float[]? terminal, float[] dys, float[] du, float[] dDelta, float[] dDbc, Span<float> gALog, Span<float> gD)
     {
         if (Length == 0) throw new InvalidOperationException("Backward needs a Forward first.");
         long rows = (long)Batch * Length;
         Need(dys, rows * E, nameof(dys)); Need(du, rows * E, nameof(du)); Need(dDelta, rows * E, nameof(dDelta)); Need(dDbc, rows * DbcWidth, nameof(dDbc));
         if (gALog.Length < N * E || gD.Length < E) throw new ArgumentException($"gALog must hold E·N = {E * N} values and gD E = {E}.");
-        (DYs, DU, DDelta, DDbc, _backward) = (dys, du, dDelta, dDbc, true);
-        Run(Batch, Length);
+        if (terminal is not null) Need(terminal, (long)Batch * N * E, nameof(terminal));
+        (DYs, DU, DDelta, DDbc, _backward, Terminal) = (dys, du, dDelta, dDbc, true, terminal);
+        try { Run(Batch, Length); }
+        finally { Terminal = null; }
         for (int b = 0; b < Batch; b++)
         {
             for (int e = 0; e < E; e++)
@@ -176,7 +189,7 @@ public abstract class SelectiveScan : ParallelWork
         Span<float> h = stackalloc float[N];
         for (int e = e0; e < e1; e++)
         {
-            h.Clear();
+            for (int n = 0; n < N; n++) h[n] = Entering is null ? 0 : Entering[EndIndex(b, n, e)];
             for (int t = 0; t < Length; t++)
             {
                 int row = b * Length + t, x = row * DbcWidth + BOffset;
@@ -190,6 +203,7 @@ public abstract class SelectiveScan : ParallelWork
                 if ((t + 1) % ChunkLength == 0 && t + 1 < Length)
                     for (int n = 0; n < N; n++) States[StateIndex(b, t / ChunkLength, n, e)] = h[n];
             }
+            for (int n = 0; n < N; n++) EndStates[EndIndex(b, n, e)] = h[n];
         }
     }
 
@@ -198,12 +212,13 @@ public abstract class SelectiveScan : ParallelWork
         Span<float> g = stackalloc float[N], dA = stackalloc float[N], hs = stackalloc float[ChunkLength * N], start = stackalloc float[N];
         for (int e = e0; e < e1; e++)
         {
-            g.Clear(); dA.Clear();
+            for (int n = 0; n < N; n++) g[n] = Terminal is null ? 0 : Terminal[EndIndex(b, n, e)];
+            dA.Clear();
             float dD = 0;
             for (int k = (Length - 1) / ChunkLength; k >= 0; k--)
             {
                 int t0 = k * ChunkLength, t1 = Math.Min(Length, t0 + ChunkLength);
-                for (int n = 0; n < N; n++) start[n] = k == 0 ? 0 : States[StateIndex(b, k - 1, n, e)];
+                for (int n = 0; n < N; n++) start[n] = k > 0 ? States[StateIndex(b, k - 1, n, e)] : Entering is null ? 0 : Entering[EndIndex(b, n, e)];
                 // recompute the chunk's states from its boundary
                 for (int t = t0; t < t1; t++)
                 {
