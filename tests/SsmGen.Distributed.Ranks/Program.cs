@@ -9,6 +9,9 @@ using SsmGen.Training;
 //         [--stop-after J] [--resume DIR]                        writes its parameters and AdamW moments to DIR;
 //                                                                rank 0 checkpoints after step J and the job stops
 //                                                                there; --resume continues from such a checkpoint
+//   sequence --length L --out DIR                                one forward and backward of 2 sequences of length L,
+//                                                                each rank its piece (sequence parallelism); each rank
+//                                                                writes its outputs, rank 0 the ranks' summed gradients
 //   hang --rank R [--timeout S]                                  rank R never reaches the first all-reduce
 //   die --rank R                                                 rank R is killed before it
 //   fail --rank R                                                rank R throws before it (and aborts the job)
@@ -36,6 +39,8 @@ int Command()
     {
         case "train":
             return Train(collective, Int("steps", 5), Int("batch", 8), (ulong)Int("seed", 1), options["out"], Int("stop-after", -1), options.GetValueOrDefault("resume"));
+        case "sequence":
+            return Sequence(collective, Int("length", 8192), options["out"]);
         case "hang" or "die" or "fail":
             if (collective.Rank == Int("rank", 1))
             {
@@ -52,7 +57,7 @@ int Command()
             collective.AllReduceSum(new float[16]);
             return 0;
         default:
-            Console.Error.WriteLine("usage: train --steps K --batch B --seed S --out DIR | hang --rank R | die --rank R | fail --rank R");
+            Console.Error.WriteLine("usage: train --steps K --batch B --seed S --out DIR | sequence --length L --out DIR | hang --rank R | die --rank R | fail --rank R");
             return 2;
     }
 }
@@ -111,7 +116,45 @@ static int Train(ICollective collective, int steps, int batch, ulong seed, strin
     return 0;
 }
 
-/// <summary>A small model with both kinds the sequence-parallel work will need: an S4D block and a Mamba block.</summary>
+static int Sequence(ICollective collective, int length, string outDir)
+{
+    const int Batch = 2;
+    // rank r holds positions [from, from + count) of both sequences
+    int from = (int)((long)length * collective.Rank / collective.Size), count = (int)((long)length * (collective.Rank + 1) / collective.Size) - from;
+    using var model = new SequenceModel(Batch, count, ModelUse.Training);
+    model.Initialize(9);
+    if (collective.Size > 1) model.SequenceParallel = new SequenceParallel(collective);
+    // inputs and dL/d(output) drawn per (sequence, position): a piece reads exactly its slice of them
+    float[] Draw(int width, ulong seed)
+    {
+        var values = new float[Batch * count * width];
+        for (int b = 0; b < Batch; b++)
+            for (int t = 0; t < count; t++)
+            {
+                var rng = new Rng(seed * 1_000_003 + (ulong)(b * length + from + t));
+                for (int f = 0; f < width; f++) values[(b * count + t) * width + f] = (float)rng.Normal();
+            }
+        return values;
+    }
+    var y = new float[Batch * count * SequenceModel.OutputSize];
+    model.Forward(Draw(SequenceModel.InputSize, 11), Batch, count, y, training: true);
+    model.ZeroGradients();
+    model.Backward(Draw(SequenceModel.OutputSize, 97));
+    var gradients = model.Gradients.ToArray();
+    collective.AllReduceSum(gradients);
+    Directory.CreateDirectory(outDir);
+    File.WriteAllBytes(Path.Combine(outDir, $"outputs.rank{collective.Rank}.bin"), System.Runtime.InteropServices.MemoryMarshal.AsBytes(y.AsSpan()).ToArray());
+    if (collective.Rank == 0) File.WriteAllBytes(Path.Combine(outDir, "gradients.bin"), System.Runtime.InteropServices.MemoryMarshal.AsBytes(gradients.AsSpan()).ToArray());
+    return 0;
+}
+
+/// <summary>An S4D block and a Mamba block, one output per token: the model the sequence-parallel test cuts into pieces.</summary>
+[SsmModel(Input = 2, DModel = 16, Output = 3, Pooling = Pooling.None)]
+[S4DLayer(N = 8)]
+[MambaLayer(N = 4)]
+public partial class SequenceModel { }
+
+/// <summary>A small model with an S4D block and a Mamba block.</summary>
 [SsmModel(Input = 1, DModel = 16, Output = 4, Pooling = Pooling.Mean)]
 [S4DLayer(N = 8)]
 [MambaLayer(N = 4)]

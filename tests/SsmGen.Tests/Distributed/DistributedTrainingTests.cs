@@ -135,4 +135,32 @@ public class DistributedTrainingTests(ITestOutputHelper output)
         Assert.Contains(second, run.Output);
         Assert.True(run.Took < TimeSpan.FromSeconds(seconds), $"the job took {run.Took.TotalSeconds:F0} s to end");
     }
+
+    [Fact]
+    public void TwoRanksRunningHalfOfEachSequenceMatchOneProcessRunningItWhole()
+    {
+        if (Unavailable()) return;
+        InTemporaryDirectory(dir =>
+        {
+            const int Length = 8192, Batch = 2, Output = 3;
+            var one = Run(0, $"sequence --length {Length} --out {dir}/one");
+            Assert.True(one.Exit == 0, one.Output);
+            var two = Run(2, $"sequence --length {Length} --out {dir}/two");
+            Assert.True(two.Exit == 0, two.Output);
+            var whole = Read($"{dir}/one/outputs.rank0.bin");
+            var pieces = new[] { Read($"{dir}/two/outputs.rank0.bin"), Read($"{dir}/two/outputs.rank1.bin") };
+            int half = Length / 2;
+            double outScale = whole.Max(Math.Abs), outDiff = 0;
+            for (int r = 0; r < 2; r++)
+                for (int b = 0; b < Batch; b++)
+                    for (int i = 0; i < half * Output; i++)
+                        outDiff = Math.Max(outDiff, Math.Abs(pieces[r][b * half * Output + i] - whole[(b * Length + r * half) * Output + i]));
+            var g1 = Read($"{dir}/one/gradients.bin");
+            var g2 = Read($"{dir}/two/gradients.bin");
+            double gradDiff = g1.Zip(g2, (a, b) => (double)Math.Abs(a - b)).Max(), gradScale = g1.Max(Math.Abs);
+            output.WriteLine($"L = {Length} on two MPI ranks: outputs within {outDiff / outScale:E2} of their largest magnitude, gradients within {gradDiff / gradScale:E2} of the largest");
+            Assert.True(outDiff < 1e-5 * outScale, $"outputs differ by {outDiff / outScale:E2} of their scale");
+            Assert.True(gradDiff < 1e-4 * gradScale, $"gradients differ by {gradDiff / gradScale:E2} of their scale");
+        });
+    }
 }
