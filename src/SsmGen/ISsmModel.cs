@@ -26,6 +26,12 @@ public interface ISsmModel : IDisposable
     ulong DropoutStep { get; set; }
 
     /// <summary>
+    /// Called by Backward, on its own thread, each time the gradients from the given offset to the end of
+    /// <see cref="Gradients"/> are final for this backward: after the output head, after each block (the last block
+    /// first) and with 0 at the end. A data-parallel trainer starts all-reducing them while the backward goes on.
+    /// </summary>
+    Action<int>? GradientsFinal { get; set; }
+    /// <summary>
     /// Null: Forward and Backward see whole sequences. Set: this process is one rank of a sequence-parallel job, and
     /// Forward and Backward run its piece of each sequence, exchanging the S4D and Mamba blocks' states with the other
     /// ranks (see <see cref="Distributed.SequenceParallel"/>). Only models of S4D and Mamba blocks with an output per

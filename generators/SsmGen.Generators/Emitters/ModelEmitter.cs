@@ -329,6 +329,7 @@ internal static class ModelEmitter
     /// <summary>The SequenceParallel property: refused, with the reason, where a block cannot pass its state.</summary>
     private static void EmitSequenceParallel(CodeWriter w, ModelPlan plan)
     {
+        w.Line("public Action<int>? GradientsFinal { get; set; }");
         w.Line("private SequenceParallel? _seq; // this rank's piece of each sequence, or null for whole sequences");
         w.Open("public SequenceParallel? SequenceParallel");
         w.Line("get => _seq;");
@@ -508,7 +509,13 @@ internal static class ModelEmitter
         w.Line("var dX = _dX.AsSpan(0, rows * H);");
         w.Line("dX.Clear();");
         w.Line(NormBackward(plan.Names.FinalRms, plan.Names.FinalNorm, "_xf", "_meanF", "_rstdF", "dNf", "dX", "rows"));
-        foreach (var l in plan.Layers.Reverse()) w.Line($"Layer{l.Index}Backward(batch, length);");
+        bool Head(ParamPlan p) => p.Layer < 0 && !p.Name.StartsWith(plan.Names.Encoder + ".", System.StringComparison.Ordinal);
+        EmitGradientsFinal(w, plan, Head);
+        foreach (var l in plan.Layers.Reverse())
+        {
+            w.Line($"Layer{l.Index}Backward(batch, length);");
+            EmitGradientsFinal(w, plan, p => Head(p) || p.Layer >= l.Index);
+        }
         if (plan.TokenInput)
         {
             w.Line($"var gEmb = {Span("_g", plan.Names.Encoder + ".weight", "VocabSize * H")};");
@@ -516,8 +523,22 @@ internal static class ModelEmitter
         }
         else
             w.Line($"Gemm.LinearBackward(_input, {Span("_p", plan.Names.Encoder + ".weight", "H * InputSize")}, dX, Span<float>.Empty, {Span("_g", plan.Names.Encoder + ".weight", "H * InputSize")}, {Span("_g", plan.Names.Encoder + ".bias", "H")}, rows, InputSize, H, _ws);");
+        w.Line("GradientsFinal?.Invoke(0);");
         CloseGuarded(w);
         w.Line();
+    }
+
+    /// <summary>
+    /// The call that tells GradientsFinal where the final gradients begin once the tensors <paramref name="final"/> picks
+    /// have all been differentiated; nothing where an unfinished tensor lies after them in the buffer.
+    /// </summary>
+    private static void EmitGradientsFinal(CodeWriter w, ModelPlan plan, System.Func<ParamPlan, bool> final)
+    {
+        var done = plan.Parameters.Where(final).ToList();
+        if (done.Count == 0) return;
+        int from = done.Min(p => p.Offset);
+        if (plan.Parameters.All(p => final(p) || p.Offset + p.Length <= from))
+            w.Line($"GradientsFinal?.Invoke({from}); // gradients [{from}, {plan.ParameterCount}) are final");
     }
 
     private static void EmitStep(CodeWriter w, ModelPlan plan)

@@ -2,7 +2,7 @@ namespace SsmGen.Distributed;
 
 /// <summary>
 /// The collective operations data-parallel training needs, over the ranks of one job. Every rank calls the same
-/// operations in the same order with the same lengths. <see cref="AllReduceSum"/> adds in a fixed order (rank 0's
+/// operations in the same order with the same lengths, from any thread, one call at a time. <see cref="AllReduceSum"/> adds in a fixed order (rank 0's
 /// values first), so its result is the same on every rank and the same from run to run.
 /// </summary>
 public interface ICollective : IDisposable

@@ -20,7 +20,7 @@ namespace SsmGen.Distributed;
 /// </summary>
 public sealed unsafe class MpiCollective : ICollective
 {
-    private const int ThreadFunneled = 1, Success = 0, MaxErrorString = 256;
+    private const int ThreadSerialized = 2, Success = 0, MaxErrorString = 256;
     private const string Library = "libmpi.so.40";
 
     private static nint s_library;
@@ -67,7 +67,13 @@ public sealed unsafe class MpiCollective : ICollective
         }
         int flag, provided, rank, size;
         Check(s_initialized(&flag), "MPI_Initialized");
-        if (flag == 0) Check(s_initThread(null, null, ThreadFunneled, &provided), "MPI_Init_thread");
+        // Serialized: the trainer's all-reduce thread calls MPI while the main thread waits (never two calls at once)
+        if (flag == 0)
+        {
+            Check(s_initThread(null, null, ThreadSerialized, &provided), "MPI_Init_thread");
+            if (provided < ThreadSerialized)
+                throw new MpiException($"This MPI library gives thread support level {provided}; SsmGen needs MPI_THREAD_SERIALIZED ({ThreadSerialized}) to all-reduce from a thread of its own.", 0);
+        }
         Check(s_setErrhandler(s_commWorld, s_errorsReturn), "MPI_Comm_set_errhandler");
         Check(s_commRank(s_commWorld, &rank), "MPI_Comm_rank");
         Check(s_commSize(s_commWorld, &size), "MPI_Comm_size");

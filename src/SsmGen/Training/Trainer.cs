@@ -14,6 +14,12 @@ public sealed record TrainerOptions
     public float MaxGradNorm { get; init; } = 1f;
     /// <summary>What a step whose loss or gradient norm is NaN or infinite does instead of updating; see <see cref="NonFiniteStep"/>.</summary>
     public NonFiniteStep OnNonFinite { get; init; } = NonFiniteStep.Throw;
+    /// <summary>
+    /// Data parallel: all-reduce each block's gradients on a thread of their own as soon as the backward has finished
+    /// them, while it goes on (the same bits as all-reducing after it). Off under sequence parallelism, whose backward
+    /// exchanges states with the other ranks itself.
+    /// </summary>
+    public bool OverlapGradients { get; init; } = true;
 
     /// <summary>Throws, naming the setting, when a value would make training meaningless (or silently NaN).</summary>
     public void Validate()
@@ -90,6 +96,8 @@ public sealed class Trainer
     /// <summary>The ranks this trainer's steps are averaged over (<see cref="SingleProcess"/> unless given).</summary>
     public ICollective Collective { get; }
     private readonly float[] _totals = new float[3]; // loss · count, correct, count: summed over the ranks
+    private readonly OverlappedAllReduce? _overlap;
+    private bool _overlapping; // this step's backward hands its finished gradients to _overlap
     /// <summary>Gradients all-reduced per call (4 MiB of floats).</summary>
     public const int GradientBucket = 1 << 20;
 
@@ -111,6 +119,11 @@ public sealed class Trainer
             if (model is IDeviceTrainingStep { TrainsOnDevice: true })
                 throw new NotSupportedException("Data-parallel training of a GPU model needs a device collective (NCCL), which this trainer does not have yet: train on the CPU or in one process.");
             Collective.Broadcast(model.Parameters);
+            if (options.OverlapGradients)
+            {
+                _overlap = new OverlappedAllReduce(model, Collective);
+                model.GradientsFinal = from => { if (_overlapping) _overlap.Final(from); };
+            }
         }
         _model = model;
         Options = options;
@@ -199,8 +212,12 @@ public sealed class Trainer
     private StepResult BackwardAndUpdate(float loss, ReadOnlySpan<float> dOutput, int correct, int count)
     {
         _model.ZeroGradients();
-        _model.Backward(dOutput);
-        if (Collective.Size > 1) (loss, correct, count) = AverageOverRanks(loss, correct, count);
+        bool overlapped = _overlap is not null && _model.SequenceParallel is null;
+        if (overlapped) _overlap!.Begin(count);
+        _overlapping = overlapped;
+        try { _model.Backward(dOutput); }
+        finally { _overlapping = false; }
+        if (Collective.Size > 1) (loss, correct, count) = AverageOverRanks(loss, correct, count, overlapped);
         float norm = GradientClipping.ClipByGlobalNorm(_model.Gradients, Options.MaxGradNorm);
         var result = new StepResult(loss, norm, correct, count);
         if (IsNonFinite(result)) return NonFinite(result);
@@ -213,13 +230,17 @@ public sealed class Trainer
     /// The whole batch's gradient from the ranks' shares: each rank's mean gradient weighted by its counted targets,
     /// summed (in rank order, the same on every rank), over the total count; and the batch's loss and correct count.
     /// </summary>
-    private (float Loss, int Correct, int Count) AverageOverRanks(float loss, int correct, int count)
+    private (float Loss, int Correct, int Count) AverageOverRanks(float loss, int correct, int count, bool overlapped)
     {
         var g = _model.Gradients;
-        System.Numerics.Tensors.TensorPrimitives.Multiply(g, count, g);
-        // in buckets, so that the collective's scratch stays bounded whatever the model's size
-        for (int start = 0; start < g.Length; start += GradientBucket)
-            Collective.AllReduceSum(g.Slice(start, Math.Min(GradientBucket, g.Length - start)));
+        if (overlapped) _overlap!.Finish(); // reduced while the backward ran
+        else
+        {
+            System.Numerics.Tensors.TensorPrimitives.Multiply(g, count, g);
+            // in buckets, so that the collective's scratch stays bounded whatever the model's size
+            for (int start = 0; start < g.Length; start += GradientBucket)
+                Collective.AllReduceSum(g.Slice(start, Math.Min(GradientBucket, g.Length - start)));
+        }
         (_totals[0], _totals[1], _totals[2]) = (count == 0 ? 0 : loss * count, correct, count);
         Collective.AllReduceSum(_totals);
         int total = (int)_totals[2];
