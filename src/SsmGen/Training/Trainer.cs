@@ -76,7 +76,7 @@ public readonly record struct StepResult(float Loss, float GradientNorm, int Cor
 /// A classification (or, with <see cref="RegressionStep"/>, regression) training step for any generated model: forward (training mode), cross-entropy,
 /// backward, clipping by global norm, AdamW with a cosine schedule. Buffers are sized once. A step whose loss or
 /// gradient norm is not finite is never applied (<see cref="TrainerOptions.OnNonFinite"/>).
-/// For per-token models (Pooling.None) there is one target per token. A model on a GPU finishes the step on the
+/// For per-token models (Pooling.None) there is one target per token. A model on a GPU trained by one rank finishes the step on the
 /// device (<see cref="IDeviceTrainingStep"/>): same arithmetic, no parameters or gradients crossing the bus.
 /// </summary>
 public sealed class Trainer
@@ -116,10 +116,10 @@ public sealed class Trainer
         Collective = collective ?? SingleProcess.Instance;
         if (Collective.Size > 1)
         {
-            if (model is IDeviceTrainingStep { TrainsOnDevice: true })
-                throw new NotSupportedException("Data-parallel training of a GPU model needs a device collective (NCCL), which this trainer does not have yet: train on the CPU or in one process.");
             Collective.Broadcast(model.Parameters);
-            if (options.OverlapGradients)
+            // A GPU model's gradients come home for the all-reduce (its device context belongs to this thread), so its
+            // steps finish on the host: clipping and AdamW there, the parameters uploaded before the next forward.
+            if (options.OverlapGradients && model is not IDeviceTrainingStep { TrainsOnDevice: true })
             {
                 _overlap = new OverlappedAllReduce(model, Collective);
                 model.GradientsFinal = from => { if (_overlapping) _overlap.Final(from); };
@@ -134,6 +134,9 @@ public sealed class Trainer
         Optimizer = new AdamW(model.ParameterTable, options.LearningRate, options.WeightDecay, options.SsmLearningRate);
         Schedule = new CosineSchedule(options.WarmupSteps, options.TotalSteps);
     }
+
+    /// <summary>The step finishes on the model's GPU (one rank only: several ranks all-reduce on the host).</summary>
+    private bool OnDevice => Collective.Size == 1 && _model is IDeviceTrainingStep { TrainsOnDevice: true };
 
     private int Rows(int batch, int length) => _model.Config.Pooling == Pooling.None ? batch * length : batch;
 
@@ -166,7 +169,7 @@ public sealed class Trainer
         if (targets.Length != rows * _classes) throw new ArgumentException($"Got {targets.Length} target values; this batch has {rows}·{_classes} outputs.", nameof(targets));
         for (int i = 0; i < targets.Length; i++)
             if (!float.IsFinite(targets[i])) throw new ArgumentException($"Target value {i} is {targets[i]}; regression targets must be finite.", nameof(targets));
-        if (_model is IDeviceTrainingStep { TrainsOnDevice: true })
+        if (OnDevice)
             throw new NotSupportedException("The GPU training step finishes classification steps only; train regression on the CPU.");
         _model.Forward(input, batch, length, _logits, training: true);
         var prediction = _logits.AsSpan(0, rows * _classes);
@@ -184,13 +187,13 @@ public sealed class Trainer
             if (t == Losses.Ignored) { ignored = true; continue; }
             if ((uint)t >= (uint)_classes) throw new ArgumentOutOfRangeException(nameof(targets), t, $"Targets must be in [0, {_classes}) or Losses.Ignored.");
         }
-        if (ignored && training && _model is IDeviceTrainingStep { TrainsOnDevice: true })
+        if (ignored && training && OnDevice)
             throw new NotSupportedException("Ignored targets (Losses.Ignored) are not supported by the GPU training step yet; train this task on the CPU.");
     }
 
     private StepResult Finish(ReadOnlySpan<int> targets, int rows)
     {
-        if (_model is IDeviceTrainingStep { TrainsOnDevice: true } device)
+        if (OnDevice && _model is IDeviceTrainingStep device)
         {
             // The device's AdamW kernel reads the same two statistics and leaves everything alone when one is not finite.
             var result = device.FinishTrainingStep(targets, Optimizer, Schedule.Factor(Step), Options.MaxGradNorm);
