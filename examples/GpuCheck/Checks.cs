@@ -354,4 +354,37 @@ internal static class Checks
             foreach (ulong b in buffers) gpu.Free(b);
         }
     }
+
+    /// <summary>
+    /// NCCL on this GPU as a job of one rank (its id through a file, as a launcher's ranks would share it): every call of
+    /// the binding runs, and each collective must give back what one rank gives.
+    /// </summary>
+    public static void Nccl(Report report)
+    {
+        if (!SsmGen.Distributed.NcclCollective.IsAvailable(out string reason))
+        {
+            report.Check("NCCL", false, "not loaded: " + reason);
+            return;
+        }
+        string idFile = Path.Combine(Path.GetTempPath(), $"ssmgen-nccl-{Guid.NewGuid():N}.id");
+        try
+        {
+            using var nccl = new SsmGen.Distributed.NcclCollective(idFile, rank: 0, size: 1, device: 0);
+            var values = Enumerable.Range(0, 3000).Select(i => i * 0.5f - 7).ToArray();
+            var summed = values.ToArray();
+            nccl.AllReduceSum(summed);
+            var broadcast = values.ToArray();
+            nccl.Broadcast(broadcast);
+            var gathered = new float[values.Length];
+            nccl.AllGather(values, gathered);
+            nccl.Barrier();
+            bool ok = summed.SequenceEqual(values) && broadcast.SequenceEqual(values) && gathered.SequenceEqual(values);
+            report.Check("NCCL one-rank collectives", ok, $"{nccl.Name}: all-reduce, broadcast, all-gather of 3,000 floats and a barrier {(ok ? "gave back the rank's values" : "changed them")}");
+        }
+        catch (Exception e)
+        {
+            report.Check("NCCL one-rank collectives", false, $"{e.GetType().Name}: {e.Message}");
+        }
+        finally { File.Delete(idFile); }
+    }
 }

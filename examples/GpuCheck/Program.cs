@@ -4,7 +4,7 @@ using SsmGen;
 using SsmGen.Cuda;
 using SsmGen.Examples.GpuCheck;
 
-// ssm-gpu-check [all | equivalence | converge | bench | scan | train-mnist | pack-mnist OUT] [--emulation] [--quick] [--mnist FILE] [--kinds S4D,IDS,…]
+// ssm-gpu-check [all | equivalence | converge | bench | scan | nccl | train-mnist | pack-mnist OUT] [--emulation] [--quick] [--mnist FILE] [--kinds S4D,IDS,…]
 //   On a GPU: the checks issue 7 asks for. With --emulation --quick: the same code paths, tiny sizes, on the CPU
 //   emulation of the kernels (to check this program without a GPU). Exit code 1 when a check fails.
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
@@ -19,9 +19,9 @@ if (command == "pack-mnist")
     Digits.Pack(Option("--from") ?? Path.Combine(".cache", "mnist"), output);
     return 0;
 }
-if (command is not ("all" or "equivalence" or "converge" or "bench" or "scan" or "train-mnist"))
+if (command is not ("all" or "equivalence" or "converge" or "bench" or "scan" or "train-mnist" or "nccl"))
 {
-    Console.Error.WriteLine($"Unknown command '{command}': use all, equivalence, converge, bench, scan, train-mnist or pack-mnist.");
+    Console.Error.WriteLine($"Unknown command '{command}': use all, equivalence, converge, bench, scan, nccl, train-mnist or pack-mnist.");
     return 2;
 }
 
@@ -42,6 +42,7 @@ if (command is "all" or "equivalence") Checks.Equivalence(device, quick, report,
 if (command is "all" or "converge") Checks.Converge(device, quick, mnist, report);
 if (command is "all" or "bench") Checks.Bench(device, quick, report);
 if (command is "all" or "scan") Checks.Scan(device, quick, report);
+if (command is "all" or "nccl") Checks.Nccl(report);
 Console.WriteLine($"{report.Failures} failed check(s); {watch.Elapsed.TotalSeconds:F0} s");
 return report.Failures == 0 ? 0 : 1;
 

@@ -12,7 +12,7 @@ public sealed class CudaUnavailableException(string message) : Exception(message
 /// </summary>
 public static class CudaLibraries
 {
-    internal const string Nvrtc = "ssmgen-nvrtc", Driver = "ssmgen-cuda", Cublas = "ssmgen-cublas";
+    internal const string Nvrtc = "ssmgen-nvrtc", Driver = "ssmgen-cuda", Cublas = "ssmgen-cublas", Nccl = "ssmgen-nccl";
 
     private static readonly Dictionary<string, (string[] Names, string Install)> Known = new()
     {
@@ -20,6 +20,8 @@ public static class CudaLibraries
             "install the CUDA toolkit's NVRTC, or on Debian the package libnvrtc11.2 from the non-free component (.ci/install-nvrtc does this)"),
         [Driver] = (["libcuda.so.1", "libcuda.so"], "install the NVIDIA driver (libcuda.so.1 comes with it); a GPU is needed to run kernels"),
         [Cublas] = (["libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"], "install the CUDA toolkit's cuBLAS (libcublas)"),
+        [Nccl] = (["libnccl.so.2", "libnccl.so"],
+            "install NCCL (NVIDIA's libnccl2), or put the folder of the one PyTorch's wheels carry (site-packages/nvidia/nccl/lib) on LD_LIBRARY_PATH"),
     };
 
     private static readonly Dictionary<string, nint> Loaded = new();
@@ -31,6 +33,15 @@ public static class CudaLibraries
 
     /// <summary>True when the CUDA driver loads; it does not say whether a device is present.</summary>
     public static bool TryDriver(out string reason) => TryLoad(Driver, out reason);
+
+    /// <summary>True when NCCL loads; <paramref name="reason"/> says why not otherwise.</summary>
+    public static bool TryNccl(out string reason) => TryLoad(Nccl, out reason);
+
+    /// <summary>The handle of a loaded library (after <see cref="Require"/>), for bindings that read its exports.</summary>
+    internal static nint Handle(string library)
+    {
+        lock (Gate) return Loaded[library];
+    }
 
     /// <summary>Loads the library or throws <see cref="CudaUnavailableException"/> naming what was tried and what to install.</summary>
     internal static void Require(string library)
