@@ -202,29 +202,27 @@ public sealed unsafe class NcclCollective : ICollective
         Volatile.Write(ref _waitingSince, System.Diagnostics.Stopwatch.GetTimestamp());
     }
 
-    public void AllReduceSum(Span<float> values)
-    {
-        if (values.IsEmpty) return; // a job of one rank goes through NCCL too: its GPU check exercises the calls
-        nint buffer = Buffer(values.Length);
-        fixed (float* v = values)
-        {
-            _device.CopyToDevice((ulong)buffer, v, (long)values.Length * sizeof(float));
-            Begin("ncclAllReduce");
-            Finish("ncclAllReduce", s_allReduce(buffer, buffer, (nuint)values.Length, Float32, Sum, _comm, 0));
-            _device.CopyToHost(v, (ulong)buffer, (long)values.Length * sizeof(float));
-        }
-    }
+    public void AllReduceSum(Span<float> values) => InPlace(values, "ncclAllReduce", s_allReduce, Sum);
 
     public void Broadcast(Span<float> values, int root = 0)
     {
         if ((uint)root >= (uint)Size) throw new ArgumentOutOfRangeException(nameof(root), root, $"The job has ranks 0 to {Size - 1}.");
-        if (values.IsEmpty) return; // a job of one rank goes through NCCL too: its GPU check exercises the calls
+        InPlace(values, "ncclBroadcast", s_broadcast, root);
+    }
+
+    /// <summary>
+    /// values → the device buffer, NCCL's in-place operation (all-reduce with its reduction, or broadcast from its root:
+    /// the two take the same arguments), and back. A job of one rank goes through NCCL too: its GPU check exercises the calls.
+    /// </summary>
+    private void InPlace(Span<float> values, string call, delegate* unmanaged<nint, nint, nuint, int, int, nint, nint, int> operation, int reductionOrRoot)
+    {
+        if (values.IsEmpty) return;
         nint buffer = Buffer(values.Length);
         fixed (float* v = values)
         {
             _device.CopyToDevice((ulong)buffer, v, (long)values.Length * sizeof(float));
-            Begin("ncclBroadcast");
-            Finish("ncclBroadcast", s_broadcast(buffer, buffer, (nuint)values.Length, Float32, root, _comm, 0));
+            Begin(call);
+            Finish(call, operation(buffer, buffer, (nuint)values.Length, Float32, reductionOrRoot, _comm, 0));
             _device.CopyToHost(v, (ulong)buffer, (long)values.Length * sizeof(float));
         }
     }
