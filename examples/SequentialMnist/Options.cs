@@ -21,6 +21,8 @@ public sealed record Options
     public int ExportDigits { get; init; }
     /// <summary>Largest random translation (pixels, each axis) applied to training digits; null = task default.</summary>
     public int? Shift { get; init; }
+    /// <summary>Under mpirun: all-reduce the gradients after the backward instead of while it runs.</summary>
+    public bool NoOverlap { get; init; }
     public int MaxShift => Shift ?? (Permuted && !Quick ? 2 : 0);
 
     public string Task => Permuted ? "psmnist" : "smnist";
@@ -39,6 +41,7 @@ public sealed record Options
           --train-limit N     train on the first N training digits only
           --shift K           translate each training digit by up to K pixels per axis, at random
                               (default 2 with --permuted, else 0; held-out digits are never shifted)
+          --no-overlap        under mpirun: all-reduce the gradients after the backward, not while it runs
           --seed N            seed of the split, permutation, init and shuffles (default 1)
           --resume FILE       continue from a checkpoint written by an earlier run
           --export-digits N   also write the first N held-out digits to DIR/held-out-digits.txt (one per line,
@@ -58,6 +61,7 @@ public sealed record Options
             {
                 case "--permuted": o = o with { Permuted = true }; break;
                 case "--quick": o = o with { Quick = true }; break;
+                case "--no-overlap": o = o with { NoOverlap = true }; break;
                 case "--kind": { string? kind = Next(); ok = kind is "S4D" or "S4"; o = o with { Kind = kind! }; break; }
                 case "--epochs": ok = int.TryParse(Next(), out int e) && e > 0; o = o with { Epochs = e }; epochsSet = true; break;
                 case "--batch": ok = int.TryParse(Next(), out int b) && b > 0; o = o with { Batch = b }; break;

@@ -66,7 +66,7 @@ static int Run(Options o, ICollective collective)
     model.Initialize(o.Seed);
     model.DropoutSeed = o.Seed + (ulong)collective.Rank * 0x9E3779B9UL; // each rank's rows get their own dropout masks
     int stepsPerEpoch = train.Length / o.Batch;
-    var trainer = new Trainer(model, MnistData.Recipe(o.LearningRate, stepsPerEpoch, o.Epochs), collective);
+    var trainer = new Trainer(model, MnistData.Recipe(o.LearningRate, stepsPerEpoch, o.Epochs) with { OverlapGradients = !o.NoOverlap }, collective);
     Directory.CreateDirectory(o.Output);
     if (o.ExportDigits > 0 && lead) ExportDigits(o, data, test, perm);
     string checkpointPath = Path.Combine(o.Output, "checkpoint.safetensors");
