@@ -343,7 +343,7 @@ internal static class ModelEmitter
         else w.Line("if (_gpu is not null) throw new NotSupportedException(\"Sequence parallelism runs on the CPU; this model runs on a GPU.\");");
         w.Close();
         w.Line("Enter();");
-        w.Line("try { _seq = value; }");
+        w.Line("try { if (_seq != value) _hasForward = false; _seq = value; } // a Backward pairs with a Forward run the same way");
         w.Line("finally { Exit(); }");
         w.Close();
         w.Close();

@@ -36,6 +36,7 @@ public sealed unsafe class MpiCollective : ICollective
     private static delegate* unmanaged<int, byte*, int*, int> s_errorString;
     private static delegate* unmanaged<int, void> s_exit;
     private static delegate* unmanaged<byte*, byte*, int, int> s_setenv;
+    private static delegate* unmanaged<int*, int> s_queryThread;
     private static delegate* unmanaged<nint, int, int> s_abort;
     private static int s_open; // MpiCollective instances not yet disposed: MPI is initialized and finalized once
 
@@ -76,9 +77,10 @@ public sealed unsafe class MpiCollective : ICollective
             // overlapped sMNIST job 12% of its steps). Open MPI reads it from the C environment at MPI_Init.
             fixed (byte* name = "OMPI_MCA_mpi_yield_when_idle\0"u8, value = "1\0"u8) s_setenv(name, value, 0);
             Check(s_initThread(null, null, ThreadSerialized, &provided), "MPI_Init_thread");
-            if (provided < ThreadSerialized)
-                throw new MpiException($"This MPI library gives thread support level {provided}; SsmGen needs MPI_THREAD_SERIALIZED ({ThreadSerialized}) to all-reduce from a thread of its own.", 0);
         }
+        else Check(s_queryThread(&provided), "MPI_Query_thread"); // initialized by someone else: at what level?
+        if (provided < ThreadSerialized)
+            throw new MpiException($"MPI runs at thread support level {provided}; SsmGen needs MPI_THREAD_SERIALIZED ({ThreadSerialized}) to all-reduce from a thread of its own.", 0);
         Check(s_setErrhandler(s_commWorld, s_errorsReturn), "MPI_Comm_set_errhandler");
         Check(s_commRank(s_commWorld, &rank), "MPI_Comm_rank");
         Check(s_commSize(s_commWorld, &size), "MPI_Comm_size");
@@ -230,6 +232,7 @@ public sealed unsafe class MpiCollective : ICollective
         s_allgather = (delegate* unmanaged<void*, int, nint, void*, int, nint, nint, int>)Export("MPI_Allgather");
         s_bcast = (delegate* unmanaged<void*, int, nint, int, nint, int>)Export("MPI_Bcast");
         s_barrier = (delegate* unmanaged<nint, int>)Export("MPI_Barrier");
+        s_queryThread = (delegate* unmanaged<int*, int>)Export("MPI_Query_thread");
         s_errorString = (delegate* unmanaged<int, byte*, int*, int>)Export("MPI_Error_string");
         s_abort = (delegate* unmanaged<nint, int, int>)Export("MPI_Abort");
         nint libc = NativeLibrary.Load("libc.so.6");

@@ -37,6 +37,7 @@ public sealed unsafe class NcclCollective : ICollective
     private static delegate* unmanaged<nint, int*, int> s_commGetAsyncError;
     private static delegate* unmanaged<int, byte*> s_getErrorString;
     private static delegate* unmanaged<int*, int> s_getVersion;
+    private static delegate* unmanaged<int, void> s_exit;
     private static readonly object s_gate = new();
 
     private readonly CudaBackend _device;
@@ -61,7 +62,7 @@ public sealed unsafe class NcclCollective : ICollective
     /// <summary>
     /// Joins the job of <paramref name="bootstrap"/>'s ranks (an <see cref="MpiCollective"/> under mpirun) with the same
     /// rank and size, on CUDA device <paramref name="device"/> (by default the rank's place among the ranks on its
-    /// machine, OMPI_COMM_WORLD_LOCAL_RANK, modulo the devices it has). Every rank calls it at the same point.
+    /// machine, OMPI_COMM_WORLD_LOCAL_RANK: one GPU per rank). Every rank calls it at the same point.
     /// </summary>
     public NcclCollective(ICollective bootstrap, int? device = null, TimeSpan? timeout = null)
         : this(bootstrap.Rank, bootstrap.Size, device, timeout, id =>
@@ -93,13 +94,13 @@ public sealed unsafe class NcclCollective : ICollective
             UniqueId id = default;
             if (rank == 0) Check(s_getUniqueId(&id), "ncclGetUniqueId");
             share(MemoryMarshal.CreateSpan(ref Unsafe.As<UniqueId, byte>(ref id), IdBytes));
+            int version;
+            Check(s_getVersion(&version), "ncclGetVersion");
+            Name = $"NCCL {version / 10000}.{version / 100 % 100}.{version % 100} on {_device.Name}";
             _device.Synchronize(); // makes the device's context current on this thread for NCCL
             nint comm;
             Check(s_commInitRank(&comm, size, id, rank), "ncclCommInitRank");
             _comm = comm;
-            int version;
-            Check(s_getVersion(&version), "ncclGetVersion");
-            Name = $"NCCL {version / 10000}.{version / 100 % 100}.{version % 100} on {_device.Name}";
         }
         catch
         {
@@ -154,6 +155,7 @@ public sealed unsafe class NcclCollective : ICollective
             s_commGetAsyncError = (delegate* unmanaged<nint, int*, int>)Export("ncclCommGetAsyncError");
             s_getErrorString = (delegate* unmanaged<int, byte*>)Export("ncclGetErrorString");
             s_getVersion = (delegate* unmanaged<int*, int>)Export("ncclGetVersion");
+            s_exit = (delegate* unmanaged<int, void>)NativeLibrary.GetExport(NativeLibrary.Load("libc.so.6"), "_exit");
             s_allReduce = (delegate* unmanaged<nint, nint, nuint, int, int, nint, nint, int>)Export("ncclAllReduce"); // last: marks the table complete
         }
     }
@@ -171,7 +173,9 @@ public sealed unsafe class NcclCollective : ICollective
         long bytes = floats * sizeof(float);
         if (bytes > _bufferBytes)
         {
-            _device.Free(_buffer);
+            ulong old = _buffer;
+            (_buffer, _bufferBytes) = (0, 0); // nothing refers to freed memory if the allocation below fails
+            _device.Free(old);
             _buffer = _device.Allocate(bytes);
             _bufferBytes = bytes;
         }
@@ -202,28 +206,31 @@ public sealed unsafe class NcclCollective : ICollective
         Volatile.Write(ref _waitingSince, System.Diagnostics.Stopwatch.GetTimestamp());
     }
 
-    public void AllReduceSum(Span<float> values) => InPlace(values, "ncclAllReduce", s_allReduce, Sum);
+    public void AllReduceSum(Span<float> values) => OutOfPlace(values, "ncclAllReduce", s_allReduce, Sum);
 
     public void Broadcast(Span<float> values, int root = 0)
     {
         if ((uint)root >= (uint)Size) throw new ArgumentOutOfRangeException(nameof(root), root, $"The job has ranks 0 to {Size - 1}.");
-        InPlace(values, "ncclBroadcast", s_broadcast, root);
+        OutOfPlace(values, "ncclBroadcast", s_broadcast, root);
     }
 
     /// <summary>
-    /// values → the device buffer, NCCL's in-place operation (all-reduce with its reduction, or broadcast from its root:
-    /// the two take the same arguments), and back. A job of one rank goes through NCCL too: its GPU check exercises the calls.
+    /// values → the device buffer's first half, NCCL's operation into its cleared second half (all-reduce with its
+    /// reduction, or broadcast from its root: the two take the same arguments), and back. Out of place, so that even a
+    /// job of one rank shows an operation that did not run or read the wrong type (its GPU check runs one).
     /// </summary>
-    private void InPlace(Span<float> values, string call, delegate* unmanaged<nint, nint, nuint, int, int, nint, nint, int> operation, int reductionOrRoot)
+    private void OutOfPlace(Span<float> values, string call, delegate* unmanaged<nint, nint, nuint, int, int, nint, nint, int> operation, int reductionOrRoot)
     {
         if (values.IsEmpty) return;
-        nint buffer = Buffer(values.Length);
+        long bytes = (long)values.Length * sizeof(float);
+        nint send = Buffer(2L * values.Length), receive = send + (nint)bytes;
         fixed (float* v = values)
         {
-            _device.CopyToDevice((ulong)buffer, v, (long)values.Length * sizeof(float));
+            _device.CopyToDevice((ulong)send, v, bytes);
+            _device.Clear((ulong)receive, bytes);
             Begin(call);
-            Finish(call, operation(buffer, buffer, (nuint)values.Length, Float32, reductionOrRoot, _comm, 0));
-            _device.CopyToHost(v, (ulong)buffer, (long)values.Length * sizeof(float));
+            Finish(call, operation(send, receive, (nuint)values.Length, Float32, reductionOrRoot, _comm, 0));
+            _device.CopyToHost(v, (ulong)receive, bytes);
         }
     }
 
@@ -232,14 +239,15 @@ public sealed unsafe class NcclCollective : ICollective
         if ((long)mine.Length * Size != all.Length)
             throw new ArgumentException($"Gathering {mine.Length} values from each of {Size} ranks needs room for {(long)mine.Length * Size}, not {all.Length}.", nameof(all));
         if (mine.IsEmpty) return;
-        nint buffer = Buffer(all.Length);
-        nint slot = buffer + (nint)((long)Rank * mine.Length * sizeof(float)); // in place: this rank's values at its slot
+        long mineBytes = (long)mine.Length * sizeof(float), allBytes = (long)all.Length * sizeof(float);
+        nint send = Buffer((long)mine.Length + all.Length), receive = send + (nint)mineBytes;
         fixed (float* m = mine, a = all)
         {
-            _device.CopyToDevice((ulong)slot, m, (long)mine.Length * sizeof(float));
+            _device.CopyToDevice((ulong)send, m, mineBytes);
+            _device.Clear((ulong)receive, allBytes);
             Begin("ncclAllGather");
-            Finish("ncclAllGather", s_allGather(slot, buffer, (nuint)mine.Length, Float32, _comm, 0));
-            _device.CopyToHost(a, (ulong)buffer, (long)all.Length * sizeof(float));
+            Finish("ncclAllGather", s_allGather(send, receive, (nuint)mine.Length, Float32, _comm, 0));
+            _device.CopyToHost(a, (ulong)receive, allBytes);
         }
     }
 
@@ -257,7 +265,7 @@ public sealed unsafe class NcclCollective : ICollective
             Console.Error.WriteLine($"rank {Rank}: {_waitingOn} waited {waited.TotalSeconds:0} s (timeout {Timeout.TotalSeconds:0} s) for the other ranks; ending this rank.");
             Console.Error.Flush();
             s_commAbort(_comm);
-            Environment.Exit(70);
+            s_exit(70); // at once: the main thread is inside NCCL or the driver and cannot unwind
         }
     }
 
@@ -266,8 +274,9 @@ public sealed unsafe class NcclCollective : ICollective
     {
         if (_disposed) return;
         _disposed = true;
-        _device.Free(_buffer);
-        s_commDestroy(_comm);
-        _device.Dispose();
+        int destroyed = s_commDestroy(_comm);
+        try { _device.Free(_buffer); }
+        finally { _device.Dispose(); }
+        Check(destroyed, "ncclCommDestroy");
     }
 }

@@ -8,9 +8,10 @@ namespace SsmGen.Training;
 /// scaled and summed over the ranks, in buckets of at most <see cref="Trainer.GradientBucket"/>, from the end of the
 /// buffer toward its start. Every rank's backward reports the same offsets, so every rank issues the same collectives
 /// in the same order; each value is still summed in rank order, so the result is bit for bit that of all-reducing
-/// after the backward. Nothing is allocated per step.
+/// after the backward. Nothing is allocated per step. Its thread lives as long as the process (it waits, idle,
+/// between steps).
 /// </summary>
-internal sealed class OverlappedAllReduce : IDisposable
+internal sealed class OverlappedAllReduce
 {
     private readonly ISsmModel _model;
     private readonly ICollective _collective;
@@ -21,7 +22,6 @@ internal sealed class OverlappedAllReduce : IDisposable
     // reported range is reduced on its own, whenever this thread gets to it, so the collectives do not depend on timing.
     private int[] _reports = new int[16];
     private int _reported, _reduced, _length;
-    private bool _stopping;
     private Exception? _error;
 
     public OverlappedAllReduce(ISsmModel model, ICollective collective)
@@ -66,6 +66,18 @@ internal sealed class OverlappedAllReduce : IDisposable
         }
     }
 
+    /// <summary>
+    /// After a backward that threw: waits for the ranges already handed over (the other ranks reduce them too), so that
+    /// nothing reduces the gradients once the next step reuses them. The job itself is likely lost: see the exception.
+    /// </summary>
+    public void Abandon()
+    {
+        lock (_gate)
+        {
+            while (_reduced < _reported && _error is null) Monitor.Wait(_gate);
+        }
+    }
+
     private void Loop()
     {
         while (true)
@@ -74,8 +86,7 @@ internal sealed class OverlappedAllReduce : IDisposable
             float scale;
             lock (_gate)
             {
-                while (!_stopping && _reduced == _reported) Monitor.Wait(_gate);
-                if (_stopping) return;
+                while (_reduced == _reported) Monitor.Wait(_gate);
                 (from, to, scale) = (_reports[_reduced], _reduced == 0 ? _length : _reports[_reduced - 1], _scale);
             }
             try
@@ -104,15 +115,6 @@ internal sealed class OverlappedAllReduce : IDisposable
                 }
                 return;
             }
-        }
-    }
-
-    public void Dispose()
-    {
-        lock (_gate)
-        {
-            _stopping = true;
-            Monitor.PulseAll(_gate);
         }
     }
 }

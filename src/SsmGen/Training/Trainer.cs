@@ -212,15 +212,32 @@ public sealed class Trainer
     /// Backward from dL/d(output), clipping by global norm, and the AdamW step unless the loss or the norm (before
     /// clipping) is not finite.
     /// </summary>
-    private StepResult BackwardAndUpdate(float loss, ReadOnlySpan<float> dOutput, int correct, int count)
+    private StepResult BackwardAndUpdate(float loss, Span<float> dOutput, int correct, int count)
     {
+        var pieces = _model.SequenceParallel is { Size: > 1 } sp ? sp : null;
+        if (pieces is not null && !ReferenceEquals(pieces.Collective, Collective))
+            throw new InvalidOperationException("Under sequence parallelism the trainer must be given the collective the model's SequenceParallel uses: the ranks' gradients are partial sums to be added.");
+        if (pieces is not null)
+        {
+            // The ranks' pieces feed each other's gradients (the states crossing them), so every rank's dL/d(output)
+            // must already be the whole job's: its own loss is a mean over its own count, rescaled to the total.
+            (loss, correct, int total) = Totals(loss, correct, count);
+            System.Numerics.Tensors.TensorPrimitives.Multiply(dOutput, total > 0 ? (float)count / total : 0, dOutput);
+            count = total;
+        }
         _model.ZeroGradients();
-        bool overlapped = _overlap is not null && _model.SequenceParallel is null;
+        bool overlapped = _overlap is not null && pieces is null;
         if (overlapped) _overlap!.Begin(count);
         _overlapping = overlapped;
         try { _model.Backward(dOutput); }
+        catch
+        {
+            if (overlapped) _overlap!.Abandon(); // let the ranges already handed over finish before anything reuses the gradients
+            throw;
+        }
         finally { _overlapping = false; }
-        if (Collective.Size > 1) (loss, correct, count) = AverageOverRanks(loss, correct, count, overlapped);
+        if (pieces is not null) ReduceInBuckets(_model.Gradients); // each rank holds its share of the whole job's gradient
+        else if (Collective.Size > 1) (loss, correct, count) = AverageOverRanks(loss, correct, count, overlapped);
         float norm = GradientClipping.ClipByGlobalNorm(_model.Gradients, Options.MaxGradNorm);
         var result = new StepResult(loss, norm, correct, count);
         if (IsNonFinite(result)) return NonFinite(result);
@@ -240,14 +257,26 @@ public sealed class Trainer
         else
         {
             System.Numerics.Tensors.TensorPrimitives.Multiply(g, count, g);
-            // in buckets, so that the collective's scratch stays bounded whatever the model's size
-            for (int start = 0; start < g.Length; start += GradientBucket)
-                Collective.AllReduceSum(g.Slice(start, Math.Min(GradientBucket, g.Length - start)));
+            ReduceInBuckets(g);
         }
+        var (meanLoss, allCorrect, total) = Totals(loss, correct, count);
+        if (total > 0) System.Numerics.Tensors.TensorPrimitives.Multiply(g, 1f / total, g);
+        return (meanLoss, allCorrect, total);
+    }
+
+    /// <summary>Sums over the ranks in buckets, so that the collective's scratch stays bounded whatever the model's size.</summary>
+    private void ReduceInBuckets(Span<float> g)
+    {
+        for (int start = 0; start < g.Length; start += GradientBucket)
+            Collective.AllReduceSum(g.Slice(start, Math.Min(GradientBucket, g.Length - start)));
+    }
+
+    /// <summary>The whole job's mean loss, correct count and count, from each rank's mean loss over its own count.</summary>
+    private (float Loss, int Correct, int Count) Totals(float loss, int correct, int count)
+    {
         (_totals[0], _totals[1], _totals[2]) = (count == 0 ? 0 : loss * count, correct, count);
         Collective.AllReduceSum(_totals);
         int total = (int)_totals[2];
-        if (total > 0) System.Numerics.Tensors.TensorPrimitives.Multiply(g, 1f / total, g);
         return (total > 0 ? _totals[0] / total : 0, (int)_totals[1], total);
     }
 
