@@ -9,9 +9,10 @@ using SsmGen.Training;
 //         [--stop-after J] [--resume DIR]                        writes its parameters and AdamW moments to DIR;
 //                                                                rank 0 checkpoints after step J and the job stops
 //                                                                there; --resume continues from such a checkpoint
-//   sequence --length L --out DIR                                one forward and backward of 2 sequences of length L,
+//   sequence --length L --out DIR [--repeat N]                   one forward and backward of 2 sequences of length L,
 //                                                                each rank its piece (sequence parallelism); each rank
-//                                                                writes its outputs, rank 0 the ranks' summed gradients
+//                                                                writes its outputs, rank 0 the ranks' summed gradients;
+//                                                                then N more, timed (rank 0 prints the median)
 //   hang --rank R [--timeout S]                                  rank R never reaches the first all-reduce
 //   die --rank R                                                 rank R is killed before it
 //   fail --rank R                                                rank R throws before it (and aborts the job)
@@ -40,7 +41,7 @@ int Command()
         case "train":
             return Train(collective, Int("steps", 5), Int("batch", 8), (ulong)Int("seed", 1), options["out"], Int("stop-after", -1), options.GetValueOrDefault("resume"));
         case "sequence":
-            return Sequence(collective, Int("length", 8192), options["out"]);
+            return Sequence(collective, Int("length", 8192), options["out"], Int("repeat", 0));
         case "hang" or "die" or "fail":
             if (collective.Rank == Int("rank", 1))
             {
@@ -116,7 +117,7 @@ static int Train(ICollective collective, int steps, int batch, ulong seed, strin
     return 0;
 }
 
-static int Sequence(ICollective collective, int length, string outDir)
+static int Sequence(ICollective collective, int length, string outDir, int repeat)
 {
     const int Batch = 2;
     // rank r holds positions [from, from + count) of both sequences
@@ -145,6 +146,24 @@ static int Sequence(ICollective collective, int length, string outDir)
     Directory.CreateDirectory(outDir);
     File.WriteAllBytes(Path.Combine(outDir, $"outputs.rank{collective.Rank}.bin"), System.Runtime.InteropServices.MemoryMarshal.AsBytes(y.AsSpan()).ToArray());
     if (collective.Rank == 0) File.WriteAllBytes(Path.Combine(outDir, "gradients.bin"), System.Runtime.InteropServices.MemoryMarshal.AsBytes(gradients.AsSpan()).ToArray());
+    if (repeat > 0)
+    {
+        var x = Draw(SequenceModel.InputSize, 11);
+        var dy = Draw(SequenceModel.OutputSize, 97);
+        var times = new double[repeat];
+        for (int i = 0; i < repeat; i++)
+        {
+            collective.Barrier();
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
+            model.Forward(x, Batch, count, y, training: true);
+            model.Backward(dy);
+            collective.Barrier(); // the pass ends when the slowest rank's does
+            times[i] = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+        Array.Sort(times);
+        if (collective.Rank == 0)
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"sequence: 2 × {length} tokens on {collective.Size} rank(s): {times[repeat / 2]:F1} ms per forward and backward (median of {repeat})"));
+    }
     return 0;
 }
 

@@ -120,19 +120,21 @@ public class DistributedTrainingTests(ITestOutputHelper output)
     /// <summary>A failing 2-rank job (rank 1 hangs, throws or is killed) ends non-zero within <paramref name="seconds"/>, its output naming why.</summary>
     [Theory]
     // the watchdog (timeout 3 s) ends rank 0, waiting for a rank that hangs
-    [InlineData("hang --rank 1 --timeout 3", 60, "rank 0 of 2: MPI_Alltoall (all-reduce) has waited", "one of them has died or hangs")]
-    // with the watchdog far off, the failing rank's MPI_Abort must end the job
-    [InlineData("fail --rank 1 --timeout 120", 30, "rank 1: error: this rank's data shard is damaged (on purpose)", "MPI_ABORT was invoked on rank 1")]
+    [InlineData("hang --rank 1 --timeout 3", 60, "rank 0 of 2: MPI_Alltoall (all-reduce) has waited", "one of them has died or hangs", 0)]
+    // with the watchdog far off, the failing rank's MPI_Abort(1) must end the job with its code (mpirun's own
+    // "MPI_ABORT was invoked" notice is not asserted: Open MPI 4 loses it now and then, logging a truncated help message)
+    [InlineData("fail --rank 1 --timeout 120", 30, "rank 1: error: this rank's data shard is damaged (on purpose)", null, 1)]
     // with the watchdog far off, mpirun itself must end the job when a rank is killed
-    [InlineData("die --rank 1 --timeout 120", 30, "rank 1: dying on purpose", "exited on signal 9")]
-    public void AFailingRankEndsTheJobSayingWhy(string job, int seconds, string first, string second)
+    [InlineData("die --rank 1 --timeout 120", 30, "rank 1: dying on purpose", "exited on signal 9", 0)]
+    public void AFailingRankEndsTheJobSayingWhy(string job, int seconds, string first, string? second, int exitCode)
     {
         if (Unavailable()) return;
         var run = Run(2, job, timeoutSeconds: 90);
         output.WriteLine($"exit {run.Exit} after {run.Took.TotalSeconds:F1} s:\n{run.Output}");
-        Assert.NotEqual(0, run.Exit);
+        if (exitCode != 0) Assert.Equal(exitCode, run.Exit);
+        else Assert.NotEqual(0, run.Exit);
         Assert.Contains(first, run.Output);
-        Assert.Contains(second, run.Output);
+        if (second is not null) Assert.Contains(second, run.Output);
         Assert.True(run.Took < TimeSpan.FromSeconds(seconds), $"the job took {run.Took.TotalSeconds:F0} s to end");
     }
 
