@@ -145,6 +145,7 @@ public sealed class Trainer
     {
         int rows = Rows(batch, length);
         CheckTargets(targets, rows, training: true);
+        CheckSequenceSplit();
         _model.Forward(input, batch, length, _logits, training: true);
         return Finish(targets, rows);
     }
@@ -154,6 +155,7 @@ public sealed class Trainer
     {
         int rows = Rows(batch, length);
         CheckTargets(targets, rows, training: true);
+        CheckSequenceSplit();
         _model.Forward(tokens, batch, length, _logits, training: true);
         return Finish(targets, rows);
     }
@@ -171,11 +173,19 @@ public sealed class Trainer
             if (!float.IsFinite(targets[i])) throw new ArgumentException($"Target value {i} is {targets[i]}; regression targets must be finite.", nameof(targets));
         if (OnDevice)
             throw new NotSupportedException("The GPU training step finishes classification steps only; train regression on the CPU.");
+        CheckSequenceSplit();
         _model.Forward(input, batch, length, _logits, training: true);
         var prediction = _logits.AsSpan(0, rows * _classes);
         var d = _dLogits.AsSpan(0, rows * _classes);
         float loss = Losses.MeanSquaredError(prediction, targets, d);
         return BackwardAndUpdate(loss, d, 0, targets.Length);
+    }
+
+    /// <summary>Before a step's forward: a model running pieces of sequences must be trained over the ranks that share them.</summary>
+    private void CheckSequenceSplit()
+    {
+        if (_model.SequenceParallel is { Size: > 1 } sp && !ReferenceEquals(sp.Collective, Collective))
+            throw new InvalidOperationException("Under sequence parallelism the trainer must be given the collective the model's SequenceParallel uses: the ranks' gradients are partial sums to be added.");
     }
 
     private void CheckTargets(ReadOnlySpan<int> targets, int rows, bool training)
@@ -215,8 +225,6 @@ public sealed class Trainer
     private StepResult BackwardAndUpdate(float loss, Span<float> dOutput, int correct, int count)
     {
         var pieces = _model.SequenceParallel is { Size: > 1 } sp ? sp : null;
-        if (pieces is not null && !ReferenceEquals(pieces.Collective, Collective))
-            throw new InvalidOperationException("Under sequence parallelism the trainer must be given the collective the model's SequenceParallel uses: the ranks' gradients are partial sums to be added.");
         if (pieces is not null)
         {
             // The ranks' pieces feed each other's gradients (the states crossing them), so every rank's dL/d(output)

@@ -135,6 +135,20 @@ public class SequenceParallelTests(ITestOutputHelper output)
             return model.Parameters.ToArray();
         });
         Assert.Equal(ranks[0], ranks[1]); // the all-reduced step keeps the ranks identical
+
+        // a trainer not given the pieces' collective would leave each rank with part of the gradient: refused before the forward
+        ThreadRanks.Run(2, (rank, collective) =>
+        {
+            using var model = new PieceModel(Batch, pieces[rank], ModelUse.Training);
+            model.SequenceParallel = new SequenceParallel(collective);
+            var alone = new SsmGen.Training.Trainer(model, options);
+            var step = model.DropoutStep;
+            int from = pieces.Take(rank).Sum();
+            var e = Assert.Throws<InvalidOperationException>(() => alone.TrainStep(Draw(Length, from, pieces[rank], 2, 20), Targets(from, pieces[rank]), Batch, pieces[rank]));
+            Assert.Contains("collective the model's SequenceParallel uses", e.Message);
+            Assert.Equal(step, model.DropoutStep);
+            return 0;
+        });
         double rel = Relative(ranks[0], whole.Parameters), moved = Relative(start, whole.Parameters);
         output.WriteLine($"{Steps} AdamW steps on L = {Length} in pieces {pieces[0]} + {pieces[1]} (some targets ignored): parameters within {rel:E2} of their largest magnitude (the steps moved them {moved:E2})");
         Assert.True(rel < 1e-6, $"parameters differ by {rel:E2} of their scale");
