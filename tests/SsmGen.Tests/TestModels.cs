@@ -171,3 +171,22 @@ public partial class RealIds { }
 [SsmModel(Input = 2, DModel = 8, Output = 3, Pooling = Pooling.Last)]
 [AttentionLayer(Heads = 2)]
 public partial class RealAttention { }
+
+/// <summary>Sequence parallelism's model (and the overlapped all-reduce's): both kinds that pass state, both discretizations, both eigenvalue ranges, and a trained B; one output per token.</summary>
+[SsmModel(Input = 2, DModel = 16, Output = 3, Pooling = Pooling.None)]
+[S4DLayer(N = 8, TrainB = true)]
+[MambaLayer(N = 4)]
+[S4DLayer(N = 6, Discretization = Discretization.Bilinear)]
+[MambaLayer(N = 8, Eigenvalues = MambaEigenvalues.PositiveAndNegative)]
+public partial class PieceModel { }
+
+/// <summary>Sequence parallelism refuses it: one output per sequence.</summary>
+[SsmModel(Input = 2, DModel = 16, Output = 3, Pooling = Pooling.Mean)]
+[MambaLayer(N = 4)]
+public partial class PooledPieceModel { }
+
+/// <summary>Sequence parallelism refuses it: an attention block has no state it can pass.</summary>
+[SsmModel(Input = 2, DModel = 16, Output = 3, Pooling = Pooling.None)]
+[MambaLayer(N = 4)]
+[AttentionLayer(Heads = 2)]
+public partial class AttentionPieceModel { }

@@ -3,23 +3,6 @@ using Xunit.Abstractions;
 
 namespace SsmGen.Tests.Distributed;
 
-/// <summary>Both kinds that pass state, both discretizations, both eigenvalue ranges, and a trained B; one output per token.</summary>
-[SsmModel(Input = 2, DModel = 16, Output = 3, Pooling = Pooling.None)]
-[S4DLayer(N = 8, TrainB = true)]
-[MambaLayer(N = 4)]
-[S4DLayer(N = 6, Discretization = Discretization.Bilinear)]
-[MambaLayer(N = 8, Eigenvalues = MambaEigenvalues.PositiveAndNegative)]
-public partial class PieceModel { }
-
-[SsmModel(Input = 2, DModel = 16, Output = 3, Pooling = Pooling.Mean)]
-[MambaLayer(N = 4)]
-public partial class PooledPieceModel { }
-
-[SsmModel(Input = 2, DModel = 16, Output = 3, Pooling = Pooling.None)]
-[MambaLayer(N = 4)]
-[AttentionLayer(Heads = 2)]
-public partial class AttentionPieceModel { }
-
 /// <summary>
 /// Sequence parallelism against the same model run on whole sequences: the ranks (threads of this process, see
 /// <see cref="ThreadRanks"/>) each run a piece of every sequence, and their outputs, put end to end, and their gradients,
