@@ -9,18 +9,26 @@ custom kernels, no torch.compile, nothing beyond torch and the standard library.
               N 64, Lin init, ZOH, dropout 0.1, mean pooling, 10 classes; batch 64, length 784.
   mamba       a Mamba stack (MambaBench in examples/GpuCheck/Models.cs): Vocab 16, H 256, N 16, expand 2,
               conv 4, dt rank 16, 2 blocks, per-token output; batch 16, length 1024.
+  mamba-lm    the byte-level Mamba LM of the CPU benchmarks (MambaStackBench in tests/SsmGen.Benchmarks/Models.cs):
+              Vocab 256, H 256, N 16, expand 2, conv 4, dt rank 16, 4 blocks, 256 outputs; batch 8, length 256.
 
 Architecture, parameter names and optimizer groups mirror src/SsmGen/Reference (ReferenceModel.cs,
 ParameterLayout.cs). Usage:
 
   python3 pytorch_eager.py --bench all --device cuda --warmup 3 --steps 10
   python3 pytorch_eager.py --bench all --device cpu --batch 2 --length 32 --blocks 1 --warmup 1 --steps 2
+  python3 pytorch_eager.py --bench mamba-lm --device cpu --serve     (timings on request, one line per request)
+
+With --serve the script builds the model, then answers each line read from stdin, "train K" or "forward K", with
+the milliseconds K training steps (or K forwards without gradients, in eval mode) took, one number per line: the
+CPU benchmarks interleave these requests with windows of their own steps so both sides share the same moments.
 
 Prints one JSON line per benchmark.
 """
 import argparse
 import json
 import math
+import os
 import statistics
 import time
 
@@ -116,9 +124,9 @@ def selective_scan_ref(u, delta, A, Bt, Ct, D):
     deltaB_u = (delta * u).unsqueeze(-1) * Bt.unsqueeze(2)       # (B, L, E, N)
     h = u.new_zeros(batch, e, A.shape[1])
     ys = []
-    for t in range(length):
-        h = deltaA[:, t] * h + deltaB_u[:, t]
-        ys.append(torch.einsum("ben,bn->be", h, Ct[:, t]))
+    for dA, dBu, c in zip(deltaA.unbind(1), deltaB_u.unbind(1), Ct.unbind(1)):
+        h = dA * h + dBu
+        ys.append(torch.einsum("ben,bn->be", h, c))
     return torch.stack(ys, dim=1) + u * D
 
 
@@ -226,12 +234,13 @@ def build(bench, device, batch, length, blocks):
         inputs = torch.rand(batch, length, 1, device=device)
         targets = torch.randint(0, 10, (batch,), device=device)
     else:
-        batch, length, blocks = batch or 16, length or 1024, blocks or 2
-        h = 256
-        model = MambaModel(vocab=16, h=h, outputs=16, blocks=blocks, n=16, expand=2, conv_width=4,
+        lm = bench == "mamba-lm"
+        batch, length = batch or (8 if lm else 16), length or (256 if lm else 1024)
+        blocks, vocab, h = blocks or (4 if lm else 2), 256 if lm else 16, 256
+        model = MambaModel(vocab=vocab, h=h, outputs=vocab, blocks=blocks, n=16, expand=2, conv_width=4,
                            dt_rank=math.ceil(h / 16))
-        inputs = torch.randint(0, 16, (batch, length), device=device)
-        targets = torch.randint(0, 16, (batch, length), device=device)
+        inputs = torch.randint(0, vocab, (batch, length), device=device)
+        targets = torch.randint(0, vocab, (batch, length), device=device)
     return model.to(device), inputs, targets, batch, length, blocks
 
 
@@ -270,9 +279,43 @@ def run(bench, device, args):
     }
 
 
+def loaded_blas():
+    """The BLAS library this process runs its matmuls on (Debian picks it through alternatives at run time)."""
+    torch.ones(8, 8) @ torch.ones(8, 8)
+    with open("/proc/self/maps") as maps:
+        names = {line.split()[-1].rsplit("/", 1)[-1] for line in maps if "blas" in line.lower()}
+    return ", ".join(sorted(names)) or "none found"
+
+
+def serve(bench, device, args):
+    """Answer "train K" / "forward K" lines from stdin with the milliseconds they took (see the module text)."""
+    # Debian's build starts with one OpenMP thread here whatever the core count: ask for every core.
+    torch.set_num_threads(args.threads or os.cpu_count())
+    torch.manual_seed(args.seed)
+    model, inputs, targets, batch, length, blocks = build(bench, device, args.batch, args.length, args.blocks)
+    opt = make_optimizer(model)
+    print(json.dumps({"bench": bench, "torch": torch.__version__, "threads": torch.get_num_threads(),
+                      "blas": loaded_blas(),
+                      "batch": batch, "length": length, "blocks": blocks,
+                      "params": sum(p.numel() for p in model.parameters())}), flush=True)
+    for line in iter(input, "quit"):
+        what, count = line.split()
+        t0 = time.perf_counter()
+        if what == "train":
+            model.train()
+            for _ in range(int(count)):
+                train_step(model, opt, inputs, targets)
+        else:
+            model.eval()
+            with torch.no_grad():
+                for _ in range(int(count)):
+                    model(inputs)
+        print(f"{(time.perf_counter() - t0) * 1e3:.3f}", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bench", choices=["smnist-s4d", "mamba", "all"], default="all")
+    ap.add_argument("--bench", choices=["smnist-s4d", "mamba", "mamba-lm", "all"], default="all")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--steps", type=int, default=10)
@@ -280,6 +323,8 @@ def main():
     ap.add_argument("--length", type=int, default=0, help="override the benchmark's sequence length")
     ap.add_argument("--blocks", type=int, default=0, help="override the benchmark's number of blocks")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--serve", action="store_true", help="time steps on request from stdin (one benchmark)")
+    ap.add_argument("--threads", type=int, default=0, help="with --serve: CPU threads (default: every core)")
     ap.add_argument("--tf32", action="store_true",
                     help="allow TF32 matmuls/convs (off by default: the C# path uses plain FP32 cublasSgemm)")
     args = ap.parse_args()
@@ -289,6 +334,11 @@ def main():
     device = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     torch.backends.cudnn.allow_tf32 = args.tf32
+    if args.serve:
+        if args.bench == "all":
+            ap.error("--serve times one benchmark")
+        serve(args.bench, device, args)
+        return
     benches = ["smnist-s4d", "mamba"] if args.bench == "all" else [args.bench]
     for bench in benches:
         print(json.dumps(run(bench, device, args)), flush=True)

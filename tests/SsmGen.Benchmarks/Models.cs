@@ -2,9 +2,9 @@ using SsmGen;
 
 namespace SsmGen.Benchmarks;
 
-/// <summary>The sMNIST model of the example: 4 blocks, H = 128, N = 64.</summary>
+/// <summary>The sMNIST model of the example: 4 blocks, H = 128, N = 64, dropout 0.1.</summary>
 [SsmModel(Input = 1, DModel = 128, Output = 10, Pooling = Pooling.Mean)]
-[S4DLayer(N = 64, Init = S4DInit.Lin, Repeat = 4)]
+[S4DLayer(N = 64, Init = S4DInit.Lin, Dropout = 0.1, Repeat = 4)]
 public partial class SmnistBench { }
 
 /// <summary>One S4D block at the same shape as the other kinds: d_model 256, N 64 (32 complex modes), ZOH, Lin init.</summary>

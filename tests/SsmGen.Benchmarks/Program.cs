@@ -10,12 +10,30 @@ using SsmGen.Benchmarks;
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --quick      short jobs (what CI runs)
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --filter '*Projection*'
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --steps [seconds]   the streaming steps in interleaved windows
+// dotnet run -c Release --project tests/SsmGen.Benchmarks -- --train [seconds]   the train steps beside PyTorch, interleaved
+// dotnet run -c Release --project tests/SsmGen.Benchmarks -- --passes [steps]   each train step split by pass, with peak and bandwidth shares
+// dotnet run -c Release --project tests/SsmGen.Benchmarks -- --loop sMNIST|Mamba [seconds]   one train step in a loop (profiling)
+if (args.Length > 1 && args[0] == "--loop")
+{
+    TrainSteps.Loop(args[1], args.Length > 2 ? double.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 30);
+    return;
+}
+if (args.Length > 0 && args[0] == "--passes")
+{
+    TrainSteps.Passes(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 10);
+    return;
+}
+if (args.Length > 0 && args[0] == "--train")
+{
+    TrainSteps.Run(args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 120);
+    return;
+}
 if (args.Length > 0 && args[0] == "--steps")
 {
     InterleavedSteps.Run(args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 120);
     return;
 }
-Type[] Suite = [typeof(FmaPeak), typeof(Int8DotPeak), typeof(Projection), typeof(Convolution), typeof(SmnistStep), typeof(MambaScan),
+Type[] Suite = [typeof(FmaPeak), typeof(Int8DotPeak), typeof(Projection), typeof(Convolution), typeof(SmnistStep), typeof(MambaLmStep), typeof(MambaScan),
     typeof(S4DLayer), typeof(S4Layer), typeof(MambaLayer), typeof(RnnLayer), typeof(IdsLayer), typeof(AttentionLayer), typeof(DeltaLayer), typeof(StreamingStep), typeof(PlainCStep), typeof(BatchedStep), typeof(MemoryTriad)];
 bool quick = args.Contains("--quick");
 var rest = args.Where(a => a != "--quick").ToArray();

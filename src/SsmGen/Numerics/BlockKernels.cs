@@ -12,6 +12,7 @@ public static class BlockKernels
     public static unsafe void LayerNormForward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, Span<float> y, Span<float> mean, Span<float> rstd, int rows, int h, Workspace? workspace = null)
     {
         Need(x, rows * h); Need(y, rows * h); Need(mean, rows); Need(rstd, rows); Need(w, h); Need(b, h);
+        using var pass = PassProfile.Enter(Pass.Norm, 7.0 * rows * h, 8.0 * rows * h);
         fixed (float* px = x, pw = w, pb = b, py = y, pm = mean, pr = rstd)
             RowParallel.Run(&LayerNormRows, new RowArgs { P0 = px, P1 = pw, P2 = pb, P3 = py, P4 = pm, P5 = pr, Width = h }, rows, h, workspace);
     }
@@ -23,6 +24,7 @@ public static class BlockKernels
     public static unsafe void RmsNormForward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, Span<float> y, Span<float> rstd, int rows, int h, Workspace? workspace = null)
     {
         Need(x, rows * h); Need(y, rows * h); Need(rstd, rows); Need(w, h);
+        using var pass = PassProfile.Enter(Pass.Norm, 4.0 * rows * h, 8.0 * rows * h);
         fixed (float* px = x, pw = w, py = y, pr = rstd)
             RowParallel.Run(&LayerNormRows, new RowArgs { P0 = px, P1 = pw, P3 = py, P5 = pr, Width = h, Count = RmsFlag }, rows, h, workspace);
     }
@@ -31,6 +33,7 @@ public static class BlockKernels
     public static unsafe void RmsNormBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> rstd, ReadOnlySpan<float> dy, Span<float> dx, Span<float> dw, int rows, int h, Workspace? workspace = null)
     {
         Need(x, rows * h); Need(dy, rows * h); Need(dx, rows * h); Need(rstd, rows); Need(w, h); Need(dw, h);
+        using var pass = PassProfile.Enter(Pass.Norm, 10.0 * rows * h, 16.0 * rows * h);
         fixed (float* px = x, pw = w, pr = rstd, pdy = dy, pdx = dx)
             RowParallel.Run(&LayerNormBackwardRows, new RowArgs { P0 = px, P1 = pw, P3 = pr, P4 = pdy, P5 = pdx, Width = h, Count = RmsFlag }, rows, h, workspace);
         fixed (float* px = x, pr = rstd, pdy = dy, pdw = dw)
@@ -115,6 +118,7 @@ public static class BlockKernels
     public static unsafe void LayerNormBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd, ReadOnlySpan<float> dy, Span<float> dx, Span<float> dw, Span<float> db, Span<float> scratch, int rows, int h, Workspace? workspace = null)
     {
         Need(x, rows * h); Need(dy, rows * h); Need(dx, rows * h); Need(mean, rows); Need(rstd, rows); Need(w, h); Need(dw, h); Need(db, h); Need(scratch, 2 * h);
+        using var pass = PassProfile.Enter(Pass.Norm, 14.0 * rows * h, 16.0 * rows * h);
         fixed (float* px = x, pw = w, pm = mean, pr = rstd, pdy = dy, pdx = dx)
             RowParallel.Run(&LayerNormBackwardRows, new RowArgs { P0 = px, P1 = pw, P2 = pm, P3 = pr, P4 = pdy, P5 = pdx, Width = h }, rows, h, workspace);
         // Parameter gradients: dw += Σ dy·x̂, db += Σ dy, a sum over rows; the columns are shared out instead.
@@ -195,6 +199,7 @@ public static class BlockKernels
     public static void SiluForward(ReadOnlySpan<float> x, Span<float> y)
     {
         Need(y, x.Length);
+        using var pass = PassProfile.Enter(Pass.ElementWise, 0, 8.0 * x.Length);
         if (!Vector512.IsHardwareAccelerated)
         {
             for (int i = 0; i < x.Length; i++) y[i] = x[i] / (1f + MathF.Exp(-x[i]));
@@ -239,6 +244,7 @@ public static class BlockKernels
     public static void SiluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx)
     {
         Need(dy, x.Length); Need(dx, x.Length);
+        using var pass = PassProfile.Enter(Pass.ElementWise, 0, 12.0 * x.Length);
         if (!Vector512.IsHardwareAccelerated)
         {
             for (int i = 0; i < x.Length; i++)
@@ -260,6 +266,7 @@ public static class BlockKernels
     public static void SiluGateForward(ReadOnlySpan<float> y, ReadOnlySpan<float> z, Span<float> g)
     {
         Need(z, y.Length); Need(g, y.Length);
+        using var pass = PassProfile.Enter(Pass.ElementWise, 0, 12.0 * y.Length);
         if (!Vector512.IsHardwareAccelerated)
         {
             for (int i = 0; i < y.Length; i++) g[i] = y[i] * z[i] / (1f + MathF.Exp(-z[i]));
@@ -276,6 +283,7 @@ public static class BlockKernels
     public static void SiluGateBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> z, ReadOnlySpan<float> dg, Span<float> dy, Span<float> dz)
     {
         Need(z, y.Length); Need(dg, y.Length); Need(dy, y.Length); Need(dz, y.Length);
+        using var pass = PassProfile.Enter(Pass.ElementWise, 0, 20.0 * y.Length);
         if (!Vector512.IsHardwareAccelerated)
         {
             for (int i = 0; i < y.Length; i++)
@@ -309,6 +317,7 @@ public static class BlockKernels
     public static unsafe void GeluForward(ReadOnlySpan<float> x, Span<float> y, Workspace? workspace = null)
     {
         Need(y, x.Length);
+        using var pass = PassProfile.Enter(Pass.ElementWise, 0, 8.0 * x.Length);
         fixed (float* px = x, py = y)
             RowParallel.Run(&GeluRows, new RowArgs { P0 = px, P1 = py, Width = 1 }, x.Length, 1, workspace);
     }
@@ -317,6 +326,7 @@ public static class BlockKernels
     public static unsafe void GeluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx, Workspace? workspace = null)
     {
         Need(dy, x.Length); Need(dx, x.Length);
+        using var pass = PassProfile.Enter(Pass.ElementWise, 0, 12.0 * x.Length);
         fixed (float* px = x, pdy = dy, pdx = dx)
             RowParallel.Run(&GeluBackwardRows, new RowArgs { P0 = px, P1 = pdy, P2 = pdx, Width = 1 }, x.Length, 1, workspace);
     }
@@ -368,6 +378,7 @@ public static class BlockKernels
     public static unsafe void GluForward(ReadOnlySpan<float> o, Span<float> y, int rows, int h, Workspace? workspace = null)
     {
         Need(o, rows * 2 * h); Need(y, rows * h);
+        using var pass = PassProfile.Enter(Pass.ElementWise, 0, 12.0 * rows * h);
         fixed (float* po = o, py = y)
             RowParallel.Run(&GluRows, new RowArgs { P0 = po, P1 = py, Width = h }, rows, h, workspace);
     }
@@ -376,6 +387,7 @@ public static class BlockKernels
     public static unsafe void GluBackward(ReadOnlySpan<float> o, ReadOnlySpan<float> dy, Span<float> dO, int rows, int h, Workspace? workspace = null)
     {
         Need(o, rows * 2 * h); Need(dy, rows * h); Need(dO, rows * 2 * h);
+        using var pass = PassProfile.Enter(Pass.ElementWise, 0, 20.0 * rows * h);
         fixed (float* po = o, pdy = dy, pdo = dO)
             RowParallel.Run(&GluBackwardRows, new RowArgs { P0 = po, P1 = pdy, P2 = pdo, Width = h }, rows, h, workspace);
     }
@@ -426,6 +438,7 @@ public static class BlockKernels
     public static void DropoutResidual(ReadOnlySpan<float> x, ReadOnlySpan<float> glu, Span<float> next, uint key, uint threshold, float scale)
     {
         int n = glu.Length, i = 0;
+        using var pass = PassProfile.Enter(Pass.ElementWise, 0, (x.IsEmpty ? 8.0 : 12.0) * n);
         if (Vector512.IsHardwareAccelerated)
         {
             var k = Vector512.Create(key); var th = Vector512.Create(threshold); var sc = Vector512.Create(scale);

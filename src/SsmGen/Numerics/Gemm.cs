@@ -22,6 +22,7 @@ public static unsafe class Gemm
     public static void LinearForward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, Span<float> y, int rows, int inF, int outF, Workspace? workspace = null)
     {
         Check(x, rows * inF, "x"); Check(w, outF * inF, "w"); Check(y, rows * outF, "y");
+        using var pass = PassProfile.Enter(Pass.Projection, 2.0 * rows * inF * outF, 4.0 * ((double)rows * (inF + outF) + inF * outF));
         if (!VectorKernel(rows, inF, outF)) { StepForward(x, w, b, y, rows, inF, outF); return; } // few rows: the step's dot-product tiles
         var ws = workspace ?? Workspace.ForCurrentThread;
         // Wᵀ (in, out) so that B is row-major; the transpose is O(in·out), small next to the product.
@@ -78,6 +79,8 @@ public static unsafe class Gemm
     {
         Check(x, rows * inF, "x"); Check(w, outF * inF, "w"); Check(dy, rows * outF, "dy"); Check(dw, outF * inF, "dw");
         if (!dx.IsEmpty) Check(dx, rows * inF, "dx");
+        using var pass = PassProfile.Enter(Pass.Projection, (dx.IsEmpty ? 2.0 : 4.0) * rows * inF * outF,
+            4.0 * ((double)rows * (dx.IsEmpty ? inF + outF : 3 * inF + outF) + 2.0 * inF * outF));
         if (!db.IsEmpty)
             for (int r = 0; r < rows; r++) TensorPrimitives.Add(db, dy.Slice(r * outF, outF), db);
         if (!VectorKernel(rows, inF, outF)) { PortableBackward(x, w, dy, dx, dw, rows, inF, outF); return; }

@@ -1,3 +1,5 @@
+using SsmGen.Numerics;
+
 namespace SsmGen.Training;
 
 /// <summary>Learning rate and weight decay of one optimizer group.</summary>
@@ -86,6 +88,7 @@ public sealed class AdamW
             throw new ArgumentException($"Expected {_m.Length} parameters and gradients, got {parameters.Length} and {gradients.Length}.");
         DeviceCopy?.MomentsRequested();
         DeviceCopy?.HostMomentsWritten();
+        using var pass = PassProfile.Enter(Pass.Optimizer, 12.0 * parameters.Length, 20.0 * parameters.Length);
         var (c1, c2) = BeginStep();
         foreach (var (start, length, group) in _ranges)
         {

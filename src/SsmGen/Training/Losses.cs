@@ -1,3 +1,5 @@
+using SsmGen.Numerics;
+
 namespace SsmGen.Training;
 
 /// <summary>Losses that return the mean loss and write its gradient; inputs are checked before anything is written.</summary>
@@ -16,6 +18,7 @@ public static class Losses
         if (logits.Length < rows * classes) throw new ArgumentException($"Logits hold {logits.Length} values; {rows}×{classes} needed.", nameof(logits));
         if (dLogits.Length < rows * classes) throw new ArgumentException($"dLogits holds {dLogits.Length} values; {rows}×{classes} needed.", nameof(dLogits));
         if (targets.Length < rows) throw new ArgumentException($"{targets.Length} targets for {rows} rows.", nameof(targets));
+        using var pass = PassProfile.Enter(Pass.Loss, 4.0 * rows * classes, 8.0 * rows * classes);
         int counted = 0;
         for (int r = 0; r < rows; r++)
         {

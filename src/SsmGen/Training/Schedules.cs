@@ -1,3 +1,5 @@
+using SsmGen.Numerics;
+
 namespace SsmGen.Training;
 
 /// <summary>Linear warm-up from 0 to 1, then a cosine decay to <see cref="MinFactor"/> at <see cref="TotalSteps"/>.</summary>
@@ -19,6 +21,7 @@ public static class GradientClipping
     /// <summary>Scales <paramref name="gradients"/> so their global L2 norm is at most <paramref name="maxNorm"/>; returns the norm before clipping.</summary>
     public static float ClipByGlobalNorm(Span<float> gradients, float maxNorm)
     {
+        using var pass = PassProfile.Enter(Pass.Optimizer, 3.0 * gradients.Length, 8.0 * gradients.Length);
         double sq = 0;
         foreach (float g in gradients) sq += (double)g * g;
         float norm = (float)Math.Sqrt(sq);

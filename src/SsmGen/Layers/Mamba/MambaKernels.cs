@@ -17,6 +17,7 @@ public static class MambaKernels
     public static unsafe void ConvForward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> c, Span<float> wt, int batch, int length, int e, int width, Workspace? workspace = null)
     {
         Need(x, batch * length * e); Need(c, batch * length * e); Need(w, e * width); Need(bias, e); Need(wt, e * width);
+        using var pass = PassProfile.Enter(Pass.Convolution, 2.0 * batch * length * e * width, 8.0 * batch * length * e);
         for (int ch = 0; ch < e; ch++)
             for (int k = 0; k < width; k++) wt[k * e + ch] = w[ch * width + k];
         fixed (float* px = x, pwt = wt, pb = bias, pc = c)
@@ -54,6 +55,7 @@ public static class MambaKernels
     {
         int rows = batch * length;
         Need(x, rows * e); Need(dc, rows * e); Need(dx, rows * e); Need(dw, e * width); Need(dbias, e); Need(dwt, e * width); Need(wt, e * width);
+        using var pass = PassProfile.Enter(Pass.Convolution, 4.0 * rows * e * width, 12.0 * rows * e);
         dwt.Slice(0, e * width).Clear();
         for (int b = 0; b < batch; b++)
             for (int t = 0; t < length; t++)
@@ -169,6 +171,7 @@ public static class MambaKernels
     /// <summary>x = softplus(x) = log(1 + eˣ) in place (x itself above 20, where they agree in float).</summary>
     public static void Softplus(Span<float> x)
     {
+        using var pass = PassProfile.Enter(Pass.ElementWise, 0, 8.0 * x.Length);
         int i = 0;
         if (Vector512.IsHardwareAccelerated)
         {
@@ -206,6 +209,7 @@ public static class MambaKernels
     /// </summary>
     public static void SoftplusBackward(ReadOnlySpan<float> delta, ReadOnlySpan<float> dDelta, Span<float> dPre)
     {
+        using var pass = PassProfile.Enter(Pass.ElementWise, 0, 12.0 * delta.Length);
         Need(dDelta, delta.Length); Need(dPre, delta.Length);
         for (int i = 0; i < delta.Length; i++) dPre[i] = dDelta[i] * -float.ExpM1(-delta[i]);
     }

@@ -79,6 +79,7 @@ public abstract partial class SelectiveScan : ParallelWork
         long rows = (long)batch * length;
         Need(u, rows * E, nameof(u)); Need(delta, rows * E, nameof(delta)); Need(dbc, rows * DbcWidth, nameof(dbc)); Need(ys, rows * E, nameof(ys));
         if (entering is not null) Need(entering, (long)batch * N * E, nameof(entering));
+        using var pass = PassProfile.Enter(Pass.Scan, ForwardFlops(batch, length), 4.0 * rows * (3.0 * E + DbcWidth));
         for (int e = 0; e < E; e++)
             for (int n = 0; n < N; n++)
             {
@@ -106,6 +107,8 @@ public abstract partial class SelectiveScan : ParallelWork
         Need(dys, rows * E, nameof(dys)); Need(du, rows * E, nameof(du)); Need(dDelta, rows * E, nameof(dDelta)); Need(dDbc, rows * DbcWidth, nameof(dDbc));
         if (gALog.Length < N * E || gD.Length < E) throw new ArgumentException($"gALog must hold E·N = {E * N} values and gD E = {E}.");
         if (terminal is not null) Need(terminal, (long)Batch * N * E, nameof(terminal));
+        // the backward reruns each chunk's forward, then runs the adjoint recursion (about twice the forward's work)
+        using var pass = PassProfile.Enter(Pass.Scan, 3 * ForwardFlops(Batch, Length), 4.0 * rows * (7.0 * E + 2.0 * DbcWidth));
         (DYs, DU, DDelta, DDbc, _backward, Terminal) = (dys, du, dDelta, dDbc, true, terminal);
         try { Run(Batch, Length); }
         finally { Terminal = null; }
@@ -120,6 +123,9 @@ public abstract partial class SelectiveScan : ParallelWork
     }
 
     private int Groups => (E + Lanes - 1) / Lanes;
+
+    /// <summary>The forward's floating-point operations as the kernels execute them: 20 per state element and step.</summary>
+    public double ForwardFlops(int batch, int length) => 20.0 * batch * length * E * N;
 
     /// <summary>Most threads a call uses (default: the whole pool); 1 measures the kernels on one core.</summary>
     public int MaxParallelism { get; set; } = int.MaxValue;

@@ -61,6 +61,7 @@ public sealed unsafe class CausalConvolution
     public void Forward(ReadOnlySpan<float> k, ReadOnlySpan<float> u, Span<float> y, int batch, int length)
     {
         Check(batch, length, Math.Min(u.Length, y.Length), k.Length);
+        using var pass = PassProfile.Enter(Pass.Convolution, Flops(batch, length, transformsPerPair: 2, kernelTransforms: 1), 4.0 * (2.0 * batch * length + length) * _channels);
         if (_lanes)
         {
             fixed (float* pk = k, pu = u, py = y) RunLanes(pk, pu, py, null, null, batch, length);
@@ -75,6 +76,7 @@ public sealed unsafe class CausalConvolution
     public void Backward(ReadOnlySpan<float> k, ReadOnlySpan<float> u, ReadOnlySpan<float> dy, Span<float> du, Span<float> dk, int batch, int length)
     {
         Check(batch, length, Math.Min(Math.Min(u.Length, dy.Length), du.Length), Math.Min(k.Length, dk.Length));
+        using var pass = PassProfile.Enter(Pass.Convolution, Flops(batch, length, transformsPerPair: 3, kernelTransforms: 2), 4.0 * (3.0 * batch * length + 2.0 * length) * _channels);
         if (_lanes)
         {
             fixed (float* pk = k, pu = u, pdy = dy, pdu = du, pdk = dk) RunLanes(pk, pu, pdu, pdy, pdk, batch, length);
@@ -84,6 +86,18 @@ public sealed unsafe class CausalConvolution
         BlockKernels.ToChannelMajor(dy, _dyt, batch, length, _channels);
         PerChannelBackward(k, _ut, _dyt, _yt, dk, batch, length);
         BlockKernels.ToTimeMajor(_yt, du, batch, length, _channels);
+    }
+
+    /// <summary>
+    /// Floating-point operations of a pass through the FFT: 5·m·log₂m per complex transform of size m (radix-2), one
+    /// transform of the kernel (and of dK) per channel, <paramref name="transformsPerPair"/> per pair of batch rows,
+    /// and a complex product (6 flops) per frequency and pair.
+    /// </summary>
+    private double Flops(int batch, int length, int transformsPerPair, int kernelTransforms)
+    {
+        int m = FftSize(length), pairs = (batch + 1) / 2;
+        double transform = 5.0 * m * Math.Log2(m);
+        return _channels * ((kernelTransforms + transformsPerPair * pairs) * transform + 6.0 * m * pairs * (transformsPerPair - 1));
     }
 
     // ---- lanes path: sixteen channels per transform ----

@@ -1,0 +1,212 @@
+using System.Diagnostics;
+using System.Globalization;
+using SsmGen.Numerics;
+using SsmGen.Training;
+
+namespace SsmGen.Benchmarks;
+
+/// <summary>
+/// <c>--train [seconds]</c>: the two training benchmarks of the CPU suite — the sMNIST S4D model (4 blocks, H 128,
+/// N 64, dropout 0.1, batch 16, L 784) and the byte-level Mamba LM (4 blocks, d_model 256, N 16, vocab 256, batch 8,
+/// L 256) — timed side by side with the same architectures in PyTorch eager (<c>examples/GpuCheck/pytorch_eager.py</c>,
+/// when <c>python3</c> can import torch), in windows taken in turn for the whole run, so both sides share the
+/// machine's moments. A train step is forward, loss, backward, gradient clipping and AdamW; a forward is the
+/// inference forward (PyTorch: eval mode under no_grad). Each configuration reports its fastest window and its median.
+/// </summary>
+public static class TrainSteps
+{
+    private sealed class Config(string model, string pass, string side, Func<double> window)
+    {
+        public readonly string Model = model, Pass = pass, Side = side;
+        public readonly Func<double> Window = window; // ms per step
+        public readonly List<double> Windows = [];
+    }
+
+    public static void Run(double seconds)
+    {
+        var configs = new List<Config>();
+        foreach (var (name, build) in new (string, Func<Bench>)[] { ("sMNIST S4D", SmnistTrain), ("Mamba LM", MambaTrain) })
+        {
+            var bench = build();
+            configs.Add(new(name, "train step", "SsmGen", () => Time(2, bench.TrainStep)));
+            configs.Add(new(name, "forward", "SsmGen", () => Time(4, bench.Forward)));
+            if (PyTorchPeer.Start(bench.PeerArguments) is { } peer)
+            {
+                Console.WriteLine($"PyTorch peer for {name}: {peer.Description}");
+                configs.Add(new(name, "train step", "PyTorch", () => peer.Time("train", bench.PeerTrainSteps)));
+                configs.Add(new(name, "forward", "PyTorch", () => peer.Time("forward", 4)));
+            }
+            else Console.WriteLine($"PyTorch peer for {name}: not run ({PyTorchPeer.WhyNot}).");
+        }
+        foreach (var c in configs) c.Window(); // warm-up: every path compiled, its buffers touched
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed.TotalSeconds < seconds)
+            foreach (var c in configs) c.Windows.Add(c.Window());
+
+        Console.WriteLine($"Windows taken in turn over {seconds:F0} s ({configs[0].Windows.Count} per configuration), both sides on {Environment.ProcessorCount} threads: ms per step, fastest window (median).");
+        Console.WriteLine("| model | pass | SsmGen | PyTorch | SsmGen faster (fastest windows) | (medians) |");
+        Console.WriteLine("|---|---|---|---|---|---|");
+        foreach (var ours in configs.Where(c => c.Side == "SsmGen"))
+        {
+            var peer = configs.FirstOrDefault(c => c.Side == "PyTorch" && c.Model == ours.Model && c.Pass == ours.Pass);
+            string theirs = peer is null ? "—" : Describe(peer), ratio = peer is null ? "—" : $"{peer.Windows.Min() / ours.Windows.Min():F2}×",
+                   medianRatio = peer is null ? "—" : $"{Median(peer) / Median(ours):F2}×";
+            Console.WriteLine($"| {ours.Model} | {ours.Pass} | {Describe(ours)} | {theirs} | {ratio} | {medianRatio} |");
+        }
+    }
+
+    /// <summary>
+    /// <c>--passes [steps]</c>: each model's train step split by pass (<see cref="PassProfile"/>), with each pass's
+    /// FLOP rate against the FP32 peak of all cores and its byte rate against the all-core triad bandwidth, both
+    /// measured first in the same run.
+    /// </summary>
+    public static void Passes(int steps)
+    {
+        int cores = Environment.ProcessorCount;
+        var fma = new FmaPeak();
+        double peakNs = double.MaxValue;
+        for (int i = 0; i < 5; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            Parallel.For(0, cores, new ParallelOptions { MaxDegreeOfParallelism = cores }, _ => fma.Fma());
+            peakNs = Math.Min(peakNs, clock.Elapsed.TotalNanoseconds);
+        }
+        double peak = cores * FmaPeak.Flops / peakNs; // GFLOP/s
+        var triad = new MemoryTriad();
+        triad.Setup();
+        double triadNs = double.MaxValue;
+        for (int i = 0; i < 5; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            triad.AllCores();
+            triadNs = Math.Min(triadNs, clock.Elapsed.TotalNanoseconds);
+        }
+        double bandwidth = MemoryTriad.Bytes / triadNs; // GB/s
+        Console.WriteLine($"FP32 FMA peak of {cores} cores: {peak:F1} GFLOP/s; triad bandwidth on {cores} cores: {bandwidth:F1} GB/s (best of 5, this run).");
+        foreach (var (name, build) in new (string, Func<Bench>)[] { ("sMNIST S4D", SmnistTrain), ("Mamba LM", MambaTrain) })
+        {
+            var bench = build();
+            for (int i = 0; i < 3; i++) bench.TrainStep();
+            PassProfile.Start();
+            var clock = Stopwatch.StartNew();
+            for (int i = 0; i < steps; i++) bench.TrainStep();
+            double stepMs = clock.Elapsed.TotalMilliseconds / steps;
+            var totals = PassProfile.Stop();
+            Console.WriteLine();
+            Console.WriteLine($"{name} train step: {stepMs:F1} ms (mean of {steps} after 3 warm-up steps), by pass:");
+            Console.WriteLine("| pass | ms per step | share of the step | GFLOP/s | of the peak | GB/s | of the bandwidth |");
+            Console.WriteLine("|---|---|---|---|---|---|---|");
+            double claimed = 0, flops = 0;
+            foreach (var t in totals)
+            {
+                double ms = t.Time.TotalMilliseconds / steps, ns = t.Time.TotalNanoseconds;
+                claimed += ms; flops += t.Flops;
+                if (ms == 0) continue;
+                string rate = t.Flops > 0 ? $"{t.Flops / ns:F1} | {100 * t.Flops / ns / peak:F1}%" : "— | —";
+                Console.WriteLine($"| {t.Pass} | {ms:F2} | {100 * ms / stepMs:F1}% | {rate} | {t.Bytes / ns:F1} | {100 * t.Bytes / ns / bandwidth:F0}% |");
+            }
+            Console.WriteLine($"| other (generated loops, the S4D kernel, hand-offs) | {stepMs - claimed:F2} | {100 * (stepMs - claimed) / stepMs:F1}% | | | | |");
+            double stepFlops = flops / steps;
+            Console.WriteLine($"Counted work: {stepFlops / 1e9:F2} GFLOP per step = {stepFlops / (stepMs * 1e6):F1} GFLOP/s over the whole step, {100 * stepFlops / (stepMs * 1e6) / peak:F1}% of the {cores}-core peak.");
+        }
+    }
+
+    private static string Describe(Config c) => $"{c.Windows.Min():F1} ({Median(c):F1})";
+    private static double Median(Config c) => c.Windows.Order().ElementAt(c.Windows.Count / 2);
+
+    private static double Time(int steps, Action step)
+    {
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < steps; i++) step();
+        return clock.Elapsed.TotalMilliseconds / steps;
+    }
+
+    private sealed record Bench(Action TrainStep, Action Forward, string PeerArguments, int PeerTrainSteps = 2);
+
+    /// <summary><c>--loop sMNIST|Mamba [seconds]</c>: one model's train step over and over, for a profiler to watch.</summary>
+    public static void Loop(string model, double seconds)
+    {
+        var bench = model.Equals("Mamba", StringComparison.OrdinalIgnoreCase) ? MambaTrain() : SmnistTrain();
+        var clock = Stopwatch.StartNew();
+        int steps = 0;
+        while (clock.Elapsed.TotalSeconds < seconds) { bench.TrainStep(); steps++; }
+        Console.WriteLine($"{steps} train steps in {clock.Elapsed.TotalSeconds:F1} s: {clock.Elapsed.TotalMilliseconds / steps:F1} ms each.");
+    }
+
+    private static Bench SmnistTrain()
+    {
+        const int batch = SmnistStep.Batch, length = SmnistStep.Length;
+        var model = new SmnistBench(batch, length);
+        model.Initialize(1);
+        var trainer = new Trainer(model, new TrainerOptions());
+        var rng = new Rng(2);
+        var x = new float[batch * length];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)rng.NextDouble();
+        var y = new int[batch];
+        for (int i = 0; i < batch; i++) y[i] = rng.NextInt(10);
+        var logits = new float[batch * 10];
+        return new(() => trainer.TrainStep(x, y, batch, length), () => model.Forward(x, batch, length, logits),
+            $"--bench smnist-s4d --batch {batch} --length {length} --blocks 4");
+    }
+
+    private static Bench MambaTrain()
+    {
+        const int batch = MambaLmStep.Batch, length = MambaLmStep.Length;
+        var model = new MambaStackBench(batch, length);
+        model.Initialize(1);
+        var trainer = new Trainer(model, new TrainerOptions());
+        var rng = new Rng(2);
+        var tokens = new int[batch * length];
+        for (int i = 0; i < tokens.Length; i++) tokens[i] = rng.NextInt(MambaStackBench.VocabSize);
+        var targets = new int[batch * length];
+        for (int i = 0; i < targets.Length; i++) targets[i] = rng.NextInt(MambaStackBench.VocabSize);
+        var logits = new float[batch * length * MambaStackBench.OutputSize];
+        return new(() => trainer.TrainStep(tokens, targets, batch, length), () => model.Forward(tokens, batch, length, logits),
+            $"--bench mamba-lm --batch {batch} --length {length} --blocks 4", PeerTrainSteps: 1);
+    }
+}
+
+/// <summary>The PyTorch script in serve mode: one process per model, asked for timings line by line.</summary>
+public sealed class PyTorchPeer
+{
+    private readonly Process _process;
+    public string Description { get; }
+    public static string WhyNot { get; private set; } = "";
+
+    private PyTorchPeer(Process process, string description) { _process = process; Description = description; }
+
+    public static PyTorchPeer? Start(string arguments)
+    {
+        string? script = null;
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null && script is null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "examples", "GpuCheck", "pytorch_eager.py")))
+                script = Path.Combine(dir.FullName, "examples", "GpuCheck", "pytorch_eager.py");
+        if (script is null) { WhyNot = "examples/GpuCheck/pytorch_eager.py not found above the benchmark's folder"; return null; }
+        // Debian's python3-torch is installed for the system's interpreter, which a user's PATH may shadow.
+        string python = File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+        Process process;
+        try
+        {
+            process = Process.Start(new ProcessStartInfo(python, $"\"{script}\" --device cpu --serve {arguments}")
+            { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false })!;
+        }
+        catch (System.ComponentModel.Win32Exception e) { WhyNot = $"{python} could not start: {e.Message}"; return null; }
+        string? header = process.StandardOutput.ReadLine();
+        if (header is null)
+        {
+            string error = process.StandardError.ReadToEnd().Trim().Split('\n').LastOrDefault() ?? "";
+            WhyNot = $"the script stopped: {error} (install Debian's python3-torch and libopenblas0-openmp)";
+            return null;
+        }
+        return new PyTorchPeer(process, header);
+    }
+
+    /// <summary>Milliseconds per step of <paramref name="steps"/> steps of the given kind ("train" or "forward").</summary>
+    public double Time(string what, int steps)
+    {
+        _process.StandardInput.WriteLine($"{what} {steps}");
+        _process.StandardInput.Flush();
+        string line = _process.StandardOutput.ReadLine() ?? throw new InvalidOperationException("The PyTorch peer stopped: " + _process.StandardError.ReadToEnd());
+        return double.Parse(line, CultureInfo.InvariantCulture) / steps;
+    }
+}
