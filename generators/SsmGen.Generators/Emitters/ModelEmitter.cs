@@ -153,7 +153,7 @@ internal static class ModelEmitter
     internal static string NormBackward(bool rms, string prefix, string x, string mean, string rstd, string dy, string dx, string rows)
         => rms
             ? $"BlockKernels.RmsNormBackward({x}, {Span("_p", prefix + ".weight", "H")}, {rstd}, {dy}, {dx}, {Span("_g", prefix + ".weight", "H")}, {rows}, H, _ws);"
-            : $"BlockKernels.LayerNormBackward({x}, {Span("_p", prefix + ".weight", "H")}, {mean}, {rstd}, {dy}, {dx}, {Span("_g", prefix + ".weight", "H")}, {Span("_g", prefix + ".bias", "H")}, _lnScratch, {rows}, H, _ws);";
+            : $"BlockKernels.LayerNormBackward({x}, {Span("_p", prefix + ".weight", "H")}, {mean}, {rstd}, {dy}, {dx}, {Span("_g", prefix + ".weight", "H")}, {Span("_g", prefix + ".bias", "H")}, {rows}, H, _ws);";
 
     private static string DecoderBias(ModelPlan plan, string buf) => plan.Names.DecoderBias ? Span(buf, plan.Names.Decoder + ".bias", "OutputSize") : (buf == "_p" ? "ReadOnlySpan<float>.Empty" : "Span<float>.Empty");
 
@@ -208,7 +208,7 @@ internal static class ModelEmitter
             private readonly float[] _input, _xf, _meanF, _rstdF, _nf, _pooled;
             private readonly int[] _tokens, _stepAt; // _stepAt: each stream's position in the current step
             // Scratch: a block's output before the residual (B·L, H), the backward (dL/d stream, dL/d norm output) and the step.
-            private readonly float[] _mix, _dX, _dA, _lnScratch, _dPooled, _sx, _sn, _sp, _sStat;
+            private readonly float[] _mix, _dX, _dA, _dPooled, _sx, _sn, _sp, _sStat;
             """);
         foreach (var kind in LayerKinds.In(plan)) kind.EmitFields(w, plan);
         w.Line("""
@@ -250,7 +250,7 @@ internal static class ModelEmitter
         foreach (var l in plan.Layers) w.Line($"_l{l.Index}X = new float[rows * H];");
         w.Line("_xf = new float[rows * H]; _meanF = new float[rows]; _rstdF = new float[rows]; _nf = new float[rows * H];");
         w.Line("_pooled = new float[(PerToken ? rows : maxBatch) * H]; _mix = new float[rows * H];");
-        TrainingOnly(w, ("_dPooled", "(PerToken ? rows : maxBatch) * H"), ("_dX", "rows * H"), ("_dA", "rows * H"), ("_lnScratch", "2 * H"));
+        TrainingOnly(w, ("_dPooled", "(PerToken ? rows : maxBatch) * H"), ("_dX", "rows * H"), ("_dA", "rows * H"));
         w.Line("_sx = new float[maxBatch * H]; _sn = new float[maxBatch * H]; _sp = new float[maxBatch * H]; _sStat = new float[2 * _maxBatch]; _stepAt = new int[_maxBatch];");
         foreach (var kind in LayerKinds.In(plan)) kind.EmitAllocations(w, plan);
         w.Line($"_stateSize = checked(FixedStateSize + {plan.State.CacheLayers.Count} * 2 * maxLength * H);");

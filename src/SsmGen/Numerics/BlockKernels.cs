@@ -34,33 +34,12 @@ public static class BlockKernels
     {
         Need(x, rows * h); Need(dy, rows * h); Need(dx, rows * h); Need(rstd, rows); Need(w, h); Need(dw, h);
         using var pass = PassProfile.Enter(Pass.Norm, 10.0 * rows * h, 16.0 * rows * h);
-        fixed (float* px = x, pw = w, pr = rstd, pdy = dy, pdx = dx)
-            RowParallel.Run(&LayerNormBackwardRows, new RowArgs { P0 = px, P1 = pw, P3 = pr, P4 = pdy, P5 = pdx, Width = h, Count = RmsFlag }, rows, h, workspace);
-        fixed (float* px = x, pr = rstd, pdy = dy, pdw = dw)
-            RowParallel.Run(&RmsParameterColumns, new RowArgs { P0 = px, P3 = pr, P4 = pdy, P5 = pdw, Width = h, Count = rows }, h, rows, workspace);
+        fixed (float* px = x, pw = w, pr = rstd, pdy = dy, pdx = dx, pdw = dw)
+            RowParallel.RunWithPartials(&LayerNormBackwardRows, new RowArgs { P0 = px, P1 = pw, P3 = pr, P4 = pdy, P5 = pdx, Width = h, Count = RmsFlag }, rows, h, pdw, null, h, workspace);
     }
 
     /// <summary>RowArgs.Count value that turns the LayerNorm row kernels into RMSNorm (mean 0, no bias).</summary>
     private const int RmsFlag = 1;
-
-    /// <summary>Columns [c0, c1) of RMSNorm's dw += Σ dy·x·rstd over all Count rows.</summary>
-    private static unsafe void RmsParameterColumns(ref RowArgs a, int c0, int c1)
-    {
-        int h = a.Width;
-        for (int r = 0; r < a.Count; r++)
-        {
-            float* x = a.P0 + (long)r * h, dy = a.P4 + (long)r * h;
-            float rs = a.P3[r];
-            int c = c0;
-            if (Vector512.IsHardwareAccelerated)
-            {
-                var vr = Vector512.Create(rs);
-                for (; c + 16 <= c1; c += 16)
-                    (Vector512.Load(a.P5 + c) + Vector512.Load(dy + c) * Vector512.Load(x + c) * vr).Store(a.P5 + c);
-            }
-            for (; c < c1; c++) a.P5[c] += dy[c] * x[c] * rs;
-        }
-    }
 
     private static unsafe void LayerNormRows(ref RowArgs a, int r0, int r1)
     {
@@ -114,49 +93,24 @@ public static class BlockKernels
         }
     }
 
-    /// <summary>dx += LayerNorm backward (rows in parallel); dw and db accumulate. <paramref name="scratch"/> holds 2h floats.</summary>
-    public static unsafe void LayerNormBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd, ReadOnlySpan<float> dy, Span<float> dx, Span<float> dw, Span<float> db, Span<float> scratch, int rows, int h, Workspace? workspace = null)
+    /// <summary>dx += LayerNorm backward; dw and db accumulate. Rows in parallel, each part summing its rows' dw and db.</summary>
+    public static unsafe void LayerNormBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd, ReadOnlySpan<float> dy, Span<float> dx, Span<float> dw, Span<float> db, int rows, int h, Workspace? workspace = null)
     {
-        Need(x, rows * h); Need(dy, rows * h); Need(dx, rows * h); Need(mean, rows); Need(rstd, rows); Need(w, h); Need(dw, h); Need(db, h); Need(scratch, 2 * h);
+        Need(x, rows * h); Need(dy, rows * h); Need(dx, rows * h); Need(mean, rows); Need(rstd, rows); Need(w, h); Need(dw, h); Need(db, h);
         using var pass = PassProfile.Enter(Pass.Norm, 14.0 * rows * h, 16.0 * rows * h);
-        fixed (float* px = x, pw = w, pm = mean, pr = rstd, pdy = dy, pdx = dx)
-            RowParallel.Run(&LayerNormBackwardRows, new RowArgs { P0 = px, P1 = pw, P2 = pm, P3 = pr, P4 = pdy, P5 = pdx, Width = h }, rows, h, workspace);
-        // Parameter gradients: dw += Σ dy·x̂, db += Σ dy, a sum over rows; the columns are shared out instead.
-        fixed (float* px = x, pm = mean, pr = rstd, pdy = dy, pdw = dw, pdb = db)
-            RowParallel.Run(&LayerNormParameterColumns, new RowArgs { P0 = px, P2 = pm, P3 = pr, P4 = pdy, P5 = pdw, P6 = pdb, Width = h, Count = rows }, h, rows, workspace);
+        // dw and db sum over rows: each part sums its own rows into [dw | db] partials, added in part order after
+        fixed (float* px = x, pw = w, pm = mean, pr = rstd, pdy = dy, pdx = dx, pdw = dw, pdb = db)
+            RowParallel.RunWithPartials(&LayerNormBackwardRows, new RowArgs { P0 = px, P1 = pw, P2 = pm, P3 = pr, P4 = pdy, P5 = pdx, Width = h }, rows, h, pdw, pdb, h, workspace);
     }
 
-    /// <summary>Columns [c0, c1) of dw and db, summed over all Count rows.</summary>
-    private static unsafe void LayerNormParameterColumns(ref RowArgs a, int c0, int c1)
+    /// <summary>
+    /// Rows [r0, r1): dx += the backward, and this part's sums dw += dy·x̂ into partial[0, h), db += dy into
+    /// partial[h, 2h) (LayerNorm; RMSNorm has dw only).
+    /// </summary>
+    private static unsafe void LayerNormBackwardRows(ref RowArgs a, int r0, int r1, float* partial)
     {
         int h = a.Width;
-        for (int r = 0; r < a.Count; r++)
-        {
-            float* x = a.P0 + (long)r * h, dy = a.P4 + (long)r * h;
-            float m = a.P2[r], rs = a.P3[r];
-            int c = c0;
-            if (Vector512.IsHardwareAccelerated)
-            {
-                var vm = Vector512.Create(m); var vr = Vector512.Create(rs);
-                for (; c + 16 <= c1; c += 16)
-                {
-                    var g = Vector512.Load(dy + c);
-                    (Vector512.Load(a.P5 + c) + g * (Vector512.Load(x + c) - vm) * vr).Store(a.P5 + c);
-                    (Vector512.Load(a.P6 + c) + g).Store(a.P6 + c);
-                }
-            }
-            for (; c < c1; c++)
-            {
-                a.P5[c] += dy[c] * (x[c] - m) * rs;
-                a.P6[c] += dy[c];
-            }
-        }
-    }
-
-    private static unsafe void LayerNormBackwardRows(ref RowArgs a, int r0, int r1)
-    {
-        int h = a.Width;
-        float* w = a.P1;
+        float* w = a.P1, pdw = partial, pdb = partial + h;
         for (int r = r0; r < r1; r++)
         {
             float* x = a.P0 + (long)r * h, dy = a.P4 + (long)r * h, dx = a.P5 + (long)r * h;
@@ -187,16 +141,25 @@ public static class BlockKernels
                 for (; i + 16 <= h; i += 16)
                 {
                     var xhat = (Vector512.Load(x + i) - vm) * vrs;
-                    var g = Vector512.Load(dy + i) * Vector512.Load(w + i);
+                    var d = Vector512.Load(dy + i);
+                    var g = d * Vector512.Load(w + i);
                     (Vector512.Load(dx + i) + vrs * (g - vmG - xhat * vmGX)).Store(dx + i);
+                    Vector512.FusedMultiplyAdd(d, xhat, Vector512.Load(pdw + i)).Store(pdw + i);
+                    if (!rms) (Vector512.Load(pdb + i) + d).Store(pdb + i);
                 }
             }
-            for (; i < h; i++) dx[i] += rs * (dy[i] * w[i] - mG - (x[i] - m) * rs * mGX);
+            for (; i < h; i++)
+            {
+                float xhat = (x[i] - m) * rs;
+                dx[i] += rs * (dy[i] * w[i] - mG - xhat * mGX);
+                pdw[i] += dy[i] * xhat;
+                if (!rms) pdb[i] += dy[i];
+            }
         }
     }
 
-    /// <summary>y = SiLU(x) = x·σ(x).</summary>
-    public static void SiluForward(ReadOnlySpan<float> x, Span<float> y)
+    /// <summary>y = SiLU(x) = x·σ(x). Vectors in parallel.</summary>
+    public static unsafe void SiluForward(ReadOnlySpan<float> x, Span<float> y)
     {
         Need(y, x.Length);
         using var pass = PassProfile.Enter(Pass.ElementWise, 0, 8.0 * x.Length);
@@ -205,11 +168,31 @@ public static class BlockKernels
             for (int i = 0; i < x.Length; i++) y[i] = x[i] / (1f + MathF.Exp(-x[i]));
             return;
         }
-        for (int i = 0; i < x.Length; i += 16)
+        fixed (float* px = x, py = y) RunVectors(&SiluVectors, new RowArgs { P0 = px, P1 = py, Count = x.Length });
+    }
+
+    private static unsafe void SiluVectors(ref RowArgs a, int i0, int i1)
+    {
+        for (int i = i0; i < i1; i += 16)
         {
-            var v = Lanes(x, i);
-            Store(v * FastMath.Sigmoid(v), y, i, x.Length);
+            var v = Lanes(a.P0, i, a.Count);
+            Store(v * FastMath.Sigmoid(v), a.P1, i, a.Count);
         }
+    }
+
+    /// <summary>
+    /// Runs an element-wise body over [0, args.Count) on the <see cref="WorkerPool"/>, split at multiples of 16 so that
+    /// every vector but the last is whole wherever the split falls: the body gets element ranges [i0, i1) and the
+    /// total in Count, and reads and writes through <see cref="Lanes(float*, int, int)"/> and <see cref="Store(Vector512{float}, float*, int, int)"/>.
+    /// </summary>
+    internal static unsafe void RunVectors(delegate*<ref RowArgs, int, int, void> body, RowArgs args) =>
+        RowParallel.Run(&VectorRows, new RowArgs { P0 = args.P0, P1 = args.P1, P2 = args.P2, P3 = args.P3, P4 = args.P4, P5 = (float*)body, Count = args.Count },
+            (args.Count + 15) / 16, 16, grain: 64);
+
+    private static unsafe void VectorRows(ref RowArgs a, int r0, int r1)
+    {
+        var body = (delegate*<ref RowArgs, int, int, void>)a.P5;
+        body(ref a, 16 * r0, Math.Min(16 * r1, a.Count));
     }
 
     // The element-wise kernels run their last partial vector through the same lanes, zero-padded, so an element's value
@@ -223,10 +206,10 @@ public static class BlockKernels
         return Vector512.Create(t);
     }
 
-    private static unsafe Vector512<float> Lanes(float* p, int i, int end) =>
+    internal static unsafe Vector512<float> Lanes(float* p, int i, int end) =>
         i + 16 <= end ? Vector512.Load(p + i) : Lanes(new ReadOnlySpan<float>(p + i, end - i), 0);
 
-    private static unsafe void Store(Vector512<float> v, float* p, int i, int end)
+    internal static unsafe void Store(Vector512<float> v, float* p, int i, int end)
     {
         if (i + 16 <= end) v.Store(p + i);
         else Store(v, new Span<float>(p + i, end - i), 0, end - i);
@@ -240,8 +223,8 @@ public static class BlockKernels
         t[..(end - i)].CopyTo(d[i..]);
     }
 
-    /// <summary>dx = dy · SiLU'(x), SiLU'(x) = σ(x)(1 + x(1 − σ(x))). dx may alias dy.</summary>
-    public static void SiluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx)
+    /// <summary>dx = dy · SiLU'(x), SiLU'(x) = σ(x)(1 + x(1 − σ(x))). dx may alias dy. Vectors in parallel.</summary>
+    public static unsafe void SiluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx)
     {
         Need(dy, x.Length); Need(dx, x.Length);
         using var pass = PassProfile.Enter(Pass.ElementWise, 0, 12.0 * x.Length);
@@ -254,16 +237,21 @@ public static class BlockKernels
             }
             return;
         }
-        for (int i = 0; i < x.Length; i += 16)
+        fixed (float* px = x, pdy = dy, pdx = dx) RunVectors(&SiluBackwardVectors, new RowArgs { P0 = px, P1 = pdy, P2 = pdx, Count = x.Length });
+    }
+
+    private static unsafe void SiluBackwardVectors(ref RowArgs a, int i0, int i1)
+    {
+        for (int i = i0; i < i1; i += 16)
         {
-            var v = Lanes(x, i);
+            var v = Lanes(a.P0, i, a.Count);
             var s = FastMath.Sigmoid(v);
-            Store(Lanes(dy, i) * s * (Vector512<float>.One + v * (Vector512<float>.One - s)), dx, i, x.Length);
+            Store(Lanes(a.P1, i, a.Count) * s * (Vector512<float>.One + v * (Vector512<float>.One - s)), a.P2, i, a.Count);
         }
     }
 
-    /// <summary>An output gate (Mamba's, the delta rule's): g = y · SiLU(z); g may alias y.</summary>
-    public static void SiluGateForward(ReadOnlySpan<float> y, ReadOnlySpan<float> z, Span<float> g)
+    /// <summary>An output gate (Mamba's, the delta rule's): g = y · SiLU(z); g may alias y. Vectors in parallel.</summary>
+    public static unsafe void SiluGateForward(ReadOnlySpan<float> y, ReadOnlySpan<float> z, Span<float> g)
     {
         Need(z, y.Length); Need(g, y.Length);
         using var pass = PassProfile.Enter(Pass.ElementWise, 0, 12.0 * y.Length);
@@ -272,15 +260,20 @@ public static class BlockKernels
             for (int i = 0; i < y.Length; i++) g[i] = y[i] * z[i] / (1f + MathF.Exp(-z[i]));
             return;
         }
-        for (int i = 0; i < y.Length; i += 16)
+        fixed (float* py = y, pz = z, pg = g) RunVectors(&SiluGateVectors, new RowArgs { P0 = py, P1 = pz, P2 = pg, Count = y.Length });
+    }
+
+    private static unsafe void SiluGateVectors(ref RowArgs a, int i0, int i1)
+    {
+        for (int i = i0; i < i1; i += 16)
         {
-            var vz = Lanes(z[..y.Length], i);
-            Store(Lanes(y, i) * vz * FastMath.Sigmoid(vz), g, i, y.Length);
+            var vz = Lanes(a.P1, i, a.Count);
+            Store(Lanes(a.P0, i, a.Count) * vz * FastMath.Sigmoid(vz), a.P2, i, a.Count);
         }
     }
 
-    /// <summary>Its backward: dy = dg·SiLU(z), dz = dg·y·SiLU'(z) (both overwritten).</summary>
-    public static void SiluGateBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> z, ReadOnlySpan<float> dg, Span<float> dy, Span<float> dz)
+    /// <summary>Its backward: dy = dg·SiLU(z), dz = dg·y·SiLU'(z) (both overwritten). Vectors in parallel.</summary>
+    public static unsafe void SiluGateBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> z, ReadOnlySpan<float> dg, Span<float> dy, Span<float> dz)
     {
         Need(z, y.Length); Need(dg, y.Length); Need(dy, y.Length); Need(dz, y.Length);
         using var pass = PassProfile.Enter(Pass.ElementWise, 0, 20.0 * y.Length);
@@ -295,14 +288,20 @@ public static class BlockKernels
             }
             return;
         }
-        for (int i = 0; i < y.Length; i += 16)
+        fixed (float* py = y, pz = z, pdg = dg, pdy = dy, pdz = dz)
+            RunVectors(&SiluGateBackwardVectors, new RowArgs { P0 = py, P1 = pz, P2 = pdg, P3 = pdy, P4 = pdz, Count = y.Length });
+    }
+
+    private static unsafe void SiluGateBackwardVectors(ref RowArgs a, int i0, int i1)
+    {
+        for (int i = i0; i < i1; i += 16)
         {
-            var vz = Lanes(z[..y.Length], i);
+            var vz = Lanes(a.P1, i, a.Count);
             var s = FastMath.Sigmoid(vz);
-            var g = Lanes(dg[..y.Length], i);
-            var vy = Lanes(y, i);
-            Store(g * vz * s, dy, i, y.Length);
-            Store(g * vy * s * (Vector512<float>.One + vz * (Vector512<float>.One - s)), dz, i, y.Length);
+            var g = Lanes(a.P2, i, a.Count);
+            var vy = Lanes(a.P0, i, a.Count);
+            Store(g * vz * s, a.P3, i, a.Count);
+            Store(g * vy * s * (Vector512<float>.One + vz * (Vector512<float>.One - s)), a.P4, i, a.Count);
         }
     }
 

@@ -10,6 +10,9 @@ public sealed class Workspace
     internal float[] Transposed;
     internal readonly Gemm.Job GemmJob = new();
     internal readonly RowParallel.Job RowJob = new();
+    internal readonly RowParallel.PartialsJob PartialsJob = new();
+    /// <summary>Per-part sums of <see cref="RowParallel.RunWithPartials"/>, grown on first use.</summary>
+    internal float[] Partials = [];
 
     /// <param name="maxWeights">Largest in·out of the linear layers it will serve (room for a transposed weight).</param>
     public Workspace(int maxWeights = 0) => Transposed = new float[Math.Max(0, maxWeights)];

@@ -25,7 +25,7 @@ public class BlockKernelTests
         Close(yRef, y, 1e-5, "LayerNorm");
 
         var dx = F(dy); var dw = new float[h]; var db = new float[h];
-        BlockKernels.LayerNormBackward(F(x), F(w), mean, rstd, F(dy), dx, dw, db, new float[2 * h], rows, h);
+        BlockKernels.LayerNormBackward(F(x), F(w), mean, rstd, F(dy), dx, dw, db, rows, h);
         var dxRef = (double[])dy.Clone(); var dwRef = new double[h]; var dbRef = new double[h];
         BlockReference<double>.LayerNormBackward(x, w, mRef, rRef, dy, dxRef, dwRef, dbRef, rows, h);
         Close(dxRef, dx, 1e-4, "LayerNorm dx");
@@ -79,5 +79,36 @@ public class BlockKernelTests
         // another step or layer draws another mask
         Assert.NotEqual(key, Rng.DropoutKey(7, 4, 1));
         Assert.NotEqual(key, Rng.DropoutKey(7, 3, 2));
+    }
+
+    [Fact]
+    public void GatesAndSoftplusSplitAcrossThePoolMatchTheFormulasAndEachElementAlone()
+    {
+        const int n = 70_001;   // past the pool's threshold, with a partial last vector
+        var x = TestConfigs.RandomArray(n, 11, 4); var z = TestConfigs.RandomArray(n, 12, 4); var dg = TestConfigs.RandomArray(n, 13);
+        float[] F(double[] a) => a.Select(v => (float)v).ToArray();
+        static double Sig(double v) => 1 / (1 + Math.Exp(-v));
+        void Close(Func<int, double> expected, float[] actual, double tol, string what)
+        {
+            double worst = 0;
+            for (int i = 0; i < n; i++) worst = Math.Max(worst, Math.Abs(expected(i) - actual[i]));
+            Assert.True(worst < tol, $"{what}: {worst:E2}");
+        }
+        var silu = new float[n]; BlockKernels.SiluForward(F(x), silu);
+        Close(i => x[i] * Sig(x[i]), silu, 1e-5, "SiLU");
+        var dSilu = new float[n]; BlockKernels.SiluBackward(F(x), F(dg), dSilu);
+        Close(i => dg[i] * Sig(x[i]) * (1 + x[i] * (1 - Sig(x[i]))), dSilu, 1e-5, "SiLU'");
+        var gate = new float[n]; BlockKernels.SiluGateForward(F(x), F(z), gate);
+        Close(i => x[i] * z[i] * Sig(z[i]), gate, 1e-4, "gate");
+        var dy = new float[n]; var dz = new float[n]; BlockKernels.SiluGateBackward(F(x), F(z), F(dg), dy, dz);
+        Close(i => dg[i] * z[i] * Sig(z[i]), dy, 1e-4, "gate dy");
+        Close(i => dg[i] * x[i] * Sig(z[i]) * (1 + z[i] * (1 - Sig(z[i]))), dz, 1e-4, "gate dz");
+        var sp = F(x); MambaKernels.Softplus(sp);
+        Close(i => Math.Log(1 + Math.Exp(x[i])), sp, 1e-5, "softplus");
+        var dPre = new float[n]; MambaKernels.SoftplusBackward(sp, F(dg), dPre);
+        Close(i => dg[i] * Sig(x[i]), dPre, 1e-5, "softplus'");
+        // the same bits for an element whatever its neighbours: a row of 17 alone, as a streaming step computes it
+        var alone = new float[17]; BlockKernels.SiluGateForward(F(x).AsSpan(32, 17), F(z).AsSpan(32, 17), alone);
+        Assert.Equal(gate.AsSpan(32, 17).ToArray(), alone);
     }
 }

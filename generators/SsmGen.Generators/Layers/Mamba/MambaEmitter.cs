@@ -232,55 +232,63 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         w.Line();
         // backward
         w.Open("protected override void BackwardGroup(int b, int e0)");
+        bool tree = n % 16 == 0; // B and C gradients of 16 states summed over the lanes together (FastMath.SumEach16)
         w.Line($$"""
-            // Chunks from last to first: recompute the chunk's states from its saved start, then run time backwards with
-            // g = dL/dh_t carried through the decay. B and C gradients are sums over channels (one batch row per thread).
-            Span<Vector512<float>> hs = stackalloc Vector512<float>[ChunkLength * {{n}}];
-            Span<Vector512<float>> start = stackalloc Vector512<float>[{{n}}];
+            // Chunks from last to first: recompute the chunk's states and decays from its saved start, then run time
+            // backwards with g = dL/dh_t carried through the decay. B and C gradients are sums over channels (one batch
+            // row per thread): each step's sixteen lanes are summed{{(tree ? " sixteen states at once" : "")}} into the row's dB_t and dC_t.
+            // hs[0..N) holds the chunk's start, hs[(t − t0 + 1)·N ..] the state after step t; ds the decays.
+            Span<Vector512<float>> hs = stackalloc Vector512<float>[(ChunkLength + 1) * {{n}}];
+            Span<Vector512<float>> ds = stackalloc Vector512<float>[ChunkLength * {{n}}];
             Span<Vector512<float>> dA = stackalloc Vector512<float>[{{n}}];
+            Span<Vector512<float>> dB = stackalloc Vector512<float>[{{n}}];
+            Span<Vector512<float>> dC = stackalloc Vector512<float>[{{n}}];
             dA.Clear();
             """);
         EachN(w, n, k => $"var g{k} = EndAdjoint(b, {k}, e0);");
         w.Line("var d = V(Dv, e0); var dD = Vector512<float>.Zero;");
         w.Open("for (int k = (Length - 1) / ChunkLength; k >= 0; k--)");
         w.Line("int t0 = k * ChunkLength, t1 = Math.Min(Length, t0 + ChunkLength);");
-        w.Line($"for (int n = 0; n < {n}; n++) start[n] = k == 0 ? StartState(b, n, e0) : V(States, StateIndex(b, k - 1, n, e0));");
+        w.Line($"for (int n = 0; n < {n}; n++) hs[n] = k == 0 ? StartState(b, n, e0) : V(States, StateIndex(b, k - 1, n, e0));");
         w.Open("for (int t = t0; t < t1; t++)");
         w.Line($$"""
-            int row = b * Length + t, x = row * DbcWidth + BOffset, o = row * E + e0;
+            int row = b * Length + t, o = row * E + e0, c = (t - t0) * {{n}};
             var dt = V(Delta, o); var du = dt * V(U, o);
-            var prev = t == t0 ? start : hs.Slice((t - t0 - 1) * {{n}}, {{n}});
-            var cur = hs.Slice((t - t0) * {{n}}, {{n}});
+            ref float bc = ref Dbc[row * DbcWidth + BOffset + {{n - 1}}]; // bounds checked once per step: B_t at bc − {{n - 1}}
+            bc = ref System.Runtime.CompilerServices.Unsafe.Subtract(ref bc, {{n - 1}});
             """);
-        EachN(w, n, k => $"cur[{k}] = {Transition(l, $"FastMath.Exp2Decay(dt * V(AT2, {k} * E + e0))")} * prev[{k}] + du * Vector512.Create(Dbc[x + {k}]);");
+        EachN(w, n, k => $"{{ var decay = FastMath.Exp2Decay(dt * V(AT2, {k} * E + e0)); ds[c + {k}] = decay; hs[c + {n + k}] = Vector512.FusedMultiplyAdd({Transition(l, "decay")}, hs[c + {k}], du * Vector512.Create(System.Runtime.CompilerServices.Unsafe.Add(ref bc, {k}))); }}");
         w.Close();
         w.Open("for (int t = t1 - 1; t >= t0; t--)");
         w.Line($$"""
-            int row = b * Length + t, x = row * DbcWidth + BOffset, o = row * E + e0;
+            int row = b * Length + t, x = row * DbcWidth + BOffset, o = row * E + e0, c = (t - t0) * {{n}};
             var dt = V(Delta, o); var u = V(U, o); var dy = V(DYs, o); var dtu = dt * u;
-            var dDt = Vector512<float>.Zero; var dU = d * dy;
+            var dDt = Vector512<float>.Zero; var gb = Vector512<float>.Zero; // gb = Σ_n g·B_t[n], shared by dΔ and du
             dD += dy * u;
-            var prev = t == t0 ? start : hs.Slice((t - t0 - 1) * {{n}}, {{n}});
-            var cur = hs.Slice((t - t0) * {{n}}, {{n}});
+            ref float bc = ref Dbc[x + {{2 * n - 1}}]; // B_t at bc − {{2 * n - 1}}, C_t after it
+            bc = ref System.Runtime.CompilerServices.Unsafe.Subtract(ref bc, {{2 * n - 1}});
             """);
         for (int k = 0; k < n; k++)
         {
-            w.Open("");
+            string slope = l.Negative ? "(decay + decay)" : "decay";
             w.Line($$"""
-                var a = V(AT, {{k}} * E + e0); var decay = FastMath.Exp2Decay(dt * V(AT2, {{k}} * E + e0)); var bn = Vector512.Create(Dbc[x + {{k}}]);
-                g{{k}} += Vector512.Create(Dbc[x + {{n + k}}]) * dy;
-                DDbc[x + {{n + k}}] += Vector512.Sum(dy * cur[{{k}}]);
-                DDbc[x + {{k}}] += Vector512.Sum(g{{k}} * dtu);
-                var dDecay = g{{k}} * prev[{{k}}] * {{(l.Negative ? "(decay + decay)" : "decay")}};
-                dA[{{k}}] += dDecay * dt;
-                dDt += dDecay * a + g{{k}} * bn * u;
-                dU += g{{k}} * dt * bn;
-                g{{k}} *= {{Transition(l, "decay")}};
+                { var decay = ds[c + {{k}}]; g{{k}} = Vector512.FusedMultiplyAdd(Vector512.Create(System.Runtime.CompilerServices.Unsafe.Add(ref bc, {{n + k}})), dy, g{{k}});
+                  dC[{{k}}] = dy * hs[c + {{n + k}}]; dB[{{k}}] = g{{k}} * dtu;
+                  var dDecay = g{{k}} * hs[c + {{k}}] * {{slope}}; dA[{{k}}] = Vector512.FusedMultiplyAdd(dDecay, dt, dA[{{k}}]);
+                  dDt = Vector512.FusedMultiplyAdd(dDecay, V(AT, {{k}} * E + e0), dDt); gb = Vector512.FusedMultiplyAdd(g{{k}}, Vector512.Create(System.Runtime.CompilerServices.Unsafe.Add(ref bc, {{k}})), gb);
+                  g{{k}} *= {{Transition(l, "decay")}}; }
                 """);
-            w.Close();
         }
-        w.Line("dDt.CopyTo(DDelta.AsSpan(o, 16));");
-        w.Line("(V(DU, o) + dU).CopyTo(DU.AsSpan(o, 16));");
+        if (tree)
+            for (int j = 0; j < n / 16; j++)
+                w.Line($$"""
+                    (V(DDbc, x + {{16 * j}}) + FastMath.SumEach16(dB.Slice({{16 * j}}, 16))).CopyTo(DDbc.AsSpan(x + {{16 * j}}, 16));
+                    (V(DDbc, x + {{n + 16 * j}}) + FastMath.SumEach16(dC.Slice({{16 * j}}, 16))).CopyTo(DDbc.AsSpan(x + {{n + 16 * j}}, 16));
+                    """);
+        else
+            w.Line($"for (int n = 0; n < {n}; n++) {{ DDbc[x + n] += Vector512.Sum(dB[n]); DDbc[x + {n} + n] += Vector512.Sum(dC[n]); }}");
+        w.Line("(dDt + gb * u).CopyTo(DDelta.AsSpan(o, 16));");
+        w.Line("(V(DU, o) + d * dy + gb * dt).CopyTo(DU.AsSpan(o, 16));");
         w.Close();
         w.Close();
         w.Line($"for (int n = 0; n < {n}; n++) dA[n].CopyTo(GradAPart(b, n, e0));");

@@ -168,25 +168,29 @@ public static class MambaKernels
         }
     }
 
-    /// <summary>x = softplus(x) = log(1 + eˣ) in place (x itself above 20, where they agree in float).</summary>
-    public static void Softplus(Span<float> x)
+    /// <summary>x = softplus(x) = log(1 + eˣ) in place (x itself above 20, where they agree in float). Vectors in parallel.</summary>
+    public static unsafe void Softplus(Span<float> x)
     {
         using var pass = PassProfile.Enter(Pass.ElementWise, 0, 8.0 * x.Length);
-        int i = 0;
         if (Vector512.IsHardwareAccelerated)
         {
             // the last partial vector zero-padded through the same lanes (BlockKernels' rule for element-wise kernels)
-            for (; i < x.Length; i += 16)
-            {
-                var v = BlockKernels.Lanes(x, i);
-                BlockKernels.Store(Vector512.ConditionalSelect(Vector512.GreaterThan(v, Vector512.Create(20f)), v, Vector512.Log(Vector512<float>.One + Vector512.Exp(v))), x, i, x.Length);
-            }
+            fixed (float* px = x) BlockKernels.RunVectors(&SoftplusVectors, new RowArgs { P0 = px, Count = x.Length });
             return;
         }
-        for (; i < x.Length; i++)
+        for (int i = 0; i < x.Length; i++)
         {
             float v = x[i];
             x[i] = v > 20 ? v : MathF.Log(1 + MathF.Exp(v));
+        }
+    }
+
+    private static unsafe void SoftplusVectors(ref RowArgs a, int i0, int i1)
+    {
+        for (int i = i0; i < i1; i += 16)
+        {
+            var v = BlockKernels.Lanes(a.P0, i, a.Count);
+            BlockKernels.Store(Vector512.ConditionalSelect(Vector512.GreaterThan(v, Vector512.Create(20f)), v, Vector512.Log(Vector512<float>.One + Vector512.Exp(v))), a.P0, i, a.Count);
         }
     }
 
@@ -207,11 +211,17 @@ public static class MambaKernels
     /// <summary>
     /// Softplus backward from its output Δ: d(pre) = dΔ·σ(pre) = dΔ·(1 − e^{−Δ}), so the pre-activation need not be kept.
     /// </summary>
-    public static void SoftplusBackward(ReadOnlySpan<float> delta, ReadOnlySpan<float> dDelta, Span<float> dPre)
+    public static unsafe void SoftplusBackward(ReadOnlySpan<float> delta, ReadOnlySpan<float> dDelta, Span<float> dPre)
     {
         using var pass = PassProfile.Enter(Pass.ElementWise, 0, 12.0 * delta.Length);
         Need(dDelta, delta.Length); Need(dPre, delta.Length);
-        for (int i = 0; i < delta.Length; i++) dPre[i] = dDelta[i] * -float.ExpM1(-delta[i]);
+        fixed (float* pd = delta, pdd = dDelta, pdp = dPre)
+            RowParallel.Run(&SoftplusBackwardRows, new RowArgs { P0 = pd, P1 = pdd, P2 = pdp }, delta.Length, 4, grain: 1024);
+    }
+
+    private static unsafe void SoftplusBackwardRows(ref RowArgs a, int i0, int i1)
+    {
+        for (int i = i0; i < i1; i++) a.P2[i] = a.P1[i] * -float.ExpM1(-a.P0[i]);
     }
 
     private static void Need(ReadOnlySpan<float> s, int n)
