@@ -48,10 +48,8 @@ internal static class ConvolutionBlock
             """);
         w.Line($"BlockKernels.LayerNormForward(x, {ModelEmitter.Span("_p", p + "norm.weight", "H")}, {ModelEmitter.Span("_p", p + "norm.bias", "H")}, u, {i}Mean, {i}Rstd, rows, H, _ws);");
         kernel();
-        w.Line($"{n.Conv}.Forward({i}K, u, y, batch, length);");
+        w.Line($"{n.Conv}.Forward({i}K, u, {ModelEmitter.Span("_p", p + "mixer.D", "H")}, y, batch, length); // K ∗ u + D·u");
         afterConvolution?.Invoke();
-        w.Line($"var d = {ModelEmitter.Span("_p", p + "mixer.D", "H")};");
-        w.Line("for (int r = 0; r < rows; r++) TensorPrimitives.FusedMultiplyAdd(u.Slice(r * H, H), d, y.Slice(r * H, H), y.Slice(r * H, H));");
         w.Line($"BlockKernels.GeluForward(y, {i}G.AsSpan(0, rows * H), _ws);");
         w.Line($"Gemm.LinearForward({i}G.AsSpan(0, rows * H), {ModelEmitter.Span("_p", p + "mixer.output_linear.weight", "2 * H * H")}, {ModelEmitter.Span("_p", p + "mixer.output_linear.bias", "2 * H")}, {i}O, rows, H, 2 * H, _ws);");
         w.Line($"BlockKernels.GluForward({i}O, {i}Glu, rows, H, _ws);");
@@ -91,20 +89,9 @@ internal static class ConvolutionBlock
             """);
         w.Line($"Gemm.LinearBackward({i}G, {ModelEmitter.Span("_p", p + "mixer.output_linear.weight", "2 * H * H")}, dO, dY, {ModelEmitter.Span("_g", p + "mixer.output_linear.weight", "2 * H * H")}, {ModelEmitter.Span("_g", p + "mixer.output_linear.bias", "2 * H")}, rows, H, 2 * H, _ws);");
         w.Line($"BlockKernels.GeluBackward({i}Y.AsSpan(0, rows * H), dY, dY, _ws);");
-        w.Line("// D skip: dD += Σ dy·u, du = D·dy");
-        w.Line($"var d = {ModelEmitter.Span("_p", p + "mixer.D", "H")};");
-        w.Line($"var gD = {ModelEmitter.Span("_g", p + "mixer.D", "H")};");
-        w.Line($$"""
-            var dU = {{n.DU}}.AsSpan(0, rows * H);
-            for (int r = 0; r < rows; r++)
-            {
-                TensorPrimitives.FusedMultiplyAdd(dY.Slice(r * H, H), u.Slice(r * H, H), gD, gD);
-                TensorPrimitives.Multiply(dY.Slice(r * H, H), d, dU.Slice(r * H, H));
-            }
-            // convolution backward: du += Σ dy[s]·K[s−t], dK[l] = Σ dy[t]·u[t−l]
-            {{n.Conv}}.Backward({{i}}K, u, dY, dGlu, {{n.DK}}, batch, length);
-            TensorPrimitives.Add(dU, dGlu, dU);
-            """);
+        w.Line($"var dU = {n.DU}.AsSpan(0, rows * H);");
+        w.Line("// convolution and D backward: du = Σ dy[s]·K[s−t] + D·dy, dK[l] = Σ dy[t]·u[t−l], dD += Σ dy·u");
+        w.Line($"{n.Conv}.Backward({i}K, u, {ModelEmitter.Span("_p", p + "mixer.D", "H")}, dY, dU, {n.DK}, {ModelEmitter.Span("_g", p + "mixer.D", "H")}, batch, length);");
         kernelBackward();
         w.Line("// pre-norm: the residual already carries dX; add the path through the norm");
         ModelEmitter.CloseBackward(w, l);

@@ -12,23 +12,43 @@ public class CausalConvolutionTests
     [InlineData(5, 2, 20)]    // per-channel direct path
     public void ForwardAndBackwardMatchTheDirectSums(int h, int batch, int length)
     {
+        foreach (bool skip in new[] { false, true })
+            ForwardAndBackward(h, batch, length, skip);
+    }
+
+    /// <param name="skip">With the skip term: y = k ∗ u + D·u, du gains D·dy, and dD += Σ dy·u.</param>
+    private static void ForwardAndBackward(int h, int batch, int length, bool skip)
+    {
         var conv = new CausalConvolution(h, batch + 1, length + 3);
         var k = TestConfigs.RandomArray(h * length, 1); var u = TestConfigs.RandomArray(batch * length * h, 2);
         var dy = TestConfigs.RandomArray(batch * length * h, 3);
+        var d = skip ? TestConfigs.RandomArray(h, 4) : new double[h];
         float[] F(double[] a) => a.Select(v => (float)v).ToArray();
         var y = new float[batch * length * h];
-        conv.Forward(F(k), F(u), y, batch, length);
         var du = Enumerable.Repeat(9f, batch * length * h).ToArray();   // overwritten, not added to
         var dk = Enumerable.Repeat(9f, h * length).ToArray();
-        conv.Backward(F(k), F(u), F(dy), du, dk, batch, length);
+        var gD = Enumerable.Repeat(0.5f, h).ToArray();                  // added to
+        if (skip)
+        {
+            conv.Forward(F(k), F(u), F(d), y, batch, length);
+            conv.Backward(F(k), F(u), F(d), F(dy), du, dk, gD, batch, length);
+        }
+        else
+        {
+            conv.Forward(F(k), F(u), y, batch, length);
+            conv.Backward(F(k), F(u), F(dy), du, dk, batch, length);
+        }
 
-        double yErr = 0, duErr = 0, dkErr = 0;
+        double yErr = 0, duErr = 0, dkErr = 0, gDErr = 0;
         var dkRef = new double[h * length];
+        var gDRef = Enumerable.Repeat(skip ? 0.5 : 0, h).ToArray();
         for (int b = 0; b < batch; b++)
             for (int c = 0; c < h; c++)
                 for (int t = 0; t < length; t++)
                 {
-                    double s = 0, g = 0;
+                    int at = (b * length + t) * h + c;
+                    double s = d[c] * u[at], g = d[c] * dy[at];
+                    gDRef[c] += dy[at] * u[at];
                     for (int j = 0; j <= t; j++) s += k[c * length + j] * u[(b * length + t - j) * h + c];
                     for (int j = t; j < length; j++) g += dy[(b * length + j) * h + c] * k[c * length + j - t];
                     for (int j = 0; j <= t; j++) dkRef[c * length + j] += dy[(b * length + t) * h + c] * u[(b * length + t - j) * h + c];
@@ -36,10 +56,12 @@ public class CausalConvolutionTests
                     duErr = Math.Max(duErr, Math.Abs(g - du[(b * length + t) * h + c]));
                 }
         for (int i = 0; i < dk.Length; i++) dkErr = Math.Max(dkErr, Math.Abs(dkRef[i] - dk[i]));
+        if (skip) for (int c = 0; c < h; c++) gDErr = Math.Max(gDErr, Math.Abs(gDRef[c] - gD[c]));
         double tol = 2e-5 * length;
-        Assert.True(yErr < tol, $"y: {yErr:E2}");
-        Assert.True(duErr < tol, $"du: {duErr:E2}");
-        Assert.True(dkErr < tol * batch, $"dk: {dkErr:E2}");
+        Assert.True(yErr < tol, $"y (skip {skip}): {yErr:E2}");
+        Assert.True(duErr < tol, $"du (skip {skip}): {duErr:E2}");
+        Assert.True(dkErr < tol * batch, $"dk (skip {skip}): {dkErr:E2}");
+        Assert.True(gDErr < tol * batch, $"dD: {gDErr:E2}");
     }
 
     [Fact]

@@ -58,34 +58,60 @@ public sealed unsafe class CausalConvolution
     }
 
     /// <summary>y (B, L, H) = k ∗ u per batch row and channel (overwrites y).</summary>
-    public void Forward(ReadOnlySpan<float> k, ReadOnlySpan<float> u, Span<float> y, int batch, int length)
+    public void Forward(ReadOnlySpan<float> k, ReadOnlySpan<float> u, Span<float> y, int batch, int length) =>
+        Forward(k, u, ReadOnlySpan<float>.Empty, y, batch, length);
+
+    /// <summary>y (B, L, H) = k ∗ u + d ⊙ u per batch row and channel (overwrites y); the skip term d (H) may be empty.</summary>
+    public void Forward(ReadOnlySpan<float> k, ReadOnlySpan<float> u, ReadOnlySpan<float> d, Span<float> y, int batch, int length)
     {
         Check(batch, length, Math.Min(u.Length, y.Length), k.Length);
+        if (!d.IsEmpty && d.Length < _channels) throw new ArgumentException($"The skip term holds {d.Length} values; H needs {_channels}.", nameof(d));
         using var pass = PassProfile.Enter(Pass.Convolution, Flops(batch, length, transformsPerPair: 2, kernelTransforms: 1), 4.0 * (2.0 * batch * length + length) * _channels);
         if (_lanes)
         {
-            fixed (float* pk = k, pu = u, py = y) RunLanes(pk, pu, py, null, null, batch, length);
+            fixed (float* pk = k, pu = u, pd = d, py = y) RunLanes(pk, pu, py, null, null, d.IsEmpty ? null : pd, null, batch, length);
             return;
         }
         BlockKernels.ToChannelMajor(u, _ut, batch, length, _channels);
         PerChannelForward(k, _ut, _yt, batch, length);
         BlockKernels.ToTimeMajor(_yt, y, batch, length, _channels);
+        if (!d.IsEmpty)
+            for (int r = 0; r < batch * length; r++)
+                for (int c = 0; c < _channels; c++) y[r * _channels + c] += d[c] * u[r * _channels + c];
     }
 
     /// <summary>du (B, L, H) = Σ_{s≥t} dy[s]·k[s−t] (overwrites); dk (H, L) = Σ_b Σ_t dy[t]·u[t−l] (overwrites).</summary>
-    public void Backward(ReadOnlySpan<float> k, ReadOnlySpan<float> u, ReadOnlySpan<float> dy, Span<float> du, Span<float> dk, int batch, int length)
+    public void Backward(ReadOnlySpan<float> k, ReadOnlySpan<float> u, ReadOnlySpan<float> dy, Span<float> du, Span<float> dk, int batch, int length) =>
+        Backward(k, u, ReadOnlySpan<float>.Empty, dy, du, dk, Span<float>.Empty, batch, length);
+
+    /// <summary>
+    /// The backward of <see cref="Forward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int)"/>:
+    /// du = Σ_{s≥t} dy[s]·k[s−t] + d ⊙ dy (overwrites), dk as without the skip term (overwrites), gD (H) += Σ_b Σ_t dy ⊙ u
+    /// (summed per channel in batch and time order). d and gD are both given or both empty.
+    /// </summary>
+    public void Backward(ReadOnlySpan<float> k, ReadOnlySpan<float> u, ReadOnlySpan<float> d, ReadOnlySpan<float> dy, Span<float> du, Span<float> dk, Span<float> gD, int batch, int length)
     {
         Check(batch, length, Math.Min(Math.Min(u.Length, dy.Length), du.Length), Math.Min(k.Length, dk.Length));
+        if (d.IsEmpty != gD.IsEmpty) throw new ArgumentException("The skip term and its gradient are both given or both empty.", nameof(gD));
+        if (!d.IsEmpty && Math.Min(d.Length, gD.Length) < _channels) throw new ArgumentException($"The skip term and its gradient must hold H = {_channels} values.", nameof(d));
         using var pass = PassProfile.Enter(Pass.Convolution, Flops(batch, length, transformsPerPair: 3, kernelTransforms: 2), 4.0 * (3.0 * batch * length + 2.0 * length) * _channels);
         if (_lanes)
         {
-            fixed (float* pk = k, pu = u, pdy = dy, pdu = du, pdk = dk) RunLanes(pk, pu, pdu, pdy, pdk, batch, length);
+            fixed (float* pk = k, pu = u, pdy = dy, pdu = du, pdk = dk, pd = d, pgd = gD)
+                RunLanes(pk, pu, pdu, pdy, pdk, d.IsEmpty ? null : pd, d.IsEmpty ? null : pgd, batch, length);
             return;
         }
         BlockKernels.ToChannelMajor(u, _ut, batch, length, _channels);
         BlockKernels.ToChannelMajor(dy, _dyt, batch, length, _channels);
         PerChannelBackward(k, _ut, _dyt, _yt, dk, batch, length);
         BlockKernels.ToTimeMajor(_yt, du, batch, length, _channels);
+        if (!d.IsEmpty)
+            for (int r = 0; r < batch * length; r++)
+                for (int c = 0; c < _channels; c++)
+                {
+                    du[r * _channels + c] += d[c] * dy[r * _channels + c];
+                    gD[c] += dy[r * _channels + c] * u[r * _channels + c];
+                }
     }
 
     /// <summary>
@@ -111,23 +137,23 @@ public sealed unsafe class CausalConvolution
     private sealed class LaneJob : ParallelWork
     {
         public CausalConvolution Owner = null!;
-        public float* K, U, Out, Dy, Dk;
+        public float* K, U, Out, Dy, Dk, D, GD;
         public int Batch, Length;
         public override void Execute(int part, int parts)
         {
             var (s, e) = WorkerPool.Share(Owner._channels / Lanes, part, parts);
             for (int block = s; block < e; block++)
             {
-                if (Dy is null) Owner.LaneForward(Owner._scratch[part], block * Lanes, K, U, Out, Batch, Length);
-                else Owner.LaneBackward(Owner._scratch[part], block * Lanes, K, U, Dy, Out, Dk, Batch, Length);
+                if (Dy is null) Owner.LaneForward(Owner._scratch[part], block * Lanes, K, U, D, Out, Batch, Length);
+                else Owner.LaneBackward(Owner._scratch[part], block * Lanes, K, U, Dy, D, Out, Dk, GD, Batch, Length);
             }
         }
     }
 
-    private void RunLanes(float* k, float* u, float* output, float* dy, float* dk, int batch, int length)
+    private void RunLanes(float* k, float* u, float* output, float* dy, float* dk, float* d, float* gD, int batch, int length)
     {
         var j = _job;
-        j.K = k; j.U = u; j.Out = output; j.Dy = dy; j.Dk = dk; j.Batch = batch; j.Length = length;
+        j.K = k; j.U = u; j.Out = output; j.Dy = dy; j.Dk = dk; j.D = d; j.GD = gD; j.Batch = batch; j.Length = length;
         WorkerPool.Shared.Run(j, Math.Min(_scratch.Length, _channels / Lanes));
     }
 
@@ -163,22 +189,33 @@ public sealed unsafe class CausalConvolution
         _laneFft!.Forward(re, im, m);
     }
 
-    private void Unpack(float[] re, float[] im, float* y, int b, int h0, int batch, int length)
+    /// <summary>
+    /// Rows b and b+1 of channels [h0, h0+16) out of the lanes into y, each plus d ⊙ x of the same row when d is given;
+    /// with <paramref name="u"/> too, <paramref name="gD"/> += Σ_t x ⊙ u over the rows.
+    /// </summary>
+    private void Unpack(float[] re, float[] im, float* y, float* x, float* d, float* u, ref Vector512<float> gD, int b, int h0, int batch, int length)
     {
         int h = _channels;
+        var vd = d is null ? default : Vector512.Load(d + h0);
         fixed (float* pr = re, pi = im)
-        {
-            float* ya = y + (long)b * length * h + h0;
-            for (int t = 0; t < length; t++) Vector512.Load(pr + t * Lanes).Store(ya + (long)t * h);
-            if (b + 1 < batch)
+            for (int row = b; row < Math.Min(b + 2, batch); row++)
             {
-                float* yb = ya + (long)length * h;
-                for (int t = 0; t < length; t++) Vector512.Load(pi + t * Lanes).Store(yb + (long)t * h);
+                float* lanes = row == b ? pr : pi;
+                long o = (long)row * length * h + h0;
+                if (d is null)
+                    for (int t = 0; t < length; t++) Vector512.Load(lanes + t * Lanes).Store(y + o + (long)t * h);
+                else
+                    for (int t = 0; t < length; t++)
+                    {
+                        long at = o + (long)t * h;
+                        var xv = Vector512.Load(x + at);
+                        Vector512.FusedMultiplyAdd(vd, xv, Vector512.Load(lanes + t * Lanes)).Store(y + at);
+                        if (u is not null) gD = Vector512.FusedMultiplyAdd(xv, Vector512.Load(u + at), gD);
+                    }
             }
-        }
     }
 
-    private void LaneForward(LaneScratch s, int h0, float* k, float* u, float* y, int batch, int length)
+    private void LaneForward(LaneScratch s, int h0, float* k, float* u, float* d, float* y, int batch, int length)
     {
         int m = FftSize(length);
         KernelSpectrum(s, h0, k, length, m);
@@ -194,12 +231,14 @@ public sealed unsafe class CausalConvolution
                     (xr * wi + xi * wr).Store(ai + i);
                 }
             _laneFft!.Inverse(s.ARe, s.AIm, m);
-            Unpack(s.ARe, s.AIm, y, b, h0, batch, length);
+            Vector512<float> unused = default;
+            Unpack(s.ARe, s.AIm, y, u, d, null, ref unused, b, h0, batch, length);
         }
     }
 
-    private void LaneBackward(LaneScratch s, int h0, float* k, float* u, float* dy, float* du, float* dk, int batch, int length)
+    private void LaneBackward(LaneScratch s, int h0, float* k, float* u, float* dy, float* d, float* du, float* dk, float* gD, int batch, int length)
     {
+        var gDLanes = Vector512<float>.Zero;
         int m = FftSize(length);
         KernelSpectrum(s, h0, k, length, m);
         s.DkRe.AsSpan(0, m * Lanes).Clear();
@@ -236,8 +275,9 @@ public sealed unsafe class CausalConvolution
                 }
             }
             _laneFft!.Inverse(s.GRe, s.GIm, m);
-            Unpack(s.GRe, s.GIm, du, b, h0, batch, length);
+            Unpack(s.GRe, s.GIm, du, dy, d, u, ref gDLanes, b, h0, batch, length);
         }
+        if (gD is not null) (Vector512.Load(gD + h0) + gDLanes).Store(gD + h0);
         _laneFft!.Inverse(s.DkRe, s.DkIm, m);
         for (int l = 0; l < length; l++)
             for (int c = 0; c < Lanes; c++) dk[(long)(h0 + c) * length + l] = s.DkRe[l * Lanes + c];
