@@ -71,5 +71,13 @@ public class CausalConvolutionTests
         Assert.Throws<ArgumentOutOfRangeException>(() => conv.Forward(new float[16 * 9], new float[2 * 9 * 16], new float[2 * 9 * 16], 2, 9));
         Assert.Throws<ArgumentOutOfRangeException>(() => conv.Forward(new float[16 * 8], new float[3 * 8 * 16], new float[3 * 8 * 16], 3, 8));
         Assert.Throws<ArgumentException>(() => conv.Forward(new float[16 * 8], new float[10], new float[2 * 8 * 16], 2, 8));
+        // the skip term: H values, and in the backward given with its gradient or not at all; nothing written first
+        var y = new float[2 * 8 * 16];
+        Assert.Throws<ArgumentException>(() => conv.Forward(new float[16 * 8], new float[2 * 8 * 16], new float[15], y, 2, 8));
+        var du = new float[2 * 8 * 16]; var gD = new float[16];
+        Assert.Throws<ArgumentException>(() => conv.Backward(new float[16 * 8], new float[2 * 8 * 16], new float[16], new float[2 * 8 * 16], du, new float[16 * 8], Span<float>.Empty, 2, 8));
+        Assert.Throws<ArgumentException>(() => conv.Backward(new float[16 * 8], new float[2 * 8 * 16], new float[16], new float[2 * 8 * 16], du, new float[16 * 8], new float[8], 2, 8));
+        Assert.All(y, v => Assert.Equal(0f, v));
+        Assert.All(du, v => Assert.Equal(0f, v));
     }
 }
