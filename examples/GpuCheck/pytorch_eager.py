@@ -30,6 +30,7 @@ import json
 import math
 import os
 import statistics
+import sys
 import time
 
 import torch
@@ -298,7 +299,7 @@ def serve(bench, device, args):
                       "blas": loaded_blas(),
                       "batch": batch, "length": length, "blocks": blocks,
                       "params": sum(p.numel() for p in model.parameters())}), flush=True)
-    for line in iter(input, "quit"):
+    for line in sys.stdin:  # until the benchmark closes the pipe
         what, count = line.split()
         t0 = time.perf_counter()
         if what == "train":

@@ -111,27 +111,11 @@ public class Convolution
 public class SmnistStep
 {
     public const int Batch = 16, Length = 784;
-    private SmnistBench _model = null!;
-    private Trainer _trainer = null!;
-    private float[] _x = null!, _logits = null!;
-    private int[] _y = null!;
+    private TrainSteps.Bench _bench = null!;
 
-    [GlobalSetup]
-    public void Setup()
-    {
-        _model = new SmnistBench(Batch, Length);
-        _model.Initialize(1);
-        _trainer = new Trainer(_model, new TrainerOptions());
-        var rng = new Rng(2);
-        _x = new float[Batch * Length];
-        for (int i = 0; i < _x.Length; i++) _x[i] = (float)rng.NextDouble();
-        _y = new int[Batch];
-        for (int i = 0; i < Batch; i++) _y[i] = rng.NextInt(10);
-        _logits = new float[Batch * 10];
-    }
-
-    [Benchmark] public void Forward() => _model.Forward(_x, Batch, Length, _logits);
-    [Benchmark] public float TrainStep() => _trainer.TrainStep(_x, _y, Batch, Length).Loss;
+    [GlobalSetup] public void Setup() => _bench = TrainSteps.SmnistTrain();
+    [Benchmark] public void Forward() => _bench.Forward();
+    [Benchmark] public void TrainStep() => _bench.TrainStep();
 }
 
 /// <summary>One training step (forward + backward + AdamW) and one forward of the byte-level Mamba LM, batch 8, L = 256.</summary>
@@ -139,24 +123,9 @@ public class SmnistStep
 public class MambaLmStep
 {
     public const int Batch = 8, Length = 256;
-    private MambaStackBench _model = null!;
-    private Trainer _trainer = null!;
-    private int[] _tokens = null!, _targets = null!;
-    private float[] _logits = null!;
+    private TrainSteps.Bench _bench = null!;
 
-    [GlobalSetup]
-    public void Setup()
-    {
-        _model = new MambaStackBench(Batch, Length);
-        _model.Initialize(1);
-        _trainer = new Trainer(_model, new TrainerOptions());
-        var rng = new Rng(2);
-        _tokens = new int[Batch * Length];
-        _targets = new int[Batch * Length];
-        for (int i = 0; i < _tokens.Length; i++) { _tokens[i] = rng.NextInt(MambaStackBench.VocabSize); _targets[i] = rng.NextInt(MambaStackBench.VocabSize); }
-        _logits = new float[Batch * Length * MambaStackBench.OutputSize];
-    }
-
-    [Benchmark] public void Forward() => _model.Forward(_tokens, Batch, Length, _logits);
-    [Benchmark] public float TrainStep() => _trainer.TrainStep(_tokens, _targets, Batch, Length).Loss;
+    [GlobalSetup] public void Setup() => _bench = TrainSteps.MambaTrain();
+    [Benchmark] public void Forward() => _bench.Forward();
+    [Benchmark] public void TrainStep() => _bench.TrainStep();
 }

@@ -257,9 +257,12 @@ public class MambaScan
     [Benchmark]
     public void ForwardBackward()
     {
-        _scan.Forward(_u, _delta, _dbc, _aLog, _d, _ys, B, L);
-        _scan.Backward(_dys, _du, _dDelta, _dDbc, _gA, _gD);
+        Forward();
+        Backward();
     }
+
+    /// <summary>The backward of the last <see cref="Forward"/> (timed alone by <c>--passes</c>).</summary>
+    public void Backward() => _scan.Backward(_dys, _du, _dDelta, _dDbc, _gA, _gD);
 }
 
 /// <summary>

@@ -83,6 +83,7 @@ public static class TrainSteps
         }
         double bandwidth = MemoryTriad.Bytes / triadNs; // GB/s
         Console.WriteLine($"FP32 FMA peak of {cores} cores: {peak:F1} GFLOP/s; triad bandwidth on {cores} cores: {bandwidth:F1} GB/s (best of 5, this run).");
+        ScanRatio(steps * 20);
         foreach (var (name, build) in new (string, Func<Bench>)[] { ("sMNIST S4D", SmnistTrain), ("Mamba LM", MambaTrain) })
         {
             var bench = build();
@@ -111,6 +112,28 @@ public static class TrainSteps
         }
     }
 
+    /// <summary>
+    /// The generated N = 16 selective scan at the <see cref="MambaScan"/> shape on one core: forward and backward timed in
+    /// turn, <paramref name="pairs"/> times, the fastest of each — the backward's cost in forwards (issue 24: ≤ 3).
+    /// </summary>
+    private static void ScanRatio(int pairs)
+    {
+        var scan = new MambaScan();
+        scan.Forward();
+        scan.Backward();
+        double forward = double.MaxValue, backward = double.MaxValue;
+        for (int i = 0; i < pairs; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            scan.Forward();
+            double f = clock.Elapsed.TotalMilliseconds;
+            scan.Backward();
+            forward = Math.Min(forward, f);
+            backward = Math.Min(backward, clock.Elapsed.TotalMilliseconds - f);
+        }
+        Console.WriteLine($"Selective scan (N 16, B 8, L 256, E 512, one core), fastest of {pairs} pairs: forward {forward:F2} ms, backward {backward:F2} ms = {backward / forward:F2}× the forward.");
+    }
+
     private static string Describe(Config c) => $"{c.Windows.Min():F1} ({Median(c):F1})";
     private static double Median(Config c) => c.Windows.Order().ElementAt(c.Windows.Count / 2);
 
@@ -121,7 +144,8 @@ public static class TrainSteps
         return clock.Elapsed.TotalMilliseconds / steps;
     }
 
-    private sealed record Bench(Action TrainStep, Action Forward, string PeerArguments, int PeerTrainSteps = 2);
+    /// <summary>One benchmark model with its trainer and fixed batch: the steps to time, and the PyTorch peer's arguments.</summary>
+    public sealed record Bench(Action TrainStep, Action Forward, string PeerArguments, int PeerTrainSteps = 2);
 
     /// <summary><c>--loop sMNIST|Mamba [seconds]</c>: one model's train step over and over, for a profiler to watch.</summary>
     public static void Loop(string model, double seconds)
@@ -133,7 +157,8 @@ public static class TrainSteps
         Console.WriteLine($"{steps} train steps in {clock.Elapsed.TotalSeconds:F1} s: {clock.Elapsed.TotalMilliseconds / steps:F1} ms each.");
     }
 
-    private static Bench SmnistTrain()
+    /// <summary>The sMNIST S4D model, its trainer and a fixed batch of 16 sequences of 784 pixels.</summary>
+    public static Bench SmnistTrain()
     {
         const int batch = SmnistStep.Batch, length = SmnistStep.Length;
         var model = new SmnistBench(batch, length);
@@ -149,7 +174,8 @@ public static class TrainSteps
             $"--bench smnist-s4d --batch {batch} --length {length} --blocks 4");
     }
 
-    private static Bench MambaTrain()
+    /// <summary>The byte-level Mamba LM, its trainer and a fixed batch of 8 sequences of 256 tokens with targets.</summary>
+    public static Bench MambaTrain()
     {
         const int batch = MambaLmStep.Batch, length = MambaLmStep.Length;
         var model = new MambaStackBench(batch, length);
@@ -170,10 +196,11 @@ public static class TrainSteps
 public sealed class PyTorchPeer
 {
     private readonly Process _process;
+    private readonly System.Text.StringBuilder _errors;
     public string Description { get; }
     public static string WhyNot { get; private set; } = "";
 
-    private PyTorchPeer(Process process, string description) { _process = process; Description = description; }
+    private PyTorchPeer(Process process, System.Text.StringBuilder errors, string description) { _process = process; _errors = errors; Description = description; }
 
     public static PyTorchPeer? Start(string arguments)
     {
@@ -191,14 +218,20 @@ public sealed class PyTorchPeer
             { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false })!;
         }
         catch (System.ComponentModel.Win32Exception e) { WhyNot = $"{python} could not start: {e.Message}"; return null; }
+        // stderr read as it comes, so that warnings never fill its pipe and stall the script
+        var errors = new System.Text.StringBuilder();
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (errors) errors.AppendLine(e.Data); };
+        process.BeginErrorReadLine();
         string? header = process.StandardOutput.ReadLine();
         if (header is null)
         {
-            string error = process.StandardError.ReadToEnd().Trim().Split('\n').LastOrDefault() ?? "";
-            WhyNot = $"the script stopped: {error} (install Debian's python3-torch and libopenblas0-openmp)";
+            process.WaitForExit();
+            string error;
+            lock (errors) error = errors.ToString().Trim().Split('\n').LastOrDefault() ?? "";
+            WhyNot = $"the script stopped: {error} (.ci/install-pytorch installs Debian's python3-torch with OpenBLAS)";
             return null;
         }
-        return new PyTorchPeer(process, header);
+        return new PyTorchPeer(process, errors, header);
     }
 
     /// <summary>Milliseconds per step of <paramref name="steps"/> steps of the given kind ("train" or "forward").</summary>
@@ -206,7 +239,12 @@ public sealed class PyTorchPeer
     {
         _process.StandardInput.WriteLine($"{what} {steps}");
         _process.StandardInput.Flush();
-        string line = _process.StandardOutput.ReadLine() ?? throw new InvalidOperationException("The PyTorch peer stopped: " + _process.StandardError.ReadToEnd());
+        string? line = _process.StandardOutput.ReadLine();
+        if (line is null)
+        {
+            _process.WaitForExit();
+            lock (_errors) throw new InvalidOperationException("The PyTorch peer stopped: " + _errors);
+        }
         return double.Parse(line, CultureInfo.InvariantCulture) / steps;
     }
 }

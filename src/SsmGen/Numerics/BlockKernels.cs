@@ -171,9 +171,9 @@ public static class BlockKernels
         fixed (float* px = x, py = y) RunVectors(&SiluVectors, new RowArgs { P0 = px, P1 = py, Count = x.Length });
     }
 
-    private static unsafe void SiluVectors(ref RowArgs a, int i0, int i1)
+    private static unsafe void SiluVectors(ref RowArgs a, int v0, int v1)
     {
-        for (int i = i0; i < i1; i += 16)
+        for (int i = 16 * v0; i < 16 * v1; i += 16)
         {
             var v = Lanes(a.P0, i, a.Count);
             Store(v * FastMath.Sigmoid(v), a.P1, i, a.Count);
@@ -181,19 +181,13 @@ public static class BlockKernels
     }
 
     /// <summary>
-    /// Runs an element-wise body over [0, args.Count) on the <see cref="WorkerPool"/>, split at multiples of 16 so that
-    /// every vector but the last is whole wherever the split falls: the body gets element ranges [i0, i1) and the
-    /// total in Count, and reads and writes through <see cref="Lanes(float*, int, int)"/> and <see cref="Store(Vector512{float}, float*, int, int)"/>.
+    /// Runs an element-wise body over the vectors of [0, args.Count) on the <see cref="WorkerPool"/>: the body gets vector
+    /// indices [v0, v1) (elements 16·v0 to 16·v1, the last vector partial) and reads and writes through
+    /// <see cref="Lanes(float*, int, int)"/> and <see cref="Store(Vector512{float}, float*, int, int)"/> with end Count,
+    /// so every vector but the last is whole wherever the split falls.
     /// </summary>
     internal static unsafe void RunVectors(delegate*<ref RowArgs, int, int, void> body, RowArgs args) =>
-        RowParallel.Run(&VectorRows, new RowArgs { P0 = args.P0, P1 = args.P1, P2 = args.P2, P3 = args.P3, P4 = args.P4, P5 = (float*)body, Count = args.Count },
-            (args.Count + 15) / 16, 16, grain: 64);
-
-    private static unsafe void VectorRows(ref RowArgs a, int r0, int r1)
-    {
-        var body = (delegate*<ref RowArgs, int, int, void>)a.P5;
-        body(ref a, 16 * r0, Math.Min(16 * r1, a.Count));
-    }
+        RowParallel.Run(body, args, (args.Count + 15) / 16, 16, grain: 64);
 
     // The element-wise kernels run their last partial vector through the same lanes, zero-padded, so an element's value
     // does not depend on where it lies: a streaming step's rows give what they give alone, whatever their neighbours.
@@ -240,9 +234,9 @@ public static class BlockKernels
         fixed (float* px = x, pdy = dy, pdx = dx) RunVectors(&SiluBackwardVectors, new RowArgs { P0 = px, P1 = pdy, P2 = pdx, Count = x.Length });
     }
 
-    private static unsafe void SiluBackwardVectors(ref RowArgs a, int i0, int i1)
+    private static unsafe void SiluBackwardVectors(ref RowArgs a, int v0, int v1)
     {
-        for (int i = i0; i < i1; i += 16)
+        for (int i = 16 * v0; i < 16 * v1; i += 16)
         {
             var v = Lanes(a.P0, i, a.Count);
             var s = FastMath.Sigmoid(v);
@@ -263,9 +257,9 @@ public static class BlockKernels
         fixed (float* py = y, pz = z, pg = g) RunVectors(&SiluGateVectors, new RowArgs { P0 = py, P1 = pz, P2 = pg, Count = y.Length });
     }
 
-    private static unsafe void SiluGateVectors(ref RowArgs a, int i0, int i1)
+    private static unsafe void SiluGateVectors(ref RowArgs a, int v0, int v1)
     {
-        for (int i = i0; i < i1; i += 16)
+        for (int i = 16 * v0; i < 16 * v1; i += 16)
         {
             var vz = Lanes(a.P1, i, a.Count);
             Store(Lanes(a.P0, i, a.Count) * vz * FastMath.Sigmoid(vz), a.P2, i, a.Count);
@@ -292,9 +286,9 @@ public static class BlockKernels
             RunVectors(&SiluGateBackwardVectors, new RowArgs { P0 = py, P1 = pz, P2 = pdg, P3 = pdy, P4 = pdz, Count = y.Length });
     }
 
-    private static unsafe void SiluGateBackwardVectors(ref RowArgs a, int i0, int i1)
+    private static unsafe void SiluGateBackwardVectors(ref RowArgs a, int v0, int v1)
     {
-        for (int i = i0; i < i1; i += 16)
+        for (int i = 16 * v0; i < 16 * v1; i += 16)
         {
             var vz = Lanes(a.P1, i, a.Count);
             var s = FastMath.Sigmoid(vz);

@@ -185,9 +185,9 @@ public static class MambaKernels
         }
     }
 
-    private static unsafe void SoftplusVectors(ref RowArgs a, int i0, int i1)
+    private static unsafe void SoftplusVectors(ref RowArgs a, int v0, int v1)
     {
-        for (int i = i0; i < i1; i += 16)
+        for (int i = 16 * v0; i < 16 * v1; i += 16)
         {
             var v = BlockKernels.Lanes(a.P0, i, a.Count);
             BlockKernels.Store(Vector512.ConditionalSelect(Vector512.GreaterThan(v, Vector512.Create(20f)), v, Vector512.Log(Vector512<float>.One + Vector512.Exp(v))), a.P0, i, a.Count);
@@ -213,8 +213,8 @@ public static class MambaKernels
     /// </summary>
     public static unsafe void SoftplusBackward(ReadOnlySpan<float> delta, ReadOnlySpan<float> dDelta, Span<float> dPre)
     {
-        using var pass = PassProfile.Enter(Pass.ElementWise, 0, 12.0 * delta.Length);
         Need(dDelta, delta.Length); Need(dPre, delta.Length);
+        using var pass = PassProfile.Enter(Pass.ElementWise, 0, 12.0 * delta.Length);
         fixed (float* pd = delta, pdd = dDelta, pdp = dPre)
             RowParallel.Run(&SoftplusBackwardRows, new RowArgs { P0 = pd, P1 = pdd, P2 = pdp }, delta.Length, 4, grain: 1024);
     }
