@@ -159,11 +159,11 @@ public sealed unsafe class CausalConvolution
 
     private static int FftSize(int length) => Fft.NextPowerOfTwo(2 * length);
 
-    /// <summary>Kernel rows [h0, h0+16) into lanes, transformed.</summary>
+    /// <summary>Kernel rows [h0, h0+16) into lanes, times 1/m (the inverse transforms' scale, folded in here), transformed.</summary>
     private void KernelSpectrum(LaneScratch s, int h0, float* k, int length, int m)
     {
         for (int l = 0; l < length; l++)
-            for (int c = 0; c < Lanes; c++) s.KRe[l * Lanes + c] = k[(long)(h0 + c) * length + l];
+            for (int c = 0; c < Lanes; c++) s.KRe[l * Lanes + c] = k[(long)(h0 + c) * length + l] * (1f / m);
         s.KRe.AsSpan(length * Lanes, (m - length) * Lanes).Clear();
         s.KIm.AsSpan(0, m * Lanes).Clear();
         _laneFft!.Forward(s.KRe, s.KIm, m);
@@ -230,7 +230,7 @@ public sealed unsafe class CausalConvolution
                     (xr * wr - xi * wi).Store(ar + i);
                     (xr * wi + xi * wr).Store(ai + i);
                 }
-            _laneFft!.Inverse(s.ARe, s.AIm, m);
+            _laneFft!.UnscaledInverse(s.ARe, s.AIm, m); // 1/m is in the kernel's spectrum
             Vector512<float> unused = default;
             Unpack(s.ARe, s.AIm, y, u, d, null, ref unused, b, h0, batch, length);
         }
@@ -274,13 +274,13 @@ public sealed unsafe class CausalConvolution
                     (xi * wr - xr * wi).Store(gi + i);
                 }
             }
-            _laneFft!.Inverse(s.GRe, s.GIm, m);
+            _laneFft!.UnscaledInverse(s.GRe, s.GIm, m); // 1/m is in the kernel's spectrum
             Unpack(s.GRe, s.GIm, du, dy, d, u, ref gDLanes, b, h0, batch, length);
         }
         if (gD is not null) (Vector512.Load(gD + h0) + gDLanes).Store(gD + h0);
-        _laneFft!.Inverse(s.DkRe, s.DkIm, m);
+        _laneFft!.UnscaledInverse(s.DkRe, s.DkIm, m);
         for (int l = 0; l < length; l++)
-            for (int c = 0; c < Lanes; c++) dk[(long)(h0 + c) * length + l] = s.DkRe[l * Lanes + c];
+            for (int c = 0; c < Lanes; c++) dk[(long)(h0 + c) * length + l] = s.DkRe[l * Lanes + c] * (1f / m);
     }
 
     // ---- per-channel path: (B, H, L) sequences, one transform per channel ----
