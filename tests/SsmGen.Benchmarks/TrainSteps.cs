@@ -87,29 +87,36 @@ public static class TrainSteps
         foreach (var (name, build) in new (string, Func<Bench>)[] { ("sMNIST S4D", SmnistTrain), ("Mamba LM", MambaTrain) })
         {
             var bench = build();
-            for (int i = 0; i < 3; i++) bench.TrainStep();
-            PassProfile.Start();
-            var clock = Stopwatch.StartNew();
-            for (int i = 0; i < steps; i++) bench.TrainStep();
-            double stepMs = clock.Elapsed.TotalMilliseconds / steps;
-            var totals = PassProfile.Stop();
-            Console.WriteLine();
-            Console.WriteLine($"{name} train step: {stepMs:F1} ms (mean of {steps} after 3 warm-up steps), by pass:");
-            Console.WriteLine("| pass | ms per step | share of the step | GFLOP/s | of the peak | GB/s | of the bandwidth |");
-            Console.WriteLine("|---|---|---|---|---|---|---|");
-            double claimed = 0, flops = 0;
-            foreach (var t in totals)
-            {
-                double ms = t.Time.TotalMilliseconds / steps, ns = t.Time.TotalNanoseconds;
-                claimed += ms; flops += t.Flops;
-                if (ms == 0) continue;
-                string rate = t.Flops > 0 ? $"{t.Flops / ns:F1} | {100 * t.Flops / ns / peak:F1}%" : "— | —";
-                Console.WriteLine($"| {t.Pass} | {ms:F2} | {100 * ms / stepMs:F1}% | {rate} | {t.Bytes / ns:F1} | {100 * t.Bytes / ns / bandwidth:F0}% |");
-            }
-            Console.WriteLine($"| other (generated loops, the S4D kernel, hand-offs) | {stepMs - claimed:F2} | {100 * (stepMs - claimed) / stepMs:F1}% | | | | |");
-            double stepFlops = flops / steps;
-            Console.WriteLine($"Counted work: {stepFlops / 1e9:F2} GFLOP per step = {stepFlops / (stepMs * 1e6):F1} GFLOP/s over the whole step, {100 * stepFlops / (stepMs * 1e6) / peak:F1}% of the {cores}-core peak.");
+            Split($"{name} train step", bench.TrainStep, steps, peak, bandwidth);
+            Split($"{name} forward (inference)", bench.Forward, steps, peak, bandwidth);
         }
+    }
+
+    /// <summary>One pass's table: <paramref name="run"/> timed <paramref name="steps"/> times after 3 warm-up calls, split by pass.</summary>
+    private static void Split(string what, Action run, int steps, double peak, double bandwidth)
+    {
+        for (int i = 0; i < 3; i++) run();
+        PassProfile.Start();
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < steps; i++) run();
+        double stepMs = clock.Elapsed.TotalMilliseconds / steps;
+        var totals = PassProfile.Stop();
+        Console.WriteLine();
+        Console.WriteLine($"{what}: {stepMs:F1} ms (mean of {steps} after 3 warm-up calls), by pass:");
+        Console.WriteLine("| pass | ms per call | share | GFLOP/s | of the peak | GB/s | of the bandwidth |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
+        double claimed = 0, flops = 0;
+        foreach (var t in totals)
+        {
+            double ms = t.Time.TotalMilliseconds / steps, ns = t.Time.TotalNanoseconds;
+            claimed += ms; flops += t.Flops;
+            if (ms == 0) continue;
+            string rate = t.Flops > 0 ? $"{t.Flops / ns:F1} | {100 * t.Flops / ns / peak:F1}%" : "— | —";
+            Console.WriteLine($"| {t.Pass} | {ms:F2} | {100 * ms / stepMs:F1}% | {rate} | {t.Bytes / ns:F1} | {100 * t.Bytes / ns / bandwidth:F0}% |");
+        }
+        Console.WriteLine($"| other (generated loops, the S4D kernel, hand-offs) | {stepMs - claimed:F2} | {100 * (stepMs - claimed) / stepMs:F1}% | | | | |");
+        double callFlops = flops / steps;
+        Console.WriteLine($"Counted work: {callFlops / 1e9:F2} GFLOP per call = {callFlops / (stepMs * 1e6):F1} GFLOP/s over the whole call, {100 * callFlops / (stepMs * 1e6) / peak:F1}% of the {Environment.ProcessorCount}-core peak.");
     }
 
     /// <summary>
