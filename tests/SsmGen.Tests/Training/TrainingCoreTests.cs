@@ -36,6 +36,32 @@ public class TrainingCoreTests
     }
 
     [Fact]
+    public void AdamWOverWholeVectorsGivesTheBitsOfTheRuleWrittenOutInFloat()
+    {
+        // 37 + 20 values: the update runs sixteen lanes at a time with scalar tails, and must equal the float rule exactly
+        ParameterInfo[] table = [new("w", [37], 0, OptimizerGroup.Default), new("bias", [20], 37, OptimizerGroup.NoDecay)];
+        var opt = new AdamW(table, learningRate: 0.05f, weightDecay: 0.1f);
+        var rng = new Rng(5);
+        var p = Enumerable.Range(0, 57).Select(_ => (float)rng.Normal()).ToArray();
+        var expected = (float[])p.Clone();
+        float[] m = new float[57], v = new float[57];
+        for (int t = 1; t <= 3; t++)
+        {
+            var g = Enumerable.Range(0, 57).Select(_ => (float)rng.Normal()).ToArray();
+            opt.Step(p, g, lrScale: 0.7f);
+            float c1 = 1f / (1f - MathF.Pow(0.9f, t)), c2 = 1f / (1f - MathF.Pow(0.999f, t));
+            for (int i = 0; i < 57; i++)
+            {
+                float lr = 0.05f * 0.7f, decay = 1f - lr * (i < 37 ? 0.1f : 0f);
+                m[i] = 0.9f * m[i] + (1 - 0.9f) * g[i];
+                v[i] = 0.999f * v[i] + (1 - 0.999f) * g[i] * g[i];
+                expected[i] = expected[i] * decay - lr * (m[i] * c1) / (MathF.Sqrt(v[i] * c2) + 1e-8f);
+            }
+        }
+        Assert.Equal(expected, p);
+    }
+
+    [Fact]
     public void AdamWRejectsMismatchedBuffersWithoutChangingAnything()
     {
         var opt = new AdamW(Table);
