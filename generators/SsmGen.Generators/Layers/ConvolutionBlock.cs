@@ -25,12 +25,17 @@ internal static class ConvolutionBlock
         }
     }
 
-    /// <summary>A block's own buffers: the SSM's output, GELU's, the linear's, GLU's, and the kernel.</summary>
-    public static IEnumerable<(string Name, string Floats)> BlockBuffers => [("Y", "rows * H"), ("G", "rows * H"), ("O", "rows * 2 * H"), ("Glu", "rows * H"), ("K", "H * maxLength")];
+    /// <summary>A block's own buffers: the SSM's output, GELU's, the linear's, and the kernel.</summary>
+    public static IEnumerable<(string Name, string Floats)> BlockBuffers => [("Y", "rows * H"), ("G", "rows * H"), ("O", "rows * 2 * H"), ("K", "H * maxLength")];
 
     /// <summary>The dropout threshold as a uint literal, by the runtime's rule (Rng.Dropout.cs is linked in).</summary>
     private static string DropThreshold(double p) => SsmGen.Rng.DropoutThreshold(p).ToString(System.Globalization.CultureInfo.InvariantCulture) + "u";
     private static string DropScale(double p) => CodeWriter.F(1 / (1 - p));
+
+    /// <summary>The dropout arguments of the GLU kernels (key, threshold, scale): the block's mask when training, none otherwise.</summary>
+    private static string Mask(LayerPlan l, double dropout) => dropout > 0
+        ? $"_training ? Rng.DropoutKey(DropoutSeed, _maskStep, {l.Index}) : 0u, _training ? {DropThreshold(dropout)} : 0u, _training ? {DropScale(dropout)} : 1f"
+        : "0u, 0u, 1f";
 
     /// <summary>Block forward; <paramref name="kernel"/> writes the lines that fill _l{i}K (H, length).</summary>
     /// <remarks><paramref name="afterConvolution"/>, when given, writes lines that run right after the convolution into _l{i}Y.</remarks>
@@ -52,18 +57,9 @@ internal static class ConvolutionBlock
         afterConvolution?.Invoke();
         w.Line($"BlockKernels.GeluForward(y, {i}G.AsSpan(0, rows * H), _ws);");
         w.Line($"Gemm.LinearForward({i}G.AsSpan(0, rows * H), {ModelEmitter.Span("_p", p + "mixer.output_linear.weight", "2 * H * H")}, {ModelEmitter.Span("_p", p + "mixer.output_linear.bias", "2 * H")}, {i}O, rows, H, 2 * H, _ws);");
-        w.Line($"BlockKernels.GluForward({i}O, {i}Glu, rows, H, _ws);");
         w.Line($"var next = {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H);");
-        if (dropout > 0)
-        {
-            w.Line($$"""
-                if (_training)
-                    BlockKernels.DropoutResidual(x, {{i}}Glu.AsSpan(0, rows * H), next, Rng.DropoutKey(DropoutSeed, _maskStep, {{l.Index}}), {{DropThreshold(dropout)}}, {{DropScale(dropout)}});
-                else
-                    TensorPrimitives.Add(x, {{i}}Glu.AsSpan(0, rows * H), next);
-                """);
-        }
-        else w.Line($"TensorPrimitives.Add(x, {i}Glu.AsSpan(0, rows * H), next);");
+        w.Line($"// GLU, dropout (p = {dropout}) and the residual in one pass: next = x + GLU(O)·mask");
+        w.Line($"BlockKernels.GluResidual({i}O, x, next, rows, H, {Mask(l, dropout)}, _ws);");
         w.Close();
         w.Line();
     }
@@ -74,16 +70,9 @@ internal static class ConvolutionBlock
         string i = "_l" + l.Index, p = l.Prefix;
         ModelEmitter.OpenBackward(w, l);
         w.Line($"var u = {i}U.AsSpan(0, rows * H);");
-        w.Line("var dGlu = _dA.AsSpan(0, rows * H);");
-        if (dropout > 0)
-        {
-            w.Line($"if (_training) BlockKernels.DropoutResidual(ReadOnlySpan<float>.Empty, dX, dGlu, Rng.DropoutKey(DropoutSeed, _maskStep, {l.Index}), {DropThreshold(dropout)}, {DropScale(dropout)}); // the forward's mask");
-            w.Line("else dX.CopyTo(dGlu);");
-        }
-        else w.Line("dX.CopyTo(dGlu);");
         w.Line($$"""
             var dO = {{n.DO}}.AsSpan(0, rows * 2 * H);
-            BlockKernels.GluBackward({{i}}O, dGlu, dO, rows, H, _ws);
+            BlockKernels.GluResidualBackward({{i}}O, dX, dO, rows, H, {{Mask(l, dropout)}}, _ws); // the forward's mask
             var dY = {{n.DY}}.AsSpan(0, rows * H);
             dY.Clear();
             """);

@@ -376,15 +376,6 @@ public static class BlockKernels
             RowParallel.Run(&GluRows, new RowArgs { P0 = po, P1 = py, Width = h }, rows, h, workspace);
     }
 
-    /// <summary>dO = GLU backward (overwrites): da = dy·σ(g), dg = dy·a·σ(g)(1 − σ(g)).</summary>
-    public static unsafe void GluBackward(ReadOnlySpan<float> o, ReadOnlySpan<float> dy, Span<float> dO, int rows, int h, Workspace? workspace = null)
-    {
-        Need(o, rows * 2 * h); Need(dy, rows * h); Need(dO, rows * 2 * h);
-        using var pass = PassProfile.Enter(Pass.ElementWise, 0, 20.0 * rows * h);
-        fixed (float* po = o, pdy = dy, pdo = dO)
-            RowParallel.Run(&GluBackwardRows, new RowArgs { P0 = po, P1 = pdy, P2 = pdo, Width = h }, rows, h, workspace);
-    }
-
     private static unsafe void GluRows(ref RowArgs a, int r0, int r1)
     {
         int h = a.Width;
@@ -399,60 +390,82 @@ public static class BlockKernels
         }
     }
 
-    private static unsafe void GluBackwardRows(ref RowArgs a, int r0, int r1)
+    /// <summary>
+    /// The block's tail in one pass over rows of width 2h: next = x + GLU(o)·m, where the inverted-dropout factor m is 0
+    /// where <see cref="Rng.DropoutBits"/>(key, i) of the flat index i = row·h + column is below
+    /// <paramref name="threshold"/>, else <paramref name="scale"/> (threshold 0 and scale 1: no dropout). Rows in parallel.
+    /// </summary>
+    public static unsafe void GluResidual(ReadOnlySpan<float> o, ReadOnlySpan<float> x, Span<float> next, int rows, int h, uint key, uint threshold, float scale, Workspace? workspace = null)
     {
-        int h = a.Width;
-        for (int r = r0; r < r1; r++)
-        {
-            float* o = a.P0 + (long)r * 2 * h, dy = a.P1 + (long)r * h, dO = a.P2 + (long)r * 2 * h;
-            int i = 0;
-            if (Vector512.IsHardwareAccelerated)
-                for (; i + 16 <= h; i += 16)
-                {
-                    var s = FastMath.Sigmoid(Vector512.Load(o + h + i));
-                    var g = Vector512.Load(dy + i);
-                    (g * s).Store(dO + i);
-                    (g * Vector512.Load(o + i) * s * (Vector512<float>.One - s)).Store(dO + h + i);
-                }
-            for (; i < h; i++)
-            {
-                float s = 1f / (1f + MathF.Exp(-o[h + i])), g = dy[i];
-                dO[i] = g * s;
-                dO[h + i] = g * o[i] * s * (1f - s);
-            }
-        }
+        Need(o, rows * 2 * h); Need(x, rows * h); Need(next, rows * h);
+        using var pass = PassProfile.Enter(Pass.ElementWise, 0, 16.0 * rows * h);
+        fixed (float* po = o, px = x, pn = next)
+            RowParallel.Run(&GluResidualRows, new RowArgs { P0 = po, P1 = px, P2 = pn, Width = h, Count = (int)key, Extra = (int)threshold, Scale = scale }, rows, 3 * h, workspace);
     }
 
     /// <summary>
-    /// Residual with inverted dropout: next = x + glu·m, m = 0 where <see cref="Rng.DropoutBits"/>(key, i) is
-    /// below <paramref name="threshold"/>, else <paramref name="scale"/>. With <paramref name="x"/> empty it
-    /// writes glu·m alone (the backward's mask of dL/dglu).
+    /// The backward of <see cref="GluResidual"/> to the GLU's input: dO (rows, 2h) from dL/d(next) with the same mask
+    /// (overwrites; the residual's own path, dL/dx += dL/d(next), is the caller's).
     /// </summary>
-    public static void DropoutResidual(ReadOnlySpan<float> x, ReadOnlySpan<float> glu, Span<float> next, uint key, uint threshold, float scale)
+    public static unsafe void GluResidualBackward(ReadOnlySpan<float> o, ReadOnlySpan<float> dNext, Span<float> dO, int rows, int h, uint key, uint threshold, float scale, Workspace? workspace = null)
     {
-        int n = glu.Length, i = 0;
-        using var pass = PassProfile.Enter(Pass.ElementWise, 0, (x.IsEmpty ? 8.0 : 12.0) * n);
-        if (Vector512.IsHardwareAccelerated)
+        Need(o, rows * 2 * h); Need(dNext, rows * h); Need(dO, rows * 2 * h);
+        using var pass = PassProfile.Enter(Pass.ElementWise, 0, 20.0 * rows * h);
+        fixed (float* po = o, pdn = dNext, pdo = dO)
+            RowParallel.Run(&GluResidualBackwardRows, new RowArgs { P0 = po, P1 = pdn, P2 = pdo, Width = h, Count = (int)key, Extra = (int)threshold, Scale = scale }, rows, 3 * h, workspace);
+    }
+
+    /// <summary>The dropout factor of elements [i, i + 16): 0 where <see cref="Rng.DropoutBits"/> falls below the threshold, else the scale.</summary>
+    private static Vector512<float> DropoutFactors(int i, uint key, uint threshold, float scale)
+    {
+        var h = (Vector512.Create((uint)i) + Vector512.Create(0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 14u, 15u)) * Rng.DropoutGolden + Vector512.Create(key);
+        h ^= Vector512.ShiftRightLogical(h, 16); h *= Rng.DropoutMix1;
+        h ^= Vector512.ShiftRightLogical(h, 13); h *= Rng.DropoutMix2;
+        h ^= Vector512.ShiftRightLogical(h, 16);
+        return Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(h, Vector512.Create(threshold)).AsSingle(), Vector512.Create(scale), Vector512<float>.Zero);
+    }
+
+    private static float DropoutFactor(int i, uint key, uint threshold, float scale) => Rng.DropoutBits(key, (uint)i) < threshold ? 0f : scale;
+
+    private static unsafe void GluResidualRows(ref RowArgs a, int r0, int r1)
+    {
+        int h = a.Width;
+        uint key = (uint)a.Count, threshold = (uint)a.Extra;
+        float scale = a.Scale;
+        for (int r = r0; r < r1; r++)
         {
-            var k = Vector512.Create(key); var th = Vector512.Create(threshold); var sc = Vector512.Create(scale);
-            var idx = Vector512.Create(0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 14u, 15u);
-            var sixteen = Vector512.Create(16u);
-            for (; i + 16 <= n; i += 16, idx += sixteen)
-            {
-                var h = idx * Rng.DropoutGolden + k; // Rng.DropoutBits, sixteen lanes at a time
-                h ^= Vector512.ShiftRightLogical(h, 16); h *= Rng.DropoutMix1;
-                h ^= Vector512.ShiftRightLogical(h, 13); h *= Rng.DropoutMix2;
-                h ^= Vector512.ShiftRightLogical(h, 16);
-                var m = Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(h, th).AsSingle(), sc, Vector512<float>.Zero);
-                var v = Vector512.Create(glu.Slice(i, 16)) * m;
-                if (!x.IsEmpty) v += Vector512.Create(x.Slice(i, 16));
-                v.CopyTo(next.Slice(i, 16));
-            }
+            float* o = a.P0 + (long)r * 2 * h, x = a.P1 + (long)r * h, next = a.P2 + (long)r * h;
+            int c = 0, at = r * h;
+            if (Vector512.IsHardwareAccelerated)
+                for (; c + 16 <= h; c += 16)
+                    (Vector512.Load(x + c) + Vector512.Load(o + c) * FastMath.Sigmoid(Vector512.Load(o + h + c)) * DropoutFactors(at + c, key, threshold, scale)).Store(next + c);
+            for (; c < h; c++) next[c] = x[c] + o[c] / (1f + MathF.Exp(-o[h + c])) * DropoutFactor(at + c, key, threshold, scale);
         }
-        for (; i < n; i++)
+    }
+
+    private static unsafe void GluResidualBackwardRows(ref RowArgs a, int r0, int r1)
+    {
+        int h = a.Width;
+        uint key = (uint)a.Count, threshold = (uint)a.Extra;
+        float scale = a.Scale;
+        for (int r = r0; r < r1; r++)
         {
-            float m = Rng.DropoutBits(key, (uint)i) < threshold ? 0f : scale;
-            next[i] = (x.IsEmpty ? 0f : x[i]) + glu[i] * m;
+            float* o = a.P0 + (long)r * 2 * h, dn = a.P1 + (long)r * h, dO = a.P2 + (long)r * 2 * h;
+            int c = 0, at = r * h;
+            if (Vector512.IsHardwareAccelerated)
+                for (; c + 16 <= h; c += 16)
+                {
+                    var s = FastMath.Sigmoid(Vector512.Load(o + h + c));
+                    var g = Vector512.Load(dn + c) * DropoutFactors(at + c, key, threshold, scale);
+                    (g * s).Store(dO + c);
+                    (g * Vector512.Load(o + c) * s * (Vector512<float>.One - s)).Store(dO + h + c);
+                }
+            for (; c < h; c++)
+            {
+                float s = 1f / (1f + MathF.Exp(-o[h + c])), g = dn[c] * DropoutFactor(at + c, key, threshold, scale);
+                dO[c] = g * s;
+                dO[h + c] = g * o[c] * s * (1f - s);
+            }
         }
     }
 

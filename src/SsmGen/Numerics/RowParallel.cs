@@ -5,6 +5,7 @@ public unsafe struct RowArgs
 {
     public float* P0, P1, P2, P3, P4, P5, P6;
     public int Width, Count, Extra;
+    public float Scale;
 }
 
 /// <summary>

@@ -44,8 +44,11 @@ public class BlockKernelTests
         var gluRef = new double[rows * h];
         BlockReference<double>.GluForward(o, gluRef, rows, h);
         Close(gluRef, glu, 1e-5, "GLU");
+        var next = new float[rows * h];   // the block's tail without dropout: x + GLU(o)
+        BlockKernels.GluResidual(F(o), F(x), next, rows, h, 0u, 0u, 1f);
+        Close(gluRef.Zip(x, (g, v) => g + v).ToArray(), next, 1e-5, "GLU + residual");
         var dO = new float[rows * 2 * h];
-        BlockKernels.GluBackward(F(o), F(dy), dO, rows, h);
+        BlockKernels.GluResidualBackward(F(o), F(dy), dO, rows, h, 0u, 0u, 1f);
         var dORef = new double[rows * 2 * h];
         BlockReference<double>.GluBackward(o, dy, dORef, rows, h);
         Close(dORef, dO, 1e-5, "GLU backward");
@@ -68,17 +71,28 @@ public class BlockKernelTests
     [Fact]
     public void DropoutDropsTheRequestedFractionAndMatchesTheScalarRule()
     {
-        const int n = 100_003;   // not a multiple of 16: the scalar tail runs too
-        uint key = Rng.DropoutKey(7, 3, 1), th = Rng.DropoutThreshold(0.3);
-        var ones = Enumerable.Repeat(1f, n).ToArray();
-        var y = new float[n];
-        BlockKernels.DropoutResidual(ReadOnlySpan<float>.Empty, ones, y, key, th, 1 / 0.7f);
-        Assert.InRange(y.Count(v => v == 0) / (double)n, 0.295, 0.305);
-        for (int i = 0; i < n; i++)
-            Assert.Equal(BlockReference<double>.DropoutScale(0.3, 7, 3, 1, i), y[i], 1e-6);
+        const int rows = 781, h = 128;   // 99,968 values over the worker pool; h = 20 below takes the scalar tail too
+        foreach (int width in new[] { h, 20 })
+        {
+            int n = rows * width;
+            uint key = Rng.DropoutKey(7, 3, 1), th = Rng.DropoutThreshold(0.3);
+            // GLU(1, 100) = σ(100) = 1 in float, x = 0: next holds the mask itself, and so does the backward's dL/da
+            var o = new float[rows * 2 * width];
+            for (int r = 0; r < rows; r++) { o.AsSpan(r * 2 * width, width).Fill(1f); o.AsSpan(r * 2 * width + width, width).Fill(100f); }
+            var y = new float[n];
+            BlockKernels.GluResidual(o, new float[n], y, rows, width, key, th, 1 / 0.7f);
+            Assert.InRange(y.Count(v => v == 0) / (double)n, 0.29, 0.31);
+            var dO = new float[rows * 2 * width];
+            BlockKernels.GluResidualBackward(o, Enumerable.Repeat(1f, n).ToArray(), dO, rows, width, key, th, 1 / 0.7f);
+            for (int i = 0; i < n; i++)
+            {
+                Assert.Equal(BlockReference<double>.DropoutScale(0.3, 7, 3, 1, i), y[i], 1e-6);
+                Assert.Equal(y[i], dO[i / width * 2 * width + i % width]);
+            }
+        }
         // another step or layer draws another mask
-        Assert.NotEqual(key, Rng.DropoutKey(7, 4, 1));
-        Assert.NotEqual(key, Rng.DropoutKey(7, 3, 2));
+        Assert.NotEqual(Rng.DropoutKey(7, 3, 1), Rng.DropoutKey(7, 4, 1));
+        Assert.NotEqual(Rng.DropoutKey(7, 3, 1), Rng.DropoutKey(7, 3, 2));
     }
 
     [Fact]
