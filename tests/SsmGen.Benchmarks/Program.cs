@@ -12,7 +12,13 @@ using SsmGen.Benchmarks;
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --steps [seconds]   the streaming steps in interleaved windows
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --train [seconds]   the train steps beside PyTorch, interleaved
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --passes [steps]   each train step split by pass, with peak and bandwidth shares
+// dotnet run -c Release --project tests/SsmGen.Benchmarks -- --first sMNIST|Mamba [steps]   a fresh process's first steps
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --loop sMNIST|Mamba [seconds]   one train step in a loop (profiling)
+if (args.Length > 1 && args[0] == "--first")
+{
+    TrainSteps.First(args[1], args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 15);
+    return;
+}
 if (args.Length > 1 && args[0] == "--loop")
 {
     TrainSteps.Loop(args[1], args.Length > 2 ? double.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 30);

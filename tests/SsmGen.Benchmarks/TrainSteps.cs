@@ -154,6 +154,21 @@ public static class TrainSteps
     /// <summary>One benchmark model with its trainer and fixed batch: the steps to time, and the PyTorch peer's arguments.</summary>
     public sealed record Bench(Action TrainStep, Action Forward, string PeerArguments, int PeerTrainSteps = 2);
 
+    /// <summary>
+    /// <c>--first sMNIST|Mamba [steps]</c>: the first train steps of a fresh process, each timed alone, against the
+    /// fastest of 10 more after them — what tiered compilation costs a short run (rerun it under DOTNET_ settings to compare).
+    /// </summary>
+    public static void First(string model, int steps)
+    {
+        var clock = Stopwatch.StartNew();
+        var bench = model.Equals("Mamba", StringComparison.OrdinalIgnoreCase) ? MambaTrain() : SmnistTrain();
+        double setup = clock.Elapsed.TotalMilliseconds;
+        var times = new double[steps];
+        for (int i = 0; i < steps; i++) times[i] = Time(1, bench.TrainStep);
+        double warm = Enumerable.Range(0, 10).Min(_ => Time(1, bench.TrainStep));
+        Console.WriteLine($"{model}: setup {setup:F0} ms; first {steps} steps {times.Sum():F0} ms = {times.Sum() / (steps * warm):F2}× {steps} warmed-up steps ({warm:F1} ms each); each: {string.Join(", ", times.Select(t => t.ToString("F0", CultureInfo.InvariantCulture)))} ms.");
+    }
+
     /// <summary><c>--loop sMNIST|Mamba [seconds]</c>: one model's train step over and over, for a profiler to watch.</summary>
     public static void Loop(string model, double seconds)
     {
