@@ -96,6 +96,19 @@ public class BlockKernelTests
     }
 
     [Fact]
+    public void TheBlockTailRefusesShortBuffersBeforeWriting()
+    {
+        const int rows = 4, h = 16;
+        var next = new float[rows * h]; var dO = new float[rows * 2 * h];
+        Assert.Throws<ArgumentException>(() => BlockKernels.GluResidual(new float[rows * 2 * h - 1], new float[rows * h], next, rows, h, 0u, 0u, 1f));
+        Assert.Throws<ArgumentException>(() => BlockKernels.GluResidual(new float[rows * 2 * h], new float[rows * h - 1], next, rows, h, 0u, 0u, 1f));
+        Assert.Throws<ArgumentException>(() => BlockKernels.GluResidualBackward(new float[rows * 2 * h], new float[rows * h], new float[rows * 2 * h - 1], rows, h, 0u, 0u, 1f));
+        Assert.Throws<ArgumentException>(() => BlockKernels.GluResidualBackward(new float[rows * 2 * h], new float[rows * h - 1], dO, rows, h, 0u, 0u, 1f));
+        Assert.All(next, v => Assert.Equal(0f, v));
+        Assert.All(dO, v => Assert.Equal(0f, v));
+    }
+
+    [Fact]
     public void GatesAndSoftplusSplitAcrossThePoolMatchTheFormulasAndEachElementAlone()
     {
         const int n = 70_001;   // past the pool's threshold, with a partial last vector
