@@ -37,9 +37,16 @@ internal static class ConvolutionBlock
         ? $"_training ? Rng.DropoutKey(DropoutSeed, _maskStep, {l.Index}) : 0u, _training ? {DropThreshold(dropout)} : 0u, _training ? {DropScale(dropout)} : 1f"
         : "0u, 0u, 1f";
 
+    /// <summary>
+    /// A path around the kernel and the convolution: when <paramref name="Condition"/> holds at run time, <paramref name="Lines"/>
+    /// take u to y (the SSM plus D·u) and to G = GELU(y) themselves.
+    /// </summary>
+    internal sealed record Direct(string Condition, Action Lines);
+
     /// <summary>Block forward; <paramref name="kernel"/> writes the lines that fill _l{i}K (H, length).</summary>
-    /// <remarks><paramref name="afterConvolution"/>, when given, writes lines that run right after the convolution into _l{i}Y.</remarks>
-    public static void EmitForward(CodeWriter w, ModelPlan plan, LayerPlan l, double dropout, Names n, string ssm, Action kernel, Action? afterConvolution = null)
+    /// <remarks><paramref name="afterConvolution"/>, when given, writes lines that run right after the convolution into _l{i}Y;
+    /// <paramref name="direct"/>, when given, a path taken instead of kernel, convolution and GELU where its condition holds.</remarks>
+    public static void EmitForward(CodeWriter w, ModelPlan plan, LayerPlan l, double dropout, Names n, string ssm, Action kernel, Action? afterConvolution = null, Direct? direct = null)
     {
         string i = "_l" + l.Index, p = l.Prefix;
         w.Line($"/// <summary>Block {l.Index}, (B, L, H) → (B, L, H): pre-LayerNorm, {ssm}, GELU,");
@@ -52,10 +59,18 @@ internal static class ConvolutionBlock
             var y = {{i}}Y.AsSpan(0, rows * H);
             """);
         w.Line($"BlockKernels.LayerNormForward(x, {ModelEmitter.Span("_p", p + "norm.weight", "H")}, {ModelEmitter.Span("_p", p + "norm.bias", "H")}, u, {i}Mean, {i}Rstd, rows, H, _ws);");
+        if (direct is not null)
+        {
+            w.Open($"if ({direct.Condition})");
+            direct.Lines();
+            w.Close();
+            w.Open("else");
+        }
         kernel();
         w.Line($"{n.Conv}.Forward({i}K, u, {ModelEmitter.Span("_p", p + "mixer.D", "H")}, y, batch, length); // K ∗ u + D·u");
         afterConvolution?.Invoke();
         w.Line($"BlockKernels.GeluForward(y, {i}G.AsSpan(0, rows * H), _ws);");
+        if (direct is not null) w.Close();
         w.Line($"Gemm.LinearForward({i}G.AsSpan(0, rows * H), {ModelEmitter.Span("_p", p + "mixer.output_linear.weight", "2 * H * H")}, {ModelEmitter.Span("_p", p + "mixer.output_linear.bias", "2 * H")}, {i}O, rows, H, 2 * H, _ws);");
         w.Line($"var next = {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H);");
         w.Line($"// GLU, dropout (p = {dropout}) and the residual in one pass: next = x + GLU(O)·mask");
@@ -64,8 +79,11 @@ internal static class ConvolutionBlock
         w.Line();
     }
 
-    /// <summary>Block backward; <paramref name="kernelBackward"/> writes the lines from dL/dK (in the DK buffer) to the SSM's parameter gradients.</summary>
-    public static void EmitBackward(CodeWriter w, LayerPlan l, double dropout, Names n, Action kernelBackward)
+    /// <summary>
+    /// Block backward; <paramref name="kernelBackward"/> writes the lines from dL/dK (in the DK buffer) to the SSM's parameter
+    /// gradients, <paramref name="beforeConvolution"/> (when given) lines that run before the convolution's backward reads K.
+    /// </summary>
+    public static void EmitBackward(CodeWriter w, LayerPlan l, double dropout, Names n, Action kernelBackward, Action? beforeConvolution = null)
     {
         string i = "_l" + l.Index, p = l.Prefix;
         ModelEmitter.OpenBackward(w, l);
@@ -79,6 +97,7 @@ internal static class ConvolutionBlock
         w.Line($"Gemm.LinearBackward({i}G, {ModelEmitter.Span("_p", p + "mixer.output_linear.weight", "2 * H * H")}, dO, dY, {ModelEmitter.Span("_g", p + "mixer.output_linear.weight", "2 * H * H")}, {ModelEmitter.Span("_g", p + "mixer.output_linear.bias", "2 * H")}, rows, H, 2 * H, _ws);");
         w.Line($"BlockKernels.GeluBackward({i}Y.AsSpan(0, rows * H), dY, dY, _ws);");
         w.Line($"var dU = {n.DU}.AsSpan(0, rows * H);");
+        beforeConvolution?.Invoke();
         w.Line("// convolution and D backward: du = Σ dy[s]·K[s−t] + D·dy, dK[l] = Σ dy[t]·u[t−l], dD += Σ dy·u");
         w.Line($"{n.Conv}.Backward({i}K, u, {ModelEmitter.Span("_p", p + "mixer.D", "H")}, dY, dU, {n.DK}, {ModelEmitter.Span("_g", p + "mixer.D", "H")}, batch, length);");
         kernelBackward();

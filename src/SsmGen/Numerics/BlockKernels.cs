@@ -335,13 +335,14 @@ public static class BlockKernels
             }
             return;
         }
-        var c = Vector512.Create(GeluC); var k = Vector512.Create(0.044715f); var half = Vector512.Create(0.5f);
-        for (int i = i0; i < i1; i += 16)
-        {
-            var v = Lanes(a.P0, i, i1);
-            var t = FastMath.Tanh(c * (v + k * v * v * v));
-            Store(half * v * (Vector512<float>.One + t), a.P1, i, i1);
-        }
+        for (int i = i0; i < i1; i += 16) Store(Gelu(Lanes(a.P0, i, i1)), a.P1, i, i1);
+    }
+
+    /// <summary>GELU of sixteen values, the arithmetic of <see cref="GeluForward"/> (kernels that fuse it call this).</summary>
+    internal static Vector512<float> Gelu(Vector512<float> v)
+    {
+        var t = FastMath.Tanh(Vector512.Create(GeluC) * (v + Vector512.Create(0.044715f) * v * v * v));
+        return Vector512.Create(0.5f) * v * (Vector512<float>.One + t);
     }
 
     private static unsafe void GeluBackwardRows(ref RowArgs a, int i0, int i1)

@@ -29,15 +29,24 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
 
     protected override IEnumerable<HostBuffer> SharedBuffers(ModelPlan plan) => Names.Shared([("_sums", $"4 * H * {MaxModes(plan)}")]);
 
+    /// <summary>Blocks whose forward may take the recurrent path (S4DRecurrence runs four modes at a time).</summary>
+    private static bool MayRecur(S4DLayerPlan l) => l.Modes % 4 == 0;
+
     public override void EmitFields(CodeWriter w, ModelPlan plan)
     {
         base.EmitFields(w, plan);
         w.Line("private readonly CausalConvolution _conv;");
+        if (!plan.Blocks<S4DLayerPlan>().Any(MayRecur)) return;
+        w.Line("private readonly S4DRecurrence? _recurrence; // the SSM in its recurrent view, where this CPU runs it (S4DRecurrence.Supports)");
+        foreach (var l in plan.Blocks<S4DLayerPlan>().Where(MayRecur))
+            w.Line($"private bool _l{l.Index}KernelBuilt; // whether _l{l.Index}K holds the last forward's kernel (the recurrent path builds none)");
     }
 
     public override void EmitAllocations(CodeWriter w, ModelPlan plan)
     {
         w.Line("_conv = new CausalConvolution(H, maxBatch, maxLength);");
+        if (plan.Blocks<S4DLayerPlan>().Any(MayRecur))
+            w.Line($"_recurrence = S4DRecurrence.Supports(H, 4) ? new S4DRecurrence(H, {plan.Blocks<S4DLayerPlan>().Where(MayRecur).Max(l => l.Modes)}) : null;");
         base.EmitAllocations(w, plan);
     }
 
@@ -90,12 +99,23 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
     {
         string i = "_l" + l.Index, p = l.Prefix;
         int hm = plan.Spec.DModel * l.Modes;
+        bool recur = MayRecur(l);
+        string entering = $"{Pass(l)}.Forward(_seq, {i}Modes, u, y, batch, length)"; // adds what the state entering this rank's piece contributes
+        var direct = recur ? new ConvolutionBlock.Direct($"_recurrence is not null && S4DRecurrence.Faster({l.Modes}, length)", () =>
+        {
+            w.Line("// S4D in its recurrent view, x ← Ā·x + u, y = 2·Re Σ W·x + D·u, GELU in the same pass: no kernel, no transforms");
+            w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, {i}Modes);");
+            w.Line($"_recurrence.Forward({i}Modes, {l.Modes}, {ModelEmitter.Span("_p", p + "mixer.D", "H")}, u, y, _seq is null ? {i}G.AsSpan(0, rows * H) : Span<float>.Empty, batch, length);");
+            w.Line($"{i}KernelBuilt = false;");
+            w.Line($"if (_seq is not null) {{ {entering}; BlockKernels.GeluForward(y, {i}G.AsSpan(0, rows * H), _ws); }} // the state entering this rank's piece, then GELU");
+        }) : null;
         ConvolutionBlock.EmitForward(w, plan, l, l.Spec.Dropout, Names, $"S4D (N = {l.Spec.N}, {S4DKind.DiscretizationNames[l.Spec.Discretization]})", () =>
         {
             w.Line("// S4D: discretize the modes, build the kernel K (H, L), convolve each channel along time, add D·u");
             w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, {i}Modes);");
             w.Line($"S4D_N{l.Spec.N}_Kernel({i}Modes, {i}K, length);");
-        }, () => w.Line($"if (_seq is not null) {Pass(l)}.Forward(_seq, {i}Modes, u, y, batch, length); // the state entering this rank's piece"));
+            if (recur) w.Line($"{i}KernelBuilt = true;");
+        }, () => w.Line($"if (_seq is not null) {entering}; // the state entering this rank's piece"), direct);
         ConvolutionBlock.EmitBackward(w, l, l.Spec.Dropout, Names, () =>
         {
             w.Line("// kernel backward: Horner sums per mode, then the chain rule to log Δ, A, B, C");
@@ -103,7 +123,7 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
             w.Line($"var gZPieces = _seq is null ? ReadOnlySpan<float>.Empty : {Pass(l)}.Backward(_seq, {i}Modes, dY, dU, _sums, batch, length); // what the states crossing this rank's piece owe");
             string gb = l.Spec.TrainB ? ModelEmitter.Span("_g", p + "mixer.B", (2 * hm).ToString()) : "Span<float>.Empty";
             w.Line($"{l.Variant}_ChainRule({MixerArgs(plan, l, "_p")}, _sums, gZPieces, {ModelEmitter.Span("_g", p + "mixer.log_dt", "H")}, {ModelEmitter.Span("_g", p + "mixer.log_A_real", hm.ToString())}, {ModelEmitter.Span("_g", p + "mixer.A_imag", hm.ToString())}, {gb}, {ModelEmitter.Span("_g", p + "mixer.C", (2 * hm).ToString())});");
-        });
+        }, recur ? () => w.Line($"if (!{i}KernelBuilt) {{ S4D_N{l.Spec.N}_Kernel({i}Modes, {i}K, length); {i}KernelBuilt = true; }} // the forward ran the recurrence") : null);
         ConvolutionBlock.EmitStep(w, l, Names, $"{plan.State.Of(l, "x").What}, and {plan.State.Of(l, "modes").What}", (u, y) =>
             w.Line($"S4D_N{l.Spec.N}_Step(StepModes(streams[s], stream, {plan.State.Of(l, "modes").Const}, {plan.State.Of(l, "modes").Floats}, {ModesAt(plan, l)}), {ModelEmitter.Span("_p", p + "mixer.D", "H")}, {plan.State.Of(l, "x").Slice("stream")}, {u}, {y});"));
     }

@@ -1,0 +1,117 @@
+using System.Numerics;
+using SsmGen.Layers;
+using SsmGen.Numerics;
+using Xunit.Abstractions;
+
+namespace SsmGen.Tests.Numerics;
+
+/// <summary>
+/// The recurrent S4D path against its convolution view written out in double: K[h, l] = 2·Re Σ_m W·Ā^l, y = K ∗ u + D·u
+/// by direct sums; GELU against the block kernel's own pass.
+/// </summary>
+public class S4DRecurrenceTests(ITestOutputHelper output)
+{
+    /// <summary>A mode table [Re Ā | Im Ā | Re W | Im W | anchors], each (H, M), with |Ā| in [0.5, 0.9995) as trained S4D modes have.</summary>
+    private static float[] Modes(int h, int m, ulong seed)
+    {
+        var rng = new Rng(seed);
+        var modes = new float[6 * h * m];
+        for (int i = 0; i < h * m; i++)
+        {
+            var z = Complex.FromPolarCoordinates(0.9995 - 0.4995 * rng.NextDouble(), Math.PI * (2 * rng.NextDouble() - 1));
+            (modes[i], modes[h * m + i]) = ((float)z.Real, (float)z.Imaginary);
+            (modes[2 * h * m + i], modes[3 * h * m + i]) = ((float)(0.05 * rng.Normal()), (float)(0.05 * rng.Normal()));
+        }
+        return modes;
+    }
+
+    private bool Unsupported()
+    {
+        if (S4DRecurrence.Supports(16, 4)) return false;
+        output.WriteLine("Skipped: this CPU has no AVX-512; the generated forward takes the FFT convolution here.");
+        return true;
+    }
+
+    [Theory]
+    [InlineData(16, 4, 1, 1)]      // one step
+    [InlineData(16, 8, 2, 37)]     // two passes of four modes
+    [InlineData(32, 32, 3, 130)]   // N = 64, two channel groups, odd batch
+    public void MatchesTheConvolutionWrittenOutInDouble(int h, int m, int batch, int length)
+    {
+        if (Unsupported()) return;
+        var modes = Modes(h, m, 11);
+        var u = TestConfigs.RandomArray(batch * length * h, 12).Select(v => (float)v).ToArray();
+        var d = TestConfigs.RandomArray(h, 13).Select(v => (float)v).ToArray();
+        var y = Enumerable.Repeat(7f, u.Length).ToArray(); // overwritten
+        var g = new float[u.Length];
+        new S4DRecurrence(h, m + 4).Forward(modes, m, d, u, y, g, batch, length);
+
+        var k = new double[h * length];
+        for (int c = 0; c < h; c++)
+            for (int n = 0; n < m; n++)
+            {
+                int i = c * m + n;
+                var z = new Complex(modes[i], modes[h * m + i]);
+                var p = new Complex(modes[2 * h * m + i], modes[3 * h * m + i]);
+                for (int l = 0; l < length; l++, p *= z) k[c * length + l] += 2 * p.Real;
+            }
+        double err = 0, scale = 0;
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t < length; t++)
+                for (int c = 0; c < h; c++)
+                {
+                    int at = (b * length + t) * h + c;
+                    double s = d[c] * u[at];
+                    for (int j = 0; j <= t; j++) s += k[c * length + j] * u[(b * length + t - j) * h + c];
+                    err = Math.Max(err, Math.Abs(s - y[at]));
+                    scale = Math.Max(scale, Math.Abs(s));
+                }
+        Assert.True(err < 2e-6 * Math.Max(1, scale) * Math.Sqrt(length), $"max |y − direct sum| = {err:E2} (max |y| {scale:E2})");
+
+        var gelu = new float[u.Length];
+        BlockKernels.GeluForward(y, gelu);
+        Assert.Equal(gelu, g); // the fused GELU is the block kernel's, bit for bit
+    }
+
+    [Fact]
+    public void WithoutAGeluBufferOnlyYIsWritten()
+    {
+        if (Unsupported()) return;
+        var modes = Modes(16, 4, 21);
+        var u = TestConfigs.RandomArray(2 * 9 * 16, 22).Select(v => (float)v).ToArray();
+        var d = new float[16];
+        var y1 = new float[u.Length]; var y2 = new float[u.Length]; var g = new float[u.Length];
+        var rec = new S4DRecurrence(16, 4);
+        rec.Forward(modes, 4, d, u, y1, Span<float>.Empty, 2, 9);
+        rec.Forward(modes, 4, d, u, y2, g, 2, 9);
+        Assert.Equal(y1, y2);
+    }
+
+    [Fact]
+    public void BadArgumentsThrowBeforeAnythingIsWritten()
+    {
+        if (Unsupported()) return;
+        Assert.Throws<ArgumentException>(() => new S4DRecurrence(24, 4));     // H not a multiple of 16
+        var rec = new S4DRecurrence(16, 8);
+        var modes = Modes(16, 8, 31);
+        var u = new float[2 * 5 * 16]; var d = new float[16];
+        var y = Enumerable.Repeat(3f, u.Length).ToArray();
+        Assert.Throws<ArgumentOutOfRangeException>(() => rec.Forward(modes, 6, d, u, y, Span<float>.Empty, 2, 5));   // not four modes at a time
+        Assert.Throws<ArgumentOutOfRangeException>(() => rec.Forward(modes, 12, d, u, y, Span<float>.Empty, 2, 5));  // more than it was made for
+        Assert.Throws<ArgumentException>(() => rec.Forward(modes.AsSpan(0, 4 * 16 * 8 - 1), 8, d, u, y, Span<float>.Empty, 2, 5));
+        Assert.Throws<ArgumentException>(() => rec.Forward(modes, 8, new float[15], u, y, Span<float>.Empty, 2, 5));
+        Assert.Throws<ArgumentException>(() => rec.Forward(modes, 8, d, u, y.AsSpan(0, 10), Span<float>.Empty, 2, 5));
+        Assert.Throws<ArgumentException>(() => rec.Forward(modes, 8, d, u, y, new float[10], 2, 5));
+        Assert.Throws<ArgumentOutOfRangeException>(() => rec.Forward(modes, 8, d, u, y, Span<float>.Empty, 0, 5));
+        Assert.All(y, v => Assert.Equal(3f, v));
+    }
+
+    [Fact]
+    public void TheRuleTakesTheRecurrenceForFewModesAndTheFftForMany()
+    {
+        Assert.True(S4DRecurrence.Faster(32, 784));    // sMNIST's N = 64: the measured break-even is near M = 66
+        Assert.False(S4DRecurrence.Faster(32, 64));    // short sequences: the FFT fits in L1
+        Assert.False(S4DRecurrence.Faster(128, 4096));
+        Assert.True(S4DRecurrence.Faster(4, 1));
+    }
+}
