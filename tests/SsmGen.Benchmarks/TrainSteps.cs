@@ -123,7 +123,7 @@ public static class TrainSteps
     /// The generated N = 16 selective scan at the <see cref="MambaScan"/> shape on one core: forward and backward timed in
     /// turn, <paramref name="pairs"/> times, the fastest of each — the backward's cost in forwards (issue 24: ≤ 3).
     /// </summary>
-    private static void ScanRatio(int pairs)
+    public static void ScanRatio(int pairs)
     {
         var scan = new MambaScan();
         scan.Forward();

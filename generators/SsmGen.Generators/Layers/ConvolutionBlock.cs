@@ -71,10 +71,14 @@ internal static class ConvolutionBlock
         afterConvolution?.Invoke();
         w.Line($"BlockKernels.GeluForward(y, {i}G.AsSpan(0, rows * H), _ws);");
         if (direct is not null) w.Close();
-        w.Line($"Gemm.LinearForward({i}G.AsSpan(0, rows * H), {ModelEmitter.Span("_p", p + "mixer.output_linear.weight", "2 * H * H")}, {ModelEmitter.Span("_p", p + "mixer.output_linear.bias", "2 * H")}, {i}O, rows, H, 2 * H, _ws);");
+        string weight = ModelEmitter.Span("_p", p + "mixer.output_linear.weight", "2 * H * H"), bias = ModelEmitter.Span("_p", p + "mixer.output_linear.bias", "2 * H");
         w.Line($"var next = {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H);");
+        w.Line($"if (!_training && Gemm.FusesGlu(rows, H, H)) Gemm.LinearGluResidual({i}G.AsSpan(0, rows * H), {weight}, {bias}, x, next, rows, H, H, _ws); // inference: next = x + GLU(linear), O never stored");
+        w.Open("else");
+        w.Line($"Gemm.LinearForward({i}G.AsSpan(0, rows * H), {weight}, {bias}, {i}O, rows, H, 2 * H, _ws);");
         w.Line($"// GLU, dropout (p = {dropout}) and the residual in one pass: next = x + GLU(O)·mask");
         w.Line($"BlockKernels.GluResidual({i}O, x, next, rows, H, {Mask(l, dropout)}, _ws);");
+        w.Close();
         w.Close();
         w.Line();
     }

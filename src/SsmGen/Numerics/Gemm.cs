@@ -43,6 +43,89 @@ public static unsafe class Gemm
             Multiply(ws.GemmJob, px, inF, 1, pwt, outF, py, outF, rows, outF, inF);
     }
 
+    /// <summary>Whether <see cref="LinearGluResidual"/> runs for these sizes on this CPU (AVX-512, H a multiple of 16, six rows or more).</summary>
+    public static bool FusesGlu(int rows, int inF, int h) => h > 0 && h % 16 == 0 && VectorKernel(rows, inF, 2 * h) && Avx512F.IsSupported;
+
+    /// <summary>
+    /// next (rows, h) = residual + GLU(x · Wᵀ + b) for W (2h, in): the inference tail of a convolution block, with the
+    /// linear's output kept in registers (no (rows, 2h) buffer written and read back). Wᵀ is laid out so that each
+    /// 32-wide tile holds sixteen value columns and their sixteen gates; every output is summed in the order
+    /// <see cref="LinearForward"/> sums it, so the result equals LinearForward then <see cref="BlockKernels.GluResidual"/>
+    /// without dropout, bit for bit. Needs <see cref="FusesGlu"/>.
+    /// </summary>
+    public static void LinearGluResidual(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, ReadOnlySpan<float> residual, Span<float> next, int rows, int inF, int h, Workspace? workspace = null)
+    {
+        if (!FusesGlu(rows, inF, h)) throw new NotSupportedException($"The fused GLU product needs AVX-512, H a multiple of 16 and at least {MR} rows; H = {h}, rows = {rows}.");
+        Check(x, rows * inF, "x"); Check(w, 2 * h * inF, "w"); Check(b, 2 * h, "b"); Check(residual, rows * h, "residual"); Check(next, rows * h, "next");
+        using var pass = PassProfile.Enter(Pass.Projection, 2.0 * rows * inF * 2 * h, 4.0 * ((double)rows * (inF + 2 * h) + 2.0 * h * inF));
+        var ws = workspace ?? Workspace.ForCurrentThread;
+        if (ws.Transposed.Length < inF * 2 * h) ws.Transposed = new float[inF * 2 * h];
+        var wt = ws.Transposed;
+        // column o of the value half goes to 32·(o/16) + o%16, its gate (row h + o of W) sixteen places further; by 16 × 16 tiles
+        for (int o0 = 0; o0 < 2 * h; o0 += 16)
+        {
+            int c0 = o0 < h ? 2 * o0 : 2 * (o0 - h) + 16;
+            for (int i0 = 0; i0 < inF; i0 += 16)
+                for (int i = i0; i < Math.Min(inF, i0 + 16); i++)
+                    for (int o = 0; o < 16; o++) wt[i * 2 * h + c0 + o] = w[(o0 + o) * inF + i];
+        }
+        fixed (float* px = x, pwt = wt, pb = b, pr = residual, pn = next)
+        {
+            var job = ws.GluJob;
+            job.X = px; job.Wt = pwt; job.B = pb; job.Residual = pr; job.Next = pn; job.Rows = rows; job.InF = inF; job.H = h;
+            WorkerPool.Shared.Run(job, (long)rows * inF * h >= 1 << 17 ? WorkerPool.Shared.Concurrency : 1);
+        }
+    }
+
+    internal sealed class GluJob : ParallelWork
+    {
+        public float* X, Wt, B, Residual, Next;
+        public int Rows, InF, H;
+        public override void Execute(int part, int parts)
+        {
+            var (s, e) = WorkerPool.Share(Rows, part, parts, MR);
+            int r = s;
+            for (; r + MR <= e; r += MR)
+                for (int j = 0; j < H; j += 16) GluTile(X + (long)r * InF, InF, Wt + 2 * j, 2 * H, B + j, B + H + j, Residual + (long)r * H + j, Next + (long)r * H + j, H, MR);
+            for (; r < e; r++)
+                for (int j = 0; j < H; j += 16) GluTile(X + (long)r * InF, InF, Wt + 2 * j, 2 * H, B + j, B + H + j, Residual + (long)r * H + j, Next + (long)r * H + j, H, 1);
+        }
+    }
+
+    /// <summary>Rows (six or one) of sixteen GLU outputs: values and gates summed from the biases in k order, then residual + value·σ(gate).</summary>
+    private static void GluTile(float* a, int lda, float* b, int ldb, float* biasValue, float* biasGate, float* residual, float* next, int ldn, int rows)
+    {
+        var bv = Vector512.Load(biasValue); var bg = Vector512.Load(biasGate);
+        if (rows == 1)
+        {
+            var v = bv; var g = bg;
+            for (int p = 0; p < lda; p++, b += ldb)
+            {
+                var ap = Vector512.Create(a[p]);
+                v = Vector512.FusedMultiplyAdd(ap, Vector512.Load(b), v); g = Vector512.FusedMultiplyAdd(ap, Vector512.Load(b + 16), g);
+            }
+            (Vector512.Load(residual) + v * FastMath.Sigmoid(g)).Store(next);
+            return;
+        }
+        Vector512<float> v0 = bv, v1 = bv, v2 = bv, v3 = bv, v4 = bv, v5 = bv, g0 = bg, g1 = bg, g2 = bg, g3 = bg, g4 = bg, g5 = bg;
+        for (int p = 0; p < lda; p++, a++, b += ldb)
+        {
+            var b0 = Vector512.Load(b); var b1 = Vector512.Load(b + 16);
+            var a0 = Vector512.Create(a[0]); v0 = Vector512.FusedMultiplyAdd(a0, b0, v0); g0 = Vector512.FusedMultiplyAdd(a0, b1, g0);
+            var a1 = Vector512.Create(a[lda]); v1 = Vector512.FusedMultiplyAdd(a1, b0, v1); g1 = Vector512.FusedMultiplyAdd(a1, b1, g1);
+            var a2 = Vector512.Create(a[2 * lda]); v2 = Vector512.FusedMultiplyAdd(a2, b0, v2); g2 = Vector512.FusedMultiplyAdd(a2, b1, g2);
+            var a3 = Vector512.Create(a[3 * lda]); v3 = Vector512.FusedMultiplyAdd(a3, b0, v3); g3 = Vector512.FusedMultiplyAdd(a3, b1, g3);
+            var a4 = Vector512.Create(a[4 * lda]); v4 = Vector512.FusedMultiplyAdd(a4, b0, v4); g4 = Vector512.FusedMultiplyAdd(a4, b1, g4);
+            var a5 = Vector512.Create(a[5 * lda]); v5 = Vector512.FusedMultiplyAdd(a5, b0, v5); g5 = Vector512.FusedMultiplyAdd(a5, b1, g5);
+        }
+        (Vector512.Load(residual) + v0 * FastMath.Sigmoid(g0)).Store(next); residual += ldn; next += ldn;
+        (Vector512.Load(residual) + v1 * FastMath.Sigmoid(g1)).Store(next); residual += ldn; next += ldn;
+        (Vector512.Load(residual) + v2 * FastMath.Sigmoid(g2)).Store(next); residual += ldn; next += ldn;
+        (Vector512.Load(residual) + v3 * FastMath.Sigmoid(g3)).Store(next); residual += ldn; next += ldn;
+        (Vector512.Load(residual) + v4 * FastMath.Sigmoid(g4)).Store(next); residual += ldn; next += ldn;
+        (Vector512.Load(residual) + v5 * FastMath.Sigmoid(g5)).Store(next);
+    }
+
     /// <summary>
     /// y (rows, out) = x (rows, in) · Wᵀ + b for a streaming step over a few streams (rows): W is read from memory once
     /// for all of them, and each output is the same dot product, summed in the same order, whatever the number of rows

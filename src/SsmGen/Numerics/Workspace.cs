@@ -9,6 +9,7 @@ public sealed class Workspace
 {
     internal float[] Transposed;
     internal readonly Gemm.Job GemmJob = new();
+    internal readonly Gemm.GluJob GluJob = new();
     internal readonly RowParallel.Job RowJob = new();
     internal readonly RowParallel.PartialsJob PartialsJob = new();
     /// <summary>Per-part sums of <see cref="RowParallel.RunWithPartials"/>, grown on first use.</summary>

@@ -72,7 +72,7 @@ public class GeneratedVsReferenceTests(ITestOutputHelper output)
     [InlineData("TinyRealMean", 150)]   // FFT convolution path (L > 64)
     [InlineData("VectorTokens", 100)]
     [InlineData("VectorLast", 130)]
-    [InlineData("Wide16", 6)]       // lane convolution (H a multiple of 16)
+    [InlineData("Wide16", 6)]       // H a multiple of 16: the recurrent S4D forward, the lane convolution in the backward
     [InlineData("Wide16", 97)]
     [InlineData("MambaTokens", 9)]
     [InlineData("MambaTokens", 150)]   // several scan chunks (64 steps each for N = 16)
@@ -138,6 +138,25 @@ public class GeneratedVsReferenceTests(ITestOutputHelper output)
     {
         var (gen, cfg) = Make(name, maxBatch, maxLength);
         CompareWithReference(gen, cfg, length, batch, maxBatch, maxLength, output, forwardTolerance: 1e-5, gradientTolerance: 1e-4);
+    }
+
+    /// <summary>
+    /// The H = 128, N = 64 classifier: a training forward and backward against the reference, then its inference forward
+    /// (no dropout here) equal to the training forward bit for bit — at L = 300 the S4D forward runs as its recurrence
+    /// (M = 32 ≤ 4·log₂ 1024) and inference fuses the linear with the GLU tail; at L = 50 the FFT convolution runs.
+    /// </summary>
+    [Theory]
+    [InlineData(300)]
+    [InlineData(50)]
+    public void TheWideClassifierMatchesTheReferenceAndInferenceEqualsTraining(int length)
+    {
+        var (gen, cfg) = Make("SeqClassifier", 2, length);
+        CompareWithReference(gen, cfg, length, batch: 2, maxBatch: 2, maxLength: length, output, forwardTolerance: 1e-5, gradientTolerance: 1e-4);
+        var x = TestConfigs.RandomArray(2 * length, 21).Select(v => (float)v).ToArray();
+        float[] training = new float[2 * cfg.Output], inference = new float[2 * cfg.Output];
+        gen.Forward(x, 2, length, training, training: true);
+        gen.Forward(x, 2, length, inference);
+        Assert.Equal(training, inference);
     }
 
     /// <summary>

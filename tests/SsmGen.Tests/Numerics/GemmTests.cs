@@ -45,6 +45,45 @@ public class GemmTests
         AssertClose(dbRef, db, Math.Sqrt(rows), "db");
     }
 
+    [Theory]
+    [InlineData(12, 128, 16)]    // two six-row tiles
+    [InlineData(100, 128, 128)]  // sMNIST's block tail, rows shared over the worker pool with one-row tails
+    [InlineData(37, 300, 48)]    // k past the unfused product's 256-long blocks
+    public void FusedGluTailMatchesTheLinearThenTheGluBitForBit(int rows, int inF, int h)
+    {
+        if (!Gemm.FusesGlu(rows, inF, h)) return; // no AVX-512: the generated block takes the unfused pair
+        var x = TestConfigs.RandomArray(rows * inF, 11); var w = TestConfigs.RandomArray(2 * h * inF, 12);
+        var b = TestConfigs.RandomArray(2 * h, 13); var res = TestConfigs.RandomArray(rows * h, 14);
+        float[] F(double[] a) => a.Select(v => (float)v).ToArray();
+        var o = new float[rows * 2 * h]; var unfused = new float[rows * h];
+        Gemm.LinearForward(F(x), F(w), F(b), o, rows, inF, 2 * h, new Workspace());
+        BlockKernels.GluResidual(o, F(res), unfused, rows, h, 0u, 0u, 1f);
+        var fused = new float[rows * h];
+        Gemm.LinearGluResidual(F(x), F(w), F(b), F(res), fused, rows, inF, h, new Workspace());
+        Assert.Equal(unfused, fused);
+
+        // and against the formula in double: residual + a·σ(g), (a | g) = x·Wᵀ + b
+        var oRef = new double[rows * 2 * h];
+        BlockReference<double>.LinearForward(x, w, b, oRef, rows, inF, 2 * h);
+        var expected = new double[rows * h];
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < h; c++)
+                expected[r * h + c] = res[r * h + c] + oRef[r * 2 * h + c] / (1 + Math.Exp(-oRef[r * 2 * h + h + c]));
+        AssertClose(expected, fused, Math.Sqrt(inF), "next");
+    }
+
+    [Fact]
+    public void FusedGluTailRefusesWhatItCannotRunBeforeWriting()
+    {
+        if (!Gemm.FusesGlu(12, 16, 16)) return;
+        var next = Enumerable.Repeat(5f, 12 * 16).ToArray();
+        Assert.Throws<NotSupportedException>(() => Gemm.LinearGluResidual(new float[12 * 16], new float[2 * 24 * 16], new float[48], new float[12 * 24], new float[12 * 24], 12, 16, 24)); // H not a multiple of 16
+        Assert.Throws<ArgumentException>(() => Gemm.LinearGluResidual(new float[12 * 16], new float[2 * 16 * 16 - 1], new float[32], new float[12 * 16], next, 12, 16, 16));
+        Assert.Throws<ArgumentException>(() => Gemm.LinearGluResidual(new float[12 * 16], new float[2 * 16 * 16], new float[31], new float[12 * 16], next, 12, 16, 16));
+        Assert.Throws<ArgumentException>(() => Gemm.LinearGluResidual(new float[12 * 16], new float[2 * 16 * 16], new float[32], new float[12 * 16 - 1], next, 12, 16, 16));
+        Assert.All(next, v => Assert.Equal(5f, v));
+    }
+
     private static void AssertClose(double[] expected, float[] actual, double typical, string what)
     {
         // float32 sums of n unit-variance products: error grows like √n·ε·√n; 1e-5·typical is generous and strict enough to catch a wrong element.
