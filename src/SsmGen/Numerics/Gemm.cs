@@ -86,37 +86,39 @@ public static unsafe class Gemm
             var (s, e) = WorkerPool.Share(Rows, part, parts, MR);
             int r = s;
             for (; r + MR <= e; r += MR)
-                for (int j = 0; j < H; j += 16) GluTile(X + (long)r * InF, InF, Wt + 2 * j, 2 * H, B + j, B + H + j, Residual + (long)r * H + j, Next + (long)r * H + j, H, MR);
+                for (int j = 0; j < H; j += 16) GluTile6(X + (long)r * InF, InF, Wt + 2 * j, 2 * H, B + j, B + H + j, Residual + (long)r * H + j, Next + (long)r * H + j, H);
             for (; r < e; r++)
-                for (int j = 0; j < H; j += 16) GluTile(X + (long)r * InF, InF, Wt + 2 * j, 2 * H, B + j, B + H + j, Residual + (long)r * H + j, Next + (long)r * H + j, H, 1);
+                for (int j = 0; j < H; j += 16) GluRow(X + (long)r * InF, InF, Wt + 2 * j, 2 * H, B + j, B + H + j, Residual + (long)r * H + j, Next + (long)r * H + j);
         }
     }
 
-    /// <summary>Rows (six or one) of sixteen GLU outputs: values and gates summed from the biases in k order, then residual + value·σ(gate).</summary>
-    private static void GluTile(float* a, int lda, float* b, int ldb, float* biasValue, float* biasGate, float* residual, float* next, int ldn, int rows)
+    /// <summary>One row of sixteen GLU outputs: value and gate summed from the biases in k order, then residual + value·σ(gate).</summary>
+    private static void GluRow(float* a, int k, float* b, int ldb, float* biasValue, float* biasGate, float* residual, float* next)
+    {
+        var v = Vector512.Load(biasValue); var g = Vector512.Load(biasGate);
+        for (int p = 0; p < k; p++, b += ldb)
+        {
+            var ap = Vector512.Create(a[p]);
+            v = Vector512.FusedMultiplyAdd(ap, Vector512.Load(b), v); g = Vector512.FusedMultiplyAdd(ap, Vector512.Load(b + 16), g);
+        }
+        (Vector512.Load(residual) + v * FastMath.Sigmoid(g)).Store(next);
+    }
+
+    /// <summary>Six rows of sixteen GLU outputs, as <see cref="GluRow"/> does one: twelve accumulators, the 6 × 32 tile of the plain product.</summary>
+    private static void GluTile6(float* a, int k, float* b, int ldb, float* biasValue, float* biasGate, float* residual, float* next, int ldn)
     {
         var bv = Vector512.Load(biasValue); var bg = Vector512.Load(biasGate);
-        if (rows == 1)
-        {
-            var v = bv; var g = bg;
-            for (int p = 0; p < lda; p++, b += ldb)
-            {
-                var ap = Vector512.Create(a[p]);
-                v = Vector512.FusedMultiplyAdd(ap, Vector512.Load(b), v); g = Vector512.FusedMultiplyAdd(ap, Vector512.Load(b + 16), g);
-            }
-            (Vector512.Load(residual) + v * FastMath.Sigmoid(g)).Store(next);
-            return;
-        }
         Vector512<float> v0 = bv, v1 = bv, v2 = bv, v3 = bv, v4 = bv, v5 = bv, g0 = bg, g1 = bg, g2 = bg, g3 = bg, g4 = bg, g5 = bg;
-        for (int p = 0; p < lda; p++, a++, b += ldb)
+        float* a1 = a + k, a2 = a1 + k, a3 = a2 + k, a4 = a3 + k, a5 = a4 + k;
+        for (int p = 0; p < k; p++, b += ldb)
         {
             var b0 = Vector512.Load(b); var b1 = Vector512.Load(b + 16);
-            var a0 = Vector512.Create(a[0]); v0 = Vector512.FusedMultiplyAdd(a0, b0, v0); g0 = Vector512.FusedMultiplyAdd(a0, b1, g0);
-            var a1 = Vector512.Create(a[lda]); v1 = Vector512.FusedMultiplyAdd(a1, b0, v1); g1 = Vector512.FusedMultiplyAdd(a1, b1, g1);
-            var a2 = Vector512.Create(a[2 * lda]); v2 = Vector512.FusedMultiplyAdd(a2, b0, v2); g2 = Vector512.FusedMultiplyAdd(a2, b1, g2);
-            var a3 = Vector512.Create(a[3 * lda]); v3 = Vector512.FusedMultiplyAdd(a3, b0, v3); g3 = Vector512.FusedMultiplyAdd(a3, b1, g3);
-            var a4 = Vector512.Create(a[4 * lda]); v4 = Vector512.FusedMultiplyAdd(a4, b0, v4); g4 = Vector512.FusedMultiplyAdd(a4, b1, g4);
-            var a5 = Vector512.Create(a[5 * lda]); v5 = Vector512.FusedMultiplyAdd(a5, b0, v5); g5 = Vector512.FusedMultiplyAdd(a5, b1, g5);
+            var x = Vector512.Create(a[p]); v0 = Vector512.FusedMultiplyAdd(x, b0, v0); g0 = Vector512.FusedMultiplyAdd(x, b1, g0);
+            x = Vector512.Create(a1[p]); v1 = Vector512.FusedMultiplyAdd(x, b0, v1); g1 = Vector512.FusedMultiplyAdd(x, b1, g1);
+            x = Vector512.Create(a2[p]); v2 = Vector512.FusedMultiplyAdd(x, b0, v2); g2 = Vector512.FusedMultiplyAdd(x, b1, g2);
+            x = Vector512.Create(a3[p]); v3 = Vector512.FusedMultiplyAdd(x, b0, v3); g3 = Vector512.FusedMultiplyAdd(x, b1, g3);
+            x = Vector512.Create(a4[p]); v4 = Vector512.FusedMultiplyAdd(x, b0, v4); g4 = Vector512.FusedMultiplyAdd(x, b1, g4);
+            x = Vector512.Create(a5[p]); v5 = Vector512.FusedMultiplyAdd(x, b0, v5); g5 = Vector512.FusedMultiplyAdd(x, b1, g5);
         }
         (Vector512.Load(residual) + v0 * FastMath.Sigmoid(g0)).Store(next); residual += ldn; next += ldn;
         (Vector512.Load(residual) + v1 * FastMath.Sigmoid(g1)).Store(next); residual += ldn; next += ldn;
