@@ -1,6 +1,7 @@
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using BenchmarkDotNet.Attributes;
+using SsmGen.Layers;
 using SsmGen.Numerics;
 using SsmGen.Training;
 
@@ -102,8 +103,13 @@ public class Convolution
         return a;
     }
 
+    private readonly S4DRecurrence _recurrence = new(H, 32);
+    private readonly float[] _modes = S4DPaths.Table(32, L).Modes, _d = new float[H];
+
     [Benchmark] public void Forward() => _conv.Forward(_k, _u, _y, B, L);
     [Benchmark] public void Backward() => _conv.Backward(_k, _u, _y, _du, _dk, B, L);
+    /// <summary>The same block's forward as the recurrence the generated model runs for N = 64 (32 modes, D and no GELU).</summary>
+    [Benchmark] public void Recurrence() => _recurrence.Forward(_modes, 32, _d, _u, _y, Span<float>.Empty, B, L);
 }
 
 /// <summary>One training step (forward + backward + AdamW) and one forward of the sMNIST model (dropout 0.1 as in the example), batch 16, L = 784.</summary>

@@ -14,6 +14,7 @@ using SsmGen.Benchmarks;
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --passes [steps]   each train step split by pass, with peak and bandwidth shares
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --first sMNIST|Mamba [steps]   a fresh process's first steps
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --loop sMNIST|Mamba [seconds]   one train step in a loop (profiling)
+// dotnet run -c Release --project tests/SsmGen.Benchmarks -- --s4d-paths [calls]   S4D's FFT convolution against its recurrence
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --scan [pairs]   the selective scan's backward against its forward, one core
 if (args.Length > 1 && args[0] == "--first")
 {
@@ -28,6 +29,11 @@ if (args.Length > 1 && args[0] == "--loop")
 if (args.Length > 0 && args[0] == "--passes")
 {
     TrainSteps.Passes(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 10);
+    return;
+}
+if (args.Length > 0 && args[0] == "--s4d-paths")
+{
+    S4DPaths.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 20);
     return;
 }
 if (args.Length > 0 && args[0] == "--scan")

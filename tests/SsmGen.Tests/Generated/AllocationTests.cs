@@ -4,8 +4,8 @@ namespace SsmGen.Tests.Generated;
 public class AllocationTests
 {
     [Theory]
-    [InlineData(32)]    // direct convolution
-    [InlineData(200)]   // FFT convolution
+    [InlineData(32)]    // the FFT convolution (32 modes > 4·log₂ 64)
+    [InlineData(200)]   // the recurrent S4D forward; in inference the fused GLU tail
     public void ForwardBackwardAndStepAllocateZeroBytes(int length)
     {
         const int batch = 3;

@@ -38,9 +38,8 @@ public sealed unsafe class S4DRecurrence
 
     /// <summary>
     /// Whether the recurrence is expected to beat the FFT convolution for M modes and length L: its cost grows as M per
-    /// step, the FFT's as log₂ m of the transform size m. Measured (H 128, batch 16, both cores, the FFT without building
-    /// its kernel) the two break even near M = 28, 48, 66 and 48 at L = 64, 256, 784 and 4,096; M ≤ 4·log₂ m stays on
-    /// the safe side of all four (docs/benchmarks.md).
+    /// step, the FFT's as log₂ m of the transform size m. M ≤ 4·log₂ m picks the faster path at every length and state
+    /// size the benchmark program's <c>--s4d-paths</c> measures (L 64 to 4,096, M 8 to 128; docs/benchmarks.md).
     /// </summary>
     public static bool Faster(int modes, int length) => modes <= 4 * Math.Log2(Fft.NextPowerOfTwo(2 * length));
 
