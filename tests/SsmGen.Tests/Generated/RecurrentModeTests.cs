@@ -5,8 +5,8 @@ namespace SsmGen.Tests.Generated;
 
 /// <summary>
 /// Convolution mode and recurrent mode are the same map (S4D paper). Checked on sequences of 4096 steps:
-/// the reference's two modes against each other in double, and the generated Forward (FFT convolution)
-/// and generated Step (recurrence) each against the reference recurrence.
+/// the reference's two modes against each other in double, and the generated Forward (FFT convolution, or its own
+/// float recurrence where H is a multiple of 16) and generated Step (recurrence) each against the reference recurrence.
 /// </summary>
 public class RecurrentModeTests(ITestOutputHelper output)
 {
@@ -72,6 +72,9 @@ public class RecurrentModeTests(ITestOutputHelper output)
     [InlineData("DeltaTokens", 300)]
     [InlineData("S4Tokens", 64)]
     [InlineData("S4Long", 4096)]    // S4's convolution and its DPLR step over the whole kernel length
+    [InlineData("Wide16", 4096)]    // S4D's forward as its float recurrence (S4DRecurrence): its drift over a long sequence
+    [InlineData("Wide16", 16384)]
+    [InlineData("SeqClassifier", 4096)]
     [InlineData("Hybrid", 1000)]
     [InlineData("RnnTokens", 1000)]
     // IDS transitions are not contractive: a product of near-identity random matrices grows geometrically, and past
