@@ -1,6 +1,5 @@
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-
 using SsmGen.Numerics;
 
 namespace SsmGen.Layers;
@@ -12,6 +11,9 @@ namespace SsmGen.Layers;
 /// four modes at a time stay in registers, so the work is arithmetic on registers rather than passes over memory; for
 /// the state sizes where that beats the FFT (<see cref="Faster"/>) the generated forward takes this path, and GELU of
 /// the output rides in the last pass. Needs H a multiple of 16, M a multiple of 4 and AVX-512 (<see cref="Supports"/>).
+/// Rounding: Ā is applied as stored, in float, step after step, so a slowly decaying mode carries its rounding as the
+/// one-token step does (the FFT path's kernel re-anchors every 32 steps from Ā³² in double); against the double
+/// reference the generated forward stays within 7·10⁻⁶ of the largest output at L = 4,096 and 16,384 (RecurrentModeTests).
 /// </summary>
 public sealed unsafe class S4DRecurrence
 {
