@@ -16,40 +16,18 @@ using SsmGen.Benchmarks;
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --loop sMNIST|Mamba [seconds]   one train step in a loop (profiling)
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --s4d-paths [calls]   S4D's FFT convolution against its recurrence
 // dotnet run -c Release --project tests/SsmGen.Benchmarks -- --scan [pairs]   the selective scan's backward against its forward, one core
-if (args.Length > 1 && args[0] == "--first")
+// the number after a mode's flag (at position i), or its default
+double Number(int i, double fallback) => args.Length > i ? double.Parse(args[i], System.Globalization.CultureInfo.InvariantCulture) : fallback;
+string mode = args.Length > 0 ? args[0] : "";
+switch (mode)
 {
-    TrainSteps.First(args[1], args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 15);
-    return;
-}
-if (args.Length > 1 && args[0] == "--loop")
-{
-    TrainSteps.Loop(args[1], args.Length > 2 ? double.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 30);
-    return;
-}
-if (args.Length > 0 && args[0] == "--passes")
-{
-    TrainSteps.Passes(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 10);
-    return;
-}
-if (args.Length > 0 && args[0] == "--s4d-paths")
-{
-    S4DPaths.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 20);
-    return;
-}
-if (args.Length > 0 && args[0] == "--scan")
-{
-    TrainSteps.ScanRatio(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 200);
-    return;
-}
-if (args.Length > 0 && args[0] == "--train")
-{
-    TrainSteps.Run(args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 120);
-    return;
-}
-if (args.Length > 0 && args[0] == "--steps")
-{
-    InterleavedSteps.Run(args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 120);
-    return;
+    case "--first" when args.Length > 1: TrainSteps.First(args[1], (int)Number(2, 15)); return;
+    case "--loop" when args.Length > 1: TrainSteps.Loop(args[1], Number(2, 30)); return;
+    case "--passes": TrainSteps.Passes((int)Number(1, 10)); return;
+    case "--s4d-paths": S4DPaths.Run((int)Number(1, 20)); return;
+    case "--scan": TrainSteps.ScanRatio((int)Number(1, 200)); return;
+    case "--train": TrainSteps.Run(Number(1, 120)); return;
+    case "--steps": InterleavedSteps.Run(Number(1, 120)); return;
 }
 Type[] Suite = [typeof(FmaPeak), typeof(Int8DotPeak), typeof(Projection), typeof(Convolution), typeof(SmnistStep), typeof(MambaLmStep), typeof(MambaScan),
     typeof(S4DLayer), typeof(S4Layer), typeof(MambaLayer), typeof(RnnLayer), typeof(IdsLayer), typeof(AttentionLayer), typeof(DeltaLayer), typeof(StreamingStep), typeof(PlainCStep), typeof(BatchedStep), typeof(MemoryTriad)];

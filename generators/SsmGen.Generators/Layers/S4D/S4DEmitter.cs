@@ -100,11 +100,12 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         string i = "_l" + l.Index, p = l.Prefix;
         int hm = plan.Spec.DModel * l.Modes;
         bool recur = MayRecur(l);
+        void Discretize() => w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, {i}Modes);");
         string entering = $"{Pass(l)}.Forward(_seq, {i}Modes, u, y, batch, length)"; // adds what the state entering this rank's piece contributes
         var direct = recur ? new ConvolutionBlock.Direct($"_recurrence is not null && S4DRecurrence.Faster({l.Modes}, length)", () =>
         {
             w.Line("// S4D in its recurrent view, x ← Ā·x + u, y = 2·Re Σ W·x + D·u, GELU in the same pass: no kernel, no transforms");
-            w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, {i}Modes);");
+            Discretize();
             w.Line($"_recurrence.Forward({i}Modes, {l.Modes}, {ModelEmitter.Span("_p", p + "mixer.D", "H")}, u, y, _seq is null ? {i}G.AsSpan(0, rows * H) : Span<float>.Empty, batch, length);");
             w.Line($"{i}KernelBuilt = false;");
             w.Line($"if (_seq is not null) {{ {entering}; BlockKernels.GeluForward(y, {i}G.AsSpan(0, rows * H), _ws); }} // the state entering this rank's piece, then GELU");
@@ -112,7 +113,7 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         ConvolutionBlock.EmitForward(w, plan, l, l.Spec.Dropout, Names, $"S4D (N = {l.Spec.N}, {S4DKind.DiscretizationNames[l.Spec.Discretization]})", () =>
         {
             w.Line("// S4D: discretize the modes, build the kernel K (H, L), convolve each channel along time, add D·u");
-            w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, {i}Modes);");
+            Discretize();
             w.Line($"S4D_N{l.Spec.N}_Kernel({i}Modes, {i}K, length);");
             if (recur) w.Line($"{i}KernelBuilt = true;");
         }, () => w.Line($"if (_seq is not null) {entering}; // the state entering this rank's piece"), direct);
