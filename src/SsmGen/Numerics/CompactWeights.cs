@@ -39,7 +39,7 @@ public sealed unsafe class CompactWeights
             throw new ArgumentOutOfRangeException(nameof(format), format, "A compact copy is BFloat16, Int8 or Int8Dynamic (Float32 reads the parameters themselves).");
         Format = format;
         var found = new List<Matrix>();
-        int data = 0, scales = 0, elementsPerLine = format == WeightFormat.BFloat16 ? CacheLine / 2 : CacheLine;
+        int data = 0, scales = 0, elementsPerLine = format == WeightFormat.BFloat16 ? CacheLines.Bytes / 2 : CacheLines.Bytes;
         var named = new HashSet<string>(matrices, StringComparer.Ordinal);
         foreach (var name in named.Where(n => !table.Any(t => t.Name == n)))
             throw new ArgumentException($"No tensor '{name}' in the parameter table.", nameof(matrices));
@@ -63,8 +63,8 @@ public sealed unsafe class CompactWeights
         // Pinned arrays, so that the offset of their first cache-aligned element stays true: a 32-byte load that
         // straddles two lines costs two, and where the GC put an array decided it (±20% on a step) before.
         int first;
-        if (format == WeightFormat.BFloat16) (_bf16, first) = AlignedArray<ushort>(data);
-        else { (_int8, first) = AlignedArray<sbyte>(data); _scales = new float[scales]; }
+        if (format == WeightFormat.BFloat16) (_bf16, first) = CacheLines.PinnedArray<ushort>(data);
+        else { (_int8, first) = CacheLines.PinnedArray<sbyte>(data); _scales = new float[scales]; }
         _matrices = [.. found.Select(m => m with { Data = m.Data + first })];
         if (format == WeightFormat.Int8Dynamic) _rowSums = new int[scales];
         foreach (var m in _matrices)
@@ -81,15 +81,6 @@ public sealed unsafe class CompactWeights
                     if (format == WeightFormat.Int8Dynamic) foreach (sbyte v in q) _rowSums[m.Scales + r] += v;
                 }
         }
-    }
-
-    private const int CacheLine = 64;
-
-    /// <summary>A pinned array of <paramref name="length"/> elements from its returned index on, that index on a cache line.</summary>
-    private static (T[] Array, int First) AlignedArray<T>(int length) where T : unmanaged
-    {
-        var array = GC.AllocateArray<T>(length + CacheLine / sizeof(T), pinned: true);
-        fixed (T* p = array) return (array, (int)((CacheLine - (nint)p % CacheLine) % CacheLine) / sizeof(T));
     }
 
     /// <summary>The bfloat16 nearest to <paramref name="value"/> (ties to even), as its 16 bits.</summary>
@@ -181,7 +172,7 @@ public sealed unsafe class CompactWeights
     /// <summary>Int8Dynamic: each x row quantized (into buffers kept per thread), then bytes times bytes.</summary>
     private void QuantizedForward(ReadOnlySpan<float> x, Matrix m, int first, ReadOnlySpan<float> b, Span<float> y, int rows, int inF, int outF)
     {
-        if (s_quantizedRows is null || s_quantizedRows.Length - s_quantizedFirst < rows * inF) (s_quantizedRows, s_quantizedFirst) = AlignedArray<byte>(Math.Max(rows * inF, 4096));
+        if (s_quantizedRows is null || s_quantizedRows.Length - s_quantizedFirst < rows * inF) (s_quantizedRows, s_quantizedFirst) = CacheLines.PinnedArray<byte>(Math.Max(rows * inF, 4096));
         if (s_rowScales is null || s_rowScales.Length < rows) s_rowScales = new float[Math.Max(rows, 64)];
         int firstRow = m.Scales + first / inF;
         fixed (float* px = x, py = y, ws = &_scales[firstRow], xs = s_rowScales)

@@ -220,7 +220,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         w.Line("ref float bc = ref Dbc[x + " + (2 * n - 1) + "]; // bounds checked once per step: B_t at bc − " + (2 * n - 1) + ", C_t after it");
         w.Line("bc = ref System.Runtime.CompilerServices.Unsafe.Subtract(ref bc, " + (2 * n - 1) + ");");
         // two partial sums for y, so consecutive n do not wait on each other's FMA
-        EachN(w, n, k => $"h{k} = Vector512.FusedMultiplyAdd({Transition(l, $"FastMath.Exp2Decay(dt * V(AT2, {k} * E + e0))")}, h{k}, du * Vector512.Create(System.Runtime.CompilerServices.Unsafe.Add(ref bc, {k}))); y{k % 2} = Vector512.FusedMultiplyAdd(Vector512.Create(System.Runtime.CompilerServices.Unsafe.Add(ref bc, {n + k})), h{k}, y{k % 2});");
+        EachN(w, n, k => $"h{k} = Vector512.FusedMultiplyAdd({Transition(l, $"FastMath.Exp2Decay(dt * V(AT2, e0 * {n} + {16 * k}))")}, h{k}, du * Vector512.Create(System.Runtime.CompilerServices.Unsafe.Add(ref bc, {k}))); y{k % 2} = Vector512.FusedMultiplyAdd(Vector512.Create(System.Runtime.CompilerServices.Unsafe.Add(ref bc, {n + k})), h{k}, y{k % 2});");
         w.Line("Store(y0 + y1, Ys, o);");
         w.Open("if ((t + 1) % ChunkLength == 0 && t + 1 < Length)");
         w.Line("int k0 = StateIndex(b, t / ChunkLength, 0, e0);");
@@ -231,68 +231,71 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
         w.Close();
         w.Line();
         // backward
-        w.Open("protected override void BackwardGroup(int b, int e0)");
-        bool tree = n % 16 == 0; // B and C gradients of 16 states summed over the lanes together (FastMath.SumEach16)
+        w.Open("protected override void BackwardChunk(int b, int e0, int k, Span<Vector512<float>> scratch)");
         w.Line($$"""
-            // Chunks from last to first: recompute the chunk's states and decays from its saved start, then run time
-            // backwards with g = dL/dh_t carried through the decay. B and C gradients are sums over channels (one batch
-            // row per thread): each step's sixteen lanes are summed{{(tree ? " sixteen states at once" : "")}} into the row's dB_t and dC_t.
-            // hs[0..N) holds the chunk's start, hs[(t − t0 + 1)·N ..] the state after step t; ds the decays.
-            Span<Vector512<float>> hs = stackalloc Vector512<float>[(ChunkLength + 1) * {{n}}];
-            Span<Vector512<float>> ds = stackalloc Vector512<float>[ChunkLength * {{n}}];
-            Span<Vector512<float>> dA = stackalloc Vector512<float>[{{n}}];
-            Span<Vector512<float>> dB = stackalloc Vector512<float>[{{n}}];
-            Span<Vector512<float>> dC = stackalloc Vector512<float>[{{n}}];
-            dA.Clear();
+            // Recompute the chunk's states and decays from its saved start, then run time backwards with g = dL/dh_t
+            // carried through the decay. B and C gradients are sums over channels: this group's terms are added lane
+            // by lane into the chunk's sums, which the caller reduces over the lanes once all groups have run.
+            // The scratch (SelectiveScan.BackwardChunk's layout) is indexed unchecked: its length is checked once here,
+            // and every array index stays inside the rows the public entry points checked.
+            if (scratch.Length < BackwardScratch) throw new ArgumentException("The backward's scratch is too short.", nameof(scratch));
+            ref var hs = ref MemoryMarshal.GetReference(scratch);          // hs[0..N): the chunk's start; hs[(t − t0 + 1)·N ..]: the state after step t
+            ref var ds = ref Unsafe.Add(ref hs, DecaysAt);                 // decays of step t at ds[(t − t0)·N ..]
+            ref var sums = ref Unsafe.Add(ref hs, SumsAt);                 // step t's dB terms at sums[(t − t0)·2N ..], its dC terms after them
+            ref var carried = ref Unsafe.Add(ref hs, CarriedAt(e0));       // this group's dL/dh, then dA, then dD
+            ref var dA = ref Unsafe.Add(ref carried, {{n}});
+            float[] delta = Delta, input = U, dys = DYs, dbc = Dbc, at = AT, at2 = AT2;
+            int t0 = k * ChunkLength, t1 = Math.Min(Length, t0 + ChunkLength);
+            bool last = t1 == Length;
+            var d = V(Dv, e0); var dD = last ? Vector512<float>.Zero : Unsafe.Add(ref carried, {{2 * n}});
             """);
-        EachN(w, n, k => $"var g{k} = EndAdjoint(b, {k}, e0);");
-        w.Line("var d = V(Dv, e0); var dD = Vector512<float>.Zero;");
-        w.Open("for (int k = (Length - 1) / ChunkLength; k >= 0; k--)");
-        w.Line("int t0 = k * ChunkLength, t1 = Math.Min(Length, t0 + ChunkLength);");
-        w.Line($"for (int n = 0; n < {n}; n++) hs[n] = k == 0 ? StartState(b, n, e0) : V(States, StateIndex(b, k - 1, n, e0));");
+        EachN(w, n, k => $"var h{k} = k == 0 ? StartState(b, {k}, e0) : V(States, StateIndex(b, k - 1, {k}, e0)); Unsafe.Add(ref hs, {k}) = h{k};");
         w.Open("for (int t = t0; t < t1; t++)");
         w.Line($$"""
-            int row = b * Length + t, o = row * E + e0, c = (t - t0) * {{n}};
-            var dt = V(Delta, o); var du = dt * V(U, o);
-            ref float bc = ref Dbc[row * DbcWidth + BOffset + {{n - 1}}]; // bounds checked once per step: B_t at bc − {{n - 1}}
-            bc = ref System.Runtime.CompilerServices.Unsafe.Subtract(ref bc, {{n - 1}});
+            int row = b * Length + t, o = row * E + e0;
+            ref var next = ref Unsafe.Add(ref hs, (t - t0 + 1) * {{n}}); ref var decays = ref Unsafe.Add(ref ds, (t - t0) * {{n}});
+            Prefetch(delta, o + Lanes); Prefetch(input, o + Lanes); // the next group's lines of this row
+            var dt = V(delta, o); var du = dt * V(input, o);
+            ref float bc = ref dbc[row * DbcWidth + BOffset + {{n - 1}}]; // bounds checked once per step: B_t at bc − {{n - 1}}
+            bc = ref Unsafe.Subtract(ref bc, {{n - 1}});
             """);
-        EachN(w, n, k => $"{{ var decay = FastMath.Exp2Decay(dt * V(AT2, {k} * E + e0)); ds[c + {k}] = decay; hs[c + {n + k}] = Vector512.FusedMultiplyAdd({Transition(l, "decay")}, hs[c + {k}], du * Vector512.Create(System.Runtime.CompilerServices.Unsafe.Add(ref bc, {k}))); }}");
+        EachN(w, n, k => $"{{ var decay = FastMath.Exp2Decay(dt * V(at2, e0 * {n} + {16 * k})); Unsafe.Add(ref decays, {k}) = decay; h{k} = Vector512.FusedMultiplyAdd({Transition(l, "decay")}, h{k}, du * Vector512.Create(Unsafe.Add(ref bc, {k}))); Unsafe.Add(ref next, {k}) = h{k}; }}");
         w.Close();
+        w.Line("// dL/dh enters from the chunk after (loaded only now, so that the recomputation has the registers)");
+        EachN(w, n, k => $"var g{k} = last ? EndAdjoint(b, {k}, e0) : Unsafe.Add(ref carried, {k}); if (last) Unsafe.Add(ref dA, {k}) = Vector512<float>.Zero;");
         w.Open("for (int t = t1 - 1; t >= t0; t--)");
         w.Line($$"""
-            int row = b * Length + t, x = row * DbcWidth + BOffset, o = row * E + e0, c = (t - t0) * {{n}};
-            var dt = V(Delta, o); var u = V(U, o); var dy = V(DYs, o); var dtu = dt * u;
+            int row = b * Length + t, o = row * E + e0;
+            ref var prev = ref Unsafe.Add(ref hs, (t - t0) * {{n}}); ref var decays = ref Unsafe.Add(ref ds, (t - t0) * {{n}});
+            ref var dB = ref Unsafe.Add(ref sums, (t - t0) * {{2 * n}}); ref var dC = ref Unsafe.Add(ref dB, {{n}});
+            Prefetch(dys, o + Lanes); Prefetch(DU, o + Lanes); Prefetch(DDelta, o + Lanes);
+            var dt = V(delta, o); var u = V(input, o); var dy = V(dys, o); var dtu = dt * u;
             var dDt = Vector512<float>.Zero; var gb = Vector512<float>.Zero; // gb = Σ_n g·B_t[n], shared by dΔ and du
             dD += dy * u;
-            ref float bc = ref Dbc[x + {{2 * n - 1}}]; // B_t at bc − {{2 * n - 1}}, C_t after it
-            bc = ref System.Runtime.CompilerServices.Unsafe.Subtract(ref bc, {{2 * n - 1}});
+            ref float bc = ref dbc[row * DbcWidth + BOffset + {{2 * n - 1}}]; // B_t at bc − {{2 * n - 1}}, C_t after it
+            bc = ref Unsafe.Subtract(ref bc, {{2 * n - 1}});
             """);
         for (int k = 0; k < n; k++)
         {
             string slope = l.Negative ? "(decay + decay)" : "decay";
             w.Line($$"""
-                { var decay = ds[c + {{k}}]; g{{k}} = Vector512.FusedMultiplyAdd(Vector512.Create(System.Runtime.CompilerServices.Unsafe.Add(ref bc, {{n + k}})), dy, g{{k}});
-                  dC[{{k}}] = dy * hs[c + {{n + k}}]; dB[{{k}}] = g{{k}} * dtu;
-                  var dDecay = g{{k}} * hs[c + {{k}}] * {{slope}}; dA[{{k}}] = Vector512.FusedMultiplyAdd(dDecay, dt, dA[{{k}}]);
-                  dDt = Vector512.FusedMultiplyAdd(dDecay, V(AT, {{k}} * E + e0), dDt); gb = Vector512.FusedMultiplyAdd(g{{k}}, Vector512.Create(System.Runtime.CompilerServices.Unsafe.Add(ref bc, {{k}})), gb);
+                { var decay = Unsafe.Add(ref decays, {{k}}); g{{k}} = Vector512.FusedMultiplyAdd(Vector512.Create(Unsafe.Add(ref bc, {{n + k}})), dy, g{{k}});
+                  Unsafe.Add(ref dC, {{k}}) = Vector512.FusedMultiplyAdd(dy, Unsafe.Add(ref prev, {{n + k}}), Unsafe.Add(ref dC, {{k}})); Unsafe.Add(ref dB, {{k}}) = Vector512.FusedMultiplyAdd(g{{k}}, dtu, Unsafe.Add(ref dB, {{k}}));
+                  var dDecay = g{{k}} * Unsafe.Add(ref prev, {{k}}) * {{slope}}; Unsafe.Add(ref dA, {{k}}) = Vector512.FusedMultiplyAdd(dDecay, dt, Unsafe.Add(ref dA, {{k}}));
+                  dDt = Vector512.FusedMultiplyAdd(dDecay, V(at, e0 * {{n}} + {{16 * k}}), dDt); gb = Vector512.FusedMultiplyAdd(g{{k}}, Vector512.Create(Unsafe.Add(ref bc, {{k}})), gb);
                   g{{k}} *= {{Transition(l, "decay")}}; }
                 """);
         }
-        if (tree)
-            for (int j = 0; j < n / 16; j++)
-                w.Line($$"""
-                    (V(DDbc, x + {{16 * j}}) + FastMath.SumEach16(dB.Slice({{16 * j}}, 16))).CopyTo(DDbc.AsSpan(x + {{16 * j}}, 16));
-                    (V(DDbc, x + {{n + 16 * j}}) + FastMath.SumEach16(dC.Slice({{16 * j}}, 16))).CopyTo(DDbc.AsSpan(x + {{n + 16 * j}}, 16));
-                    """);
-        else
-            w.Line($"for (int n = 0; n < {n}; n++) {{ DDbc[x + n] += Vector512.Sum(dB[n]); DDbc[x + {n} + n] += Vector512.Sum(dC[n]); }}");
-        w.Line("(dDt + gb * u).CopyTo(DDelta.AsSpan(o, 16));");
-        w.Line("(V(DU, o) + d * dy + gb * dt).CopyTo(DU.AsSpan(o, 16));");
+        w.Line("Store(dDt + gb * u, DDelta, o);");
+        w.Line("Store(V(DU, o) + d * dy + gb * dt, DU, o);");
         w.Close();
-        w.Close();
-        w.Line($"for (int n = 0; n < {n}; n++) dA[n].CopyTo(GradAPart(b, n, e0));");
-        w.Line("dD.CopyTo(GradDPart(b, e0));");
+        EachN(w, n, k => $"Unsafe.Add(ref carried, {k}) = g{k};");
+        w.Line($$"""
+            Unsafe.Add(ref carried, {{2 * n}}) = dD;
+            if (k > 0) return;
+            for (int n = 0; n < {{n}}; n++) Unsafe.Add(ref dA, n).CopyTo(GradAPart(b, n, e0));
+            dD.CopyTo(GradDPart(b, e0));
+            """);
         w.Close();
         w.Close();
         w.Line();

@@ -44,7 +44,7 @@ public abstract partial class SelectiveScan
                 for (int n = 0; n < N; n++)
                     for (int e = 0; e < E; e++)
                     {
-                        float x = Stability.LogDecay(Delta[row + e] * AT[n * E + e]);
+                        float x = Stability.LogDecay(Delta[row + e] * AT[RateIndex(n, e)]);
                         if (Negative) acc[n * E + e] *= Stability.NegativeTransition(MathF.Exp(x));
                         else acc[n * E + e] += x;
                     }
@@ -76,13 +76,13 @@ public abstract partial class SelectiveScan
                     if (Vector512.IsHardwareAccelerated)
                         for (; e + Lanes <= E; e += Lanes)
                         {
-                            var decay = FastMath.Exp2Decay(Load(Delta, o + e) * Load(AT2, n * E + e));
+                            var decay = FastMath.Exp2Decay(Load(Delta, o + e) * Load(AT2, RateIndex(n, e)));
                             var transition = Negative ? Stability.NegativeTransition(decay) : decay;
                             Store((Load(g, n * E + e) + Vector512.Create(cn) * Load(dys, o + e)) * transition, g, n * E + e);
                         }
                     for (; e < E; e++)
                     {
-                        float decay = MathF.Exp(Stability.LogDecay(Delta[o + e] * AT[n * E + e]));
+                        float decay = MathF.Exp(Stability.LogDecay(Delta[o + e] * AT[RateIndex(n, e)]));
                         g[n * E + e] = (g[n * E + e] + cn * dys[o + e]) * (Negative ? Stability.NegativeTransition(decay) : decay);
                     }
                 }

@@ -1,4 +1,5 @@
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace SsmGen.Numerics;
 
@@ -9,7 +10,7 @@ namespace SsmGen.Numerics;
 /// <see cref="Stability.NegativeTransition(float)"/>),
 /// with B_t and C_t read from the x_proj output rows (width <see cref="DbcWidth"/>, B at <see cref="BOffset"/>,
 /// C right after it). Generated models derive one class per state size N that supplies 16-channel kernels
-/// holding the state in vector registers (<see cref="ForwardGroup"/>, <see cref="BackwardGroup"/>); this class
+/// holding the state in vector registers (<see cref="ForwardGroup"/>, <see cref="BackwardChunk"/>); this class
 /// owns the buffers, shares the work out on the <see cref="WorkerPool"/>, and runs a portable scalar path for
 /// channels outside whole 16-lane groups and on CPUs without AVX-512.
 /// The forward keeps the state only at chunk boundaries (every <see cref="ChunkLength"/> steps); the backward
@@ -25,10 +26,17 @@ public abstract partial class SelectiveScan : ParallelWork
     protected readonly bool Negative;
     /// <summary>State at the end of every chunk but the last: (B, Chunks, N, E).</summary>
     protected readonly float[] States;
-    /// <summary>A = −exp(A_log), transposed to (N, E) so 16 channels of one n are contiguous.</summary>
+    /// <summary>
+    /// A = −exp(A_log) by channel group, (⌈E/16⌉, N, 16) at <see cref="RateIndex"/>: 16 channels of one n contiguous,
+    /// and one group's N·16 values on consecutive cache lines (rows of E apart would share two L1 sets with the
+    /// (B, L, E) streams and be evicted every step).
+    /// </summary>
     protected readonly float[] AT;
     /// <summary>A·log₂e, same layout: the decay exp(Δ·A) is computed as 2^(Δ·A·log₂e) (<see cref="FastMath.Exp2Decay"/>).</summary>
     protected readonly float[] AT2;
+
+    /// <summary>Index of channel e's rate for state n in <see cref="AT"/> and <see cref="AT2"/>; a group's 16 start at e0·N + 16·n.</summary>
+    protected int RateIndex(int n, int e) => (e / Lanes * N + n) * Lanes + e % Lanes;
     /// <summary>D (E), copied at the forward.</summary>
     protected readonly float[] Dv;
     /// <summary>Per-batch partial gradients dL/dA (B, N, E) and dL/dD (B, E), summed after the backward (no races).</summary>
@@ -57,8 +65,8 @@ public abstract partial class SelectiveScan : ParallelWork
         ChunkLength = Math.Clamp(1024 / n, 8, 64);
         Chunks = (maxLength + ChunkLength - 1) / ChunkLength;
         States = new float[checked(maxBatch * Chunks * n * e)];
-        AT = new float[n * e];
-        AT2 = new float[n * e];
+        AT = new float[n * ((e + Lanes - 1) / Lanes * Lanes)];
+        AT2 = new float[AT.Length];
         Dv = new float[e];
         _gradA = new float[checked(maxBatch * n * e)];
         _gradD = new float[checked(maxBatch * e)];
@@ -83,8 +91,8 @@ public abstract partial class SelectiveScan : ParallelWork
         for (int e = 0; e < E; e++)
             for (int n = 0; n < N; n++)
             {
-                AT[n * E + e] = -MathF.Exp(MathF.Min(aLog[e * N + n], (float)Stability.MaxLog));
-                AT2[n * E + e] = AT[n * E + e] * 1.44269504f;
+                AT[RateIndex(n, e)] = -MathF.Exp(MathF.Min(aLog[e * N + n], (float)Stability.MaxLog));
+                AT2[RateIndex(n, e)] = AT[RateIndex(n, e)] * 1.44269504f;
             }
         d.CopyTo(Dv);
         (U, Delta, Dbc, Ys, Batch, Length, _backward) = (u, delta, dbc, ys, batch, length, false);
@@ -117,7 +125,7 @@ public abstract partial class SelectiveScan : ParallelWork
             for (int e = 0; e < E; e++)
             {
                 gD[e] += _gradD[b * E + e];
-                for (int n = 0; n < N; n++) gALog[e * N + n] += _gradA[(b * N + n) * E + e] * AT[n * E + e]; // dA/dA_log = A
+                for (int n = 0; n < N; n++) gALog[e * N + n] += _gradA[(b * N + n) * E + e] * AT[RateIndex(n, e)]; // dA/dA_log = A
             }
         }
     }
@@ -154,26 +162,97 @@ public abstract partial class SelectiveScan : ParallelWork
         else
         {
             // One batch row per item: its B and C gradients are sums over all channels, so one thread owns them.
+            // Chunk by chunk, every channel group within a chunk: a chunk's rows (a page holds one or two) stay in
+            // the caches and the TLB for all its groups, where group by group over the whole sequence every step
+            // touched new pages.
             var (s, end) = WorkerPool.Share(Batch, part, parts);
+            int vectorGroups = Vector512.IsHardwareAccelerated ? E / Lanes : 0;
+            var scratch = vectorGroups > 0 ? Scratch(BackwardScratch) : default;
             for (int b = s; b < end; b++)
-                for (int e0 = 0; e0 < E; e0 += Lanes)
+            {
+                for (int k = (Length - 1) / ChunkLength; k >= 0 && vectorGroups > 0; k--)
                 {
-                    if (Vector512.IsHardwareAccelerated && e0 + Lanes <= E) BackwardGroup(b, e0);
-                    else BackwardScalar(b, e0, Math.Min(E, e0 + Lanes));
+                    var sums = scratch.Slice(SumsAt, ChunkLength * 2 * N);
+                    sums.Clear();
+                    for (int group = 0; group < vectorGroups; group++) BackwardChunk(b, group * Lanes, k, scratch);
+                    AddBcGradients(b, k, sums);
                 }
+                for (int e0 = vectorGroups * Lanes; e0 < E; e0 += Lanes) BackwardScalar(b, e0, Math.Min(E, e0 + Lanes));
+            }
         }
     }
 
     /// <summary>Channels [e0, e0 + 16) of batch row b, state in registers (generated per N).</summary>
     protected abstract void ForwardGroup(int b, int e0);
 
-    /// <summary>Backward of channels [e0, e0 + 16) of batch row b (generated per N).</summary>
-    protected abstract void BackwardGroup(int b, int e0);
+    /// <summary>
+    /// Backward of chunk k for channels [e0, e0 + 16) of batch row b (generated per N), chunks called from last to
+    /// first, every group of a chunk before the next. Works in <paramref name="scratch"/>: <see cref="BackwardScratch"/>
+    /// vectors on cache lines, laid out as the chunk's states ((ChunkLength + 1)·N), its decays (ChunkLength·N), the
+    /// chunk's dB and dC terms summed over groups lane by lane (2N per step, cleared before the chunk's first group
+    /// and reduced over the lanes after its last, <see cref="AddBcGradients"/>), then per group what one chunk hands
+    /// the one before it: dL/dh (N), the dA sums (N) and the dD sum (1).
+    /// </summary>
+    protected abstract void BackwardChunk(int b, int e0, int k, Span<Vector512<float>> scratch);
+
+    /// <summary>Where the decays start in <see cref="BackwardChunk"/>'s scratch (the states start at 0).</summary>
+    protected int DecaysAt => (ChunkLength + 1) * N;
+    /// <summary>Where the dB and dC sums start: step t's dB terms at SumsAt + (t − t0)·2N, its dC terms N after them.</summary>
+    protected int SumsAt => (2 * ChunkLength + 1) * N;
+    /// <summary>Where group e0's carried values start: dL/dh, then the dA sums, then the dD sum.</summary>
+    protected int CarriedAt(int e0) => (4 * ChunkLength + 1) * N + e0 / Lanes * (2 * N + 1);
+    /// <summary>Vectors <see cref="BackwardChunk"/>'s scratch holds.</summary>
+    protected int BackwardScratch => CarriedAt(E / Lanes * Lanes);
+
+    /// <summary>
+    /// dDbc's B and C columns of chunk k += the lane sums of every group's terms: once per chunk, where a sum per group
+    /// and step cost a shuffle tree and the registers the backward's states need.
+    /// </summary>
+    private void AddBcGradients(int b, int k, ReadOnlySpan<Vector512<float>> sums)
+    {
+        int t0 = k * ChunkLength, t1 = Math.Min(Length, t0 + ChunkLength);
+        for (int t = t0; t < t1; t++)
+        {
+            var step = sums.Slice((t - t0) * 2 * N, 2 * N);
+            var bc = DDbc.AsSpan((b * Length + t) * DbcWidth + BOffset, 2 * N);
+            int n = 0;
+            if (Avx512F.IsSupported) // B's and C's columns are consecutive, as the terms are: 16 at a time may span both
+                for (; n + Lanes <= 2 * N; n += Lanes)
+                    (Vector512.Create((ReadOnlySpan<float>)bc.Slice(n, Lanes)) + FastMath.SumEach16(step.Slice(n, Lanes))).CopyTo(bc.Slice(n, Lanes));
+            for (; n < 2 * N; n++) bc[n] += FastMath.TreeSum(step[n]);
+        }
+    }
+
+    /// <summary>
+    /// This thread's scratch of at least <paramref name="vectors"/> vectors, each on its own cache line; kept between
+    /// calls and shared by every scan the thread runs, so the backward neither allocates nor clears its few hundred KB.
+    /// </summary>
+    private static Span<Vector512<float>> Scratch(int vectors)
+    {
+        if (s_scratch is null || s_scratch.Length - s_scratchFirst < vectors * Lanes)
+            (s_scratch, s_scratchFirst) = CacheLines.PinnedArray<float>(vectors * Lanes);
+        return System.Runtime.InteropServices.MemoryMarshal.Cast<float, Vector512<float>>(s_scratch.AsSpan(s_scratchFirst, vectors * Lanes));
+    }
+
+    [ThreadStatic] private static float[]? s_scratch;
+    [ThreadStatic] private static int s_scratchFirst;
 
     /// <summary>16 floats of <paramref name="a"/> from <paramref name="i"/>, unchecked: the kernels' indices stay inside the call's rows.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     protected static Vector512<float> Load(float[] a, int i) =>
         Vector512.LoadUnsafe(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(a), (nuint)i);
+
+    /// <summary>
+    /// Asks for the cache line holding a[i] ahead of its use (the next group's line of a row the backward is on): a
+    /// group's 64 bytes of each (B, L, E) row sit on a line of their own, rows 4·E bytes apart, a stride the hardware
+    /// prefetchers do not follow. A hint only: it neither faults nor reads outside <paramref name="a"/>.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    protected static unsafe void Prefetch(float[] a, int i)
+    {
+        if (Sse.IsSupported && (uint)i < (uint)a.Length)
+            Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.CompilerServices.Unsafe.Add(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(a), i)));
+    }
 
     /// <summary>Stores 16 floats unchecked (see <see cref="Load"/>).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
@@ -202,7 +281,7 @@ public abstract partial class SelectiveScan : ParallelWork
                 float dt = Delta[row * E + e], u = U[row * E + e], y = Dv[e] * u;
                 for (int n = 0; n < N; n++)
                 {
-                    h[n] = Transition(MathF.Exp(Stability.LogDecay(dt * AT[n * E + e]))) * h[n] + dt * u * Dbc[x + n];
+                    h[n] = Transition(MathF.Exp(Stability.LogDecay(dt * AT[RateIndex(n, e)]))) * h[n] + dt * u * Dbc[x + n];
                     y += Dbc[x + N + n] * h[n];
                 }
                 Ys[row * E + e] = y;
@@ -233,7 +312,7 @@ public abstract partial class SelectiveScan : ParallelWork
                     for (int n = 0; n < N; n++)
                     {
                         float prev = t == t0 ? start[n] : hs[(t - t0 - 1) * N + n];
-                        hs[(t - t0) * N + n] = Transition(MathF.Exp(Stability.LogDecay(dt * AT[n * E + e]))) * prev + dt * u * Dbc[x + n];
+                        hs[(t - t0) * N + n] = Transition(MathF.Exp(Stability.LogDecay(dt * AT[RateIndex(n, e)]))) * prev + dt * u * Dbc[x + n];
                     }
                 }
                 for (int t = t1 - 1; t >= t0; t--)
@@ -244,7 +323,7 @@ public abstract partial class SelectiveScan : ParallelWork
                     dD += dy * u;
                     for (int n = 0; n < N; n++)
                     {
-                        float a = AT[n * E + e], decay = MathF.Exp(Stability.LogDecay(dt * a)), bn = Dbc[x + n];
+                        float a = AT[RateIndex(n, e)], decay = MathF.Exp(Stability.LogDecay(dt * a)), bn = Dbc[x + n];
                         float slope = Negative ? 2 * decay : decay;         // dĀ/d(Δ·A)
                         float prev = t == t0 ? start[n] : hs[(t - t0 - 1) * N + n];
                         g[n] += Dbc[x + N + n] * dy;                       // dL/dh_t
