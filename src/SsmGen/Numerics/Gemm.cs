@@ -173,11 +173,26 @@ public static unsafe class Gemm
         if (!db.IsEmpty)
             for (int r = 0; r < rows; r++) TensorPrimitives.Add(db, dy.Slice(r * outF, outF), db);
         if (!VectorKernel(rows, inF, outF)) { PortableBackward(x, w, dy, dx, dw, rows, inF, outF); return; }
-        var job = (workspace ?? Workspace.ForCurrentThread).GemmJob;
-        fixed (float* px = x, pw = w, pdy = dy, pdx = dx, pdw = dw)
+        var ws = workspace ?? Workspace.ForCurrentThread;
+        var job = ws.GemmJob;
+        // dW's rows shorter than a vector (an encoder's in = 1) would run as scalar dot products down the columns of
+        // dy (3.3 ms for sMNIST's encoder); dWᵀ = xᵀ·dy runs outF wide instead (0.1 ms) and is added transposed.
+        bool transposed = inF < 16 && outF >= 16;
+        if (transposed)
+        {
+            if (ws.Transposed.Length < inF * outF) ws.Transposed = new float[inF * outF];
+            ws.Transposed.AsSpan(0, inF * outF).Clear();
+        }
+        fixed (float* px = x, pw = w, pdy = dy, pdx = dx, pdw = dw, pt = ws.Transposed)
         {
             if (!dx.IsEmpty) Multiply(job, pdy, outF, 1, pw, inF, pdx, inF, rows, inF, outF);    // dx += dy·W
-            Multiply(job, pdy, 1, outF, px, inF, pdw, inF, outF, inF, rows);                    // dW += dyᵀ·x
+            if (!transposed) Multiply(job, pdy, 1, outF, px, inF, pdw, inF, outF, inF, rows);   // dW += dyᵀ·x
+            else
+            {
+                Multiply(job, px, 1, inF, pdy, outF, pt, outF, inF, outF, rows);                 // dWᵀ = xᵀ·dy
+                for (int i = 0; i < inF; i++)
+                    for (int o = 0; o < outF; o++) pdw[o * inF + i] += pt[i * outF + o];
+            }
         }
     }
 
