@@ -34,13 +34,12 @@ public static unsafe class Gemm
             for (int i0 = 0; i0 < inF; i0 += tile)
                 for (int i = i0; i < Math.Min(inF, i0 + tile); i++)
                     for (int o = o0; o < Math.Min(outF, o0 + tile); o++) wt[i * outF + o] = w[o * inF + i];
-        for (int r = 0; r < rows; r++)
-        {
-            if (b.IsEmpty) y.Slice(r * outF, outF).Clear();
-            else b.CopyTo(y.Slice(r * outF, outF));
-        }
-        fixed (float* px = x, pwt = wt, py = y)
-            Multiply(ws.GemmJob, px, inF, 1, pwt, outF, py, outF, rows, outF, inF);
+        // the tiles start from the bias (y is written, not read): a first pass copying b into every row of y cost a
+        // write and a read of all of y
+        if (b.IsEmpty) y.Slice(0, rows * outF).Clear();
+        else Check(b, outF, "b");
+        fixed (float* px = x, pwt = wt, py = y, pb = b)
+            Multiply(ws.GemmJob, px, inF, 1, pwt, outF, py, outF, rows, outF, inF, pb);
     }
 
     /// <summary>Whether <see cref="LinearGluResidual"/> runs for these sizes on this CPU (AVX-512, H a multiple of 16, six rows or more).</summary>
@@ -203,27 +202,30 @@ public static unsafe class Gemm
 
     internal sealed class Job : ParallelWork
     {
-        public float* A, B, C;
+        public float* A, B, C, Init;
         public int Ars, Acs, Ldb, Ldc, M, N, K;
         public override void Execute(int part, int parts)
         {
             var (s, e) = WorkerPool.Share(M, part, parts, MR);
-            if (s < e) Serial(A + (long)s * Ars, Ars, Acs, B, Ldb, C + (long)s * Ldc, Ldc, e - s, N, K);
+            if (s < e) Serial(A + (long)s * Ars, Ars, Acs, B, Ldb, C + (long)s * Ldc, Ldc, e - s, N, K, Init);
         }
     }
 
-    /// <summary>C (m×n, row stride ldc) += Σ_k A(i,k)·B(k,j), A(i,k) at a[i·ars + k·acs], B row-major with row stride ldb.</summary>
-    private static void Multiply(Job job, float* a, int ars, int acs, float* b, int ldb, float* c, int ldc, int m, int n, int k)
+    /// <summary>
+    /// C (m×n, row stride ldc) += Σ_k A(i,k)·B(k,j), A(i,k) at a[i·ars + k·acs], B row-major with row stride ldb; with
+    /// <paramref name="init"/> (a row of n values), C = init + Σ_k A(i,k)·B(k,j) instead, C written and not read.
+    /// </summary>
+    private static void Multiply(Job job, float* a, int ars, int acs, float* b, int ldb, float* c, int ldc, int m, int n, int k, float* init = null)
     {
         var pool = WorkerPool.Shared;
         int parts = (long)m * n * k >= 1 << 18 ? Math.Min(pool.Concurrency, (m + MR - 1) / MR) : 1;
-        if (parts <= 1) { Serial(a, ars, acs, b, ldb, c, ldc, m, n, k); return; }
-        job.A = a; job.B = b; job.C = c;
+        if (parts <= 1) { Serial(a, ars, acs, b, ldb, c, ldc, m, n, k, init); return; }
+        job.A = a; job.B = b; job.C = c; job.Init = init;
         job.Ars = ars; job.Acs = acs; job.Ldb = ldb; job.Ldc = ldc; job.M = m; job.N = n; job.K = k;
         pool.Run(job, parts);
     }
 
-    private static void Serial(float* a, int ars, int acs, float* b, int ldb, float* c, int ldc, int m, int n, int k)
+    private static void Serial(float* a, int ars, int acs, float* b, int ldb, float* c, int ldc, int m, int n, int k, float* init)
     {
         // Blocks of KC along k keep the A and B panels in L2 when k is long (the dW product).
         for (int k0 = 0; k0 < k; k0 += KC)
@@ -231,29 +233,34 @@ public static unsafe class Gemm
             int kc = Math.Min(KC, k - k0);
             float* ak = a + (long)k0 * acs, bk = b + (long)k0 * ldb;
             int i = 0;
-            for (; i + MR <= m; i += MR) Rows6(ak + (long)i * ars, ars, acs, bk, ldb, c + (long)i * ldc, ldc, n, kc);
-            for (; i < m; i++) Row1(ak + (long)i * ars, acs, bk, ldb, c + (long)i * ldc, n, kc);
+            float* start = k0 == 0 ? init : null; // later blocks add to what the earlier ones wrote
+            for (; i + MR <= m; i += MR) Rows6(ak + (long)i * ars, ars, acs, bk, ldb, c + (long)i * ldc, ldc, n, kc, start);
+            for (; i < m; i++) Row1(ak + (long)i * ars, acs, bk, ldb, c + (long)i * ldc, n, kc, start);
         }
     }
 
-    private static void Rows6(float* a, int ars, int acs, float* b, int ldb, float* c, int ldc, int n, int k)
+    private static void Rows6(float* a, int ars, int acs, float* b, int ldb, float* c, int ldc, int n, int k, float* init)
     {
         int j = 0;
-        for (; j + NR <= n; j += NR) Tile6x32(a, ars, acs, b + j, ldb, c + j, ldc, k);
-        if (j + 16 <= n) { Tile6x16(a, ars, acs, b + j, ldb, c + j, ldc, k); j += 16; }
+        for (; j + NR <= n; j += NR) Tile6x32(a, ars, acs, b + j, ldb, c + j, ldc, k, At(init, j));
+        if (j + 16 <= n) { Tile6x16(a, ars, acs, b + j, ldb, c + j, ldc, k, At(init, j)); j += 16; }
         if (j < n)
-            for (int r = 0; r < MR; r++) Tail(a + r * ars, acs, b, ldb, c + (long)r * ldc, j, n, k);
+            for (int r = 0; r < MR; r++) Tail(a + r * ars, acs, b, ldb, c + (long)r * ldc, j, n, k, init);
     }
 
-    private static void Tile6x32(float* a, int ars, int acs, float* b, int ldb, float* c, int ldc, int k)
+    /// <summary>init + j, or null for none: where a tile's accumulators start.</summary>
+    private static float* At(float* init, int j) => init == null ? null : init + j;
+
+    private static void Tile6x32(float* a, int ars, int acs, float* b, int ldb, float* c, int ldc, int k, float* init)
     {
         float* c0 = c, c1 = c + ldc, c2 = c + 2 * ldc, c3 = c + 3 * ldc, c4 = c + 4 * ldc, c5 = c + 5 * ldc;
-        var x00 = Vector512.Load(c0); var x01 = Vector512.Load(c0 + 16);
-        var x10 = Vector512.Load(c1); var x11 = Vector512.Load(c1 + 16);
-        var x20 = Vector512.Load(c2); var x21 = Vector512.Load(c2 + 16);
-        var x30 = Vector512.Load(c3); var x31 = Vector512.Load(c3 + 16);
-        var x40 = Vector512.Load(c4); var x41 = Vector512.Load(c4 + 16);
-        var x50 = Vector512.Load(c5); var x51 = Vector512.Load(c5 + 16);
+        bool fresh = init != null;
+        var x00 = Vector512.Load(fresh ? init : c0); var x01 = Vector512.Load((fresh ? init : c0) + 16);
+        var x10 = Vector512.Load(fresh ? init : c1); var x11 = Vector512.Load((fresh ? init : c1) + 16);
+        var x20 = Vector512.Load(fresh ? init : c2); var x21 = Vector512.Load((fresh ? init : c2) + 16);
+        var x30 = Vector512.Load(fresh ? init : c3); var x31 = Vector512.Load((fresh ? init : c3) + 16);
+        var x40 = Vector512.Load(fresh ? init : c4); var x41 = Vector512.Load((fresh ? init : c4) + 16);
+        var x50 = Vector512.Load(fresh ? init : c5); var x51 = Vector512.Load((fresh ? init : c5) + 16);
         for (int p = 0; p < k; p++)
         {
             float* bp = b + (long)p * ldb, ap = a + (long)p * acs;
@@ -276,11 +283,12 @@ public static unsafe class Gemm
     }
 
     /// <summary>The 6 × 16 tile, for sixteen columns left over after the 32-wide tiles (Mamba's x_proj has 48, its dt_proj's dx and dW 16): one row at a time, they took five times as long.</summary>
-    private static void Tile6x16(float* a, int ars, int acs, float* b, int ldb, float* c, int ldc, int k)
+    private static void Tile6x16(float* a, int ars, int acs, float* b, int ldb, float* c, int ldc, int k, float* init)
     {
         float* c0 = c, c1 = c + ldc, c2 = c + 2 * ldc, c3 = c + 3 * ldc, c4 = c + 4 * ldc, c5 = c + 5 * ldc;
-        var x0 = Vector512.Load(c0); var x1 = Vector512.Load(c1); var x2 = Vector512.Load(c2);
-        var x3 = Vector512.Load(c3); var x4 = Vector512.Load(c4); var x5 = Vector512.Load(c5);
+        bool fresh = init != null;
+        var x0 = Vector512.Load(fresh ? init : c0); var x1 = Vector512.Load(fresh ? init : c1); var x2 = Vector512.Load(fresh ? init : c2);
+        var x3 = Vector512.Load(fresh ? init : c3); var x4 = Vector512.Load(fresh ? init : c4); var x5 = Vector512.Load(fresh ? init : c5);
         for (int p = 0; p < k; p++)
         {
             float* ap = a + (long)p * acs;
@@ -295,24 +303,24 @@ public static unsafe class Gemm
         x0.Store(c0); x1.Store(c1); x2.Store(c2); x3.Store(c3); x4.Store(c4); x5.Store(c5);
     }
 
-    private static void Row1(float* a, int acs, float* b, int ldb, float* c, int n, int k)
+    private static void Row1(float* a, int acs, float* b, int ldb, float* c, int n, int k, float* init)
     {
         int j = 0;
         for (; j + 16 <= n; j += 16)
         {
-            var x0 = Vector512.Load(c + j);
+            var x0 = Vector512.Load((init != null ? init : c) + j);
             for (int p = 0; p < k; p++) x0 = Vector512.FusedMultiplyAdd(Vector512.Create(a[(long)p * acs]), Vector512.Load(b + (long)p * ldb + j), x0);
             x0.Store(c + j);
         }
-        Tail(a, acs, b, ldb, c, j, n, k);
+        Tail(a, acs, b, ldb, c, j, n, k, init);
     }
 
     /// <summary>Columns [from, n) of one row, scalar: only when n is not a multiple of the tile width.</summary>
-    private static void Tail(float* a, int acs, float* b, int ldb, float* c, int from, int n, int k)
+    private static void Tail(float* a, int acs, float* b, int ldb, float* c, int from, int n, int k, float* init)
     {
         for (int j = from; j < n; j++)
         {
-            float s = c[j];
+            float s = init != null ? init[j] : c[j];
             for (int p = 0; p < k; p++) s += a[(long)p * acs] * b[(long)p * ldb + j];
             c[j] = s;
         }

@@ -15,6 +15,7 @@ public class GemmTests
     [InlineData(600, 64, 10, true)]    // a decoder: out < 16, long k in the dW product
     [InlineData(30, 16, 48, true)]     // 16 columns after a 32-wide tile (x_proj's shape) and 16 alone (dx: dt_proj's)
     [InlineData(14, 56, 56, true)]     // a 32-wide tile, a 16-wide one and an 8-column tail
+    [InlineData(20, 300, 48, true)]    // k past one 256-long block: the tiles start from the bias only in the first
     [InlineData(13, 40, 70, false)]    // the dot-product path (eight outputs at a time with AVX-512, System.Numerics.Tensors without)
     [InlineData(3, 128, 256, true)]    // fewer rows than a tile: the portable path through the public API
     [InlineData(1, 128, 256, true)]    // a streaming step's matrix–vector product: eight outputs at a time
