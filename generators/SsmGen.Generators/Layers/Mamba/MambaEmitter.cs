@@ -270,7 +270,7 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
             ref var dB = ref Unsafe.Add(ref sums, (t - t0) * {{2 * n}}); ref var dC = ref Unsafe.Add(ref dB, {{n}});
             Prefetch(dys, o + Lanes); Prefetch(DU, o + Lanes); Prefetch(DDelta, o + Lanes);
             var dt = V(delta, o); var u = V(input, o); var dy = V(dys, o); var dtu = dt * u;
-            var dDt = Vector512<float>.Zero; var gb = Vector512<float>.Zero; // gb = Σ_n g·B_t[n], shared by dΔ and du
+            Vector512<float> dDt0 = default, dDt1 = default, gb0 = default, gb1 = default; // gb = Σ_n g·B_t[n], shared by dΔ and du; two partial sums each
             dD += dy * u;
             ref float bc = ref dbc[row * DbcWidth + BOffset + {{2 * n - 1}}]; // B_t at bc − {{2 * n - 1}}, C_t after it
             bc = ref Unsafe.Subtract(ref bc, {{2 * n - 1}});
@@ -282,10 +282,11 @@ internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
                 { var decay = Unsafe.Add(ref decays, {{k}}); g{{k}} = Vector512.FusedMultiplyAdd(Vector512.Create(Unsafe.Add(ref bc, {{n + k}})), dy, g{{k}});
                   Unsafe.Add(ref dC, {{k}}) = Vector512.FusedMultiplyAdd(dy, Unsafe.Add(ref prev, {{n + k}}), Unsafe.Add(ref dC, {{k}})); Unsafe.Add(ref dB, {{k}}) = Vector512.FusedMultiplyAdd(g{{k}}, dtu, Unsafe.Add(ref dB, {{k}}));
                   var dDecay = g{{k}} * Unsafe.Add(ref prev, {{k}}) * {{slope}}; Unsafe.Add(ref dA, {{k}}) = Vector512.FusedMultiplyAdd(dDecay, dt, Unsafe.Add(ref dA, {{k}}));
-                  dDt = Vector512.FusedMultiplyAdd(dDecay, V(at, e0 * {{n}} + {{16 * k}}), dDt); gb = Vector512.FusedMultiplyAdd(g{{k}}, Vector512.Create(Unsafe.Add(ref bc, {{k}})), gb);
+                  dDt{{k % 2}} = Vector512.FusedMultiplyAdd(dDecay, V(at, e0 * {{n}} + {{16 * k}}), dDt{{k % 2}}); gb{{k % 2}} = Vector512.FusedMultiplyAdd(g{{k}}, Vector512.Create(Unsafe.Add(ref bc, {{k}})), gb{{k % 2}});
                   g{{k}} *= {{Transition(l, "decay")}}; }
                 """);
         }
+        w.Line("var dDt = dDt0 + dDt1; var gb = gb0 + gb1;");
         w.Line("Store(dDt + gb * u, DDelta, o);");
         w.Line("Store(V(DU, o) + d * dy + gb * dt, DU, o);");
         w.Close();

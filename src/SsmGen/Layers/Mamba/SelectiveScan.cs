@@ -115,8 +115,7 @@ public abstract partial class SelectiveScan : ParallelWork
         Need(dys, rows * E, nameof(dys)); Need(du, rows * E, nameof(du)); Need(dDelta, rows * E, nameof(dDelta)); Need(dDbc, rows * DbcWidth, nameof(dDbc));
         if (gALog.Length < N * E || gD.Length < E) throw new ArgumentException($"gALog must hold E·N = {E * N} values and gD E = {E}.");
         if (terminal is not null) Need(terminal, (long)Batch * N * E, nameof(terminal));
-        // the backward reruns each chunk's forward, then runs the adjoint recursion (about twice the forward's work)
-        using var pass = PassProfile.Enter(Pass.Scan, 3 * ForwardFlops(Batch, Length), 4.0 * rows * (7.0 * E + 2.0 * DbcWidth));
+        using var pass = PassProfile.Enter(Pass.Scan, BackwardFlops(Batch, Length), 4.0 * rows * (7.0 * E + 2.0 * DbcWidth));
         (DYs, DU, DDelta, DDbc, _backward, Terminal) = (dys, du, dDelta, dDbc, true, terminal);
         try { Run(Batch, Length); }
         finally { Terminal = null; }
@@ -134,6 +133,13 @@ public abstract partial class SelectiveScan : ParallelWork
 
     /// <summary>The forward's floating-point operations as the kernels execute them: 20 per state element and step.</summary>
     public double ForwardFlops(int batch, int length) => 20.0 * batch * length * E * N;
+
+    /// <summary>
+    /// The backward's, as the kernels execute them: 33 per state element and step — the recomputation (the forward's 20
+    /// but y's FMA) and the reverse pass (6 FMAs — g, the dB, dC, dA, dΔ and Σg·B terms — and 3 products: g·h_{t−1}, its
+    /// slope, g's decay).
+    /// </summary>
+    public double BackwardFlops(int batch, int length) => 33.0 * batch * length * E * N;
 
     /// <summary>Most threads a call uses (default: the whole pool); 1 measures the kernels on one core.</summary>
     public int MaxParallelism { get; set; } = int.MaxValue;
