@@ -13,7 +13,7 @@ namespace SsmGen.Numerics;
 /// </summary>
 public static unsafe class Gemm
 {
-    private const int MR = 6, NR = 32, KC = 256;
+    private const int MR = 6, NR = 32, KC = 256, KCColumns = 64;
 
     private static bool VectorKernel(int rows, int inF, int outF) =>
         Vector512.IsHardwareAccelerated && rows >= MR && (long)rows * inF * outF >= 4096;
@@ -227,10 +227,13 @@ public static unsafe class Gemm
 
     private static void Serial(float* a, int ars, int acs, float* b, int ldb, float* c, int ldc, int m, int n, int k, float* init)
     {
-        // Blocks of KC along k keep the A and B panels in L2 when k is long (the dW product).
-        for (int k0 = 0; k0 < k; k0 += KC)
+        // Blocks along k keep the A and B panels in L2 when k is long. Where A is read down its columns (the dW product,
+        // dyᵀ·x), each k brings a new line of A for the tile's six values: 64 per block keep those lines and the block's
+        // B rows in L1 across the tile's column tiles (sMNIST's dW 4.8 → 3.5 ms against 256).
+        int block = acs == 1 ? KC : KCColumns;
+        for (int k0 = 0; k0 < k; k0 += block)
         {
-            int kc = Math.Min(KC, k - k0);
+            int kc = Math.Min(block, k - k0);
             float* ak = a + (long)k0 * acs, bk = b + (long)k0 * ldb;
             int i = 0;
             float* start = k0 == 0 ? init : null; // later blocks add to what the earlier ones wrote
