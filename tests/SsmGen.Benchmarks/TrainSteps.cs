@@ -88,7 +88,7 @@ public static class TrainSteps
         }
         double bandwidth = MemoryTriad.Bytes / triadNs; // GB/s
         Console.WriteLine($"FP32 FMA peak of {cores} cores: {peak:F1} GFLOP/s (the fastest core of 20 rounds on all cores, times {cores}); triad bandwidth on {cores} cores: {bandwidth:F1} GB/s (best of 20, this run).");
-        ScanRatio(steps * 20);
+        ScanRatio(Math.Max(200, steps * 20)); // fewer pairs caught no quiet moment on a busy machine
         foreach (var (name, build) in new (string, Func<Bench>)[] { ("sMNIST S4D", SmnistTrain), ("Mamba LM", MambaTrain) })
         {
             var bench = build();
