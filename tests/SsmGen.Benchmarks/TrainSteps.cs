@@ -64,18 +64,24 @@ public static class TrainSteps
     {
         int cores = Environment.ProcessorCount;
         var fma = new FmaPeak();
-        // Every core runs the FMA loop at once and times its own run: the fastest over 20 rounds is what a core can do
-        // while the others work. Timing the whole parallel round instead (best of 5) once halved the peak when a
-        // neighbour held one core through all five, and the passes then showed over 100% of it.
+        // One thread per core, released together by a barrier, each timing its own FMA run: the fastest over 20 rounds
+        // is what a core does while the others work. Timing the whole parallel round instead (best of 5) once halved the
+        // peak when a neighbour held one core through all five, and the passes then showed over 100% of it.
         double peakNs = double.MaxValue;
         for (int i = 0; i < 20; i++)
-            Parallel.For(0, cores, new ParallelOptions { MaxDegreeOfParallelism = cores }, _ =>
+        {
+            using var start = new Barrier(cores);
+            var threads = Enumerable.Range(0, cores).Select(_ => new Thread(() =>
             {
+                start.SignalAndWait();
                 var clock = Stopwatch.StartNew();
                 fma.Fma();
                 double ns = clock.Elapsed.TotalNanoseconds;
                 lock (fma) peakNs = Math.Min(peakNs, ns);
-            });
+            })).ToArray();
+            foreach (var t in threads) t.Start();
+            foreach (var t in threads) t.Join();
+        }
         double peak = cores * FmaPeak.Flops / peakNs; // GFLOP/s
         var triad = new MemoryTriad();
         triad.Setup();

@@ -70,6 +70,10 @@ internal static class GeneratedConfigs
         [new MambaLayerConfig(N: 16, Expand: 2, ConvWidth: 4, DtRank: 1, DtMin: 0.05, DtMax: 0.5, Eigenvalues: MambaEigenvalues.PositiveAndNegative),
          new MambaLayerConfig(N: 16, Expand: 2, ConvWidth: 4, DtRank: 1)]);
 
+    /// <summary>Hand-written twin of <see cref="MambaTwelve"/>.</summary>
+    public static ModelConfig MambaTwelve => new(Input: 0, Vocab: 6, DModel: 16, Output: 6, Pooling.None,
+        [new MambaLayerConfig(N: 12, Expand: 2, ConvWidth: 4, DtRank: 1)]);
+
     /// <summary>Hand-written twin of <see cref="DeltaTokens"/>.</summary>
     public static ModelConfig DeltaTokens => new(Input: 0, Vocab: 5, DModel: 8, Output: 5, Pooling.None,
         [new DeltaLayerConfig(2, 4, HouseholderSteps: 2), new DeltaLayerConfig(1, 3, Gate: false, NegativeEigenvalues: false, ConvWidth: 3)]);

@@ -71,6 +71,14 @@ public partial class MambaOdd { }
 public partial class MambaSigned { }
 
 /// <summary>
+/// Mamba with N = 12: the scan backward reduces its B and C gradient sums 16 lanes at a time (one vector spans B's
+/// and C's columns), then 8 one by one; E = 32 (two channel groups). Twin: <see cref="GeneratedConfigs.MambaTwelve"/>.
+/// </summary>
+[SsmModel(Vocab = 6, DModel = 16, Output = 6, Pooling = Pooling.None)]
+[MambaLayer(N = 12, Expand = 2)]
+public partial class MambaTwelve { }
+
+/// <summary>
 /// Delta-rule blocks: a gated DeltaProduct (two Householder steps, β ∈ (0, 2), 2 heads of 4) and an ungated DeltaNet
 /// head of 3 with β ∈ (0, 1) and conv width 3. Twin: <see cref="GeneratedConfigs.DeltaTokens"/>.
 /// </summary>

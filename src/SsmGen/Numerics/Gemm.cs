@@ -37,7 +37,7 @@ public static unsafe class Gemm
         // the tiles start from the bias (y is written, not read): a first pass copying b into every row of y cost a
         // write and a read of all of y
         if (b.IsEmpty) y.Slice(0, rows * outF).Clear();
-        else Check(b, outF, "b");
+        else Check(b, outF, "b"); // as every operand here, and as StepForward: at least outF values
         fixed (float* px = x, pwt = wt, py = y, pb = b)
             Multiply(ws.GemmJob, px, inF, 1, pwt, outF, py, outF, rows, outF, inF, pb);
     }

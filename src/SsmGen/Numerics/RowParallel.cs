@@ -76,8 +76,17 @@ public static unsafe class RowParallel
     {
         var pool = WorkerPool.Shared;
         if (pool.Concurrency == 1 || rows * costPerRow < 1 << 15) { body(ref args, 0, rows); return; }
-        var job = (workspace ?? Workspace.ForCurrentThread).RowJob;
+        if (workspace is not null) { Start(workspace.RowJob, body, args, rows, grain); return; }
+        // Without a workspace, one job for every caller, held while it runs: the pool runs one job at a time anyway,
+        // and a job made per thread allocated on each new thread's first call.
+        lock (s_sharedJob) Start(s_sharedJob, body, args, rows, grain);
+    }
+
+    private static readonly Job s_sharedJob = new();
+
+    private static void Start(Job job, delegate*<ref RowArgs, int, int, void> body, RowArgs args, int rows, int grain)
+    {
         job.Body = body; job.Args = args; job.Rows = rows; job.Grain = grain;
-        pool.Run(job, pool.Concurrency);
+        WorkerPool.Shared.Run(job, WorkerPool.Shared.Concurrency);
     }
 }

@@ -20,6 +20,7 @@ public class GeneratedVsReferenceTests(ITestOutputHelper output)
         "MambaTokens" => (new MambaTokens(maxBatch, maxLength, use, device), GeneratedConfigs.MambaTokens),
         "MambaOdd" => (new MambaOdd(maxBatch, maxLength, use, device), GeneratedConfigs.MambaOdd),
         "MambaSigned" => (new MambaSigned(maxBatch, maxLength, use, device), GeneratedConfigs.MambaSigned),
+        "MambaTwelve" => (new MambaTwelve(maxBatch, maxLength, use, device), GeneratedConfigs.MambaTwelve),
         "DeltaTokens" => (new DeltaTokens(maxBatch, maxLength, use, device), GeneratedConfigs.DeltaTokens),
         "S4Tokens" => (new S4Tokens(maxBatch, maxLength, use, device), GeneratedConfigs.S4Tokens),
         "S4Long" => (new S4Long(maxBatch, maxLength, use, device), GeneratedConfigs.S4Long),
@@ -80,6 +81,8 @@ public class GeneratedVsReferenceTests(ITestOutputHelper output)
     [InlineData("MambaOdd", 300)]      // chunks of 64 steps (N = 4), a scalar channel tail
     [InlineData("MambaSigned", 10)]
     [InlineData("MambaSigned", 150)]   // negative transitions across chunk boundaries
+    [InlineData("MambaTokens", 1)]     // one step: the scan's only chunk is also its last
+    [InlineData("MambaTwelve", 140)]   // N = 12: B and C sums 16 lanes across both, then 8 alone; three chunks, the last partial
     [InlineData("DeltaTokens", 7)]
     [InlineData("DeltaTokens", 40)]    // three chunks of 16 steps, the last partial
     [InlineData("S4Tokens", 7)]

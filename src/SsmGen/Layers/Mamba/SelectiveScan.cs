@@ -71,6 +71,12 @@ public abstract partial class SelectiveScan : ParallelWork
         _gradA = new float[checked(maxBatch * n * e)];
         _gradD = new float[checked(maxBatch * e)];
         EndStates = new float[checked(maxBatch * n * e)];
+        // the backward's scratch for each thread it can run on (one batch row per part), made here so no call allocates
+        if (Vector512.IsHardwareAccelerated && e >= Lanes)
+        {
+            _scratchParts = Math.Min(maxBatch, WorkerPool.Shared.Concurrency);
+            (_scratch, _scratchFirst) = CacheLines.PinnedArray<float>(checked(_scratchParts * BackwardScratch * Lanes));
+        }
     }
 
     /// <summary>Runs the scan: <paramref name="ys"/> (B, L, E) from u, Δ (B, L, E) and the x_proj rows; keeps what the backward needs.</summary>
@@ -173,7 +179,7 @@ public abstract partial class SelectiveScan : ParallelWork
             // touched new pages.
             var (s, end) = WorkerPool.Share(Batch, part, parts);
             int vectorGroups = Vector512.IsHardwareAccelerated ? E / Lanes : 0;
-            var scratch = vectorGroups > 0 ? Scratch(BackwardScratch) : default;
+            var scratch = vectorGroups > 0 ? Scratch(part) : default;
             for (int b = s; b < end; b++)
             {
                 for (int k = (Length - 1) / ChunkLength; k >= 0 && vectorGroups > 0; k--)
@@ -229,19 +235,16 @@ public abstract partial class SelectiveScan : ParallelWork
         }
     }
 
-    /// <summary>
-    /// This thread's scratch of at least <paramref name="vectors"/> vectors, each on its own cache line; kept between
-    /// calls and shared by every scan the thread runs, so the backward neither allocates nor clears its few hundred KB.
-    /// </summary>
-    private static Span<Vector512<float>> Scratch(int vectors)
+    /// <summary>Part <paramref name="part"/>'s <see cref="BackwardScratch"/> vectors, on cache lines; kept between calls, never cleared.</summary>
+    private Span<Vector512<float>> Scratch(int part)
     {
-        if (s_scratch is null || s_scratch.Length - s_scratchFirst < vectors * Lanes)
-            (s_scratch, s_scratchFirst) = CacheLines.PinnedArray<float>(vectors * Lanes);
-        return System.Runtime.InteropServices.MemoryMarshal.Cast<float, Vector512<float>>(s_scratch.AsSpan(s_scratchFirst, vectors * Lanes));
+        if (_scratch is null || part >= _scratchParts) throw new InvalidOperationException($"The scan's backward has scratch for {_scratchParts} parts; part {part} asked.");
+        int floats = BackwardScratch * Lanes;
+        return System.Runtime.InteropServices.MemoryMarshal.Cast<float, Vector512<float>>(_scratch.AsSpan(_scratchFirst + part * floats, floats));
     }
 
-    [ThreadStatic] private static float[]? s_scratch;
-    [ThreadStatic] private static int s_scratchFirst;
+    private readonly float[]? _scratch;
+    private readonly int _scratchFirst, _scratchParts;
 
     /// <summary>16 floats of <paramref name="a"/> from <paramref name="i"/>, unchecked: the kernels' indices stay inside the call's rows.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
