@@ -89,6 +89,19 @@ public class GemmTests
         Assert.All(next, v => Assert.Equal(5f, v));
     }
 
+    [Fact]
+    public void LinearForwardRefusesAShortBiasBeforeWriting()
+    {
+        // 12 rows × 16 → 32 runs the vector tiles, which start from the bias; the step's dot products check it the same way
+        foreach (int rows in new[] { 12, 2 })
+        {
+            var y = Enumerable.Repeat(5f, rows * 32).ToArray();
+            var e = Assert.Throws<ArgumentException>(() => Gemm.LinearForward(new float[rows * 16], new float[32 * 16], new float[31], y, rows, 16, 32));
+            Assert.Contains("b has 31 values", e.Message);
+            Assert.All(y, v => Assert.Equal(5f, v));
+        }
+    }
+
     private static void AssertClose(double[] expected, float[] actual, double typical, string what)
     {
         // float32 sums of n unit-variance products: error grows like √n·ε·√n; 1e-5·typical is generous and strict enough to catch a wrong element.
