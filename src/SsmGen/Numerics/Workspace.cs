@@ -3,7 +3,8 @@ namespace SsmGen.Numerics;
 /// <summary>
 /// The scratch and parallel-job objects a model hands to its kernels, made once in its constructor, so that
 /// no call allocates on any thread. One workspace serves one caller at a time (a model is not used by two
-/// threads at once). Calls without a workspace use one per thread, made on that thread's first call.
+/// threads at once). Products called without a workspace use one per thread, made on that thread's first call; row
+/// kernels called without one share a single job (<see cref="RowParallel.Run"/>), so they allocate on no thread.
 /// </summary>
 public sealed class Workspace
 {
