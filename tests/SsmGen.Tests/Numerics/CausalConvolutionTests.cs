@@ -9,7 +9,10 @@ public class CausalConvolutionTests
     [InlineData(32, 3, 70)]   // lanes (H % 16 == 0), odd batch, FFT size 256
     [InlineData(16, 1, 1)]    // lanes, a single step
     [InlineData(16, 2, 300)]  // lanes, FFT size 1024: the wide stages one pair
-    [InlineData(16, 1, 784)]  // lanes, FFT size 2048 (sMNIST): stage pairs in and across blocks, one single stage
+    [InlineData(16, 1, 784)]  // lanes, FFT size 2048 (sMNIST): stage pairs in and across blocks
+    [InlineData(16, 2, 2)]    // lanes, FFT size 4: one single stage between the half-row ones
+    [InlineData(16, 3, 3)]    // lanes, FFT size 8: a pair in the block
+    [InlineData(16, 1, 1100)] // lanes, FFT size 4096: a wide pair and a wide single stage
     [InlineData(5, 3, 70)]    // per-channel FFT path
     [InlineData(5, 2, 20)]    // per-channel direct path
     public void ForwardAndBackwardMatchTheDirectSums(int h, int batch, int length)

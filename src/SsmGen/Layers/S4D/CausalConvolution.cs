@@ -66,7 +66,7 @@ public sealed unsafe class CausalConvolution
     {
         Check(batch, length, Math.Min(u.Length, y.Length), k.Length);
         if (!d.IsEmpty && d.Length < _channels) throw new ArgumentException($"The skip term holds {d.Length} values; H needs {_channels}.", nameof(d));
-        using var pass = PassProfile.Enter(Pass.Convolution, Flops(batch, length, transformsPerPair: 2, kernelTransforms: 1), 4.0 * (2.0 * batch * length + length) * _channels);
+        using var pass = PassProfile.Enter(Pass.Convolution, Flops(batch, length, forwardsPerPair: 1, kernelInverses: 0), 4.0 * (2.0 * batch * length + length) * _channels);
         if (_lanes)
         {
             fixed (float* pk = k, pu = u, pd = d, py = y) RunLanes(pk, pu, py, null, null, d.IsEmpty ? null : pd, null, batch, length);
@@ -94,7 +94,7 @@ public sealed unsafe class CausalConvolution
         Check(batch, length, Math.Min(Math.Min(u.Length, dy.Length), du.Length), Math.Min(k.Length, dk.Length));
         if (d.IsEmpty != gD.IsEmpty) throw new ArgumentException("The skip term and its gradient are both given or both empty.", nameof(gD));
         if (!d.IsEmpty && Math.Min(d.Length, gD.Length) < _channels) throw new ArgumentException($"The skip term and its gradient must hold H = {_channels} values.", nameof(d));
-        using var pass = PassProfile.Enter(Pass.Convolution, Flops(batch, length, transformsPerPair: 3, kernelTransforms: 2), 4.0 * (3.0 * batch * length + 2.0 * length) * _channels);
+        using var pass = PassProfile.Enter(Pass.Convolution, Flops(batch, length, forwardsPerPair: 2, kernelInverses: 1), 4.0 * (3.0 * batch * length + 2.0 * length) * _channels);
         if (_lanes)
         {
             fixed (float* pk = k, pu = u, pdy = dy, pdu = du, pdk = dk, pd = d, pgd = gD)
@@ -115,15 +115,17 @@ public sealed unsafe class CausalConvolution
     }
 
     /// <summary>
-    /// Floating-point operations of a pass through the FFT: 5·m·log₂m per complex transform of size m (radix-2), one
-    /// transform of the kernel (and of dK) per channel, <paramref name="transformsPerPair"/> per pair of batch rows,
-    /// and a complex product (6 flops) per frequency and pair.
+    /// Floating-point operations of a pass through the FFT, as the lane transforms execute them: 5·m per radix-2 stage of
+    /// size m, the widest stage of a forward transform 3·m (its second half is zero: one complex product per row pair) and
+    /// of an inverse 4·m (only its first half is kept); one transform of the kernel (and an inverse of dK) per channel,
+    /// <paramref name="forwardsPerPair"/> forward and one inverse transform per pair of batch rows, and a complex product
+    /// (6 flops) per frequency and pair for each product of spectra.
     /// </summary>
-    private double Flops(int batch, int length, int transformsPerPair, int kernelTransforms)
+    private double Flops(int batch, int length, int forwardsPerPair, int kernelInverses)
     {
         int m = FftSize(length), pairs = (batch + 1) / 2;
-        double transform = 5.0 * m * Math.Log2(m);
-        return _channels * ((kernelTransforms + transformsPerPair * pairs) * transform + 6.0 * m * pairs * (transformsPerPair - 1));
+        double stages = 5.0 * m * (Math.Log2(m) - 1), forward = stages + 3.0 * m, inverse = stages + 4.0 * m;
+        return _channels * (forward + kernelInverses * inverse + pairs * (forwardsPerPair * forward + inverse + 6.0 * m * forwardsPerPair));
     }
 
     // ---- lanes path: sixteen channels per transform ----
@@ -164,8 +166,8 @@ public sealed unsafe class CausalConvolution
     {
         for (int l = 0; l < length; l++)
             for (int c = 0; c < Lanes; c++) s.KRe[l * Lanes + c] = k[(long)(h0 + c) * length + l] * (1f / m);
-        s.KRe.AsSpan(length * Lanes, (m - length) * Lanes).Clear();
-        s.KIm.AsSpan(0, m * Lanes).Clear();
+        s.KRe.AsSpan(length * Lanes, (m / 2 - length) * Lanes).Clear(); // the transform reads rows [0, m/2) only
+        s.KIm.AsSpan(0, m / 2 * Lanes).Clear();
         _laneFft!.Forward(s.KRe, s.KIm, m);
     }
 
@@ -184,8 +186,8 @@ public sealed unsafe class CausalConvolution
             }
             else new Span<float>(pi, length * Lanes).Clear();
         }
-        re.AsSpan(length * Lanes, (m - length) * Lanes).Clear();
-        im.AsSpan(length * Lanes, (m - length) * Lanes).Clear();
+        re.AsSpan(length * Lanes, (m / 2 - length) * Lanes).Clear(); // the transform reads rows [0, m/2) only
+        im.AsSpan(length * Lanes, (m / 2 - length) * Lanes).Clear();
         _laneFft!.Forward(re, im, m);
     }
 
@@ -253,7 +255,8 @@ public sealed unsafe class CausalConvolution
                 for (int j = 0; j < m; j++)
                 {
                     // Separate the packed rows: X1 = (Z[j] + conj Z[−j])/2, X2 = (Z[j] − conj Z[−j])/(2i); then dK += G·conj(U) for both.
-                    int o = j * Lanes, no = ((m - j) & (m - 1)) * Lanes;
+                    // (Rows hold the spectrum in bit-reversed order; X[−j] sits at the partner row.)
+                    int o = j * Lanes, no = LaneFft.Partner(j) * Lanes;
                     var zr = Vector512.Load(ar + o); var zi = Vector512.Load(ai + o);
                     var nr = Vector512.Load(ar + no); var ni = Vector512.Load(ai + no);
                     var u1r = half * (zr + nr); var u1i = half * (zi - ni);

@@ -1,0 +1,79 @@
+using SsmGen.Numerics;
+
+namespace SsmGen.Tests.Numerics;
+
+/// <summary>The lane FFT against the DFT written out in double, in the bit-reversed order its forward transform leaves.</summary>
+public class LaneFftTests
+{
+    private const int Lanes = LaneFft.Lanes;
+
+    private static int Reverse(int p, int n)
+    {
+        int r = 0;
+        for (int bit = 1; bit < n; bit <<= 1) r = r << 1 | ((p & bit) != 0 ? 1 : 0);
+        return r;
+    }
+
+    [Theory]
+    [InlineData(2, 2)]
+    [InlineData(4, 64)]        // a smaller transform than the twiddle table was built for
+    [InlineData(8, 8)]
+    [InlineData(512, 512)]     // one block: pairs only
+    [InlineData(1024, 2048)]   // a wide single stage
+    [InlineData(2048, 2048)]   // a wide pair
+    [InlineData(4096, 4096)]   // a wide pair and a wide single stage
+    public void ForwardIsTheDftInBitReversedOrderAndTheInverseReturnsTheFirstHalf(int n, int maxSize)
+    {
+        var fft = new LaneFft(maxSize);
+        var rng = new Random(n);
+        var xr = new double[n / 2 * Lanes]; var xi = new double[n / 2 * Lanes];
+        for (int i = 0; i < xr.Length; i++) { xr[i] = rng.NextDouble() - 0.5; xi[i] = rng.NextDouble() - 0.5; }
+        var re = new float[n * Lanes]; var im = new float[n * Lanes];
+        for (int i = 0; i < xr.Length; i++) { re[i] = (float)xr[i]; im[i] = (float)xi[i]; }
+        Array.Fill(re, float.NaN, n / 2 * Lanes, n / 2 * Lanes); // the second half is not read
+        Array.Fill(im, float.NaN, n / 2 * Lanes, n / 2 * Lanes);
+        fft.Forward(re, im, n);
+
+        double err = 0, scale = 0;
+        for (int p = 0; p < n; p++)
+        {
+            int j = Reverse(p, n);
+            for (int c = 0; c < Lanes; c++)
+            {
+                double sr = 0, si = 0;
+                for (int t = 0; t < n / 2; t++)
+                {
+                    double a = -2 * Math.PI * ((long)j * t % n) / n, cr = Math.Cos(a), ci = Math.Sin(a);
+                    sr += xr[t * Lanes + c] * cr - xi[t * Lanes + c] * ci;
+                    si += xr[t * Lanes + c] * ci + xi[t * Lanes + c] * cr;
+                }
+                err = Math.Max(err, Math.Max(Math.Abs(sr - re[p * Lanes + c]), Math.Abs(si - im[p * Lanes + c])));
+                scale = Math.Max(scale, Math.Abs(sr));
+            }
+        }
+        Assert.True(err < 1e-5 * Math.Log2(n) * Math.Max(1, scale), $"forward: {err:E2} (largest {scale:F2})");
+
+        fft.UnscaledInverse(re, im, n); // n·x back in rows [0, n/2)
+        double back = 0;
+        for (int i = 0; i < xr.Length; i++)
+            back = Math.Max(back, Math.Max(Math.Abs(re[i] / n - xr[i]), Math.Abs(im[i] / n - xi[i])));
+        Assert.True(back < 1e-6 * Math.Log2(n) * 4, $"round trip: {back:E2}");
+    }
+
+    [Fact]
+    public void PartnerHoldsTheNegatedFrequency()
+    {
+        foreach (int n in new[] { 2, 4, 16, 2048 })
+            for (int p = 0; p < n; p++)
+                Assert.Equal((n - Reverse(p, n)) % n, Reverse(LaneFft.Partner(p), n));
+    }
+
+    [Fact]
+    public void SizesAreChecked()
+    {
+        var fft = new LaneFft(64);
+        Assert.Throws<ArgumentException>(() => fft.Forward(new float[128 * Lanes], new float[128 * Lanes], 128));
+        Assert.Throws<ArgumentException>(() => fft.Forward(new float[48 * Lanes], new float[48 * Lanes], 48));
+        Assert.Throws<ArgumentException>(() => fft.UnscaledInverse(new float[16 * Lanes], new float[15 * Lanes], 16));
+    }
+}
