@@ -32,7 +32,11 @@ public sealed class HttpServerTests(ITestOutputHelper output)
         var task = model.Config.Vocab == 0 ? ServedTask.ClassifyDigits : ServedTask.NextCharacter;
         var served = new ServedModel(model.GetType().Name, task, model, "test", 0, null);
         var server = await HttpServer.StartAsync(served, (options ?? new CommandOptions()) with { Port = 0 });
-        return (server, new HttpClient { BaseAddress = server.Address, Timeout = TimeSpan.FromSeconds(60) });
+        // A response disposed before its end closes the connection at once: by default the client first reads up to
+        // 1 MB more of it (to reuse the connection), and under a loaded test run a stream it was still reading once ran
+        // to its end before the server saw the client leave.
+        var handler = new SocketsHttpHandler { MaxResponseDrainSize = 0 };
+        return (server, new HttpClient(handler) { BaseAddress = server.Address, Timeout = TimeSpan.FromSeconds(60) });
     }
 
     private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
