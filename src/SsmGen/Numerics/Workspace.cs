@@ -15,6 +15,8 @@ public sealed class Workspace
     internal readonly RowParallel.PartialsJob PartialsJob = new();
     /// <summary>Per-part sums of <see cref="RowParallel.RunWithPartials"/>, grown on first use.</summary>
     internal float[] Partials = [];
+    /// <summary>A row of zeros for products that overwrite their output (<see cref="Gemm.LinearBackward"/>'s dx), grown on first use.</summary>
+    internal float[] Zeros = [];
 
     /// <param name="maxWeights">Largest in·out of the linear layers it will serve (room for a transposed weight).</param>
     public Workspace(int maxWeights = 0) => Transposed = new float[Math.Max(0, maxWeights)];
