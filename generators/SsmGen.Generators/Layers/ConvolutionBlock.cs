@@ -98,10 +98,11 @@ internal static class ConvolutionBlock
             var dY = {{n.DY}}.AsSpan(0, rows * H);
             """);
         w.Line($"Gemm.LinearBackward({i}G, {ModelEmitter.Span("_p", p + "mixer.output_linear.weight", "2 * H * H")}, dO, dY, {ModelEmitter.Span("_g", p + "mixer.output_linear.weight", "2 * H * H")}, {ModelEmitter.Span("_g", p + "mixer.output_linear.bias", "2 * H")}, rows, H, 2 * H, _ws, overwriteDx: true); // dL/dG into dY");
+        w.Line($"BlockKernels.GeluBackward({i}Y.AsSpan(0, rows * H), dY, dY, _ws);");
         w.Line($"var dU = {n.DU}.AsSpan(0, rows * H);");
         beforeConvolution?.Invoke();
-        w.Line("// GELU, convolution and D backward: dy ← dL/dG·GELU'(y) (into dY), du = Σ dy[s]·K[s−t] + D·dy, dK[l] = Σ dy[t]·u[t−l], dD += Σ dy·u");
-        w.Line($"{n.Conv}.BackwardThroughGelu({i}K, u, {ModelEmitter.Span("_p", p + "mixer.D", "H")}, {i}Y.AsSpan(0, rows * H), dY, dU, {n.DK}, {ModelEmitter.Span("_g", p + "mixer.D", "H")}, batch, length);");
+        w.Line("// convolution and D backward: du = Σ dy[s]·K[s−t] + D·dy, dK[l] = Σ dy[t]·u[t−l], dD += Σ dy·u");
+        w.Line($"{n.Conv}.Backward({i}K, u, {ModelEmitter.Span("_p", p + "mixer.D", "H")}, dY, dU, {n.DK}, {ModelEmitter.Span("_g", p + "mixer.D", "H")}, batch, length);");
         kernelBackward();
         w.Line("// pre-norm: the residual already carries dX; add the path through the norm");
         ModelEmitter.CloseBackward(w, l);

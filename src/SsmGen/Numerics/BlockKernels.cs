@@ -357,15 +357,15 @@ public static class BlockKernels
             }
             return;
         }
-        for (int i = i0; i < i1; i += 16) Store(Lanes(a.P1, i, i1) * GeluDerivative(Lanes(a.P0, i, i1)), a.P2, i, i1);
-    }
-
-    /// <summary>GELU'(v) of sixteen values, the arithmetic of <see cref="GeluBackward"/> (kernels that fuse it call this).</summary>
-    internal static Vector512<float> GeluDerivative(Vector512<float> v)
-    {
-        var c = Vector512.Create(GeluC); var half = Vector512.Create(0.5f); var one = Vector512<float>.One;
-        var t = FastMath.Tanh(c * (v + Vector512.Create(0.044715f) * v * v * v));
-        return half * (one + t) + half * v * (one - t * t) * c * (one + Vector512.Create(3 * 0.044715f) * v * v);
+        var c = Vector512.Create(GeluC); var k = Vector512.Create(0.044715f); var k3 = Vector512.Create(3 * 0.044715f);
+        var half = Vector512.Create(0.5f); var one = Vector512<float>.One;
+        for (int i = i0; i < i1; i += 16)
+        {
+            var v = Lanes(a.P0, i, i1);
+            var t = FastMath.Tanh(c * (v + k * v * v * v));
+            var d = half * (one + t) + half * v * (one - t * t) * c * (one + k3 * v * v);
+            Store(Lanes(a.P1, i, i1) * d, a.P2, i, i1);
+        }
     }
 
     /// <summary>GLU over rows of width 2h: y = a·σ(g), a the first half. Rows in parallel.</summary>

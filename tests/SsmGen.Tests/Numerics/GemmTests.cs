@@ -50,6 +50,14 @@ public class GemmTests
         AssertClose(dxRef, dx, Math.Sqrt(outF), "dx");
         AssertClose(dwRef, dw, Math.Sqrt(rows), "dW");
         AssertClose(dbRef, db, Math.Sqrt(rows), "db");
+
+        if (!vector) return;
+        // dx overwritten: whatever dx held before is not read
+        var dxOver = Enumerable.Repeat(float.NaN, rows * inF).ToArray();
+        Gemm.LinearBackward(F(x), F(w), F(dy), dxOver, F(dw0), Span<float>.Empty, rows, inF, outF, new Workspace(), overwriteDx: true);
+        var dxFresh = new double[rows * inF];
+        BlockReference<double>.LinearBackward(x, w, dy, dxFresh, new double[outF * inF], new double[outF], rows, inF, outF);
+        AssertClose(dxFresh, dxOver, Math.Sqrt(outF), "dx overwritten");
     }
 
     [Theory]

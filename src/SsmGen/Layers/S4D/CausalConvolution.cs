@@ -91,43 +91,14 @@ public sealed unsafe class CausalConvolution
     /// </summary>
     public void Backward(ReadOnlySpan<float> k, ReadOnlySpan<float> u, ReadOnlySpan<float> d, ReadOnlySpan<float> dy, Span<float> du, Span<float> dk, Span<float> gD, int batch, int length)
     {
-        CheckBackward(k, u, d, dy, du, dk, gD, batch, length);
-        using var pass = PassProfile.Enter(Pass.Convolution, Flops(batch, length, forwardsPerPair: 2, kernelInverses: 1), 4.0 * (3.0 * batch * length + 2.0 * length) * _channels);
-        BackwardChecked(k, u, d, dy, null, du, dk, gD, batch, length);
-    }
-
-    /// <summary>
-    /// <see cref="Backward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, int, int)"/>
-    /// behind a GELU of the convolution's output y: dy is first taken through GELU's backward, dy ← dy·GELU'(y) (written
-    /// back into dy, as <see cref="BlockKernels.GeluBackward"/> in place would), where the transforms read dy anyway —
-    /// one pass over dy and y fewer than the two calls.
-    /// </summary>
-    public void BackwardThroughGelu(ReadOnlySpan<float> k, ReadOnlySpan<float> u, ReadOnlySpan<float> d, ReadOnlySpan<float> y, Span<float> dy, Span<float> du, Span<float> dk, Span<float> gD, int batch, int length)
-    {
-        CheckBackward(k, u, d, dy, du, dk, gD, batch, length);
-        if (y.Length < batch * length * _channels) throw new ArgumentException($"The GELU's input holds {y.Length} values; (B, L, H) needs {batch * length * _channels}.", nameof(y));
-        if (!_lanes) BlockKernels.GeluBackward(y.Slice(0, batch * length * _channels), dy, dy);
-        using var pass = PassProfile.Enter(Pass.Convolution, Flops(batch, length, forwardsPerPair: 2, kernelInverses: 1), 4.0 * (5.0 * batch * length + 2.0 * length) * _channels);
-        fixed (float* py = y) BackwardChecked(k, u, d, dy, _lanes ? py : null, du, dk, gD, batch, length);
-    }
-
-    private void CheckBackward(ReadOnlySpan<float> k, ReadOnlySpan<float> u, ReadOnlySpan<float> d, ReadOnlySpan<float> dy, Span<float> du, Span<float> dk, Span<float> gD, int batch, int length)
-    {
         Check(batch, length, Math.Min(Math.Min(u.Length, dy.Length), du.Length), Math.Min(k.Length, dk.Length));
         if (d.IsEmpty != gD.IsEmpty) throw new ArgumentException("The skip term and its gradient are both given or both empty.", nameof(gD));
         if (!d.IsEmpty && Math.Min(d.Length, gD.Length) < _channels) throw new ArgumentException($"The skip term and its gradient must hold H = {_channels} values.", nameof(d));
-    }
-
-    /// <param name="geluInput">The lanes path only: y of a GELU between the convolution and dy, or null.</param>
-    private void BackwardChecked(ReadOnlySpan<float> k, ReadOnlySpan<float> u, ReadOnlySpan<float> d, ReadOnlySpan<float> dy, float* geluInput, Span<float> du, Span<float> dk, Span<float> gD, int batch, int length)
-    {
+        using var pass = PassProfile.Enter(Pass.Convolution, Flops(batch, length, forwardsPerPair: 2, kernelInverses: 1), 4.0 * (3.0 * batch * length + 2.0 * length) * _channels);
         if (_lanes)
         {
             fixed (float* pk = k, pu = u, pdy = dy, pdu = du, pdk = dk, pd = d, pgd = gD)
-            {
-                _job.GeluInput = geluInput;
                 RunLanes(pk, pu, pdu, pdy, pdk, d.IsEmpty ? null : pd, d.IsEmpty ? null : pgd, batch, length);
-            }
             return;
         }
         BlockKernels.ToChannelMajor(u, _ut, batch, length, _channels);
@@ -168,7 +139,7 @@ public sealed unsafe class CausalConvolution
     private sealed class LaneJob : ParallelWork
     {
         public CausalConvolution Owner = null!;
-        public float* K, U, Out, Dy, Dk, D, GD, GeluInput;
+        public float* K, U, Out, Dy, Dk, D, GD;
         public int Batch, Length;
         public override void Execute(int part, int parts)
         {
@@ -176,7 +147,7 @@ public sealed unsafe class CausalConvolution
             for (int block = s; block < e; block++)
             {
                 if (Dy is null) Owner.LaneForward(Owner._scratch[part], block * Lanes, K, U, D, Out, Batch, Length);
-                else Owner.LaneBackward(Owner._scratch[part], block * Lanes, K, U, Dy, GeluInput, D, Out, Dk, GD, Batch, Length);
+                else Owner.LaneBackward(Owner._scratch[part], block * Lanes, K, U, Dy, D, Out, Dk, GD, Batch, Length);
             }
         }
     }
@@ -186,7 +157,6 @@ public sealed unsafe class CausalConvolution
         var j = _job;
         j.K = k; j.U = u; j.Out = output; j.Dy = dy; j.Dk = dk; j.D = d; j.GD = gD; j.Batch = batch; j.Length = length;
         WorkerPool.Shared.Run(j, Math.Min(_scratch.Length, _channels / Lanes));
-        j.GeluInput = null;
     }
 
     private static int FftSize(int length) => Fft.NextPowerOfTwo(2 * length);
@@ -201,32 +171,20 @@ public sealed unsafe class CausalConvolution
         _laneFft!.Forward(s.KRe, s.KIm, m);
     }
 
-    /// <summary>
-    /// Rows b (real part) and b+1 (imaginary part, zero past the batch) of channels [h0, h0+16), transformed; with
-    /// <paramref name="geluInput"/>, each value is first multiplied by GELU'(geluInput) and written back into x.
-    /// </summary>
-    private void PackedSpectrum(float[] re, float[] im, float* x, int b, int h0, int batch, int length, int m, float* geluInput = null)
+    /// <summary>Rows b (real part) and b+1 (imaginary part, zero past the batch) of channels [h0, h0+16), transformed.</summary>
+    private void PackedSpectrum(float[] re, float[] im, float* x, int b, int h0, int batch, int length, int m)
     {
         int h = _channels;
         fixed (float* pr = re, pi = im)
         {
-            for (int row = b; row < b + 2; row++)
+            float* ra = x + (long)b * length * h + h0;
+            for (int t = 0; t < length; t++) Vector512.Load(ra + (long)t * h).Store(pr + t * Lanes);
+            if (b + 1 < batch)
             {
-                float* lanes = row == b ? pr : pi;
-                if (row >= batch) { new Span<float>(lanes, length * Lanes).Clear(); continue; }
-                long o = (long)row * length * h + h0;
-                float* src = x + o;
-                if (geluInput is null)
-                    for (int t = 0; t < length; t++) Vector512.Load(src + (long)t * h).Store(lanes + t * Lanes);
-                else
-                    for (int t = 0; t < length; t++)
-                    {
-                        long at = (long)t * h;
-                        var v = Vector512.Load(src + at) * BlockKernels.GeluDerivative(Vector512.Load(geluInput + o + at));
-                        v.Store(src + at);
-                        v.Store(lanes + t * Lanes);
-                    }
+                float* rb = ra + (long)length * h;
+                for (int t = 0; t < length; t++) Vector512.Load(rb + (long)t * h).Store(pi + t * Lanes);
             }
+            else new Span<float>(pi, length * Lanes).Clear();
         }
         re.AsSpan(length * Lanes, (m / 2 - length) * Lanes).Clear(); // the transform reads rows [0, m/2) only
         im.AsSpan(length * Lanes, (m / 2 - length) * Lanes).Clear();
@@ -280,7 +238,7 @@ public sealed unsafe class CausalConvolution
         }
     }
 
-    private void LaneBackward(LaneScratch s, int h0, float* k, float* u, float* dy, float* geluInput, float* d, float* du, float* dk, float* gD, int batch, int length)
+    private void LaneBackward(LaneScratch s, int h0, float* k, float* u, float* dy, float* d, float* du, float* dk, float* gD, int batch, int length)
     {
         var gDLanes = Vector512<float>.Zero;
         int m = FftSize(length);
@@ -291,7 +249,7 @@ public sealed unsafe class CausalConvolution
         for (int b = 0; b < batch; b += 2)
         {
             PackedSpectrum(s.ARe, s.AIm, u, b, h0, batch, length, m);
-            PackedSpectrum(s.GRe, s.GIm, dy, b, h0, batch, length, m, geluInput);
+            PackedSpectrum(s.GRe, s.GIm, dy, b, h0, batch, length, m);
             fixed (float* ar = s.ARe, ai = s.AIm, gr = s.GRe, gi = s.GIm, dr = s.DkRe, di = s.DkIm, kr = s.KRe, ki = s.KIm)
             {
                 for (int j = 0; j < m; j++)
