@@ -25,8 +25,14 @@ internal static class ConvolutionBlock
         }
     }
 
-    /// <summary>A block's own buffers: the SSM's output, GELU's, the linear's, and the kernel.</summary>
+    /// <summary>
+    /// A block's own buffers: the SSM's output y (after a training forward GELU'(y) in its place, all the backward needs of
+    /// y), GELU's output, the linear's, and the kernel.
+    /// </summary>
     public static IEnumerable<(string Name, string Floats)> BlockBuffers => [("Y", "rows * H"), ("G", "rows * H"), ("O", "rows * 2 * H"), ("K", "H * maxLength")];
+
+    /// <summary>Where a forward's GELU writes its slope: over y when training (the backward scales dy by it), nowhere otherwise.</summary>
+    public const string Slope = "(_training ? y : Span<float>.Empty)";
 
     /// <summary>The dropout threshold as a uint literal, by the runtime's rule (Rng.Dropout.cs is linked in).</summary>
     private static string DropThreshold(double p) => SsmGen.Rng.DropoutThreshold(p).ToString(System.Globalization.CultureInfo.InvariantCulture) + "u";
@@ -69,7 +75,7 @@ internal static class ConvolutionBlock
         kernel();
         w.Line($"{n.Conv}.Forward({i}K, u, {ModelEmitter.Span("_p", p + "mixer.D", "H")}, y, batch, length); // K ∗ u + D·u");
         afterConvolution?.Invoke();
-        w.Line($"BlockKernels.GeluForward(y, {i}G.AsSpan(0, rows * H), _ws);");
+        w.Line($"BlockKernels.GeluForward(y, {i}G.AsSpan(0, rows * H), _ws, {Slope}); // GELU'(y) over y when training");
         if (direct is not null) w.Close();
         string weight = ModelEmitter.Span("_p", p + "mixer.output_linear.weight", "2 * H * H"), bias = ModelEmitter.Span("_p", p + "mixer.output_linear.bias", "2 * H");
         w.Line($"var next = {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H);");
@@ -98,11 +104,11 @@ internal static class ConvolutionBlock
             var dY = {{n.DY}}.AsSpan(0, rows * H);
             """);
         w.Line($"Gemm.LinearBackward({i}G, {ModelEmitter.Span("_p", p + "mixer.output_linear.weight", "2 * H * H")}, dO, dY, {ModelEmitter.Span("_g", p + "mixer.output_linear.weight", "2 * H * H")}, {ModelEmitter.Span("_g", p + "mixer.output_linear.bias", "2 * H")}, rows, H, 2 * H, _ws, overwriteDx: true); // dL/dG into dY");
-        w.Line($"BlockKernels.GeluBackward({i}Y.AsSpan(0, rows * H), dY, dY, _ws);");
         w.Line($"var dU = {n.DU}.AsSpan(0, rows * H);");
         beforeConvolution?.Invoke();
-        w.Line("// convolution and D backward: du = Σ dy[s]·K[s−t] + D·dy, dK[l] = Σ dy[t]·u[t−l], dD += Σ dy·u");
-        w.Line($"{n.Conv}.Backward({i}K, u, {ModelEmitter.Span("_p", p + "mixer.D", "H")}, dY, dU, {n.DK}, {ModelEmitter.Span("_g", p + "mixer.D", "H")}, batch, length);");
+        w.Line("// GELU, convolution and D backward: dY ⊙= GELU'(y) (the forward left it in Y) as the transforms read it,");
+        w.Line("// du = Σ dy[s]·K[s−t] + D·dy, dK[l] = Σ dy[t]·u[t−l], dD += Σ dy·u");
+        w.Line($"{n.Conv}.BackwardScaled({i}K, u, {ModelEmitter.Span("_p", p + "mixer.D", "H")}, {i}Y.AsSpan(0, rows * H), dY, dU, {n.DK}, {ModelEmitter.Span("_g", p + "mixer.D", "H")}, batch, length);");
         kernelBackward();
         w.Line("// pre-norm: the residual already carries dX; add the path through the norm");
         ModelEmitter.CloseBackward(w, l);

@@ -306,13 +306,18 @@ public static class BlockKernels
 
     private const float GeluC = 0.7978845608028654f; // √(2/π)
 
-    /// <summary>y = GELU(x), tanh form: ½x(1 + tanh(√(2/π)(x + 0.044715x³))). Vectorized, rows in parallel.</summary>
-    public static unsafe void GeluForward(ReadOnlySpan<float> x, Span<float> y, Workspace? workspace = null)
+    /// <summary>
+    /// y = GELU(x), tanh form: ½x(1 + tanh(√(2/π)(x + 0.044715x³))). With <paramref name="slope"/> (which may be x itself),
+    /// slope = GELU'(x) too, from the same tanh: all a backward needs of x, so it runs as a product instead of a
+    /// second pass of transcendentals. Vectorized, rows in parallel.
+    /// </summary>
+    public static unsafe void GeluForward(ReadOnlySpan<float> x, Span<float> y, Workspace? workspace = null, Span<float> slope = default)
     {
         Need(y, x.Length);
-        using var pass = PassProfile.Enter(Pass.ElementWise, 0, 8.0 * x.Length);
-        fixed (float* px = x, py = y)
-            RowParallel.Run(&GeluRows, new RowArgs { P0 = px, P1 = py, Width = 1 }, x.Length, 1, workspace);
+        if (!slope.IsEmpty) Need(slope, x.Length);
+        using var pass = PassProfile.Enter(Pass.ElementWise, 0, (slope.IsEmpty ? 8.0 : 12.0) * x.Length);
+        fixed (float* px = x, py = y, ps = slope)
+            RowParallel.Run(&GeluRows, new RowArgs { P0 = px, P1 = py, P2 = slope.IsEmpty ? null : ps, Width = 1 }, x.Length, 1, workspace);
     }
 
     /// <summary>dx = dy · GELU'(x) (overwrites; dx may alias dy).</summary>
@@ -330,20 +335,36 @@ public static class BlockKernels
         {
             for (int j = i0; j < i1; j++)
             {
-                float v = a.P0[j];
-                a.P1[j] = 0.5f * v * (1f + MathF.Tanh(GeluC * (v + 0.044715f * v * v * v)));
+                float v = a.P0[j], t = MathF.Tanh(GeluC * (v + 0.044715f * v * v * v));
+                a.P1[j] = 0.5f * v * (1f + t);
+                if (a.P2 != null) a.P2[j] = GeluSlope(v, t);
             }
             return;
         }
-        for (int i = i0; i < i1; i += 16) Store(Gelu(Lanes(a.P0, i, i1)), a.P1, i, i1);
+        for (int i = i0; i < i1; i += 16)
+        {
+            var v = Lanes(a.P0, i, i1);
+            var t = GeluTanh(v);
+            Store(Vector512.Create(0.5f) * v * (Vector512<float>.One + t), a.P1, i, i1);
+            if (a.P2 != null) Store(GeluSlope(v, t), a.P2, i, i1);
+        }
     }
 
     /// <summary>GELU of sixteen values, the arithmetic of <see cref="GeluForward"/> (kernels that fuse it call this).</summary>
-    internal static Vector512<float> Gelu(Vector512<float> v)
+    internal static Vector512<float> Gelu(Vector512<float> v) => Vector512.Create(0.5f) * v * (Vector512<float>.One + GeluTanh(v));
+
+    /// <summary>tanh(√(2/π)(v + 0.044715v³)), the inner term of GELU and of its slope.</summary>
+    internal static Vector512<float> GeluTanh(Vector512<float> v) =>
+        FastMath.Tanh(Vector512.Create(GeluC) * (v + Vector512.Create(0.044715f) * v * v * v));
+
+    /// <summary>GELU'(v) from t = <see cref="GeluTanh"/>(v): ½(1 + t) + ½v(1 − t²)·√(2/π)(1 + 3·0.044715v²).</summary>
+    internal static Vector512<float> GeluSlope(Vector512<float> v, Vector512<float> t)
     {
-        var t = FastMath.Tanh(Vector512.Create(GeluC) * (v + Vector512.Create(0.044715f) * v * v * v));
-        return Vector512.Create(0.5f) * v * (Vector512<float>.One + t);
+        var half = Vector512.Create(0.5f); var one = Vector512<float>.One;
+        return half * (one + t) + half * v * (one - t * t) * Vector512.Create(GeluC) * (one + Vector512.Create(3 * 0.044715f) * v * v);
     }
+
+    private static float GeluSlope(float v, float t) => 0.5f * (1f + t) + 0.5f * v * (1f - t * t) * GeluC * (1f + 3f * 0.044715f * v * v);
 
     private static unsafe void GeluBackwardRows(ref RowArgs a, int i0, int i1)
     {
@@ -352,19 +373,14 @@ public static class BlockKernels
             for (int j = i0; j < i1; j++)
             {
                 float v = a.P0[j];
-                float t = MathF.Tanh(GeluC * (v + 0.044715f * v * v * v));
-                a.P2[j] = a.P1[j] * (0.5f * (1f + t) + 0.5f * v * (1f - t * t) * GeluC * (1f + 3f * 0.044715f * v * v));
+                a.P2[j] = a.P1[j] * GeluSlope(v, MathF.Tanh(GeluC * (v + 0.044715f * v * v * v)));
             }
             return;
         }
-        var c = Vector512.Create(GeluC); var k = Vector512.Create(0.044715f); var k3 = Vector512.Create(3 * 0.044715f);
-        var half = Vector512.Create(0.5f); var one = Vector512<float>.One;
         for (int i = i0; i < i1; i += 16)
         {
             var v = Lanes(a.P0, i, i1);
-            var t = FastMath.Tanh(c * (v + k * v * v * v));
-            var d = half * (one + t) + half * v * (one - t * t) * c * (one + k3 * v * v);
-            Store(Lanes(a.P1, i, i1) * d, a.P2, i, i1);
+            Store(Lanes(a.P1, i, i1) * GeluSlope(v, GeluTanh(v)), a.P2, i, i1);
         }
     }
 

@@ -35,6 +35,11 @@ public class BlockKernelTests
         var g = new float[rows * h];
         BlockKernels.GeluForward(F(x), g);
         Close(x.Select(BlockReference<double>.Gelu).ToArray(), g, 1e-6 * 4, "GELU");
+        var slope = F(x); // over its input, as a training forward keeps it
+        var g2 = new float[rows * h];
+        BlockKernels.GeluForward(slope, g2, null, slope);
+        Assert.Equal(g, g2);
+        Close(x.Select(BlockReference<double>.GeluDerivative).ToArray(), slope, 1e-5, "GELU' kept by the forward");
         var dg = F(dy);
         BlockKernels.GeluBackward(F(x), dg, dg);   // in place, as the generated code calls it
         Close(x.Zip(dy, (v, d) => d * BlockReference<double>.GeluDerivative(v)).ToArray(), dg, 1e-5, "GELU'");

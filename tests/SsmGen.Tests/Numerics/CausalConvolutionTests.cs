@@ -18,11 +18,13 @@ public class CausalConvolutionTests
     public void ForwardAndBackwardMatchTheDirectSums(int h, int batch, int length)
     {
         foreach (bool skip in new[] { false, true })
-            ForwardAndBackward(h, batch, length, skip);
+            ForwardAndBackward(h, batch, length, skip, scaled: false);
+        ForwardAndBackward(h, batch, length, skip: true, scaled: true);
     }
 
     /// <param name="skip">With the skip term: y = k ∗ u + D·u, du gains D·dy, and dD += Σ dy·u.</param>
-    private static void ForwardAndBackward(int h, int batch, int length, bool skip)
+    /// <param name="scaled"><see cref="CausalConvolution.BackwardScaled"/>: the gradient is dy ⊙ s, written back into dy.</param>
+    private static void ForwardAndBackward(int h, int batch, int length, bool skip, bool scaled)
     {
         var conv = new CausalConvolution(h, batch + 1, length + 3);
         var k = TestConfigs.RandomArray(h * length, 1); var u = TestConfigs.RandomArray(batch * length * h, 2);
@@ -33,7 +35,18 @@ public class CausalConvolutionTests
         var du = Enumerable.Repeat(9f, batch * length * h).ToArray();   // overwritten, not added to
         var dk = Enumerable.Repeat(9f, h * length).ToArray();
         var gD = Enumerable.Repeat(0.5f, h).ToArray();                  // added to
-        if (skip)
+        if (scaled)
+        {
+            conv.Forward(F(k), F(u), F(d), y, batch, length);
+            var s = TestConfigs.RandomArray(batch * length * h, 6);
+            var dyScaled = F(dy);
+            conv.BackwardScaled(F(k), F(u), F(d), F(s), dyScaled, du, dk, gD, batch, length);
+            dy = dy.Select((g, at) => g * (double)(float)s[at]).ToArray(); // the reference takes the scaled gradient
+            double written = 0;
+            for (int at = 0; at < dy.Length; at++) written = Math.Max(written, Math.Abs(dy[at] - dyScaled[at]));
+            Assert.True(written < 1e-6, $"dy ⊙ s written back: {written:E2}");
+        }
+        else if (skip)
         {
             conv.Forward(F(k), F(u), F(d), y, batch, length);
             conv.Backward(F(k), F(u), F(d), F(dy), du, dk, gD, batch, length);

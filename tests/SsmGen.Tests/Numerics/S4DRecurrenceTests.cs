@@ -73,8 +73,16 @@ public class S4DRecurrenceTests(ITestOutputHelper output)
         Assert.Equal(y, alone); // asking for GELU too leaves y as it is
 
         var gelu = new float[u.Length];
-        BlockKernels.GeluForward(y, gelu);
+        var slope = new float[u.Length];
+        BlockKernels.GeluForward(y, gelu, null, slope);
         Assert.Equal(gelu, g); // the fused GELU is the block kernel's, bit for bit
+
+        // GELU's slope over y (as a training forward asks): the block kernel's slope, bit for bit, GELU unchanged
+        var g2 = new float[u.Length];
+        var over = Enumerable.Repeat(7f, u.Length).ToArray();
+        recurrence.Forward(modes, m, d, u, over, g2, batch, length, over);
+        Assert.Equal(slope, over);
+        Assert.Equal(g, g2);
     }
 
     [Fact]
@@ -92,6 +100,8 @@ public class S4DRecurrenceTests(ITestOutputHelper output)
         Assert.Throws<ArgumentException>(() => rec.Forward(modes, 8, new float[15], u, y, Span<float>.Empty, 2, 5));
         Assert.Throws<ArgumentException>(() => rec.Forward(modes, 8, d, u, y.AsSpan(0, 10), Span<float>.Empty, 2, 5));
         Assert.Throws<ArgumentException>(() => rec.Forward(modes, 8, d, u, y, new float[10], 2, 5));
+        Assert.Throws<ArgumentException>(() => rec.Forward(modes, 8, d, u, y, Span<float>.Empty, 2, 5, new float[u.Length])); // a slope without GELU
+        Assert.Throws<ArgumentException>(() => rec.Forward(modes, 8, d, u, y, new float[u.Length], 2, 5, new float[10]));
         Assert.Throws<ArgumentOutOfRangeException>(() => rec.Forward(modes, 8, d, u, y, Span<float>.Empty, 0, 5));
         Assert.All(y, v => Assert.Equal(3f, v));
     }

@@ -106,9 +106,9 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         {
             w.Line("// S4D in its recurrent view, x ← Ā·x + u, y = 2·Re Σ W·x + D·u, GELU in the same pass: no kernel, no transforms");
             Discretize();
-            w.Line($"_recurrence.Forward({i}Modes, {l.Modes}, {ModelEmitter.Span("_p", p + "mixer.D", "H")}, u, y, _seq is null ? {i}G.AsSpan(0, rows * H) : Span<float>.Empty, batch, length);");
+            w.Line($"_recurrence.Forward({i}Modes, {l.Modes}, {ModelEmitter.Span("_p", p + "mixer.D", "H")}, u, y, _seq is null ? {i}G.AsSpan(0, rows * H) : Span<float>.Empty, batch, length, _seq is null ? {ConvolutionBlock.Slope} : Span<float>.Empty);");
             w.Line($"{i}KernelBuilt = false;");
-            w.Line($"if (_seq is not null) {{ {entering}; BlockKernels.GeluForward(y, {i}G.AsSpan(0, rows * H), _ws); }} // the state entering this rank's piece, then GELU");
+            w.Line($"if (_seq is not null) {{ {entering}; BlockKernels.GeluForward(y, {i}G.AsSpan(0, rows * H), _ws, {ConvolutionBlock.Slope}); }} // the state entering this rank's piece, then GELU");
         }) : null;
         ConvolutionBlock.EmitForward(w, plan, l, l.Spec.Dropout, Names, $"S4D (N = {l.Spec.N}, {S4DKind.DiscretizationNames[l.Spec.Discretization]})", () =>
         {

@@ -91,14 +91,44 @@ public sealed unsafe class CausalConvolution
     /// </summary>
     public void Backward(ReadOnlySpan<float> k, ReadOnlySpan<float> u, ReadOnlySpan<float> d, ReadOnlySpan<float> dy, Span<float> du, Span<float> dk, Span<float> gD, int batch, int length)
     {
+        CheckBackward(k, u, d, dy, du, dk, gD, batch, length);
+        using var pass = PassProfile.Enter(Pass.Convolution, Flops(batch, length, forwardsPerPair: 2, kernelInverses: 1), 4.0 * (3.0 * batch * length + 2.0 * length) * _channels);
+        BackwardChecked(k, u, d, dy, null, du, dk, gD, batch, length);
+    }
+
+    /// <summary>
+    /// <see cref="Backward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, int, int)"/>
+    /// of dy ⊙ <paramref name="dyScale"/>, written back into dy first — an element-wise function's slope between the
+    /// convolution and dy (GELU's, kept by the forward: <see cref="BlockKernels.GeluForward"/>), applied where the
+    /// transforms read dy anyway instead of in a pass of its own.
+    /// </summary>
+    public void BackwardScaled(ReadOnlySpan<float> k, ReadOnlySpan<float> u, ReadOnlySpan<float> d, ReadOnlySpan<float> dyScale, Span<float> dy, Span<float> du, Span<float> dk, Span<float> gD, int batch, int length)
+    {
+        CheckBackward(k, u, d, dy, du, dk, gD, batch, length);
+        int n = batch * length * _channels;
+        if (dyScale.Length < n) throw new ArgumentException($"The scale of dy holds {dyScale.Length} values; (B, L, H) needs {n}.", nameof(dyScale));
+        if (!_lanes) System.Numerics.Tensors.TensorPrimitives.Multiply(dy.Slice(0, n), dyScale.Slice(0, n), dy);
+        using var pass = PassProfile.Enter(Pass.Convolution, Flops(batch, length, forwardsPerPair: 2, kernelInverses: 1), 4.0 * (5.0 * batch * length + 2.0 * length) * _channels);
+        fixed (float* ps = dyScale) BackwardChecked(k, u, d, dy, _lanes ? ps : null, du, dk, gD, batch, length);
+    }
+
+    private void CheckBackward(ReadOnlySpan<float> k, ReadOnlySpan<float> u, ReadOnlySpan<float> d, ReadOnlySpan<float> dy, Span<float> du, Span<float> dk, Span<float> gD, int batch, int length)
+    {
         Check(batch, length, Math.Min(Math.Min(u.Length, dy.Length), du.Length), Math.Min(k.Length, dk.Length));
         if (d.IsEmpty != gD.IsEmpty) throw new ArgumentException("The skip term and its gradient are both given or both empty.", nameof(gD));
         if (!d.IsEmpty && Math.Min(d.Length, gD.Length) < _channels) throw new ArgumentException($"The skip term and its gradient must hold H = {_channels} values.", nameof(d));
-        using var pass = PassProfile.Enter(Pass.Convolution, Flops(batch, length, forwardsPerPair: 2, kernelInverses: 1), 4.0 * (3.0 * batch * length + 2.0 * length) * _channels);
+    }
+
+    /// <param name="dyScale">The lanes path only: what dy is multiplied by as it is read (and written back), or null.</param>
+    private void BackwardChecked(ReadOnlySpan<float> k, ReadOnlySpan<float> u, ReadOnlySpan<float> d, ReadOnlySpan<float> dy, float* dyScale, Span<float> du, Span<float> dk, Span<float> gD, int batch, int length)
+    {
         if (_lanes)
         {
             fixed (float* pk = k, pu = u, pdy = dy, pdu = du, pdk = dk, pd = d, pgd = gD)
+            {
+                _job.DyScale = dyScale;
                 RunLanes(pk, pu, pdu, pdy, pdk, d.IsEmpty ? null : pd, d.IsEmpty ? null : pgd, batch, length);
+            }
             return;
         }
         BlockKernels.ToChannelMajor(u, _ut, batch, length, _channels);
@@ -139,7 +169,7 @@ public sealed unsafe class CausalConvolution
     private sealed class LaneJob : ParallelWork
     {
         public CausalConvolution Owner = null!;
-        public float* K, U, Out, Dy, Dk, D, GD;
+        public float* K, U, Out, Dy, Dk, D, GD, DyScale;
         public int Batch, Length;
         public override void Execute(int part, int parts)
         {
@@ -147,7 +177,7 @@ public sealed unsafe class CausalConvolution
             for (int block = s; block < e; block++)
             {
                 if (Dy is null) Owner.LaneForward(Owner._scratch[part], block * Lanes, K, U, D, Out, Batch, Length);
-                else Owner.LaneBackward(Owner._scratch[part], block * Lanes, K, U, Dy, D, Out, Dk, GD, Batch, Length);
+                else Owner.LaneBackward(Owner._scratch[part], block * Lanes, K, U, Dy, DyScale, D, Out, Dk, GD, Batch, Length);
             }
         }
     }
@@ -157,6 +187,7 @@ public sealed unsafe class CausalConvolution
         var j = _job;
         j.K = k; j.U = u; j.Out = output; j.Dy = dy; j.Dk = dk; j.D = d; j.GD = gD; j.Batch = batch; j.Length = length;
         WorkerPool.Shared.Run(j, Math.Min(_scratch.Length, _channels / Lanes));
+        j.DyScale = null;
     }
 
     private static int FftSize(int length) => Fft.NextPowerOfTwo(2 * length);
@@ -171,21 +202,30 @@ public sealed unsafe class CausalConvolution
         _laneFft!.Forward(s.KRe, s.KIm, m);
     }
 
-    /// <summary>Rows b (real part) and b+1 (imaginary part, zero past the batch) of channels [h0, h0+16), transformed.</summary>
-    private void PackedSpectrum(float[] re, float[] im, float* x, int b, int h0, int batch, int length, int m)
+    /// <summary>
+    /// Rows b (real part) and b+1 (imaginary part, zero past the batch) of channels [h0, h0+16), transformed; with
+    /// <paramref name="scale"/>, each value is first multiplied by the scale's and written back into x.
+    /// </summary>
+    private void PackedSpectrum(float[] re, float[] im, float* x, int b, int h0, int batch, int length, int m, float* scale = null)
     {
         int h = _channels;
         fixed (float* pr = re, pi = im)
-        {
-            float* ra = x + (long)b * length * h + h0;
-            for (int t = 0; t < length; t++) Vector512.Load(ra + (long)t * h).Store(pr + t * Lanes);
-            if (b + 1 < batch)
+            for (int row = b; row < b + 2; row++)
             {
-                float* rb = ra + (long)length * h;
-                for (int t = 0; t < length; t++) Vector512.Load(rb + (long)t * h).Store(pi + t * Lanes);
+                float* lanes = row == b ? pr : pi;
+                if (row >= batch) { new Span<float>(lanes, length * Lanes).Clear(); continue; }
+                long o = (long)row * length * h + h0;
+                if (scale is null)
+                    for (int t = 0; t < length; t++) Vector512.Load(x + o + (long)t * h).Store(lanes + t * Lanes);
+                else
+                    for (int t = 0; t < length; t++)
+                    {
+                        long at = o + (long)t * h;
+                        var v = Vector512.Load(x + at) * Vector512.Load(scale + at);
+                        v.Store(x + at);
+                        v.Store(lanes + t * Lanes);
+                    }
             }
-            else new Span<float>(pi, length * Lanes).Clear();
-        }
         re.AsSpan(length * Lanes, (m / 2 - length) * Lanes).Clear(); // the transform reads rows [0, m/2) only
         im.AsSpan(length * Lanes, (m / 2 - length) * Lanes).Clear();
         _laneFft!.Forward(re, im, m);
@@ -238,7 +278,7 @@ public sealed unsafe class CausalConvolution
         }
     }
 
-    private void LaneBackward(LaneScratch s, int h0, float* k, float* u, float* dy, float* d, float* du, float* dk, float* gD, int batch, int length)
+    private void LaneBackward(LaneScratch s, int h0, float* k, float* u, float* dy, float* dyScale, float* d, float* du, float* dk, float* gD, int batch, int length)
     {
         var gDLanes = Vector512<float>.Zero;
         int m = FftSize(length);
@@ -249,7 +289,7 @@ public sealed unsafe class CausalConvolution
         for (int b = 0; b < batch; b += 2)
         {
             PackedSpectrum(s.ARe, s.AIm, u, b, h0, batch, length, m);
-            PackedSpectrum(s.GRe, s.GIm, dy, b, h0, batch, length, m);
+            PackedSpectrum(s.GRe, s.GIm, dy, b, h0, batch, length, m, dyScale);
             fixed (float* ar = s.ARe, ai = s.AIm, gr = s.GRe, gi = s.GIm, dr = s.DkRe, di = s.DkIm, kr = s.KRe, ki = s.KIm)
             {
                 for (int j = 0; j < m; j++)

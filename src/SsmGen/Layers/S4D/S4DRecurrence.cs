@@ -47,9 +47,11 @@ public sealed unsafe class S4DRecurrence
 
     /// <summary>
     /// y (B, L, H) = the SSM of u plus d ⊙ u (overwrites); g, when not empty, = GELU(y). <paramref name="modes"/> is the
-    /// generated layer's mode table [Re Ā | Im Ā | Re W | Im W | …], each (H, M).
+    /// generated layer's mode table [Re Ā | Im Ā | Re W | Im W | …], each (H, M). With <paramref name="slope"/> (and g),
+    /// slope = GELU'(y) as well (<see cref="BlockKernels.GeluForward"/>); slope may be y itself, which then holds GELU'(y)
+    /// in place of y.
     /// </summary>
-    public void Forward(ReadOnlySpan<float> modes, int modeCount, ReadOnlySpan<float> d, ReadOnlySpan<float> u, Span<float> y, Span<float> g, int batch, int length)
+    public void Forward(ReadOnlySpan<float> modes, int modeCount, ReadOnlySpan<float> d, ReadOnlySpan<float> u, Span<float> y, Span<float> g, int batch, int length, Span<float> slope = default)
     {
         int h = _channels, hm = h * modeCount;
         if (modeCount < 1 || modeCount > _maxModes || modeCount % ModesPerPass != 0) throw new ArgumentOutOfRangeException(nameof(modeCount), modeCount, $"Mode count must be a multiple of {ModesPerPass} in [{ModesPerPass}, {_maxModes}].");
@@ -58,15 +60,16 @@ public sealed unsafe class S4DRecurrence
         if (modes.Length < 4 * hm) throw new ArgumentException($"The mode table holds {modes.Length} values; 4·H·M = {4 * hm} are needed.", nameof(modes));
         if (d.Length < h) throw new ArgumentException($"The skip term holds {d.Length} values; H = {h} are needed.", nameof(d));
         if (u.Length < n || y.Length < n || (!g.IsEmpty && g.Length < n)) throw new ArgumentException($"Sequences must hold (B, L, H) = {n} values; u has {u.Length}, y {y.Length}, g {g.Length}.");
+        if (!slope.IsEmpty && (g.IsEmpty || slope.Length < n)) throw new ArgumentException($"GELU's slope needs GELU's output and (B, L, H) = {n} values; it has {slope.Length}.", nameof(slope));
         using var pass = PassProfile.Enter(Pass.Convolution, (double)FlopsPerModeStep * modeCount * n, 4.0 * n * (g.IsEmpty ? 2 : 3));
         for (int table = 0; table < 4; table++)
             for (int c = 0; c < h; c++)
                 for (int m = 0; m < modeCount; m++)
                     _tables[table * hm + m * h + c] = (table < 2 ? 1 : 2) * modes[table * hm + c * modeCount + m]; // W doubled: y = 2·Re Σ W·x
-        fixed (float* pt = _tables, pd = d, pu = u, py = y, pg = g)
+        fixed (float* pt = _tables, pd = d, pu = u, py = y, pg = g, ps = slope)
         {
             var j = _job;
-            j.Tables = pt; j.D = pd; j.U = pu; j.Y = py; j.G = g.IsEmpty ? null : pg;
+            j.Tables = pt; j.D = pd; j.U = pu; j.Y = py; j.G = g.IsEmpty ? null : pg; j.Slope = slope.IsEmpty ? null : ps;
             j.Modes = modeCount; j.Batch = batch; j.Length = length;
             WorkerPool.Shared.Run(j, batch * (h / Lanes));
         }
@@ -75,7 +78,7 @@ public sealed unsafe class S4DRecurrence
     private sealed class Job : ParallelWork
     {
         public S4DRecurrence Owner = null!;
-        public float* Tables, D, U, Y, G;
+        public float* Tables, D, U, Y, G, Slope;
         public int Modes, Batch, Length;
 
         public override void Execute(int part, int parts)
@@ -88,7 +91,7 @@ public sealed unsafe class S4DRecurrence
                 long o = (long)b * Length * h + h0;
                 for (int m0 = 0; m0 < Modes; m0 += ModesPerPass)
                     FourModes(Tables + m0 * h + h0, h * Modes, h, U + o, Y + o, m0 == 0, Length);
-                SkipAndGelu(D + h0, U + o, Y + o, G is null ? null : G + o, h, Length);
+                SkipAndGelu(D + h0, U + o, Y + o, G is null ? null : G + o, Slope is null ? null : Slope + o, h, Length);
             }
         }
     }
@@ -123,16 +126,19 @@ public sealed unsafe class S4DRecurrence
     private static Vector512<float> Fma(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Avx512F.FusedMultiplyAdd(a, b, c);
     private static Vector512<float> Fnma(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Avx512F.FusedMultiplyAddNegated(a, b, c); // c − a·b
 
-    /// <summary>y += d ⊙ u over sixteen channels, and g = GELU(y) when g is given.</summary>
-    private static void SkipAndGelu(float* d, float* u, float* y, float* g, int h, int length)
+    /// <summary>y += d ⊙ u over sixteen channels, g = GELU(y) when g is given, and slope = GELU'(y) when slope is (y's place if they are one).</summary>
+    private static void SkipAndGelu(float* d, float* u, float* y, float* g, float* slope, int h, int length)
     {
         var vd = Vector512.Load(d);
         for (int step = 0; step < length; step++)
         {
             long at = (long)step * h;
             var v = Vector512.FusedMultiplyAdd(vd, Vector512.Load(u + at), Vector512.Load(y + at));
-            v.Store(y + at);
-            if (g is not null) BlockKernels.Gelu(v).Store(g + at);
+            if (slope != y) v.Store(y + at);
+            if (g is null) continue;
+            var t = BlockKernels.GeluTanh(v);
+            (Vector512.Create(0.5f) * v * (Vector512<float>.One + t)).Store(g + at);
+            if (slope is not null) BlockKernels.GeluSlope(v, t).Store(slope + at);
         }
     }
 }
