@@ -106,7 +106,7 @@ internal static class ConvolutionBlock
         w.Line($"Gemm.LinearBackward({i}G, {ModelEmitter.Span("_p", p + "mixer.output_linear.weight", "2 * H * H")}, dO, dY, {ModelEmitter.Span("_g", p + "mixer.output_linear.weight", "2 * H * H")}, {ModelEmitter.Span("_g", p + "mixer.output_linear.bias", "2 * H")}, rows, H, 2 * H, _ws, overwriteDx: true); // dL/dG into dY");
         w.Line($"var dU = {n.DU}.AsSpan(0, rows * H);");
         beforeConvolution?.Invoke();
-        w.Line("// GELU, convolution and D backward: dY ⊙= GELU'(y) (the forward left it in Y) as the transforms read it,");
+        w.Line("// GELU, convolution and D backward: dy = dY ⊙ GELU'(y) (the forward left the slope in Y) as the transforms read dY,");
         w.Line("// du = Σ dy[s]·K[s−t] + D·dy, dK[l] = Σ dy[t]·u[t−l], dD += Σ dy·u");
         w.Line($"{n.Conv}.BackwardScaled({i}K, u, {ModelEmitter.Span("_p", p + "mixer.D", "H")}, {i}Y.AsSpan(0, rows * H), dY, dU, {n.DK}, {ModelEmitter.Span("_g", p + "mixer.D", "H")}, batch, length);");
         kernelBackward();

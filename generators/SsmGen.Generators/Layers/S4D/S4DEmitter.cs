@@ -121,6 +121,7 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         {
             w.Line("// kernel backward: Horner sums per mode, then the chain rule to log Δ, A, B, C");
             w.Line($"S4D_N{l.Spec.N}_Horner({i}Modes, _dk, _sums, length);");
+            w.Line($"if (_seq is not null) TensorPrimitives.Multiply(dY, {i}Y.AsSpan(0, rows * H), dY); // dL/dy for the state passing (the convolution scaled dY by GELU's slope as it read it)");
             w.Line($"var gZPieces = _seq is null ? ReadOnlySpan<float>.Empty : {Pass(l)}.Backward(_seq, {i}Modes, dY, dU, _sums, batch, length); // what the states crossing this rank's piece owe");
             string gb = l.Spec.TrainB ? ModelEmitter.Span("_g", p + "mixer.B", (2 * hm).ToString()) : "Span<float>.Empty";
             w.Line($"{l.Variant}_ChainRule({MixerArgs(plan, l, "_p")}, _sums, gZPieces, {ModelEmitter.Span("_g", p + "mixer.log_dt", "H")}, {ModelEmitter.Span("_g", p + "mixer.log_A_real", hm.ToString())}, {ModelEmitter.Span("_g", p + "mixer.A_imag", hm.ToString())}, {gb}, {ModelEmitter.Span("_g", p + "mixer.C", (2 * hm).ToString())});");

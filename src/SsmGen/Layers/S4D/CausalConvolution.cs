@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace SsmGen.Numerics;
@@ -87,29 +88,28 @@ public sealed unsafe class CausalConvolution
     /// <summary>
     /// The backward of <see cref="Forward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int)"/>:
     /// du = Σ_{s≥t} dy[s]·k[s−t] + d ⊙ dy (overwrites), dk as without the skip term (overwrites), gD (H) += Σ_b Σ_t dy ⊙ u
-    /// (summed per channel in batch and time order). d and gD are both given or both empty.
+    /// (on the lanes path read off dk's lag 0, the same sum). d and gD are both given or both empty.
     /// </summary>
     public void Backward(ReadOnlySpan<float> k, ReadOnlySpan<float> u, ReadOnlySpan<float> d, ReadOnlySpan<float> dy, Span<float> du, Span<float> dk, Span<float> gD, int batch, int length)
     {
         CheckBackward(k, u, d, dy, du, dk, gD, batch, length);
         using var pass = PassProfile.Enter(Pass.Convolution, Flops(batch, length, forwardsPerPair: 2, kernelInverses: 1), 4.0 * (3.0 * batch * length + 2.0 * length) * _channels);
-        BackwardChecked(k, u, d, dy, null, du, dk, gD, batch, length);
+        BackwardChecked(k, u, d, dy, ReadOnlySpan<float>.Empty, du, dk, gD, batch, length);
     }
 
     /// <summary>
     /// <see cref="Backward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, int, int)"/>
-    /// of dy ⊙ <paramref name="dyScale"/>, written back into dy first — an element-wise function's slope between the
-    /// convolution and dy (GELU's, kept by the forward: <see cref="BlockKernels.GeluForward"/>), applied where the
-    /// transforms read dy anyway instead of in a pass of its own.
+    /// for the gradient dy ⊙ <paramref name="dyScale"/> (dy itself is left as it is): an element-wise function's slope
+    /// between the convolution and dy (GELU's, kept by the forward: <see cref="BlockKernels.GeluForward"/>), applied where
+    /// the transforms read dy anyway instead of in a pass of its own.
     /// </summary>
-    public void BackwardScaled(ReadOnlySpan<float> k, ReadOnlySpan<float> u, ReadOnlySpan<float> d, ReadOnlySpan<float> dyScale, Span<float> dy, Span<float> du, Span<float> dk, Span<float> gD, int batch, int length)
+    public void BackwardScaled(ReadOnlySpan<float> k, ReadOnlySpan<float> u, ReadOnlySpan<float> d, ReadOnlySpan<float> dyScale, ReadOnlySpan<float> dy, Span<float> du, Span<float> dk, Span<float> gD, int batch, int length)
     {
         CheckBackward(k, u, d, dy, du, dk, gD, batch, length);
         int n = batch * length * _channels;
         if (dyScale.Length < n) throw new ArgumentException($"The scale of dy holds {dyScale.Length} values; (B, L, H) needs {n}.", nameof(dyScale));
-        if (!_lanes) System.Numerics.Tensors.TensorPrimitives.Multiply(dy.Slice(0, n), dyScale.Slice(0, n), dy);
-        using var pass = PassProfile.Enter(Pass.Convolution, Flops(batch, length, forwardsPerPair: 2, kernelInverses: 1), 4.0 * (5.0 * batch * length + 2.0 * length) * _channels);
-        fixed (float* ps = dyScale) BackwardChecked(k, u, d, dy, _lanes ? ps : null, du, dk, gD, batch, length);
+        using var pass = PassProfile.Enter(Pass.Convolution, Flops(batch, length, forwardsPerPair: 2, kernelInverses: 1), 4.0 * (4.0 * batch * length + 2.0 * length) * _channels);
+        BackwardChecked(k, u, d, dy, dyScale, du, dk, gD, batch, length);
     }
 
     private void CheckBackward(ReadOnlySpan<float> k, ReadOnlySpan<float> u, ReadOnlySpan<float> d, ReadOnlySpan<float> dy, Span<float> du, Span<float> dk, Span<float> gD, int batch, int length)
@@ -119,28 +119,36 @@ public sealed unsafe class CausalConvolution
         if (!d.IsEmpty && Math.Min(d.Length, gD.Length) < _channels) throw new ArgumentException($"The skip term and its gradient must hold H = {_channels} values.", nameof(d));
     }
 
-    /// <param name="dyScale">The lanes path only: what dy is multiplied by as it is read (and written back), or null.</param>
-    private void BackwardChecked(ReadOnlySpan<float> k, ReadOnlySpan<float> u, ReadOnlySpan<float> d, ReadOnlySpan<float> dy, float* dyScale, Span<float> du, Span<float> dk, Span<float> gD, int batch, int length)
+    /// <param name="dyScale">What dy is multiplied by as it is read, or empty.</param>
+    private void BackwardChecked(ReadOnlySpan<float> k, ReadOnlySpan<float> u, ReadOnlySpan<float> d, ReadOnlySpan<float> dy, ReadOnlySpan<float> dyScale, Span<float> du, Span<float> dk, Span<float> gD, int batch, int length)
     {
         if (_lanes)
         {
-            fixed (float* pk = k, pu = u, pdy = dy, pdu = du, pdk = dk, pd = d, pgd = gD)
+            fixed (float* pk = k, pu = u, pdy = dy, pdu = du, pdk = dk, pd = d, pgd = gD, ps = dyScale)
             {
-                _job.DyScale = dyScale;
+                _job.DyScale = dyScale.IsEmpty ? null : ps;
                 RunLanes(pk, pu, pdu, pdy, pdk, d.IsEmpty ? null : pd, d.IsEmpty ? null : pgd, batch, length);
             }
             return;
         }
+        int n = batch * length * _channels;
         BlockKernels.ToChannelMajor(u, _ut, batch, length, _channels);
         BlockKernels.ToChannelMajor(dy, _dyt, batch, length, _channels);
+        if (!dyScale.IsEmpty)
+        {
+            BlockKernels.ToChannelMajor(dyScale, _yt, batch, length, _channels);
+            System.Numerics.Tensors.TensorPrimitives.Multiply(_dyt.AsSpan(0, n), _yt.AsSpan(0, n), _dyt);
+        }
         PerChannelBackward(k, _ut, _dyt, _yt, dk, batch, length);
         BlockKernels.ToTimeMajor(_yt, du, batch, length, _channels);
         if (!d.IsEmpty)
             for (int r = 0; r < batch * length; r++)
                 for (int c = 0; c < _channels; c++)
                 {
-                    du[r * _channels + c] += d[c] * dy[r * _channels + c];
-                    gD[c] += dy[r * _channels + c] * u[r * _channels + c];
+                    int at = r * _channels + c;
+                    float g = dyScale.IsEmpty ? dy[at] : dy[at] * dyScale[at];
+                    du[at] += d[c] * g;
+                    gD[c] += g * u[at];
                 }
     }
 
@@ -193,10 +201,14 @@ public sealed unsafe class CausalConvolution
     private static int FftSize(int length) => Fft.NextPowerOfTwo(2 * length);
 
     /// <summary>Kernel rows [h0, h0+16) into lanes, times 1/m (the inverse transforms' scale, folded in here), transformed.</summary>
-    private void KernelSpectrum(LaneScratch s, int h0, float* k, int length, int m)
+    private void KernelSpectrum(LaneScratch s, int h0, float* k, float* d, int length, int m)
     {
         for (int l = 0; l < length; l++)
             for (int c = 0; c < Lanes; c++) s.KRe[l * Lanes + c] = k[(long)(h0 + c) * length + l] * (1f / m);
+        // the skip term d ⊙ u is the kernel's lag 0 grown by d: in both directions it rides in the transforms instead of
+        // in passes over u and dy of its own
+        if (d is not null)
+            for (int c = 0; c < Lanes; c++) s.KRe[c] = (k[(long)(h0 + c) * length] + d[h0 + c]) * (1f / m);
         s.KRe.AsSpan(length * Lanes, (m / 2 - length) * Lanes).Clear(); // the transform reads rows [0, m/2) only
         s.KIm.AsSpan(0, m / 2 * Lanes).Clear();
         _laneFft!.Forward(s.KRe, s.KIm, m);
@@ -204,7 +216,7 @@ public sealed unsafe class CausalConvolution
 
     /// <summary>
     /// Rows b (real part) and b+1 (imaginary part, zero past the batch) of channels [h0, h0+16), transformed; with
-    /// <paramref name="scale"/>, each value is first multiplied by the scale's and written back into x.
+    /// <paramref name="scale"/>, of x ⊙ scale.
     /// </summary>
     private void PackedSpectrum(float[] re, float[] im, float* x, int b, int h0, int batch, int length, int m, float* scale = null)
     {
@@ -221,9 +233,7 @@ public sealed unsafe class CausalConvolution
                     for (int t = 0; t < length; t++)
                     {
                         long at = o + (long)t * h;
-                        var v = Vector512.Load(x + at) * Vector512.Load(scale + at);
-                        v.Store(x + at);
-                        v.Store(lanes + t * Lanes);
+                        (Vector512.Load(x + at) * Vector512.Load(scale + at)).Store(lanes + t * Lanes);
                     }
             }
         re.AsSpan(length * Lanes, (m / 2 - length) * Lanes).Clear(); // the transform reads rows [0, m/2) only
@@ -231,36 +241,21 @@ public sealed unsafe class CausalConvolution
         _laneFft!.Forward(re, im, m);
     }
 
-    /// <summary>
-    /// Rows b and b+1 of channels [h0, h0+16) out of the lanes into y, each plus d ⊙ x of the same row when d is given;
-    /// with <paramref name="u"/> too, <paramref name="gD"/> += Σ_t x ⊙ u over the rows.
-    /// </summary>
-    private void Unpack(float[] re, float[] im, float* y, float* x, float* d, float* u, ref Vector512<float> gD, int b, int h0, int batch, int length)
+    /// <summary>Rows b and b+1 of channels [h0, h0+16) out of the lanes into y.</summary>
+    private static void Unpack(float[] re, float[] im, float* y, int b, int h0, int batch, int length, int h)
     {
-        int h = _channels;
-        var vd = d is null ? default : Vector512.Load(d + h0);
         fixed (float* pr = re, pi = im)
             for (int row = b; row < Math.Min(b + 2, batch); row++)
             {
-                float* lanes = row == b ? pr : pi;
-                long o = (long)row * length * h + h0;
-                if (d is null)
-                    for (int t = 0; t < length; t++) Vector512.Load(lanes + t * Lanes).Store(y + o + (long)t * h);
-                else
-                    for (int t = 0; t < length; t++)
-                    {
-                        long at = o + (long)t * h;
-                        var xv = Vector512.Load(x + at);
-                        Vector512.FusedMultiplyAdd(vd, xv, Vector512.Load(lanes + t * Lanes)).Store(y + at);
-                        if (u is not null) gD = Vector512.FusedMultiplyAdd(xv, Vector512.Load(u + at), gD);
-                    }
+                float* lanes = row == b ? pr : pi, to = y + (long)row * length * h + h0;
+                for (int t = 0; t < length; t++) Vector512.Load(lanes + t * Lanes).Store(to + (long)t * h);
             }
     }
 
     private void LaneForward(LaneScratch s, int h0, float* k, float* u, float* d, float* y, int batch, int length)
     {
         int m = FftSize(length);
-        KernelSpectrum(s, h0, k, length, m);
+        KernelSpectrum(s, h0, k, d, length, m);
         for (int b = 0; b < batch; b += 2)
         {
             PackedSpectrum(s.ARe, s.AIm, u, b, h0, batch, length, m);
@@ -273,57 +268,77 @@ public sealed unsafe class CausalConvolution
                     (xr * wi + xi * wr).Store(ai + i);
                 }
             _laneFft!.UnscaledInverse(s.ARe, s.AIm, m); // 1/m is in the kernel's spectrum
-            Vector512<float> unused = default;
-            Unpack(s.ARe, s.AIm, y, u, d, null, ref unused, b, h0, batch, length);
+            Unpack(s.ARe, s.AIm, y, b, h0, batch, length, _channels);
         }
     }
 
     private void LaneBackward(LaneScratch s, int h0, float* k, float* u, float* dy, float* dyScale, float* d, float* du, float* dk, float* gD, int batch, int length)
     {
-        var gDLanes = Vector512<float>.Zero;
         int m = FftSize(length);
-        KernelSpectrum(s, h0, k, length, m);
+        KernelSpectrum(s, h0, k, d, length, m);
         s.DkRe.AsSpan(0, m * Lanes).Clear();
         s.DkIm.AsSpan(0, m * Lanes).Clear();
-        var half = Vector512.Create(0.5f);
         for (int b = 0; b < batch; b += 2)
         {
             PackedSpectrum(s.ARe, s.AIm, u, b, h0, batch, length, m);
             PackedSpectrum(s.GRe, s.GIm, dy, b, h0, batch, length, m, dyScale);
+            // Rows hold the spectra in bit-reversed order, X[−j] at the partner row (LaneFft.Partner): rows 0 and 1 are
+            // their own partners, each later octave pairs up mirrored. dK's spectrum is the transform of a real sequence,
+            // so only one row of each pair is summed (its partner is its conjugate, filled in once at the end).
             fixed (float* ar = s.ARe, ai = s.AIm, gr = s.GRe, gi = s.GIm, dr = s.DkRe, di = s.DkIm, kr = s.KRe, ki = s.KIm)
             {
-                for (int j = 0; j < m; j++)
-                {
-                    // Separate the packed rows: X1 = (Z[j] + conj Z[−j])/2, X2 = (Z[j] − conj Z[−j])/(2i); then dK += G·conj(U) for both.
-                    // (Rows hold the spectrum in bit-reversed order; X[−j] sits at the partner row.)
-                    int o = j * Lanes, no = LaneFft.Partner(j) * Lanes;
-                    var zr = Vector512.Load(ar + o); var zi = Vector512.Load(ai + o);
-                    var nr = Vector512.Load(ar + no); var ni = Vector512.Load(ai + no);
-                    var u1r = half * (zr + nr); var u1i = half * (zi - ni);
-                    var u2r = half * (zi + ni); var u2i = half * (nr - zr);
-                    zr = Vector512.Load(gr + o); zi = Vector512.Load(gi + o);
-                    nr = Vector512.Load(gr + no); ni = Vector512.Load(gi + no);
-                    var g1r = half * (zr + nr); var g1i = half * (zi - ni);
-                    var g2r = half * (zi + ni); var g2i = half * (nr - zr);
-                    (Vector512.Load(dr + o) + g1r * u1r + g1i * u1i + g2r * u2r + g2i * u2i).Store(dr + o);
-                    (Vector512.Load(di + o) + g1i * u1r - g1r * u1i + g2i * u2r - g2r * u2i).Store(di + o);
-                }
-                // dU = G·conj(K): both rows at once, since K is real
-                for (int i = 0; i < m * Lanes; i += Lanes)
-                {
-                    var xr = Vector512.Load(gr + i); var xi = Vector512.Load(gi + i);
-                    var wr = Vector512.Load(kr + i); var wi = Vector512.Load(ki + i);
-                    (xr * wr + xi * wi).Store(gr + i);
-                    (xi * wr - xr * wi).Store(gi + i);
-                }
+                var spectra = new SpectraRows(ar, ai, gr, gi, dr, di, kr, ki);
+                spectra.Pair(0, 0);
+                if (m > 1) spectra.Pair(Lanes, Lanes);
+                for (int lo = 2; lo < m; lo <<= 1)
+                    for (int j = lo, p = 3 * lo - 1 - j; j < lo + lo / 2; j++, p--) spectra.Pair(j * Lanes, p * Lanes);
             }
             _laneFft!.UnscaledInverse(s.GRe, s.GIm, m); // 1/m is in the kernel's spectrum
-            Unpack(s.GRe, s.GIm, du, dy, d, u, ref gDLanes, b, h0, batch, length);
+            Unpack(s.GRe, s.GIm, du, b, h0, batch, length, _channels);
         }
-        if (gD is not null) (Vector512.Load(gD + h0) + gDLanes).Store(gD + h0);
+        fixed (float* dr = s.DkRe, di = s.DkIm)
+            for (int lo = 2; lo < m; lo <<= 1)
+                for (int j = lo, p = 3 * lo - 1 - j; j < lo + lo / 2; j++, p--)
+                {
+                    Vector512.Load(dr + j * Lanes).Store(dr + p * Lanes);
+                    (-Vector512.Load(di + j * Lanes)).Store(di + p * Lanes);
+                }
         _laneFft!.UnscaledInverse(s.DkRe, s.DkIm, m);
+        float scale = 0.25f / m; // the inverse's 1/m and the separation's ½·½ (SpectraRows)
         for (int l = 0; l < length; l++)
-            for (int c = 0; c < Lanes; c++) dk[(long)(h0 + c) * length + l] = s.DkRe[l * Lanes + c] * (1f / m);
+            for (int c = 0; c < Lanes; c++) dk[(long)(h0 + c) * length + l] = s.DkRe[l * Lanes + c] * scale;
+        if (gD is not null)
+            for (int c = 0; c < Lanes; c++) gD[h0 + c] += dk[(long)(h0 + c) * length]; // Σ_b Σ_t dy·u is dK's lag 0
+    }
+
+    /// <summary>
+    /// The backward's spectral products for one pair of rows, j and its partner p (X[−j]): the packed spectra Z of two
+    /// batch rows of u (A) and of dy (G) are separated, X1 = Z[j] + conj Z[p], X2 = −i·(Z[j] − conj Z[p]) (twice the
+    /// rows' spectra: the ½·½ is in dK's final scale), and dK[j] += G1·conj(U1) + G2·conj(U2); then G ← G·conj(K) at
+    /// both rows, dU's spectrum (K[p] = conj K[j]: K is real). One pass where there were two, and half of dK and K read.
+    /// </summary>
+    private readonly ref struct SpectraRows(float* ar, float* ai, float* gr, float* gi, float* dr, float* di, float* kr, float* ki)
+    {
+        private readonly float* _ar = ar, _ai = ai, _gr = gr, _gi = gi, _dr = dr, _di = di, _kr = kr, _ki = ki;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Pair(int o, int no)
+        {
+            var zr = Vector512.Load(_ar + o); var zi = Vector512.Load(_ai + o);
+            var nr = Vector512.Load(_ar + no); var ni = Vector512.Load(_ai + no);
+            var u1r = zr + nr; var u1i = zi - ni; var u2r = zi + ni; var u2i = nr - zr;
+            var xr = Vector512.Load(_gr + o); var xi = Vector512.Load(_gi + o);
+            var yr = Vector512.Load(_gr + no); var yi = Vector512.Load(_gi + no);
+            var g1r = xr + yr; var g1i = xi - yi; var g2r = xi + yi; var g2i = yr - xr;
+            (Vector512.Load(_dr + o) + g1r * u1r + g1i * u1i + g2r * u2r + g2i * u2i).Store(_dr + o);
+            (Vector512.Load(_di + o) + g1i * u1r - g1r * u1i + g2i * u2r - g2r * u2i).Store(_di + o);
+            var wr = Vector512.Load(_kr + o); var wi = Vector512.Load(_ki + o);
+            (xr * wr + xi * wi).Store(_gr + o);
+            (xi * wr - xr * wi).Store(_gi + o);
+            if (no == o) return;
+            (yr * wr - yi * wi).Store(_gr + no); // G[p]·conj(K[p]) = G[p]·K[j]
+            (yr * wi + yi * wr).Store(_gi + no);
+        }
     }
 
     // ---- per-channel path: (B, H, L) sequences, one transform per channel ----
