@@ -100,10 +100,10 @@ internal static class ConvolutionBlock
         w.Line($"var u = {i}U.AsSpan(0, rows * H);");
         w.Line($$"""
             var dO = {{n.DO}}.AsSpan(0, rows * 2 * H);
-            BlockKernels.GluResidualBackward({{i}}O, dX, dO, rows, H, {{Mask(l, dropout)}}, _ws); // the forward's mask
+            BlockKernels.GluResidualBackward({{i}}O, dX, dO, rows, H, {{Mask(l, dropout)}}, _ws, {{ModelEmitter.Span("_g", p + "mixer.output_linear.bias", "2 * H")}}); // the forward's mask; the linear's bias gradient summed as dO is written
             var dY = {{n.DY}}.AsSpan(0, rows * H);
             """);
-        w.Line($"Gemm.LinearBackward({i}G, {ModelEmitter.Span("_p", p + "mixer.output_linear.weight", "2 * H * H")}, dO, dY, {ModelEmitter.Span("_g", p + "mixer.output_linear.weight", "2 * H * H")}, {ModelEmitter.Span("_g", p + "mixer.output_linear.bias", "2 * H")}, rows, H, 2 * H, _ws, overwriteDx: true); // dL/dG into dY");
+        w.Line($"Gemm.LinearBackward({i}G, {ModelEmitter.Span("_p", p + "mixer.output_linear.weight", "2 * H * H")}, dO, dY, {ModelEmitter.Span("_g", p + "mixer.output_linear.weight", "2 * H * H")}, Span<float>.Empty, rows, H, 2 * H, _ws, overwriteDx: true); // dL/dG into dY");
         w.Line($"var dU = {n.DU}.AsSpan(0, rows * H);");
         beforeConvolution?.Invoke();
         w.Line("// GELU, convolution and D backward: dy = dY ⊙ GELU'(y) (the forward left the slope in Y) as the transforms read dY,");

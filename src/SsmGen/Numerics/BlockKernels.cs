@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace SsmGen.Numerics;
@@ -422,17 +423,27 @@ public static class BlockKernels
 
     /// <summary>
     /// The backward of <see cref="GluResidual"/> to the GLU's input: dO (rows, 2h) from dL/d(next) with the same mask
-    /// (overwrites; the residual's own path, dL/dx += dL/d(next), is the caller's).
+    /// (overwrites; the residual's own path, dL/dx += dL/d(next), is the caller's). With <paramref name="dBias"/> (2h), the
+    /// gradient of the bias of the linear that made O too, dBias += Σ_rows dO, summed per part as the rows are written (a
+    /// pass over dO fewer than the product's own bias sum).
     /// </summary>
-    public static unsafe void GluResidualBackward(ReadOnlySpan<float> o, ReadOnlySpan<float> dNext, Span<float> dO, int rows, int h, uint key, uint threshold, float scale, Workspace? workspace = null)
+    public static unsafe void GluResidualBackward(ReadOnlySpan<float> o, ReadOnlySpan<float> dNext, Span<float> dO, int rows, int h, uint key, uint threshold, float scale, Workspace? workspace = null, Span<float> dBias = default)
     {
         Need(o, rows * 2 * h); Need(dNext, rows * h); Need(dO, rows * 2 * h);
+        if (!dBias.IsEmpty) Need(dBias, 2 * h);
         using var pass = PassProfile.Enter(Pass.ElementWise, 0, 20.0 * rows * h);
-        fixed (float* po = o, pdn = dNext, pdo = dO)
-            RowParallel.Run(&GluResidualBackwardRows, new RowArgs { P0 = po, P1 = pdn, P2 = pdo, Width = h, Count = (int)key, Extra = (int)threshold, Scale = scale }, rows, 3 * h, workspace);
+        fixed (float* po = o, pdn = dNext, pdo = dO, pdb = dBias)
+        {
+            var args = new RowArgs { P0 = po, P1 = pdn, P2 = pdo, Width = h, Count = (int)key, Extra = (int)threshold, Scale = scale };
+            if (dBias.IsEmpty) RowParallel.Run(&GluResidualBackwardRows, args, rows, 3 * h, workspace);
+            else RowParallel.RunWithPartials(&GluResidualBackwardRowsSummed, args, rows, 3 * h, pdb, null, 2 * h, workspace);
+        }
     }
 
+    private static unsafe void GluResidualBackwardRows(ref RowArgs a, int r0, int r1) => GluResidualBackwardRowsSummed(ref a, r0, r1, null);
+
     /// <summary>The dropout factor of elements [i, i + 16): 0 where <see cref="Rng.DropoutBits"/> falls below the threshold, else the scale.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // called, it passed its vectors through memory (1% of the sMNIST step)
     private static Vector512<float> DropoutFactors(int i, uint key, uint threshold, float scale)
     {
         var h = (Vector512.Create((uint)i) + Vector512.Create(0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 14u, 15u)) * Rng.DropoutGolden + Vector512.Create(key);
@@ -460,7 +471,8 @@ public static class BlockKernels
         }
     }
 
-    private static unsafe void GluResidualBackwardRows(ref RowArgs a, int r0, int r1)
+    /// <summary>Rows [r0, r1) of <see cref="GluResidualBackward"/>; with <paramref name="sums"/> (2h), sums += the rows of dO.</summary>
+    private static unsafe void GluResidualBackwardRowsSummed(ref RowArgs a, int r0, int r1, float* sums)
     {
         int h = a.Width;
         uint key = (uint)a.Count, threshold = (uint)a.Extra;
@@ -474,14 +486,21 @@ public static class BlockKernels
                 {
                     var s = FastMath.Sigmoid(Vector512.Load(o + h + c));
                     var g = Vector512.Load(dn + c) * DropoutFactors(at + c, key, threshold, scale);
-                    (g * s).Store(dO + c);
-                    (g * Vector512.Load(o + c) * s * (Vector512<float>.One - s)).Store(dO + h + c);
+                    var value = g * s; var gate = g * Vector512.Load(o + c) * s * (Vector512<float>.One - s);
+                    value.Store(dO + c);
+                    gate.Store(dO + h + c);
+                    if (sums is null) continue;
+                    (Vector512.Load(sums + c) + value).Store(sums + c);
+                    (Vector512.Load(sums + h + c) + gate).Store(sums + h + c);
                 }
             for (; c < h; c++)
             {
                 float s = 1f / (1f + MathF.Exp(-o[h + c])), g = dn[c] * DropoutFactor(at + c, key, threshold, scale);
                 dO[c] = g * s;
                 dO[h + c] = g * o[c] * s * (1f - s);
+                if (sums is null) continue;
+                sums[c] += dO[c];
+                sums[h + c] += dO[h + c];
             }
         }
     }

@@ -57,6 +57,13 @@ public class BlockKernelTests
         var dORef = new double[rows * 2 * h];
         BlockReference<double>.GluBackward(o, dy, dORef, rows, h);
         Close(dORef, dO, 1e-5, "GLU backward");
+        // with the bias gradient summed as the rows are written (added to what it held)
+        var dBias = Enumerable.Repeat(0.5f, 2 * h).ToArray();
+        var dO2 = new float[rows * 2 * h];
+        BlockKernels.GluResidualBackward(F(o), F(dy), dO2, rows, h, 0u, 0u, 1f, null, dBias);
+        Assert.Equal(dO, dO2);
+        var dBiasRef = Enumerable.Range(0, 2 * h).Select(c => 0.5 + Enumerable.Range(0, rows).Sum(r => dORef[r * 2 * h + c])).ToArray();
+        Close(dBiasRef, dBias, 1e-5 * rows, "GLU backward's bias sums");
     }
 
     [Fact]
