@@ -253,7 +253,9 @@ public static unsafe class Gemm
             if ((long)kc * n * sizeof(float) > L1Block)
                 for (; i + 2 * MR <= m; i += 2 * MR) Rows12(ak + (long)i * ars, ars, acs, bk, ldb, c + (long)i * ldc, ldc, n, kc, start);
             for (; i + MR <= m; i += MR) Rows6(ak + (long)i * ars, ars, acs, bk, ldb, c + (long)i * ldc, ldc, n, kc, start);
-            for (; i < m; i++) Row1(ak + (long)i * ars, acs, bk, ldb, c + (long)i * ldc, n, kc, start);
+            // the last 1–5 rows through the six-row tiles with the missing rows repeating the last one, results dropped:
+            // one row at a time they took 2 loads per FMA (sMNIST's dW, 256 rows shared 126 and 130, waited on its 4)
+            if (i < m) Rows6(ak + (long)i * ars, ars, acs, bk, ldb, c + (long)i * ldc, ldc, n, kc, start, m - i);
         }
     }
 
@@ -264,14 +266,18 @@ public static unsafe class Gemm
         if (j < n) { Rows6(a, ars, acs, b + j, ldb, c + j, ldc, n - j, k, At(init, j)); Rows6(a + 6 * (nint)ars, ars, acs, b + j, ldb, c + 6 * (nint)ldc + j, ldc, n - j, k, At(init, j)); }
     }
 
-    private static void Rows6(float* a, int ars, int acs, float* b, int ldb, float* c, int ldc, int n, int k, float* init)
+    /// <param name="rows">Rows of C to write, 1 to 6: the tiles read the last one again in place of the missing ones.</param>
+    private static void Rows6(float* a, int ars, int acs, float* b, int ldb, float* c, int ldc, int n, int k, float* init, int rows = MR)
     {
         int j = 0;
-        for (; j + NR <= n; j += NR) Tile6x32(a, ars, acs, b + j, ldb, c + j, ldc, k, At(init, j));
-        if (j + 16 <= n) { Tile6x16(a, ars, acs, b + j, ldb, c + j, ldc, k, At(init, j)); j += 16; }
+        for (; j + NR <= n; j += NR) Tile6x32(a, ars, acs, b + j, ldb, c + j, ldc, k, At(init, j), rows);
+        if (j + 16 <= n) { Tile6x16(a, ars, acs, b + j, ldb, c + j, ldc, k, At(init, j), rows); j += 16; }
         if (j < n)
-            for (int r = 0; r < MR; r++) Tail(a + r * ars, acs, b, ldb, c + (long)r * ldc, j, n, k, init);
+            for (int r = 0; r < rows; r++) Tail(a + r * ars, acs, b, ldb, c + (long)r * ldc, j, n, k, init);
     }
+
+    /// <summary>Row r of a tile's rows, or the last there is: a repeated row's results are computed and not stored.</summary>
+    private static nint Clamp(int r, int rows) => Math.Min(r, rows - 1);
 
     /// <summary>init + j, or null for none: where a tile's accumulators start.</summary>
     private static float* At(float* init, int j) => init == null ? null : init + j;
@@ -279,9 +285,9 @@ public static unsafe class Gemm
     // The tiles step one pointer along A and one along B and reach A's six rows by offsets fixed before the loop:
     // indexing with p·acs and r·ars cost two multiplies and ten address instructions per k, which held the
     // forward's product at ~70% of the FMA peak.
-    private static void Tile6x32(float* a, int ars, int acs, float* b, int ldb, float* c, int ldc, int k, float* init)
+    private static void Tile6x32(float* a, int ars, int acs, float* b, int ldb, float* c, int ldc, int k, float* init, int rows = MR)
     {
-        float* c0 = c, c1 = c + ldc, c2 = c + 2 * ldc, c3 = c + 3 * ldc, c4 = c + 4 * ldc, c5 = c + 5 * ldc;
+        float* c0 = c, c1 = c + Clamp(1, rows) * ldc, c2 = c + Clamp(2, rows) * ldc, c3 = c + Clamp(3, rows) * ldc, c4 = c + Clamp(4, rows) * ldc, c5 = c + Clamp(5, rows) * ldc;
         bool fresh = init != null;
         var x00 = Vector512.Load(fresh ? init : c0); var x01 = Vector512.Load((fresh ? init : c0) + 16);
         var x10 = Vector512.Load(fresh ? init : c1); var x11 = Vector512.Load((fresh ? init : c1) + 16);
@@ -289,7 +295,7 @@ public static unsafe class Gemm
         var x30 = Vector512.Load(fresh ? init : c3); var x31 = Vector512.Load((fresh ? init : c3) + 16);
         var x40 = Vector512.Load(fresh ? init : c4); var x41 = Vector512.Load((fresh ? init : c4) + 16);
         var x50 = Vector512.Load(fresh ? init : c5); var x51 = Vector512.Load((fresh ? init : c5) + 16);
-        nint r1 = ars, r2 = 2 * r1, r3 = 3 * r1, r4 = 4 * r1, r5 = 5 * r1, da = acs, db = ldb;
+        nint r1 = Clamp(1, rows) * ars, r2 = Clamp(2, rows) * ars, r3 = Clamp(3, rows) * ars, r4 = Clamp(4, rows) * ars, r5 = Clamp(5, rows) * ars, da = acs, db = ldb;
         float* ap = a, bp = b, end = b + k * db;
         for (; bp < end; ap += da, bp += db)
         {
@@ -307,8 +313,12 @@ public static unsafe class Gemm
             var a5 = Vector512.Create(ap[r5]);
             x50 = Vector512.FusedMultiplyAdd(a5, b0, x50); x51 = Vector512.FusedMultiplyAdd(a5, b1, x51);
         }
-        x00.Store(c0); x01.Store(c0 + 16); x10.Store(c1); x11.Store(c1 + 16); x20.Store(c2); x21.Store(c2 + 16);
-        x30.Store(c3); x31.Store(c3 + 16); x40.Store(c4); x41.Store(c4 + 16); x50.Store(c5); x51.Store(c5 + 16);
+        x00.Store(c0); x01.Store(c0 + 16);
+        if (rows > 1) { x10.Store(c1); x11.Store(c1 + 16); }
+        if (rows > 2) { x20.Store(c2); x21.Store(c2 + 16); }
+        if (rows > 3) { x30.Store(c3); x31.Store(c3 + 16); }
+        if (rows > 4) { x40.Store(c4); x41.Store(c4 + 16); }
+        if (rows > 5) { x50.Store(c5); x51.Store(c5 + 16); }
     }
 
     /// <summary>Tile6x32 for twelve rows: 24 accumulators, A's second six rows from a second pointer.</summary>
@@ -360,13 +370,13 @@ public static unsafe class Gemm
     }
 
     /// <summary>The 6 × 16 tile, for sixteen columns left over after the 32-wide tiles (Mamba's x_proj has 48, its dt_proj's dx and dW 16): one row at a time, they took five times as long.</summary>
-    private static void Tile6x16(float* a, int ars, int acs, float* b, int ldb, float* c, int ldc, int k, float* init)
+    private static void Tile6x16(float* a, int ars, int acs, float* b, int ldb, float* c, int ldc, int k, float* init, int rows = MR)
     {
-        float* c0 = c, c1 = c + ldc, c2 = c + 2 * ldc, c3 = c + 3 * ldc, c4 = c + 4 * ldc, c5 = c + 5 * ldc;
+        float* c0 = c, c1 = c + Clamp(1, rows) * ldc, c2 = c + Clamp(2, rows) * ldc, c3 = c + Clamp(3, rows) * ldc, c4 = c + Clamp(4, rows) * ldc, c5 = c + Clamp(5, rows) * ldc;
         bool fresh = init != null;
         var x0 = Vector512.Load(fresh ? init : c0); var x1 = Vector512.Load(fresh ? init : c1); var x2 = Vector512.Load(fresh ? init : c2);
         var x3 = Vector512.Load(fresh ? init : c3); var x4 = Vector512.Load(fresh ? init : c4); var x5 = Vector512.Load(fresh ? init : c5);
-        nint r1 = ars, r2 = 2 * r1, r3 = 3 * r1, r4 = 4 * r1, r5 = 5 * r1, da = acs, db = ldb;
+        nint r1 = Clamp(1, rows) * ars, r2 = Clamp(2, rows) * ars, r3 = Clamp(3, rows) * ars, r4 = Clamp(4, rows) * ars, r5 = Clamp(5, rows) * ars, da = acs, db = ldb;
         float* ap = a, bp = b, end = b + k * db;
         for (; bp < end; ap += da, bp += db)
         {
@@ -378,19 +388,12 @@ public static unsafe class Gemm
             x4 = Vector512.FusedMultiplyAdd(Vector512.Create(ap[r4]), bk, x4);
             x5 = Vector512.FusedMultiplyAdd(Vector512.Create(ap[r5]), bk, x5);
         }
-        x0.Store(c0); x1.Store(c1); x2.Store(c2); x3.Store(c3); x4.Store(c4); x5.Store(c5);
-    }
-
-    private static void Row1(float* a, int acs, float* b, int ldb, float* c, int n, int k, float* init)
-    {
-        int j = 0;
-        for (; j + 16 <= n; j += 16)
-        {
-            var x0 = Vector512.Load((init != null ? init : c) + j);
-            for (int p = 0; p < k; p++) x0 = Vector512.FusedMultiplyAdd(Vector512.Create(a[(long)p * acs]), Vector512.Load(b + (long)p * ldb + j), x0);
-            x0.Store(c + j);
-        }
-        Tail(a, acs, b, ldb, c, j, n, k, init);
+        x0.Store(c0);
+        if (rows > 1) x1.Store(c1);
+        if (rows > 2) x2.Store(c2);
+        if (rows > 3) x3.Store(c3);
+        if (rows > 4) x4.Store(c4);
+        if (rows > 5) x5.Store(c5);
     }
 
     /// <summary>Columns [from, n) of one row, scalar: only when n is not a multiple of the tile width.</summary>
