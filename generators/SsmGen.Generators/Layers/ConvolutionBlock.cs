@@ -45,7 +45,8 @@ internal static class ConvolutionBlock
 
     /// <summary>
     /// A path around the kernel and the convolution: when <paramref name="Condition"/> holds at run time, <paramref name="Lines"/>
-    /// take u to y (the SSM plus D·u) and to G = GELU(y) themselves.
+    /// take u to y (the SSM plus D·u) and to G = GELU(y) themselves, and when training leave GELU'(y) in y's place
+    /// (<see cref="Slope"/>: the backward scales dy by it).
     /// </summary>
     internal sealed record Direct(string Condition, Action Lines);
 

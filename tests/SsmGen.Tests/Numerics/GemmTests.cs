@@ -16,8 +16,8 @@ public class GemmTests
     [InlineData(30, 16, 48, true)]     // 16 columns after a 32-wide tile (x_proj's shape) and 16 alone (dx: dt_proj's)
     [InlineData(14, 56, 56, true)]     // a 32-wide tile, a 16-wide one and an 8-column tail
     [InlineData(20, 300, 48, true)]    // k past one 256-long block: the tiles start from the bias only in the first
-    [InlineData(25, 200, 53, true)]    // twelve-row tiles (B's block past L1) beside 16 columns and a 5-column tail
-    [InlineData(40, 300, 40, true)]    // twelve-row tiles in dW too (300 columns of x), a 12-column tail
+    [InlineData(401, 200, 53, true)]   // twelve-row tiles (B's block past L1; rows enough for them on up to 32 cores) beside 16 columns and a 5-column tail
+    [InlineData(40, 300, 401, true)]   // twelve-row tiles in dW too (300 columns of x, 401 rows of dW), a 12-column tail
     [InlineData(13, 40, 70, false)]    // the dot-product path (eight outputs at a time with AVX-512, System.Numerics.Tensors without)
     [InlineData(3, 128, 256, true)]    // fewer rows than a tile: the portable path through the public API
     [InlineData(1, 128, 256, true)]    // a streaming step's matrix–vector product: eight outputs at a time

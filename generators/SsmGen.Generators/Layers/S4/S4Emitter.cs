@@ -11,7 +11,7 @@ internal sealed class S4Emitter : CpuRendering<S4LayerPlan>
 
     protected override string[] FieldNotes =>
     [
-        "S4 blocks: norm stats, norm out, S4 out, GELU out, linear out, GLU out, kernel;",
+        "S4 blocks: norm stats, norm out, S4 out (after a training forward GELU's slope at it), GELU out, linear out, GLU out, kernel;",
         "shared: dL/d(the SSM's output, input), dL/d(linear out), dL/d(kernel); the step's rows.",
     ];
 

@@ -18,7 +18,7 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
 
     protected override string[] FieldNotes =>
     [
-        "S4D blocks: norm stats, norm out, S4D out, GELU out, linear out, GLU out, kernel, mode tables;",
+        "S4D blocks: norm stats, norm out, S4D out (after a training forward GELU's slope at it), GELU out, linear out, GLU out, kernel, mode tables;",
         "shared: dL/d(the scan's output, input), dL/d(linear out), dL/d(kernel), Horner sums; the step's rows.",
     ];
 

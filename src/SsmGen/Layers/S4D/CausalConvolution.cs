@@ -88,7 +88,8 @@ public sealed unsafe class CausalConvolution
     /// <summary>
     /// The backward of <see cref="Forward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int)"/>:
     /// du = Σ_{s≥t} dy[s]·k[s−t] + d ⊙ dy (overwrites), dk as without the skip term (overwrites), gD (H) += Σ_b Σ_t dy ⊙ u
-    /// (on the lanes path read off dk's lag 0, the same sum). d and gD are both given or both empty.
+    /// (on the lanes path read off dk's lag 0: the same quantity, with the transforms' rounding instead of a direct sum's).
+    /// d and gD are both given or both empty.
     /// </summary>
     public void Backward(ReadOnlySpan<float> k, ReadOnlySpan<float> u, ReadOnlySpan<float> d, ReadOnlySpan<float> dy, Span<float> du, Span<float> dk, Span<float> gD, int batch, int length)
     {

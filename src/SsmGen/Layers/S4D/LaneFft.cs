@@ -10,7 +10,8 @@ namespace SsmGen.Numerics;
 /// sequence is ever nonzero and only the first half of an inverse is ever read: the forward transform takes its input in
 /// rows [0, n/2) and leaves the spectrum in bit-reversed order (decimation in frequency); the inverse takes a spectrum in
 /// that order and gives rows [0, n/2) back (decimation in time). A pointwise product does not care about the order, so no
-/// bit-reversal pass is made, and each transform's widest stage touches half the rows.
+/// bit-reversal pass is made, and each transform's widest stage does half its work (the forward's reads one half and
+/// writes the other; the inverse's writes the first half only).
 /// </summary>
 public sealed class LaneFft
 {
