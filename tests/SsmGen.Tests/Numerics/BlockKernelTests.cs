@@ -116,6 +116,12 @@ public class BlockKernelTests
         Assert.Throws<ArgumentException>(() => BlockKernels.GluResidual(new float[rows * 2 * h], new float[rows * h - 1], next, rows, h, 0u, 0u, 1f));
         Assert.Throws<ArgumentException>(() => BlockKernels.GluResidualBackward(new float[rows * 2 * h], new float[rows * h], new float[rows * 2 * h - 1], rows, h, 0u, 0u, 1f));
         Assert.Throws<ArgumentException>(() => BlockKernels.GluResidualBackward(new float[rows * 2 * h], new float[rows * h - 1], dO, rows, h, 0u, 0u, 1f));
+        var dBias = new float[2 * h - 1];
+        Assert.Throws<ArgumentException>(() => BlockKernels.GluResidualBackward(new float[rows * 2 * h], new float[rows * h], dO, rows, h, 0u, 0u, 1f, null, dBias));
+        Assert.All(dBias, v => Assert.Equal(0f, v));
+        var gelu = new float[rows * h];
+        Assert.Throws<ArgumentException>(() => BlockKernels.GeluForward(Enumerable.Repeat(1f, rows * h).ToArray(), gelu, null, new float[rows * h - 1])); // a short slope
+        Assert.All(gelu, v => Assert.Equal(0f, v));
         Assert.All(next, v => Assert.Equal(0f, v));
         Assert.All(dO, v => Assert.Equal(0f, v));
     }

@@ -94,6 +94,11 @@ public class CausalConvolutionTests
         var du = new float[2 * 8 * 16]; var gD = new float[16];
         Assert.Throws<ArgumentException>(() => conv.Backward(new float[16 * 8], new float[2 * 8 * 16], new float[16], new float[2 * 8 * 16], du, new float[16 * 8], Span<float>.Empty, 2, 8));
         Assert.Throws<ArgumentException>(() => conv.Backward(new float[16 * 8], new float[2 * 8 * 16], new float[16], new float[2 * 8 * 16], du, new float[16 * 8], new float[8], 2, 8));
+        // dy's scale: (B, L, H) values, or nothing is done
+        var dk = new float[16 * 8];
+        Assert.Throws<ArgumentException>(() => conv.BackwardScaled(new float[16 * 8], new float[2 * 8 * 16], new float[16], new float[2 * 8 * 16 - 1], new float[2 * 8 * 16], du, dk, gD, 2, 8));
+        Assert.All(dk, v => Assert.Equal(0f, v));
+        Assert.All(gD, v => Assert.Equal(0f, v));
         Assert.All(y, v => Assert.Equal(0f, v));
         Assert.All(du, v => Assert.Equal(0f, v));
     }
