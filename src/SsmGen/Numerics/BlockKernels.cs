@@ -346,13 +346,13 @@ public static class BlockKernels
         {
             var v = Lanes(a.P0, i, i1);
             var t = GeluTanh(v);
-            Store(Vector512.Create(0.5f) * v * (Vector512<float>.One + t), a.P1, i, i1);
+            Store(Gelu(v, t), a.P1, i, i1);
             if (a.P2 != null) Store(GeluSlope(v, t), a.P2, i, i1);
         }
     }
 
-    /// <summary>GELU of sixteen values, the arithmetic of <see cref="GeluForward"/> (kernels that fuse it call this).</summary>
-    internal static Vector512<float> Gelu(Vector512<float> v) => Vector512.Create(0.5f) * v * (Vector512<float>.One + GeluTanh(v));
+    /// <summary>GELU(v) = ½v(1 + t) from t = <see cref="GeluTanh"/>(v), the arithmetic of <see cref="GeluForward"/> (kernels that fuse it call this).</summary>
+    internal static Vector512<float> Gelu(Vector512<float> v, Vector512<float> t) => Vector512.Create(0.5f) * v * (Vector512<float>.One + t);
 
     /// <summary>tanh(√(2/π)(v + 0.044715v³)), the inner term of GELU and of its slope.</summary>
     internal static Vector512<float> GeluTanh(Vector512<float> v) =>

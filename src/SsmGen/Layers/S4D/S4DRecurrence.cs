@@ -137,7 +137,7 @@ public sealed unsafe class S4DRecurrence
             if (slope != y) v.Store(y + at);
             if (g is null) continue;
             var t = BlockKernels.GeluTanh(v);
-            (Vector512.Create(0.5f) * v * (Vector512<float>.One + t)).Store(g + at);
+            BlockKernels.Gelu(v, t).Store(g + at);
             if (slope is not null) BlockKernels.GeluSlope(v, t).Store(slope + at);
         }
     }
