@@ -68,6 +68,23 @@ public class LaneFftTests
                 Assert.Equal((n - Reverse(p, n)) % n, Reverse(LaneFft.Partner(p), n));
     }
 
+    /// <summary>
+    /// The counts worked by hand from the stage plan. n = 4: the forward's widest stage makes two complex products (12),
+    /// the span-2 stage two sums and two differences (8); the inverse's span-2 stage (8) and its widest stage a product
+    /// and a sum for each of two kept rows (16). n = 2048: spans 1024 and 512 as one radix-4 pass (34 per four rows),
+    /// the eight spans inside a 256-row block as three such passes and the twiddle-free one at spans 4 and 2 (16 per
+    /// four rows), plus the widest stage (3 or 4 per row).
+    /// </summary>
+    [Fact]
+    public void FlopsCountWhatTheStagesExecute()
+    {
+        Assert.Equal(12 + 8, LaneFft.Flops(4, inverse: false));
+        Assert.Equal(8 + 16, LaneFft.Flops(4, inverse: true));
+        Assert.Equal(4 * 2048 / 4 * 34.0 + 2048 / 4 * 16 + 3 * 2048, LaneFft.Flops(2048, inverse: false));
+        Assert.Equal(4 * 2048 / 4 * 34.0 + 2048 / 4 * 16 + 4 * 2048, LaneFft.Flops(2048, inverse: true));
+        Assert.Throws<ArgumentException>(() => LaneFft.Flops(48, inverse: false));
+    }
+
     [Fact]
     public void SizesAreChecked()
     {

@@ -154,16 +154,16 @@ public sealed unsafe class CausalConvolution
     }
 
     /// <summary>
-    /// Floating-point operations of a pass through the FFT, as the lane transforms execute them: 5·m per radix-2 stage of
-    /// size m, the widest stage of a forward transform 3·m (its second half is zero: one complex product per row pair) and
-    /// of an inverse 4·m (only its first half is kept); one transform of the kernel (and an inverse of dK) per channel,
-    /// <paramref name="forwardsPerPair"/> forward and one inverse transform per pair of batch rows, and a complex product
-    /// (6 flops) per frequency and pair for each product of spectra.
+    /// Floating-point operations of a pass through the FFT, as the transforms execute them (<see cref="LaneFft.Flops"/>
+    /// on the lanes path; 5·m per radix-2 stage of the per-channel <see cref="Fft"/>): one transform of the kernel (and
+    /// an inverse of dK) per channel, <paramref name="forwardsPerPair"/> forward and one inverse transform per pair of
+    /// batch rows, and a complex product (6 flops) per frequency and pair for each product of spectra.
     /// </summary>
     private double Flops(int batch, int length, int forwardsPerPair, int kernelInverses)
     {
         int m = FftSize(length), pairs = (batch + 1) / 2;
-        double stages = 5.0 * m * (Math.Log2(m) - 1), forward = stages + 3.0 * m, inverse = stages + 4.0 * m;
+        double forward = _lanes ? LaneFft.Flops(m, inverse: false) : 5.0 * m * Math.Log2(m);
+        double inverse = _lanes ? LaneFft.Flops(m, inverse: true) : forward;
         return _channels * (forward + kernelInverses * inverse + pairs * (forwardsPerPair * forward + inverse + 6.0 * m * forwardsPerPair));
     }
 

@@ -1,5 +1,8 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace SsmGen.Numerics;
 
@@ -11,18 +14,58 @@ namespace SsmGen.Numerics;
 /// rows [0, n/2) and leaves the spectrum in bit-reversed order (decimation in frequency); the inverse takes a spectrum in
 /// that order and gives rows [0, n/2) back (decimation in time). A pointwise product does not care about the order, so no
 /// bit-reversal pass is made, and each transform's widest stage does half its work (the forward's reads one half and
-/// writes the other; the inverse's writes the first half only).
+/// writes the other; the inverse's writes the first half only). Stages go two at a time as radix-4 butterflies (three
+/// twiddle products per four rows where two radix-2 stages make four), complex products with fused multiply-adds.
 /// </summary>
 public sealed class LaneFft
 {
     public const int Lanes = 16;
     private readonly float[] _cos, _sin;
+    /// <summary>
+    /// The radix-4 twiddles: for each span len (4 ≤ len ≤ max) from <see cref="QuadAt"/>, for k &lt; len/4 the six values
+    /// Re, Im of W_len^k, W_len^2k, W_len^3k side by side, so a butterfly reads them from one line without index arithmetic.
+    /// </summary>
+    private readonly float[] _quad;
     private readonly int _maxSize;
 
     public LaneFft(int maxSize)
     {
         _maxSize = maxSize;
         (_cos, _sin) = Fft.Twiddles(maxSize);
+        _quad = new float[Math.Max(6, QuadAt(2 * maxSize))];
+        for (int len = 4; len <= maxSize; len <<= 1)
+            for (int k = 0; k < len / 4; k++)
+                for (int j = 1; j <= 3; j++)
+                {
+                    double angle = 2 * Math.PI * j * k / len;
+                    _quad[QuadAt(len) + 6 * k + 2 * (j - 1)] = (float)Math.Cos(angle);
+                    _quad[QuadAt(len) + 6 * k + 2 * (j - 1) + 1] = (float)-Math.Sin(angle);
+                }
+    }
+
+    /// <summary>Where span len's radix-4 twiddles start in <see cref="_quad"/>: after 6·s/4 values for each span s &lt; len.</summary>
+    private static int QuadAt(int len) => 6 * (len / 4 - 1);
+
+    /// <summary>
+    /// Floating-point operations of one <see cref="Forward"/> (or <see cref="UnscaledInverse"/>) of size n per lane, as
+    /// executed: 34 per four rows for each radix-4 pair of stages (eight complex sums and three complex products), 5 per
+    /// row for each single radix-2 stage, 16 per four rows for the pair holding the span-2 stage (sums only) or 2 per row
+    /// for that stage alone, and the widest stage 3 per row (forward: one product per row pair against the zero half) or 4
+    /// (inverse: a product and a sum per kept row).
+    /// </summary>
+    public static double Flops(int n, bool inverse)
+    {
+        if (n < 2 || (n & (n - 1)) != 0) throw new ArgumentException($"FFT size {n} is not a power of two ≥ 2.");
+        // the plan of Forward and InverseFirstHalf: spans wider than a block in pairs and one single if their count is
+        // odd; the spans inside a block the same way, the forward's single last (at span 2), the inverse's last (at the
+        // top) unless it is the only stage there
+        int stages = BitOperations.Log2((uint)n) - 1;
+        int wide = Math.Max(0, stages - BitOperations.Log2(Block)), inside = stages - wide;
+        int pairs = wide / 2 + inside / 2, singles = wide % 2 + inside % 2;
+        double flops = 34.0 / 4 * n * pairs + 5.0 * n * singles + (inverse ? 4.0 : 3.0) * n;
+        bool smallestAlone = inverse ? inside == 1 : inside % 2 == 1;
+        if (inside > 0) flops -= smallestAlone ? 3.0 * n : (34.0 - 16.0) / 4 * n;
+        return flops;
     }
 
     /// <summary>
@@ -38,13 +81,11 @@ public sealed class LaneFft
         // the widest stage against a zero second half: x[k + n/2] = x[k]·W_n^k, x[k] as it is
         for (int k = 0, step = _maxSize / n; k < half; k++)
         {
-            var wr = Vector512.Create(_cos[k * step]); var wi = Vector512.Create(_sin[k * step]);
             nuint a = (nuint)(k * Lanes), b = a + (nuint)(half * Lanes);
-            var xr = Vector512.LoadUnsafe(ref r0, a); var xi = Vector512.LoadUnsafe(ref i0, a);
-            (xr * wr - xi * wi).StoreUnsafe(ref r0, b); (xr * wi + xi * wr).StoreUnsafe(ref i0, b);
+            Product(Vector512.LoadUnsafe(ref r0, a), Vector512.LoadUnsafe(ref i0, a), Twiddle(_cos, k * step), Twiddle(_sin, k * step), ref r0, ref i0, b);
         }
         // Spans wider than a block run over the whole array, then each block of rows takes its own stages while it
-        // sits in L1. Stages go two at a time (radix 4): every row is loaded and stored once per pair.
+        // sits in L1. Stages go two at a time (radix 4): every row is loaded and stored once per pair. Flops follows this plan.
         int len = half;
         for (; len > Block && len >> 1 > Block; len >>= 2) FrequencyPair(re, im, 0, n, len);
         if (len > Block) { FrequencyStage(re, im, 0, n, len); len >>= 1; }
@@ -83,11 +124,10 @@ public sealed class LaneFft
         int h = n >> 1;
         for (int k = 0, step = _maxSize / n; k < h; k++)
         {
-            var wr = Vector512.Create(_cos[k * step]); var wi = Vector512.Create(_sin[k * step]);
             nuint a = (nuint)(k * Lanes), b = a + (nuint)(h * Lanes);
-            var br = Vector512.LoadUnsafe(ref r0, b); var bi = Vector512.LoadUnsafe(ref i0, b);
-            (Vector512.LoadUnsafe(ref r0, a) + br * wr - bi * wi).StoreUnsafe(ref r0, a);
-            (Vector512.LoadUnsafe(ref i0, a) + br * wi + bi * wr).StoreUnsafe(ref i0, a);
+            var (tr, ti) = Product(Vector512.LoadUnsafe(ref r0, b), Vector512.LoadUnsafe(ref i0, b), Twiddle(_cos, k * step), Twiddle(_sin, k * step));
+            (Vector512.LoadUnsafe(ref r0, a) + tr).StoreUnsafe(ref r0, a);
+            (Vector512.LoadUnsafe(ref i0, a) + ti).StoreUnsafe(ref i0, a);
         }
     }
 
@@ -106,97 +146,82 @@ public sealed class LaneFft
     private const int Block = 256; // rows: 256 × 16 lanes × (Re, Im) × 4 bytes = 32 KB
 
     /// <summary>
-    /// Decimation in frequency, the stages of spans <paramref name="len"/> and len/2 at once over rows [from, to): in each
-    /// group, rows k, k+q, k+2q, k+3q (q = len/4) go through the first stage's two butterflies (twiddles W_len^k and
-    /// W_len^(k+q)) and then the second's (W_(len/2)^k for both).
+    /// Decimation in frequency, the stages of spans <paramref name="len"/> and len/2 at once over rows [from, to) as one
+    /// radix-4 butterfly: in each group, rows k, k+q, k+2q, k+3q (q = len/4) become the sum of all four, then
+    /// (x0 + x2 − x1 − x3)·W_len^2k, (x0 − x2 − i(x1 − x3))·W_len^k and (x0 − x2 + i(x1 − x3))·W_len^3k — what two radix-2
+    /// stages leave in those rows, with one twiddle product fewer.
     /// </summary>
     private void FrequencyPair(Span<float> re, Span<float> im, int from, int to, int len)
     {
-        int q = len >> 2, step1 = _maxSize / len, step2 = step1 << 1;
+        if (len == 4) { SmallestPair(re, im, from, to, inverse: false); return; }
+        int q = len >> 2;
         ref float r0 = ref re[0];
         ref float i0 = ref im[0];
+        ref float quad = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_quad), QuadAt(len));
         for (int start = from; start < to; start += len)
             for (int k = 0; k < q; k++)
             {
-                var w1r = Vector512.Create(_cos[k * step1]); var w1i = Vector512.Create(_sin[k * step1]);
-                var w3r = Vector512.Create(_cos[(k + q) * step1]); var w3i = Vector512.Create(_sin[(k + q) * step1]);
-                var w2r = Vector512.Create(_cos[k * step2]); var w2i = Vector512.Create(_sin[k * step2]);
+                ref float w = ref Unsafe.Add(ref quad, 6 * k);
                 nuint p0 = (nuint)((start + k) * Lanes), p1 = p0 + (nuint)(q * Lanes), p2 = p1 + (nuint)(q * Lanes), p3 = p2 + (nuint)(q * Lanes);
-                var x0r = Vector512.LoadUnsafe(ref r0, p0); var x0i = Vector512.LoadUnsafe(ref i0, p0);
-                var x2r = Vector512.LoadUnsafe(ref r0, p2); var x2i = Vector512.LoadUnsafe(ref i0, p2);
-                var a0r = x0r + x2r; var a0i = x0i + x2i; var dr = x0r - x2r; var di = x0i - x2i;
-                var a2r = dr * w1r - di * w1i; var a2i = dr * w1i + di * w1r;
-                var x1r = Vector512.LoadUnsafe(ref r0, p1); var x1i = Vector512.LoadUnsafe(ref i0, p1);
-                var x3r = Vector512.LoadUnsafe(ref r0, p3); var x3i = Vector512.LoadUnsafe(ref i0, p3);
-                var a1r = x1r + x3r; var a1i = x1i + x3i; dr = x1r - x3r; di = x1i - x3i;
-                var a3r = dr * w3r - di * w3i; var a3i = dr * w3i + di * w3r;
-                (a0r + a1r).StoreUnsafe(ref r0, p0); (a0i + a1i).StoreUnsafe(ref i0, p0);
-                dr = a0r - a1r; di = a0i - a1i;
-                (dr * w2r - di * w2i).StoreUnsafe(ref r0, p1); (dr * w2i + di * w2r).StoreUnsafe(ref i0, p1);
-                (a2r + a3r).StoreUnsafe(ref r0, p2); (a2i + a3i).StoreUnsafe(ref i0, p2);
-                dr = a2r - a3r; di = a2i - a3i;
-                (dr * w2r - di * w2i).StoreUnsafe(ref r0, p3); (dr * w2i + di * w2r).StoreUnsafe(ref i0, p3);
+                Butterfly(Vector512.LoadUnsafe(ref r0, p0), Vector512.LoadUnsafe(ref i0, p0), Vector512.LoadUnsafe(ref r0, p2), Vector512.LoadUnsafe(ref i0, p2),
+                    Vector512.LoadUnsafe(ref r0, p1), Vector512.LoadUnsafe(ref i0, p1), Vector512.LoadUnsafe(ref r0, p3), Vector512.LoadUnsafe(ref i0, p3),
+                    out var y0r, out var y0i, out var y1r, out var y1i, out var y2r, out var y2i, out var y3r, out var y3i);
+                y0r.StoreUnsafe(ref r0, p0); y0i.StoreUnsafe(ref i0, p0);
+                Product(y1r, y1i, ref Unsafe.Add(ref w, 2), ref r0, ref i0, p1);
+                Product(y2r, y2i, ref w, ref r0, ref i0, p2);
+                Product(y3r, y3i, ref Unsafe.Add(ref w, 4), ref r0, ref i0, p3);
             }
     }
 
     /// <summary>One decimation-in-frequency stage of span <paramref name="len"/> over rows [from, to): a + b, (a − b)·W_len^k.</summary>
     private void FrequencyStage(Span<float> re, Span<float> im, int from, int to, int len)
     {
+        if (len == 2) { SmallestStage(re, im, from, to); return; }
         int half = len >> 1, step = _maxSize / len;
         ref float r0 = ref re[0];
         ref float i0 = ref im[0];
         for (int start = from; start < to; start += len)
             for (int k = 0; k < half; k++)
             {
-                var wr = Vector512.Create(_cos[k * step]); var wi = Vector512.Create(_sin[k * step]);
                 nuint a = (nuint)((start + k) * Lanes), b = a + (nuint)(half * Lanes);
                 var ar = Vector512.LoadUnsafe(ref r0, a); var ai = Vector512.LoadUnsafe(ref i0, a);
                 var br = Vector512.LoadUnsafe(ref r0, b); var bi = Vector512.LoadUnsafe(ref i0, b);
                 (ar + br).StoreUnsafe(ref r0, a); (ai + bi).StoreUnsafe(ref i0, a);
-                var dr = ar - br; var di = ai - bi;
-                (dr * wr - di * wi).StoreUnsafe(ref r0, b); (dr * wi + di * wr).StoreUnsafe(ref i0, b);
+                Product(ar - br, ai - bi, Twiddle(_cos, k * step), Twiddle(_sin, k * step), ref r0, ref i0, b);
             }
     }
 
     /// <summary>
-    /// Decimation in time, the stages of spans <paramref name="len"/> and 2·len at once over rows [from, to): in each group
-    /// of 2·len rows, rows k, k+h, k+len, k+len+h (h = len/2) go through the first stage's two butterflies (twiddle
-    /// W_len^k) and then the second's (W_2len^k and W_2len^(k+h)).
+    /// Decimation in time, the stages of spans <paramref name="len"/> and 2·len at once over rows [from, to) as one radix-4
+    /// butterfly: in each group of 2·len rows, rows k, k+h, k+len, k+len+h (h = len/2) with b1 = x1·w², b2 = x2·w,
+    /// b3 = x3·w³ (w = W_2len^k) become x0 + b1 ± (b2 + b3) and x0 − b1 ∓ i(b2 − b3) — what two radix-2 stages make of
+    /// them, with one twiddle product fewer.
     /// </summary>
     private void TimePair(Span<float> re, Span<float> im, int from, int to, int len)
     {
-        int h = len >> 1, step1 = _maxSize / len, step2 = step1 >> 1;
+        if (len == 2) { SmallestPair(re, im, from, to, inverse: true); return; }
+        int h = len >> 1;
         ref float r0 = ref re[0];
         ref float i0 = ref im[0];
+        ref float quad = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_quad), QuadAt(2 * len));
         for (int start = from; start < to; start += 2 * len)
             for (int k = 0; k < h; k++)
             {
-                var w1r = Vector512.Create(_cos[k * step1]); var w1i = Vector512.Create(_sin[k * step1]);
-                var w2r = Vector512.Create(_cos[k * step2]); var w2i = Vector512.Create(_sin[k * step2]);
-                var w3r = Vector512.Create(_cos[(k + h) * step2]); var w3i = Vector512.Create(_sin[(k + h) * step2]);
+                ref float w = ref Unsafe.Add(ref quad, 6 * k);
                 nuint p0 = (nuint)((start + k) * Lanes), p1 = p0 + (nuint)(h * Lanes), p2 = p0 + (nuint)(len * Lanes), p3 = p2 + (nuint)(h * Lanes);
-                // first stage: (p0, p1) and (p2, p3), both with W_len^k
-                var x1r = Vector512.LoadUnsafe(ref r0, p1); var x1i = Vector512.LoadUnsafe(ref i0, p1);
-                var tr = x1r * w1r - x1i * w1i; var ti = x1r * w1i + x1i * w1r;
-                var x0r = Vector512.LoadUnsafe(ref r0, p0); var x0i = Vector512.LoadUnsafe(ref i0, p0);
-                var a0r = x0r + tr; var a0i = x0i + ti; var a1r = x0r - tr; var a1i = x0i - ti;
-                var x3r = Vector512.LoadUnsafe(ref r0, p3); var x3i = Vector512.LoadUnsafe(ref i0, p3);
-                tr = x3r * w1r - x3i * w1i; ti = x3r * w1i + x3i * w1r;
-                var x2r = Vector512.LoadUnsafe(ref r0, p2); var x2i = Vector512.LoadUnsafe(ref i0, p2);
-                var a2r = x2r + tr; var a2i = x2i + ti; var a3r = x2r - tr; var a3i = x2i - ti;
-                // second stage: (p0, p2) with W_2len^k, (p1, p3) with W_2len^(k+h)
-                tr = a2r * w2r - a2i * w2i; ti = a2r * w2i + a2i * w2r;
-                (a0r + tr).StoreUnsafe(ref r0, p0); (a0i + ti).StoreUnsafe(ref i0, p0);
-                (a0r - tr).StoreUnsafe(ref r0, p2); (a0i - ti).StoreUnsafe(ref i0, p2);
-                tr = a3r * w3r - a3i * w3i; ti = a3r * w3i + a3i * w3r;
-                (a1r + tr).StoreUnsafe(ref r0, p1); (a1i + ti).StoreUnsafe(ref i0, p1);
-                (a1r - tr).StoreUnsafe(ref r0, p3); (a1i - ti).StoreUnsafe(ref i0, p3);
+                var (b1r, b1i) = Product(Vector512.LoadUnsafe(ref r0, p1), Vector512.LoadUnsafe(ref i0, p1), Vector512.Create(Unsafe.Add(ref w, 2)), Vector512.Create(Unsafe.Add(ref w, 3)));
+                var (b2r, b2i) = Product(Vector512.LoadUnsafe(ref r0, p2), Vector512.LoadUnsafe(ref i0, p2), Vector512.Create(w), Vector512.Create(Unsafe.Add(ref w, 1)));
+                var (b3r, b3i) = Product(Vector512.LoadUnsafe(ref r0, p3), Vector512.LoadUnsafe(ref i0, p3), Vector512.Create(Unsafe.Add(ref w, 4)), Vector512.Create(Unsafe.Add(ref w, 5)));
+                Butterfly(Vector512.LoadUnsafe(ref r0, p0), Vector512.LoadUnsafe(ref i0, p0), b1r, b1i, b2r, b2i, b3r, b3i,
+                    out var y0r, out var y0i, out var y1r, out var y1i, out var y2r, out var y2i, out var y3r, out var y3i);
+                Store(ref r0, ref i0, p0, p2, p1, p3, y0r, y0i, y1r, y1i, y2r, y2i, y3r, y3i);
             }
     }
 
     /// <summary>One decimation-in-time stage of span <paramref name="len"/> over rows [from, to): a ± W_len^k·b.</summary>
     private void TimeStage(Span<float> re, Span<float> im, int from, int to, int len)
     {
+        if (len == 2) { SmallestStage(re, im, from, to); return; }
         int half = len >> 1, step = _maxSize / len;
         ref float r0 = ref re[0];
         ref float i0 = ref im[0];
@@ -205,15 +230,96 @@ public sealed class LaneFft
         for (int start = from; start < to; start += len)
             for (int k = 0; k < half; k++)
             {
-                var wr = Vector512.Create(_cos[k * step]);
-                var wi = Vector512.Create(_sin[k * step]);
                 nuint a = (nuint)((start + k) * Lanes), b = a + (nuint)(half * Lanes);
-                var br = Vector512.LoadUnsafe(ref r0, b); var bi = Vector512.LoadUnsafe(ref i0, b);
-                var tr = br * wr - bi * wi;
-                var ti = br * wi + bi * wr;
+                var (tr, ti) = Product(Vector512.LoadUnsafe(ref r0, b), Vector512.LoadUnsafe(ref i0, b), Twiddle(_cos, k * step), Twiddle(_sin, k * step));
                 var ar = Vector512.LoadUnsafe(ref r0, a); var ai = Vector512.LoadUnsafe(ref i0, a);
                 (ar - tr).StoreUnsafe(ref r0, b); (ai - ti).StoreUnsafe(ref i0, b);
                 (ar + tr).StoreUnsafe(ref r0, a); (ai + ti).StoreUnsafe(ref i0, a);
             }
+    }
+
+    /// <summary>
+    /// The two narrowest stages (spans 4 and 2) over rows [from, to), whose twiddles are 1 and −i: the radix-4 butterfly
+    /// without products. Decimation in frequency combines rows (0, 2) and (1, 3) first and leaves the outputs in rows 0–3;
+    /// decimation in time combines (0, 1) and (2, 3) and leaves the second and third outputs in rows 2 and 1.
+    /// </summary>
+    private static void SmallestPair(Span<float> re, Span<float> im, int from, int to, bool inverse)
+    {
+        ref float r0 = ref re[0];
+        ref float i0 = ref im[0];
+        for (int start = from; start < to; start += 4)
+        {
+            nuint p0 = (nuint)(start * Lanes), p1 = p0 + Lanes, p2 = p1 + Lanes, p3 = p2 + Lanes;
+            nuint b = inverse ? p1 : p2, c = inverse ? p2 : p1;
+            Butterfly(Vector512.LoadUnsafe(ref r0, p0), Vector512.LoadUnsafe(ref i0, p0), Vector512.LoadUnsafe(ref r0, b), Vector512.LoadUnsafe(ref i0, b),
+                Vector512.LoadUnsafe(ref r0, c), Vector512.LoadUnsafe(ref i0, c), Vector512.LoadUnsafe(ref r0, p3), Vector512.LoadUnsafe(ref i0, p3),
+                out var y0r, out var y0i, out var y1r, out var y1i, out var y2r, out var y2i, out var y3r, out var y3i);
+            Store(ref r0, ref i0, p0, c, b, p3, y0r, y0i, y1r, y1i, y2r, y2i, y3r, y3i);
+        }
+    }
+
+    /// <summary>
+    /// The radix-4 butterfly on a, b, c, d (pairs (a, b) and (c, d) combined first): y0 = a + b + c + d, y1 = a + b − c − d,
+    /// y2 = a − b − i(c − d), y3 = a − b + i(c − d); eight complex sums, the ±i free.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Butterfly(Vector512<float> ar, Vector512<float> ai, Vector512<float> br, Vector512<float> bi, Vector512<float> cr, Vector512<float> ci, Vector512<float> dr, Vector512<float> di,
+        out Vector512<float> y0r, out Vector512<float> y0i, out Vector512<float> y1r, out Vector512<float> y1i, out Vector512<float> y2r, out Vector512<float> y2i, out Vector512<float> y3r, out Vector512<float> y3i)
+    {
+        var sr = ar + br; var si = ai + bi; var er = ar - br; var ei = ai - bi;
+        var tr = cr + dr; var ti = ci + di; var fr = cr - dr; var fi = ci - di;
+        y0r = sr + tr; y0i = si + ti; y1r = sr - tr; y1i = si - ti;
+        y2r = er + fi; y2i = ei - fr; y3r = er - fi; y3i = ei + fr;
+    }
+
+    /// <summary>Stores the butterfly's y0…y3 at rows q0…q3.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(ref float r0, ref float i0, nuint q0, nuint q1, nuint q2, nuint q3, Vector512<float> y0r, Vector512<float> y0i, Vector512<float> y1r, Vector512<float> y1i,
+        Vector512<float> y2r, Vector512<float> y2i, Vector512<float> y3r, Vector512<float> y3i)
+    {
+        y0r.StoreUnsafe(ref r0, q0); y0i.StoreUnsafe(ref i0, q0); y1r.StoreUnsafe(ref r0, q1); y1i.StoreUnsafe(ref i0, q1);
+        y2r.StoreUnsafe(ref r0, q2); y2i.StoreUnsafe(ref i0, q2); y3r.StoreUnsafe(ref r0, q3); y3i.StoreUnsafe(ref i0, q3);
+    }
+
+    /// <summary>The narrowest stage alone (span 2, twiddle 1) over rows [from, to): a + b, a − b, in either direction.</summary>
+    private static void SmallestStage(Span<float> re, Span<float> im, int from, int to)
+    {
+        ref float r0 = ref re[0];
+        ref float i0 = ref im[0];
+        for (int start = from; start < to; start += 2)
+        {
+            nuint a = (nuint)(start * Lanes), b = a + Lanes;
+            var ar = Vector512.LoadUnsafe(ref r0, a); var ai = Vector512.LoadUnsafe(ref i0, a);
+            var br = Vector512.LoadUnsafe(ref r0, b); var bi = Vector512.LoadUnsafe(ref i0, b);
+            (ar + br).StoreUnsafe(ref r0, a); (ai + bi).StoreUnsafe(ref i0, a);
+            (ar - br).StoreUnsafe(ref r0, b); (ai - bi).StoreUnsafe(ref i0, b);
+        }
+    }
+
+    /// <summary>Entry i of a twiddle table, broadcast; i is below the table's length by construction (no bounds check).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Twiddle(float[] table, int i) => Vector512.Create(Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(table), i));
+
+    /// <summary>(a · w) for a = ar + i·ai, w = wr + i·wi: two products and two fused multiply-adds.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector512<float> Re, Vector512<float> Im) Product(Vector512<float> ar, Vector512<float> ai, Vector512<float> wr, Vector512<float> wi) =>
+        Avx512F.IsSupported
+            ? (Avx512F.FusedMultiplySubtract(ar, wr, ai * wi), Avx512F.FusedMultiplyAdd(ar, wi, ai * wr))
+            : (ar * wr - ai * wi, ar * wi + ai * wr);
+
+    /// <summary>Stores (a · w) at row p, w read as Re, Im from <paramref name="w"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Product(Vector512<float> ar, Vector512<float> ai, ref float w, ref float r0, ref float i0, nuint p)
+    {
+        var (pr, pi) = Product(ar, ai, Vector512.Create(w), Vector512.Create(Unsafe.Add(ref w, 1)));
+        pr.StoreUnsafe(ref r0, p); pi.StoreUnsafe(ref i0, p);
+    }
+
+    /// <summary>Stores (a · w) at row p.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Product(Vector512<float> ar, Vector512<float> ai, Vector512<float> wr, Vector512<float> wi, ref float r0, ref float i0, nuint p)
+    {
+        var (pr, pi) = Product(ar, ai, wr, wi);
+        pr.StoreUnsafe(ref r0, p); pi.StoreUnsafe(ref i0, p);
     }
 }
