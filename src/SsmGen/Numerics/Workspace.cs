@@ -17,6 +17,9 @@ public sealed class Workspace
     internal float[] Partials = [];
     /// <summary>A row of zeros for products that overwrite their output (<see cref="Gemm.LinearBackward"/>'s dx), grown on first use.</summary>
     internal float[] Zeros = [];
+    /// <summary>The partial products of <see cref="Gemm"/>'s products split over k, grown on first use.</summary>
+    internal float[] KPartials = [];
+    internal readonly Gemm.KSplitJob KSplitJob = new();
 
     /// <param name="maxWeights">Largest in·out of the linear layers it will serve (room for a transposed weight).</param>
     public Workspace(int maxWeights = 0) => Transposed = new float[Math.Max(0, maxWeights)];

@@ -18,6 +18,8 @@ public class GemmTests
     [InlineData(20, 300, 48, true)]    // k past one 256-long block: the tiles start from the bias only in the first
     [InlineData(401, 200, 53, true)]   // twelve-row tiles (B's block past L1; rows enough for them on up to 32 cores) beside 16 columns and a 5-column tail
     [InlineData(40, 300, 401, true)]   // twelve-row tiles in dW too (300 columns of x, 401 rows of dW), a 12-column tail
+    [InlineData(4100, 40, 53, true)]   // dW split over k: four chunks of 1,025 rows, their partial products added in order; row and column tails
+    [InlineData(9000, 24, 20, true)]   // ... eight chunks (the most), 20 rows of dW: three six-row tiles and two clamped rows
     [InlineData(13, 40, 70, false)]    // the dot-product path (eight outputs at a time with AVX-512, System.Numerics.Tensors without)
     [InlineData(3, 128, 256, true)]    // fewer rows than a tile: the portable path through the public API
     [InlineData(1, 128, 256, true)]    // a streaming step's matrix–vector product: eight outputs at a time
