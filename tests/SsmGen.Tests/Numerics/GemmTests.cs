@@ -114,6 +114,29 @@ public class GemmTests
         }
     }
 
+    /// <summary>
+    /// The masked last columns of a row (70 = 2·32 + 6 outputs, 40 = 32 + 8 inputs) write nothing past the product:
+    /// the outputs sit at the start of longer arrays whose remainder must come back untouched, in the forward (y) and
+    /// in both backward products (dx, and dW split over k).
+    /// </summary>
+    [Fact]
+    public void ColumnTailsWriteNothingPastTheirRows()
+    {
+        const int rows = 2100, inF = 40, outF = 70, spare = 37;
+        float[] Filled(int n, float v) => Enumerable.Repeat(v, n).ToArray();
+        var x = TestConfigs.RandomArray(rows * inF, 1).Select(v => (float)v).ToArray();
+        var w = TestConfigs.RandomArray(outF * inF, 2).Select(v => (float)v).ToArray();
+        var dy = TestConfigs.RandomArray(rows * outF, 3).Select(v => (float)v).ToArray();
+        float[] y = Filled(rows * outF + spare, -7f), dx = Filled(rows * inF + spare, -7f), dw = Filled(outF * inF + spare, -7f);
+        Gemm.LinearForward(x, w, new float[outF], y, rows, inF, outF, new Workspace());
+        Gemm.LinearBackward(x, w, dy, dx, dw, Span<float>.Empty, rows, inF, outF, new Workspace(), overwriteDx: true);
+        foreach (var (a, n, name) in new[] { (y, rows * outF, "y"), (dx, rows * inF, "dx"), (dw, outF * inF, "dW") })
+        {
+            Assert.All(a.Skip(n), v => Assert.Equal(-7f, v));
+            Assert.Contains(a.Take(n), v => v != -7f); // and the product itself was written
+        }
+    }
+
     private static void AssertClose(double[] expected, float[] actual, double typical, string what)
     {
         // float32 sums of n unit-variance products: error grows like √n·ε·√n; 1e-5·typical is generous and strict enough to catch a wrong element.
