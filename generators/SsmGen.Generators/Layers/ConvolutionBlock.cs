@@ -99,12 +99,10 @@ internal static class ConvolutionBlock
         string i = "_l" + l.Index, p = l.Prefix;
         ModelEmitter.OpenBackward(w, l);
         w.Line($"var u = {i}U.AsSpan(0, rows * H);");
-        w.Line($$"""
-            var dO = {{n.DO}}.AsSpan(0, rows * 2 * H);
-            BlockKernels.GluResidualBackward({{i}}O, dX, dO, rows, H, {{Mask(l, dropout)}}, _ws, {{ModelEmitter.Span("_g", p + "mixer.output_linear.bias", "2 * H")}}); // the forward's mask; the linear's bias gradient summed as dO is written
-            var dY = {{n.DY}}.AsSpan(0, rows * H);
-            """);
-        w.Line($"Gemm.LinearBackward({i}G, {ModelEmitter.Span("_p", p + "mixer.output_linear.weight", "2 * H * H")}, dO, dY, {ModelEmitter.Span("_g", p + "mixer.output_linear.weight", "2 * H * H")}, Span<float>.Empty, rows, H, 2 * H, _ws, overwriteDx: true); // dL/dG into dY");
+        w.Line($"var dY = {n.DY}.AsSpan(0, rows * H);");
+        w.Line("// GLU, dropout (the forward's mask) and the linear backward: dL/dG into dY, the linear's weight and bias gradients;");
+        w.Line($"// dL/dO made a block of rows at a time and used in cache ({n.DO} holds it only where the sizes rule that out)");
+        w.Line($"Gemm.GluResidualLinearBackward({i}O, dX, {i}G, {ModelEmitter.Span("_p", p + "mixer.output_linear.weight", "2 * H * H")}, {n.DO}, dY, {ModelEmitter.Span("_g", p + "mixer.output_linear.weight", "2 * H * H")}, {ModelEmitter.Span("_g", p + "mixer.output_linear.bias", "2 * H")}, rows, H, H, {Mask(l, dropout)}, _ws);");
         w.Line($"var dU = {n.DU}.AsSpan(0, rows * H);");
         beforeConvolution?.Invoke();
         w.Line("// GELU, convolution and D backward: dy = dY ⊙ GELU'(y) (the forward left the slope in Y) as the transforms read dY,");

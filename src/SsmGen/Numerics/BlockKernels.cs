@@ -472,7 +472,7 @@ public static class BlockKernels
     }
 
     /// <summary>Rows [r0, r1) of <see cref="GluResidualBackward"/>; with <paramref name="sums"/> (2h), sums += the rows of dO.</summary>
-    private static unsafe void GluResidualBackwardRowsSummed(ref RowArgs a, int r0, int r1, float* sums)
+    internal static unsafe void GluResidualBackwardRowsSummed(ref RowArgs a, int r0, int r1, float* sums)
     {
         int h = a.Width;
         uint key = (uint)a.Count, threshold = (uint)a.Extra;

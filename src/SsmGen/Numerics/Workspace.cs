@@ -20,6 +20,9 @@ public sealed class Workspace
     /// <summary>The partial products of <see cref="Gemm"/>'s products split over k, grown on first use.</summary>
     internal float[] KPartials = [];
     internal readonly Gemm.KSplitJob KSplitJob = new();
+    internal readonly Gemm.GluBackwardJob GluBackwardJob = new();
+    /// <summary>Each part's block of rows of <see cref="Gemm.GluResidualLinearBackward"/>'s dO, grown on first use.</summary>
+    internal float[] BlockScratch = [];
 
     /// <param name="maxWeights">Largest in·out of the linear layers it will serve (room for a transposed weight).</param>
     public Workspace(int maxWeights = 0) => Transposed = new float[Math.Max(0, maxWeights)];

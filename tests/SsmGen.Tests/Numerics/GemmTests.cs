@@ -115,6 +115,51 @@ public class GemmTests
     }
 
     /// <summary>
+    /// The block tail's backward in one call: dx, dW and db against the double formulas (the GLU's backward of dL/d(next)
+    /// under the dropout mask, then the linear's), and dx and dW bit for bit against the two separate passes, which sum
+    /// every element in the same order (db's sums are grouped differently there). 4,100 rows run the fused blocks over
+    /// four chunks; 50 rows the separate passes inside the call.
+    /// </summary>
+    [Theory]
+    [InlineData(4100, 40, 32)]
+    [InlineData(50, 40, 32)]
+    public void GluTailBackwardMatchesTheFormulasAndTheSeparatePasses(int rows, int inF, int h)
+    {
+        const double p = 0.2;
+        const ulong seed = 5, step = 2;
+        const int layer = 1;
+        uint key = Rng.DropoutKey(seed, step, layer), threshold = Rng.DropoutThreshold(p);
+        float scale = (float)(1 / (1 - p));
+        double[] o = TestConfigs.RandomArray(rows * 2 * h, 1), dNext = TestConfigs.RandomArray(rows * h, 2), g = TestConfigs.RandomArray(rows * inF, 3);
+        double[] w = TestConfigs.RandomArray(2 * h * inF, 4), dw0 = TestConfigs.RandomArray(2 * h * inF, 5), db0 = TestConfigs.RandomArray(2 * h, 6);
+        float[] F(double[] a) => a.Select(v => (float)v).ToArray();
+
+        float[] dx = Enumerable.Repeat(float.NaN, rows * inF).ToArray(), dw = F(dw0), db = F(db0);
+        var workspace = new Workspace();
+        Gemm.GluResidualLinearBackward(F(o), F(dNext), F(g), F(w), new float[rows * 2 * h], dx, dw, db, rows, inF, h, key, threshold, scale, workspace);
+        // a second call on the same workspace starts its partial sums afresh
+        float[] dx2 = new float[rows * inF], dw2 = F(dw0), db2 = F(db0);
+        Gemm.GluResidualLinearBackward(F(o), F(dNext), F(g), F(w), new float[rows * 2 * h], dx2, dw2, db2, rows, inF, h, key, threshold, scale, workspace);
+        Assert.Equal(dx, dx2); Assert.Equal(dw, dw2); Assert.Equal(db, db2);
+
+        var masked = dNext.Select((v, i) => v * BlockReference<double>.DropoutScale(p, seed, step, layer, i)).ToArray();
+        var dORef = new double[rows * 2 * h];
+        BlockReference<double>.GluBackward(o, masked, dORef, rows, h);
+        double[] dxRef = new double[rows * inF], dwRef = (double[])dw0.Clone(), dbRef = (double[])db0.Clone();
+        BlockReference<double>.LinearBackward(g, w, dORef, dxRef, dwRef, dbRef, rows, inF, 2 * h);
+        AssertClose(dxRef, dx, Math.Sqrt(2 * h), "dx");
+        AssertClose(dwRef, dw, Math.Sqrt(rows), "dW");
+        AssertClose(dbRef, db, Math.Sqrt(rows), "db");
+
+        var dO = new float[rows * 2 * h];
+        float[] dxApart = new float[rows * inF], dwApart = F(dw0), dbApart = F(db0);
+        BlockKernels.GluResidualBackward(F(o), F(dNext), dO, rows, h, key, threshold, scale, new Workspace(), dbApart);
+        Gemm.LinearBackward(F(g), F(w), dO, dxApart, dwApart, Span<float>.Empty, rows, inF, 2 * h, new Workspace(), overwriteDx: true);
+        Assert.Equal(dxApart, dx);
+        Assert.Equal(dwApart, dw);
+    }
+
+    /// <summary>
     /// The masked last columns of a row (70 = 2·32 + 6 outputs, 40 = 32 + 8 inputs) write nothing past the product:
     /// the outputs sit at the start of longer arrays whose remainder must come back untouched, in the forward (y) and
     /// in both backward products (dx, and dW split over k).
