@@ -16,7 +16,7 @@ public static unsafe class Gemm
     private const int MR = 6, NR = 32, KC = 256, KCColumns = 64, L1Block = 32 * 1024;
 
     private static bool VectorKernel(int rows, int inF, int outF) =>
-        Vector512.IsHardwareAccelerated && rows >= MR && (long)rows * inF * outF >= 4096;
+        Vector512.IsHardwareAccelerated && Avx512F.IsSupported && rows >= MR && (long)rows * inF * outF >= 4096; // the tiles' masked tails are AVX-512F
 
     /// <summary>y (rows, out) = x (rows, in) · Wᵀ + b; b may be empty.</summary>
     public static void LinearForward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, Span<float> y, int rows, int inF, int outF, Workspace? workspace = null)
@@ -43,7 +43,7 @@ public static unsafe class Gemm
     }
 
     /// <summary>Whether <see cref="LinearGluResidual"/> runs for these sizes on this CPU (AVX-512, H a multiple of 16, six rows or more).</summary>
-    public static bool FusesGlu(int rows, int inF, int h) => h > 0 && h % 16 == 0 && VectorKernel(rows, inF, 2 * h) && Avx512F.IsSupported;
+    public static bool FusesGlu(int rows, int inF, int h) => h > 0 && h % 16 == 0 && VectorKernel(rows, inF, 2 * h);
 
     /// <summary>
     /// next (rows, h) = residual + GLU(x · Wᵀ + b) for W (2h, in): the inference tail of a convolution block, with the
@@ -213,17 +213,19 @@ public static unsafe class Gemm
     /// (<see cref="KChunks"/> splits dW's k), dO is made a block of rows at a time into a scratch that stays in L2 and
     /// both products read it there: written to memory and read back twice, it moved 51 MB of the 147 MB an sMNIST
     /// block's backward moves. Rows go in fixed chunks, each chunk's dW and db summed apart and added in chunk order,
-    /// so the result is the same on any core count. Elsewhere, the two passes through <paramref name="dO"/>.
+    /// so the result is the same on any core count. Elsewhere, the two passes through <paramref name="dO"/> (rows, 2h),
+    /// which every call must pass. Sizes are checked before anything is written.
     /// </summary>
     public static void GluResidualLinearBackward(ReadOnlySpan<float> o, ReadOnlySpan<float> dNext, ReadOnlySpan<float> g, ReadOnlySpan<float> w, Span<float> dO, Span<float> dx, Span<float> dw, Span<float> db,
         int rows, int inF, int h, uint key, uint threshold, float scale, Workspace? workspace = null)
     {
+        if (rows < 1 || inF < 1 || h < 1) throw new ArgumentOutOfRangeException(nameof(rows), $"Rows ({rows}), inputs ({inF}) and h ({h}) must be positive.");
         Check(o, rows * 2 * h, "o"); Check(dNext, rows * h, "dNext"); Check(g, rows * inF, "g"); Check(w, 2 * h * inF, "w");
         Check(dx, rows * inF, "dx"); Check(dw, 2 * h * inF, "dw"); Check(db, 2 * h, "db");
-        int chunks = Avx512F.IsSupported && VectorKernel(rows, inF, 2 * h) && h % 16 == 0 ? KChunks(2 * h, inF, rows) : 1;
+        Check(dO, rows * 2 * h, "dO"); // on every machine, though only the separate passes write it
+        int chunks = VectorKernel(rows, inF, 2 * h) && h % 16 == 0 ? KChunks(2 * h, inF, rows) : 1;
         if (chunks <= 1)
         {
-            Check(dO, rows * 2 * h, "dO");
             BlockKernels.GluResidualBackward(o, dNext, dO, rows, h, key, threshold, scale, workspace, db);
             LinearBackward(g, w, dO, dx, dw, Span<float>.Empty, rows, inF, 2 * h, workspace, overwriteDx: true);
             return;

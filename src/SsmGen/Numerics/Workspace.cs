@@ -15,7 +15,10 @@ public sealed class Workspace
     internal readonly RowParallel.PartialsJob PartialsJob = new();
     /// <summary>Per-part sums of <see cref="RowParallel.RunWithPartials"/>, grown on first use.</summary>
     internal float[] Partials = [];
-    /// <summary>A row of zeros for products that overwrite their output (<see cref="Gemm.LinearBackward"/>'s dx), grown on first use.</summary>
+    /// <summary>
+    /// A row of zeros for products that write their output from a zero start rather than add to it (<see cref="Gemm.LinearBackward"/>'s
+    /// dx, the partial products of a product split over k, the block tail backward's dx), grown on first use.
+    /// </summary>
     internal float[] Zeros = [];
     /// <summary>The partial products of <see cref="Gemm"/>'s products split over k, grown on first use.</summary>
     internal float[] KPartials = [];

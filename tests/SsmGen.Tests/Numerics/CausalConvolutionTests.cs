@@ -8,7 +8,7 @@ public class CausalConvolutionTests
     [Theory]
     [InlineData(32, 3, 70)]   // lanes (H % 16 == 0), odd batch, FFT size 256
     [InlineData(16, 1, 1)]    // lanes, a single step
-    [InlineData(16, 2, 300)]  // lanes, FFT size 1024: the wide stages one pair
+    [InlineData(16, 2, 300)]  // lanes, FFT size 1024: one wide single stage
     [InlineData(16, 1, 784)]  // lanes, FFT size 2048 (sMNIST): stage pairs in and across blocks
     [InlineData(16, 2, 2)]    // lanes, FFT size 4: one single stage between the half-row ones
     [InlineData(16, 3, 3)]    // lanes, FFT size 8: a pair in the block

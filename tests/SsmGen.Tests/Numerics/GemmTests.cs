@@ -159,15 +159,31 @@ public class GemmTests
         Assert.Equal(dwApart, dw);
     }
 
+    [Fact]
+    public void GluTailBackwardRefusesBadSizesBeforeWriting()
+    {
+        const int rows = 4100, inF = 40, h = 32;
+        float[] dx = new float[rows * inF], dw = new float[2 * h * inF], db = new float[2 * h];
+        void Call(int r, int o, int dOLength, int dxLength) => Gemm.GluResidualLinearBackward(new float[rows * 2 * h], Enumerable.Repeat(1f, rows * h).ToArray(),
+            Enumerable.Repeat(1f, rows * inF).ToArray(), Enumerable.Repeat(1f, 2 * h * inF).ToArray(), new float[dOLength], dx.AsSpan(0, dxLength), dw, db, r, inF, o, 0u, 0u, 1f);
+        Assert.Contains("dO", Assert.Throws<ArgumentException>(() => Call(rows, h, rows * 2 * h - 1, rows * inF)).Message); // the fused path never writes dO: checked all the same
+        Assert.Contains("dx", Assert.Throws<ArgumentException>(() => Call(rows, h, rows * 2 * h, rows * inF - 1)).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => Call(-1, h, rows * 2 * h, rows * inF));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Call(rows, 0, rows * 2 * h, rows * inF));
+        Assert.All(dx, v => Assert.Equal(0f, v)); Assert.All(dw, v => Assert.Equal(0f, v)); Assert.All(db, v => Assert.Equal(0f, v));
+    }
+
     /// <summary>
     /// The masked last columns of a row (70 = 2·32 + 6 outputs, 40 = 32 + 8 inputs) write nothing past the product:
     /// the outputs sit at the start of longer arrays whose remainder must come back untouched, in the forward (y) and
-    /// in both backward products (dx, and dW split over k).
+    /// in both backward products (dx, and dW: split over k at 2,100 rows, its tiles writing dW itself at 100).
     /// </summary>
-    [Fact]
-    public void ColumnTailsWriteNothingPastTheirRows()
+    [Theory]
+    [InlineData(2100)]
+    [InlineData(100)]
+    public void ColumnTailsWriteNothingPastTheirRows(int rows)
     {
-        const int rows = 2100, inF = 40, outF = 70, spare = 37;
+        const int inF = 40, outF = 70, spare = 37;
         float[] Filled(int n, float v) => Enumerable.Repeat(v, n).ToArray();
         var x = TestConfigs.RandomArray(rows * inF, 1).Select(v => (float)v).ToArray();
         var w = TestConfigs.RandomArray(outF * inF, 2).Select(v => (float)v).ToArray();

@@ -18,6 +18,9 @@ public class LaneFftTests
     [InlineData(2, 2)]
     [InlineData(4, 64)]        // a smaller transform than the twiddle table was built for
     [InlineData(8, 8)]
+    [InlineData(16, 16)]       // an odd count of stages in the block (3): the forward ends in the span-2 stage alone,
+    [InlineData(64, 256)]      // the inverse starts with the twiddle-free pair and ends in a single stage
+    [InlineData(256, 256)]     // ... 7 of them
     [InlineData(512, 512)]     // one block: pairs only
     [InlineData(1024, 2048)]   // a wide single stage
     [InlineData(2048, 2048)]   // a wide pair
