@@ -11,14 +11,15 @@ internal static class ConvolutionBlock
 {
     /// <summary>
     /// The kind's fields the passes use: its CausalConvolution, the shared backward scratch (dL/d the SSM's output,
-    /// input, the linear's output, the kernel) and the step's one-token rows.
+    /// input, the kernel; dL/d the linear's output lives in the workspace, a block of rows at a time) and the step's
+    /// one-token rows.
     /// </summary>
-    internal sealed record Names(string Conv, string DY, string DU, string DO, string DK, string StepU, string StepY, string StepAct, string StepO, string StepGlu)
+    internal sealed record Names(string Conv, string DY, string DU, string DK, string StepU, string StepY, string StepAct, string StepO, string StepGlu)
     {
         /// <summary>The shared buffers, training-only ones first.</summary>
         public IEnumerable<HostBuffer> Shared(IEnumerable<(string Field, string Floats)> moreTraining)
         {
-            foreach (var (f, floats) in new[] { (DY, "rows * H"), (DU, "rows * H"), (DO, "rows * 2 * H"), (DK, "H * maxLength") }.Concat(moreTraining))
+            foreach (var (f, floats) in new[] { (DY, "rows * H"), (DU, "rows * H"), (DK, "H * maxLength") }.Concat(moreTraining))
                 yield return new(f, floats, Training: true);
             foreach (var (f, floats) in new[] { (StepU, "maxBatch * H"), (StepY, "maxBatch * H"), (StepAct, "maxBatch * H"), (StepO, "maxBatch * 2 * H"), (StepGlu, "maxBatch * H") })
                 yield return new(f, floats);
@@ -101,8 +102,8 @@ internal static class ConvolutionBlock
         w.Line($"var u = {i}U.AsSpan(0, rows * H);");
         w.Line($"var dY = {n.DY}.AsSpan(0, rows * H);");
         w.Line("// GLU, dropout (the forward's mask) and the linear backward: dL/dG into dY, the linear's weight and bias gradients;");
-        w.Line($"// dL/dO made a block of rows at a time and used in cache ({n.DO} holds it only where the sizes rule that out)");
-        w.Line($"Gemm.GluResidualLinearBackward({i}O, dX, {i}G, {ModelEmitter.Span("_p", p + "mixer.output_linear.weight", "2 * H * H")}, {n.DO}, dY, {ModelEmitter.Span("_g", p + "mixer.output_linear.weight", "2 * H * H")}, {ModelEmitter.Span("_g", p + "mixer.output_linear.bias", "2 * H")}, rows, H, H, {Mask(l, dropout)}, _ws);");
+        w.Line("// dL/dO made a block of rows at a time and used in cache");
+        w.Line($"Gemm.GluResidualLinearBackward({i}O, dX, {i}G, {ModelEmitter.Span("_p", p + "mixer.output_linear.weight", "2 * H * H")}, dY, {ModelEmitter.Span("_g", p + "mixer.output_linear.weight", "2 * H * H")}, {ModelEmitter.Span("_g", p + "mixer.output_linear.bias", "2 * H")}, rows, H, H, {Mask(l, dropout)}, _ws);");
         w.Line($"var dU = {n.DU}.AsSpan(0, rows * H);");
         beforeConvolution?.Invoke();
         w.Line("// GELU, convolution and D backward: dy = dY ⊙ GELU'(y) (the forward left the slope in Y) as the transforms read dY,");

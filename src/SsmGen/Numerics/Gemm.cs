@@ -213,32 +213,33 @@ public static unsafe class Gemm
     /// (<see cref="KChunks"/> splits dW's k), dO is made a block of rows at a time into a scratch that stays in L2 and
     /// both products read it there: written to memory and read back twice, it moved 51 MB of the 147 MB an sMNIST
     /// block's backward moves. Rows go in fixed chunks, each chunk's dW and db summed apart and added in chunk order,
-    /// so the result is the same on any core count. Elsewhere, the two passes through <paramref name="dO"/> (rows, 2h),
-    /// which every call must pass. Sizes are checked before anything is written.
+    /// so the result is the same on any core count. Elsewhere, the two passes through all of dO, in the workspace's
+    /// <see cref="Workspace.GluGradient"/> (grown on first use). Sizes are checked before anything is written.
     /// </summary>
-    public static void GluResidualLinearBackward(ReadOnlySpan<float> o, ReadOnlySpan<float> dNext, ReadOnlySpan<float> g, ReadOnlySpan<float> w, Span<float> dO, Span<float> dx, Span<float> dw, Span<float> db,
+    public static void GluResidualLinearBackward(ReadOnlySpan<float> o, ReadOnlySpan<float> dNext, ReadOnlySpan<float> g, ReadOnlySpan<float> w, Span<float> dx, Span<float> dw, Span<float> db,
         int rows, int inF, int h, uint key, uint threshold, float scale, Workspace? workspace = null)
     {
         if (rows < 1 || inF < 1 || h < 1) throw new ArgumentOutOfRangeException(nameof(rows), $"Rows ({rows}), inputs ({inF}) and h ({h}) must be positive.");
         Check(o, rows * 2 * h, "o"); Check(dNext, rows * h, "dNext"); Check(g, rows * inF, "g"); Check(w, 2 * h * inF, "w");
         Check(dx, rows * inF, "dx"); Check(dw, 2 * h * inF, "dw"); Check(db, 2 * h, "db");
-        Check(dO, rows * 2 * h, "dO"); // on every machine, though only the separate passes write it
+        var ws = workspace ?? Workspace.ForCurrentThread;
         int chunks = VectorKernel(rows, inF, 2 * h) && h % 16 == 0 ? KChunks(2 * h, inF, rows) : 1;
         if (chunks <= 1)
         {
-            BlockKernels.GluResidualBackward(o, dNext, dO, rows, h, key, threshold, scale, workspace, db);
-            LinearBackward(g, w, dO, dx, dw, Span<float>.Empty, rows, inF, 2 * h, workspace, overwriteDx: true);
+            if (ws.GluGradient.Length < rows * 2 * h) ws.GluGradient = new float[rows * 2 * h];
+            var dO = ws.GluGradient.AsSpan(0, rows * 2 * h);
+            BlockKernels.GluResidualBackward(o, dNext, dO, rows, h, key, threshold, scale, ws, db);
+            LinearBackward(g, w, dO, dx, dw, Span<float>.Empty, rows, inF, 2 * h, ws, overwriteDx: true);
             return;
         }
         using var pass = PassProfile.Enter(Pass.Projection, 4.0 * rows * inF * 2 * h,
             4.0 * ((double)rows * (3 * h + 2 * inF) + 2.0 * (2 * h * inF) + 2 * h));
-        var ws = workspace ?? Workspace.ForCurrentThread;
         var pool = WorkerPool.Shared;
         int parts = Math.Min(pool.Concurrency, chunks), size = 2 * h * inF, block = GluBlockRows * 2 * h;
         if (ws.KPartials.Length < chunks * (size + 2 * h)) ws.KPartials = new float[chunks * (size + 2 * h)];
-        if (ws.BlockScratch.Length < parts * block) ws.BlockScratch = new float[parts * block];
+        if (ws.GluGradient.Length < parts * block) ws.GluGradient = new float[parts * block];
         if (ws.Zeros.Length < inF) ws.Zeros = new float[inF];
-        fixed (float* po = o, pdn = dNext, pg = g, pw = w, pdx = dx, pdw = dw, pdb = db, partials = ws.KPartials, scratch = ws.BlockScratch, zeros = ws.Zeros)
+        fixed (float* po = o, pdn = dNext, pg = g, pw = w, pdx = dx, pdw = dw, pdb = db, partials = ws.KPartials, scratch = ws.GluGradient, zeros = ws.Zeros)
         {
             var job = ws.GluBackwardJob;
             job.O = po; job.DNext = pdn; job.G = pg; job.W = pw; job.Dx = pdx; job.Dw = pdw; job.Partials = partials; job.Scratch = scratch; job.Zeros = zeros;

@@ -24,8 +24,11 @@ public sealed class Workspace
     internal float[] KPartials = [];
     internal readonly Gemm.KSplitJob KSplitJob = new();
     internal readonly Gemm.GluBackwardJob GluBackwardJob = new();
-    /// <summary>Each part's block of rows of <see cref="Gemm.GluResidualLinearBackward"/>'s dO, grown on first use.</summary>
-    internal float[] BlockScratch = [];
+    /// <summary>
+    /// dL/dO of <see cref="Gemm.GluResidualLinearBackward"/>: each part's block of rows where it runs fused, all of it
+    /// where the separate passes run; grown on first use.
+    /// </summary>
+    internal float[] GluGradient = [];
 
     /// <param name="maxWeights">Largest in·out of the linear layers it will serve (room for a transposed weight).</param>
     public Workspace(int maxWeights = 0) => Transposed = new float[Math.Max(0, maxWeights)];

@@ -136,10 +136,10 @@ public class GemmTests
 
         float[] dx = Enumerable.Repeat(float.NaN, rows * inF).ToArray(), dw = F(dw0), db = F(db0);
         var workspace = new Workspace();
-        Gemm.GluResidualLinearBackward(F(o), F(dNext), F(g), F(w), new float[rows * 2 * h], dx, dw, db, rows, inF, h, key, threshold, scale, workspace);
+        Gemm.GluResidualLinearBackward(F(o), F(dNext), F(g), F(w), dx, dw, db, rows, inF, h, key, threshold, scale, workspace);
         // a second call on the same workspace starts its partial sums afresh
         float[] dx2 = new float[rows * inF], dw2 = F(dw0), db2 = F(db0);
-        Gemm.GluResidualLinearBackward(F(o), F(dNext), F(g), F(w), new float[rows * 2 * h], dx2, dw2, db2, rows, inF, h, key, threshold, scale, workspace);
+        Gemm.GluResidualLinearBackward(F(o), F(dNext), F(g), F(w), dx2, dw2, db2, rows, inF, h, key, threshold, scale, workspace);
         Assert.Equal(dx, dx2); Assert.Equal(dw, dw2); Assert.Equal(db, db2);
 
         var masked = dNext.Select((v, i) => v * BlockReference<double>.DropoutScale(p, seed, step, layer, i)).ToArray();
@@ -164,12 +164,12 @@ public class GemmTests
     {
         const int rows = 4100, inF = 40, h = 32;
         float[] dx = new float[rows * inF], dw = new float[2 * h * inF], db = new float[2 * h];
-        void Call(int r, int o, int dOLength, int dxLength) => Gemm.GluResidualLinearBackward(new float[rows * 2 * h], Enumerable.Repeat(1f, rows * h).ToArray(),
-            Enumerable.Repeat(1f, rows * inF).ToArray(), Enumerable.Repeat(1f, 2 * h * inF).ToArray(), new float[dOLength], dx.AsSpan(0, dxLength), dw, db, r, inF, o, 0u, 0u, 1f);
-        Assert.Contains("dO", Assert.Throws<ArgumentException>(() => Call(rows, h, rows * 2 * h - 1, rows * inF)).Message); // the fused path never writes dO: checked all the same
-        Assert.Contains("dx", Assert.Throws<ArgumentException>(() => Call(rows, h, rows * 2 * h, rows * inF - 1)).Message);
-        Assert.Throws<ArgumentOutOfRangeException>(() => Call(-1, h, rows * 2 * h, rows * inF));
-        Assert.Throws<ArgumentOutOfRangeException>(() => Call(rows, 0, rows * 2 * h, rows * inF));
+        void Call(int r, int o, int dxLength, int dbLength) => Gemm.GluResidualLinearBackward(new float[rows * 2 * h], Enumerable.Repeat(1f, rows * h).ToArray(),
+            Enumerable.Repeat(1f, rows * inF).ToArray(), Enumerable.Repeat(1f, 2 * h * inF).ToArray(), dx.AsSpan(0, dxLength), dw, db.AsSpan(0, dbLength), r, inF, o, 0u, 0u, 1f);
+        Assert.Contains("dx", Assert.Throws<ArgumentException>(() => Call(rows, h, rows * inF - 1, 2 * h)).Message);
+        Assert.Contains("db", Assert.Throws<ArgumentException>(() => Call(rows, h, rows * inF, 2 * h - 1)).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => Call(-1, h, rows * inF, 2 * h));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Call(rows, 0, rows * inF, 2 * h));
         Assert.All(dx, v => Assert.Equal(0f, v)); Assert.All(dw, v => Assert.Equal(0f, v)); Assert.All(db, v => Assert.Equal(0f, v));
     }
 

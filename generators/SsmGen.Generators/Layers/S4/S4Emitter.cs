@@ -7,12 +7,12 @@ namespace SsmGen.Generators.Layers;
 /// </summary>
 internal sealed class S4Emitter : CpuRendering<S4LayerPlan>
 {
-    private static readonly ConvolutionBlock.Names Names = new("_s4Conv", "_s4DY", "_s4DU", "_s4DO", "_s4Dk", "_s4StepU", "_s4StepY", "_s4StepAct", "_s4StepO", "_s4StepGlu");
+    private static readonly ConvolutionBlock.Names Names = new("_s4Conv", "_s4DY", "_s4DU", "_s4Dk", "_s4StepU", "_s4StepY", "_s4StepAct", "_s4StepO", "_s4StepGlu");
 
     protected override string[] FieldNotes =>
     [
         "S4 blocks: norm stats, norm out, S4 out (after a training forward GELU's slope at it), GELU out, linear out, GLU out, kernel;",
-        "shared: dL/d(the SSM's output, input), dL/d(linear out), dL/d(kernel); the step's rows.",
+        "shared: dL/d(the SSM's output, input), dL/d(kernel); the step's rows.",
     ];
 
     protected override IEnumerable<(string Name, string Floats)> BlockBuffers(S4LayerPlan l) => ConvolutionBlock.BlockBuffers;

@@ -19,10 +19,10 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
     protected override string[] FieldNotes =>
     [
         "S4D blocks: norm stats, norm out, S4D out (after a training forward GELU's slope at it), GELU out, linear out, GLU out, kernel, mode tables;",
-        "shared: dL/d(the scan's output, input), dL/d(linear out), dL/d(kernel), Horner sums; the step's rows.",
+        "shared: dL/d(the scan's output, input), dL/d(kernel), Horner sums; the step's rows.",
     ];
 
-    private static readonly ConvolutionBlock.Names Names = new("_conv", "_dY", "_dU", "_dO", "_dk", "_s4dStepU", "_s4dStepY", "_s4dStepAct", "_s4dStepO", "_s4dStepGlu");
+    private static readonly ConvolutionBlock.Names Names = new("_conv", "_dY", "_dU", "_dk", "_s4dStepU", "_s4dStepY", "_s4dStepAct", "_s4dStepO", "_s4dStepGlu");
 
     protected override IEnumerable<(string Name, string Floats)> BlockBuffers(S4DLayerPlan l) =>
         ConvolutionBlock.BlockBuffers.Append(("Modes", $"{ModeTables} * H * {l.Modes}"));
