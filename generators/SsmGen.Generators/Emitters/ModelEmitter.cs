@@ -203,12 +203,13 @@ internal static class ModelEmitter
         private readonly Workspace _ws; // scratch and job objects of the numerics: no call allocates
         // The residual stream: _l{i}X is block i's input (B·L, H); _xf the final norm's input.
         """);
-        w.Line($"private readonly float[] {string.Join(", ", plan.Layers.Select(l => $"_l{l.Index}X"))};");
+        w.Line($"private readonly AlignedBuffer {string.Join(", ", plan.Layers.Select(l => $"_l{l.Index}X"))}; // AlignedBuffer: the activations start on cache lines");
         w.Line("""
-            private readonly float[] _input, _xf, _meanF, _rstdF, _nf, _pooled;
+            private readonly float[] _input, _meanF, _rstdF, _sStat;
+            private readonly AlignedBuffer _xf, _nf, _pooled;
             private readonly int[] _tokens, _stepAt; // _stepAt: each stream's position in the current step
             // Scratch: a block's output before the residual (B·L, H), the backward (dL/d stream, dL/d norm output) and the step.
-            private readonly float[] _mix, _dX, _dA, _dPooled, _sx, _sn, _sp, _sStat;
+            private readonly AlignedBuffer _mix, _dX, _dA, _dPooled, _sx, _sn, _sp;
             """);
         foreach (var kind in LayerKinds.In(plan)) kind.EmitFields(w, plan);
         w.Line("""
@@ -247,11 +248,11 @@ internal static class ModelEmitter
         """);
         w.Line($"_ws = new Workspace({plan.MaxWeights});");
         w.Line("_input = new float[rows * InputSize]; _tokens = new int[rows];");
-        foreach (var l in plan.Layers) w.Line($"_l{l.Index}X = new float[rows * H];");
-        w.Line("_xf = new float[rows * H]; _meanF = new float[rows]; _rstdF = new float[rows]; _nf = new float[rows * H];");
-        w.Line("_pooled = new float[(PerToken ? rows : maxBatch) * H]; _mix = new float[rows * H];");
-        TrainingOnly(w, ("_dPooled", "(PerToken ? rows : maxBatch) * H"), ("_dX", "rows * H"), ("_dA", "rows * H"));
-        w.Line("_sx = new float[maxBatch * H]; _sn = new float[maxBatch * H]; _sp = new float[maxBatch * H]; _sStat = new float[2 * _maxBatch]; _stepAt = new int[_maxBatch];");
+        foreach (var l in plan.Layers) w.Line($"_l{l.Index}X = new AlignedBuffer(rows * H);");
+        w.Line("_xf = new AlignedBuffer(rows * H); _meanF = new float[rows]; _rstdF = new float[rows]; _nf = new AlignedBuffer(rows * H);");
+        w.Line("_pooled = new AlignedBuffer((PerToken ? rows : maxBatch) * H); _mix = new AlignedBuffer(rows * H);");
+        TrainingOnly(w, false, ("_dPooled", "(PerToken ? rows : maxBatch) * H"), ("_dX", "rows * H"), ("_dA", "rows * H"));
+        w.Line("_sx = new AlignedBuffer(maxBatch * H); _sn = new AlignedBuffer(maxBatch * H); _sp = new AlignedBuffer(maxBatch * H); _sStat = new float[2 * _maxBatch]; _stepAt = new int[_maxBatch];");
         foreach (var kind in LayerKinds.In(plan)) kind.EmitAllocations(w, plan);
         w.Line($"_stateSize = checked(FixedStateSize + {plan.State.CacheLayers.Count} * 2 * maxLength * H);");
         w.Line("if (onGpu) _gpu = new GpuPath(_p, _g, device!, _maxBatch, _maxLength, training);");
@@ -260,10 +261,10 @@ internal static class ModelEmitter
     }
 
     /// <summary>Constructor lines for buffers only Backward reads: allocated for training, empty for inference.</summary>
-    internal static void TrainingOnly(CodeWriter w, params (string Field, string Floats)[] buffers)
+    internal static void TrainingOnly(CodeWriter w, bool plainArrays, params (string Field, string Floats)[] buffers)
     {
-        w.Line($"if (training) {{ {string.Join(" ", buffers.Select(b => $"{b.Field} = new float[{b.Floats}];"))} }}");
-        w.Line($"else {string.Join(" = ", buffers.Select(b => b.Field))} = Array.Empty<float>();");
+        w.Line($"if (training) {{ {string.Join(" ", buffers.Select(b => (plainArrays ? $"{b.Field} = new float[{b.Floats}];" : $"{b.Field} = new AlignedBuffer({b.Floats});")))} }}");
+        w.Line($"else {string.Join(" = ", buffers.Select(b => b.Field))} = {(plainArrays ? "Array.Empty<float>()" : "AlignedBuffer.Empty")};");
     }
 
     private static void EmitProperties(CodeWriter w, ModelPlan plan)

@@ -1,7 +1,7 @@
 namespace SsmGen.Generators.Layers;
 
 /// <summary>
-/// One host buffer of a kind's C# rendering: a float[] field of <see cref="Floats"/> elements (a C# expression over
+/// One host buffer of a kind's C# rendering: a field (<c>CpuRendering.PlainArrays</c> says its type) of <see cref="Floats"/> elements (a C# expression over
 /// rows = maxBatch·maxLength, H, maxBatch and maxLength), allocated once by the constructor. <see cref="Training"/>:
 /// only Backward reads it, so an inference build leaves it empty. <see cref="Block"/>: the block it belongs to, or −1
 /// for scratch the kind's blocks share.
@@ -11,6 +11,14 @@ internal sealed record HostBuffer(string Field, string Floats, bool Training = f
 /// <summary>A kind's C# rendering (its &lt;Kind&gt;Emitter.cs): the block's buffers, passes and specialized kernels.</summary>
 internal abstract class CpuRendering<TPlan> where TPlan : LayerPlan
 {
+    /// <summary>
+    /// The type of the kind's buffer fields: AlignedBuffer (the data starts on a cache line, so the kernels' 64-byte
+    /// vectors never straddle two), or float[] where a runtime type keeps the buffers as arrays between calls.
+    /// </summary>
+    protected virtual bool PlainArrays => false;
+
+    private string BufferType => PlainArrays ? "float[]" : "AlignedBuffer";
+
     /// <summary>What the kind's fields hold, as comment lines above them.</summary>
     protected abstract string[] FieldNotes { get; }
 
@@ -58,7 +66,7 @@ internal abstract class CpuRendering<TPlan> where TPlan : LayerPlan
     {
         foreach (string note in FieldNotes) w.Line("// " + note);
         foreach (var group in Buffers(plan).GroupBy(b => b.Block))
-            foreach (var line in Lines(group, 12)) w.Line($"private readonly float[] {string.Join(", ", line.Select(b => b.Field))};");
+            foreach (var line in Lines(group, 12)) w.Line($"private readonly {BufferType} {string.Join(", ", line.Select(b => b.Field))};");
         foreach (var l in plan.Blocks<TPlan>())
             if (BlockObject(l) is var (name, type, _)) w.Line($"private readonly {type} _l{l.Index}{name};");
         foreach (var l in plan.Blocks<TPlan>())
@@ -72,7 +80,7 @@ internal abstract class CpuRendering<TPlan> where TPlan : LayerPlan
         foreach (var group in buffers.Where(b => !b.Training).GroupBy(b => b.Block))
             foreach (var line in Lines(group, 4)) w.Line(string.Join(" ", line.Select(Allocation)));
         var training = buffers.Where(b => b.Training).ToList();
-        if (training.Count > 0) ModelEmitter.TrainingOnly(w, training.Select(b => (b.Field, Size(b))).ToArray());
+        if (training.Count > 0) ModelEmitter.TrainingOnly(w, PlainArrays, training.Select(b => (b.Field, Size(b))).ToArray());
         foreach (var l in plan.Blocks<TPlan>())
             if (BlockObject(l) is var (name, type, arguments)) w.Line($"_l{l.Index}{name} = new {type}({arguments});");
     }
@@ -82,7 +90,7 @@ internal abstract class CpuRendering<TPlan> where TPlan : LayerPlan
 
     // Products are checked: maxBatch·maxLength·width can pass int's range where the constructor's own check does not look.
     private static string Size(HostBuffer b) => b.Floats.Contains('*') ? $"checked({b.Floats})" : b.Floats;
-    private static string Allocation(HostBuffer b) => $"{b.Field} = new float[{Size(b)}];";
+    private string Allocation(HostBuffer b) => PlainArrays ? $"{b.Field} = new float[{Size(b)}];" : $"{b.Field} = new AlignedBuffer({Size(b)});";
 
     /// <summary>The block's forward, backward and step methods.</summary>
     public abstract void EmitLayer(CodeWriter w, ModelPlan plan, TPlan l);

@@ -27,7 +27,7 @@ public static unsafe class Gemm
         var ws = workspace ?? Workspace.ForCurrentThread;
         // Wᵀ (in, out) so that B is row-major; the transpose is O(in·out), small next to the product when it goes by
         // 16 × 16 tiles (row by row it wrote a new cache line per element: 2.4 ms for in_proj's 256 × 1024, 0.3 tiled).
-        if (ws.Transposed.Length < inF * outF) ws.Transposed = new float[inF * outF];
+        if (ws.Transposed.Length < inF * outF) ws.Transposed = new AlignedBuffer(inF * outF);
         var wt = ws.Transposed;
         const int tile = 16;
         for (int o0 = 0; o0 < outF; o0 += tile)
@@ -58,7 +58,7 @@ public static unsafe class Gemm
         Check(x, rows * inF, "x"); Check(w, 2 * h * inF, "w"); Check(b, 2 * h, "b"); Check(residual, rows * h, "residual"); Check(next, rows * h, "next");
         using var pass = PassProfile.Enter(Pass.Projection, 2.0 * rows * inF * 2 * h, 4.0 * ((double)rows * (inF + 2 * h) + 2.0 * h * inF));
         var ws = workspace ?? Workspace.ForCurrentThread;
-        if (ws.Transposed.Length < inF * 2 * h) ws.Transposed = new float[inF * 2 * h];
+        if (ws.Transposed.Length < inF * 2 * h) ws.Transposed = new AlignedBuffer(inF * 2 * h);
         var wt = ws.Transposed;
         // column o of the value half goes to 32·(o/16) + o%16, its gate (row h + o of W) sixteen places further; by 16 × 16 tiles
         for (int o0 = 0; o0 < 2 * h; o0 += 16)
@@ -182,14 +182,14 @@ public static unsafe class Gemm
         }
         var ws = workspace ?? Workspace.ForCurrentThread;
         // dx overwritten: the tiles start from a row of zeros (clearing dx first cost a write of all of it)
-        if (overwriteDx && ws.Zeros.Length < inF) ws.Zeros = new float[inF];
+        if (overwriteDx && ws.Zeros.Length < inF) ws.Zeros = new AlignedBuffer(inF);
         var job = ws.GemmJob;
         // dW's rows shorter than a vector (an encoder's in = 1) would run as scalar dot products down the columns of
         // dy (3.3 ms for sMNIST's encoder); dWᵀ = xᵀ·dy runs outF wide instead (0.16 ms) and is added transposed.
         bool transposed = inF < 16 && outF >= 16;
         if (transposed)
         {
-            if (ws.Transposed.Length < inF * outF) ws.Transposed = new float[inF * outF];
+            if (ws.Transposed.Length < inF * outF) ws.Transposed = new AlignedBuffer(inF * outF);
             ws.Transposed.AsSpan(0, inF * outF).Clear();
         }
         fixed (float* px = x, pw = w, pdy = dy, pdx = dx, pdw = dw, pt = ws.Transposed, zeros = ws.Zeros)
@@ -226,7 +226,7 @@ public static unsafe class Gemm
         int chunks = VectorKernel(rows, inF, 2 * h) && h % 16 == 0 ? KChunks(2 * h, inF, rows) : 1;
         if (chunks <= 1)
         {
-            if (ws.GluGradient.Length < rows * 2 * h) ws.GluGradient = new float[rows * 2 * h];
+            if (ws.GluGradient.Length < rows * 2 * h) ws.GluGradient = new AlignedBuffer(rows * 2 * h);
             var dO = ws.GluGradient.AsSpan(0, rows * 2 * h);
             BlockKernels.GluResidualBackward(o, dNext, dO, rows, h, key, threshold, scale, ws, db);
             LinearBackward(g, w, dO, dx, dw, Span<float>.Empty, rows, inF, 2 * h, ws, overwriteDx: true);
@@ -236,9 +236,9 @@ public static unsafe class Gemm
             4.0 * ((double)rows * (3 * h + 2 * inF) + 2.0 * (2 * h * inF) + 2 * h));
         var pool = WorkerPool.Shared;
         int parts = Math.Min(pool.Concurrency, chunks), size = 2 * h * inF, block = GluBlockRows * 2 * h;
-        if (ws.KPartials.Length < chunks * (size + 2 * h)) ws.KPartials = new float[chunks * (size + 2 * h)];
-        if (ws.GluGradient.Length < parts * block) ws.GluGradient = new float[parts * block];
-        if (ws.Zeros.Length < inF) ws.Zeros = new float[inF];
+        if (ws.KPartials.Length < chunks * (size + 2 * h)) ws.KPartials = new AlignedBuffer(chunks * (size + 2 * h));
+        if (ws.GluGradient.Length < parts * block) ws.GluGradient = new AlignedBuffer(parts * block);
+        if (ws.Zeros.Length < inF) ws.Zeros = new AlignedBuffer(inF);
         fixed (float* po = o, pdn = dNext, pg = g, pw = w, pdx = dx, pdw = dw, pdb = db, partials = ws.KPartials, scratch = ws.GluGradient, zeros = ws.Zeros)
         {
             var job = ws.GluBackwardJob;
@@ -342,8 +342,8 @@ public static unsafe class Gemm
     private static void MultiplyOverK(Workspace ws, float* a, int ars, int acs, float* b, int ldb, float* c, int m, int n, int k)
     {
         int chunks = KChunks(m, n, k);
-        if (ws.KPartials.Length < chunks * m * n) ws.KPartials = new float[chunks * m * n];
-        if (ws.Zeros.Length < n) ws.Zeros = new float[n];
+        if (ws.KPartials.Length < chunks * m * n) ws.KPartials = new AlignedBuffer(chunks * m * n);
+        if (ws.Zeros.Length < n) ws.Zeros = new AlignedBuffer(n);
         fixed (float* partials = ws.KPartials, zeros = ws.Zeros)
         {
             var job = ws.KSplitJob;

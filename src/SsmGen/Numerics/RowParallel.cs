@@ -53,7 +53,7 @@ public static unsafe class RowParallel
         var ws = workspace ?? Workspace.ForCurrentThread;
         int parts = pool.Concurrency == 1 || rows * costPerRow < 1 << 15 ? 1 : pool.Concurrency;
         int row = second is null ? width : 2 * width;
-        if (ws.Partials.Length < parts * row) ws.Partials = new float[parts * row];
+        if (ws.Partials.Length < parts * row) ws.Partials = new AlignedBuffer(parts * row);
         fixed (float* partials = ws.Partials)
         {
             var job = ws.PartialsJob;

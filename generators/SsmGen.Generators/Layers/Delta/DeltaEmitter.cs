@@ -7,6 +7,7 @@ namespace SsmGen.Generators.Layers;
 /// </summary>
 internal sealed class DeltaEmitter : CpuRendering<DeltaLayerPlan>
 {
+    protected override bool PlainArrays => true; // the delta rule takes its output buffers as arrays
     private static int Max(ModelPlan plan, System.Func<DeltaLayerPlan, int> size) => plan.Blocks<DeltaLayerPlan>().Max(size);
 
     protected override string[] FieldNotes =>

@@ -8,6 +8,7 @@ namespace SsmGen.Generators.Layers;
 /// </summary>
 internal sealed class MambaEmitter : CpuRendering<MambaLayerPlan>
 {
+    protected override bool PlainArrays => true; // the selective scan keeps its buffers as arrays from Forward to Backward
     private static int MaxE(ModelPlan plan) => plan.Blocks<MambaLayerPlan>().Max(l => l.E);
     private static int MaxDbc(ModelPlan plan) => plan.Blocks<MambaLayerPlan>().Max(l => l.Dbc);
     private static int MaxR(ModelPlan plan) => plan.Blocks<MambaLayerPlan>().Max(l => l.R);

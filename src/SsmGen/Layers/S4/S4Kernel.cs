@@ -16,7 +16,7 @@ public readonly record struct S4Tensors(int LogDt, int LogAReal, int AImag, int 
 /// KernelBackward and Step allocate nothing. <see cref="Prepare"/> (a stream's start) converts C̃ back to C with one
 /// dense N × N solve per channel, in double, and allocates.
 /// </summary>
-public sealed class S4Kernel : ParallelWork
+public sealed unsafe class S4Kernel : ParallelWork
 {
     /// <summary>Floats per mode in a stream's step tables: λ, p, D = 1/(1 − Δ/2·λ), Δ·B and C, each complex.</summary>
     public const int ModeTables = 10;
@@ -36,7 +36,8 @@ public sealed class S4Kernel : ParallelWork
     private readonly double[][] _modes, _factors;
     private const int ModeValues = 9;
     // The call the parts run.
-    private float[] _p = [], _g = [], _k = [];
+    private float[] _p = [], _g = [];
+    private float* _k; // K or dK (H, length), pinned for the call
     private S4Tensors _at;
     private int _length;
     private bool _backward;
@@ -92,12 +93,12 @@ public sealed class S4Kernel : ParallelWork
     /// The kernel K (H, L) into <paramref name="k"/> for L ≤ Lk, from log Δ (H), log(−Re λ), Im λ (H, m) and P, B, C̃
     /// (H, m, 2) in <paramref name="parameters"/> at <paramref name="at"/>.
     /// </summary>
-    public void Kernel(float[] parameters, S4Tensors at, float[] k, int length)
+    public void Kernel(float[] parameters, S4Tensors at, Span<float> k, int length)
     {
         CheckLength(length);
         if (k.Length < _h * length) throw new ArgumentException($"The kernel buffer holds {k.Length} values; {_h * length} are needed.", nameof(k));
-        (_p, _at, _k, _length, _backward) = (parameters, at, k, length, false);
-        Run();
+        (_p, _at, _length, _backward) = (parameters, at, length, false);
+        fixed (float* pk = k) Run(pk);
     }
 
     /// <summary>
@@ -105,19 +106,25 @@ public sealed class S4Kernel : ParallelWork
     /// <paramref name="dk"/>: Ĝ = the inverse FFT of dK (zero-padded to Lk), then per root and mode the same sums as
     /// <see cref="S4Reference{T}.KernelBackward"/>, the roots past Lk/2 counted through their conjugates.
     /// </summary>
-    public void KernelBackward(float[] parameters, float[] gradients, S4Tensors at, float[] dk, int length)
+    public void KernelBackward(float[] parameters, float[] gradients, S4Tensors at, ReadOnlySpan<float> dk, int length)
     {
         CheckLength(length);
-        (_p, _g, _at, _k, _length, _backward) = (parameters, gradients, at, dk, length, true);
-        Run();
+        if (dk.Length < _h * length) throw new ArgumentException($"dK holds {dk.Length} values; {_h * length} are needed.", nameof(dk));
+        (_p, _g, _at, _length, _backward) = (parameters, gradients, at, length, true);
+        fixed (float* pk = dk) Run(pk);
     }
 
-    private void Run()
+    private void Run(float* k)
     {
+        _k = k;
         var pool = WorkerPool.Shared;
         int parts = Math.Min(_h, pool.Concurrency);
-        if (parts <= 1) Execute(0, 1);
-        else pool.Run(this, parts);
+        try
+        {
+            if (parts <= 1) Execute(0, 1);
+            else pool.Run(this, parts);
+        }
+        finally { _k = null; } // the pin ends with the call
     }
 
     /// <summary>Part <paramref name="part"/> of the channels of the current call.</summary>
@@ -143,7 +150,7 @@ public sealed class S4Kernel : ParallelWork
             if (j > 0 && j < half) (re[_kernelLength - j], im[_kernelLength - j]) = ((float)value.Re, (float)-value.Im);
         }
         _fft.Inverse(re, im, _kernelLength);
-        re.AsSpan(0, _length).CopyTo(_k.AsSpan(h * _length, _length));
+        re.AsSpan(0, _length).CopyTo(new Span<float>(_k + (long)h * _length, _length));
     }
 
     private void CheckLength(int length)
@@ -231,7 +238,7 @@ public sealed class S4Kernel : ParallelWork
         ReadOnlySpan<float> logAReal = P(_at.LogAReal, hm), p = P(_at.P, 2 * hm), b = P(_at.B, 2 * hm), c = P(_at.C, 2 * hm);
         Array.Clear(re);
         Array.Clear(im);
-        _k.AsSpan(h * _length, _length).CopyTo(re);
+        new ReadOnlySpan<float>(_k + (long)h * _length, _length).CopyTo(re);
         _fft.Inverse(re, im, _kernelLength); // Ĝ_j = (1/Lk)·Σ_l dK_l·z_j^(−l)
         Array.Clear(alpha);
         Array.Clear(beta);

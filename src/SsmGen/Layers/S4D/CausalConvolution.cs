@@ -171,8 +171,8 @@ public sealed unsafe class CausalConvolution
 
     private sealed class LaneScratch(int n)
     {
-        public readonly float[] KRe = new float[n], KIm = new float[n], ARe = new float[n], AIm = new float[n];
-        public readonly float[] GRe = new float[n], GIm = new float[n], DkRe = new float[n], DkIm = new float[n];
+        public readonly AlignedBuffer KRe = new(n), KIm = new(n), ARe = new(n), AIm = new(n);
+        public readonly AlignedBuffer GRe = new(n), GIm = new(n), DkRe = new(n), DkIm = new(n);
     }
 
     private sealed class LaneJob : ParallelWork
@@ -219,7 +219,7 @@ public sealed unsafe class CausalConvolution
     /// Rows b (real part) and b+1 (imaginary part, zero past the batch) of channels [h0, h0+16), transformed; with
     /// <paramref name="scale"/>, of x ⊙ scale.
     /// </summary>
-    private void PackedSpectrum(float[] re, float[] im, float* x, int b, int h0, int batch, int length, int m, float* scale = null)
+    private void PackedSpectrum(AlignedBuffer re, AlignedBuffer im, float* x, int b, int h0, int batch, int length, int m, float* scale = null)
     {
         int h = _channels;
         fixed (float* pr = re, pi = im)
@@ -243,7 +243,7 @@ public sealed unsafe class CausalConvolution
     }
 
     /// <summary>Rows b and b+1 of channels [h0, h0+16) out of the lanes into y.</summary>
-    private static void Unpack(float[] re, float[] im, float* y, int b, int h0, int batch, int length, int h)
+    private static void Unpack(AlignedBuffer re, AlignedBuffer im, float* y, int b, int h0, int batch, int length, int h)
     {
         fixed (float* pr = re, pi = im)
             for (int row = b; row < Math.Min(b + 2, batch); row++)

@@ -1,0 +1,58 @@
+using System.Reflection;
+using SsmGen.Numerics;
+using Xunit;
+
+namespace SsmGen.Tests.Numerics;
+
+public unsafe class AlignedBufferTests
+{
+    [Theory]
+    [InlineData(1)]
+    [InlineData(15)]
+    [InlineData(17)]
+    [InlineData(1000)]
+    [InlineData(1 << 20)]
+    public void StartsOnACacheLineAndHoldsExactlyItsLength(int length)
+    {
+        for (int copy = 0; copy < 8; copy++) // successive allocations land at different offsets of a line
+        {
+            var buffer = new AlignedBuffer(length);
+            fixed (float* p = buffer) Assert.Equal(0, (long)p % 64);
+            Assert.Equal(length, buffer.Length);
+            Assert.Equal(length, buffer.Span.Length);
+            buffer.AsSpan(length / 2)[0] = 2f;
+            buffer[length - 1] = 3f; // the same element as the line above when length is 1
+            Assert.Equal(3f, buffer.Span[length - 1]);
+            Assert.Equal(length == 1 ? 3f : 2f, ((ReadOnlySpan<float>)buffer)[length / 2]);
+            fixed (float* p = buffer) Assert.Equal(3f, p[length - 1]);
+            Assert.Throws<IndexOutOfRangeException>(() => buffer[length]);
+            Assert.Throws<ArgumentOutOfRangeException>(() => buffer.AsSpan(1, length));
+        }
+    }
+
+    [Fact]
+    public void EmptyAndNegativeLengths()
+    {
+        Assert.Equal(0, AlignedBuffer.Empty.Length);
+        Assert.True(AlignedBuffer.Empty.Span.IsEmpty);
+        fixed (float* p = AlignedBuffer.Empty) Assert.True(p == null);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new AlignedBuffer(-1));
+    }
+
+    /// <summary>A generated training model keeps its activations and backward scratch in buffers that start on cache lines.</summary>
+    [Fact]
+    public void GeneratedModelBuffersStartOnCacheLines()
+    {
+        var model = new SeqClassifier(2, 40);
+        var buffers = typeof(SeqClassifier).GetFields(BindingFlags.Instance | BindingFlags.NonPublic)
+            .Where(f => f.FieldType == typeof(AlignedBuffer)).Select(f => (f.Name, Buffer: (AlignedBuffer)f.GetValue(model)!)).ToList();
+        Assert.Contains(buffers, b => b.Name == "_l0X");
+        Assert.Contains(buffers, b => b.Name == "_l3O"); // a block's (rows, 2H) projection output
+        Assert.Contains(buffers, b => b.Name == "_dY"); // training-only scratch
+        foreach (var (name, buffer) in buffers)
+        {
+            Assert.True(buffer.Length > 0, $"{name} is empty in a training model");
+            fixed (float* p = buffer) Assert.True((long)p % 64 == 0, $"{name} starts {(long)p % 64} bytes into a line");
+        }
+    }
+}
