@@ -13,6 +13,7 @@ public sealed class Workspace
     internal readonly Gemm.GluJob GluJob = new();
     internal readonly RowParallel.Job RowJob = new();
     internal readonly RowParallel.PartialsJob PartialsJob = new();
+    internal readonly ChannelParallel.Job ChannelJob = new();
     /// <summary>Per-part sums of <see cref="RowParallel.RunWithPartials"/>, grown on first use.</summary>
     internal AlignedBuffer Partials = AlignedBuffer.Empty;
     /// <summary>

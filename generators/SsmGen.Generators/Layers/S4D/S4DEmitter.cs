@@ -114,18 +114,18 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         {
             w.Line("// S4D: discretize the modes, build the kernel K (H, L), convolve each channel along time, add D·u");
             Discretize();
-            w.Line($"S4D_N{l.Spec.N}_Kernel({i}Modes, {i}K, length);");
+            w.Line(Kernel(l));
             if (recur) w.Line($"{i}KernelBuilt = true;");
         }, () => w.Line($"if (_seq is not null) {entering}; // the state entering this rank's piece"), direct);
         ConvolutionBlock.EmitBackward(w, l, l.Spec.Dropout, Names, () =>
         {
             w.Line("// kernel backward: Horner sums per mode, then the chain rule to log Δ, A, B, C");
-            w.Line($"S4D_N{l.Spec.N}_Horner({i}Modes, _dk, _sums, length);");
+            w.Line($"ChannelParallel.Run(S4D_N{l.Spec.N}_Horner, {i}Modes, _dk, _sums, length, H, _ws);");
             w.Line($"if (_seq is not null) TensorPrimitives.Multiply(dY, {i}Y.AsSpan(0, rows * H), dY); // dL/dy for the state passing (the convolution scaled dY by GELU's slope as it read it)");
             w.Line($"var gZPieces = _seq is null ? ReadOnlySpan<float>.Empty : {Pass(l)}.Backward(_seq, {i}Modes, dY, dU, _sums, batch, length); // what the states crossing this rank's piece owe");
             string gb = l.Spec.TrainB ? ModelEmitter.Span("_g", p + "mixer.B", (2 * hm).ToString()) : "Span<float>.Empty";
             w.Line($"{l.Variant}_ChainRule({MixerArgs(plan, l, "_p")}, _sums, gZPieces, {ModelEmitter.Span("_g", p + "mixer.log_dt", "H")}, {ModelEmitter.Span("_g", p + "mixer.log_A_real", hm.ToString())}, {ModelEmitter.Span("_g", p + "mixer.A_imag", hm.ToString())}, {gb}, {ModelEmitter.Span("_g", p + "mixer.C", (2 * hm).ToString())});");
-        }, recur ? () => w.Line($"if (!{i}KernelBuilt) {{ S4D_N{l.Spec.N}_Kernel({i}Modes, {i}K, length); {i}KernelBuilt = true; }} // the forward ran the recurrence") : null);
+        }, recur ? () => w.Line($"if (!{i}KernelBuilt) {{ {Kernel(l)} {i}KernelBuilt = true; }} // the forward ran the recurrence") : null);
         ConvolutionBlock.EmitStep(w, l, Names, $"{plan.State.Of(l, "x").What}, and {plan.State.Of(l, "modes").What}", (u, y) =>
             w.Line($"S4D_N{l.Spec.N}_Step(StepModes(streams[s], stream, {plan.State.Of(l, "modes").Const}, {plan.State.Of(l, "modes").Floats}, {ModesAt(plan, l)}), {ModelEmitter.Span("_p", p + "mixer.D", "H")}, {plan.State.Of(l, "x").Slice("stream")}, {u}, {y});"));
     }
@@ -170,10 +170,11 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
     }
 
     /// <summary>Opens the vector path: taken when the CPU accelerates this width, a loop over channels h.</summary>
-    private static void BeginVectorPath(CodeWriter w, string vt)
+    /// <param name="channelRange">The kernel runs channels [h0, h1) (a <c>ChannelRange</c>), not all H.</param>
+    private static void BeginVectorPath(CodeWriter w, string vt, bool channelRange = false)
     {
         w.Open($"if ({vt}.IsHardwareAccelerated)");
-        w.Open("for (int h = 0; h < H; h++)");
+        w.Open(channelRange ? "for (int h = h0; h < h1; h++)" : "for (int h = 0; h < H; h++)");
         w.Line("int m0 = h * M;");
     }
 
@@ -183,6 +184,9 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         w.Line("return;");
         w.Close();
     }
+
+    /// <summary>The call building block l's kernel K (H, L) from its modes, channels shared over the worker pool.</summary>
+    private static string Kernel(S4DLayerPlan l) => $"ChannelParallel.Run(S4D_N{l.Spec.N}_Kernel, _l{l.Index}Modes, ReadOnlySpan<float>.Empty, _l{l.Index}K, length, H, _ws);";
 
     private static void Header(CodeWriter w, int m) => w.Line($"const int M = {m}, HM = H * M;");
 
@@ -194,12 +198,12 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
             /// every 32 steps from an anchor advanced by Ā^32 (computed in double), which keeps float rounding well
             /// below that of one chain of L multiplications.</summary>
             """);
-        w.Open($"private static void S4D_N{n}_Kernel(ReadOnlySpan<float> modes, Span<float> k, int length)");
+        w.Open($"private static void S4D_N{n}_Kernel(ReadOnlySpan<float> modes, ReadOnlySpan<float> none, Span<float> k, int length, int h0, int h1)");
         Header(w, m);
         foreach (var (vt, vw) in Widths(m))
         {
             int nv = m / vw;
-            BeginVectorPath(w, vt);
+            BeginVectorPath(w, vt, channelRange: true);
             Load(w, vt, vw, nv, "zr", ""); Load(w, vt, vw, nv, "zi", "HM + ");
             Load(w, vt, vw, nv, "pr", "2 * HM + "); Load(w, vt, vw, nv, "pi", "3 * HM + ");
             Load(w, vt, vw, nv, "ar", "4 * HM + "); Load(w, vt, vw, nv, "ai", "5 * HM + ");
@@ -216,7 +220,7 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
             EndVectorPath(w);
         }
         w.Line("// Scalar fallback: the same anchored chain, one mode at a time.");
-        w.Open("for (int h = 0; h < H; h++)");
+        w.Open("for (int h = h0; h < h1; h++)");
         w.Line("var kh = k.Slice(h * length, length);");
         w.Line("kh.Clear();");
         w.Open("for (int i = h * M; i < h * M + M; i++)");
@@ -241,12 +245,12 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         int m = n / 2;
         w.Line($"/// <summary>For N = {n}: p(Ā) = Σ_l dK[l]·Ā^l and p'(Ā) per mode by Horner's rule, into");
         w.Line("/// sums [Re p | Im p | Re p' | Im p'] (H, M): what the kernel's gradient needs.</summary>");
-        w.Open($"private static void S4D_N{n}_Horner(ReadOnlySpan<float> modes, ReadOnlySpan<float> dk, Span<float> sums, int length)");
+        w.Open($"private static void S4D_N{n}_Horner(ReadOnlySpan<float> modes, ReadOnlySpan<float> dk, Span<float> sums, int length, int h0, int h1)");
         Header(w, m);
         foreach (var (vt, vw) in Widths(m))
         {
             int nv = m / vw;
-            BeginVectorPath(w, vt);
+            BeginVectorPath(w, vt, channelRange: true);
             Load(w, vt, vw, nv, "zr", ""); Load(w, vt, vw, nv, "zi", "HM + ");
             EachLine(w, nv, v => $"var pr{v} = {vt}<float>.Zero; var pi{v} = {vt}<float>.Zero; var dr{v} = {vt}<float>.Zero; var di{v} = {vt}<float>.Zero;");
             w.Line("var dkh = dk.Slice(h * length, length);");
@@ -260,7 +264,7 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
             Store(w, vw, nv, "dr", "2 * HM + ", "sums"); Store(w, vw, nv, "di", "3 * HM + ", "sums");
             EndVectorPath(w);
         }
-        w.Open("for (int h = 0; h < H; h++)");
+        w.Open("for (int h = h0; h < h1; h++)");
         w.Open("for (int i = h * M; i < h * M + M; i++)");
         w.Line("float zr = modes[i], zi = modes[HM + i], pr = 0, pi = 0, dr = 0, di = 0;");
         w.Open("for (int l = length - 1; l >= 0; l--)");
