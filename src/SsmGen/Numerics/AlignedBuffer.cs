@@ -4,7 +4,8 @@ namespace SsmGen.Numerics;
 /// A float buffer whose first element sits on a cache line: a pinned array and the offset into it where a line starts.
 /// .NET aligns arrays to 8 bytes only, so on a plain array most 64-byte vector loads and stores straddle two lines,
 /// each costing twice; the generated models keep their activations, and the kernels their scratch, in these.
-/// Reads as a <see cref="Span{T}"/> of exactly <see cref="Length"/> elements; pinned for its lifetime, so
+/// Reads as a <see cref="Span{T}"/> of exactly <see cref="Length"/> elements; pinned for its lifetime (on the pinned
+/// object heap, which is never compacted: a process that keeps making and dropping large models may fragment it), so
 /// <c>fixed</c> costs nothing.
 /// </summary>
 public sealed class AlignedBuffer

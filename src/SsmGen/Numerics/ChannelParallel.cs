@@ -2,7 +2,8 @@ namespace SsmGen.Numerics;
 
 /// <summary>
 /// A kernel over channels [h0, h1) of its operands: reads <paramref name="input"/> and <paramref name="second"/>
-/// (empty when it has one input), writes the channels' part of <paramref name="output"/> and nothing else.
+/// (empty when it has one input), writes the channels' part of <paramref name="output"/> and nothing else. It runs as
+/// a part of a <see cref="WorkerPool"/> run, so it must not start work on the pool itself.
 /// </summary>
 public delegate void ChannelRange(ReadOnlySpan<float> input, ReadOnlySpan<float> second, Span<float> output, int length, int h0, int h1);
 
@@ -37,7 +38,7 @@ public static unsafe class ChannelParallel
         {
             job.Body = body; job.Input = pi; job.Second = ps; job.Output = po;
             job.InputLength = input.Length; job.SecondLength = second.Length; job.OutputLength = output.Length; job.Length = length; job.Channels = channels;
-            try { pool.Run(job, pool.Concurrency); }
+            try { pool.Run(job, Math.Min(channels, pool.Concurrency)); }
             finally { job.Body = null; job.Input = job.Second = job.Output = null; }
         }
     }

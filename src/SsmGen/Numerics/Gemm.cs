@@ -28,7 +28,7 @@ public static unsafe class Gemm
         // Wᵀ (in, out) so that B is row-major; the transpose is O(in·out), small next to the product when it goes by
         // 16 × 16 tiles (row by row it wrote a new cache line per element: 2.4 ms for in_proj's 256 × 1024, 0.3 tiled).
         if (ws.Transposed.Length < inF * outF) ws.Transposed = new AlignedBuffer(inF * outF);
-        var wt = ws.Transposed;
+        Span<float> wt = ws.Transposed; // a span once, not the buffer's indexer per element
         const int tile = 16;
         for (int o0 = 0; o0 < outF; o0 += tile)
             for (int i0 = 0; i0 < inF; i0 += tile)
@@ -59,7 +59,7 @@ public static unsafe class Gemm
         using var pass = PassProfile.Enter(Pass.Projection, 2.0 * rows * inF * 2 * h, 4.0 * ((double)rows * (inF + 2 * h) + 2.0 * h * inF));
         var ws = workspace ?? Workspace.ForCurrentThread;
         if (ws.Transposed.Length < inF * 2 * h) ws.Transposed = new AlignedBuffer(inF * 2 * h);
-        var wt = ws.Transposed;
+        Span<float> wt = ws.Transposed;
         // column o of the value half goes to 32·(o/16) + o%16, its gate (row h + o of W) sixteen places further; by 16 × 16 tiles
         for (int o0 = 0; o0 < 2 * h; o0 += 16)
         {

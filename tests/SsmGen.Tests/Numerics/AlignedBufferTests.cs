@@ -14,7 +14,7 @@ public unsafe class AlignedBufferTests
     [InlineData(1 << 20)]
     public void StartsOnACacheLineAndHoldsExactlyItsLength(int length)
     {
-        for (int copy = 0; copy < 8; copy++) // successive allocations land at different offsets of a line
+        for (int copy = 0; copy < 8; copy++) // successive allocations may land at different offsets of a line
         {
             var buffer = new AlignedBuffer(length);
             fixed (float* p = buffer) Assert.Equal(0, (long)p % 64);

@@ -204,12 +204,13 @@ public sealed unsafe class CausalConvolution
     /// <summary>Kernel rows [h0, h0+16) into lanes, times 1/m (the inverse transforms' scale, folded in here), transformed.</summary>
     private void KernelSpectrum(LaneScratch s, int h0, float* k, float* d, int length, int m)
     {
+        var re = s.KRe.Span;
         for (int l = 0; l < length; l++)
-            for (int c = 0; c < Lanes; c++) s.KRe[l * Lanes + c] = k[(long)(h0 + c) * length + l] * (1f / m);
+            for (int c = 0; c < Lanes; c++) re[l * Lanes + c] = k[(long)(h0 + c) * length + l] * (1f / m);
         // the skip term d ⊙ u is the kernel's lag 0 grown by d: in both directions it rides in the transforms instead of
         // in passes over u and dy of its own
         if (d is not null)
-            for (int c = 0; c < Lanes; c++) s.KRe[c] = (k[(long)(h0 + c) * length] + d[h0 + c]) * (1f / m);
+            for (int c = 0; c < Lanes; c++) re[c] = (k[(long)(h0 + c) * length] + d[h0 + c]) * (1f / m);
         s.KRe.AsSpan(length * Lanes, (m / 2 - length) * Lanes).Clear(); // the transform reads rows [0, m/2) only
         s.KIm.AsSpan(0, m / 2 * Lanes).Clear();
         _laneFft!.Forward(s.KRe, s.KIm, m);
@@ -306,8 +307,9 @@ public sealed unsafe class CausalConvolution
                 }
         _laneFft!.UnscaledInverse(s.DkRe, s.DkIm, m);
         float scale = 0.25f / m; // the inverse's 1/m and the separation's ½·½ (SpectraRows)
+        var dkRe = s.DkRe.Span;
         for (int l = 0; l < length; l++)
-            for (int c = 0; c < Lanes; c++) dk[(long)(h0 + c) * length + l] = s.DkRe[l * Lanes + c] * scale;
+            for (int c = 0; c < Lanes; c++) dk[(long)(h0 + c) * length + l] = dkRe[l * Lanes + c] * scale;
         if (gD is not null)
             for (int c = 0; c < Lanes; c++) gD[h0 + c] += dk[(long)(h0 + c) * length]; // Σ_b Σ_t dy·u is dK's lag 0
     }
