@@ -239,7 +239,7 @@ internal static class ModelEmitter
         if (maxBatch < 1) throw new ArgumentOutOfRangeException(nameof(maxBatch), maxBatch, "maxBatch must be positive.");
         if (maxLength < 1) throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength, "maxLength must be positive.");
         if (maxLength > 1 << 26) throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength, "maxLength must be at most 2^26.");
-        if ((long)maxBatch * maxLength * 2 * H > Array.MaxLength) throw new ArgumentOutOfRangeException(nameof(maxBatch), maxBatch, "maxBatch·maxLength·2·DModel exceeds the largest array.");
+        if ((long)maxBatch * maxLength * 2 * H > AlignedBuffer.MaxLength) throw new ArgumentOutOfRangeException(nameof(maxBatch), maxBatch, "maxBatch·maxLength·2·DModel exceeds the largest buffer.");
         _maxBatch = maxBatch; _maxLength = maxLength; _use = use;
         bool training = use == ModelUse.Training, onGpu = device is { IsGpu: true };
         if (onGpu) maxBatch = 1; // every pass, Step included, runs on the device; the host buffers stay one sequence small

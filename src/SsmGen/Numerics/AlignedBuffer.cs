@@ -19,11 +19,16 @@ public sealed class AlignedBuffer
     public AlignedBuffer(int length)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(length);
+        // the array holds up to a line more than the buffer, to start it on one
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, MaxLength);
         Length = length;
         (_array, _first) = length == 0 ? ([], 0) : CacheLines.PinnedArray<float>(length);
     }
 
     public int Length { get; }
+
+    /// <summary>The longest buffer: the largest array less the line its start may skip.</summary>
+    public static int MaxLength => Array.MaxLength - CacheLines.Bytes / sizeof(float);
 
     public Span<float> Span => _array.AsSpan(_first, Length);
 

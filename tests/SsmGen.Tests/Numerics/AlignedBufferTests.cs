@@ -37,6 +37,7 @@ public unsafe class AlignedBufferTests
         Assert.True(AlignedBuffer.Empty.Span.IsEmpty);
         fixed (float* p = AlignedBuffer.Empty) Assert.True(p == null);
         Assert.Throws<ArgumentOutOfRangeException>(() => new AlignedBuffer(-1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new AlignedBuffer(AlignedBuffer.MaxLength + 1)); // before allocating anything
     }
 
     /// <summary>A generated training model keeps its activations and backward scratch in buffers that start on cache lines.</summary>
