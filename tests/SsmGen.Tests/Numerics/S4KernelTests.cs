@@ -135,5 +135,13 @@ public class S4KernelTests(ITestOutputHelper output)
     {
         Assert.Contains("power of two", Assert.Throws<ArgumentOutOfRangeException>(() => new S4Kernel(1, 2, 100, 10)).Message);
         Assert.Contains("at most 64 steps", Assert.Throws<ArgumentOutOfRangeException>(() => new S4Kernel(1, 2, 64, 65)).Message);
+        // K and dK are read and written through a pinned pointer: a short span is refused before anything runs
+        var a = Rounded(S4ReferenceTests.RandomParameters(H, M, 9));
+        var (flat, at) = Flat(a);
+        var core = new S4Kernel(H, 2 * M, Lk, Lk);
+        var g = new float[a.Length];
+        Assert.Contains("kernel buffer holds", Assert.Throws<ArgumentException>(() => core.Kernel(flat, at, new float[H * Lk - 1], Lk)).Message);
+        Assert.Contains("dK holds", Assert.Throws<ArgumentException>(() => core.KernelBackward(flat, g, at, new float[H * Lk - 1], Lk)).Message);
+        Assert.All(g, v => Assert.Equal(0f, v));
     }
 }
