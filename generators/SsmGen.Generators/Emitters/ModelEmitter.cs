@@ -455,16 +455,7 @@ internal static class ModelEmitter
         w.Line(NormForward(plan.Names.FinalRms, plan.Names.FinalNorm, "_xf.AsSpan(0, rows * H)", "_nf", "_meanF", "_rstdF", "rows"));
         w.Line(plan.Spec.Pooling switch
         {
-            0 => """
-                // mean pooling over time: (B, L, H) → (B, H)
-                for (int b = 0; b < batch; b++)
-                {
-                    var pb = _pooled.AsSpan(b * H, H);
-                    pb.Clear();
-                    for (int t = 0; t < length; t++) TensorPrimitives.Add(pb, _nf.AsSpan((b * length + t) * H, H), pb);
-                    TensorPrimitives.Multiply(pb, 1f / length, pb);
-                }
-                """,
+            0 => "BlockKernels.MeanPool(_nf.AsSpan(0, rows * H), _pooled, batch, length, H, _ws); // mean pooling over time: (B, L, H) → (B, H)",
             1 => """
                 // last-position pooling: (B, L, H) → (B, H)
                 for (int b = 0; b < batch; b++) _nf.AsSpan((b * length + length - 1) * H, H).CopyTo(_pooled.AsSpan(b * H, H));
@@ -497,10 +488,7 @@ internal static class ModelEmitter
         w.Line("var dNf = _dA.AsSpan(0, rows * H);");
         w.Line(plan.Spec.Pooling switch
         {
-            0 => """
-                for (int b = 0; b < batch; b++)
-                    for (int t = 0; t < length; t++) TensorPrimitives.Multiply(dPooled.Slice(b * H, H), 1f / length, dNf.Slice((b * length + t) * H, H));
-                """,
+            0 => "BlockKernels.MeanPoolBackward(dPooled, dNf, batch, length, H, _ws);",
             1 => """
                 dNf.Clear();
                 for (int b = 0; b < batch; b++) dPooled.Slice(b * H, H).CopyTo(dNf.Slice((b * length + length - 1) * H, H));

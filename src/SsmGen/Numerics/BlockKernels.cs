@@ -505,6 +505,46 @@ public static class BlockKernels
         }
     }
 
+    /// <summary>
+    /// Mean pooling over time: pooled (B, H) = (1/L)·Σ_t x[b, t] for x (B, L, H), each batch row summed in time order
+    /// (the same sums on any core count). Batch rows in parallel.
+    /// </summary>
+    public static unsafe void MeanPool(ReadOnlySpan<float> x, Span<float> pooled, int batch, int length, int h, Workspace? workspace = null)
+    {
+        if (batch < 1 || length < 1 || h < 1) throw new ArgumentOutOfRangeException(nameof(batch), $"Batch ({batch}), length ({length}) and width ({h}) must be positive.");
+        Need(x, batch * length * h); Need(pooled, batch * h);
+        fixed (float* px = x, pp = pooled)
+            RowParallel.Run(&MeanPoolRows, new RowArgs { P0 = px, P1 = pp, Width = h, Count = length }, batch, (long)length * h, workspace, grain: 1);
+    }
+
+    private static unsafe void MeanPoolRows(ref RowArgs a, int b0, int b1)
+    {
+        int h = a.Width, length = a.Count;
+        for (int b = b0; b < b1; b++)
+        {
+            var sum = new Span<float>(a.P1 + (long)b * h, h);
+            sum.Clear();
+            for (int t = 0; t < length; t++) TensorPrimitives.Add(sum, new ReadOnlySpan<float>(a.P0 + ((long)b * length + t) * h, h), sum);
+            TensorPrimitives.Multiply(sum, 1f / length, sum);
+        }
+    }
+
+    /// <summary>The backward of <see cref="MeanPool"/>: dx[b, t] = dPooled[b] / L for every t (overwrites dx). Rows in parallel.</summary>
+    public static unsafe void MeanPoolBackward(ReadOnlySpan<float> dPooled, Span<float> dx, int batch, int length, int h, Workspace? workspace = null)
+    {
+        if (batch < 1 || length < 1 || h < 1) throw new ArgumentOutOfRangeException(nameof(batch), $"Batch ({batch}), length ({length}) and width ({h}) must be positive.");
+        Need(dPooled, batch * h); Need(dx, batch * length * h);
+        fixed (float* pd = dPooled, px = dx)
+            RowParallel.Run(&MeanPoolBackwardRows, new RowArgs { P0 = pd, P1 = px, Width = h, Count = length }, batch * length, h, workspace);
+    }
+
+    private static unsafe void MeanPoolBackwardRows(ref RowArgs a, int r0, int r1)
+    {
+        int h = a.Width, length = a.Count;
+        for (int r = r0; r < r1; r++)
+            TensorPrimitives.Multiply(new ReadOnlySpan<float>(a.P0 + (long)(r / length) * h, h), 1f / length, new Span<float>(a.P1 + (long)r * h, h));
+    }
+
     /// <summary>(B, L, H) → (B, H, L).</summary>
     public static void ToChannelMajor(ReadOnlySpan<float> src, Span<float> dst, int batch, int length, int h)
     {

@@ -156,4 +156,42 @@ public class BlockKernelTests
         var alone = new float[17]; BlockKernels.SiluGateForward(F(x).AsSpan(32, 17), F(z).AsSpan(32, 17), alone);
         Assert.Equal(gate.AsSpan(32, 17).ToArray(), alone);
     }
+
+    [Theory]
+    [InlineData(16, 784, 128)] // sMNIST's shape: batch rows shared over the pool
+    [InlineData(3, 5, 20)]     // small, odd width: one thread, the vectors' tails
+    public void MeanPoolIsTheMeanOverTimeAndItsBackwardSpreadsItBack(int batch, int length, int h)
+    {
+        var rng = new Random(7);
+        var x = Enumerable.Range(0, batch * length * h).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var pooled = new float[batch * h];
+        BlockKernels.MeanPool(x, pooled, batch, length, h, new Workspace());
+        for (int b = 0; b < batch; b++)
+            for (int c = 0; c < h; c++)
+            {
+                double sum = 0;
+                for (int t = 0; t < length; t++) sum += x[(b * length + t) * h + c];
+                Assert.Equal(sum / length, pooled[b * h + c], 1e-5 * Math.Max(1, Math.Abs(sum / length)));
+            }
+        var dPooled = Enumerable.Range(0, batch * h).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var dx = Enumerable.Repeat(float.NaN, batch * length * h).ToArray(); // overwritten, not added to
+        BlockKernels.MeanPoolBackward(dPooled, dx, batch, length, h, new Workspace());
+        for (int r = 0; r < batch * length; r++)
+            for (int c = 0; c < h; c++) Assert.Equal(dPooled[r / length * h + c] / length, dx[r * h + c], 1e-7);
+    }
+
+    [Fact]
+    public void MeanPoolRefusesShortBuffersBeforeWriting()
+    {
+        var pooled = new float[2 * 4];
+        Assert.Throws<ArgumentException>(() => BlockKernels.MeanPool(new float[2 * 3 * 4 - 1], pooled, 2, 3, 4));
+        Assert.Throws<ArgumentException>(() => BlockKernels.MeanPool(new float[2 * 3 * 4], new float[2 * 4 - 1], 2, 3, 4));
+        Assert.Throws<ArgumentOutOfRangeException>(() => BlockKernels.MeanPool(new float[24], pooled, 2, 0, 4));
+        var dx = new float[2 * 3 * 4];
+        Assert.Throws<ArgumentException>(() => BlockKernels.MeanPoolBackward(new float[2 * 4 - 1], dx, 2, 3, 4));
+        Assert.Throws<ArgumentException>(() => BlockKernels.MeanPoolBackward(new float[2 * 4], new float[2 * 3 * 4 - 1], 2, 3, 4));
+        Assert.All(pooled, v => Assert.Equal(0f, v));
+        Assert.All(dx, v => Assert.Equal(0f, v));
+    }
 }
+
