@@ -96,4 +96,53 @@ public class LaneFftTests
         Assert.Throws<ArgumentException>(() => fft.Forward(new float[48 * Lanes], new float[48 * Lanes], 48));
         Assert.Throws<ArgumentException>(() => fft.UnscaledInverse(new float[16 * Lanes], new float[15 * Lanes], 16));
     }
+
+    /// <summary>
+    /// The forward reading rows straight from (B, L, H)-strided sequences, scaled or not, with or without an imaginary
+    /// row, equals packing them and calling Forward bit for bit; the inverse writing its rows out equals UnscaledInverse
+    /// then copying them out, and writes nothing else.
+    /// </summary>
+    [Theory]
+    [InlineData(2048, 784, true, true)]  // sMNIST's transform: 784 rows of 2,048, the pair scaled (dy ⊙ GELU')
+    [InlineData(2048, 1024, false, true)] // every row of the first half read
+    [InlineData(64, 5, false, false)]     // the odd row of an odd batch: no imaginary part
+    [InlineData(16, 0, false, false)]     // nothing read: all zero
+    public unsafe void ForwardAndInverseThroughStridedRowsEqualPackingAndUnpacking(int n, int length, bool scaled, bool imaginary)
+    {
+        const int channels = 48, h0 = 16; // the lanes' sixteen channels of three, row stride 48
+        var fft = new LaneFft(n);
+        var rng = new Random(n + length);
+        float[] R(int count) => Enumerable.Range(0, count).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        int rows = Math.Max(1, length);
+        var a = R(rows * channels); var b = R(rows * channels); var sa = R(rows * channels); var sb = R(rows * channels);
+        var re = new float[n * Lanes]; var im = new float[n * Lanes];
+        for (int t = 0; t < length; t++)
+            for (int c = 0; c < Lanes; c++)
+            {
+                int at = t * channels + h0 + c;
+                re[t * Lanes + c] = scaled ? a[at] * sa[at] : a[at];
+                im[t * Lanes + c] = imaginary ? (scaled ? b[at] * sb[at] : b[at]) : 0;
+            }
+        fft.Forward(re, im, n);
+        var re2 = Enumerable.Repeat(float.NaN, n * Lanes).ToArray(); var im2 = Enumerable.Repeat(float.NaN, n * Lanes).ToArray(); // every row written
+        fixed (float* pa = a, pb = b, psa = sa, psb = sb)
+            fft.Forward(re2, im2, n, pa + h0, imaginary ? pb + h0 : null, scaled ? psa + h0 : null, scaled ? psb + h0 : null, channels, length);
+        Assert.Equal(re, re2);
+        Assert.Equal(im, im2);
+
+        var outRe = Enumerable.Repeat(-7f, rows * channels).ToArray(); var outIm = Enumerable.Repeat(-7f, rows * channels).ToArray();
+        fixed (float* pr = outRe, pi = outIm)
+            fft.UnscaledInverse(re2, im2, n, pr + h0, imaginary ? pi + h0 : null, channels, length);
+        fft.UnscaledInverse(re, im, n);
+        for (int t = 0; t < rows; t++)
+            for (int c = 0; c < channels; c++)
+            {
+                bool lane = t < length && c >= h0 && c < h0 + Lanes;
+                Assert.Equal(lane ? re[t * Lanes + c - h0] : -7f, outRe[t * channels + c]);
+                Assert.Equal(lane && imaginary ? im[t * Lanes + c - h0] : -7f, outIm[t * channels + c]);
+            }
+        Assert.Throws<ArgumentOutOfRangeException>(() => { fixed (float* pa = a) fft.Forward(re2, im2, n, pa, null, null, null, channels, n / 2 + 1); });
+        Assert.Throws<ArgumentNullException>(() => fft.Forward(re2, im2, n, null, null, null, null, channels, 0));
+    }
 }
+

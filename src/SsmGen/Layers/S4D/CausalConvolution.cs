@@ -216,43 +216,20 @@ public sealed unsafe class CausalConvolution
         _laneFft!.Forward(s.KRe, s.KIm, m);
     }
 
-    /// <summary>
-    /// Rows b (real part) and b+1 (imaginary part, zero past the batch) of channels [h0, h0+16), transformed; with
-    /// <paramref name="scale"/>, of x ⊙ scale.
-    /// </summary>
-    private void PackedSpectrum(AlignedBuffer re, AlignedBuffer im, float* x, int b, int h0, int batch, int length, int m, float* scale = null)
-    {
-        int h = _channels;
-        fixed (float* pr = re, pi = im)
-            for (int row = b; row < b + 2; row++)
-            {
-                float* lanes = row == b ? pr : pi;
-                if (row >= batch) { new Span<float>(lanes, length * Lanes).Clear(); continue; }
-                long o = (long)row * length * h + h0;
-                if (scale is null)
-                    for (int t = 0; t < length; t++) Vector512.Load(x + o + (long)t * h).Store(lanes + t * Lanes);
-                else
-                    for (int t = 0; t < length; t++)
-                    {
-                        long at = o + (long)t * h;
-                        (Vector512.Load(x + at) * Vector512.Load(scale + at)).Store(lanes + t * Lanes);
-                    }
-            }
-        re.AsSpan(length * Lanes, (m / 2 - length) * Lanes).Clear(); // the transform reads rows [0, m/2) only
-        im.AsSpan(length * Lanes, (m / 2 - length) * Lanes).Clear();
-        _laneFft!.Forward(re, im, m);
-    }
+    /// <summary>Where row <paramref name="row"/> of channels [h0, h0+16) starts in a (B, L, H) sequence, or null past the batch.</summary>
+    private float* Row(float* x, int row, int h0, int batch, int length) => row < batch ? x + (long)row * length * _channels + h0 : null;
 
-    /// <summary>Rows b and b+1 of channels [h0, h0+16) out of the lanes into y.</summary>
-    private static void Unpack(AlignedBuffer re, AlignedBuffer im, float* y, int b, int h0, int batch, int length, int h)
-    {
-        fixed (float* pr = re, pi = im)
-            for (int row = b; row < Math.Min(b + 2, batch); row++)
-            {
-                float* lanes = row == b ? pr : pi, to = y + (long)row * length * h + h0;
-                for (int t = 0; t < length; t++) Vector512.Load(lanes + t * Lanes).Store(to + (long)t * h);
-            }
-    }
+    /// <summary>
+    /// Rows b (real part) and b+1 (imaginary part, zero past the batch) of channels [h0, h0+16), transformed, read
+    /// straight from x by the transform's first stage; with <paramref name="scale"/>, of x ⊙ scale.
+    /// </summary>
+    private void PackedSpectrum(AlignedBuffer re, AlignedBuffer im, float* x, int b, int h0, int batch, int length, int m, float* scale = null) =>
+        _laneFft!.Forward(re, im, m, Row(x, b, h0, batch, length), Row(x, b + 1, h0, batch, length),
+            scale is null ? null : Row(scale, b, h0, batch, length), scale is null ? null : Row(scale, b + 1, h0, batch, length), _channels, length);
+
+    /// <summary>Rows b and b+1 of channels [h0, h0+16) of the inverse transform, written by its last stage straight into y.</summary>
+    private void InverseInto(AlignedBuffer re, AlignedBuffer im, float* y, int b, int h0, int batch, int length, int m) =>
+        _laneFft!.UnscaledInverse(re, im, m, Row(y, b, h0, batch, length), Row(y, b + 1, h0, batch, length), _channels, length); // 1/m is in the kernel's spectrum
 
     private void LaneForward(LaneScratch s, int h0, float* k, float* u, float* d, float* y, int batch, int length)
     {
@@ -269,8 +246,7 @@ public sealed unsafe class CausalConvolution
                     (xr * wr - xi * wi).Store(ar + i);
                     (xr * wi + xi * wr).Store(ai + i);
                 }
-            _laneFft!.UnscaledInverse(s.ARe, s.AIm, m); // 1/m is in the kernel's spectrum
-            Unpack(s.ARe, s.AIm, y, b, h0, batch, length, _channels);
+            InverseInto(s.ARe, s.AIm, y, b, h0, batch, length, m);
         }
     }
 
@@ -295,8 +271,7 @@ public sealed unsafe class CausalConvolution
                 for (int lo = 2; lo < m; lo <<= 1)
                     for (int j = lo, p = 3 * lo - 1 - j; j < lo + lo / 2; j++, p--) spectra.Pair(j * Lanes, p * Lanes);
             }
-            _laneFft!.UnscaledInverse(s.GRe, s.GIm, m); // 1/m is in the kernel's spectrum
-            Unpack(s.GRe, s.GIm, du, b, h0, batch, length, _channels);
+            InverseInto(s.GRe, s.GIm, du, b, h0, batch, length, m);
         }
         fixed (float* dr = s.DkRe, di = s.DkIm)
             for (int lo = 2; lo < m; lo <<= 1)

@@ -84,9 +84,55 @@ public sealed class LaneFft
             nuint a = (nuint)(k * Lanes), b = a + (nuint)(half * Lanes);
             Product(Vector512.LoadUnsafe(ref r0, a), Vector512.LoadUnsafe(ref i0, a), Twiddle(_cos, k * step), Twiddle(_sin, k * step), ref r0, ref i0, b);
         }
+        ForwardAfterWidest(re, im, n);
+    }
+
+    /// <summary>
+    /// <see cref="Forward"/> of rows read straight from sequences: row t &lt; <paramref name="length"/> holds, in its real
+    /// part, the sixteen floats at <paramref name="real"/> + t·<paramref name="stride"/> (times those at
+    /// <paramref name="realScale"/> + t·stride, when given) and in its imaginary part those at <paramref name="imag"/> (zero
+    /// when null; scaled likewise); rows [length, n/2) are zero. The widest stage writes both halves as it reads, so no
+    /// packed copy is made and read back; the spectrum is bit for bit what packing the rows and calling Forward gives.
+    /// </summary>
+    public unsafe void Forward(Span<float> re, Span<float> im, int n, float* real, float* imag, float* realScale, float* imagScale, long stride, int length)
+    {
+        Check(re, im, n);
+        int half = n >> 1;
+        if (real is null) throw new ArgumentNullException(nameof(real));
+        if (length < 0 || length > half) throw new ArgumentOutOfRangeException(nameof(length), length, $"Rows read must be in [0, {half}].");
+        ref float r0 = ref re[0];
+        ref float i0 = ref im[0];
+        int k = 0;
+        for (int step = _maxSize / n; k < length; k++)
+        {
+            long at = k * stride;
+            var xr = Vector512.Load(real + at);
+            if (realScale is not null) xr *= Vector512.Load(realScale + at);
+            var xi = Vector512<float>.Zero;
+            if (imag is not null)
+            {
+                xi = Vector512.Load(imag + at);
+                if (imagScale is not null) xi *= Vector512.Load(imagScale + at);
+            }
+            nuint a = (nuint)(k * Lanes), b = a + (nuint)(half * Lanes);
+            xr.StoreUnsafe(ref r0, a); xi.StoreUnsafe(ref i0, a);
+            Product(xr, xi, Twiddle(_cos, k * step), Twiddle(_sin, k * step), ref r0, ref i0, b);
+        }
+        for (; k < half; k++) // zero rows: zero in both halves
+        {
+            nuint a = (nuint)(k * Lanes), b = a + (nuint)(half * Lanes);
+            Vector512<float>.Zero.StoreUnsafe(ref r0, a); Vector512<float>.Zero.StoreUnsafe(ref i0, a);
+            Vector512<float>.Zero.StoreUnsafe(ref r0, b); Vector512<float>.Zero.StoreUnsafe(ref i0, b);
+        }
+        ForwardAfterWidest(re, im, n);
+    }
+
+    /// <summary>The forward's stages after the widest one.</summary>
+    private void ForwardAfterWidest(Span<float> re, Span<float> im, int n)
+    {
         // Spans wider than a block run over the whole array, then each block of rows takes its own stages while it
         // sits in L1. Stages go two at a time (radix 4): every row is loaded and stored once per pair. Flops follows this plan.
-        int len = half;
+        int len = n >> 1;
         for (; len > Block && len >> 1 > Block; len >>= 2) FrequencyPair(re, im, 0, n, len);
         if (len > Block) { FrequencyStage(re, im, 0, n, len); len >>= 1; }
         for (int start = 0; start < n; start += Math.Min(n, Block))
@@ -105,19 +151,35 @@ public sealed class LaneFft
     public void UnscaledInverse(Span<float> re, Span<float> im, int n) =>
         InverseFirstHalf(im, re, n); // conj(FFT(conj x)) by swapping the roles of Re and Im
 
+    /// <summary>
+    /// <see cref="UnscaledInverse"/> with its rows t &lt; <paramref name="length"/> written straight into sequences: the real
+    /// part of row t to <paramref name="real"/> + t·<paramref name="stride"/>, the imaginary part to <paramref name="imag"/>
+    /// + t·stride (not written when null). The widest stage stores them as it makes them, so the rows are not put back in
+    /// <paramref name="re"/> and <paramref name="im"/> to be copied out after; the values are bit for bit UnscaledInverse's.
+    /// </summary>
+    public unsafe void UnscaledInverse(Span<float> re, Span<float> im, int n, float* real, float* imag, long stride, int length)
+    {
+        Check(re, im, n);
+        int h = n >> 1;
+        if (real is null) throw new ArgumentNullException(nameof(real));
+        if (length < 0 || length > h) throw new ArgumentOutOfRangeException(nameof(length), length, $"Rows written must be in [0, {h}].");
+        InverseBeforeWidest(im, re, n); // Re and Im swapped, as in UnscaledInverse: its first array holds Im
+        ref float r0 = ref im[0];
+        ref float i0 = ref re[0];
+        for (int k = 0, step = _maxSize / n; k < length; k++)
+        {
+            nuint a = (nuint)(k * Lanes), b = a + (nuint)(h * Lanes);
+            var (tr, ti) = Product(Vector512.LoadUnsafe(ref r0, b), Vector512.LoadUnsafe(ref i0, b), Twiddle(_cos, k * step), Twiddle(_sin, k * step));
+            long at = k * stride;
+            (Vector512.LoadUnsafe(ref i0, a) + ti).Store(real + at);
+            if (imag is not null) (Vector512.LoadUnsafe(ref r0, a) + tr).Store(imag + at);
+        }
+    }
+
     private void InverseFirstHalf(Span<float> re, Span<float> im, int n)
     {
         Check(re, im, n);
-        int small = Math.Min(n >> 1, Block), len = 2;
-        if (n > 2)
-            for (int start = 0; start < n; start += small)
-            {
-                len = 2;
-                for (; 2 * len <= small; len <<= 2) TimePair(re, im, start, start + small, len);
-                if (len <= small) { TimeStage(re, im, start, start + small, len); len <<= 1; }
-            }
-        for (; 2 * len < n; len <<= 2) TimePair(re, im, 0, n, len);
-        if (len < n) { TimeStage(re, im, 0, n, len); len <<= 1; }
+        InverseBeforeWidest(re, im, n);
         // the widest stage, first half only: x[k] + W_n^k·x[k + n/2]
         ref float r0 = ref re[0];
         ref float i0 = ref im[0];
@@ -129,6 +191,21 @@ public sealed class LaneFft
             (Vector512.LoadUnsafe(ref r0, a) + tr).StoreUnsafe(ref r0, a);
             (Vector512.LoadUnsafe(ref i0, a) + ti).StoreUnsafe(ref i0, a);
         }
+    }
+
+    /// <summary>The inverse's stages before the widest one (decimation in time).</summary>
+    private void InverseBeforeWidest(Span<float> re, Span<float> im, int n)
+    {
+        int small = Math.Min(n >> 1, Block), len = 2;
+        if (n > 2)
+            for (int start = 0; start < n; start += small)
+            {
+                len = 2;
+                for (; 2 * len <= small; len <<= 2) TimePair(re, im, start, start + small, len);
+                if (len <= small) { TimeStage(re, im, start, start + small, len); len <<= 1; }
+            }
+        for (; 2 * len < n; len <<= 2) TimePair(re, im, 0, n, len);
+        if (len < n) TimeStage(re, im, 0, n, len);
     }
 
     /// <summary>
