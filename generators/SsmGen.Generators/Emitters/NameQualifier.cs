@@ -28,7 +28,7 @@ internal static class NameQualifier
         ("System.Threading", "Interlocked Volatile Thread"),
         ("System.Threading.Tasks", "Parallel"),
         ("SsmGen", "Initialization OptimizerGroup Pooling Rng NormKind SsmState ParameterInfo ModelConfig LayerConfig ISsmModel ModelUse WeightFormat"),
-        ("SsmGen.Numerics", "BlockKernels Stability Gemm FastMath Workspace CompactWeights AlignedBuffer ChannelParallel ChannelWork"),
+        ("SsmGen.Numerics", "BlockKernels Stability Gemm FastMath Workspace CompactWeights AlignedBuffer ChannelParallel"),
         ("SsmGen.Cuda", "GpuModelRunner ComputeDevice Dim3"),
         ("SsmGen.Distributed", "SequenceParallel"),
         ("SsmGen.Training", "IDeviceTrainingStep StepResult AdamW"),

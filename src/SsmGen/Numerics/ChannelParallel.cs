@@ -8,32 +8,22 @@ namespace SsmGen.Numerics;
 public delegate void ChannelRange(ReadOnlySpan<float> input, ReadOnlySpan<float> second, Span<float> output, int length, int h0, int h1);
 
 /// <summary>
-/// Work over channels [h0, h1) that reads and writes through its own fields (a generated model's parameters and tables),
-/// touching no other channel's values. Like <see cref="ChannelRange"/>, it runs as a part of a pool run.
-/// </summary>
-public delegate void ChannelWork(int h0, int h1);
-
-/// <summary>
-/// Runs a <see cref="ChannelRange"/> kernel (or <see cref="ChannelWork"/>) over [0, channels), split across the
-/// <see cref="WorkerPool"/> when the work pays for the hand-off (the generated S4D kernel, its Horner sums, the
-/// discretization and the chain rule: one channel's work independent of the others'). A kernel's spans are pinned for
-/// the call and handed to the parts as spans again.
+/// Runs a <see cref="ChannelRange"/> kernel over [0, channels), split across the <see cref="WorkerPool"/> when the
+/// work pays for the hand-off (the generated S4D kernel and its Horner sums, one channel's work independent of the
+/// others'). The spans are pinned for the call and handed to the parts as spans again.
 /// </summary>
 public static unsafe class ChannelParallel
 {
     internal sealed class Job : ParallelWork
     {
         public ChannelRange? Body;
-        public ChannelWork? Work;
         public float* Input, Second, Output;
         public int InputLength, SecondLength, OutputLength, Length, Channels;
 
         public override void Execute(int part, int parts)
         {
             var (s, e) = WorkerPool.Share(Channels, part, parts);
-            if (s >= e) return;
-            if (Work is not null) Work(s, e);
-            else Body!(new ReadOnlySpan<float>(Input, InputLength), new ReadOnlySpan<float>(Second, SecondLength), new Span<float>(Output, OutputLength), Length, s, e);
+            if (s < e) Body!(new ReadOnlySpan<float>(Input, InputLength), new ReadOnlySpan<float>(Second, SecondLength), new Span<float>(Output, OutputLength), Length, s, e);
         }
     }
 
@@ -51,27 +41,5 @@ public static unsafe class ChannelParallel
             try { pool.Run(job, Math.Min(channels, pool.Concurrency)); }
             finally { job.Body = null; job.Input = job.Second = job.Output = null; }
         }
-    }
-
-    /// <summary>
-    /// Fewest units of work (<see cref="Run(ChannelWork, int, long, Workspace?)"/>'s <c>work</c>) worth a hand-off: waking a
-    /// worker costs tens of microseconds here, about what 2,048 of S4D's per-mode discretizations take.
-    /// </summary>
-    public const int MinSharedWork = 1 << 11;
-
-    /// <summary>
-    /// body(h0, h1) over every channel, in parts on the pool when <paramref name="work"/> (the call's units of work, such
-    /// as modes) reaches <see cref="MinSharedWork"/>.
-    /// </summary>
-    public static void Run(ChannelWork body, int channels, long work, Workspace? workspace = null)
-    {
-        ArgumentNullException.ThrowIfNull(body);
-        ArgumentOutOfRangeException.ThrowIfNegative(channels);
-        var pool = WorkerPool.Shared;
-        if (pool.Concurrency == 1 || channels < 2 || work < MinSharedWork) { body(0, channels); return; }
-        var job = (workspace ?? Workspace.ForCurrentThread).ChannelJob;
-        job.Work = body; job.Channels = channels;
-        try { pool.Run(job, Math.Min(channels, pool.Concurrency)); }
-        finally { job.Work = null; }
     }
 }

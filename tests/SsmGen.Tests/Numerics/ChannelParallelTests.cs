@@ -40,30 +40,4 @@ public class ChannelParallelTests
         ChannelParallel.Run(AddRows, Enumerable.Repeat(2f, 64).ToArray(), [], output, 1000, 64, ws); // the same workspace serves again
         Assert.All(output, v => Assert.Equal(2f, v));
     }
-
-    [Theory]
-    [InlineData(37, ChannelParallel.MinSharedWork)]     // enough work: parts on the pool
-    [InlineData(37, ChannelParallel.MinSharedWork - 1)] // too little: on the calling thread
-    [InlineData(1, 1 << 20)]                            // one channel: nothing to share
-    public void ChannelWorkCoversEveryChannelOnce(int channels, long work)
-    {
-        var runs = new int[channels];
-        var ranges = new System.Collections.Concurrent.ConcurrentBag<(int, int)>();
-        ChannelParallel.Run((h0, h1) => { ranges.Add((h0, h1)); for (int h = h0; h < h1; h++) Interlocked.Increment(ref runs[h]); }, channels, work, new Workspace());
-        Assert.All(runs, r => Assert.Equal(1, r));
-        int expectedParts = channels >= 2 && work >= ChannelParallel.MinSharedWork ? Math.Min(channels, WorkerPool.Shared.Concurrency) : 1;
-        Assert.Equal(expectedParts, ranges.Count);
-    }
-
-    [Fact]
-    public void AFailingChannelWorkThrowsAndTheJobLetsItGo()
-    {
-        var ws = new Workspace();
-        Assert.ThrowsAny<Exception>(() => ChannelParallel.Run((_, h1) => { if (h1 == 64) throw new InvalidOperationException("part"); }, 64, 1 << 20, ws));
-        Assert.Null(ws.ChannelJob.Work);
-        var seen = new int[64];
-        ChannelParallel.Run((h0, h1) => { for (int h = h0; h < h1; h++) Interlocked.Increment(ref seen[h]); }, 64, 1 << 20, ws); // the same workspace serves again
-        Assert.All(seen, r => Assert.Equal(1, r));
-        Assert.Throws<ArgumentOutOfRangeException>(() => ChannelParallel.Run((_, _) => { }, -1, 1, ws));
-    }
 }

@@ -36,8 +36,6 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
     {
         base.EmitFields(w, plan);
         w.Line("private readonly CausalConvolution _conv;");
-        foreach (var l in plan.Blocks<S4DLayerPlan>())
-            w.Line($"private readonly ChannelWork _l{l.Index}DiscretizeWork, _l{l.Index}ChainRuleWork; // Layer{l.Index}Discretize and Layer{l.Index}ChainRule, made once");
         if (!plan.Blocks<S4DLayerPlan>().Any(MayRecur)) return;
         w.Line("private readonly S4DRecurrence? _recurrence; // the SSM in its recurrent view, where this CPU runs it (S4DRecurrence.Supports)");
         foreach (var l in plan.Blocks<S4DLayerPlan>().Where(MayRecur))
@@ -47,8 +45,6 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
     public override void EmitAllocations(CodeWriter w, ModelPlan plan)
     {
         w.Line("_conv = new CausalConvolution(H, maxBatch, maxLength);");
-        foreach (var l in plan.Blocks<S4DLayerPlan>())
-            w.Line($"_l{l.Index}DiscretizeWork = Layer{l.Index}Discretize; _l{l.Index}ChainRuleWork = Layer{l.Index}ChainRule;");
         if (plan.Blocks<S4DLayerPlan>().Any(MayRecur))
             w.Line($"_recurrence = S4DRecurrence.Supports(H, 4) ? new S4DRecurrence(H, {plan.Blocks<S4DLayerPlan>().Where(MayRecur).Max(l => l.Modes)}) : null;");
         base.EmitAllocations(w, plan);
@@ -64,7 +60,7 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
     public override void EmitStepHelpers(CodeWriter w, ModelPlan plan)
     {
         w.Open("private void DiscretizeInto(float[] state)");
-        foreach (var l in plan.Blocks<S4DLayerPlan>()) w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, {plan.State.Of(l, "modes").Slice("state.AsSpan()")}, 0, H);");
+        foreach (var l in plan.Blocks<S4DLayerPlan>()) w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, {plan.State.Of(l, "modes").Slice("state.AsSpan()")});");
         w.Close();
         w.Line();
         int all = plan.Blocks<S4DLayerPlan>().Sum(l => plan.State.Of(l, "modes").Floats);
@@ -85,7 +81,7 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
                     _stepModes ??= new float[{{all}}];
             """);
         foreach (var l in plan.Blocks<S4DLayerPlan>())
-            w.Line($"        {l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, _stepModes.AsSpan({ModesAt(plan, l)}, {plan.State.Of(l, "modes").Floats}), 0, H);");
+            w.Line($"        {l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, _stepModes.AsSpan({ModesAt(plan, l)}, {plan.State.Of(l, "modes").Floats}));");
         w.Line("""
                     _stepModesOf = _stepWeights;
                 }
@@ -104,15 +100,7 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         string i = "_l" + l.Index, p = l.Prefix;
         int hm = plan.Spec.DModel * l.Modes;
         bool recur = MayRecur(l);
-        void Discretize() => w.Line($"ChannelParallel.Run({i}DiscretizeWork, H, {hm}, _ws); // Layer{l.Index}Discretize over the channels");
-        string gradients = $"{ModelEmitter.Span("_g", p + "mixer.log_dt", "H")}, {ModelEmitter.Span("_g", p + "mixer.log_A_real", hm.ToString())}, {ModelEmitter.Span("_g", p + "mixer.A_imag", hm.ToString())}, "
-            + $"{(l.Spec.TrainB ? ModelEmitter.Span("_g", p + "mixer.B", (2 * hm).ToString()) : "Span<float>.Empty")}, {ModelEmitter.Span("_g", p + "mixer.C", (2 * hm).ToString())}";
-        w.Line($"/// <summary>Block {l.Index}'s mode tables from its parameters, channels [h0, h1) (a ChannelWork: one channel's modes depend on its parameters alone).</summary>");
-        w.Line($"private void Layer{l.Index}Discretize(int h0, int h1) => {l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, {i}Modes, h0, h1);");
-        w.Line();
-        w.Line($"/// <summary>Block {l.Index}'s parameter gradients from the Horner sums, channels [h0, h1), without sequence parallelism's pieces.</summary>");
-        w.Line($"private void Layer{l.Index}ChainRule(int h0, int h1) => {l.Variant}_ChainRule({MixerArgs(plan, l, "_p")}, _sums, ReadOnlySpan<float>.Empty, {gradients}, h0, h1);");
-        w.Line();
+        void Discretize() => w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, {i}Modes);");
         string entering = $"{Pass(l)}.Forward(_seq, {i}Modes, u, y, batch, length)"; // adds what the state entering this rank's piece contributes
         var direct = recur ? new ConvolutionBlock.Direct($"_recurrence is not null && S4DRecurrence.Faster({l.Modes}, length)", () =>
         {
@@ -135,8 +123,8 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
             w.Line($"ChannelParallel.Run(S4D_N{l.Spec.N}_Horner, {i}Modes, _dk, _sums, length, H, _ws);");
             w.Line($"if (_seq is not null) TensorPrimitives.Multiply(dY, {i}Y.AsSpan(0, rows * H), dY); // dL/dy for the state passing (the convolution scaled dY by GELU's slope as it read it)");
             w.Line($"var gZPieces = _seq is null ? ReadOnlySpan<float>.Empty : {Pass(l)}.Backward(_seq, {i}Modes, dY, dU, _sums, batch, length); // what the states crossing this rank's piece owe");
-            w.Line($"if (gZPieces.IsEmpty) ChannelParallel.Run({i}ChainRuleWork, H, {hm}, _ws); // Layer{l.Index}ChainRule over the channels");
-            w.Line($"else {l.Variant}_ChainRule({MixerArgs(plan, l, "_p")}, _sums, gZPieces, {gradients}, 0, H);");
+            string gb = l.Spec.TrainB ? ModelEmitter.Span("_g", p + "mixer.B", (2 * hm).ToString()) : "Span<float>.Empty";
+            w.Line($"{l.Variant}_ChainRule({MixerArgs(plan, l, "_p")}, _sums, gZPieces, {ModelEmitter.Span("_g", p + "mixer.log_dt", "H")}, {ModelEmitter.Span("_g", p + "mixer.log_A_real", hm.ToString())}, {ModelEmitter.Span("_g", p + "mixer.A_imag", hm.ToString())}, {gb}, {ModelEmitter.Span("_g", p + "mixer.C", (2 * hm).ToString())});");
         }, recur ? () => w.Line($"if (!{i}KernelBuilt) {{ {Kernel(l)} {i}KernelBuilt = true; }} // the forward ran the recurrence") : null);
         ConvolutionBlock.EmitStep(w, l, Names, $"{plan.State.Of(l, "x").What}, and {plan.State.Of(l, "modes").What}", (u, y) =>
             w.Line($"S4D_N{l.Spec.N}_Step(StepModes(streams[s], stream, {plan.State.Of(l, "modes").Const}, {plan.State.Of(l, "modes").Floats}, {ModesAt(plan, l)}), {ModelEmitter.Span("_p", p + "mixer.D", "H")}, {plan.State.Of(l, "x").Slice("stream")}, {u}, {y});"));
@@ -346,9 +334,9 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         bool zoh = l.Spec.Discretization == 0;
         w.Line($"/// <summary>{l.Variant}: Ā, W = C·B̄ and Ā^32 of every mode, computed in double, stored as float.");
         w.Line(zoh ? "/// ZOH: Ā = exp(ΔA), B̄ = (exp(ΔA) − 1)/A · B.</summary>" : "/// Bilinear: Ā = (1 + ΔA/2)/(1 − ΔA/2), B̄ = Δ/(1 − ΔA/2) · B.</summary>");
-        w.Open($"private static void {l.Variant}_Discretize({ParamArgs}, Span<float> modes, int h0, int h1)");
+        w.Open($"private static void {l.Variant}_Discretize({ParamArgs}, Span<float> modes)");
         Header(w, l.Modes);
-        w.Open("for (int h = h0; h < h1; h++)");
+        w.Open("for (int h = 0; h < H; h++)");
         w.Line("double dt = Math.Exp(Math.Clamp(logDt[h], -Stability.MaxLog, Stability.MaxLog));");
         w.Open("for (int n = 0; n < M; n++)");
         ModeLocals(w, l);
@@ -390,9 +378,9 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
             /// ∂L/∂Re + i·∂L/∂Im: gW = 2·conj p(Ā), gĀ = 2·conj(W·p'(Ā)); a holomorphic step multiplies by the
             /// conjugate derivative, a real parameter takes Re(conj(g)·∂/∂θ).</summary>
             """);
-        w.Open($"private static void {l.Variant}_ChainRule({ParamArgs}, ReadOnlySpan<float> sums, ReadOnlySpan<float> gZPieces, Span<float> gLogDt, Span<float> gLogAReal, Span<float> gAImag, Span<float> gB, Span<float> gC, int h0, int h1)");
+        w.Open($"private static void {l.Variant}_ChainRule({ParamArgs}, ReadOnlySpan<float> sums, ReadOnlySpan<float> gZPieces, Span<float> gLogDt, Span<float> gLogAReal, Span<float> gAImag, Span<float> gB, Span<float> gC)");
         Header(w, l.Modes);
-        w.Open("for (int h = h0; h < h1; h++)");
+        w.Open("for (int h = 0; h < H; h++)");
         w.Line("double dt = Math.Exp(Math.Clamp(logDt[h], -Stability.MaxLog, Stability.MaxLog)), gDt = 0; // as in Discretize");
         w.Open("for (int n = 0; n < M; n++)");
         ModeLocals(w, l);
