@@ -103,7 +103,9 @@ public class LaneFftTests
     /// then copying them out, and writes nothing else.
     /// </summary>
     [Theory]
-    [InlineData(2048, 784, true, true)]  // sMNIST's transform: 784 rows of 2,048, the pair scaled (dy ⊙ GELU')
+    [InlineData(2048, 784, true, true)]  // sMNIST's transform: 784 rows of 2,048, the pair scaled (dy ⊙ GELU'); the first pair fused
+    [InlineData(4096, 1500, false, true)] // fused first pair, then a wide single stage
+    [InlineData(1024, 300, true, true)]   // the widest stage alone before the blocks (no pair wide enough to fuse)
     [InlineData(2048, 1024, false, true)] // every row of the first half read
     [InlineData(64, 5, false, false)]     // the odd row of an odd batch: no imaginary part
     [InlineData(16, 0, false, false)]     // nothing read: all zero

@@ -84,15 +84,16 @@ public sealed class LaneFft
             nuint a = (nuint)(k * Lanes), b = a + (nuint)(half * Lanes);
             Product(Vector512.LoadUnsafe(ref r0, a), Vector512.LoadUnsafe(ref i0, a), Twiddle(_cos, k * step), Twiddle(_sin, k * step), ref r0, ref i0, b);
         }
-        ForwardAfterWidest(re, im, n);
+        ForwardAfterWidest(re, im, n, half);
     }
 
     /// <summary>
     /// <see cref="Forward"/> of rows read straight from sequences: row t &lt; <paramref name="length"/> holds, in its real
     /// part, the sixteen floats at <paramref name="real"/> + t·<paramref name="stride"/> (times those at
     /// <paramref name="realScale"/> + t·stride, when given) and in its imaginary part those at <paramref name="imag"/> (zero
-    /// when null; scaled likewise); rows [length, n/2) are zero. The widest stage writes both halves as it reads, so no
-    /// packed copy is made and read back; the spectrum is bit for bit what packing the rows and calling Forward gives.
+    /// when null; scaled likewise); rows [length, n/2) are zero. The widest stage writes both halves as it reads — with the
+    /// radix-4 pair after it in the same pass where that pair spans the whole array — so no packed copy is made and read
+    /// back; the spectrum is bit for bit what packing the rows and calling Forward gives.
     /// </summary>
     public unsafe void Forward(Span<float> re, Span<float> im, int n, float* real, float* imag, float* realScale, float* imagScale, long stride, int length)
     {
@@ -102,10 +103,50 @@ public sealed class LaneFft
         if (length < 0 || length > half) throw new ArgumentOutOfRangeException(nameof(length), length, $"Rows read must be in [0, {half}].");
         ref float r0 = ref re[0];
         ref float i0 = ref im[0];
-        int k = 0;
-        for (int step = _maxSize / n; k < length; k++)
+        var rows = new SourceRows(real, imag, realScale, imagScale, stride, length);
+        int step = _maxSize / n;
+        if (StartsWithWidePair(n))
         {
-            long at = k * stride;
+            // the widest stage and the pair after it (spans n, n/2, n/4) in one pass: rows k + j·q of the first half are
+            // the rows as read, of the second half the rows times W_n^(k + j·q); each half then takes the radix-4 butterfly
+            int q = n >> 3;
+            ref float quad = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_quad), QuadAt(half));
+            for (int k = 0; k < q; k++)
+            {
+                ref float w = ref Unsafe.Add(ref quad, 6 * k);
+                var (x0r, x0i) = rows.At(k); var (x1r, x1i) = rows.At(k + q); var (x2r, x2i) = rows.At(k + 2 * q); var (x3r, x3i) = rows.At(k + 3 * q);
+                nuint p0 = (nuint)(k * Lanes), p1 = p0 + (nuint)(q * Lanes), p2 = p1 + (nuint)(q * Lanes), p3 = p2 + (nuint)(q * Lanes), second = (nuint)(half * Lanes);
+                FrequencyButterfly(ref r0, ref i0, p0, p1, p2, p3, ref w, x0r, x0i, x1r, x1i, x2r, x2i, x3r, x3i);
+                var (b0r, b0i) = Product(x0r, x0i, Twiddle(_cos, k * step), Twiddle(_sin, k * step));
+                var (b1r, b1i) = Product(x1r, x1i, Twiddle(_cos, (k + q) * step), Twiddle(_sin, (k + q) * step));
+                var (b2r, b2i) = Product(x2r, x2i, Twiddle(_cos, (k + 2 * q) * step), Twiddle(_sin, (k + 2 * q) * step));
+                var (b3r, b3i) = Product(x3r, x3i, Twiddle(_cos, (k + 3 * q) * step), Twiddle(_sin, (k + 3 * q) * step));
+                FrequencyButterfly(ref r0, ref i0, p0 + second, p1 + second, p2 + second, p3 + second, ref w, b0r, b0i, b1r, b1i, b2r, b2i, b3r, b3i);
+            }
+            ForwardAfterWidest(re, im, n, half >> 2);
+            return;
+        }
+        for (int k = 0; k < half; k++)
+        {
+            var (xr, xi) = rows.At(k);
+            nuint a = (nuint)(k * Lanes), b = a + (nuint)(half * Lanes);
+            xr.StoreUnsafe(ref r0, a); xi.StoreUnsafe(ref i0, a);
+            Product(xr, xi, Twiddle(_cos, k * step), Twiddle(_sin, k * step), ref r0, ref i0, b);
+        }
+        ForwardAfterWidest(re, im, n, half);
+    }
+
+    /// <summary>Whether the forward's plan takes the spans n/2 and n/4 as one pair over the whole array right after the widest stage.</summary>
+    private static bool StartsWithWidePair(int n) => n >> 1 > Block && n >> 2 > Block;
+
+    /// <summary>Rows of sixteen lanes read from strided sequences, scaled where a scale is given; zero past the length.</summary>
+    private readonly unsafe struct SourceRows(float* real, float* imag, float* realScale, float* imagScale, long stride, int length)
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public (Vector512<float> Re, Vector512<float> Im) At(int t)
+        {
+            if (t >= length) return (Vector512<float>.Zero, Vector512<float>.Zero);
+            long at = t * stride;
             var xr = Vector512.Load(real + at);
             if (realScale is not null) xr *= Vector512.Load(realScale + at);
             var xi = Vector512<float>.Zero;
@@ -114,25 +155,15 @@ public sealed class LaneFft
                 xi = Vector512.Load(imag + at);
                 if (imagScale is not null) xi *= Vector512.Load(imagScale + at);
             }
-            nuint a = (nuint)(k * Lanes), b = a + (nuint)(half * Lanes);
-            xr.StoreUnsafe(ref r0, a); xi.StoreUnsafe(ref i0, a);
-            Product(xr, xi, Twiddle(_cos, k * step), Twiddle(_sin, k * step), ref r0, ref i0, b);
+            return (xr, xi);
         }
-        for (; k < half; k++) // zero rows: zero in both halves
-        {
-            nuint a = (nuint)(k * Lanes), b = a + (nuint)(half * Lanes);
-            Vector512<float>.Zero.StoreUnsafe(ref r0, a); Vector512<float>.Zero.StoreUnsafe(ref i0, a);
-            Vector512<float>.Zero.StoreUnsafe(ref r0, b); Vector512<float>.Zero.StoreUnsafe(ref i0, b);
-        }
-        ForwardAfterWidest(re, im, n);
     }
 
-    /// <summary>The forward's stages after the widest one.</summary>
-    private void ForwardAfterWidest(Span<float> re, Span<float> im, int n)
+    /// <summary>The forward's stages from span <paramref name="len"/> down (after the widest one, and the first pair where it ran fused).</summary>
+    private void ForwardAfterWidest(Span<float> re, Span<float> im, int n, int len)
     {
         // Spans wider than a block run over the whole array, then each block of rows takes its own stages while it
         // sits in L1. Stages go two at a time (radix 4): every row is loaded and stored once per pair. Flops follows this plan.
-        int len = n >> 1;
         for (; len > Block && len >> 1 > Block; len >>= 2) FrequencyPair(re, im, 0, n, len);
         if (len > Block) { FrequencyStage(re, im, 0, n, len); len >>= 1; }
         for (int start = 0; start < n; start += Math.Min(n, Block))
@@ -154,8 +185,10 @@ public sealed class LaneFft
     /// <summary>
     /// <see cref="UnscaledInverse"/> with its rows t &lt; <paramref name="length"/> written straight into sequences: the real
     /// part of row t to <paramref name="real"/> + t·<paramref name="stride"/>, the imaginary part to <paramref name="imag"/>
-    /// + t·stride (not written when null). The widest stage stores them as it makes them, so the rows are not put back in
-    /// <paramref name="re"/> and <paramref name="im"/> to be copied out after; the values are bit for bit UnscaledInverse's.
+    /// + t·stride (not written when null). The widest stage stores them as it makes them (with the whole-array radix-4 pair
+    /// before it in the same pass, where the plan has one), so the rows are not put back in <paramref name="re"/> and
+    /// <paramref name="im"/> to be copied out after; the values are bit for bit UnscaledInverse's. <paramref name="re"/>
+    /// and <paramref name="im"/> are left undefined.
     /// </summary>
     public unsafe void UnscaledInverse(Span<float> re, Span<float> im, int n, float* real, float* imag, long stride, int length)
     {
@@ -163,9 +196,39 @@ public sealed class LaneFft
         int h = n >> 1;
         if (real is null) throw new ArgumentNullException(nameof(real));
         if (length < 0 || length > h) throw new ArgumentOutOfRangeException(nameof(length), length, $"Rows written must be in [0, {h}].");
-        InverseBeforeWidest(im, re, n); // Re and Im swapped, as in UnscaledInverse: its first array holds Im
+        // Re and Im swapped, as in UnscaledInverse: its first array holds Im
         ref float r0 = ref im[0];
         ref float i0 = ref re[0];
+        if (InverseBeforeWidest(im, re, n, stopBeforeWidePair: true))
+        {
+            // the last pair (spans n/4, n/2) on both halves and the widest stage in one pass: rows k, k + e, k + 2e,
+            // k + 3e (e = n/8) of each half from the radix-4 butterfly, then first half + W_n^row · second half
+            int len = n >> 2, e = len >> 1, step = _maxSize / n;
+            ref float quad = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_quad), QuadAt(2 * len));
+            for (int k = 0; k < e && k < length; k++)
+            {
+                ref float w = ref Unsafe.Add(ref quad, 6 * k);
+                nuint p0 = (nuint)(k * Lanes), p1 = p0 + (nuint)(e * Lanes), p2 = p0 + (nuint)(len * Lanes), p3 = p2 + (nuint)(e * Lanes), second = (nuint)(h * Lanes);
+                TimeButterfly(ref r0, ref i0, p0, p1, p2, p3, ref w, out var a0r, out var a0i, out var a1r, out var a1i, out var a2r, out var a2i, out var a3r, out var a3i);
+                TimeButterfly(ref r0, ref i0, p0 + second, p1 + second, p2 + second, p3 + second, ref w, out var b0r, out var b0i, out var b1r, out var b1i, out var b2r, out var b2i, out var b3r, out var b3i);
+                // TimePair leaves y0, y1, y2, y3 at rows k, k + len, k + e, k + len + e
+                WidestOut(k, a0r, a0i, b0r, b0i);
+                WidestOut(k + len, a1r, a1i, b1r, b1i);
+                WidestOut(k + e, a2r, a2i, b2r, b2i);
+                WidestOut(k + len + e, a3r, a3i, b3r, b3i);
+            }
+
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            void WidestOut(int row, Vector512<float> ar, Vector512<float> ai, Vector512<float> br, Vector512<float> bi)
+            {
+                if (row >= length) return;
+                var (tr, ti) = Product(br, bi, Twiddle(_cos, row * step), Twiddle(_sin, row * step));
+                long at = row * stride;
+                (ai + ti).Store(real + at);
+                if (imag is not null) (ar + tr).Store(imag + at);
+            }
+            return;
+        }
         for (int k = 0, step = _maxSize / n; k < length; k++)
         {
             nuint a = (nuint)(k * Lanes), b = a + (nuint)(h * Lanes);
@@ -193,8 +256,12 @@ public sealed class LaneFft
         }
     }
 
-    /// <summary>The inverse's stages before the widest one (decimation in time).</summary>
-    private void InverseBeforeWidest(Span<float> re, Span<float> im, int n)
+    /// <summary>
+    /// The inverse's stages before the widest one (decimation in time); with <paramref name="stopBeforeWidePair"/>, all
+    /// but a last pair at spans n/4 and n/2 over the whole array, which the caller then runs with the widest stage —
+    /// returning whether it stopped there.
+    /// </summary>
+    private bool InverseBeforeWidest(Span<float> re, Span<float> im, int n, bool stopBeforeWidePair = false)
     {
         int small = Math.Min(n >> 1, Block), len = 2;
         if (n > 2)
@@ -204,8 +271,13 @@ public sealed class LaneFft
                 for (; 2 * len <= small; len <<= 2) TimePair(re, im, start, start + small, len);
                 if (len <= small) { TimeStage(re, im, start, start + small, len); len <<= 1; }
             }
-        for (; 2 * len < n; len <<= 2) TimePair(re, im, 0, n, len);
+        for (; 2 * len < n; len <<= 2)
+        {
+            if (stopBeforeWidePair && 4 * len == n) return true;
+            TimePair(re, im, 0, n, len);
+        }
         if (len < n) TimeStage(re, im, 0, n, len);
+        return false;
     }
 
     /// <summary>
@@ -238,16 +310,26 @@ public sealed class LaneFft
         for (int start = from; start < to; start += len)
             for (int k = 0; k < q; k++)
             {
-                ref float w = ref Unsafe.Add(ref quad, 6 * k);
                 nuint p0 = (nuint)((start + k) * Lanes), p1 = p0 + (nuint)(q * Lanes), p2 = p1 + (nuint)(q * Lanes), p3 = p2 + (nuint)(q * Lanes);
-                Butterfly(Vector512.LoadUnsafe(ref r0, p0), Vector512.LoadUnsafe(ref i0, p0), Vector512.LoadUnsafe(ref r0, p2), Vector512.LoadUnsafe(ref i0, p2),
-                    Vector512.LoadUnsafe(ref r0, p1), Vector512.LoadUnsafe(ref i0, p1), Vector512.LoadUnsafe(ref r0, p3), Vector512.LoadUnsafe(ref i0, p3),
-                    out var y0r, out var y0i, out var y1r, out var y1i, out var y2r, out var y2i, out var y3r, out var y3i);
-                y0r.StoreUnsafe(ref r0, p0); y0i.StoreUnsafe(ref i0, p0);
-                Product(y1r, y1i, ref Unsafe.Add(ref w, 2), ref r0, ref i0, p1);
-                Product(y2r, y2i, ref w, ref r0, ref i0, p2);
-                Product(y3r, y3i, ref Unsafe.Add(ref w, 4), ref r0, ref i0, p3);
+                FrequencyButterfly(ref r0, ref i0, p0, p1, p2, p3, ref Unsafe.Add(ref quad, 6 * k),
+                    Vector512.LoadUnsafe(ref r0, p0), Vector512.LoadUnsafe(ref i0, p0), Vector512.LoadUnsafe(ref r0, p1), Vector512.LoadUnsafe(ref i0, p1),
+                    Vector512.LoadUnsafe(ref r0, p2), Vector512.LoadUnsafe(ref i0, p2), Vector512.LoadUnsafe(ref r0, p3), Vector512.LoadUnsafe(ref i0, p3));
             }
+    }
+
+    /// <summary>
+    /// <see cref="FrequencyPair"/>'s butterfly on the values x0…x3 of rows p0…p3 (offsets in floats: k, k + q, k + 2q, k + 3q),
+    /// stored back to those rows; w points at the group's three twiddles (W_len^k, W_len^2k, W_len^3k).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void FrequencyButterfly(ref float r0, ref float i0, nuint p0, nuint p1, nuint p2, nuint p3, ref float w, Vector512<float> x0r, Vector512<float> x0i, Vector512<float> x1r, Vector512<float> x1i,
+        Vector512<float> x2r, Vector512<float> x2i, Vector512<float> x3r, Vector512<float> x3i)
+    {
+        Butterfly(x0r, x0i, x2r, x2i, x1r, x1i, x3r, x3i, out var y0r, out var y0i, out var y1r, out var y1i, out var y2r, out var y2i, out var y3r, out var y3i);
+        y0r.StoreUnsafe(ref r0, p0); y0i.StoreUnsafe(ref i0, p0);
+        Product(y1r, y1i, ref Unsafe.Add(ref w, 2), ref r0, ref i0, p1);
+        Product(y2r, y2i, ref w, ref r0, ref i0, p2);
+        Product(y3r, y3i, ref Unsafe.Add(ref w, 4), ref r0, ref i0, p3);
     }
 
     /// <summary>One decimation-in-frequency stage of span <paramref name="len"/> over rows [from, to): a + b, (a − b)·W_len^k.</summary>
@@ -284,15 +366,25 @@ public sealed class LaneFft
         for (int start = from; start < to; start += 2 * len)
             for (int k = 0; k < h; k++)
             {
-                ref float w = ref Unsafe.Add(ref quad, 6 * k);
                 nuint p0 = (nuint)((start + k) * Lanes), p1 = p0 + (nuint)(h * Lanes), p2 = p0 + (nuint)(len * Lanes), p3 = p2 + (nuint)(h * Lanes);
-                var (b1r, b1i) = Product(Vector512.LoadUnsafe(ref r0, p1), Vector512.LoadUnsafe(ref i0, p1), Vector512.Create(Unsafe.Add(ref w, 2)), Vector512.Create(Unsafe.Add(ref w, 3)));
-                var (b2r, b2i) = Product(Vector512.LoadUnsafe(ref r0, p2), Vector512.LoadUnsafe(ref i0, p2), Vector512.Create(w), Vector512.Create(Unsafe.Add(ref w, 1)));
-                var (b3r, b3i) = Product(Vector512.LoadUnsafe(ref r0, p3), Vector512.LoadUnsafe(ref i0, p3), Vector512.Create(Unsafe.Add(ref w, 4)), Vector512.Create(Unsafe.Add(ref w, 5)));
-                Butterfly(Vector512.LoadUnsafe(ref r0, p0), Vector512.LoadUnsafe(ref i0, p0), b1r, b1i, b2r, b2i, b3r, b3i,
+                TimeButterfly(ref r0, ref i0, p0, p1, p2, p3, ref Unsafe.Add(ref quad, 6 * k),
                     out var y0r, out var y0i, out var y1r, out var y1i, out var y2r, out var y2i, out var y3r, out var y3i);
                 Store(ref r0, ref i0, p0, p2, p1, p3, y0r, y0i, y1r, y1i, y2r, y2i, y3r, y3i);
             }
+    }
+
+    /// <summary>
+    /// <see cref="TimePair"/>'s butterfly on rows p0…p3 (offsets in floats: k, k + h, k + len, k + len + h), its outputs
+    /// y0…y3 returned (TimePair stores them at rows p0, p2, p1, p3); w points at the group's three twiddles.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void TimeButterfly(ref float r0, ref float i0, nuint p0, nuint p1, nuint p2, nuint p3, ref float w,
+        out Vector512<float> y0r, out Vector512<float> y0i, out Vector512<float> y1r, out Vector512<float> y1i, out Vector512<float> y2r, out Vector512<float> y2i, out Vector512<float> y3r, out Vector512<float> y3i)
+    {
+        var (b1r, b1i) = Product(Vector512.LoadUnsafe(ref r0, p1), Vector512.LoadUnsafe(ref i0, p1), Vector512.Create(Unsafe.Add(ref w, 2)), Vector512.Create(Unsafe.Add(ref w, 3)));
+        var (b2r, b2i) = Product(Vector512.LoadUnsafe(ref r0, p2), Vector512.LoadUnsafe(ref i0, p2), Vector512.Create(w), Vector512.Create(Unsafe.Add(ref w, 1)));
+        var (b3r, b3i) = Product(Vector512.LoadUnsafe(ref r0, p3), Vector512.LoadUnsafe(ref i0, p3), Vector512.Create(Unsafe.Add(ref w, 4)), Vector512.Create(Unsafe.Add(ref w, 5)));
+        Butterfly(Vector512.LoadUnsafe(ref r0, p0), Vector512.LoadUnsafe(ref i0, p0), b1r, b1i, b2r, b2i, b3r, b3i, out y0r, out y0i, out y1r, out y1i, out y2r, out y2i, out y3r, out y3i);
     }
 
     /// <summary>One decimation-in-time stage of span <paramref name="len"/> over rows [from, to): a ± W_len^k·b.</summary>
