@@ -511,7 +511,7 @@ public static class BlockKernels
     /// </summary>
     public static unsafe void MeanPool(ReadOnlySpan<float> x, Span<float> pooled, int batch, int length, int h, Workspace? workspace = null)
     {
-        if (batch < 1 || length < 1 || h < 1) throw new ArgumentOutOfRangeException(nameof(batch), $"Batch ({batch}), length ({length}) and width ({h}) must be positive.");
+        CheckPooling(batch, length, h);
         Need(x, batch * length * h); Need(pooled, batch * h);
         fixed (float* px = x, pp = pooled)
             RowParallel.Run(&MeanPoolRows, new RowArgs { P0 = px, P1 = pp, Width = h, Count = length }, batch, (long)length * h, workspace, grain: 1);
@@ -529,10 +529,16 @@ public static class BlockKernels
         }
     }
 
+    private static void CheckPooling(int batch, int length, int h)
+    {
+        if (batch < 1 || length < 1 || h < 1) throw new ArgumentOutOfRangeException(nameof(batch), $"Batch ({batch}), length ({length}) and width ({h}) must be positive.");
+        if ((long)batch * length * h > int.MaxValue) throw new ArgumentOutOfRangeException(nameof(length), $"(B, L, H) = ({batch}, {length}, {h}) holds more values than a buffer can.");
+    }
+
     /// <summary>The backward of <see cref="MeanPool"/>: dx[b, t] = dPooled[b] / L for every t (overwrites dx). Rows in parallel.</summary>
     public static unsafe void MeanPoolBackward(ReadOnlySpan<float> dPooled, Span<float> dx, int batch, int length, int h, Workspace? workspace = null)
     {
-        if (batch < 1 || length < 1 || h < 1) throw new ArgumentOutOfRangeException(nameof(batch), $"Batch ({batch}), length ({length}) and width ({h}) must be positive.");
+        CheckPooling(batch, length, h);
         Need(dPooled, batch * h); Need(dx, batch * length * h);
         fixed (float* pd = dPooled, px = dx)
             RowParallel.Run(&MeanPoolBackwardRows, new RowArgs { P0 = pd, P1 = px, Width = h, Count = length }, batch * length, h, workspace);

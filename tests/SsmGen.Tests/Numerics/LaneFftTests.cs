@@ -104,7 +104,9 @@ public class LaneFftTests
     /// </summary>
     [Theory]
     [InlineData(2048, 784, true, true)]  // sMNIST's transform: 784 rows of 2,048, the pair scaled (dy ⊙ GELU'); the first pair fused
-    [InlineData(4096, 1500, false, true)] // fused first pair, then a wide single stage
+    [InlineData(2048, 600, true, false)]  // fused both ways, no imaginary row (the odd row of an odd batch)
+    [InlineData(2048, 100, false, true)]  // fewer rows than the fused passes' groups (n/8): the cut-off inside them
+    [InlineData(4096, 1500, false, true)] // the forward's first pair fused, then a wide single stage; the inverse unfused
     [InlineData(1024, 300, true, true)]   // the widest stage alone before the blocks (no pair wide enough to fuse)
     [InlineData(2048, 1024, false, true)] // every row of the first half read
     [InlineData(64, 5, false, false)]     // the odd row of an odd batch: no imaginary part
@@ -128,7 +130,7 @@ public class LaneFftTests
         fft.Forward(re, im, n);
         var re2 = Enumerable.Repeat(float.NaN, n * Lanes).ToArray(); var im2 = Enumerable.Repeat(float.NaN, n * Lanes).ToArray(); // every row written
         fixed (float* pa = a, pb = b, psa = sa, psb = sb)
-            fft.Forward(re2, im2, n, pa + h0, imaginary ? pb + h0 : null, scaled ? psa + h0 : null, scaled ? psb + h0 : null, channels, length);
+            fft.Forward(re2, im2, n, pa + h0, imaginary ? pb + h0 : null, scaled ? psa + h0 : null, scaled && imaginary ? psb + h0 : null, channels, length);
         Assert.Equal(re, re2);
         Assert.Equal(im, im2);
 
@@ -145,6 +147,11 @@ public class LaneFftTests
             }
         Assert.Throws<ArgumentOutOfRangeException>(() => { fixed (float* pa = a) fft.Forward(re2, im2, n, pa, null, null, null, channels, n / 2 + 1); });
         Assert.Throws<ArgumentNullException>(() => fft.Forward(re2, im2, n, null, null, null, null, channels, 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => { fixed (float* pa = a) fft.Forward(re2, im2, n, pa, null, null, null, Lanes - 1, 0); }); // rows would overlap
+        Assert.Throws<ArgumentException>(() => { fixed (float* pa = a) fft.Forward(re2, im2, n, pa, null, null, pa, channels, 0); }); // a scale without its rows
+        Assert.Throws<ArgumentOutOfRangeException>(() => { fixed (float* pa = a) fft.UnscaledInverse(re2, im2, n, pa, null, channels, n / 2 + 1); });
+        Assert.Throws<ArgumentOutOfRangeException>(() => { fixed (float* pa = a) fft.UnscaledInverse(re2, im2, n, pa, null, Lanes - 1, 0); });
+        Assert.Throws<ArgumentNullException>(() => fft.UnscaledInverse(re2, im2, n, null, null, channels, 0));
     }
 }
 

@@ -362,7 +362,7 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
             modes[i] = (float)zc.Real; modes[HM + i] = (float)zc.Imaginary;
             modes[2 * HM + i] = (float)wm.Real; modes[3 * HM + i] = (float)wm.Imaginary;
             """);
-        w.Line("var anchor = zc * zc; anchor *= anchor; anchor *= anchor; anchor *= anchor; anchor *= anchor; // Ā^32 by five squarings (in double: ~1e-15 relative, far below float)");
+        w.Line("var anchor = zc * zc; anchor *= anchor; anchor *= anchor; anchor *= anchor; anchor *= anchor; // Ā^32 by five squarings (in double: ~1e-14 relative, far below float)");
         w.Line("modes[4 * HM + i] = (float)anchor.Real; modes[5 * HM + i] = (float)anchor.Imaginary;");
         w.Close();
         w.Close();

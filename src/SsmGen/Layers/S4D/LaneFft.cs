@@ -99,8 +99,8 @@ public sealed class LaneFft
     {
         Check(re, im, n);
         int half = n >> 1;
-        if (real is null) throw new ArgumentNullException(nameof(real));
-        if (length < 0 || length > half) throw new ArgumentOutOfRangeException(nameof(length), length, $"Rows read must be in [0, {half}].");
+        CheckRows(real, stride, length, half);
+        if (imag is null && imagScale is not null) throw new ArgumentException("A scale for the imaginary rows needs imaginary rows.", nameof(imagScale));
         ref float r0 = ref re[0];
         ref float i0 = ref im[0];
         var rows = new SourceRows(real, imag, realScale, imagScale, stride, length);
@@ -134,6 +134,14 @@ public sealed class LaneFft
             Product(xr, xi, Twiddle(_cos, k * step), Twiddle(_sin, k * step), ref r0, ref i0, b);
         }
         ForwardAfterWidest(re, im, n, half);
+    }
+
+    /// <summary>Rows of sequences for the strided entry points: a first row given, rows at least 16 floats apart (or they overlap), at most n/2 of them.</summary>
+    private static unsafe void CheckRows(float* real, long stride, int length, int half)
+    {
+        if (real is null) throw new ArgumentNullException(nameof(real));
+        if (stride < Lanes) throw new ArgumentOutOfRangeException(nameof(stride), stride, $"Rows must be at least {Lanes} floats apart.");
+        if (length < 0 || length > half) throw new ArgumentOutOfRangeException(nameof(length), length, $"Rows must number between 0 and {half}.");
     }
 
     /// <summary>Whether the forward's plan takes the spans n/2 and n/4 as one pair over the whole array right after the widest stage.</summary>
@@ -185,8 +193,8 @@ public sealed class LaneFft
     /// <summary>
     /// <see cref="UnscaledInverse"/> with its rows t &lt; <paramref name="length"/> written straight into sequences: the real
     /// part of row t to <paramref name="real"/> + t·<paramref name="stride"/>, the imaginary part to <paramref name="imag"/>
-    /// + t·stride (not written when null). The widest stage stores them as it makes them (with the whole-array radix-4 pair
-    /// before it in the same pass, where the plan has one), so the rows are not put back in <paramref name="re"/> and
+    /// + t·stride (not written when null). The widest stage stores them as it makes them (with the radix-4 pair before it in
+    /// the same pass, where the plan ends in a whole-array pair at spans n/4 and n/2, as at 2,048 points), so the rows are not put back in <paramref name="re"/> and
     /// <paramref name="im"/> to be copied out after; the values are bit for bit UnscaledInverse's. <paramref name="re"/>
     /// and <paramref name="im"/> are left undefined.
     /// </summary>
@@ -194,8 +202,7 @@ public sealed class LaneFft
     {
         Check(re, im, n);
         int h = n >> 1;
-        if (real is null) throw new ArgumentNullException(nameof(real));
-        if (length < 0 || length > h) throw new ArgumentOutOfRangeException(nameof(length), length, $"Rows written must be in [0, {h}].");
+        CheckRows(real, stride, length, h);
         // Re and Im swapped, as in UnscaledInverse: its first array holds Im
         ref float r0 = ref im[0];
         ref float i0 = ref re[0];
