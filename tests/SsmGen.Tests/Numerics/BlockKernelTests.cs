@@ -187,6 +187,8 @@ public class BlockKernelTests
         Assert.Throws<ArgumentException>(() => BlockKernels.MeanPool(new float[2 * 3 * 4 - 1], pooled, 2, 3, 4));
         Assert.Throws<ArgumentException>(() => BlockKernels.MeanPool(new float[2 * 3 * 4], new float[2 * 4 - 1], 2, 3, 4));
         Assert.Throws<ArgumentOutOfRangeException>(() => BlockKernels.MeanPool(new float[24], pooled, 2, 0, 4));
+        Assert.Throws<ArgumentOutOfRangeException>(() => BlockKernels.MeanPool(new float[24], pooled, 1 << 16, 1 << 16, 1)); // B·L·H past int: refused, not wrapped
+        Assert.Throws<ArgumentOutOfRangeException>(() => BlockKernels.MeanPoolBackward(new float[8], new float[24], 1 << 16, 1 << 16, 1));
         var dx = new float[2 * 3 * 4];
         Assert.Throws<ArgumentException>(() => BlockKernels.MeanPoolBackward(new float[2 * 4 - 1], dx, 2, 3, 4));
         Assert.Throws<ArgumentException>(() => BlockKernels.MeanPoolBackward(new float[2 * 4], new float[2 * 3 * 4 - 1], 2, 3, 4));
