@@ -193,10 +193,10 @@ public sealed class LaneFft
     /// <summary>
     /// <see cref="UnscaledInverse"/> with its rows t &lt; <paramref name="length"/> written straight into sequences: the real
     /// part of row t to <paramref name="real"/> + t·<paramref name="stride"/>, the imaginary part to <paramref name="imag"/>
-    /// + t·stride (not written when null). The widest stage stores them as it makes them (with the radix-4 pair before it in
-    /// the same pass, where the plan ends in a whole-array pair at spans n/4 and n/2, as at 2,048 points), so the rows are not put back in <paramref name="re"/> and
-    /// <paramref name="im"/> to be copied out after; the values are bit for bit UnscaledInverse's. <paramref name="re"/>
-    /// and <paramref name="im"/> are left undefined.
+    /// + t·stride (not written when null). The widest stage stores them as it makes them — with the radix-4 pair before it
+    /// in the same pass where the plan ends in a whole-array pair at spans n/4 and n/2, as at 2,048 points — so the rows
+    /// are not put back in <paramref name="re"/> and <paramref name="im"/> to be copied out after; the values are bit for
+    /// bit UnscaledInverse's. <paramref name="re"/> and <paramref name="im"/> are left undefined.
     /// </summary>
     public unsafe void UnscaledInverse(Span<float> re, Span<float> im, int n, float* real, float* imag, long stride, int length)
     {
