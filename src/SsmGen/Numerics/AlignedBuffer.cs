@@ -1,7 +1,8 @@
 namespace SsmGen.Numerics;
 
 /// <summary>
-/// A float buffer whose first element sits on a cache line: a pinned array and the offset into it where a line starts.
+/// A float buffer whose first element sits on a cache line (<see cref="CacheLines"/>: a different line of the page for
+/// each buffer made after another): a pinned array and the offset into it where a line starts.
 /// .NET aligns arrays to 8 bytes only, so on a plain array most 64-byte vector loads and stores straddle two lines,
 /// each costing twice; the generated models keep their activations, and the kernels their scratch, in these.
 /// Reads as a <see cref="Span{T}"/> of exactly <see cref="Length"/> elements; pinned for its lifetime (on the pinned
@@ -19,7 +20,7 @@ public sealed class AlignedBuffer
     public AlignedBuffer(int length)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(length);
-        // the array holds up to a line more than the buffer, to start it on one
+        // the array holds a page and a line more than the buffer, to start it on a chosen line (CacheLines)
         ArgumentOutOfRangeException.ThrowIfGreaterThan(length, MaxLength);
         Length = length;
         (_array, _first) = length == 0 ? ([], 0) : CacheLines.PinnedArray<float>(length);
@@ -27,8 +28,8 @@ public sealed class AlignedBuffer
 
     public int Length { get; }
 
-    /// <summary>The longest buffer: the largest array less the line its start may skip.</summary>
-    public static int MaxLength => Array.MaxLength - CacheLines.Bytes / sizeof(float);
+    /// <summary>The longest buffer: the largest array less what its start may skip.</summary>
+    public static int MaxLength => Array.MaxLength - CacheLines.Slack / sizeof(float);
 
     public Span<float> Span => _array.AsSpan(_first, Length);
 

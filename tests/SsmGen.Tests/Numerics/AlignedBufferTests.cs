@@ -30,6 +30,32 @@ public unsafe class AlignedBufferTests
         }
     }
 
+    /// <summary>
+    /// Buffers of a page or more made one after another start on different lines of the 4 KB page, far enough apart that
+    /// a kernel reading one and writing the next at the same index does not see its loads match in-flight stores in
+    /// their low twelve address bits (4K aliasing); small ones stay on a line without the page's slack.
+    /// </summary>
+    [Fact]
+    public void SuccessiveLargeBuffersStartFarApartInThePage()
+    {
+        var offsets = new List<long>();
+        var keep = new List<AlignedBuffer>();
+        for (int i = 0; i < 16; i++)
+        {
+            var buffer = new AlignedBuffer(32 * 1024); // 128 KB, a multiple of the page like the FFT scratch
+            keep.Add(buffer);
+            fixed (float* p = buffer) { Assert.Equal(0, (long)p % 64); offsets.Add((long)p % 4096); }
+        }
+        for (int i = 1; i < offsets.Count; i++)
+        {
+            long apart = ((offsets[i] - offsets[i - 1]) % 4096 + 4096) % 4096;
+            Assert.InRange(Math.Min(apart, 4096 - apart), 1024, 2048); // 2.5 KB one way, 1.5 KB the other
+        }
+        Assert.True(offsets.Distinct().Count() >= 8, $"only {offsets.Distinct().Count()} distinct page offsets");
+        var small = new AlignedBuffer(100);
+        fixed (float* p = small) Assert.Equal(0, (long)p % 64);
+    }
+
     [Fact]
     public void EmptyAndNegativeLengths()
     {
