@@ -23,8 +23,11 @@ internal static unsafe class CacheLines
 
     /// <summary>
     /// A pinned array of <paramref name="length"/> elements from its returned index on, that index on a cache line. For an
-    /// array of a page or more, the line within the page steps by the golden ratio of a page per such allocation (40
-    /// lines; counted per thread), so buffers made in sequence start far apart in it: consecutive ones 2.5 KB, two apart 1 KB.
+    /// array of a page or more, the line within the page steps by about the golden ratio of a page per such allocation (41
+    /// lines; counted per thread), so buffers made in sequence start far apart in it (consecutive ones 2.6 KB, two apart
+    /// 1.1 KB). The step is odd: buffers read and written at a power-of-two row stride (the (B, L, H) sequences' 512-byte
+    /// rows) then meet in their low bits only when made 8 apart; a step of 40 lines put every pair a multiple of 512
+    /// bytes apart.
     /// </summary>
     public static (T[] Array, int First) PinnedArray<T>(int length) where T : unmanaged
     {
@@ -35,7 +38,7 @@ internal static unsafe class CacheLines
             long at = ((long)p + Bytes - 1) & ~(long)(Bytes - 1); // the first line
             if (stagger)
             {
-                long line = (uint)++t_allocations * 40u % LinesPerPage;
+                long line = (uint)++t_allocations * 41u % LinesPerPage;
                 long chosen = (at & ~(long)(Page - 1)) + line * Bytes;
                 at = chosen < at ? chosen + Page : chosen;
             }
