@@ -316,117 +316,25 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         w.Line();
     }
 
-    private static void ModeLocals(CodeWriter w, S4DLayerPlan l)
-    {
-        w.Line("""
-            int i = h * M + n;
-            var a = new Complex(-Math.Exp(Math.Min(logAReal[i], Stability.MaxLog)), aImag[i]);
-            var q = dt * a;
-            var c = new Complex(cc[2 * i], cc[2 * i + 1]);
-            """);
-        w.Line(l.Spec.TrainB ? "var b = new Complex(bb[2 * i], bb[2 * i + 1]);" : "var b = Complex.One; // B is fixed at 1");
-    }
-
     private static string ParamArgs => "ReadOnlySpan<float> logDt, ReadOnlySpan<float> logAReal, ReadOnlySpan<float> aImag, ReadOnlySpan<float> bb, ReadOnlySpan<float> cc";
 
     private static void EmitDiscretize(CodeWriter w, S4DLayerPlan l)
     {
         bool zoh = l.Spec.Discretization == 0;
-        w.Line($"/// <summary>{l.Variant}: Ā, W = C·B̄ and Ā^32 of every mode, computed in double, stored as float.");
+        w.Line($"/// <summary>{l.Variant}: Ā, W = C·B̄ and Ā^32 of every mode, computed in double, stored as float (S4DModes).");
         w.Line(zoh ? "/// ZOH: Ā = exp(ΔA), B̄ = (exp(ΔA) − 1)/A · B.</summary>" : "/// Bilinear: Ā = (1 + ΔA/2)/(1 − ΔA/2), B̄ = Δ/(1 − ΔA/2) · B.</summary>");
-        w.Open($"private static void {l.Variant}_Discretize({ParamArgs}, Span<float> modes)");
-        Header(w, l.Modes);
-        w.Open("for (int h = 0; h < H; h++)");
-        w.Line("double dt = Math.Exp(Math.Clamp(logDt[h], -Stability.MaxLog, Stability.MaxLog));");
-        w.Open("for (int n = 0; n < M; n++)");
-        ModeLocals(w, l);
-        if (zoh)
-        {
-            w.Line("""
-                var z = Complex.Exp(q);
-                // (e^q − 1)/A = Δ·(e^q − 1)/q, by its series where q is tiny (A = 0 would give 0/0)
-                var wm = q.Magnitude < 1e-8 ? c * b * dt * (1 + q / 2) : c * b * (z - 1) / a;
-                """);
-        }
-        else
-        {
-            w.Line("""
-                var r = 1 / (1 - q / 2);
-                var z = (1 + q / 2) * r;
-                var wm = c * b * dt * r;
-                """);
-        }
-        w.Line("""
-            // |Ā| < 1 in float too: only a mode whose |Ā| rounds to 1 is pulled back (Stability)
-            var zc = Stability.Contract(z);
-            modes[i] = (float)zc.Real; modes[HM + i] = (float)zc.Imaginary;
-            modes[2 * HM + i] = (float)wm.Real; modes[3 * HM + i] = (float)wm.Imaginary;
-            """);
-        w.Line("var anchor = zc * zc; anchor *= anchor; anchor *= anchor; anchor *= anchor; anchor *= anchor; // Ā^32 by five squarings (in double: ~1e-14 relative, far below float)");
-        w.Line("modes[4 * HM + i] = (float)anchor.Real; modes[5 * HM + i] = (float)anchor.Imaginary;");
-        w.Close();
-        w.Close();
-        w.Close();
+        w.Line($"private static void {l.Variant}_Discretize({ParamArgs}, Span<float> modes) =>");
+        w.Line($"    S4DModes.Discretize({Method(l)}, logDt, logAReal, aImag, bb, cc, modes, H, {l.Modes});");
         w.Line();
     }
 
+    private static string Method(S4DLayerPlan l) => l.Spec.Discretization == 0 ? "Discretization.Zoh" : "Discretization.Bilinear";
+
     private static void EmitChainRule(CodeWriter w, S4DLayerPlan l)
     {
-        bool zoh = l.Spec.Discretization == 0;
-        w.Line($$"""
-            /// <summary>{{l.Variant}}: from the Horner sums to parameter gradients. With gradients written
-            /// ∂L/∂Re + i·∂L/∂Im: gW = 2·conj p(Ā), gĀ = 2·conj(W·p'(Ā)); a holomorphic step multiplies by the
-            /// conjugate derivative, a real parameter takes Re(conj(g)·∂/∂θ).</summary>
-            """);
-        w.Open($"private static void {l.Variant}_ChainRule({ParamArgs}, ReadOnlySpan<float> sums, ReadOnlySpan<float> gZPieces, Span<float> gLogDt, Span<float> gLogAReal, Span<float> gAImag, Span<float> gB, Span<float> gC)");
-        Header(w, l.Modes);
-        w.Open("for (int h = 0; h < H; h++)");
-        w.Line("double dt = Math.Exp(Math.Clamp(logDt[h], -Stability.MaxLog, Stability.MaxLog)), gDt = 0; // as in Discretize");
-        w.Open("for (int n = 0; n < M; n++)");
-        ModeLocals(w, l);
-        w.Line("var p = new Complex(sums[i], sums[HM + i]);");
-        w.Line("var dp = new Complex(sums[2 * HM + i], sums[3 * HM + i]);");
-        if (zoh)
-        {
-            w.Line("""
-                var z = Complex.Exp(q);
-                var e = (z - 1) / a;
-                var gW = 2 * Complex.Conjugate(p);
-                var gZ = 2 * Complex.Conjugate(c * b * e * dp);
-                if (!gZPieces.IsEmpty) gZ += new Complex(gZPieces[i], gZPieces[HM + i]);
-                var gc = gW * Complex.Conjugate(b * e);
-                """);
-            if (l.Spec.TrainB) w.Line("var gb = gW * Complex.Conjugate(c * e);");
-            w.Line("""
-                var gZt = gZ + gW * Complex.Conjugate(c * b / a);          // W depends on Ā too
-                var gA = gW * Complex.Conjugate(-c * b * e / a) + gZt * Complex.Conjugate(dt * z);
-                gDt += (Complex.Conjugate(gZt) * a * z).Real;
-                """);
-        }
-        else
-        {
-            w.Line("""
-                var r = 1 / (1 - q / 2);
-                var gW = 2 * Complex.Conjugate(p);
-                var gZ = 2 * Complex.Conjugate(c * b * dt * r * dp);
-                if (!gZPieces.IsEmpty) gZ += new Complex(gZPieces[i], gZPieces[HM + i]);
-                var gc = gW * Complex.Conjugate(b * dt * r);
-                """);
-            if (l.Spec.TrainB) w.Line("var gb = gW * Complex.Conjugate(c * dt * r);");
-            w.Line("""
-                var gQ = gZ * Complex.Conjugate(r * r) + gW * Complex.Conjugate(c * b * (dt / 2) * r * r);
-                gDt += (Complex.Conjugate(gW) * c * b * r).Real + (Complex.Conjugate(gQ) * a).Real;
-                var gA = dt * gQ;
-                """);
-        }
-        w.Line("gC[2 * i] += (float)gc.Real; gC[2 * i + 1] += (float)gc.Imaginary;");
-        if (l.Spec.TrainB) w.Line("gB[2 * i] += (float)gb.Real; gB[2 * i + 1] += (float)gb.Imaginary;");
-        w.Line("gLogAReal[i] += (float)(-Math.Exp(Math.Min(logAReal[i], Stability.MaxLog)) * gA.Real);");
-        w.Line("gAImag[i] += (float)gA.Imaginary;");
-        w.Close();
-        w.Line("gLogDt[h] += (float)(gDt * dt);");
-        w.Close();
-        w.Close();
+        w.Line($"/// <summary>{l.Variant}: from the Horner sums to the parameter gradients (S4DModes).</summary>");
+        w.Line($"private static void {l.Variant}_ChainRule({ParamArgs}, ReadOnlySpan<float> sums, ReadOnlySpan<float> gZPieces, Span<float> gLogDt, Span<float> gLogAReal, Span<float> gAImag, Span<float> gB, Span<float> gC) =>");
+        w.Line($"    S4DModes.ChainRule({Method(l)}, logDt, logAReal, aImag, bb, cc, sums, gZPieces, gLogDt, gLogAReal, gAImag, gB, gC, H, {l.Modes});");
         w.Line();
     }
 

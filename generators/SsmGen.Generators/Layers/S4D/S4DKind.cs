@@ -23,7 +23,7 @@ internal sealed class S4DKind() : LayerKind<S4DLayerSpec, S4DLayerPlan>("SsmGen.
     // The generated code keeps N/2 modes in registers.
     private const int MaxN = 512;
 
-    public override (string Namespace, string Names)[] RuntimeTypes => [("SsmGen", "S4DLayerConfig S4DInit Discretization"), ("SsmGen.Numerics", "CausalConvolution"), ("SsmGen.Layers", "S4DStatePassing S4DRecurrence")];
+    public override (string Namespace, string Names)[] RuntimeTypes => [("SsmGen", "S4DLayerConfig S4DInit Discretization"), ("SsmGen.Numerics", "CausalConvolution"), ("SsmGen.Layers", "S4DStatePassing S4DRecurrence S4DModes")];
 
     public override LayerSpec? Parse(LayerArgs a)
     {
