@@ -150,10 +150,11 @@ internal static class ModelEmitter
             ? $"BlockKernels.RmsNormForward({x}, {Span("_p", prefix + ".weight", "H")}, {y}, {rstd}, {rows}, H, _ws);"
             : $"BlockKernels.LayerNormForward({x}, {Span("_p", prefix + ".weight", "H")}, {Span("_p", prefix + ".bias", "H")}, {y}, {mean}, {rstd}, {rows}, H, _ws);";
 
-    internal static string NormBackward(bool rms, string prefix, string x, string mean, string rstd, string dy, string dx, string rows)
+    /// <summary>The norm's backward into dx: added to it, or with <paramref name="overwrite"/> written over it (not read).</summary>
+    internal static string NormBackward(bool rms, string prefix, string x, string mean, string rstd, string dy, string dx, string rows, bool overwrite = false)
         => rms
-            ? $"BlockKernels.RmsNormBackward({x}, {Span("_p", prefix + ".weight", "H")}, {rstd}, {dy}, {dx}, {Span("_g", prefix + ".weight", "H")}, {rows}, H, _ws);"
-            : $"BlockKernels.LayerNormBackward({x}, {Span("_p", prefix + ".weight", "H")}, {mean}, {rstd}, {dy}, {dx}, {Span("_g", prefix + ".weight", "H")}, {Span("_g", prefix + ".bias", "H")}, {rows}, H, _ws);";
+            ? $"BlockKernels.RmsNormBackward({x}, {Span("_p", prefix + ".weight", "H")}, {rstd}, {dy}, {dx}, {Span("_g", prefix + ".weight", "H")}, {rows}, H, _ws{(overwrite ? ", overwriteDx: true" : "")});"
+            : $"BlockKernels.LayerNormBackward({x}, {Span("_p", prefix + ".weight", "H")}, {mean}, {rstd}, {dy}, {dx}, {Span("_g", prefix + ".weight", "H")}, {Span("_g", prefix + ".bias", "H")}, {rows}, H, _ws{(overwrite ? ", overwriteDx: true" : "")});";
 
     private static string DecoderBias(ModelPlan plan, string buf) => plan.Names.DecoderBias ? Span(buf, plan.Names.Decoder + ".bias", "OutputSize") : (buf == "_p" ? "ReadOnlySpan<float>.Empty" : "Span<float>.Empty");
 
@@ -496,8 +497,7 @@ internal static class ModelEmitter
             _ => "dPooled.CopyTo(dNf);",
         });
         w.Line("var dX = _dX.AsSpan(0, rows * H);");
-        w.Line("dX.Clear();");
-        w.Line(NormBackward(plan.Names.FinalRms, plan.Names.FinalNorm, "_xf", "_meanF", "_rstdF", "dNf", "dX", "rows"));
+        w.Line(NormBackward(plan.Names.FinalRms, plan.Names.FinalNorm, "_xf", "_meanF", "_rstdF", "dNf", "dX", "rows", overwrite: true) + " // dX starts here: written, not cleared and added to");
         bool Head(ParamPlan p) => p.Layer < 0 && !p.Name.StartsWith(plan.Names.Encoder + ".", System.StringComparison.Ordinal);
         EmitGradientsFinal(w, plan, Head);
         foreach (var l in plan.Layers.Reverse())

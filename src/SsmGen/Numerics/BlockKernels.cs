@@ -30,13 +30,13 @@ public static class BlockKernels
             RowParallel.Run(&LayerNormRows, new RowArgs { P0 = px, P1 = pw, P3 = py, P5 = pr, Width = h, Count = RmsFlag }, rows, h, workspace);
     }
 
-    /// <summary>dx += RMSNorm backward (rows in parallel); dw accumulates.</summary>
-    public static unsafe void RmsNormBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> rstd, ReadOnlySpan<float> dy, Span<float> dx, Span<float> dw, int rows, int h, Workspace? workspace = null)
+    /// <summary>dx += RMSNorm backward (dx = it, with <paramref name="overwriteDx"/>: dx is then not read); rows in parallel; dw accumulates.</summary>
+    public static unsafe void RmsNormBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> rstd, ReadOnlySpan<float> dy, Span<float> dx, Span<float> dw, int rows, int h, Workspace? workspace = null, bool overwriteDx = false)
     {
         Need(x, rows * h); Need(dy, rows * h); Need(dx, rows * h); Need(rstd, rows); Need(w, h); Need(dw, h);
         using var pass = PassProfile.Enter(Pass.Norm, 10.0 * rows * h, 16.0 * rows * h);
         fixed (float* px = x, pw = w, pr = rstd, pdy = dy, pdx = dx, pdw = dw)
-            RowParallel.RunWithPartials(&LayerNormBackwardRows, new RowArgs { P0 = px, P1 = pw, P3 = pr, P4 = pdy, P5 = pdx, Width = h, Count = RmsFlag }, rows, h, pdw, null, h, workspace);
+            RowParallel.RunWithPartials(&LayerNormBackwardRows, new RowArgs { P0 = px, P1 = pw, P3 = pr, P4 = pdy, P5 = pdx, Width = h, Count = RmsFlag, Extra = overwriteDx ? 1 : 0 }, rows, h, pdw, null, h, workspace);
     }
 
     /// <summary>RowArgs.Count value that turns the LayerNorm row kernels into RMSNorm (mean 0, no bias).</summary>
@@ -94,23 +94,27 @@ public static class BlockKernels
         }
     }
 
-    /// <summary>dx += LayerNorm backward; dw and db accumulate. Rows in parallel, each part summing its rows' dw and db.</summary>
-    public static unsafe void LayerNormBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd, ReadOnlySpan<float> dy, Span<float> dx, Span<float> dw, Span<float> db, int rows, int h, Workspace? workspace = null)
+    /// <summary>
+    /// dx += LayerNorm backward (dx = it, with <paramref name="overwriteDx"/>: dx is then not read, where a caller would
+    /// otherwise clear it first); dw and db accumulate. Rows in parallel, each part summing its rows' dw and db.
+    /// </summary>
+    public static unsafe void LayerNormBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd, ReadOnlySpan<float> dy, Span<float> dx, Span<float> dw, Span<float> db, int rows, int h, Workspace? workspace = null, bool overwriteDx = false)
     {
         Need(x, rows * h); Need(dy, rows * h); Need(dx, rows * h); Need(mean, rows); Need(rstd, rows); Need(w, h); Need(dw, h); Need(db, h);
         using var pass = PassProfile.Enter(Pass.Norm, 14.0 * rows * h, 16.0 * rows * h);
         // dw and db sum over rows: each part sums its own rows into [dw | db] partials, added in part order after
         fixed (float* px = x, pw = w, pm = mean, pr = rstd, pdy = dy, pdx = dx, pdw = dw, pdb = db)
-            RowParallel.RunWithPartials(&LayerNormBackwardRows, new RowArgs { P0 = px, P1 = pw, P2 = pm, P3 = pr, P4 = pdy, P5 = pdx, Width = h }, rows, h, pdw, pdb, h, workspace);
+            RowParallel.RunWithPartials(&LayerNormBackwardRows, new RowArgs { P0 = px, P1 = pw, P2 = pm, P3 = pr, P4 = pdy, P5 = pdx, Width = h, Extra = overwriteDx ? 1 : 0 }, rows, h, pdw, pdb, h, workspace);
     }
 
     /// <summary>
-    /// Rows [r0, r1): dx += the backward, and this part's sums dw += dy·x̂ into partial[0, h), db += dy into
-    /// partial[h, 2h) (LayerNorm; RMSNorm has dw only).
+    /// Rows [r0, r1): dx += the backward (dx = it when Extra is 1), and this part's sums dw += dy·x̂ into partial[0, h),
+    /// db += dy into partial[h, 2h) (LayerNorm; RMSNorm has dw only).
     /// </summary>
     private static unsafe void LayerNormBackwardRows(ref RowArgs a, int r0, int r1, float* partial)
     {
         int h = a.Width;
+        bool overwrite = a.Extra == 1;
         float* w = a.P1, pdw = partial, pdb = partial + h;
         for (int r = r0; r < r1; r++)
         {
@@ -144,7 +148,8 @@ public static class BlockKernels
                     var xhat = (Vector512.Load(x + i) - vm) * vrs;
                     var d = Vector512.Load(dy + i);
                     var g = d * Vector512.Load(w + i);
-                    (Vector512.Load(dx + i) + vrs * (g - vmG - xhat * vmGX)).Store(dx + i);
+                    var d0 = vrs * (g - vmG - xhat * vmGX);
+                    (overwrite ? d0 : Vector512.Load(dx + i) + d0).Store(dx + i);
                     Vector512.FusedMultiplyAdd(d, xhat, Vector512.Load(pdw + i)).Store(pdw + i);
                     if (!rms) (Vector512.Load(pdb + i) + d).Store(pdb + i);
                 }
@@ -152,7 +157,8 @@ public static class BlockKernels
             for (; i < h; i++)
             {
                 float xhat = (x[i] - m) * rs;
-                dx[i] += rs * (dy[i] * w[i] - mG - xhat * mGX);
+                float d0 = rs * (dy[i] * w[i] - mG - xhat * mGX);
+                dx[i] = overwrite ? d0 : dx[i] + d0;
                 pdw[i] += dy[i] * xhat;
                 if (!rms) pdb[i] += dy[i];
             }

@@ -32,6 +32,17 @@ public class BlockKernelTests
         Close(dwRef, dw, 1e-5 * rows, "LayerNorm dw");
         Close(dbRef, db, 1e-5 * rows, "LayerNorm db");
 
+        // overwriting dx (not read: NaN before) gives what clearing it and adding gives; dw and db still accumulate
+        var dxOver = Enumerable.Repeat(float.NaN, rows * h).ToArray(); var dxCleared = new float[rows * h];
+        var dw2 = new float[h]; var db2 = new float[h]; var dw3 = new float[h]; var db3 = new float[h];
+        BlockKernels.LayerNormBackward(F(x), F(w), mean, rstd, F(dy), dxOver, dw2, db2, rows, h, overwriteDx: true);
+        BlockKernels.LayerNormBackward(F(x), F(w), mean, rstd, F(dy), dxCleared, dw3, db3, rows, h);
+        Assert.Equal(dxCleared, dxOver); Assert.Equal(dw3, dw2); Assert.Equal(db3, db2);
+        var dxRms = Enumerable.Repeat(float.NaN, rows * h).ToArray(); var dxRmsCleared = new float[rows * h];
+        BlockKernels.RmsNormBackward(F(x), F(w), rstd, F(dy), dxRms, new float[h], rows, h, overwriteDx: true);
+        BlockKernels.RmsNormBackward(F(x), F(w), rstd, F(dy), dxRmsCleared, new float[h], rows, h);
+        Assert.Equal(dxRmsCleared, dxRms);
+
         var g = new float[rows * h];
         BlockKernels.GeluForward(F(x), g);
         Close(x.Select(BlockReference<double>.Gelu).ToArray(), g, 1e-6 * 4, "GELU");
