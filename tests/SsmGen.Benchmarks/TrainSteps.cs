@@ -132,7 +132,7 @@ public static class TrainSteps
             string rate = t.Flops > 0 ? $"{t.Flops / ns:F1} | {100 * t.Flops / ns / peak:F1}%" : "— | —";
             Console.WriteLine($"| {t.Pass} | {ms:F2} | {100 * ms / stepMs:F1}% | {rate} | {t.Bytes / ns:F1} | {100 * t.Bytes / ns / bandwidth:F0}% |");
         }
-        Console.WriteLine($"| other (generated loops, the S4D kernel, hand-offs) | {stepMs - claimed:F2} | {100 * (stepMs - claimed) / stepMs:F1}% | | | | |");
+        Console.WriteLine($"| other (generated loops, the S4D discretization, hand-offs) | {stepMs - claimed:F2} | {100 * (stepMs - claimed) / stepMs:F1}% | | | | |");
         double callFlops = flops / steps;
         Console.WriteLine($"Counted work: {callFlops / 1e9:F2} GFLOP per call = {callFlops / (stepMs * 1e6):F1} GFLOP/s over the mean call, {100 * callFlops / (stepMs * 1e6) / peak:F1}% of the {Environment.ProcessorCount}-core peak (the fastest call: {100 * callFlops / (fastest * 1e6) / peak:F1}%).");
     }

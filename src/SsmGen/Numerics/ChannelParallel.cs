@@ -27,10 +27,15 @@ public static unsafe class ChannelParallel
         }
     }
 
-    /// <summary>body(input, second, output, length, h0, h1) over every channel, in parts on the pool when channels·length is large.</summary>
-    public static void Run(ChannelRange body, ReadOnlySpan<float> input, ReadOnlySpan<float> second, Span<float> output, int length, int channels, Workspace? workspace = null)
+    /// <summary>
+    /// body(input, second, output, length, h0, h1) over every channel, in parts on the pool when channels·length is large;
+    /// <paramref name="flops"/>, the operations the body executes, are counted with its time under
+    /// <see cref="Pass.Convolution"/> (the S4D kernel and its backward are the convolution's work).
+    /// </summary>
+    public static void Run(ChannelRange body, ReadOnlySpan<float> input, ReadOnlySpan<float> second, Span<float> output, int length, int channels, Workspace? workspace = null, double flops = 0)
     {
         ArgumentNullException.ThrowIfNull(body);
+        using var pass = PassProfile.Enter(Pass.Convolution, flops, 4.0 * (input.Length + second.Length + output.Length));
         var pool = WorkerPool.Shared;
         if (pool.Concurrency == 1 || channels < 2 || (long)channels * length < 1 << 14) { body(input, second, output, length, 0, channels); return; }
         var job = (workspace ?? Workspace.ForCurrentThread).ChannelJob;

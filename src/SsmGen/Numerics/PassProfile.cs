@@ -24,7 +24,7 @@ public enum Pass
 /// <summary>
 /// Where a step's time goes: while recording, the library's kernels add their wall time, their floating-point
 /// operations and the bytes they must move (each input read and each output written once) to their <see cref="Pass"/>.
-/// What no kernel claims (generated loops, the S4D kernel's generation, hand-offs) is the step's time less their sum.
+/// What no kernel claims (generated loops, the S4D discretization and chain rule, hand-offs) is the step's time less their sum.
 /// Records the thread that started it, one model at a time; when not recording a kernel pays one static read.
 /// </summary>
 public static class PassProfile

@@ -31,6 +31,20 @@ public class PassProfileTests
             Assert.Equal(new PassTotals(pass, TimeSpan.Zero, 0, 0), totals[pass]);
     }
 
+    /// <summary>A channel kernel's stated operations (the generated S4D kernel and its Horner sums) count under the convolution.</summary>
+    [Fact]
+    public void ChannelKernelsCountTheirStatedWorkAsConvolution()
+    {
+        var input = new float[64]; var output = new float[64 * 300];
+        PassProfile.Start();
+        ChannelParallel.Run((_, _, o, length, h0, h1) => o.Slice(h0 * length, (h1 - h0) * length).Fill(1f), input, [], output, 300, 64, flops: 1234);
+        ChannelParallel.Run((_, _, o, length, h0, h1) => { }, input, [], output, 300, 64); // no work stated: its time counts, no operations
+        var convolution = PassProfile.Stop().Single(t => t.Pass == Pass.Convolution);
+        Assert.Equal(1234, convolution.Flops);
+        Assert.True(convolution.Time > TimeSpan.Zero);
+        Assert.All(output, v => Assert.Equal(1f, v));
+    }
+
     [Fact]
     public void OtherThreadsAreNotCounted()
     {

@@ -120,7 +120,7 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         ConvolutionBlock.EmitBackward(w, l, l.Spec.Dropout, Names, () =>
         {
             w.Line("// kernel backward: Horner sums per mode, then the chain rule to log Δ, A, B, C");
-            w.Line($"ChannelParallel.Run(S4D_N{l.Spec.N}_Horner, {i}Modes, _dk, _sums, length, H, _ws);");
+            w.Line($"ChannelParallel.Run(S4D_N{l.Spec.N}_Horner, {i}Modes, _dk, _sums, length, H, _ws, flops: {HornerFlopsPerModeStep}.0 * H * {l.Modes} * length);");
             w.Line($"if (_seq is not null) TensorPrimitives.Multiply(dY, {i}Y.AsSpan(0, rows * H), dY); // dL/dy for the state passing (the convolution scaled dY by GELU's slope as it read it)");
             w.Line($"var gZPieces = _seq is null ? ReadOnlySpan<float>.Empty : {Pass(l)}.Backward(_seq, {i}Modes, dY, dU, _sums, batch, length); // what the states crossing this rank's piece owe");
             string gb = l.Spec.TrainB ? ModelEmitter.Span("_g", p + "mixer.B", (2 * hm).ToString()) : "Span<float>.Empty";
@@ -186,7 +186,13 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
     }
 
     /// <summary>The call building block l's kernel K (H, L) from its modes, channels shared over the worker pool.</summary>
-    private static string Kernel(S4DLayerPlan l) => $"ChannelParallel.Run(S4D_N{l.Spec.N}_Kernel, _l{l.Index}Modes, ReadOnlySpan<float>.Empty, _l{l.Index}K, length, H, _ws);";
+    private static string Kernel(S4DLayerPlan l) =>
+        $"ChannelParallel.Run(S4D_N{l.Spec.N}_Kernel, _l{l.Index}Modes, ReadOnlySpan<float>.Empty, _l{l.Index}K, length, H, _ws, flops: H * {l.Modes} * ({KernelFlopsPerModeStep}.0 * length + {AnchorFlops}.0 * ((length + 31) / 32)));";
+
+    // The operations the kernels below execute, for the pass profile: per mode and step, the kernel's power Ā^l·W (a
+    // complex product, 6) and its share of the sum over modes (1), with a complex product (6) per mode at each of the
+    // anchors every 32 steps; Horner's two complex multiply-adds, p' ← p'·Ā + p (8) and p ← p·Ā + dK[l] (7).
+    private const int KernelFlopsPerModeStep = 7, AnchorFlops = 6, HornerFlopsPerModeStep = 15;
 
     private static void Header(CodeWriter w, int m) => w.Line($"const int M = {m}, HM = H * M;");
 
