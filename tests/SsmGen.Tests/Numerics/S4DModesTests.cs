@@ -30,6 +30,12 @@ public class S4DModesTests
             trainB ? Enumerable.Range(0, 2 * H * M).Select(_ => U(-1, 1)).ToArray() : [], Enumerable.Range(0, 2 * H * M).Select(_ => U(-1, 1)).ToArray());
     }
 
+    /// <summary>Both discretizations, with B fixed at 1 and trained.</summary>
+    public static TheoryData<Discretization, bool> Variants => new()
+    {
+        { Discretization.Zoh, false }, { Discretization.Zoh, true }, { Discretization.Bilinear, false }, { Discretization.Bilinear, true },
+    };
+
     private static float[] Discretize(Discretization method, Layer l, int h, int m)
     {
         var modes = new float[6 * h * m];
@@ -38,10 +44,7 @@ public class S4DModesTests
     }
 
     [Theory]
-    [InlineData(Discretization.Zoh, false)]
-    [InlineData(Discretization.Zoh, true)]
-    [InlineData(Discretization.Bilinear, false)]
-    [InlineData(Discretization.Bilinear, true)]
+    [MemberData(nameof(Variants))]
     public void ModesMatchTheReferenceFormulas(Discretization method, bool trainB)
     {
         var l = Random(1, trainB);
@@ -78,10 +81,7 @@ public class S4DModesTests
     }
 
     [Theory]
-    [InlineData(Discretization.Zoh, false)]
-    [InlineData(Discretization.Zoh, true)]
-    [InlineData(Discretization.Bilinear, false)]
-    [InlineData(Discretization.Bilinear, true)]
+    [MemberData(nameof(Variants))]
     public void EightLanesMatchOneByOne(Discretization method, bool trainB)
     {
         var l = Random(2, trainB);
@@ -123,6 +123,9 @@ public class S4DModesTests
         var gC = new float[2 * H * M];
         Assert.Throws<ArgumentException>(() => S4DModes.ChainRule(Discretization.Zoh, l.LogDt, l.LogAReal, l.AImag, l.B, l.C, new float[4 * H * M - 1], [], new float[H], new float[H * M], new float[H * M], [], gC, H, M));
         Assert.Throws<ArgumentException>(() => S4DModes.ChainRule(Discretization.Zoh, l.LogDt, l.LogAReal, l.AImag, l.B, l.C, new float[4 * H * M], [], new float[H], new float[H * M], new float[H * M], [], new float[2 * H * M - 1], H, M));
+        Assert.Throws<ArgumentException>(() => S4DModes.ChainRule(Discretization.Zoh, l.LogDt, l.LogAReal, l.AImag, l.B, l.C, new float[4 * H * M], new float[2 * H * M - 1], new float[H], new float[H * M], new float[H * M], [], gC, H, M));
+        var trained = Random(5, trainB: true);
+        Assert.Throws<ArgumentException>(() => S4DModes.ChainRule(Discretization.Zoh, trained.LogDt, trained.LogAReal, trained.AImag, trained.B, trained.C, new float[4 * H * M], [], new float[H], new float[H * M], new float[H * M], new float[2 * H * M - 1], gC, H, M));
         Assert.All(gC, v => Assert.Equal(0f, v));
         Assert.Throws<ArgumentOutOfRangeException>(() => S4DModes.Discretize(Discretization.Zoh, l.LogDt, l.LogAReal, l.AImag, l.B, l.C, new float[6 * H * M], 0, M));
     }
