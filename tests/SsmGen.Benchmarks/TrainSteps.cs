@@ -103,24 +103,26 @@ public static class TrainSteps
         }
     }
 
-    /// <summary>One pass's table: <paramref name="run"/> timed <paramref name="steps"/> times after 3 warm-up calls, split by pass.</summary>
+    /// <summary>One pass's table: <paramref name="run"/> timed <paramref name="steps"/> times after its warm-up (<see cref="WarmUp"/>), split by pass.</summary>
     private static void Split(string what, Action run, int steps, double peak, double bandwidth)
     {
-        for (int i = 0; i < 3; i++) run();
+        int warmUp = WarmUp(run);
         PassProfile.Start();
         var clock = Stopwatch.StartNew();
-        double fastest = double.MaxValue;
+        var each = new double[steps];
         for (int i = 0; i < steps; i++)
         {
             double start = clock.Elapsed.TotalMilliseconds;
             run();
-            fastest = Math.Min(fastest, clock.Elapsed.TotalMilliseconds - start);
+            each[i] = clock.Elapsed.TotalMilliseconds - start;
         }
+        Array.Sort(each);
+        double fastest = each[0], median = each[steps / 2];
         double stepMs = clock.Elapsed.TotalMilliseconds / steps;
         var totals = PassProfile.Stop();
         Console.WriteLine();
         // the passes are the mean call's; the fastest call is printed too, as the peak and the triad are their best rounds
-        Console.WriteLine($"{what}: {stepMs:F1} ms (mean of {steps} after 3 warm-up calls; the fastest {fastest:F1} ms), by pass:");
+        Console.WriteLine($"{what}: {stepMs:F1} ms (mean of {steps} after {warmUp} warm-up calls; the median {median:F1} ms, the fastest {fastest:F1} ms), by pass:");
         Console.WriteLine("| pass | ms per call | share | GFLOP/s | of the peak | GB/s | of the bandwidth |");
         Console.WriteLine("|---|---|---|---|---|---|---|");
         double claimed = 0, flops = 0;
@@ -134,7 +136,7 @@ public static class TrainSteps
         }
         Console.WriteLine($"| other (generated loops, the S4D discretization, hand-offs) | {stepMs - claimed:F2} | {100 * (stepMs - claimed) / stepMs:F1}% | | | | |");
         double callFlops = flops / steps;
-        Console.WriteLine($"Counted work: {callFlops / 1e9:F2} GFLOP per call = {callFlops / (stepMs * 1e6):F1} GFLOP/s over the mean call, {100 * callFlops / (stepMs * 1e6) / peak:F1}% of the {Environment.ProcessorCount}-core peak (the fastest call: {100 * callFlops / (fastest * 1e6) / peak:F1}%).");
+        Console.WriteLine($"Counted work: {callFlops / 1e9:F2} GFLOP per call = {callFlops / (stepMs * 1e6):F1} GFLOP/s over the mean call, {100 * callFlops / (stepMs * 1e6) / peak:F1}% of the {Environment.ProcessorCount}-core peak (the median call: {100 * callFlops / (median * 1e6) / peak:F1}%, the fastest: {100 * callFlops / (fastest * 1e6) / peak:F1}%).");
     }
 
     /// <summary>
@@ -157,6 +159,25 @@ public static class TrainSteps
             backward = Math.Min(backward, clock.Elapsed.TotalMilliseconds - f);
         }
         Console.WriteLine($"Selective scan (N 16, B 8, L 256, E 512, one core), fastest of {pairs} pairs: forward {forward:F2} ms, backward {backward:F2} ms = {backward / forward:F2}× the forward.");
+    }
+
+    /// <summary>
+    /// Calls <paramref name="run"/> until tiered compilation is done with it: at least 3 calls, then until 3 calls in a
+    /// row compiled no method (at most 100). Three fixed calls left the tier-1 compiles of methods called a few times a
+    /// step to land inside the timed steps — on two cores a background compile stalls half of every parallel pass, and
+    /// one step in the first five then took twice the others.
+    /// </summary>
+    private static int WarmUp(Action run)
+    {
+        int calls = 0, quiet = 0;
+        while (calls < 100 && (calls < 3 || quiet < 3))
+        {
+            long before = System.Runtime.JitInfo.GetCompiledMethodCount();
+            run();
+            calls++;
+            quiet = System.Runtime.JitInfo.GetCompiledMethodCount() == before ? quiet + 1 : 0;
+        }
+        return calls;
     }
 
     private static string Describe(Config c) => $"{c.Windows.Min():F1} ({Median(c):F1})";
