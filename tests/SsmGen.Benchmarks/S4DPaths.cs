@@ -6,9 +6,10 @@ using SsmGen.Numerics;
 namespace SsmGen.Benchmarks;
 
 /// <summary>
-/// The two ways the generated S4D forward can run one block (H 128, batch 16, both cores), timed in turn: the FFT
-/// convolution with a kernel already built, and the recurrence (<see cref="S4DRecurrence"/>), over state sizes and
-/// lengths — the measurements behind <see cref="S4DRecurrence.Faster"/>'s rule, which the last column shows.
+/// The two ways the generated S4D forward can run one block (H 128, batch 1 and 16, both cores), timed in turn as a
+/// training forward runs them, GELU and its slope included: the FFT convolution with a kernel already built, GELU in its
+/// inverse's last stage, and the recurrence (<see cref="S4DRecurrence"/>) with GELU in its last pass, over state sizes and lengths — the
+/// measurements behind <see cref="S4DRecurrence.Faster"/>'s cost model, whose choice the last column shows.
 /// </summary>
 public static class S4DPaths
 {
@@ -33,32 +34,34 @@ public static class S4DPaths
 
     public static void Run(int repeats)
     {
-        Console.WriteLine($"S4D forward of one block (H {H}, batch {Batch}, both cores): FFT convolution (kernel built beforehand) against the recurrence; fastest of {repeats} calls each, in turn.");
-        Console.WriteLine("| L | M = N/2 | FFT, ms | recurrence, ms | FFT / recurrence | the rule takes |");
-        Console.WriteLine("|---|---|---|---|---|---|");
-        foreach (int length in new[] { 64, 256, 784, 4096 })
-            foreach (int m in new[] { 8, 16, 32, 64, 128 })
-            {
-                var (modes, k) = Table(m, length);
-                var u = new float[Batch * length * H];
-                var rng = new Rng(6);
-                for (int i = 0; i < u.Length; i++) u[i] = (float)rng.Normal();
-                var d = new float[H];
-                var y = new float[u.Length];
-                var conv = new CausalConvolution(H, Batch, length);
-                var recurrence = new S4DRecurrence(H, m);
-                double fft = double.MaxValue, rec = double.MaxValue;
-                for (int r = 0; r <= repeats; r++) // the first round warms up
+        Console.WriteLine($"S4D forward of one block (H {H}, both cores) as a training forward runs it, GELU and its slope included: the FFT convolution (kernel built beforehand) with GELU in its inverse's last stage, against the recurrence with GELU in its last pass; fastest of {repeats} calls each, in turn.");
+        Console.WriteLine("| B | L | M = N/2 | FFT, ms | recurrence, ms | FFT / recurrence | the rule takes |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
+        foreach (int batch in new[] { 1, Batch })
+            foreach (int length in new[] { 64, 256, 784, 4096 })
+                foreach (int m in new[] { 8, 16, 32, 64, 128 })
                 {
-                    var clock = Stopwatch.StartNew();
-                    conv.Forward(k, u, d, y, Batch, length);
-                    double f = clock.Elapsed.TotalMilliseconds;
-                    recurrence.Forward(modes, m, d, u, y, Span<float>.Empty, Batch, length);
-                    if (r == 0) continue;
-                    fft = Math.Min(fft, f);
-                    rec = Math.Min(rec, clock.Elapsed.TotalMilliseconds - f);
+                    var (modes, k) = Table(m, length);
+                    var u = new float[batch * length * H];
+                    var rng = new Rng(6);
+                    for (int i = 0; i < u.Length; i++) u[i] = (float)rng.Normal();
+                    var d = new float[H];
+                    var y = new float[u.Length];
+                    var g = new float[u.Length];
+                    var conv = new CausalConvolution(H, batch, length);
+                    var recurrence = new S4DRecurrence(H, m);
+                    double fft = double.MaxValue, rec = double.MaxValue;
+                    for (int r = 0; r <= repeats; r++) // the first round warms up
+                    {
+                        var clock = Stopwatch.StartNew();
+                        conv.Forward(k, u, d, y, g, batch, length, y);
+                        double f = clock.Elapsed.TotalMilliseconds;
+                        recurrence.Forward(modes, m, d, u, y, g, batch, length, y);
+                        if (r == 0) continue;
+                        fft = Math.Min(fft, f);
+                        rec = Math.Min(rec, clock.Elapsed.TotalMilliseconds - f);
+                    }
+                    Console.WriteLine($"| {batch} | {length} | {m} | {fft:F3} | {rec:F3} | {fft / rec:F2} | {(S4DRecurrence.Faster(m, length, batch) ? "recurrence" : "FFT")} |");
                 }
-                Console.WriteLine($"| {length} | {m} | {fft:F2} | {rec:F2} | {fft / rec:F2} | {(S4DRecurrence.Faster(m, length) ? "recurrence" : "FFT")} |");
-            }
     }
 }

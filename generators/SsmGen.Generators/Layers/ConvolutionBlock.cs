@@ -51,10 +51,16 @@ internal static class ConvolutionBlock
     /// </summary>
     internal sealed record Direct(string Condition, Action Lines);
 
+    /// <summary>
+    /// Lines that add to y between the convolution and GELU where <paramref name="Condition"/> holds at run time; elsewhere
+    /// the convolution's transforms write GELU (and its slope) themselves as they make y.
+    /// </summary>
+    internal sealed record BeforeGelu(string Condition, Action Lines);
+
     /// <summary>Block forward; <paramref name="kernel"/> writes the lines that fill _l{i}K (H, length).</summary>
-    /// <remarks><paramref name="afterConvolution"/>, when given, writes lines that run right after the convolution into _l{i}Y;
+    /// <remarks><paramref name="beforeGelu"/>, when given, lines that run between the convolution into _l{i}Y and GELU;
     /// <paramref name="direct"/>, when given, a path taken instead of kernel, convolution and GELU where its condition holds.</remarks>
-    public static void EmitForward(CodeWriter w, ModelPlan plan, LayerPlan l, double dropout, Names n, string ssm, Action kernel, Action? afterConvolution = null, Direct? direct = null)
+    public static void EmitForward(CodeWriter w, ModelPlan plan, LayerPlan l, double dropout, Names n, string ssm, Action kernel, BeforeGelu? beforeGelu = null, Direct? direct = null)
     {
         string i = "_l" + l.Index, p = l.Prefix;
         w.Line($"/// <summary>Block {l.Index}, (B, L, H) → (B, L, H): pre-LayerNorm, {ssm}, GELU,");
@@ -75,9 +81,18 @@ internal static class ConvolutionBlock
             w.Open("else");
         }
         kernel();
-        w.Line($"{n.Conv}.Forward({i}K, u, {ModelEmitter.Span("_p", p + "mixer.D", "H")}, y, batch, length); // K ∗ u + D·u");
-        afterConvolution?.Invoke();
-        w.Line($"BlockKernels.GeluForward(y, {i}G.AsSpan(0, rows * H), _ws, {Slope}); // GELU'(y) over y when training");
+        string d = ModelEmitter.Span("_p", p + "mixer.D", "H"), g = $"{i}G.AsSpan(0, rows * H)";
+        string fused = $"{n.Conv}.Forward({i}K, u, {d}, y, {g}, batch, length, {Slope}); // K ∗ u + D·u, and GELU as the transforms write y (GELU'(y) over y when training)";
+        if (beforeGelu is null) w.Line(fused);
+        else
+        {
+            w.Open($"if ({beforeGelu.Condition})");
+            w.Line($"{n.Conv}.Forward({i}K, u, {d}, y, batch, length); // K ∗ u + D·u");
+            beforeGelu.Lines();
+            w.Line($"BlockKernels.GeluForward(y, {g}, _ws, {Slope}); // GELU'(y) over y when training");
+            w.Close();
+            w.Line("else " + fused);
+        }
         if (direct is not null) w.Close();
         string weight = ModelEmitter.Span("_p", p + "mixer.output_linear.weight", "2 * H * H"), bias = ModelEmitter.Span("_p", p + "mixer.output_linear.bias", "2 * H");
         w.Line($"var next = {ModelEmitter.Next(plan, l)}.AsSpan(0, rows * H);");

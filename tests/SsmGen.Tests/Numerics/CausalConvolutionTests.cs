@@ -81,6 +81,45 @@ public class CausalConvolutionTests
         Assert.True(gDErr < tol * batch, $"dD: {gDErr:E2}");
     }
 
+    /// <summary>
+    /// GELU written by the forward as it makes y (on the lanes path by the inverse's last stage) equals the convolution
+    /// followed by <see cref="BlockKernels.GeluForward"/>, bit for bit: GELU alone (inference), its slope in y's place
+    /// (training) and its slope in a buffer of its own.
+    /// </summary>
+    [Theory]
+    [InlineData(32, 3, 70)]   // lanes, odd batch: the last pair's second row is not written
+    [InlineData(16, 2, 784)]  // lanes, FFT size 2048: the widest stage fused with the pair before it
+    [InlineData(16, 2, 2)]    // lanes, FFT size 4: the plain widest stage
+    [InlineData(5, 3, 70)]    // per-channel FFT path
+    [InlineData(5, 2, 20)]    // per-channel direct path
+    public void GeluFromTheForwardEqualsGelusPassAfterIt(int h, int batch, int length)
+    {
+        var conv = new CausalConvolution(h, batch, length);
+        float[] F(double[] a) => a.Select(v => (float)v).ToArray();
+        var k = F(TestConfigs.RandomArray(h * length, 1)); var u = F(TestConfigs.RandomArray(batch * length * h, 2)); var d = F(TestConfigs.RandomArray(h, 4));
+        int n = batch * length * h;
+        var y = new float[n];
+        conv.Forward(k, u, d, y, batch, length);
+        var gExpected = new float[n]; var slopeExpected = new float[n];
+        BlockKernels.GeluForward(y, gExpected, slope: slopeExpected);
+
+        var (y1, g1) = (new float[n], new float[n]);
+        conv.Forward(k, u, d, y1, g1, batch, length);
+        Assert.Equal(y, y1);
+        Assert.Equal(gExpected, g1);
+
+        var (y2, g2) = (new float[n], new float[n]);
+        conv.Forward(k, u, d, y2, g2, batch, length, y2);
+        Assert.Equal(slopeExpected, y2);
+        Assert.Equal(gExpected, g2);
+
+        var (y3, g3, s3) = (new float[n], new float[n], new float[n]);
+        conv.Forward(k, u, d, y3, g3, batch, length, s3);
+        Assert.Equal(y, y3);
+        Assert.Equal(gExpected, g3);
+        Assert.Equal(slopeExpected, s3);
+    }
+
     [Fact]
     public void ShapesAreCheckedFirst()
     {
@@ -91,6 +130,13 @@ public class CausalConvolutionTests
         // the skip term: H values, and in the backward given with its gradient or not at all; nothing written first
         var y = new float[2 * 8 * 16];
         Assert.Throws<ArgumentException>(() => conv.Forward(new float[16 * 8], new float[2 * 8 * 16], new float[15], y, 2, 8));
+        // GELU's output and slope: (B, L, H) values each, a slope only with GELU's output
+        var g = new float[2 * 8 * 16];
+        var one = Enumerable.Repeat(1f, 2 * 8 * 16).ToArray(); // inputs that would write nonzero outputs
+        Assert.Throws<ArgumentException>(() => conv.Forward(one.AsSpan(0, 16 * 8), one, one.AsSpan(0, 16), y, new float[10], 2, 8));
+        Assert.Throws<ArgumentException>(() => conv.Forward(one.AsSpan(0, 16 * 8), one, one.AsSpan(0, 16), y, g, 2, 8, new float[10]));
+        Assert.Throws<ArgumentException>(() => conv.Forward(one.AsSpan(0, 16 * 8), one, one.AsSpan(0, 16), y, Span<float>.Empty, 2, 8, new float[2 * 8 * 16]));
+        Assert.All(g, v => Assert.Equal(0f, v));
         var du = new float[2 * 8 * 16]; var gD = new float[16];
         Assert.Throws<ArgumentException>(() => conv.Backward(new float[16 * 8], new float[2 * 8 * 16], new float[16], new float[2 * 8 * 16], du, new float[16 * 8], Span<float>.Empty, 2, 8));
         Assert.Throws<ArgumentException>(() => conv.Backward(new float[16 * 8], new float[2 * 8 * 16], new float[16], new float[2 * 8 * 16], du, new float[16 * 8], new float[8], 2, 8));

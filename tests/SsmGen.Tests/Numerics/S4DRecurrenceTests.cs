@@ -107,11 +107,17 @@ public class S4DRecurrenceTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void TheRuleTakesTheRecurrenceForFewModesAndTheFftForMany()
+    public void TheRuleTakesTheFasterPathOfTheMeasuredOnes()
     {
-        Assert.True(S4DRecurrence.Faster(32, 784));    // sMNIST's N = 64: 1.56× faster than the FFT (--s4d-paths)
-        Assert.False(S4DRecurrence.Faster(32, 64));    // short sequences: the FFT fits in L1
-        Assert.False(S4DRecurrence.Faster(128, 4096));
-        Assert.True(S4DRecurrence.Faster(4, 1));
+        // --s4d-paths (FFT with GELU in its last stage against the recurrence, B, L, M): the faster path wherever they differ
+        Assert.False(S4DRecurrence.Faster(32, 784, 16));  // sMNIST's N = 64 at batch 16
+        Assert.True(S4DRecurrence.Faster(16, 784, 16));
+        Assert.True(S4DRecurrence.Faster(32, 784, 1));    // one sequence: half of each packed transform is empty
+        Assert.False(S4DRecurrence.Faster(64, 4096, 1));
+        Assert.True(S4DRecurrence.Faster(16, 4096, 16));
+        Assert.False(S4DRecurrence.Faster(32, 4096, 16));
+        Assert.True(S4DRecurrence.Faster(8, 64, 16));
+        Assert.False(S4DRecurrence.Faster(16, 64, 16));   // short sequences: the transforms stay in L1
+        Assert.True(S4DRecurrence.Faster(4, 1, 1));
     }
 }

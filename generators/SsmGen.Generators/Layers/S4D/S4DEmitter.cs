@@ -102,7 +102,7 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
         bool recur = MayRecur(l);
         void Discretize() => w.Line($"{l.Variant}_Discretize({MixerArgs(plan, l, "_p")}, {i}Modes);");
         string entering = $"{Pass(l)}.Forward(_seq, {i}Modes, u, y, batch, length)"; // adds what the state entering this rank's piece contributes
-        var direct = recur ? new ConvolutionBlock.Direct($"_recurrence is not null && S4DRecurrence.Faster({l.Modes}, length)", () =>
+        var direct = recur ? new ConvolutionBlock.Direct($"_recurrence is not null && S4DRecurrence.Faster({l.Modes}, length, batch)", () =>
         {
             w.Line("// S4D in its recurrent view, x ← Ā·x + u, y = 2·Re Σ W·x + D·u, GELU in the same pass: no kernel, no transforms");
             Discretize();
@@ -116,7 +116,7 @@ internal sealed class S4DEmitter : CpuRendering<S4DLayerPlan>
             Discretize();
             w.Line(Kernel(l));
             if (recur) w.Line($"{i}KernelBuilt = true;");
-        }, () => w.Line($"if (_seq is not null) {entering}; // the state entering this rank's piece"), direct);
+        }, new ConvolutionBlock.BeforeGelu("_seq is not null", () => w.Line($"{entering}; // the state entering this rank's piece")), direct);
         ConvolutionBlock.EmitBackward(w, l, l.Spec.Dropout, Names, () =>
         {
             w.Line("// kernel backward: Horner sums per mode, then the chain rule to log Δ, A, B, C");

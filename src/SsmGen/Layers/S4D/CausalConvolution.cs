@@ -63,14 +63,32 @@ public sealed unsafe class CausalConvolution
         Forward(k, u, ReadOnlySpan<float>.Empty, y, batch, length);
 
     /// <summary>y (B, L, H) = k ∗ u + d ⊙ u per batch row and channel (overwrites y); the skip term d (H) may be empty.</summary>
-    public void Forward(ReadOnlySpan<float> k, ReadOnlySpan<float> u, ReadOnlySpan<float> d, Span<float> y, int batch, int length)
+    public void Forward(ReadOnlySpan<float> k, ReadOnlySpan<float> u, ReadOnlySpan<float> d, Span<float> y, int batch, int length) =>
+        Forward(k, u, d, y, Span<float>.Empty, batch, length);
+
+    /// <summary>
+    /// y (B, L, H) = k ∗ u + d ⊙ u (overwrites; d may be empty) and, when <paramref name="g"/> is given, g = GELU(y); with
+    /// <paramref name="slope"/> (and g), slope = GELU'(y) as well — slope may be y itself, which then holds GELU'(y) in
+    /// y's place, as <see cref="SsmGen.Layers.S4DRecurrence.Forward"/> leaves it. On the lanes path the transforms' last
+    /// stage writes them as it makes y, so no pass of GELU's own reads y back; the values are
+    /// <see cref="BlockKernels.GeluForward"/>'s.
+    /// </summary>
+    public void Forward(ReadOnlySpan<float> k, ReadOnlySpan<float> u, ReadOnlySpan<float> d, Span<float> y, Span<float> g, int batch, int length, Span<float> slope = default)
     {
         Check(batch, length, Math.Min(u.Length, y.Length), k.Length);
         if (!d.IsEmpty && d.Length < _channels) throw new ArgumentException($"The skip term holds {d.Length} values; H needs {_channels}.", nameof(d));
-        using var pass = PassProfile.Enter(Pass.Convolution, Flops(batch, length, forwardsPerPair: 1, kernelInverses: 0), 4.0 * (2.0 * batch * length + length) * _channels);
+        int n = batch * length * _channels;
+        if (!g.IsEmpty && g.Length < n) throw new ArgumentException($"GELU's output holds {g.Length} values; (B, L, H) needs {n}.", nameof(g));
+        if (!slope.IsEmpty && (g.IsEmpty || slope.Length < n)) throw new ArgumentException($"GELU's slope needs GELU's output and (B, L, H) = {n} values; it has {slope.Length}.", nameof(slope));
+        int streams = 2 + (g.IsEmpty ? 0 : 1) + (slope.IsEmpty || slope.Overlaps(y) ? 0 : 1);
+        using var pass = PassProfile.Enter(Pass.Convolution, Flops(batch, length, forwardsPerPair: 1, kernelInverses: 0), 4.0 * (streams * (double)batch * length + length) * _channels);
         if (_lanes)
         {
-            fixed (float* pk = k, pu = u, pd = d, py = y) RunLanes(pk, pu, py, null, null, d.IsEmpty ? null : pd, null, batch, length);
+            fixed (float* pk = k, pu = u, pd = d, py = y, pg = g, ps = slope)
+            {
+                _job.Gelu = g.IsEmpty ? default : new LaneFft.GeluOut(true, pg - py, !slope.IsEmpty, slope.IsEmpty ? 0 : ps - py);
+                RunLanes(pk, pu, py, null, null, d.IsEmpty ? null : pd, null, batch, length);
+            }
             return;
         }
         BlockKernels.ToChannelMajor(u, _ut, batch, length, _channels);
@@ -79,6 +97,7 @@ public sealed unsafe class CausalConvolution
         if (!d.IsEmpty)
             for (int r = 0; r < batch * length; r++)
                 for (int c = 0; c < _channels; c++) y[r * _channels + c] += d[c] * u[r * _channels + c];
+        if (!g.IsEmpty) BlockKernels.GeluForward(y.Slice(0, n), g, slope: slope);
     }
 
     /// <summary>du (B, L, H) = Σ_{s≥t} dy[s]·k[s−t] (overwrites); dk (H, L) = Σ_b Σ_t dy[t]·u[t−l] (overwrites).</summary>
@@ -179,13 +198,14 @@ public sealed unsafe class CausalConvolution
     {
         public CausalConvolution Owner = null!;
         public float* K, U, Out, Dy, Dk, D, GD, DyScale;
+        public LaneFft.GeluOut Gelu; // what the forward's inverse writes beside y
         public int Batch, Length;
         public override void Execute(int part, int parts)
         {
             var (s, e) = WorkerPool.Share(Owner._channels / Lanes, part, parts);
             for (int block = s; block < e; block++)
             {
-                if (Dy is null) Owner.LaneForward(Owner._scratch[part], block * Lanes, K, U, D, Out, Batch, Length);
+                if (Dy is null) Owner.LaneForward(Owner._scratch[part], block * Lanes, K, U, D, Out, Gelu, Batch, Length);
                 else Owner.LaneBackward(Owner._scratch[part], block * Lanes, K, U, Dy, DyScale, D, Out, Dk, GD, Batch, Length);
             }
         }
@@ -196,7 +216,7 @@ public sealed unsafe class CausalConvolution
         var j = _job;
         j.K = k; j.U = u; j.Out = output; j.Dy = dy; j.Dk = dk; j.D = d; j.GD = gD; j.Batch = batch; j.Length = length;
         WorkerPool.Shared.Run(j, Math.Min(_scratch.Length, _channels / Lanes));
-        j.DyScale = null;
+        j.DyScale = null; j.Gelu = default;
     }
 
     private static int FftSize(int length) => Fft.NextPowerOfTwo(2 * length);
@@ -228,10 +248,10 @@ public sealed unsafe class CausalConvolution
             scale is null ? null : Row(scale, b, h0, batch, length), scale is null ? null : Row(scale, b + 1, h0, batch, length), _channels, length);
 
     /// <summary>Rows b and b+1 of channels [h0, h0+16) of the inverse transform, written by its last stage straight into y.</summary>
-    private void InverseInto(AlignedBuffer re, AlignedBuffer im, float* y, int b, int h0, int batch, int length, int m) =>
-        _laneFft!.UnscaledInverse(re, im, m, Row(y, b, h0, batch, length), Row(y, b + 1, h0, batch, length), _channels, length); // 1/m is in the kernel's spectrum
+    private void InverseInto(AlignedBuffer re, AlignedBuffer im, float* y, int b, int h0, int batch, int length, int m, LaneFft.GeluOut gelu = default) =>
+        _laneFft!.UnscaledInverse(re, im, m, Row(y, b, h0, batch, length), Row(y, b + 1, h0, batch, length), _channels, length, gelu); // 1/m is in the kernel's spectrum
 
-    private void LaneForward(LaneScratch s, int h0, float* k, float* u, float* d, float* y, int batch, int length)
+    private void LaneForward(LaneScratch s, int h0, float* k, float* u, float* d, float* y, LaneFft.GeluOut gelu, int batch, int length)
     {
         int m = FftSize(length);
         KernelSpectrum(s, h0, k, d, length, m);
@@ -246,7 +266,7 @@ public sealed unsafe class CausalConvolution
                     (xr * wr - xi * wi).Store(ar + i);
                     (xr * wi + xi * wr).Store(ai + i);
                 }
-            InverseInto(s.ARe, s.AIm, y, b, h0, batch, length, m);
+            InverseInto(s.ARe, s.AIm, y, b, h0, batch, length, m, gelu);
         }
     }
 

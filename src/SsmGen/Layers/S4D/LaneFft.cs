@@ -196,9 +196,10 @@ public sealed class LaneFft
     /// + t·stride (not written when null). The widest stage stores them as it makes them — with the radix-4 pair before it
     /// in the same pass where the plan ends in a whole-array pair at spans n/4 and n/2, as at 2,048 points — so the rows
     /// are not put back in <paramref name="re"/> and <paramref name="im"/> to be copied out after; the values are bit for
-    /// bit UnscaledInverse's. <paramref name="re"/> and <paramref name="im"/> are left undefined.
+    /// bit UnscaledInverse's. <paramref name="re"/> and <paramref name="im"/> are left undefined. With <paramref name="gelu"/>,
+    /// GELU of each value (and its slope) is stored beside it as it is made (<see cref="GeluOut"/>).
     /// </summary>
-    public unsafe void UnscaledInverse(Span<float> re, Span<float> im, int n, float* real, float* imag, long stride, int length)
+    public unsafe void UnscaledInverse(Span<float> re, Span<float> im, int n, float* real, float* imag, long stride, int length, GeluOut gelu = default)
     {
         Check(re, im, n);
         int h = n >> 1;
@@ -231,8 +232,8 @@ public sealed class LaneFft
                 if (row >= length) return;
                 var (tr, ti) = Product(br, bi, Twiddle(_cos, row * step), Twiddle(_sin, row * step));
                 long at = row * stride;
-                (ai + ti).Store(real + at);
-                if (imag is not null) (ar + tr).Store(imag + at);
+                gelu.Store(ai + ti, real + at);
+                if (imag is not null) gelu.Store(ar + tr, imag + at);
             }
             return;
         }
@@ -241,8 +242,27 @@ public sealed class LaneFft
             nuint a = (nuint)(k * Lanes), b = a + (nuint)(h * Lanes);
             var (tr, ti) = Product(Vector512.LoadUnsafe(ref r0, b), Vector512.LoadUnsafe(ref i0, b), Twiddle(_cos, k * step), Twiddle(_sin, k * step));
             long at = k * stride;
-            (Vector512.LoadUnsafe(ref i0, a) + ti).Store(real + at);
-            if (imag is not null) (Vector512.LoadUnsafe(ref r0, a) + tr).Store(imag + at);
+            gelu.Store(Vector512.LoadUnsafe(ref i0, a) + ti, real + at);
+            if (imag is not null) gelu.Store(Vector512.LoadUnsafe(ref r0, a) + tr, imag + at);
+        }
+    }
+
+    /// <summary>
+    /// What an inverse writes for each row of values v besides v (<see cref="UnscaledInverse(Span{float}, Span{float}, int, float*, float*, long, int, GeluOut)"/>):
+    /// when <see cref="On"/>, GELU(v) at <see cref="ToGelu"/> floats past v's place and, with <see cref="Slope"/>, GELU'(v)
+    /// at <see cref="ToSlope"/> floats past it — 0 puts the slope in v's place, as a training forward keeps it (the
+    /// arithmetic of <see cref="BlockKernels.GeluForward"/>, so the values are its own, bit for bit). The default writes v alone.
+    /// </summary>
+    public readonly record struct GeluOut(bool On, long ToGelu, bool Slope = false, long ToSlope = 0)
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        internal unsafe void Store(Vector512<float> v, float* at)
+        {
+            if (!On) { v.Store(at); return; }
+            var t = BlockKernels.GeluTanh(v);
+            BlockKernels.Gelu(v, t).Store(at + ToGelu);
+            if (Slope) BlockKernels.GeluSlope(v, t).Store(at + ToSlope);
+            if (!Slope || ToSlope != 0) v.Store(at);
         }
     }
 

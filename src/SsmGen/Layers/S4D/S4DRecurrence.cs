@@ -9,7 +9,7 @@ namespace SsmGen.Layers;
 /// x_{−1} = 0, y_t = 2·Re Σ_m W·x_t + D·u_t — the same function as the causal convolution with the kernel
 /// K[l] = 2·Re Σ_m W·Ā^l, without building K or transforming anything. Sixteen channels ride the lanes of one vector and
 /// four modes at a time stay in registers, so the work is arithmetic on registers rather than passes over memory; for
-/// the state sizes where that beats the FFT (<see cref="Faster"/>) the generated forward takes this path, and GELU of
+/// the state sizes and batches where that beats the FFT (<see cref="Faster"/>) the generated forward takes this path, and GELU of
 /// the output rides in the last pass. Needs H a multiple of 16, M a multiple of 4 and AVX-512 (<see cref="Supports"/>).
 /// Rounding: Ā is applied as stored, in float, step after step, so a slowly decaying mode carries its rounding as the
 /// one-token step does (the FFT path's kernel re-anchors every 32 steps from Ā³² in double); against the double
@@ -39,11 +39,18 @@ public sealed unsafe class S4DRecurrence
         channels > 0 && channels % Lanes == 0 && modes > 0 && modes % ModesPerPass == 0 && Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
 
     /// <summary>
-    /// Whether the recurrence is expected to beat the FFT convolution for M modes and length L: its cost grows as M per
-    /// step, the FFT's as log₂ m of the transform size m. M ≤ 4·log₂ m picks the faster path at every length and state
-    /// size the benchmark program's <c>--s4d-paths</c> measures (L 64 to 4,096, M 8 to 128; docs/benchmarks.md).
+    /// Whether the recurrence is expected to beat the FFT path for M modes, length L and batch B, by a cost model in units
+    /// of one mode's update for one row and step: the recurrence costs B·M, the FFT path <see cref="FftCost"/>·⌈B/2⌉·log₂ m
+    /// (one packed transform per two rows, of size m ≥ 2L, GELU's pass of its own included). The constant is fitted to the
+    /// benchmark program's <c>--s4d-paths</c> (B 1 and 16, L 64 to 4,096, M 8 to 128; docs/benchmarks.md), whose faster
+    /// path the rule takes wherever the two differ by more than 10% and by more than 0.02 ms. The FFT path's kernel is
+    /// left out: a training step's backward builds it either way, and at sMNIST's size (B 16, L 784, M 32) the whole
+    /// inference forward with the kernel built is faster on the FFT path too.
     /// </summary>
-    public static bool Faster(int modes, int length) => modes <= 4 * Math.Log2(Fft.NextPowerOfTwo(2 * length));
+    public static bool Faster(int modes, int length, int batch) =>
+        (double)batch * modes <= FftCost * ((batch + 1) / 2) * Math.Log2(Fft.NextPowerOfTwo(2 * length));
+
+    private const double FftCost = 4.0;
 
     /// <summary>
     /// y (B, L, H) = the SSM of u plus d ⊙ u (overwrites); g, when not empty, = GELU(y). <paramref name="modes"/> is the
