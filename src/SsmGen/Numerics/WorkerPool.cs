@@ -1,3 +1,5 @@
+using System.Diagnostics;
+
 namespace SsmGen.Numerics;
 
 /// <summary>One piece of data-parallel work: part <c>part</c> of <c>parts</c>. Reused across calls, so running it allocates nothing.</summary>
@@ -16,12 +18,22 @@ public sealed class WorkerPool
     /// <summary>The pool the numerics use: one thread per core.</summary>
     public static WorkerPool Shared { get; } = new(Environment.ProcessorCount);
 
+    /// <summary>
+    /// How long a thread waiting for the next part (a worker) or for the other parts (the caller) spins on pause
+    /// instructions before it blocks. A training step's passes follow each other with gaps far shorter than this, and
+    /// blocking and waking take system calls, costly in a virtual machine: waiting through SemaphoreSlim and
+    /// ManualResetEventSlim (whose spinning yields with sched_yield), an sMNIST step spent 2–4% of its samples in them,
+    /// and spinning first made its median step 2–4% faster (docs/benchmarks.md). An idle pool sleeps after it.
+    /// </summary>
+    private static readonly long SpinTicks = Stopwatch.Frequency / 1000;
+
     private readonly Thread[] _threads;
-    private readonly SemaphoreSlim[] _start;
+    private readonly SemaphoreSlim[] _wake;
+    private readonly int[] _handed, _asleep; // per worker: the run it was last handed, and whether it may be blocked on _wake
     private readonly ManualResetEventSlim _done = new(false);
     private readonly object _gate = new();
     private ParallelWork? _work;
-    private int _parts, _pending;
+    private int _parts, _pending, _generation, _callerAsleep;
     private Exception? _error;
 
     /// <summary>Threads that take part in a run, the caller included.</summary>
@@ -34,12 +46,14 @@ public sealed class WorkerPool
         // later Run allocates it on whichever thread happens to wait first.
         _done.Wait(1);
         _threads = new Thread[Concurrency - 1];
-        _start = new SemaphoreSlim[Concurrency - 1];
+        _wake = new SemaphoreSlim[Concurrency - 1];
+        _handed = new int[Concurrency - 1];
+        _asleep = new int[Concurrency - 1];
         for (int i = 0; i < _threads.Length; i++)
         {
-            int index = i + 1;
-            _start[i] = new SemaphoreSlim(0);
-            _threads[i] = new Thread(() => Loop(index)) { IsBackground = true, Name = $"SsmGen worker {index}" };
+            int slot = i;
+            _wake[i] = new SemaphoreSlim(0);
+            _threads[i] = new Thread(() => Loop(slot)) { IsBackground = true, Name = $"SsmGen worker {slot + 1}" };
             _threads[i].Start();
         }
     }
@@ -53,22 +67,55 @@ public sealed class WorkerPool
         {
             _work = work; _parts = parts; _error = null;
             _pending = parts - 1;
-            _done.Reset();
-            for (int i = 0; i < parts - 1; i++) _start[i].Release();
+            int generation = ++_generation;
+            for (int i = 0; i < parts - 1; i++)
+            {
+                // the new generation is published (a full fence) before a worker's sleep flag is read, and the worker sets
+                // its flag (a full fence) before it reads the generation: one of the two sees the other, so no wake is lost
+                Volatile.Write(ref _handed[i], generation);
+                Interlocked.MemoryBarrier();
+                if (Volatile.Read(ref _asleep[i]) != 0) _wake[i].Release();
+            }
             try { work.Execute(0, parts); }
-            finally { _done.Wait(); _work = null; }
+            finally { WaitForWorkers(); _work = null; }
             if (_error is not null) throw new AggregateException("A worker failed.", _error);
         }
     }
 
-    private void Loop(int index)
+    private void WaitForWorkers()
     {
+        long start = Stopwatch.GetTimestamp();
+        for (int spins = 0; Volatile.Read(ref _pending) != 0; spins++)
+        {
+            if ((spins & 15) != 15 || Stopwatch.GetTimestamp() - start < SpinTicks) { Thread.SpinWait(4); continue; }
+            _done.Reset();
+            Interlocked.Exchange(ref _callerAsleep, 1);
+            if (Volatile.Read(ref _pending) != 0) _done.Wait(); // a late Set from an earlier run wakes it early: the loop checks again
+            Volatile.Write(ref _callerAsleep, 0);
+        }
+    }
+
+    private void Loop(int slot)
+    {
+        int seen = 0;
         while (true)
         {
-            _start[index - 1].Wait();
-            try { _work!.Execute(index, _parts); }
+            long start = Stopwatch.GetTimestamp();
+            for (int spins = 0; Volatile.Read(ref _handed[slot]) == seen; spins++)
+            {
+                if ((spins & 15) != 15 || Stopwatch.GetTimestamp() - start < SpinTicks) { Thread.SpinWait(4); continue; }
+                Interlocked.Exchange(ref _asleep[slot], 1);
+                if (Volatile.Read(ref _handed[slot]) == seen) _wake[slot].Wait(); // a Release left over from a run it caught spinning: the loop checks again
+                Volatile.Write(ref _asleep[slot], 0);
+                start = Stopwatch.GetTimestamp();
+            }
+            seen = Volatile.Read(ref _handed[slot]);
+            try { _work!.Execute(slot + 1, _parts); }
             catch (Exception e) { _error = e; }
-            finally { if (Interlocked.Decrement(ref _pending) == 0) _done.Set(); }
+            finally
+            {
+                if (Interlocked.Decrement(ref _pending) == 0 && Volatile.Read(ref _callerAsleep) != 0) _done.Set();
+            }
         }
     }
 
