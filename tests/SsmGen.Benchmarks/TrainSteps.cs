@@ -162,15 +162,15 @@ public static class TrainSteps
     }
 
     /// <summary>
-    /// Calls <paramref name="run"/> until tiered compilation is done with it: at least 3 calls, then until 3 calls in a
-    /// row compiled no method (at most 100). Three fixed calls left the tier-1 compiles of methods called a few times a
-    /// step to land inside the timed steps — on two cores a background compile stalls half of every parallel pass, and
-    /// one step in the first five then took twice the others.
+    /// Calls <paramref name="run"/> until tiered compilation is done with it: at least 30 calls (a method called once a
+    /// call is promoted after 30), then until 3 calls in a row compiled no method (at most 100). Three fixed calls left the
+    /// tier-1 compiles of methods called a few times a step to land inside the timed steps — on two cores a background
+    /// compile stalls half of every parallel pass, and one step in the first five then took twice the others.
     /// </summary>
     private static int WarmUp(Action run)
     {
         int calls = 0, quiet = 0;
-        while (calls < 100 && (calls < 3 || quiet < 3))
+        while (calls < 100 && (calls < 30 || quiet < 3))
         {
             long before = System.Runtime.JitInfo.GetCompiledMethodCount();
             run();

@@ -41,9 +41,9 @@ public sealed unsafe class S4DRecurrence
     /// <summary>
     /// Whether the recurrence is expected to beat the FFT path for M modes, length L and batch B, by a cost model in units
     /// of one mode's update for one row and step: the recurrence costs B·M, the FFT path <see cref="FftCost"/>·⌈B/2⌉·log₂ m
-    /// (one packed transform per two rows, of size m ≥ 2L, GELU's pass of its own included). The constant is fitted to the
+    /// (one packed transform per two rows, of size m ≥ 2L, GELU written by its last stage). The constant is fitted to the
     /// benchmark program's <c>--s4d-paths</c> (B 1 and 16, L 64 to 4,096, M 8 to 128; docs/benchmarks.md), whose faster
-    /// path the rule takes wherever the two differ by more than 10% and by more than 0.02 ms. The FFT path's kernel is
+    /// path the rule takes wherever the two differ by more than 15% and by more than 0.02 ms. The FFT path's kernel is
     /// left out: a training step's backward builds it either way, and at sMNIST's size (B 16, L 784, M 32) the whole
     /// inference forward with the kernel built is faster on the FFT path too.
     /// </summary>
