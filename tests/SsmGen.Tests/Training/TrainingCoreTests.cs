@@ -135,6 +135,30 @@ public class TrainingCoreTests
     }
 
     [Fact]
+    public void CrossEntropyOverManyClassesMatchesTheFormulaInDouble()
+    {
+        // 300 classes: whole vectors and a tail; logits up to ±80, where e^z alone would overflow a float
+        const int rows = 5, classes = 300;
+        var z = TestConfigs.RandomArray(rows * classes, 11).Select((v, i) => (float)(v * (i % 7 == 0 ? 160 : 4))).ToArray();
+        int[] t = [0, 17, 299, 150, 64];
+        var d = new float[rows * classes];
+        float loss = Losses.CrossEntropy(z, t, rows, classes, d);
+        double expected = 0;
+        for (int r = 0; r < rows; r++)
+        {
+            var row = z.AsSpan(r * classes, classes).ToArray().Select(v => (double)v).ToArray();
+            double max = row.Max(), logZ = max + Math.Log(row.Sum(v => Math.Exp(v - max)));
+            expected += (logZ - row[t[r]]) / rows;
+            for (int k = 0; k < classes; k++)
+            {
+                double g = (Math.Exp(row[k] - logZ) - (k == t[r] ? 1 : 0)) / rows;
+                Assert.True(Math.Abs(g - d[r * classes + k]) < 1e-6, $"row {r}, class {k}: {d[r * classes + k]} against {g}");
+            }
+        }
+        Assert.True(Math.Abs(expected - loss) < 1e-5 * Math.Max(1, Math.Abs(expected)), $"loss {loss} against {expected}");
+    }
+
+    [Fact]
     public void CrossEntropyRejectsAnOutOfRangeTargetBeforeWriting()
     {
         var d = new float[6];
