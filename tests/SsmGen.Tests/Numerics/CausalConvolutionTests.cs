@@ -136,6 +136,12 @@ public class CausalConvolutionTests
         Assert.Throws<ArgumentException>(() => conv.Forward(one.AsSpan(0, 16 * 8), one, one.AsSpan(0, 16), y, new float[10], 2, 8));
         Assert.Throws<ArgumentException>(() => conv.Forward(one.AsSpan(0, 16 * 8), one, one.AsSpan(0, 16), y, g, 2, 8, new float[10]));
         Assert.Throws<ArgumentException>(() => conv.Forward(one.AsSpan(0, 16 * 8), one, one.AsSpan(0, 16), y, Span<float>.Empty, 2, 8, new float[2 * 8 * 16]));
+        // GELU's output may not overlap u or y, and its slope is y itself or apart from u, y and g
+        var uAndMore = Enumerable.Repeat(1f, 3 * 8 * 16).ToArray();
+        Assert.Throws<ArgumentException>(() => conv.Forward(one.AsSpan(0, 16 * 8), uAndMore.AsSpan(0, 2 * 8 * 16), one.AsSpan(0, 16), y, uAndMore.AsSpan(16), 2, 8));
+        var yAndMore = new float[3 * 8 * 16];
+        Assert.Throws<ArgumentException>(() => conv.Forward(one.AsSpan(0, 16 * 8), one, one.AsSpan(0, 16), yAndMore.AsSpan(0, 2 * 8 * 16), g, 2, 8, yAndMore.AsSpan(16)));
+        Assert.All(yAndMore, v => Assert.Equal(0f, v));
         Assert.All(g, v => Assert.Equal(0f, v));
         var du = new float[2 * 8 * 16]; var gD = new float[16];
         Assert.Throws<ArgumentException>(() => conv.Backward(new float[16 * 8], new float[2 * 8 * 16], new float[16], new float[2 * 8 * 16], du, new float[16 * 8], Span<float>.Empty, 2, 8));

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace SsmGen.Numerics;
@@ -80,7 +81,12 @@ public sealed unsafe class CausalConvolution
         int n = batch * length * _channels;
         if (!g.IsEmpty && g.Length < n) throw new ArgumentException($"GELU's output holds {g.Length} values; (B, L, H) needs {n}.", nameof(g));
         if (!slope.IsEmpty && (g.IsEmpty || slope.Length < n)) throw new ArgumentException($"GELU's slope needs GELU's output and (B, L, H) = {n} values; it has {slope.Length}.", nameof(slope));
-        int streams = 2 + (g.IsEmpty ? 0 : 1) + (slope.IsEmpty || slope.Overlaps(y) ? 0 : 1);
+        // the transforms write g and the slope while other rows of u are still to be read
+        if (!g.IsEmpty && (g.Slice(0, n).Overlaps(u.Slice(0, n)) || g.Slice(0, n).Overlaps(y.Slice(0, n)))) throw new ArgumentException("GELU's output must not overlap u or y.", nameof(g));
+        if (!slope.IsEmpty && !Unsafe.AreSame(ref MemoryMarshal.GetReference(slope), ref MemoryMarshal.GetReference(y))
+            && (slope.Slice(0, n).Overlaps(u.Slice(0, n)) || slope.Slice(0, n).Overlaps(y.Slice(0, n)) || slope.Slice(0, n).Overlaps(g.Slice(0, n))))
+            throw new ArgumentException("GELU's slope must be y itself or overlap none of u, y and g.", nameof(slope));
+        int streams = 2 + (g.IsEmpty ? 0 : 1) + (slope.IsEmpty || slope.Overlaps(y) ? 0 : 1); // a slope in y's place writes no stream of its own
         using var pass = PassProfile.Enter(Pass.Convolution, Flops(batch, length, forwardsPerPair: 1, kernelInverses: 0), 4.0 * (streams * (double)batch * length + length) * _channels);
         if (_lanes)
         {
