@@ -87,12 +87,20 @@ public sealed class WorkerPool
         long start = Stopwatch.GetTimestamp();
         for (int spins = 0; Volatile.Read(ref _pending) != 0; spins++)
         {
-            if ((spins & 15) != 15 || Stopwatch.GetTimestamp() - start < SpinTicks) { Thread.SpinWait(4); continue; }
+            if (Spin(spins, start)) continue;
             _done.Reset();
             Interlocked.Exchange(ref _callerAsleep, 1);
             if (Volatile.Read(ref _pending) != 0) _done.Wait(); // a late Set from an earlier run wakes it early: the loop checks again
             Volatile.Write(ref _callerAsleep, 0);
         }
+    }
+
+    /// <summary>One more round of pause instructions while <see cref="SpinTicks"/> since <paramref name="start"/> have not passed (the clock read every 16th round); false when it is time to block.</summary>
+    private static bool Spin(int spins, long start)
+    {
+        if ((spins & 15) == 15 && Stopwatch.GetTimestamp() - start >= SpinTicks) return false;
+        Thread.SpinWait(4);
+        return true;
     }
 
     private void Loop(int slot)
@@ -103,7 +111,7 @@ public sealed class WorkerPool
             long start = Stopwatch.GetTimestamp();
             for (int spins = 0; Volatile.Read(ref _handed[slot]) == seen; spins++)
             {
-                if ((spins & 15) != 15 || Stopwatch.GetTimestamp() - start < SpinTicks) { Thread.SpinWait(4); continue; }
+                if (Spin(spins, start)) continue;
                 Interlocked.Exchange(ref _asleep[slot], 1);
                 if (Volatile.Read(ref _handed[slot]) == seen) _wake[slot].Wait(); // a Release left over from a run it caught spinning: the loop checks again
                 Volatile.Write(ref _asleep[slot], 0);
