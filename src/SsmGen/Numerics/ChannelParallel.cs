@@ -43,7 +43,7 @@ public static unsafe class ChannelParallel
         {
             job.Body = body; job.Input = pi; job.Second = ps; job.Output = po;
             job.InputLength = input.Length; job.SecondLength = second.Length; job.OutputLength = output.Length; job.Length = length; job.Channels = channels;
-            try { pool.Run(job, Math.Min(channels, pool.Concurrency)); }
+            try { pool.Run(job, pool.PartsFor(channels)); }
             finally { job.Body = null; job.Input = job.Second = job.Output = null; }
         }
     }

@@ -72,7 +72,7 @@ public static unsafe class Gemm
         {
             var job = ws.GluJob;
             job.X = px; job.Wt = pwt; job.B = pb; job.Residual = pr; job.Next = pn; job.Rows = rows; job.InF = inF; job.H = h;
-            WorkerPool.Shared.Run(job, (long)rows * inF * h >= 1 << 17 ? WorkerPool.Shared.Concurrency : 1);
+            WorkerPool.Shared.Run(job, (long)rows * inF * h >= 1 << 17 ? WorkerPool.Shared.PartsFor((rows + MR - 1) / MR) : 1);
         }
     }
 
@@ -235,9 +235,9 @@ public static unsafe class Gemm
         using var pass = PassProfile.Enter(Pass.Projection, 4.0 * rows * inF * 2 * h,
             4.0 * ((double)rows * (3 * h + 2 * inF) + 2.0 * (2 * h * inF) + 2 * h));
         var pool = WorkerPool.Shared;
-        int parts = Math.Min(pool.Concurrency, chunks), size = 2 * h * inF, block = GluBlockRows * 2 * h;
+        int threads = Math.Min(pool.Concurrency, chunks), size = 2 * h * inF, block = GluBlockRows * 2 * h;
         if (ws.KPartials.Length < chunks * (size + 2 * h)) ws.KPartials = new AlignedBuffer(chunks * (size + 2 * h));
-        if (ws.GluGradient.Length < parts * block) ws.GluGradient = new AlignedBuffer(parts * block);
+        if (ws.GluGradient.Length < threads * block) ws.GluGradient = new AlignedBuffer(threads * block); // one dO block per thread
         if (ws.Zeros.Length < inF) ws.Zeros = new AlignedBuffer(inF);
         fixed (float* po = o, pdn = dNext, pg = g, pw = w, pdx = dx, pdw = dw, pdb = db, partials = ws.KPartials, scratch = ws.GluGradient, zeros = ws.Zeros)
         {
@@ -245,9 +245,9 @@ public static unsafe class Gemm
             job.O = po; job.DNext = pdn; job.G = pg; job.W = pw; job.Dx = pdx; job.Dw = pdw; job.Partials = partials; job.Scratch = scratch; job.Zeros = zeros;
             job.Rows = rows; job.InF = inF; job.H = h; job.Chunks = chunks; job.Key = key; job.Threshold = threshold; job.Scale = scale;
             job.Summing = false;
-            pool.Run(job, parts);
+            pool.Run(job, chunks);
             job.Summing = true;
-            pool.Run(job, Math.Min(pool.Concurrency, (2 * h + MR - 1) / MR));
+            pool.Run(job, pool.PartsFor((2 * h + MR - 1) / MR));
             float* biasPartials = partials + (long)chunks * size; // db after dW's partials, chunk by chunk
             for (int chunk = 0; chunk < chunks; chunk++)
                 for (int j = 0; j < 2 * h; j++) pdb[j] += biasPartials[chunk * 2 * h + j];
@@ -269,7 +269,7 @@ public static unsafe class Gemm
         {
             int width = 2 * H, size = width * InF;
             if (Summing) { AddPartials(Dw, Partials, Chunks, width, InF, part, parts); return; }
-            float* dO = Scratch + (long)part * GluBlockRows * width;
+            float* dO = Scratch + (long)WorkerPool.Shared.ThreadIndex * GluBlockRows * width;
             var (s, e) = WorkerPool.Share(Chunks, part, parts);
             for (int chunk = s; chunk < e; chunk++)
             {
@@ -300,7 +300,7 @@ public static unsafe class Gemm
         public int Ars, Acs, Ldb, Ldc, M, N, K;
         public override void Execute(int part, int parts)
         {
-            var (s, e) = WorkerPool.Share(M, part, parts, MR);
+            var (s, e) = WorkerPool.Share(M, part, parts, 2 * MR);
             if (s < e) Serial(A + (long)s * Ars, Ars, Acs, B, Ldb, C + (long)s * Ldc, Ldc, e - s, N, K, Init);
         }
     }
@@ -312,7 +312,7 @@ public static unsafe class Gemm
     private static void Multiply(Job job, float* a, int ars, int acs, float* b, int ldb, float* c, int ldc, int m, int n, int k, float* init = null)
     {
         var pool = WorkerPool.Shared;
-        int parts = (long)m * n * k >= 1 << 18 ? Math.Min(pool.Concurrency, (m + MR - 1) / MR) : 1;
+        int parts = (long)m * n * k >= 1 << 18 ? pool.PartsFor((m + 2 * MR - 1) / (2 * MR)) : 1; // whole twelve-row tiles
         if (parts <= 1) { Serial(a, ars, acs, b, ldb, c, ldc, m, n, k, init); return; }
         job.A = a; job.B = b; job.C = c; job.Init = init;
         job.Ars = ars; job.Acs = acs; job.Ldb = ldb; job.Ldc = ldc; job.M = m; job.N = n; job.K = k;
@@ -351,9 +351,9 @@ public static unsafe class Gemm
             job.Ars = ars; job.Acs = acs; job.Ldb = ldb; job.M = m; job.N = n; job.K = k; job.Chunks = chunks;
             var pool = WorkerPool.Shared;
             job.Summing = false;
-            pool.Run(job, Math.Min(pool.Concurrency, chunks));
+            pool.Run(job, chunks);
             job.Summing = true;
-            pool.Run(job, Math.Min(pool.Concurrency, (m + MR - 1) / MR));
+            pool.Run(job, pool.PartsFor((m + MR - 1) / MR));
         }
     }
 

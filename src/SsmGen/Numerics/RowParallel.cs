@@ -51,7 +51,7 @@ public static unsafe class RowParallel
     {
         var pool = WorkerPool.Shared;
         var ws = workspace ?? Workspace.ForCurrentThread;
-        int parts = pool.Concurrency == 1 || rows * costPerRow < 1 << 15 ? 1 : pool.Concurrency;
+        int parts = pool.Concurrency == 1 || rows * costPerRow < 1 << 15 ? 1 : pool.PartsFor((rows + 15) / 16);
         int row = second is null ? width : 2 * width;
         if (ws.Partials.Length < parts * row) ws.Partials = new AlignedBuffer(parts * row);
         fixed (float* partials = ws.Partials)
@@ -87,6 +87,6 @@ public static unsafe class RowParallel
     private static void Start(Job job, delegate*<ref RowArgs, int, int, void> body, RowArgs args, int rows, int grain)
     {
         job.Body = body; job.Args = args; job.Rows = rows; job.Grain = grain;
-        WorkerPool.Shared.Run(job, WorkerPool.Shared.Concurrency);
+        WorkerPool.Shared.Run(job, WorkerPool.Shared.PartsFor((rows + grain - 1) / grain));
     }
 }

@@ -1,8 +1,12 @@
 using System.Diagnostics;
+using System.Runtime.ExceptionServices;
 
 namespace SsmGen.Numerics;
 
-/// <summary>One piece of data-parallel work: part <c>part</c> of <c>parts</c>. Reused across calls, so running it allocates nothing.</summary>
+/// <summary>
+/// One piece of data-parallel work: part <c>part</c> of <c>parts</c>, each part run once by whichever thread of the pool
+/// claims it. Reused across calls, so running it allocates nothing.
+/// </summary>
 public abstract class ParallelWork
 {
     public abstract void Execute(int part, int parts);
@@ -30,10 +34,11 @@ public sealed class WorkerPool
     private readonly Thread[] _threads;
     private readonly SemaphoreSlim[] _wake;
     private readonly int[] _handed, _asleep; // per worker: the run it was last handed, and whether it may be blocked on _wake
+    private readonly int[] _workerIds;
     private readonly ManualResetEventSlim _done = new(false);
     private readonly object _gate = new();
     private ParallelWork? _work;
-    private int _parts, _pending, _generation, _callerAsleep;
+    private int _parts, _next, _pending, _generation, _callerAsleep;
     private Exception? _error;
 
     /// <summary>Threads that take part in a run, the caller included.</summary>
@@ -49,26 +54,36 @@ public sealed class WorkerPool
         _wake = new SemaphoreSlim[Concurrency - 1];
         _handed = new int[Concurrency - 1];
         _asleep = new int[Concurrency - 1];
+        _workerIds = new int[Concurrency - 1];
         for (int i = 0; i < _threads.Length; i++)
         {
             int slot = i;
             _wake[i] = new SemaphoreSlim(0);
             _threads[i] = new Thread(() => Loop(slot)) { IsBackground = true, Name = $"SsmGen worker {slot + 1}" };
+            _workerIds[i] = _threads[i].ManagedThreadId;
             _threads[i].Start();
         }
     }
 
-    /// <summary>Runs parts 0…parts−1 (parts ≤ <see cref="Concurrency"/>), part 0 on the calling thread; returns when all are done.</summary>
+    /// <summary>
+    /// Runs parts 0…parts−1 on the calling thread and up to <see cref="Concurrency"/> − 1 workers, each thread claiming
+    /// the next part as it comes free; returns when all are done. More parts than threads even out the threads' times:
+    /// in this virtual machine one core often runs 10–20% slower than the other for a while, and with a part per thread
+    /// the faster one waited for it (an sMNIST step's threads spent ~7% of their time each waiting, docs/benchmarks.md).
+    /// Which thread runs a part varies from run to run, so a part's result must not depend on it; scratch that is per
+    /// thread is found through <see cref="ThreadIndex"/>.
+    /// </summary>
     public void Run(ParallelWork work, int parts)
     {
-        parts = Math.Clamp(parts, 1, Concurrency);
-        if (parts == 1) { work.Execute(0, 1); return; }
+        if (parts <= 1) { work.Execute(0, 1); return; }
+        int threads = Math.Min(parts, Concurrency);
+        if (threads == 1) { for (int p = 0; p < parts; p++) work.Execute(p, parts); return; }
         lock (_gate)
         {
-            _work = work; _parts = parts; _error = null;
-            _pending = parts - 1;
+            _work = work; _parts = parts; _error = null; _next = 0;
+            _pending = threads - 1;
             int generation = ++_generation;
-            for (int i = 0; i < parts - 1; i++)
+            for (int i = 0; i < threads - 1; i++)
             {
                 // the new generation is published (a full fence) before a worker's sleep flag is read, and the worker sets
                 // its flag (a full fence) before it reads the generation: one of the two sees the other, so no wake is lost
@@ -76,9 +91,51 @@ public sealed class WorkerPool
                 Interlocked.MemoryBarrier();
                 if (Volatile.Read(ref _asleep[i]) != 0) _wake[i].Release();
             }
-            try { work.Execute(0, parts); }
-            finally { WaitForWorkers(); _work = null; }
-            if (_error is not null) throw new AggregateException("A worker failed.", _error);
+            RunParts(work, parts);
+            WaitForWorkers();
+            _work = null;
+            if (_error is not null) ExceptionDispatchInfo.Throw(_error);
+        }
+    }
+
+    /// <summary>
+    /// How many parts to cut <paramref name="items"/> (rows, channel blocks, chunks) into: up to eight per thread, so that
+    /// a thread slowed down for a while leaves the others at most one small part to wait for at the end.
+    /// </summary>
+    public int PartsFor(int items) => Math.Clamp(items, 1, PartsPerThread * Concurrency);
+
+    private const int PartsPerThread = 8;
+
+    /// <summary>
+    /// Claims parts and runs them until none is left. A part that throws ends the claiming for every thread; the first
+    /// failure is kept and thrown to the caller as itself once all threads are done, whichever thread ran the part.
+    /// </summary>
+    private void RunParts(ParallelWork work, int parts)
+    {
+        try
+        {
+            for (int part; (part = Interlocked.Increment(ref _next) - 1) < parts;) work.Execute(part, parts);
+        }
+        catch (Exception e)
+        {
+            Interlocked.CompareExchange(ref _error, e, null);
+            Volatile.Write(ref _next, parts); // claims after this one find nothing
+        }
+    }
+
+    /// <summary>
+    /// The calling thread's place in this pool, for scratch kept per thread: 1 … <see cref="Concurrency"/> − 1 on its
+    /// workers, 0 on any other thread (a run's caller; runs are serialized, so one at a time). Found among the workers'
+    /// ids rather than kept in a thread-static field, whose first use on a new calling thread allocates.
+    /// </summary>
+    public int ThreadIndex
+    {
+        get
+        {
+            int id = Environment.CurrentManagedThreadId;
+            for (int i = 0; i < _workerIds.Length; i++)
+                if (_workerIds[i] == id) return i + 1;
+            return 0;
         }
     }
 
@@ -118,12 +175,8 @@ public sealed class WorkerPool
                 start = Stopwatch.GetTimestamp();
             }
             seen = Volatile.Read(ref _handed[slot]);
-            try { _work!.Execute(slot + 1, _parts); }
-            catch (Exception e) { _error = e; }
-            finally
-            {
-                if (Interlocked.Decrement(ref _pending) == 0 && Volatile.Read(ref _callerAsleep) != 0) _done.Set();
-            }
+            RunParts(_work!, _parts);
+            if (Interlocked.Decrement(ref _pending) == 0 && Volatile.Read(ref _callerAsleep) != 0) _done.Set();
         }
     }
 

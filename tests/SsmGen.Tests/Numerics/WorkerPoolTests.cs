@@ -2,7 +2,7 @@ using SsmGen.Numerics;
 
 namespace SsmGen.Tests.Numerics;
 
-/// <summary>The pool's hand-offs: spinning workers, sleeping ones woken, failures passed on, nothing allocated.</summary>
+/// <summary>The pool's hand-offs: every part once, spinning workers and sleeping ones woken, failures passed on, nothing allocated.</summary>
 public class WorkerPoolTests
 {
     private sealed class Counting(int parts) : ParallelWork
@@ -20,11 +20,11 @@ public class WorkerPoolTests
     public void EveryPartRunsOnceWhetherTheWorkersSpinOrSleep()
     {
         var pool = new WorkerPool(3);
-        var work = new Counting(3);
-        var expected = new int[3];
+        var work = new Counting(40);
+        var expected = new int[40];
         for (int run = 0; run < 3000; run++)
         {
-            int parts = 1 + run % 3;
+            int parts = 1 + run % 40; // fewer parts than threads, as many, and many more
             pool.Run(work, parts);
             for (int p = 0; p < parts; p++) expected[p]++;
             if (run % 500 == 0) Thread.Sleep(5); // longer than the spin: the workers block and must be woken
@@ -37,12 +37,39 @@ public class WorkerPoolTests
     {
         var pool = new WorkerPool(2);
         var work = new Counting(2) { Throw = 1 };
-        var e = Assert.Throws<AggregateException>(() => pool.Run(work, 2));
-        Assert.IsType<InvalidOperationException>(e.InnerException);
+        Assert.Throws<InvalidOperationException>(() => pool.Run(work, 2)); // whichever thread ran part 1
         work.Throw = -1;
         Thread.Sleep(5);
         pool.Run(work, 2);
-        Assert.Equal([2, 1], work.Runs);
+        Assert.Equal([2, 1], work.Runs); // part 0 is claimed before part 1, so it ran in the failed run too
+    }
+
+    private sealed class Placing(WorkerPool pool, int parts) : ParallelWork
+    {
+        public readonly int[] Index = new int[parts];
+        public readonly int[] Thread = new int[parts];
+        public override void Execute(int part, int parts)
+        {
+            Index[part] = pool.ThreadIndex;
+            Thread[part] = Environment.CurrentManagedThreadId;
+            System.Threading.Thread.SpinWait(20_000); // long enough that the workers take parts too
+        }
+    }
+
+    [Fact]
+    public void EachThreadHasItsOwnIndexAndMorePartsThanThreadsAreShared()
+    {
+        var pool = new WorkerPool(3);
+        var work = new Placing(pool, 60);
+        pool.Run(work, 60);
+        var byThread = work.Thread.Zip(work.Index).Distinct().ToArray();
+        // one index per thread and one thread per index, the caller's 0, the workers' 1 and 2
+        Assert.Equal(byThread.Length, byThread.Select(p => p.First).Distinct().Count());
+        Assert.Equal(byThread.Length, byThread.Select(p => p.Second).Distinct().Count());
+        Assert.All(work.Index, i => Assert.InRange(i, 0, 2));
+        Assert.Contains(0, work.Index);
+        Assert.True(byThread.Length >= 2, "no worker took a part of sixty");
+        Assert.Equal(0, pool.ThreadIndex); // on a thread of no pool's
     }
 
     [Fact]

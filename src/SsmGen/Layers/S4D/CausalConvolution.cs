@@ -37,7 +37,7 @@ public sealed unsafe class CausalConvolution
         if (_lanes)
         {
             _laneFft = new LaneFft(_m);
-            _scratch = new LaneScratch[WorkerPool.Shared.Concurrency];
+            _scratch = new LaneScratch[WorkerPool.Shared.Concurrency]; // one per thread (WorkerPool.ThreadIndex)
             for (int i = 0; i < _scratch.Length; i++) _scratch[i] = new LaneScratch(_m * Lanes);
             _job.Owner = this;
         }
@@ -209,10 +209,11 @@ public sealed unsafe class CausalConvolution
         public override void Execute(int part, int parts)
         {
             var (s, e) = WorkerPool.Share(Owner._channels / Lanes, part, parts);
+            var scratch = Owner._scratch[WorkerPool.Shared.ThreadIndex];
             for (int block = s; block < e; block++)
             {
-                if (Dy is null) Owner.LaneForward(Owner._scratch[part], block * Lanes, K, U, D, Out, Gelu, Batch, Length);
-                else Owner.LaneBackward(Owner._scratch[part], block * Lanes, K, U, Dy, DyScale, D, Out, Dk, GD, Batch, Length);
+                if (Dy is null) Owner.LaneForward(scratch, block * Lanes, K, U, D, Out, Gelu, Batch, Length);
+                else Owner.LaneBackward(scratch, block * Lanes, K, U, Dy, DyScale, D, Out, Dk, GD, Batch, Length);
             }
         }
     }
@@ -221,7 +222,7 @@ public sealed unsafe class CausalConvolution
     {
         var j = _job;
         j.K = k; j.U = u; j.Out = output; j.Dy = dy; j.Dk = dk; j.D = d; j.GD = gD; j.Batch = batch; j.Length = length;
-        WorkerPool.Shared.Run(j, Math.Min(_scratch.Length, _channels / Lanes));
+        WorkerPool.Shared.Run(j, WorkerPool.Shared.PartsFor(_channels / Lanes));
         j.DyScale = null; j.Gelu = default;
     }
 
