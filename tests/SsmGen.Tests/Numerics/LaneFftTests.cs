@@ -153,5 +153,51 @@ public class LaneFftTests
         Assert.Throws<ArgumentOutOfRangeException>(() => { fixed (float* pa = a) fft.UnscaledInverse(re2, im2, n, pa, null, Lanes - 1, 0); });
         Assert.Throws<ArgumentNullException>(() => fft.UnscaledInverse(re2, im2, n, null, null, channels, 0));
     }
-}
 
+    /// <summary>
+    /// Convolve — the product made block by block between the forward's last stages and the inverse's first — equals the
+    /// strided Forward, a product over the whole spectrum and the strided UnscaledInverse bit for bit, GELU and its slope
+    /// included; below 512 points (no block holds both ends) it runs those three steps.
+    /// </summary>
+    [Theory]
+    [InlineData(2048, 784, true)]  // sMNIST's: eight blocks of 256 rows
+    [InlineData(2048, 600, false)] // no imaginary row
+    [InlineData(4096, 1500, true)] // a wide single stage on each side of the blocks
+    [InlineData(512, 256, true)]   // two blocks, the first half read whole
+    [InlineData(256, 100, true)]   // too small to fuse
+    [InlineData(16, 0, false)]     // nothing read
+    public unsafe void ConvolveEqualsForwardProductAndInverse(int n, int length, bool imaginary)
+    {
+        const int channels = 48, h0 = 16;
+        var fft = new LaneFft(n);
+        var rng = new Random(n + 3 * length);
+        float[] R(int count) => Enumerable.Range(0, count).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        int rows = Math.Max(1, length);
+        var a = R(rows * channels); var b = R(rows * channels); var kRe = R(n * Lanes); var kIm = R(n * Lanes);
+        foreach (bool gelu in new[] { false, true })
+        {
+            var re = new float[n * Lanes]; var im = new float[n * Lanes];
+            var outRe = Enumerable.Repeat(-7f, 2 * rows * channels).ToArray(); var outIm = Enumerable.Repeat(-7f, 2 * rows * channels).ToArray();
+            var expectRe = (float[])outRe.Clone(); var expectIm = (float[])outIm.Clone();
+            long toGelu = rows * channels; // GELU of each value half the array further on, its slope in the value's place
+            var geluOut = gelu ? new LaneFft.GeluOut(true, toGelu, Slope: true, ToSlope: 0) : default;
+            fixed (float* pa = a, pb = b, pkr = kRe, pki = kIm, pr = outRe, pi = outIm, qr = expectRe, qi = expectIm)
+            {
+                fft.Convolve(re, im, n, pa + h0, imaginary ? pb + h0 : null, channels, length, pkr, pki, pr + h0, imaginary ? pi + h0 : null, geluOut);
+                fft.Forward(re, im, n, pa + h0, imaginary ? pb + h0 : null, null, null, channels, length);
+                for (int i = 0; i < n * Lanes; i++)
+                {
+                    float xr = re[i], xi = im[i];
+                    re[i] = xr * kRe[i] - xi * kIm[i];
+                    im[i] = xr * kIm[i] + xi * kRe[i];
+                }
+                fft.UnscaledInverse(re, im, n, qr + h0, imaginary ? qi + h0 : null, channels, length, geluOut);
+            }
+            Assert.Equal(expectRe, outRe);
+            Assert.Equal(expectIm, outIm);
+            if (length > 0) Assert.NotEqual(-7f, outRe[h0]);
+        }
+        Assert.Throws<ArgumentNullException>(() => { fixed (float* pa = a) fft.Convolve(new float[n * Lanes], new float[n * Lanes], n, pa, null, channels, length, null, null, pa, null); });
+        Assert.Throws<ArgumentNullException>(() => { fixed (float* pa = a, pk = kRe) fft.Convolve(new float[n * Lanes], new float[n * Lanes], n, pa, null, channels, length, pk, pk, null, null); });
+    }
+}

@@ -255,26 +255,17 @@ public sealed unsafe class CausalConvolution
             scale is null ? null : Row(scale, b, h0, batch, length), scale is null ? null : Row(scale, b + 1, h0, batch, length), _channels, length);
 
     /// <summary>Rows b and b+1 of channels [h0, h0+16) of the inverse transform, written by its last stage straight into y.</summary>
-    private void InverseInto(AlignedBuffer re, AlignedBuffer im, float* y, int b, int h0, int batch, int length, int m, LaneFft.GeluOut gelu = default) =>
-        _laneFft!.UnscaledInverse(re, im, m, Row(y, b, h0, batch, length), Row(y, b + 1, h0, batch, length), _channels, length, gelu); // 1/m is in the kernel's spectrum
+    private void InverseInto(AlignedBuffer re, AlignedBuffer im, float* y, int b, int h0, int batch, int length, int m) =>
+        _laneFft!.UnscaledInverse(re, im, m, Row(y, b, h0, batch, length), Row(y, b + 1, h0, batch, length), _channels, length); // 1/m is in the kernel's spectrum
 
     private void LaneForward(LaneScratch s, int h0, float* k, float* u, float* d, float* y, LaneFft.GeluOut gelu, int batch, int length)
     {
         int m = FftSize(length);
         KernelSpectrum(s, h0, k, d, length, m);
-        for (int b = 0; b < batch; b += 2)
-        {
-            PackedSpectrum(s.ARe, s.AIm, u, b, h0, batch, length, m);
-            fixed (float* ar = s.ARe, ai = s.AIm, kr = s.KRe, ki = s.KIm)
-                for (int i = 0; i < m * Lanes; i += Lanes)
-                {
-                    var xr = Vector512.Load(ar + i); var xi = Vector512.Load(ai + i);
-                    var wr = Vector512.Load(kr + i); var wi = Vector512.Load(ki + i);
-                    (xr * wr - xi * wi).Store(ar + i);
-                    (xr * wi + xi * wr).Store(ai + i);
-                }
-            InverseInto(s.ARe, s.AIm, y, b, h0, batch, length, m, gelu);
-        }
+        fixed (float* kr = s.KRe, ki = s.KIm)
+            for (int b = 0; b < batch; b += 2) // rows b and b+1 of u in, of y out; 1/m is in the kernel's spectrum
+                _laneFft!.Convolve(s.ARe, s.AIm, m, Row(u, b, h0, batch, length), Row(u, b + 1, h0, batch, length), _channels, length,
+                    kr, ki, Row(y, b, h0, batch, length), Row(y, b + 1, h0, batch, length), gelu);
     }
 
     private void LaneBackward(LaneScratch s, int h0, float* k, float* u, float* dy, float* dyScale, float* d, float* du, float* dk, float* gD, int batch, int length)

@@ -98,12 +98,17 @@ public sealed class LaneFft
     public unsafe void Forward(Span<float> re, Span<float> im, int n, float* real, float* imag, float* realScale, float* imagScale, long stride, int length)
     {
         Check(re, im, n);
-        int half = n >> 1;
-        CheckRows(real, stride, length, half);
+        CheckRows(real, stride, length, n >> 1);
         if (imag is null && imagScale is not null) throw new ArgumentException("A scale for the imaginary rows needs imaginary rows.", nameof(imagScale));
+        ForwardAfterWidest(re, im, n, ForwardFromRows(re, im, n, new SourceRows(real, imag, realScale, imagScale, stride, length)));
+    }
+
+    /// <summary>The strided forward's first pass (the widest stage, and the pair after it where the plan allows); returns the span the stages after it start from.</summary>
+    private int ForwardFromRows(Span<float> re, Span<float> im, int n, SourceRows rows)
+    {
+        int half = n >> 1;
         ref float r0 = ref re[0];
         ref float i0 = ref im[0];
-        var rows = new SourceRows(real, imag, realScale, imagScale, stride, length);
         int step = _maxSize / n;
         if (StartsWithWidePair(n))
         {
@@ -123,8 +128,7 @@ public sealed class LaneFft
                 var (b3r, b3i) = Product(x3r, x3i, Twiddle(_cos, (k + 3 * q) * step), Twiddle(_sin, (k + 3 * q) * step));
                 FrequencyButterfly(ref r0, ref i0, p0 + second, p1 + second, p2 + second, p3 + second, ref w, b0r, b0i, b1r, b1i, b2r, b2i, b3r, b3i);
             }
-            ForwardAfterWidest(re, im, n, half >> 2);
-            return;
+            return half >> 2;
         }
         for (int k = 0; k < half; k++)
         {
@@ -133,7 +137,55 @@ public sealed class LaneFft
             xr.StoreUnsafe(ref r0, a); xi.StoreUnsafe(ref i0, a);
             Product(xr, xi, Twiddle(_cos, k * step), Twiddle(_sin, k * step), ref r0, ref i0, b);
         }
-        ForwardAfterWidest(re, im, n, half);
+        return half;
+    }
+
+    /// <summary>
+    /// A causal convolution's transforms for one set of rows: <see cref="Forward(Span{float}, Span{float}, int, float*, float*, float*, float*, long, int)"/>
+    /// of the rows at <paramref name="real"/> and <paramref name="imag"/>, the spectrum times the one in
+    /// <paramref name="kRe"/>, <paramref name="kIm"/> (n·16 values each, in the order Forward leaves), then
+    /// <see cref="UnscaledInverse(Span{float}, Span{float}, int, float*, float*, long, int, GeluOut)"/> into the rows at
+    /// <paramref name="outReal"/> and <paramref name="outImag"/> (the same stride). Where a block of rows holds the
+    /// forward's last stages and the inverse's first (n ≥ 512), each block is multiplied between the two while it sits in
+    /// L1, instead of in a pass over the whole spectrum of its own; the values are those of the three calls, bit for bit.
+    /// </summary>
+    public unsafe void Convolve(Span<float> re, Span<float> im, int n, float* real, float* imag, long stride, int length, float* kRe, float* kIm, float* outReal, float* outImag, GeluOut gelu = default)
+    {
+        Check(re, im, n);
+        CheckRows(real, stride, length, n >> 1);
+        CheckRows(outReal, stride, length, n >> 1);
+        if (kRe is null || kIm is null) throw new ArgumentNullException(kRe is null ? nameof(kRe) : nameof(kIm));
+        int len = ForwardFromRows(re, im, n, new SourceRows(real, imag, null, null, stride, length));
+        if (n >> 1 < Block)
+        {
+            ForwardAfterWidest(re, im, n, len);
+            MultiplySpectra(re, im, kRe, kIm, 0, n);
+            InverseWidestToRows(im, re, n, InverseBeforeWidest(im, re, n, stopBeforeWidePair: true), outReal, outImag, stride, length, gelu);
+            return;
+        }
+        len = ForwardWide(re, im, n, len);
+        int inverseLen = 2;
+        for (int start = 0; start < n; start += Block)
+        {
+            ForwardBlock(re, im, start, start + Block, len);
+            MultiplySpectra(re, im, kRe, kIm, start, start + Block);
+            inverseLen = InverseBlock(im, re, start, start + Block); // Re and Im swapped, as in UnscaledInverse
+        }
+        InverseWidestToRows(im, re, n, InverseWide(im, re, n, inverseLen, stopBeforeWidePair: true), outReal, outImag, stride, length, gelu);
+    }
+
+    /// <summary>Rows [from, to) of the spectrum times those of K, complex product by complex product.</summary>
+    private static unsafe void MultiplySpectra(Span<float> re, Span<float> im, float* kRe, float* kIm, int from, int to)
+    {
+        ref float r0 = ref re[0];
+        ref float i0 = ref im[0];
+        for (nuint i = (nuint)(from * Lanes), end = (nuint)(to * Lanes); i < end; i += Lanes)
+        {
+            var xr = Vector512.LoadUnsafe(ref r0, i); var xi = Vector512.LoadUnsafe(ref i0, i);
+            var wr = Vector512.Load(kRe + i); var wi = Vector512.Load(kIm + i);
+            (xr * wr - xi * wi).StoreUnsafe(ref r0, i);
+            (xr * wi + xi * wr).StoreUnsafe(ref i0, i);
+        }
     }
 
     /// <summary>Rows of sequences for the strided entry points: a first row given, rows at least 16 floats apart (or they overlap), at most n/2 of them.</summary>
@@ -172,14 +224,23 @@ public sealed class LaneFft
     {
         // Spans wider than a block run over the whole array, then each block of rows takes its own stages while it
         // sits in L1. Stages go two at a time (radix 4): every row is loaded and stored once per pair. Flops follows this plan.
+        len = ForwardWide(re, im, n, len);
+        for (int start = 0; start < n; start += Math.Min(n, Block)) ForwardBlock(re, im, start, start + Math.Min(n, Block), len);
+    }
+
+    /// <summary>The forward's whole-array stages from span <paramref name="len"/> down to a block's; returns the span a block's stages start from.</summary>
+    private int ForwardWide(Span<float> re, Span<float> im, int n, int len)
+    {
         for (; len > Block && len >> 1 > Block; len >>= 2) FrequencyPair(re, im, 0, n, len);
         if (len > Block) { FrequencyStage(re, im, 0, n, len); len >>= 1; }
-        for (int start = 0; start < n; start += Math.Min(n, Block))
-        {
-            int l = len;
-            for (; l >= 4; l >>= 2) FrequencyPair(re, im, start, start + Math.Min(n, Block), l);
-            if (l == 2) FrequencyStage(re, im, start, start + Math.Min(n, Block), 2);
-        }
+        return len;
+    }
+
+    /// <summary>The forward's stages inside the block of rows [start, end), from span <paramref name="len"/> down to 2.</summary>
+    private void ForwardBlock(Span<float> re, Span<float> im, int start, int end, int len)
+    {
+        for (; len >= 4; len >>= 2) FrequencyPair(re, im, start, end, len);
+        if (len == 2) FrequencyStage(re, im, start, end, 2);
     }
 
     /// <summary>
@@ -202,12 +263,21 @@ public sealed class LaneFft
     public unsafe void UnscaledInverse(Span<float> re, Span<float> im, int n, float* real, float* imag, long stride, int length, GeluOut gelu = default)
     {
         Check(re, im, n);
-        int h = n >> 1;
-        CheckRows(real, stride, length, h);
+        CheckRows(real, stride, length, n >> 1);
         // Re and Im swapped, as in UnscaledInverse: its first array holds Im
-        ref float r0 = ref im[0];
-        ref float i0 = ref re[0];
-        if (InverseBeforeWidest(im, re, n, stopBeforeWidePair: true))
+        InverseWidestToRows(im, re, n, InverseBeforeWidest(im, re, n, stopBeforeWidePair: true), real, imag, stride, length, gelu);
+    }
+
+    /// <summary>
+    /// The strided inverse's last pass, on arrays already swapped (<paramref name="re"/> holds Im): the widest stage, with
+    /// the whole-array pair before it when <paramref name="pairLeft"/>, writing rows [0, length) out.
+    /// </summary>
+    private unsafe void InverseWidestToRows(Span<float> re, Span<float> im, int n, bool pairLeft, float* real, float* imag, long stride, int length, GeluOut gelu)
+    {
+        int h = n >> 1;
+        ref float r0 = ref re[0];
+        ref float i0 = ref im[0];
+        if (pairLeft)
         {
             // the last pair (spans n/4, n/2) on both halves and the widest stage in one pass: rows k, k + e, k + 2e,
             // k + 3e (e = n/8) of each half from the radix-4 butterfly, then first half + W_n^row · second half
@@ -292,12 +362,22 @@ public sealed class LaneFft
     {
         int small = Math.Min(n >> 1, Block), len = 2;
         if (n > 2)
-            for (int start = 0; start < n; start += small)
-            {
-                len = 2;
-                for (; 2 * len <= small; len <<= 2) TimePair(re, im, start, start + small, len);
-                if (len <= small) { TimeStage(re, im, start, start + small, len); len <<= 1; }
-            }
+            for (int start = 0; start < n; start += small) len = InverseBlock(re, im, start, start + small);
+        return InverseWide(re, im, n, len, stopBeforeWidePair);
+    }
+
+    /// <summary>The inverse's stages inside the block of rows [start, end) (spans 2 up to the block's size); returns the span the whole-array stages start from.</summary>
+    private int InverseBlock(Span<float> re, Span<float> im, int start, int end)
+    {
+        int small = end - start, len = 2;
+        for (; 2 * len <= small; len <<= 2) TimePair(re, im, start, end, len);
+        if (len <= small) { TimeStage(re, im, start, end, len); len <<= 1; }
+        return len;
+    }
+
+    /// <summary><see cref="InverseBeforeWidest"/>'s whole-array stages from span <paramref name="len"/> on.</summary>
+    private bool InverseWide(Span<float> re, Span<float> im, int n, int len, bool stopBeforeWidePair)
+    {
         for (; 2 * len < n; len <<= 2)
         {
             if (stopBeforeWidePair && 4 * len == n) return true;
