@@ -75,6 +75,11 @@ public sealed class LaneFft
     public void Forward(Span<float> re, Span<float> im, int n)
     {
         Check(re, im, n);
+        ForwardChecked(re, im, n);
+    }
+
+    private void ForwardChecked(Span<float> re, Span<float> im, int n)
+    {
         ref float r0 = ref re[0];
         ref float i0 = ref im[0];
         int half = n >> 1;
@@ -91,16 +96,28 @@ public sealed class LaneFft
     /// <see cref="Forward"/> of rows read straight from sequences: row t &lt; <paramref name="length"/> holds, in its real
     /// part, the sixteen floats at <paramref name="real"/> + t·<paramref name="stride"/> (times those at
     /// <paramref name="realScale"/> + t·stride, when given) and in its imaginary part those at <paramref name="imag"/> (zero
-    /// when null; scaled likewise); rows [length, n/2) are zero. The widest stage writes both halves as it reads — with the
-    /// radix-4 pair after it in the same pass where that pair spans the whole array — so no packed copy is made and read
-    /// back; the spectrum is bit for bit what packing the rows and calling Forward gives.
+    /// when null; scaled likewise); rows [length, n/2) are zero. Unscaled, the widest stage writes both halves as it reads
+    /// — with the radix-4 pair after it in the same pass where that pair spans the whole array — so no packed copy is made
+    /// and read back; scaled, the rows are packed first (see the body for why). The spectrum is bit for bit what packing
+    /// the rows and calling Forward gives.
     /// </summary>
     public unsafe void Forward(Span<float> re, Span<float> im, int n, float* real, float* imag, float* realScale, float* imagScale, long stride, int length)
     {
         Check(re, im, n);
         CheckRows(real, stride, length, n >> 1);
         if (imag is null && imagScale is not null) throw new ArgumentException("A scale for the imaginary rows needs imaginary rows.", nameof(imagScale));
-        ForwardAfterWidest(re, im, n, ForwardFromRows(re, im, n, new SourceRows(real, imag, realScale, imagScale, stride, length)));
+        var rows = new SourceRows(real, imag, realScale, imagScale, stride, length);
+        // Scaled rows are four sequences read at once: the fused first pass, taking rows n/8 apart four at a time, then
+        // follows sixteen strided streams, more than the prefetchers keep up with when the rows come from memory; packed
+        // row by row first, they are four (dy ⊙ GELU' at sMNIST's size: 27.6 → 20.0 µs a transform; a block's backward
+        // 3.56 → 3.17 ms). Unscaled, the fused pass's eight streams are the faster way (16.5 against 19.0 µs packed first).
+        if ((realScale is not null || imagScale is not null))
+        {
+            rows.Pack(re, im, n >> 1);
+            ForwardChecked(re, im, n);
+            return;
+        }
+        ForwardAfterWidest(re, im, n, ForwardFromRows(re, im, n, rows));
     }
 
     /// <summary>The strided forward's first pass (the widest stage, and the pair after it where the plan allows); returns the span the stages after it start from.</summary>
@@ -202,6 +219,18 @@ public sealed class LaneFft
     /// <summary>Rows of sixteen lanes read from strided sequences, scaled where a scale is given; zero past the length.</summary>
     private readonly unsafe struct SourceRows(float* real, float* imag, float* realScale, float* imagScale, long stride, int length)
     {
+        /// <summary>Rows [0, half) into the arrays as <see cref="At"/> gives them, one after the other.</summary>
+        public void Pack(Span<float> re, Span<float> im, int half)
+        {
+            ref float r0 = ref re[0];
+            ref float i0 = ref im[0];
+            for (int t = 0; t < half; t++)
+            {
+                var (xr, xi) = At(t);
+                xr.StoreUnsafe(ref r0, (nuint)(t * Lanes)); xi.StoreUnsafe(ref i0, (nuint)(t * Lanes));
+            }
+        }
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public (Vector512<float> Re, Vector512<float> Im) At(int t)
         {
