@@ -197,7 +197,7 @@ public class LaneFftTests
             Assert.Equal(expectIm, outIm);
             if (length > 0) Assert.NotEqual(-7f, outRe[h0]);
         }
-        Assert.Throws<ArgumentNullException>(() => { fixed (float* pa = a) fft.Convolve(new float[n * Lanes], new float[n * Lanes], n, pa, null, channels, length, null, null, pa, null); });
-        Assert.Throws<ArgumentNullException>(() => { fixed (float* pa = a, pk = kRe) fft.Convolve(new float[n * Lanes], new float[n * Lanes], n, pa, null, channels, length, pk, pk, null, null); });
+        Assert.Equal("kRe", Assert.Throws<ArgumentNullException>(() => { fixed (float* pa = a) fft.Convolve(new float[n * Lanes], new float[n * Lanes], n, pa, null, channels, length, null, null, pa, null); }).ParamName);
+        Assert.Equal("outReal", Assert.Throws<ArgumentNullException>(() => { fixed (float* pa = a, pk = kRe) fft.Convolve(new float[n * Lanes], new float[n * Lanes], n, pa, null, channels, length, pk, pk, null, null); }).ParamName);
     }
 }

@@ -111,7 +111,7 @@ public sealed class LaneFft
         // follows sixteen strided streams, more than the prefetchers keep up with when the rows come from memory; packed
         // row by row first, they are four (dy ⊙ GELU' at sMNIST's size: 27.6 → 20.0 µs a transform; a block's backward
         // 3.56 → 3.17 ms). Unscaled, the fused pass's eight streams are the faster way (16.5 against 19.0 µs packed first).
-        if ((realScale is not null || imagScale is not null))
+        if (realScale is not null || imagScale is not null)
         {
             rows.Pack(re, im, n >> 1);
             ForwardChecked(re, im, n);
@@ -170,7 +170,7 @@ public sealed class LaneFft
     {
         Check(re, im, n);
         CheckRows(real, stride, length, n >> 1);
-        CheckRows(outReal, stride, length, n >> 1);
+        CheckRows(outReal, stride, length, n >> 1, nameof(outReal));
         if (kRe is null || kIm is null) throw new ArgumentNullException(kRe is null ? nameof(kRe) : nameof(kIm));
         int len = ForwardFromRows(re, im, n, new SourceRows(real, imag, null, null, stride, length));
         if (n >> 1 < Block)
@@ -206,9 +206,9 @@ public sealed class LaneFft
     }
 
     /// <summary>Rows of sequences for the strided entry points: a first row given, rows at least 16 floats apart (or they overlap), at most n/2 of them.</summary>
-    private static unsafe void CheckRows(float* real, long stride, int length, int half)
+    private static unsafe void CheckRows(float* real, long stride, int length, int half, string name = "real")
     {
-        if (real is null) throw new ArgumentNullException(nameof(real));
+        if (real is null) throw new ArgumentNullException(name);
         if (stride < Lanes) throw new ArgumentOutOfRangeException(nameof(stride), stride, $"Rows must be at least {Lanes} floats apart.");
         if (length < 0 || length > half) throw new ArgumentOutOfRangeException(nameof(length), length, $"Rows must number between 0 and {half}.");
     }
