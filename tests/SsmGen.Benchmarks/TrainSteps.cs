@@ -162,15 +162,17 @@ public static class TrainSteps
     }
 
     /// <summary>
-    /// Calls <paramref name="run"/> until tiered compilation is done with it: at least 30 calls (a method called once a
-    /// call is promoted after 30), then until 3 calls in a row compiled no method (at most 100). Three fixed calls left the
-    /// tier-1 compiles of methods called a few times a step to land inside the timed steps — on two cores a background
-    /// compile stalls half of every parallel pass, and one step in the first five then took twice the others.
+    /// Calls <paramref name="run"/> until tiered compilation is done with it: until <see cref="QuietCalls"/> calls in a row
+    /// compiled no method (at most 200 calls). Under dynamic PGO a method without loops runs unoptimized for 30 calls,
+    /// then instrumented for 30 more, and only then is compiled optimized, on a background thread: a method called once
+    /// a step is recompiled near call 60, after a quiet stretch of 30 calls. Three quiet calls (the ninth session's rule)
+    /// ended the warm-up inside that stretch, and those compiles then landed in the timed steps: on two cores a
+    /// background compile stalls half of every parallel pass, and steps near the 60th took up to twice the others.
     /// </summary>
     private static int WarmUp(Action run)
     {
         int calls = 0, quiet = 0;
-        while (calls < 100 && (calls < 30 || quiet < 3))
+        while (calls < 200 && quiet < QuietCalls)
         {
             long before = System.Runtime.JitInfo.GetCompiledMethodCount();
             run();
@@ -179,6 +181,9 @@ public static class TrainSteps
         }
         return calls;
     }
+
+    /// <summary>A quiet stretch longer than the 30 instrumented calls and the tiering delay after them.</summary>
+    private const int QuietCalls = 36;
 
     private static string Describe(Config c) => $"{c.Windows.Min():F1} ({Median(c):F1})";
     private static double Median(Config c) => c.Windows.Order().ElementAt(c.Windows.Count / 2);

@@ -96,14 +96,24 @@ internal static class ModelEmitter
     /// <summary>A public entry point's head: its signature, then the guard against concurrent use around its body.</summary>
     private static void OpenGuarded(CodeWriter w, string signature) => w.Open(signature).Line("Enter();").Open("try");
 
+    /// <summary>
+    /// Marks a method a train or inference pass calls once (a block's forward and backward, the passes through all
+    /// blocks) as compiled optimized at its first call. Tiered, such a method, having no loop, ran unoptimized and then
+    /// instrumented for some 60 calls and was recompiled around then on a background thread: on two cores that compile
+    /// took a core from a parallel pass and doubled a step's time while it ran. Its work is calls into kernels that are
+    /// compiled optimized anyway, so profile-guided recompilation had nothing to win.
+    /// </summary>
+    internal static void OptimizedAtFirstCall(CodeWriter w) => w.Line("[MethodImpl(MethodImplOptions.AggressiveOptimization)]");
+
     private static void CloseGuarded(CodeWriter w) => w.Close().Line("finally { Exit(); }").Close();
 
     /// <summary>
     /// A guarded public entry point for one kind of input (real features or token ids): its body where the model reads
     /// that kind, else a throw that names the overload to call.
     /// </summary>
-    private static void EmitEntryPoint(CodeWriter w, string signature, bool fits, string refusal, System.Action body)
+    private static void EmitEntryPoint(CodeWriter w, string signature, bool fits, string refusal, System.Action body, bool optimizedAtFirstCall = false)
     {
+        if (fits && optimizedAtFirstCall) OptimizedAtFirstCall(w);
         OpenGuarded(w, signature);
         if (fits) body();
         else w.Line($"throw new InvalidOperationException(\"{refusal}\");");
@@ -116,6 +126,7 @@ internal static class ModelEmitter
     internal static void OpenForward(CodeWriter w, LayerPlan l, bool rms = false)
     {
         string i = "_l" + l.Index;
+        OptimizedAtFirstCall(w);
         w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
         w.Line("int rows = batch * length;");
         w.Line($"var x = {i}X.AsSpan(0, rows * H);");
@@ -133,6 +144,7 @@ internal static class ModelEmitter
     internal static void OpenBackward(CodeWriter w, LayerPlan l)
     {
         w.Line($"/// <summary>Block {l.Index} backward: _dX holds dL/d(block output) and leaves holding dL/d(block input).</summary>");
+        OptimizedAtFirstCall(w);
         w.Open($"private void Layer{l.Index}Backward(int batch, int length)");
         w.Line($$"""
             int rows = batch * length;
@@ -425,7 +437,7 @@ internal static class ModelEmitter
             """);
             w.Line($"Gemm.LinearForward(input, {Span("_p", plan.Names.Encoder + ".weight", "H * InputSize")}, {Span("_p", plan.Names.Encoder + ".bias", "H")}, _l0X, rows, InputSize, H, _ws);");
             w.Line("RunLayers(batch, length, output, training);");
-        });
+        }, optimizedAtFirstCall: true);
         EmitEntryPoint(w, "public void Forward(ReadOnlySpan<int> tokens, int batch, int length, Span<float> output, bool training = false)", plan.TokenInput,
             "This model reads real features: call Forward(ReadOnlySpan<float> input, ...).", () =>
         {
@@ -440,7 +452,7 @@ internal static class ModelEmitter
             w.Line($"var emb = {Span("_p", plan.Names.Encoder + ".weight", "VocabSize * H")};");
             w.Line("for (int r = 0; r < tokens.Length; r++) emb.Slice(tokens[r] * H, H).CopyTo(_l0X.AsSpan(r * H, H));");
             w.Line("RunLayers(batch, length, output, training);");
-        });
+        }, optimizedAtFirstCall: true);
         w.Open("private void BeginForward(int batch, int length, bool training)");
         w.Line("""
             if (training && _use != ModelUse.Training) throw new InvalidOperationException("This model was built for inference only: it has no training Forward.");
@@ -449,6 +461,7 @@ internal static class ModelEmitter
             """);
         w.Close();
         w.Line();
+        OptimizedAtFirstCall(w);
         w.Open("private void RunLayers(int batch, int length, Span<float> output, bool training)");
         w.Line("BeginForward(batch, length, training);");
         w.Line("int rows = batch * length;");
@@ -474,6 +487,7 @@ internal static class ModelEmitter
     private static void EmitBackward(CodeWriter w, ModelPlan plan)
     {
         w.Line("/// <summary>Adds dL/dθ into Gradients, layers in reverse order, from dL/d(output) of the last Forward.</summary>");
+        OptimizedAtFirstCall(w);
         OpenGuarded(w, "public void Backward(ReadOnlySpan<float> dOutput)");
         w.Line("""
         if (_use != ModelUse.Training) throw new InvalidOperationException("This model was built for inference only: it has no Backward.");

@@ -65,6 +65,7 @@ internal static class ConvolutionBlock
         string i = "_l" + l.Index, p = l.Prefix;
         w.Line($"/// <summary>Block {l.Index}, (B, L, H) → (B, L, H): pre-LayerNorm, {ssm}, GELU,");
         w.Line($"/// Linear(H → 2H), GLU, dropout (p = {dropout}), residual.</summary>");
+        ModelEmitter.OptimizedAtFirstCall(w);
         w.Open($"private void Layer{l.Index}Forward(int batch, int length)");
         w.Line($$"""
             int rows = batch * length;
