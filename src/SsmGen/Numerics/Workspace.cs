@@ -25,6 +25,7 @@ public sealed class Workspace
     internal AlignedBuffer KPartials = AlignedBuffer.Empty;
     internal readonly Gemm.KSplitJob KSplitJob = new();
     internal readonly Gemm.GluBackwardJob GluBackwardJob = new();
+    internal readonly Gemm.RowSumsJob RowSumsJob = new();
     /// <summary>
     /// dL/dO of <see cref="Gemm.GluResidualLinearBackward"/>: each part's block of rows where it runs fused, all of it
     /// where the separate passes run; grown on first use.

@@ -12,6 +12,8 @@ public class GemmTests
     [InlineData(7, 1, 128, true)]      // an encoder: in = 1
     [InlineData(600, 1, 128, true)]    // ... over enough rows for the vector kernels: dW as (xᵀ·dy)ᵀ
     [InlineData(64, 8, 40, true)]      // in < 16 beside out ≥ 16: the same, and dx 8 columns wide
+    [InlineData(5000, 3, 40, true)]    // ... over many rows: dW and db summed in four chunks of rows in parallel, a column tail
+    [InlineData(3000, 64, 40, true)]   // db alone summed in two chunks beside a product split over k
     [InlineData(600, 64, 10, true)]    // a decoder: out < 16, long k in the dW product
     [InlineData(30, 16, 48, true)]     // 16 columns after a 32-wide tile (x_proj's shape) and 16 alone (dx: dt_proj's)
     [InlineData(14, 56, 56, true)]     // a 32-wide tile, a 16-wide one and an 8-column tail

@@ -114,6 +114,23 @@ public class TrainingCoreTests
         Assert.Equal([0.3f, 0.4f], small);
     }
 
+    [Theory]
+    [InlineData(1000)]    // whole 32-float vectors past a scalar tail of 8
+    [InlineData(201482)]  // the sMNIST model's gradients
+    public void ClippingOfManyGradientsMatchesTheNormInDecimal(int n)
+    {
+        var rng = new Random(n);
+        var g = new float[n];
+        for (int i = 0; i < n; i++) g[i] = (float)((rng.NextDouble() - 0.5) * Math.Pow(10, rng.Next(-4, 2)));
+        decimal exact = 0; // an independent sum, in another order and type (each float through double: 15 digits kept)
+        foreach (float v in g) exact += (decimal)(double)v * (decimal)(double)v;
+        double expected = Math.Sqrt((double)exact);
+        var copy = (float[])g.Clone();
+        float norm = GradientClipping.ClipByGlobalNorm(g, 0.5f);
+        Assert.Equal(expected, norm, expected * 1e-7);
+        for (int i = 0; i < n; i++) Assert.Equal(copy[i] * (0.5f / norm), g[i]);
+    }
+
     [Fact]
     public void CrossEntropyValueAndGradientMatchTheFormula()
     {
