@@ -112,6 +112,35 @@ public class S4DModesTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(Variants))]
+    public void ChannelsSharedOverThePoolEqualEachChannelAlone(Discretization method, bool trainB)
+    {
+        const int h = 128, m = 12, hm = h * m; // enough modes for the worker pool's parts
+        var rng = new Random(4);
+        float[] U(int n, double lo, double hi) => Enumerable.Range(0, n).Select(_ => (float)(lo + (hi - lo) * rng.NextDouble())).ToArray();
+        float[] logDt = U(h, -7, -1), logA = U(hm, -1.5, 0.7), aIm = U(hm, 0, 40), b = trainB ? U(2 * hm, -1, 1) : [], c = U(2 * hm, -1, 1);
+        float[] sums = U(4 * hm, -0.5, 0.5), pieces = U(2 * hm, -0.5, 0.5);
+        var modes = new float[6 * hm];
+        S4DModes.Discretize(method, logDt, logA, aIm, b, c, modes, h, m);
+        float[] gDt = new float[h], gA = new float[hm], gAIm = new float[hm], gB = new float[trainB ? 2 * hm : 0], gC = new float[2 * hm];
+        S4DModes.ChainRule(method, logDt, logA, aIm, b, c, sums, pieces, gDt, gA, gAIm, gB, gC, h, m);
+        float[] Planes(float[] x, int planes, int ch) => Enumerable.Range(0, planes).SelectMany(k => x.AsSpan(k * hm + ch * m, m).ToArray()).ToArray();
+        for (int ch = 0; ch < h; ch++)
+        {
+            float[] bc = trainB ? b.AsSpan(2 * ch * m, 2 * m).ToArray() : [], cc = c.AsSpan(2 * ch * m, 2 * m).ToArray();
+            var one = new float[6 * m];
+            S4DModes.Discretize(method, logDt.AsSpan(ch, 1), logA.AsSpan(ch * m, m), aIm.AsSpan(ch * m, m), bc, cc, one, 1, m);
+            Assert.Equal(one, Planes(modes, 6, ch));
+            float[] oDt = new float[1], oA = new float[m], oAIm = new float[m], oB = new float[trainB ? 2 * m : 0], oC = new float[2 * m];
+            S4DModes.ChainRule(method, logDt.AsSpan(ch, 1), logA.AsSpan(ch * m, m), aIm.AsSpan(ch * m, m), bc, cc, Planes(sums, 4, ch), Planes(pieces, 2, ch), oDt, oA, oAIm, oB, oC, 1, m);
+            Assert.Equal(oDt[0], gDt[ch]);
+            Assert.Equal(oA, gA.AsSpan(ch * m, m).ToArray()); Assert.Equal(oAIm, gAIm.AsSpan(ch * m, m).ToArray());
+            Assert.Equal(oC, gC.AsSpan(2 * ch * m, 2 * m).ToArray());
+            if (trainB) Assert.Equal(oB, gB.AsSpan(2 * ch * m, 2 * m).ToArray());
+        }
+    }
+
     [Fact]
     public void ShortSpansAreRefusedBeforeAnythingIsWritten()
     {
