@@ -221,6 +221,7 @@ public static unsafe class Gemm
     {
         Check(x, rows * inF, "x"); Check(w, outF * inF, "w"); Check(dy, rows * outF, "dy"); Check(dw, outF * inF, "dw");
         if (!dx.IsEmpty) Check(dx, rows * inF, "dx");
+        if (!db.IsEmpty) Check(db, outF, "db"); // RowSums writes outF values through a pointer
         using var pass = PassProfile.Enter(Pass.Projection, (dx.IsEmpty ? 2.0 : 4.0) * rows * inF * outF,
             4.0 * ((double)rows * (dx.IsEmpty ? inF + outF : 3 * inF + outF) + 2.0 * inF * outF));
         if (!VectorKernel(rows, inF, outF))

@@ -116,6 +116,18 @@ public class GemmTests
         }
     }
 
+    [Theory]
+    [InlineData(3000, 1, 128)]   // the narrow path: the bias and dW summed in chunks of rows through pointers
+    [InlineData(3000, 64, 40)]   // the bias summed beside a product split over k
+    public void LinearBackwardRefusesAShortBiasGradientBeforeWriting(int rows, int inF, int outF)
+    {
+        var dw = Enumerable.Repeat(5f, outF * inF).ToArray(); var db = Enumerable.Repeat(5f, outF - 1).ToArray();
+        var e = Assert.Throws<ArgumentException>(() => Gemm.LinearBackward(new float[rows * inF], new float[outF * inF], new float[rows * outF], Span<float>.Empty, dw, db, rows, inF, outF));
+        Assert.Contains($"db has {outF - 1} values", e.Message);
+        Assert.All(dw, v => Assert.Equal(5f, v));
+        Assert.All(db, v => Assert.Equal(5f, v));
+    }
+
     /// <summary>
     /// The block tail's backward in one call: dx, dW and db against the double formulas (the GLU's backward of dL/d(next)
     /// under the dropout mask, then the linear's), and dx and dW bit for bit against the two separate passes, which sum
