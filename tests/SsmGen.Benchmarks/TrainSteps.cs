@@ -135,6 +135,10 @@ public static class TrainSteps
             Console.WriteLine($"| {t.Pass} | {ms:F2} | {100 * ms / stepMs:F1}% | {rate} | {t.Bytes / ns:F1} | {100 * t.Bytes / ns / bandwidth:F0}% |");
         }
         Console.WriteLine($"| other (generated loops, the S4D discretization, hand-offs) | {stepMs - claimed:F2} | {100 * (stepMs - claimed) / stepMs:F1}% | | | | |");
+        // time inside the passes when a core had no part to run: where the threads' shares end unevenly
+        int threads = WorkerPool.Shared.Concurrency;
+        double waitMs = PassProfile.Waiting.TotalMilliseconds / steps;
+        Console.WriteLine($"Threads idle inside parallel passes (waiting for a hand-off, or after their last part for the others'): {waitMs:F2} ms per call summed over the {threads} threads, {100 * waitMs / (threads * stepMs):F1}% of their time.");
         double callFlops = flops / steps;
         Console.WriteLine($"Counted work: {callFlops / 1e9:F2} GFLOP per call = {callFlops / (stepMs * 1e6):F1} GFLOP/s over the mean call, {100 * callFlops / (stepMs * 1e6) / peak:F1}% of the {Environment.ProcessorCount}-core peak (the median call: {100 * callFlops / (median * 1e6) / peak:F1}%, the fastest: {100 * callFlops / (fastest * 1e6) / peak:F1}%).");
     }

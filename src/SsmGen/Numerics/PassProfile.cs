@@ -25,6 +25,8 @@ public enum Pass
 /// Where a step's time goes: while recording, the library's kernels add their wall time, their floating-point
 /// operations and the bytes they must move (each input read and each output written once) to their <see cref="Pass"/>.
 /// What no kernel claims (generated loops, the S4D discretization and chain rule, hand-offs) is the step's time less their sum.
+/// Beside the passes it sums how long the <see cref="WorkerPool"/>'s threads sat idle inside the parallel runs the
+/// recording thread started (<see cref="Waiting"/>): time inside the passes that no core worked.
 /// Records the thread that started it, one model at a time; when not recording a kernel pays one static read.
 /// </summary>
 public static class PassProfile
@@ -34,12 +36,14 @@ public static class PassProfile
     private static readonly double[] s_flops = new double[Count], s_bytes = new double[Count];
     private static bool s_recording;
     private static int s_thread;
+    private static long s_waitTicks;
     [ThreadStatic] private static int t_depth;
 
     /// <summary>Clears the totals and starts recording on the calling thread.</summary>
     public static void Start()
     {
         Array.Clear(s_ticks); Array.Clear(s_flops); Array.Clear(s_bytes);
+        s_waitTicks = 0;
         s_thread = Environment.CurrentManagedThreadId;
         s_recording = true;
     }
@@ -53,6 +57,18 @@ public static class PassProfile
             totals[i] = new PassTotals((Pass)i, Stopwatch.GetElapsedTime(0, s_ticks[i]), s_flops[i], s_bytes[i]);
         return totals;
     }
+
+    /// <summary>
+    /// Thread time spent idle inside the parallel runs recorded since <see cref="Start"/>, summed over the threads: a
+    /// worker's wait for its hand-off, and each thread's wait, after its last part, for the others to finish theirs.
+    /// </summary>
+    public static TimeSpan Waiting => Stopwatch.GetElapsedTime(0, s_waitTicks);
+
+    /// <summary>Whether parallel runs started on the calling thread are being recorded.</summary>
+    internal static bool RecordsCallingThread => s_recording && Environment.CurrentManagedThreadId == s_thread;
+
+    /// <summary>Adds idle thread time (Stopwatch ticks) of a run started on the recording thread.</summary>
+    internal static void AddWaiting(long ticks) => s_waitTicks += ticks;
 
     /// <summary>Opens a pass; only the outermost open pass on the recording thread counts (kernels call kernels).</summary>
     internal static Scope Enter(Pass pass, double flops, double bytes)

@@ -34,6 +34,8 @@ public sealed class WorkerPool
     private readonly Thread[] _threads;
     private readonly SemaphoreSlim[] _wake;
     private readonly int[] _handed, _asleep; // per worker: the run it was last handed, and whether it may be blocked on _wake
+    private readonly long[] _started, _finished; // per worker, in a timed run: when it took up the run and when it found no part left
+    private bool _timed; // whether this run's idle time goes to the PassProfile
     private readonly int[] _workerIds;
     private readonly ManualResetEventSlim _done = new(false);
     private readonly object _gate = new();
@@ -54,6 +56,8 @@ public sealed class WorkerPool
         _wake = new SemaphoreSlim[Concurrency - 1];
         _handed = new int[Concurrency - 1];
         _asleep = new int[Concurrency - 1];
+        _started = new long[Concurrency - 1];
+        _finished = new long[Concurrency - 1];
         _workerIds = new int[Concurrency - 1];
         for (int i = 0; i < _threads.Length; i++)
         {
@@ -82,6 +86,8 @@ public sealed class WorkerPool
         {
             _work = work; _parts = parts; _error = null; _next = 0;
             _pending = threads - 1;
+            bool timed = _timed = PassProfile.RecordsCallingThread; // published to the workers with the generation
+            long start = timed ? Stopwatch.GetTimestamp() : 0;
             int generation = ++_generation;
             for (int i = 0; i < threads - 1; i++)
             {
@@ -92,10 +98,20 @@ public sealed class WorkerPool
                 if (Volatile.Read(ref _asleep[i]) != 0) _wake[i].Release();
             }
             RunParts(work, parts);
+            long callerDone = timed ? Stopwatch.GetTimestamp() : 0;
             WaitForWorkers();
+            if (timed) PassProfile.AddWaiting(Idle(threads - 1, start, callerDone, Stopwatch.GetTimestamp()));
             _work = null;
             if (_error is not null) ExceptionDispatchInfo.Throw(_error);
         }
+    }
+
+    /// <summary>Idle thread time of a run from <paramref name="start"/> to <paramref name="end"/>: the caller's after its last part, each worker's before it took up the run and after its last part.</summary>
+    private long Idle(int workers, long start, long callerDone, long end)
+    {
+        long idle = end - callerDone;
+        for (int i = 0; i < workers; i++) idle += (_started[i] - start) + (end - _finished[i]);
+        return idle;
     }
 
     /// <summary>
@@ -175,7 +191,10 @@ public sealed class WorkerPool
                 start = Stopwatch.GetTimestamp();
             }
             seen = Volatile.Read(ref _handed[slot]);
+            bool timed = _timed;
+            if (timed) _started[slot] = Stopwatch.GetTimestamp();
             RunParts(_work!, _parts);
+            if (timed) _finished[slot] = Stopwatch.GetTimestamp(); // before the decrement, whose fence the caller's read of _pending pairs with
             if (Interlocked.Decrement(ref _pending) == 0 && Volatile.Read(ref _callerAsleep) != 0) _done.Set();
         }
     }

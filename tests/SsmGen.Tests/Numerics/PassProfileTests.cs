@@ -45,6 +45,41 @@ public class PassProfileTests
         Assert.All(output, v => Assert.Equal(1f, v));
     }
 
+    private sealed class OneSlowPart(int slowMs) : ParallelWork
+    {
+        public override void Execute(int part, int parts)
+        {
+            if (part == 0) Thread.Sleep(slowMs);
+        }
+    }
+
+    /// <summary>
+    /// Two threads, one part that takes 40 ms and one that takes nothing: whichever thread runs the short part (or none)
+    /// sits idle ~40 ms, and only runs recorded on the recording thread count.
+    /// </summary>
+    [Fact]
+    public void ThreadsWaitingInsideParallelRunsAreSummed()
+    {
+        var pool = new WorkerPool(2);
+        var work = new OneSlowPart(40);
+        pool.Run(work, 2); // not recorded: before Start
+        PassProfile.Start();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        pool.Run(work, 2);
+        var wall = clock.Elapsed;
+        var other = new Thread(() => pool.Run(work, 2)); // another thread's run: not counted
+        other.Start();
+        other.Join();
+        PassProfile.Stop();
+        pool.Run(work, 2); // after Stop
+        var waiting = PassProfile.Waiting;
+        // one thread idle for about the run, the other hardly: below 1.5 times its wall time (the other runs would add ~40 ms each)
+        Assert.InRange(waiting.TotalMilliseconds, 30, 1.5 * wall.TotalMilliseconds);
+        PassProfile.Start();
+        PassProfile.Stop();
+        Assert.Equal(TimeSpan.Zero, PassProfile.Waiting); // cleared by Start
+    }
+
     [Fact]
     public void OtherThreadsAreNotCounted()
     {
