@@ -384,7 +384,7 @@ public static unsafe class Gemm
             var (s, e) = WorkerPool.Share(Chunks, part, parts);
             for (int chunk = s; chunk < e; chunk++)
             {
-                int c0 = (int)((long)Rows * chunk / Chunks), c1 = (int)((long)Rows * (chunk + 1) / Chunks);
+                int c0 = ChunkStart(Rows, chunk, Chunks), c1 = ChunkStart(Rows, chunk + 1, Chunks);
                 float* dw = Partials + (long)chunk * size, db = Partials + (long)Chunks * size + chunk * width;
                 new Span<float>(db, width).Clear();
                 for (int r0 = c0; r0 < c1; r0 += GluBlockRows)
@@ -447,6 +447,18 @@ public static unsafe class Gemm
     private const int KChunkRows = 1024, MaxKChunks = 8, MaxKSplitOutput = 64 * 1024;
 
     /// <summary>
+    /// Where chunk <paramref name="chunk"/> of <paramref name="chunks"/> starts along k (chunk = chunks: k itself). The
+    /// sizes fall in steps from the first chunk to the last (weights chunks, chunks − 1, …, 1), and the threads claim the
+    /// chunks in order, so the parts left at the end are small: with equal chunks, a core slowed down for a while left the
+    /// other idle for up to a whole chunk (the idle time `--passes` prints). Depends on the sizes alone.
+    /// </summary>
+    private static int ChunkStart(int k, int chunk, int chunks)
+    {
+        long before = (long)chunk * chunks - (long)chunk * (chunk - 1) / 2, total = (long)chunks * (chunks + 1) / 2;
+        return (int)(k * before / total);
+    }
+
+    /// <summary>
     /// C (m×n, row stride n) += Σ_k A(i,k)·B(k,j) as <see cref="Multiply"/>, k cut into <see cref="KChunks"/> fixed
     /// chunks computed in parallel into partial products, which are then added to C in chunk order.
     /// </summary>
@@ -481,7 +493,7 @@ public static unsafe class Gemm
                 var (s, e) = WorkerPool.Share(Chunks, part, parts);
                 for (int chunk = s; chunk < e; chunk++)
                 {
-                    int k0 = (int)((long)K * chunk / Chunks), k1 = (int)((long)K * (chunk + 1) / Chunks);
+                    int k0 = ChunkStart(K, chunk, Chunks), k1 = ChunkStart(K, chunk + 1, Chunks);
                     Serial(A + (long)k0 * Acs, Ars, Acs, B + (long)k0 * Ldb, Ldb, Partials + chunk * size, N, M, N, k1 - k0, Zeros);
                 }
                 return;
