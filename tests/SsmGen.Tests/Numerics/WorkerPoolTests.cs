@@ -89,4 +89,39 @@ public class WorkerPoolTests
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
         Assert.Equal([1101, 1101], work.Runs);
     }
+
+    /// <summary>
+    /// Shares cover the items once, in order, in whole grains (the last may end at the count); with blocks enough they
+    /// shrink from the first part to the last (within a block), none empty; with few blocks they differ by one at most.
+    /// </summary>
+    [Theory]
+    [InlineData(12544, 16, 16)] // sMNIST's rows over sixteen parts: shrinking
+    [InlineData(12545, 16, 12)] // a last grain cut short
+    [InlineData(136, 16, 1)]    // just enough blocks for the weights 16 … 1
+    [InlineData(128, 16, 1)]    // too few: equal
+    [InlineData(8, 8, 1)]
+    [InlineData(5, 16, 1)]      // fewer items than parts: some parts empty
+    public void SharesCoverTheItemsInOrderAndShrinkWhereThereAreBlocksEnough(int count, int parts, int grain)
+    {
+        var sizes = new int[parts];
+        int at = 0;
+        for (int p = 0; p < parts; p++)
+        {
+            var (s, e) = WorkerPool.Share(count, p, parts, grain);
+            Assert.Equal(at, s);
+            Assert.True(e >= s, $"part {p}: [{s}, {e})");
+            if (e < count) Assert.Equal(0, e % grain);
+            sizes[p] = e - s;
+            at = e;
+        }
+        Assert.Equal(count, at);
+        int blocks = (count + grain - 1) / grain;
+        if (blocks >= parts * (parts + 1) / 2)
+        {
+            for (int p = 0; p + 1 < parts; p++) Assert.True(sizes[p] + grain >= sizes[p + 1], $"part {p + 1} ({sizes[p + 1]}) above part {p} ({sizes[p]})");
+            Assert.All(sizes, size => Assert.True(size > 0));
+            Assert.True(sizes[0] > parts / 2 * sizes[^1], $"first {sizes[0]}, last {sizes[^1]}: not shrinking");
+        }
+        else Assert.True(sizes.Max() - sizes.Min() <= grain, string.Join(", ", sizes));
+    }
 }
