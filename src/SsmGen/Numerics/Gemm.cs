@@ -384,7 +384,7 @@ public static unsafe class Gemm
             var (s, e) = WorkerPool.Share(Chunks, part, parts);
             for (int chunk = s; chunk < e; chunk++)
             {
-                int c0 = ChunkStart(Rows, chunk, Chunks), c1 = ChunkStart(Rows, chunk + 1, Chunks);
+                var (c0, c1) = WorkerPool.Share(Rows, chunk, Chunks); // shrinking chunks (KChunks leaves blocks enough)
                 float* dw = Partials + (long)chunk * size, db = Partials + (long)Chunks * size + chunk * width;
                 new Span<float>(db, width).Clear();
                 for (int r0 = c0; r0 < c1; r0 += GluBlockRows)
@@ -436,7 +436,8 @@ public static unsafe class Gemm
     /// all of A and B; split by k, each streams its share (sMNIST's dW on two threads, runs alternated: 2.84–4.00 →
     /// 2.49–3.40 ms, each pair ~12% apart). The partial products cost a write and a read of C per chunk, so C must stay
     /// small (in L2) and k long. The count depends on the sizes alone, never on the threads: results are the same on any
-    /// machine.
+    /// machine. With at least 1,024 rows a chunk there are always k rows enough for <see cref="WorkerPool.Share"/> to
+    /// make the chunks shrink from the first to the last, so a core slowed down is left a small chunk at the end.
     /// </summary>
     private static int KChunks(int m, int n, int k)
     {
@@ -445,18 +446,6 @@ public static unsafe class Gemm
     }
 
     private const int KChunkRows = 1024, MaxKChunks = 8, MaxKSplitOutput = 64 * 1024;
-
-    /// <summary>
-    /// Where chunk <paramref name="chunk"/> of <paramref name="chunks"/> starts along k (chunk = chunks: k itself). The
-    /// sizes fall in steps from the first chunk to the last (weights chunks, chunks − 1, …, 1), and the threads claim the
-    /// chunks in order, so the parts left at the end are small: with equal chunks, a core slowed down for a while left the
-    /// other idle for up to a whole chunk (the idle time `--passes` prints). Depends on the sizes alone.
-    /// </summary>
-    private static int ChunkStart(int k, int chunk, int chunks)
-    {
-        long before = (long)chunk * chunks - (long)chunk * (chunk - 1) / 2, total = (long)chunks * (chunks + 1) / 2;
-        return (int)(k * before / total);
-    }
 
     /// <summary>
     /// C (m×n, row stride n) += Σ_k A(i,k)·B(k,j) as <see cref="Multiply"/>, k cut into <see cref="KChunks"/> fixed
@@ -493,7 +482,7 @@ public static unsafe class Gemm
                 var (s, e) = WorkerPool.Share(Chunks, part, parts);
                 for (int chunk = s; chunk < e; chunk++)
                 {
-                    int k0 = ChunkStart(K, chunk, Chunks), k1 = ChunkStart(K, chunk + 1, Chunks);
+                    var (k0, k1) = WorkerPool.Share(K, chunk, Chunks); // shrinking chunks (KChunks leaves blocks enough)
                     Serial(A + (long)k0 * Acs, Ars, Acs, B + (long)k0 * Ldb, Ldb, Partials + chunk * size, N, M, N, k1 - k0, Zeros);
                 }
                 return;
