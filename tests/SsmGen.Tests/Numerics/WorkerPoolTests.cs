@@ -124,4 +124,12 @@ public class WorkerPoolTests
         }
         else Assert.True(sizes.Max() - sizes.Min() <= grain, string.Join(", ", sizes));
     }
+
+    /// <summary>Hand-computed: with exactly 136 = 16 + 15 + … + 1 blocks, the shares are the weights themselves.</summary>
+    [Fact]
+    public void SharesFollowTheirWeightsExactly()
+    {
+        var sizes = Enumerable.Range(0, 16).Select(p => { var (s, e) = WorkerPool.Share(272, p, 16, 2); return e - s; });
+        Assert.Equal(Enumerable.Range(1, 16).Reverse().Select(w => 2 * w), sizes);
+    }
 }
